@@ -1,0 +1,39 @@
+"""The batched engine: state, parameters and pure step functions of the lending market.
+
+Arrays are ``[E, N]`` (envs by position slots) and ``[E]``; numpy or torch, taken from the inputs.
+"""
+
+from .drivers import DRIVER_FIELDS, DriverRow, Drivers
+from .params import (
+    PRESETS,
+    BorrowerParams,
+    EngineParams,
+    MarketParams,
+    ProtocolParams,
+    RunParams,
+    preset,
+    validate_risk_params,
+)
+from .state import COUNTER_FIELDS, KIND_NAMES, PARAM_FIELDS, State, init_state, set_protocol_params
+from .step import substep
+
+__all__ = [
+    "COUNTER_FIELDS",
+    "DRIVER_FIELDS",
+    "KIND_NAMES",
+    "PARAM_FIELDS",
+    "PRESETS",
+    "BorrowerParams",
+    "DriverRow",
+    "Drivers",
+    "EngineParams",
+    "MarketParams",
+    "ProtocolParams",
+    "RunParams",
+    "State",
+    "init_state",
+    "preset",
+    "set_protocol_params",
+    "substep",
+    "validate_risk_params",
+]

@@ -1,0 +1,169 @@
+"""The liquidation cascade: rounds of liquidations whose collateral sales move the pool and the oracle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import oracle as oracle_mod
+from .backend import namespace, safe_div
+from .borrowers import health_factor
+from .params import EngineParams
+from .pool import sell_asset, sell_quote
+from .state import State
+
+
+def keeper_capacity(gas_gwei: Any, params: EngineParams) -> Any:
+    """Liquidations that fit in one substep: full capacity at normal gas, ``ref / gas`` of it above
+    ``congestion_ref_gwei``, at least one."""
+    xp = namespace(gas_gwei)
+    m = params.market
+    frac = xp.clip(m.congestion_ref_gwei / xp.clip(gas_gwei, 1e-12, None), None, 1.0)
+    return xp.clip(xp.floor(m.keeper_capacity_per_substep * frac), 1.0, None)
+
+
+def gas_cost_usd(gas_gwei: Any, fundamental_usd: Any, params: EngineParams) -> Any:
+    """USD cost of one liquidation's gas (gas is paid in the collateral asset, ETH)."""
+    return gas_gwei * 1e-9 * params.market.gas_units_per_liquidation * fundamental_usd
+
+
+def liquidation_terms(state: State, params: EngineParams):
+    """Per position: (liquidatable, repay [debt units], seize [asset], protocol fee [asset], profit [USD])."""
+    xp = namespace(state.collateral_asset)
+    p = params.protocol
+    c, d = state.collateral_asset, state.debt_usd
+    o = state.oracle_usd[:, None]
+    dp = state.debt_price_usd[:, None]
+    bonus = state.liquidation_bonus[:, None]
+    hf = health_factor(state)
+    liq = state.active & (d > 0) & (hf < 1.0)
+    full = (hf <= p.full_close_hf) | (d * dp < p.small_position_usd)
+    cf = xp.where(full, xp.ones_like(c), xp.zeros_like(c) + state.close_factor[:, None])
+    repay = cf * d
+    seize = repay * dp * (1.0 + bonus) / o
+    capped = seize > c
+    seize = xp.where(capped, c, seize)
+    repay = xp.where(capped, c * o / ((1.0 + bonus) * dp), repay)
+    fee = p.protocol_fee_frac * xp.clip(seize - repay * dp / o, 0.0, None)
+    quote = sell_quote(state.pool_asset[:, None], state.pool_debt[:, None], seize - fee, params.market.pool_fee_frac)
+    gas_usd = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)[:, None]
+    profit = (quote - repay) * dp - gas_usd
+    zero = xp.zeros_like(c)
+    return (
+        liq,
+        xp.where(liq, repay, zero),
+        xp.where(liq, seize, zero),
+        xp.where(liq, fee, zero),
+        xp.where(liq, profit, zero),
+    )
+
+
+def _rank_desc(xp: Any, values: Any) -> Any:
+    """Rank of each entry within its row by descending value, ties by index (0 = best)."""
+    order = xp.argsort(-values, axis=1, stable=True)
+    return xp.argsort(order, axis=1, stable=True)
+
+
+def write_off(state: State) -> tuple[State, Any]:
+    """Debt left on positions with no collateral becomes bad debt: reserves pay first, lenders the rest.
+
+    Supply, reserves and bad debt are in debt-asset units, like debt."""
+    xp = namespace(state.collateral_asset)
+    empty = state.active & (state.collateral_asset <= 0)
+    bad = xp.where(empty & (state.debt_usd > 0), state.debt_usd, xp.zeros_like(state.debt_usd))
+    bad_env = xp.sum(bad, axis=1)
+    from_reserves = xp.minimum(bad_env, state.reserves_usd)
+    lenders = bad_env - from_reserves
+    new = state.replace(
+        debt_usd=state.debt_usd - bad,
+        collateral_asset=xp.where(empty, xp.zeros_like(state.collateral_asset), state.collateral_asset),
+        active=state.active & ~empty,
+        reserves_usd=state.reserves_usd - from_reserves,
+        supply_usd=state.supply_usd - lenders,
+        bad_debt_usd=state.bad_debt_usd + xp.sum(bad, axis=1),
+        bad_debt_from_reserves_usd=state.bad_debt_from_reserves_usd + from_reserves,
+        lender_loss_usd=state.lender_loss_usd + lenders,
+    )
+    return new, bad_env
+
+
+def run_cascade(
+    state: State,
+    params: EngineParams,
+    bias_frac: Any,
+    frozen: Any,
+    agent_share_frac: Any | None = None,
+) -> tuple[State, Any]:
+    """Liquidate in rounds until nothing liquidatable is profitable, capacity is spent, or the
+    round limit. Returns the new state and the number of rounds with a liquidation, per env.
+
+    In each round every liquidatable position whose liquidation pays for gas and slippage (selling
+    its seized collateral alone into the current pool) is liquidated, the most profitable first
+    when keeper capacity binds. Background keepers sell their seized collateral, net of the
+    protocol fee, into the pool in one trade per env; a share ``agent_share_frac`` of every
+    liquidation goes to an outside agent, whose collateral is not sold. Then bad debt is written
+    off and the oracle reads the moved pool (deviation only: the cascade is within one block).
+    """
+    xp = namespace(state.collateral_asset)
+    m = params.market
+    cap_left = keeper_capacity(state.gas_gwei, params)
+    rounds = xp.zeros_like(state.oracle_usd)
+    share = xp.zeros_like(state.oracle_usd) if agent_share_frac is None else agent_share_frac
+    for _ in range(m.max_cascade_rounds):
+        liq, repay, seize, fee, profit = liquidation_terms(state, params)
+        eligible = liq & (profit > 0)
+        if not bool(xp.any(eligible)):
+            break
+        count = xp.sum(xp.astype(eligible, repay.dtype), axis=1)
+        if bool(xp.any(count > cap_left)):
+            masked = xp.where(eligible, profit, xp.full_like(profit, -float("inf")))
+            eligible = eligible & (xp.astype(_rank_desc(xp, masked), repay.dtype) < cap_left[:, None])
+            count = xp.sum(xp.astype(eligible, repay.dtype), axis=1)
+        zero = xp.zeros_like(repay)
+        repay = xp.where(eligible, repay, zero)
+        seize = xp.where(eligible, seize, zero)
+        fee = xp.where(eligible, fee, zero)
+        repay_env = xp.sum(repay, axis=1)
+        seize_env = xp.sum(seize, axis=1)
+        fee_env = xp.sum(fee, axis=1)
+        net_env = seize_env - fee_env
+        keeper_sell = net_env * (1.0 - share)
+        pool_a, pool_d, out = sell_asset(state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac)
+        dp = state.debt_price_usd
+        gas_env = count * (1.0 - share) * (state.gas_gwei * 1e-9 * m.gas_units_per_liquidation * state.fundamental_usd)
+        state = state.replace(
+            collateral_asset=state.collateral_asset - seize,
+            debt_usd=state.debt_usd - repay,
+            ever_liquidated=state.ever_liquidated | eligible,
+            pool_asset=pool_a,
+            pool_debt=pool_d,
+            seized_collateral_asset=state.seized_collateral_asset + seize_env,
+            repaid_by_liquidators_usd=state.repaid_by_liquidators_usd + repay_env,
+            liquidations=state.liquidations + count,
+            protocol_fee_asset=state.protocol_fee_asset + fee_env,
+            protocol_fee_usd=state.protocol_fee_usd + fee_env * state.oracle_usd,
+            keeper_sold_asset=state.keeper_sold_asset + keeper_sell,
+            keeper_profit_usd=state.keeper_profit_usd + (out - repay_env * (1.0 - share)) * dp - gas_env,
+            agent_seized_asset=state.agent_seized_asset + net_env * share,
+            agent_repaid_usd=state.agent_repaid_usd + repay_env * share,
+        )
+        state, _ = write_off(state)
+        cap_left = cap_left - count
+        rounds = rounds + xp.astype(count > 0, rounds.dtype)
+        source = oracle_mod.source_price(state.fundamental_usd, state.pool_price_usd, m.oracle_pool_weight_frac)
+        new_oracle, new_updated = oracle_mod.refresh(
+            m.oracle_kind_code,
+            state.oracle_usd,
+            state.oracle_updated_h,
+            state.time_h,
+            source,
+            None,
+            bias_frac,
+            frozen,
+            m.oracle_deviation_frac,
+            None,
+        )
+        state = state.replace(oracle_usd=new_oracle, oracle_updated_h=new_updated)
+    return state, rounds
+
+
+__all__ = ["run_cascade", "liquidation_terms", "keeper_capacity", "gas_cost_usd", "write_off", "safe_div"]

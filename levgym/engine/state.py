@@ -1,0 +1,280 @@
+"""Batched state of E lending markets with N position slots each, and the initial book."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backend import make_converter, namespace, to_numpy
+from .params import EngineParams, ProtocolParams
+
+PASSIVE, DEFENSIVE, LOOPER = 0, 1, 2
+KIND_NAMES = ("passive", "defensive", "looper")
+
+# Per-env protocol parameters live in the state so a governance agent can move them per env.
+PARAM_FIELDS = (
+    "ltv",
+    "liquidation_threshold",
+    "liquidation_bonus",
+    "close_factor",
+    "base_rate_apr",
+    "slope1_apr",
+    "slope2_apr",
+    "optimal_utilization_frac",
+    "reserve_factor_frac",
+)
+
+# Cumulative counters [E]; the accounting identities are written in these.
+COUNTER_FIELDS = (
+    "added_collateral_asset",
+    "withdrawn_collateral_asset",
+    "seized_collateral_asset",
+    "borrowed_usd",
+    "interest_usd",
+    "repaid_by_borrowers_usd",
+    "repaid_by_liquidators_usd",
+    "bad_debt_usd",
+    "bad_debt_from_reserves_usd",
+    "lender_loss_usd",
+    "liquidations",
+    "protocol_fee_asset",
+    "protocol_fee_usd",
+    "reserve_income_usd",
+    "cascade_rounds_max",
+    "keeper_sold_asset",
+    "keeper_profit_usd",
+    "agent_seized_asset",
+    "agent_repaid_usd",
+    "arrivals",
+    "exits",
+)
+
+
+@dataclass(frozen=True)
+class State:
+    """All arrays of a batch. Positions are ``[E, N]``, markets ``[E]``; debt is in debt-asset units
+    (USD at a debt price of 1), collateral in units of the volatile asset."""
+
+    # positions [E, N]
+    collateral_asset: Any
+    debt_usd: Any
+    active: Any
+    kind: Any
+    trigger_hf: Any
+    react_prob: Any
+    target_hf: Any
+    repays: Any
+    template_collateral_asset: Any
+    template_hf: Any
+    ever_liquidated: Any
+    # market [E]
+    fundamental_usd: Any
+    pool_asset: Any
+    pool_debt: Any
+    pool_liquidity_base: Any
+    oracle_usd: Any
+    oracle_updated_h: Any
+    twap_buffer_usd: Any  # [E, K]
+    debt_price_usd: Any
+    gas_gwei: Any
+    time_h: float
+    substep_index: int
+    # protocol parameters [E]
+    ltv: Any
+    liquidation_threshold: Any
+    liquidation_bonus: Any
+    close_factor: Any
+    base_rate_apr: Any
+    slope1_apr: Any
+    slope2_apr: Any
+    optimal_utilization_frac: Any
+    reserve_factor_frac: Any
+    # protocol accounting [E]
+    supply_usd: Any
+    reserves_usd: Any
+    # starting values [E]
+    initial_collateral_asset: Any
+    initial_debt_usd: Any
+    fundamental_start_usd: Any
+    fundamental_min_usd: Any
+    pool_start_usd: Any
+    pool_min_usd: Any
+    # cumulative counters [E]
+    added_collateral_asset: Any
+    withdrawn_collateral_asset: Any
+    seized_collateral_asset: Any
+    borrowed_usd: Any
+    interest_usd: Any
+    repaid_by_borrowers_usd: Any
+    repaid_by_liquidators_usd: Any
+    bad_debt_usd: Any
+    bad_debt_from_reserves_usd: Any
+    lender_loss_usd: Any
+    liquidations: Any
+    protocol_fee_asset: Any
+    protocol_fee_usd: Any
+    reserve_income_usd: Any
+    cascade_rounds_max: Any
+    keeper_sold_asset: Any
+    keeper_profit_usd: Any
+    agent_seized_asset: Any
+    agent_repaid_usd: Any
+    arrivals: Any
+    exits: Any
+
+    def replace(self, **changes: Any) -> State:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def num_envs(self) -> int:
+        return int(self.collateral_asset.shape[0])
+
+    @property
+    def num_positions(self) -> int:
+        return int(self.collateral_asset.shape[1])
+
+    @property
+    def pool_price_usd(self) -> Any:
+        """Pool price of the asset in USD (the pool quotes it in the debt asset)."""
+        return self.pool_debt / self.pool_asset * self.debt_price_usd
+
+    def to_numpy(self) -> State:
+        """A copy with every array as numpy (for tests, plots and the reference loop)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v if isinstance(v, int | float) else to_numpy(v).copy()
+        return State(**out)
+
+    def select(self, env_mask: Any) -> State:
+        """A new state with the envs of ``env_mask`` (bool [E]) only."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v if isinstance(v, int | float) else v[env_mask]
+        return State(**out)
+
+
+def set_protocol_params(state: State, params: ProtocolParams, env_mask: Any | None = None) -> State:
+    """Write ``params`` into the per-env parameter arrays (all envs, or those in ``env_mask``)."""
+    changes = {}
+    for name in PARAM_FIELDS:
+        cur = getattr(state, name)
+        val = cur * 0.0 + float(getattr(params, name))
+        changes[name] = val if env_mask is None else namespace(cur).where(env_mask, val, cur)
+    return state.replace(**changes)
+
+
+def draw_book(params: EngineParams, num_envs: int, num_positions: int, rng: np.random.Generator) -> dict:
+    """Draw the position slots' sizes, health factors and behaviours (numpy, before any price)."""
+    b = params.borrowers
+    e, n = num_envs, num_positions
+    weights = rng.pareto(b.size_pareto_alpha, (e, n)) + 1.0
+    hf = b.hf_floor + np.exp(np.log(b.hf_median_excess) + b.hf_sigma * rng.standard_normal((e, n)))
+    u_kind = rng.random((e, n))
+    kind = np.where(
+        u_kind < b.passive_frac,
+        PASSIVE,
+        np.where(u_kind < b.passive_frac + b.defensive_frac, DEFENSIVE, LOOPER),
+    ).astype(np.int64)
+    trigger = rng.uniform(b.trigger_hf_min, b.trigger_hf_max, (e, n))
+    react = rng.uniform(b.react_prob_min, b.react_prob_max, (e, n))
+    target = rng.uniform(b.looper_target_hf_min, b.looper_target_hf_max, (e, n))
+    repays = rng.random((e, n)) < b.repay_share_frac
+    active = rng.random((e, n)) < b.initial_active_frac
+    active[~active.any(axis=1), 0] = True
+    return {
+        "weights": weights,
+        "hf": hf,
+        "kind": kind,
+        "trigger": trigger,
+        "react": react,
+        "target": target,
+        "repays": repays,
+        "active": active,
+    }
+
+
+def init_state(
+    params: EngineParams,
+    num_envs: int,
+    num_positions: int,
+    seed: int | np.random.Generator,
+    fundamental_usd: np.ndarray,
+    debt_price_usd: np.ndarray,
+    liquidity_frac: np.ndarray,
+    gas_gwei: np.ndarray,
+    backend: str = "numpy",
+    dtype: str = "float64",
+    device: str | None = None,
+) -> State:
+    """The initial state: a drawn book at the first driver row (``[E]`` numpy arrays)."""
+    if num_envs < 1:
+        raise ValueError(f"num_envs={num_envs} is out of range; allowed >= 1")
+    if num_positions < 1:
+        raise ValueError(f"positions={num_positions} is out of range; allowed >= 1")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    p, m, b = params.protocol, params.market, params.borrowers
+    e, n = num_envs, num_positions
+    book = draw_book(params, e, n, rng)
+    f0 = np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e,)).copy()
+    dp0 = np.broadcast_to(np.asarray(debt_price_usd, dtype=np.float64), (e,)).copy()
+    liq0 = np.broadcast_to(np.asarray(liquidity_frac, dtype=np.float64), (e,)).copy()
+    gas0 = np.broadcast_to(np.asarray(gas_gwei, dtype=np.float64), (e,)).copy()
+
+    active = book["active"]
+    w = book["weights"]
+    scale = b.total_collateral_usd / (w * active).sum(axis=1, keepdims=True)
+    template_coll = w * scale / f0[:, None]
+    hf_eff = np.maximum(book["hf"], p.liquidation_threshold / p.ltv)
+    coll = np.where(active, template_coll, 0.0)
+    debt = coll * f0[:, None] * p.liquidation_threshold / (hf_eff * dp0[:, None])
+    total_debt = debt.sum(axis=1)
+
+    price_debt_units = f0 / dp0
+    pool_debt = np.full(e, m.pool_depth_usd) / dp0
+    pool_asset = pool_debt / price_debt_units
+    liquidity_base = np.sqrt(pool_asset * pool_debt)
+    pool_asset, pool_debt = pool_asset * liq0, pool_debt * liq0
+
+    conv = make_converter(backend, dtype, device)
+    zeros = np.zeros(e)
+    arrays: dict[str, Any] = {
+        "collateral_asset": coll,
+        "debt_usd": debt,
+        "active": active,
+        "kind": book["kind"],
+        "trigger_hf": book["trigger"],
+        "react_prob": book["react"],
+        "target_hf": book["target"],
+        "repays": book["repays"],
+        "template_collateral_asset": template_coll,
+        "template_hf": book["hf"],
+        "ever_liquidated": np.zeros((e, n), dtype=bool),
+        "fundamental_usd": f0,
+        "pool_asset": pool_asset,
+        "pool_debt": pool_debt,
+        "pool_liquidity_base": liquidity_base,
+        "oracle_usd": f0.copy(),
+        "oracle_updated_h": zeros.copy(),
+        "twap_buffer_usd": np.repeat(f0[:, None], m.twap_window_substeps, axis=1),
+        "debt_price_usd": dp0,
+        "gas_gwei": gas0,
+        "supply_usd": total_debt / b.initial_utilization_frac,
+        "reserves_usd": total_debt * b.initial_reserves_frac,
+        "initial_collateral_asset": coll.sum(axis=1),
+        "initial_debt_usd": total_debt,
+        "fundamental_start_usd": f0.copy(),
+        "fundamental_min_usd": f0.copy(),
+        "pool_start_usd": f0.copy(),
+        "pool_min_usd": f0.copy(),
+    }
+    for name in PARAM_FIELDS:
+        arrays[name] = np.full(e, float(getattr(p, name)))
+    for name in COUNTER_FIELDS:
+        arrays[name] = zeros.copy()
+    converted = {k: conv(v) for k, v in arrays.items()}
+    return State(time_h=0.0, substep_index=0, **converted)
