@@ -278,3 +278,24 @@ def init_state(
         arrays[name] = zeros.copy()
     converted = {k: conv(v) for k, v in arrays.items()}
     return State(time_h=0.0, substep_index=0, **converted)
+
+
+def reset_envs(state: State, fresh: State, env_mask: Any) -> State:
+    """Replace the envs of ``env_mask`` (bool ``[E]``) with those of ``fresh`` (same shapes), e.g.
+    for autoreset in a vector env. The clock is shared: the fresh envs' oracle update time is set
+    to ``state.time_h`` so their heartbeat counts from now."""
+    xp = namespace(state.collateral_asset)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(state):
+        old = getattr(state, f.name)
+        if isinstance(old, int | float):
+            out[f.name] = old
+            continue
+        new = getattr(fresh, f.name)
+        if f.name == "oracle_updated_h":
+            new = new * 0.0 + state.time_h
+        mask = env_mask
+        for _ in range(old.ndim - 1):
+            mask = mask[..., None]
+        out[f.name] = xp.where(mask, new, old)
+    return State(**out)
