@@ -55,13 +55,14 @@ class Simulator:
         backend: str = "numpy",
         dtype: str = "float64",
         device: str | None = None,
+        state: State | None = None,
     ) -> None:
         self.params = params
         self.drivers = drivers
         self.convert = make_converter(backend, dtype, device)
         self.seed = int(seed)
         self.noise_rng = np.random.default_rng([self.seed, 1])
-        self.state: State = init_state(
+        self.state: State = state if state is not None else init_state(
             params,
             drivers.num_envs,
             num_positions,

@@ -110,7 +110,7 @@ def run_cascade(
     share = xp.zeros_like(state.oracle_usd) if agent_share_frac is None else agent_share_frac
     for _ in range(m.max_cascade_rounds):
         liq, repay, seize, fee, profit = liquidation_terms(state, params)
-        eligible = liq & (profit > 0)
+        eligible = liq & (profit > 0) if m.profitability_filter else liq
         if not bool(xp.any(eligible)):
             break
         count = xp.sum(xp.astype(eligible, repay.dtype), axis=1)

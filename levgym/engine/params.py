@@ -133,6 +133,9 @@ class MarketParams:
     """Above this gas price keeper capacity falls as ``ref / gas``."""
     max_cascade_rounds: int = 30
     """Upper bound on cascade rounds per substep."""
+    profitability_filter: bool = True
+    """Liquidate only when the seized collateral, sold alone into the pool, pays for repay and gas.
+    Off: every liquidatable position is liquidated (up to keeper capacity) whatever it pays."""
 
     def __post_init__(self) -> None:
         o = "market"
@@ -150,6 +153,8 @@ class MarketParams:
         _check_range(o, "keeper_capacity_per_substep", self.keeper_capacity_per_substep, 0.0)
         _check_range(o, "congestion_ref_gwei", self.congestion_ref_gwei, 0.0, lo_open=True)
         _check_range(o, "max_cascade_rounds", self.max_cascade_rounds, 1, 10_000)
+        if not isinstance(self.profitability_filter, bool):
+            raise ValueError(f"market.profitability_filter={self.profitability_filter!r}; allowed true or false")
 
     @property
     def oracle_kind_code(self) -> int:

@@ -299,3 +299,49 @@ def reset_envs(state: State, fresh: State, env_mask: Any) -> State:
             mask = mask[..., None]
         out[f.name] = xp.where(mask, new, old)
     return State(**out)
+
+
+def from_book(
+    params: EngineParams,
+    collateral_asset: np.ndarray,
+    debt_usd: np.ndarray,
+    fundamental_usd: np.ndarray | float,
+    kind: np.ndarray | None = None,
+    debt_price_usd: np.ndarray | float = 1.0,
+    gas_gwei: np.ndarray | float = 30.0,
+    backend: str = "numpy",
+    dtype: str = "float64",
+    device: str | None = None,
+) -> State:
+    """A state holding exactly the given book (``[E, N]`` collateral and debt; zero collateral
+    means a free slot). Behaviour attributes come from the usual draw (seed 0) unless ``kind``
+    is given; ``kind=None`` makes every slot passive. Used to build cascades by hand."""
+    coll = np.asarray(collateral_asset, dtype=np.float64)
+    debt = np.asarray(debt_usd, dtype=np.float64)
+    if coll.ndim != 2 or coll.shape != debt.shape:
+        raise ValueError(f"collateral_asset {coll.shape} and debt_usd {debt.shape} must both be [E, N]")
+    if np.any(coll < 0) or np.any(debt < 0):
+        raise ValueError("collateral_asset and debt_usd must be >= 0")
+    e, n = coll.shape
+    f0 = np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e,))
+    dp0 = np.broadcast_to(np.asarray(debt_price_usd, dtype=np.float64), (e,))
+    base = init_state(params, e, n, 0, f0, dp0, np.ones(e), np.broadcast_to(np.asarray(gas_gwei, float), (e,)))
+    kinds = np.zeros((e, n), dtype=np.int64) if kind is None else np.asarray(kind, dtype=np.int64)
+    active = coll > 0
+    total_debt = debt.sum(axis=1)
+    b = params.borrowers
+    conv = make_converter(backend, dtype, device)
+    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    fields.update(
+        collateral_asset=coll,
+        debt_usd=debt,
+        active=active,
+        kind=kinds,
+        template_collateral_asset=np.where(active, coll, base.template_collateral_asset),
+        supply_usd=np.maximum(total_debt / b.initial_utilization_frac, 1e-12),
+        reserves_usd=total_debt * b.initial_reserves_frac,
+        initial_collateral_asset=coll.sum(axis=1),
+        initial_debt_usd=total_debt,
+    )
+    out = {k: (v if isinstance(v, int | float) else conv(v)) for k, v in fields.items()}
+    return State(**out)

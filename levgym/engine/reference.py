@@ -1,0 +1,325 @@
+"""A deliberately plain per-position loop of the substep rules: the test oracle of the batched engine.
+
+Everything here is Python floats and explicit loops over envs and positions, written from
+DESIGN.md's rules rather than from the vectorized code. It is slow on purpose and used only by
+tests and by `levgym bench` as the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .drivers import DRIVER_FIELDS, DriverRow
+from .params import HOURS_PER_YEAR, EngineParams
+from .state import COUNTER_FIELDS, DEFENSIVE, LOOPER, State
+
+POSITION_FIELDS = (
+    "collateral_asset",
+    "debt_usd",
+    "active",
+    "kind",
+    "trigger_hf",
+    "react_prob",
+    "target_hf",
+    "repays",
+    "template_collateral_asset",
+    "template_hf",
+    "ever_liquidated",
+)
+
+
+def _hf(c: float, d: float, o: float, lt: float, dp: float) -> float:
+    den = d * dp
+    return c * (o * lt) / den if den > 0 else math.inf
+
+
+def _rate(total: float, supply: float, m: dict) -> float:
+    u = total / supply if supply > 0 else 1.0
+    u = min(max(u, 0.0), 1.0)
+    opt = m["optimal_utilization_frac"]
+    return m["base_rate_apr"] + m["slope1_apr"] * min(u, opt) / opt + m["slope2_apr"] * max(u - opt, 0.0) / (1.0 - opt)
+
+
+def _sell(x: float, y: float, dx: float, fee: float) -> tuple[float, float, float]:
+    eff = dx * (1.0 - fee)
+    out = y * eff / (x + eff)
+    return x + eff, y - out, out
+
+
+def _buy(x: float, y: float, dy: float, fee: float) -> tuple[float, float, float]:
+    eff = dy * (1.0 - fee)
+    out = x * eff / (y + eff)
+    return x - out, y + eff, out
+
+
+def _source(f: float, pool_usd: float, w: float) -> float:
+    if w == 0.0:
+        return f
+    return math.exp((1.0 - w) * math.log(f) + w * math.log(pool_usd))
+
+
+def _refresh(m: dict, params: EngineParams, now: float, source: float, twap: float | None, bias: float, frozen: bool, in_block: bool) -> None:
+    mk = params.market
+    kind = mk.oracle_kind
+    if kind == "twap":
+        if in_block:
+            return
+        cand, update = twap * (1.0 + bias), not frozen
+    elif kind == "exact":
+        cand, update = source * (1.0 + bias), not frozen
+    else:
+        cand = source * (1.0 + bias)
+        update = abs(cand / m["oracle_usd"] - 1.0) > mk.oracle_deviation_frac
+        if not in_block:
+            update = update or (now - m["oracle_updated_h"]) >= mk.oracle_heartbeat_h - 1e-9
+        update = update and not frozen
+    if update:
+        m["oracle_usd"] = cand
+        m["oracle_updated_h"] = now
+
+
+def reference_substep(
+    state: State,
+    row: DriverRow,
+    noise_u: np.ndarray,
+    params: EngineParams,
+    agent_share_frac: np.ndarray | None = None,
+) -> tuple[State, np.ndarray]:
+    """The same substep as :func:`levgym.engine.step.substep`, one position at a time (numpy in and out)."""
+    s = state.to_numpy()
+    e_count, n_count = s.num_envs, s.num_positions
+    r = {name: np.asarray(getattr(row, name)) for name in DRIVER_FIELDS}
+    u = np.asarray(noise_u)
+    mk, b, pr, run = params.market, params.borrowers, params.protocol, params.run
+    dt = run.substep_h
+    now = s.time_h + dt
+    fee = mk.pool_fee_frac
+
+    envs: list[dict[str, Any]] = []
+    for e in range(e_count):
+        m: dict[str, Any] = {}
+        for f_ in (
+            "fundamental_usd", "pool_asset", "pool_debt", "pool_liquidity_base", "oracle_usd",
+            "oracle_updated_h", "debt_price_usd", "gas_gwei", "ltv", "liquidation_threshold",
+            "liquidation_bonus", "close_factor", "base_rate_apr", "slope1_apr", "slope2_apr",
+            "optimal_utilization_frac", "reserve_factor_frac", "supply_usd", "reserves_usd",
+            "fundamental_min_usd", "pool_min_usd",
+        ) + COUNTER_FIELDS:
+            m[f_] = float(getattr(s, f_)[e])
+        m["twap"] = [float(v) for v in s.twap_buffer_usd[e]]
+        m["pos"] = [
+            {name: getattr(s, name)[e, i].item() for name in POSITION_FIELDS} for i in range(n_count)
+        ]
+        envs.append(m)
+
+    # 1-3: fundamental, liquidity, arbitrage, TWAP sample, oracle.
+    for e, m in enumerate(envs):
+        f, dp = float(r["fundamental_usd"][e]), float(r["debt_price_usd"][e])
+        x, y = m["pool_asset"], m["pool_debt"]
+        scale = m["pool_liquidity_base"] * float(r["liquidity_frac"][e]) / math.sqrt(x * y)
+        x, y = x * scale, y * scale
+        price = y / x
+        new_price = math.exp(math.log(price) + float(r["arb_speed_frac"][e]) * (math.log(f / dp) - math.log(price)))
+        k = x * y
+        x, y = math.sqrt(k / new_price), math.sqrt(k * new_price)
+        pool_usd = y / x * dp
+        m["twap"][s.substep_index % mk.twap_window_substeps] = pool_usd
+        twap = sum(m["twap"]) / len(m["twap"])
+        src = _source(f, pool_usd, mk.oracle_pool_weight_frac)
+        _refresh(m, params, now, src, twap, float(r["oracle_bias_frac"][e]), bool(r["oracle_frozen"][e]), False)
+        m.update(fundamental_usd=f, debt_price_usd=dp, gas_gwei=float(r["gas_gwei"][e]), pool_asset=x, pool_debt=y)
+
+    # 4: interest.
+    for m in envs:
+        total = sum(p["debt_usd"] for p in m["pos"])
+        growth = _rate(total, m["supply_usd"], m) * (dt / HOURS_PER_YEAR)
+        interest = 0.0
+        for p in m["pos"]:
+            add = p["debt_usd"] * growth
+            p["debt_usd"] += add
+            interest += add
+        to_res = interest * m["reserve_factor_frac"]
+        m["interest_usd"] += interest
+        m["reserves_usd"] += to_res
+        m["reserve_income_usd"] += to_res
+        m["supply_usd"] += interest - to_res
+
+    # 5: borrowers.
+    for e, m in enumerate(envs):
+        o, dp, lt, ltv = m["oracle_usd"], m["debt_price_usd"], m["liquidation_threshold"], m["ltv"]
+        gas_factor = 1.0 / (1.0 + m["gas_gwei"] / b.reaction_gas_ref_gwei)
+        rate = _rate(sum(p["debt_usd"] for p in m["pos"]), m["supply_usd"], m)
+        attract = math.exp(b.ltv_elasticity * (ltv - b.ltv_ref) - b.rate_elasticity * (rate - b.rate_ref_apr))
+        p_exit = min(max(b.exit_rate_per_h * dt / attract, 0.0), 0.5)
+        p_arr = min(max(b.arrival_rate_per_h * dt * float(r["arrival_mult"][e]) * attract, 0.0), 0.5)
+        plans = []
+        for i, p in enumerate(m["pos"]):
+            c, d = p["collateral_asset"], p["debt_usd"]
+            cv, dv = c * o, d * dp
+            hf = _hf(c, d, o, lt, dp)
+            ui = float(u[e, i])
+            plan = {"add": 0.0, "rep": 0.0, "sell": 0.0, "want": 0.0, "exit": False, "arrive": False}
+            if p["active"]:
+                reacts = d > 0 and ui < p["react_prob"] * gas_factor
+                plan["exit"] = ui > 1.0 - p_exit and hf >= 1.0
+                if reacts and p["kind"] == DEFENSIVE and hf < p["trigger_hf"]:
+                    target = p["trigger_hf"] + b.defend_target_gap
+                    if p["repays"]:
+                        plan["rep"] = min(max(dv - cv * lt / target, 0.0) / dp, d)
+                    else:
+                        plan["add"] = max(target * dv / lt - cv, 0.0) / o
+                if reacts and p["kind"] == LOOPER:
+                    t = p["target_hf"]
+                    if hf > t * (1.0 + b.relever_band_frac):
+                        want = min((cv * lt - t * dv) / (t - lt), (cv * ltv - dv) / (1.0 - ltv))
+                        plan["want"] = max(want, 0.0) / dp
+                    if 1.0 <= hf < 1.0 + b.delever_frac * (t - 1.0):
+                        plan["sell"] = min(max((t * dv - cv * lt) / (t - lt), 0.0), min(cv, dv)) / o
+            else:
+                plan["arrive"] = ui < p_arr
+            plans.append(plan)
+        total_sell = sum(pl["sell"] for pl in plans)
+        x, y, out = _sell(m["pool_asset"], m["pool_debt"], total_sell, fee)
+        for p, pl in zip(m["pos"], plans, strict=True):
+            proceeds = pl["sell"] * (out / total_sell if total_sell > 0 else 0.0)
+            rep_del = min(proceeds, p["debt_usd"])
+            rep_exit = p["debt_usd"] if pl["exit"] else 0.0
+            wd_exit = p["collateral_asset"] if pl["exit"] else 0.0
+            p["collateral_asset"] += pl["add"] - pl["sell"] - wd_exit
+            p["debt_usd"] -= pl["rep"] + rep_del + rep_exit
+            if pl["exit"]:
+                p["active"] = False
+            m["added_collateral_asset"] += pl["add"]
+            m["withdrawn_collateral_asset"] += pl["sell"] + wd_exit
+            m["repaid_by_borrowers_usd"] += pl["rep"] + rep_del + rep_exit
+            m["exits"] += 1.0 if pl["exit"] else 0.0
+        total_debt = sum(p["debt_usd"] for p in m["pos"])
+        avail = max(min(m["supply_usd"] - total_debt, pr.borrow_cap_usd - total_debt), 0.0)
+        arr_d = []
+        for p, pl in zip(m["pos"], plans, strict=True):
+            if pl["arrive"]:
+                hf_arr = max(p["template_hf"], lt / ltv)
+                arr_d.append(p["template_collateral_asset"] * o * lt / (hf_arr * dp))
+            else:
+                arr_d.append(0.0)
+        requested = sum(pl["want"] for pl in plans) + sum(arr_d)
+        scale = min(avail / requested, 1.0) if requested > 0 else 1.0
+        total_buy = sum(pl["want"] * scale for pl in plans)
+        x, y, got = _buy(x, y, total_buy, fee)
+        m["pool_asset"], m["pool_debt"] = x, y
+        for p, pl, ad in zip(m["pos"], plans, arr_d, strict=True):
+            borrow = pl["want"] * scale
+            bought = borrow * (got / total_buy if total_buy > 0 else 0.0)
+            p["collateral_asset"] += bought
+            p["debt_usd"] += borrow
+            m["added_collateral_asset"] += bought
+            m["borrowed_usd"] += borrow
+            if pl["arrive"]:
+                p["collateral_asset"] += p["template_collateral_asset"]
+                p["debt_usd"] += ad * scale
+                p["active"] = True
+                m["added_collateral_asset"] += p["template_collateral_asset"]
+                m["borrowed_usd"] += ad * scale
+                m["arrivals"] += 1.0
+
+    # 6: the cascade, in rounds shared by all envs.
+    share = [0.0] * e_count if agent_share_frac is None else [float(v) for v in np.asarray(agent_share_frac)]
+    cap_left = []
+    for m in envs:
+        frac = min(mk.congestion_ref_gwei / max(m["gas_gwei"], 1e-12), 1.0)
+        cap_left.append(max(math.floor(mk.keeper_capacity_per_substep * frac), 1.0))
+    rounds = [0.0] * e_count
+    for _ in range(mk.max_cascade_rounds):
+        any_liq = False
+        plans_all = []
+        for m in envs:
+            o, dp, lt, bonus = m["oracle_usd"], m["debt_price_usd"], m["liquidation_threshold"], m["liquidation_bonus"]
+            gas_usd = m["gas_gwei"] * 1e-9 * mk.gas_units_per_liquidation * m["fundamental_usd"]
+            cands = []
+            for i, p in enumerate(m["pos"]):
+                c, d = p["collateral_asset"], p["debt_usd"]
+                hf = _hf(c, d, o, lt, dp)
+                if not (p["active"] and d > 0 and hf < 1.0):
+                    continue
+                full = hf <= pr.full_close_hf or d * dp < pr.small_position_usd
+                repay = (1.0 if full else m["close_factor"]) * d
+                seize = repay * dp * (1.0 + bonus) / o
+                if seize > c:
+                    seize = c
+                    repay = c * o / ((1.0 + bonus) * dp)
+                fee_a = pr.protocol_fee_frac * max(seize - repay * dp / o, 0.0)
+                eff = (seize - fee_a) * (1.0 - fee)
+                quote = m["pool_debt"] * eff / (m["pool_asset"] + eff)
+                profit = (quote - repay) * dp - gas_usd
+                if profit > 0 or not mk.profitability_filter:
+                    cands.append((profit, i, repay, seize, fee_a))
+            plans_all.append(cands)
+            any_liq = any_liq or bool(cands)
+        if not any_liq:
+            break
+        for e, (m, cands) in enumerate(zip(envs, plans_all, strict=True)):
+            if len(cands) > cap_left[e]:
+                cands = sorted(cands, key=lambda t: (-t[0], t[1]))[: int(cap_left[e])]
+            count = float(len(cands))
+            repay_env = sum(t[2] for t in cands)
+            seize_env = sum(t[3] for t in cands)
+            fee_env = sum(t[4] for t in cands)
+            for _, i, repay, seize, _fee in cands:
+                p = m["pos"][i]
+                p["collateral_asset"] -= seize
+                p["debt_usd"] -= repay
+                p["ever_liquidated"] = True
+            net = seize_env - fee_env
+            keeper_sell = net * (1.0 - share[e])
+            x, y, out = _sell(m["pool_asset"], m["pool_debt"], keeper_sell, fee)
+            m["pool_asset"], m["pool_debt"] = x, y
+            gas_env = count * (1.0 - share[e]) * (m["gas_gwei"] * 1e-9 * mk.gas_units_per_liquidation * m["fundamental_usd"])
+            m["seized_collateral_asset"] += seize_env
+            m["repaid_by_liquidators_usd"] += repay_env
+            m["liquidations"] += count
+            m["protocol_fee_asset"] += fee_env
+            m["protocol_fee_usd"] += fee_env * m["oracle_usd"]
+            m["keeper_sold_asset"] += keeper_sell
+            m["keeper_profit_usd"] += (out - repay_env * (1.0 - share[e])) * m["debt_price_usd"] - gas_env
+            m["agent_seized_asset"] += net * share[e]
+            m["agent_repaid_usd"] += repay_env * share[e]
+            # bad debt
+            bad = 0.0
+            for p in m["pos"]:
+                if p["active"] and p["collateral_asset"] <= 0:
+                    if p["debt_usd"] > 0:
+                        bad += p["debt_usd"]
+                    p["debt_usd"] = 0.0
+                    p["collateral_asset"] = 0.0
+                    p["active"] = False
+            from_res = min(bad, m["reserves_usd"])
+            m["reserves_usd"] -= from_res
+            m["supply_usd"] -= bad - from_res
+            m["bad_debt_usd"] += bad
+            m["bad_debt_from_reserves_usd"] += from_res
+            m["lender_loss_usd"] += bad - from_res
+            cap_left[e] -= count
+            rounds[e] += 1.0 if count > 0 else 0.0
+            pool_usd = m["pool_debt"] / m["pool_asset"] * m["debt_price_usd"]
+            src = _source(m["fundamental_usd"], pool_usd, mk.oracle_pool_weight_frac)
+            _refresh(m, params, now, src, None, float(r["oracle_bias_frac"][e]), bool(r["oracle_frozen"][e]), True)
+
+    # 7: bookkeeping, back to arrays.
+    out_arrays: dict[str, Any] = {}
+    for name in POSITION_FIELDS:
+        arr = np.array([[p[name] for p in m["pos"]] for m in envs], dtype=getattr(s, name).dtype)
+        out_arrays[name] = arr
+    for m, rd in zip(envs, rounds, strict=True):
+        pool_usd = m["pool_debt"] / m["pool_asset"] * m["debt_price_usd"]
+        m["fundamental_min_usd"] = min(m["fundamental_min_usd"], m["fundamental_usd"])
+        m["pool_min_usd"] = min(m["pool_min_usd"], pool_usd)
+        m["cascade_rounds_max"] = max(m["cascade_rounds_max"], rd)
+    scalars = [k for k in envs[0] if k not in ("pos", "twap")]
+    for name in scalars:
+        out_arrays[name] = np.array([m[name] for m in envs], dtype=np.float64)
+    out_arrays["twap_buffer_usd"] = np.array([m["twap"] for m in envs], dtype=np.float64)
+    new = s.replace(**out_arrays, time_h=now, substep_index=s.substep_index + 1)
+    return new, np.array(rounds)
