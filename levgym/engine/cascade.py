@@ -39,6 +39,10 @@ def liquidation_terms(state: State, params: EngineParams):
     full = (hf <= p.full_close_hf) | (d * dp < p.small_position_usd)
     cf = xp.where(full, xp.ones_like(c), xp.zeros_like(c) + state.close_factor[:, None])
     repay = cf * d
+    chunk_ratio = params.market.keeper_chunk_ratio
+    if chunk_ratio != float("inf"):
+        chunk_repay = state.pool_asset[:, None] * chunk_ratio * o / ((1.0 + bonus) * dp)
+        repay = xp.minimum(repay, chunk_repay)
     seize = repay * dp * (1.0 + bonus) / o
     capped = seize > c
     seize = xp.where(capped, c, seize)
@@ -57,10 +61,38 @@ def liquidation_terms(state: State, params: EngineParams):
     )
 
 
-def _rank_desc(xp: Any, values: Any) -> Any:
-    """Rank of each entry within its row by descending value, ties by index (0 = best)."""
-    order = xp.argsort(-values, axis=1, stable=True)
-    return xp.argsort(order, axis=1, stable=True)
+def _select(
+    xp: Any, state: State, params: EngineParams, cand: Any, profit: Any, net: Any, repay: Any, cap_left: Any
+) -> Any:
+    """Which candidates are liquidated this round.
+
+    Keepers act in order of standalone profit (ties by slot index), as transactions in a block:
+    each liquidation's sale is priced after the sales of all higher-ranked candidates. With the
+    profitability filter on, a liquidation whose sale at that point no longer pays for repay and
+    gas is skipped (its predecessors' sales still count, a conservative estimate). At most
+    ``cap_left`` are taken per env.
+    """
+    m = params.market
+    masked = xp.where(cand, profit, xp.full_like(profit, -float("inf")))
+    order = xp.argsort(-masked, axis=1, stable=True)
+    cand_s = xp.take_along_axis(cand, order, axis=1)
+    take = cand_s
+    if m.profitability_filter:
+        zero = xp.zeros_like(net)
+        net_s = xp.take_along_axis(xp.where(cand, net, zero), order, axis=1)
+        repay_s = xp.take_along_axis(repay, order, axis=1)
+        eff_incl = xp.cumulative_sum(net_s, axis=1) * (1.0 - m.pool_fee_frac)
+        eff_excl = eff_incl - net_s * (1.0 - m.pool_fee_frac)
+        x = state.pool_asset[:, None]
+        y = state.pool_debt[:, None]
+        out = y * eff_incl / (x + eff_incl) - y * eff_excl / (x + eff_excl)
+        gas_usd = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)[:, None]
+        marginal = (out - repay_s) * state.debt_price_usd[:, None] - gas_usd
+        take = take & (marginal > 0)
+    taken_before = xp.cumulative_sum(xp.astype(take, profit.dtype), axis=1)
+    take = take & (taken_before <= cap_left[:, None])
+    inverse = xp.argsort(order, axis=1, stable=True)
+    return xp.take_along_axis(take, inverse, axis=1)
 
 
 def write_off(state: State) -> tuple[State, Any]:
@@ -96,9 +128,9 @@ def run_cascade(
     """Liquidate in rounds until nothing liquidatable is profitable, capacity is spent, or the
     round limit. Returns the new state and the number of rounds with a liquidation, per env.
 
-    In each round every liquidatable position whose liquidation pays for gas and slippage (selling
-    its seized collateral alone into the current pool) is liquidated, the most profitable first
-    when keeper capacity binds. Background keepers sell their seized collateral, net of the
+    In each round every liquidatable position whose liquidation pays for gas and slippage is
+    liquidated, in order of standalone profit, each priced after the sales ranked before it
+    (see :func:`_select`), up to the keeper capacity left. Background keepers sell their seized collateral, net of the
     protocol fee, into the pool in one trade per env; a share ``agent_share_frac`` of every
     liquidation goes to an outside agent, whose collateral is not sold. Then bad debt is written
     off and the oracle reads the moved pool (deviation only: the cascade is within one block).
@@ -110,14 +142,11 @@ def run_cascade(
     share = xp.zeros_like(state.oracle_usd) if agent_share_frac is None else agent_share_frac
     for _ in range(m.max_cascade_rounds):
         liq, repay, seize, fee, profit = liquidation_terms(state, params)
-        eligible = liq & (profit > 0) if m.profitability_filter else liq
+        cand = liq & (profit > 0) if m.profitability_filter else liq
+        eligible = _select(xp, state, params, cand, profit, seize - fee, repay, cap_left)
         if not bool(xp.any(eligible)):
             break
         count = xp.sum(xp.astype(eligible, repay.dtype), axis=1)
-        if bool(xp.any(count > cap_left)):
-            masked = xp.where(eligible, profit, xp.full_like(profit, -float("inf")))
-            eligible = eligible & (xp.astype(_rank_desc(xp, masked), repay.dtype) < cap_left[:, None])
-            count = xp.sum(xp.astype(eligible, repay.dtype), axis=1)
         zero = xp.zeros_like(repay)
         repay = xp.where(eligible, repay, zero)
         seize = xp.where(eligible, seize, zero)

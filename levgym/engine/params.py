@@ -133,6 +133,10 @@ class MarketParams:
     """Above this gas price keeper capacity falls as ``ref / gas``."""
     max_cascade_rounds: int = 30
     """Upper bound on cascade rounds per substep."""
+    keeper_max_slippage_frac: float = 0.02
+    """Keepers size each liquidation call so that selling its collateral alone moves the pool by at
+    most this much (Aave lets the liquidator choose the amount up to the close factor); large positions
+    are then liquidated in several calls. 1 means no limit."""
     profitability_filter: bool = True
     """Liquidate only when the seized collateral, sold alone into the pool, pays for repay and gas.
     Off: every liquidatable position is liquidated (up to keeper capacity) whatever it pays."""
@@ -153,8 +157,15 @@ class MarketParams:
         _check_range(o, "keeper_capacity_per_substep", self.keeper_capacity_per_substep, 0.0)
         _check_range(o, "congestion_ref_gwei", self.congestion_ref_gwei, 0.0, lo_open=True)
         _check_range(o, "max_cascade_rounds", self.max_cascade_rounds, 1, 10_000)
+        _check_range(o, "keeper_max_slippage_frac", self.keeper_max_slippage_frac, 0.0, 1.0, lo_open=True)
         if not isinstance(self.profitability_filter, bool):
             raise ValueError(f"market.profitability_filter={self.profitability_filter!r}; allowed true or false")
+
+    @property
+    def keeper_chunk_ratio(self) -> float:
+        """Largest sale a keeper makes in one call, as a multiple of the pool's asset reserve."""
+        s = self.keeper_max_slippage_frac
+        return math.inf if s >= 1.0 else s / (1.0 - s)
 
     @property
     def oracle_kind_code(self) -> int:

@@ -15,14 +15,14 @@ def sell_asset(pool_asset: Any, pool_debt: Any, amount_asset: Any, fee_frac: flo
     """
     eff = amount_asset * (1.0 - fee_frac)
     out = pool_debt * eff / (pool_asset + eff)
-    return pool_asset + eff, pool_debt - out, out
+    return pool_asset + eff, pool_debt * pool_asset / (pool_asset + eff), out
 
 
 def buy_asset(pool_asset: Any, pool_debt: Any, amount_debt: Any, fee_frac: float):
     """Pay ``amount_debt`` into the pool for the asset; returns (new_pool_asset, new_pool_debt, asset_out)."""
     eff = amount_debt * (1.0 - fee_frac)
     out = pool_asset * eff / (pool_debt + eff)
-    return pool_asset - out, pool_debt + eff, out
+    return pool_asset * pool_debt / (pool_debt + eff), pool_debt + eff, out
 
 
 def sell_quote(pool_asset: Any, pool_debt: Any, amount_asset: Any, fee_frac: float) -> Any:

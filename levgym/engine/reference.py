@@ -46,13 +46,13 @@ def _rate(total: float, supply: float, m: dict) -> float:
 def _sell(x: float, y: float, dx: float, fee: float) -> tuple[float, float, float]:
     eff = dx * (1.0 - fee)
     out = y * eff / (x + eff)
-    return x + eff, y - out, out
+    return x + eff, y * x / (x + eff), out
 
 
 def _buy(x: float, y: float, dy: float, fee: float) -> tuple[float, float, float]:
     eff = dy * (1.0 - fee)
     out = x * eff / (y + eff)
-    return x - out, y + eff, out
+    return x * y / (y + eff), y + eff, out
 
 
 def _source(f: float, pool_usd: float, w: float) -> float:
@@ -246,6 +246,8 @@ def reference_substep(
                     continue
                 full = hf <= pr.full_close_hf or d * dp < pr.small_position_usd
                 repay = (1.0 if full else m["close_factor"]) * d
+                if mk.keeper_chunk_ratio != math.inf:
+                    repay = min(repay, m["pool_asset"] * mk.keeper_chunk_ratio * o / ((1.0 + bonus) * dp))
                 seize = repay * dp * (1.0 + bonus) / o
                 if seize > c:
                     seize = c
@@ -256,13 +258,27 @@ def reference_substep(
                 profit = (quote - repay) * dp - gas_usd
                 if profit > 0 or not mk.profitability_filter:
                     cands.append((profit, i, repay, seize, fee_a))
-            plans_all.append(cands)
-            any_liq = any_liq or bool(cands)
+            # keepers act in order of standalone profit, each sale priced after those before it
+            cands.sort(key=lambda t: (-t[0], t[1]))
+            taken = []
+            sold = 0.0
+            for cand in cands:
+                net = cand[3] - cand[4]
+                ok = True
+                if mk.profitability_filter:
+                    before = sold * (1.0 - fee)
+                    after = (sold + net) * (1.0 - fee)
+                    y0, x0 = m["pool_debt"], m["pool_asset"]
+                    out = y0 * after / (x0 + after) - y0 * before / (x0 + before)
+                    ok = (out - cand[2]) * dp - gas_usd > 0
+                sold += net
+                if ok and len(taken) < cap_left[envs.index(m)]:
+                    taken.append(cand)
+            plans_all.append(taken)
+            any_liq = any_liq or bool(taken)
         if not any_liq:
             break
         for e, (m, cands) in enumerate(zip(envs, plans_all, strict=True)):
-            if len(cands) > cap_left[e]:
-                cands = sorted(cands, key=lambda t: (-t[0], t[1]))[: int(cap_left[e])]
             count = float(len(cands))
             repay_env = sum(t[2] for t in cands)
             seize_env = sum(t[3] for t in cands)

@@ -184,6 +184,10 @@ def draw_book(params: EngineParams, num_envs: int, num_positions: int, rng: np.r
     react = rng.uniform(b.react_prob_min, b.react_prob_max, (e, n))
     target = rng.uniform(b.looper_target_hf_min, b.looper_target_hf_max, (e, n))
     repays = rng.random((e, n)) < b.repay_share_frac
+    # Loopers start inside their band (at their target up to the re-lever threshold), as they would
+    # be after levering up, so the first substep is not a burst of re-levering.
+    in_band = target * (1.0 + b.relever_band_frac * rng.random((e, n)))
+    hf = np.where(kind == LOOPER, in_band, hf)
     active = rng.random((e, n)) < b.initial_active_frac
     active[~active.any(axis=1), 0] = True
     return {

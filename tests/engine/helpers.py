@@ -21,6 +21,7 @@ def quiet_params(**market: object) -> EngineParams:
         oracle_pool_weight_frac=1.0,
         keeper_capacity_per_substep=1e6,
         gas_units_per_liquidation=0.0,
+        keeper_max_slippage_frac=1.0,
     )
     mk.update(market)
     borrowers = BorrowerParams(arrival_rate_per_h=0.0, exit_rate_per_h=0.0)

@@ -31,10 +31,11 @@ def _compare(a_state, b_state, rtol=1e-9):
     weight=st.floats(0.0, 1.0),
     capacity=st.sampled_from([2.0, 200.0]),
     filt=st.booleans(),
+    slip=st.sampled_from([0.01, 0.05, 1.0]),
     gas=st.sampled_from([5.0, 30.0, 400.0]),
     preset=st.sampled_from(["aave_v3_weth", "compound_v3", "conservative"]),
 )
-def test_batched_equals_reference(seed, envs, positions, drop, oracle, weight, capacity, filt, gas, preset):
+def test_batched_equals_reference(seed, envs, positions, drop, oracle, weight, capacity, filt, slip, gas, preset):
     from levgym.engine.params import PRESETS
 
     params = EngineParams(
@@ -45,6 +46,7 @@ def test_batched_equals_reference(seed, envs, positions, drop, oracle, weight, c
             keeper_capacity_per_substep=capacity,
             pool_depth_usd=20e6,
             profitability_filter=filt,
+            keeper_max_slippage_frac=slip,
         ),
     )
     steps = 12
