@@ -42,6 +42,7 @@ def make_drivers(args: argparse.Namespace, params, sets, num_substeps: int):
             time_column=args.time_column,
             price_column=args.price_column,
             overrides=sets["scenario"],
+            seed=args.seed,
         )
         return f"csv:{args.price_csv}", drivers
     scenario = scenarios.get(args.scenario)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,31 @@ from ..engine.params import EngineParams
 # Train and evaluation seeds are drawn from disjoint ranges so a policy is never evaluated on
 # the paths it trained on: training seeds are below EVAL_SEED_OFFSET, evaluation seeds above.
 EVAL_SEED_OFFSET = 1_000_000
+
+
+def train_seed(i: int) -> int:
+    """The ``i``-th training seed (``0 <= i < EVAL_SEED_OFFSET``); never an evaluation seed."""
+    if (
+        isinstance(i, bool)
+        or not isinstance(i, numbers.Integral)
+        or not (0 <= i < EVAL_SEED_OFFSET)
+    ):
+        raise ValueError(
+            f"train seed index {i!r} is out of range; allowed integers in [0, {EVAL_SEED_OFFSET})"
+        )
+    return int(i)
+
+
+def eval_seed(i: int) -> int:
+    """The ``i``-th evaluation seed (``EVAL_SEED_OFFSET + i``, ``i >= 0``); never a training seed."""
+    if isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0:
+        raise ValueError(f"eval seed index {i!r} is out of range; allowed integers >= 0")
+    return EVAL_SEED_OFFSET + int(i)
+
+
+def is_eval_seed(seed: int) -> bool:
+    """Whether ``seed`` lies in the evaluation range (training seeds are below it)."""
+    return int(seed) >= EVAL_SEED_OFFSET
 
 
 @dataclass(frozen=True)
@@ -52,7 +78,9 @@ class Scenario:
         for key, raw in (overrides or {}).items():
             if key not in knobs:
                 allowed = ", ".join(f"scenario.{k}" for k in sorted(knobs)) or "none"
-                raise ValueError(f"unknown key scenario.{key} for scenario {self.name!r}; allowed {allowed}")
+                raise ValueError(
+                    f"unknown key scenario.{key} for scenario {self.name!r}; allowed {allowed}"
+                )
             knobs[key] = _coerce_knob(self.name, key, knobs[key], raw)
         return knobs
 
@@ -109,6 +137,11 @@ def register(scenario: Scenario) -> Scenario:
 
 
 def get(name: str) -> Scenario:
+    """The registered scenario ``name``, or the preset in the YAML file ``name`` (``*.yaml``)."""
+    if name not in _REGISTRY and name.endswith((".yaml", ".yml")):
+        from .presets import preset_from_yaml
+
+        return preset_from_yaml(name)
     if name not in _REGISTRY:
         raise ValueError(f"unknown scenario {name!r}; allowed {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
@@ -122,11 +155,17 @@ def all_scenarios() -> list[Scenario]:
     return [_REGISTRY[n] for n in names()]
 
 
-def calm_drivers(ctx: ScenarioContext, fundamental_usd: np.ndarray, gas_gwei: float = 30.0) -> Drivers:
+def calm_drivers(
+    ctx: ScenarioContext, fundamental_usd: np.ndarray, gas_gwei: float = 30.0
+) -> Drivers:
     """Drivers with the given price path and the market's normal liquidity, arbitrage and gas."""
-    return Drivers.from_price(fundamental_usd, arb_speed_frac=ctx.params.market.arb_speed_frac, gas_gwei=gas_gwei)
+    return Drivers.from_price(
+        fundamental_usd, arb_speed_frac=ctx.params.market.arb_speed_frac, gas_gwei=gas_gwei
+    )
 
 
 def check_knob(scenario: str, key: str, value: float, lo: float, hi: float) -> None:
     if not (lo <= value <= hi):
-        raise ValueError(f"scenario.{key}={value:g} is out of range for {scenario!r}; allowed [{lo:g}, {hi:g}]")
+        raise ValueError(
+            f"scenario.{key}={value:g} is out of range for {scenario!r}; allowed [{lo:g}, {hi:g}]"
+        )

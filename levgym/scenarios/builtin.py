@@ -11,7 +11,9 @@ from ..engine.params import HOURS_PER_YEAR
 from .base import Scenario, ScenarioContext, calm_drivers, check_knob, register
 
 
-def gbm_paths(ctx: ScenarioContext, start: float, vol_annual: float, drift_annual: float = 0.0) -> np.ndarray:
+def gbm_paths(
+    ctx: ScenarioContext, start: float, vol_annual: float, drift_annual: float = 0.0
+) -> np.ndarray:
     """Geometric Brownian motion ``[S, E]`` sampled at the end of each substep."""
     dt = ctx.substep_h / HOURS_PER_YEAR
     z = ctx.rng.standard_normal((ctx.num_substeps, ctx.num_envs))
@@ -69,6 +71,12 @@ register(
         description="The price falls by drop_frac over drop_hours, then drifts as GBM",
         source="synthetic: log-linear fall + GBM(vol_annual)",
         build=_shock,
-        knobs={"drop_frac": 0.3, "drop_hours": 3.0, "start_hour": 1.0, "vol_annual": 0.8, "gas_gwei": 30.0},
+        knobs={
+            "drop_frac": 0.3,
+            "drop_hours": 3.0,
+            "start_hour": 1.0,
+            "vol_annual": 0.8,
+            "gas_gwei": 30.0,
+        },
     )
 )

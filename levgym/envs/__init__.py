@@ -1,0 +1,40 @@
+"""The Gymnasium environments: single envs, native vector envs on the batched engine, and the
+Stable-Baselines3 adapter. Importing ``levgym`` registers ``levgym/Governance-v0`` and
+``levgym/Liquidator-v0``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import LevgymEnv, LevgymVectorEnv
+from .features import Feature, render_table
+from .governance import GovernanceEnv, GovernanceVectorEnv, StewardLimits, project_params
+from .liquidator import LiquidatorEnv, LiquidatorVectorEnv
+from .registration import ENV_SPECS, register_envs
+
+register_envs()
+
+
+def make_sb3_vec_env(env_id: str, num_envs: int = 8, seed: int | None = None, **kwargs: Any):
+    """A Stable-Baselines3 ``VecEnv`` of ``num_envs`` envs of ``env_id`` on the native vector
+    env (see :func:`levgym.envs.sb3.make_sb3_vec_env`; imported lazily, as SB3 imports torch)."""
+    from .sb3 import make_sb3_vec_env as _make
+
+    return _make(env_id, num_envs=num_envs, seed=seed, **kwargs)
+
+
+__all__ = [
+    "ENV_SPECS",
+    "Feature",
+    "GovernanceEnv",
+    "GovernanceVectorEnv",
+    "LevgymEnv",
+    "LevgymVectorEnv",
+    "LiquidatorEnv",
+    "LiquidatorVectorEnv",
+    "StewardLimits",
+    "make_sb3_vec_env",
+    "project_params",
+    "register_envs",
+    "render_table",
+]

@@ -1,0 +1,505 @@
+"""Shared machinery of the levgym envs: the native vector env on the batched market, and the
+single env as a batch of one (so the two can never drift apart)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ..engine.backend import to_numpy
+from ..engine.params import EngineParams, ProtocolParams
+from ..engine.state import PARAM_FIELDS, set_protocol_params
+from .core import BatchedMarket, ScenarioSpec, horizon_steps, resolve_params, resolve_scenarios
+from .features import Feature, bounds
+
+RENDER_MODES = ("rgb_array", "ansi")
+AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
+
+
+def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
+    try:
+        mode = value if isinstance(value, AutoresetMode) else AutoresetMode(value)
+    except ValueError:
+        mode = None
+    if mode not in AUTORESET_MODES:
+        allowed = ", ".join(m.value for m in AUTORESET_MODES)
+        raise ValueError(f"autoreset_mode={value!r} is not supported; allowed {allowed}")
+    return mode
+
+
+def check_weight(name: str, value: Any) -> float:
+    """A reward weight: a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise ValueError(f"{name}={value!r} must be a number")
+    v = float(value)
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name}={v:g} is out of range; allowed a finite number >= 0")
+    return v
+
+
+class LevgymVectorEnv(VectorEnv):
+    """Base of the native vector envs: E envs of one :class:`BatchedMarket`.
+
+    Subclasses set ``FEATURES`` and ``ACTIONS`` (named once, rendered into docstrings) and
+    implement ``_advance`` (apply actions, run the engine, return rewards and terminations),
+    ``_observe`` (fill ``self._obs``) and ``_reset_agent``. This class owns seeding, autoreset,
+    the info dictionaries, per-env attribute access and rendering.
+
+    Autoreset: ``AutoresetMode.SAME_STEP`` (default). When env ``i`` ends at a step, that
+    step returns the first observation of its next episode, ``info["final_obs"][i]`` holds the
+    last observation of the ended one (with mask ``info["_final_obs"]``) and
+    ``info["final_info"]`` the step's info with ``episode`` = ``{"r": return, "l": length}``.
+    The other info keys describe the step just taken, for every env. With
+    ``AutoresetMode.DISABLED`` (used by the single-env classes) ended envs must be reset with
+    ``reset(options={"reset_mask": mask})`` before they are stepped again.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": list(RENDER_MODES),
+        "render_fps": 4,
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+    }
+    env_id: ClassVar[str] = ""
+    FEATURES: ClassVar[tuple[Feature, ...]] = ()
+    ACTIONS: ClassVar[tuple[Feature, ...]] = ()
+    DEFAULT_SCENARIOS: ClassVar[tuple[str, ...]] = ()
+    TERMINAL_CAUSE: ClassVar[str] = "terminated"
+    SHARED_SETTABLE: ClassVar[tuple[str, ...]] = ()
+    PER_ENV_ATTRS: ClassVar[tuple[str, ...]] = (
+        "scenario",
+        "protocol_params",
+        "episode_step",
+        "episode_return",
+        "seed",
+    )
+    PER_ENV_METHODS: ClassVar[tuple[str, ...]] = ("render",)
+
+    def __init__(
+        self,
+        num_envs: int,
+        *,
+        substeps_per_step: int | None,
+        num_positions: int,
+        horizon_h: float,
+        scenarios: ScenarioSpec,
+        params: EngineParams | ProtocolParams | str | None,
+        scenario_overrides: Mapping[str, Mapping[str, Any]] | None,
+        split: str,
+        backend: str,
+        dtype: str,
+        device: str | None,
+        render_mode: str | None,
+        autoreset_mode: AutoresetMode | str,
+    ) -> None:
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(
+                f"render_mode={render_mode!r} is unknown; allowed None, {', '.join(RENDER_MODES)}"
+            )
+        self.params = resolve_params(params)
+        names, weights = resolve_scenarios(scenarios, self.DEFAULT_SCENARIOS)
+        self.substeps_per_step = (
+            self.params.run.substeps_per_step
+            if substeps_per_step is None
+            else int(substeps_per_step)
+        )
+        self.step_h = self.substeps_per_step * self.params.run.substep_h
+        self.horizon_h = float(horizon_h) if isinstance(horizon_h, int | float) else horizon_h
+        self.max_steps = horizon_steps(horizon_h, self.step_h)
+        self.core = BatchedMarket(
+            self.params,
+            num_envs,
+            num_positions,
+            self.max_steps * self.substeps_per_step,
+            names,
+            weights,
+            scenario_overrides,
+            split,
+            backend,
+            dtype,
+            device,
+        )
+        self.num_envs = self.core.num_envs
+        self.num_positions = self.core.num_positions
+        self.backend = backend
+        self.render_mode = render_mode
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+
+        low, high = bounds(self.FEATURES)
+        self._obs_low, self._obs_high = low.astype(np.float64), high.astype(np.float64)
+        self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        alow, ahigh = bounds(self.ACTIONS)
+        self._act_low, self._act_high = alow.astype(np.float64), ahigh.astype(np.float64)
+        self.single_action_space = spaces.Box(alow, ahigh, dtype=np.float32)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+        e = self.num_envs
+        self._obs = np.zeros((e, len(self.FEATURES)), dtype=np.float32)
+        self._episode_return = np.zeros(e)
+        self._episode_length = np.zeros(e, dtype=np.int64)
+        self._ended = np.zeros(e, dtype=bool)
+        self._causes = (self.TERMINAL_CAUSE, "horizon")
+        self.end_counts = {c: np.zeros(e, dtype=np.int64) for c in self._causes}
+
+    # ------------------------------------------------------------------ hooks
+    def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Apply clipped actions ``[E, A]`` and run one env step. Returns (reward, terminated, info)."""
+        raise NotImplementedError
+
+    def _observe(self) -> None:
+        """Fill ``self._obs`` ``[E, F]`` from the current state."""
+        raise NotImplementedError
+
+    def _reset_agent(self, mask: np.ndarray) -> None:
+        """Reset the agent-side state of the envs in ``mask`` after their new episode began."""
+
+    def _reset_info(self, info: dict[str, Any]) -> None:
+        """Add env-specific keys to the info returned by ``reset``."""
+
+    def summary_line(self, env: int) -> str:
+        """One line describing env ``env`` now (the ``"ansi"`` render)."""
+        raise NotImplementedError
+
+    def render_text(self, env: int) -> list[str]:
+        """Lines of the text panel of the ``"rgb_array"`` render."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ API
+    @property
+    def state(self):
+        """The batched engine state (``levgym.engine.State``) of all envs."""
+        return self.core.state
+
+    def check_actions(self, actions: Any) -> np.ndarray:
+        """Actions as float64 ``[E, A]`` clipped to the action bounds; ValueError if malformed."""
+        try:
+            a = np.asarray(actions, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"actions={actions!r} are not numbers; allowed an array of shape {self.action_space.shape}"
+            ) from None
+        if a.shape != self.action_space.shape:
+            raise ValueError(
+                f"actions have shape {a.shape}; allowed {self.action_space.shape} (num_envs, {len(self.ACTIONS)})"
+            )
+        if not np.all(np.isfinite(a)):
+            bad = np.argwhere(~np.isfinite(a))[0]
+            raise ValueError(
+                f"actions contain NaN or infinite values (first at env {bad[0]}, component {bad[1]}); allowed finite numbers"
+            )
+        return np.clip(a, self._act_low, self._act_high)
+
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start new episodes. ``seed`` (int) seeds env ``i`` with ``seed + i``; a sequence gives
+        each env its seed. Without a seed the envs continue their own random streams.
+        ``options={"reset_mask": mask}`` resets only the envs in ``mask``."""
+        if seed is None or isinstance(seed, int | np.integer):
+            super().reset(seed=None if seed is None else int(seed))
+        else:
+            super().reset(seed=int(seed[0]) if len(seed) else None)
+        e = self.num_envs
+        mask = np.ones(e, dtype=bool)
+        if options and options.get("reset_mask") is not None:
+            mask = np.asarray(options["reset_mask"], dtype=bool)
+            if mask.shape != (e,):
+                raise ValueError(f"options['reset_mask'] has shape {mask.shape}; allowed ({e},)")
+        if seed is not None:
+            if isinstance(seed, int | np.integer):
+                seeds = [int(seed) + i for i in range(e)]
+            else:
+                seeds = list(seed)
+                if len(seeds) != e:
+                    raise ValueError(
+                        f"got {len(seeds)} seeds for {e} envs; allowed an int or one seed per env"
+                    )
+            if self.core.rngs is None or mask.all():
+                self.core.seed(seeds)
+            else:
+                current = list(self.core.seeds)
+                rngs = list(self.core.rngs)
+                self.core.seed(seeds)
+                keep = np.flatnonzero(~mask)
+                for i in keep:
+                    self.core.seeds[i], self.core.rngs[i] = current[i], rngs[i]
+        elif self.core.rngs is None:
+            base = int(self.np_random.integers(0, 2**31 - 1))
+            self.core.seed([base + i for i in range(e)])
+        if self.core.state is None and not mask.all():
+            raise ValueError("the first reset must reset every env; drop options['reset_mask']")
+        self._start_episodes(mask)
+        self._observe()
+        info: dict[str, Any] = {"scenario": self._scenario_array()}
+        self._reset_info(info)
+        return self._obs.copy(), info
+
+    def _start_episodes(self, mask: np.ndarray) -> None:
+        self.core.new_episodes(mask)
+        self._reset_agent(mask)
+        self._episode_return[mask] = 0.0
+        self._episode_length[mask] = 0
+        self._ended[mask] = False
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self.core.state is None:
+            raise RuntimeError("call reset() before step()")
+        a = self.check_actions(actions)
+        if self._ended.any():
+            raise RuntimeError(
+                f"env(s) {np.flatnonzero(self._ended).tolist()} have ended their episode; "
+                "reset them with reset(options={'reset_mask': mask}) before stepping"
+            )
+        reward, terminated, info = self._advance(a)
+        terminated = np.asarray(terminated, dtype=bool)
+        truncated = self.core.at_horizon & ~terminated
+        self._episode_return += reward
+        self._episode_length += 1
+        ended = terminated | truncated
+        info["scenario"] = self._scenario_array()
+        info["episode_step"] = self._episode_length.copy()
+        self._observe()
+        obs = self._obs.copy()
+        cause = np.full(self.num_envs, "", dtype=object)
+        if ended.any():
+            cause[terminated] = self.TERMINAL_CAUSE
+            cause[truncated] = "horizon"
+            self.end_counts[self.TERMINAL_CAUSE] += terminated
+            self.end_counts["horizon"] += truncated
+            final_info = dict(info)
+            final_info["end_cause"] = cause
+            final_info["episode"] = {
+                "r": self._episode_return.copy(),
+                "l": self._episode_length.copy(),
+                "_r": ended.copy(),
+                "_l": ended.copy(),
+            }
+            final_info["_episode"] = ended.copy()
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(ended):
+                final_obs[i] = obs[i].copy()
+            info["final_obs"] = final_obs
+            info["_final_obs"] = ended.copy()
+            info["final_info"] = final_info
+            info["_final_info"] = ended.copy()
+            if self.autoreset_mode is AutoresetMode.SAME_STEP:
+                self._start_episodes(ended)
+                self._observe()
+                obs[ended] = self._obs[ended]
+            else:
+                self._ended |= ended
+        info["end_cause"] = cause
+        info["end_counts"] = {c: v.copy() for c, v in self.end_counts.items()}
+        return obs, reward, terminated, truncated, info
+
+    def _scenario_array(self) -> np.ndarray:
+        names = np.array(self.core.scenarios, dtype=object)
+        return names[self.core.scenario_index]
+
+    # ------------------------------------------------------------------ per-env access
+    def protocol_params(self, env: int) -> ProtocolParams:
+        """The protocol parameters env ``env`` runs with now."""
+        s = self.core.state
+        values = {name: float(to_numpy(getattr(s, name))[env]) for name in PARAM_FIELDS}
+        return dataclasses.replace(self.params.protocol, **values)
+
+    def get_env_attr(self, name: str, env: int) -> Any:
+        """Attribute ``name`` of env ``env``: per-env values for ``PER_ENV_ATTRS``, otherwise the
+        batch's attribute (shared by all envs)."""
+        self._check_env_index(env)
+        if name == "scenario":
+            return self.core.scenario_of(env)
+        if name == "protocol_params":
+            return self.protocol_params(env)
+        if name == "episode_step":
+            return int(self._episode_length[env])
+        if name == "episode_return":
+            return float(self._episode_return[env])
+        if name == "seed":
+            return self.core.seeds[env] if self.core.seeds else None
+        return getattr(self, name)
+
+    def set_env_attr(self, name: str, value: Any, envs: Sequence[int]) -> None:
+        """Set ``name`` for the envs ``envs``. ``protocol_params`` (a ``ProtocolParams``) is
+        written into those envs' state; the names in ``SHARED_SETTABLE`` are shared by the batch
+        and can only be set for every env at once."""
+        envs = [int(i) for i in envs]
+        for i in envs:
+            self._check_env_index(i)
+        if name == "protocol_params":
+            if not isinstance(value, ProtocolParams):
+                raise ValueError(
+                    f"protocol_params={value!r} must be a levgym.engine.ProtocolParams"
+                )
+            self._check_protocol(value)
+            mask = np.zeros(self.num_envs, dtype=bool)
+            mask[envs] = True
+            self.core.state = set_protocol_params(self.core.state, value, self.core.convert(mask))
+            return
+        if name not in self.SHARED_SETTABLE:
+            allowed = ", ".join(("protocol_params", *self.SHARED_SETTABLE))
+            raise ValueError(
+                f"attribute {name!r} cannot be set on {self.env_id}; allowed {allowed}"
+            )
+        if sorted(set(envs)) != list(range(self.num_envs)):
+            raise ValueError(
+                f"attribute {name!r} is shared by all {self.num_envs} envs of the batch; set it for every index"
+            )
+        setattr(self, name, value)
+
+    def _check_protocol(self, value: ProtocolParams) -> None:
+        """Env-specific checks of protocol parameters written by ``set_env_attr``."""
+
+    def call_env(self, name: str, env: int, *args: Any, **kwargs: Any) -> Any:
+        """Call method ``name`` for env ``env``: ``render`` draws that env; any other public
+        method of the batch is called on the batch."""
+        self._check_env_index(env)
+        if name == "render":
+            return self.render_env(env)
+        if name.startswith("_"):
+            raise ValueError(
+                f"method {name!r} is private; allowed public methods of {type(self).__name__}"
+            )
+        method = getattr(self, name)
+        if not callable(method):
+            raise ValueError(f"{name!r} is not a method of {type(self).__name__}")
+        return method(*args, **kwargs)
+
+    def _check_env_index(self, env: int) -> None:
+        if not 0 <= int(env) < self.num_envs:
+            raise ValueError(f"env index {env} is out of range; allowed 0..{self.num_envs - 1}")
+
+    # ------------------------------------------------------------------ rendering
+    def render_env(self, env: int) -> Any:
+        """Render env ``env`` in ``render_mode``: an RGB array or a one-line string."""
+        self._check_env_index(env)
+        if self.core.state is None:
+            raise RuntimeError("call reset() before render()")
+        if self.render_mode == "ansi":
+            return self.summary_line(env)
+        if self.render_mode == "rgb_array":
+            from .render import draw_env
+
+            return draw_env(self, env)
+        gym.logger.warn(
+            "render() was called without a render_mode; set render_mode='rgb_array' or 'ansi'"
+        )
+        return None
+
+    def render(self) -> tuple[Any, ...] | None:
+        """Frames of every env (a tuple), as Gymnasium's vector envs return them."""
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() was called without a render_mode; set render_mode='rgb_array' or 'ansi'"
+            )
+            return None
+        return tuple(self.render_env(i) for i in range(self.num_envs))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs})"
+
+
+def unbatch_info(info: Mapping[str, Any], env: int) -> dict[str, Any]:
+    """The info of env ``env`` from a vector info dict (arrays become Python scalars)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, Mapping):
+            out[key] = unbatch_info(value, env)
+        elif isinstance(value, np.ndarray):
+            v = value[env]
+            out[key] = v.item() if isinstance(v, np.generic) else v
+        else:
+            out[key] = value
+    return out
+
+
+class LevgymEnv(gym.Env):
+    """Base of the single envs: a :class:`LevgymVectorEnv` of one env without autoreset.
+
+    Env 0 of a vector env seeded ``s`` and a single env seeded ``s`` see the same episodes,
+    step for step, because they are the same code on the same per-env random stream.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+    vector_class: ClassVar[type[LevgymVectorEnv]]
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if "num_envs" in kwargs or "autoreset_mode" in kwargs:
+            raise ValueError(
+                "num_envs and autoreset_mode belong to the vector env; use gym.make_vec"
+            )
+        self.vector_env = self.vector_class(
+            1, render_mode=render_mode, autoreset_mode=AutoresetMode.DISABLED, **kwargs
+        )
+        self.observation_space = self.vector_env.single_observation_space
+        self.action_space = self.vector_env.single_action_space
+        self.render_mode = render_mode
+
+    @property
+    def state(self):
+        """The engine state (a batch of one env)."""
+        return self.vector_env.core.state
+
+    @property
+    def params(self) -> EngineParams:
+        return self.vector_env.params
+
+    @property
+    def end_counts(self) -> dict[str, int]:
+        return {k: int(v[0]) for k, v in self.vector_env.end_counts.items()}
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is None and self.vector_env.core.rngs is None:
+            seed = int(self.np_random.integers(0, 2**31 - 1))
+        obs, info = self.vector_env.reset(seed=seed)
+        return obs[0], unbatch_info(info, 0)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        try:
+            a = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"action={action!r} is not numeric; allowed shape {self.action_space.shape}"
+            ) from None
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {a.shape}; allowed {self.action_space.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(
+                f"action {a.tolist()} contains NaN or infinite values; allowed finite numbers"
+            )
+        obs, reward, terminated, truncated, info = self.vector_env.step(a[None, :])
+        return (
+            obs[0],
+            float(reward[0]),
+            bool(terminated[0]),
+            bool(truncated[0]),
+            unbatch_info(info, 0),
+        )
+
+    def render(self) -> Any:
+        return self.vector_env.render_env(0)
+
+    def close(self) -> None:
+        self.vector_env.close()
+        super().close()
+
+
+__all__ = ["LevgymEnv", "LevgymVectorEnv", "check_weight", "unbatch_info"]

@@ -1,0 +1,29 @@
+"""Registration of the levgym ids with Gymnasium (``entry_point`` and ``vector_entry_point``)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+# No max_episode_steps: the horizon is the env argument horizon_h and the envs truncate
+# themselves, so the single env, the vector env and the SB3 adapter agree on where an episode
+# ends (a TimeLimit wrapper would cut a longer horizon_h short).
+ENV_SPECS: dict[str, dict[str, str]] = {
+    "levgym/Governance-v0": {
+        "entry_point": "levgym.envs.governance:GovernanceEnv",
+        "vector_entry_point": "levgym.envs.governance:GovernanceVectorEnv",
+    },
+    "levgym/Liquidator-v0": {
+        "entry_point": "levgym.envs.liquidator:LiquidatorEnv",
+        "vector_entry_point": "levgym.envs.liquidator:LiquidatorVectorEnv",
+    },
+}
+
+
+def register_envs() -> None:
+    """Register every levgym id once (idempotent)."""
+    for env_id, spec in ENV_SPECS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, **spec)
+
+
+__all__ = ["ENV_SPECS", "register_envs"]

@@ -1,0 +1,195 @@
+"""Price processes for a batch of envs, vectorized over envs (arrays ``[S, E]``).
+
+Conventions shared by every generator here:
+
+- row 0 is the starting price exactly; row ``k`` is ``k`` substeps (``k * dt_h`` hours) later;
+- log prices move by ``-0.5 * variance`` per step (a martingale in price) plus the process's own
+  terms (jumps carry their measured mean, the bootstrap carries the data's returns);
+- the only loop is over time, where a process needs its own past (GARCH); never over envs;
+- all randomness comes from the ``rng`` passed in.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..engine.params import HOURS_PER_YEAR
+
+
+def _check_shape(num_substeps: int, num_envs: int, dt_h: float) -> None:
+    if num_substeps < 1 or num_envs < 1:
+        raise ValueError(f"num_substeps={num_substeps}, num_envs={num_envs}; allowed >= 1 each")
+    if not dt_h > 0:
+        raise ValueError(f"dt_h={dt_h} is out of range; allowed > 0")
+
+
+def paths_from_increments(start: float | np.ndarray, log_increments: np.ndarray) -> np.ndarray:
+    """Prices ``[S, E]`` from ``S - 1`` log increments ``[S - 1, E]``; row 0 is ``start``."""
+    s1, e = log_increments.shape
+    logp = np.zeros((s1 + 1, e))
+    np.cumsum(log_increments, axis=0, out=logp[1:])
+    return np.asarray(start, dtype=np.float64) * np.exp(logp)
+
+
+def gbm(
+    rng: np.random.Generator,
+    num_substeps: int,
+    num_envs: int,
+    dt_h: float,
+    start: float,
+    vol_annual: float,
+    drift_annual: float = 0.0,
+) -> np.ndarray:
+    """Geometric Brownian motion ``[S, E]`` with annualized volatility and drift."""
+    _check_shape(num_substeps, num_envs, dt_h)
+    dt = dt_h / HOURS_PER_YEAR
+    z = rng.standard_normal((num_substeps - 1, num_envs))
+    incr = (drift_annual - 0.5 * vol_annual**2) * dt + vol_annual * math.sqrt(dt) * z
+    return paths_from_increments(start, incr)
+
+
+def merton(
+    rng: np.random.Generator,
+    num_substeps: int,
+    num_envs: int,
+    dt_h: float,
+    start: float,
+    vol_annual: float,
+    jump_rate_per_h: float,
+    jump_mean_log: float,
+    jump_sd_log: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merton jump-diffusion: GBM plus Poisson jumps with normal log sizes.
+
+    Returns ``(prices [S, E], jumps [S - 1, E])`` where ``jumps`` counts the jumps in each step.
+    The jumps are not compensated: their mean log size is part of the path's drift, as in the
+    data they are fitted on.
+    """
+    _check_shape(num_substeps, num_envs, dt_h)
+    shape = (num_substeps - 1, num_envs)
+    dt = dt_h / HOURS_PER_YEAR
+    z = rng.standard_normal(shape)
+    n = rng.poisson(jump_rate_per_h * dt_h, shape)
+    zj = rng.standard_normal(shape)
+    diffusion = -0.5 * vol_annual**2 * dt + vol_annual * math.sqrt(dt) * z
+    jumps = n * jump_mean_log + np.sqrt(n) * jump_sd_log * zj
+    return paths_from_increments(start, diffusion + jumps), n
+
+
+def garch(
+    rng: np.random.Generator,
+    num_substeps: int,
+    num_envs: int,
+    dt_h: float,
+    start: float,
+    omega: float,
+    alpha: float,
+    beta: float,
+    start_var_per_h: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GARCH(1,1) volatility clustering on the hourly clock, stepped at ``dt_h``.
+
+    Hourly model: ``r_t = sigma_t z_t``, ``sigma2_{t+1} = omega + alpha r_t^2 + beta sigma2_t``.
+    For a step of ``dt`` hours the variance of the step's return is ``sigma2 * dt`` and the
+    recursion is applied in its Euler form ``sigma2 <- sigma2 (1 - dt (1 - beta)) + omega dt +
+    alpha r^2``, which is the hourly GARCH exactly at ``dt = 1`` and keeps the unconditional
+    variance ``omega / (1 - alpha - beta)`` at any ``dt``. Steps longer than an hour are split.
+
+    Returns ``(prices [S, E], hourly variance at the start of each step [S - 1, E])``.
+    """
+    _check_shape(num_substeps, num_envs, dt_h)
+    if alpha < 0 or beta < 0 or alpha + beta >= 1 or omega <= 0:
+        raise ValueError(
+            f"GARCH omega={omega:g}, alpha={alpha:g}, beta={beta:g}; "
+            "allowed omega > 0, alpha >= 0, beta >= 0, alpha + beta < 1"
+        )
+    m = max(1, math.ceil(dt_h - 1e-12))
+    h = dt_h / m
+    var = omega / (1.0 - alpha - beta) if start_var_per_h is None else start_var_per_h
+    s2 = np.full(num_envs, float(var))
+    incr = np.empty((num_substeps - 1, num_envs))
+    var_path = np.empty((num_substeps - 1, num_envs))
+    z = rng.standard_normal((num_substeps - 1, m, num_envs))
+    for t in range(num_substeps - 1):
+        var_path[t] = s2
+        total = np.zeros(num_envs)
+        for j in range(m):
+            r = np.sqrt(s2 * h) * z[t, j]
+            total += r - 0.5 * s2 * h
+            s2 = s2 * (1.0 - h * (1.0 - beta)) + omega * h + alpha * r * r
+        incr[t] = total
+    return paths_from_increments(start, incr), var_path
+
+
+def interpolate_rows(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``values [H, E]`` at fractional row ``positions [S]`` -> ``[S, E]``."""
+    h = values.shape[0]
+    pos = np.clip(positions, 0.0, h - 1)
+    lo = np.minimum(np.floor(pos).astype(np.int64), h - 1)
+    hi = np.minimum(lo + 1, h - 1)
+    w = (pos - lo)[:, None]
+    return values[lo] * (1.0 - w) + values[hi] * w
+
+
+def block_bootstrap(
+    rng: np.random.Generator,
+    num_substeps: int,
+    num_envs: int,
+    dt_h: float,
+    start: float,
+    hourly_log_returns: np.ndarray,
+    block_h: int,
+    demean: bool = True,
+) -> np.ndarray:
+    """Moving-block bootstrap of hourly log returns, sampled onto the substep grid.
+
+    Each env concatenates blocks of ``block_h`` consecutive historical hours drawn uniformly with
+    replacement (which keeps the volatility clustering inside a block). ``demean`` removes the
+    sample's mean return so the bull-market drift of the history is not replayed. Within an hour
+    the log price moves linearly (the substep grid sees the hourly returns, not intra-hour noise).
+    """
+    _check_shape(num_substeps, num_envs, dt_h)
+    r = np.asarray(hourly_log_returns, dtype=np.float64)
+    if block_h < 1 or block_h > r.size:
+        raise ValueError(f"block_h={block_h} is out of range; allowed [1, {r.size}]")
+    if demean:
+        r = r - r.mean()
+    hours = int(math.ceil((num_substeps - 1) * dt_h - 1e-9)) + 1
+    n_blocks = int(math.ceil(hours / block_h))
+    starts = rng.integers(0, r.size - block_h + 1, size=(n_blocks, num_envs))
+    idx = starts[:, None, :] + np.arange(block_h)[None, :, None]
+    hourly = r[idx.reshape(n_blocks * block_h, num_envs)[:hours]]
+    logp = np.zeros((hours + 1, num_envs))
+    np.cumsum(hourly, axis=0, out=logp[1:])
+    grid = np.arange(num_substeps) * dt_h
+    return start * np.exp(interpolate_rows(logp, grid))
+
+
+def resample_log(times: np.ndarray, prices: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Prices at ``grid`` by linear interpolation in log price; outside the data the first or the
+    last price is held."""
+    return np.exp(np.interp(grid, times, np.log(prices)))
+
+
+def trailing_realized_vol(prices: np.ndarray, dt_h: float, window_h: float = 1.0) -> np.ndarray:
+    """Annualized realized volatility over the trailing ``window_h`` hours, ``[S, E]``.
+
+    Row ``k`` uses the log returns of rows ``k - w + 1 .. k`` (``w = round(window_h / dt_h)``,
+    at least 1); the first rows use what exists; row 0 has no return and gets row 1's value.
+    """
+    logp = np.log(prices)
+    s = logp.shape[0]
+    r2 = np.zeros_like(logp)
+    r2[1:] = np.diff(logp, axis=0) ** 2
+    w = max(1, int(round(window_h / dt_h)))
+    c = np.cumsum(r2, axis=0)
+    lagged = np.zeros_like(c)
+    lagged[w:] = c[:-w]
+    count = np.minimum(np.arange(s), w).astype(np.float64)
+    count[0] = 1.0
+    rv = np.sqrt((c - lagged) / count[:, None] / dt_h * HOURS_PER_YEAR)
+    if s > 1:
+        rv[0] = rv[1]
+    return rv
