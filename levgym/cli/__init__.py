@@ -14,6 +14,7 @@ COMMANDS = {
     "simulate": "simulate",
     "scenarios": "scenarios",
     "demo": "demo",
+    "stress": "stress",
 }
 
 

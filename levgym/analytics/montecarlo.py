@@ -1,0 +1,262 @@
+"""Batched Monte Carlo runs of the engine: one path per env, in batches, with common random numbers.
+
+Randomness: path batch ``b`` of a run with seed ``s`` uses the integer seed
+``batch_seed(s, b)`` for both its scenario drivers and its book and borrower noise
+(``levgym.simulation.Simulator``). Two runs with the same seed, path count and batch size
+therefore see the same market paths, the same books and the same borrower uniforms, whatever
+their parameters: the common random numbers behind sensitivities and sweeps. Results depend on
+the batch size (paths are drawn batch by batch), which is recorded with every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..engine.backend import check_backend, to_numpy
+from ..engine.drivers import Drivers
+from ..engine.params import EngineParams
+from ..engine.state import set_protocol_params
+from ..simulation import Simulator, per_env_summary
+from .heatmap import HeatmapAccumulator
+
+BAD_DEBT_DEFINITIONS = ("written_off", "written_off_plus_underwater")
+
+DriverFactory = Callable[[int, int, EngineParams, int], Drivers]
+"""``(num_envs, num_substeps, params, seed) -> Drivers`` for one batch of paths."""
+
+
+class Progress(Protocol):
+    def update(self, n: int = 1) -> Any: ...
+
+
+@dataclass(frozen=True)
+class MonteCarloConfig:
+    """How many paths, how long, in which batches, on which backend."""
+
+    paths: int = 2000
+    """Number of simulated paths (one env of the batched engine each)."""
+    positions: int = 128
+    """Position slots per path."""
+    horizon_h: float = 24.0
+    """Length of each path in hours (a whole number of substeps)."""
+    seed: int = 0
+    """Root seed; batch seeds are derived from it (see the module docstring)."""
+    batch_size: int = 500
+    """Paths simulated at once."""
+    backend: str = "numpy"
+    dtype: str = "float64"
+    device: str | None = None
+    bad_debt: str = "written_off"
+    """``written_off`` (default): bad debt written off by the protocol during the horizon.
+    ``written_off_plus_underwater``: plus the shortfall of positions still open at the horizon
+    with debt above their collateral value at the oracle."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.paths, bool) or not isinstance(self.paths, int) or self.paths < 1:
+            raise ValueError(f"paths={self.paths!r} is out of range; allowed an integer >= 1")
+        if self.positions < 1:
+            raise ValueError(f"positions={self.positions} is out of range; allowed >= 1")
+        if not (self.horizon_h > 0 and math.isfinite(self.horizon_h)):
+            raise ValueError(f"horizon_hours={self.horizon_h} is out of range; allowed > 0")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size} is out of range; allowed >= 1")
+        if self.bad_debt not in BAD_DEBT_DEFINITIONS:
+            raise ValueError(
+                f"bad_debt={self.bad_debt!r} is unknown; allowed {', '.join(BAD_DEBT_DEFINITIONS)}"
+            )
+        check_backend(self.backend, self.dtype)
+
+    def num_substeps(self, params: EngineParams) -> int:
+        """Substeps in the horizon; the horizon must be a whole number of substeps."""
+        dt = params.run.substep_h
+        s = self.horizon_h / dt
+        if abs(s - round(s)) > 1e-6 or round(s) < 1:
+            raise ValueError(
+                f"horizon_hours={self.horizon_h:g} is not a whole number of substeps of "
+                f"{dt:g} h; allowed multiples of run.substep_h"
+            )
+        return int(round(s))
+
+    @property
+    def batches(self) -> list[int]:
+        """Sizes of the batches, in order."""
+        full, rest = divmod(self.paths, self.batch_size)
+        return [self.batch_size] * full + ([rest] if rest else [])
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The integer seed of batch ``batch`` of a run with root seed ``seed``."""
+    return int(
+        np.random.SeedSequence([int(seed), int(batch)]).generate_state(1, dtype=np.uint32)[0]
+    )
+
+
+@dataclass
+class PathResults:
+    """Per-path outcomes (numpy ``[P]`` arrays) and, when asked for, the liquidation heatmap."""
+
+    per_path: dict[str, np.ndarray]
+    config: MonteCarloConfig
+    heatmap: Any | None = None
+
+    @property
+    def num_paths(self) -> int:
+        return int(next(iter(self.per_path.values())).shape[0])
+
+    @property
+    def bad_debt_usd(self) -> np.ndarray:
+        """Bad debt per path under the configured definition (see ``MonteCarloConfig.bad_debt``)."""
+        return self.per_path["bad_debt_usd"]
+
+
+PATH_COLUMNS = (
+    "path",
+    "batch",
+    "batch_seed",
+    "bad_debt_usd",
+    "written_off_bad_debt_usd",
+    "underwater_shortfall_usd",
+    "liquidated_usd",
+    "liquidations",
+    "initial_positions",
+    "positions_liquidated",
+    "liquidated_position_frac",
+    "amplification",
+    "fundamental_min_over_start",
+    "pool_min_over_start",
+    "fundamental_end_over_start",
+    "revenue_usd",
+    "initial_debt_usd",
+    "final_debt_usd",
+    "borrowed_usd",
+    "lender_loss_usd",
+    "keeper_profit_usd",
+    "cascade_rounds_max",
+    "tvl_usd",
+)
+
+
+def _path_rows(sim: Simulator, active0: np.ndarray, bad_debt: str) -> dict[str, np.ndarray]:
+    s = sim.state
+    env = per_env_summary(s)
+    ever = to_numpy(s.ever_liquidated)
+    initial = active0.sum(axis=1).astype(np.float64)
+    liq_initial = (ever & active0).sum(axis=1).astype(np.float64)
+    written = env["bad_debt_usd"]
+    under = env["underwater_shortfall_usd"]
+    total = written + under if bad_debt == "written_off_plus_underwater" else written
+    f_end = to_numpy(s.fundamental_usd) / to_numpy(s.fundamental_start_usd)
+    return {
+        "bad_debt_usd": total,
+        "written_off_bad_debt_usd": written,
+        "underwater_shortfall_usd": under,
+        "liquidated_usd": env["repaid_by_liquidators_usd"],
+        "liquidations": env["liquidations"],
+        "initial_positions": initial,
+        "positions_liquidated": liq_initial,
+        "liquidated_position_frac": liq_initial / np.maximum(initial, 1.0),
+        "amplification": env["amplification"],
+        "fundamental_min_over_start": env["fundamental_min_over_start"],
+        "pool_min_over_start": env["pool_min_over_start"],
+        "fundamental_end_over_start": f_end,
+        "revenue_usd": env["revenue_usd"],
+        "initial_debt_usd": env["initial_debt_usd"],
+        "final_debt_usd": env["final_debt_usd"],
+        "borrowed_usd": env["borrowed_usd"],
+        "lender_loss_usd": env["lender_loss_usd"],
+        "keeper_profit_usd": env["keeper_profit_usd"],
+        "cascade_rounds_max": env["cascade_rounds_max"],
+        "tvl_usd": env["tvl_usd"],
+    }
+
+
+def scale_price(drivers: Drivers, factor: float) -> Drivers:
+    """The same drivers with the fundamental price path multiplied by ``factor`` (a spot move)."""
+    if not (factor > 0 and math.isfinite(factor)):
+        raise ValueError(f"price factor={factor!r} is out of range; allowed > 0")
+    return drivers.replace(fundamental_usd=drivers.fundamental_usd * factor)
+
+
+def run_paths(
+    params: EngineParams,
+    driver_factory: DriverFactory,
+    config: MonteCarloConfig,
+    *,
+    book_params: EngineParams | None = None,
+    price_factor: float = 1.0,
+    heatmap: bool = False,
+    progress: Progress | None = None,
+) -> PathResults:
+    """Simulate ``config.paths`` paths of ``params`` in batches and collect per-path outcomes.
+
+    - ``book_params``: parameters the initial book is drawn with (default ``params``). When they
+      differ, the book is drawn with ``book_params`` and ``params`` then governs the run: its
+      protocol parameters are written into the state with
+      ``levgym.engine.state.set_protocol_params`` right after the draw. Sweeps use this to keep
+      the same positions (same collateral and debt) at every grid point.
+    - ``price_factor``: the book is drawn at the scenario's start price, then the whole
+      fundamental path is multiplied by this factor (an instantaneous spot move at the first
+      substep, for price sensitivities with common random numbers).
+    - ``heatmap``: also accumulate the liquidation-price distribution at the start, at the end of
+      each governance step and at the horizon.
+    """
+    book_params = params if book_params is None else book_params
+    num_substeps = config.num_substeps(params)
+    steps_every = params.run.substeps_per_step
+    acc = HeatmapAccumulator() if heatmap else None
+    parts: list[dict[str, np.ndarray]] = []
+    start = 0
+    for b, size in enumerate(config.batches):
+        seed_b = batch_seed(config.seed, b)
+        drivers = driver_factory(size, num_substeps, params, seed_b)
+        if drivers.num_envs != size or drivers.num_substeps < num_substeps:
+            raise ValueError(
+                f"the drivers have shape [{drivers.num_substeps}, {drivers.num_envs}]; "
+                f"allowed at least [{num_substeps}, {size}]"
+            )
+        sim = Simulator(
+            book_params,
+            drivers,
+            config.positions,
+            seed_b,
+            config.backend,
+            config.dtype,
+            config.device,
+        )
+        if book_params is not params:
+            sim.params = params
+            sim.state = set_protocol_params(sim.state, params.protocol)
+        if price_factor != 1.0:
+            sim.drivers = scale_price(drivers, price_factor)
+        active0 = to_numpy(sim.state.active).copy()
+        if acc is not None:
+            acc.record(0, 0.0, sim.state)
+        point = 1
+        for t in range(num_substeps):
+            sim.substep()
+            if acc is not None and ((t + 1) % steps_every == 0 or t + 1 == num_substeps):
+                acc.record(point, sim.state.time_h, sim.state)
+                point += 1
+        rows = _path_rows(sim, active0, config.bad_debt)
+        rows["path"] = np.arange(start, start + size, dtype=np.float64)
+        rows["batch"] = np.full(size, float(b))
+        rows["batch_seed"] = np.full(size, float(seed_b))
+        parts.append(rows)
+        if acc is not None:
+            acc.add_paths(size)
+        start += size
+        if progress is not None:
+            progress.update(1)
+    per_path = {k: np.concatenate([p[k] for p in parts]) for k in PATH_COLUMNS}
+    return PathResults(per_path, config, acc.result() if acc is not None else None)
+
+
+def with_protocol(params: EngineParams, **changes: float) -> EngineParams:
+    """``params`` with protocol fields changed (validated by ``ProtocolParams``)."""
+    return dataclasses.replace(params, protocol=dataclasses.replace(params.protocol, **changes))

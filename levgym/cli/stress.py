@@ -1,0 +1,380 @@
+"""`levgym stress`: Monte Carlo stress test of a parameter set: VaR / CVaR of bad debt, liquidations
+at risk, liquidation heatmap, sensitivities and parameter frontiers, written as a report folder."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import shlex
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .. import scenarios
+from ..analytics.frontier import BOOK_MODES, FRONTIER_X, checked_grid, parse_sweeps, run_sweep
+from ..analytics.montecarlo import DriverFactory, MonteCarloConfig, run_paths
+from ..analytics.report import (
+    headline_rows,
+    other_rows,
+    sensitivity_table,
+    summary_markdown,
+    sweep_table,
+    write_paths_csv,
+)
+from ..analytics.risk import SE_METHODS, summarize_paths
+from ..analytics.sensitivity import run_sensitivities, sensitivity_runs, to_records
+from ..engine.params import PRESETS, EngineParams
+from ..io import write_json, write_text
+from .common import add_backend_arguments, add_set_argument, build_params, parse_sets, print_json
+
+DEFAULT_SCENARIO = "shock"
+BAD_DEBT_TEXT = {
+    "written_off": "bad debt written off during the horizon (debt left on positions whose collateral is gone)",
+    "written_off_plus_underwater": (
+        "bad debt written off during the horizon plus the shortfall (debt minus collateral value at "
+        "the oracle) of positions still open and underwater at the horizon"
+    ),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stress",
+        help="Monte Carlo stress test: VaR/CVaR of bad debt, liquidations at risk, heatmap, frontier",
+        description=(
+            "Run many market paths through the batched engine and report the tail of bad debt and of "
+            "liquidations, in USD and as a share of TVL, with standard errors. Writes summary.json, "
+            "paths.csv, PNG plots and summary.md to --out."
+        ),
+    )
+    p.add_argument(
+        "--preset", default="aave_v3_weth", choices=sorted(PRESETS), help="protocol preset"
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--scenario",
+        default=None,
+        help=f"scenario name (default {DEFAULT_SCENARIO}; see `levgym scenarios`)",
+    )
+    src.add_argument(
+        "--price-csv",
+        default=None,
+        metavar="FILE",
+        help="replay a price path from a CSV file on every path",
+    )
+    p.add_argument("--time-column", default="time", help="time column of --price-csv")
+    p.add_argument("--price-column", default="price", help="price column of --price-csv")
+    p.add_argument(
+        "--paths", type=int, default=2000, help="number of Monte Carlo paths (one market each)"
+    )
+    p.add_argument("--horizon-hours", type=float, default=24.0, help="length of each path in hours")
+    p.add_argument("--positions", type=int, default=128, help="position slots per path")
+    p.add_argument("--seed", type=int, default=0, help="root seed (paths, books, borrower noise)")
+    p.add_argument("--batch-size", type=int, default=500, help="paths simulated at once")
+    add_set_argument(p)
+    add_backend_arguments(p)
+    p.add_argument(
+        "--include-underwater",
+        action="store_true",
+        help="count the shortfall of positions still underwater at the horizon as bad debt too "
+        "(default: written-off bad debt only)",
+    )
+    p.add_argument("--se", default="analytic", choices=SE_METHODS, help="standard-error method")
+    p.add_argument(
+        "--sensitivities",
+        action="store_true",
+        help="finite-difference delta and gamma w.r.t. price, LT, LTV, bonus and close factor",
+    )
+    p.add_argument(
+        "--sens-paths",
+        type=int,
+        default=None,
+        help="paths per sensitivity run (default min(--paths, 500))",
+    )
+    p.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=START:STOP:COUNT",
+        help="sweep a parameter on the same paths (repeat once for a 2-D grid); also SECTION.KEY=V1,V2,...",
+    )
+    p.add_argument(
+        "--book",
+        default="fixed",
+        choices=BOOK_MODES,
+        help="sweep: keep the initial book fixed or redraw it per point",
+    )
+    p.add_argument(
+        "--frontier-x",
+        default="auto",
+        choices=FRONTIER_X,
+        help="sweep: benefit axis of the frontier (auto: revenue for --book fixed, debt for rescaled)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument(
+        "--out", default=None, metavar="DIR", help="report folder (default runs/stress/<timestamp>)"
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=run)
+
+
+def canonical_command(args: argparse.Namespace) -> str:
+    """The command with every option that shapes the result spelled out (reproduces the run)."""
+    parts = ["levgym", "stress", "--preset", args.preset]
+    if args.price_csv:
+        parts += [
+            "--price-csv",
+            args.price_csv,
+            "--time-column",
+            args.time_column,
+            "--price-column",
+            args.price_column,
+        ]
+    else:
+        parts += ["--scenario", args.scenario or DEFAULT_SCENARIO]
+    parts += [
+        "--paths", str(args.paths), "--horizon-hours", f"{args.horizon_hours:g}", "--positions", str(args.positions),
+        "--seed", str(args.seed), "--batch-size", str(args.batch_size), "--backend", args.backend,
+        "--dtype", args.dtype, "--se", args.se,
+    ]  # fmt: skip
+    if args.device:
+        parts += ["--device", args.device]
+    for item in args.sets:
+        parts += ["--set", item]
+    if args.include_underwater:
+        parts.append("--include-underwater")
+    if args.sensitivities:
+        parts += ["--sensitivities", "--sens-paths", str(_sens_paths(args))]
+    for item in args.sweep:
+        parts += ["--sweep", item]
+    if args.sweep:
+        parts += ["--book", args.book, "--frontier-x", args.frontier_x]
+    if args.out:
+        parts += ["--out", args.out]
+    if args.json:
+        parts.append("--json")
+    return shlex.join(parts)
+
+
+def _sens_paths(args: argparse.Namespace) -> int:
+    return args.sens_paths if args.sens_paths is not None else min(args.paths, 500)
+
+
+def driver_factory(
+    args: argparse.Namespace, sets: dict[str, dict[str, str]]
+) -> tuple[str, DriverFactory]:
+    """(name, factory) for ``--scenario`` or ``--price-csv``; checks names and knobs up front."""
+    if args.price_csv:
+        if not os.path.isfile(args.price_csv):
+            raise ValueError(f"--price-csv {args.price_csv!r} does not exist; allowed a CSV file")
+        try:
+            from ..scenarios import csv_replay
+        except ImportError:
+            raise ValueError(
+                "--price-csv needs levgym.scenarios.csv_replay, which this install lacks"
+            ) from None
+
+        # per-batch seeds reach the replay's optional per-env jitter where it takes a seed
+        takes_seed = "seed" in inspect.signature(csv_replay.drivers_from_csv).parameters
+
+        def from_csv(n: int, s: int, params: EngineParams, seed: int):
+            extra = {"seed": seed} if takes_seed else {}
+            return csv_replay.drivers_from_csv(
+                args.price_csv,
+                num_envs=n,
+                num_substeps=s,
+                params=params,
+                time_column=args.time_column,
+                price_column=args.price_column,
+                overrides=sets["scenario"],
+                **extra,
+            )
+
+        return f"csv:{args.price_csv}", from_csv
+    scenario = scenarios.get(args.scenario or DEFAULT_SCENARIO)
+    scenario.resolve_knobs(sets["scenario"])
+
+    def from_scenario(n: int, s: int, params: EngineParams, seed: int):
+        return scenario.drivers(n, s, params, seed, sets["scenario"])
+
+    return scenario.name, from_scenario
+
+
+def _validate(args: argparse.Namespace) -> None:
+    for name, value, lo in (
+        ("paths", args.paths, 1),
+        ("positions", args.positions, 1),
+        ("batch-size", args.batch_size, 1),
+    ):
+        if value < lo:
+            raise ValueError(f"--{name}={value} is out of range; allowed >= {lo}")
+    if not args.horizon_hours > 0:
+        raise ValueError(f"--horizon-hours={args.horizon_hours:g} is out of range; allowed > 0")
+    if args.sens_paths is not None and args.sens_paths < 2:
+        raise ValueError(f"--sens-paths={args.sens_paths} is out of range; allowed >= 2")
+
+
+def _default_out() -> Path:
+    base = Path("runs") / "stress" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out, i = base, 1
+    while out.exists():
+        out = base.with_name(f"{base.name}-{i}")
+        i += 1
+    return out
+
+
+class _Bar:
+    """A tqdm bar on stderr (or nothing) that also prints warnings without breaking the bar."""
+
+    def __init__(self, total: int, disable: bool) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.bar = tqdm(
+            total=total, desc="levgym stress", unit="batch", file=sys.stderr, disable=disable
+        )
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def warn(self, message: str) -> None:
+        self._tqdm.write(f"levgym: warning: {message}", file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    _validate(args)
+    sets = parse_sets(args.sets)
+    params = build_params(args.preset, sets)
+    axes = parse_sweeps(args.sweep)
+    name, factory = driver_factory(args, sets)
+    bad_debt = "written_off_plus_underwater" if args.include_underwater else "written_off"
+    config = MonteCarloConfig(
+        paths=args.paths,
+        positions=args.positions,
+        horizon_h=args.horizon_hours,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        backend=args.backend,
+        dtype=args.dtype,
+        device=args.device,
+        bad_debt=bad_debt,
+    )
+    num_substeps = config.num_substeps(params)
+    sens_config = (
+        MonteCarloConfig(**{**config.__dict__, "paths": _sens_paths(args)})
+        if args.sensitivities
+        else None
+    )
+    total = len(config.batches) * (1 + (len(checked_grid(params, axes)[0]) if axes else 0))
+    if sens_config is not None:
+        reuse = sens_config.paths == config.paths
+        total += len(sens_config.batches) * (sensitivity_runs(params) + (0 if reuse else 1))
+    bar = _Bar(total, args.no_progress)
+    if args.paths < 100:
+        bar.warn(
+            f"--paths={args.paths}: the 99% quantiles rest on fewer than one tail path; use >= 1000"
+        )
+    try:
+        results = run_paths(params, factory, config, heatmap=True, progress=bar)
+        summary: dict[str, Any] = {
+            "command": canonical_command(args),
+            "argv": shlex.join(sys.argv)
+            if sys.argv and "levgym" in os.path.basename(sys.argv[0])
+            else None,
+            "scenario": name,
+            "scenario_overrides": sets["scenario"],
+            "preset": args.preset,
+            "sets": list(args.sets),
+            "seed": args.seed,
+            "positions": args.positions,
+            "horizon_hours": args.horizon_hours,
+            "substeps": num_substeps,
+            "batch_size": args.batch_size,
+            "backend": args.backend,
+            "dtype": args.dtype,
+            "bad_debt_definition": bad_debt,
+            "bad_debt_definition_text": BAD_DEBT_TEXT[bad_debt],
+        }
+        summary.update(summarize_paths(results.per_path, args.se))
+        if sens_config is not None:
+            base_sens = results if reuse else None
+            rows = run_sensitivities(
+                params, factory, sens_config, base_results=base_sens, progress=bar
+            )
+            summary["sensitivity_paths"] = sens_config.paths
+            summary["sensitivities"] = to_records(rows)
+        sweep = None
+        if axes:
+            sweep = run_sweep(
+                params,
+                factory,
+                config,
+                axes,
+                book=args.book,
+                x_metric=args.frontier_x,
+                base_results=results,
+                progress=bar,
+                warn=bar.warn,
+            )
+            summary["sweep"] = sweep.to_dict()
+    finally:
+        bar.close()
+
+    out = Path(args.out) if args.out else _default_out()
+    files: dict[str, str] = {
+        "summary (JSON)": "summary.json",
+        "per-path outcomes": "paths.csv",
+        "report": "summary.md",
+    }
+    write_paths_csv(out / "paths.csv", results.per_path)
+    if not args.no_plots:
+        from ..analytics.plots import plot_distributions, plot_frontier, plot_heatmap
+
+        title = f"{name}, preset {args.preset}, {args.paths} paths, {args.horizon_hours:g} h"
+        plot_distributions(results.per_path, summary, out / "bad_debt_distribution.png", title)
+        files["bad-debt, liquidation and amplification distributions"] = "bad_debt_distribution.png"
+        plot_heatmap(results.heatmap, out / "liquidation_heatmap.png", title)
+        files["liquidation heatmap"] = "liquidation_heatmap.png"
+        if sweep is not None:
+            plot_frontier(sweep, out / "frontier.png", title)
+            files["parameter frontier"] = "frontier.png"
+    summary["wall_time_s"] = time.perf_counter() - t0
+    summary["out_dir"] = str(out)
+    summary["files"] = files
+    full = dict(summary)
+    full["heatmap"] = results.heatmap.to_dict()
+    write_json(out / "summary.json", full)
+    write_text(out / "summary.md", summary_markdown(summary, files))
+    if args.json:
+        print_json(summary)
+    else:
+        _print_text(summary)
+    return 0
+
+
+def _print_text(s: dict[str, Any]) -> None:
+    print(f"{s['command']}")
+    print(
+        f"scenario {s['scenario']}, preset {s['preset']}, {s['paths']} paths, {s['horizon_hours']:g} h"
+    )
+    rows = headline_rows(s)
+    w = max(len(r[0]) for r in rows)
+    for label, usd, frac, _ in rows:
+        print(f"  {label:<{w}}  {usd:>28}  {frac:>22} of TVL")
+    for label, value in other_rows(s):
+        print(f"  {label}: {value}")
+    if s.get("sensitivities"):
+        print()
+        print(sensitivity_table(s["sensitivities"]))
+    if s.get("sweep"):
+        print()
+        print(sweep_table(s["sweep"]))
+    print(f"report written to {s['out_dir']} ({s['wall_time_s']:.1f} s)")
