@@ -20,7 +20,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
 demo: $(STAMP)
-	$(BIN)/levgym demo
+	$(BIN)/levgym benchmark
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

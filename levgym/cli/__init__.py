@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 from .. import __version__
@@ -13,8 +14,11 @@ from .common import CliError, fail
 COMMANDS = {
     "simulate": "simulate",
     "scenarios": "scenarios",
-    "demo": "demo",
+    "train": "train",
+    "evaluate": "evaluate",
+    "benchmark": "benchmark",
     "stress": "stress",
+    "bench": "bench",
 }
 
 
@@ -33,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(raw)
+    # the exact command, recorded by commands that write run folders and reports
+    args.command_line = "levgym " + " ".join(shlex.quote(a) for a in raw)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -65,7 +65,12 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="numpy", choices=["numpy", "torch"], help="array backend")
+    parser.add_argument(
+        "--backend",
+        default="numpy",
+        choices=["numpy", "torch", "numba"],
+        help="array backend (numba: the fused CPU kernel on numpy arrays)",
+    )
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="float precision")
     parser.add_argument("--device", default=None, help="torch device (cpu, cuda); torch backend only")
 

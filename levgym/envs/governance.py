@@ -323,6 +323,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         revenue0 = to_numpy(s.reserve_income_usd + s.protocol_fee_usd)
         bad0 = to_numpy(s.bad_debt_usd)
         liqs0 = to_numpy(s.liquidations)
+        liquidated0 = to_numpy(s.repaid_by_liquidators_usd)
         liq_loss = np.zeros(self.num_envs)
         for _ in range(self.substeps_per_step):
             seized0, repaid0 = s.seized_collateral_asset, s.repaid_by_liquidators_usd
@@ -359,6 +360,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
             "reward_liquidation": r_liq,
             "reward_efficiency": r_eff,
             "liquidations": to_numpy(s.liquidations) - liqs0,
+            "liquidated_debt_usd": (to_numpy(s.repaid_by_liquidators_usd) - liquidated0) * dp,
             "lender_loss_usd": lender_loss,
             "tvl_usd": tvl,
             **{k: to_numpy(v) for k, v in new.items()},

@@ -179,6 +179,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         self.cash_usd = np.zeros(e)
         self.inventory_asset = np.zeros(e)
         self.perp_asset = np.zeros(e)
+        self.perp_mark_usd = np.zeros(e)  # perp price at which the position was last settled
         self.equity_usd = np.zeros(e)
         self.basis_frac = np.zeros(e)
         self._col = index(self.FEATURES)
@@ -201,7 +202,8 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         self.inventory_asset[mask] = 0.0
         self.perp_asset[mask] = 0.0
         self.equity_usd[mask] = self.initial_cash_usd
-        _, basis = self._perp_price()
+        price, basis = self._perp_price()
+        self.perp_mark_usd[mask] = price[mask]
         self.basis_frac[mask] = basis[mask]
 
     # ------------------------------------------------------------------ dynamics
@@ -226,8 +228,11 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         self.inventory_asset -= sold
         self.cash_usd += proceeds
 
-        # 2. Rebalance the perp hedge at the current perp price (taker fee on the traded notional).
+        # 2. Settle the perp from its last mark to the current price (the agent's own sale moves
+        #    the pool and so the basis), then rebalance there (taker fee on the traded notional).
         p0, _ = self._perp_price()
+        settle = self.perp_asset * (p0 - self.perp_mark_usd)
+        self.cash_usd += settle
         equity_now = self.cash_usd + self.inventory_asset * to_numpy(s.pool_price_usd)
         target = -hedge * np.maximum(equity_now, 0.0) / p0
         perp_fee = self.perp_fee_frac * np.abs(target - self.perp_asset) * p0
@@ -255,8 +260,10 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         p1, basis = self._perp_price()
         self.basis_frac = basis
         variation = self.perp_asset * (p1 - p0)
+        self.perp_mark_usd = p1
         funding = -self.perp_asset * p1 * basis * (self.step_h / self.funding_interval_h)
         self.cash_usd += variation + funding
+        variation = variation + settle  # reported: all of this step's variation margin
 
         # 5. Interest on drawn credit (negative cash).
         credit = (

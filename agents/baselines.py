@@ -1,0 +1,546 @@
+"""Rule-based baseline agents for ``levgym/Governance-v0`` and ``levgym/Liquidator-v0``.
+
+Every baseline has Stable-Baselines3's ``predict(observation, state=None, episode_start=None,
+deterministic=True) -> (actions, state)``, so evaluation treats a trained model and a rule the
+same way. ``observation`` is a batch ``[n_envs, obs_dim]`` (actions ``[n_envs, act_dim]``) or a
+single observation ``[obs_dim]`` (action ``[act_dim]``); actions are ``float32`` inside the
+env's action space. The rules are vectorized over envs (no Python loop over envs) and
+stateless: ``state`` is returned unchanged and ``episode_start`` is ignored.
+
+The rules read the env's *raw* observations (the named features of
+``GovernanceVectorEnv.FEATURES`` / ``LiquidatorVectorEnv.FEATURES``, looked up by name, never by
+offset). Do not feed them observations normalized by ``VecNormalize``.
+
+Public API:
+
+- :func:`make_baseline` ``(name, env_or_env_id, seed=0)`` -> a policy;
+- :func:`baseline_names` ``(env_id)`` -> the names available for an env;
+- :data:`BASELINES` ``{env_id: {name: class}}``.
+
+Governance rules act on the *changes* of the parameters (the action space is a change scaled
+by a per-step cap of :class:`levgym.envs.StewardLimits`). They all work the same way: read the
+current parameters from the observation's parameter features, de-normalized exactly as the env
+normalizes them (``ltv``, ``liquidation_threshold``, ``slope1`` and ``slope2`` as they are, the
+bonus divided by 10), pick target parameters, and output
+``clip((target - current) / step_cap, -speed, speed)`` per component, so a target is reached
+at up to ``speed`` times the per-step cap and then held exactly. The rate-curve action moves
+slope1 and slope2 together (1:10), so the rules steer slope1 (which prices the utilization the
+market normally runs at, below the kink) and slope2 follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from levgym.engine.params import PRESETS, ProtocolParams
+from levgym.envs.base import LevgymEnv, LevgymVectorEnv
+from levgym.envs.features import VOL_PRIOR_ANNUAL, Feature, bounds, index
+from levgym.envs.governance import GOVERNANCE_ACTIONS, GOVERNANCE_FEATURES, StewardLimits
+from levgym.envs.liquidator import LIQUIDATOR_ACTIONS, LIQUIDATOR_FEATURES
+
+GOVERNANCE_ID = "levgym/Governance-v0"
+LIQUIDATOR_ID = "levgym/Liquidator-v0"
+ENV_IDS = (GOVERNANCE_ID, LIQUIDATOR_ID)
+
+# A parameter closer to its target than this (in parameter units) counts as on target. The
+# observation is float32 (about 1e-7 relative resolution), so a parameter read back from it is
+# off by up to ~1e-7; 1e-6 absorbs that and is far below any per-step cap (>= 2.5e-3 by default).
+ON_TARGET_TOL = 1e-6
+
+
+# ---------------------------------------------------------------------- env resolution
+def _vector_env_of(env: Any) -> LevgymVectorEnv:
+    """The native levgym vector env behind ``env`` (a vector env, a single env, a Gymnasium
+    wrapper of either, or the SB3 adapter)."""
+    seen: set[int] = set()
+    obj = env
+    while id(obj) not in seen:
+        seen.add(id(obj))
+        if isinstance(obj, LevgymVectorEnv):
+            return obj
+        if isinstance(obj, LevgymEnv):
+            return obj.vector_env
+        nxt = getattr(obj, "venv", None)  # SB3 VecEnv wrappers and levgym's adapter
+        if nxt is None:
+            nxt = getattr(obj, "unwrapped", None)  # Gymnasium wrappers
+        if nxt is None:
+            break
+        obj = nxt
+    raise ValueError(
+        f"env={env!r} is not a levgym env; allowed an env id ({', '.join(ENV_IDS)}), a levgym "
+        "env or vector env, a Gymnasium wrapper of one, or levgym's SB3 VecEnv"
+    )
+
+
+def _env_id_and_venv(env_or_env_id: Any) -> tuple[str, LevgymVectorEnv | None]:
+    if isinstance(env_or_env_id, str):
+        if env_or_env_id not in ENV_IDS:
+            raise ValueError(f"env id {env_or_env_id!r} is unknown; allowed {', '.join(ENV_IDS)}")
+        return env_or_env_id, None
+    venv = _vector_env_of(env_or_env_id)
+    if venv.env_id not in ENV_IDS:
+        raise ValueError(f"env id {venv.env_id!r} is unknown; allowed {', '.join(ENV_IDS)}")
+    return venv.env_id, venv
+
+
+# ---------------------------------------------------------------------- base class
+class BaselinePolicy:
+    """Base of the rule-based policies: SB3's ``predict`` around a batched ``_act``.
+
+    Subclasses set ``FEATURES`` and ``ACTIONS`` (the env's named observation and action
+    vectors) and implement ``_act(obs) -> actions``, ``obs`` float64 ``[n, obs_dim]``, actions
+    float64 ``[n, act_dim]`` (clipped to the action bounds here).
+    """
+
+    name: ClassVar[str] = ""
+    env_id: ClassVar[str] = ""
+    FEATURES: ClassVar[tuple[Feature, ...]] = ()
+    ACTIONS: ClassVar[tuple[Feature, ...]] = ()
+
+    def __init__(self) -> None:
+        self.col = index(self.FEATURES)
+        low, high = bounds(self.FEATURES)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        alow, ahigh = bounds(self.ACTIONS)
+        self.action_space = spaces.Box(alow, ahigh, dtype=np.float32)
+        self._act_low = alow.astype(np.float64)
+        self._act_high = ahigh.astype(np.float64)
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]:
+        """Actions for ``observation`` (``[obs_dim]`` or ``[n_envs, obs_dim]``), as SB3's
+        ``BaseAlgorithm.predict``. Returns ``(actions, state)``; ``state`` is passed through
+        (the rules keep no recurrent state)."""
+        obs = np.asarray(observation, dtype=np.float64)
+        dim = len(self.FEATURES)
+        single = obs.ndim == 1
+        if obs.ndim not in (1, 2) or obs.shape[-1] != dim:
+            raise ValueError(
+                f"observation has shape {obs.shape}; allowed ({dim},) or (n_envs, {dim}) "
+                f"for {self.env_id}"
+            )
+        batch = obs[None, :] if single else obs
+        act = np.clip(self._act(batch), self._act_low, self._act_high).astype(np.float32)
+        return (act[0] if single else act), state
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.env_id}, name={self.name!r})"
+
+
+# ---------------------------------------------------------------------- governance
+class GovernanceBaseline(BaselinePolicy):
+    """Base of the governance rules: move the parameters toward targets within the caps.
+
+    ``limits`` are the env's :class:`StewardLimits` (the per-step caps that scale the action).
+    ``_targets(obs)`` gives the target LT, gap ``LT - LTV``, bonus and slope1 ``[n]`` and
+    ``_speeds(obs)`` the largest share of each cap to use this step ``[n, 4]`` in [0, 1].
+    """
+
+    env_id = GOVERNANCE_ID
+    FEATURES = GOVERNANCE_FEATURES
+    ACTIONS = GOVERNANCE_ACTIONS
+
+    def __init__(self, limits: StewardLimits | None = None) -> None:
+        super().__init__()
+        if limits is not None and not isinstance(limits, StewardLimits):
+            raise ValueError(f"limits={limits!r} must be a levgym.envs.StewardLimits")
+        self.limits = limits or StewardLimits()
+        lim = self.limits
+        self._caps = np.array([lim.lt_step, lim.gap_step, lim.bonus_step, lim.slope1_step_apr])
+
+    def current_params(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        """The parameters in force, de-normalized from the observation ``[n, obs_dim]``
+        exactly as the env normalizes them (only the bonus is scaled, by 10)."""
+        c = self.col
+        return {
+            "ltv": obs[:, c["ltv"]],
+            "liquidation_threshold": obs[:, c["liquidation_threshold"]],
+            "liquidation_bonus": obs[:, c["liquidation_bonus"]] / 10.0,
+            "slope1_apr": obs[:, c["slope1"]],
+            "slope2_apr": obs[:, c["slope2"]],
+        }
+
+    def _targets(self, obs: np.ndarray) -> np.ndarray:
+        """Targets ``[n, 4]``: LT, gap, bonus, slope1."""
+        raise NotImplementedError
+
+    def _speeds(self, obs: np.ndarray) -> np.ndarray:
+        return np.ones((obs.shape[0], 4))
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        p = self.current_params(obs)
+        current = np.stack(
+            [
+                p["liquidation_threshold"],
+                p["liquidation_threshold"] - p["ltv"],
+                p["liquidation_bonus"],
+                p["slope1_apr"],
+            ],
+            axis=1,
+        )
+        diff = self._targets(obs) - current
+        diff[np.abs(diff) <= ON_TARGET_TOL] = 0.0
+        caps = np.where(self._caps > 0, self._caps, 1.0)
+        raw = np.where(self._caps > 0, diff / caps, 0.0)
+        speed = self._speeds(obs)
+        return np.clip(raw, -speed, speed)
+
+
+def _param_vector(p: ProtocolParams) -> np.ndarray:
+    """LT, gap, bonus, slope1 of a parameter set (the quantities the actions move)."""
+    return np.array(
+        [
+            p.liquidation_threshold,
+            p.liquidation_threshold - p.ltv,
+            p.liquidation_bonus,
+            p.slope1_apr,
+        ]
+    )
+
+
+class _FixedTargetGovernor(GovernanceBaseline):
+    target_preset: ClassVar[str] = ""
+
+    def __init__(self, limits: StewardLimits | None = None, params: ProtocolParams | None = None):
+        super().__init__(limits)
+        if params is not None and not isinstance(params, ProtocolParams):
+            raise ValueError(f"params={params!r} must be a levgym.engine.ProtocolParams")
+        self.params = params or PRESETS[self.target_preset]
+        self._target = _param_vector(self.params)
+
+    def _targets(self, obs: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self._target, (obs.shape[0], 4))
+
+
+class StaticGovernor(_FixedTargetGovernor):
+    """``static``: the ``aave_v3_weth`` preset held fixed (the protocol today, never re-tuned).
+
+    Rule: since actions are changes, output ``clip((preset - current) / cap, -1, 1)`` per
+    component: exactly zero while the parameters are at the preset (the env starts there by
+    default), and a move back at up to the per-step caps if they are elsewhere (another start
+    preset, or an env whose parameters were set by hand).
+
+    Constants: target LT 0.86, LTV 0.825 (gap 0.035), bonus 0.052, slope1 0.04 APR (slope2
+    0.75 follows) - Aave v3 Ethereum WETH at launch, ``levgym.engine.params.PRESETS
+    ["aave_v3_weth"]``; ``params`` overrides it. A parameter within ``ON_TARGET_TOL`` (1e-6)
+    of its target counts as on target, so the float32 observation's rounding never makes the
+    parameters drift.
+    """
+
+    name = "static"
+    target_preset = "aave_v3_weth"
+
+
+class ConservativeGovernor(_FixedTargetGovernor):
+    """``conservative``: drive the parameters to a safer fixed set, then hold it.
+
+    Rule: ``clip((target - current) / cap, -1, 1)`` per component: the full per-step cap
+    toward the target until it is reached, then zero. From the Aave preset this takes 22 hourly
+    steps (LT 0.86 -> 0.75 at 0.005 per step).
+
+    Constants: the ``conservative`` preset of ``levgym.engine.params.PRESETS``: LT 0.75, LTV
+    0.70 (gap 0.05), bonus 0.075, slopes as Aave (0.04 / 0.75 APR): a 13% lower LT leaves
+    borrowers room for a ~13% larger fall before liquidation, a wider LTV gap keeps new loans
+    further from liquidation, and a larger bonus keeps keepers paid when slippage is high.
+    ``params`` overrides the target.
+    """
+
+    name = "conservative"
+    target_preset = "conservative"
+
+
+class VolRuleGovernor(GovernanceBaseline):
+    """``vol_rule``: the liquidation threshold and the LTV fall linearly with realized volatility.
+
+    The rule Auto.gov compares against (a deterministic volatility-indexed collateral factor):
+
+    ``target LT = clip(LT0 - K * (vol - VOL0), LT_LO, LT_HI)``, ``target LTV = target LT -
+    GAP0`` (the LTV keeps its gap), bonus and slopes held at the preset; each moves toward its
+    target within the per-step caps (``clip((target - current) / cap, -1, 1)``).
+
+    Constants (why):
+
+    - ``vol`` is the observation's ``vol_short`` (annualized EWMA volatility, 6 h half-life):
+      it reacts within hours to a crash; the 7-day one would react after the cascade.
+    - ``LT0 = 0.86``, ``GAP0 = 0.035``, bonus 0.052, slope1 0.04: the ``aave_v3_weth`` preset,
+      so the rule is "static" at normal volatility.
+    - ``VOL0 = 0.6``: a typical annualized ETH volatility (the env's own volatility prior,
+      ``levgym.envs.features.VOL_PRIOR_ANNUAL``), where the rule keeps the preset.
+    - ``K = 0.1`` per unit of annualized volatility: at 1.6 (a high-volatility regime) LT is
+      0.76, about the ``conservative`` preset; a crash (vol 2.2 and above) reaches the floor.
+    - ``LT_LO = 0.70``: the floor, 0.05 below the conservative preset, so a crash cannot push
+      LT (and with it half the book) into liquidation without bound.
+    - ``LT_HI = 0.90``: in calm markets (vol below 0.6) LT may rise up to 0.04 above the preset,
+      the capital-efficiency side of the rule; 0.90 * (1 + 0.052) stays well below 1.
+    """
+
+    name = "vol_rule"
+    LT0: ClassVar[float] = 0.86
+    GAP0: ClassVar[float] = 0.035
+    VOL0: ClassVar[float] = VOL_PRIOR_ANNUAL
+    K: ClassVar[float] = 0.1
+    LT_LO: ClassVar[float] = 0.70
+    LT_HI: ClassVar[float] = 0.90
+
+    def __init__(self, limits: StewardLimits | None = None) -> None:
+        super().__init__(limits)
+        self._base = _param_vector(PRESETS["aave_v3_weth"])
+
+    def target_lt(self, vol: np.ndarray) -> np.ndarray:
+        """The rule's target liquidation threshold for annualized volatility ``vol``."""
+        return np.clip(self.LT0 - self.K * (vol - self.VOL0), self.LT_LO, self.LT_HI)
+
+    def _targets(self, obs: np.ndarray) -> np.ndarray:
+        t = np.tile(self._base, (obs.shape[0], 1))
+        t[:, 0] = self.target_lt(obs[:, self.col["vol_short"]])
+        t[:, 1] = self.GAP0
+        return t
+
+
+class StewardGovernor(GovernanceBaseline):
+    """``steward``: tighten fast under stress, relax slowly when calm, hold in between.
+
+    Modeled on how risk stewards (Chaos Labs / Gauntlet under Aave's risk-steward caps) work:
+    react to stress quickly, give capital efficiency back cautiously.
+
+    Rule: the stress level is ``z = max(vol_short / VOL_TIGHT, near / NEAR_TIGHT)`` with
+    ``near`` the observation's ``debt_liquidatable_10`` (share of debt that a further 10%
+    oracle fall would make liquidatable).
+
+    - ``z >= 1`` (stress): move toward the TIGHT set at the full per-step caps;
+    - ``z < RELAX_BELOW`` (calm): move back toward the BASE set at ``RELAX_SPEED`` of the caps;
+    - otherwise: hold (zero change). The band between is a hysteresis that keeps noise in the
+      volatility estimate from flipping the parameters back and forth.
+
+    Constants (why):
+
+    - BASE = the ``aave_v3_weth`` preset (where the market starts; the steward's normal).
+    - TIGHT = the ``conservative`` preset (LT 0.75, LTV 0.70, bonus 0.075, same slopes).
+    - ``VOL_TIGHT = 1.2``: twice the typical annualized ETH volatility (0.6); in levgym's
+      scenarios calm markets read 0.4-0.7, high-volatility regimes 1.5-1.8, crashes 3-5.
+    - ``NEAR_TIGHT = 0.05``: 5% of debt one 10% fall from liquidation; a freshly drawn book
+      has none (its health factors start above 1.11), a crash pushes it to 0.3-0.8.
+    - ``RELAX_BELOW = 0.75``: relax only when both signals are below 3/4 of their triggers
+      (vol < 0.9, near < 3.75%).
+    - ``RELAX_SPEED = 0.2``: relaxing at a fifth of the caps (LT +0.1% per hour, 55 h from
+      conservative back to Aave) mirrors stewards' slow loosening after a stress.
+    """
+
+    name = "steward"
+    VOL_TIGHT: ClassVar[float] = 1.2
+    NEAR_TIGHT: ClassVar[float] = 0.05
+    RELAX_BELOW: ClassVar[float] = 0.75
+    RELAX_SPEED: ClassVar[float] = 0.2
+
+    def __init__(self, limits: StewardLimits | None = None) -> None:
+        super().__init__(limits)
+        self._base = _param_vector(PRESETS["aave_v3_weth"])
+        self._tight = _param_vector(PRESETS["conservative"])
+
+    def stress(self, obs: np.ndarray) -> np.ndarray:
+        """The stress level ``z`` ``[n]`` of observations ``[n, obs_dim]``."""
+        c = self.col
+        return np.maximum(
+            obs[:, c["vol_short"]] / self.VOL_TIGHT,
+            obs[:, c["debt_liquidatable_10"]] / self.NEAR_TIGHT,
+        )
+
+    def _targets(self, obs: np.ndarray) -> np.ndarray:
+        stressed = (self.stress(obs) >= 1.0)[:, None]
+        return np.where(stressed, self._tight, self._base)
+
+    def _speeds(self, obs: np.ndarray) -> np.ndarray:
+        z = self.stress(obs)
+        speed = np.where(z >= 1.0, 1.0, np.where(z < self.RELAX_BELOW, self.RELAX_SPEED, 0.0))
+        return np.repeat(speed[:, None], 4, axis=1)
+
+
+class RandomPolicy(BaselinePolicy):
+    """``random``: actions uniform in the action space ``[-1, 1]^act_dim``, from a numpy
+    ``Generator`` seeded with ``seed`` (the same seed gives the same action sequence). It is a
+    floor, not a rule: ``deterministic`` is ignored (a deterministic "random" policy would be a
+    constant one)."""
+
+    name = "random"
+
+    def __init__(self, env_id: str, seed: int = 0) -> None:
+        if env_id not in ENV_IDS:
+            raise ValueError(f"env id {env_id!r} is unknown; allowed {', '.join(ENV_IDS)}")
+        self.env_id = env_id  # type: ignore[misc]
+        gov = env_id == GOVERNANCE_ID
+        self.FEATURES = GOVERNANCE_FEATURES if gov else LIQUIDATOR_FEATURES  # type: ignore[misc]
+        self.ACTIONS = GOVERNANCE_ACTIONS if gov else LIQUIDATOR_ACTIONS  # type: ignore[misc]
+        super().__init__()
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(
+            self._act_low, self._act_high, size=(obs.shape[0], len(self.ACTIONS))
+        )
+
+
+# ---------------------------------------------------------------------- liquidator
+class LiquidatorBaseline(BaselinePolicy):
+    """Base of the liquidator rules. Actions map to ``[0, 1]`` as ``(a + 1) / 2``: take share
+    (times ``max_share_frac``), share of inventory sold this step, short hedge ratio (times
+    ``max_hedge_ratio``, the env's, default 1)."""
+
+    env_id = LIQUIDATOR_ID
+    FEATURES = LIQUIDATOR_FEATURES
+    ACTIONS = LIQUIDATOR_ACTIONS
+
+    def __init__(self, max_hedge_ratio: float = 1.0) -> None:
+        super().__init__()
+        if not (np.isfinite(max_hedge_ratio) and max_hedge_ratio >= 0):
+            raise ValueError(
+                f"max_hedge_ratio={max_hedge_ratio!r} is out of range; allowed a finite number >= 0"
+            )
+        self.max_hedge_ratio = float(max_hedge_ratio)
+
+    @staticmethod
+    def to_action(frac: np.ndarray | float) -> np.ndarray:
+        """The action component for a share in ``[0, 1]``: ``2 * frac - 1``."""
+        return 2.0 * np.clip(frac, 0.0, 1.0) - 1.0
+
+
+class GreedyLiquidator(LiquidatorBaseline):
+    """``greedy``: take every profitable liquidation, sell everything at once, no hedge.
+
+    Rule: action ``(1, 1, -1)`` every step: the largest share of each liquidation the env
+    allows (``max_share_frac``; the engine only runs liquidations that pay for gas and
+    slippage, so every one taken is profitable at its price), all inventory sold into the pool
+    at the next step, no perp position. Constants: none (the extreme of each action).
+    """
+
+    name = "greedy"
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        a = np.empty((obs.shape[0], 3))
+        a[:, 0], a[:, 1], a[:, 2] = 1.0, 1.0, -1.0
+        return a
+
+
+class GreedyHedgedLiquidator(LiquidatorBaseline):
+    """``greedy_hedged``: take every profitable liquidation, unwind over a few steps, hedged.
+
+    Rule, per step:
+
+    - take: the largest share (``a0 = 1``), as ``greedy``;
+    - sell: ``SELL_FRAC`` of the inventory (``a1 = 2 * SELL_FRAC - 1``), so a seizure is sold
+      off geometrically over a few steps;
+    - hedge: short on the perpetual the inventory still held after this step's sale:
+      hedge ratio ``= inventory * (1 - SELL_FRAC) / equity`` (both from the observation, in
+      units of initial capital), clipped to ``[0, max_hedge_ratio]``; with equity at or below
+      zero, the largest ratio. The seizure of the coming step is hedged at the next step.
+
+    Constants (why): ``SELL_FRAC = 0.25`` per 10-minute step: 90% of a seizure is sold within
+    8 steps (80 min). The pool's arbitrage closes half of the gap to the fundamental per step
+    (``arb_speed_frac = 0.5``), so spreading the sale over several steps lets arbitrage refill
+    the pool between sales, selling at a better price than one dump, while the hedge covers the
+    price risk of what is still held.
+    """
+
+    name = "greedy_hedged"
+    SELL_FRAC: ClassVar[float] = 0.25
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        c = self.col
+        held = obs[:, c["inventory"]] * (1.0 - self.SELL_FRAC)
+        equity = obs[:, c["equity"]]
+        ratio = np.where(equity > 0, held / np.where(equity > 0, equity, 1.0), np.inf)
+        ratio = np.where(held > 0, ratio, 0.0)
+        hedge = np.clip(ratio, 0.0, self.max_hedge_ratio)
+        frac = hedge / self.max_hedge_ratio if self.max_hedge_ratio > 0 else np.zeros_like(hedge)
+        a = np.empty((obs.shape[0], 3))
+        a[:, 0] = 1.0
+        a[:, 1] = self.to_action(self.SELL_FRAC)
+        a[:, 2] = self.to_action(frac)
+        return a
+
+
+class PassiveLiquidator(LiquidatorBaseline):
+    """``passive``: never acts. Action ``(-1, -1, -1)``: take none of any liquidation, sell
+    nothing (it never holds anything), no perp position. Its return is the zero line (minus
+    nothing: no gas, no fees). Constants: none."""
+
+    name = "passive"
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        return -np.ones((obs.shape[0], 3))
+
+
+# ---------------------------------------------------------------------- registry
+BASELINES: dict[str, dict[str, type[BaselinePolicy]]] = {
+    GOVERNANCE_ID: {
+        "static": StaticGovernor,
+        "conservative": ConservativeGovernor,
+        "vol_rule": VolRuleGovernor,
+        "steward": StewardGovernor,
+        "random": RandomPolicy,
+    },
+    LIQUIDATOR_ID: {
+        "greedy": GreedyLiquidator,
+        "greedy_hedged": GreedyHedgedLiquidator,
+        "passive": PassiveLiquidator,
+    },
+}
+"""The baselines of each env id: ``{env_id: {name: class}}``."""
+
+
+def baseline_names(env_id: str) -> tuple[str, ...]:
+    """The baseline names available for ``env_id``, in registry order."""
+    if env_id not in BASELINES:
+        raise ValueError(f"env id {env_id!r} is unknown; allowed {', '.join(BASELINES)}")
+    return tuple(BASELINES[env_id])
+
+
+def make_baseline(name: str, env_or_env_id: Any, seed: int = 0) -> BaselinePolicy:
+    """The baseline ``name`` for an env (an env id, or a levgym env / vector env / wrapper /
+    SB3 VecEnv, whose settings it then uses: the governance env's ``limits``, the liquidator
+    env's ``max_hedge_ratio``). ``seed`` seeds ``random``. Unknown names raise ``ValueError``
+    naming the allowed ones."""
+    env_id, venv = _env_id_and_venv(env_or_env_id)
+    table: Mapping[str, type[BaselinePolicy]] = BASELINES[env_id]
+    if name not in table:
+        raise ValueError(f"baseline {name!r} is unknown for {env_id}; allowed {', '.join(table)}")
+    cls = table[name]
+    if cls is RandomPolicy:
+        return RandomPolicy(env_id, seed=seed)
+    if issubclass(cls, GovernanceBaseline):
+        limits = getattr(venv, "limits", None) if venv is not None else None
+        return cls(limits=limits)
+    if issubclass(cls, LiquidatorBaseline):
+        ratio = getattr(venv, "max_hedge_ratio", 1.0) if venv is not None else 1.0
+        return cls(max_hedge_ratio=ratio)
+    return cls()
+
+
+__all__ = [
+    "BASELINES",
+    "BaselinePolicy",
+    "ConservativeGovernor",
+    "GovernanceBaseline",
+    "GreedyHedgedLiquidator",
+    "GreedyLiquidator",
+    "LiquidatorBaseline",
+    "PassiveLiquidator",
+    "RandomPolicy",
+    "StaticGovernor",
+    "StewardGovernor",
+    "VolRuleGovernor",
+    "baseline_names",
+    "make_baseline",
+]

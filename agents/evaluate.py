@@ -1,0 +1,209 @@
+"""Evaluation on a suite of named scenarios with held-out seeds: per-episode metrics, means and
+95% confidence intervals, for trained models and rule-based baselines alike."""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from levgym import scenarios as scenario_lib
+
+SUITE_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
+ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v0")
+
+# Per-episode metrics, by env: (name, info key summed over the episode or a special rule).
+GOVERNANCE_METRICS = ("return", "bad_debt_usd", "revenue_usd", "liquidated_usd", "liquidation_loss_usd", "insolvent")
+LIQUIDATOR_METRICS = ("return", "pnl_usd", "max_drawdown_usd", "seized_asset", "gas_usd", "bankrupt")
+
+
+@dataclass(frozen=True)
+class EnvSuite:
+    """The scenarios and env settings one env is evaluated on."""
+
+    scenarios: tuple[str, ...]
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named evaluation suite: episodes per scenario, the first evaluation seed, envs."""
+
+    name: str
+    episodes: int
+    seed: int
+    envs: dict[str, EnvSuite]
+
+    def for_env(self, env_id: str) -> EnvSuite:
+        if env_id not in self.envs:
+            raise ValueError(f"suite {self.name!r} has no entry for {env_id!r}; it has {', '.join(self.envs)}")
+        return self.envs[env_id]
+
+
+def load_suite(path: str | os.PathLike | None = None, name: str = "default") -> Suite:
+    """A suite from YAML (``configs/suites/<name>.yaml`` by default)."""
+    file = Path(path) if path else SUITE_DIR / f"{name}.yaml"
+    if not file.exists():
+        raise FileNotFoundError(f"suite file {str(file)!r} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"suite file {str(file)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    episodes = int(data.get("episodes", 8))
+    if episodes < 1:
+        raise ValueError(f"suite {str(file)!r}: episodes={episodes} is out of range; allowed >= 1")
+    seed = int(data.get("seed", scenario_lib.eval_seed(0)))
+    if not scenario_lib.is_eval_seed(seed):
+        raise ValueError(
+            f"suite {str(file)!r}: seed={seed} is in the training range; allowed >= {scenario_lib.EVAL_SEED_OFFSET}"
+        )
+    envs = {}
+    for env_id, block in (data.get("envs") or {}).items():
+        names = tuple(block.get("scenarios", ()))
+        for n in names:
+            scenario_lib.get(n)  # unknown names fail here, with the allowed list
+        envs[env_id] = EnvSuite(names, dict(block.get("env_kwargs", {})))
+    return Suite(str(data.get("name", file.stem)), episodes, seed, envs)
+
+
+class NormalizedPolicy:
+    """A trained SB3 model behind the observation normalization it was trained with."""
+
+    def __init__(self, model: Any, vecnormalize_path: str | os.PathLike | None) -> None:
+        self.model = model
+        self.normalizer = None
+        if vecnormalize_path is not None:
+            with open(vecnormalize_path, "rb") as fh:
+                self.normalizer = pickle.load(fh)
+            self.normalizer.training = False
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        obs = observation if self.normalizer is None else self.normalizer.normalize_obs(observation)
+        return self.model.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+
+
+def load_model_policy(model_path: str | os.PathLike) -> NormalizedPolicy:
+    from .train import load_policy
+
+    model, vn = load_policy(model_path)
+    return NormalizedPolicy(model, vn)
+
+
+def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[str, Any]):
+    """The native vector env for one scenario of the suite, on held-out seeds."""
+    from levgym.envs import GovernanceVectorEnv, LiquidatorVectorEnv
+
+    classes = {"levgym/Governance-v0": GovernanceVectorEnv, "levgym/Liquidator-v0": LiquidatorVectorEnv}
+    if env_id not in classes:
+        raise ValueError(f"--env {env_id!r} is unknown; allowed {', '.join(classes)}")
+    return classes[env_id](num_envs=episodes, scenarios=[scenario], split="eval", **env_kwargs)
+
+
+def mean_ci(values: np.ndarray) -> dict[str, float | None]:
+    """Mean and the half-width of a 95% Student-t confidence interval."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    n = len(v)
+    mean = float(v.mean()) if n else math.nan
+    if n < 2:
+        return {"mean": mean, "ci95": None, "n": n}
+    half = float(stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return {"mean": mean, "ci95": half, "n": n}
+
+
+def rollout(policy: Any, env_id: str, scenario: str, episodes: int, seed: int, env_kwargs: dict[str, Any], record: bool = False) -> dict[str, Any]:
+    """Run one episode in each of ``episodes`` envs (seeds ``seed + i``) and return per-episode
+    metrics (``[episodes]`` arrays) and, with ``record``, the per-step infos of env 0."""
+    env = make_eval_env(env_id, scenario, episodes, env_kwargs)
+    obs, _ = env.reset(seed=seed)
+    gov = env_id.endswith("Governance-v0")
+    names = GOVERNANCE_METRICS if gov else LIQUIDATOR_METRICS
+    acc = {k: np.zeros(episodes) for k in names}
+    done = np.zeros(episodes, dtype=bool)
+    equity_peak = np.zeros(episodes)
+    trace: list[dict[str, float]] = []
+    if not gov:
+        equity_peak[:] = float(env.initial_cash_usd)
+    while not done.all():
+        actions, _ = policy.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, info = env.step(actions)
+        live = ~done
+        acc["return"] += np.where(live, reward, 0.0)
+        if gov:
+            acc["bad_debt_usd"] += np.where(live, info["bad_debt_usd"], 0.0)
+            acc["revenue_usd"] += np.where(live, info["revenue_usd"], 0.0)
+            acc["liquidated_usd"] += np.where(live, info["liquidated_debt_usd"], 0.0)
+            acc["liquidation_loss_usd"] += np.where(live, info["liquidation_loss_usd"], 0.0)
+        else:
+            equity = info["equity_usd"]
+            equity_peak = np.where(live, np.maximum(equity_peak, equity), equity_peak)
+            acc["max_drawdown_usd"] = np.where(live, np.maximum(acc["max_drawdown_usd"], equity_peak - equity), acc["max_drawdown_usd"])
+            acc["pnl_usd"] += np.where(live, info["pnl_usd"], 0.0)
+            acc["seized_asset"] += np.where(live, info["seized_asset"], 0.0)
+            acc["gas_usd"] += np.where(live, info["gas_usd"], 0.0)
+        if record and live[0]:
+            trace.append({k: float(np.asarray(v)[0]) for k, v in info.items() if _is_numeric_vector(v, episodes)})
+        ended = (terminated | truncated) & live
+        key = "insolvent" if gov else "bankrupt"
+        acc[key] = np.where(ended, terminated.astype(float), acc[key])
+        done |= ended
+    env.close()
+    out: dict[str, Any] = {"metrics": acc}
+    if record:
+        out["trace"] = trace
+    return out
+
+
+def _is_numeric_vector(v: Any, n: int) -> bool:
+    a = np.asarray(v)
+    return a.shape == (n,) and a.dtype.kind in "fiub"
+
+
+def evaluate(
+    policy: Any,
+    env_id: str,
+    suite: Suite,
+    scenarios: list[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Mean and 95% CI of each metric per scenario of the suite (or of ``scenarios``)."""
+    from tqdm import tqdm
+
+    entry = suite.for_env(env_id)
+    names = list(scenarios) if scenarios else list(entry.scenarios)
+    results: dict[str, Any] = {}
+    for name in tqdm(names, desc=f"evaluate {env_id}", disable=not progress, leave=False):
+        run = rollout(policy, env_id, name, suite.episodes, suite.seed, entry.env_kwargs)
+        results[name] = {k: mean_ci(v) for k, v in run["metrics"].items()}
+    return {"env_id": env_id, "suite": suite.name, "episodes": suite.episodes, "seed": suite.seed, "scenarios": results}
+
+
+def register_csv_scenario(path: str, time_column: str = "time", price_column: str = "price") -> str:
+    """Register a user's price CSV as a scenario named ``csv:<file>`` (validated now) and return the name."""
+    from levgym.engine.params import EngineParams
+    from levgym.scenarios.base import Scenario, register
+    from levgym.scenarios.csv_replay import drivers_from_csv
+
+    name = f"csv:{path}"
+    drivers_from_csv(path, 1, 2, EngineParams(), time_column, price_column)  # fail fast, one clear line
+    if name not in scenario_lib.names():
+        register(
+            Scenario(
+                name=name,
+                kind="replay",
+                description=f"user price path {path}",
+                source=path,
+                build=lambda knobs, ctx: drivers_from_csv(
+                    path, ctx.num_envs, ctx.num_substeps, ctx.params, time_column, price_column, knobs
+                ),
+                knobs={"hold_last": True},  # an episode longer than the file holds its last price
+            )
+        )
+    return name

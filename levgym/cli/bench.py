@@ -1,0 +1,76 @@
+"""`levgym bench`: engine and environment speed, side by side in one run; writes BENCHMARK.md."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..io import write_json, write_text
+from .common import print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure engine and env speed (vs the reference loop, by backend and size) and write BENCHMARK.md",
+        description=(
+            "Measure the batched engine against the reference loop, position-updates per second by "
+            "backend and batch size, env-steps per second of the vector envs (alone and through the "
+            "SB3 adapter), the share of a short PPO run spent in the env, and the memory-bandwidth "
+            "bound. Writes BENCHMARK.md and bench.json into --out."
+        ),
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the result as one JSON object instead of tables"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes only (seconds; targets are not judged)"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="folder for BENCHMARK.md and bench.json (default: . ; with --quick: runs/bench-quick)",
+    )
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time budget of the position-update grid, shared by the backends (default 150; quick 6)",
+    )
+    p.add_argument(
+        "--backends",
+        default=None,
+        metavar="LIST",
+        help="comma-separated engine backends to measure (numpy, torch, torch-masked, numba, torch-cuda; "
+        "default: all available)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import BenchConfig, render_markdown, render_table, run_bench
+
+    backends = (
+        tuple(b.strip() for b in args.backends.split(",") if b.strip()) if args.backends else ()
+    )
+    config = BenchConfig.for_mode(args.quick, args.budget_s, backends)
+    out_dir = Path(args.out) if args.out else Path("runs/bench-quick" if args.quick else ".")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {str(out_dir)!r} is a file; allowed a folder")
+    result = run_bench(config, progress=not args.no_progress)
+    command = "levgym bench" + (" --quick" if args.quick else "")
+    result["files"] = {
+        "markdown": str(out_dir / "BENCHMARK.md"),
+        "json": str(out_dir / "bench.json"),
+    }
+    write_json(out_dir / "bench.json", result)
+    write_text(out_dir / "BENCHMARK.md", render_markdown(result, command))
+    if args.json:
+        print_json(result)
+    else:
+        print(render_table(result))
+        print(f"\nwritten: {result['files']['markdown']}, {result['files']['json']}")
+    return 0

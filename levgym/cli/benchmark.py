@@ -1,0 +1,21 @@
+"""`levgym benchmark`: the main job (train, evaluate against every baseline, write a report)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("benchmark", help="train the RL agents, evaluate them and the baselines, write a report")
+    p.add_argument("--quick", action="store_true", help="a small version (about 3 minutes; used by the tests)")
+    p.add_argument("--out", default=None, metavar="DIR", help="report folder (default runs/benchmark/<kind>__<time>); rerun with the same folder to resume")
+    p.add_argument("--no-progress", action="store_true", help="hide progress")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents.benchmark import run_benchmark
+
+    out = run_benchmark(args.out, quick=args.quick, progress=not args.no_progress, command=args.command_line)
+    print(f"report: {out / 'report.md'}")
+    return 0

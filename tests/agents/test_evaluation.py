@@ -1,0 +1,85 @@
+"""`levgym evaluate`: baselines and saved models on a suite with held-out seeds; CSV paths."""
+
+import json
+
+import numpy as np
+import pytest
+
+from agents.evaluate import load_suite, mean_ci
+from agents.train import train
+from levgym.cli import main
+
+SUITE = """
+name: tiny
+episodes: 3
+seed: 1000000
+envs:
+  levgym/Governance-v0:
+    env_kwargs: {num_positions: 16, horizon_h: 6}
+    scenarios: [gbm_high_vol, shock]
+  levgym/Liquidator-v0:
+    env_kwargs: {num_positions: 16, horizon_h: 3}
+    scenarios: [shock]
+"""
+
+
+@pytest.fixture
+def suite_file(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE)
+    return path
+
+
+def test_mean_ci_matches_student_t():
+    v = np.array([1.0, 2.0, 3.0, 4.0])
+    out = mean_ci(v)
+    assert out["mean"] == 2.5 and out["n"] == 4
+    assert out["ci95"] == pytest.approx(3.182446305 * np.std(v, ddof=1) / 2.0, rel=1e-6)
+    assert mean_ci(np.array([5.0]))["ci95"] is None
+
+
+def test_suite_rejects_training_seeds_and_unknown_scenarios(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SUITE.replace("seed: 1000000", "seed: 5"))
+    with pytest.raises(ValueError, match=r"seed=5 is in the training range"):
+        load_suite(bad)
+    bad.write_text(SUITE.replace("[shock]", "[nope]"))
+    with pytest.raises(ValueError, match=r"unknown scenario 'nope'"):
+        load_suite(bad)
+
+
+@pytest.mark.parametrize(("env", "baseline"), [("levgym/Governance-v0", "static"), ("levgym/Liquidator-v0", "greedy")])
+def test_evaluate_a_baseline(capsys, suite_file, env, baseline):
+    assert main(["evaluate", "--baseline", baseline, "--env", env, "--suite", str(suite_file), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["seed"] >= 1_000_000 and out["episodes"] == 3
+    for metrics in out["scenarios"].values():
+        assert metrics["return"]["n"] == 3
+        assert all(np.isfinite(v["mean"]) for v in metrics.values())
+
+
+def test_evaluate_a_saved_model_and_a_price_csv(capsys, suite_file, tmp_path):
+    run = train(
+        "levgym/Governance-v0", "ppo", total_timesteps=128, seed=0, out=tmp_path / "run",
+        hyper=["n_envs=2", "n_steps=64", "batch_size=64", "n_epochs=1", "env_kwargs.num_positions=16", "env_kwargs.horizon_h=6"],
+        progress=False, command="pytest",
+    )
+    assert main(["evaluate", "--model", str(run / "model.zip"), "--env", "levgym/Governance-v0", "--suite", str(suite_file), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["scenarios"]) == {"gbm_high_vol", "shock"}
+    csv = tmp_path / "path.csv"
+    csv.write_text("time,price\n" + "\n".join(f"{3600 * i},{2000 - 40 * i}" for i in range(12)) + "\n")
+    assert main(["evaluate", "--baseline", "steward", "--env", "levgym/Governance-v0", "--suite", str(suite_file), "--price-csv", str(csv), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["scenarios"]) == [f"csv:{csv}"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,cost\n0,1\n3600,2\n")
+    assert main(["evaluate", "--baseline", "static", "--suite", str(suite_file), "--price-csv", str(bad)]) == 2
+    assert "price" in capsys.readouterr().err
+
+
+def test_evaluate_errors(capsys, suite_file):
+    assert main(["evaluate", "--baseline", "nope", "--suite", str(suite_file)]) == 2
+    assert "baseline 'nope' is unknown" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "/nonexistent/model.zip", "--suite", str(suite_file)]) == 2
+    assert "does not exist" in capsys.readouterr().err
