@@ -58,11 +58,17 @@ class BenchmarkConfig:
 
     @classmethod
     def default(cls) -> BenchmarkConfig:
-        return cls(suite="default", timesteps={"levgym/Governance-v0": 200_000, "levgym/Liquidator-v0": 100_000})
+        return cls(
+            suite="default",
+            timesteps={"levgym/Governance-v0": 200_000, "levgym/Liquidator-v0": 100_000},
+        )
 
     @classmethod
     def quick(cls) -> BenchmarkConfig:
-        return cls(suite="quick", timesteps={"levgym/Governance-v0": 16_384, "levgym/Liquidator-v0": 16_384})
+        return cls(
+            suite="quick",
+            timesteps={"levgym/Governance-v0": 16_384, "levgym/Liquidator-v0": 16_384},
+        )
 
 
 def _slug(env_id: str) -> str:
@@ -94,7 +100,11 @@ def run_benchmark(
     cfg = config or (BenchmarkConfig.quick() if quick else BenchmarkConfig.default())
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(out) if out else Path("runs") / "benchmark" / f"{'quick' if quick else 'default'}__{stamp}"
+    out_dir = (
+        Path(out)
+        if out
+        else Path("runs") / "benchmark" / f"{'quick' if quick else 'default'}__{stamp}"
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     suite = load_suite(name=cfg.suite)
     started = time.perf_counter()
@@ -112,7 +122,15 @@ def run_benchmark(
         elif (run_dir / "config.yaml").exists():
             train(env_id, resume=run_dir, progress=progress, command=command)
         else:
-            train(env_id, "ppo", total_timesteps=cfg.timesteps[env_id], seed=cfg.seed, out=run_dir, progress=progress, command=command)
+            train(
+                env_id,
+                "ppo",
+                total_timesteps=cfg.timesteps[env_id],
+                seed=cfg.seed,
+                out=run_dir,
+                progress=progress,
+                command=command,
+            )
         timings[f"train_{slug}_s"] = time.perf_counter() - t0
         runs[env_id] = str(run_dir)
         policies: dict[str, Any] = {"ppo": load_model_policy(run_dir / "model.zip")}
@@ -129,7 +147,15 @@ def run_benchmark(
             traces[env_id] = {}
             for name in ("ppo", "static", "steward"):
                 if name in policies:
-                    run = rollout(policies[name], env_id, cfg.crash_scenario, 1, suite.seed, entry.env_kwargs, record=True)
+                    run = rollout(
+                        policies[name],
+                        env_id,
+                        cfg.crash_scenario,
+                        1,
+                        suite.seed,
+                        entry.env_kwargs,
+                        record=True,
+                    )
                     traces[env_id][name] = run["trace"]
     timings["total_s"] = time.perf_counter() - started
 
@@ -137,8 +163,15 @@ def run_benchmark(
         "command": command,
         "quick": quick,
         "config": asdict(cfg),
-        "suite": {"name": suite.name, "episodes": suite.episodes, "seed": suite.seed,
-                  "envs": {k: {"scenarios": list(v.scenarios), "env_kwargs": v.env_kwargs} for k, v in suite.envs.items()}},
+        "suite": {
+            "name": suite.name,
+            "episodes": suite.episodes,
+            "seed": suite.seed,
+            "envs": {
+                k: {"scenarios": list(v.scenarios), "env_kwargs": v.env_kwargs}
+                for k, v in suite.envs.items()
+            },
+        },
         "git_revision": git_revision(),
         "levgym_version": __version__,
         "python": platform.python_version(),
@@ -147,11 +180,21 @@ def run_benchmark(
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "runs": runs,
     }
-    objectives = {env_id: {name: objective(r) for name, r in per.items()} for env_id, per in results.items()}
-    objective_cis = {env_id: {name: objective_ci(r) for name, r in per.items()} for env_id, per in results.items()}
+    objectives = {
+        env_id: {name: objective(r) for name, r in per.items()} for env_id, per in results.items()
+    }
+    objective_cis = {
+        env_id: {name: objective_ci(r) for name, r in per.items()}
+        for env_id, per in results.items()
+    }
     write_json(
         out_dir / "results.json",
-        {"meta": meta, "objective": objectives, "objective_ci95": objective_cis, "results": results},
+        {
+            "meta": meta,
+            "objective": objectives,
+            "objective_ci95": objective_cis,
+            "results": results,
+        },
     )
     write_text(out_dir / "results.csv", _csv(results))
     plots = _plots(out_dir, results, traces, runs)
@@ -173,7 +216,17 @@ def _csv(results: dict[str, dict[str, Any]]) -> str:
         for policy, r in per.items():
             for scenario, metrics in r["scenarios"].items():
                 for metric, v in metrics.items():
-                    w.writerow([env_id, policy, scenario, metric, repr(v["mean"]), "" if v["ci95"] is None else repr(v["ci95"]), v["n"]])
+                    w.writerow(
+                        [
+                            env_id,
+                            policy,
+                            scenario,
+                            metric,
+                            repr(v["mean"]),
+                            "" if v["ci95"] is None else repr(v["ci95"]),
+                            v["n"],
+                        ]
+                    )
     return buf.getvalue()
 
 
@@ -219,8 +272,12 @@ def _report(
         lines.append("")
         beaten = [n for n in obj if n != "ppo" and obj[n] >= obj["ppo"]]
         close = [
-            n for n in obj
-            if n != "ppo" and n not in beaten and cis["ppo"] is not None and cis[n] is not None
+            n
+            for n in obj
+            if n != "ppo"
+            and n not in beaten
+            and cis["ppo"] is not None
+            and cis[n] is not None
             and obj["ppo"] - obj[n] < cis["ppo"] + cis[n]
         ]
         if not beaten:
@@ -239,17 +296,30 @@ def _report(
         metrics = TABLE_METRICS[env_id]
         for scenario in next(iter(per.values()))["scenarios"]:
             lines += [f"### {scenario}", ""]
-            header = "| policy | " + " | ".join(f"{label}{f' ({unit})' if unit else ''}" for _, label, _, unit in metrics) + " |"
+            header = (
+                "| policy | "
+                + " | ".join(
+                    f"{label}{f' ({unit})' if unit else ''}" for _, label, _, unit in metrics
+                )
+                + " |"
+            )
             lines += [header, "|" + "---|" * (len(metrics) + 1)]
             for policy in ranked:
                 m = per[policy]["scenarios"][scenario]
-                lines.append(f"| {policy} | " + " | ".join(_fmt(m[k], s) for k, _, s, _ in metrics) + " |")
+                lines.append(
+                    f"| {policy} | " + " | ".join(_fmt(m[k], s) for k, _, s, _ in metrics) + " |"
+                )
             lines.append("")
     if plots:
         lines += ["## Plots", ""]
         for title, file in plots.items():
             lines += [f"### {title}", "", f"![{title}]({file})", ""]
-    lines += ["TensorBoard logs: `tensorboard --logdir " + " --logdir ".join(f"{v}/logs" for v in meta["runs"].values()) + "`", ""]
+    lines += [
+        "TensorBoard logs: `tensorboard --logdir "
+        + " --logdir ".join(f"{v}/logs" for v in meta["runs"].values())
+        + "`",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -268,7 +338,12 @@ def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
     # Parameter paths through a crash.
     gov = "levgym/Governance-v0"
     if traces.get(gov):
-        keys = [("liquidation_threshold", "liquidation threshold"), ("ltv", "LTV"), ("liquidation_bonus", "liquidation bonus"), ("slope1_apr", "rate slope1 (APR)")]
+        keys = [
+            ("liquidation_threshold", "liquidation threshold"),
+            ("ltv", "LTV"),
+            ("liquidation_bonus", "liquidation bonus"),
+            ("slope1_apr", "rate slope1 (APR)"),
+        ]
         fig, axes = plt.subplots(2, 3, figsize=(15, 7))
         flat = axes.ravel()
         for name, trace in traces[gov].items():
@@ -276,9 +351,13 @@ def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
             for ax, (key, label) in zip(flat, keys, strict=False):
                 ax.plot(t, [row.get(key, np.nan) for row in trace], label=name)
                 ax.set_title(label)
-            flat[4].plot(t, np.cumsum([row.get("bad_debt_usd", 0.0) for row in trace]) / 1e6, label=name)
+            flat[4].plot(
+                t, np.cumsum([row.get("bad_debt_usd", 0.0) for row in trace]) / 1e6, label=name
+            )
             flat[4].set_title("bad debt, cumulative ($M)")
-            flat[5].plot(t, np.cumsum([row.get("revenue_usd", 0.0) for row in trace]) / 1e3, label=name)
+            flat[5].plot(
+                t, np.cumsum([row.get("revenue_usd", 0.0) for row in trace]) / 1e3, label=name
+            )
             flat[5].set_title("revenue, cumulative ($k)")
         for ax in flat:
             ax.set_xlabel("hours")
@@ -292,8 +371,14 @@ def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
     if gov in results:
         per = results[gov]
         names = list(per)
-        bad = [np.mean([s["bad_debt_usd"]["mean"] for s in per[n]["scenarios"].values()]) / 1e6 for n in names]
-        rev = [np.mean([s["revenue_usd"]["mean"] for s in per[n]["scenarios"].values()]) / 1e3 for n in names]
+        bad = [
+            np.mean([s["bad_debt_usd"]["mean"] for s in per[n]["scenarios"].values()]) / 1e6
+            for n in names
+        ]
+        rev = [
+            np.mean([s["revenue_usd"]["mean"] for s in per[n]["scenarios"].values()]) / 1e3
+            for n in names
+        ]
         fig, axes = plt.subplots(1, 2, figsize=(12, 4))
         axes[0].bar(names, bad, color="tab:purple")
         axes[0].set_title("bad debt per episode, mean over scenarios ($M)")
@@ -308,7 +393,9 @@ def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
     for ax, (env_id, run_dir) in zip(axes[0], runs.items(), strict=False):
         rows = [r for r in read_progress(run_dir) if "rollout/ep_rew_mean" in r]
         if rows:
-            ax.plot([r["time/total_timesteps"] for r in rows], [r["rollout/ep_rew_mean"] for r in rows])
+            ax.plot(
+                [r["time/total_timesteps"] for r in rows], [r["rollout/ep_rew_mean"] for r in rows]
+            )
         ax.set_title(f"{env_id}: mean episode return while training")
         ax.set_xlabel("timesteps")
     fig.tight_layout()

@@ -44,7 +44,9 @@ def load_config(env_id: str, algo: str, path: str | Path | None = None) -> dict[
     try:
         data = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"config file {str(file)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ValueError(
+            f"config file {str(file)!r} is not valid YAML: {str(exc).splitlines()[0]}"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {str(file)!r} must map env ids (and 'default') to blocks")
     for key, block in data.items():

@@ -19,8 +19,22 @@ SUITE_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
 ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v0")
 
 # Per-episode metrics, by env: (name, info key summed over the episode or a special rule).
-GOVERNANCE_METRICS = ("return", "bad_debt_usd", "revenue_usd", "liquidated_usd", "liquidation_loss_usd", "insolvent")
-LIQUIDATOR_METRICS = ("return", "pnl_usd", "max_drawdown_usd", "seized_asset", "gas_usd", "bankrupt")
+GOVERNANCE_METRICS = (
+    "return",
+    "bad_debt_usd",
+    "revenue_usd",
+    "liquidated_usd",
+    "liquidation_loss_usd",
+    "insolvent",
+)
+LIQUIDATOR_METRICS = (
+    "return",
+    "pnl_usd",
+    "max_drawdown_usd",
+    "seized_asset",
+    "gas_usd",
+    "bankrupt",
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +56,9 @@ class Suite:
 
     def for_env(self, env_id: str) -> EnvSuite:
         if env_id not in self.envs:
-            raise ValueError(f"suite {self.name!r} has no entry for {env_id!r}; it has {', '.join(self.envs)}")
+            raise ValueError(
+                f"suite {self.name!r} has no entry for {env_id!r}; it has {', '.join(self.envs)}"
+            )
         return self.envs[env_id]
 
 
@@ -54,7 +70,9 @@ def load_suite(path: str | os.PathLike | None = None, name: str = "default") -> 
     try:
         data = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"suite file {str(file)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ValueError(
+            f"suite file {str(file)!r} is not valid YAML: {str(exc).splitlines()[0]}"
+        ) from None
     episodes = int(data.get("episodes", 8))
     if episodes < 1:
         raise ValueError(f"suite {str(file)!r}: episodes={episodes} is out of range; allowed >= 1")
@@ -85,7 +103,9 @@ class NormalizedPolicy:
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         obs = observation if self.normalizer is None else self.normalizer.normalize_obs(observation)
-        return self.model.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+        return self.model.predict(
+            obs, state=state, episode_start=episode_start, deterministic=deterministic
+        )
 
 
 def load_model_policy(model_path: str | os.PathLike) -> NormalizedPolicy:
@@ -99,7 +119,10 @@ def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[st
     """The native vector env for one scenario of the suite, on held-out seeds."""
     from levgym.envs import GovernanceVectorEnv, LiquidatorVectorEnv
 
-    classes = {"levgym/Governance-v0": GovernanceVectorEnv, "levgym/Liquidator-v0": LiquidatorVectorEnv}
+    classes = {
+        "levgym/Governance-v0": GovernanceVectorEnv,
+        "levgym/Liquidator-v0": LiquidatorVectorEnv,
+    }
     if env_id not in classes:
         raise ValueError(f"--env {env_id!r} is unknown; allowed {', '.join(classes)}")
     return classes[env_id](num_envs=episodes, scenarios=[scenario], split="eval", **env_kwargs)
@@ -118,7 +141,15 @@ def mean_ci(values: np.ndarray) -> dict[str, float | None]:
     return {"mean": mean, "ci95": half, "n": n}
 
 
-def rollout(policy: Any, env_id: str, scenario: str, episodes: int, seed: int, env_kwargs: dict[str, Any], record: bool = False) -> dict[str, Any]:
+def rollout(
+    policy: Any,
+    env_id: str,
+    scenario: str,
+    episodes: int,
+    seed: int,
+    env_kwargs: dict[str, Any],
+    record: bool = False,
+) -> dict[str, Any]:
     """Run one episode in each of ``episodes`` envs (seeds ``seed + i``) and return per-episode
     metrics (``[episodes]`` arrays) and, with ``record``, the per-step infos of env 0."""
     env = make_eval_env(env_id, scenario, episodes, env_kwargs)
@@ -144,12 +175,22 @@ def rollout(policy: Any, env_id: str, scenario: str, episodes: int, seed: int, e
         else:
             equity = info["equity_usd"]
             equity_peak = np.where(live, np.maximum(equity_peak, equity), equity_peak)
-            acc["max_drawdown_usd"] = np.where(live, np.maximum(acc["max_drawdown_usd"], equity_peak - equity), acc["max_drawdown_usd"])
+            acc["max_drawdown_usd"] = np.where(
+                live,
+                np.maximum(acc["max_drawdown_usd"], equity_peak - equity),
+                acc["max_drawdown_usd"],
+            )
             acc["pnl_usd"] += np.where(live, info["pnl_usd"], 0.0)
             acc["seized_asset"] += np.where(live, info["seized_asset"], 0.0)
             acc["gas_usd"] += np.where(live, info["gas_usd"], 0.0)
         if record and live[0]:
-            trace.append({k: float(np.asarray(v)[0]) for k, v in info.items() if _is_numeric_vector(v, episodes)})
+            trace.append(
+                {
+                    k: float(np.asarray(v)[0])
+                    for k, v in info.items()
+                    if _is_numeric_vector(v, episodes)
+                }
+            )
         ended = (terminated | truncated) & live
         key = "insolvent" if gov else "bankrupt"
         acc[key] = np.where(ended, terminated.astype(float), acc[key])
@@ -182,7 +223,13 @@ def evaluate(
     for name in tqdm(names, desc=f"evaluate {env_id}", disable=not progress, leave=False):
         run = rollout(policy, env_id, name, suite.episodes, suite.seed, entry.env_kwargs)
         results[name] = {k: mean_ci(v) for k, v in run["metrics"].items()}
-    return {"env_id": env_id, "suite": suite.name, "episodes": suite.episodes, "seed": suite.seed, "scenarios": results}
+    return {
+        "env_id": env_id,
+        "suite": suite.name,
+        "episodes": suite.episodes,
+        "seed": suite.seed,
+        "scenarios": results,
+    }
 
 
 def register_csv_scenario(path: str, time_column: str = "time", price_column: str = "price") -> str:
@@ -192,7 +239,9 @@ def register_csv_scenario(path: str, time_column: str = "time", price_column: st
     from levgym.scenarios.csv_replay import drivers_from_csv
 
     name = f"csv:{path}"
-    drivers_from_csv(path, 1, 2, EngineParams(), time_column, price_column)  # fail fast, one clear line
+    drivers_from_csv(
+        path, 1, 2, EngineParams(), time_column, price_column
+    )  # fail fast, one clear line
     if name not in scenario_lib.names():
         register(
             Scenario(
@@ -201,7 +250,13 @@ def register_csv_scenario(path: str, time_column: str = "time", price_column: st
                 description=f"user price path {path}",
                 source=path,
                 build=lambda knobs, ctx: drivers_from_csv(
-                    path, ctx.num_envs, ctx.num_substeps, ctx.params, time_column, price_column, knobs
+                    path,
+                    ctx.num_envs,
+                    ctx.num_substeps,
+                    ctx.params,
+                    time_column,
+                    price_column,
+                    knobs,
                 ),
                 knobs={"hold_last": True},  # an episode longer than the file holds its last price
             )

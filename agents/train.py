@@ -35,11 +35,20 @@ def git_revision() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, check=True, timeout=10,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -52,7 +61,14 @@ def run_name(env_id: str, algo: str, seed: int) -> str:
     return f"{slug}__{algo}__{seed}__{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], normalize: bool, training: bool = True):
+def make_vec_env(
+    env_id: str,
+    n_envs: int,
+    seed: int,
+    env_kwargs: dict[str, Any],
+    normalize: bool,
+    training: bool = True,
+):
     """The SB3 VecEnv for ``env_id`` (levgym's native vector env through its adapter), with
     episode statistics and, when ``normalize``, observation normalization."""
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
@@ -117,7 +133,9 @@ def train(
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "config.yaml").exists():
-            raise FileNotFoundError(f"--resume {str(run_dir)!r} is not a run folder (no config.yaml)")
+            raise FileNotFoundError(
+                f"--resume {str(run_dir)!r} is not a run folder (no config.yaml)"
+            )
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
         env_id, algo, seed = saved["env_id"], saved["algo"], int(saved["seed"])
         config = saved["hyperparameters"]
@@ -130,9 +148,13 @@ def train(
             config["total_timesteps"] = int(total_timesteps)
         run_dir = Path(out) if out else Path("runs") / "train" / run_name(env_id, algo, seed)
         if (run_dir / "config.yaml").exists():
-            raise ValueError(f"--out {str(run_dir)!r} already holds a run; use --resume to continue it")
+            raise ValueError(
+                f"--out {str(run_dir)!r} already holds a run; use --resume to continue it"
+            )
     if int(config.get("total_timesteps", 0)) < 1:
-        raise ValueError(f"total_timesteps={config.get('total_timesteps')} is out of range; allowed >= 1")
+        raise ValueError(
+            f"total_timesteps={config.get('total_timesteps')} is out of range; allowed >= 1"
+        )
     run, algo_kwargs = split_config(config)
     n_envs = int(run.get("n_envs", 8))
     normalize = bool(run.get("normalize", True))
@@ -164,11 +186,17 @@ def train(
     start_steps = 0
     if resume is not None and (found := latest_checkpoint(run_dir)) is not None:
         path, start_steps = found
-        vn = path.with_name(path.name.replace("model_", "model_vecnormalize_").replace(".zip", ".pkl"))
+        vn = path.with_name(
+            path.name.replace("model_", "model_vecnormalize_").replace(".zip", ".pkl")
+        )
         if normalize:
             from stable_baselines3.common.vec_env import VecNormalize
 
-            venv = VecNormalize.load(str(vn), venv) if vn.exists() else VecNormalize(venv, norm_obs=True, norm_reward=False)
+            venv = (
+                VecNormalize.load(str(vn), venv)
+                if vn.exists()
+                else VecNormalize(venv, norm_obs=True, norm_reward=False)
+            )
         model = cls.load(path, env=venv, device="cpu")
         start_steps = model.num_timesteps
     else:
@@ -181,20 +209,29 @@ def train(
         model = cls(policy, venv, seed=seed, verbose=0, device="cpu", **algo_kwargs)
     # A fresh logger folder per session so that resuming does not truncate earlier CSV rows.
     session = len(list((run_dir / "logs").glob("session_*"))) if (run_dir / "logs").exists() else 0
-    model.set_logger(configure(str(run_dir / "logs" / f"session_{session}"), ["csv", "tensorboard"]))
+    model.set_logger(
+        configure(str(run_dir / "logs" / f"session_{session}"), ["csv", "tensorboard"])
+    )
     freq = max(int(run.get("checkpoint_freq", max(total // 5, 1))) // n_envs, 1)
     callbacks = CallbackList(
         [
-            CheckpointCallback(freq, str(run_dir / "checkpoints"), name_prefix="model", save_vecnormalize=normalize),
+            CheckpointCallback(
+                freq, str(run_dir / "checkpoints"), name_prefix="model", save_vecnormalize=normalize
+            ),
             ProtocolMetricsCallback(),
         ]
     )
     remaining = total - start_steps
     if remaining > 0:
-        model.learn(remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=resume is None)
+        model.learn(
+            remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=resume is None
+        )
     _save_model(model, run_dir / "model.zip")
     _save_vecnormalize(venv, run_dir / "vecnormalize.pkl")
-    write_json(run_dir / "result.json", {"num_timesteps": int(model.num_timesteps), "total_timesteps": total})
+    write_json(
+        run_dir / "result.json",
+        {"num_timesteps": int(model.num_timesteps), "total_timesteps": total},
+    )
     venv.close()
     return run_dir
 
@@ -218,7 +255,9 @@ def read_progress(run_dir: str | os.PathLike) -> list[dict[str, float]]:
     import csv
 
     rows: list[dict[str, float]] = []
-    for session in sorted(Path(run_dir, "logs").glob("session_*"), key=lambda p: int(p.name.split("_")[1])):
+    for session in sorted(
+        Path(run_dir, "logs").glob("session_*"), key=lambda p: int(p.name.split("_")[1])
+    ):
         file = session / "progress.csv"
         if not file.exists() or file.stat().st_size == 0:
             continue

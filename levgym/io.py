@@ -14,7 +14,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: 
     """Call ``write(tmp_path)`` then move the file onto ``path`` in one rename."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent
+    )
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -43,7 +45,9 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Save a matplotlib figure as PNG atomically."""
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"), ".png")
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"), ".png"
+    )
 
 
 def _jsonable(obj: Any) -> Any:

@@ -48,9 +48,21 @@ def plot_simulation(result: Any, path: str | os.PathLike, title: str = "") -> No
     ax = axes[1, 1]
     bins = np.linspace(0.5, 3.0, 51)
     if result.hf_before is not None and len(result.hf_before):
-        ax.hist(np.clip(result.hf_before, 0.5, 3.0), bins=bins, weights=result.weights_before / 1e6, alpha=0.5, label="before")
+        ax.hist(
+            np.clip(result.hf_before, 0.5, 3.0),
+            bins=bins,
+            weights=result.weights_before / 1e6,
+            alpha=0.5,
+            label="before",
+        )
     if result.hf_after is not None and len(result.hf_after):
-        ax.hist(np.clip(result.hf_after, 0.5, 3.0), bins=bins, weights=result.weights_after / 1e6, alpha=0.5, label="after")
+        ax.hist(
+            np.clip(result.hf_after, 0.5, 3.0),
+            bins=bins,
+            weights=result.weights_after / 1e6,
+            alpha=0.5,
+            label="after",
+        )
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_title("health factor distribution (debt, $M)")
     ax.set_xlabel("health factor (clipped to [0.5, 3])")

@@ -6,9 +6,18 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("benchmark", help="train the RL agents, evaluate them and the baselines, write a report")
-    p.add_argument("--quick", action="store_true", help="a small version (about 3 minutes; used by the tests)")
-    p.add_argument("--out", default=None, metavar="DIR", help="report folder (default runs/benchmark/<kind>__<time>); rerun with the same folder to resume")
+    p = sub.add_parser(
+        "benchmark", help="train the RL agents, evaluate them and the baselines, write a report"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a small version (about 3 minutes; used by the tests)"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="report folder (default runs/benchmark/<kind>__<time>); rerun with the same folder to resume",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress")
     p.set_defaults(run=run)
 
@@ -16,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from agents.benchmark import run_benchmark
 
-    out = run_benchmark(args.out, quick=args.quick, progress=not args.no_progress, command=args.command_line)
+    out = run_benchmark(
+        args.out, quick=args.quick, progress=not args.no_progress, command=args.command_line
+    )
     print(f"report: {out / 'report.md'}")
     return 0

@@ -28,7 +28,9 @@ def parse_sets(items: list[str] | None) -> dict[str, dict[str, str]]:
             raise ValueError(f"--set {item!r} is malformed; allowed section.key=value")
         section, key = lhs.split(".", 1)
         if section not in SECTIONS:
-            raise ValueError(f"unknown section {section!r} in --set {item}; allowed {', '.join(SECTIONS)}")
+            raise ValueError(
+                f"unknown section {section!r} in --set {item}; allowed {', '.join(SECTIONS)}"
+            )
         out[section][key] = value
     return out
 
@@ -37,7 +39,12 @@ def build_params(preset_name: str | None, sets: dict[str, dict[str, str]]) -> En
     """Engine parameters from a protocol preset and ``--set`` overrides (validated)."""
     protocol = preset(preset_name or "aave_v3_weth")
     params = EngineParams(protocol=protocol)
-    parts = {"protocol": params.protocol, "market": params.market, "borrowers": params.borrowers, "run": params.run}
+    parts = {
+        "protocol": params.protocol,
+        "market": params.market,
+        "borrowers": params.borrowers,
+        "run": params.run,
+    }
     for section in ("protocol", "market", "borrowers", "run"):
         obj = parts[section]
         pending = sets.get(section, {})
@@ -71,8 +78,12 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["numpy", "torch", "numba"],
         help="array backend (numba: the fused CPU kernel on numpy arrays)",
     )
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="float precision")
-    parser.add_argument("--device", default=None, help="torch device (cpu, cuda); torch backend only")
+    parser.add_argument(
+        "--dtype", default="float64", choices=["float64", "float32"], help="float precision"
+    )
+    parser.add_argument(
+        "--device", default=None, help="torch device (cpu, cuda); torch backend only"
+    )
 
 
 def print_json(obj: Any) -> None:

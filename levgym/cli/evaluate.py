@@ -10,15 +10,43 @@ from .common import print_json
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a model or a baseline on a suite of scenarios")
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", default=None, metavar="FILE", help="a trained model.zip (its vecnormalize.pkl is used)")
-    who.add_argument("--baseline", default=None, metavar="NAME", help="a rule-based baseline (static, steward, greedy, ...)")
+    who.add_argument(
+        "--model",
+        default=None,
+        metavar="FILE",
+        help="a trained model.zip (its vecnormalize.pkl is used)",
+    )
+    who.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME",
+        help="a rule-based baseline (static, steward, greedy, ...)",
+    )
     p.add_argument("--env", default="levgym/Governance-v0", help="env id")
-    p.add_argument("--suite", default=None, metavar="FILE", help="suite YAML (default configs/suites/default.yaml)")
-    p.add_argument("--scenario", action="append", default=None, metavar="NAME", help="only these scenarios of the suite (repeatable)")
-    p.add_argument("--price-csv", default=None, metavar="FILE", help="evaluate on a user's price path instead of the suite's scenarios")
+    p.add_argument(
+        "--suite",
+        default=None,
+        metavar="FILE",
+        help="suite YAML (default configs/suites/default.yaml)",
+    )
+    p.add_argument(
+        "--scenario",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="only these scenarios of the suite (repeatable)",
+    )
+    p.add_argument(
+        "--price-csv",
+        default=None,
+        metavar="FILE",
+        help="evaluate on a user's price path instead of the suite's scenarios",
+    )
     p.add_argument("--time-column", default="time", help="time column of --price-csv")
     p.add_argument("--price-column", default="price", help="price column of --price-csv")
-    p.add_argument("--episodes", type=int, default=None, help="override the suite's episodes per scenario")
+    p.add_argument(
+        "--episodes", type=int, default=None, help="override the suite's episodes per scenario"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -58,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    print(f"{who} on {args.env}, suite {suite.name}: {suite.episodes} episodes per scenario, seeds from {suite.seed}")
+    print(
+        f"{who} on {args.env}, suite {suite.name}: {suite.episodes} episodes per scenario, seeds from {suite.seed}"
+    )
     for scenario, metrics in result["scenarios"].items():
         cells = []
         for name, v in metrics.items():

@@ -16,7 +16,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rows = [
-        {"name": s.name, "kind": s.kind, "description": s.description, "source": s.source, "knobs": s.knobs}
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "description": s.description,
+            "source": s.source,
+            "knobs": s.knobs,
+        }
         for s in scenarios.all_scenarios()
     ]
     if args.json:

@@ -16,16 +16,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (book, paths, borrower noise)")
     p.add_argument("--num-envs", type=int, default=8, help="markets simulated at once")
     p.add_argument("--positions", type=int, default=256, help="position slots per market")
-    p.add_argument("--steps", type=int, default=24, help="governance periods (1 hour each by default)")
-    p.add_argument("--preset", default="aave_v3_weth", help="protocol preset (aave_v3_weth, compound_v3, conservative)")
-    p.add_argument("--price-csv", default=None, metavar="FILE", help="replay a price path from a CSV file")
+    p.add_argument(
+        "--steps", type=int, default=24, help="governance periods (1 hour each by default)"
+    )
+    p.add_argument(
+        "--preset",
+        default="aave_v3_weth",
+        help="protocol preset (aave_v3_weth, compound_v3, conservative)",
+    )
+    p.add_argument(
+        "--price-csv", default=None, metavar="FILE", help="replay a price path from a CSV file"
+    )
     p.add_argument("--time-column", default="time", help="time column of --price-csv")
     p.add_argument("--price-column", default="price", help="price column of --price-csv")
     add_set_argument(p)
     add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG of prices, liquidations and HF")
-    p.add_argument("--out-json", default=None, metavar="FILE", help="also write the JSON summary to FILE")
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE.png",
+        help="write a PNG of prices, liquidations and HF",
+    )
+    p.add_argument(
+        "--out-json", default=None, metavar="FILE", help="also write the JSON summary to FILE"
+    )
     p.set_defaults(run=run)
 
 
@@ -46,7 +61,9 @@ def make_drivers(args: argparse.Namespace, params, sets, num_substeps: int):
         )
         return f"csv:{args.price_csv}", drivers
     scenario = scenarios.get(args.scenario)
-    return scenario.name, scenario.drivers(args.num_envs, num_substeps, params, args.seed, sets["scenario"])
+    return scenario.name, scenario.drivers(
+        args.num_envs, num_substeps, params, args.seed, sets["scenario"]
+    )
 
 
 def run(args: argparse.Namespace) -> int:

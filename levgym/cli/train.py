@@ -7,14 +7,46 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an SB3 agent on a levgym env (PPO, SAC, TD3, A2C)")
-    p.add_argument("--env", default="levgym/Governance-v0", help="env id (levgym/Governance-v0, levgym/Liquidator-v0)")
+    p.add_argument(
+        "--env",
+        default="levgym/Governance-v0",
+        help="env id (levgym/Governance-v0, levgym/Liquidator-v0)",
+    )
     p.add_argument("--algo", default="ppo", help="ppo, sac, td3 or a2c")
-    p.add_argument("--config", default=None, metavar="FILE", help="YAML hyperparameters (default configs/agents/<algo>.yml)")
-    p.add_argument("--total-timesteps", type=int, default=None, help="override the config's total_timesteps")
-    p.add_argument("--seed", type=int, default=0, help="training seed (training seeds are disjoint from evaluation seeds)")
-    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/train/<env>__<algo>__<seed>__<time>)")
-    p.add_argument("--hyper", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter (repeatable; e.g. learning_rate=1e-3, env_kwargs.horizon_h=48)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint")
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="YAML hyperparameters (default configs/agents/<algo>.yml)",
+    )
+    p.add_argument(
+        "--total-timesteps", type=int, default=None, help="override the config's total_timesteps"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="training seed (training seeds are disjoint from evaluation seeds)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="run folder (default runs/train/<env>__<algo>__<seed>__<time>)",
+    )
+    p.add_argument(
+        "--hyper",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (repeatable; e.g. learning_rate=1e-3, env_kwargs.horizon_h=48)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its newest checkpoint",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
 

@@ -14,7 +14,9 @@ from .state import DEFENSIVE, LOOPER, State
 __all__ = ["HOURS_PER_YEAR", "act", "health_factor", "current_rate_apr"]
 
 
-def health_factor(state: State, collateral_asset: Any | None = None, debt_usd: Any | None = None) -> Any:
+def health_factor(
+    state: State, collateral_asset: Any | None = None, debt_usd: Any | None = None
+) -> Any:
     """``HF = collateral * oracle * LT / (debt * debt_price)``; ``inf`` where there is no debt."""
     xp = namespace(state.collateral_asset)
     c = state.collateral_asset if collateral_asset is None else collateral_asset
@@ -59,7 +61,9 @@ def act(state: State, row: DriverRow, noise_u: Any, params: EngineParams) -> Sta
     gas_factor = 1.0 / (1.0 + state.gas_gwei / b.reaction_gas_ref_gwei)
     reacts = has_debt & (noise_u < state.react_prob * gas_factor[:, None])
     rate = current_rate_apr(state)
-    attract = xp.exp(b.ltv_elasticity * (state.ltv - b.ltv_ref) - b.rate_elasticity * (rate - b.rate_ref_apr))
+    attract = xp.exp(
+        b.ltv_elasticity * (state.ltv - b.ltv_ref) - b.rate_elasticity * (rate - b.rate_ref_apr)
+    )
     p_exit = xp.clip(b.exit_rate_per_h * dt_h / attract, 0.0, 0.5)
     p_arrive = xp.clip(b.arrival_rate_per_h * dt_h * row.arrival_mult * attract, 0.0, 0.5)
     exits = active & (noise_u > 1.0 - p_exit[:, None]) & (hf >= 1.0)
@@ -71,7 +75,9 @@ def act(state: State, row: DriverRow, noise_u: Any, params: EngineParams) -> Sta
     topup = defend & ~state.repays
     repay_def = defend & state.repays
     add_c = xp.where(topup, xp.clip(target_def * dv / lt - cv, 0.0, None) / o, zero)
-    rep_def = xp.where(repay_def, xp.minimum(xp.clip(dv - cv * lt / target_def, 0.0, None) / dp, d), zero)
+    rep_def = xp.where(
+        repay_def, xp.minimum(xp.clip(dv - cv * lt / target_def, 0.0, None) / dp, d), zero
+    )
 
     # Loopers: re-lever to their target when healthy, deleverage through the pool when close.
     looper = reacts & (state.kind == LOOPER)
@@ -103,7 +109,9 @@ def act(state: State, row: DriverRow, noise_u: Any, params: EngineParams) -> Sta
     hf_arr = xp.maximum(state.template_hf, lt / ltv)
     arr_d = arr_c * o * lt / (hf_arr * dp)
     total_debt1 = xp.sum(d1, axis=1)
-    avail = xp.clip(xp.minimum(state.supply_usd - total_debt1, p.borrow_cap_usd - total_debt1), 0.0, None)
+    avail = xp.clip(
+        xp.minimum(state.supply_usd - total_debt1, p.borrow_cap_usd - total_debt1), 0.0, None
+    )
     requested = xp.sum(want_borrow + arr_d, axis=1)
     scale = xp.clip(safe_div(xp, avail, requested, 1.0), None, 1.0)[:, None]
     borrow = want_borrow * scale
@@ -123,8 +131,10 @@ def act(state: State, row: DriverRow, noise_u: Any, params: EngineParams) -> Sta
         active=active2,
         pool_asset=pool_a,
         pool_debt=pool_d,
-        added_collateral_asset=state.added_collateral_asset + xp.sum(add_c + bought + arr_c, axis=1),
-        withdrawn_collateral_asset=state.withdrawn_collateral_asset + xp.sum(sell_c + wd_exit, axis=1),
+        added_collateral_asset=state.added_collateral_asset
+        + xp.sum(add_c + bought + arr_c, axis=1),
+        withdrawn_collateral_asset=state.withdrawn_collateral_asset
+        + xp.sum(sell_c + wd_exit, axis=1),
         borrowed_usd=state.borrowed_usd + xp.sum(borrow + arr_d, axis=1),
         repaid_by_borrowers_usd=state.repaid_by_borrowers_usd
         + xp.sum(rep_def + rep_delever + rep_exit, axis=1),

@@ -48,7 +48,12 @@ def liquidation_terms(state: State, params: EngineParams):
     seize = xp.where(capped, c, seize)
     repay = xp.where(capped, c * o / ((1.0 + bonus) * dp), repay)
     fee = p.protocol_fee_frac * xp.clip(seize - repay * dp / o, 0.0, None)
-    quote = sell_quote(state.pool_asset[:, None], state.pool_debt[:, None], seize - fee, params.market.pool_fee_frac)
+    quote = sell_quote(
+        state.pool_asset[:, None],
+        state.pool_debt[:, None],
+        seize - fee,
+        params.market.pool_fee_frac,
+    )
     gas_usd = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)[:, None]
     profit = (quote - repay) * dp - gas_usd
     zero = xp.zeros_like(c)
@@ -62,7 +67,14 @@ def liquidation_terms(state: State, params: EngineParams):
 
 
 def _select(
-    xp: Any, state: State, params: EngineParams, cand: Any, profit: Any, net: Any, repay: Any, cap_left: Any
+    xp: Any,
+    state: State,
+    params: EngineParams,
+    cand: Any,
+    profit: Any,
+    net: Any,
+    repay: Any,
+    cap_left: Any,
 ) -> Any:
     """Which candidates are liquidated this round.
 
@@ -107,7 +119,9 @@ def write_off(state: State) -> tuple[State, Any]:
     lenders = bad_env - from_reserves
     new = state.replace(
         debt_usd=state.debt_usd - bad,
-        collateral_asset=xp.where(empty, xp.zeros_like(state.collateral_asset), state.collateral_asset),
+        collateral_asset=xp.where(
+            empty, xp.zeros_like(state.collateral_asset), state.collateral_asset
+        ),
         active=state.active & ~empty,
         reserves_usd=state.reserves_usd - from_reserves,
         supply_usd=state.supply_usd - lenders,
@@ -156,9 +170,15 @@ def run_cascade(
         fee_env = xp.sum(fee, axis=1)
         net_env = seize_env - fee_env
         keeper_sell = net_env * (1.0 - share)
-        pool_a, pool_d, out = sell_asset(state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac)
+        pool_a, pool_d, out = sell_asset(
+            state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac
+        )
         dp = state.debt_price_usd
-        gas_env = count * (1.0 - share) * (state.gas_gwei * 1e-9 * m.gas_units_per_liquidation * state.fundamental_usd)
+        gas_env = (
+            count
+            * (1.0 - share)
+            * (state.gas_gwei * 1e-9 * m.gas_units_per_liquidation * state.fundamental_usd)
+        )
         state = state.replace(
             collateral_asset=state.collateral_asset - seize,
             debt_usd=state.debt_usd - repay,
@@ -171,14 +191,18 @@ def run_cascade(
             protocol_fee_asset=state.protocol_fee_asset + fee_env,
             protocol_fee_usd=state.protocol_fee_usd + fee_env * state.oracle_usd,
             keeper_sold_asset=state.keeper_sold_asset + keeper_sell,
-            keeper_profit_usd=state.keeper_profit_usd + (out - repay_env * (1.0 - share)) * dp - gas_env,
+            keeper_profit_usd=state.keeper_profit_usd
+            + (out - repay_env * (1.0 - share)) * dp
+            - gas_env,
             agent_seized_asset=state.agent_seized_asset + net_env * share,
             agent_repaid_usd=state.agent_repaid_usd + repay_env * share,
         )
         state, _ = write_off(state)
         cap_left = cap_left - count
         rounds = rounds + xp.astype(count > 0, rounds.dtype)
-        source = oracle_mod.source_price(state.fundamental_usd, state.pool_price_usd, m.oracle_pool_weight_frac)
+        source = oracle_mod.source_price(
+            state.fundamental_usd, state.pool_price_usd, m.oracle_pool_weight_frac
+        )
         new_oracle, new_updated = oracle_mod.refresh(
             m.oracle_kind_code,
             state.oracle_usd,
@@ -195,4 +219,11 @@ def run_cascade(
     return state, rounds
 
 
-__all__ = ["run_cascade", "liquidation_terms", "keeper_capacity", "gas_cost_usd", "write_off", "safe_div"]
+__all__ = [
+    "run_cascade",
+    "liquidation_terms",
+    "keeper_capacity",
+    "gas_cost_usd",
+    "write_off",
+    "safe_div",
+]

@@ -52,7 +52,9 @@ class Drivers:
             if np.shape(a) != shape:
                 raise ValueError(f"drivers.{name} has shape {np.shape(a)}; allowed {shape}")
             if name != "oracle_frozen" and not np.all(np.isfinite(a)):
-                raise ValueError(f"drivers.{name} holds NaN or infinite values; allowed finite numbers")
+                raise ValueError(
+                    f"drivers.{name} holds NaN or infinite values; allowed finite numbers"
+                )
         for name in ("fundamental_usd", "liquidity_frac", "debt_price_usd"):
             if np.any(getattr(self, name) <= 0):
                 raise ValueError(f"drivers.{name} has a value <= 0; allowed > 0")
@@ -72,7 +74,9 @@ class Drivers:
         return int(self.fundamental_usd.shape[1])
 
     @classmethod
-    def from_price(cls, fundamental_usd: np.ndarray, arb_speed_frac: float = 0.5, gas_gwei: float = 30.0) -> Drivers:
+    def from_price(
+        cls, fundamental_usd: np.ndarray, arb_speed_frac: float = 0.5, gas_gwei: float = 30.0
+    ) -> Drivers:
         """Drivers with the given price path ``[S, E]`` and calm everything else."""
         f = np.asarray(fundamental_usd, dtype=np.float64)
         ones = np.ones_like(f)

@@ -14,7 +14,10 @@ def source_price(fundamental_usd: Any, pool_price_usd: Any, pool_weight_frac: fl
     xp = namespace(fundamental_usd, pool_price_usd)
     if pool_weight_frac == 0.0:
         return fundamental_usd
-    return xp.exp((1.0 - pool_weight_frac) * xp.log(fundamental_usd) + pool_weight_frac * xp.log(pool_price_usd))
+    return xp.exp(
+        (1.0 - pool_weight_frac) * xp.log(fundamental_usd)
+        + pool_weight_frac * xp.log(pool_price_usd)
+    )
 
 
 def refresh(
@@ -46,4 +49,6 @@ def refresh(
         if heartbeat_h is not None:
             update = update | ((now_h - updated_h) >= heartbeat_h - 1e-9)
         update = update & ~frozen
-    return xp.where(update, candidate, oracle_usd), xp.where(update, updated_h * 0.0 + now_h, updated_h)
+    return xp.where(update, candidate, oracle_usd), xp.where(
+        update, updated_h * 0.0 + now_h, updated_h
+    )

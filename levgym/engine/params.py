@@ -35,7 +35,9 @@ def _check_range(
         right = ")" if hi_open else "]"
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
-        raise ValueError(f"{owner}.{name}={value:g} is out of range; allowed {left}{lo_s}, {hi_s}{right}")
+        raise ValueError(
+            f"{owner}.{name}={value:g} is out of range; allowed {left}{lo_s}, {hi_s}{right}"
+        )
 
 
 def validate_risk_params(owner: str, ltv: float, lt: float, bonus: float) -> None:
@@ -95,7 +97,15 @@ class ProtocolParams:
         _check_range(o, "base_rate_apr", self.base_rate_apr, 0.0, 10.0)
         _check_range(o, "slope1_apr", self.slope1_apr, 0.0, 10.0)
         _check_range(o, "slope2_apr", self.slope2_apr, 0.0, 100.0)
-        _check_range(o, "optimal_utilization_frac", self.optimal_utilization_frac, 0.0, 1.0, lo_open=True, hi_open=True)
+        _check_range(
+            o,
+            "optimal_utilization_frac",
+            self.optimal_utilization_frac,
+            0.0,
+            1.0,
+            lo_open=True,
+            hi_open=True,
+        )
         _check_range(o, "reserve_factor_frac", self.reserve_factor_frac, 0.0, 1.0)
         _check_range(o, "borrow_cap_usd", self.borrow_cap_usd, 0.0, lo_open=True)
 
@@ -148,7 +158,9 @@ class MarketParams:
         _check_range(o, "pool_fee_frac", self.pool_fee_frac, 0.0, 0.1)
         _check_range(o, "arb_speed_frac", self.arb_speed_frac, 0.0, 1.0)
         if self.oracle_kind not in ORACLE_KINDS:
-            raise ValueError(f"market.oracle_kind={self.oracle_kind!r} is unknown; allowed {', '.join(ORACLE_KINDS)}")
+            raise ValueError(
+                f"market.oracle_kind={self.oracle_kind!r} is unknown; allowed {', '.join(ORACLE_KINDS)}"
+            )
         _check_range(o, "oracle_deviation_frac", self.oracle_deviation_frac, 0.0, 1.0)
         _check_range(o, "oracle_heartbeat_h", self.oracle_heartbeat_h, 0.0, lo_open=True)
         _check_range(o, "oracle_pool_weight_frac", self.oracle_pool_weight_frac, 0.0, 1.0)
@@ -157,9 +169,13 @@ class MarketParams:
         _check_range(o, "keeper_capacity_per_substep", self.keeper_capacity_per_substep, 0.0)
         _check_range(o, "congestion_ref_gwei", self.congestion_ref_gwei, 0.0, lo_open=True)
         _check_range(o, "max_cascade_rounds", self.max_cascade_rounds, 1, 10_000)
-        _check_range(o, "keeper_max_slippage_frac", self.keeper_max_slippage_frac, 0.0, 1.0, lo_open=True)
+        _check_range(
+            o, "keeper_max_slippage_frac", self.keeper_max_slippage_frac, 0.0, 1.0, lo_open=True
+        )
         if not isinstance(self.profitability_filter, bool):
-            raise ValueError(f"market.profitability_filter={self.profitability_filter!r}; allowed true or false")
+            raise ValueError(
+                f"market.profitability_filter={self.profitability_filter!r}; allowed true or false"
+            )
 
     @property
     def keeper_chunk_ratio(self) -> float:
@@ -242,7 +258,13 @@ class BorrowerParams:
         _check_range(o, "hf_floor", self.hf_floor, 1.0, 10.0)
         _check_range(o, "hf_median_excess", self.hf_median_excess, **pos)
         _check_range(o, "hf_sigma", self.hf_sigma, 0.0, 5.0)
-        for name in ("passive_frac", "defensive_frac", "looper_frac", "repay_share_frac", "delever_frac"):
+        for name in (
+            "passive_frac",
+            "defensive_frac",
+            "looper_frac",
+            "repay_share_frac",
+            "delever_frac",
+        ):
             _check_range(o, name, getattr(self, name), 0.0, 1.0)
         total = self.passive_frac + self.defensive_frac + self.looper_frac
         if abs(total - 1.0) > 1e-9:
@@ -256,7 +278,9 @@ class BorrowerParams:
         _check_range(o, "react_prob_max", self.react_prob_max, self.react_prob_min, 0.5)
         _check_range(o, "reaction_gas_ref_gwei", self.reaction_gas_ref_gwei, **pos)
         _check_range(o, "looper_target_hf_min", self.looper_target_hf_min, 1.0, 10.0, lo_open=True)
-        _check_range(o, "looper_target_hf_max", self.looper_target_hf_max, self.looper_target_hf_min, 10.0)
+        _check_range(
+            o, "looper_target_hf_max", self.looper_target_hf_max, self.looper_target_hf_min, 10.0
+        )
         _check_range(o, "relever_band_frac", self.relever_band_frac, 0.0, 10.0)
         _check_range(o, "arrival_rate_per_h", self.arrival_rate_per_h, 0.0, 1.0)
         _check_range(o, "exit_rate_per_h", self.exit_rate_per_h, 0.0, 1.0)
@@ -264,7 +288,9 @@ class BorrowerParams:
         _check_range(o, "rate_elasticity", self.rate_elasticity, 0.0, 1000.0)
         _check_range(o, "ltv_ref", self.ltv_ref, 0.0, 1.0, lo_open=True, hi_open=True)
         _check_range(o, "rate_ref_apr", self.rate_ref_apr, 0.0, 10.0)
-        _check_range(o, "initial_utilization_frac", self.initial_utilization_frac, 0.0, 1.0, lo_open=True)
+        _check_range(
+            o, "initial_utilization_frac", self.initial_utilization_frac, 0.0, 1.0, lo_open=True
+        )
         _check_range(o, "initial_reserves_frac", self.initial_reserves_frac, 0.0, 10.0)
 
 

@@ -40,7 +40,11 @@ def _rate(total: float, supply: float, m: dict) -> float:
     u = total / supply if supply > 0 else 1.0
     u = min(max(u, 0.0), 1.0)
     opt = m["optimal_utilization_frac"]
-    return m["base_rate_apr"] + m["slope1_apr"] * min(u, opt) / opt + m["slope2_apr"] * max(u - opt, 0.0) / (1.0 - opt)
+    return (
+        m["base_rate_apr"]
+        + m["slope1_apr"] * min(u, opt) / opt
+        + m["slope2_apr"] * max(u - opt, 0.0) / (1.0 - opt)
+    )
 
 
 def _sell(x: float, y: float, dx: float, fee: float) -> tuple[float, float, float]:
@@ -61,7 +65,16 @@ def _source(f: float, pool_usd: float, w: float) -> float:
     return math.exp((1.0 - w) * math.log(f) + w * math.log(pool_usd))
 
 
-def _refresh(m: dict, params: EngineParams, now: float, source: float, twap: float | None, bias: float, frozen: bool, in_block: bool) -> None:
+def _refresh(
+    m: dict,
+    params: EngineParams,
+    now: float,
+    source: float,
+    twap: float | None,
+    bias: float,
+    frozen: bool,
+    in_block: bool,
+) -> None:
     mk = params.market
     kind = mk.oracle_kind
     if kind == "twap":
@@ -102,16 +115,33 @@ def reference_substep(
     for e in range(e_count):
         m: dict[str, Any] = {}
         for f_ in (
-            "fundamental_usd", "pool_asset", "pool_debt", "pool_liquidity_base", "oracle_usd",
-            "oracle_updated_h", "debt_price_usd", "gas_gwei", "ltv", "liquidation_threshold",
-            "liquidation_bonus", "close_factor", "base_rate_apr", "slope1_apr", "slope2_apr",
-            "optimal_utilization_frac", "reserve_factor_frac", "supply_usd", "reserves_usd",
-            "fundamental_min_usd", "pool_min_usd",
+            "fundamental_usd",
+            "pool_asset",
+            "pool_debt",
+            "pool_liquidity_base",
+            "oracle_usd",
+            "oracle_updated_h",
+            "debt_price_usd",
+            "gas_gwei",
+            "ltv",
+            "liquidation_threshold",
+            "liquidation_bonus",
+            "close_factor",
+            "base_rate_apr",
+            "slope1_apr",
+            "slope2_apr",
+            "optimal_utilization_frac",
+            "reserve_factor_frac",
+            "supply_usd",
+            "reserves_usd",
+            "fundamental_min_usd",
+            "pool_min_usd",
         ) + COUNTER_FIELDS:
             m[f_] = float(getattr(s, f_)[e])
         m["twap"] = [float(v) for v in s.twap_buffer_usd[e]]
         m["pos"] = [
-            {name: getattr(s, name)[e, i].item() for name in POSITION_FIELDS} for i in range(n_count)
+            {name: getattr(s, name)[e, i].item() for name in POSITION_FIELDS}
+            for i in range(n_count)
         ]
         envs.append(m)
 
@@ -122,15 +152,32 @@ def reference_substep(
         scale = m["pool_liquidity_base"] * float(r["liquidity_frac"][e]) / math.sqrt(x * y)
         x, y = x * scale, y * scale
         price = y / x
-        new_price = math.exp(math.log(price) + float(r["arb_speed_frac"][e]) * (math.log(f / dp) - math.log(price)))
+        new_price = math.exp(
+            math.log(price) + float(r["arb_speed_frac"][e]) * (math.log(f / dp) - math.log(price))
+        )
         k = x * y
         x, y = math.sqrt(k / new_price), math.sqrt(k * new_price)
         pool_usd = y / x * dp
         m["twap"][s.substep_index % mk.twap_window_substeps] = pool_usd
         twap = sum(m["twap"]) / len(m["twap"])
         src = _source(f, pool_usd, mk.oracle_pool_weight_frac)
-        _refresh(m, params, now, src, twap, float(r["oracle_bias_frac"][e]), bool(r["oracle_frozen"][e]), False)
-        m.update(fundamental_usd=f, debt_price_usd=dp, gas_gwei=float(r["gas_gwei"][e]), pool_asset=x, pool_debt=y)
+        _refresh(
+            m,
+            params,
+            now,
+            src,
+            twap,
+            float(r["oracle_bias_frac"][e]),
+            bool(r["oracle_frozen"][e]),
+            False,
+        )
+        m.update(
+            fundamental_usd=f,
+            debt_price_usd=dp,
+            gas_gwei=float(r["gas_gwei"][e]),
+            pool_asset=x,
+            pool_debt=y,
+        )
 
     # 4: interest.
     for m in envs:
@@ -152,16 +199,27 @@ def reference_substep(
         o, dp, lt, ltv = m["oracle_usd"], m["debt_price_usd"], m["liquidation_threshold"], m["ltv"]
         gas_factor = 1.0 / (1.0 + m["gas_gwei"] / b.reaction_gas_ref_gwei)
         rate = _rate(sum(p["debt_usd"] for p in m["pos"]), m["supply_usd"], m)
-        attract = math.exp(b.ltv_elasticity * (ltv - b.ltv_ref) - b.rate_elasticity * (rate - b.rate_ref_apr))
+        attract = math.exp(
+            b.ltv_elasticity * (ltv - b.ltv_ref) - b.rate_elasticity * (rate - b.rate_ref_apr)
+        )
         p_exit = min(max(b.exit_rate_per_h * dt / attract, 0.0), 0.5)
-        p_arr = min(max(b.arrival_rate_per_h * dt * float(r["arrival_mult"][e]) * attract, 0.0), 0.5)
+        p_arr = min(
+            max(b.arrival_rate_per_h * dt * float(r["arrival_mult"][e]) * attract, 0.0), 0.5
+        )
         plans = []
         for i, p in enumerate(m["pos"]):
             c, d = p["collateral_asset"], p["debt_usd"]
             cv, dv = c * o, d * dp
             hf = _hf(c, d, o, lt, dp)
             ui = float(u[e, i])
-            plan = {"add": 0.0, "rep": 0.0, "sell": 0.0, "want": 0.0, "exit": False, "arrive": False}
+            plan = {
+                "add": 0.0,
+                "rep": 0.0,
+                "sell": 0.0,
+                "want": 0.0,
+                "exit": False,
+                "arrive": False,
+            }
             if p["active"]:
                 reacts = d > 0 and ui < p["react_prob"] * gas_factor
                 plan["exit"] = ui > 1.0 - p_exit and hf >= 1.0
@@ -226,7 +284,11 @@ def reference_substep(
                 m["arrivals"] += 1.0
 
     # 6: the cascade, in rounds shared by all envs.
-    share = [0.0] * e_count if agent_share_frac is None else [float(v) for v in np.asarray(agent_share_frac)]
+    share = (
+        [0.0] * e_count
+        if agent_share_frac is None
+        else [float(v) for v in np.asarray(agent_share_frac)]
+    )
     cap_left = []
     for m in envs:
         frac = min(mk.congestion_ref_gwei / max(m["gas_gwei"], 1e-12), 1.0)
@@ -236,7 +298,12 @@ def reference_substep(
         any_liq = False
         plans_all = []
         for m in envs:
-            o, dp, lt, bonus = m["oracle_usd"], m["debt_price_usd"], m["liquidation_threshold"], m["liquidation_bonus"]
+            o, dp, lt, bonus = (
+                m["oracle_usd"],
+                m["debt_price_usd"],
+                m["liquidation_threshold"],
+                m["liquidation_bonus"],
+            )
             gas_usd = m["gas_gwei"] * 1e-9 * mk.gas_units_per_liquidation * m["fundamental_usd"]
             cands = []
             for i, p in enumerate(m["pos"]):
@@ -247,7 +314,9 @@ def reference_substep(
                 full = hf <= pr.full_close_hf or d * dp < pr.small_position_usd
                 repay = (1.0 if full else m["close_factor"]) * d
                 if mk.keeper_chunk_ratio != math.inf:
-                    repay = min(repay, m["pool_asset"] * mk.keeper_chunk_ratio * o / ((1.0 + bonus) * dp))
+                    repay = min(
+                        repay, m["pool_asset"] * mk.keeper_chunk_ratio * o / ((1.0 + bonus) * dp)
+                    )
                 seize = repay * dp * (1.0 + bonus) / o
                 if seize > c:
                     seize = c
@@ -292,14 +361,20 @@ def reference_substep(
             keeper_sell = net * (1.0 - share[e])
             x, y, out = _sell(m["pool_asset"], m["pool_debt"], keeper_sell, fee)
             m["pool_asset"], m["pool_debt"] = x, y
-            gas_env = count * (1.0 - share[e]) * (m["gas_gwei"] * 1e-9 * mk.gas_units_per_liquidation * m["fundamental_usd"])
+            gas_env = (
+                count
+                * (1.0 - share[e])
+                * (m["gas_gwei"] * 1e-9 * mk.gas_units_per_liquidation * m["fundamental_usd"])
+            )
             m["seized_collateral_asset"] += seize_env
             m["repaid_by_liquidators_usd"] += repay_env
             m["liquidations"] += count
             m["protocol_fee_asset"] += fee_env
             m["protocol_fee_usd"] += fee_env * m["oracle_usd"]
             m["keeper_sold_asset"] += keeper_sell
-            m["keeper_profit_usd"] += (out - repay_env * (1.0 - share[e])) * m["debt_price_usd"] - gas_env
+            m["keeper_profit_usd"] += (out - repay_env * (1.0 - share[e])) * m[
+                "debt_price_usd"
+            ] - gas_env
             m["agent_seized_asset"] += net * share[e]
             m["agent_repaid_usd"] += repay_env * share[e]
             # bad debt
@@ -321,7 +396,16 @@ def reference_substep(
             rounds[e] += 1.0 if count > 0 else 0.0
             pool_usd = m["pool_debt"] / m["pool_asset"] * m["debt_price_usd"]
             src = _source(m["fundamental_usd"], pool_usd, mk.oracle_pool_weight_frac)
-            _refresh(m, params, now, src, None, float(r["oracle_bias_frac"][e]), bool(r["oracle_frozen"][e]), True)
+            _refresh(
+                m,
+                params,
+                now,
+                src,
+                None,
+                float(r["oracle_bias_frac"][e]),
+                bool(r["oracle_frozen"][e]),
+                True,
+            )
 
     # 7: bookkeeping, back to arrays.
     out_arrays: dict[str, Any] = {}

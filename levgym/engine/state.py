@@ -168,7 +168,9 @@ def set_protocol_params(state: State, params: ProtocolParams, env_mask: Any | No
     return state.replace(**changes)
 
 
-def draw_book(params: EngineParams, num_envs: int, num_positions: int, rng: np.random.Generator) -> dict:
+def draw_book(
+    params: EngineParams, num_envs: int, num_positions: int, rng: np.random.Generator
+) -> dict:
     """Draw the position slots' sizes, health factors and behaviours (numpy, before any price)."""
     b = params.borrowers
     e, n = num_envs, num_positions
@@ -323,13 +325,17 @@ def from_book(
     coll = np.asarray(collateral_asset, dtype=np.float64)
     debt = np.asarray(debt_usd, dtype=np.float64)
     if coll.ndim != 2 or coll.shape != debt.shape:
-        raise ValueError(f"collateral_asset {coll.shape} and debt_usd {debt.shape} must both be [E, N]")
+        raise ValueError(
+            f"collateral_asset {coll.shape} and debt_usd {debt.shape} must both be [E, N]"
+        )
     if np.any(coll < 0) or np.any(debt < 0):
         raise ValueError("collateral_asset and debt_usd must be >= 0")
     e, n = coll.shape
     f0 = np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e,))
     dp0 = np.broadcast_to(np.asarray(debt_price_usd, dtype=np.float64), (e,))
-    base = init_state(params, e, n, 0, f0, dp0, np.ones(e), np.broadcast_to(np.asarray(gas_gwei, float), (e,)))
+    base = init_state(
+        params, e, n, 0, f0, dp0, np.ones(e), np.broadcast_to(np.asarray(gas_gwei, float), (e,))
+    )
     kinds = np.zeros((e, n), dtype=np.int64) if kind is None else np.asarray(kind, dtype=np.int64)
     active = coll > 0
     total_debt = debt.sum(axis=1)

@@ -9,12 +9,21 @@ from levgym.cli import main
 def test_quick_benchmark_writes_the_report(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["benchmark", "--quick", "--out", str(out), "--no-progress"]) == 0
-    for name in ("report.md", "results.json", "results.csv", "parameter_paths.png", "bad_debt_revenue.png", "learning_curves.png"):
+    for name in (
+        "report.md",
+        "results.json",
+        "results.csv",
+        "parameter_paths.png",
+        "bad_debt_revenue.png",
+        "learning_curves.png",
+    ):
         assert (out / name).exists(), name
     results = json.loads((out / "results.json").read_text())
     gov = results["objective"]["levgym/Governance-v0"]
     assert {"ppo", "static", "conservative", "vol_rule", "steward", "random"} <= set(gov)
-    assert {"ppo", "greedy", "greedy_hedged", "passive"} <= set(results["objective"]["levgym/Liquidator-v0"])
+    assert {"ppo", "greedy", "greedy_hedged", "passive"} <= set(
+        results["objective"]["levgym/Liquidator-v0"]
+    )
     report = (out / "report.md").read_text()
     assert "How this was produced" in report and "benchmark --quick" in report
     assert ("beats every baseline" in report) or ("does not beat every baseline" in report)

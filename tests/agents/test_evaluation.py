@@ -48,9 +48,16 @@ def test_suite_rejects_training_seeds_and_unknown_scenarios(tmp_path):
         load_suite(bad)
 
 
-@pytest.mark.parametrize(("env", "baseline"), [("levgym/Governance-v0", "static"), ("levgym/Liquidator-v0", "greedy")])
+@pytest.mark.parametrize(
+    ("env", "baseline"), [("levgym/Governance-v0", "static"), ("levgym/Liquidator-v0", "greedy")]
+)
 def test_evaluate_a_baseline(capsys, suite_file, env, baseline):
-    assert main(["evaluate", "--baseline", baseline, "--env", env, "--suite", str(suite_file), "--json"]) == 0
+    assert (
+        main(
+            ["evaluate", "--baseline", baseline, "--env", env, "--suite", str(suite_file), "--json"]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["seed"] >= 1_000_000 and out["episodes"] == 3
     for metrics in out["scenarios"].values():
@@ -60,21 +67,78 @@ def test_evaluate_a_baseline(capsys, suite_file, env, baseline):
 
 def test_evaluate_a_saved_model_and_a_price_csv(capsys, suite_file, tmp_path):
     run = train(
-        "levgym/Governance-v0", "ppo", total_timesteps=128, seed=0, out=tmp_path / "run",
-        hyper=["n_envs=2", "n_steps=64", "batch_size=64", "n_epochs=1", "env_kwargs.num_positions=16", "env_kwargs.horizon_h=6"],
-        progress=False, command="pytest",
+        "levgym/Governance-v0",
+        "ppo",
+        total_timesteps=128,
+        seed=0,
+        out=tmp_path / "run",
+        hyper=[
+            "n_envs=2",
+            "n_steps=64",
+            "batch_size=64",
+            "n_epochs=1",
+            "env_kwargs.num_positions=16",
+            "env_kwargs.horizon_h=6",
+        ],
+        progress=False,
+        command="pytest",
     )
-    assert main(["evaluate", "--model", str(run / "model.zip"), "--env", "levgym/Governance-v0", "--suite", str(suite_file), "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(run / "model.zip"),
+                "--env",
+                "levgym/Governance-v0",
+                "--suite",
+                str(suite_file),
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert set(out["scenarios"]) == {"gbm_high_vol", "shock"}
     csv = tmp_path / "path.csv"
-    csv.write_text("time,price\n" + "\n".join(f"{3600 * i},{2000 - 40 * i}" for i in range(12)) + "\n")
-    assert main(["evaluate", "--baseline", "steward", "--env", "levgym/Governance-v0", "--suite", str(suite_file), "--price-csv", str(csv), "--json"]) == 0
+    csv.write_text(
+        "time,price\n" + "\n".join(f"{3600 * i},{2000 - 40 * i}" for i in range(12)) + "\n"
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--baseline",
+                "steward",
+                "--env",
+                "levgym/Governance-v0",
+                "--suite",
+                str(suite_file),
+                "--price-csv",
+                str(csv),
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert list(out["scenarios"]) == [f"csv:{csv}"]
     bad = tmp_path / "bad.csv"
     bad.write_text("time,cost\n0,1\n3600,2\n")
-    assert main(["evaluate", "--baseline", "static", "--suite", str(suite_file), "--price-csv", str(bad)]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--baseline",
+                "static",
+                "--suite",
+                str(suite_file),
+                "--price-csv",
+                str(bad),
+            ]
+        )
+        == 2
+    )
     assert "price" in capsys.readouterr().err
 
 

@@ -9,13 +9,23 @@ from agents.config import apply_overrides, load_config
 from agents.train import latest_checkpoint, read_progress, train
 from levgym.cli import main
 
-SMALL = ["n_envs=4", "n_steps=32", "batch_size=64", "n_epochs=1", "checkpoint_freq=128", "env_kwargs.num_positions=16", "env_kwargs.horizon_h=6"]
+SMALL = [
+    "n_envs=4",
+    "n_steps=32",
+    "batch_size=64",
+    "n_epochs=1",
+    "checkpoint_freq=128",
+    "env_kwargs.num_positions=16",
+    "env_kwargs.horizon_h=6",
+]
 
 
 def test_config_merges_default_env_block_and_overrides():
     cfg = load_config("levgym/Governance-v0", "ppo")
     assert cfg["policy"] == "MlpPolicy" and cfg["env_kwargs"]["horizon_h"] == 72
-    cfg = apply_overrides(cfg, ["learning_rate=1e-3", "env_kwargs.horizon_h=12", "policy_kwargs.net_arch=[32, 32]"])
+    cfg = apply_overrides(
+        cfg, ["learning_rate=1e-3", "env_kwargs.horizon_h=12", "policy_kwargs.net_arch=[32, 32]"]
+    )
     assert cfg["learning_rate"] == 1e-3 and cfg["env_kwargs"]["horizon_h"] == 12
     assert cfg["env_kwargs"]["num_positions"] == 64 and cfg["policy_kwargs"]["net_arch"] == [32, 32]
     with pytest.raises(ValueError, match=r"--algo 'dqn' is unknown; allowed ppo, sac, td3, a2c"):
@@ -26,7 +36,16 @@ def test_config_merges_default_env_block_and_overrides():
 
 def test_train_writes_the_run_folder_and_resume_continues(tmp_path):
     out = tmp_path / "run"
-    run = train("levgym/Governance-v0", "ppo", total_timesteps=256, seed=3, out=out, hyper=SMALL, progress=False, command="pytest")
+    run = train(
+        "levgym/Governance-v0",
+        "ppo",
+        total_timesteps=256,
+        seed=3,
+        out=out,
+        hyper=SMALL,
+        progress=False,
+        command="pytest",
+    )
     for name in ("config.yaml", "command.txt", "meta.json", "model.zip", "vecnormalize.pkl"):
         assert (run / name).exists(), name
     assert list((run / "logs").rglob("events.out.tfevents.*")), "TensorBoard events"
@@ -39,7 +58,13 @@ def test_train_writes_the_run_folder_and_resume_continues(tmp_path):
     rows = read_progress(run)
     assert rows and rows[-1]["time/total_timesteps"] == 256
     # an interrupted run: resume to a larger budget continues from the newest checkpoint
-    train("levgym/Governance-v0", resume=run, total_timesteps=512, progress=False, command="pytest resume")
+    train(
+        "levgym/Governance-v0",
+        resume=run,
+        total_timesteps=512,
+        progress=False,
+        command="pytest resume",
+    )
     assert json.loads((run / "result.json").read_text())["num_timesteps"] == 512
     assert read_progress(run)[-1]["time/total_timesteps"] == 512
     assert "pytest resume" in (run / "command.txt").read_text()
@@ -47,10 +72,24 @@ def test_train_writes_the_run_folder_and_resume_continues(tmp_path):
 
 @pytest.mark.parametrize("algo", ["sac", "a2c"])
 def test_other_algorithms_train(tmp_path, algo):
-    hyper = ["n_envs=2", "env_kwargs.num_positions=16", "env_kwargs.horizon_h=6", "checkpoint_freq=1000"]
+    hyper = [
+        "n_envs=2",
+        "env_kwargs.num_positions=16",
+        "env_kwargs.horizon_h=6",
+        "checkpoint_freq=1000",
+    ]
     if algo == "sac":
         hyper += ["learning_starts=32", "batch_size=32", "buffer_size=1000"]
-    run = train("levgym/Liquidator-v0", algo, total_timesteps=128, seed=0, out=tmp_path / algo, hyper=hyper, progress=False, command="pytest")
+    run = train(
+        "levgym/Liquidator-v0",
+        algo,
+        total_timesteps=128,
+        seed=0,
+        out=tmp_path / algo,
+        hyper=hyper,
+        progress=False,
+        command="pytest",
+    )
     assert (run / "model.zip").exists()
 
 

@@ -7,7 +7,22 @@ import pytest
 from levgym.cli import main
 from levgym.simulation import SUMMARY_KEYS
 
-ARGS = ["simulate", "--scenario", "shock", "--set", "scenario.drop_frac=0.4", "--num-envs", "4", "--positions", "64", "--steps", "12", "--seed", "1", "--json"]
+ARGS = [
+    "simulate",
+    "--scenario",
+    "shock",
+    "--set",
+    "scenario.drop_frac=0.4",
+    "--num-envs",
+    "4",
+    "--positions",
+    "64",
+    "--steps",
+    "12",
+    "--seed",
+    "1",
+    "--json",
+]
 
 
 def _run_json(capsys, args):
@@ -19,11 +34,20 @@ def test_json_contract_and_identities(capsys):
     out = _run_json(capsys, ARGS)
     for key in SUMMARY_KEYS:
         assert key in out, key
-    coll = out["initial_collateral_asset"] + out["added_collateral_asset"] - out["seized_collateral_asset"] - out["withdrawn_collateral_asset"]
+    coll = (
+        out["initial_collateral_asset"]
+        + out["added_collateral_asset"]
+        - out["seized_collateral_asset"]
+        - out["withdrawn_collateral_asset"]
+    )
     assert coll == pytest.approx(out["final_collateral_asset"], rel=1e-9)
     debt = (
-        out["initial_debt_usd"] + out["borrowed_usd"] + out["interest_usd"]
-        - out["repaid_by_borrowers_usd"] - out["repaid_by_liquidators_usd"] - out["bad_debt_usd"]
+        out["initial_debt_usd"]
+        + out["borrowed_usd"]
+        + out["interest_usd"]
+        - out["repaid_by_borrowers_usd"]
+        - out["repaid_by_liquidators_usd"]
+        - out["bad_debt_usd"]
     )
     assert debt == pytest.approx(out["final_debt_usd"], rel=1e-9)
     assert out["liquidations"] > 0
@@ -48,8 +72,14 @@ def test_plot_is_written(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--set", "protocol.ltv=0.95"], "protocol.ltv=0.95 exceeds protocol.liquidation_threshold=0.86"),
-        (["--set", "protocol.liquidation_bonus=0.2"], "liquidation_threshold * (1 + liquidation_bonus)"),
+        (
+            ["--set", "protocol.ltv=0.95"],
+            "protocol.ltv=0.95 exceeds protocol.liquidation_threshold=0.86",
+        ),
+        (
+            ["--set", "protocol.liquidation_bonus=0.2"],
+            "liquidation_threshold * (1 + liquidation_bonus)",
+        ),
         (["--set", "market.pool_depth_usd=-5"], "market.pool_depth_usd=-5 is out of range"),
         (["--set", "protocol.nope=1"], "unknown key protocol.nope"),
         (["--set", "scenario.nope=1"], "unknown key scenario.nope"),

@@ -14,7 +14,13 @@ from levgym.simulation import Simulator
 def quiet_params(**market: object) -> EngineParams:
     """No interest, no fees, no arrivals or exits, exact oracle on the pool, free gas: only the
     cascade moves, so outcomes can be computed by hand."""
-    protocol = ProtocolParams(slope1_apr=0.0, slope2_apr=0.0, base_rate_apr=0.0, protocol_fee_frac=0.0, small_position_usd=0.0)
+    protocol = ProtocolParams(
+        slope1_apr=0.0,
+        slope2_apr=0.0,
+        base_rate_apr=0.0,
+        protocol_fee_frac=0.0,
+        small_position_usd=0.0,
+    )
     mk = dict(
         pool_fee_frac=0.0,
         oracle_kind="exact",
@@ -28,7 +34,9 @@ def quiet_params(**market: object) -> EngineParams:
     return EngineParams(protocol=protocol, market=MarketParams(**mk), borrowers=borrowers)
 
 
-def book_sim(params: EngineParams, coll, debt, prices, arb_speed: float = 1.0, backend: str = "numpy") -> Simulator:
+def book_sim(
+    params: EngineParams, coll, debt, prices, arb_speed: float = 1.0, backend: str = "numpy"
+) -> Simulator:
     """A simulator over a hand-made book and a price path ``[S]`` shared by all envs."""
     coll = np.atleast_2d(np.asarray(coll, dtype=float))
     debt = np.atleast_2d(np.asarray(debt, dtype=float))

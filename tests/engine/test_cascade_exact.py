@@ -44,7 +44,9 @@ def test_two_round_spiral_exact():
     s = sim.state.to_numpy()
     assert int(rounds[0]) == 2
     assert s.liquidations[0] == 2.0
-    np.testing.assert_allclose(s.collateral_asset[0], [10.0 - seize_a, 10.0 - seize_b, 10.0], rtol=1e-12)
+    np.testing.assert_allclose(
+        s.collateral_asset[0], [10.0 - seize_a, 10.0 - seize_b, 10.0], rtol=1e-12
+    )
     np.testing.assert_allclose(s.debt_usd[0], [0.0, d_b - repay_b, d_c], rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(s.seized_collateral_asset[0], seize_a + seize_b, rtol=1e-12)
     np.testing.assert_allclose(s.repaid_by_liquidators_usd[0], d_a + repay_b, rtol=1e-12)

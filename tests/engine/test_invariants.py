@@ -18,7 +18,9 @@ SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[Healt
 
 
 def _run(params, scenario, knobs, seed, envs=3, positions=48, steps=8):
-    drivers = scenarios.get(scenario).drivers(envs, steps * params.run.substeps_per_step, params, seed, knobs)
+    drivers = scenarios.get(scenario).drivers(
+        envs, steps * params.run.substeps_per_step, params, seed, knobs
+    )
     return simulate(drivers, params, positions, seed, steps, record=False)
 
 
@@ -28,11 +30,20 @@ def test_accounting_identities_and_no_negatives(seed, drop, depth):
     params = EngineParams(market=MarketParams(pool_depth_usd=depth))
     res = _run(params, "shock", {"drop_frac": str(drop)}, seed)
     e = res.per_env
-    coll = e["initial_collateral_asset"] + e["added_collateral_asset"] - e["seized_collateral_asset"] - e["withdrawn_collateral_asset"]
+    coll = (
+        e["initial_collateral_asset"]
+        + e["added_collateral_asset"]
+        - e["seized_collateral_asset"]
+        - e["withdrawn_collateral_asset"]
+    )
     np.testing.assert_allclose(coll, e["final_collateral_asset"], rtol=1e-9, atol=1e-6)
     debt = (
-        e["initial_debt_usd"] + e["borrowed_usd"] + e["interest_usd"]
-        - e["repaid_by_borrowers_usd"] - e["repaid_by_liquidators_usd"] - e["bad_debt_usd"]
+        e["initial_debt_usd"]
+        + e["borrowed_usd"]
+        + e["interest_usd"]
+        - e["repaid_by_borrowers_usd"]
+        - e["repaid_by_liquidators_usd"]
+        - e["bad_debt_usd"]
     )
     np.testing.assert_allclose(debt, e["final_debt_usd"], rtol=1e-9, atol=1e-3)
     for key, values in e.items():
@@ -43,8 +54,12 @@ def test_accounting_identities_and_no_negatives(seed, drop, depth):
 
 @SETTINGS
 @given(
-    x=st.floats(1.0, 1e7), y=st.floats(1.0, 1e9), dx=st.floats(0.0, 1e7), fee=st.floats(0.0, 0.05),
-    target=st.floats(0.01, 1e5), speed=st.floats(0.0, 1.0),
+    x=st.floats(1.0, 1e7),
+    y=st.floats(1.0, 1e9),
+    dx=st.floats(0.0, 1e7),
+    fee=st.floats(0.0, 0.05),
+    target=st.floats(0.01, 1e5),
+    speed=st.floats(0.0, 1.0),
 )
 def test_swaps_keep_the_constant_product(x, y, dx, fee, target, speed):
     x1, y1, out = sell_asset(np.float64(x), np.float64(y), np.float64(dx), fee)
@@ -64,7 +79,13 @@ def _passive(**market):
     mk.update(market)
     return EngineParams(
         market=MarketParams(**mk),
-        borrowers=BorrowerParams(passive_frac=1.0, defensive_frac=0.0, looper_frac=0.0, arrival_rate_per_h=0.0, exit_rate_per_h=0.0),
+        borrowers=BorrowerParams(
+            passive_frac=1.0,
+            defensive_frac=0.0,
+            looper_frac=0.0,
+            arrival_rate_per_h=0.0,
+            exit_rate_per_h=0.0,
+        ),
     )
 
 
@@ -76,7 +97,9 @@ def test_bigger_drop_never_fewer_liquidations_or_less_bad_debt(seed, drop, extra
     # a counterexample); with the profitability filter a bigger drop can turn write-offs into rot.
     params = _passive(profitability_filter=False, oracle_pool_weight_frac=0.0)
     small = _run(params, "shock", {"drop_frac": str(drop), "vol_annual": "0"}, seed).per_env
-    big = _run(params, "shock", {"drop_frac": str(min(drop + extra, 0.95)), "vol_annual": "0"}, seed).per_env
+    big = _run(
+        params, "shock", {"drop_frac": str(min(drop + extra, 0.95)), "vol_annual": "0"}, seed
+    ).per_env
     assert np.all(big["positions_liquidated"] >= small["positions_liquidated"])
     assert np.all(big["bad_debt_usd"] >= small["bad_debt_usd"] - 1e-6)
 
@@ -86,8 +109,12 @@ def test_bigger_drop_never_fewer_liquidations_or_less_bad_debt(seed, drop, extra
 def test_deeper_pool_never_more_amplification(seed, depth, factor):
     # Without the profitability filter the set of liquidations can only shrink with depth.
     knobs = {"drop_frac": "0.35", "vol_annual": "0"}
-    shallow = _run(_passive(pool_depth_usd=depth, profitability_filter=False), "shock", knobs, seed).per_env
-    deep = _run(_passive(pool_depth_usd=depth * factor, profitability_filter=False), "shock", knobs, seed).per_env
+    shallow = _run(
+        _passive(pool_depth_usd=depth, profitability_filter=False), "shock", knobs, seed
+    ).per_env
+    deep = _run(
+        _passive(pool_depth_usd=depth * factor, profitability_filter=False), "shock", knobs, seed
+    ).per_env
     assert np.all(deep["amplification"] <= shallow["amplification"] + 1e-9)
 
 
@@ -107,7 +134,9 @@ def test_toxic_frontier():
     bonus = 0.052
     frontier = 1.0 / (1.0 + bonus)
     params = quiet_params(pool_depth_usd=1e12, max_cascade_rounds=1)
-    params = dataclasses.replace(params, protocol=dataclasses.replace(params.protocol, full_close_hf=0.0))
+    params = dataclasses.replace(
+        params, protocol=dataclasses.replace(params.protocol, full_close_hf=0.0)
+    )
     lt = params.protocol.liquidation_threshold
     for ltv_pos in (frontier - 0.03, frontier - 0.005, frontier + 0.005, frontier + 0.03):
         debt = 100.0 * ltv_pos  # collateral 1 at price 100

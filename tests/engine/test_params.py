@@ -11,8 +11,14 @@ from levgym.engine.params import override
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"ltv": 0.9, "liquidation_threshold": 0.86}, r"protocol\.ltv=0\.9 exceeds protocol\.liquidation_threshold"),
-        ({"liquidation_threshold": 0.96, "liquidation_bonus": 0.05, "ltv": 0.8}, r"liquidation_threshold \* \(1 \+ liquidation_bonus\) = 1\.008"),
+        (
+            {"ltv": 0.9, "liquidation_threshold": 0.86},
+            r"protocol\.ltv=0\.9 exceeds protocol\.liquidation_threshold",
+        ),
+        (
+            {"liquidation_threshold": 0.96, "liquidation_bonus": 0.05, "ltv": 0.8},
+            r"liquidation_threshold \* \(1 \+ liquidation_bonus\) = 1\.008",
+        ),
         ({"close_factor": 0.0}, r"protocol\.close_factor=0 is out of range; allowed \(0, 1\]"),
         ({"liquidation_bonus": -0.1}, r"protocol\.liquidation_bonus=-0\.1 is out of range"),
         ({"ltv": math.nan}, r"protocol\.ltv=nan is not allowed"),
@@ -25,7 +31,9 @@ def test_protocol_validation(kwargs, pattern):
 
 
 def test_other_sections_validate():
-    with pytest.raises(ValueError, match=r"market\.oracle_kind='pyth' is unknown; allowed chainlink, twap, exact"):
+    with pytest.raises(
+        ValueError, match=r"market\.oracle_kind='pyth' is unknown; allowed chainlink, twap, exact"
+    ):
         MarketParams(oracle_kind="pyth")
     with pytest.raises(ValueError, match=r"market\.pool_depth_usd=0 is out of range"):
         MarketParams(pool_depth_usd=0.0)
@@ -37,11 +45,23 @@ def test_other_sections_validate():
 
 def test_presets_and_override():
     aave = preset("aave_v3_weth")
-    assert (aave.ltv, aave.liquidation_threshold, aave.liquidation_bonus, aave.close_factor, aave.full_close_hf) == (
-        0.825, 0.86, 0.052, 0.5, 0.95,
+    assert (
+        aave.ltv,
+        aave.liquidation_threshold,
+        aave.liquidation_bonus,
+        aave.close_factor,
+        aave.full_close_hf,
+    ) == (
+        0.825,
+        0.86,
+        0.052,
+        0.5,
+        0.95,
     )
     assert preset("compound_v3").liquidation_threshold == 0.895
-    with pytest.raises(ValueError, match=r"preset 'x' is unknown; allowed aave_v3_weth, compound_v3, conservative"):
+    with pytest.raises(
+        ValueError, match=r"preset 'x' is unknown; allowed aave_v3_weth, compound_v3, conservative"
+    ):
         preset("x")
     assert override(aave, "protocol", "liquidation_bonus", "0.06").liquidation_bonus == 0.06
     with pytest.raises(ValueError, match=r"protocol\.ltv='abc' must be a number"):

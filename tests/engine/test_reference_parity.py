@@ -35,7 +35,9 @@ def _compare(a_state, b_state, rtol=1e-9):
     gas=st.sampled_from([5.0, 30.0, 400.0]),
     preset=st.sampled_from(["aave_v3_weth", "compound_v3", "conservative"]),
 )
-def test_batched_equals_reference(seed, envs, positions, drop, oracle, weight, capacity, filt, slip, gas, preset):
+def test_batched_equals_reference(
+    seed, envs, positions, drop, oracle, weight, capacity, filt, slip, gas, preset
+):
     from levgym.engine.params import PRESETS
 
     params = EngineParams(
