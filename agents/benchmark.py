@@ -33,7 +33,7 @@ OBJECTIVE = "return"
 TABLE_METRICS = {
     "levgym/Governance-v0": (
         ("return", "return", 1.0, ""),
-        ("bad_debt_usd", "bad debt", 1e-6, "$M"),
+        ("bad_debt_usd", "bad debt incl. underwater", 1e-6, "$M"),
         ("revenue_usd", "revenue", 1e-3, "$k"),
         ("liquidated_usd", "liquidated", 1e-6, "$M"),
         ("insolvent", "insolvency rate", 1.0, ""),

@@ -61,6 +61,11 @@ def parse_value(raw: str) -> Any:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" as a string
+            value = float(value)
+        except ValueError:
+            return value
     if isinstance(value, float) and math.isnan(value):
         raise ValueError(f"value {raw!r} is NaN; allowed a number")
     return value

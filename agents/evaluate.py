@@ -168,7 +168,8 @@ def rollout(
         live = ~done
         acc["return"] += np.where(live, reward, 0.0)
         if gov:
-            acc["bad_debt_usd"] += np.where(live, info["bad_debt_usd"], 0.0)
+            # economic bad debt: written off plus the change in underwater shortfall
+            acc["bad_debt_usd"] += np.where(live, info["economic_bad_debt_usd"], 0.0)
             acc["revenue_usd"] += np.where(live, info["revenue_usd"], 0.0)
             acc["liquidated_usd"] += np.where(live, info["liquidated_debt_usd"], 0.0)
             acc["liquidation_loss_usd"] += np.where(live, info["liquidation_loss_usd"], 0.0)

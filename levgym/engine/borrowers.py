@@ -11,7 +11,7 @@ from .params import HOURS_PER_YEAR, EngineParams
 from .pool import buy_asset, sell_asset
 from .state import DEFENSIVE, LOOPER, State
 
-__all__ = ["HOURS_PER_YEAR", "act", "health_factor", "current_rate_apr"]
+__all__ = ["HOURS_PER_YEAR", "act", "health_factor", "current_rate_apr", "underwater_shortfall"]
 
 
 def health_factor(
@@ -24,6 +24,15 @@ def health_factor(
     num = c * (state.oracle_usd * state.liquidation_threshold)[:, None]
     den = d * state.debt_price_usd[:, None]
     return safe_div(xp, num, den, float("inf"))
+
+
+def underwater_shortfall(state: State) -> Any:
+    """Per env: debt value exceeding collateral value at the oracle, summed over positions (the
+    bad debt the protocol holds but has not written off), in debt-asset units."""
+    xp = namespace(state.collateral_asset)
+    owed = state.debt_usd
+    value = state.collateral_asset * (state.oracle_usd / state.debt_price_usd)[:, None]
+    return xp.sum(xp.clip(owed - value, 0.0, None), axis=1)
 
 
 def current_rate_apr(state: State, total_debt: Any | None = None) -> Any:

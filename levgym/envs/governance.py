@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..engine.backend import namespace, to_numpy
-from ..engine.borrowers import current_rate_apr
+from ..engine.borrowers import current_rate_apr, underwater_shortfall
 from ..engine.interest import utilization
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
@@ -322,6 +322,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
 
         revenue0 = to_numpy(s.reserve_income_usd + s.protocol_fee_usd)
         bad0 = to_numpy(s.bad_debt_usd)
+        shortfall0 = to_numpy(underwater_shortfall(s))
         liqs0 = to_numpy(s.liquidations)
         liquidated0 = to_numpy(s.repaid_by_liquidators_usd)
         liq_loss = np.zeros(self.num_envs)
@@ -339,20 +340,27 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         tvl = to_numpy(s.initial_collateral_asset * s.fundamental_start_usd)
         revenue = to_numpy(s.reserve_income_usd + s.protocol_fee_usd) - revenue0
         bad = (to_numpy(s.bad_debt_usd) - bad0) * dp
+        # Economic bad debt: written off plus the change in debt held above its collateral's value,
+        # so that suppressing liquidations (a tiny bonus) cannot hide losses from the reward.
+        shortfall = to_numpy(underwater_shortfall(s))
+        economic_bad = bad + (shortfall - shortfall0) * dp
         xp = namespace(s.collateral_asset)
         coll_value = to_numpy(xp.sum(s.collateral_asset, axis=1) * s.oracle_usd)
         capacity = to_numpy(s.ltv) * coll_value * (self.step_h / HOURS_PER_YEAR)
         scale = self.reward_scale / tvl
         r_rev = scale * revenue
-        r_bad = -scale * self.w_bad_debt * bad
+        r_bad = -scale * self.w_bad_debt * economic_bad
         r_liq = -scale * self.w_liquidation * liq_loss
         r_eff = scale * self.w_efficiency * capacity
         reward = r_rev + r_bad + r_liq + r_eff
         lender_loss = to_numpy(s.lender_loss_usd) * dp
-        terminated = lender_loss > self.insolvency_tolerance_frac * tvl
+        uncovered = np.maximum(shortfall * dp - to_numpy(s.reserves_usd) * dp, 0.0)
+        terminated = lender_loss + uncovered > self.insolvency_tolerance_frac * tvl
         info = {
             "revenue_usd": revenue,
             "bad_debt_usd": bad,
+            "shortfall_usd": shortfall * dp,
+            "economic_bad_debt_usd": economic_bad,
             "liquidation_loss_usd": liq_loss,
             "borrow_capacity_usd": capacity,
             "reward_revenue": r_rev,
@@ -535,7 +543,11 @@ class GovernanceEnv(LevgymEnv):
 
     - ``revenue``: reserve income (the reserve factor's share of interest) plus the protocol's
       fee on liquidation bonuses, this step.
-    - ``bad_debt``: debt written off this step (whether reserves or lenders absorb it).
+    - ``bad_debt``: economic bad debt this step: debt written off (whether reserves or lenders
+      absorb it) plus the change in the underwater shortfall (debt above the value of its
+      collateral at the oracle, not yet written off). Counting the shortfall matters: with
+      written-off debt alone, an agent learns to cut the bonus until keepers stop liquidating,
+      which hides losses in rotting positions instead of avoiding them.
     - ``liquidation_loss``: what users lost to liquidations this step, the value of collateral
       seized beyond the debt repaid (the bonus), at the oracle price after each substep.
     - the last term is capital efficiency: the borrowing the parameters allow (LTV times the
@@ -560,7 +572,8 @@ class GovernanceEnv(LevgymEnv):
     ## Episode End
 
     - Termination (``info["end_cause"] == "insolvency"``): the bad debt not covered by reserves
-      (lenders' loss) exceeds ``insolvency_tolerance_frac`` (default 0.1%) of TVL.
+      (lenders' loss so far plus the underwater shortfall beyond the reserves left) exceeds
+      ``insolvency_tolerance_frac`` (default 0.1%) of TVL.
     - Truncation (``"horizon"``): after ``horizon_h`` hours (default 720, i.e. 30 days of 1 h
       steps). ``info["end_counts"]`` counts episodes per end cause since the env was made.
 

@@ -174,7 +174,7 @@ def test_reward_is_the_documented_sum_and_stress_costs():
             info["reward_liquidation"], -scale * env.w_liquidation * info["liquidation_loss_usd"]
         )
         np.testing.assert_allclose(
-            info["reward_bad_debt"], -scale * env.w_bad_debt * info["bad_debt_usd"]
+            info["reward_bad_debt"], -scale * env.w_bad_debt * info["economic_bad_debt_usd"]
         )
         np.testing.assert_allclose(info["reward_revenue"], scale * info["revenue_usd"])
         assert np.all(info["liquidation_loss_usd"] >= -1e-6)
