@@ -58,10 +58,11 @@ class BenchmarkConfig:
 
     @classmethod
     def default(cls) -> BenchmarkConfig:
-        return cls(
-            suite="default",
-            timesteps={"levgym/Governance-v0": 200_000, "levgym/Liquidator-v0": 100_000},
-        )
+        from .config import load_config
+
+        # the training budgets are the ones in configs/agents/ppo.yml
+        steps = {e: int(load_config(e, "ppo")["total_timesteps"]) for e in ENV_IDS}
+        return cls(suite="default", timesteps=steps)
 
     @classmethod
     def quick(cls) -> BenchmarkConfig:

@@ -61,24 +61,14 @@ def run_name(env_id: str, algo: str, seed: int) -> str:
     return f"{slug}__{algo}__{seed}__{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def make_vec_env(
-    env_id: str,
-    n_envs: int,
-    seed: int,
-    env_kwargs: dict[str, Any],
-    normalize: bool,
-    training: bool = True,
-):
-    """The SB3 VecEnv for ``env_id`` (levgym's native vector env through its adapter), with
-    episode statistics and, when ``normalize``, observation normalization."""
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]):
+    """The SB3 VecEnv for ``env_id`` (levgym's native vector env through its adapter) with
+    episode statistics (``rollout/ep_rew_mean``); normalization is added by :func:`train`."""
+    from stable_baselines3.common.vec_env import VecMonitor
 
     from levgym.envs import make_sb3_vec_env
 
-    venv = VecMonitor(make_sb3_vec_env(env_id, num_envs=n_envs, seed=seed, **env_kwargs))
-    if normalize:
-        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, training=training)
-    return venv
+    return VecMonitor(make_sb3_vec_env(env_id, num_envs=n_envs, seed=seed, **env_kwargs))
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
@@ -158,6 +148,7 @@ def train(
     run, algo_kwargs = split_config(config)
     n_envs = int(run.get("n_envs", 8))
     normalize = bool(run.get("normalize", True))
+    norm_reward = bool(run.get("normalize_reward", False))
     env_kwargs = dict(run.get("env_kwargs", {}))
     total = int(run["total_timesteps"])
     policy = run.get("policy", "MlpPolicy")
@@ -182,7 +173,7 @@ def train(
         fh.write(command + "\n")
 
     cls = algo_class(algo)
-    venv = make_vec_env(env_id, n_envs, seed, env_kwargs, normalize=False)
+    venv = make_vec_env(env_id, n_envs, seed, env_kwargs)
     start_steps = 0
     if resume is not None and (found := latest_checkpoint(run_dir)) is not None:
         path, start_steps = found
@@ -195,7 +186,7 @@ def train(
             venv = (
                 VecNormalize.load(str(vn), venv)
                 if vn.exists()
-                else VecNormalize(venv, norm_obs=True, norm_reward=False)
+                else VecNormalize(venv, norm_obs=True, norm_reward=norm_reward)
             )
         model = cls.load(path, env=venv, device="cpu")
         start_steps = model.num_timesteps
@@ -205,7 +196,7 @@ def train(
         if normalize:
             from stable_baselines3.common.vec_env import VecNormalize
 
-            venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
+            venv = VecNormalize(venv, norm_obs=True, norm_reward=norm_reward)
         model = cls(policy, venv, seed=seed, verbose=0, device="cpu", **algo_kwargs)
     # A fresh logger folder per session so that resuming does not truncate earlier CSV rows.
     session = len(list((run_dir / "logs").glob("session_*"))) if (run_dir / "logs").exists() else 0
