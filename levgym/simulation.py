@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 from .engine.backend import make_converter, namespace, to_numpy
+from .engine.dispatch import substep_function
 from .engine.drivers import Drivers
 from .engine.params import EngineParams
 from .engine.state import State, init_state
-from .engine.step import substep
 
 SUMMARY_KEYS = (
     "scenario",
@@ -76,6 +76,8 @@ class Simulator:
             device=device,
         )
         self.t = 0
+        # the substep implementation for this backend (numba: fused kernel; torch on CUDA: no host sync)
+        self.step_fn = substep_function(backend, device)
 
     @property
     def done(self) -> bool:
@@ -90,7 +92,7 @@ class Simulator:
         if self.done:
             raise RuntimeError(f"the drivers have {self.drivers.num_substeps} substeps; all are used")
         row = self.drivers.row(self.t, self.convert)
-        self.state, rounds = substep(self.state, row, self.next_noise(), self.params, agent_share_frac)
+        self.state, rounds = self.step_fn(self.state, row, self.next_noise(), self.params, agent_share_frac)
         self.t += 1
         return rounds
 

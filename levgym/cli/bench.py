@@ -30,14 +30,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="folder for BENCHMARK.md and bench.json (default: . ; with --quick: runs/bench-quick)",
+        help="folder for BENCHMARK.md and bench.json (default: BENCHMARK.md in . and "
+        "runs/bench/bench.json; with --quick: runs/bench-quick)",
     )
     p.add_argument(
         "--budget-s",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="time budget of the position-update grid, shared by the backends (default 150; quick 6)",
+        help="time budget of the position-update grid, shared by the backends (default 120; quick 6)",
     )
     p.add_argument(
         "--backends",
@@ -60,13 +61,15 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else Path("runs/bench-quick" if args.quick else ".")
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {str(out_dir)!r} is a file; allowed a folder")
+    # the full default run puts BENCHMARK.md in the working folder and its JSON under runs/
+    json_dir = out_dir if args.out or args.quick else Path("runs/bench")
     result = run_bench(config, progress=not args.no_progress)
     command = "levgym bench" + (" --quick" if args.quick else "")
     result["files"] = {
         "markdown": str(out_dir / "BENCHMARK.md"),
-        "json": str(out_dir / "bench.json"),
+        "json": str(json_dir / "bench.json"),
     }
-    write_json(out_dir / "bench.json", result)
+    write_json(json_dir / "bench.json", result)
     write_text(out_dir / "BENCHMARK.md", render_markdown(result, command))
     if args.json:
         print_json(result)

@@ -7,7 +7,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-BACKENDS = ("numpy", "torch")
+BACKENDS = ("numpy", "torch", "numba")
 DTYPES = ("float64", "float32")
 
 
@@ -21,12 +21,14 @@ def check_backend(backend: str, dtype: str = "float64") -> None:
         raise ValueError(f"backend {backend!r} is unknown; allowed {', '.join(BACKENDS)}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is unknown; allowed {', '.join(DTYPES)}")
+    if backend == "numba" and dtype != "float64":
+        raise ValueError(f"dtype {dtype!r} is not supported by backend 'numba'; allowed float64")
 
 
 def make_converter(backend: str, dtype: str = "float64", device: str | None = None):
     """A function that turns numpy arrays into arrays of ``backend`` (floats as ``dtype``)."""
     check_backend(backend, dtype)
-    if backend == "numpy":
+    if backend in ("numpy", "numba"):  # numba runs on numpy arrays
         fdt = np.dtype(dtype)
 
         def to_np(a: np.ndarray) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
+
 from . import oracle as oracle_mod
 from .backend import namespace
 from .borrowers import act, current_rate_apr
@@ -26,7 +28,7 @@ def market_update(state: State, row: DriverRow, params: EngineParams) -> State:
     pool_usd = pool_d / pool_a * row.debt_price_usd
     k = m.twap_window_substeps
     slot = state.substep_index % k
-    onehot = xp.arange(k) == slot
+    onehot = xp.arange(k, device=array_api_compat.device(state.pool_asset)) == slot
     twap_buf = xp.where(onehot[None, :], pool_usd[:, None], state.twap_buffer_usd)
     twap = xp.mean(twap_buf, axis=1)
     source = oracle_mod.source_price(row.fundamental_usd, pool_usd, m.oracle_pool_weight_frac)

@@ -1,0 +1,300 @@
+"""`levgym bench`: how fast the engine and the environments are, measured side by side in one
+run on this machine (ratios, not absolute claims), with the machine described."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine import (
+    ALL_BACKENDS,
+    available_backends,
+    bandwidth_bound,
+    copy_bandwidth_bytes_per_s,
+    cuda_copy_bandwidth_bytes_per_s,
+    default_grid,
+    make_workload,
+    profile_array_engine,
+    reference_speedup,
+    run_substeps,
+    throughput_grid,
+)
+from .envs import (
+    ENV_IDS,
+    env_dispatches_numba,
+    envs_available,
+    ppo_env_share,
+    projected_rate,
+    sb3_env_rate,
+    vector_env_rate,
+)
+from .machine import load_average, machine_info
+from .report import render_markdown, render_table
+
+TARGET_SPEEDUP = 100.0
+TARGET_GOVERNANCE_STEPS_PER_S = 20_000.0
+TARGET_ENV_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one `levgym bench` run measures; :meth:`for_mode` gives the default and quick sets."""
+
+    quick: bool = False
+    """Small sizes only (seconds, for tests and smoke checks); targets are not judged."""
+    grid_budget_s: float = 120.0
+    """Seconds the position-update grid may take, shared equally by the backends."""
+    backends: tuple[str, ...] = ()
+    """Engine backends to measure (empty: every one available here)."""
+    reference_case: tuple[int, int, int] = (64, 256, 12)
+    """(envs, positions, substeps) of the comparison with the reference loop."""
+    reference_repeats: int = 3
+    """Best of this many runs for each batched backend in the reference comparison."""
+    grid: tuple[tuple[int, int], ...] = field(default_factory=lambda: tuple(default_grid(False)))
+    """(envs, positions) sizes of the position-update grid."""
+    grid_substeps: int = 6
+    """Timed substeps per grid size (after one warm-up substep)."""
+    grid_min_time_s: float = 0.3
+    """A size timed faster than this is rerun (best of several)."""
+    env_num_envs: int = 256
+    """Envs per vector env in the env-step measurements."""
+    env_positions: int = 256
+    """Positions per env in the env-step and training measurements."""
+    env_steps: dict[str, int] = field(
+        default_factory=lambda: {
+            "levgym/Governance-v0/numpy": 5,
+            "levgym/Governance-v0/numba": 40,
+            "levgym/Liquidator-v0/numpy": 20,
+            "levgym/Liquidator-v0/numba": 150,
+        }
+    )
+    """Timed steps per env id and backend."""
+    ppo: dict[str, int] = field(
+        default_factory=lambda: {
+            "num_envs": 256,
+            "n_steps": 16,
+            "rollouts": 2,
+            "n_epochs": 10,
+            "batch_size": 64,
+        }
+    )
+    """The short PPO run of the env-share measurement (SB3 defaults otherwise)."""
+    ppo_all_backends: bool = True
+    """Measure the training share on every env backend (else only the fastest)."""
+
+    @classmethod
+    def for_mode(
+        cls, quick: bool, budget_s: float | None = None, backends: tuple[str, ...] = ()
+    ) -> BenchConfig:
+        if budget_s is not None and (not math.isfinite(budget_s) or budget_s <= 0):
+            raise ValueError(f"--budget-s={budget_s:g} is out of range; allowed a number > 0")
+        for name in backends:
+            if name not in ALL_BACKENDS:
+                raise ValueError(f"backend {name!r} is unknown; allowed {', '.join(ALL_BACKENDS)}")
+        if not quick:
+            return cls(grid_budget_s=budget_s or 120.0, backends=backends)
+        return cls(
+            quick=True,
+            grid_budget_s=budget_s or 6.0,
+            backends=backends,
+            reference_case=(4, 48, 6),
+            reference_repeats=1,
+            grid=tuple(default_grid(True)),
+            grid_substeps=3,
+            grid_min_time_s=0.02,
+            env_num_envs=8,
+            env_positions=32,
+            env_steps={},  # 3 steps each
+            ppo={"num_envs": 8, "n_steps": 16, "rollouts": 1, "n_epochs": 1, "batch_size": 64},
+            ppo_all_backends=False,
+        )
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="levgym bench", file=sys.stderr, disable=not enabled, leave=False)
+
+
+def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
+    """Run every measurement of ``config`` and return the JSON-able result (see BENCHMARK.md for
+    what each key means)."""
+    t_start = time.perf_counter()
+    specs = available_backends(list(config.backends) or None)
+    numba_spec = next((sp for sp in specs if sp.name == "numba"), None)
+    have_envs = envs_available()
+    # the envs run the fused kernel only if they dispatch on their backend; otherwise a "numba"
+    # env is the array engine again, so it is not measured twice (a projection is shown instead)
+    env_backends = ["numpy"]
+    env_numba: dict[str, bool] = {}
+    if have_envs and numba_spec is not None:
+        env_numba = {env_id: env_dispatches_numba(env_id) for env_id in ENV_IDS}
+        if all(env_numba.values()):
+            env_backends.append("numba")
+    ppo_backends = env_backends if config.ppo_all_backends else env_backends[-1:]
+    tasks = (1 + len(specs)) + len(specs) * len(config.grid) + 1
+    if have_envs:
+        tasks += len(ENV_IDS) * len(env_backends) * 2 + len(ppo_backends)
+    result: dict[str, Any] = {"machine": machine_info(), "quick": config.quick}
+    bar = _progress(tasks, progress)
+    try:
+        # 1. the batched engine against the reference loop, same work
+        bar.set_description("reference loop")
+        e, n, s = config.reference_case
+        ref = reference_speedup(specs, e, n, s, config.reference_repeats, progress=bar)
+        result["reference_case"] = ref
+        result["speedup_vs_reference"] = {k: v["speedup"] for k, v in ref["backends"].items()}
+
+        # 2. position-updates per second by backend and size
+        bar.set_description("engine grid")
+        rows, skipped = throughput_grid(
+            specs,
+            list(config.grid),
+            config.grid_budget_s,
+            config.grid_substeps,
+            config.grid_min_time_s,
+            progress=bar,
+        )
+        result["throughput"] = rows
+        result["throughput_skipped"] = skipped
+        per: dict[str, dict[str, float]] = {}
+        for row in rows:
+            per.setdefault(row["backend"], {})[f"{row['envs']}x{row['positions']}"] = row[
+                "position_updates_per_s"
+            ]
+        result["position_updates_per_s"] = per
+
+        bar.set_description("profile")
+        result["profile"] = profile_array_engine(*((16, 64, 3) if config.quick else (256, 256, 6)))
+
+        # 3. the memory-bandwidth bound of each backend's largest case
+        bar.set_description("copy bandwidth")
+        bw = copy_bandwidth_bytes_per_s(64 * 2**20 if config.quick else 256 * 2**20)
+        result["bandwidth_bound"] = bandwidth_bound(rows, bw, cuda_copy_bandwidth_bytes_per_s())
+        bar.update(1)
+
+        # 4. the environments
+        env_rates: dict[str, Any] = {}
+        env_details: list[dict[str, Any]] = []
+        share: dict[str, float] = {}
+        training: dict[str, Any] = {}
+        if have_envs:
+            ne, npos = config.env_num_envs, config.env_positions
+            for env_id in ENV_IDS:
+                short = env_id.split("/", 1)[1]
+                env_rates[short] = {"vector": {}, "sb3": {}}
+                for backend in env_backends:
+                    steps = config.env_steps.get(f"{env_id}/{backend}", 3)
+                    bar.set_description(f"{short} vector {backend}")
+                    vec = vector_env_rate(env_id, ne, npos, steps, backend)
+                    env_rates[short]["vector"][backend] = vec["env_steps_per_s"]
+                    env_details.append({"env": short, "via": "vector", "backend": backend, **vec})
+                    bar.update(1)
+                    bar.set_description(f"{short} sb3 {backend}")
+                    sb3 = sb3_env_rate(env_id, ne, npos, steps, backend)
+                    env_rates[short]["sb3"][backend] = sb3["env_steps_per_s"]
+                    env_details.append({"env": short, "via": "sb3", "backend": backend, **sb3})
+                    bar.update(1)
+            if numba_spec is not None and "numba" not in env_backends:
+                result["env_fused_kernel"] = {
+                    "used_by_envs": env_numba,
+                    "note": "the vector envs step levgym.engine.step.substep whatever their backend "
+                    "(levgym.envs.core.BatchedMarket does not dispatch with "
+                    "levgym.engine.dispatch.substep_function), so backend='numba' envs were not "
+                    "measured; the projection replaces their engine time by the fused kernel's",
+                    "projected_env_steps_per_s": projections(
+                        numba_spec, env_details, config.env_num_envs, npos
+                    ),
+                }
+            p = config.ppo
+            for backend in ppo_backends:
+                bar.set_description(f"PPO share {backend}")
+                out = ppo_env_share(
+                    "levgym/Governance-v0",
+                    p["num_envs"],
+                    npos,
+                    p["n_steps"],
+                    p["rollouts"],
+                    p["n_epochs"],
+                    p["batch_size"],
+                    backend,
+                )
+                share[backend] = out["share"]
+                training[backend] = out
+                bar.update(1)
+        result["env_steps_per_s"] = env_rates
+        result["env_details"] = env_details
+        result["env_config"] = {"num_envs": config.env_num_envs, "positions": config.env_positions}
+        proj = result.get("env_fused_kernel", {}).get("projected_env_steps_per_s", {})
+        gov_rate = env_rates.get("Governance-v0", {}).get("vector", {}).get("numpy")
+        if "numpy" in training and "Governance-v0" in proj and gov_rate:
+            t = training["numpy"]
+            env_s = t["env_seconds"] * gov_rate / proj["Governance-v0"]
+            t["projected_share_with_fused_kernel"] = env_s / (
+                t["learn_seconds"] - t["env_seconds"] + env_s
+            )
+        result["env_share_of_training"] = share
+        result["training_case"] = training
+        if not have_envs:
+            result["envs_missing"] = "levgym.envs could not be imported; env measurements skipped"
+    finally:
+        bar.close()
+    result["targets"] = judge_targets(result, config)
+    result["machine"]["load_average_at_end"] = load_average()
+    result["seconds"] = time.perf_counter() - t_start
+    return result
+
+
+def projections(
+    numba_spec: Any, env_details: list[dict[str, Any]], num_envs: int, num_positions: int
+) -> dict[str, float]:
+    """Per env, the env-steps per second its vector env would reach with the fused kernel as
+    its engine (see :func:`levgym.bench.envs.projected_rate`), the kernel timed on the bench's
+    shock workload at the env's batch size."""
+    work = make_workload(num_envs, num_positions, 6, seed=2)
+    seconds, _, _, _ = run_substeps(numba_spec, work, 6, repeats=3)
+    kernel_ms = 1e3 * seconds / 6
+    out: dict[str, float] = {"kernel_ms_per_substep": kernel_ms}
+    for d in env_details:
+        if d["via"] == "vector" and d["backend"] == "numpy":
+            out[d["env"]] = projected_rate(d, num_envs, d["substeps_per_step"], kernel_ms)
+    return out
+
+
+def judge_targets(result: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
+    """The issue's targets against the measured values (not judged on ``--quick`` sizes)."""
+    out: dict[str, Any] = {}
+    speed = result.get("speedup_vs_reference", {})
+    if speed:
+        best = max(speed, key=lambda k: speed[k])
+        out["speedup_vs_reference"] = {
+            "target": f">= {TARGET_SPEEDUP:g}x",
+            "best_backend": best,
+            "value": speed[best],
+            "met": None if config.quick else bool(speed[best] >= TARGET_SPEEDUP),
+        }
+    gov = result.get("env_steps_per_s", {}).get("Governance-v0", {}).get("vector", {})
+    if gov:
+        best = max(gov, key=lambda k: gov[k])
+        out["governance_env_steps_per_s"] = {
+            "target": f">= {TARGET_GOVERNANCE_STEPS_PER_S:,.0f} at 256 envs x 256 positions",
+            "best_backend": best,
+            "value": gov[best],
+            "met": None if config.quick else bool(gov[best] >= TARGET_GOVERNANCE_STEPS_PER_S),
+        }
+    share = result.get("env_share_of_training", {})
+    if share:
+        best = min(share, key=lambda k: share[k])
+        out["env_share_of_training"] = {
+            "target": f"< {TARGET_ENV_SHARE:g}",
+            "best_backend": best,
+            "value": share[best],
+            "met": None if config.quick else bool(share[best] < TARGET_ENV_SHARE),
+        }
+    return out
+
+
+__all__ = ["BenchConfig", "judge_targets", "render_markdown", "render_table", "run_bench"]

@@ -1,0 +1,226 @@
+"""Environment measurements: env-steps per second of the vector envs (alone and through the
+Stable-Baselines3 adapter) and the share of a short PPO run's wall time spent in the env."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v0")
+
+
+def envs_available() -> bool:
+    """Whether :mod:`levgym.envs` (and its registration with Gymnasium) can be imported."""
+    try:
+        import levgym.envs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def uses_fused_kernel(venv: Any) -> bool:
+    """Whether a levgym vector env steps its market with the fused numba kernel: its batched
+    market must hold the substep it calls as ``step_fn`` (as ``Simulator`` does, from
+    :func:`levgym.engine.dispatch.substep_function`) and that must be the kernel."""
+    from ..engine.fused import fused_substep
+
+    core = getattr(getattr(venv, "unwrapped", venv), "core", None)
+    return getattr(core, "step_fn", None) is fused_substep
+
+
+def env_dispatches_numba(env_id: str) -> bool:
+    """Whether ``gym.make_vec(env_id, backend="numba")`` runs the fused kernel (a tiny env is
+    built to find out)."""
+    import gymnasium as gym
+
+    import levgym.envs  # noqa: F401
+
+    venv = gym.make_vec(
+        env_id,
+        num_envs=1,
+        vectorization_mode="vector_entry_point",
+        num_positions=4,
+        backend="numba",
+    )
+    try:
+        return uses_fused_kernel(venv)
+    finally:
+        venv.close()
+
+
+def projected_rate(
+    vector: dict[str, Any], num_envs: int, substeps_per_step: int, kernel_ms_per_substep: float
+) -> float:
+    """Env-steps per second the env would reach if its engine time were the fused kernel's: the
+    measured time outside the engine plus ``substeps_per_step`` kernel substeps per step. A
+    projection from two measurements, not a measurement."""
+    seconds_per_step = vector["seconds"] / vector["steps"]
+    outside = seconds_per_step * (1.0 - vector["engine_share"])
+    return num_envs / (outside + substeps_per_step * kernel_ms_per_substep / 1e3)
+
+
+def vector_env_rate(
+    env_id: str, num_envs: int, num_positions: int, steps: int, backend: str, seed: int = 0
+) -> dict[str, Any]:
+    """Env-steps per second of ``gym.make_vec(env_id, num_envs)`` on ``backend`` (the envs'
+    own timer, :func:`levgym.envs.speed.env_steps_per_second`, which also reports the share
+    of the time inside the engine)."""
+    from ..envs.speed import env_steps_per_second
+
+    out = env_steps_per_second(
+        env_id,
+        num_envs=num_envs,
+        num_positions=num_positions,
+        steps=steps,
+        warmup=2,
+        seed=seed,
+        backend=backend,
+    )
+    return {
+        "env_steps_per_s": float(out["env_steps_per_s"]),
+        "engine_share": float(out.get("engine_share", float("nan"))),
+        "seconds": float(out["seconds"]),
+        "steps": steps,
+        "substeps_per_step": int(out.get("substeps_per_step", 1)),
+    }
+
+
+def sb3_env_rate(
+    env_id: str, num_envs: int, num_positions: int, steps: int, backend: str, seed: int = 0
+) -> dict[str, Any]:
+    """Env-steps per second through the SB3 adapter (``step_async`` + ``step_wait``, autoreset
+    and info dicts included), with one fixed batch of random actions."""
+    from ..envs import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(
+        env_id, num_envs=num_envs, seed=seed, num_positions=num_positions, backend=backend
+    )
+    try:
+        venv.reset()
+        space = venv.action_space
+        space.seed(seed)
+        actions = np.stack([np.asarray(space.sample()) for _ in range(num_envs)])
+        for _ in range(2):
+            venv.step_async(actions)
+            venv.step_wait()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            venv.step_async(actions)
+            venv.step_wait()
+        seconds = time.perf_counter() - t0
+        fused = uses_fused_kernel(venv.venv)
+    finally:
+        venv.close()
+    return {
+        "env_steps_per_s": num_envs * steps / seconds,
+        "seconds": seconds,
+        "steps": steps,
+        "fused_kernel": fused,
+    }
+
+
+def ppo_env_share(
+    env_id: str,
+    num_envs: int,
+    num_positions: int,
+    n_steps: int,
+    rollouts: int,
+    n_epochs: int,
+    batch_size: int,
+    backend: str,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Share of a short Stable-Baselines3 PPO run's wall time spent inside the env.
+
+    The adapter is wrapped so that ``reset``, ``step_async`` and ``step_wait`` are timed;
+    the rest of ``model.learn`` is the policy's forward passes during rollouts and the
+    gradient updates. PPO runs with SB3's defaults except ``n_steps``, ``n_epochs`` and
+    ``batch_size`` (given), on the CPU.
+    """
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    from ..envs import make_sb3_vec_env
+
+    class TimedVecEnv(VecEnvWrapper):
+        """Adds up the wall time spent in the wrapped VecEnv."""
+
+        def __init__(self, venv: Any) -> None:
+            super().__init__(venv)
+            self.env_seconds = 0.0
+
+        def reset(self) -> Any:
+            t0 = time.perf_counter()
+            obs = self.venv.reset()
+            self.env_seconds += time.perf_counter() - t0
+            return obs
+
+        def step_async(self, actions: np.ndarray) -> None:
+            t0 = time.perf_counter()
+            self.venv.step_async(actions)
+            self.env_seconds += time.perf_counter() - t0
+
+        def step_wait(self) -> Any:
+            t0 = time.perf_counter()
+            out = self.venv.step_wait()
+            self.env_seconds += time.perf_counter() - t0
+            return out
+
+    venv = TimedVecEnv(
+        make_sb3_vec_env(
+            env_id, num_envs=num_envs, seed=seed, num_positions=num_positions, backend=backend
+        )
+    )
+    threads = torch.get_num_threads()
+    # One torch thread: the fastest setting for SB3's small MLP here (several threads on a small,
+    # shared CPU make each gradient step many times slower, which would flatter the env's share).
+    torch.set_num_threads(1)
+    try:
+        model = PPO(
+            "MlpPolicy",
+            venv,
+            n_steps=n_steps,
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        )
+        total = n_steps * num_envs * rollouts
+        venv.env_seconds = 0.0
+        t0 = time.perf_counter()
+        model.learn(total_timesteps=total)
+        learn_s = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+        venv.close()
+    return {
+        "share": venv.env_seconds / learn_s,
+        "env_seconds": venv.env_seconds,
+        "learn_seconds": learn_s,
+        "config": {
+            "env_id": env_id,
+            "backend": backend,
+            "num_envs": num_envs,
+            "positions": num_positions,
+            "n_steps": n_steps,
+            "n_epochs": n_epochs,
+            "batch_size": batch_size,
+            "total_timesteps": total,
+            "policy": "MlpPolicy (SB3 default 64x64)",
+            "torch_threads": 1,
+        },
+    }
+
+
+__all__ = [
+    "ENV_IDS",
+    "envs_available",
+    "ppo_env_share",
+    "sb3_env_rate",
+    "uses_fused_kernel",
+    "vector_env_rate",
+]

@@ -1,0 +1,316 @@
+"""Text and Markdown renderings of a `levgym bench` result (BENCHMARK.md is generated here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if x != x:
+            return "nan"
+        if abs(x) >= 1e4 or (abs(x) >= 100 and x.is_integer()):
+            return f"{x:,.0f}"
+        if abs(x) >= 100:
+            return f"{x:,.1f}"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _rate(x: float | None) -> str:
+    if x is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:.1f}"
+
+
+def _table(headers: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
+    if markdown:
+        out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        return out
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return out
+
+
+def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str]]]:
+    """(title, lines) of every part of the report."""
+    out: list[tuple[str, list[str]]] = []
+    ref = result.get("reference_case")
+    if ref:
+        c = ref["case"]
+        lines = [
+            f"Same work on every backend: {c['num_envs']} envs x {c['positions']} positions x "
+            f"{c['substeps']} substeps of `{c['scenario']}` ({_num(c['cascade_rounds'])} cascade "
+            f"rounds, {_num(c['liquidations'])} liquidations); reference loop "
+            f"{ref['reference_s']:.3f} s.",
+            "",
+        ]
+        rows = [
+            [
+                name,
+                f"{v['seconds'] * 1e3:.2f}",
+                f"{v['speedup']:.1f}x",
+                _num(v["agrees_with_reference"]),
+            ]
+            for name, v in ref["backends"].items()
+        ]
+        lines += _table(["backend", "ms", "speed-up vs reference", "same result"], rows, markdown)
+        out.append(("Batched engine vs the reference loop", lines))
+    rows_t = result.get("throughput", [])
+    if rows_t:
+        rows = [
+            [
+                r["backend"],
+                f"{r['envs']}x{r['positions']}",
+                f"{r['ms_per_substep']:.3f}",
+                _rate(r["position_updates_per_s"]),
+                f"{r['cascade_rounds_per_env_substep']:.2f}",
+            ]
+            for r in rows_t
+        ]
+        lines = _table(
+            [
+                "backend",
+                "envs x positions",
+                "ms / substep",
+                "position-updates / s",
+                "rounds / env-substep",
+            ],
+            rows,
+            markdown,
+        )
+        skipped = result.get("throughput_skipped", [])
+        if skipped:
+            lines += [
+                "",
+                "Not run: "
+                + ", ".join(f"{s['backend']} {s['size']} ({s['reason']})" for s in skipped),
+            ]
+        out.append(("Position-updates per second", lines))
+    prof = result.get("profile")
+    if prof:
+        rows = [[p["function"], _num(p["calls"]), f"{p['own_share']:.0%}"] for p in prof["top"]]
+        lines = [
+            f"cProfile of the array engine ({prof['case']}, {prof['seconds']:.2f} s of own time); "
+            "the fused kernel removes these costs: the many full-size temporaries per stage, the "
+            "sort and gathers of every cascade round over all envs, rounds for envs whose cascade "
+            "has stopped, and Python between array operations.",
+            "",
+        ]
+        lines += _table(["function", "calls", "own time"], rows, markdown)
+        out.append(("Where the array engine spends its time", lines))
+    bb = result.get("bandwidth_bound")
+    if bb:
+        m = bb["model"]
+        bwd = bb["copy_bandwidth"]
+        lines = [
+            f"Copy bandwidth (read + write) measured: {bwd['bandwidth_gb_per_s']:.1f} GB/s "
+            f"(numpy copy {bwd['numpy_copy_gb_per_s']:.1f} GB/s"
+            + (
+                f", numba parallel copy {bwd['numba_parallel_copy_gb_per_s']:.1f} GB/s"
+                if "numba_parallel_copy_gb_per_s" in bwd
+                else ""
+            )
+            + f", {bwd['array_mib']:.0f} MiB arrays)"
+            + (
+                f"; GPU copy {bb['gpu_copy_gb_per_s']:.0f} GB/s"
+                if bb.get("gpu_copy_gb_per_s")
+                else ""
+            )
+            + ".",
+            f"Bytes a fused kernel must move: {m['bytes_per_position_pass']} per position per substep "
+            f"plus {m['bytes_per_position_round']} per position per further cascade round ({m['note']}).",
+            "",
+        ]
+        rows = [
+            [
+                name,
+                v["size"],
+                _rate(v["measured_position_updates_per_s"]),
+                _rate(v["bound_position_updates_per_s"]),
+                f"{v['times_slower_than_bound']:.1f}x",
+            ]
+            for name, v in bb["largest_case"].items()
+        ]
+        lines += _table(
+            ["backend", "largest case", "measured / s", "bandwidth bound / s", "from bound"],
+            rows,
+            markdown,
+        )
+        out.append(("Memory-bandwidth bound (largest case per backend)", lines))
+    envs = result.get("env_steps_per_s", {})
+    if envs:
+        cfg = result.get("env_config", {})
+        lines = [
+            f"{cfg.get('num_envs')} envs x {cfg.get('positions')} positions, one fixed batch of random actions.",
+            "",
+        ]
+        rows = []
+        for d in result.get("env_details", []):
+            rows.append(
+                [
+                    d["env"],
+                    d["via"],
+                    d["backend"],
+                    _num(d["env_steps_per_s"]),
+                    "-" if d.get("engine_share") is None else f"{d['engine_share']:.0%}",
+                ]
+            )
+        lines += _table(
+            ["env", "via", "engine backend", "env-steps / s", "time in engine"], rows, markdown
+        )
+        fk = result.get("env_fused_kernel")
+        if fk:
+            proj = fk["projected_env_steps_per_s"]
+            envs_txt = ", ".join(
+                f"{k} {_num(v)}" for k, v in proj.items() if k != "kernel_ms_per_substep"
+            )
+            lines += [
+                "",
+                f"Note: {fk['note']}. Projection with the fused kernel "
+                f"({proj['kernel_ms_per_substep']:.3f} ms per substep at this batch size): "
+                f"{envs_txt} env-steps / s (computed from the measured time outside the engine, "
+                "not measured).",
+            ]
+        out.append(("Environment steps per second", lines))
+    elif result.get("envs_missing"):
+        out.append(("Environment steps per second", [result["envs_missing"]]))
+    train = result.get("training_case", {})
+    if train:
+        rows = []
+        for backend, t in train.items():
+            c = t["config"]
+            rows.append(
+                [
+                    backend,
+                    f"{t['share']:.1%}",
+                    f"{t['env_seconds']:.2f}",
+                    f"{t['learn_seconds']:.2f}",
+                    f"{c['num_envs']}x{c['positions']}, n_steps {c['n_steps']}, n_epochs {c['n_epochs']}, "
+                    f"batch {c['batch_size']}, {c['total_timesteps']:,} steps",
+                ]
+            )
+        lines = _table(
+            ["env backend", "share in env", "env s", "learn s", "PPO run"], rows, markdown
+        )
+        lines += ["", "PPO runs on one torch thread (the fastest setting for its 64x64 MLP here)."]
+        for backend, t in train.items():
+            if "projected_share_with_fused_kernel" in t:
+                lines.append(
+                    f"Projection: with the fused kernel as the env's engine the {backend} run's share "
+                    f"would be {t['projected_share_with_fused_kernel']:.1%} (the env time scaled by the "
+                    "projected env-step rate; not measured)."
+                )
+        out.append(("Share of PPO training time spent in the environment", lines))
+    targets = result.get("targets", {})
+    if targets:
+        rows = [
+            [
+                name,
+                t["target"],
+                f"{_num(t['value'])} ({t['best_backend']})",
+                "n/a (quick)" if t["met"] is None else ("met" if t["met"] else "missed"),
+            ]
+            for name, t in targets.items()
+        ]
+        out.append(
+            ("Targets", _table(["measure", "target", "best value", "status"], rows, markdown))
+        )
+    return out
+
+
+def machine_lines(m: dict[str, Any]) -> list[str]:
+    items = [
+        ("date", m.get("date_utc")),
+        ("CPU", m.get("cpu_model")),
+        ("cores (usable / logical)", f"{m.get('usable_cores')} / {m.get('logical_cores')}"),
+        ("memory", f"{m.get('memory_total_gib')} GiB"),
+        ("GPU", m.get("gpu") or "none"),
+        ("load average at start (1, 5, 15 min)", m.get("load_average_1_5_15")),
+        ("load average at end", m.get("load_average_at_end")),
+        ("python", m.get("python")),
+        ("numpy", m.get("numpy")),
+        ("torch", f"{m.get('torch')} ({m.get('torch_threads')} threads)"),
+        (
+            "numba",
+            f"{m.get('numba')} ({m.get('numba_threads')} threads, layer {m.get('numba_threading_layer')})",
+        ),
+        ("platform", m.get("platform")),
+        ("git revision", m.get("git_revision")),
+    ]
+    return [f"- {k}: {v}" for k, v in items]
+
+
+def render_table(result: dict[str, Any]) -> str:
+    """The result as plain-text tables (what `levgym bench` prints without ``--json``)."""
+    lines: list[str] = []
+    m = result.get("machine", {})
+    lines.append(
+        f"levgym bench{' --quick' if result.get('quick') else ''}: {m.get('cpu_model')}, "
+        f"{m.get('usable_cores')} cores, GPU {m.get('gpu') or 'none'}, load {m.get('load_average_1_5_15')}"
+    )
+    for title, body in sections(result, markdown=False):
+        lines += ["", f"== {title} ==", *body]
+    lines.append("")
+    lines.append(f"({result.get('seconds', 0.0):.1f} s)")
+    return "\n".join(lines)
+
+
+def render_markdown(result: dict[str, Any], command: str = "levgym bench") -> str:
+    """BENCHMARK.md: every table, the machine and how the numbers were made."""
+    m = result.get("machine", {})
+    lines = [
+        "# levgym benchmark",
+        "",
+        f"Generated by `{command}` on {m.get('date_utc')}; do not edit by hand, run the command again.",
+        "All numbers in one file come from one run on one machine, so the ratios between them are",
+        "what to read; absolute rates depend on the machine and on what else it was running (see the",
+        "load average).",
+        "",
+        "## Machine",
+        "",
+        *machine_lines(m),
+    ]
+    for title, body in sections(result, markdown=True):
+        lines += ["", f"## {title}", "", *body]
+    lines += [
+        "",
+        "## How the numbers are made",
+        "",
+        "- Engine timings run the `shock` scenario with the fall starting at once, from a book drawn",
+        "  by `init_state`; only substep calls are timed (inputs are prepared beforehand), after one",
+        "  untimed warm-up substep (numba compiles or loads its cache there); the best of several",
+        "  runs is kept for short cases.",
+        "- A position-update is one position processed once: per substep, each env's positions",
+        "  count once for the market, interest and borrower stages and once more for each cascade",
+        "  round in which that env liquidated.",
+        "- Backends: `numpy` and `torch` run the array engine (`levgym.engine.step.substep`);",
+        "  `torch-masked` the same with the cascade that never synchronises with the host",
+        "  (`levgym.engine.torch_graph`, a fixed `max_cascade_rounds` with masks; the CUDA path);",
+        "  `numba` the fused kernel (`levgym.engine.fused`, parallel over envs). All of them are",
+        "  checked against the reference loop by `tests/engine/test_fused_parity.py`, and the",
+        "  reference comparison above checks that each backend's final state equals the loop's.",
+        "- Env steps: `levgym.envs.speed.env_steps_per_second` for the vector envs; the SB3 adapter",
+        "  with `step_async` + `step_wait`. The training share wraps the adapter's `reset`,",
+        "  `step_async` and `step_wait` with a timer during `PPO.learn`.",
+        f"- Total run time: {result.get('seconds', 0.0):.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+__all__ = ["render_markdown", "render_table", "sections"]
