@@ -148,9 +148,11 @@ def run_cascade(
     protocol fee, into the pool in one trade per env; a share ``agent_share_frac`` of every
     liquidation goes to an outside agent, whose collateral is not sold. Then bad debt is written
     off and the oracle reads the moved pool (deviation only: the cascade is within one block).
+    Before the first round the oracle reads the pool as the borrowers left it.
     """
     xp = namespace(state.collateral_asset)
     m = params.market
+    state = refresh_in_block(state, params, bias_frac, frozen)
     cap_left = keeper_capacity(state.gas_gwei, params)
     rounds = xp.zeros_like(state.oracle_usd)
     share = xp.zeros_like(state.oracle_usd) if agent_share_frac is None else agent_share_frac
@@ -200,23 +202,30 @@ def run_cascade(
         state, _ = write_off(state)
         cap_left = cap_left - count
         rounds = rounds + xp.astype(count > 0, rounds.dtype)
-        source = oracle_mod.source_price(
-            state.fundamental_usd, state.pool_price_usd, m.oracle_pool_weight_frac
-        )
-        new_oracle, new_updated = oracle_mod.refresh(
-            m.oracle_kind_code,
-            state.oracle_usd,
-            state.oracle_updated_h,
-            state.time_h,
-            source,
-            None,
-            bias_frac,
-            frozen,
-            m.oracle_deviation_frac,
-            None,
-        )
-        state = state.replace(oracle_usd=new_oracle, oracle_updated_h=new_updated)
+        state = refresh_in_block(state, params, bias_frac, frozen)
     return state, rounds
+
+
+def refresh_in_block(state: State, params: EngineParams, bias_frac: Any, frozen: Any) -> State:
+    """The oracle reads the pool as it stands, within the block: deviation updates only (a TWAP
+    does not move within a block). Run once before the first round, so that each env's oracle
+    has seen its borrowers' trades, and after each round; for an env whose pool did not move
+    since, it is a no-op, which keeps every env's outcome independent of the rest of the batch."""
+    m = params.market
+    source = oracle_mod.source_price(state.fundamental_usd, state.pool_price_usd, m.oracle_pool_weight_frac)
+    new_oracle, new_updated = oracle_mod.refresh(
+        m.oracle_kind_code,
+        state.oracle_usd,
+        state.oracle_updated_h,
+        state.time_h,
+        source,
+        None,
+        bias_frac,
+        frozen,
+        m.oracle_deviation_frac,
+        None,
+    )
+    return state.replace(oracle_usd=new_oracle, oracle_updated_h=new_updated)
 
 
 __all__ = [

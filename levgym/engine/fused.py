@@ -10,15 +10,13 @@ registers instead of tens of full-size temporaries (borrowers that trade or borr
 positions that may be liquidatable, are listed in that pass and finished in short passes over
 the lists); after its first cascade round an env runs only as many rounds as it needs itself,
 and an env whose cascade has stopped costs nothing more; there is no Python per round; and a
-substep is one parallel region over envs (a second one only when some envs liquidated in round 1
-and others did not, for the latter's round-1 refresh).
+substep is one parallel region over envs.
 
 The cascade's rounds are shared by the batch in ``cascade.run_cascade``: a round runs while any
-env has an eligible liquidation, and every env's oracle is refreshed after each round that runs.
-That refresh matters for an env without liquidations only after round 1 (its borrowers may have
-moved the pool since the market update); later ones are no-ops for it. So the kernel does round
-1 for all envs, checks once whether any env liquidated, and then lets each env finish its own
-cascade (see ``_cascade_rest_env``): the same result as the lock-step loop.
+env has an eligible liquidation. Since every env's oracle reads its own pool before round 1
+(``cascade.refresh_in_block``), a round without liquidations changes nothing in an env (its
+refresh and write-off are no-ops), so each env can run its own cascade to its end: the kernel
+does exactly that, and the result equals the lock-step loop.
 """
 
 from __future__ import annotations
@@ -870,6 +868,10 @@ def _env_substep(
         target[e], repays[e], tmpl_c[e], tmpl_hf[e], ever_in[e], noise[e], c[e], d[e],
         active[e], ever[e], fscratch, iscratch,
     )  # fmt: skip
+    # the oracle reads the pool as the borrowers left it (cascade.refresh_in_block); the
+    # candidates were listed at the old oracle, so list them again if it moved
+    if _refresh_in_block(e, env, drv, P, now_h):
+        ncand, _ = _scan_env(env, e, c[e], d[e], active[e], iscratch[0])
     frac = min(P[P_CONGESTION] / max(env[F_GAS, e], 1e-12), 1.0)
     cap_left[e] = max(math.floor(P[P_CAPACITY] * frac), 1.0)
     rounds[e] = 0.0
@@ -932,35 +934,6 @@ def _substep_kernel(
                 trigger, react, target, repays, tmpl_c, tmpl_hf, ever_in, noise, c, d, active,
                 ever, rounds, cap_left, count1, write_off1,
             )  # fmt: skip
-    # The batch's loop goes past round 1 only if some env liquidated in it; then the envs that
-    # did not still get round 1's write-off and oracle refresh, and maybe more rounds.
-    pending = np.empty(num_envs, dtype=np.int64)
-    npend = 0
-    alive = False
-    for e in range(num_envs):
-        if count1[e] > 0.0:
-            alive = True
-        else:
-            pending[npend] = e
-            npend += 1
-    if alive and npend > 0:
-        max_rounds = int(P[P_MAX_ROUNDS])
-        if parallel and npend > 1:
-            for j in prange(npend):
-                e = pending[j]
-                _cascade_rest_env(
-                    e, env, drv, P, now_h, max_rounds, 0.0, write_off1[e], cap_left[e], share[e],
-                    c[e], d[e], active[e], ever[e], rounds, np.empty((4, c.shape[1])),
-                    np.empty((3, c.shape[1]), dtype=np.int64),
-                )  # fmt: skip
-        else:
-            for j in range(npend):
-                e = pending[j]
-                _cascade_rest_env(
-                    e, env, drv, P, now_h, max_rounds, 0.0, write_off1[e], cap_left[e], share[e],
-                    c[e], d[e], active[e], ever[e], rounds, np.empty((4, c.shape[1])),
-                    np.empty((3, c.shape[1]), dtype=np.int64),
-                )  # fmt: skip
     # 7: bookkeeping (step.substep)
     for e in range(num_envs):
         pool_usd = env[F_PD, e] / env[F_PA, e] * env[F_DP, e]

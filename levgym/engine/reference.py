@@ -283,7 +283,12 @@ def reference_substep(
                 m["borrowed_usd"] += ad * scale
                 m["arrivals"] += 1.0
 
-    # 6: the cascade, in rounds shared by all envs.
+    # 6: the cascade. First each oracle reads its pool as the borrowers left it (within the block).
+    for e, m in enumerate(envs):
+        pool_usd = m["pool_debt"] / m["pool_asset"] * m["debt_price_usd"]
+        src = _source(m["fundamental_usd"], pool_usd, mk.oracle_pool_weight_frac)
+        _refresh(m, params, now, src, None, float(r["oracle_bias_frac"][e]), bool(r["oracle_frozen"][e]), True)
+    # Then rounds, shared by all envs.
     share = (
         [0.0] * e_count
         if agent_share_frac is None

@@ -19,7 +19,7 @@ from typing import Any
 from . import oracle as oracle_mod
 from .backend import namespace
 from .borrowers import act
-from .cascade import _select, keeper_capacity, liquidation_terms, write_off
+from .cascade import _select, keeper_capacity, liquidation_terms, refresh_in_block, write_off
 from .drivers import DriverRow
 from .params import EngineParams
 from .pool import sell_asset
@@ -50,6 +50,7 @@ def run_cascade_masked(
     result, no host synchronisation (no Python branch on tensor values)."""
     xp = namespace(state.collateral_asset)
     m = params.market
+    state = refresh_in_block(state, params, bias_frac, frozen)
     cap_left = keeper_capacity(state.gas_gwei, params)
     rounds = xp.zeros_like(state.oracle_usd)
     share = xp.zeros_like(state.oracle_usd) if agent_share_frac is None else agent_share_frac

@@ -20,7 +20,7 @@ from ..engine.backend import check_backend, make_converter
 from ..engine.drivers import DRIVER_FIELDS, DriverRow, Drivers
 from ..engine.params import EngineParams, ProtocolParams, preset
 from ..engine.state import State, init_state, reset_envs
-from ..engine.step import substep
+from ..engine.dispatch import substep_function
 from ..scenarios import EVAL_SEED_OFFSET
 from ..scenarios import get as get_scenario
 from ..scenarios import names as scenario_names
@@ -135,7 +135,7 @@ class BatchedMarket:
         scenario_weights: np.ndarray,
         scenario_overrides: Mapping[str, Mapping[str, Any]] | None = None,
         split: str = "train",
-        backend: str = "numpy",
+        backend: str = "numba",
         dtype: str = "float64",
         device: str | None = None,
     ) -> None:
@@ -162,6 +162,7 @@ class BatchedMarket:
         self.split = split
         self.backend, self.dtype, self.device = backend, dtype, device
         self.convert = make_converter(backend, dtype, device)
+        self._substep = substep_function(backend, device)  # numba: the fused kernel
         self.fdtype = np.dtype(dtype)
 
         e, s, n = self.num_envs, self.horizon_substeps, self.num_positions
@@ -302,7 +303,7 @@ class BatchedMarket:
         row = self.driver_row()
         noise = self.convert(self.noise())
         t0 = time.perf_counter()
-        self.state, rounds = substep(self.state, row, noise, self.params, agent_share_frac)
+        self.state, rounds = self._substep(self.state, row, noise, self.params, agent_share_frac)
         self.engine_seconds += time.perf_counter() - t0
         self.t += 1
         self.tracker.update(self.state)

@@ -260,7 +260,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         insolvency_tolerance_frac: float = 0.001,
         scenario_overrides: Mapping[str, Mapping[str, Any]] | None = None,
         split: str = "train",
-        backend: str = "numpy",
+        backend: str = "numba",
         dtype: str = "float64",
         device: str | None = None,
         render_mode: str | None = None,
@@ -595,7 +595,8 @@ class GovernanceEnv(LevgymEnv):
       episode.
     - ``scenario_overrides`` (None): ``{name: {knob: value}}`` passed to the scenarios.
     - ``split`` ("train"): "eval" draws scenario seeds from the held-out range.
-    - ``backend`` ("numpy" or "torch"), ``dtype`` ("float64"), ``device`` (None): the engine's.
+    - ``backend`` ("numba", the fused CPU kernel; "numpy"; or "torch"), ``dtype`` ("float64"; float32
+      with numpy or torch), ``device`` (None): the engine's.
     - ``render_mode``: None, ``"rgb_array"`` (prices over the last 24 h, debt-weighted
       health-factor histogram, parameters) or ``"ansi"`` (a one-line summary).
 

@@ -132,7 +132,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         reward_scale: float = 1e4,
         scenario_overrides: Mapping[str, Mapping[str, Any]] | None = None,
         split: str = "train",
-        backend: str = "numpy",
+        backend: str = "numba",
         dtype: str = "float64",
         device: str | None = None,
         render_mode: str | None = None,
