@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from ..engine.backend import check_backend, make_converter
+from ..engine.dispatch import substep_function
 from ..engine.drivers import DRIVER_FIELDS, DriverRow, Drivers
 from ..engine.params import EngineParams, ProtocolParams, preset
 from ..engine.state import State, init_state, reset_envs
-from ..engine.dispatch import substep_function
 from ..scenarios import EVAL_SEED_OFFSET
 from ..scenarios import get as get_scenario
 from ..scenarios import names as scenario_names
