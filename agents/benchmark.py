@@ -113,6 +113,7 @@ def run_benchmark(
     results: dict[str, dict[str, Any]] = {}
     runs: dict[str, str] = {}
     traces: dict[str, dict[str, list[dict[str, float]]]] = {}
+    trained_on: dict[str, list[str] | None] = {}
     for env_id in ENV_IDS:
         slug = _slug(env_id)
         _say(progress, f"[{slug}] training PPO for {cfg.timesteps[env_id]:,} steps")
@@ -134,6 +135,7 @@ def run_benchmark(
             )
         timings[f"train_{slug}_s"] = time.perf_counter() - t0
         runs[env_id] = str(run_dir)
+        trained_on[env_id] = _training_scenarios(run_dir)
         policies: dict[str, Any] = {"ppo": load_model_policy(run_dir / "model.zip")}
         for name in baseline_names(env_id):
             policies[name] = make_baseline(name, env_id, seed=cfg.seed)
@@ -180,6 +182,7 @@ def run_benchmark(
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "runs": runs,
+        "training_scenarios": trained_on,
     }
     objectives = {
         env_id: {name: objective(r) for name, r in per.items()} for env_id, per in results.items()
@@ -202,6 +205,15 @@ def run_benchmark(
     write_text(out_dir / "report.md", _report(meta, results, objectives, objective_cis, plots))
     _say(progress, f"report written to {out_dir / 'report.md'} ({timings['total_s']:.0f} s)")
     return out_dir
+
+
+def _training_scenarios(run_dir: Path) -> list[str] | None:
+    """The scenario mix a run trained on (None: the env's default mix)."""
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    names = cfg["hyperparameters"].get("env_kwargs", {}).get("scenarios")
+    return [names] if isinstance(names, str) else (list(names) if names else None)
 
 
 def _say(progress: bool, text: str) -> None:
@@ -295,8 +307,12 @@ def _report(
             )
         lines.append("")
         metrics = TABLE_METRICS[env_id]
+        trained = meta["training_scenarios"].get(env_id)
+        if trained:
+            lines += [f"PPO trained on: {', '.join(trained)} (training seeds).", ""]
         for scenario in next(iter(per.values()))["scenarios"]:
-            lines += [f"### {scenario}", ""]
+            note = " (never seen in training)" if trained and scenario not in trained else " (held-out seeds)"
+            lines += [f"### {scenario}{note}", ""]
             header = (
                 "| policy | "
                 + " | ".join(

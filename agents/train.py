@@ -172,6 +172,10 @@ def train(
     with open(run_dir / "command.txt", "a", encoding="utf-8") as fh:
         fh.write(command + "\n")
 
+    import torch
+
+    # small MLPs on a few cores train faster on one thread, and the env's kernel keeps the others
+    torch.set_num_threads(int(run.get("torch_threads", 1)))
     cls = algo_class(algo)
     venv = make_vec_env(env_id, n_envs, seed, env_kwargs)
     start_steps = 0

@@ -14,7 +14,7 @@ from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from ..engine.pool import sell_asset
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
-from .features import Feature, debt_below_hf, index, market_snapshot
+from .features import Feature, index, market_snapshot
 
 
 def perp_basis(
@@ -195,7 +195,10 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         s = self.core.state
         fund = to_numpy(s.fundamental_usd)
         basis = perp_basis(to_numpy(s.pool_price_usd), fund, self.basis_mean_frac, self.basis_beta)
-        return fund * (1.0 + basis), basis
+        # The perp trades at the fundamental; the basis is paid as funding only. A price that
+        # carried the basis would let an agent earn the predictable convergence of the lagging
+        # pool toward the fundamental (arbitrage closes a fixed share per substep).
+        return fund, basis
 
     def _reset_agent(self, mask: np.ndarray) -> None:
         self.cash_usd[mask] = self.initial_cash_usd
@@ -306,12 +309,13 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
     def _observe(self) -> None:
         s = self.core.state
         tr = self.core.tracker
-        snap = market_snapshot(s)
+        agg = self.core.aggregates(self._thresholds)
+        snap = market_snapshot(s, (agg.total_debt, agg.total_collateral_asset))
         f, c = self._feat, self._col
         cap = self.initial_cash_usd
         coll_value = snap["collateral_value_usd"]
         fund = snap["fundamental_usd"]
-        below = debt_below_hf(s, self._thresholds) / cap
+        below = agg.debt_below_usd / cap
         f[:, c["return_10m"]] = 100.0 * tr.log_return(self.params.run.substep_h)
         f[:, c["return_1h"]] = 10.0 * tr.log_return(1.0)
         f[:, c["vol_short"]] = tr.vol_annual("short")
@@ -409,11 +413,13 @@ class LiquidatorEnv(LevgymEnv):
     - ``hedge``: the perp position is set to a short of ``hedge_ratio * equity`` notional at a
       taker fee of ``perp_fee_frac``.
 
-    Perpetual model: price ``fundamental * (1 + basis)`` with ``basis = basis_mean_frac +
-    basis_beta * (pool / fundamental - 1)`` (a small premium in calm markets, a discount when
-    the pool is dumped); the position is marked to market every substep (variation margin in
-    cash) and longs pay shorts ``basis * notional`` per ``funding_interval_h`` (8 h), pro rata
-    per substep: shorts earn funding in calm markets and pay it in a cascade.
+    Perpetual model: the perp trades at the fundamental price and is marked to market every
+    substep (variation margin in cash). Its basis ``basis_mean_frac + basis_beta * (pool /
+    fundamental - 1)`` (a small premium in calm markets, a discount when the pool is dumped) is
+    paid as funding: longs pay shorts ``basis * notional`` per ``funding_interval_h`` (8 h), pro
+    rata per substep, so shorts earn funding in calm markets and pay it in a cascade. (A perp
+    price that carried the basis would hand the agent the predictable convergence of the lagging
+    pool, a free lunch PPO found at once.)
 
     ## Observation Space
 

@@ -103,12 +103,12 @@ def test_short_hedge_gains_in_a_crash_and_funding_follows_the_basis():
         _, _, _, _, info = env.step(np.array([-1.0, -1.0, 1.0]))  # only the hedge, full
         assert info["perp_asset"] < 0
         s = env.state
-        perp_price = float(s.fundamental_usd[0]) * (1 + info["basis_frac"])
+        perp_price = float(s.fundamental_usd[0])  # the perp trades at the fundamental
         expected = -info["perp_asset"] * perp_price * info["basis_frac"] * (1 / 6) / 8
         assert info["funding_usd"] == pytest.approx(expected, rel=1e-9)
     assert float(s.fundamental_usd[0]) < 0.8 * float(s.fundamental_start_usd[0])
     assert info["equity_usd"] > 5e6, "a full short through a 35% fall makes money"
-    # basis = mean + beta * (pool / fundamental - 1): a dumped pool makes the perp trade at a discount
+    # basis = mean + beta * (pool / fundamental - 1): a dumped pool makes shorts pay funding
     assert perp_basis(np.array(0.9), np.array(1.0), 1e-4, 0.5) == pytest.approx(1e-4 - 0.05)
 
 
