@@ -81,7 +81,13 @@ def run(args: argparse.Namespace) -> int:
 
         policy = make_baseline(args.baseline, args.env, seed=args.seed)
         who = f"baseline:{args.baseline}"
-    result = evaluate(policy, args.env, suite, scenarios=scenarios, progress=not args.json)
+    try:
+        result = evaluate(policy, args.env, suite, scenarios=scenarios, progress=not args.json)
+    finally:
+        if args.price_csv:  # the CSV scenario lives for this command only
+            from levgym.scenarios.base import unregister
+
+            unregister(scenarios[0])
     result["policy"] = who
     if args.json:
         print_json(result)

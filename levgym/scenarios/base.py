@@ -136,6 +136,11 @@ def register(scenario: Scenario) -> Scenario:
     return scenario
 
 
+def unregister(name: str) -> None:
+    """Remove a scenario registered at run time (e.g. a user's CSV path); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
+
+
 def get(name: str) -> Scenario:
     """The registered scenario ``name``, or the preset in the YAML file ``name`` (``*.yaml``)."""
     if name not in _REGISTRY and name.endswith((".yaml", ".yml")):
