@@ -147,6 +147,7 @@ class LevgymVectorEnv(VectorEnv):
         self._episode_length = np.zeros(e, dtype=np.int64)
         self._ended = np.zeros(e, dtype=bool)
         self._causes = (self.TERMINAL_CAUSE, "horizon")
+        self._scenario_names = np.array(self.core.scenarios, dtype=object)
         self.end_counts = {c: np.zeros(e, dtype=np.int64) for c in self._causes}
 
     # ------------------------------------------------------------------ hooks
@@ -306,8 +307,7 @@ class LevgymVectorEnv(VectorEnv):
         return obs, reward, terminated, truncated, info
 
     def _scenario_array(self) -> np.ndarray:
-        names = np.array(self.core.scenarios, dtype=object)
-        return names[self.core.scenario_index]
+        return self._scenario_names[self.core.scenario_index]
 
     # ------------------------------------------------------------------ per-env access
     def protocol_params(self, env: int) -> ProtocolParams:

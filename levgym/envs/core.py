@@ -25,6 +25,7 @@ from ..scenarios import EVAL_SEED_OFFSET
 from ..scenarios import get as get_scenario
 from ..scenarios import names as scenario_names
 from .features import PriceTracker
+from .kernels import PositionAggregates, position_aggregates, splitmix_noise
 
 SPLITS = ("train", "eval")
 
@@ -99,26 +100,43 @@ def horizon_steps(horizon_h: float, step_h: float) -> int:
     return int(round(steps))
 
 
-# SplitMix64 constants: noise is a counter-based hash of (episode key, substep, slot), so each
-# env's stream depends only on its own seed, however the envs are batched.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = (np.uint64(v) for v in (30, 27, 31, 11))
+_FROZEN = DRIVER_FIELDS.index("oracle_frozen")
+
+
+def fast_converter(backend: str, dtype: str = "float64", device: str | None = None):
+    """:func:`levgym.engine.backend.make_converter`, except that on numpy (and numba) an array
+    that already has the right dtype is passed through instead of copied. The envs only convert
+    arrays they have just made (or, for the noise, a buffer the engine reads and never keeps)."""
+    convert = make_converter(backend, dtype, device)
+    if backend not in ("numpy", "numba"):
+        return convert
+    fdt = np.dtype(dtype)
+
+    def to_np(a: Any) -> np.ndarray:
+        if isinstance(a, np.ndarray) and (a.dtype == fdt or a.dtype.kind != "f"):
+            return a
+        return convert(a)
+
+    return to_np
 
 
 class BatchedMarket:
     """E lending markets on the engine, each running its own episode of a scenario mixture.
 
-    - Drivers: a bank ``[S, E]`` per driver field, where ``S`` is the episode length in
-      substeps; an env's column is replaced when it starts an episode, and each substep's
-      :class:`DriverRow` gathers ``drivers[t_e, e]`` with the env's own clock ``t_e``.
+    - Drivers: one bank ``[F, E, S]`` (driver field, env, substep; ``S`` is the episode length
+      in substeps; ``oracle_frozen`` is stored as 0 / 1); an env's row is replaced when it starts
+      an episode, and each substep's :class:`DriverRow` gathers ``bank[:, e, t_e]`` with the
+      env's own clock ``t_e`` in one indexing operation.
     - Randomness: env ``e`` draws everything from its own generator (``seed_e``): per episode,
       the scenario, the scenario seed, the book seed and a 64-bit noise key. Borrower noise at
       substep ``t`` of slot ``n`` is SplitMix64 of ``key + (t * N + n + 1) * golden``, computed
-      for all envs in one vectorized pass.
+      for all envs in one pass (:func:`levgym.envs.kernels.splitmix_noise`).
+    - Aggregates: :meth:`aggregates` sums the positions once per state (debt, collateral,
+      underwater shortfall, debt below health-factor thresholds) and caches the result until
+      the state's arrays change, so rewards and observations of one step share one pass.
     - Autoreset: :meth:`new_episodes` builds fresh one-env states and swaps them in with
-      :func:`levgym.engine.state.reset_envs`; the engine's clock ``state.time_h`` is shared.
+      :func:`levgym.engine.state.reset_envs` (on numpy, applied to the restarting rows only and
+      written into copies of the state's arrays); the engine's clock ``state.time_h`` is shared.
 
     Scenario seeds come from ``[0, EVAL_SEED_OFFSET)`` for ``split="train"`` and from
     ``[EVAL_SEED_OFFSET, 2 * EVAL_SEED_OFFSET)`` for ``split="eval"``. A scenario that returns
@@ -161,15 +179,13 @@ class BatchedMarket:
         self.scenario_overrides = overrides
         self.split = split
         self.backend, self.dtype, self.device = backend, dtype, device
-        self.convert = make_converter(backend, dtype, device)
-        self._substep = substep_function(backend, device)  # numba: the fused kernel
+        self.convert = fast_converter(backend, dtype, device)
+        # the engine's substep for this backend (numba: the fused kernel); `levgym bench` reads it
+        self.step_fn = substep_function(backend, device)
         self.fdtype = np.dtype(dtype)
 
-        e, s, n = self.num_envs, self.horizon_substeps, self.num_positions
-        self.bank: dict[str, np.ndarray] = {
-            f: np.zeros((s, e), dtype=bool if f == "oracle_frozen" else self.fdtype)
-            for f in DRIVER_FIELDS
-        }
+        e, s = self.num_envs, self.horizon_substeps
+        self.bank = np.zeros((len(DRIVER_FIELDS), e, s), dtype=self.fdtype)
         self.t = np.zeros(e, dtype=np.int64)
         self.scenario_index = np.zeros(e, dtype=np.int64)
         self.noise_key = np.zeros(e, dtype=np.uint64)
@@ -179,10 +195,9 @@ class BatchedMarket:
         self.tracker = PriceTracker(e, params.run.substep_h)
         self.engine_seconds = 0.0  # wall time inside levgym.engine.substep (for benchmarks)
         self._envs = np.arange(e)
-        self._slot_hash = (np.arange(n, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
-        self._x = np.empty((e, n), dtype=np.uint64)
-        self._y = np.empty((e, n), dtype=np.uint64)
-        self._u = np.empty((e, n), dtype=np.float64)
+        self._u = np.empty((e, self.num_positions), dtype=np.float64)
+        self._agg_key: tuple[Any, ...] = ()
+        self._agg: PositionAggregates | None = None
 
     # ------------------------------------------------------------------ seeding and episodes
     def seed(self, seeds: Sequence[int]) -> None:
@@ -247,55 +262,51 @@ class BatchedMarket:
         s = self.horizon_substeps
         for env in idx:
             drivers, book = self._episode(int(env))
-            got = drivers.num_substeps
-            for f in DRIVER_FIELDS:
-                col = getattr(drivers, f)[:, 0]
-                if got >= s:
-                    self.bank[f][:, env] = col[:s]
-                else:
-                    self.bank[f][:got, env] = col
-                    self.bank[f][got:, env] = col[-1]
+            got = min(drivers.num_substeps, s)
+            rows = self.bank[:, env, :]  # [F, S], contiguous per field
+            for j, f in enumerate(DRIVER_FIELDS):
+                col = getattr(drivers, f)[:got, 0]
+                rows[j, :got] = col
+                if got < s:
+                    rows[j, got:] = col[-1]
             books.append(book)
-        gather = np.zeros(self.num_envs, dtype=np.int64)
-        gather[idx] = np.arange(idx.size)
-        fresh = _concat_states(books, gather)
-        converted = {
-            f.name: (v if isinstance(v, int | float) else self.convert(v))
-            for f in dataclasses.fields(fresh)
-            for v in [getattr(fresh, f.name)]
-        }
-        fresh = State(**converted)
+        fresh = _concat_states(books)  # env j of `fresh` starts env idx[j]
         if self.state is None:
             if not mask.all():
                 raise RuntimeError("the first episodes must start in every env at once")
-            self.state = fresh
+            self.state = _convert_state(fresh, self.convert)
+        elif idx.size == self.num_envs:
+            self.state = reset_envs(
+                self.state, _convert_state(fresh, self.convert), self.convert(mask)
+            )
+        elif isinstance(self.state.collateral_asset, np.ndarray):
+            # numpy: the engine's reset rule on the k restarting rows only, then those rows are
+            # written into copies of the state's arrays (no full-size gather or select)
+            old = self.state.select(idx)
+            merged = reset_envs(old, fresh, np.ones(idx.size, dtype=bool))
+            self.state = _scatter_rows(self.state, merged, idx)
         else:
-            self.state = reset_envs(self.state, fresh, self.convert(mask))
+            gather = np.zeros(self.num_envs, dtype=np.int64)
+            gather[idx] = np.arange(idx.size)
+            full = _convert_state(_select_rows(fresh, gather), self.convert)
+            self.state = reset_envs(self.state, full, self.convert(mask))
         self.t[idx] = 0
         self.tracker.reset(self.state, mask)
 
     # ------------------------------------------------------------------ stepping
     def noise(self) -> np.ndarray:
-        """Uniform ``[E, N]`` borrower noise for each env's current substep (see class doc)."""
-        x, y = self._x, self._y
-        base = self.noise_key + self.t.astype(np.uint64) * np.uint64(self.num_positions) * _GOLDEN
-        np.add(base[:, None], self._slot_hash[None, :], out=x)
-        np.right_shift(x, _S30, out=y)
-        np.bitwise_xor(x, y, out=x)
-        np.multiply(x, _MIX1, out=x)
-        np.right_shift(x, _S27, out=y)
-        np.bitwise_xor(x, y, out=x)
-        np.multiply(x, _MIX2, out=x)
-        np.right_shift(x, _S31, out=y)
-        np.bitwise_xor(x, y, out=x)
-        np.right_shift(x, _S11, out=x)
-        np.multiply(x, 1.0 / 2**53, out=self._u, casting="unsafe")
-        return self._u
+        """Uniform ``[E, N]`` borrower noise for each env's current substep (see class doc).
+
+        The array is a buffer overwritten by the next call."""
+        return splitmix_noise(self.noise_key, self.t, self._u)
 
     def driver_row(self) -> DriverRow:
         """Each env's drivers at its own substep ``t_e`` (clamped to the last row)."""
         t = np.minimum(self.t, self.horizon_substeps - 1)
-        return DriverRow(**{f: self.convert(self.bank[f][t, self._envs]) for f in DRIVER_FIELDS})
+        rows = self.bank[:, self._envs, t]  # [F, E], one gather
+        values = {f: self.convert(rows[j]) for j, f in enumerate(DRIVER_FIELDS)}
+        values["oracle_frozen"] = self.convert(rows[_FROZEN] != 0)
+        return DriverRow(**values)
 
     def substep(self, agent_share_frac: Any | None = None) -> Any:
         """Advance every env by one engine substep; returns the cascade rounds per env."""
@@ -303,11 +314,36 @@ class BatchedMarket:
         row = self.driver_row()
         noise = self.convert(self.noise())
         t0 = time.perf_counter()
-        self.state, rounds = self._substep(self.state, row, noise, self.params, agent_share_frac)
+        self.state, rounds = self.step_fn(self.state, row, noise, self.params, agent_share_frac)
         self.engine_seconds += time.perf_counter() - t0
         self.t += 1
         self.tracker.update(self.state)
         return rounds
+
+    def aggregates(self, thresholds: tuple[float, ...]) -> PositionAggregates:
+        """:func:`levgym.envs.kernels.position_aggregates` of the current state, computed once
+        per state: the result is kept while the state's position arrays, oracle, liquidation
+        threshold and debt price are the same objects (the engine never writes into an array
+        it has returned, so the same objects hold the same values)."""
+        s = self.state
+        assert s is not None
+        arrays = (
+            s.collateral_asset,
+            s.debt_usd,
+            s.oracle_usd,
+            s.liquidation_threshold,
+            s.debt_price_usd,
+        )
+        key = (tuple(thresholds), *arrays)
+        cached = self._agg_key
+        if (
+            self._agg is None
+            or cached[0] != key[0]
+            or any(a is not b for a, b in zip(cached[1:], key[1:], strict=True))
+        ):
+            self._agg = position_aggregates(s, tuple(thresholds))
+            self._agg_key = key  # holds the arrays, so their ids cannot be reused meanwhile
+        return self._agg
 
     @property
     def at_horizon(self) -> np.ndarray:
@@ -318,16 +354,53 @@ class BatchedMarket:
         return self.scenarios[int(self.scenario_index[env])]
 
 
-def _concat_states(states: list[State], gather: np.ndarray) -> State:
-    """One state whose env ``e`` is env 0 of ``states[gather[e]]`` (numpy)."""
+def _concat_states(states: list[State]) -> State:
+    """One state whose env ``j`` is env 0 of ``states[j]`` (numpy)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(State):
         first = getattr(states[0], f.name)
         if isinstance(first, int | float):
             out[f.name] = first
+        elif len(states) == 1:
+            out[f.name] = first
+        else:
+            out[f.name] = np.concatenate([getattr(s, f.name) for s in states], axis=0)
+    return State(**out)
+
+
+def _select_rows(state: State, rows: np.ndarray) -> State:
+    """``state`` with env ``e`` taken from env ``rows[e]`` (numpy)."""
+    return State(
+        **{
+            f.name: v if isinstance(v, int | float) else v[rows]
+            for f in dataclasses.fields(state)
+            for v in [getattr(state, f.name)]
+        }
+    )
+
+
+def _convert_state(state: State, convert: Any) -> State:
+    return State(
+        **{
+            f.name: v if isinstance(v, int | float) else convert(v)
+            for f in dataclasses.fields(state)
+            for v in [getattr(state, f.name)]
+        }
+    )
+
+
+def _scatter_rows(state: State, rows: State, idx: np.ndarray) -> State:
+    """A new state: ``state`` with envs ``idx`` replaced by the envs of ``rows`` (numpy; the
+    arrays of ``state`` are copied, never written, since earlier results may still hold them)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(state):
+        old = getattr(state, f.name)
+        if isinstance(old, int | float):
+            out[f.name] = old
             continue
-        stacked = np.concatenate([getattr(s, f.name) for s in states], axis=0)
-        out[f.name] = stacked[gather]
+        new = old.copy()
+        new[idx] = getattr(rows, f.name)
+        out[f.name] = new
     return State(**out)
 
 

@@ -141,11 +141,20 @@ def debt_below_hf(state: State, thresholds: Sequence[float]) -> np.ndarray:
     return np.stack([to_numpy(c) for c in cols], axis=1)
 
 
-def market_snapshot(state: State) -> dict[str, np.ndarray]:
-    """Per-env aggregates used by several features, numpy ``[E]``."""
-    xp = namespace(state.debt_usd)
-    total_debt = to_numpy(xp.sum(state.debt_usd, axis=1))
-    total_coll = to_numpy(xp.sum(state.collateral_asset, axis=1))
+def market_snapshot(
+    state: State, totals: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """Per-env aggregates used by several features, numpy ``[E]``.
+
+    ``totals`` (total debt, total collateral per env), when the caller has them already
+    (:class:`levgym.envs.kernels.PositionAggregates`), saves summing the positions again.
+    """
+    if totals is None:
+        xp = namespace(state.debt_usd)
+        total_debt = to_numpy(xp.sum(state.debt_usd, axis=1))
+        total_coll = to_numpy(xp.sum(state.collateral_asset, axis=1))
+    else:
+        total_debt, total_coll = totals
     oracle = to_numpy(state.oracle_usd)
     dp = to_numpy(state.debt_price_usd)
     return {

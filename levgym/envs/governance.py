@@ -10,12 +10,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..engine.backend import namespace, to_numpy
-from ..engine.borrowers import current_rate_apr, underwater_shortfall
-from ..engine.interest import utilization
+from ..engine.interest import borrow_rate_apr, utilization
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
-from .features import Feature, debt_below_hf, index, market_snapshot
+from .features import Feature, index, market_snapshot
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,8 @@ def project_params(
     parameter moves by more than its cap (LT too, because ``lt_step >= bonus_step``; LTV by at
     most ``lt_step + gap_step``). Returns arrays keyed by the state's field names.
     """
-    xp = namespace(ltv)
+    # plain numpy where possible: array-api-compat's clip costs ~10x numpy's on small arrays
+    xp = np if isinstance(ltv, np.ndarray) else namespace(ltv)
     a = xp.clip(action, -1.0, 1.0)
     lim = limits
     gap = xp.clip(liquidation_threshold - ltv + a[:, 1] * lim.gap_step, lim.gap_min, lim.gap_max)
@@ -308,6 +308,9 @@ class GovernanceVectorEnv(LevgymVectorEnv):
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         core = self.core
         s = core.state
+        # the projection changes parameters only, not positions or prices: the shortfall before
+        # it is the one the last observation already computed (a cache hit)
+        shortfall0 = core.aggregates(self._thresholds).shortfall
         a = core.convert(actions)
         new = project_params(
             s.ltv,
@@ -322,7 +325,6 @@ class GovernanceVectorEnv(LevgymVectorEnv):
 
         revenue0 = to_numpy(s.reserve_income_usd + s.protocol_fee_usd)
         bad0 = to_numpy(s.bad_debt_usd)
-        shortfall0 = to_numpy(underwater_shortfall(s))
         liqs0 = to_numpy(s.liquidations)
         liquidated0 = to_numpy(s.repaid_by_liquidators_usd)
         liq_loss = np.zeros(self.num_envs)
@@ -336,16 +338,16 @@ class GovernanceVectorEnv(LevgymVectorEnv):
             ) * s.debt_price_usd
             liq_loss += to_numpy(loss)
 
+        agg = core.aggregates(self._thresholds)  # also serves this step's observation
         dp = to_numpy(s.debt_price_usd)
         tvl = to_numpy(s.initial_collateral_asset * s.fundamental_start_usd)
         revenue = to_numpy(s.reserve_income_usd + s.protocol_fee_usd) - revenue0
         bad = (to_numpy(s.bad_debt_usd) - bad0) * dp
         # Economic bad debt: written off plus the change in debt held above its collateral's value,
         # so that suppressing liquidations (a tiny bonus) cannot hide losses from the reward.
-        shortfall = to_numpy(underwater_shortfall(s))
+        shortfall = agg.shortfall
         economic_bad = bad + (shortfall - shortfall0) * dp
-        xp = namespace(s.collateral_asset)
-        coll_value = to_numpy(xp.sum(s.collateral_asset, axis=1) * s.oracle_usd)
+        coll_value = agg.total_collateral_asset * to_numpy(s.oracle_usd)
         capacity = to_numpy(s.ltv) * coll_value * (self.step_h / HOURS_PER_YEAR)
         scale = self.reward_scale / tvl
         r_rev = scale * revenue
@@ -378,12 +380,13 @@ class GovernanceVectorEnv(LevgymVectorEnv):
     def _observe(self) -> None:
         s = self.core.state
         tr = self.core.tracker
-        snap = market_snapshot(s)
+        agg = self.core.aggregates(self._thresholds)
+        snap = market_snapshot(s, (agg.total_debt, agg.total_collateral_asset))
         f, c = self._feat, self._col
         coll_value = snap["collateral_value_usd"]
         debt_value = snap["debt_value_usd"]
         tvl = to_numpy(s.initial_collateral_asset * s.fundamental_start_usd)
-        below = debt_below_hf(s, self._thresholds)
+        below = agg.debt_below_usd
         share = below / np.where(debt_value > 0, debt_value, 1.0)[:, None]
         share[debt_value <= 0] = 0.0
         k = len(HF_EDGES)
@@ -391,7 +394,16 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         util = to_numpy(utilization(snap["total_debt"], snap["supply_usd"]))
         ltv, lt = to_numpy(s.ltv), to_numpy(s.liquidation_threshold)
         s1, s2 = to_numpy(s.slope1_apr), to_numpy(s.slope2_apr)
-        rate = to_numpy(current_rate_apr(s))
+        # the curve at this utilization (what current_rate_apr computes, without a second pass)
+        rate = to_numpy(
+            borrow_rate_apr(
+                self.core.convert(util),
+                s.base_rate_apr,
+                s.slope1_apr,
+                s.slope2_apr,
+                s.optimal_utilization_frac,
+            )
+        )
         f[:, c["return_1h"]] = 10.0 * tr.log_return(1.0)
         f[:, c["return_24h"]] = 10.0 * tr.log_return(24.0)
         f[:, c["vol_short"]] = tr.vol_annual("short")

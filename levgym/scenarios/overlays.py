@@ -16,7 +16,7 @@ import numpy as np
 
 from ..engine.drivers import Drivers
 from .base import ScenarioContext, calm_drivers
-from .processes import trailing_realized_vol
+from .processes import ar1, trailing_realized_vol
 
 # Floor of the realized volatility that drives congestion: a quiet chain, not a free one (about
 # 18 gwei at the fitted reference level and elasticity).
@@ -161,10 +161,7 @@ class Congestion:
         stationary_sd = self.noise_sd_log / np.sqrt(1.0 - self.phi**2)
         sd = stationary_sd * np.sqrt(1.0 - phi**2)
         z = ctx.rng.standard_normal(log_gas.shape)
-        u = np.empty_like(log_gas)
-        u[0] = stationary_sd * z[0]
-        for t in range(1, u.shape[0]):
-            u[t] = phi * u[t - 1] + sd * z[t]
+        u = ar1(stationary_sd * z[0], phi, sd * z)
         gas = np.clip(np.exp(log_gas + u), 1.0, 20000.0)
         return drivers.replace(gas_gwei=gas)
 

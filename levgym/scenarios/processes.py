@@ -5,17 +5,33 @@ Conventions shared by every generator here:
 - row 0 is the starting price exactly; row ``k`` is ``k`` substeps (``k * dt_h`` hours) later;
 - log prices move by ``-0.5 * variance`` per step (a martingale in price) plus the process's own
   terms (jumps carry their measured mean, the bootstrap carries the data's returns);
-- the only loop is over time, where a process needs its own past (GARCH); never over envs;
+- the only loop is over time, where a process needs its own past (GARCH, an AR(1)); never over
+  envs in Python: such loops are compiled (numba) and give the same numbers, bit for bit, as
+  the plain Python loops they replace (:func:`garch_recursion_python`, :func:`ar1_python`);
 - all randomness comes from the ``rng`` passed in.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from ..engine.params import HOURS_PER_YEAR
+
+try:  # numba is a dependency of levgym; the Python loops below are the fallback and the spec
+    from numba import njit
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    HAVE_NUMBA = False
+
+    def njit(*args: Any, **kwargs: Any):  # type: ignore[no-redef]
+        def wrap(fn):
+            return fn
+
+        return wrap if not args or not callable(args[0]) else args[0]
 
 
 def _check_shape(num_substeps: int, num_envs: int, dt_h: float) -> None:
@@ -109,10 +125,23 @@ def garch(
     h = dt_h / m
     var = omega / (1.0 - alpha - beta) if start_var_per_h is None else start_var_per_h
     s2 = np.full(num_envs, float(var))
-    incr = np.empty((num_substeps - 1, num_envs))
-    var_path = np.empty((num_substeps - 1, num_envs))
     z = rng.standard_normal((num_substeps - 1, m, num_envs))
-    for t in range(num_substeps - 1):
+    recursion = _garch_kernel if HAVE_NUMBA else garch_recursion_python
+    incr, var_path = recursion(z, s2, h, omega, alpha, beta)
+    return paths_from_increments(start, incr), var_path
+
+
+def garch_recursion_python(
+    z: np.ndarray, s2: np.ndarray, h: float, omega: float, alpha: float, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The GARCH recursion of :func:`garch` over time, vectorized over envs: from shocks
+    ``z [S - 1, m, E]`` (``m`` sub-steps of ``h`` hours per step) and starting variances ``s2
+    [E]``, the log increments and the variance at the start of each step, both ``[S - 1, E]``.
+    The specification of the compiled version, which must give the same bits."""
+    steps, m, num_envs = z.shape
+    incr = np.empty((steps, num_envs))
+    var_path = np.empty((steps, num_envs))
+    for t in range(steps):
         var_path[t] = s2
         total = np.zeros(num_envs)
         for j in range(m):
@@ -120,7 +149,64 @@ def garch(
             total += r - 0.5 * s2 * h
             s2 = s2 * (1.0 - h * (1.0 - beta)) + omega * h + alpha * r * r
         incr[t] = total
-    return paths_from_increments(start, incr), var_path
+    return incr, var_path
+
+
+@njit(cache=True, nogil=True)
+def _garch_kernel(
+    z: np.ndarray, s2: np.ndarray, h: float, omega: float, alpha: float, beta: float
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    steps, m, num_envs = z.shape
+    incr = np.empty((steps, num_envs))
+    var_path = np.empty((steps, num_envs))
+    keep = 1.0 - h * (1.0 - beta)  # the same operations, in the same order, as the Python loop
+    omega_h = omega * h
+    for e in range(num_envs):
+        v = s2[e]
+        for t in range(steps):
+            var_path[t, e] = v
+            total = 0.0
+            for j in range(m):
+                r = np.sqrt(v * h) * z[t, j, e]
+                total += r - 0.5 * v * h
+                v = v * keep + omega_h + alpha * r * r
+            incr[t, e] = total
+    return incr, var_path
+
+
+def ar1_python(first: np.ndarray, phi: float, shocks: np.ndarray) -> np.ndarray:
+    """``u[0] = first``, ``u[t] = phi * u[t - 1] + shocks[t]`` over rows of ``[S, E]`` arrays
+    (``shocks[0]`` unused). The specification of :func:`ar1`."""
+    u = np.empty_like(shocks)
+    u[0] = first
+    for t in range(1, u.shape[0]):
+        u[t] = phi * u[t - 1] + shocks[t]
+    return u
+
+
+@njit(cache=True, nogil=True)
+def _ar1_kernel(
+    first: np.ndarray, phi: float, shocks: np.ndarray
+) -> np.ndarray:  # pragma: no cover
+    u = np.empty_like(shocks)
+    steps, num_envs = shocks.shape
+    for e in range(num_envs):
+        u[0, e] = first[e]
+        for t in range(1, steps):
+            u[t, e] = phi * u[t - 1, e] + shocks[t, e]
+    return u
+
+
+def ar1(first: np.ndarray, phi: float, shocks: np.ndarray) -> np.ndarray:
+    """An AR(1) path ``[S, E]``: :func:`ar1_python`, compiled (the same bits)."""
+    first = np.asarray(first, dtype=np.float64)
+    shocks = np.ascontiguousarray(shocks, dtype=np.float64)
+    if shocks.ndim != 2 or first.shape != shocks.shape[1:]:
+        raise ValueError(
+            f"ar1: shocks of shape {shocks.shape} and first of shape {first.shape}; "
+            "allowed [S, E] and [E]"
+        )
+    return _ar1_kernel(first, float(phi), shocks) if HAVE_NUMBA else ar1_python(first, phi, shocks)
 
 
 def interpolate_rows(values: np.ndarray, positions: np.ndarray) -> np.ndarray:

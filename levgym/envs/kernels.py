@@ -1,0 +1,210 @@
+"""Fused per-step helpers of the vector envs: borrower noise and position aggregates in one pass
+over each env's row (numba), each with the plain numpy version it must equal.
+
+These are not mechanics: the noise is the envs' random stream (SplitMix64 of a counter) and the
+aggregates are sums over positions of quantities the engine defines (health factor, underwater
+shortfall). The numpy versions are the specification; ``tests/envs/test_kernels.py`` checks
+that the kernels give the same numbers (the noise bit for bit, the sums to rounding, since a
+loop adds in a different order than numpy's pairwise sum).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+try:  # numba is a dependency of levgym, but keep the envs importable without it
+    from numba import njit
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    HAVE_NUMBA = False
+
+    def njit(*args: Any, **kwargs: Any):  # type: ignore[no-redef]
+        def wrap(fn):
+            return fn
+
+        return wrap if not args or not callable(args[0]) else args[0]
+
+
+# SplitMix64 constants: noise is a counter-based hash of (episode key, substep, slot), so each
+# env's stream depends only on its own seed, however the envs are batched.
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+MIX2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = (np.uint64(v) for v in (30, 27, 31, 11))
+_ONE = np.uint64(1)
+_INV53 = 1.0 / 2**53
+
+
+# ----------------------------------------------------------------------------- borrower noise
+
+
+def splitmix_noise_numpy(key: np.ndarray, t: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Uniforms ``out[e, n] = SplitMix64(key[e] + (t[e] * N + n + 1) * golden) >> 11 / 2**53``.
+
+    ``key`` is uint64 ``[E]``, ``t`` the envs' substep counters ``[E]``, ``out`` float64
+    ``[E, N]`` (filled and returned). Arithmetic wraps modulo 2**64. The specification of
+    :func:`splitmix_noise`.
+    """
+    n = out.shape[1]
+    slot = (np.arange(n, dtype=np.uint64) + _ONE) * GOLDEN
+    base = key + t.astype(np.uint64) * np.uint64(n) * GOLDEN
+    x = base[:, None] + slot[None, :]
+    x ^= x >> _S30
+    x *= MIX1
+    x ^= x >> _S27
+    x *= MIX2
+    x ^= x >> _S31
+    x >>= _S11
+    np.multiply(x, _INV53, out=out, casting="unsafe")
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _noise_kernel(key: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    num_envs, n = out.shape
+    nn = np.uint64(n)
+    for e in range(num_envs):
+        x0 = key[e] + np.uint64(t[e]) * nn * GOLDEN
+        for i in range(n):
+            x = x0 + (np.uint64(i) + _ONE) * GOLDEN
+            x ^= x >> _S30
+            x *= MIX1
+            x ^= x >> _S27
+            x *= MIX2
+            x ^= x >> _S31
+            out[e, i] = np.float64(x >> _S11) * _INV53
+
+
+def splitmix_noise(key: np.ndarray, t: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`splitmix_noise_numpy` in one pass (numba); the same bits."""
+    if not HAVE_NUMBA:  # pragma: no cover
+        return splitmix_noise_numpy(key, t, out)
+    _noise_kernel(key, np.ascontiguousarray(t, dtype=np.int64), out)
+    return out
+
+
+# ----------------------------------------------------------------------------- aggregates
+
+
+class PositionAggregates(NamedTuple):
+    """Per-env sums over the position slots, numpy ``[E]`` (``debt_below_usd`` ``[E, K]``)."""
+
+    total_debt: np.ndarray
+    """Sum of ``debt_usd`` (debt-asset units)."""
+    total_collateral_asset: np.ndarray
+    """Sum of ``collateral_asset``."""
+    shortfall: np.ndarray
+    """:func:`levgym.engine.borrowers.underwater_shortfall` (debt-asset units)."""
+    debt_below_usd: np.ndarray
+    """Debt value (USD, ``debt * debt_price``) of positions with health factor below each
+    threshold (:func:`levgym.envs.features.debt_below_hf`)."""
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sum4(x: np.ndarray, n: int) -> float:  # pragma: no cover
+    """Sum of ``x[:n]`` in four interleaved partial sums (independent add chains run in parallel
+    in the CPU; one chain waits for each add)."""
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    m = n - n % 4
+    for i in range(0, m, 4):
+        a0 += x[i]
+        a1 += x[i + 1]
+        a2 += x[i + 2]
+        a3 += x[i + 3]
+    for i in range(m, n):
+        a0 += x[i]
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, nogil=True)
+def _aggregates_kernel(
+    c: np.ndarray,
+    d: np.ndarray,
+    oracle: np.ndarray,
+    lt: np.ndarray,
+    dp: np.ndarray,
+    thresholds: np.ndarray,
+    total_debt: np.ndarray,
+    total_coll: np.ndarray,
+    shortfall: np.ndarray,
+    below: np.ndarray,
+) -> None:  # pragma: no cover
+    num_envs, n = c.shape
+    hf = np.empty(n)
+    owed = np.empty(n)
+    gap = np.empty(n)
+    picked = np.empty(n)
+    for e in range(num_envs):
+        o_lt = oracle[e] * lt[e]  # the engine's health_factor: c * (oracle * LT) / (d * dp)
+        p = dp[e]
+        ratio = oracle[e] / p  # underwater_shortfall: max(d - c * (oracle / dp), 0)
+        ce = c[e]
+        de = d[e]
+        for i in range(n):
+            ci = ce[i]
+            di = de[i]
+            gap[i] = max(di - ci * ratio, 0.0)
+            den = di * p
+            owed[i] = den
+            hf[i] = ci * o_lt / den if den > 0.0 else np.inf
+        total_debt[e] = _sum4(de, n)
+        total_coll[e] = _sum4(ce, n)
+        shortfall[e] = _sum4(gap, n)
+        for k in range(thresholds.shape[0]):
+            t = thresholds[k]
+            for i in range(n):
+                picked[i] = owed[i] if hf[i] < t else 0.0
+            below[e, k] = _sum4(picked, n)
+
+
+def position_aggregates(state: Any, thresholds: tuple[float, ...]) -> PositionAggregates:
+    """:class:`PositionAggregates` of ``state``: one pass per env (numba) on numpy float64
+    states, the engine's array functions otherwise (torch, or numba missing)."""
+    arrays = (
+        state.collateral_asset,
+        state.debt_usd,
+        state.oracle_usd,
+        state.liquidation_threshold,
+        state.debt_price_usd,
+    )
+    if not (
+        HAVE_NUMBA and all(isinstance(a, np.ndarray) and a.dtype == np.float64 for a in arrays)
+    ):
+        return position_aggregates_array(state, thresholds)
+    c, d, o, lt, dp = (np.ascontiguousarray(a) for a in arrays)
+    e = c.shape[0]
+    out = PositionAggregates(np.empty(e), np.empty(e), np.empty(e), np.empty((e, len(thresholds))))
+    th = np.asarray(thresholds, dtype=np.float64)
+    _aggregates_kernel(c, d, o, lt, dp, th, *out)
+    return out
+
+
+def position_aggregates_array(state: Any, thresholds: tuple[float, ...]) -> PositionAggregates:
+    """The specification of :func:`position_aggregates`, from the engine's array functions."""
+    from ..engine.backend import namespace, to_numpy
+    from ..engine.borrowers import underwater_shortfall
+    from .features import debt_below_hf
+
+    xp = namespace(state.debt_usd)
+    return PositionAggregates(
+        to_numpy(xp.sum(state.debt_usd, axis=1)),
+        to_numpy(xp.sum(state.collateral_asset, axis=1)),
+        to_numpy(underwater_shortfall(state)),
+        debt_below_hf(state, thresholds),
+    )
+
+
+__all__ = [
+    "HAVE_NUMBA",
+    "PositionAggregates",
+    "position_aggregates",
+    "position_aggregates_array",
+    "splitmix_noise",
+    "splitmix_noise_numpy",
+]
