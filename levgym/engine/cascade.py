@@ -212,7 +212,9 @@ def refresh_in_block(state: State, params: EngineParams, bias_frac: Any, frozen:
     has seen its borrowers' trades, and after each round; for an env whose pool did not move
     since, it is a no-op, which keeps every env's outcome independent of the rest of the batch."""
     m = params.market
-    source = oracle_mod.source_price(state.fundamental_usd, state.pool_price_usd, m.oracle_pool_weight_frac)
+    source = oracle_mod.source_price(
+        state.fundamental_usd, state.pool_price_usd, m.oracle_pool_weight_frac
+    )
     new_oracle, new_updated = oracle_mod.refresh(
         m.oracle_kind_code,
         state.oracle_usd,

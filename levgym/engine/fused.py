@@ -32,7 +32,7 @@ import numpy as np
 from .drivers import DRIVER_FIELDS, DriverRow
 from .oracle import CHAINLINK, EXACT, TWAP
 from .params import HOURS_PER_YEAR, EngineParams
-from .state import DEFENSIVE, LOOPER, PASSIVE, State
+from .state import DEFENSIVE, LOOPER, PASSIVE, POSITION_FIELDS, State
 
 # numba's OpenMP workers otherwise spin while they wait for work. When the cores are shared with
 # other busy processes, the spinning starves the thread that still has work and a parallel
@@ -65,19 +65,6 @@ PARALLEL_MIN_POSITIONS = 8192
 
 # Position arrays [E, N] the kernel reads; of these it writes collateral, debt, active and
 # ever_liquidated (the behaviour attributes never change inside a substep).
-POSITION_FIELDS = (
-    "collateral_asset",
-    "debt_usd",
-    "active",
-    "kind",
-    "trigger_hf",
-    "react_prob",
-    "target_hf",
-    "repays",
-    "template_collateral_asset",
-    "template_hf",
-    "ever_liquidated",
-)
 _NON_ENV = set(POSITION_FIELDS) | {"twap_buffer_usd", "time_h", "substep_index"}
 # Every [E] float field of the state, packed as rows of one [F, E] array for the kernel.
 ENV_FIELDS = tuple(f.name for f in dataclasses.fields(State) if f.name not in _NON_ENV)

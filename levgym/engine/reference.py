@@ -14,21 +14,7 @@ import numpy as np
 
 from .drivers import DRIVER_FIELDS, DriverRow
 from .params import HOURS_PER_YEAR, EngineParams
-from .state import COUNTER_FIELDS, DEFENSIVE, LOOPER, State
-
-POSITION_FIELDS = (
-    "collateral_asset",
-    "debt_usd",
-    "active",
-    "kind",
-    "trigger_hf",
-    "react_prob",
-    "target_hf",
-    "repays",
-    "template_collateral_asset",
-    "template_hf",
-    "ever_liquidated",
-)
+from .state import COUNTER_FIELDS, DEFENSIVE, LOOPER, POSITION_FIELDS, State
 
 
 def _hf(c: float, d: float, o: float, lt: float, dp: float) -> float:
@@ -287,7 +273,16 @@ def reference_substep(
     for e, m in enumerate(envs):
         pool_usd = m["pool_debt"] / m["pool_asset"] * m["debt_price_usd"]
         src = _source(m["fundamental_usd"], pool_usd, mk.oracle_pool_weight_frac)
-        _refresh(m, params, now, src, None, float(r["oracle_bias_frac"][e]), bool(r["oracle_frozen"][e]), True)
+        _refresh(
+            m,
+            params,
+            now,
+            src,
+            None,
+            float(r["oracle_bias_frac"][e]),
+            bool(r["oracle_frozen"][e]),
+            True,
+        )
     # Then rounds, shared by all envs.
     share = (
         [0.0] * e_count

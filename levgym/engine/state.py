@@ -27,6 +27,21 @@ PARAM_FIELDS = (
     "reserve_factor_frac",
 )
 
+# Position arrays [E, N]: the book's balances and each slot's behaviour attributes.
+POSITION_FIELDS = (
+    "collateral_asset",
+    "debt_usd",
+    "active",
+    "kind",
+    "trigger_hf",
+    "react_prob",
+    "target_hf",
+    "repays",
+    "template_collateral_asset",
+    "template_hf",
+    "ever_liquidated",
+)
+
 # Cumulative counters [E]; the accounting identities are written in these.
 COUNTER_FIELDS = (
     "added_collateral_asset",

@@ -23,8 +23,12 @@ def market_update(state: State, row: DriverRow, params: EngineParams) -> State:
     xp = namespace(state.pool_asset)
     m = params.market
     now_h = state.time_h + params.run.substep_h
-    pool_a, pool_d = set_liquidity(state.pool_asset, state.pool_debt, state.pool_liquidity_base * row.liquidity_frac)
-    pool_a, pool_d = arbitrage(pool_a, pool_d, row.fundamental_usd / row.debt_price_usd, row.arb_speed_frac)
+    pool_a, pool_d = set_liquidity(
+        state.pool_asset, state.pool_debt, state.pool_liquidity_base * row.liquidity_frac
+    )
+    pool_a, pool_d = arbitrage(
+        pool_a, pool_d, row.fundamental_usd / row.debt_price_usd, row.arb_speed_frac
+    )
     pool_usd = pool_d / pool_a * row.debt_price_usd
     k = m.twap_window_substeps
     slot = state.substep_index % k
@@ -62,7 +66,9 @@ def accrue_interest(state: State, params: EngineParams) -> State:
     xp = namespace(state.debt_usd)
     total = xp.sum(state.debt_usd, axis=1)
     u = utilization(total, state.supply_usd)
-    rate = borrow_rate_apr(u, state.base_rate_apr, state.slope1_apr, state.slope2_apr, state.optimal_utilization_frac)
+    rate = borrow_rate_apr(
+        u, state.base_rate_apr, state.slope1_apr, state.slope2_apr, state.optimal_utilization_frac
+    )
     growth = rate * (params.run.substep_h / HOURS_PER_YEAR)
     added = state.debt_usd * growth[:, None]
     interest = xp.sum(added, axis=1)
@@ -93,7 +99,9 @@ def substep(
     state = market_update(state, row, params)
     state = accrue_interest(state, params)
     state = act(state, row, noise_u, params)
-    state, rounds = run_cascade(state, params, row.oracle_bias_frac, row.oracle_frozen, agent_share_frac)
+    state, rounds = run_cascade(
+        state, params, row.oracle_bias_frac, row.oracle_frozen, agent_share_frac
+    )
     pool_usd = state.pool_price_usd
     state = state.replace(
         fundamental_min_usd=xp.minimum(state.fundamental_min_usd, state.fundamental_usd),
