@@ -311,7 +311,11 @@ def _report(
         if trained:
             lines += [f"PPO trained on: {', '.join(trained)} (training seeds).", ""]
         for scenario in next(iter(per.values()))["scenarios"]:
-            note = " (never seen in training)" if trained and scenario not in trained else " (held-out seeds)"
+            note = (
+                " (never seen in training)"
+                if trained and scenario not in trained
+                else " (held-out seeds)"
+            )
             lines += [f"### {scenario}{note}", ""]
             header = (
                 "| policy | "

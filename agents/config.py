@@ -14,7 +14,16 @@ ALGOS = ("ppo", "sac", "td3", "a2c")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "agents"
 
 # Keys that configure the run rather than the SB3 algorithm's constructor.
-RUN_KEYS = ("n_envs", "total_timesteps", "normalize", "normalize_reward", "env_kwargs", "checkpoint_freq", "policy", "torch_threads")
+RUN_KEYS = (
+    "n_envs",
+    "total_timesteps",
+    "normalize",
+    "normalize_reward",
+    "env_kwargs",
+    "checkpoint_freq",
+    "policy",
+    "torch_threads",
+)
 
 
 def check_algo(algo: str) -> str:

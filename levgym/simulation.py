@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .engine.backend import make_converter, namespace, to_numpy
+from .engine.borrowers import underwater_shortfall
 from .engine.dispatch import substep_function
 from .engine.drivers import Drivers
 from .engine.params import EngineParams
@@ -62,18 +63,22 @@ class Simulator:
         self.convert = make_converter(backend, dtype, device)
         self.seed = int(seed)
         self.noise_rng = np.random.default_rng([self.seed, 1])
-        self.state: State = state if state is not None else init_state(
-            params,
-            drivers.num_envs,
-            num_positions,
-            np.random.default_rng([self.seed, 0]),
-            fundamental_usd=drivers.fundamental_usd[0],
-            debt_price_usd=drivers.debt_price_usd[0],
-            liquidity_frac=drivers.liquidity_frac[0],
-            gas_gwei=drivers.gas_gwei[0],
-            backend=backend,
-            dtype=dtype,
-            device=device,
+        self.state: State = (
+            state
+            if state is not None
+            else init_state(
+                params,
+                drivers.num_envs,
+                num_positions,
+                np.random.default_rng([self.seed, 0]),
+                fundamental_usd=drivers.fundamental_usd[0],
+                debt_price_usd=drivers.debt_price_usd[0],
+                liquidity_frac=drivers.liquidity_frac[0],
+                gas_gwei=drivers.gas_gwei[0],
+                backend=backend,
+                dtype=dtype,
+                device=device,
+            )
         )
         self.t = 0
         # the substep implementation for this backend (numba: fused kernel; torch on CUDA: no host sync)
@@ -90,9 +95,13 @@ class Simulator:
     def substep(self, agent_share_frac: Any | None = None) -> Any:
         """Advance one substep; returns the cascade rounds per env."""
         if self.done:
-            raise RuntimeError(f"the drivers have {self.drivers.num_substeps} substeps; all are used")
+            raise RuntimeError(
+                f"the drivers have {self.drivers.num_substeps} substeps; all are used"
+            )
         row = self.drivers.row(self.t, self.convert)
-        self.state, rounds = self.step_fn(self.state, row, self.next_noise(), self.params, agent_share_frac)
+        self.state, rounds = self.step_fn(
+            self.state, row, self.next_noise(), self.params, agent_share_frac
+        )
         self.t += 1
         return rounds
 
@@ -155,9 +164,7 @@ def per_env_summary(state: State) -> dict[str, np.ndarray]:
     out["amplification"] = np.where(fund_dd > 1e-6, pool_dd / np.maximum(fund_dd, 1e-6), 1.0)
     out["positions_liquidated"] = s.ever_liquidated.sum(axis=1).astype(np.float64)
     out["revenue_usd"] = s.reserve_income_usd + s.protocol_fee_usd
-    value = s.collateral_asset * s.oracle_usd[:, None]
-    owed = s.debt_usd * s.debt_price_usd[:, None]
-    out["underwater_shortfall_usd"] = np.clip(owed - value, 0.0, None).sum(axis=1)
+    out["underwater_shortfall_usd"] = underwater_shortfall(s) * s.debt_price_usd
     out["tvl_usd"] = s.initial_collateral_asset * s.fundamental_start_usd
     return out
 
@@ -185,7 +192,15 @@ def simulate(
     sim = Simulator(params, drivers, num_positions, seed, backend, dtype, device)
     hf_before, w_before = health_factors(sim.state)
     series: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("fundamental_usd", "pool_usd", "oracle_usd", "liquidations", "bad_debt_usd", "rounds")
+        k: []
+        for k in (
+            "fundamental_usd",
+            "pool_usd",
+            "oracle_usd",
+            "liquidations",
+            "bad_debt_usd",
+            "rounds",
+        )
     }
     for _ in range(sub):
         rounds = sim.substep()
@@ -217,4 +232,11 @@ def simulate(
     return SimulationResult(summary, per_env, xs, hf_before, hf_after, w_before, w_after)
 
 
-__all__ = ["SUMMARY_KEYS", "Simulator", "SimulationResult", "simulate", "per_env_summary", "namespace"]
+__all__ = [
+    "SUMMARY_KEYS",
+    "Simulator",
+    "SimulationResult",
+    "simulate",
+    "per_env_summary",
+    "namespace",
+]
