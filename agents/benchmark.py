@@ -372,10 +372,9 @@ def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
             for ax, (key, label) in zip(flat, keys, strict=False):
                 ax.plot(t, [row.get(key, np.nan) for row in trace], label=name)
                 ax.set_title(label)
-            flat[4].plot(
-                t, np.cumsum([row.get("bad_debt_usd", 0.0) for row in trace]) / 1e6, label=name
-            )
-            flat[4].set_title("bad debt, cumulative ($M)")
+            economic = [row.get("economic_bad_debt_usd", 0.0) for row in trace]
+            flat[4].plot(t, np.cumsum(economic) / 1e6, label=name)
+            flat[4].set_title("bad debt incl. underwater, cumulative ($M)")
             flat[5].plot(
                 t, np.cumsum([row.get("revenue_usd", 0.0) for row in trace]) / 1e3, label=name
             )
@@ -383,7 +382,9 @@ def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
         for ax in flat:
             ax.set_xlabel("hours")
         flat[0].legend()
-        fig.suptitle("parameters chosen through black_thursday_2020 (held-out seed)")
+        fig.suptitle(
+            "parameters chosen through black_thursday_2020 (never trained on); a line ends where its episode ends"
+        )
         fig.tight_layout()
         save_figure(fig, out_dir / "parameter_paths.png")
         plt.close(fig)
