@@ -157,53 +157,102 @@ def run_cascade(
     rounds = xp.zeros_like(state.oracle_usd)
     share = xp.zeros_like(state.oracle_usd) if agent_share_frac is None else agent_share_frac
     for _ in range(m.max_cascade_rounds):
-        liq, repay, seize, fee, profit = liquidation_terms(state, params)
-        cand = liq & (profit > 0) if m.profitability_filter else liq
-        eligible = _select(xp, state, params, cand, profit, seize - fee, repay, cap_left)
+        terms, eligible = select_round(state, params, cap_left)
         if not bool(xp.any(eligible)):
             break
-        count = xp.sum(xp.astype(eligible, repay.dtype), axis=1)
-        zero = xp.zeros_like(repay)
-        repay = xp.where(eligible, repay, zero)
-        seize = xp.where(eligible, seize, zero)
-        fee = xp.where(eligible, fee, zero)
-        repay_env = xp.sum(repay, axis=1)
-        seize_env = xp.sum(seize, axis=1)
-        fee_env = xp.sum(fee, axis=1)
-        net_env = seize_env - fee_env
-        keeper_sell = net_env * (1.0 - share)
-        pool_a, pool_d, out = sell_asset(
-            state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac
-        )
-        dp = state.debt_price_usd
-        gas_env = (
-            count
-            * (1.0 - share)
-            * (state.gas_gwei * 1e-9 * m.gas_units_per_liquidation * state.fundamental_usd)
-        )
-        state = state.replace(
-            collateral_asset=state.collateral_asset - seize,
-            debt_usd=state.debt_usd - repay,
-            ever_liquidated=state.ever_liquidated | eligible,
-            pool_asset=pool_a,
-            pool_debt=pool_d,
-            seized_collateral_asset=state.seized_collateral_asset + seize_env,
-            repaid_by_liquidators_usd=state.repaid_by_liquidators_usd + repay_env,
-            liquidations=state.liquidations + count,
-            protocol_fee_asset=state.protocol_fee_asset + fee_env,
-            protocol_fee_usd=state.protocol_fee_usd + fee_env * state.oracle_usd,
-            keeper_sold_asset=state.keeper_sold_asset + keeper_sell,
-            keeper_profit_usd=state.keeper_profit_usd
-            + (out - repay_env * (1.0 - share)) * dp
-            - gas_env,
-            agent_seized_asset=state.agent_seized_asset + net_env * share,
-            agent_repaid_usd=state.agent_repaid_usd + repay_env * share,
-        )
-        state, _ = write_off(state)
+        state, count = apply_round(state, params, terms, eligible, share, bias_frac, frozen)
         cap_left = cap_left - count
         rounds = rounds + xp.astype(count > 0, rounds.dtype)
-        state = refresh_in_block(state, params, bias_frac, frozen)
     return state, rounds
+
+
+def select_round(state: State, params: EngineParams, cap_left: Any) -> tuple[tuple, Any]:
+    """The liquidation terms of every position and which are liquidated this round."""
+    xp = namespace(state.collateral_asset)
+    m = params.market
+    terms = liquidation_terms(state, params)
+    liq, repay, seize, fee, profit = terms
+    cand = liq & (profit > 0) if m.profitability_filter else liq
+    return terms, _select(xp, state, params, cand, profit, seize - fee, repay, cap_left)
+
+
+def apply_round(
+    state: State,
+    params: EngineParams,
+    terms: tuple,
+    eligible: Any,
+    share: Any,
+    bias_frac: Any,
+    frozen: Any,
+    alive: Any | None = None,
+) -> tuple[State, Any]:
+    """Liquidate ``eligible``, sell the keepers' collateral, write off bad debt, refresh the
+    oracle. Returns the new state and the liquidations per env.
+
+    ``alive`` (bool ``[1]``, the masked path of ``torch_graph``) marks whether the shared loop still
+    runs; when it does not, nothing changes, not even by rounding (the pool, keeper profit,
+    write-off and oracle keep their values)."""
+    xp = namespace(state.collateral_asset)
+    m = params.market
+    _, repay, seize, fee, _ = terms
+    count = xp.sum(xp.astype(eligible, repay.dtype), axis=1)
+    zero = xp.zeros_like(repay)
+    repay = xp.where(eligible, repay, zero)
+    seize = xp.where(eligible, seize, zero)
+    fee = xp.where(eligible, fee, zero)
+    repay_env = xp.sum(repay, axis=1)
+    seize_env = xp.sum(seize, axis=1)
+    fee_env = xp.sum(fee, axis=1)
+    net_env = seize_env - fee_env
+    keeper_sell = net_env * (1.0 - share)
+    pool_a, pool_d, out = sell_asset(
+        state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac
+    )
+    dp = state.debt_price_usd
+    gas_env = count * (1.0 - share) * gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)
+    profit = state.keeper_profit_usd + (out - repay_env * (1.0 - share)) * dp - gas_env
+    if alive is not None:
+        pool_a = xp.where(alive, pool_a, state.pool_asset)
+        pool_d = xp.where(alive, pool_d, state.pool_debt)
+        profit = xp.where(alive, profit, state.keeper_profit_usd)
+    before = state.replace(
+        collateral_asset=state.collateral_asset - seize,
+        debt_usd=state.debt_usd - repay,
+        ever_liquidated=state.ever_liquidated | eligible,
+        pool_asset=pool_a,
+        pool_debt=pool_d,
+        seized_collateral_asset=state.seized_collateral_asset + seize_env,
+        repaid_by_liquidators_usd=state.repaid_by_liquidators_usd + repay_env,
+        liquidations=state.liquidations + count,
+        protocol_fee_asset=state.protocol_fee_asset + fee_env,
+        protocol_fee_usd=state.protocol_fee_usd + fee_env * state.oracle_usd,
+        keeper_sold_asset=state.keeper_sold_asset + keeper_sell,
+        keeper_profit_usd=profit,
+        agent_seized_asset=state.agent_seized_asset + net_env * share,
+        agent_repaid_usd=state.agent_repaid_usd + repay_env * share,
+    )
+    written, _ = write_off(before)
+    if alive is not None:
+        masked = {}
+        for name in WRITE_OFF_FIELDS:
+            new, old = getattr(written, name), getattr(before, name)
+            masked[name] = xp.where(alive if new.ndim == 1 else alive[:, None], new, old)
+        written = before.replace(**masked)
+        frozen = frozen | ~alive  # a stopped loop refreshes nothing
+    return refresh_in_block(written, params, bias_frac, frozen), count
+
+
+# The fields write_off changes.
+WRITE_OFF_FIELDS = (
+    "debt_usd",
+    "collateral_asset",
+    "active",
+    "reserves_usd",
+    "supply_usd",
+    "bad_debt_usd",
+    "bad_debt_from_reserves_usd",
+    "lender_loss_usd",
+)
 
 
 def refresh_in_block(state: State, params: EngineParams, bias_frac: Any, frozen: Any) -> State:
