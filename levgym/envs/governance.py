@@ -40,7 +40,9 @@ class StewardLimits:
     lt_max: float = 0.95
     gap_min: float = 0.0
     gap_max: float = 0.15
-    bonus_min: float = 0.01
+    bonus_min: float = 0.045
+    """The lowest liquidation bonus of any active collateral on Aave v3 Ethereum in October 2025
+    (4.5%: USDC, USDT, sDAI, LUSD); below it keepers walk away and positions rot."""
     bonus_max: float = 0.15
     slope1_min_apr: float = 0.0
     slope1_max_apr: float = 0.50
@@ -507,7 +509,7 @@ class GovernanceEnv(LevgymEnv):
     gap 0.5%, bonus 0.25%, slope1 0.5% APR with slope2 5% APR, absolute, per hour; Aave's
     Generalized Risk Stewards allow 0.25% / 0.25% / 0.5% / 0.5% / 5% per 3-day update) and the
     result is projected onto the invariants by :func:`project_params`: bounds (LT in [0.50, 0.95],
-    gap in [0, 0.15], bonus in [0.01, 0.15], slope1 in [0, 0.5], slope2 in [0.05, 3]),
+    gap in [0, 0.15], bonus in [0.045, 0.15], slope1 in [0, 0.5], slope2 in [0.05, 3]),
     ``LT * (1 + bonus) <= 0.999`` (LT gives way to the bonus) and ``LTV = LT - gap <= LT``.
 
     ## Observation Space
