@@ -270,19 +270,14 @@ def reference_substep(
                 m["arrivals"] += 1.0
 
     # 6: the cascade. First each oracle reads its pool as the borrowers left it (within the block).
-    for e, m in enumerate(envs):
+    def refresh_in_block(e: int, m: dict) -> None:
         pool_usd = m["pool_debt"] / m["pool_asset"] * m["debt_price_usd"]
         src = _source(m["fundamental_usd"], pool_usd, mk.oracle_pool_weight_frac)
-        _refresh(
-            m,
-            params,
-            now,
-            src,
-            None,
-            float(r["oracle_bias_frac"][e]),
-            bool(r["oracle_frozen"][e]),
-            True,
-        )
+        bias, frozen = float(r["oracle_bias_frac"][e]), bool(r["oracle_frozen"][e])
+        _refresh(m, params, now, src, None, bias, frozen, True)
+
+    for e, m in enumerate(envs):
+        refresh_in_block(e, m)
     # Then rounds, shared by all envs.
     share = (
         [0.0] * e_count
@@ -394,18 +389,7 @@ def reference_substep(
             m["lender_loss_usd"] += bad - from_res
             cap_left[e] -= count
             rounds[e] += 1.0 if count > 0 else 0.0
-            pool_usd = m["pool_debt"] / m["pool_asset"] * m["debt_price_usd"]
-            src = _source(m["fundamental_usd"], pool_usd, mk.oracle_pool_weight_frac)
-            _refresh(
-                m,
-                params,
-                now,
-                src,
-                None,
-                float(r["oracle_bias_frac"][e]),
-                bool(r["oracle_frozen"][e]),
-                True,
-            )
+            refresh_in_block(e, m)
 
     # 7: bookkeeping, back to arrays.
     out_arrays: dict[str, Any] = {}

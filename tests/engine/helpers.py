@@ -34,6 +34,14 @@ def quiet_params(**market: object) -> EngineParams:
     return EngineParams(protocol=protocol, market=MarketParams(**mk), borrowers=borrowers)
 
 
+def compare_states(a_state, b_state, rtol: float = 1e-9) -> None:
+    """Every field of two states agrees (numpy or torch arrays, ints, floats)."""
+    for f in dataclasses.fields(a_state):
+        a = np.asarray(getattr(a_state, f.name), dtype=float)
+        b = np.asarray(getattr(b_state, f.name), dtype=float)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-6, err_msg=f.name)
+
+
 def book_sim(
     params: EngineParams, coll, debt, prices, arb_speed: float = 1.0, backend: str = "numpy"
 ) -> Simulator:

@@ -25,15 +25,10 @@ from levgym.engine.reference import reference_substep
 from levgym.engine.torch_graph import substep_masked
 from levgym.simulation import Simulator
 
+from .helpers import compare_states as _compare
+
 numba = pytest.importorskip("numba")
 from levgym.engine.fused import fused_substep  # noqa: E402
-
-
-def _compare(a_state, b_state, rtol=1e-9):
-    for f in dataclasses.fields(a_state):
-        a = np.asarray(getattr(a_state, f.name), dtype=float)
-        b = np.asarray(getattr(b_state, f.name), dtype=float)
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-6, err_msg=f.name)
 
 
 def _params(oracle, weight, capacity, filt, slip, preset):

@@ -1,7 +1,5 @@
 """The batched engine equals the per-position reference loop, and numpy equals torch."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,12 +11,7 @@ from levgym.engine.backend import make_converter
 from levgym.engine.reference import reference_substep
 from levgym.simulation import Simulator
 
-
-def _compare(a_state, b_state, rtol=1e-9):
-    for f in dataclasses.fields(a_state):
-        a = np.asarray(getattr(a_state, f.name), dtype=float)
-        b = np.asarray(getattr(b_state, f.name), dtype=float)
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-6, err_msg=f.name)
+from .helpers import compare_states as _compare
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
