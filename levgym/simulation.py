@@ -11,6 +11,7 @@ from .engine.backend import make_converter, namespace, to_numpy
 from .engine.borrowers import underwater_shortfall
 from .engine.dispatch import substep_function
 from .engine.drivers import Drivers
+from .engine.orders import Orders
 from .engine.params import EngineParams
 from .engine.state import State, init_state
 
@@ -92,15 +93,15 @@ class Simulator:
         e, n = self.state.num_envs, self.state.num_positions
         return self.convert(self.noise_rng.random((e, n)))
 
-    def substep(self, agent_share_frac: Any | None = None) -> Any:
-        """Advance one substep; returns the cascade rounds per env."""
+    def substep(self, orders: Orders | None = None) -> Any:
+        """Advance one substep with the agents' ``orders``; returns the cascade rounds per env."""
         if self.done:
             raise RuntimeError(
                 f"the drivers have {self.drivers.num_substeps} substeps; all are used"
             )
         row = self.drivers.row(self.t, self.convert)
         self.state, rounds = self.step_fn(
-            self.state, row, self.next_noise(), self.params, agent_share_frac
+            self.state, row, self.next_noise(), self.params, orders
         )
         self.t += 1
         return rounds

@@ -73,8 +73,7 @@ def available_backends(requested: list[str] | None = None) -> list[BackendSpec]:
     """Backends that can run here, in a fixed order: numpy, torch (CPU, loop cascade),
     torch-masked (CPU, cascade without host syncs), numba (fused kernel) and torch-cuda (the
     sync-free path, when a GPU is present). ``requested`` keeps only the named ones."""
-    from ..engine.step import substep
-    from ..engine.torch_graph import substep_masked
+    from ..engine.step import substep, substep_masked
 
     specs = [BackendSpec("numpy", "numpy", None, substep)]
     try:

@@ -300,7 +300,7 @@ def render_markdown(result: dict[str, Any], command: str = "levgym bench") -> st
         "  round in which that env liquidated.",
         "- Backends: `numpy` and `torch` run the array engine (`levgym.engine.step.substep`);",
         "  `torch-masked` the same with the cascade that never synchronises with the host",
-        "  (`levgym.engine.torch_graph`, a fixed `max_cascade_rounds` with masks; the CUDA path);",
+        "  (`levgym.engine.step.substep_masked`, a fixed `max_cascade_rounds` with masks; the CUDA path);",
         "  `numba` the fused kernel (`levgym.engine.fused`, parallel over envs). All of them are",
         "  checked against the reference loop by `tests/engine/test_fused_parity.py`, and the",
         "  reference comparison above checks that each backend's final state equals the loop's.",

@@ -4,6 +4,7 @@ Arrays are ``[E, N]`` (envs by position slots) and ``[E]``; numpy or torch, take
 """
 
 from .drivers import DRIVER_FIELDS, DriverRow, Drivers
+from .orders import Orders
 from .params import (
     PRESETS,
     BorrowerParams,
@@ -14,13 +15,17 @@ from .params import (
     preset,
     validate_risk_params,
 )
-from .state import COUNTER_FIELDS, KIND_NAMES, PARAM_FIELDS, State, init_state, set_protocol_params
+from .schema import COUNTER_FIELDS, PARAM_FIELDS, STATE_SCHEMA
+from .state import KIND_NAMES, State, init_state, set_param_values, set_protocol_params
 from .step import substep
 
 __all__ = [
     "COUNTER_FIELDS",
     "DRIVER_FIELDS",
     "KIND_NAMES",
+    "Orders",
+    "STATE_SCHEMA",
+    "set_param_values",
     "PARAM_FIELDS",
     "PRESETS",
     "BorrowerParams",

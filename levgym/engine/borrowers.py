@@ -1,15 +1,16 @@
-"""Borrower behaviour in one substep: defensive top-ups and repays, loopers, arrivals and exits."""
+"""Borrower behaviour in one substep on arrays: which positions act and how their trades are
+aggregated. The amounts are :mod:`levgym.engine.rules`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .backend import namespace, safe_div
+from . import rules as R
+from .backend import namespace
 from .drivers import DriverRow
-from .interest import borrow_rate_apr, utilization
-from .params import HOURS_PER_YEAR, EngineParams
-from .pool import buy_asset, sell_asset
-from .state import DEFENSIVE, LOOPER, State
+from .params import EngineParams
+from .rules import DEFENSIVE, HOURS_PER_YEAR, LOOPER
+from .state import State
 
 __all__ = ["HOURS_PER_YEAR", "act", "health_factor", "current_rate_apr", "underwater_shortfall"]
 
@@ -17,30 +18,37 @@ __all__ = ["HOURS_PER_YEAR", "act", "health_factor", "current_rate_apr", "underw
 def health_factor(
     state: State, collateral_asset: Any | None = None, debt_usd: Any | None = None
 ) -> Any:
-    """``HF = collateral * oracle * LT / (debt * debt_price)``; ``inf`` where there is no debt."""
-    xp = namespace(state.collateral_asset)
+    """:func:`levgym.engine.rules.health_factor` of every position ``[E, N]``."""
     c = state.collateral_asset if collateral_asset is None else collateral_asset
     d = state.debt_usd if debt_usd is None else debt_usd
-    num = c * (state.oracle_usd * state.liquidation_threshold)[:, None]
-    den = d * state.debt_price_usd[:, None]
-    return safe_div(xp, num, den, float("inf"))
+    return R.health_factor(
+        c,
+        d,
+        state.oracle_usd[:, None],
+        state.liquidation_threshold[:, None],
+        state.debt_price_usd[:, None],
+    )
 
 
 def underwater_shortfall(state: State) -> Any:
     """Per env: debt value exceeding collateral value at the oracle, summed over positions (the
     bad debt the protocol holds but has not written off), in debt-asset units."""
     xp = namespace(state.collateral_asset)
-    owed = state.debt_usd
-    value = state.collateral_asset * (state.oracle_usd / state.debt_price_usd)[:, None]
-    return xp.sum(xp.clip(owed - value, 0.0, None), axis=1)
+    gap = R.underwater(
+        state.collateral_asset,
+        state.debt_usd,
+        state.oracle_usd[:, None],
+        state.debt_price_usd[:, None],
+    )
+    return xp.sum(gap, axis=1)
 
 
 def current_rate_apr(state: State, total_debt: Any | None = None) -> Any:
     xp = namespace(state.debt_usd)
     if total_debt is None:
         total_debt = xp.sum(state.debt_usd, axis=1)
-    u = utilization(total_debt, state.supply_usd)
-    return borrow_rate_apr(
+    u = R.utilization(total_debt, state.supply_usd)
+    return R.borrow_rate_apr(
         u, state.base_rate_apr, state.slope1_apr, state.slope2_apr, state.optimal_utilization_frac
     )
 
@@ -67,42 +75,42 @@ def act(state: State, row: DriverRow, noise_u: Any, params: EngineParams) -> Sta
     active = state.active
     has_debt = active & (d > 0)
 
-    gas_factor = 1.0 / (1.0 + state.gas_gwei / b.reaction_gas_ref_gwei)
-    reacts = has_debt & (noise_u < state.react_prob * gas_factor[:, None])
-    rate = current_rate_apr(state)
-    attract = xp.exp(
-        b.ltv_elasticity * (state.ltv - b.ltv_ref) - b.rate_elasticity * (rate - b.rate_ref_apr)
+    gas_factor = R.reaction_gas_factor(state.gas_gwei, b.reaction_gas_ref_gwei)
+    reacts = has_debt & R.reacts(noise_u, state.react_prob, gas_factor[:, None])
+    attract = R.attractiveness(
+        state.ltv,
+        current_rate_apr(state),
+        b.ltv_elasticity,
+        b.ltv_ref,
+        b.rate_elasticity,
+        b.rate_ref_apr,
     )
-    p_exit = xp.clip(b.exit_rate_per_h * dt_h / attract, 0.0, 0.5)
-    p_arrive = xp.clip(b.arrival_rate_per_h * dt_h * row.arrival_mult * attract, 0.0, 0.5)
-    exits = active & (noise_u > 1.0 - p_exit[:, None]) & (hf >= 1.0)
+    p_exit = R.exit_prob(b.exit_rate_per_h, dt_h, attract)
+    p_arrive = R.arrival_prob(b.arrival_rate_per_h, dt_h, row.arrival_mult, attract)
+    exits = active & R.exits(noise_u, p_exit[:, None], hf)
     arrives = (~active) & (noise_u < p_arrive[:, None])
 
     # Defensive: restore HF = trigger + gap by adding collateral or repaying debt.
     defend = reacts & (state.kind == DEFENSIVE) & (hf < state.trigger_hf)
     target_def = state.trigger_hf + b.defend_target_gap
-    topup = defend & ~state.repays
-    repay_def = defend & state.repays
-    add_c = xp.where(topup, xp.clip(target_def * dv / lt - cv, 0.0, None) / o, zero)
+    add_c = xp.where(defend & ~state.repays, R.defend_topup_asset(cv, dv, lt, o, target_def), zero)
     rep_def = xp.where(
-        repay_def, xp.minimum(xp.clip(dv - cv * lt / target_def, 0.0, None) / dp, d), zero
+        defend & state.repays, R.defend_repay_debt(cv, dv, lt, dp, d, target_def), zero
     )
 
     # Loopers: re-lever to their target when healthy, deleverage through the pool when close.
     looper = reacts & (state.kind == LOOPER)
     tgt = state.target_hf
-    relever = looper & (hf > tgt * (1.0 + b.relever_band_frac))
-    delever = looper & (hf >= 1.0) & (hf < 1.0 + b.delever_frac * (tgt - 1.0))
-    d_borrow_usd = xp.minimum((cv * lt - tgt * dv) / (tgt - lt), (cv * ltv - dv) / (1.0 - ltv))
-    want_borrow = xp.where(relever, xp.clip(d_borrow_usd, 0.0, None) / dp, zero)
-    sell_usd = xp.minimum(xp.clip((tgt * dv - cv * lt) / (tgt - lt), 0.0, None), xp.minimum(cv, dv))
-    sell_c = xp.where(delever, sell_usd / o, zero)
+    relever = looper & R.relevers(hf, tgt, b.relever_band_frac)
+    delever = looper & R.delevers(hf, tgt, b.delever_frac)
+    want_borrow = xp.where(relever, R.looper_borrow_debt(cv, dv, lt, ltv, tgt, dp), zero)
+    sell_c = xp.where(delever, R.looper_sell_asset(cv, dv, lt, tgt, o), zero)
 
     # Deleveraging sale, aggregated per env.
     fee = m.pool_fee_frac
     total_sell = xp.sum(sell_c, axis=1)
-    pool_a, pool_d, out = sell_asset(state.pool_asset, state.pool_debt, total_sell, fee)
-    proceeds = sell_c * safe_div(xp, out, total_sell, 0.0)[:, None]
+    pool_a, pool_d, out = R.sell_asset(state.pool_asset, state.pool_debt, total_sell, fee)
+    proceeds = sell_c * R.per_unit(out, total_sell)[:, None]
     rep_delever = xp.minimum(proceeds, d)
 
     # Exits repay everything and withdraw everything.
@@ -115,20 +123,15 @@ def act(state: State, row: DriverRow, noise_u: Any, params: EngineParams) -> Sta
 
     # New borrowing (re-levering and arrivals) within available liquidity and the borrow cap.
     arr_c = xp.where(arrives, state.template_collateral_asset, zero)
-    hf_arr = xp.maximum(state.template_hf, lt / ltv)
-    arr_d = arr_c * o * lt / (hf_arr * dp)
-    total_debt1 = xp.sum(d1, axis=1)
-    avail = xp.clip(
-        xp.minimum(state.supply_usd - total_debt1, p.borrow_cap_usd - total_debt1), 0.0, None
-    )
-    requested = xp.sum(want_borrow + arr_d, axis=1)
-    scale = xp.clip(safe_div(xp, avail, requested, 1.0), None, 1.0)[:, None]
+    arr_d = R.arrival_debt(arr_c, o, lt, ltv, state.template_hf, dp)
+    avail = R.borrow_available(state.supply_usd, p.borrow_cap_usd, xp.sum(d1, axis=1))
+    scale = R.fill_ratio(avail, xp.sum(want_borrow + arr_d, axis=1))[:, None]
     borrow = want_borrow * scale
     arr_d = arr_d * scale
 
     total_buy = xp.sum(borrow, axis=1)
-    pool_a, pool_d, got = buy_asset(pool_a, pool_d, total_buy, fee)
-    bought = borrow * safe_div(xp, got, total_buy, 0.0)[:, None]
+    pool_a, pool_d, got = R.buy_asset(pool_a, pool_d, total_buy, fee)
+    bought = borrow * R.per_unit(got, total_buy)[:, None]
 
     c2 = c1 + bought + arr_c
     d2 = d1 + borrow + arr_d

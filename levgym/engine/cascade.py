@@ -1,61 +1,52 @@
-"""The liquidation cascade: rounds of liquidations whose collateral sales move the pool and the oracle."""
+"""The liquidation cascade on arrays: rounds of liquidations whose collateral sales move the pool
+and the oracle. The formulas are :mod:`levgym.engine.rules`; this module selects, orders and sums.
+
+One cascade with a switch: ``masked=False`` stops at the first round with nothing eligible in
+any env (one host sync per round); ``masked=True`` always runs ``market.max_cascade_rounds``
+rounds and carries "the loop still runs" as a 0-d tensor, so nothing waits for the device (torch
+on CUDA). Both give the same result.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import oracle as oracle_mod
-from .backend import namespace, safe_div
+from . import rules as R
+from .backend import namespace
 from .borrowers import health_factor
 from .params import EngineParams
-from .pool import sell_asset, sell_quote
 from .state import State
 
 
 def keeper_capacity(gas_gwei: Any, params: EngineParams) -> Any:
-    """Liquidations that fit in one substep: full capacity at normal gas, ``ref / gas`` of it above
-    ``congestion_ref_gwei``, at least one."""
-    xp = namespace(gas_gwei)
     m = params.market
-    frac = xp.clip(m.congestion_ref_gwei / xp.clip(gas_gwei, 1e-12, None), None, 1.0)
-    return xp.clip(xp.floor(m.keeper_capacity_per_substep * frac), 1.0, None)
+    return R.keeper_capacity(gas_gwei, m.congestion_ref_gwei, m.keeper_capacity_per_substep)
 
 
 def gas_cost_usd(gas_gwei: Any, fundamental_usd: Any, params: EngineParams) -> Any:
-    """USD cost of one liquidation's gas (gas is paid in the collateral asset, ETH)."""
-    return gas_gwei * 1e-9 * params.market.gas_units_per_liquidation * fundamental_usd
+    return R.gas_cost_usd(gas_gwei, params.market.gas_units_per_liquidation, fundamental_usd)
 
 
 def liquidation_terms(state: State, params: EngineParams):
     """Per position: (liquidatable, repay [debt units], seize [asset], protocol fee [asset], profit [USD])."""
     xp = namespace(state.collateral_asset)
-    p = params.protocol
+    p, m = params.protocol, params.market
     c, d = state.collateral_asset, state.debt_usd
     o = state.oracle_usd[:, None]
     dp = state.debt_price_usd[:, None]
     bonus = state.liquidation_bonus[:, None]
     hf = health_factor(state)
     liq = state.active & (d > 0) & (hf < 1.0)
-    full = (hf <= p.full_close_hf) | (d * dp < p.small_position_usd)
-    cf = xp.where(full, xp.ones_like(c), xp.zeros_like(c) + state.close_factor[:, None])
-    repay = cf * d
-    chunk_ratio = params.market.keeper_chunk_ratio
-    if chunk_ratio != float("inf"):
-        chunk_repay = state.pool_asset[:, None] * chunk_ratio * o / ((1.0 + bonus) * dp)
-        repay = xp.minimum(repay, chunk_repay)
-    seize = repay * dp * (1.0 + bonus) / o
-    capped = seize > c
-    seize = xp.where(capped, c, seize)
-    repay = xp.where(capped, c * o / ((1.0 + bonus) * dp), repay)
-    fee = p.protocol_fee_frac * xp.clip(seize - repay * dp / o, 0.0, None)
-    quote = sell_quote(
-        state.pool_asset[:, None],
-        state.pool_debt[:, None],
-        seize - fee,
-        params.market.pool_fee_frac,
-    )
+    max_repay = R.INF
+    if m.keeper_chunk_ratio != R.INF:
+        max_repay = R.chunk_repay(state.pool_asset[:, None], m.keeper_chunk_ratio, o, bonus, dp)
+    repay, seize, fee = R.liquidation_call(
+        c, d, hf, o, dp, bonus, state.close_factor[:, None], p.full_close_hf,
+        p.small_position_usd, max_repay, p.protocol_fee_frac,
+    )  # fmt: skip
+    out = R.swap_out(state.pool_asset[:, None], state.pool_debt[:, None], seize - fee, m.pool_fee_frac)
     gas_usd = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)[:, None]
-    profit = (quote - repay) * dp - gas_usd
+    profit = R.liquidation_profit(out, repay, dp, gas_usd)
     zero = xp.zeros_like(c)
     return (
         liq,
@@ -67,15 +58,9 @@ def liquidation_terms(state: State, params: EngineParams):
 
 
 def _select(
-    xp: Any,
-    state: State,
-    params: EngineParams,
-    cand: Any,
-    profit: Any,
-    net: Any,
-    repay: Any,
+    xp: Any, state: State, params: EngineParams, cand: Any, profit: Any, net: Any, repay: Any,
     cap_left: Any,
-) -> Any:
+) -> Any:  # fmt: skip
     """Which candidates are liquidated this round.
 
     Keepers act in order of standalone profit (ties by slot index), as transactions in a block:
@@ -87,20 +72,16 @@ def _select(
     m = params.market
     masked = xp.where(cand, profit, xp.full_like(profit, -float("inf")))
     order = xp.argsort(-masked, axis=1, stable=True)
-    cand_s = xp.take_along_axis(cand, order, axis=1)
-    take = cand_s
+    take = xp.take_along_axis(cand, order, axis=1)
     if m.profitability_filter:
-        zero = xp.zeros_like(net)
-        net_s = xp.take_along_axis(xp.where(cand, net, zero), order, axis=1)
+        net_s = xp.take_along_axis(xp.where(cand, net, xp.zeros_like(net)), order, axis=1)
         repay_s = xp.take_along_axis(repay, order, axis=1)
-        eff_incl = xp.cumulative_sum(net_s, axis=1) * (1.0 - m.pool_fee_frac)
-        eff_excl = eff_incl - net_s * (1.0 - m.pool_fee_frac)
-        x = state.pool_asset[:, None]
-        y = state.pool_debt[:, None]
-        out = y * eff_incl / (x + eff_incl) - y * eff_excl / (x + eff_excl)
+        out = R.block_sale_out(
+            state.pool_asset[:, None], state.pool_debt[:, None],
+            xp.cumulative_sum(net_s, axis=1), net_s, m.pool_fee_frac,
+        )  # fmt: skip
         gas_usd = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)[:, None]
-        marginal = (out - repay_s) * state.debt_price_usd[:, None] - gas_usd
-        take = take & (marginal > 0)
+        take = take & (R.liquidation_profit(out, repay_s, state.debt_price_usd[:, None], gas_usd) > 0)
     taken_before = xp.cumulative_sum(xp.astype(take, profit.dtype), axis=1)
     take = take & (taken_before <= cap_left[:, None])
     inverse = xp.argsort(order, axis=1, stable=True)
@@ -108,15 +89,13 @@ def _select(
 
 
 def write_off(state: State) -> tuple[State, Any]:
-    """Debt left on positions with no collateral becomes bad debt: reserves pay first, lenders the rest.
-
-    Supply, reserves and bad debt are in debt-asset units, like debt."""
+    """Debt left on positions with no collateral becomes bad debt: reserves pay first, lenders
+    the rest (debt-asset units, like debt)."""
     xp = namespace(state.collateral_asset)
     empty = state.active & (state.collateral_asset <= 0)
     bad = xp.where(empty & (state.debt_usd > 0), state.debt_usd, xp.zeros_like(state.debt_usd))
     bad_env = xp.sum(bad, axis=1)
-    from_reserves = xp.minimum(bad_env, state.reserves_usd)
-    lenders = bad_env - from_reserves
+    from_reserves, lenders = R.write_off_split(bad_env, state.reserves_usd)
     new = state.replace(
         debt_usd=state.debt_usd - bad,
         collateral_asset=xp.where(
@@ -125,7 +104,7 @@ def write_off(state: State) -> tuple[State, Any]:
         active=state.active & ~empty,
         reserves_usd=state.reserves_usd - from_reserves,
         supply_usd=state.supply_usd - lenders,
-        bad_debt_usd=state.bad_debt_usd + xp.sum(bad, axis=1),
+        bad_debt_usd=state.bad_debt_usd + bad_env,
         bad_debt_from_reserves_usd=state.bad_debt_from_reserves_usd + from_reserves,
         lender_loss_usd=state.lender_loss_usd + lenders,
     )
@@ -137,30 +116,35 @@ def run_cascade(
     params: EngineParams,
     bias_frac: Any,
     frozen: Any,
-    agent_share_frac: Any | None = None,
+    claim_share_frac: Any | None = None,
+    masked: bool = False,
 ) -> tuple[State, Any]:
     """Liquidate in rounds until nothing liquidatable is profitable, capacity is spent, or the
     round limit. Returns the new state and the number of rounds with a liquidation, per env.
 
     In each round every liquidatable position whose liquidation pays for gas and slippage is
     liquidated, in order of standalone profit, each priced after the sales ranked before it
-    (see :func:`_select`), up to the keeper capacity left. Background keepers sell their seized collateral, net of the
-    protocol fee, into the pool in one trade per env; a share ``agent_share_frac`` of every
-    liquidation goes to an outside agent, whose collateral is not sold. Then bad debt is written
-    off and the oracle reads the moved pool (deviation only: the cascade is within one block).
-    Before the first round the oracle reads the pool as the borrowers left it.
+    (see :func:`_select`), up to the keeper capacity left. Background keepers sell their seized
+    collateral, net of the protocol fee, into the pool in one trade per env; a share
+    ``claim_share_frac`` of every liquidation goes to an outside agent, whose collateral is not
+    sold. Then bad debt is written off and the oracle reads the moved pool (deviation only: the
+    cascade is within one block). Before the first round the oracle reads the pool as the block
+    left it so far. ``masked``: see the module doc.
     """
     xp = namespace(state.collateral_asset)
-    m = params.market
     state = refresh_in_block(state, params, bias_frac, frozen)
     cap_left = keeper_capacity(state.gas_gwei, params)
     rounds = xp.zeros_like(state.oracle_usd)
-    share = xp.zeros_like(state.oracle_usd) if agent_share_frac is None else agent_share_frac
-    for _ in range(m.max_cascade_rounds):
+    share = xp.zeros_like(state.oracle_usd) if claim_share_frac is None else claim_share_frac
+    alive = xp.ones_like(state.oracle_usd[:1], dtype=xp.bool) if masked else None
+    for _ in range(params.market.max_cascade_rounds):
         terms, eligible = select_round(state, params, cap_left)
-        if not bool(xp.any(eligible)):
+        if masked:
+            alive = alive & xp.any(eligible)
+            eligible = eligible & alive[:, None]
+        elif not bool(xp.any(eligible)):
             break
-        state, count = apply_round(state, params, terms, eligible, share, bias_frac, frozen)
+        state, count = apply_round(state, params, terms, eligible, share, bias_frac, frozen, alive)
         cap_left = cap_left - count
         rounds = rounds + xp.astype(count > 0, rounds.dtype)
     return state, rounds
@@ -169,55 +153,46 @@ def run_cascade(
 def select_round(state: State, params: EngineParams, cap_left: Any) -> tuple[tuple, Any]:
     """The liquidation terms of every position and which are liquidated this round."""
     xp = namespace(state.collateral_asset)
-    m = params.market
     terms = liquidation_terms(state, params)
     liq, repay, seize, fee, profit = terms
-    cand = liq & (profit > 0) if m.profitability_filter else liq
+    cand = liq & (profit > 0) if params.market.profitability_filter else liq
     return terms, _select(xp, state, params, cand, profit, seize - fee, repay, cap_left)
 
 
 def apply_round(
-    state: State,
-    params: EngineParams,
-    terms: tuple,
-    eligible: Any,
-    share: Any,
-    bias_frac: Any,
-    frozen: Any,
-    alive: Any | None = None,
-) -> tuple[State, Any]:
+    state: State, params: EngineParams, terms: tuple, eligible: Any, share: Any, bias_frac: Any,
+    frozen: Any, alive: Any | None = None,
+) -> tuple[State, Any]:  # fmt: skip
     """Liquidate ``eligible``, sell the keepers' collateral, write off bad debt, refresh the
     oracle. Returns the new state and the liquidations per env.
 
-    ``alive`` (bool ``[1]``, the masked path of ``torch_graph``) marks whether the shared loop still
-    runs; when it does not, nothing changes, not even by rounding (the pool, keeper profit,
-    write-off and oracle keep their values)."""
+    ``alive`` (bool ``[1]``, the masked cascade) marks whether the shared loop still runs; when it
+    does not, nothing changes, not even by rounding."""
     xp = namespace(state.collateral_asset)
     m = params.market
     _, repay, seize, fee, _ = terms
     count = xp.sum(xp.astype(eligible, repay.dtype), axis=1)
     zero = xp.zeros_like(repay)
-    repay = xp.where(eligible, repay, zero)
-    seize = xp.where(eligible, seize, zero)
-    fee = xp.where(eligible, fee, zero)
-    repay_env = xp.sum(repay, axis=1)
-    seize_env = xp.sum(seize, axis=1)
-    fee_env = xp.sum(fee, axis=1)
+    repay_env = xp.sum(xp.where(eligible, repay, zero), axis=1)
+    seize_pos = xp.where(eligible, seize, zero)
+    seize_env = xp.sum(seize_pos, axis=1)
+    fee_env = xp.sum(xp.where(eligible, fee, zero), axis=1)
     net_env = seize_env - fee_env
     keeper_sell = net_env * (1.0 - share)
-    pool_a, pool_d, out = sell_asset(
-        state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac
-    )
+    pool_a, pool_d, out = R.sell_asset(state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac)
     dp = state.debt_price_usd
-    gas_env = count * (1.0 - share) * gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)
-    profit = state.keeper_profit_usd + (out - repay_env * (1.0 - share)) * dp - gas_env
+    gas_one = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)
+    gas_keepers = count * (1.0 - share) * gas_one
+    profit = state.keeper_profit_usd + R.liquidation_profit(
+        out, repay_env * (1.0 - share), dp, gas_keepers
+    )
     if alive is not None:
         pool_a = xp.where(alive, pool_a, state.pool_asset)
         pool_d = xp.where(alive, pool_d, state.pool_debt)
         profit = xp.where(alive, profit, state.keeper_profit_usd)
     before = state.replace(
-        collateral_asset=state.collateral_asset - seize,
-        debt_usd=state.debt_usd - repay,
+        collateral_asset=state.collateral_asset - seize_pos,
+        debt_usd=state.debt_usd - xp.where(eligible, repay, zero),
         ever_liquidated=state.ever_liquidated | eligible,
         pool_asset=pool_a,
         pool_debt=pool_d,
@@ -230,6 +205,7 @@ def apply_round(
         keeper_profit_usd=profit,
         agent_seized_asset=state.agent_seized_asset + net_env * share,
         agent_repaid_usd=state.agent_repaid_usd + repay_env * share,
+        agent_gas_usd=state.agent_gas_usd + count * share * gas_one,
     )
     written, _ = write_off(before)
     if alive is not None:
@@ -258,32 +234,24 @@ WRITE_OFF_FIELDS = (
 def refresh_in_block(state: State, params: EngineParams, bias_frac: Any, frozen: Any) -> State:
     """The oracle reads the pool as it stands, within the block: deviation updates only (a TWAP
     does not move within a block). Run once before the first round, so that each env's oracle
-    has seen its borrowers' trades, and after each round; for an env whose pool did not move
-    since, it is a no-op, which keeps every env's outcome independent of the rest of the batch."""
+    has seen the block's trades so far, and after each round; for an env whose pool did not
+    move since, it is a no-op, which keeps every env's outcome independent of the batch."""
     m = params.market
-    source = oracle_mod.source_price(
-        state.fundamental_usd, state.pool_price_usd, m.oracle_pool_weight_frac
-    )
-    new_oracle, new_updated = oracle_mod.refresh(
-        m.oracle_kind_code,
-        state.oracle_usd,
-        state.oracle_updated_h,
-        state.time_h,
-        source,
-        None,
-        bias_frac,
-        frozen,
-        m.oracle_deviation_frac,
-        None,
-    )
+    source = R.oracle_source(state.fundamental_usd, state.pool_price_usd, m.oracle_pool_weight_frac)
+    new_oracle, new_updated = R.oracle_update(
+        m.oracle_kind_code, state.oracle_usd, state.oracle_updated_h, state.time_h, source, None,
+        bias_frac, frozen, m.oracle_deviation_frac, m.oracle_heartbeat_h, True,
+    )  # fmt: skip
     return state.replace(oracle_usd=new_oracle, oracle_updated_h=new_updated)
 
 
 __all__ = [
-    "run_cascade",
-    "liquidation_terms",
-    "keeper_capacity",
+    "apply_round",
     "gas_cost_usd",
+    "keeper_capacity",
+    "liquidation_terms",
+    "refresh_in_block",
+    "run_cascade",
+    "select_round",
     "write_off",
-    "safe_div",
 ]

@@ -14,13 +14,13 @@ SubstepFn = Callable[..., tuple[Any, Any]]
 
 
 def substep_function(backend: str, device: str | None = None, cascade: str = "auto") -> SubstepFn:
-    """The ``substep(state, row, noise_u, params, agent_share_frac=None)`` for ``backend``.
+    """The ``substep(state, row, noise_u, params, orders=None)`` for ``backend``.
 
     - ``numpy``: :func:`levgym.engine.step.substep`.
     - ``numba``: :func:`levgym.engine.fused.fused_substep` (numpy float64 arrays, CPU threads).
     - ``torch``: the array engine; its cascade is ``loop`` (stops at the first round with nothing
       to liquidate, one host sync per round) or ``masked`` (fixed round count, no host sync,
-      :mod:`levgym.engine.torch_graph`). ``auto`` picks ``masked`` on CUDA and ``loop`` elsewhere.
+      :func:`levgym.engine.step.substep_masked`). ``auto`` picks ``masked`` on CUDA and ``loop`` elsewhere.
     """
     check_backend(backend)
     if cascade not in CASCADE_MODES:
@@ -35,7 +35,7 @@ def substep_function(backend: str, device: str | None = None, cascade: str = "au
             "masked" if backend == "torch" and str(device or "cpu").startswith("cuda") else "loop"
         )
     if cascade == "masked":
-        from .torch_graph import substep_masked
+        from .step import substep_masked
 
         return substep_masked
     from .step import substep

@@ -3,55 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-DRIVER_FIELDS = (
-    "fundamental_usd",
-    "liquidity_frac",
-    "arb_speed_frac",
-    "gas_gwei",
-    "oracle_bias_frac",
-    "oracle_frozen",
-    "debt_price_usd",
-    "arrival_mult",
-)
+from .schema import DRIVER_FIELDS, DRIVER_SCHEMA
 
 
-@dataclass(frozen=True)
-class Drivers:
-    """Exogenous paths for a batch, each ``[S, E]`` (substeps by envs), as numpy arrays.
-
-    - ``fundamental_usd``: off-chain reference price of the collateral asset.
-    - ``liquidity_frac``: pool liquidity relative to ``market.pool_depth_usd`` (a drought < 1).
-    - ``arb_speed_frac``: share of the pool's log-gap to the fundamental closed per substep.
-    - ``gas_gwei``: gas price; sets liquidation cost, keeper capacity and borrower reactions.
-    - ``oracle_bias_frac``: the oracle reports ``source * (1 + bias)`` (manipulation); 0 normally.
-    - ``oracle_frozen``: the oracle does not update (stale feed) where true.
-    - ``debt_price_usd``: USD price of the debt asset (1 unless it depegs).
-    - ``arrival_mult``: multiplier on borrower arrival rates.
-    """
-
-    fundamental_usd: np.ndarray
-    liquidity_frac: np.ndarray
-    arb_speed_frac: np.ndarray
-    gas_gwei: np.ndarray
-    oracle_bias_frac: np.ndarray
-    oracle_frozen: np.ndarray
-    debt_price_usd: np.ndarray
-    arrival_mult: np.ndarray
-
+class _DriversMethods:
     def __post_init__(self) -> None:
         shape = np.shape(self.fundamental_usd)
         if len(shape) != 2:
             raise ValueError(f"drivers.fundamental_usd has shape {shape}; allowed [substeps, envs]")
-        for name in DRIVER_FIELDS:
-            a = getattr(self, name)
+        for f in DRIVER_SCHEMA:
+            name, a = f.name, getattr(self, f.name)
             if np.shape(a) != shape:
                 raise ValueError(f"drivers.{name} has shape {np.shape(a)}; allowed {shape}")
-            if name != "oracle_frozen" and not np.all(np.isfinite(a)):
+            if f.dtype == "float" and not np.all(np.isfinite(a)):
                 raise ValueError(
                     f"drivers.{name} holds NaN or infinite values; allowed finite numbers"
                 )
@@ -102,15 +70,20 @@ class Drivers:
         return Drivers(**{name: getattr(self, name)[:, index] for name in DRIVER_FIELDS})
 
 
-@dataclass(frozen=True)
-class DriverRow:
-    """One substep of :class:`Drivers`: each field ``[E]`` on the engine's backend."""
+Drivers = dataclasses.make_dataclass(
+    "Drivers",
+    [(f.name, np.ndarray) for f in DRIVER_SCHEMA],
+    bases=(_DriversMethods,),
+    frozen=True,
+)
+Drivers.__doc__ = (
+    "Exogenous paths for a batch, each ``[S, E]`` (substeps by envs), as numpy arrays; one "
+    "attribute per field of :data:`levgym.engine.schema.DRIVER_SCHEMA`:\n\n"
+    + "\n".join(f"- ``{f.name}`` ({f.unit}): {f.doc}." for f in DRIVER_SCHEMA)
+)
 
-    fundamental_usd: Any
-    liquidity_frac: Any
-    arb_speed_frac: Any
-    gas_gwei: Any
-    oracle_bias_frac: Any
-    oracle_frozen: Any
-    debt_price_usd: Any
-    arrival_mult: Any
+DriverRow = dataclasses.make_dataclass(
+    "DriverRow", [(f.name, Any) for f in DRIVER_SCHEMA], frozen=True
+)
+Drivers.__module__ = DriverRow.__module__ = __name__
+DriverRow.__doc__ = "One substep of :class:`Drivers`: each field ``[E]`` on the engine's backend."

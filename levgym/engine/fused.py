@@ -21,18 +21,30 @@ does exactly that, and the result equals the lock-step loop.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import os
+import types
 from typing import Any
 
 import numpy as np
 
-from .drivers import DRIVER_FIELDS, DriverRow
-from .oracle import CHAINLINK, EXACT, TWAP
-from .params import HOURS_PER_YEAR, EngineParams
-from .state import DEFENSIVE, LOOPER, PASSIVE, POSITION_FIELDS, State
+from . import rules
+from .drivers import DriverRow
+from .ops import OP_NAMES
+from .orders import ORDER_FIELDS, Orders
+from .params import EngineParams
+from .rules import DEFENSIVE, LOOPER, PASSIVE
+from .schema import (
+    DRIVER_FIELDS,
+    DRIVER_ROW,
+    ENV_FIELDS,
+    ENV_ROW,
+    KERNEL_PARAMS,
+    PARAM_ROW,
+    row_index,
+)
+from .state import State
 
 # numba's OpenMP workers otherwise spin while they wait for work. When the cores are shared with
 # other busy processes, the spinning starves the thread that still has work and a parallel
@@ -63,180 +75,66 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 # than what waking the other threads costs.
 PARALLEL_MIN_POSITIONS = 8192
 
-# Position arrays [E, N] the kernel reads; of these it writes collateral, debt, active and
-# ever_liquidated (the behaviour attributes never change inside a substep).
-_NON_ENV = set(POSITION_FIELDS) | {"twap_buffer_usd", "time_h", "substep_index"}
-# Every [E] float field of the state, packed as rows of one [F, E] array for the kernel.
-ENV_FIELDS = tuple(f.name for f in dataclasses.fields(State) if f.name not in _NON_ENV)
+# Row names of the packed arrays (from the schema): the kernel reads env[F.supply_usd, e].
+F = ENV_ROW
+D = DRIVER_ROW
+P_ = PARAM_ROW
+O_ = row_index(ORDER_FIELDS, "OrderRow")
 
-# Row indices into the packed env array (module constants: numba freezes them at compile time).
-_I = {name: i for i, name in enumerate(ENV_FIELDS)}
-F_FUND = _I["fundamental_usd"]
-F_PA = _I["pool_asset"]
-F_PD = _I["pool_debt"]
-F_LIQBASE = _I["pool_liquidity_base"]
-F_ORACLE = _I["oracle_usd"]
-F_UPDATED = _I["oracle_updated_h"]
-F_DP = _I["debt_price_usd"]
-F_GAS = _I["gas_gwei"]
-F_LTV = _I["ltv"]
-F_LT = _I["liquidation_threshold"]
-F_BONUS = _I["liquidation_bonus"]
-F_CF = _I["close_factor"]
-F_BASE = _I["base_rate_apr"]
-F_S1 = _I["slope1_apr"]
-F_S2 = _I["slope2_apr"]
-F_OPT = _I["optimal_utilization_frac"]
-F_RF = _I["reserve_factor_frac"]
-F_SUPPLY = _I["supply_usd"]
-F_RESERVES = _I["reserves_usd"]
-F_FMIN = _I["fundamental_min_usd"]
-F_PMIN = _I["pool_min_usd"]
-F_ADDED = _I["added_collateral_asset"]
-F_WITHDRAWN = _I["withdrawn_collateral_asset"]
-F_SEIZED = _I["seized_collateral_asset"]
-F_BORROWED = _I["borrowed_usd"]
-F_INTEREST = _I["interest_usd"]
-F_REP_BORROWERS = _I["repaid_by_borrowers_usd"]
-F_REP_LIQ = _I["repaid_by_liquidators_usd"]
-F_BAD = _I["bad_debt_usd"]
-F_BAD_RES = _I["bad_debt_from_reserves_usd"]
-F_LENDER_LOSS = _I["lender_loss_usd"]
-F_LIQS = _I["liquidations"]
-F_FEE_ASSET = _I["protocol_fee_asset"]
-F_FEE_USD = _I["protocol_fee_usd"]
-F_RES_INCOME = _I["reserve_income_usd"]
-F_ROUNDS_MAX = _I["cascade_rounds_max"]
-F_KEEPER_SOLD = _I["keeper_sold_asset"]
-F_KEEPER_PROFIT = _I["keeper_profit_usd"]
-F_AGENT_SEIZED = _I["agent_seized_asset"]
-F_AGENT_REPAID = _I["agent_repaid_usd"]
-F_ARRIVALS = _I["arrivals"]
-F_EXITS = _I["exits"]
 
-# Driver row, packed [8, E] in DRIVER_FIELDS order.
-_D = {name: i for i, name in enumerate(DRIVER_FIELDS)}
-D_FUND = _D["fundamental_usd"]
-D_LIQ = _D["liquidity_frac"]
-D_ARB = _D["arb_speed_frac"]
-D_GAS = _D["gas_gwei"]
-D_BIAS = _D["oracle_bias_frac"]
-D_FROZEN = _D["oracle_frozen"]
-D_DP = _D["debt_price_usd"]
-D_ARR = _D["arrival_mult"]
+# ----------------------------------------------------------------------------- the rules, compiled
 
-# Scalar parameters, packed into one float64 vector.
-PARAM_NAMES = (
-    "substep_h",
-    "pool_fee_frac",
-    "oracle_kind_code",
-    "oracle_deviation_frac",
-    "oracle_heartbeat_h",
-    "oracle_pool_weight_frac",
-    "gas_units_per_liquidation",
-    "keeper_capacity_per_substep",
-    "congestion_ref_gwei",
-    "max_cascade_rounds",
-    "keeper_chunk_ratio",
-    "profitability_filter",
-    "full_close_hf",
-    "small_position_usd",
-    "protocol_fee_frac",
-    "borrow_cap_usd",
-    "reaction_gas_ref_gwei",
-    "ltv_elasticity",
-    "ltv_ref",
-    "rate_elasticity",
-    "rate_ref_apr",
-    "exit_rate_per_h",
-    "arrival_rate_per_h",
-    "defend_target_gap",
-    "relever_band_frac",
-    "delever_frac",
-)
-_P = {name: i for i, name in enumerate(PARAM_NAMES)}
-P_DT = _P["substep_h"]
-P_POOL_FEE = _P["pool_fee_frac"]
-P_ORACLE_KIND = _P["oracle_kind_code"]
-P_DEV = _P["oracle_deviation_frac"]
-P_HEARTBEAT = _P["oracle_heartbeat_h"]
-P_POOL_W = _P["oracle_pool_weight_frac"]
-P_GAS_UNITS = _P["gas_units_per_liquidation"]
-P_CAPACITY = _P["keeper_capacity_per_substep"]
-P_CONGESTION = _P["congestion_ref_gwei"]
-P_MAX_ROUNDS = _P["max_cascade_rounds"]
-P_CHUNK = _P["keeper_chunk_ratio"]
-P_FILTER = _P["profitability_filter"]
-P_FULL_HF = _P["full_close_hf"]
-P_SMALL = _P["small_position_usd"]
-P_PROTO_FEE = _P["protocol_fee_frac"]
-P_BORROW_CAP = _P["borrow_cap_usd"]
-P_REACT_GAS = _P["reaction_gas_ref_gwei"]
-P_LTV_EL = _P["ltv_elasticity"]
-P_LTV_REF = _P["ltv_ref"]
-P_RATE_EL = _P["rate_elasticity"]
-P_RATE_REF = _P["rate_ref_apr"]
-P_EXIT = _P["exit_rate_per_h"]
-P_ARRIVAL = _P["arrival_rate_per_h"]
-P_DEF_GAP = _P["defend_target_gap"]
-P_BAND = _P["relever_band_frac"]
-P_DELEVER = _P["delever_frac"]
+
+def _scalar_ops() -> dict[str, Any]:
+    """The operations of :mod:`levgym.engine.ops` as numba scalar functions."""
+    inline = {"inline": "always", "cache": True}
+    table = {
+        "where": lambda c, a, b: a if c else b,
+        "minimum": lambda a, b: min(a, b),
+        "maximum": lambda a, b: max(a, b),
+        "clip": lambda x, lo, hi: min(max(x, lo), hi),
+        "exp": lambda x: math.exp(x),
+        "log": lambda x: math.log(x),
+        "sqrt": lambda x: math.sqrt(x),
+        "floor": lambda x: math.floor(x),
+        "abs_": lambda x: abs(x),
+        "and_": lambda a, b: a and b,
+        "or_": lambda a, b: a or b,
+        "not_": lambda a: not a,
+    }
+    assert set(table) == set(OP_NAMES), "every op of ops.OP_NAMES needs a scalar binding"
+    return {name: njit(**inline)(fn) for name, fn in table.items()}
+
+
+def _compile_rules() -> types.ModuleType:
+    """:mod:`levgym.engine.rules` compiled by numba: the same function texts, with the
+    operations bound to scalar functions. Returned as a module so kernels call ``NR.rule(...)``."""
+    namespace = dict(vars(rules))
+    if HAVE_NUMBA:
+        namespace.update(_scalar_ops())
+    module = types.ModuleType("levgym.engine.rules_numba")
+    for name in rules.RULE_NAMES:
+        fn = getattr(rules, name)
+        rebound = types.FunctionType(fn.__code__, namespace, name, fn.__defaults__)
+        rebound.__doc__ = fn.__doc__
+        compiled = njit(inline="always", error_model="numpy", cache=True)(rebound)
+        namespace[name] = compiled
+        setattr(module, name, compiled)
+    return module
+
+
+NR = _compile_rules()
 
 
 @functools.lru_cache(maxsize=64)
 def pack_params(params: EngineParams) -> np.ndarray:
-    """The scalar parameters the kernel needs, as a float64 vector in ``PARAM_NAMES`` order."""
-    m, p, b, r = params.market, params.protocol, params.borrowers, params.run
-    values = {
-        "substep_h": r.substep_h,
-        "pool_fee_frac": m.pool_fee_frac,
-        "oracle_kind_code": m.oracle_kind_code,
-        "oracle_deviation_frac": m.oracle_deviation_frac,
-        "oracle_heartbeat_h": m.oracle_heartbeat_h,
-        "oracle_pool_weight_frac": m.oracle_pool_weight_frac,
-        "gas_units_per_liquidation": m.gas_units_per_liquidation,
-        "keeper_capacity_per_substep": m.keeper_capacity_per_substep,
-        "congestion_ref_gwei": m.congestion_ref_gwei,
-        "max_cascade_rounds": m.max_cascade_rounds,
-        "keeper_chunk_ratio": m.keeper_chunk_ratio,
-        "profitability_filter": 1.0 if m.profitability_filter else 0.0,
-        "full_close_hf": p.full_close_hf,
-        "small_position_usd": p.small_position_usd,
-        "protocol_fee_frac": p.protocol_fee_frac,
-        "borrow_cap_usd": p.borrow_cap_usd,
-        "reaction_gas_ref_gwei": b.reaction_gas_ref_gwei,
-        "ltv_elasticity": b.ltv_elasticity,
-        "ltv_ref": b.ltv_ref,
-        "rate_elasticity": b.rate_elasticity,
-        "rate_ref_apr": b.rate_ref_apr,
-        "exit_rate_per_h": b.exit_rate_per_h,
-        "arrival_rate_per_h": b.arrival_rate_per_h,
-        "defend_target_gap": b.defend_target_gap,
-        "relever_band_frac": b.relever_band_frac,
-        "delever_frac": b.delever_frac,
-    }
-    out = np.array([float(values[n]) for n in PARAM_NAMES], dtype=np.float64)
+    """The scalar parameters the kernel needs, as a float64 vector in ``KERNEL_PARAMS`` order."""
+    out = np.array(
+        [float(getattr(getattr(params, sec), attr)) for _, sec, attr in KERNEL_PARAMS],
+        dtype=np.float64,
+    )
     out.setflags(write=False)
     return out
-
-
-# ----------------------------------------------------------------------------- scalar helpers
-
-
-@njit(inline="always", cache=True)
-def _rate(total: float, supply: float, base: float, s1: float, s2: float, opt: float) -> float:
-    """Kinked borrow rate at utilization ``total / supply`` (``interest.borrow_rate_apr``)."""
-    u = total / supply if supply > 0 else 1.0
-    u = min(max(u, 0.0), 1.0)
-    return base + s1 * (min(u, opt) / opt) + s2 * (max(u - opt, 0.0) / (1.0 - opt))
-
-
-@njit(inline="always", cache=True)
-def _source(f: float, pool_usd: float, w: float) -> float:
-    """``oracle.source_price``: geometric blend of the fundamental and the pool."""
-    if w == 0.0:
-        return f
-    return math.exp((1.0 - w) * math.log(f) + w * math.log(pool_usd))
 
 
 # ----------------------------------------------------------------------------- stages 1-5
@@ -244,135 +142,110 @@ def _source(f: float, pool_usd: float, w: float) -> float:
 
 @njit(cache=True)
 def _market_env(
-    e: int,
-    env: np.ndarray,
-    drv: np.ndarray,
-    P: np.ndarray,
-    twap_in: np.ndarray,
-    twap_out: np.ndarray,
-    slot: int,
-    now_h: float,
-) -> None:
-    """Steps 1-3 for env ``e`` (``step.market_update``): liquidity, arbitrage, TWAP, oracle."""
-    f = drv[D_FUND, e]
-    dp = drv[D_DP, e]
-    bias = drv[D_BIAS, e]
-    frozen = drv[D_FROZEN, e] != 0.0
-    pa = env[F_PA, e]
-    pd = env[F_PD, e]
-    scale = env[F_LIQBASE, e] * drv[D_LIQ, e] / math.sqrt(pa * pd)
-    pa = pa * scale
-    pd = pd * scale
-    price = pd / pa
-    lp = math.log(price)
-    new_price = math.exp(lp + drv[D_ARB, e] * (math.log(f / dp) - lp))
-    k = pa * pd
-    pa = math.sqrt(k / new_price)
-    pd = math.sqrt(k * new_price)
-    pool_usd = pd / pa * dp
+    e: int, env: np.ndarray, drv: np.ndarray, P: np.ndarray, orders: np.ndarray,
+    twap_in: np.ndarray, twap_out: np.ndarray, slot: int, now_h: float,
+) -> None:  # fmt: skip
+    """Steps 1-3 for env ``e`` (``step.market_update`` and ``step.agent_orders``): liquidity,
+    arbitrage, TWAP, oracle; then the liquidity provider's and the outside liquidator's orders."""
+    f = drv[D.fundamental_usd, e]
+    dp = drv[D.debt_price_usd, e]
+    pa, pd = NR.set_liquidity(
+        env[F.pool_asset, e], env[F.pool_debt, e],
+        env[F.pool_liquidity_base, e] * drv[D.liquidity_frac, e],
+    )  # fmt: skip
+    pa, pd = NR.arbitrage(pa, pd, f / dp, drv[D.arb_speed_frac, e])
+    pool_usd = NR.pool_price_usd(pa, pd, dp)
     kw = twap_in.shape[0]
     tsum = 0.0
     for j in range(kw):
         v = pool_usd if j == slot else twap_in[j]
         twap_out[j] = v
         tsum += v
-    twap = tsum / kw
-    src = _source(f, pool_usd, P[P_POOL_W])
-    kind_code = int(P[P_ORACLE_KIND])
-    oracle = env[F_ORACLE, e]
-    updated = env[F_UPDATED, e]
-    if kind_code == TWAP:
-        cand = twap * (1.0 + bias)
-        update = not frozen
-    elif kind_code == EXACT:
-        cand = src * (1.0 + bias)
-        update = not frozen
-    else:
-        cand = src * (1.0 + bias)
-        update = abs(cand / oracle - 1.0) > P[P_DEV]
-        update = update or (now_h - updated) >= P[P_HEARTBEAT] - 1e-9
-        update = update and not frozen
-    if update:
-        env[F_ORACLE, e] = cand
-        env[F_UPDATED, e] = now_h
-    env[F_FUND, e] = f
-    env[F_DP, e] = dp
-    env[F_GAS, e] = drv[D_GAS, e]
-    env[F_PA, e] = pa
-    env[F_PD, e] = pd
+    src = NR.oracle_source(f, pool_usd, P[P_.oracle_pool_weight_frac])
+    oracle, updated = NR.oracle_update(
+        int(P[P_.oracle_kind_code]), env[F.oracle_usd, e], env[F.oracle_updated_h, e], now_h,
+        src, tsum / kw, drv[D.oracle_bias_frac, e], drv[D.oracle_frozen, e] != 0.0,
+        P[P_.oracle_deviation_frac], P[P_.oracle_heartbeat_h], False,
+    )  # fmt: skip
+    env[F.oracle_usd, e] = oracle
+    env[F.oracle_updated_h, e] = updated
+    env[F.fundamental_usd, e] = f
+    env[F.debt_price_usd, e] = dp
+    env[F.gas_gwei, e] = drv[D.gas_gwei, e]
+    delta = orders[O_.liquidity_delta_frac, e]
+    if delta != 0.0:
+        scale = 1.0 + delta
+        env[F.pool_liquidity_base, e] *= scale
+        env[F.liquidity_added_debt, e] += pd * scale - pd
+        pa = pa * scale
+        pd = pd * scale
+    amount = orders[O_.sell_asset, e]
+    env[F.agent_sold_asset, e] += amount
+    if amount > 0.0:
+        pa, pd, out = NR.sell_asset(pa, pd, amount, P[P_.pool_fee_frac])
+        env[F.agent_sale_debt, e] += out
+    env[F.pool_asset, e] = pa
+    env[F.pool_debt, e] = pd
 
 
 @njit(cache=True)
 def _borrowers_env(
-    e: int,
-    env: np.ndarray,
-    drv: np.ndarray,
-    P: np.ndarray,
-    c_in: np.ndarray,
-    d_in: np.ndarray,
-    active_in: np.ndarray,
-    kind: np.ndarray,
-    trigger: np.ndarray,
-    react: np.ndarray,
-    target: np.ndarray,
-    repays: np.ndarray,
-    tmpl_c: np.ndarray,
-    tmpl_hf: np.ndarray,
-    ever_in: np.ndarray,
-    noise: np.ndarray,
-    c: np.ndarray,
-    d: np.ndarray,
-    active: np.ndarray,
-    ever: np.ndarray,
-    fscratch: np.ndarray,
-    iscratch: np.ndarray,
-) -> tuple[int, bool]:
+    e: int, env: np.ndarray, drv: np.ndarray, P: np.ndarray, c_in: np.ndarray, d_in: np.ndarray,
+    active_in: np.ndarray, kind: np.ndarray, trigger: np.ndarray, react: np.ndarray,
+    target: np.ndarray, repays: np.ndarray, tmpl_c: np.ndarray, tmpl_hf: np.ndarray,
+    ever_in: np.ndarray, noise: np.ndarray, c: np.ndarray, d: np.ndarray, active: np.ndarray,
+    ever: np.ndarray, fscratch: np.ndarray, iscratch: np.ndarray,
+) -> tuple[int, bool]:  # fmt: skip
     """Steps 4-5 for env ``e`` (``step.accrue_interest``, ``borrowers.act``), writing ``c``,
     ``d``, ``active`` and ``ever``. Returns the positions that may be liquidatable now (written
-    to ``iscratch[0]``, in slot order: those with ``collateral * oracle * LT < debt * debt_price``) and
-    whether an active position is left without collateral.
+    to ``iscratch[0]``, in slot order: those with ``collateral * oracle * LT < debt * debt_price``)
+    and whether an active position is left without collateral.
 
     One full pass does interest and every borrower's decision; the few slots that trade with the
     pool or borrow (delevering and relevering loopers, arrivals) are kept in a list and
     finished in short passes once the env's aggregate sale and purchase are known.
     """
     n = c_in.shape[0]
+    dt = P[P_.substep_h]
     # 4: interest
     total = 0.0
     for i in range(n):
         total += d_in[i]
-    supply = env[F_SUPPLY, e]
-    base, s1, s2, opt = env[F_BASE, e], env[F_S1, e], env[F_S2, e], env[F_OPT, e]
-    growth = _rate(total, supply, base, s1, s2, opt) * (P[P_DT] / HOURS_PER_YEAR)
+    supply = env[F.supply_usd, e]
+    base, s1 = env[F.base_rate_apr, e], env[F.slope1_apr, e]
+    s2, opt = env[F.slope2_apr, e], env[F.optimal_utilization_frac, e]
+    rate0 = NR.borrow_rate_apr(NR.utilization(total, supply), base, s1, s2, opt)
+    growth = NR.interest_growth(rate0, dt)
     interest = 0.0
     total1 = 0.0
     for i in range(n):
         added = d_in[i] * growth
         interest += added
         total1 += d_in[i] + added
-    to_res = interest * env[F_RF, e]
-    env[F_INTEREST, e] += interest
-    env[F_RESERVES, e] += to_res
-    env[F_RES_INCOME, e] += to_res
+    to_res = interest * env[F.reserve_factor_frac, e]
+    env[F.interest_usd, e] += interest
+    env[F.reserves_usd, e] += to_res
+    env[F.reserve_income_usd, e] += to_res
     supply = supply + (interest - to_res)
-    env[F_SUPPLY, e] = supply
+    env[F.supply_usd, e] = supply
 
     # 5: borrowers
-    o = env[F_ORACLE, e]
-    dp = env[F_DP, e]
-    lt = env[F_LT, e]
-    ltv = env[F_LTV, e]
+    o = env[F.oracle_usd, e]
+    dp = env[F.debt_price_usd, e]
+    lt = env[F.liquidation_threshold, e]
+    ltv = env[F.ltv, e]
     olt = o * lt
-    gas_factor = 1.0 / (1.0 + env[F_GAS, e] / P[P_REACT_GAS])
-    rate = _rate(total1, supply, base, s1, s2, opt)
-    attract = math.exp(P[P_LTV_EL] * (ltv - P[P_LTV_REF]) - P[P_RATE_EL] * (rate - P[P_RATE_REF]))
-    dt = P[P_DT]
-    exit_above = 1.0 - min(max(P[P_EXIT] * dt / attract, 0.0), 0.5)
-    p_arrive = min(max(P[P_ARRIVAL] * dt * drv[D_ARR, e] * attract, 0.0), 0.5)
-    gap = P[P_DEF_GAP]
-    band = P[P_BAND]
-    dfrac = P[P_DELEVER]
-    hf_floor = lt / ltv
+    gas_factor = NR.reaction_gas_factor(env[F.gas_gwei, e], P[P_.reaction_gas_ref_gwei])
+    rate = NR.borrow_rate_apr(NR.utilization(total1, supply), base, s1, s2, opt)
+    attract = NR.attractiveness(
+        ltv, rate, P[P_.ltv_elasticity], P[P_.ltv_ref], P[P_.rate_elasticity], P[P_.rate_ref_apr]
+    )
+    p_exit = NR.exit_prob(P[P_.exit_rate_per_h], dt, attract)
+    p_arrive = NR.arrival_prob(P[P_.arrival_rate_per_h], dt, drv[D.arrival_mult, e], attract)
+    exit_above = 1.0 - p_exit  # a uniform above this may exit (rules.exits)
+    gap = P[P_.defend_target_gap]
+    band = P[P_.relever_band_frac]
+    dfrac = P[P_.delever_frac]
     cand = iscratch[0]
     # the slots that trade or borrow, and what they need later
     touched = iscratch[1]
@@ -397,9 +270,11 @@ def _borrowers_env(
         ci = c_in[i]
         ui = noise[i]
         ever[i] = ever_in[i]
+        c[i] = ci
+        d[i] = di
         if not active_in[i]:
             if ui < p_arrive:  # a new borrower in a free slot
-                a_d = tmpl_c[i] * o * lt / (max(tmpl_hf[i], hf_floor) * dp)
+                a_d = NR.arrival_debt(tmpl_c[i], o, lt, ltv, tmpl_hf[i], dp)
                 requested += 0.0 + a_d
                 touched[nt] = i
                 t_sell[nt] = 0.0
@@ -408,42 +283,37 @@ def _borrowers_env(
                 t_debt[nt] = di
                 t_flag[nt] = 2
                 nt += 1
-                c[i] = ci
-                d[i] = di
             else:
-                c[i] = ci
-                d[i] = di
                 active[i] = False
                 total_d1 += di
             continue
-        dv = di * dp
         kd = kind[i]
         exits = False
         add_c = 0.0
         rep_def = 0.0
         sc = 0.0
         want = 0.0
-        reacts = di > 0 and ui < react[i] * gas_factor
+        reacts = di > 0 and NR.reacts(ui, react[i], gas_factor)
         if ui > exit_above or (reacts and kd != PASSIVE):
             cv = ci * o
-            hf = ci * olt / dv if dv > 0 else math.inf
-            exits = ui > exit_above and hf >= 1.0
+            dv = di * dp
+            hf = NR.health_factor(ci, di, o, lt, dp)
+            exits = NR.exits(ui, p_exit, hf)
             if reacts and kd == DEFENSIVE and hf < trigger[i]:
                 tdef = trigger[i] + gap
                 if repays[i]:
-                    rep_def = min(max(dv - cv * lt / tdef, 0.0) / dp, di)
+                    rep_def = NR.defend_repay_debt(cv, dv, lt, dp, di, tdef)
                 else:
-                    add_c = max(tdef * dv / lt - cv, 0.0) / o
+                    add_c = NR.defend_topup_asset(cv, dv, lt, o, tdef)
             elif reacts and kd == LOOPER:
                 tgt = target[i]
-                if hf > tgt * (1.0 + band):
-                    db = min((cv * lt - tgt * dv) / (tgt - lt), (cv * ltv - dv) / (1.0 - ltv))
-                    want = max(db, 0.0) / dp
-                if hf >= 1.0 and hf < 1.0 + dfrac * (tgt - 1.0):
-                    su = min(max((tgt * dv - cv * lt) / (tgt - lt), 0.0), min(cv, dv))
-                    sc = su / o
+                if NR.relevers(hf, tgt, band):
+                    want = NR.looper_borrow_debt(cv, dv, lt, ltv, tgt, dp)
+                if NR.delevers(hf, tgt, dfrac):
+                    sc = NR.looper_sell_asset(cv, dv, lt, tgt, o)
         wd = ci if exits else 0.0
         c1 = ci + add_c - sc - wd
+        c[i] = c1
         sum_add += add_c
         sum_withdrawn += sc + wd
         if exits:
@@ -458,7 +328,6 @@ def _borrowers_env(
             t_debt[nt] = di
             t_flag[nt] = 0
             nt += 1
-            c[i] = c1
             d[i] = di - rep_def  # the delever repay and the exit repay follow
             active[i] = True
             continue
@@ -466,7 +335,6 @@ def _borrowers_env(
         d1 = di - rep_def - 0.0 - rep_exit
         sum_rep += rep_def + 0.0 + rep_exit
         total_d1 += d1
-        c[i] = c1
         d[i] = d1
         act1 = not exits
         active[i] = act1
@@ -477,14 +345,9 @@ def _borrowers_env(
                 cand[ncand] = i
                 ncand += 1
     # the deleveraging sale, aggregated per env
-    fee = P[P_POOL_FEE]
-    pa = env[F_PA, e]
-    pd = env[F_PD, e]
-    eff = total_sell * (1.0 - fee)
-    out = pd * eff / (pa + eff)
-    pd = pd * pa / (pa + eff)
-    pa = pa + eff
-    ratio = out / total_sell if total_sell > 0 else 0.0
+    fee = P[P_.pool_fee_frac]
+    pa, pd, out = NR.sell_asset(env[F.pool_asset, e], env[F.pool_debt, e], total_sell, fee)
+    ratio = NR.per_unit(out, total_sell)
     for k in range(nt):
         i = touched[k]
         if t_flag[k] == 2:
@@ -496,16 +359,13 @@ def _borrowers_env(
         sum_rep += rep_del
         total_d1 += d1
     # new borrowing within available liquidity and the borrow cap
-    avail = max(min(supply - total_d1, P[P_BORROW_CAP] - total_d1), 0.0)
-    bscale = min(avail / requested if requested > 0 else 1.0, 1.0)
+    avail = NR.borrow_available(supply, P[P_.borrow_cap_usd], total_d1)
+    bscale = NR.fill_ratio(avail, requested)
     total_buy = 0.0
     for k in range(nt):
         total_buy += t_want[k] * bscale
-    eff = total_buy * (1.0 - fee)
-    got = pa * eff / (pd + eff)
-    pa = pa * pd / (pd + eff)
-    pd = pd + eff
-    gratio = got / total_buy if total_buy > 0 else 0.0
+    pa, pd, got = NR.buy_asset(pa, pd, total_buy, fee)
+    gratio = NR.per_unit(got, total_buy)
     sum_borrow = 0.0
     first = ncand
     for k in range(nt):
@@ -530,14 +390,14 @@ def _borrowers_env(
             ncand += 1
     if ncand > first and first > 0:
         cand[:ncand].sort()  # slot order, so that ties in profit go to the lower slot
-    env[F_PA, e] = pa
-    env[F_PD, e] = pd
-    env[F_ADDED, e] += sum_add
-    env[F_WITHDRAWN, e] += sum_withdrawn
-    env[F_BORROWED, e] += sum_borrow
-    env[F_REP_BORROWERS, e] += sum_rep
-    env[F_ARRIVALS, e] += n_arr
-    env[F_EXITS, e] += n_exit
+    env[F.pool_asset, e] = pa
+    env[F.pool_debt, e] = pd
+    env[F.added_collateral_asset, e] += sum_add
+    env[F.withdrawn_collateral_asset, e] += sum_withdrawn
+    env[F.borrowed_usd, e] += sum_borrow
+    env[F.repaid_by_borrowers_usd, e] += sum_rep
+    env[F.arrivals, e] += n_arr
+    env[F.exits, e] += n_exit
     return ncand, has_empty
 
 
@@ -550,8 +410,8 @@ def _scan_env(
 ) -> tuple[int, bool]:
     """Positions with ``collateral * oracle * LT < debt * debt_price`` (the only ones whose
     health factor can be below 1), in slot order; and whether an active one has no collateral."""
-    olt = env[F_ORACLE, e] * env[F_LT, e]
-    dp = env[F_DP, e]
+    olt = env[F.oracle_usd, e] * env[F.liquidation_threshold, e]
+    dp = env[F.debt_price_usd, e]
     ncand = 0
     has_empty = False
     for i in range(c.shape[0]):
@@ -587,22 +447,13 @@ def _stable_order(keys: np.ndarray, m: int, order: np.ndarray) -> None:
 
 @njit(cache=True)
 def _liquidate_env(
-    e: int,
-    env: np.ndarray,
-    P: np.ndarray,
-    cap_left: float,
-    share: float,
-    c: np.ndarray,
-    d: np.ndarray,
-    ever: np.ndarray,
-    ncand: int,
-    fscratch: np.ndarray,
-    iscratch: np.ndarray,
-) -> tuple[float, bool]:
+    e: int, env: np.ndarray, P: np.ndarray, cap_left: float, share: float, c: np.ndarray,
+    d: np.ndarray, ever: np.ndarray, ncand: int, fscratch: np.ndarray, iscratch: np.ndarray,
+) -> tuple[float, bool]:  # fmt: skip
     """One cascade round for env ``e`` over the slots ``iscratch[0, :ncand]`` (slot order; every
-    liquidatable position must be among them): ``liquidation_terms``, ``_select`` and the
-    round's updates of ``run_cascade``. Returns the number of liquidations and whether one of
-    them took a position's last collateral (so that the write-off has work)."""
+    liquidatable position must be among them): ``cascade.liquidation_terms``, ``_select`` and
+    ``apply_round``. Returns the number of liquidations and whether one of them took a
+    position's last collateral (so that the write-off has work)."""
     if ncand == 0:
         return 0.0, False
     cand = iscratch[0]
@@ -612,44 +463,31 @@ def _liquidate_env(
     q_repay = fscratch[1]
     q_seize = fscratch[2]
     q_fee = fscratch[3]
-    o = env[F_ORACLE, e]
-    dp = env[F_DP, e]
-    lt = env[F_LT, e]
-    bonus = env[F_BONUS, e]
-    cf = env[F_CF, e]
-    pa = env[F_PA, e]
-    pd = env[F_PD, e]
-    fee = P[P_POOL_FEE]
-    chunk = P[P_CHUNK]
-    use_chunk = chunk != math.inf
-    filt = P[P_FILTER] != 0.0
-    full_hf = P[P_FULL_HF]
-    small = P[P_SMALL]
-    pfee = P[P_PROTO_FEE]
-    gas_usd = env[F_GAS, e] * 1e-9 * P[P_GAS_UNITS] * env[F_FUND, e]
-    olt = o * lt
-    chunk_repay = pa * chunk * o / ((1.0 + bonus) * dp) if use_chunk else math.inf
+    o = env[F.oracle_usd, e]
+    dp = env[F.debt_price_usd, e]
+    lt = env[F.liquidation_threshold, e]
+    bonus = env[F.liquidation_bonus, e]
+    cf = env[F.close_factor, e]
+    pa = env[F.pool_asset, e]
+    pd = env[F.pool_debt, e]
+    fee = P[P_.pool_fee_frac]
+    chunk = P[P_.keeper_chunk_ratio]
+    filt = P[P_.profitability_filter] != 0.0
+    full_hf = P[P_.full_close_hf]
+    small = P[P_.small_position_usd]
+    pfee = P[P_.protocol_fee_frac]
+    gas_usd = NR.gas_cost_usd(env[F.gas_gwei, e], P[P_.gas_units_per_liquidation], env[F.fundamental_usd, e])
+    max_repay = NR.chunk_repay(pa, chunk, o, bonus, dp) if chunk != math.inf else math.inf
     m = 0
     for k in range(ncand):
         i = cand[k]
-        ci = c[i]
-        di = d[i]
-        dv = di * dp
-        hf = ci * olt / dv
+        hf = NR.health_factor(c[i], d[i], o, lt, dp)
         if not hf < 1.0:
             continue
-        full = hf <= full_hf or dv < small
-        repay = (1.0 if full else cf) * di
-        if use_chunk:
-            repay = min(repay, chunk_repay)
-        seize = repay * dp * (1.0 + bonus) / o
-        if seize > ci:
-            seize = ci
-            repay = ci * o / ((1.0 + bonus) * dp)
-        pf = pfee * max(seize - repay * dp / o, 0.0)
-        eff = (seize - pf) * (1.0 - fee)
-        quote = pd * eff / (pa + eff)
-        profit = (quote - repay) * dp - gas_usd
+        repay, seize, pf = NR.liquidation_call(
+            c[i], d[i], hf, o, dp, bonus, cf, full_hf, small, max_repay, pfee
+        )
+        profit = NR.liquidation_profit(NR.swap_out(pa, pd, seize - pf, fee), repay, dp, gas_usd)
         if profit > 0 or not filt:
             idx[m] = i
             neg_profit[m] = -profit
@@ -676,10 +514,8 @@ def _liquidate_env(
         take = True
         if filt:
             sold += net
-            eff_incl = sold * (1.0 - fee)
-            eff_excl = eff_incl - net * (1.0 - fee)
-            out = pd * eff_incl / (pa + eff_incl) - pd * eff_excl / (pa + eff_excl)
-            take = (out - repay) * dp - gas_usd > 0
+            out = NR.block_sale_out(pa, pd, sold, net, fee)
+            take = NR.liquidation_profit(out, repay, dp, gas_usd) > 0
         if take and count + 1.0 <= cap_left:
             i = idx[q]
             count += 1.0
@@ -696,20 +532,21 @@ def _liquidate_env(
         return 0.0, False
     net_env = seize_env - fee_env
     keeper_sell = net_env * (1.0 - share)
-    eff = keeper_sell * (1.0 - fee)
-    out = pd * eff / (pa + eff)
-    env[F_PD, e] = pd * pa / (pa + eff)
-    env[F_PA, e] = pa + eff
-    gas_env = count * (1.0 - share) * gas_usd
-    env[F_SEIZED, e] += seize_env
-    env[F_REP_LIQ, e] += repay_env
-    env[F_LIQS, e] += count
-    env[F_FEE_ASSET, e] += fee_env
-    env[F_FEE_USD, e] += fee_env * o
-    env[F_KEEPER_SOLD, e] += keeper_sell
-    env[F_KEEPER_PROFIT, e] += (out - repay_env * (1.0 - share)) * dp - gas_env
-    env[F_AGENT_SEIZED, e] += net_env * share
-    env[F_AGENT_REPAID, e] += repay_env * share
+    pa1, pd1, out = NR.sell_asset(pa, pd, keeper_sell, fee)
+    env[F.pool_asset, e] = pa1
+    env[F.pool_debt, e] = pd1
+    env[F.seized_collateral_asset, e] += seize_env
+    env[F.repaid_by_liquidators_usd, e] += repay_env
+    env[F.liquidations, e] += count
+    env[F.protocol_fee_asset, e] += fee_env
+    env[F.protocol_fee_usd, e] += fee_env * o
+    env[F.keeper_sold_asset, e] += keeper_sell
+    env[F.keeper_profit_usd, e] += NR.liquidation_profit(
+        out, repay_env * (1.0 - share), dp, count * (1.0 - share) * gas_usd
+    )
+    env[F.agent_seized_asset, e] += net_env * share
+    env[F.agent_repaid_usd, e] += repay_env * share
+    env[F.agent_gas_usd, e] += count * share * gas_usd
     return count, emptied
 
 
@@ -727,33 +564,30 @@ def _write_off_env(
             d[i] = 0.0
             c[i] = 0.0
             active[i] = False
-    from_res = min(bad, env[F_RESERVES, e])
-    lenders = bad - from_res
-    env[F_RESERVES, e] -= from_res
-    env[F_SUPPLY, e] -= lenders
-    env[F_BAD, e] += bad
-    env[F_BAD_RES, e] += from_res
-    env[F_LENDER_LOSS, e] += lenders
+    from_res, lenders = NR.write_off_split(bad, env[F.reserves_usd, e])
+    env[F.reserves_usd, e] -= from_res
+    env[F.supply_usd, e] -= lenders
+    env[F.bad_debt_usd, e] += bad
+    env[F.bad_debt_from_reserves_usd, e] += from_res
+    env[F.lender_loss_usd, e] += lenders
 
 
 @njit(cache=True)
 def _refresh_in_block(
     e: int, env: np.ndarray, drv: np.ndarray, P: np.ndarray, now_h: float
 ) -> bool:
-    """The oracle reads the moved pool within the block (deviation only); True if it moved."""
-    kind_code = int(P[P_ORACLE_KIND])
-    if kind_code == TWAP:
-        return False
-    if drv[D_FROZEN, e] != 0.0:
-        return False
-    pool_usd = env[F_PD, e] / env[F_PA, e] * env[F_DP, e]
-    cand = _source(env[F_FUND, e], pool_usd, P[P_POOL_W]) * (1.0 + drv[D_BIAS, e])
-    old = env[F_ORACLE, e]
-    if kind_code == CHAINLINK and not abs(cand / old - 1.0) > P[P_DEV]:
-        return False
-    env[F_ORACLE, e] = cand
-    env[F_UPDATED, e] = now_h
-    return cand != old
+    """``cascade.refresh_in_block`` for env ``e``; True if the oracle's answer moved."""
+    pool_usd = NR.pool_price_usd(env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e])
+    src = NR.oracle_source(env[F.fundamental_usd, e], pool_usd, P[P_.oracle_pool_weight_frac])
+    old = env[F.oracle_usd, e]
+    oracle, updated = NR.oracle_update(
+        int(P[P_.oracle_kind_code]), old, env[F.oracle_updated_h, e], now_h, src, 0.0,
+        drv[D.oracle_bias_frac, e], drv[D.oracle_frozen, e] != 0.0,
+        P[P_.oracle_deviation_frac], P[P_.oracle_heartbeat_h], True,
+    )  # fmt: skip
+    env[F.oracle_usd, e] = oracle
+    env[F.oracle_updated_h, e] = updated
+    return oracle != old
 
 
 @njit(cache=True)
@@ -814,119 +648,73 @@ def _cascade_rest_env(
 
 @njit(cache=True)
 def _env_substep(
-    e: int,
-    env: np.ndarray,
-    drv: np.ndarray,
-    P: np.ndarray,
-    share: np.ndarray,
-    twap_in: np.ndarray,
-    twap_out: np.ndarray,
-    slot: int,
-    now_h: float,
-    c_in: np.ndarray,
-    d_in: np.ndarray,
-    active_in: np.ndarray,
-    kind: np.ndarray,
-    trigger: np.ndarray,
-    react: np.ndarray,
-    target: np.ndarray,
-    repays: np.ndarray,
-    tmpl_c: np.ndarray,
-    tmpl_hf: np.ndarray,
-    ever_in: np.ndarray,
-    noise: np.ndarray,
-    c: np.ndarray,
-    d: np.ndarray,
-    active: np.ndarray,
-    ever: np.ndarray,
-    rounds: np.ndarray,
-    cap_left: np.ndarray,
-    count1: np.ndarray,
-    write_off1: np.ndarray,
-) -> None:
+    e: int, env: np.ndarray, drv: np.ndarray, P: np.ndarray, orders: np.ndarray,
+    twap_in: np.ndarray, twap_out: np.ndarray, slot: int, now_h: float, c_in: np.ndarray,
+    d_in: np.ndarray, active_in: np.ndarray, kind: np.ndarray, trigger: np.ndarray,
+    react: np.ndarray, target: np.ndarray, repays: np.ndarray, tmpl_c: np.ndarray,
+    tmpl_hf: np.ndarray, ever_in: np.ndarray, noise: np.ndarray, c: np.ndarray, d: np.ndarray,
+    active: np.ndarray, ever: np.ndarray, rounds: np.ndarray,
+) -> None:  # fmt: skip
     """Env ``e``'s substep up to its cascade's round 1; if it liquidated in round 1, the batch's
     loop certainly goes on, so its whole cascade is finished here too."""
     n = c.shape[1]
     fscratch = np.empty((4, n))
     iscratch = np.empty((3, n), dtype=np.int64)
-    _market_env(e, env, drv, P, twap_in[e], twap_out[e], slot, now_h)
+    _market_env(e, env, drv, P, orders, twap_in[e], twap_out[e], slot, now_h)
     ncand, has_empty = _borrowers_env(
         e, env, drv, P, c_in[e], d_in[e], active_in[e], kind[e], trigger[e], react[e],
         target[e], repays[e], tmpl_c[e], tmpl_hf[e], ever_in[e], noise[e], c[e], d[e],
         active[e], ever[e], fscratch, iscratch,
     )  # fmt: skip
-    # the oracle reads the pool as the borrowers left it (cascade.refresh_in_block); the
+    # the oracle reads the pool as the block left it so far (cascade.refresh_in_block); the
     # candidates were listed at the old oracle, so list them again if it moved
     if _refresh_in_block(e, env, drv, P, now_h):
         ncand, _ = _scan_env(env, e, c[e], d[e], active[e], iscratch[0])
-    frac = min(P[P_CONGESTION] / max(env[F_GAS, e], 1e-12), 1.0)
-    cap_left[e] = max(math.floor(P[P_CAPACITY] * frac), 1.0)
+    cap_left = NR.keeper_capacity(
+        env[F.gas_gwei, e], P[P_.congestion_ref_gwei], P[P_.keeper_capacity_per_substep]
+    )
+    share = orders[O_.claim_share_frac, e]
     rounds[e] = 0.0
     cnt, emptied = _liquidate_env(
-        e, env, P, cap_left[e], share[e], c[e], d[e], ever[e], ncand, fscratch, iscratch
+        e, env, P, cap_left, share, c[e], d[e], ever[e], ncand, fscratch, iscratch
     )
-    count1[e] = cnt
-    write_off1[e] = has_empty or emptied
     if cnt > 0.0:
         _cascade_rest_env(
-            e, env, drv, P, now_h, int(P[P_MAX_ROUNDS]), cnt, write_off1[e], cap_left[e],
-            share[e], c[e], d[e], active[e], ever[e], rounds, fscratch, iscratch,
+            e, env, drv, P, now_h, int(P[P_.max_cascade_rounds]), cnt, has_empty or emptied,
+            cap_left, share, c[e], d[e], active[e], ever[e], rounds, fscratch, iscratch,
         )  # fmt: skip
 
 
 @njit(parallel=True, cache=True)
 def _substep_kernel(
-    env: np.ndarray,
-    drv: np.ndarray,
-    P: np.ndarray,
-    share: np.ndarray,
-    twap_in: np.ndarray,
-    twap_out: np.ndarray,
-    slot: int,
-    now_h: float,
-    c_in: np.ndarray,
-    d_in: np.ndarray,
-    active_in: np.ndarray,
-    kind: np.ndarray,
-    trigger: np.ndarray,
-    react: np.ndarray,
-    target: np.ndarray,
-    repays: np.ndarray,
-    tmpl_c: np.ndarray,
-    tmpl_hf: np.ndarray,
-    ever_in: np.ndarray,
-    noise: np.ndarray,
-    c: np.ndarray,
-    d: np.ndarray,
-    active: np.ndarray,
-    ever: np.ndarray,
-    rounds: np.ndarray,
-    parallel: bool,
-) -> None:
+    env: np.ndarray, drv: np.ndarray, P: np.ndarray, orders: np.ndarray, twap_in: np.ndarray,
+    twap_out: np.ndarray, slot: int, now_h: float, c_in: np.ndarray, d_in: np.ndarray,
+    active_in: np.ndarray, kind: np.ndarray, trigger: np.ndarray, react: np.ndarray,
+    target: np.ndarray, repays: np.ndarray, tmpl_c: np.ndarray, tmpl_hf: np.ndarray,
+    ever_in: np.ndarray, noise: np.ndarray, c: np.ndarray, d: np.ndarray, active: np.ndarray,
+    ever: np.ndarray, rounds: np.ndarray, parallel: bool,
+) -> None:  # fmt: skip
     num_envs = c.shape[0]
-    cap_left = np.empty(num_envs)
-    count1 = np.empty(num_envs)
-    write_off1 = np.empty(num_envs, dtype=np.bool_)
     if parallel:
         for e in prange(num_envs):
             _env_substep(
-                e, env, drv, P, share, twap_in, twap_out, slot, now_h, c_in, d_in, active_in, kind,
-                trigger, react, target, repays, tmpl_c, tmpl_hf, ever_in, noise, c, d, active,
-                ever, rounds, cap_left, count1, write_off1,
+                e, env, drv, P, orders, twap_in, twap_out, slot, now_h, c_in, d_in, active_in,
+                kind, trigger, react, target, repays, tmpl_c, tmpl_hf, ever_in, noise, c, d,
+                active, ever, rounds,
             )  # fmt: skip
     else:
         for e in range(num_envs):
             _env_substep(
-                e, env, drv, P, share, twap_in, twap_out, slot, now_h, c_in, d_in, active_in, kind,
-                trigger, react, target, repays, tmpl_c, tmpl_hf, ever_in, noise, c, d, active,
-                ever, rounds, cap_left, count1, write_off1,
+                e, env, drv, P, orders, twap_in, twap_out, slot, now_h, c_in, d_in, active_in,
+                kind, trigger, react, target, repays, tmpl_c, tmpl_hf, ever_in, noise, c, d,
+                active, ever, rounds,
             )  # fmt: skip
     # 7: bookkeeping (step.substep)
     for e in range(num_envs):
-        pool_usd = env[F_PD, e] / env[F_PA, e] * env[F_DP, e]
-        env[F_FMIN, e] = min(env[F_FMIN, e], env[F_FUND, e])
-        env[F_PMIN, e] = min(env[F_PMIN, e], pool_usd)
-        env[F_ROUNDS_MAX, e] = max(env[F_ROUNDS_MAX, e], rounds[e])
+        pool_usd = NR.pool_price_usd(env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e])
+        env[F.fundamental_min_usd, e] = min(env[F.fundamental_min_usd, e], env[F.fundamental_usd, e])
+        env[F.pool_min_usd, e] = min(env[F.pool_min_usd, e], pool_usd)
+        env[F.cascade_rounds_max, e] = max(env[F.cascade_rounds_max, e], rounds[e])
 
 
 # ----------------------------------------------------------------------------- Python entry
@@ -947,12 +735,23 @@ def _f64(a: Any) -> np.ndarray:
     return a
 
 
+def pack_orders(orders: Orders | None, num_envs: int) -> np.ndarray:
+    """Orders as a ``[len(ORDER_FIELDS), E]`` float64 array (an absent order is 0: a no-op)."""
+    out = np.zeros((len(ORDER_FIELDS), num_envs))
+    if orders is not None:
+        for j, name in enumerate(ORDER_FIELDS):
+            v = getattr(orders, name)
+            if v is not None:
+                out[j] = np.asarray(v, dtype=np.float64)
+    return out
+
+
 def fused_substep(
     state: State,
     row: DriverRow,
     noise_u: Any,
     params: EngineParams,
-    agent_share_frac: Any | None = None,
+    orders: Orders | None = None,
 ) -> tuple[State, np.ndarray]:
     """The same substep as :func:`levgym.engine.step.substep` in one numba kernel (numpy float64).
 
@@ -966,13 +765,6 @@ def fused_substep(
     drv = np.empty((len(DRIVER_FIELDS), e_count))
     for j, name in enumerate(DRIVER_FIELDS):
         drv[j] = np.asarray(getattr(row, name), dtype=np.float64)
-    share = (
-        np.zeros(e_count)
-        if agent_share_frac is None
-        else np.ascontiguousarray(
-            np.broadcast_to(np.asarray(agent_share_frac, dtype=np.float64), (e_count,))
-        )
-    )
     twap_in = _f64(state.twap_buffer_usd)
     twap_out = np.empty_like(twap_in)
     c = np.empty((e_count, n_count))
@@ -980,11 +772,10 @@ def fused_substep(
     active = np.empty((e_count, n_count), dtype=np.bool_)
     ever = np.empty((e_count, n_count), dtype=np.bool_)
     rounds = np.empty(e_count)
-    P = pack_params(params)
     now_h = state.time_h + params.run.substep_h
     slot = int(state.substep_index) % int(params.market.twap_window_substeps)
     _substep_kernel(
-        env, drv, P, share, twap_in, twap_out, slot, now_h,
+        env, drv, pack_params(params), pack_orders(orders, e_count), twap_in, twap_out, slot, now_h,
         _f64(state.collateral_asset), _f64(state.debt_usd), np.asarray(state.active, dtype=np.bool_),
         np.asarray(state.kind, dtype=np.int64), _f64(state.trigger_hf), _f64(state.react_prob),
         _f64(state.target_hf), np.asarray(state.repays, dtype=np.bool_),
@@ -1006,4 +797,11 @@ def fused_substep(
     return new, rounds
 
 
-__all__ = ["HAVE_NUMBA", "fused_substep", "pack_params", "require_numba", "ENV_FIELDS"]
+__all__ = [
+    "HAVE_NUMBA",
+    "NR",
+    "fused_substep",
+    "pack_orders",
+    "pack_params",
+    "require_numba",
+]

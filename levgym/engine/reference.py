@@ -12,9 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from .drivers import DRIVER_FIELDS, DriverRow
+from .drivers import DriverRow
+from .orders import Orders
 from .params import HOURS_PER_YEAR, EngineParams
-from .state import COUNTER_FIELDS, DEFENSIVE, LOOPER, POSITION_FIELDS, State
+from .rules import DEFENSIVE, LOOPER
+from .schema import DRIVER_FIELDS, ENV_FIELDS, ORDER_FIELDS, POSITION_FIELDS
+from .state import State
 
 
 def _hf(c: float, d: float, o: float, lt: float, dp: float) -> float:
@@ -85,9 +88,13 @@ def reference_substep(
     row: DriverRow,
     noise_u: np.ndarray,
     params: EngineParams,
-    agent_share_frac: np.ndarray | None = None,
+    orders: Orders | None = None,
 ) -> tuple[State, np.ndarray]:
     """The same substep as :func:`levgym.engine.step.substep`, one position at a time (numpy in and out)."""
+    order = {}
+    for name in ORDER_FIELDS:
+        v = None if orders is None else getattr(orders, name)
+        order[name] = [0.0] * state.num_envs if v is None else [float(x) for x in np.asarray(v)]
     s = state.to_numpy()
     e_count, n_count = s.num_envs, s.num_positions
     r = {name: np.asarray(getattr(row, name)) for name in DRIVER_FIELDS}
@@ -100,29 +107,7 @@ def reference_substep(
     envs: list[dict[str, Any]] = []
     for e in range(e_count):
         m: dict[str, Any] = {}
-        for f_ in (
-            "fundamental_usd",
-            "pool_asset",
-            "pool_debt",
-            "pool_liquidity_base",
-            "oracle_usd",
-            "oracle_updated_h",
-            "debt_price_usd",
-            "gas_gwei",
-            "ltv",
-            "liquidation_threshold",
-            "liquidation_bonus",
-            "close_factor",
-            "base_rate_apr",
-            "slope1_apr",
-            "slope2_apr",
-            "optimal_utilization_frac",
-            "reserve_factor_frac",
-            "supply_usd",
-            "reserves_usd",
-            "fundamental_min_usd",
-            "pool_min_usd",
-        ) + COUNTER_FIELDS:
+        for f_ in ENV_FIELDS:
             m[f_] = float(getattr(s, f_)[e])
         m["twap"] = [float(v) for v in s.twap_buffer_usd[e]]
         m["pos"] = [
@@ -164,6 +149,19 @@ def reference_substep(
             pool_asset=x,
             pool_debt=y,
         )
+        # the agents' orders: the liquidity provider, then the outside liquidator's sale
+        lp = order["liquidity_delta_frac"][e]
+        if lp != 0.0:
+            m["pool_liquidity_base"] *= 1.0 + lp
+            m["liquidity_added_debt"] += m["pool_debt"] * (1.0 + lp) - m["pool_debt"]
+            m["pool_asset"] *= 1.0 + lp
+            m["pool_debt"] *= 1.0 + lp
+        sell = order["sell_asset"][e]
+        m["agent_sold_asset"] += sell
+        if sell > 0.0:
+            x, y, out = _sell(m["pool_asset"], m["pool_debt"], sell, fee)
+            m["pool_asset"], m["pool_debt"] = x, y
+            m["agent_sale_debt"] += out
 
     # 4: interest.
     for m in envs:
@@ -279,11 +277,7 @@ def reference_substep(
     for e, m in enumerate(envs):
         refresh_in_block(e, m)
     # Then rounds, shared by all envs.
-    share = (
-        [0.0] * e_count
-        if agent_share_frac is None
-        else [float(v) for v in np.asarray(agent_share_frac)]
-    )
+    share = order["claim_share_frac"]
     cap_left = []
     for m in envs:
         frac = min(mk.congestion_ref_gwei / max(m["gas_gwei"], 1e-12), 1.0)
@@ -372,6 +366,11 @@ def reference_substep(
             ] - gas_env
             m["agent_seized_asset"] += net * share[e]
             m["agent_repaid_usd"] += repay_env * share[e]
+            m["agent_gas_usd"] += (
+                count
+                * share[e]
+                * (m["gas_gwei"] * 1e-9 * mk.gas_units_per_liquidation * m["fundamental_usd"])
+            )
             # bad debt
             bad = 0.0
             for p in m["pos"]:

@@ -3,142 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .backend import make_converter, namespace, to_numpy
 from .params import EngineParams, ProtocolParams
+from .rules import DEFENSIVE, LOOPER, PASSIVE, pool_price_usd
+from .schema import (
+    CLOCK_FIELDS,
+    COUNTER_FIELDS,
+    PARAM_FIELDS,
+    STATE_FIELDS,
+    STATE_SCHEMA,
+)
 
-PASSIVE, DEFENSIVE, LOOPER = 0, 1, 2
 KIND_NAMES = ("passive", "defensive", "looper")
 
-# Per-env protocol parameters live in the state so a governance agent can move them per env.
-PARAM_FIELDS = (
-    "ltv",
-    "liquidation_threshold",
-    "liquidation_bonus",
-    "close_factor",
-    "base_rate_apr",
-    "slope1_apr",
-    "slope2_apr",
-    "optimal_utilization_frac",
-    "reserve_factor_frac",
-)
 
-# Position arrays [E, N]: the book's balances and each slot's behaviour attributes.
-POSITION_FIELDS = (
-    "collateral_asset",
-    "debt_usd",
-    "active",
-    "kind",
-    "trigger_hf",
-    "react_prob",
-    "target_hf",
-    "repays",
-    "template_collateral_asset",
-    "template_hf",
-    "ever_liquidated",
-)
-
-# Cumulative counters [E]; the accounting identities are written in these.
-COUNTER_FIELDS = (
-    "added_collateral_asset",
-    "withdrawn_collateral_asset",
-    "seized_collateral_asset",
-    "borrowed_usd",
-    "interest_usd",
-    "repaid_by_borrowers_usd",
-    "repaid_by_liquidators_usd",
-    "bad_debt_usd",
-    "bad_debt_from_reserves_usd",
-    "lender_loss_usd",
-    "liquidations",
-    "protocol_fee_asset",
-    "protocol_fee_usd",
-    "reserve_income_usd",
-    "cascade_rounds_max",
-    "keeper_sold_asset",
-    "keeper_profit_usd",
-    "agent_seized_asset",
-    "agent_repaid_usd",
-    "arrivals",
-    "exits",
-)
-
-
-@dataclass(frozen=True)
-class State:
-    """All arrays of a batch. Positions are ``[E, N]``, markets ``[E]``; debt is in debt-asset units
-    (USD at a debt price of 1), collateral in units of the volatile asset."""
-
-    # positions [E, N]
-    collateral_asset: Any
-    debt_usd: Any
-    active: Any
-    kind: Any
-    trigger_hf: Any
-    react_prob: Any
-    target_hf: Any
-    repays: Any
-    template_collateral_asset: Any
-    template_hf: Any
-    ever_liquidated: Any
-    # market [E]
-    fundamental_usd: Any
-    pool_asset: Any
-    pool_debt: Any
-    pool_liquidity_base: Any
-    oracle_usd: Any
-    oracle_updated_h: Any
-    twap_buffer_usd: Any  # [E, K]
-    debt_price_usd: Any
-    gas_gwei: Any
-    time_h: float
-    substep_index: int
-    # protocol parameters [E]
-    ltv: Any
-    liquidation_threshold: Any
-    liquidation_bonus: Any
-    close_factor: Any
-    base_rate_apr: Any
-    slope1_apr: Any
-    slope2_apr: Any
-    optimal_utilization_frac: Any
-    reserve_factor_frac: Any
-    # protocol accounting [E]
-    supply_usd: Any
-    reserves_usd: Any
-    # starting values [E]
-    initial_collateral_asset: Any
-    initial_debt_usd: Any
-    fundamental_start_usd: Any
-    fundamental_min_usd: Any
-    pool_start_usd: Any
-    pool_min_usd: Any
-    # cumulative counters [E]
-    added_collateral_asset: Any
-    withdrawn_collateral_asset: Any
-    seized_collateral_asset: Any
-    borrowed_usd: Any
-    interest_usd: Any
-    repaid_by_borrowers_usd: Any
-    repaid_by_liquidators_usd: Any
-    bad_debt_usd: Any
-    bad_debt_from_reserves_usd: Any
-    lender_loss_usd: Any
-    liquidations: Any
-    protocol_fee_asset: Any
-    protocol_fee_usd: Any
-    reserve_income_usd: Any
-    cascade_rounds_max: Any
-    keeper_sold_asset: Any
-    keeper_profit_usd: Any
-    agent_seized_asset: Any
-    agent_repaid_usd: Any
-    arrivals: Any
-    exits: Any
+class _StateMethods:
+    """Methods of :class:`State` (its fields come from :data:`levgym.engine.schema.STATE_SCHEMA`)."""
 
     def replace(self, **changes: Any) -> State:
         return dataclasses.replace(self, **changes)
@@ -154,33 +38,58 @@ class State:
     @property
     def pool_price_usd(self) -> Any:
         """Pool price of the asset in USD (the pool quotes it in the debt asset)."""
-        return self.pool_debt / self.pool_asset * self.debt_price_usd
+        return pool_price_usd(self.pool_asset, self.pool_debt, self.debt_price_usd)
+
+    def arrays(self) -> dict[str, Any]:
+        """The state's arrays by name (every field but the clock)."""
+        return {f.name: getattr(self, f.name) for f in STATE_SCHEMA}
+
+    def map_arrays(self, fn: Any) -> State:
+        """A new state with ``fn(array, field)`` for every array; the clock is kept."""
+        out = {f.name: fn(getattr(self, f.name), f) for f in STATE_SCHEMA}
+        return State(time_h=self.time_h, substep_index=self.substep_index, **out)
 
     def to_numpy(self) -> State:
         """A copy with every array as numpy (for tests, plots and the reference loop)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v if isinstance(v, int | float) else to_numpy(v).copy()
-        return State(**out)
+        return self.map_arrays(lambda a, f: to_numpy(a).copy())
 
     def select(self, env_mask: Any) -> State:
-        """A new state with the envs of ``env_mask`` (bool [E]) only."""
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v if isinstance(v, int | float) else v[env_mask]
-        return State(**out)
+        """A new state with the envs of ``env_mask`` (bool [E], or indices) only."""
+        return self.map_arrays(lambda a, f: a[env_mask])
+
+
+State = dataclasses.make_dataclass(
+    "State",
+    [(f.name, Any) for f in STATE_SCHEMA] + [(CLOCK_FIELDS[0], float), (CLOCK_FIELDS[1], int)],
+    bases=(_StateMethods,),
+    frozen=True,
+)
+State.__module__ = __name__
+State.__doc__ = (
+    "All arrays of a batch, one attribute per field of "
+    ":data:`levgym.engine.schema.STATE_SCHEMA` (positions ``[E, N]``, markets ``[E]``, the TWAP "
+    "window ``[E, W]``), plus the shared clock ``time_h`` and ``substep_index``. Debt-side "
+    "amounts are in debt-asset units (USD at a debt price of 1), collateral in asset units."
+)
+
+
+def set_param_values(state: State, values: dict[str, Any], env_mask: Any | None = None) -> State:
+    """Write per-env parameter values (``{name: [E] or number}``, names from ``PARAM_FIELDS``)
+    into the state, for all envs or those in ``env_mask``; they act from the next substep."""
+    changes = {}
+    for name, v in values.items():
+        if name not in STATE_FIELDS or STATE_FIELDS[name].role != "param":
+            raise ValueError(f"parameter {name!r} is unknown; allowed {', '.join(PARAM_FIELDS)}")
+        cur = getattr(state, name)
+        val = cur * 0.0 + v
+        changes[name] = val if env_mask is None else namespace(cur).where(env_mask, val, cur)
+    return state.replace(**changes)
 
 
 def set_protocol_params(state: State, params: ProtocolParams, env_mask: Any | None = None) -> State:
     """Write ``params`` into the per-env parameter arrays (all envs, or those in ``env_mask``)."""
-    changes = {}
-    for name in PARAM_FIELDS:
-        cur = getattr(state, name)
-        val = cur * 0.0 + float(getattr(params, name))
-        changes[name] = val if env_mask is None else namespace(cur).where(env_mask, val, cur)
-    return state.replace(**changes)
+    values = {name: float(getattr(params, name)) for name in PARAM_FIELDS}
+    return set_param_values(state, values, env_mask)
 
 
 def draw_book(
@@ -303,23 +212,20 @@ def init_state(
 
 def reset_envs(state: State, fresh: State, env_mask: Any) -> State:
     """Replace the envs of ``env_mask`` (bool ``[E]``) with those of ``fresh`` (same shapes), e.g.
-    for autoreset in a vector env. The clock is shared: the fresh envs' oracle update time is set
-    to ``state.time_h`` so their heartbeat counts from now."""
+    for autoreset in a vector env. The clock is shared: fields whose schema says ``reset="now"``
+    (the oracle's update time) take ``state.time_h`` so the fresh envs' heartbeat counts from now."""
     xp = namespace(state.collateral_asset)
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(state):
-        old = getattr(state, f.name)
-        if isinstance(old, int | float):
-            out[f.name] = old
-            continue
+
+    def merge(old: Any, f: Any) -> Any:
         new = getattr(fresh, f.name)
-        if f.name == "oracle_updated_h":
+        if f.reset == "now":
             new = new * 0.0 + state.time_h
         mask = env_mask
         for _ in range(old.ndim - 1):
             mask = mask[..., None]
-        out[f.name] = xp.where(mask, new, old)
-    return State(**out)
+        return xp.where(mask, new, old)
+
+    return state.map_arrays(merge)
 
 
 def from_book(

@@ -1,4 +1,5 @@
-"""One substep of the lending market, in the order of DESIGN.md."""
+"""One substep of the lending market on arrays (numpy or torch), in the order of DESIGN.md and
+:mod:`levgym.engine.orders`. The formulas are :mod:`levgym.engine.rules`."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ from typing import Any
 
 import array_api_compat
 
-from . import oracle as oracle_mod
+from . import rules as R
 from .backend import namespace
 from .borrowers import act, current_rate_apr
 from .cascade import run_cascade
 from .drivers import DriverRow
-from .interest import borrow_rate_apr, utilization
-from .params import HOURS_PER_YEAR, EngineParams
-from .pool import arbitrage, set_liquidity
+from .orders import NO_ORDERS, Orders
+from .params import EngineParams
 from .state import State
 
 
@@ -23,31 +23,23 @@ def market_update(state: State, row: DriverRow, params: EngineParams) -> State:
     xp = namespace(state.pool_asset)
     m = params.market
     now_h = state.time_h + params.run.substep_h
-    pool_a, pool_d = set_liquidity(
+    pool_a, pool_d = R.set_liquidity(
         state.pool_asset, state.pool_debt, state.pool_liquidity_base * row.liquidity_frac
     )
-    pool_a, pool_d = arbitrage(
+    pool_a, pool_d = R.arbitrage(
         pool_a, pool_d, row.fundamental_usd / row.debt_price_usd, row.arb_speed_frac
     )
-    pool_usd = pool_d / pool_a * row.debt_price_usd
+    pool_usd = R.pool_price_usd(pool_a, pool_d, row.debt_price_usd)
     k = m.twap_window_substeps
     slot = state.substep_index % k
     onehot = xp.arange(k, device=array_api_compat.device(state.pool_asset)) == slot
     twap_buf = xp.where(onehot[None, :], pool_usd[:, None], state.twap_buffer_usd)
-    twap = xp.mean(twap_buf, axis=1)
-    source = oracle_mod.source_price(row.fundamental_usd, pool_usd, m.oracle_pool_weight_frac)
-    new_oracle, new_updated = oracle_mod.refresh(
-        m.oracle_kind_code,
-        state.oracle_usd,
-        state.oracle_updated_h,
-        now_h,
-        source,
-        twap,
-        row.oracle_bias_frac,
-        row.oracle_frozen,
-        m.oracle_deviation_frac,
-        m.oracle_heartbeat_h,
-    )
+    source = R.oracle_source(row.fundamental_usd, pool_usd, m.oracle_pool_weight_frac)
+    new_oracle, new_updated = R.oracle_update(
+        m.oracle_kind_code, state.oracle_usd, state.oracle_updated_h, now_h, source,
+        xp.mean(twap_buf, axis=1), row.oracle_bias_frac, row.oracle_frozen,
+        m.oracle_deviation_frac, m.oracle_heartbeat_h, False,
+    )  # fmt: skip
     return state.replace(
         fundamental_usd=row.fundamental_usd,
         debt_price_usd=row.debt_price_usd,
@@ -61,15 +53,40 @@ def market_update(state: State, row: DriverRow, params: EngineParams) -> State:
     )
 
 
+def agent_orders(state: State, orders: Orders, params: EngineParams) -> State:
+    """Steps 2-3 of :mod:`levgym.engine.orders`: the liquidity provider's change, then the outside
+    liquidator's sale into the pool. An env with a zero order is left exactly as it was."""
+    xp = namespace(state.pool_asset)
+    if orders.liquidity_delta_frac is not None:
+        delta = orders.liquidity_delta_frac
+        moves = delta != 0.0
+        scale = 1.0 + delta
+        pool_d = xp.where(moves, state.pool_debt * scale, state.pool_debt)
+        state = state.replace(
+            pool_liquidity_base=xp.where(moves, state.pool_liquidity_base * scale, state.pool_liquidity_base),
+            pool_asset=xp.where(moves, state.pool_asset * scale, state.pool_asset),
+            pool_debt=pool_d,
+            liquidity_added_debt=state.liquidity_added_debt + (pool_d - state.pool_debt),
+        )
+    if orders.sell_asset is not None:
+        amount = orders.sell_asset
+        sells = amount > 0.0
+        pool_a, pool_d, out = R.sell_asset(
+            state.pool_asset, state.pool_debt, amount, params.market.pool_fee_frac
+        )
+        state = state.replace(
+            pool_asset=xp.where(sells, pool_a, state.pool_asset),
+            pool_debt=xp.where(sells, pool_d, state.pool_debt),
+            agent_sold_asset=state.agent_sold_asset + amount,
+            agent_sale_debt=state.agent_sale_debt + xp.where(sells, out, 0.0 * out),
+        )
+    return state
+
+
 def accrue_interest(state: State, params: EngineParams) -> State:
     """Step 4: debt grows at the curve's rate; the reserve factor share goes to reserves."""
     xp = namespace(state.debt_usd)
-    total = xp.sum(state.debt_usd, axis=1)
-    u = utilization(total, state.supply_usd)
-    rate = borrow_rate_apr(
-        u, state.base_rate_apr, state.slope1_apr, state.slope2_apr, state.optimal_utilization_frac
-    )
-    growth = rate * (params.run.substep_h / HOURS_PER_YEAR)
+    growth = R.interest_growth(current_rate_apr(state), params.run.substep_h)
     added = state.debt_usd * growth[:, None]
     interest = xp.sum(added, axis=1)
     to_reserves = interest * state.reserve_factor_frac
@@ -87,29 +104,39 @@ def substep(
     row: DriverRow,
     noise_u: Any,
     params: EngineParams,
-    agent_share_frac: Any | None = None,
+    orders: Orders | None = None,
+    masked: bool = False,
 ) -> tuple[State, Any]:
     """Advance every env by one substep. Returns the new state and the cascade rounds per env.
 
     ``noise_u`` is a uniform ``[E, N]`` array (the only randomness inside the engine: borrower
-    reactions, exits and arrivals). ``agent_share_frac`` (``[E]``) is the share of each
-    liquidation taken by an outside liquidator agent (Liquidator-v0); its collateral is not sold.
+    reactions, exits and arrivals). ``orders`` are the agents' actions in the block
+    (:class:`levgym.engine.orders.Orders`). ``masked`` runs the cascade without host
+    synchronisation (:func:`levgym.engine.cascade.run_cascade`).
     """
     xp = namespace(state.pool_asset)
+    orders = NO_ORDERS if orders is None else orders
     state = market_update(state, row, params)
+    state = agent_orders(state, orders, params)
     state = accrue_interest(state, params)
     state = act(state, row, noise_u, params)
     state, rounds = run_cascade(
-        state, params, row.oracle_bias_frac, row.oracle_frozen, agent_share_frac
+        state, params, row.oracle_bias_frac, row.oracle_frozen, orders.claim_share_frac, masked
     )
-    pool_usd = state.pool_price_usd
     state = state.replace(
         fundamental_min_usd=xp.minimum(state.fundamental_min_usd, state.fundamental_usd),
-        pool_min_usd=xp.minimum(state.pool_min_usd, pool_usd),
+        pool_min_usd=xp.minimum(state.pool_min_usd, state.pool_price_usd),
         cascade_rounds_max=xp.maximum(state.cascade_rounds_max, rounds),
         substep_index=state.substep_index + 1,
     )
     return state, rounds
 
 
-__all__ = ["substep", "market_update", "accrue_interest", "current_rate_apr"]
+def substep_masked(
+    state: State, row: DriverRow, noise_u: Any, params: EngineParams, orders: Orders | None = None
+) -> tuple[State, Any]:
+    """:func:`substep` with the host-sync-free cascade (torch on CUDA)."""
+    return substep(state, row, noise_u, params, orders, masked=True)
+
+
+__all__ = ["accrue_interest", "agent_orders", "market_update", "substep", "substep_masked"]

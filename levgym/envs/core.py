@@ -19,6 +19,7 @@ import numpy as np
 from ..engine.backend import check_backend, make_converter
 from ..engine.dispatch import substep_function
 from ..engine.drivers import DRIVER_FIELDS, DriverRow, Drivers
+from ..engine.orders import Orders
 from ..engine.params import EngineParams, ProtocolParams, preset
 from ..engine.state import State, init_state, reset_envs
 from ..scenarios import EVAL_SEED_OFFSET
@@ -308,13 +309,14 @@ class BatchedMarket:
         values["oracle_frozen"] = self.convert(rows[_FROZEN] != 0)
         return DriverRow(**values)
 
-    def substep(self, agent_share_frac: Any | None = None) -> Any:
-        """Advance every env by one engine substep; returns the cascade rounds per env."""
+    def substep(self, orders: Orders | None = None) -> Any:
+        """Advance every env by one engine substep with the agents' ``orders``; returns the
+        cascade rounds per env."""
         assert self.state is not None
         row = self.driver_row()
         noise = self.convert(self.noise())
         t0 = time.perf_counter()
-        self.state, rounds = self.step_fn(self.state, row, noise, self.params, agent_share_frac)
+        self.state, rounds = self.step_fn(self.state, row, noise, self.params, orders)
         self.engine_seconds += time.perf_counter() - t0
         self.t += 1
         self.tracker.update(self.state)

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..engine.backend import namespace, to_numpy
-from ..engine.interest import borrow_rate_apr, utilization
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
+from ..engine.rules import borrow_rate_apr, utilization
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index, market_snapshot

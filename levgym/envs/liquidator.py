@@ -8,13 +8,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..engine.backend import to_numpy
-from ..engine.cascade import gas_cost_usd
-from ..engine.interest import utilization
+from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
-from ..engine.pool import sell_asset
+from ..engine.rules import utilization
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index, market_snapshot
+
+# The engine's counters of the outside liquidator's flows (levgym.engine.orders).
+_AGENT_COUNTERS = ("agent_sale_debt", "agent_seized_asset", "agent_repaid_usd", "agent_gas_usd")
 
 
 def perp_basis(
@@ -212,27 +214,14 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
     # ------------------------------------------------------------------ dynamics
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         core = self.core
-        m = self.params.market
         take = 0.5 * (actions[:, 0] + 1.0) * self.max_share_frac
         sell = 0.5 * (actions[:, 1] + 1.0)
         hedge = 0.5 * (actions[:, 2] + 1.0) * self.max_hedge_ratio
         s = core.state
         dp = to_numpy(s.debt_price_usd)
 
-        # 1. Sell inventory into the pool (slippage and fee paid for real; the pool moves).
-        sold = sell * self.inventory_asset
-        mid_before = to_numpy(s.pool_price_usd)
-        pool_a, pool_d, out = sell_asset(
-            s.pool_asset, s.pool_debt, core.convert(sold), m.pool_fee_frac
-        )
-        core.state = s = s.replace(pool_asset=pool_a, pool_debt=pool_d)
-        proceeds = to_numpy(out) * dp
-        slippage = sold * mid_before - proceeds
-        self.inventory_asset -= sold
-        self.cash_usd += proceeds
-
-        # 2. Settle the perp from its last mark to the current price (the agent's own sale moves
-        #    the pool and so the basis), then rebalance there (taker fee on the traded notional).
+        # 1. Rebalance the perp hedge at the current price (the perp trades at the fundamental,
+        #    which no trade in the block moves), settling from its last mark first.
         p0, _ = self._perp_price()
         settle = self.perp_asset * (p0 - self.perp_mark_usd)
         self.cash_usd += settle
@@ -242,22 +231,24 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         self.perp_asset = target
         self.cash_usd -= perp_fee
 
-        # 3. One engine substep; the agent claims `take` of every liquidation.
-        seized0 = to_numpy(s.agent_seized_asset)
-        repaid0 = to_numpy(s.agent_repaid_usd)
-        liqs0 = to_numpy(s.liquidations)
-        core.substep(agent_share_frac=core.convert(take))
+        # 2. One engine substep with the agent's orders: it sells `sell` of its inventory into the
+        #    pool first in the block (fee and price impact paid, the oracle reads the moved pool
+        #    before the cascade) and claims `take` of every liquidation (repay, collateral and
+        #    gas of that share, all accounted by the engine).
+        sold = sell * self.inventory_asset
+        mid_before = to_numpy(s.pool_price_usd)
+        before = {k: to_numpy(getattr(s, k)).copy() for k in _AGENT_COUNTERS}
+        core.substep(Orders(claim_share_frac=core.convert(take), sell_asset=core.convert(sold)))
         s = core.state
         dp = to_numpy(s.debt_price_usd)
-        seized = to_numpy(s.agent_seized_asset) - seized0
-        repaid = (to_numpy(s.agent_repaid_usd) - repaid0) * dp
-        gas = (
-            take
-            * (to_numpy(s.liquidations) - liqs0)
-            * to_numpy(gas_cost_usd(s.gas_gwei, s.fundamental_usd, self.params))
-        )
-        self.inventory_asset += seized
-        self.cash_usd -= repaid + gas
+        delta = {k: to_numpy(getattr(s, k)) - before[k] for k in _AGENT_COUNTERS}
+        proceeds = delta["agent_sale_debt"] * dp
+        slippage = sold * mid_before - proceeds
+        seized = delta["agent_seized_asset"]
+        repaid = delta["agent_repaid_usd"] * dp
+        gas = delta["agent_gas_usd"]
+        self.inventory_asset += seized - sold
+        self.cash_usd += proceeds - repaid - gas
 
         # 4. Perp: variation margin and funding (longs pay shorts basis * notional per interval).
         p1, basis = self._perp_price()

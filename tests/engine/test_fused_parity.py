@@ -1,5 +1,5 @@
 """The fast paths equal the reference loop: the fused numba kernel (backend ``numba``) and the
-cascade without host synchronisation (``torch_graph``), on random cases as in
+cascade without host synchronisation (``step.substep_masked``), on random cases as in
 test_reference_parity.py, plus an agent's share of every liquidation."""
 
 import dataclasses
@@ -20,9 +20,10 @@ from levgym.engine import (
 )
 from levgym.engine.backend import make_converter
 from levgym.engine.dispatch import substep_function
+from levgym.engine.orders import Orders
 from levgym.engine.params import PRESETS
 from levgym.engine.reference import reference_substep
-from levgym.engine.torch_graph import substep_masked
+from levgym.engine.step import substep_masked
 from levgym.simulation import Simulator
 
 from .helpers import compare_states as _compare
@@ -73,14 +74,21 @@ def test_fast_paths_equal_reference(
     )
     sim = Simulator(params, drivers, positions, seed)
     conv = make_converter("numpy")
-    share = np.random.default_rng(seed).uniform(0.0, 0.8, envs) if with_share else None
+    rng = np.random.default_rng(seed)
+    orders = None
+    if with_share:  # an outside liquidator's claim share and sales, and an LP's liquidity moves
+        orders = Orders(
+            claim_share_frac=rng.uniform(0.0, 0.8, envs),
+            sell_asset=np.where(rng.random(envs) < 0.5, rng.uniform(0.0, 2000.0, envs), 0.0),
+            liquidity_delta_frac=np.where(rng.random(envs) < 0.5, rng.uniform(-0.3, 0.3, envs), 0.0),
+        )
     state = sim.state
     for t in range(steps):
         row = drivers.row(t, conv)
         u = sim.noise_rng.random((envs, positions))
-        slow, slow_rounds = reference_substep(state, row, u, params, share)
-        fused, fused_rounds = fused_substep(state, row, u, params, share)
-        masked, masked_rounds = substep_masked(state, row, u, params, share)
+        slow, slow_rounds = reference_substep(state, row, u, params, orders)
+        fused, fused_rounds = fused_substep(state, row, u, params, orders)
+        masked, masked_rounds = substep_masked(state, row, u, params, orders)
         _compare(fused, slow)
         _compare(masked, slow)
         np.testing.assert_array_equal(fused_rounds, slow_rounds)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from levgym import scenarios
 from levgym.engine import BorrowerParams, EngineParams, MarketParams
-from levgym.engine.pool import arbitrage, buy_asset, sell_asset
+from levgym.engine.rules import arbitrage, buy_asset, sell_asset
 from levgym.simulation import simulate
 
 from .helpers import book_sim, quiet_params

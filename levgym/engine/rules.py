@@ -1,0 +1,358 @@
+"""Every formula of the market, written once.
+
+Each rule is a function of plain values written with arithmetic and the operations of
+:mod:`levgym.engine.ops` only, so the same text runs element-wise on numpy arrays and torch
+tensors (the array engine: ``borrowers.py``, ``cascade.py``, ``step.py``) and, compiled by numba
+with the operations bound to scalar functions, on one position or env at a time (the fused
+kernel, ``fused.py``). The executors hold only control flow: which positions a rule is applied
+to, in what order, and how the results are summed. ``reference.py`` keeps its own, naive
+formulas: it is the oracle these rules are tested against.
+
+Units: collateral in asset units, debt in debt-asset units, prices in USD, time in hours.
+A new mechanism is one rule here, its call in each executor, one line of the reference loop and
+its fields in :mod:`levgym.engine.schema`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ops import (
+    INF,
+    abs_,
+    and_,
+    clip,
+    exp,
+    floor,
+    log,
+    maximum,
+    minimum,
+    not_,
+    or_,
+    sqrt,
+    where,
+)
+
+HOURS_PER_YEAR = 24.0 * 365.0
+
+# Oracle kinds (``MarketParams.oracle_kind_code``).
+CHAINLINK, TWAP, EXACT = 0, 1, 2
+
+# Behaviour kinds of a position slot.
+PASSIVE, DEFENSIVE, LOOPER = 0, 1, 2
+
+Num = Any  # a number, a numpy array or a torch tensor
+
+
+# ----------------------------------------------------------------------------- pool
+
+
+def swap_out(reserve_in: Num, reserve_out: Num, amount_in: Num, fee_frac: Num) -> Num:
+    """What ``amount_in`` buys from a constant-product pool against its current reserves."""
+    eff = amount_in * (1.0 - fee_frac)
+    return reserve_out * eff / (reserve_in + eff)
+
+
+def sell_asset(pool_asset: Num, pool_debt: Num, amount_asset: Num, fee_frac: Num):
+    """Sell ``amount_asset`` into the pool: (new pool asset, new pool debt, debt out).
+
+    The fee is taken from the input and paid to liquidity providers outside the reserves, so the
+    reserves keep their constant product exactly."""
+    eff = amount_asset * (1.0 - fee_frac)
+    out = pool_debt * eff / (pool_asset + eff)
+    return pool_asset + eff, pool_debt * pool_asset / (pool_asset + eff), out
+
+
+def buy_asset(pool_asset: Num, pool_debt: Num, amount_debt: Num, fee_frac: Num):
+    """Pay ``amount_debt`` into the pool for the asset: (new pool asset, new pool debt, asset out)."""
+    eff = amount_debt * (1.0 - fee_frac)
+    out = pool_asset * eff / (pool_debt + eff)
+    return pool_asset * pool_debt / (pool_debt + eff), pool_debt + eff, out
+
+
+def block_sale_out(
+    pool_asset: Num, pool_debt: Num, sold_through_asset: Num, amount_asset: Num, fee_frac: Num
+) -> Num:
+    """Debt received for the sale of ``amount_asset`` when it is the last of the block's sales
+    totalling ``sold_through_asset`` (itself included), all against the same reserves."""
+    eff_incl = sold_through_asset * (1.0 - fee_frac)
+    eff_excl = eff_incl - amount_asset * (1.0 - fee_frac)
+    return pool_debt * eff_incl / (pool_asset + eff_incl) - pool_debt * eff_excl / (
+        pool_asset + eff_excl
+    )
+
+
+def arbitrage(pool_asset: Num, pool_debt: Num, target_price: Num, speed_frac: Num):
+    """Trade along the curve so the pool price closes ``speed_frac`` of its log-gap to
+    ``target_price`` (debt units per asset): (new pool asset, new pool debt)."""
+    lp = log(pool_debt / pool_asset)
+    new_price = exp(lp + speed_frac * (log(target_price) - lp))
+    k = pool_asset * pool_debt
+    return sqrt(k / new_price), sqrt(k * new_price)
+
+
+def set_liquidity(pool_asset: Num, pool_debt: Num, target_liquidity: Num):
+    """Add or remove liquidity at the current price so that ``sqrt(x * y) = target_liquidity``."""
+    scale = target_liquidity / sqrt(pool_asset * pool_debt)
+    return pool_asset * scale, pool_debt * scale
+
+
+def pool_price_usd(pool_asset: Num, pool_debt: Num, debt_price_usd: Num) -> Num:
+    """Pool price of the asset in USD (the pool quotes it in the debt asset)."""
+    return pool_debt / pool_asset * debt_price_usd
+
+
+# ----------------------------------------------------------------------------- oracle
+
+
+def oracle_source(fundamental_usd: Num, pool_usd: Num, pool_weight_frac: float) -> Num:
+    """What an aggregating oracle reads: a geometric blend of the off-chain price and the pool."""
+    if pool_weight_frac == 0.0:
+        return fundamental_usd
+    return exp((1.0 - pool_weight_frac) * log(fundamental_usd) + pool_weight_frac * log(pool_usd))
+
+
+def oracle_update(
+    kind: int,
+    oracle_usd: Num,
+    updated_h: Num,
+    now_h: float,
+    source_usd: Num,
+    twap_usd: Num,
+    bias_frac: Num,
+    frozen: Num,
+    deviation_frac: float,
+    heartbeat_h: float,
+    in_block: bool,
+):
+    """New (oracle answer, update time).
+
+    Chainlink: updates when the candidate deviates by more than ``deviation_frac`` or, between
+    blocks, when the heartbeat has passed; exact: every time; TWAP: the pool TWAP, never within
+    a block. A frozen feed never updates; ``bias_frac`` is a manipulation of the reported value."""
+    if kind == TWAP and in_block:
+        return oracle_usd, updated_h
+    if kind == TWAP:
+        candidate = twap_usd * (1.0 + bias_frac)
+        update = not_(frozen)
+    elif kind == EXACT:
+        candidate = source_usd * (1.0 + bias_frac)
+        update = not_(frozen)
+    else:
+        candidate = source_usd * (1.0 + bias_frac)
+        update = abs_(candidate / oracle_usd - 1.0) > deviation_frac
+        if not in_block:
+            update = or_(update, (now_h - updated_h) >= heartbeat_h - 1e-9)
+        update = and_(update, not_(frozen))
+    return where(update, candidate, oracle_usd), where(update, updated_h * 0.0 + now_h, updated_h)
+
+
+# ----------------------------------------------------------------------------- interest
+
+
+def utilization(total_debt: Num, supply: Num) -> Num:
+    """Borrowed share of the lenders' supply, in [0, 1] (1 when there is no supply)."""
+    ok = supply > 0
+    return clip(where(ok, total_debt / where(ok, supply, 1.0), 1.0), 0.0, 1.0)
+
+
+def borrow_rate_apr(util: Num, base: Num, slope1: Num, slope2: Num, optimal: Num) -> Num:
+    """Aave-style two-slope curve: ``base + slope1 * min(u, u*)/u* + slope2 * max(u - u*, 0)/(1 - u*)``."""
+    return (
+        base
+        + slope1 * (minimum(util, optimal) / optimal)
+        + slope2 * (maximum(util - optimal, 0.0) / (1.0 - optimal))
+    )
+
+
+def interest_growth(rate_apr: Num, substep_h: float) -> Num:
+    """Debt growth over one substep at ``rate_apr`` (simple per substep)."""
+    return rate_apr * (substep_h / HOURS_PER_YEAR)
+
+
+# ----------------------------------------------------------------------------- positions
+
+
+def health_factor(
+    collateral: Num, debt: Num, oracle_usd: Num, lt: Num, debt_price_usd: Num
+) -> Num:
+    """``HF = collateral * oracle * LT / (debt * debt_price)``; ``inf`` where there is no debt."""
+    den = debt * debt_price_usd
+    ok = den > 0
+    return where(ok, collateral * (oracle_usd * lt) / where(ok, den, 1.0), INF)
+
+
+def underwater(collateral: Num, debt: Num, oracle_usd: Num, debt_price_usd: Num) -> Num:
+    """Debt exceeding the collateral's value at the oracle (debt units): bad debt not yet written off."""
+    return maximum(debt - collateral * (oracle_usd / debt_price_usd), 0.0)
+
+
+# ----------------------------------------------------------------------------- borrowers
+
+
+def reaction_gas_factor(gas_gwei: Num, ref_gwei: float) -> Num:
+    """Reaction probabilities are divided by ``1 + gas / ref``."""
+    return 1.0 / (1.0 + gas_gwei / ref_gwei)
+
+
+def attractiveness(
+    ltv: Num, rate_apr: Num, ltv_elasticity: float, ltv_ref: float, rate_elasticity: float,
+    rate_ref_apr: float,
+) -> Num:  # fmt: skip
+    """How much more borrowers arrive (and less they leave) than at the reference LTV and rate."""
+    return exp(ltv_elasticity * (ltv - ltv_ref) - rate_elasticity * (rate_apr - rate_ref_apr))
+
+
+def exit_prob(exit_rate_per_h: float, substep_h: float, attract: Num) -> Num:
+    return clip(exit_rate_per_h * substep_h / attract, 0.0, 0.5)
+
+
+def arrival_prob(
+    arrival_rate_per_h: float, substep_h: float, arrival_mult: Num, attract: Num
+) -> Num:
+    return clip(arrival_rate_per_h * substep_h * arrival_mult * attract, 0.0, 0.5)
+
+
+def reacts(noise_u: Num, react_prob: Num, gas_factor: Num) -> Num:
+    """Whether a position acts this substep (the slot's uniform below its reaction probability)."""
+    return noise_u < react_prob * gas_factor
+
+
+def exits(noise_u: Num, p_exit: Num, hf: Num) -> Num:
+    """A healthy position repays everything and leaves (the top ``p_exit`` of the uniform)."""
+    return and_(noise_u > 1.0 - p_exit, hf >= 1.0)
+
+
+def defend_topup_asset(
+    coll_usd: Num, debt_usd: Num, lt: Num, oracle_usd: Num, target_hf: Num
+) -> Num:
+    """Collateral a defensive position adds to get back to ``target_hf``."""
+    return maximum(target_hf * debt_usd / lt - coll_usd, 0.0) / oracle_usd
+
+
+def defend_repay_debt(
+    coll_usd: Num, debt_usd: Num, lt: Num, debt_price_usd: Num, debt: Num, target_hf: Num
+) -> Num:
+    """Debt a defensive position repays to get back to ``target_hf`` (at most all of it)."""
+    return minimum(maximum(debt_usd - coll_usd * lt / target_hf, 0.0) / debt_price_usd, debt)
+
+
+def relevers(hf: Num, target_hf: Num, band_frac: float) -> Num:
+    return hf > target_hf * (1.0 + band_frac)
+
+
+def delevers(hf: Num, target_hf: Num, delever_frac: float) -> Num:
+    return and_(hf >= 1.0, hf < 1.0 + delever_frac * (target_hf - 1.0))
+
+
+def looper_borrow_debt(
+    coll_usd: Num, debt_usd: Num, lt: Num, ltv: Num, target_hf: Num, debt_price_usd: Num
+) -> Num:
+    """Debt a looper borrows to get back down to its target HF, within the LTV."""
+    want = minimum(
+        (coll_usd * lt - target_hf * debt_usd) / (target_hf - lt),
+        (coll_usd * ltv - debt_usd) / (1.0 - ltv),
+    )
+    return maximum(want, 0.0) / debt_price_usd
+
+
+def looper_sell_asset(
+    coll_usd: Num, debt_usd: Num, lt: Num, target_hf: Num, oracle_usd: Num
+) -> Num:
+    """Collateral a looper sells (to repay) to get back up to its target HF."""
+    sell_usd = minimum(
+        maximum((target_hf * debt_usd - coll_usd * lt) / (target_hf - lt), 0.0),
+        minimum(coll_usd, debt_usd),
+    )
+    return sell_usd / oracle_usd
+
+
+def arrival_debt(
+    collateral: Num, oracle_usd: Num, lt: Num, ltv: Num, template_hf: Num, debt_price_usd: Num
+) -> Num:
+    """Debt a new borrower takes on its collateral, at its drawn HF but within the LTV."""
+    return collateral * oracle_usd * lt / (maximum(template_hf, lt / ltv) * debt_price_usd)
+
+
+def borrow_available(supply: Num, borrow_cap: Num, total_debt: Num) -> Num:
+    """New debt that the supply and the borrow cap still allow."""
+    return maximum(minimum(supply - total_debt, borrow_cap - total_debt), 0.0)
+
+
+def per_unit(total_out: Num, total_in: Num) -> Num:
+    """What each unit of an aggregated trade gets (0 when nothing was traded)."""
+    ok = total_in > 0
+    return where(ok, total_out / where(ok, total_in, 1.0), 0.0)
+
+
+def fill_ratio(available: Num, requested: Num) -> Num:
+    """Share of a request that is filled (requests are scaled down pro rata)."""
+    ok = requested > 0
+    return minimum(where(ok, available / where(ok, requested, 1.0), 1.0), 1.0)
+
+
+# ----------------------------------------------------------------------------- liquidation
+
+
+def keeper_capacity(gas_gwei: Num, congestion_ref_gwei: float, capacity: float) -> Num:
+    """Liquidations that fit in one substep: all at normal gas, ``ref / gas`` of them above
+    ``congestion_ref_gwei``, at least one."""
+    frac = minimum(congestion_ref_gwei / maximum(gas_gwei, 1e-12), 1.0)
+    return maximum(floor(capacity * frac), 1.0)
+
+
+def gas_cost_usd(gas_gwei: Num, gas_units: float, fundamental_usd: Num) -> Num:
+    """USD cost of one liquidation's gas (paid in the collateral asset, ETH)."""
+    return gas_gwei * 1e-9 * gas_units * fundamental_usd
+
+
+def chunk_repay(
+    pool_asset: Num, chunk_ratio: float, oracle_usd: Num, bonus: Num, debt_price_usd: Num
+) -> Num:
+    """Largest repay of one keeper call: its seized collateral is at most ``chunk_ratio`` of the
+    pool's asset reserve (the keeper's slippage limit)."""
+    return pool_asset * chunk_ratio * oracle_usd / ((1.0 + bonus) * debt_price_usd)
+
+
+def liquidation_call(
+    collateral: Num, debt: Num, hf: Num, oracle_usd: Num, debt_price_usd: Num, bonus: Num,
+    close_factor: Num, full_close_hf: float, small_position_usd: float, max_repay: Num,
+    protocol_fee_frac: float,
+):  # fmt: skip
+    """One liquidation call: (repay [debt], seize [asset], protocol fee [asset]).
+
+    The keeper repays the close factor's share of the debt (all of it at or below
+    ``full_close_hf`` or for a small position), at most ``max_repay``; it seizes
+    ``repay * (1 + bonus)`` worth of collateral at the oracle, capped at the collateral (then the
+    repay shrinks to what the collateral covers); the protocol takes its fee from the bonus."""
+    full = or_(hf <= full_close_hf, debt * debt_price_usd < small_position_usd)
+    repay = minimum(where(full, 1.0, close_factor) * debt, max_repay)
+    seize = repay * debt_price_usd * (1.0 + bonus) / oracle_usd
+    capped = seize > collateral
+    seize = where(capped, collateral, seize)
+    repay = where(capped, collateral * oracle_usd / ((1.0 + bonus) * debt_price_usd), repay)
+    fee = protocol_fee_frac * maximum(seize - repay * debt_price_usd / oracle_usd, 0.0)
+    return repay, seize, fee
+
+
+def liquidation_profit(
+    debt_out: Num, repay: Num, debt_price_usd: Num, gas_usd: Num
+) -> Num:
+    """A keeper's USD profit: what the sale returns less the repay, less gas."""
+    return (debt_out - repay) * debt_price_usd - gas_usd
+
+
+def write_off_split(bad_debt: Num, reserves: Num):
+    """Who pays bad debt: (from reserves, from lenders); reserves pay first."""
+    from_reserves = minimum(bad_debt, reserves)
+    return from_reserves, bad_debt - from_reserves
+
+
+# The rules the fused kernel compiles (every public function above).
+RULE_NAMES = tuple(
+    name
+    for name, obj in list(globals().items())
+    if callable(obj)
+    and getattr(obj, "__module__", None) == __name__
+    and not name.startswith("_")
+)
