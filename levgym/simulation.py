@@ -7,13 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from .engine.backend import make_converter, namespace, to_numpy
+from .engine.backend import namespace, to_numpy
 from .engine.borrowers import underwater_shortfall
-from .engine.dispatch import substep_function
 from .engine.drivers import Drivers
+from .engine.noise import splitmix_noise
 from .engine.orders import Orders
 from .engine.params import EngineParams
-from .engine.state import State, init_state
+from .engine.schema import DRIVER_SCHEMA
+from .engine.state import State
+from .market import MarketRunner, run_markets
 
 SUMMARY_KEYS = (
     "scenario",
@@ -41,11 +43,13 @@ SUMMARY_KEYS = (
 )
 
 
-class Simulator:
-    """A batch of markets driven by ``drivers``; advance it substep by substep or step by step.
+class Simulator(MarketRunner):
+    """A batch of markets that replays ``drivers`` (``[S, E]``); advance it substep by substep.
 
-    Randomness: the book is drawn from ``seed`` and the borrowers' uniforms from a second stream
-    of the same seed, both on numpy, so numpy and torch runs see the same numbers.
+    The market runner (:class:`levgym.market.MarketRunner`) in its given-drivers form: env ``i``
+    is seeded ``seed + i`` and draws its book and borrower noise as every runner does, so a
+    seed means the same book and noise in ``simulate``, ``stress``, the envs and the bench.
+    ``state`` replaces the drawn initial state (a hand-built book).
     """
 
     def __init__(
@@ -59,52 +63,47 @@ class Simulator:
         device: str | None = None,
         state: State | None = None,
     ) -> None:
-        self.params = params
-        self.drivers = drivers
-        self.convert = make_converter(backend, dtype, device)
-        self.seed = int(seed)
-        self.noise_rng = np.random.default_rng([self.seed, 1])
-        self.state: State = (
-            state
-            if state is not None
-            else init_state(
-                params,
-                drivers.num_envs,
-                num_positions,
-                np.random.default_rng([self.seed, 0]),
-                fundamental_usd=drivers.fundamental_usd[0],
-                debt_price_usd=drivers.debt_price_usd[0],
-                liquidity_frac=drivers.liquidity_frac[0],
-                gas_gwei=drivers.gas_gwei[0],
-                backend=backend,
-                dtype=dtype,
-                device=device,
+        super().__init__(
+            params, drivers.num_envs, num_positions, drivers.num_substeps, backend=backend,
+            dtype=dtype, device=device, drivers=drivers,
+        )  # fmt: skip
+        self.base_seed = int(seed)
+        self.seed([self.base_seed + i for i in range(self.num_envs)])
+        self.new_episodes(np.ones(self.num_envs, dtype=bool))
+        if state is not None:
+            self.state = state
+
+    @property
+    def drivers(self) -> Drivers:
+        return self.given_drivers
+
+    @drivers.setter
+    def drivers(self, drivers: Drivers) -> None:
+        """Replay other drivers from now on (same shape); the book and noise stay."""
+        if drivers.fundamental_usd.shape != self.given_drivers.fundamental_usd.shape:
+            raise ValueError(
+                f"drivers of shape {drivers.fundamental_usd.shape}; allowed "
+                f"{self.given_drivers.fundamental_usd.shape}"
             )
-        )
-        self.t = 0
-        # the substep implementation for this backend (numba: fused kernel; torch on CUDA: no host sync)
-        self.step_fn = substep_function(backend, device)
+        self.given_drivers = drivers
+        for j, f in enumerate(DRIVER_SCHEMA):
+            self.bank[j] = np.asarray(getattr(drivers, f.name), dtype=self.fdtype).T
 
     @property
     def done(self) -> bool:
-        return self.t >= self.drivers.num_substeps
+        return bool(np.any(self.t >= self.horizon_substeps))
 
-    def next_noise(self) -> Any:
-        e, n = self.state.num_envs, self.state.num_positions
-        return self.convert(self.noise_rng.random((e, n)))
+    def noise_at(self, t: int) -> np.ndarray:
+        """The borrower noise ``[E, N]`` of substep ``t`` (numpy, a new array)."""
+        return splitmix_noise(
+            self.noise_key, np.full(self.num_envs, t, dtype=np.int64), np.empty_like(self._u)
+        )
 
     def substep(self, orders: Orders | None = None) -> Any:
         """Advance one substep with the agents' ``orders``; returns the cascade rounds per env."""
         if self.done:
-            raise RuntimeError(
-                f"the drivers have {self.drivers.num_substeps} substeps; all are used"
-            )
-        row = self.drivers.row(self.t, self.convert)
-        self.state, rounds = self.step_fn(
-            self.state, row, self.next_noise(), self.params, orders
-        )
-        self.t += 1
-        return rounds
+            raise RuntimeError(f"the drivers have {self.horizon_substeps} substeps; all are used")
+        return super().substep(orders)
 
 
 @dataclass
@@ -171,7 +170,7 @@ def per_env_summary(state: State) -> dict[str, np.ndarray]:
 
 
 def simulate(
-    drivers: Drivers,
+    drivers: Drivers | None,
     params: EngineParams,
     num_positions: int,
     seed: int,
@@ -181,16 +180,29 @@ def simulate(
     dtype: str = "float64",
     device: str | None = None,
     record: bool = True,
+    scenario_knobs: dict[str, Any] | None = None,
+    num_envs: int | None = None,
 ) -> SimulationResult:
-    """Run ``steps`` governance periods (``steps * substeps_per_step`` substeps) of ``drivers``."""
+    """Run ``steps`` governance periods (``steps * substeps_per_step`` substeps) of ``drivers``,
+    or, with ``drivers=None``, of ``num_envs`` markets of the registered ``scenario`` (with its
+    ``scenario_knobs``) drawn as the envs draw them (:mod:`levgym.market`)."""
     sub = steps * params.run.substeps_per_step
     if steps < 1:
         raise ValueError(f"steps={steps} is out of range; allowed >= 1")
-    if drivers.num_substeps < sub:
-        raise ValueError(
-            f"the scenario provides {drivers.num_substeps} substeps; steps={steps} needs {sub}"
-        )
-    sim = Simulator(params, drivers, num_positions, seed, backend, dtype, device)
+    sim: MarketRunner
+    if drivers is None:
+        if num_envs is None:
+            raise ValueError("simulate needs drivers or num_envs with a scenario")
+        sim = run_markets(
+            params, num_envs, num_positions, sub, seed, scenario=scenario,
+            scenario_knobs=scenario_knobs, backend=backend, dtype=dtype, device=device,
+        )  # fmt: skip
+    else:
+        if drivers.num_substeps < sub:
+            raise ValueError(
+                f"the scenario provides {drivers.num_substeps} substeps; steps={steps} needs {sub}"
+            )
+        sim = Simulator(params, drivers, num_positions, seed, backend, dtype, device)
     hf_before, w_before = health_factors(sim.state)
     series: dict[str, list[np.ndarray]] = {
         k: []
@@ -218,7 +230,7 @@ def simulate(
     summary: dict[str, Any] = {
         "scenario": scenario,
         "seed": int(seed),
-        "num_envs": drivers.num_envs,
+        "num_envs": sim.num_envs,
         "positions": num_positions,
         "steps": steps,
         "backend": backend,
@@ -227,7 +239,7 @@ def simulate(
     for key, values in per_env.items():
         summary[key] = float(np.mean(values))
     summary["cascade_rounds_max"] = float(np.max(per_env["cascade_rounds_max"]))
-    xs = {k: np.stack(v) if v else np.zeros((0, drivers.num_envs)) for k, v in series.items()}
+    xs = {k: np.stack(v) if v else np.zeros((0, sim.num_envs)) for k, v in series.items()}
     if record:
         xs["time_h"] = (np.arange(sub) + 1) * params.run.substep_h
     return SimulationResult(summary, per_env, xs, hf_before, hf_after, w_before, w_after)

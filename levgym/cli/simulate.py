@@ -61,9 +61,8 @@ def make_drivers(args: argparse.Namespace, params, sets, num_substeps: int):
         )
         return f"csv:{args.price_csv}", drivers
     scenario = scenarios.get(args.scenario)
-    return scenario.name, scenario.drivers(
-        args.num_envs, num_substeps, params, args.seed, sets["scenario"]
-    )
+    scenario.resolve_knobs(dict(sets["scenario"]))  # an unknown knob fails before any work
+    return scenario.name, None  # the market runner draws each env's path (levgym.market)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         device=args.device,
         record=bool(args.plot),
+        scenario_knobs=dict(sets["scenario"]),
+        num_envs=args.num_envs,
     )
     summary = result.summary
     if args.plot:

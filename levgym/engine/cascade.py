@@ -44,7 +44,9 @@ def liquidation_terms(state: State, params: EngineParams):
         c, d, hf, o, dp, bonus, state.close_factor[:, None], p.full_close_hf,
         p.small_position_usd, max_repay, p.protocol_fee_frac,
     )  # fmt: skip
-    out = R.swap_out(state.pool_asset[:, None], state.pool_debt[:, None], seize - fee, m.pool_fee_frac)
+    out = R.swap_out(
+        state.pool_asset[:, None], state.pool_debt[:, None], seize - fee, m.pool_fee_frac
+    )
     gas_usd = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)[:, None]
     profit = R.liquidation_profit(out, repay, dp, gas_usd)
     zero = xp.zeros_like(c)
@@ -81,7 +83,9 @@ def _select(
             xp.cumulative_sum(net_s, axis=1), net_s, m.pool_fee_frac,
         )  # fmt: skip
         gas_usd = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)[:, None]
-        take = take & (R.liquidation_profit(out, repay_s, state.debt_price_usd[:, None], gas_usd) > 0)
+        take = take & (
+            R.liquidation_profit(out, repay_s, state.debt_price_usd[:, None], gas_usd) > 0
+        )
     taken_before = xp.cumulative_sum(xp.astype(take, profit.dtype), axis=1)
     take = take & (taken_before <= cap_left[:, None])
     inverse = xp.argsort(order, axis=1, stable=True)
@@ -179,7 +183,9 @@ def apply_round(
     fee_env = xp.sum(xp.where(eligible, fee, zero), axis=1)
     net_env = seize_env - fee_env
     keeper_sell = net_env * (1.0 - share)
-    pool_a, pool_d, out = R.sell_asset(state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac)
+    pool_a, pool_d, out = R.sell_asset(
+        state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac
+    )
     dp = state.debt_price_usd
     gas_one = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)
     gas_keepers = count * (1.0 - share) * gas_one

@@ -182,6 +182,7 @@ def _market_env(
     amount = orders[O_.sell_asset, e]
     env[F.agent_sold_asset, e] += amount
     if amount > 0.0:
+        env[F.agent_sale_mid_debt, e] += amount * (pd / pa)
         pa, pd, out = NR.sell_asset(pa, pd, amount, P[P_.pool_fee_frac])
         env[F.agent_sale_debt, e] += out
     env[F.pool_asset, e] = pa
@@ -476,7 +477,9 @@ def _liquidate_env(
     full_hf = P[P_.full_close_hf]
     small = P[P_.small_position_usd]
     pfee = P[P_.protocol_fee_frac]
-    gas_usd = NR.gas_cost_usd(env[F.gas_gwei, e], P[P_.gas_units_per_liquidation], env[F.fundamental_usd, e])
+    gas_usd = NR.gas_cost_usd(
+        env[F.gas_gwei, e], P[P_.gas_units_per_liquidation], env[F.fundamental_usd, e]
+    )
     max_repay = NR.chunk_repay(pa, chunk, o, bonus, dp) if chunk != math.inf else math.inf
     m = 0
     for k in range(ncand):
@@ -577,7 +580,9 @@ def _refresh_in_block(
     e: int, env: np.ndarray, drv: np.ndarray, P: np.ndarray, now_h: float
 ) -> bool:
     """``cascade.refresh_in_block`` for env ``e``; True if the oracle's answer moved."""
-    pool_usd = NR.pool_price_usd(env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e])
+    pool_usd = NR.pool_price_usd(
+        env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e]
+    )
     src = NR.oracle_source(env[F.fundamental_usd, e], pool_usd, P[P_.oracle_pool_weight_frac])
     old = env[F.oracle_usd, e]
     oracle, updated = NR.oracle_update(
@@ -711,8 +716,12 @@ def _substep_kernel(
             )  # fmt: skip
     # 7: bookkeeping (step.substep)
     for e in range(num_envs):
-        pool_usd = NR.pool_price_usd(env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e])
-        env[F.fundamental_min_usd, e] = min(env[F.fundamental_min_usd, e], env[F.fundamental_usd, e])
+        pool_usd = NR.pool_price_usd(
+            env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e]
+        )
+        env[F.fundamental_min_usd, e] = min(
+            env[F.fundamental_min_usd, e], env[F.fundamental_usd, e]
+        )
         env[F.pool_min_usd, e] = min(env[F.pool_min_usd, e], pool_usd)
         env[F.cascade_rounds_max, e] = max(env[F.cascade_rounds_max, e], rounds[e])
 

@@ -159,6 +159,7 @@ def reference_substep(
         sell = order["sell_asset"][e]
         m["agent_sold_asset"] += sell
         if sell > 0.0:
+            m["agent_sale_mid_debt"] += sell * (m["pool_debt"] / m["pool_asset"])
             x, y, out = _sell(m["pool_asset"], m["pool_debt"], sell, fee)
             m["pool_asset"], m["pool_debt"] = x, y
             m["agent_sale_debt"] += out

@@ -173,9 +173,7 @@ def interest_growth(rate_apr: Num, substep_h: float) -> Num:
 # ----------------------------------------------------------------------------- positions
 
 
-def health_factor(
-    collateral: Num, debt: Num, oracle_usd: Num, lt: Num, debt_price_usd: Num
-) -> Num:
+def health_factor(collateral: Num, debt: Num, oracle_usd: Num, lt: Num, debt_price_usd: Num) -> Num:
     """``HF = collateral * oracle * LT / (debt * debt_price)``; ``inf`` where there is no debt."""
     den = debt * debt_price_usd
     ok = den > 0
@@ -335,9 +333,7 @@ def liquidation_call(
     return repay, seize, fee
 
 
-def liquidation_profit(
-    debt_out: Num, repay: Num, debt_price_usd: Num, gas_usd: Num
-) -> Num:
+def liquidation_profit(debt_out: Num, repay: Num, debt_price_usd: Num, gas_usd: Num) -> Num:
     """A keeper's USD profit: what the sale returns less the repay, less gas."""
     return (debt_out - repay) * debt_price_usd - gas_usd
 
@@ -352,7 +348,5 @@ def write_off_split(bad_debt: Num, reserves: Num):
 RULE_NAMES = tuple(
     name
     for name, obj in list(globals().items())
-    if callable(obj)
-    and getattr(obj, "__module__", None) == __name__
-    and not name.startswith("_")
+    if callable(obj) and getattr(obj, "__module__", None) == __name__ and not name.startswith("_")
 )

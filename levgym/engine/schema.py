@@ -130,6 +130,7 @@ STATE_SCHEMA: tuple[Field, ...] = (
     _f("agent_gas_usd", E, "usd", "counter", "gas the outside liquidator paid"),
     _f("agent_sold_asset", E, "asset", "counter", "collateral the outside liquidator sold"),
     _f("agent_sale_debt", E, "debt", "counter", "what the outside liquidator's sales returned"),
+    _f("agent_sale_mid_debt", E, "debt", "counter", "the outside liquidator's sales at the pool's mid before each"),
     _f("liquidity_added_debt", E, "debt", "counter", "base liquidity added by the LP (debt side)"),
     _f("arrivals", E, "count", "counter", "new borrowers"),
     _f("exits", E, "count", "counter", "borrowers who repaid and left"),

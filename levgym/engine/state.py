@@ -228,6 +228,27 @@ def reset_envs(state: State, fresh: State, env_mask: Any) -> State:
     return state.map_arrays(merge)
 
 
+def concat_states(states: list[State]) -> State:
+    """One state whose envs are those of ``states`` in order (numpy; the clock of the first)."""
+    if len(states) == 1:
+        return states[0]
+    return states[0].map_arrays(
+        lambda a, f: np.concatenate([getattr(s, f.name) for s in states], axis=0)
+    )
+
+
+def scatter_rows(state: State, rows: State, idx: np.ndarray) -> State:
+    """A new state: ``state`` with envs ``idx`` replaced by the envs of ``rows`` (numpy; the
+    arrays of ``state`` are copied, never written, since earlier results may still hold them)."""
+
+    def put(old: Any, f: Any) -> Any:
+        new = old.copy()
+        new[idx] = getattr(rows, f.name)
+        return new
+
+    return state.map_arrays(put)
+
+
 def from_book(
     params: EngineParams,
     collateral_asset: np.ndarray,

@@ -63,7 +63,9 @@ def agent_orders(state: State, orders: Orders, params: EngineParams) -> State:
         scale = 1.0 + delta
         pool_d = xp.where(moves, state.pool_debt * scale, state.pool_debt)
         state = state.replace(
-            pool_liquidity_base=xp.where(moves, state.pool_liquidity_base * scale, state.pool_liquidity_base),
+            pool_liquidity_base=xp.where(
+                moves, state.pool_liquidity_base * scale, state.pool_liquidity_base
+            ),
             pool_asset=xp.where(moves, state.pool_asset * scale, state.pool_asset),
             pool_debt=pool_d,
             liquidity_added_debt=state.liquidity_added_debt + (pool_d - state.pool_debt),
@@ -79,6 +81,8 @@ def agent_orders(state: State, orders: Orders, params: EngineParams) -> State:
             pool_debt=xp.where(sells, pool_d, state.pool_debt),
             agent_sold_asset=state.agent_sold_asset + amount,
             agent_sale_debt=state.agent_sale_debt + xp.where(sells, out, 0.0 * out),
+            agent_sale_mid_debt=state.agent_sale_mid_debt
+            + amount * (state.pool_debt / state.pool_asset),
         )
     return state
 

@@ -10,13 +10,19 @@ import numpy as np
 from ..engine.backend import to_numpy
 from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
-from ..engine.rules import utilization
+from ..engine.rules import sell_asset, utilization
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index, market_snapshot
 
 # The engine's counters of the outside liquidator's flows (levgym.engine.orders).
-_AGENT_COUNTERS = ("agent_sale_debt", "agent_seized_asset", "agent_repaid_usd", "agent_gas_usd")
+_AGENT_COUNTERS = (
+    "agent_sale_debt",
+    "agent_sale_mid_debt",
+    "agent_seized_asset",
+    "agent_repaid_usd",
+    "agent_gas_usd",
+)
 
 
 def perp_basis(
@@ -100,14 +106,16 @@ DEFAULT_LIQUIDATOR_SCENARIOS = (
 
 
 class LiquidatorVectorEnv(LevgymVectorEnv):
-    """Native vector env of ``levgym/Liquidator-v0``: E markets on one batched engine state.
+    """Native vector env of ``levgym/Liquidator-v1``: E markets on one batched engine state.
 
-    The spec is :class:`LiquidatorEnv`'s docstring; ``gym.make_vec("levgym/Liquidator-v0",
+    The spec is :class:`LiquidatorEnv`'s docstring; ``gym.make_vec("levgym/Liquidator-v1",
     num_envs=E, ...)`` returns this class, with same-step autoreset. Env ``i`` of a batch reset
     with ``seed=s`` behaves as ``LiquidatorEnv`` reset with ``seed=s + i``.
     """
 
-    env_id = "levgym/Liquidator-v0"
+    env_id = "levgym/Liquidator-v1"
+    SALE_IN_BLOCK = True
+    """v1: the agent's sale is an order of the block (the oracle reads it before the cascade)."""
     FEATURES = LIQUIDATOR_FEATURES
     ACTIONS = LIQUIDATOR_ACTIONS
     DEFAULT_SCENARIOS = DEFAULT_LIQUIDATOR_SCENARIOS
@@ -218,7 +226,26 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         sell = 0.5 * (actions[:, 1] + 1.0)
         hedge = 0.5 * (actions[:, 2] + 1.0) * self.max_hedge_ratio
         s = core.state
-        dp = to_numpy(s.debt_price_usd)
+        sold = sell * self.inventory_asset
+        proceeds = np.zeros(self.num_envs)
+        slippage = np.zeros(self.num_envs)
+        if not self.SALE_IN_BLOCK:
+            # v0: the sale goes into the pool before the block, outside the engine's orders, so
+            # the oracle does not read it before the cascade (fixed in v1).
+            pa, pd = s.pool_asset, s.pool_debt
+            a_sold = core.convert(sold)
+            pool_a, pool_d, out = sell_asset(pa, pd, a_sold, self.params.market.pool_fee_frac)
+            core.state = s = s.replace(
+                pool_asset=pool_a,
+                pool_debt=pool_d,
+                agent_sold_asset=s.agent_sold_asset + a_sold,
+                agent_sale_debt=s.agent_sale_debt + out,
+                agent_sale_mid_debt=s.agent_sale_mid_debt + a_sold * (pd / pa),
+            )
+            proceeds = to_numpy(out) * to_numpy(s.debt_price_usd)
+            slippage = sold * to_numpy(pd / pa * s.debt_price_usd) - proceeds
+            self.inventory_asset -= sold
+            self.cash_usd += proceeds
 
         # 1. Rebalance the perp hedge at the current price (the perp trades at the fundamental,
         #    which no trade in the block moves), settling from its last mark first.
@@ -235,20 +262,24 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         #    pool first in the block (fee and price impact paid, the oracle reads the moved pool
         #    before the cascade) and claims `take` of every liquidation (repay, collateral and
         #    gas of that share, all accounted by the engine).
-        sold = sell * self.inventory_asset
-        mid_before = to_numpy(s.pool_price_usd)
+        orders = Orders(claim_share_frac=core.convert(take))
+        if self.SALE_IN_BLOCK:
+            orders = orders.replace(sell_asset=core.convert(sold))
         before = {k: to_numpy(getattr(s, k)).copy() for k in _AGENT_COUNTERS}
-        core.substep(Orders(claim_share_frac=core.convert(take), sell_asset=core.convert(sold)))
+        core.substep(orders)
         s = core.state
         dp = to_numpy(s.debt_price_usd)
         delta = {k: to_numpy(getattr(s, k)) - before[k] for k in _AGENT_COUNTERS}
-        proceeds = delta["agent_sale_debt"] * dp
-        slippage = sold * mid_before - proceeds
+        if self.SALE_IN_BLOCK:
+            proceeds = delta["agent_sale_debt"] * dp
+            slippage = delta["agent_sale_mid_debt"] * dp - proceeds  # against the mid at the sale
+            self.inventory_asset -= sold
+            self.cash_usd += proceeds
         seized = delta["agent_seized_asset"]
         repaid = delta["agent_repaid_usd"] * dp
         gas = delta["agent_gas_usd"]
-        self.inventory_asset += seized - sold
-        self.cash_usd += proceeds - repaid - gas
+        self.inventory_asset += seized
+        self.cash_usd -= repaid + gas
 
         # 4. Perp: variation margin and funding (longs pay shorts basis * notional per interval).
         p1, basis = self._perp_price()
@@ -368,7 +399,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
 
 
 class LiquidatorEnv(LevgymEnv):
-    """levgym/Liquidator-v0: one liquidator competing with background keepers through the cascade.
+    """levgym/Liquidator-v1: one liquidator competing with background keepers through the cascade.
 
     ## Description
 
@@ -399,8 +430,10 @@ class LiquidatorEnv(LevgymEnv):
       agent repays its share of the debt from its cash, receives its share of the seized
       collateral (net of the protocol fee) into inventory, and pays gas for its share of the
       liquidations. Cash may go negative: a credit line at ``credit_rate_apr``.
-    - ``sell``: this share of the inventory is sold into the pool with
-      ``levgym.engine.pool.sell_asset`` before the substep (pool fee and price impact paid).
+    - ``sell``: this share of the inventory is sold into the pool as an order of the block
+      (:mod:`levgym.engine.orders`): after arbitrage and before the borrowers and keepers, so
+      the oracle reads the moved pool before the cascade (pool fee and price impact paid;
+      ``info["slippage_usd"]`` is measured against the pool's mid just before the sale).
     - ``hedge``: the perp position is set to a short of ``hedge_ratio * equity`` notional at a
       taker fee of ``perp_fee_frac``.
 
@@ -468,7 +501,7 @@ class LiquidatorEnv(LevgymEnv):
 
     ## Arguments
 
-    ``gym.make("levgym/Liquidator-v0", **kwargs)``:
+    ``gym.make("levgym/Liquidator-v1", **kwargs)``:
 
     - ``num_positions`` (128), ``scenarios`` (None: the registered names among
       :data:`DEFAULT_LIQUIDATOR_SCENARIOS`), ``horizon_h`` (24, a multiple of the 10-minute
@@ -482,15 +515,19 @@ class LiquidatorEnv(LevgymEnv):
 
     ## Vectorized environment
 
-    ``gym.make_vec("levgym/Liquidator-v0", num_envs=E, **kwargs)`` returns
+    ``gym.make_vec("levgym/Liquidator-v1", num_envs=E, **kwargs)`` returns
     :class:`LiquidatorVectorEnv` on one batched engine state, with same-step autoreset
     (``metadata["autoreset_mode"] == AutoresetMode.SAME_STEP``); env ``i`` reset with
     ``seed=s`` behaves exactly as this env reset with ``seed=s + i``. For Stable-Baselines3
-    use ``levgym.envs.make_sb3_vec_env("levgym/Liquidator-v0", E)``.
+    use ``levgym.envs.make_sb3_vec_env("levgym/Liquidator-v1", E)``.
 
     ## Version History
 
-    - v0: initial release.
+    - v1: the agent's sale is an order inside the engine's block (after arbitrage, before the
+      borrowers and the cascade, whose in-block oracle refresh now sees it); its gas is
+      accounted by the engine. The same seed and actions give different paths than v0.
+    - v0: initial release (the sale went into the pool before the block, outside the engine;
+      still registered for reproducibility).
     """
 
     vector_class = LiquidatorVectorEnv
@@ -499,8 +536,25 @@ class LiquidatorEnv(LevgymEnv):
         super().__init__(render_mode=render_mode, **kwargs)
 
 
+class LiquidatorV0VectorEnv(LiquidatorVectorEnv):
+    """``levgym/Liquidator-v0``: :class:`LiquidatorVectorEnv` with the v0 sale (see the Version
+    History of :class:`LiquidatorEnv`)."""
+
+    env_id = "levgym/Liquidator-v0"
+    SALE_IN_BLOCK = False
+
+
+class LiquidatorV0Env(LiquidatorEnv):
+    """``levgym/Liquidator-v0``: :class:`LiquidatorEnv` with the v0 sale (see its Version
+    History)."""
+
+    vector_class = LiquidatorV0VectorEnv
+
+
 __all__ = [
     "DEFAULT_LIQUIDATOR_SCENARIOS",
+    "LiquidatorV0Env",
+    "LiquidatorV0VectorEnv",
     "LIQUIDATOR_ACTIONS",
     "LIQUIDATOR_FEATURES",
     "LiquidatorEnv",

@@ -13,6 +13,10 @@ ENV_SPECS: dict[str, dict[str, str]] = {
         "vector_entry_point": "levgym.envs.governance:GovernanceVectorEnv",
     },
     "levgym/Liquidator-v0": {
+        "entry_point": "levgym.envs.liquidator:LiquidatorV0Env",
+        "vector_entry_point": "levgym.envs.liquidator:LiquidatorV0VectorEnv",
+    },
+    "levgym/Liquidator-v1": {
         "entry_point": "levgym.envs.liquidator:LiquidatorEnv",
         "vector_entry_point": "levgym.envs.liquidator:LiquidatorVectorEnv",
     },

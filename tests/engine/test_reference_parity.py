@@ -52,7 +52,7 @@ def test_batched_equals_reference(
     conv = make_converter("numpy")
     for t in range(steps):
         row = drivers.row(t, conv)
-        u = sim.noise_rng.random((envs, positions))
+        u = sim.noise_at(t)
         fast, rounds = substep(sim.state, row, u, params)
         slow, slow_rounds = reference_substep(sim.state, row, u, params)
         _compare(fast, slow)

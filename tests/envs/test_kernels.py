@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from levgym.engine.params import EngineParams
-from levgym.engine.state import from_book, reset_envs
+from levgym.engine.state import concat_states, from_book, reset_envs, scatter_rows
 from levgym.envs import GovernanceVectorEnv
-from levgym.envs.core import _concat_states, _scatter_rows
 from levgym.envs.kernels import (
     HAVE_NUMBA,
     position_aggregates,
@@ -99,9 +98,9 @@ def test_row_reset_equals_the_masked_reset():
     env.step(np.zeros((4, 4)))
     state = env.core.state
     idx = np.array([1, 3])
-    fresh = _concat_states([env.core._episode(int(i))[1] for i in idx])
+    fresh = concat_states([env.core._episode(int(i))[1] for i in idx])
     rows = reset_envs(state.select(idx), fresh, np.ones(2, dtype=bool))
-    got = _scatter_rows(state, rows, idx)
+    got = scatter_rows(state, rows, idx)
     gather = np.zeros(4, dtype=np.int64)
     gather[idx] = np.arange(2)
     full = fresh.select(gather)

@@ -1,0 +1,331 @@
+"""The one market runner: E lending markets on the engine, each with its own episodes and seed.
+
+``levgym simulate``, ``levgym stress``, the envs (:class:`levgym.envs.core.BatchedMarket`
+adds their price tracker and position aggregates) and ``levgym bench`` all step this class, so
+a seed means the same path everywhere.
+
+Seed mapping. Env ``i`` of a run seeded ``s`` owns the generator ``default_rng(s + i)`` (the
+Gymnasium convention for vector envs). Each episode draws from it, in this order: the scenario
+of the mixture, the scenario seed (from ``[0, EVAL_SEED_OFFSET)`` for ``split="train"``, the next
+block for ``"eval"``), the book seed and the 64-bit key of the borrower noise
+(:mod:`levgym.engine.noise`). The env's scenario path is ``scenario.drivers(1, S, params,
+scenario_seed)`` and its book ``init_state(params, 1, N, default_rng(book_seed))``. So
+``levgym simulate --scenario X --seed s --num-envs E --steps T`` runs exactly the markets of a
+Governance vector env with ``num_envs=E``, ``scenarios="X"``, ``horizon_h=T * step_h``, seeded
+``s``, whose parameters stay fixed (tested in ``tests/test_market.py``).
+
+A runner may instead be given its drivers (a CSV replay, a stress batch, a hand-built case):
+then env ``i`` still draws its book seed and noise key as above, and its path is column ``i``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .engine.backend import check_backend, make_converter
+from .engine.dispatch import substep_function
+from .engine.drivers import DriverRow, Drivers
+from .engine.noise import splitmix_noise
+from .engine.orders import Orders
+from .engine.params import EngineParams
+from .engine.schema import DRIVER_SCHEMA
+from .engine.state import State, concat_states, init_state, reset_envs, scatter_rows
+from .scenarios import EVAL_SEED_OFFSET
+from .scenarios import get as get_scenario
+
+SPLITS = ("train", "eval")
+DRIVERS_GIVEN = "custom"
+_BOOL_DRIVERS = tuple(j for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "bool")
+
+
+def fast_converter(backend: str, dtype: str = "float64", device: str | None = None):
+    """:func:`levgym.engine.backend.make_converter`, except that on numpy (and numba) an array
+    that already has the right dtype is passed through instead of copied. The runner only
+    converts arrays it has just made (or, for the noise, a buffer the engine reads and never
+    keeps)."""
+    convert = make_converter(backend, dtype, device)
+    if backend not in ("numpy", "numba"):
+        return convert
+    fdt = np.dtype(dtype)
+
+    def to_np(a: Any) -> np.ndarray:
+        if isinstance(a, np.ndarray) and (a.dtype == fdt or a.dtype.kind != "f"):
+            return a
+        return convert(a)
+
+    return to_np
+
+
+def draw_episode(rng: np.random.Generator, scenario_cdf: np.ndarray, split: str):
+    """One episode's draws from an env's generator, in the documented order: (scenario index,
+    scenario seed, book seed, noise key)."""
+    k = int(np.searchsorted(scenario_cdf, rng.random() * scenario_cdf[-1], side="right"))
+    k = min(k, len(scenario_cdf) - 1)
+    lo = EVAL_SEED_OFFSET if split == "eval" else 0
+    scenario_seed = int(rng.integers(lo, lo + EVAL_SEED_OFFSET))
+    book_seed = int(rng.integers(0, 2**63 - 1))
+    noise_key = rng.integers(0, 2**64 - 1, dtype=np.uint64, endpoint=True)
+    return k, scenario_seed, book_seed, noise_key
+
+
+class MarketRunner:
+    """E markets on the engine with their own episodes, seeds and clocks.
+
+    - Drivers: one bank ``[F, E, S]`` (driver field, env, substep; ``S`` is the episode length
+      in substeps; boolean drivers stored as 0 / 1); an env's row is replaced when it starts an
+      episode, and each substep's :class:`DriverRow` gathers ``bank[:, e, t_e]`` with the env's
+      own clock ``t_e`` in one indexing operation.
+    - Randomness: see the module doc (seed mapping).
+    - Autoreset: :meth:`new_episodes` builds fresh one-env states and swaps them in with
+      :func:`levgym.engine.state.reset_envs` (on numpy, applied to the restarting rows only and
+      written into copies of the state's arrays); the engine's clock ``state.time_h`` is shared.
+
+    Give either ``scenarios`` (names) with ``scenario_weights``, or ``drivers`` (``[S, E]``,
+    every episode of env ``i`` replays column ``i``). A scenario that returns fewer substeps than
+    the episode needs holds its last row (replays shorter than the horizon).
+    """
+
+    def __init__(
+        self,
+        params: EngineParams,
+        num_envs: int,
+        num_positions: int,
+        horizon_substeps: int,
+        scenarios: list[str] | None = None,
+        scenario_weights: np.ndarray | None = None,
+        scenario_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        split: str = "train",
+        backend: str = "numba",
+        dtype: str = "float64",
+        device: str | None = None,
+        drivers: Drivers | None = None,
+    ) -> None:
+        for name, value in (("num_envs", num_envs), ("num_positions", num_positions)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name}={value!r} is out of range; allowed an integer >= 1")
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r} is unknown; allowed {', '.join(SPLITS)}")
+        check_backend(backend, dtype)
+        if drivers is not None:
+            if drivers.num_envs != num_envs:
+                raise ValueError(
+                    f"the drivers hold {drivers.num_envs} envs; num_envs={num_envs} needs as many"
+                )
+            scenarios, scenario_weights = [DRIVERS_GIVEN], np.ones(1)
+        elif not scenarios:
+            raise ValueError("a market runner needs scenarios or drivers")
+        overrides = {str(k): dict(v) for k, v in (scenario_overrides or {}).items()}
+        for name in overrides:
+            if name not in scenarios:
+                raise ValueError(
+                    f"scenario_overrides names {name!r}, which is not in the mixture; allowed {', '.join(scenarios)}"
+                )
+            get_scenario(name).resolve_knobs({k: v for k, v in overrides[name].items()})
+        self.params = params
+        self.given_drivers = drivers
+        self.num_envs = int(num_envs)
+        self.num_positions = int(num_positions)
+        self.horizon_substeps = int(horizon_substeps)
+        self.scenarios = list(scenarios)
+        weights = np.ones(1) if scenario_weights is None else np.asarray(scenario_weights, float)
+        self.scenario_cdf = np.cumsum(weights)
+        self.scenario_overrides = overrides
+        self.split = split
+        self.backend, self.dtype, self.device = backend, dtype, device
+        self.convert = fast_converter(backend, dtype, device)
+        # the engine's substep for this backend (numba: the fused kernel); `levgym bench` reads it
+        self.step_fn = substep_function(backend, device)
+        self.fdtype = np.dtype(dtype)
+
+        e, s = self.num_envs, self.horizon_substeps
+        self.bank = np.zeros((len(DRIVER_SCHEMA), e, s), dtype=self.fdtype)
+        self.t = np.zeros(e, dtype=np.int64)
+        self.scenario_index = np.zeros(e, dtype=np.int64)
+        self.noise_key = np.zeros(e, dtype=np.uint64)
+        self.rngs: list[np.random.Generator] | None = None
+        self.seeds: list[int] = []
+        self.state: State | None = None
+        self.engine_seconds = 0.0  # wall time inside the engine's substep (for benchmarks)
+        self._envs = np.arange(e)
+        self._u = np.empty((e, self.num_positions), dtype=np.float64)
+
+    # ------------------------------------------------------------------ seeding and episodes
+    def seed(self, seeds: Sequence[int]) -> None:
+        """Give env ``i`` the generator ``default_rng(seeds[i])``."""
+        if len(seeds) != self.num_envs:
+            raise ValueError(
+                f"got {len(seeds)} seeds for {self.num_envs} envs; allowed one per env"
+            )
+        clean = []
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+                raise ValueError(f"seed={s!r} is not allowed; allowed an integer >= 0")
+            clean.append(int(s))
+        self.seeds = clean
+        self.rngs = [np.random.default_rng(s) for s in clean]
+
+    def _episode(self, env: int) -> tuple[Drivers, State]:
+        """Draw env ``env``'s next episode: scenario path and a one-env book (numpy)."""
+        assert self.rngs is not None
+        k, scenario_seed, book_seed, key = draw_episode(
+            self.rngs[env], self.scenario_cdf, self.split
+        )
+        self.noise_key[env] = key
+        self.scenario_index[env] = k
+        if self.given_drivers is not None:
+            drivers = self.given_drivers.slice_envs(slice(env, env + 1))
+        else:
+            name = self.scenarios[k]
+            drivers = get_scenario(name).drivers(
+                1, self.horizon_substeps, self.params, scenario_seed,
+                self.scenario_overrides.get(name),
+            )  # fmt: skip
+            if drivers.num_envs != 1 or drivers.num_substeps < 1:
+                raise ValueError(
+                    f"scenario {name!r} returned drivers of shape {drivers.fundamental_usd.shape}; "
+                    f"expected ({self.horizon_substeps}, 1)"
+                )
+        book = init_state(
+            self.params,
+            1,
+            self.num_positions,
+            np.random.default_rng(book_seed),
+            fundamental_usd=drivers.fundamental_usd[0],
+            debt_price_usd=drivers.debt_price_usd[0],
+            liquidity_frac=drivers.liquidity_frac[0],
+            gas_gwei=drivers.gas_gwei[0],
+            backend="numpy",
+            dtype=self.dtype,
+        )
+        return drivers, book
+
+    def new_episodes(self, mask: np.ndarray) -> np.ndarray:
+        """Start a new episode in every env of ``mask`` (bool ``[E]``); the others are untouched.
+        Returns the indices of the envs that started."""
+        if self.rngs is None:
+            raise RuntimeError("seed() must be called before the first episode")
+        mask = np.asarray(mask, dtype=bool)
+        idx = np.flatnonzero(mask)
+        if idx.size == 0:
+            return idx
+        books = []
+        s = self.horizon_substeps
+        for env in idx:
+            drivers, book = self._episode(int(env))
+            got = min(drivers.num_substeps, s)
+            rows = self.bank[:, env, :]  # [F, S], contiguous per field
+            for j, f in enumerate(DRIVER_SCHEMA):
+                col = getattr(drivers, f.name)[:got, 0]
+                rows[j, :got] = col
+                if got < s:
+                    rows[j, got:] = col[-1]
+            books.append(book)
+        fresh = concat_states(books)  # env j of `fresh` starts env idx[j]
+        if self.state is None:
+            if not mask.all():
+                raise RuntimeError("the first episodes must start in every env at once")
+            self.state = fresh.map_arrays(lambda a, f: self.convert(a))
+        elif idx.size == self.num_envs:
+            self.state = reset_envs(
+                self.state, fresh.map_arrays(lambda a, f: self.convert(a)), self.convert(mask)
+            )
+        elif isinstance(self.state.collateral_asset, np.ndarray):
+            # numpy: the engine's reset rule on the k restarting rows only, then those rows are
+            # written into copies of the state's arrays (no full-size gather or select)
+            old = self.state.select(idx)
+            merged = reset_envs(old, fresh, np.ones(idx.size, dtype=bool))
+            self.state = scatter_rows(self.state, merged, idx)
+        else:
+            gather = np.zeros(self.num_envs, dtype=np.int64)
+            gather[idx] = np.arange(idx.size)
+            full = fresh.map_arrays(lambda a, f: self.convert(a[gather]))
+            self.state = reset_envs(self.state, full, self.convert(mask))
+        self.t[idx] = 0
+        return idx
+
+    # ------------------------------------------------------------------ stepping
+    def noise(self) -> np.ndarray:
+        """Uniform ``[E, N]`` borrower noise for each env's current substep (see the module
+        doc). The array is a buffer overwritten by the next call."""
+        return splitmix_noise(self.noise_key, self.t, self._u)
+
+    def driver_row(self) -> DriverRow:
+        """Each env's drivers at its own substep ``t_e`` (clamped to the last row)."""
+        t = np.minimum(self.t, self.horizon_substeps - 1)
+        rows = self.bank[:, self._envs, t]  # [F, E], one gather
+        values = {}
+        for j, f in enumerate(DRIVER_SCHEMA):
+            values[f.name] = self.convert(rows[j] != 0 if j in _BOOL_DRIVERS else rows[j])
+        return DriverRow(**values)
+
+    def substep(self, orders: Orders | None = None) -> Any:
+        """Advance every env by one engine substep with the agents' ``orders``; returns the
+        cascade rounds per env."""
+        assert self.state is not None
+        row = self.driver_row()
+        noise = self.convert(self.noise())
+        t0 = time.perf_counter()
+        self.state, rounds = self.step_fn(self.state, row, noise, self.params, orders)
+        self.engine_seconds += time.perf_counter() - t0
+        self.t += 1
+        return rounds
+
+    @property
+    def at_horizon(self) -> np.ndarray:
+        """Envs whose episode has used all its substeps."""
+        return self.t >= self.horizon_substeps
+
+    def scenario_of(self, env: int) -> str:
+        return self.scenarios[int(self.scenario_index[env])]
+
+
+def run_markets(
+    params: EngineParams,
+    num_envs: int,
+    num_positions: int,
+    num_substeps: int,
+    seed: int,
+    scenario: str | None = None,
+    scenario_knobs: Mapping[str, Any] | None = None,
+    drivers: Drivers | None = None,
+    backend: str = "numpy",
+    dtype: str = "float64",
+    device: str | None = None,
+    split: str = "train",
+) -> MarketRunner:
+    """A runner seeded ``seed + i`` per env, its first episodes started: of the scenario
+    ``scenario`` (with its knobs) or of the given ``drivers``."""
+    runner = MarketRunner(
+        params, num_envs, num_positions, num_substeps,
+        scenarios=None if scenario is None else [scenario],
+        scenario_overrides=None if scenario is None or not scenario_knobs else {scenario: scenario_knobs},
+        split=split, backend=backend, dtype=dtype, device=device, drivers=drivers,
+    )  # fmt: skip
+    runner.seed([int(seed) + i for i in range(num_envs)])
+    runner.new_episodes(np.ones(num_envs, dtype=bool))
+    return runner
+
+
+def episode_drivers(runner: MarketRunner) -> Drivers:
+    """The drivers of the runner's current episodes, ``[S, E]`` numpy."""
+    bank = runner.bank
+    values = {
+        f.name: (bank[j].T != 0) if j in _BOOL_DRIVERS else bank[j].T.astype(np.float64)
+        for j, f in enumerate(DRIVER_SCHEMA)
+    }
+    return Drivers(**values)
+
+
+__all__ = [
+    "DRIVERS_GIVEN",
+    "MarketRunner",
+    "SPLITS",
+    "draw_episode",
+    "episode_drivers",
+    "fast_converter",
+    "run_markets",
+]
