@@ -11,6 +11,7 @@ normalization statistics are plain JSON. Old files that need unpickling load onl
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -264,8 +265,10 @@ def inspect_model_zip(path: str | os.PathLike) -> dict[str, Any]:
                 raise ValueError(f"model file {str(p)!r} is corrupt (entry {broken!r})")
             names = set(archive.namelist())
             if "data" not in names or "policy.pth" not in names:
+                # a truncated SB3 zip can still show the directory of an inner .pth archive
                 raise ValueError(
-                    f"model file {str(p)!r} is not a Stable-Baselines3 model (no data/policy.pth)"
+                    f"model file {str(p)!r} is truncated or corrupt, or not a Stable-Baselines3 "
+                    "model (no data or policy.pth entry)"
                 )
             data = json.loads(archive.read("data").decode("utf-8"))
     except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError) as exc:
@@ -350,7 +353,7 @@ def load_model_safely(
         raise ValueError(
             f"policy {policy!r} is unknown for {algo}; allowed {', '.join(cls.policy_aliases)}"
         )
-    kwargs = dict(algo_kwargs or {})
+    kwargs = copy.deepcopy(dict(algo_kwargs or {}))  # SB3 edits policy_kwargs in place
     if "policy_kwargs" not in kwargs and isinstance(data.get("policy_kwargs"), dict):
         if ":serialized:" not in data["policy_kwargs"]:
             kwargs["policy_kwargs"] = data["policy_kwargs"]

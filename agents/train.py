@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import json
 import os
@@ -319,7 +320,9 @@ def train(
                 from stable_baselines3.common.vec_env import VecNormalize
 
                 venv = VecNormalize(venv, norm_obs=True, norm_reward=norm_reward)
-            model = cls(policy, venv, seed=seed, verbose=0, device="cpu", **algo_kwargs)
+            # a copy: SB3 edits policy_kwargs in place (A2C adds its optimizer class)
+            kwargs = copy.deepcopy(algo_kwargs)
+            model = cls(policy, venv, seed=seed, verbose=0, device="cpu", **kwargs)
     except BaseException:
         venv.close()
         raise
@@ -361,8 +364,10 @@ def train(
                     progress_bar=progress,
                     reset_num_timesteps=point is None,
                 )
-        if saver.stop_requested:
-            where = saver.saved or save_checkpoint(model, venv, run_dir)
+        if saver.stop_requested and model.num_timesteps < total:
+            where = checkpoint_files(run_dir, int(model.num_timesteps))[0]
+            if saver.saved != where:  # the stop came after the last step's callback
+                where = save_checkpoint(model, venv, run_dir)
             raise TrainingInterrupted(
                 f"interrupted at {model.num_timesteps} steps; checkpoint {where}; "
                 f"continue with: levgym train --resume {run_dir}"
