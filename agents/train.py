@@ -261,8 +261,13 @@ def train(
             raise FileNotFoundError(
                 f"--resume {str(run_dir)!r} is not a run folder (no config.yaml)"
             )
-        saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-        env_id, algo, seed = saved["env_id"], saved["algo"], int(saved["seed"])
+        saved = _find_config(run_dir / "model.zip") or {}
+        missing = [k for k in ("env_id", "algo", "seed", "hyperparameters") if k not in saved]
+        if missing or not isinstance(saved["hyperparameters"], dict):
+            raise ValueError(
+                f"--resume {str(run_dir)!r}: config.yaml lacks {', '.join(missing) or 'hyperparameters'}"
+            )
+        env_id, algo, seed = saved["env_id"], check_algo(str(saved["algo"])), int(saved["seed"])
         config = saved["hyperparameters"]
         if total_timesteps is not None:
             config["total_timesteps"] = int(total_timesteps)

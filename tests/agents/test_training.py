@@ -115,6 +115,10 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert "is not a run folder" in capsys.readouterr().err
     assert main(["train", "--total-timesteps", "0"]) == 2
     assert "--total-timesteps=0 is out of range" in capsys.readouterr().err
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.yaml").write_text("env_id: levgym/Governance-v0\n")
+    assert main(["train", "--resume", str(tmp_path / "half")]) == 2
+    assert "config.yaml lacks algo, seed, hyperparameters" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
