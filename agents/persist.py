@@ -289,7 +289,7 @@ def unsafe_entries(data: dict[str, Any], rebuilt: frozenset[str] = REBUILT_ENTRI
     return [k for k in pickled_entries(data) if k not in rebuilt]
 
 
-def guess_algo(data: dict[str, Any], archive_names: set[str] | None = None) -> str | None:
+def guess_algo(data: dict[str, Any]) -> str | None:
     """The algorithm of a model zip from its plain fields (for a model without config.yaml)."""
     if "policy_delay" in data:
         return "td3"
