@@ -96,8 +96,11 @@ def run_benchmark(
     progress: bool = True,
     config: BenchmarkConfig | None = None,
     command: str | None = None,
+    trust_pickle: bool = False,
 ) -> Path:
-    """Train, evaluate, report. Returns the report folder."""
+    """Train, evaluate, report. Returns the report folder. Rerun on the same folder, it reuses
+    trained models and resumes interrupted training; files there that need unpickling (models
+    or statistics from older versions) load only with ``trust_pickle``."""
     cfg = config or (BenchmarkConfig.quick() if quick else BenchmarkConfig.default())
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -122,7 +125,13 @@ def run_benchmark(
         if (run_dir / "model.zip").exists():
             _say(progress, f"[{slug}] reusing the trained model in {run_dir}")
         elif (run_dir / "config.yaml").exists():
-            train(env_id, resume=run_dir, progress=progress, command=command)
+            train(
+                env_id,
+                resume=run_dir,
+                progress=progress,
+                command=command,
+                trust_pickle=trust_pickle,
+            )
         else:
             train(
                 env_id,
@@ -136,7 +145,9 @@ def run_benchmark(
         timings[f"train_{slug}_s"] = time.perf_counter() - t0
         runs[env_id] = str(run_dir)
         trained_on[env_id] = _training_scenarios(run_dir)
-        policies: dict[str, Any] = {"ppo": load_model_policy(run_dir / "model.zip")}
+        policies: dict[str, Any] = {
+            "ppo": load_model_policy(run_dir / "model.zip", env_id, trust_pickle=trust_pickle)
+        }
         for name in baseline_names(env_id):
             policies[name] = make_baseline(name, env_id, seed=cfg.seed)
         t0 = time.perf_counter()

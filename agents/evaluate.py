@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ import numpy as np
 import yaml
 
 from levgym import scenarios as scenario_lib
+
+from .persist import NormStats
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
 ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v0")
@@ -93,26 +94,26 @@ def load_suite(path: str | os.PathLike | None = None, name: str = "default") -> 
 class NormalizedPolicy:
     """A trained SB3 model behind the observation normalization it was trained with."""
 
-    def __init__(self, model: Any, vecnormalize_path: str | os.PathLike | None) -> None:
+    def __init__(self, model: Any, stats: NormStats | None) -> None:
         self.model = model
-        self.normalizer = None
-        if vecnormalize_path is not None:
-            with open(vecnormalize_path, "rb") as fh:
-                self.normalizer = pickle.load(fh)
-            self.normalizer.training = False
+        self.stats = stats
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
-        obs = observation if self.normalizer is None else self.normalizer.normalize_obs(observation)
+        obs = observation if self.stats is None else self.stats.normalize_obs(observation)
         return self.model.predict(
             obs, state=state, episode_start=episode_start, deterministic=deterministic
         )
 
 
-def load_model_policy(model_path: str | os.PathLike) -> NormalizedPolicy:
+def load_model_policy(
+    model_path: str | os.PathLike, env_id: str | None = None, trust_pickle: bool = False
+) -> NormalizedPolicy:
+    """A saved model (``model.zip`` or its run folder) with its statistics, loaded without
+    unpickling unless ``trust_pickle`` (see :mod:`agents.persist`)."""
     from .train import load_policy
 
-    model, vn = load_policy(model_path)
-    return NormalizedPolicy(model, vn)
+    model, stats = load_policy(model_path, env_id=env_id, trust_pickle=trust_pickle)
+    return NormalizedPolicy(model, stats)
 
 
 def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[str, Any]):

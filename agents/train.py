@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime as dt
 import json
 import os
 import platform
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from stable_baselines3.common.callbacks import BaseCallback
 
 from levgym import __version__
-from levgym.io import atomic_write, write_json, write_text
+from levgym.io import write_json, write_text
 
 from .callbacks import ProtocolMetricsCallback
 from .config import apply_overrides, check_algo, load_config, split_config
+from .persist import (
+    NormStats,
+    UnsafeFileError,
+    find_stats,
+    guess_algo,
+    inspect_model_zip,
+    load_model_safely,
+    save_model,
+    write_stats_for,
+)
 
 CHECKPOINT_RE = re.compile(r"model_(\d+)_steps\.zip$")
 
@@ -71,29 +89,137 @@ def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]
     return VecMonitor(make_sb3_vec_env(env_id, num_envs=n_envs, seed=seed, **env_kwargs))
 
 
-def latest_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
-    """The newest checkpoint of a run that has a readable zip file, with its step count."""
+def checkpoint_files(run_dir: Path, steps: int) -> tuple[Path, Path]:
+    """(model zip, normalization statistics) of the checkpoint at ``steps``."""
+    ckpt_dir = run_dir / "checkpoints"
+    return (
+        ckpt_dir / f"model_{steps}_steps.zip",
+        ckpt_dir / f"model_vecnormalize_{steps}_steps.json",
+    )
+
+
+def stats_file_for(model_path: Path) -> Path:
+    """Where the statistics of a model file live: beside a checkpoint with its step number,
+    ``vecnormalize.json`` beside any other model."""
+    m = CHECKPOINT_RE.search(model_path.name)
+    if m:
+        return model_path.with_name(f"model_vecnormalize_{m.group(1)}_steps.json")
+    return model_path.with_name("vecnormalize.json")
+
+
+def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     ckpt_dir = run_dir / "checkpoints"
     found = []
     for path in ckpt_dir.glob("model_*_steps.zip") if ckpt_dir.exists() else []:
         m = CHECKPOINT_RE.search(path.name)
-        if m and path.stat().st_size > 0:
+        if m:
             found.append((int(m.group(1)), path))
-    if not found:
-        return None
-    steps, path = max(found)
-    return path, steps
+    return sorted(found, reverse=True)
 
 
-def _save_model(model: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: model.save(tmp), ".zip")
+@dataclass
+class ResumePoint:
+    """A checkpoint that can be resumed from: a whole model zip and its statistics."""
+
+    path: Path
+    steps: int
+    stats: NormStats | None
 
 
-def _save_vecnormalize(venv: Any, path: Path) -> None:
-    from stable_baselines3.common.vec_env import VecNormalize
+def latest_checkpoint(
+    run_dir: Path,
+    normalize: bool = True,
+    trust_pickle: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> ResumePoint | None:
+    """The newest *valid* checkpoint of a run: its zip is whole and, when the run normalizes,
+    its statistics file of the same step exists and parses. Each newer checkpoint skipped is
+    reported through ``say`` (one line). Pickled statistics need ``trust_pickle``."""
+    say = say or (lambda msg: None)
+    for steps, path in _checkpoints(Path(run_dir)):
+        try:
+            inspect_model_zip(path)
+        except ValueError as exc:
+            say(f"skipping checkpoint {path.name}: {_tail(exc)}")
+            continue
+        stats = None
+        if normalize:
+            json_stats = stats_file_for(path)
+            try:
+                stats = find_stats(json_stats, trust_pickle)
+            except UnsafeFileError:
+                raise
+            except ValueError as exc:
+                say(f"skipping checkpoint {path.name}: {_tail(exc)}")
+                continue
+            if stats is None:
+                say(
+                    f"skipping checkpoint {path.name}: its statistics {json_stats.name} are missing"
+                )
+                continue
+        return ResumePoint(path, steps, stats)
+    return None
 
-    if isinstance(venv, VecNormalize):
-        atomic_write(path, lambda tmp: venv.save(tmp), ".pkl")
+
+def _tail(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def save_checkpoint(model: Any, venv: Any, run_dir: Path) -> Path:
+    """Write the statistics, then the model, of the current step, each atomically: a checkpoint
+    zip on disk always has its statistics beside it."""
+    zip_path, stats_path = checkpoint_files(run_dir, int(model.num_timesteps))
+    write_stats_for(venv, stats_path)
+    save_model(model, zip_path)
+    return zip_path
+
+
+class CheckpointSaver(BaseCallback):
+    """Periodic checkpoints (model + statistics, atomic), and one more when a stop is requested
+    (SIGINT), after which training stops at the end of the current step."""
+
+    def __init__(self, every_calls: int, run_dir: Path, venv: Any) -> None:
+        super().__init__()
+        self.every_calls = every_calls
+        self.run_dir = run_dir
+        self.venv = venv
+        self.stop_requested = False
+        self.saved: Path | None = None
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.every_calls == 0 or self.stop_requested:
+            self.saved = save_checkpoint(self.model, self.venv, self.run_dir)
+        return not self.stop_requested
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT after saving a checkpoint (the message says where)."""
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(saver: CheckpointSaver):
+    """While training, the first Ctrl-C asks ``saver`` to checkpoint and stop; a second one
+    interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        saver.stop_requested = True
+        print("stopping: saving a checkpoint (Ctrl-C again to quit at once)", file=sys.stderr)
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _never_saved(run_dir: Path) -> bool:
+    """A run folder from a start that failed before its first checkpoint."""
+    return not _checkpoints(run_dir) and not (run_dir / "model.zip").exists()
 
 
 def train(
@@ -107,17 +233,26 @@ def train(
     resume: str | os.PathLike | None = None,
     progress: bool = True,
     command: str | None = None,
+    trust_pickle: bool = False,
 ) -> Path:
     """Train ``algo`` on ``env_id``; returns the run folder.
 
     The folder keeps ``config.yaml`` (resolved hyperparameters), ``command.txt``, ``meta.json``
     (git revision, seed, versions), ``logs/`` (TensorBoard events and ``progress.csv``),
-    ``checkpoints/`` (periodic, with the normalization statistics) and ``model.zip`` (+
-    ``vecnormalize.pkl``) at the end. ``resume`` continues a run folder from its newest checkpoint
-    up to its ``total_timesteps`` (or the one given here).
+    ``checkpoints/`` (periodic, each model zip with its ``model_vecnormalize_<steps>_steps.json``,
+    written atomically) and ``model.zip`` (+ ``vecnormalize.json``) at the end.
+
+    ``resume`` continues a run folder from its newest valid checkpoint up to its
+    ``total_timesteps`` (or the one given here); a truncated or corrupt checkpoint, or one without
+    its statistics, is skipped with one line on stderr. The first SIGINT saves a checkpoint and
+    raises :class:`TrainingInterrupted`. A start that fails before the first checkpoint removes
+    the folder it created (and a folder left by one is accepted by a rerun).
     """
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr)
 
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     if resume is not None:
@@ -126,8 +261,13 @@ def train(
             raise FileNotFoundError(
                 f"--resume {str(run_dir)!r} is not a run folder (no config.yaml)"
             )
-        saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-        env_id, algo, seed = saved["env_id"], saved["algo"], int(saved["seed"])
+        saved = _find_config(run_dir / "model.zip") or {}
+        missing = [k for k in ("env_id", "algo", "seed", "hyperparameters") if k not in saved]
+        if missing or not isinstance(saved["hyperparameters"], dict):
+            raise ValueError(
+                f"--resume {str(run_dir)!r}: config.yaml lacks {', '.join(missing) or 'hyperparameters'}"
+            )
+        env_id, algo, seed = saved["env_id"], check_algo(str(saved["algo"])), int(saved["seed"])
         config = saved["hyperparameters"]
         if total_timesteps is not None:
             config["total_timesteps"] = int(total_timesteps)
@@ -137,7 +277,7 @@ def train(
         if total_timesteps is not None:
             config["total_timesteps"] = int(total_timesteps)
         run_dir = Path(out) if out else Path("runs") / "train" / run_name(env_id, algo, seed)
-        if (run_dir / "config.yaml").exists():
+        if (run_dir / "config.yaml").exists() and not _never_saved(run_dir):
             raise ValueError(
                 f"--out {str(run_dir)!r} already holds a run; use --resume to continue it"
             )
@@ -152,97 +292,197 @@ def train(
     env_kwargs = dict(run.get("env_kwargs", {}))
     total = int(run["total_timesteps"])
     policy = run.get("policy", "MlpPolicy")
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {"env_id": env_id, "algo": algo, "seed": seed, "hyperparameters": config}
-    if resume is None:
-        write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-        write_json(
-            run_dir / "meta.json",
-            {
-                "env_id": env_id,
-                "algo": algo,
-                "seed": seed,
-                "git_revision": git_revision(),
-                "levgym_version": __version__,
-                "python": platform.python_version(),
-                "started": dt.datetime.now().isoformat(timespec="seconds"),
-            },
-        )
-    with open(run_dir / "command.txt", "a", encoding="utf-8") as fh:
-        fh.write(command + "\n")
+    point = None
+    if resume is not None:
+        point = latest_checkpoint(run_dir, normalize, trust_pickle, say)
+        if point is None:
+            say(f"no valid checkpoint in {run_dir}; starting from scratch")
 
     import torch
 
     # small MLPs on a few cores train faster on one thread, and the env's kernel keeps the others
     torch.set_num_threads(int(run.get("torch_threads", 1)))
     cls = algo_class(algo)
+    # Everything that can fail on the arguments happens before the folder is made.
     venv = make_vec_env(env_id, n_envs, seed, env_kwargs)
-    start_steps = 0
-    if resume is not None and (found := latest_checkpoint(run_dir)) is not None:
-        path, start_steps = found
-        vn = path.with_name(
-            path.name.replace("model_", "model_vecnormalize_").replace(".zip", ".pkl")
-        )
-        if normalize:
-            from stable_baselines3.common.vec_env import VecNormalize
-
-            venv = (
-                VecNormalize.load(str(vn), venv)
-                if vn.exists()
-                else VecNormalize(venv, norm_obs=True, norm_reward=norm_reward)
+    try:
+        if point is not None:
+            if point.stats is not None:
+                venv = point.stats.wrap(venv, training=True)
+            model = load_model_safely(
+                point.path,
+                algo,
+                venv,
+                policy,
+                algo_kwargs,
+                seed=seed,
+                restore_training_state=True,
+                trust_pickle=trust_pickle,
             )
-        model = cls.load(path, env=venv, device="cpu")
-        start_steps = model.num_timesteps
-    else:
-        if resume is not None:
-            print(f"no checkpoint in {run_dir}; starting from scratch", file=sys.stderr)
-        if normalize:
-            from stable_baselines3.common.vec_env import VecNormalize
+            say(f"resuming {run_dir} from {point.path.name} ({model.num_timesteps} steps)")
+        else:
+            if normalize:
+                from stable_baselines3.common.vec_env import VecNormalize
 
-            venv = VecNormalize(venv, norm_obs=True, norm_reward=norm_reward)
-        model = cls(policy, venv, seed=seed, verbose=0, device="cpu", **algo_kwargs)
-    # A fresh logger folder per session so that resuming does not truncate earlier CSV rows.
-    session = len(list((run_dir / "logs").glob("session_*"))) if (run_dir / "logs").exists() else 0
-    model.set_logger(
-        configure(str(run_dir / "logs" / f"session_{session}"), ["csv", "tensorboard"])
-    )
-    freq = max(int(run.get("checkpoint_freq", max(total // 5, 1))) // n_envs, 1)
-    callbacks = CallbackList(
-        [
-            CheckpointCallback(
-                freq, str(run_dir / "checkpoints"), name_prefix="model", save_vecnormalize=normalize
-            ),
-            ProtocolMetricsCallback(),
-        ]
-    )
-    remaining = total - start_steps
-    if remaining > 0:
-        model.learn(
-            remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=resume is None
+                venv = VecNormalize(venv, norm_obs=True, norm_reward=norm_reward)
+            # a copy: SB3 edits policy_kwargs in place (A2C adds its optimizer class)
+            kwargs = copy.deepcopy(algo_kwargs)
+            model = cls(policy, venv, seed=seed, verbose=0, device="cpu", **kwargs)
+    except BaseException:
+        venv.close()
+        raise
+    start_steps = int(model.num_timesteps)
+
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = {"env_id": env_id, "algo": algo, "seed": seed, "hyperparameters": config}
+    try:
+        if resume is None:
+            write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+            write_json(
+                run_dir / "meta.json",
+                {
+                    "env_id": env_id,
+                    "algo": algo,
+                    "seed": seed,
+                    "git_revision": git_revision(),
+                    "levgym_version": __version__,
+                    "python": platform.python_version(),
+                    "started": dt.datetime.now().isoformat(timespec="seconds"),
+                },
+            )
+        with open(run_dir / "command.txt", "a", encoding="utf-8") as fh:
+            fh.write(command + "\n")
+        # A fresh logger folder per session so that resuming does not truncate earlier CSV rows.
+        logs = run_dir / "logs"
+        session = len(list(logs.glob("session_*"))) if logs.exists() else 0
+        model.set_logger(configure(str(logs / f"session_{session}"), ["csv", "tensorboard"]))
+        freq = max(int(run.get("checkpoint_freq", max(total // 5, 1))) // n_envs, 1)
+        saver = CheckpointSaver(freq, run_dir, venv)
+        callbacks = CallbackList([saver, ProtocolMetricsCallback()])
+        remaining = total - start_steps
+        if remaining > 0:
+            with _stop_on_sigint(saver):
+                model.learn(
+                    remaining,
+                    callback=callbacks,
+                    progress_bar=progress,
+                    reset_num_timesteps=point is None,
+                )
+        if saver.stop_requested and model.num_timesteps < total:
+            where = checkpoint_files(run_dir, int(model.num_timesteps))[0]
+            if saver.saved != where:  # the stop came after the last step's callback
+                where = save_checkpoint(model, venv, run_dir)
+            raise TrainingInterrupted(
+                f"interrupted at {model.num_timesteps} steps; checkpoint {where}; "
+                f"continue with: levgym train --resume {run_dir}"
+            )
+        write_stats_for(venv, run_dir / "vecnormalize.json")
+        save_model(model, run_dir / "model.zip")
+        write_json(
+            run_dir / "result.json",
+            {"num_timesteps": int(model.num_timesteps), "total_timesteps": total},
         )
-    _save_model(model, run_dir / "model.zip")
-    _save_vecnormalize(venv, run_dir / "vecnormalize.pkl")
-    write_json(
-        run_dir / "result.json",
-        {"num_timesteps": int(model.num_timesteps), "total_timesteps": total},
-    )
-    venv.close()
+    except BaseException as exc:
+        if created and resume is None and _never_saved(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, TrainingInterrupted):
+            raise TrainingInterrupted(
+                f"interrupted at {model.num_timesteps} steps before a checkpoint was saved"
+            ) from None
+        raise
+    finally:
+        venv.close()
     return run_dir
 
 
-def load_policy(model_path: str | os.PathLike):
-    """A trained model and its observation normalization (or None), from ``model.zip``."""
+def _find_config(model_path: Path) -> dict[str, Any] | None:
+    """The run's resolved config for a model file: ``config.yaml`` beside it, or one level up
+    for a checkpoint."""
+    for folder in (model_path.parent, model_path.parent.parent):
+        file = folder / "config.yaml"
+        if file.exists():
+            try:
+                cfg = yaml.safe_load(file.read_text())
+            except yaml.YAMLError as exc:
+                raise ValueError(
+                    f"{str(file)!r} is not valid YAML: {str(exc).splitlines()[0]}"
+                ) from None
+            if not isinstance(cfg, dict):
+                raise ValueError(f"{str(file)!r} is not a levgym run config")
+            return cfg
+    return None
+
+
+def load_policy(
+    model_path: str | os.PathLike, env_id: str | None = None, trust_pickle: bool = False
+) -> tuple[Any, NormStats | None]:
+    """A trained model and its observation normalization (or None) from ``model.zip`` (or a run
+    folder holding one), without unpickling anything unless ``trust_pickle``.
+
+    The algorithm, policy and hyperparameters come from the run's ``config.yaml`` and the spaces
+    from ``env_id`` (default: the run's env); see :func:`agents.persist.load_model_safely`.
+    """
     path = Path(model_path)
+    if path.is_dir():
+        path = path / "model.zip"
     if not path.exists():
-        raise FileNotFoundError(f"--model {str(path)!r} does not exist")
-    cfg_file = path.parent / "config.yaml"
-    algo = "ppo"
-    if cfg_file.exists():
-        algo = yaml.safe_load(cfg_file.read_text()).get("algo", "ppo")
-    model = algo_class(algo).load(path, device="cpu")
-    vn = path.parent / "vecnormalize.pkl"
-    return model, (vn if vn.exists() else None)
+        raise FileNotFoundError(f"--model {str(model_path)!r} does not exist")
+    cfg = _find_config(path)
+    data = inspect_model_zip(path)
+    if cfg is not None:
+        algo = check_algo(str(cfg.get("algo", "ppo")))
+        hyper = dict(cfg.get("hyperparameters") or {})
+        trained_on = cfg.get("env_id")
+        if env_id is not None and trained_on is not None and env_id != trained_on:
+            raise ValueError(
+                f"--env {env_id!r} is not the env the model was trained on; allowed {trained_on!r}"
+            )
+        env_id = env_id or trained_on
+    else:
+        guessed = guess_algo(data)
+        if guessed is None:
+            raise ValueError(
+                f"cannot tell the algorithm of {str(path)!r}; put the run's config.yaml beside it"
+            )
+        algo, hyper = guessed, {}
+    if env_id is None:
+        raise ValueError(f"--env is needed for {str(path)!r} (no config.yaml beside it)")
+    run, algo_kwargs = split_config(hyper)
+    # Prediction needs only the policy's architecture; the training settings (buffers, schedules)
+    # are kept so that the algorithm builds as it was trained, but on a single env.
+    env = make_vec_env(env_id, 1, 0, dict(run.get("env_kwargs", {})))
+    try:
+        model = load_model_safely(
+            path,
+            algo,
+            env,
+            run.get("policy", "MlpPolicy"),
+            _for_prediction(algo, algo_kwargs),
+            trust_pickle=trust_pickle,
+        )
+    finally:
+        env.close()
+    stats_path = stats_file_for(path)
+    stats = find_stats(stats_path, trust_pickle)
+    if stats is None and cfg is not None and bool(run.get("normalize", True)):
+        raise ValueError(
+            f"model {str(path)!r} was trained with normalized observations but "
+            f"{stats_path.name} is missing beside it"
+        )
+    return model, stats
+
+
+def _for_prediction(algo: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    out = dict(kwargs)
+    if algo in ("sac", "td3"):
+        out["buffer_size"] = 1  # a replay buffer is never filled when only predicting
+        out.pop("learning_starts", None)
+    else:  # one env: keep the rollout small and the minibatch consistent with it
+        out["n_steps"] = min(int(out.get("n_steps", 2048)), 64)
+        if "batch_size" in out:
+            out["batch_size"] = out["n_steps"]
+    return out
 
 
 def read_progress(run_dir: str | os.PathLike) -> list[dict[str, float]]:
@@ -262,4 +502,13 @@ def read_progress(run_dir: str | os.PathLike) -> list[dict[str, float]]:
     return rows
 
 
-__all__ = ["train", "load_policy", "latest_checkpoint", "read_progress", "git_revision", "json"]
+__all__ = [
+    "train",
+    "load_policy",
+    "latest_checkpoint",
+    "save_checkpoint",
+    "read_progress",
+    "git_revision",
+    "TrainingInterrupted",
+    "json",
+]

@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except (ValueError, CliError, FileNotFoundError) as exc:
         return fail(str(exc))
-    except KeyboardInterrupt:
-        return fail("interrupted")
+    except KeyboardInterrupt as exc:
+        # training saves a checkpoint first and says where (agents.train.TrainingInterrupted)
+        fail(str(exc) or "interrupted")
+        return 130
 
 
 if __name__ == "__main__":

@@ -18,6 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="report folder (default runs/benchmark/<kind>__<time>); rerun with the same folder to resume",
     )
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="when resuming into an existing --out: "
+        + "load files that need unpickling (models or statistics from older levgym versions); unpickling runs code from the file, so only for files you trust",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress")
     p.set_defaults(run=run)
 
@@ -26,7 +32,11 @@ def run(args: argparse.Namespace) -> int:
     from agents.benchmark import run_benchmark
 
     out = run_benchmark(
-        args.out, quick=args.quick, progress=not args.no_progress, command=args.command_line
+        args.out,
+        quick=args.quick,
+        progress=not args.no_progress,
+        command=args.command_line,
+        trust_pickle=args.trust_pickle,
     )
     print(f"report: {out / 'report.md'}")
     return 0

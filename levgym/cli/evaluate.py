@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         metavar="FILE",
-        help="a trained model.zip (its vecnormalize.pkl is used)",
+        help="a trained model.zip or its run folder (its vecnormalize.json is used)",
     )
     who.add_argument(
         "--baseline",
@@ -22,7 +22,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="a rule-based baseline (static, steward, greedy, ...)",
     )
-    p.add_argument("--env", default="levgym/Governance-v0", help="env id")
+    p.add_argument(
+        "--env",
+        default=None,
+        help="env id (default: the model's env from its config.yaml, else levgym/Governance-v0)",
+    )
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="with --model: "
+        + "load files that need unpickling (models or statistics from older levgym versions); unpickling runs code from the file, so only for files you trust",
+    )
     p.add_argument(
         "--suite",
         default=None,
@@ -57,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
     from agents.evaluate import evaluate, load_model_policy, load_suite, register_csv_scenario
 
+    if args.trust_pickle and not args.model:
+        raise ValueError("--trust-pickle is only used with --model")
+    if args.env is None:
+        args.env = _model_env(args.model) if args.model else None
+        args.env = args.env or "levgym/Governance-v0"
     suite = load_suite(args.suite)
     suite.for_env(args.env)
     if args.episodes is not None:
@@ -74,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             for s in unknown:
                 lib.get(s)
     if args.model:
-        policy = load_model_policy(args.model)
+        policy = load_model_policy(args.model, args.env, trust_pickle=args.trust_pickle)
         who = args.model
     else:
         from agents.baselines import make_baseline
@@ -102,3 +117,15 @@ def run(args: argparse.Namespace) -> int:
             cells.append(f"{name} {v['mean']:.4g}{ci}")
         print(f"  {scenario}: " + "; ".join(cells))
     return 0
+
+
+def _model_env(model: str) -> str | None:
+    """The env id in the run's config.yaml beside ``model`` (a model.zip or its run folder)."""
+    from pathlib import Path
+
+    from agents.train import _find_config
+
+    path = Path(model)
+    cfg = _find_config(path / "model.zip" if path.is_dir() else path)
+    env = (cfg or {}).get("env_id")
+    return env if isinstance(env, str) else None

@@ -45,7 +45,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--resume",
         default=None,
         metavar="RUN_DIR",
-        help="continue an interrupted run from its newest checkpoint",
+        help="continue an interrupted run from its newest valid checkpoint",
+    )
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="with --resume: "
+        + "load files that need unpickling (models or statistics from older levgym versions); unpickling runs code from the file, so only for files you trust",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
@@ -56,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.total_timesteps is not None and args.total_timesteps < 1:
         raise ValueError(f"--total-timesteps={args.total_timesteps} is out of range; allowed >= 1")
+    if args.trust_pickle and args.resume is None:
+        raise ValueError("--trust-pickle is only used with --resume RUN_DIR")
     run_dir = train(
         args.env,
         args.algo,
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         command=args.command_line,
+        trust_pickle=args.trust_pickle,
     )
     print(f"run folder: {run_dir}")
     print(f"model: {run_dir / 'model.zip'}")

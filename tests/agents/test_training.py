@@ -1,12 +1,27 @@
-"""`levgym train`: run folder contents, TensorBoard files, checkpoints and --resume."""
+"""`levgym train`: run folder contents, TensorBoard files, checkpoints and --resume (newest
+valid checkpoint, statistics kept, SIGINT saves, a failed start leaves nothing in the way)."""
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
+from agents import train as train_module
 from agents.config import apply_overrides, load_config
-from agents.train import latest_checkpoint, read_progress, train
+from agents.persist import read_stats
+from agents.train import (
+    TrainingInterrupted,
+    checkpoint_files,
+    latest_checkpoint,
+    read_progress,
+    train,
+)
 from levgym.cli import main
 
 SMALL = [
@@ -46,7 +61,7 @@ def test_train_writes_the_run_folder_and_resume_continues(tmp_path):
         progress=False,
         command="pytest",
     )
-    for name in ("config.yaml", "command.txt", "meta.json", "model.zip", "vecnormalize.pkl"):
+    for name in ("config.yaml", "command.txt", "meta.json", "model.zip", "vecnormalize.json"):
         assert (run / name).exists(), name
     assert list((run / "logs").rglob("events.out.tfevents.*")), "TensorBoard events"
     meta = json.loads((run / "meta.json").read_text())
@@ -54,7 +69,7 @@ def test_train_writes_the_run_folder_and_resume_continues(tmp_path):
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["hyperparameters"]["n_steps"] == 32 and saved["env_id"] == "levgym/Governance-v0"
     found = latest_checkpoint(run)
-    assert found is not None and found[1] == 256
+    assert found is not None and found.steps == 256 and found.stats is not None
     rows = read_progress(run)
     assert rows and rows[-1]["time/total_timesteps"] == 256
     # an interrupted run: resume to a larger budget continues from the newest checkpoint
@@ -100,3 +115,172 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert "is not a run folder" in capsys.readouterr().err
     assert main(["train", "--total-timesteps", "0"]) == 2
     assert "--total-timesteps=0 is out of range" in capsys.readouterr().err
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.yaml").write_text("env_id: levgym/Governance-v0\n")
+    assert main(["train", "--resume", str(tmp_path / "half")]) == 2
+    assert "config.yaml lacks algo, seed, hyperparameters" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A 256-step run with checkpoints at 128 and 256 steps."""
+    out = tmp_path_factory.mktemp("resume") / "run"
+    train(
+        "levgym/Governance-v0",
+        "ppo",
+        total_timesteps=256,
+        seed=2,
+        out=out,
+        hyper=SMALL,
+        progress=False,
+        command="pytest",
+    )
+    return out
+
+
+@pytest.fixture
+def run(finished, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(finished, dst)
+    return dst
+
+
+def resume(run, total, capsys):
+    train("levgym/Governance-v0", resume=run, total_timesteps=total, progress=False)
+    return capsys.readouterr().err
+
+
+def test_truncated_newest_checkpoint_falls_back_to_the_previous(run, capsys):
+    newest, _ = checkpoint_files(run, 256)
+    raw = newest.read_bytes()
+    newest.write_bytes(raw[: len(raw) // 2])
+    err = resume(run, 384, capsys)
+    assert "skipping checkpoint model_256_steps.zip" in err and "truncated or corrupt" in err
+    assert "from model_128_steps.zip (128 steps)" in err
+    assert json.loads((run / "result.json").read_text())["num_timesteps"] == 384
+
+
+def test_corrupt_newest_checkpoint_falls_back(run, capsys):
+    newest, _ = checkpoint_files(run, 256)
+    raw = bytearray(newest.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF  # a flipped byte inside the compressed weights: the CRC catches it
+    newest.write_bytes(bytes(raw))
+    err = resume(run, 384, capsys)
+    assert "skipping checkpoint model_256_steps.zip" in err
+    assert "from model_128_steps.zip" in err
+
+
+def test_missing_statistics_never_restart_them(run, capsys):
+    _, stats_256 = checkpoint_files(run, 256)
+    stats_256.unlink()
+    point = latest_checkpoint(run)
+    assert point.steps == 128
+    kept = read_stats(checkpoint_files(run, 128)[1])
+    assert point.stats.to_json() == kept.to_json() and kept.obs_count > 1
+    err = resume(run, 384, capsys)
+    assert "skipping checkpoint model_256_steps.zip: its statistics" in err
+    assert "from model_128_steps.zip" in err
+    # statistics continued from the checkpoint's: more samples than a fresh start would have
+    final = read_stats(run / "vecnormalize.json")
+    assert final.obs_count > kept.obs_count + 1
+
+
+def test_resume_with_no_valid_checkpoint_says_so(run, capsys):
+    for steps in (128, 256):
+        checkpoint_files(run, steps)[0].write_bytes(b"")
+    err = resume(run, 128, capsys)
+    assert "no valid checkpoint" in err and "starting from scratch" in err
+
+
+def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path, monkeypatch, capsys):
+    sent = []
+    on_step = train_module.ProtocolMetricsCallback._on_step
+
+    def interrupt_at_96(self):
+        if self.num_timesteps >= 96 and not sent:
+            sent.append(self.num_timesteps)
+            os.kill(os.getpid(), signal.SIGINT)
+        return on_step(self)
+
+    monkeypatch.setattr(train_module.ProtocolMetricsCallback, "_on_step", interrupt_at_96)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(
+            "levgym/Governance-v0",
+            "ppo",
+            total_timesteps=100_000,
+            out=out,
+            hyper=[*SMALL, "checkpoint_freq=100000"],
+            progress=False,
+        )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    point = latest_checkpoint(out)
+    assert point is not None and point.steps == 100 and point.stats is not None
+    assert not (out / "model.zip").exists()
+    monkeypatch.setattr(train_module.ProtocolMetricsCallback, "_on_step", on_step)
+    capsys.readouterr()
+    err = resume(out, 160, capsys)
+    assert "from model_100_steps.zip (100 steps)" in err
+    # PPO finishes its rollout (4 envs x 32 steps) past the budget
+    assert json.loads((out / "result.json").read_text())["num_timesteps"] == 100 + 128
+
+
+@pytest.mark.slow
+def test_sigint_on_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "levgym", "train", "--out", str(out), "--no-progress"]
+    cmd += ["--total-timesteps", "10000000"]
+    for h in [*SMALL, "checkpoint_freq=10000000"]:
+        cmd += ["--hyper", h]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        import time
+
+        deadline = time.time() + 120
+        while not list(out.glob("logs/session_0/events.*")) and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    lines = [ln for ln in err.splitlines() if ln.startswith("levgym: error:")]
+    assert len(lines) == 1 and "checkpoint" in lines[0] and "Traceback" not in err
+    assert latest_checkpoint(out) is not None
+
+
+def test_failed_start_leaves_nothing_in_the_way(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    # a bad hyperparameter fails before the folder is made
+    with pytest.raises(TypeError):
+        train("levgym/Governance-v0", out=out, hyper=[*SMALL, "no_such_arg=1"], progress=False)
+    assert not out.exists()
+
+    # an exception after the folder is made but before the first checkpoint removes it
+    def broken_learn(self, *args, **kwargs):
+        raise RuntimeError("boom before the first step")
+
+    import stable_baselines3 as sb3
+
+    monkeypatch.setattr(sb3.PPO, "learn", broken_learn)
+    with pytest.raises(RuntimeError, match="boom"):
+        train("levgym/Governance-v0", total_timesteps=64, out=out, hyper=SMALL, progress=False)
+    assert not out.exists()
+    monkeypatch.undo()
+
+    # a folder left by a start killed outright (config.yaml, no checkpoint) blocks nothing
+    out.mkdir()
+    (out / "config.yaml").write_text("env_id: x\n")
+    train("levgym/Governance-v0", total_timesteps=64, out=out, hyper=SMALL, progress=False)
+    assert (out / "model.zip").exists()
+
+    left = tmp_path / "left"
+    train("levgym/Governance-v0", total_timesteps=64, out=left, hyper=SMALL, progress=False)
+    shutil.rmtree(left / "checkpoints")
+    (left / "model.zip").unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(left), "--no-progress"]) == 0
+    assert "no valid checkpoint" in capsys.readouterr().err
+    assert (left / "model.zip").exists()
