@@ -262,7 +262,7 @@ class SweepResult:
         return {
             "axes": [{"key": a.name, "values": list(a.values)} for a in self.axes],
             "book": self.book,
-            "frontier_x": self.x_metric,
+            "frontier_x_metric": self.x_metric,
             "points": self.points,
             "skipped": self.skipped,
             "base": self.base_point,

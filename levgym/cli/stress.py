@@ -28,6 +28,7 @@ from ..analytics.risk import SE_METHODS, summarize_paths
 from ..analytics.sensitivity import run_sensitivities, sensitivity_runs, to_records
 from ..engine.params import PRESETS, EngineParams
 from ..io import write_json, write_text
+from ..results import checked
 from .common import add_backend_arguments, add_set_argument, build_params, parse_sets, print_json
 
 DEFAULT_SCENARIO = "shock"
@@ -351,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
     summary["files"] = files
     full = dict(summary)
     full["heatmap"] = results.heatmap.to_dict()
-    write_json(out / "summary.json", full)
+    write_json(out / "summary.json", checked("stress", full))
     write_text(out / "summary.md", summary_markdown(summary, files))
     if args.json:
         print_json(summary)

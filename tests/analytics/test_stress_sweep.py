@@ -128,7 +128,9 @@ def test_common_random_numbers_make_differences_precise():
     assert np.array_equal(
         a.per_path["fundamental_min_over_start"], b.per_path["fundamental_min_over_start"]
     )
-    assert np.array_equal(a.per_path["initial_debt_value_usd"], b.per_path["initial_debt_value_usd"])
+    assert np.array_equal(
+        a.per_path["initial_debt_value_usd"], b.per_path["initial_debt_value_usd"]
+    )
     for key, ratio in (
         ("liquidated_usd", 0.6),
         ("liquidated_position_frac", 0.7),
