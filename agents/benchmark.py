@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from levgym import __version__
+from levgym import __version__, naming
 from levgym.io import save_figure, write_json, write_text
 from levgym.results import REGISTRY, checked, checked_columns
 
@@ -61,7 +61,7 @@ class BenchmarkConfig:
     def default(cls) -> BenchmarkConfig:
         from .config import load_config
 
-        # the training budgets are the ones in configs/agents/ppo.yml
+        # the training budgets are the ones in configs/agents/ppo.yaml
         steps = {e: int(load_config(e, "ppo")["total_timesteps"]) for e in ENV_IDS}
         return cls(suite="default", timesteps=steps)
 
@@ -101,12 +101,7 @@ def run_benchmark(
     """Train, evaluate, report. Returns the report folder."""
     cfg = config or (BenchmarkConfig.quick() if quick else BenchmarkConfig.default())
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = (
-        Path(out)
-        if out
-        else Path("runs") / "benchmark" / f"{'quick' if quick else 'default'}__{stamp}"
-    )
+    out_dir = Path(out) if out else naming.new_run_dir("benchmark", cfg.suite, cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     suite = load_suite(name=cfg.suite)
     started = time.perf_counter()
@@ -119,7 +114,12 @@ def run_benchmark(
         slug = _slug(env_id)
         _say(progress, f"[{slug}] training PPO for {cfg.timesteps[env_id]:,} steps")
         t0 = time.perf_counter()
-        run_dir = out_dir / "train" / slug
+        # the run-folder scheme of levgym.naming, without the time (the report folder has it)
+        run_dir = (
+            out_dir
+            / "train"
+            / naming.run_name(naming.env_part(env_id), "ppo", cfg.seed, time=False)
+        )
         if (run_dir / "model.zip").exists():
             _say(progress, f"[{slug}] reusing the trained model in {run_dir}")
         elif (run_dir / "config.yaml").exists():
@@ -292,7 +292,7 @@ def _report(
         f"- levgym {meta['levgym_version']}, git {meta['git_revision']}, Python {meta['python']}, {meta['machine']}, finished {meta['finished']}",
         f"- environments (Gymnasium ids; the `-vN` suffix is the env version): {', '.join(f'`{e}`' for e in meta['env_ids'])}",
         f"- training: PPO ({', '.join(f'{k}: {v:,} steps' for k, v in meta['config']['timesteps'].items())}), seed {meta['config']['seed']}, "
-        "hyperparameters from `configs/agents/ppo.yml` (the resolved config is in each run folder)",
+        "hyperparameters from `configs/agents/ppo.yaml` (the resolved config is in each run folder)",
         f"- evaluation: suite `{meta['eval_suite']['name']}`, {meta['eval_suite']['episodes']} episodes per scenario on held-out seeds "
         f"from {meta['eval_suite']['seed']:,} (training never uses seeds in the evaluation range); cells are mean ± half-width of a "
         "95% Student-t interval over episodes",

@@ -591,7 +591,9 @@ def unit_of(key: str) -> str:
 def markdown_table() -> str:
     """The registry as a Markdown table (the README carries it; a test keeps them equal)."""
     lines = ["| key | unit | emitted by | meaning |", "|---|---|---|---|"]
-    for k in sorted(REGISTRY.values(), key=lambda k: (k.outputs[0], k.name)):
+    order = list(OUTPUTS)
+    # by the first output that emits a key, then in declaration order
+    for k in sorted(REGISTRY.values(), key=lambda k: order.index(k.outputs[0])):
         shape = "" if k.shape == "value" else f" ({k.shape})"
         lines.append(f"| `{k.name}`{shape} | {k.unit} | {', '.join(k.outputs)} | {k.description} |")
     units = ["", "| unit | meaning |", "|---|---|"]

@@ -566,7 +566,9 @@ class GovernanceEnv(LevgymEnv):
     + w_efficiency * LTV * collateral_value * step_h / 8760``
 
     - ``revenue``: reserve income (the reserve factor's share of interest) plus the protocol's
-      fee on liquidation bonuses, this step.
+      fee on liquidation bonuses, this step. The reserve income enters in debt-asset units (USD
+      only at a debt price of 1); ``info["revenue_value_usd"]`` values it in USD at each
+      substep's debt price (what ``levgym evaluate`` reports as ``revenue_usd``).
     - ``bad_debt``: economic bad debt this step: debt written off (whether reserves or lenders
       absorb it) plus the change in the underwater shortfall (debt above the value of its
       collateral at the oracle, not yet written off). Counting the shortfall matters: with
