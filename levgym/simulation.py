@@ -253,7 +253,7 @@ def simulate(
             "pool_usd",
             "oracle_usd",
             "liquidations",
-            "bad_debt_usd",
+            "bad_debt_value_usd",
             "rounds",
         )
     }
@@ -266,7 +266,7 @@ def simulate(
             series["pool_usd"].append(to_numpy(s.pool_price_usd))
             series["oracle_usd"].append(to_numpy(s.oracle_usd))
             series["liquidations"].append(to_numpy(s.liquidations))
-            series["bad_debt_usd"].append(to_numpy(s.bad_debt_usd))
+            series["bad_debt_value_usd"].append(to_numpy(flows.usd["bad_debt_usd"]))
             series["rounds"].append(to_numpy(rounds))
     hf_after, w_after = health_factors(sim.state)
     per_env = per_env_summary(sim.state, flows)
