@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .analytics.risk import LEVELS as RISK_LEVELS
+
 UNITS: dict[str, str] = {
     "usd": "US dollars",
     "debt_asset": "units of the debt asset (USD only at a debt price of 1)",
@@ -290,7 +292,7 @@ _add(
 
 # ---------------------------------------------------------------- stress: summary estimates
 _SE = "standard error of `{}`"
-LEVELS_PCT = (95, 99)
+LEVELS_PCT = tuple(round(100 * level) for level in RISK_LEVELS)
 
 
 def _with_se(name: str, unit: str, text: str, outputs: tuple[str, ...] = ST) -> None:
