@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from levgym import __version__
+from levgym import __version__, naming
 from levgym.io import save_figure, write_json, write_text
+from levgym.results import REGISTRY, checked, checked_columns
 
 from .baselines import baseline_names, make_baseline
 from .evaluate import ENV_IDS, evaluate, load_model_policy, load_suite, rollout
@@ -33,7 +34,7 @@ OBJECTIVE = "return"
 TABLE_METRICS = {
     "levgym/Governance-v0": (
         ("return", "return", 1.0, ""),
-        ("bad_debt_usd", "bad debt incl. underwater", 1e-6, "$M"),
+        ("economic_bad_debt_usd", "bad debt incl. underwater", 1e-6, "$M"),
         ("revenue_usd", "revenue", 1e-3, "$k"),
         ("liquidated_usd", "liquidated", 1e-6, "$M"),
         ("insolvent", "insolvency rate", 1.0, ""),
@@ -60,7 +61,7 @@ class BenchmarkConfig:
     def default(cls) -> BenchmarkConfig:
         from .config import load_config
 
-        # the training budgets are the ones in configs/agents/ppo.yml
+        # the training budgets are the ones in configs/agents/ppo.yaml
         steps = {e: int(load_config(e, "ppo")["total_timesteps"]) for e in ENV_IDS}
         return cls(suite="default", timesteps=steps)
 
@@ -103,12 +104,7 @@ def run_benchmark(
     or statistics from older versions) load only with ``trust_pickle``."""
     cfg = config or (BenchmarkConfig.quick() if quick else BenchmarkConfig.default())
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = (
-        Path(out)
-        if out
-        else Path("runs") / "benchmark" / f"{'quick' if quick else 'default'}__{stamp}"
-    )
+    out_dir = Path(out) if out else naming.new_run_dir("benchmark", cfg.suite, cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     suite = load_suite(name=cfg.suite)
     started = time.perf_counter()
@@ -121,7 +117,12 @@ def run_benchmark(
         slug = _slug(env_id)
         _say(progress, f"[{slug}] training PPO for {cfg.timesteps[env_id]:,} steps")
         t0 = time.perf_counter()
-        run_dir = out_dir / "train" / slug
+        # the run-folder scheme of levgym.naming, without the time (the report folder has it)
+        run_dir = (
+            out_dir
+            / "train"
+            / naming.run_name(naming.env_part(env_id), "ppo", cfg.seed, time=False)
+        )
         if (run_dir / "model.zip").exists():
             _say(progress, f"[{slug}] reusing the trained model in {run_dir}")
         elif (run_dir / "config.yaml").exists():
@@ -173,16 +174,39 @@ def run_benchmark(
                     traces[env_id][name] = run["trace"]
     timings["total_s"] = time.perf_counter() - started
 
-    meta = {
+    meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
+    doc = results_document(meta, results)
+    write_json(out_dir / "results.json", doc)
+    write_text(out_dir / "results.csv", _csv(results))
+    plots = _plots(out_dir, results, traces, runs)
+    report = _report(meta, results, doc["objective"], doc["objective_ci95"], plots)
+    write_text(out_dir / "report.md", report)
+    _say(progress, f"report written to {out_dir / 'report.md'} ({timings['total_s']:.0f} s)")
+    return out_dir
+
+
+def benchmark_meta(
+    cfg: BenchmarkConfig,
+    suite: Any,
+    command: str,
+    quick: bool,
+    timings: dict[str, float],
+    runs: dict[str, str],
+    trained_on: dict[str, list[str] | None],
+    env_ids: list[str],
+) -> dict[str, Any]:
+    """How the benchmark was produced: command, config, suite, env ids with versions, machine."""
+    return {
         "command": command,
         "quick": quick,
         "config": asdict(cfg),
-        "suite": {
+        "env_ids": list(env_ids),
+        "eval_suite": {
             "name": suite.name,
             "episodes": suite.episodes,
             "seed": suite.seed,
             "envs": {
-                k: {"scenarios": list(v.scenarios), "env_kwargs": v.env_kwargs}
+                k: {"scenario_names": list(v.scenarios), "env_kwargs": v.env_kwargs}
                 for k, v in suite.envs.items()
             },
         },
@@ -195,27 +219,27 @@ def run_benchmark(
         "runs": runs,
         "training_scenarios": trained_on,
     }
-    objectives = {
-        env_id: {name: objective(r) for name, r in per.items()} for env_id, per in results.items()
-    }
-    objective_cis = {
-        env_id: {name: objective_ci(r) for name, r in per.items()}
-        for env_id, per in results.items()
-    }
-    write_json(
-        out_dir / "results.json",
-        {
-            "meta": meta,
-            "objective": objectives,
-            "objective_ci95": objective_cis,
-            "results": results,
+
+
+def results_document(meta: dict[str, Any], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The results.json object (objective per env and policy, evaluate's results, meta), checked
+    against the output contract (levgym.results)."""
+    doc = {
+        "meta": meta,
+        "objective": {
+            env_id: {name: objective(r) for name, r in per.items()}
+            for env_id, per in results.items()
         },
-    )
-    write_text(out_dir / "results.csv", _csv(results))
-    plots = _plots(out_dir, results, traces, runs)
-    write_text(out_dir / "report.md", _report(meta, results, objectives, objective_cis, plots))
-    _say(progress, f"report written to {out_dir / 'report.md'} ({timings['total_s']:.0f} s)")
-    return out_dir
+        "objective_ci95": {
+            env_id: {name: objective_ci(r) for name, r in per.items()}
+            for env_id, per in results.items()
+        },
+        "results": results,
+    }
+    return checked("results.json", doc)
+
+
+CSV_COLUMNS = ("env_id", "policy", "scenario", "metric", "mean", "ci95", "n")
 
 
 def _training_scenarios(run_dir: Path) -> list[str] | None:
@@ -233,13 +257,16 @@ def _say(progress: bool, text: str) -> None:
 
 
 def _csv(results: dict[str, dict[str, Any]]) -> str:
+    """results.csv: one row per env, policy, scenario and metric (every metric a result key)."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["env_id", "policy", "scenario", "metric", "mean", "ci95", "n"])
+    w.writerow(checked_columns("results.csv", CSV_COLUMNS))
     for env_id, per in results.items():
         for policy, r in per.items():
             for scenario, metrics in r["scenarios"].items():
                 for metric, v in metrics.items():
+                    if metric not in REGISTRY:
+                        raise ValueError(f"metric {metric!r} is not in levgym.results.REGISTRY")
                     w.writerow(
                         [
                             env_id,
@@ -274,10 +301,11 @@ def _report(
         "",
         f"- command: `{meta['command']}`",
         f"- levgym {meta['levgym_version']}, git {meta['git_revision']}, Python {meta['python']}, {meta['machine']}, finished {meta['finished']}",
+        f"- environments (Gymnasium ids; the `-vN` suffix is the env version): {', '.join(f'`{e}`' for e in meta['env_ids'])}",
         f"- training: PPO ({', '.join(f'{k}: {v:,} steps' for k, v in meta['config']['timesteps'].items())}), seed {meta['config']['seed']}, "
-        "hyperparameters from `configs/agents/ppo.yml` (the resolved config is in each run folder)",
-        f"- evaluation: suite `{meta['suite']['name']}`, {meta['suite']['episodes']} episodes per scenario on held-out seeds "
-        f"from {meta['suite']['seed']:,} (training never uses seeds in the evaluation range); cells are mean ± half-width of a "
+        "hyperparameters from `configs/agents/ppo.yaml` (the resolved config is in each run folder)",
+        f"- evaluation: suite `{meta['eval_suite']['name']}`, {meta['eval_suite']['episodes']} episodes per scenario on held-out seeds "
+        f"from {meta['eval_suite']['seed']:,} (training never uses seeds in the evaluation range); cells are mean ± half-width of a "
         "95% Student-t interval over episodes",
         f"- wall time: {meta['timings_s']['total_s']:.0f} s ({', '.join(f'{k} {v:.0f}' for k, v in meta['timings_s'].items() if k != 'total_s')})",
         "",
@@ -405,7 +433,8 @@ def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
         per = results[gov]
         names = list(per)
         bad = [
-            np.mean([s["bad_debt_usd"]["mean"] for s in per[n]["scenarios"].values()]) / 1e6
+            np.mean([s["economic_bad_debt_usd"]["mean"] for s in per[n]["scenarios"].values()])
+            / 1e6
             for n in names
         ]
         rev = [

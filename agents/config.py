@@ -45,9 +45,9 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(env_id: str, algo: str, path: str | Path | None = None) -> dict[str, Any]:
     """The resolved hyperparameters of ``algo`` on ``env_id``: the file's ``default`` block, then
-    the block keyed by ``env_id`` on top. ``path`` defaults to ``configs/agents/<algo>.yml``."""
+    the block keyed by ``env_id`` on top. ``path`` defaults to ``configs/agents/<algo>.yaml``."""
     algo = check_algo(algo)
-    file = Path(path) if path else CONFIG_DIR / f"{algo}.yml"
+    file = Path(path) if path else CONFIG_DIR / f"{algo}.yaml"
     if not file.exists():
         raise FileNotFoundError(f"config file {str(file)!r} does not exist")
     try:

@@ -12,30 +12,18 @@ from typing import Any
 import numpy as np
 import yaml
 
+from levgym import __version__
 from levgym import scenarios as scenario_lib
+from levgym.results import METRICS
 
 from .persist import NormStats
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
 ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v0")
 
-# Per-episode metrics, by env: (name, info key summed over the episode or a special rule).
-GOVERNANCE_METRICS = (
-    "return",
-    "bad_debt_usd",
-    "revenue_usd",
-    "liquidated_usd",
-    "liquidation_loss_usd",
-    "insolvent",
-)
-LIQUIDATOR_METRICS = (
-    "return",
-    "pnl_usd",
-    "max_drawdown_usd",
-    "seized_asset",
-    "gas_usd",
-    "bankrupt",
-)
+# Per-episode metrics, by env (units and meanings in levgym.results).
+GOVERNANCE_METRICS = METRICS["levgym/Governance-v0"]
+LIQUIDATOR_METRICS = METRICS["levgym/Liquidator-v0"]
 
 
 @dataclass(frozen=True)
@@ -170,8 +158,9 @@ def rollout(
         acc["return"] += np.where(live, reward, 0.0)
         if gov:
             # economic bad debt: written off plus the change in underwater shortfall
-            acc["bad_debt_usd"] += np.where(live, info["economic_bad_debt_usd"], 0.0)
-            acc["revenue_usd"] += np.where(live, info["revenue_usd"], 0.0)
+            acc["economic_bad_debt_usd"] += np.where(live, info["economic_bad_debt_usd"], 0.0)
+            # reserve income valued at each substep's debt price (info only; see levgym.results)
+            acc["revenue_usd"] += np.where(live, info["revenue_value_usd"], 0.0)
             acc["liquidated_usd"] += np.where(live, info["liquidated_debt_usd"], 0.0)
             acc["liquidation_loss_usd"] += np.where(live, info["liquidation_loss_usd"], 0.0)
         else:
@@ -227,6 +216,7 @@ def evaluate(
         results[name] = {k: mean_ci(v) for k, v in run["metrics"].items()}
     return {
         "env_id": env_id,
+        "levgym_version": __version__,
         "suite": suite.name,
         "episodes": suite.episodes,
         "seed": suite.seed,

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 
-from levgym import __version__
+from levgym import __version__, naming
 from levgym.io import write_json, write_text
 
 from .callbacks import ProtocolMetricsCallback
@@ -74,9 +74,8 @@ def git_revision() -> str:
 
 
 def run_name(env_id: str, algo: str, seed: int) -> str:
-    """CleanRL-style ``env__algo__seed__time``."""
-    slug = env_id.replace("/", "-")
-    return f"{slug}__{algo}__{seed}__{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    """CleanRL-style ``env__algo__seed__time`` (the scheme of levgym.naming)."""
+    return naming.run_name(naming.env_part(env_id), algo, seed)
 
 
 def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]):

@@ -42,8 +42,8 @@ def plot_simulation(result: Any, path: str | os.PathLike, title: str = "") -> No
     ax.set_title("liquidations, cumulative (mean over envs)")
     ax.set_xlabel("hours")
     ax = axes[1, 0]
-    ax.plot(t, s["bad_debt_usd"].mean(axis=1) / 1e6, color="tab:purple")
-    ax.set_title("bad debt, cumulative (mean over envs, $M)")
+    ax.plot(t, s["bad_debt_value_usd"].mean(axis=1) / 1e6, color="tab:purple")
+    ax.set_title("bad debt written off, cumulative (mean over envs, $M)")
     ax.set_xlabel("hours")
     ax = axes[1, 1]
     bins = np.linspace(0.5, 3.0, 51)

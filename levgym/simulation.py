@@ -129,9 +129,49 @@ def health_factors(state: State) -> tuple[np.ndarray, np.ndarray]:
     return hf[mask], (s.debt_usd * s.debt_price_usd[:, None])[mask]
 
 
-def per_env_summary(state: State) -> dict[str, np.ndarray]:
-    """Final values and counters per env (numpy ``[E]``)."""
+# Debt-side flow counters of the state: kept in debt-asset units by the engine (USD only at a debt
+# price of 1); :class:`UsdFlows` values them in USD substep by substep.
+DEBT_FLOW_COUNTERS = (
+    "borrowed_usd",
+    "interest_usd",
+    "repaid_by_borrowers_usd",
+    "repaid_by_liquidators_usd",
+    "bad_debt_usd",
+    "lender_loss_usd",
+    "reserve_income_usd",
+)
+
+
+class UsdFlows:
+    """The debt-side flow counters valued in USD at the debt price of the substep in which each
+    amount moved (the engine keeps them in debt-asset units). Call :meth:`update` after every
+    substep; the sums stay on the state's backend until :meth:`result`."""
+
+    def __init__(self, state: State) -> None:
+        self.debt_price_start_usd = to_numpy(state.debt_price_usd).copy()
+        # copies: a backend may update the state's arrays in place
+        self.prev = {k: getattr(state, k) * 1.0 for k in DEBT_FLOW_COUNTERS}
+        self.usd = {k: v * 0.0 for k, v in self.prev.items()}
+
+    def update(self, state: State) -> None:
+        dp = state.debt_price_usd
+        for k in DEBT_FLOW_COUNTERS:
+            cur = getattr(state, k)
+            self.usd[k] = self.usd[k] + (cur - self.prev[k]) * dp
+            self.prev[k] = cur * 1.0
+
+    def result(self) -> dict[str, np.ndarray]:
+        """USD value of each counter of :data:`DEBT_FLOW_COUNTERS` (numpy ``[E]``)."""
+        return {k: to_numpy(v).copy() for k, v in self.usd.items()}
+
+
+def per_env_summary(state: State, flows: UsdFlows) -> dict[str, np.ndarray]:
+    """Final values and counters per env (numpy ``[E]``), named and valued as in
+    :mod:`levgym.results`: the DESIGN.md ``*_usd`` debt-side keys in debt-asset units, their USD
+    values beside them as ``*_value_usd``."""
     s = state.to_numpy()
+    usd = flows.result()
+    dp_end = s.debt_price_usd
     out = {
         "initial_collateral_asset": s.initial_collateral_asset,
         "final_collateral_asset": s.collateral_asset.sum(axis=1),
@@ -149,22 +189,36 @@ def per_env_summary(state: State) -> dict[str, np.ndarray]:
         "bad_debt_usd",
         "liquidations",
         "cascade_rounds_max",
+        "protocol_fee_asset",
         "protocol_fee_usd",
-        "reserve_income_usd",
-        "lender_loss_usd",
         "keeper_profit_usd",
         "arrivals",
         "exits",
     ):
         out[name] = getattr(s, name)
+    out["debt_price_start_usd"] = flows.debt_price_start_usd
+    out["debt_price_end_usd"] = dp_end
+    out["initial_debt_value_usd"] = s.initial_debt_usd * flows.debt_price_start_usd
+    out["final_debt_value_usd"] = out["final_debt_usd"] * dp_end
+    for name in (
+        "borrowed",
+        "interest",
+        "repaid_by_borrowers",
+        "repaid_by_liquidators",
+        "bad_debt",
+    ):
+        out[f"{name}_value_usd"] = usd[f"{name}_usd"]
+    for name in ("reserve_income", "lender_loss"):
+        out[f"{name}_debt_asset"] = getattr(s, f"{name}_usd")
+        out[f"{name}_usd"] = usd[f"{name}_usd"]
     fund_dd = 1.0 - s.fundamental_min_usd / s.fundamental_start_usd
     pool_dd = 1.0 - s.pool_min_usd / s.pool_start_usd
     out["fundamental_min_over_start"] = s.fundamental_min_usd / s.fundamental_start_usd
     out["pool_min_over_start"] = s.pool_min_usd / s.pool_start_usd
     out["amplification"] = np.where(fund_dd > 1e-6, pool_dd / np.maximum(fund_dd, 1e-6), 1.0)
     out["positions_liquidated"] = s.ever_liquidated.sum(axis=1).astype(np.float64)
-    out["revenue_usd"] = s.reserve_income_usd + s.protocol_fee_usd
-    out["underwater_shortfall_usd"] = underwater_shortfall(s) * s.debt_price_usd
+    out["revenue_usd"] = usd["reserve_income_usd"] + s.protocol_fee_usd
+    out["underwater_shortfall_usd"] = underwater_shortfall(s) * dp_end
     out["tvl_usd"] = s.initial_collateral_asset * s.fundamental_start_usd
     return out
 
@@ -203,6 +257,7 @@ def simulate(
                 f"the scenario provides {drivers.num_substeps} substeps; steps={steps} needs {sub}"
             )
         sim = Simulator(params, drivers, num_positions, seed, backend, dtype, device)
+    flows = UsdFlows(sim.state)
     hf_before, w_before = health_factors(sim.state)
     series: dict[str, list[np.ndarray]] = {
         k: []
@@ -211,22 +266,23 @@ def simulate(
             "pool_usd",
             "oracle_usd",
             "liquidations",
-            "bad_debt_usd",
+            "bad_debt_value_usd",
             "rounds",
         )
     }
     for _ in range(sub):
         rounds = sim.substep()
+        flows.update(sim.state)
         if record:
             s = sim.state
             series["fundamental_usd"].append(to_numpy(s.fundamental_usd))
             series["pool_usd"].append(to_numpy(s.pool_price_usd))
             series["oracle_usd"].append(to_numpy(s.oracle_usd))
             series["liquidations"].append(to_numpy(s.liquidations))
-            series["bad_debt_usd"].append(to_numpy(s.bad_debt_usd))
+            series["bad_debt_value_usd"].append(to_numpy(flows.usd["bad_debt_usd"]))
             series["rounds"].append(to_numpy(rounds))
     hf_after, w_after = health_factors(sim.state)
-    per_env = per_env_summary(sim.state)
+    per_env = per_env_summary(sim.state, flows)
     summary: dict[str, Any] = {
         "scenario": scenario,
         "seed": int(seed),
@@ -247,7 +303,9 @@ def simulate(
 
 __all__ = [
     "SUMMARY_KEYS",
+    "DEBT_FLOW_COUNTERS",
     "Simulator",
+    "UsdFlows",
     "SimulationResult",
     "simulate",
     "per_env_summary",

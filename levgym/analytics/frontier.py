@@ -66,7 +66,7 @@ POINT_KEYS = (
     "lar_99_liquidated_usd",
     "mean_revenue_usd",
     "mean_revenue_usd_se",
-    "mean_final_debt_usd",
+    "mean_final_debt_value_usd",
     "tvl_usd",
 )
 
@@ -241,7 +241,7 @@ def frontier_x(summary: dict[str, Any], params: EngineParams, which: str) -> flo
     if which == "revenue":
         return float(summary["mean_revenue_usd"])
     if which == "debt":
-        return float(summary["mean_initial_debt_usd"])
+        return float(summary["mean_initial_debt_value_usd"])
     if which == "capacity":
         return float(summary["tvl_usd"]) * params.protocol.ltv
     raise ValueError(f"frontier x {which!r} is unknown; allowed {', '.join(FRONTIER_X)}")
@@ -262,7 +262,7 @@ class SweepResult:
         return {
             "axes": [{"key": a.name, "values": list(a.values)} for a in self.axes],
             "book": self.book,
-            "frontier_x": self.x_metric,
+            "frontier_x_metric": self.x_metric,
             "points": self.points,
             "skipped": self.skipped,
             "base": self.base_point,
@@ -273,10 +273,10 @@ def _point_record(
     coords: dict[str, float], res: PathResults, params: EngineParams, x_metric: str
 ) -> dict[str, Any]:
     s = summarize_paths(res.per_path)
-    s["mean_initial_debt_usd"] = float(np.mean(res.per_path["initial_debt_usd"]))
+    s["mean_initial_debt_value_usd"] = float(np.mean(res.per_path["initial_debt_value_usd"]))
     rec: dict[str, Any] = {"params": coords}
     rec.update({k: s[k] for k in POINT_KEYS})
-    rec["mean_initial_debt_usd"] = s["mean_initial_debt_usd"]
+    rec["mean_initial_debt_value_usd"] = s["mean_initial_debt_value_usd"]
     rec["frontier_x"] = frontier_x(s, params, x_metric)
     return rec
 

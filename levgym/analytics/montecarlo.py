@@ -22,7 +22,7 @@ from ..engine.backend import check_backend, to_numpy
 from ..engine.drivers import Drivers
 from ..engine.params import EngineParams
 from ..engine.state import set_protocol_params
-from ..simulation import Simulator, per_env_summary
+from ..simulation import Simulator, UsdFlows, per_env_summary
 from .heatmap import HeatmapAccumulator
 
 BAD_DEBT_DEFINITIONS = ("written_off", "written_off_plus_underwater")
@@ -111,16 +111,19 @@ class PathResults:
 
     @property
     def bad_debt_usd(self) -> np.ndarray:
-        """Bad debt per path under the configured definition (see ``MonteCarloConfig.bad_debt``)."""
-        return self.per_path["bad_debt_usd"]
+        """Bad debt per path under the configured definition (see ``MonteCarloConfig.bad_debt``), USD."""
+        return self.per_path["bad_debt_measured_usd"]
 
 
+# Columns of paths.csv; units and meanings in levgym.results. Debt-side amounts are valued in USD
+# at the debt price of the substep in which they moved (stocks at the price of their time).
 PATH_COLUMNS = (
     "path",
     "batch",
     "batch_seed",
-    "bad_debt_usd",
+    "bad_debt_measured_usd",
     "written_off_bad_debt_usd",
+    "written_off_bad_debt_debt_asset",
     "underwater_shortfall_usd",
     "liquidated_usd",
     "liquidations",
@@ -131,10 +134,11 @@ PATH_COLUMNS = (
     "fundamental_min_over_start",
     "pool_min_over_start",
     "fundamental_end_over_start",
+    "debt_price_end_usd",
     "revenue_usd",
-    "initial_debt_usd",
-    "final_debt_usd",
-    "borrowed_usd",
+    "initial_debt_value_usd",
+    "final_debt_value_usd",
+    "borrowed_value_usd",
     "lender_loss_usd",
     "keeper_profit_usd",
     "cascade_rounds_max",
@@ -142,21 +146,24 @@ PATH_COLUMNS = (
 )
 
 
-def _path_rows(sim: Simulator, active0: np.ndarray, bad_debt: str) -> dict[str, np.ndarray]:
+def _path_rows(
+    sim: Simulator, flows: UsdFlows, active0: np.ndarray, bad_debt: str
+) -> dict[str, np.ndarray]:
     s = sim.state
-    env = per_env_summary(s)
+    env = per_env_summary(s, flows)
     ever = to_numpy(s.ever_liquidated)
     initial = active0.sum(axis=1).astype(np.float64)
     liq_initial = (ever & active0).sum(axis=1).astype(np.float64)
-    written = env["bad_debt_usd"]
+    written = env["bad_debt_value_usd"]
     under = env["underwater_shortfall_usd"]
     total = written + under if bad_debt == "written_off_plus_underwater" else written
     f_end = to_numpy(s.fundamental_usd) / to_numpy(s.fundamental_start_usd)
     return {
-        "bad_debt_usd": total,
+        "bad_debt_measured_usd": total,
         "written_off_bad_debt_usd": written,
+        "written_off_bad_debt_debt_asset": env["bad_debt_usd"],
         "underwater_shortfall_usd": under,
-        "liquidated_usd": env["repaid_by_liquidators_usd"],
+        "liquidated_usd": env["repaid_by_liquidators_value_usd"],
         "liquidations": env["liquidations"],
         "initial_positions": initial,
         "positions_liquidated": liq_initial,
@@ -165,10 +172,11 @@ def _path_rows(sim: Simulator, active0: np.ndarray, bad_debt: str) -> dict[str, 
         "fundamental_min_over_start": env["fundamental_min_over_start"],
         "pool_min_over_start": env["pool_min_over_start"],
         "fundamental_end_over_start": f_end,
+        "debt_price_end_usd": env["debt_price_end_usd"],
         "revenue_usd": env["revenue_usd"],
-        "initial_debt_usd": env["initial_debt_usd"],
-        "final_debt_usd": env["final_debt_usd"],
-        "borrowed_usd": env["borrowed_usd"],
+        "initial_debt_value_usd": env["initial_debt_value_usd"],
+        "final_debt_value_usd": env["final_debt_value_usd"],
+        "borrowed_value_usd": env["borrowed_value_usd"],
         "lender_loss_usd": env["lender_loss_usd"],
         "keeper_profit_usd": env["keeper_profit_usd"],
         "cascade_rounds_max": env["cascade_rounds_max"],
@@ -235,15 +243,17 @@ def run_paths(
         if price_factor != 1.0:
             sim.drivers = scale_price(drivers, price_factor)
         active0 = to_numpy(sim.state.active).copy()
+        flows = UsdFlows(sim.state)
         if acc is not None:
             acc.record(0, 0.0, sim.state)
         point = 1
         for t in range(num_substeps):
             sim.substep()
+            flows.update(sim.state)
             if acc is not None and ((t + 1) % steps_every == 0 or t + 1 == num_substeps):
                 acc.record(point, sim.state.time_h, sim.state)
                 point += 1
-        rows = _path_rows(sim, active0, config.bad_debt)
+        rows = _path_rows(sim, flows, active0, config.bad_debt)
         rows["path"] = np.arange(start, start + size, dtype=np.float64)
         rows["batch"] = np.full(size, float(b))
         rows["batch_seed"] = np.full(size, float(seed_b))

@@ -32,7 +32,7 @@ def plot_distributions(
     """Histograms of bad debt (VaR and CVaR lines), liquidated volume (LaR lines), amplification."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    bad = per_path["bad_debt_usd"] / 1e6
+    bad = per_path["bad_debt_measured_usd"] / 1e6
     ax = axes[0]
     ax.hist(bad, bins=50, color="tab:purple", alpha=0.7)
     styles = {"95": "--", "99": "-"}

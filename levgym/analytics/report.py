@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..io import write_text
+from ..results import checked_columns
 from .montecarlo import PATH_COLUMNS
 
 INT_COLUMNS = {
@@ -28,7 +29,7 @@ def write_paths_csv(path: str | os.PathLike, per_path: dict[str, np.ndarray]) ->
     """One row per path with the columns of ``PATH_COLUMNS``."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(PATH_COLUMNS)
+    w.writerow(checked_columns("paths.csv", PATH_COLUMNS))
     cols = [per_path[c] for c in PATH_COLUMNS]
     for i in range(cols[0].shape[0]):
         w.writerow(
@@ -188,7 +189,7 @@ def summary_markdown(summary: dict[str, Any], files: dict[str, str]) -> str:
         sw = s["sweep"]
         out += [
             "",
-            f"## Sweep (book `{sw['book']}`, frontier x = {sw['frontier_x']})",
+            f"## Sweep (book `{sw['book']}`, frontier x = {sw['frontier_x_metric']})",
             "",
             sweep_table(sw),
         ]

@@ -252,14 +252,14 @@ def summarize_paths(
 ) -> dict[str, object]:
     """The flat risk summary of a Monte Carlo run from its per-path outcomes.
 
-    ``per_path`` needs ``bad_debt_usd``, ``liquidated_usd``, ``tvl_usd``,
+    ``per_path`` needs ``bad_debt_measured_usd``, ``liquidated_usd``, ``tvl_usd``,
     ``liquidated_position_frac``, ``liquidations``, ``amplification``, ``revenue_usd`` and
-    ``final_debt_usd`` (and ``fundamental_min_over_start`` to condition amplification, see
+    ``final_debt_value_usd`` (and ``fundamental_min_over_start`` to condition amplification, see
     :data:`AMPLIFICATION_MIN_DRAWDOWN_FRAC`). Every estimate ``k`` comes with ``k_se``; USD amounts also as
     ``_tvl_frac`` (per-path value over the path's initial collateral value).
     """
     check_se_method(se_method)
-    bad = _sample(per_path["bad_debt_usd"])
+    bad = _sample(per_path["bad_debt_measured_usd"])
     liq = _sample(per_path["liquidated_usd"])
     tvl = _sample(per_path["tvl_usd"])
     out: dict[str, object] = {"paths": int(bad.size), "tvl_usd": float(tvl.mean())}
@@ -282,7 +282,7 @@ def summarize_paths(
         for key in ("mean", "p50", "p95", "p99"):
             out[f"amplification_{key}"] = out[f"amplification_{key}_se"] = None
         out["amplification_max"] = None
-    for name in ("revenue_usd", "final_debt_usd"):
+    for name in ("revenue_usd", "final_debt_value_usd"):
         est = mean_estimate(per_path[name], se_method)
         out[f"mean_{name}"], out[f"mean_{name}_se"] = est.value, est.se
     out["se_method"] = se_method

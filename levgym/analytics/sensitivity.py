@@ -40,7 +40,7 @@ PARAM_BUMPS: dict[str, float] = {
 }
 METRICS = {
     "prob_liquidation": "liquidated_position_frac",
-    "expected_bad_debt_usd": "bad_debt_usd",
+    "mean_bad_debt_usd": "bad_debt_measured_usd",
 }
 UNIT = 0.01
 

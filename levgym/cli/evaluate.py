@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..results import checked
 from .common import print_json
 
 
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
             unregister(scenarios[0])
     result["policy"] = who
+    checked("evaluate", result)
     if args.json:
         print_json(result)
         return 0

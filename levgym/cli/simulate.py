@@ -6,6 +6,7 @@ import argparse
 
 from .. import scenarios
 from ..io import write_json
+from ..results import checked
 from ..simulation import SUMMARY_KEYS, simulate
 from .common import add_backend_arguments, add_set_argument, build_params, parse_sets, print_json
 
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         scenario_knobs=dict(sets["scenario"]),
         num_envs=args.num_envs,
     )
-    summary = result.summary
+    summary = checked("simulate", result.summary)
     if args.plot:
         from ..plots import plot_simulation
 

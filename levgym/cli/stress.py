@@ -9,7 +9,6 @@ import os
 import shlex
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ from ..analytics.risk import SE_METHODS, summarize_paths
 from ..analytics.sensitivity import run_sensitivities, sensitivity_runs, to_records
 from ..engine.params import PRESETS, EngineParams
 from ..io import write_json, write_text
+from ..naming import new_run_dir
+from ..results import checked
 from .common import add_backend_arguments, add_set_argument, build_params, parse_sets, print_json
 
 DEFAULT_SCENARIO = "shock"
@@ -218,13 +219,9 @@ def _validate(args: argparse.Namespace) -> None:
         raise ValueError(f"--sens-paths={args.sens_paths} is out of range; allowed >= 2")
 
 
-def _default_out() -> Path:
-    base = Path("runs") / "stress" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    out, i = base, 1
-    while out.exists():
-        out = base.with_name(f"{base.name}-{i}")
-        i += 1
-    return out
+def _default_out(args: argparse.Namespace, scenario: str) -> Path:
+    """``runs/stress/<preset>__<scenario>__<seed>__<time>`` (levgym.naming)."""
+    return new_run_dir("stress", args.preset, scenario, args.seed)
 
 
 class _Bar:
@@ -328,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
 
-    out = Path(args.out) if args.out else _default_out()
+    out = Path(args.out) if args.out else _default_out(args, name)
     files: dict[str, str] = {
         "summary (JSON)": "summary.json",
         "per-path outcomes": "paths.csv",
@@ -351,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     summary["files"] = files
     full = dict(summary)
     full["heatmap"] = results.heatmap.to_dict()
-    write_json(out / "summary.json", full)
+    write_json(out / "summary.json", checked("stress", full))
     write_text(out / "summary.md", summary_markdown(summary, files))
     if args.json:
         print_json(summary)

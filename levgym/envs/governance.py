@@ -330,10 +330,19 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         liqs0 = to_numpy(s.liquidations)
         liquidated0 = to_numpy(s.repaid_by_liquidators_usd)
         liq_loss = np.zeros(self.num_envs)
+        revenue_value = s.protocol_fee_usd * 0.0
         for _ in range(self.substeps_per_step):
             seized0, repaid0 = s.seized_collateral_asset, s.repaid_by_liquidators_usd
+            reserve0, fee0 = s.reserve_income_usd * 1.0, s.protocol_fee_usd * 1.0
             core.substep()
             s = core.state
+            # info only: reserve income valued at this substep's debt price (the reward's
+            # revenue term adds it in debt-asset units)
+            revenue_value = (
+                revenue_value
+                + (s.reserve_income_usd - reserve0) * s.debt_price_usd
+                + (s.protocol_fee_usd - fee0)
+            )
             # Users lose the bonus: collateral value seized beyond the debt repaid for them.
             loss = (s.seized_collateral_asset - seized0) * s.oracle_usd - (
                 s.repaid_by_liquidators_usd - repaid0
@@ -362,6 +371,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         terminated = lender_loss + uncovered > self.insolvency_tolerance_frac * tvl
         info = {
             "revenue_usd": revenue,
+            "revenue_value_usd": to_numpy(revenue_value),
             "bad_debt_usd": bad,
             "shortfall_usd": shortfall * dp,
             "economic_bad_debt_usd": economic_bad,
@@ -556,7 +566,9 @@ class GovernanceEnv(LevgymEnv):
     + w_efficiency * LTV * collateral_value * step_h / 8760``
 
     - ``revenue``: reserve income (the reserve factor's share of interest) plus the protocol's
-      fee on liquidation bonuses, this step.
+      fee on liquidation bonuses, this step. The reserve income enters in debt-asset units (USD
+      only at a debt price of 1); ``info["revenue_value_usd"]`` values it in USD at each
+      substep's debt price (what ``levgym evaluate`` reports as ``revenue_usd``).
     - ``bad_debt``: economic bad debt this step: debt written off (whether reserves or lenders
       absorb it) plus the change in the underwater shortfall (debt above the value of its
       collateral at the oracle, not yet written off). Counting the shortfall matters: with

@@ -116,14 +116,14 @@ def test_summary_keys_and_tvl_fractions():
     rng = np.random.default_rng(0)
     n = 500
     per_path = {
-        "bad_debt_usd": np.where(rng.random(n) < 0.3, rng.exponential(1e6, n), 0.0),
+        "bad_debt_measured_usd": np.where(rng.random(n) < 0.3, rng.exponential(1e6, n), 0.0),
         "liquidated_usd": rng.exponential(1e7, n),
         "tvl_usd": np.full(n, 3e8),
         "liquidated_position_frac": rng.random(n),
         "liquidations": rng.integers(0, 5, n).astype(float),
         "amplification": 1 + rng.exponential(0.3, n),
         "revenue_usd": rng.random(n),
-        "final_debt_usd": rng.random(n),
+        "final_debt_value_usd": rng.random(n),
     }
     s = summarize_paths(per_path)
     for key in (
@@ -140,13 +140,13 @@ def test_summary_keys_and_tvl_fractions():
     assert s["var_99_bad_debt_tvl_frac"] == pytest.approx(s["var_99_bad_debt_usd"] / 3e8)
     assert s["cvar_95_bad_debt_tvl_frac_se"] == pytest.approx(s["cvar_95_bad_debt_usd_se"] / 3e8)
     assert s["cvar_99_bad_debt_usd"] >= s["var_99_bad_debt_usd"]
-    assert s["prob_bad_debt"] == pytest.approx(np.mean(per_path["bad_debt_usd"] > 0))
+    assert s["prob_bad_debt"] == pytest.approx(np.mean(per_path["bad_debt_measured_usd"] > 0))
 
 
 def test_amplification_is_summarized_over_paths_that_fell():
     n = 100
     per_path = {
-        "bad_debt_usd": np.zeros(n),
+        "bad_debt_measured_usd": np.zeros(n),
         "liquidated_usd": np.zeros(n),
         "tvl_usd": np.full(n, 1e6),
         "liquidated_position_frac": np.zeros(n),
@@ -154,7 +154,7 @@ def test_amplification_is_summarized_over_paths_that_fell():
         "amplification": np.r_[np.full(50, 1000.0), np.linspace(1.0, 2.0, 50)],
         "fundamental_min_over_start": np.r_[np.full(50, 0.999), np.full(50, 0.9)],
         "revenue_usd": np.zeros(n),
-        "final_debt_usd": np.zeros(n),
+        "final_debt_value_usd": np.zeros(n),
     }
     s = summarize_paths(per_path)
     assert s["amplification_paths"] == 50

@@ -61,7 +61,7 @@ def test_json_summary_and_report_files(tmp_path, capsys):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "paths.csv").open()))
     assert len(rows) == 40
-    bad = sorted(float(r["bad_debt_usd"]) for r in rows)
+    bad = sorted(float(r["bad_debt_measured_usd"]) for r in rows)
     assert s["var_95_bad_debt_usd"] == bad[37]  # ceil(40 * 0.95) = 38th smallest
     full = json.loads((out / "summary.json").read_text())
     assert len(full["heatmap"]["before_debt_usd"]) == len(full["heatmap"]["price_rel_edges"]) - 1

@@ -108,7 +108,7 @@ def test_var99_never_falls_when_lt_rises_on_the_same_paths(lt_sweep):
     assert np.all(np.diff(cvar99) >= 0), cvar99
     assert var99[-1] > var99[0]  # not flat: the test would notice a reversal
     # the fixed book: every grid point starts from the same debt
-    debts = [p["mean_initial_debt_usd"] for p in lt_sweep.points]
+    debts = [p["mean_initial_debt_value_usd"] for p in lt_sweep.points]
     assert np.allclose(debts, debts[0])
     # the grid point equal to the preset reproduces the base run exactly (same paths, same book)
     base = lt_sweep.base_point
@@ -128,11 +128,13 @@ def test_common_random_numbers_make_differences_precise():
     assert np.array_equal(
         a.per_path["fundamental_min_over_start"], b.per_path["fundamental_min_over_start"]
     )
-    assert np.array_equal(a.per_path["initial_debt_usd"], b.per_path["initial_debt_usd"])
+    assert np.array_equal(
+        a.per_path["initial_debt_value_usd"], b.per_path["initial_debt_value_usd"]
+    )
     for key, ratio in (
         ("liquidated_usd", 0.6),
         ("liquidated_position_frac", 0.7),
-        ("bad_debt_usd", 1.0),
+        ("bad_debt_measured_usd", 1.0),
     ):
         crn = np.std(b.per_path[key] - a.per_path[key])
         independent = np.std(c.per_path[key] - a.per_path[key])
@@ -144,7 +146,7 @@ def test_rescaled_book_borrows_more_at_higher_lt():
     cfg = MonteCarloConfig(**{**CFG.__dict__, "paths": 100, "batch_size": 100})
     res = run_sweep(BASE, shock, cfg, [axis], book="rescaled")
     assert res.x_metric == "debt"
-    d = [p["mean_initial_debt_usd"] for p in res.points]
+    d = [p["mean_initial_debt_value_usd"] for p in res.points]
     assert d[1] > d[0] * 1.05
     assert res.points[1]["var_99_bad_debt_usd"] >= res.points[0]["var_99_bad_debt_usd"]
 

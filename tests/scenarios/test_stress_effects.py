@@ -24,7 +24,7 @@ def run(name: str, overrides: dict[str, str], seed: int):
     d = scenarios.get(name).drivers(8, S, PARAMS, seed, overrides)
     result = simulate(d, PARAMS, 256, seed, STEPS, record=False)
     pe = result.per_env
-    return d, pe["bad_debt_usd"] + pe["underwater_shortfall_usd"]
+    return d, pe["bad_debt_value_usd"] + pe["underwater_shortfall_usd"]
 
 
 @pytest.mark.parametrize(

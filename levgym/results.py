@@ -1,0 +1,607 @@
+"""The output contract: every result key levgym emits, declared once with its unit and meaning.
+
+Commands build their JSON objects and CSV headers through :func:`checked` and
+:func:`checked_columns`, which refuse a key that is not declared here for that output; the tests
+run each command and check every key it emits, nested ones included. ``python -m levgym.results``
+prints the table the README carries.
+
+Units. The engine keeps debt, supply, reserves and bad debt in units of the debt asset (a
+stablecoin: worth USD 1 only at a debt price of 1; ``dai_depeg`` moves it). So:
+
+- ``*_usd`` is USD, except the seven debt-side keys that the DESIGN.md ``simulate --json``
+  contract names (``initial_debt_usd``, ``final_debt_usd``, ``borrowed_usd``, ``interest_usd``,
+  ``repaid_by_borrowers_usd``, ``repaid_by_liquidators_usd``, ``bad_debt_usd``): the contract
+  keeps those names, and their values are in debt-asset units (unit ``debt_asset`` below).
+- ``*_value_usd`` is the USD value of a debt-asset amount: flows (borrowed, interest, repaid,
+  liquidated, written off, reserve income, lender loss) at the debt price of the substep in which
+  each amount moved, stocks (initial and final debt, underwater shortfall) at the debt price of
+  their time (start or end). Non-contract debt-side keys without ``value`` in the name follow the
+  same rule (``revenue_usd``, ``lender_loss_usd``, ``liquidated_usd``).
+- ``*_debt_asset`` is an amount in debt-asset units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .analytics.risk import LEVELS as RISK_LEVELS
+
+UNITS: dict[str, str] = {
+    "usd": "US dollars",
+    "debt_asset": "units of the debt asset (USD only at a debt price of 1)",
+    "asset": "units of the volatile collateral asset (ETH)",
+    "usd_per_debt_asset": "price of one unit of the debt asset in USD",
+    "count": "a number of things (events, positions, paths, steps)",
+    "frac": "a fraction (0.01 = 1%)",
+    "tvl_frac": "a fraction of TVL, the initial collateral value in USD",
+    "ratio": "a ratio of like quantities, not bounded by 1",
+    "h": "hours",
+    "s": "seconds",
+    "reward": "the env's reward units (see its docstring's Rewards section)",
+    "as_metric": "the unit of the metric this record or estimate is about",
+    "as_param": "the unit of the parameter it names",
+    "label": "not a quantity: a name, id, seed, version, flag, path, command or text",
+    "object": "a nested object whose keys are result keys too",
+}
+"""The allowed units."""
+
+OUTPUTS: dict[str, str] = {
+    "simulate": "`levgym simulate --json` (means over envs)",
+    "stress": "`levgym stress`: summary.json and `--json`",
+    "paths.csv": "`levgym stress`: paths.csv columns (one row per path)",
+    "evaluate": "`levgym evaluate --json`",
+    "results.json": "`levgym benchmark`: results.json",
+    "results.csv": "`levgym benchmark`: results.csv columns",
+}
+"""Every output checked against the registry, with where it comes from."""
+
+SHAPES = ("value", "map", "map:map")
+"""``value``: a scalar, a list, or a nested object whose keys are result keys; ``map``: an object
+keyed by data (scenario, env id, policy, file label) whose values are ``value``s; ``map:map``:
+two such levels."""
+
+
+@dataclass(frozen=True)
+class ResultKey:
+    """One result key: its unit, a one-line description and the outputs that emit it."""
+
+    name: str
+    unit: str
+    description: str
+    outputs: tuple[str, ...]
+    shape: str = "value"
+
+
+REGISTRY: dict[str, ResultKey] = {}
+
+
+def _add(
+    name: str, unit: str, description: str, outputs: Iterable[str], shape: str = "value"
+) -> None:
+    if name in REGISTRY:
+        raise ValueError(f"result key {name!r} is declared twice")
+    if unit not in UNITS:
+        raise ValueError(f"result key {name!r}: unit {unit!r} is unknown; allowed {sorted(UNITS)}")
+    outs = tuple(outputs)
+    unknown = [o for o in outs if o not in OUTPUTS]
+    if unknown:
+        raise ValueError(f"result key {name!r}: outputs {unknown} unknown; allowed {list(OUTPUTS)}")
+    if shape not in SHAPES:
+        raise ValueError(f"result key {name!r}: shape {shape!r} unknown; allowed {SHAPES}")
+    REGISTRY[name] = ResultKey(name, unit, description, outs, shape)
+
+
+SIM = ("simulate",)
+ST = ("stress",)
+PATHS = ("paths.csv",)
+EV_BENCH = ("evaluate", "results.json")
+BENCH = ("results.json",)
+CONTRACT = (
+    "The DESIGN.md simulate contract keeps this `_usd` name; the value is in debt-asset units."
+)
+
+# ---------------------------------------------------------------- run description (labels)
+_add(
+    "scenario",
+    "label",
+    "scenario name (or `csv:<file>` for a replayed CSV)",
+    ("simulate", "stress", "results.csv"),
+)
+_add(
+    "seed",
+    "label",
+    "root random seed of the run (evaluate, benchmark suite: the first held-out seed)",
+    ("simulate", "stress", "evaluate", "results.json"),
+)
+_add("num_envs", "count", "markets simulated at once", SIM)
+_add("positions", "count", "position slots per market (per path in stress)", ("simulate", "stress"))
+_add("steps", "count", "governance periods simulated", SIM)
+_add("backend", "label", "array backend (numpy, torch, numba)", ("simulate", "stress"))
+_add("dtype", "label", "float precision", ("simulate", "stress"))
+_add("command", "label", "the command line that reproduces the run", ("stress", "results.json"))
+_add("argv", "label", "the command as typed (null when not run from the `levgym` script)", ST)
+_add("scenario_overrides", "label", "`--set scenario.KEY=VALUE` overrides", ST, "map")
+_add("preset", "label", "protocol preset (see `levgym.engine.params.PRESETS`)", ST)
+_add("sets", "label", "the `--set` overrides as given", ST)
+_add("horizon_hours", "h", "length of each path", ST)
+_add("substeps", "count", "substeps per path", ST)
+_add("batch_size", "count", "paths simulated at once", ST)
+_add("bad_debt_definition", "label", "`written_off` or `written_off_plus_underwater`", ST)
+_add("bad_debt_definition_text", "label", "the bad-debt definition in words", ST)
+_add("se_method", "label", "standard-error method (`analytic` or `bootstrap`)", ST)
+_add("wall_time_s", "s", "wall time of the command", ST)
+_add("out_dir", "label", "the report folder", ST)
+_add("files", "label", "report files by description", ST, "map")
+
+# ---------------------------------------------------------------- simulate: collateral (asset)
+for _name, _text in (
+    ("initial_collateral_asset", "collateral at the start"),
+    ("final_collateral_asset", "collateral at the end"),
+    ("seized_collateral_asset", "collateral seized by liquidators"),
+    ("added_collateral_asset", "collateral added by defensive borrowers"),
+    ("withdrawn_collateral_asset", "collateral withdrawn (deleveraging sales, exits)"),
+    ("protocol_fee_asset", "protocol's share of liquidation bonuses"),
+):
+    _add(_name, "asset", _text, SIM)
+
+# ---------------------------------------------------------------- simulate: the contract's debt keys
+_DEBT_KEYS = (
+    ("initial_debt", "debt at the start", "at the start debt price"),
+    ("final_debt", "debt at the end", "at the end debt price"),
+    ("borrowed", "debt borrowed", "at each substep's debt price"),
+    ("interest", "interest accrued on debt", "at each substep's debt price"),
+    ("repaid_by_borrowers", "debt repaid by borrowers", "at each substep's debt price"),
+    ("repaid_by_liquidators", "debt repaid by liquidators", "at each substep's debt price"),
+    (
+        "bad_debt",
+        "bad debt written off (debt left on positions with no collateral)",
+        "at the debt price of the substep of each write-off",
+    ),
+)
+# the stocks and borrowing are in stress's paths.csv too (USD only there)
+_IN_PATHS = ("initial_debt", "final_debt", "borrowed")
+for _name, _text, _price in _DEBT_KEYS:
+    _add(f"{_name}_usd", "debt_asset", f"{_text}, debt-asset units. {CONTRACT}", SIM)
+    _outs = ("simulate", "paths.csv") if _name in _IN_PATHS else SIM
+    _add(f"{_name}_value_usd", "usd", f"{_text}, valued in USD {_price}", _outs)
+_add("debt_price_start_usd", "usd_per_debt_asset", "debt-asset price at the start", SIM)
+_add(
+    "debt_price_end_usd",
+    "usd_per_debt_asset",
+    "debt-asset price at the end",
+    ("simulate", "paths.csv"),
+)
+
+# ---------------------------------------------------------------- simulate: other outcomes
+_add("liquidations", "count", "liquidation calls", ("simulate", "paths.csv"))
+_add(
+    "cascade_rounds_max",
+    "count",
+    "most cascade rounds in one substep (simulate: max over envs)",
+    ("simulate", "paths.csv"),
+)
+_add(
+    "positions_liquidated",
+    "count",
+    "positions liquidated at least once (paths.csv: of the positions open at the start)",
+    ("simulate", "paths.csv"),
+)
+_add("arrivals", "count", "borrowers that arrived", SIM)
+_add("exits", "count", "borrowers that left", SIM)
+_add(
+    "protocol_fee_usd",
+    "usd",
+    "protocol's share of liquidation bonuses, valued at the oracle price of each liquidation",
+    SIM,
+)
+_add(
+    "reserve_income_usd",
+    "usd",
+    "interest paid to reserves (reserve factor), valued at each substep's debt price",
+    SIM,
+)
+_add("reserve_income_debt_asset", "debt_asset", "interest paid to reserves, debt-asset units", SIM)
+_add(
+    "lender_loss_usd",
+    "usd",
+    "bad debt not covered by reserves (lenders' loss), valued at the write-off's debt price",
+    ("simulate", "paths.csv"),
+)
+_add(
+    "lender_loss_debt_asset",
+    "debt_asset",
+    "bad debt not covered by reserves, debt-asset units",
+    SIM,
+)
+_add(
+    "keeper_profit_usd",
+    "usd",
+    "background keepers' profit: sale proceeds minus debt repaid (each at its substep's debt "
+    "price) minus gas",
+    ("simulate", "paths.csv"),
+)
+_add(
+    "revenue_usd",
+    "usd",
+    "protocol revenue: reserve income (at each substep's debt price) plus protocol fees (at the "
+    "oracle); evaluate: per episode, from the env's `revenue_value_usd` info",
+    ("simulate", "paths.csv", "evaluate", "results.json"),
+)
+_add(
+    "underwater_shortfall_usd",
+    "usd",
+    "debt minus collateral value (at the oracle) of open positions underwater at the end, valued "
+    "at the end debt price",
+    ("simulate", "paths.csv"),
+)
+_add(
+    "tvl_usd",
+    "usd",
+    "TVL: initial collateral times the start fundamental price (stress summary: mean over paths)",
+    ("simulate", "stress", "paths.csv"),
+)
+_add(
+    "fundamental_min_over_start",
+    "ratio",
+    "lowest fundamental price over the start price",
+    ("simulate", "paths.csv"),
+)
+_add(
+    "pool_min_over_start",
+    "ratio",
+    "lowest pool price over the start price",
+    ("simulate", "paths.csv"),
+)
+_add(
+    "amplification",
+    "ratio",
+    "pool drawdown over fundamental drawdown (1 when the fundamental fell less than 1e-6)",
+    ("simulate", "paths.csv"),
+)
+
+# ---------------------------------------------------------------- stress: paths.csv
+for _name, _unit, _text in (
+    ("path", "label", "path index"),
+    ("batch", "label", "batch index"),
+    ("batch_seed", "label", "integer seed of the path's batch"),
+    (
+        "bad_debt_measured_usd",
+        "usd",
+        "bad debt of the path under the run's `bad_debt_definition` (the loss the VaR is of)",
+    ),
+    (
+        "written_off_bad_debt_usd",
+        "usd",
+        "bad debt written off, valued at the debt price of the substep of each write-off",
+    ),
+    ("written_off_bad_debt_debt_asset", "debt_asset", "bad debt written off, debt-asset units"),
+    ("initial_positions", "count", "positions open at the start"),
+    ("liquidated_position_frac", "frac", "share of the initial positions liquidated at least once"),
+    ("fundamental_end_over_start", "ratio", "fundamental price at the end over the start price"),
+):
+    _add(_name, _unit, _text, PATHS)
+_add(
+    "liquidated_usd",
+    "usd",
+    "debt repaid by liquidators, valued at each substep's debt price (evaluate: per episode, "
+    "at the debt price at the end of each env step)",
+    ("paths.csv", "evaluate", "results.json"),
+)
+
+# ---------------------------------------------------------------- stress: summary estimates
+_SE = "standard error of `{}`"
+LEVELS_PCT = tuple(round(100 * level) for level in RISK_LEVELS)
+
+
+def _with_se(name: str, unit: str, text: str, outputs: tuple[str, ...] = ST) -> None:
+    _add(name, unit, text, outputs)
+    _add(f"{name}_se", unit, _SE.format(name), outputs)
+
+
+_add("paths", "count", "Monte Carlo paths", ST)
+for _pct in LEVELS_PCT:
+    for _u, _unit, _of in (("usd", "usd", "USD"), ("tvl_frac", "tvl_frac", "share of TVL")):
+        _with_se(
+            f"var_{_pct}_bad_debt_{_u}",
+            _unit,
+            f"VaR {_pct}% of bad debt per path (`bad_debt_measured_usd`), {_of}",
+        )
+        _with_se(
+            f"cvar_{_pct}_bad_debt_{_u}",
+            _unit,
+            f"CVaR {_pct}% (expected shortfall) of bad debt per path, {_of}",
+        )
+        _with_se(
+            f"lar_{_pct}_liquidated_{_u}",
+            _unit,
+            f"liquidations at risk: {_pct}% quantile of debt liquidated per path (`liquidated_usd`), {_of}",
+        )
+for _name, _text in (("bad_debt", "bad debt per path"), ("liquidated", "debt liquidated per path")):
+    for _u, _unit, _of in (("usd", "usd", "USD"), ("tvl_frac", "tvl_frac", "share of TVL")):
+        _with_se(f"mean_{_name}_{_u}", _unit, f"mean {_text}, {_of}")
+for _name, _text in (
+    ("prob_bad_debt", "probability that a path has bad debt"),
+    ("prob_any_liquidation", "probability that a path has a liquidation"),
+):
+    _with_se(_name, "frac", _text)
+    _add(f"{_name}_ci95", "frac", f"Wilson 95% interval [low, high] of `{_name}`", ST)
+_with_se("prob_liquidation", "frac", "probability that an initial position is liquidated")
+_add(
+    "amplification_min_drawdown_frac",
+    "frac",
+    "amplification is summarized over paths whose fundamental fell at least this much",
+    ST,
+)
+_add("amplification_paths", "count", "paths the amplification summary is over", ST)
+_with_se("amplification_mean", "ratio", "mean amplification (null when no path qualifies)")
+for _q in (50, 95, 99):
+    _with_se(f"amplification_p{_q}", "ratio", f"{_q}% quantile of amplification")
+_add("amplification_max", "ratio", "largest amplification", ST)
+_with_se("mean_revenue_usd", "usd", "mean protocol revenue per path (`revenue_usd`)")
+_with_se(
+    "mean_final_debt_value_usd",
+    "usd",
+    "mean final debt per path, valued at each path's end debt price",
+)
+
+# ---------------------------------------------------------------- stress: sensitivities
+_add("sensitivity_paths", "count", "paths per sensitivity run", ST)
+_add(
+    "sensitivities",
+    "object",
+    "finite-difference sensitivities, one record per input and metric",
+    ST,
+)
+for _name, _unit, _text in (
+    ("input", "label", "the bumped input (price or a protocol parameter)"),
+    ("base_input", "as_param", "the input's value in the run"),
+    ("bump", "as_param", "the finite-difference step"),
+    ("method", "label", "central, forward or backward differences"),
+    ("value", "as_metric", "the metric at the base input"),
+    ("value_down", "as_metric", "the metric at the input minus the bump (null when not run)"),
+    ("value_up", "as_metric", "the metric at the input plus the bump (null when not run)"),
+    ("delta_per_unit", "as_metric", "change of the metric per 0.01 of the input"),
+    ("delta_per_unit_se", "as_metric", "standard error of `delta_per_unit`"),
+    (
+        "gamma_per_unit2",
+        "as_metric",
+        "second difference per 0.01² of the input (null if one-sided)",
+    ),
+    ("gamma_per_unit2_se", "as_metric", "standard error of `gamma_per_unit2`"),
+):
+    _add(_name, _unit, _text, ST)
+
+_add(
+    "metric",
+    "label",
+    "a metric's result key (stress: the one differentiated; results.csv: the row's)",
+    ("stress", "results.csv"),
+)
+
+# ---------------------------------------------------------------- stress: sweep
+_add("sweep", "object", "the parameter sweep on common paths (with `--sweep`)", ST)
+_add("axes", "object", "swept parameters, one record each", ST)
+_add("key", "label", "a swept parameter, `section.key`", ST)
+_add("values", "as_param", "the swept parameter's grid values", ST)
+_add("book", "label", "`fixed` or `rescaled`: the initial book across grid points", ST)
+_add("frontier_x_metric", "label", "the frontier's benefit axis (revenue, debt or capacity)", ST)
+_add("points", "object", "evaluated grid points, one record each", ST)
+_add("skipped", "object", "grid points that break a parameter invariant, with the reason", ST)
+_add("base", "object", "the preset's own point", ST)
+_add("params", "as_param", "a grid point's coordinates by parameter", ST, "map")
+_add("reason", "label", "why a grid point was skipped", ST)
+_add(
+    "mean_initial_debt_value_usd", "usd", "mean initial debt per path, at the start debt price", ST
+)
+_add("frontier_x", "usd", "the point's benefit coordinate (revenue, debt value or capacity)", ST)
+_add("on_frontier", "label", "true when no other point is better on both axes", ST)
+_with_se("var_99_minus_base_usd", "usd", "VaR 99% of bad debt minus the preset's, paired on paths")
+
+# ---------------------------------------------------------------- stress: heatmap (summary.json)
+_add("heatmap", "object", "liquidation-price distribution of debt (summary.json only)", ST)
+_add("price_rel_edges", "ratio", "bin edges: price relative to the start price", ST)
+for _when in ("before", "after"):
+    _add(
+        f"{_when}_debt_usd",
+        "usd",
+        f"mean debt per path whose liquidation price lies in each bin, {_when} the run, valued "
+        "at the debt price of its time",
+        ST,
+    )
+    _add(
+        f"{_when}_liquidatable_at_or_above_usd",
+        "usd",
+        f"cumulative from the top bin: debt liquidatable once the price falls to the bin's lower edge ({_when})",
+        ST,
+    )
+_add("times_h", "h", "times of the recorded liquidation-price profiles", ST)
+_add("definition", "label", "the heatmap's definition in words", ST)
+
+# ---------------------------------------------------------------- evaluate and benchmark
+_add(
+    "env_id",
+    "label",
+    "Gymnasium env id with its version (`levgym/Governance-v0`)",
+    ("evaluate", "results.json", "results.csv"),
+)
+_add("suite", "label", "evaluation suite name", ("evaluate", "results.json"))
+_add("episodes", "count", "episodes per scenario", EV_BENCH)
+_add("scenarios", "object", "per-scenario metrics: scenario -> metric -> estimate", EV_BENCH, "map")
+_add(
+    "policy",
+    "label",
+    "the policy: a model file, `baseline:<name>`, or a benchmark policy name",
+    ("evaluate", "results.csv"),
+)
+_add("levgym_version", "label", "levgym package version", EV_BENCH)
+_add("mean", "as_metric", "mean over episodes", ("evaluate", "results.json", "results.csv"))
+_add(
+    "ci95",
+    "as_metric",
+    "half-width of the 95% Student-t interval (null for one episode)",
+    ("evaluate", "results.json", "results.csv"),
+)
+_add("n", "count", "episodes behind the estimate", ("evaluate", "results.json", "results.csv"))
+# metrics (each an estimate {mean, ci95, n} per scenario)
+for _name, _unit, _text in (
+    ("return", "reward", "episode return (the env's own reward, summed)"),
+    (
+        "economic_bad_debt_usd",
+        "usd",
+        "bad debt written off plus the rise of underwater shortfall over the episode, valued at "
+        "the debt price at the end of each env step",
+    ),
+    (
+        "liquidation_loss_usd",
+        "usd",
+        "users' liquidation losses: collateral value seized beyond the debt repaid",
+    ),
+    ("insolvent", "frac", "share of episodes ended by insolvency"),
+    ("pnl_usd", "usd", "liquidator's profit and loss over the episode"),
+    ("max_drawdown_usd", "usd", "liquidator's largest fall of equity from its peak"),
+    ("seized_asset", "asset", "collateral the liquidator seized"),
+    ("gas_usd", "usd", "gas the liquidator paid"),
+    ("bankrupt", "frac", "share of episodes ended by the liquidator's bankruptcy"),
+):
+    _add(_name, _unit, _text, EV_BENCH)
+_add("meta", "object", "how the benchmark was produced", BENCH)
+_add("env_ids", "label", "Gymnasium ids (with versions) of the envs the benchmark ran", BENCH)
+_add("quick", "label", "true for `--quick`", BENCH)
+_add("config", "object", "the benchmark configuration", BENCH)
+_add("timesteps", "count", "PPO training steps per env id", BENCH, "map")
+_add("crash_scenario", "label", "scenario of the parameter-path plot", BENCH)
+_add("eval_suite", "object", "the evaluation suite as run", BENCH)
+_add("name", "label", "the suite's name", BENCH)
+_add("envs", "object", "per env id: scenarios and env kwargs", BENCH, "map")
+_add("scenario_names", "label", "scenarios of the suite for one env", BENCH)
+_add("env_kwargs", "as_param", "env constructor arguments", BENCH, "map")
+_add("git_revision", "label", "git commit of the checkout", BENCH)
+_add("python", "label", "Python version", BENCH)
+_add("machine", "label", "machine and cores", BENCH)
+_add("finished", "label", "ISO time the benchmark finished", BENCH)
+_add("timings_s", "s", "wall time per phase", BENCH, "map")
+_add("runs", "label", "training run folder per env id", BENCH, "map")
+_add(
+    "training_scenarios",
+    "label",
+    "scenario mix PPO trained on per env id (null: the default mix)",
+    BENCH,
+    "map",
+)
+_add(
+    "objective",
+    "reward",
+    "mean over scenarios of the mean episode return, per env id and policy",
+    BENCH,
+    "map:map",
+)
+_add(
+    "objective_ci95",
+    "reward",
+    "half-width of the objective's 95% interval, per env id and policy",
+    BENCH,
+    "map:map",
+)
+_add("results", "object", "evaluate's output per env id and policy", BENCH, "map:map")
+
+# metrics of evaluate, also the values of results.csv's `metric` column
+METRICS: dict[str, tuple[str, ...]] = {
+    "levgym/Governance-v0": (
+        "return",
+        "economic_bad_debt_usd",
+        "revenue_usd",
+        "liquidated_usd",
+        "liquidation_loss_usd",
+        "insolvent",
+    ),
+    "levgym/Liquidator-v0": (
+        "return",
+        "pnl_usd",
+        "max_drawdown_usd",
+        "seized_asset",
+        "gas_usd",
+        "bankrupt",
+    ),
+}
+"""Per-episode metrics of each env id, in table order (agents.evaluate uses these)."""
+
+
+# ---------------------------------------------------------------- checks
+def problems(obj: Mapping[str, Any], output: str) -> list[str]:
+    """Every key of ``obj`` (recursively) that is not declared for ``output``, as messages."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output {output!r} is unknown; allowed {', '.join(OUTPUTS)}")
+    out: list[str] = []
+    _walk_record(obj, output, "", out)
+    return out
+
+
+def _walk_record(obj: Mapping[str, Any], output: str, where: str, out: list[str]) -> None:
+    for key, value in obj.items():
+        path = f"{where}.{key}" if where else str(key)
+        entry = REGISTRY.get(str(key))
+        if entry is None:
+            out.append(f"{path}: key {key!r} is not in levgym.results.REGISTRY")
+            continue
+        if output not in entry.outputs:
+            out.append(f"{path}: key {key!r} is not declared for output {output!r}")
+            continue
+        _walk_value(value, entry.shape, output, path, out)
+
+
+def _walk_value(value: Any, shape: str, output: str, where: str, out: list[str]) -> None:
+    if shape.startswith("map"):
+        if not isinstance(value, Mapping):
+            out.append(f"{where}: a {shape} must be an object, got {type(value).__name__}")
+            return
+        rest = shape.split(":", 1)[1] if ":" in shape else "value"
+        for k, v in value.items():
+            _walk_value(v, rest, output, f"{where}[{k!r}]", out)
+        return
+    if isinstance(value, Mapping):
+        _walk_record(value, output, where, out)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if isinstance(item, Mapping):
+                _walk_record(item, output, f"{where}[{i}]", out)
+
+
+def checked(output: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` itself, after checking that every key in it is declared for ``output``."""
+    found = problems(obj, output)
+    if found:
+        raise ValueError(f"undeclared result keys in {output}: " + "; ".join(found))
+    return obj
+
+
+def checked_columns(output: str, columns: Iterable[str]) -> tuple[str, ...]:
+    """CSV column names, after checking that each is declared for ``output``."""
+    cols = tuple(columns)
+    checked(output, dict.fromkeys(cols))
+    return cols
+
+
+def unit_of(key: str) -> str:
+    """The unit of a declared key."""
+    if key not in REGISTRY:
+        raise ValueError(f"result key {key!r} is not declared in levgym.results")
+    return REGISTRY[key].unit
+
+
+def markdown_table() -> str:
+    """The registry as a Markdown table (the README carries it; a test keeps them equal)."""
+    lines = ["| key | unit | emitted by | meaning |", "|---|---|---|---|"]
+    order = list(OUTPUTS)
+    # by the first output that emits a key, then in declaration order
+    for k in sorted(REGISTRY.values(), key=lambda k: order.index(k.outputs[0])):
+        shape = "" if k.shape == "value" else f" ({k.shape})"
+        lines.append(f"| `{k.name}`{shape} | {k.unit} | {', '.join(k.outputs)} | {k.description} |")
+    units = ["", "| unit | meaning |", "|---|---|"]
+    units += [f"| {u} | {text} |" for u, text in UNITS.items()]
+    return "\n".join(lines + units) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
