@@ -60,7 +60,7 @@ class BenchmarkConfig:
     def default(cls) -> BenchmarkConfig:
         from .config import load_config
 
-        # the training budgets are the ones in configs/agents/ppo.yml
+        # the training budgets are the ones in levgym/configs/agents/ppo.yml
         steps = {e: int(load_config(e, "ppo")["total_timesteps"]) for e in ENV_IDS}
         return cls(suite="default", timesteps=steps)
 
@@ -264,7 +264,7 @@ def _report(
         f"- command: `{meta['command']}`",
         f"- levgym {meta['levgym_version']}, git {meta['git_revision']}, Python {meta['python']}, {meta['machine']}, finished {meta['finished']}",
         f"- training: PPO ({', '.join(f'{k}: {v:,} steps' for k, v in meta['config']['timesteps'].items())}), seed {meta['config']['seed']}, "
-        "hyperparameters from `configs/agents/ppo.yml` (the resolved config is in each run folder)",
+        "hyperparameters from `levgym/configs/agents/ppo.yml` (the resolved config is in each run folder)",
         f"- evaluation: suite `{meta['suite']['name']}`, {meta['suite']['episodes']} episodes per scenario on held-out seeds "
         f"from {meta['suite']['seed']:,} (training never uses seeds in the evaluation range); cells are mean ± half-width of a "
         "95% Student-t interval over episodes",

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--suite",
         default=None,
         metavar="FILE",
-        help="suite YAML (default configs/suites/default.yaml)",
+        help="suite YAML (default: the shipped levgym/configs/suites/default.yaml)",
     )
     p.add_argument(
         "--scenario",
