@@ -335,13 +335,22 @@ def _report(
         lines += ["## Plots", ""]
         for title, file in plots.items():
             lines += [f"### {title}", "", f"![{title}]({file})", ""]
-    lines += [
-        "TensorBoard logs: `tensorboard --logdir "
-        + " --logdir ".join(f"{v}/logs" for v in meta["runs"].values())
-        + "`",
-        "",
-    ]
+    lines += [f"TensorBoard logs of both runs: `{tensorboard_command(meta['runs'])}`", ""]
     return "\n".join(lines)
+
+
+def tensorboard_command(runs: dict[str, str]) -> str:
+    """One ``tensorboard`` command that loads every run's logs (``--logdir`` given twice keeps
+    only the last): their parent folder when the runs are siblings (as the benchmark's are),
+    else named ``--logdir_spec`` entries."""
+    dirs = [Path(d) for d in runs.values()]
+    if len(dirs) == 1:
+        return f"tensorboard --logdir {shlex.quote(str(dirs[0] / 'logs'))}"
+    parents = {d.parent for d in dirs}
+    if len(parents) == 1 and str(next(iter(parents))) not in ("", ".", os.sep):
+        return f"tensorboard --logdir {shlex.quote(str(next(iter(parents))))}"
+    spec = ",".join(f"{_slug(env_id)}:{d / 'logs'}" for env_id, d in zip(runs, dirs, strict=True))
+    return f"tensorboard --logdir_spec {shlex.quote(spec)}"
 
 
 def _plt():
