@@ -23,10 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.benchmark import run_benchmark
+    from agents.benchmark import run_benchmark, summary
 
     out = run_benchmark(
         args.out, quick=args.quick, progress=not args.no_progress, command=args.command_line
     )
-    print(f"report: {out / 'report.md'}")
+    # the summary table, the verdict, where the models are and what to run next
+    print(summary(out), end="")
     return 0
