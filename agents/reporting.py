@@ -43,9 +43,10 @@ def decimals_for(x: float, sig: int) -> int:
 
 
 def mean_ci(mean: float, ci: float | None, rate: bool = False) -> str:
-    """A table cell: ``mean ± half-width`` with the mean rounded to the interval's precision
-    (two significant digits of the half-width). A rate (a fraction of episodes) shows its
-    interval as ``[low, high]`` clipped to [0, 1] instead, since a rate cannot leave it."""
+    """A table cell: ``mean ± half-width``, both rounded to two significant digits of the
+    half-width (``-300 ± 1,200``, ``1.23 ± 0.57``), so no digit below the noise is shown. A rate
+    (a fraction of episodes) shows its interval as ``[low, high]`` clipped to [0, 1] instead,
+    since a rate cannot leave it."""
     if ci is None or not math.isfinite(ci):
         return plain(mean)
     if not math.isfinite(mean):
@@ -55,6 +56,9 @@ def mean_ci(mean: float, ci: float | None, rate: bool = False) -> str:
         lo, hi = max(mean - ci, 0.0), min(mean + ci, 1.0)
         d = min(max(d, 2), 3)
         return f"{fixed(mean, d)} [{fixed(lo, d)}, {fixed(hi, d)}]"
+    if ci >= 10:  # round to tens, hundreds, ...: two significant digits of the interval
+        step = 10.0 ** (math.floor(math.log10(ci)) - 1)
+        return f"{fixed(round(mean / step) * step, 0)} ± {fixed(round(ci / step) * step, 0)}"
     return f"{fixed(mean, d)} ± {fixed(ci, d)}"
 
 

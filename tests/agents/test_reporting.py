@@ -53,7 +53,9 @@ def test_plain_never_uses_exponents_and_keeps_three_digits(x):
 @pytest.mark.parametrize(
     ("mean", "ci", "text"),
     [
-        (-298.262, 1248.557, "-298 ± 1,249"),
+        (-298.262, 1248.557, "-300 ± 1,200"),
+        (2639968.0, 3129475.0, "2,600,000 ± 3,100,000"),
+        (-88.89, 14.604, "-89 ± 15"),
         (4912.3, None, "4,912"),
         (1.2345, 0.5678, "1.23 ± 0.57"),
         (-0.001, 0.5, "0.00 ± 0.50"),
@@ -68,6 +70,7 @@ def test_rate_intervals_are_clipped_to_zero_one():
     assert mean_ci(0.333, 1.4, rate=True) == "0.33 [0.00, 1.00]"
     assert mean_ci(0.9, 0.05, rate=True) == "0.900 [0.850, 0.950]"
     assert mean_ci(0.0, 0.0, rate=True) == "0.00 [0.00, 0.00]"
+    assert mean_ci(0.5, 12.0, rate=True) == "0.50 [0.00, 1.00]"
 
 
 @given(st.floats(0.0, 1.0), st.floats(0.0, 10.0))
@@ -164,7 +167,8 @@ def test_summary_prints_table_verdict_models_and_next_command(tmp_path):
     assert gov_lines[2].split() == ["1", "ppo", "-89", "±", "15"]
     assert gov_lines[4].split() == ["3", "static", "-103", "±", "25"]
     assert "beats every baseline" in text and "not significant" in text
-    assert "1  ppo" in text.split(LIQ)[1] and "4,912" in text
+    liq_lines = text.split(LIQ)[1].splitlines()
+    assert liq_lines[2].split() == ["1", "ppo", "4,910", "±", "360"]
     for run in runs.values():
         assert f"model: {run}/model.zip" in text
     assert f"tensorboard --logdir {out / 'train'}" in text
