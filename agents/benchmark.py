@@ -22,7 +22,7 @@ from levgym.io import save_figure, write_json, write_text
 
 from .baselines import baseline_names, make_baseline
 from .evaluate import ENV_IDS, evaluate, load_model_policy, load_suite, rollout
-from .reporting import ema, mean_ci, return_unit, tensorboard_command, verdict
+from .reporting import RATE_METRICS, ema, mean_ci, return_unit, tensorboard_command, verdict
 from .train import git_revision, read_progress, train
 
 # Objective of each env on the suite: the mean over scenarios of the mean episode return (the
@@ -47,8 +47,6 @@ TABLE_METRICS = {
         ("bankrupt", "bankruptcy rate", 1.0, ""),
     ),
 }
-# Metrics that are fractions of episodes: their intervals are clipped to [0, 1].
-RATE_METRICS = ("insolvent", "bankrupt")
 # Weight of the learning curves' exponential moving average (TensorBoard's default smoothing
 # is 0.6; rollouts are logged often, so a little more).
 SMOOTHING = 0.8

@@ -17,6 +17,8 @@ import numpy as np
 # ``reward_scale``).
 RETURN_BASIS = {"levgym/Governance-v0": "TVL", "levgym/Liquidator-v0": "initial capital"}
 SCALE_NAMES = {1e4: "bp", 100.0: "%", 1.0: "fraction"}
+# Per-episode metrics that are fractions of episodes: their intervals are clipped to [0, 1].
+RATE_METRICS = ("insolvent", "bankrupt")
 
 
 def plain(x: float, sig: int = 3) -> str:
@@ -171,6 +173,7 @@ def tensorboard_command(runs: Mapping[str, str | os.PathLike]) -> str:
 
 
 __all__ = [
+    "RATE_METRICS",
     "compare",
     "decimals_for",
     "default_reward_scale",

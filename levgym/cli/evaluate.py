@@ -95,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{who} on {args.env}, suite {suite.name}: {suite.episodes} episodes per scenario, seeds from {suite.seed}"
     )
-    from agents.benchmark import RATE_METRICS
-    from agents.reporting import mean_ci, return_unit
+    from agents.reporting import RATE_METRICS, mean_ci, return_unit
 
     print(f"  (return in {return_unit(args.env, suite.for_env(args.env).env_kwargs)})")
     for scenario, metrics in result["scenarios"].items():
