@@ -23,6 +23,7 @@ from levgym.results import REGISTRY, checked, checked_columns
 
 from .baselines import baseline_names, make_baseline
 from .evaluate import ENV_IDS, evaluate, load_model_policy, load_suite, rollout
+from .reporting import RATE_METRICS, ema, mean_ci, return_unit, tensorboard_command, verdict
 from .train import git_revision, read_progress, train
 
 # Objective of each env on the suite: the mean over scenarios of the mean episode return (the
@@ -30,22 +31,28 @@ from .train import git_revision, read_progress, train
 # the governor; equity change - inventory-risk penalty for the liquidator).
 OBJECTIVE = "return"
 
-# Headline metrics per env for the report's tables (metric, label, scale, unit).
+# Headline metrics per env for the report's tables (metric, label, scale, unit); the return's
+# unit depends on the env's reward_scale (reporting.return_unit).
 TABLE_METRICS = {
     "levgym/Governance-v0": (
-        ("return", "return", 1.0, ""),
+        ("return", "return", 1.0, "return"),
         ("economic_bad_debt_usd", "bad debt incl. underwater", 1e-6, "$M"),
         ("revenue_usd", "revenue", 1e-3, "$k"),
         ("liquidated_usd", "liquidated", 1e-6, "$M"),
         ("insolvent", "insolvency rate", 1.0, ""),
     ),
     "levgym/Liquidator-v0": (
-        ("return", "return", 1.0, ""),
+        ("return", "return", 1.0, "return"),
         ("pnl_usd", "PnL", 1e-3, "$k"),
         ("max_drawdown_usd", "max drawdown", 1e-3, "$k"),
         ("bankrupt", "bankruptcy rate", 1.0, ""),
     ),
 }
+# Weight of the learning curves' exponential moving average (TensorBoard's default smoothing
+# is 0.6; rollouts are logged often, so a little more).
+SMOOTHING = 0.8
+# Policies whose parameter paths through the crash are always drawn (the best one is added).
+TRACED = ("ppo", "static", "steward")
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class BenchmarkConfig:
     def default(cls) -> BenchmarkConfig:
         from .config import load_config
 
-        # the training budgets are the ones in configs/agents/ppo.yaml
+        # the training budgets are the ones in levgym/configs/agents/ppo.yaml
         steps = {e: int(load_config(e, "ppo")["total_timesteps"]) for e in ENV_IDS}
         return cls(suite="default", timesteps=steps)
 
@@ -160,7 +167,8 @@ def run_benchmark(
         if env_id.endswith("Governance-v0"):
             entry = suite.for_env(env_id)
             traces[env_id] = {}
-            for name in ("ppo", "static", "steward"):
+            best = max(results[env_id], key=lambda n: objective(results[env_id][n]))
+            for name in dict.fromkeys((*TRACED, best)):
                 if name in policies:
                     run = rollout(
                         policies[name],
@@ -178,7 +186,7 @@ def run_benchmark(
     doc = results_document(meta, results)
     write_json(out_dir / "results.json", doc)
     write_text(out_dir / "results.csv", _csv(results))
-    plots = _plots(out_dir, results, traces, runs)
+    plots = _plots(out_dir, results, traces, runs, doc["objective"], meta)
     report = _report(meta, results, doc["objective"], doc["objective_ci95"], plots)
     write_text(out_dir / "report.md", report)
     _say(progress, f"report written to {out_dir / 'report.md'} ({timings['total_s']:.0f} s)")
@@ -242,6 +250,13 @@ def results_document(meta: dict[str, Any], results: dict[str, dict[str, Any]]) -
 CSV_COLUMNS = ("env_id", "policy", "scenario", "metric", "mean", "ci95", "n")
 
 
+def _training_env_kwargs(run_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return dict(cfg["hyperparameters"].get("env_kwargs", {}))
+
+
 def _training_scenarios(run_dir: Path) -> list[str] | None:
     """The scenario mix a run trained on (None: the env's default mix)."""
     import yaml
@@ -281,11 +296,23 @@ def _csv(results: dict[str, dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _fmt(v: dict[str, Any], scale: float) -> str:
-    mean = v["mean"] * scale
-    if v["ci95"] is None:
-        return f"{mean:.3g}"
-    return f"{mean:.3g} ± {v['ci95'] * scale:.2g}"
+def _fmt(v: dict[str, Any], scale: float, rate: bool = False) -> str:
+    ci = None if v["ci95"] is None else v["ci95"] * scale
+    return mean_ci(v["mean"] * scale, ci, rate=rate)
+
+
+def _eval_kwargs(meta: dict[str, Any], env_id: str) -> dict[str, Any]:
+    return meta["eval_suite"]["envs"].get(env_id, {}).get("env_kwargs", {})
+
+
+def _objective_rows(obj: dict[str, float], cis: dict[str, float | None]) -> list[list[str]]:
+    """rank, policy, objective, 95% interval, best first (the mean to the interval's precision)."""
+    rows = []
+    for i, name in enumerate(sorted(obj, key=lambda n: -obj[n])):
+        cell = mean_ci(obj[name], cis[name])
+        mean, _, half = cell.partition(" ± ")
+        rows.append([str(i + 1), name, mean, f"± {half}" if half else "n/a"])
+    return rows
 
 
 def _report(
@@ -303,48 +330,28 @@ def _report(
         f"- levgym {meta['levgym_version']}, git {meta['git_revision']}, Python {meta['python']}, {meta['machine']}, finished {meta['finished']}",
         f"- environments (Gymnasium ids; the `-vN` suffix is the env version): {', '.join(f'`{e}`' for e in meta['env_ids'])}",
         f"- training: PPO ({', '.join(f'{k}: {v:,} steps' for k, v in meta['config']['timesteps'].items())}), seed {meta['config']['seed']}, "
-        "hyperparameters from `configs/agents/ppo.yaml` (the resolved config is in each run folder)",
+        "hyperparameters from `levgym/configs/agents/ppo.yaml` (the resolved config is in each run folder)",
         f"- evaluation: suite `{meta['eval_suite']['name']}`, {meta['eval_suite']['episodes']} episodes per scenario on held-out seeds "
         f"from {meta['eval_suite']['seed']:,} (training never uses seeds in the evaluation range); cells are mean ± half-width of a "
-        "95% Student-t interval over episodes",
+        "95% Student-t interval over episodes ([low, high] clipped to [0, 1] for rates)",
         f"- wall time: {meta['timings_s']['total_s']:.0f} s ({', '.join(f'{k} {v:.0f}' for k, v in meta['timings_s'].items() if k != 'total_s')})",
         "",
     ]
     for env_id, per in results.items():
         obj = objectives[env_id]
         ranked = sorted(obj, key=lambda n: -obj[n])
+        unit = return_unit(env_id, _eval_kwargs(meta, env_id))
         lines += [f"## {env_id}", ""]
-        lines += ["Objective (mean over scenarios of mean episode return; higher is better):", ""]
-        cis = objective_cis[env_id]
-        lines += ["| rank | policy | objective | 95% interval |", "|---|---|---|---|"]
         lines += [
-            f"| {i + 1} | {n} | {obj[n]:.3f} | {'n/a' if cis[n] is None else f'± {cis[n]:.3f}'} |"
-            for i, n in enumerate(ranked)
+            f"Objective (mean over scenarios of mean episode return, in {unit}; higher is better):",
+            "",
         ]
+        cis = objective_cis[env_id]
+        lines += [f"| rank | policy | objective ({unit}) | 95% interval |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(row) + " |" for row in _objective_rows(obj, cis)]
         lines.append("")
-        beaten = [n for n in obj if n != "ppo" and obj[n] >= obj["ppo"]]
-        close = [
-            n
-            for n in obj
-            if n != "ppo"
-            and n not in beaten
-            and cis["ppo"] is not None
-            and cis[n] is not None
-            and obj["ppo"] - obj[n] < cis["ppo"] + cis[n]
-        ]
-        if not beaten:
-            lines.append("**The trained PPO agent beats every baseline on the suite's objective.**")
-            if close:
-                lines.append(
-                    f"The margin over {', '.join(close)} is within the 95% intervals, so that part of the ranking "
-                    "is not significant at this number of episodes."
-                )
-        else:
-            lines.append(
-                f"**The trained PPO agent does not beat every baseline**: {', '.join(sorted(beaten, key=lambda n: -obj[n]))} "
-                f"score{'s' if len(beaten) == 1 else ''} at least as high on the suite's objective."
-            )
-        lines.append("")
+        headline, detail = verdict(obj, cis)
+        lines += [f"**{headline}** {detail}", ""]
         metrics = TABLE_METRICS[env_id]
         trained = meta["training_scenarios"].get(env_id)
         if trained:
@@ -356,31 +363,70 @@ def _report(
                 else " (held-out seeds)"
             )
             lines += [f"### {scenario}{note}", ""]
-            header = (
-                "| policy | "
-                + " | ".join(
-                    f"{label}{f' ({unit})' if unit else ''}" for _, label, _, unit in metrics
-                )
-                + " |"
-            )
-            lines += [header, "|" + "---|" * (len(metrics) + 1)]
+            labels = [
+                f"{label} ({unit if u == 'return' else u})" if u else label
+                for _, label, _, u in metrics
+            ]
+            lines += ["| policy | " + " | ".join(labels) + " |", "|" + "---|" * (len(metrics) + 1)]
             for policy in ranked:
                 m = per[policy]["scenarios"][scenario]
-                lines.append(
-                    f"| {policy} | " + " | ".join(_fmt(m[k], s) for k, _, s, _ in metrics) + " |"
-                )
+                cells = [_fmt(m[k], s, rate=k in RATE_METRICS) for k, _, s, _ in metrics]
+                lines.append(f"| {policy} | " + " | ".join(cells) + " |")
             lines.append("")
     if plots:
         lines += ["## Plots", ""]
         for title, file in plots.items():
             lines += [f"### {title}", "", f"![{title}]({file})", ""]
-    lines += [
-        "TensorBoard logs: `tensorboard --logdir "
-        + " --logdir ".join(f"{v}/logs" for v in meta["runs"].values())
-        + "`",
-        "",
-    ]
+    lines += [f"TensorBoard logs of both runs: `{tensorboard_command(meta['runs'])}`", ""]
     return "\n".join(lines)
+
+
+def summary(out_dir: str | os.PathLike) -> str:
+    """What ``levgym benchmark`` prints at the end, from the report folder's ``results.json``:
+    per env the objective table, the verdict with its significance and where the model is;
+    then the report, the TensorBoard command and an ``evaluate`` command to try next."""
+    import json
+
+    out = Path(out_dir)
+    data = json.loads((out / "results.json").read_text())
+    meta = data["meta"]
+    lines: list[str] = []
+    for env_id, obj in data["objective"].items():
+        cis = data["objective_ci95"][env_id]
+        unit = return_unit(env_id, _eval_kwargs(meta, env_id))
+        suite = meta["eval_suite"]
+        lines += [
+            "",
+            f"{env_id}: objective = mean episode return in {unit} (higher is better), "
+            f"suite {suite['name']}, {suite['episodes']} held-out episodes per scenario",
+        ]
+        rows = [["rank", "policy", "objective", "95% interval"], *_objective_rows(obj, cis)]
+        widths = [max(len(r[j]) for r in rows) for j in range(4)]
+        for r in rows:
+            lines.append(
+                "  "
+                + "  ".join(
+                    c.rjust(w) if j in (0, 2) else c.ljust(w)
+                    for j, (c, w) in enumerate(zip(r, widths, strict=True))
+                ).rstrip()
+            )
+        headline, detail = verdict(obj, cis)
+        lines += [f"  {headline}", f"  {detail}"]
+        run = meta["runs"].get(env_id)
+        if run:
+            lines.append(f"  model: {Path(run) / 'model.zip'}")
+    lines += ["", f"report: {out / 'report.md'} (tables per scenario, plots)"]
+    if meta.get("runs"):
+        lines.append(f"training curves: {tensorboard_command(meta['runs'])}")
+        lines.append("try next:")
+        crash = meta["config"].get("crash_scenario")
+        for env_id, run in meta["runs"].items():
+            model = shlex.quote(str(Path(run) / "model.zip"))
+            cmd = f"levgym evaluate --model {model} --env {env_id}"
+            if crash and crash in meta["eval_suite"]["envs"].get(env_id, {}).get("scenario_names", []):
+                cmd += f" --scenario {crash}"
+            lines.append(f"  {cmd}")
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def _plt():
@@ -392,12 +438,14 @@ def _plt():
     return plt
 
 
-def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
+def _plots(out_dir: Path, results, traces, runs, objectives, meta) -> dict[str, str]:
     plt = _plt()
     files: dict[str, str] = {}
-    # Parameter paths through a crash.
+    # Parameter paths through a crash; the policy with the best objective drawn thick.
     gov = "levgym/Governance-v0"
     if traces.get(gov):
+        obj = objectives.get(gov, {})
+        best = max(obj, key=obj.get) if obj else None
         keys = [
             ("liquidation_threshold", "liquidation threshold"),
             ("ltv", "LTV"),
@@ -408,21 +456,25 @@ def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
         flat = axes.ravel()
         for name, trace in traces[gov].items():
             t = np.arange(1, len(trace) + 1)
+            style: dict[str, Any] = {"label": name, "linewidth": 1.2, "alpha": 0.85}
+            if name == best:
+                style.update(label=f"{name} (best objective)", linewidth=3.0, alpha=1.0, zorder=5)
             for ax, (key, label) in zip(flat, keys, strict=False):
-                ax.plot(t, [row.get(key, np.nan) for row in trace], label=name)
+                ax.plot(t, [row.get(key, np.nan) for row in trace], **style)
                 ax.set_title(label)
             economic = [row.get("economic_bad_debt_usd", 0.0) for row in trace]
-            flat[4].plot(t, np.cumsum(economic) / 1e6, label=name)
+            flat[4].plot(t, np.cumsum(economic) / 1e6, **style)
             flat[4].set_title("bad debt incl. underwater, cumulative ($M)")
             flat[5].plot(
-                t, np.cumsum([row.get("revenue_usd", 0.0) for row in trace]) / 1e3, label=name
+                t, np.cumsum([row.get("revenue_usd", 0.0) for row in trace]) / 1e3, **style
             )
             flat[5].set_title("revenue, cumulative ($k)")
         for ax in flat:
             ax.set_xlabel("hours")
         flat[0].legend()
         fig.suptitle(
-            "parameters chosen through black_thursday_2020 (never trained on); a line ends where its episode ends"
+            f"parameters chosen through {meta['config']['crash_scenario']} (never trained on); "
+            "a line ends where its episode ends"
         )
         fig.tight_layout()
         save_figure(fig, out_dir / "parameter_paths.png")
@@ -450,16 +502,19 @@ def _plots(out_dir: Path, results, traces, runs) -> dict[str, str]:
         save_figure(fig, out_dir / "bad_debt_revenue.png")
         plt.close(fig)
         files["Bad debt and revenue by policy"] = "bad_debt_revenue.png"
-    # Learning curves.
+    # Learning curves: the logged points faint, their moving average on top.
     fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False)
     for ax, (env_id, run_dir) in zip(axes[0], runs.items(), strict=False):
         rows = [r for r in read_progress(run_dir) if "rollout/ep_rew_mean" in r]
         if rows:
-            ax.plot(
-                [r["time/total_timesteps"] for r in rows], [r["rollout/ep_rew_mean"] for r in rows]
-            )
+            x = [r["time/total_timesteps"] for r in rows]
+            y = [r["rollout/ep_rew_mean"] for r in rows]
+            ax.plot(x, y, color="tab:blue", alpha=0.35, linewidth=1.0, label="logged")
+            ax.plot(x, ema(y, SMOOTHING), color="tab:blue", linewidth=2.0, label="smoothed (EMA)")
+            ax.legend(loc="lower right")
         ax.set_title(f"{env_id}: mean episode return while training")
         ax.set_xlabel("timesteps")
+        ax.set_ylabel(f"return ({return_unit(env_id, _training_env_kwargs(Path(run_dir)))})")
     fig.tight_layout()
     save_figure(fig, out_dir / "learning_curves.png")
     plt.close(fig)

@@ -10,8 +10,10 @@ from typing import Any
 
 import yaml
 
+from levgym.configs import config_dir
+
 ALGOS = ("ppo", "sac", "td3", "a2c")
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "agents"
+CONFIG_DIR = config_dir("agents")
 
 # Keys that configure the run rather than the SB3 algorithm's constructor.
 RUN_KEYS = (
@@ -45,7 +47,7 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(env_id: str, algo: str, path: str | Path | None = None) -> dict[str, Any]:
     """The resolved hyperparameters of ``algo`` on ``env_id``: the file's ``default`` block, then
-    the block keyed by ``env_id`` on top. ``path`` defaults to ``configs/agents/<algo>.yaml``."""
+    the block keyed by ``env_id`` on top. ``path`` defaults to the shipped ``levgym/configs/agents/<algo>.yaml``."""
     algo = check_algo(algo)
     file = Path(path) if path else CONFIG_DIR / f"{algo}.yaml"
     if not file.exists():

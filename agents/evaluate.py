@@ -14,11 +14,12 @@ import yaml
 
 from levgym import __version__
 from levgym import scenarios as scenario_lib
+from levgym.configs import config_dir
 from levgym.results import METRICS
 
 from .persist import NormStats
 
-SUITE_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
+SUITE_DIR = config_dir("suites")
 ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v0")
 
 # Per-episode metrics, by env (units and meanings in levgym.results).
@@ -52,7 +53,7 @@ class Suite:
 
 
 def load_suite(path: str | os.PathLike | None = None, name: str = "default") -> Suite:
-    """A suite from YAML (``configs/suites/<name>.yaml`` by default)."""
+    """A suite from YAML: ``path``, else the shipped ``levgym/configs/suites/<name>.yaml``."""
     file = Path(path) if path else SUITE_DIR / f"{name}.yaml"
     if not file.exists():
         raise FileNotFoundError(f"suite file {str(file)!r} does not exist")

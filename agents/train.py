@@ -51,6 +51,9 @@ def algo_class(algo: str):
 def git_revision() -> str:
     """The repository's commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
     root = Path(__file__).resolve().parent.parent
+    if not (root / "pyproject.toml").is_file():
+        # an installed wheel (site-packages): a git repository around it is not levgym's
+        return "unknown"
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"],

@@ -53,6 +53,8 @@ def load_average() -> list[float] | None:
 
 def git_revision() -> str | None:
     """The short git revision of the working tree this package runs from, if any."""
+    if not (Path(__file__).resolve().parents[2] / "pyproject.toml").is_file():
+        return None  # an installed wheel: a git repository around site-packages is not levgym's
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],

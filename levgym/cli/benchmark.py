@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.benchmark import run_benchmark
+    from agents.benchmark import run_benchmark, summary
 
     out = run_benchmark(
         args.out,
@@ -38,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
         command=args.command_line,
         trust_pickle=args.trust_pickle,
     )
-    print(f"report: {out / 'report.md'}")
+    # the summary table, the verdict, where the models are and what to run next
+    print(summary(out), end="")
     return 0

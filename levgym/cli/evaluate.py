@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--suite",
         default=None,
         metavar="FILE",
-        help="suite YAML (default configs/suites/default.yaml)",
+        help="suite YAML (default: the shipped levgym/configs/suites/default.yaml)",
     )
     p.add_argument(
         "--scenario",
@@ -112,11 +112,14 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{who} on {args.env}, suite {suite.name}: {suite.episodes} episodes per scenario, seeds from {suite.seed}"
     )
+    from agents.reporting import RATE_METRICS, mean_ci, return_unit
+
+    print(f"  (return in {return_unit(args.env, suite.for_env(args.env).env_kwargs)})")
     for scenario, metrics in result["scenarios"].items():
-        cells = []
-        for name, v in metrics.items():
-            ci = "" if v["ci95"] is None else f" ± {v['ci95']:.3g}"
-            cells.append(f"{name} {v['mean']:.4g}{ci}")
+        cells = [
+            f"{name} {mean_ci(v['mean'], v['ci95'], rate=name in RATE_METRICS)}"
+            for name, v in metrics.items()
+        ]
         print(f"  {scenario}: " + "; ".join(cells))
     return 0
 

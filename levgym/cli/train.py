@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--config",
         default=None,
         metavar="FILE",
-        help="YAML hyperparameters (default configs/agents/<algo>.yaml)",
+        help="YAML hyperparameters (default: the shipped levgym/configs/agents/<algo>.yaml)",
     )
     p.add_argument(
         "--total-timesteps", type=int, default=None, help="override the config's total_timesteps"

@@ -30,6 +30,10 @@ class Sb3VecEnvAdapter(VecEnv):
       ``terminal_observation`` (the last observation of the ended episode),
       ``TimeLimit.truncated`` (truncated and not terminated), ``episode`` (``r``, ``l``, ``t``,
       which SB3 logs as ``rollout/ep_rew_mean``) and ``end_cause``.
+    - ``step_info`` is the vector env's info of the last step (arrays ``[E]``: revenue, bad debt,
+      parameters, liquidations, equity, ...), kept by reference, not copied: a callback that
+      logs metrics (``agents.callbacks.ProtocolMetricsCallback``) reduces the arrays it needs
+      once per step instead of the adapter building a dict per env per step.
     - ``seed(s)`` (SB3 gives env ``i`` the seed ``s + i``) and ``set_options`` apply at the next
       ``reset``, exactly as the vector env's ``reset(seed=s)`` seeds env ``i`` with ``s + i``.
     - ``get_attr``, ``set_attr`` and ``env_method`` reach per-env values where the vector env
@@ -53,6 +57,7 @@ class Sb3VecEnvAdapter(VecEnv):
         super().__init__(base.num_envs, base.single_observation_space, base.single_action_space)
         self._actions: np.ndarray | None = None
         self._t0 = time.time()
+        self.step_info: dict[str, Any] = {}
 
     def reset(self) -> VecEnvObs:
         seeds = self._seeds
@@ -79,6 +84,7 @@ class Sb3VecEnvAdapter(VecEnv):
             raise RuntimeError("step_async() must be called before step_wait()")
         obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
         self._actions = None
+        self.step_info = info
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if dones.any():

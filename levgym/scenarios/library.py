@@ -4,7 +4,7 @@ Price processes: ``gbm_calm``, ``gbm_high_vol``, ``merton_jumps``, ``merton_cras
 ``garch_clustered``, ``bootstrap_eth``. Stresses on a price path: ``oracle_manipulation``,
 ``oracle_frozen``, ``liquidity_drought``, ``congestion``, ``dai_depeg``, and the composite
 ``crash_drought_congestion`` (any price process with any overlays; YAML presets in
-``configs/scenarios`` are knob overrides of it and of the other scenarios).
+``levgym/configs/scenarios`` are knob overrides of it and of the other scenarios).
 """
 
 from __future__ import annotations

@@ -2,38 +2,33 @@
 
 The registry stays the single source of builders and defaults; a preset only changes knobs::
 
-    # configs/scenarios/perfect_storm.yaml (the preset's name is the file name)
+    # levgym/configs/scenarios/perfect_storm.yaml (the preset's name is the file name)
     scenario: crash_drought_congestion
     description: ...
     knobs:
       drought_elasticity: 1.925
       depeg_peak_usd: 1.126
 
-Presets in ``configs/scenarios/`` (next to the package in a source checkout, or
-``levgym/configs/scenarios`` inside an installed package) are registered by name at import;
-any other file can be used by path (``levgym simulate --scenario my.yaml``).
+Presets shipped in ``levgym/configs/scenarios/`` (package data, so a wheel has them too) are
+registered by name at import; any other file can be used by path
+(``levgym simulate --scenario my.yaml``).
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from levgym.configs import config_dir
+
 from .base import Scenario, _coerce_knob, get, register
 
 
 def preset_dirs() -> list[Path]:
-    """Folders searched for ``*.yaml`` presets, those that exist."""
-    inside = Path(str(resources.files("levgym"))) / "configs" / "scenarios"
-    checkout = Path(__file__).resolve().parents[2] / "configs" / "scenarios"
-    out: list[Path] = []
-    for d in (inside, checkout):
-        if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
-            out.append(d)
-    return out
+    """Folders searched for ``*.yaml`` presets: the package's ``configs/scenarios``."""
+    return [config_dir("scenarios")]
 
 
 def _check_value(where: str, key: str, default: Any, value: Any) -> Any:
@@ -79,11 +74,13 @@ def preset_from_yaml(path: str | Path) -> Scenario:
             )
         knobs[key] = _check_value(str(p), key, knobs[key], value)
     changed = ", ".join(f"{k}={v}" for k, v in knobs_in.items()) or "defaults"
+    shipped = p.resolve().parent == config_dir("scenarios").resolve()
+    where = f"levgym/configs/scenarios/{p.name}" if shipped else str(p)
     return Scenario(
         name=p.stem,
         kind="preset",
         description=str(doc.get("description") or f"{base.name} with {changed}"),
-        source=f"configs/scenarios/{p.name}: {base.name} with {changed}",
+        source=f"{where}: {base.name} with {changed}",
         build=base.build,
         knobs=knobs,
     )

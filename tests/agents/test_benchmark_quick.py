@@ -3,9 +3,12 @@
 import csv
 import json
 
+import pytest
+
 from levgym.cli import main
 
 
+@pytest.mark.slow
 def test_quick_benchmark_writes_the_report(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["benchmark", "--quick", "--out", str(out), "--no-progress"]) == 0
@@ -30,3 +33,15 @@ def test_quick_benchmark_writes_the_report(tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert rows and {r["policy"] for r in rows} >= {"ppo", "static"}
     assert list((out / "train").rglob("events.out.tfevents.*"))
+    # units, plain numbers and one TensorBoard command for both runs
+    assert "bp of TVL" in report and "bp of initial capital" in report
+    assert "e+0" not in report and "e-0" not in report
+    assert f"tensorboard --logdir {out / 'train'}" in report
+    # the command ends with the summary: tables, verdicts, models, what to run next
+    printed = capsys.readouterr().out
+    headers = [
+        ln for ln in printed.splitlines() if ln.split()[:3] == ["rank", "policy", "objective"]
+    ]
+    assert len(headers) == 2 and printed.count("The trained PPO agent") == 2
+    assert f"model: {out / 'train' / 'governance-v0' / 'model.zip'}" in printed
+    assert f"levgym evaluate --model {out / 'train' / 'liquidator-v0' / 'model.zip'}" in printed
