@@ -1,4 +1,4 @@
-"""Rule-based baseline agents for ``levgym/Governance-v0`` and ``levgym/Liquidator-v0``.
+"""Rule-based baseline agents for ``levgym/Governance-v0`` and ``levgym/Liquidator-v1``.
 
 Every baseline has Stable-Baselines3's ``predict(observation, state=None, episode_start=None,
 deterministic=True) -> (actions, state)``, so evaluation treats a trained model and a rule the
@@ -43,7 +43,7 @@ from levgym.envs.governance import GOVERNANCE_ACTIONS, GOVERNANCE_FEATURES, Stew
 from levgym.envs.liquidator import LIQUIDATOR_ACTIONS, LIQUIDATOR_FEATURES
 
 GOVERNANCE_ID = "levgym/Governance-v0"
-LIQUIDATOR_ID = "levgym/Liquidator-v0"
+LIQUIDATOR_ID = "levgym/Liquidator-v1"
 ENV_IDS = (GOVERNANCE_ID, LIQUIDATOR_ID)
 
 # A parameter closer to its target than this (in parameter units) counts as on target. The

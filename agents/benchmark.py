@@ -41,7 +41,7 @@ TABLE_METRICS = {
         ("liquidated_usd", "liquidated", 1e-6, "$M"),
         ("insolvent", "insolvency rate", 1.0, ""),
     ),
-    "levgym/Liquidator-v0": (
+    "levgym/Liquidator-v1": (
         ("return", "return", 1.0, "return"),
         ("pnl_usd", "PnL", 1e-3, "$k"),
         ("max_drawdown_usd", "max drawdown", 1e-3, "$k"),
@@ -76,7 +76,7 @@ class BenchmarkConfig:
     def quick(cls) -> BenchmarkConfig:
         return cls(
             suite="quick",
-            timesteps={"levgym/Governance-v0": 16_384, "levgym/Liquidator-v0": 16_384},
+            timesteps={"levgym/Governance-v0": 16_384, "levgym/Liquidator-v1": 16_384},
         )
 
 

@@ -20,11 +20,11 @@ from levgym.results import METRICS
 from .persist import NormStats
 
 SUITE_DIR = config_dir("suites")
-ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v0")
+ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v1")
 
 # Per-episode metrics, by env (units and meanings in levgym.results).
 GOVERNANCE_METRICS = METRICS["levgym/Governance-v0"]
-LIQUIDATOR_METRICS = METRICS["levgym/Liquidator-v0"]
+LIQUIDATOR_METRICS = METRICS["levgym/Liquidator-v1"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[st
 
     classes = {
         "levgym/Governance-v0": GovernanceVectorEnv,
-        "levgym/Liquidator-v0": LiquidatorVectorEnv,
+        "levgym/Liquidator-v1": LiquidatorVectorEnv,
     }
     if env_id not in classes:
         raise ValueError(f"--env {env_id!r} is unknown; allowed {', '.join(classes)}")

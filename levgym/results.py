@@ -516,7 +516,7 @@ METRICS: dict[str, tuple[str, ...]] = {
         "liquidation_loss_usd",
         "insolvent",
     ),
-    "levgym/Liquidator-v0": (
+    "levgym/Liquidator-v1": (
         "return",
         "pnl_usd",
         "max_drawdown_usd",

@@ -62,8 +62,8 @@ def test_commands_use_the_scheme(tmp_path, monkeypatch):
     from agents.train import run_name
     from levgym.cli.stress import _default_out
 
-    assert RUN.match(run_name("levgym/Liquidator-v0", "ppo", 3))
-    assert run_name("levgym/Liquidator-v0", "ppo", 3).startswith("levgym-Liquidator-v0__ppo__3__")
+    assert RUN.match(run_name("levgym/Liquidator-v1", "ppo", 3))
+    assert run_name("levgym/Liquidator-v1", "ppo", 3).startswith("levgym-Liquidator-v1__ppo__3__")
     monkeypatch.chdir(tmp_path)
     out = _default_out(argparse.Namespace(preset="aave_v3_weth", seed=4), "shock")
     assert out.parent == Path("runs") / "stress"

@@ -35,7 +35,7 @@ envs:
   levgym/Governance-v0:
     env_kwargs: {num_positions: 16, horizon_h: 3}
     scenarios: [shock]
-  levgym/Liquidator-v0:
+  levgym/Liquidator-v1:
     env_kwargs: {num_positions: 16, horizon_h: 2}
     scenarios: [shock]
 """
@@ -144,7 +144,7 @@ def tiny_evaluations(tmp_path_factory):
     path.write_text(SUITE)
     suite = load_suite(path)
     out = {}
-    for env_id, name in (("levgym/Governance-v0", "static"), ("levgym/Liquidator-v0", "greedy")):
+    for env_id, name in (("levgym/Governance-v0", "static"), ("levgym/Liquidator-v1", "greedy")):
         policy = make_baseline(name, env_id, seed=0)
         out[env_id] = {name: evaluate(policy, env_id, suite, progress=False)}
     return suite, out
@@ -185,7 +185,7 @@ def test_benchmark_results_json_and_csv_are_registered(tiny_evaluations):
     )
     doc = results_document(meta, results)
     assert R.problems(json.loads(json.dumps(doc)), "results.json") == []
-    assert doc["meta"]["env_ids"] == ["levgym/Governance-v0", "levgym/Liquidator-v0"]
+    assert doc["meta"]["env_ids"] == ["levgym/Governance-v0", "levgym/Liquidator-v1"]
     rows = list(csv.reader(_csv(results).splitlines()))
     assert R.problems(dict.fromkeys(rows[0]), "results.csv") == []
     metric_col = rows[0].index("metric")
@@ -194,7 +194,7 @@ def test_benchmark_results_json_and_csv_are_registered(tiny_evaluations):
     with_ppo = {e: {"ppo": next(iter(per.values())), **per} for e, per in results.items()}
     doc = results_document(meta, with_ppo)
     report = _report(meta, with_ppo, doc["objective"], doc["objective_ci95"], {})
-    assert "`levgym/Governance-v0`, `levgym/Liquidator-v0`" in report
+    assert "`levgym/Governance-v0`, `levgym/Liquidator-v1`" in report
 
 
 def test_readme_table_is_the_registry():

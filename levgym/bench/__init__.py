@@ -67,8 +67,8 @@ class BenchConfig:
         default_factory=lambda: {
             "levgym/Governance-v0/numpy": 5,
             "levgym/Governance-v0/numba": 40,
-            "levgym/Liquidator-v0/numpy": 20,
-            "levgym/Liquidator-v0/numba": 150,
+            "levgym/Liquidator-v1/numpy": 20,
+            "levgym/Liquidator-v1/numba": 150,
         }
     )
     """Timed steps per env id and backend."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v0")
+ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v1")
 
 
 def envs_available() -> bool:

@@ -10,7 +10,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--env",
         default="levgym/Governance-v0",
-        help="env id (levgym/Governance-v0, levgym/Liquidator-v0)",
+        help="env id (levgym/Governance-v0, levgym/Liquidator-v1)",
     )
     p.add_argument("--algo", default="ppo", help="ppo, sac, td3 or a2c")
     p.add_argument(

@@ -1,6 +1,6 @@
 """The Gymnasium environments: single envs, native vector envs on the batched engine, and the
 Stable-Baselines3 adapter. Importing ``levgym`` registers ``levgym/Governance-v0`` and
-``levgym/Liquidator-v0``."""
+``levgym/Liquidator-v1``."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from levgym.envs import GovernanceVectorEnv, LiquidatorVectorEnv, StewardLimits
 from levgym.envs.features import index
 
 GOV = "levgym/Governance-v0"
-LIQ = "levgym/Liquidator-v0"
+LIQ = "levgym/Liquidator-v1"
 PARAM_FIELDS = ("ltv", "liquidation_threshold", "liquidation_bonus", "slope1_apr", "slope2_apr")
 CASES = [(GOV, n) for n in baseline_names(GOV)] + [(LIQ, n) for n in baseline_names(LIQ)]
 
@@ -101,7 +101,7 @@ def test_unknown_name_is_one_line_naming_allowed():
         make_baseline("static", LIQ)  # a governance rule is not a liquidator rule
     with pytest.raises(ValueError, match="Governance-v0"):
         make_baseline("static", "levgym/Nope-v0")
-    with pytest.raises(ValueError, match="Liquidator-v0"):
+    with pytest.raises(ValueError, match="Liquidator-v1"):
         baseline_names("nope")
     with pytest.raises(ValueError, match="not a levgym env"):
         make_baseline("static", object())

@@ -25,7 +25,7 @@ def test_quick_benchmark_writes_the_report(tmp_path, capsys):
     gov = results["objective"]["levgym/Governance-v0"]
     assert {"ppo", "static", "conservative", "vol_rule", "steward", "random"} <= set(gov)
     assert {"ppo", "greedy", "greedy_hedged", "passive"} <= set(
-        results["objective"]["levgym/Liquidator-v0"]
+        results["objective"]["levgym/Liquidator-v1"]
     )
     report = (out / "report.md").read_text()
     assert "How this was produced" in report and "benchmark --quick" in report

@@ -17,7 +17,7 @@ from agents.train import make_vec_env
 SMALL = {"num_positions": 16, "horizon_h": 6}
 GROUPS_BY_ENV = {
     "levgym/Governance-v0": ("protocol", "cascade"),
-    "levgym/Liquidator-v0": ("liquidator",),
+    "levgym/Liquidator-v1": ("liquidator",),
 }
 
 
@@ -78,7 +78,7 @@ def test_tiny_learn_logs_the_groups_to_tensorboard_and_csv(tmp_path, env_id):
 
 
 def test_per_env_infos_are_logged_without_the_adapter(tmp_path):
-    venv = DummyVecEnv([lambda: gym.make("levgym/Liquidator-v0", **SMALL)])
+    venv = DummyVecEnv([lambda: gym.make("levgym/Liquidator-v1", **SMALL)])
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu")
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(32, callback=ProtocolMetricsCallback())

@@ -17,7 +17,7 @@ envs:
   levgym/Governance-v0:
     env_kwargs: {num_positions: 16, horizon_h: 6}
     scenarios: [gbm_high_vol, shock]
-  levgym/Liquidator-v0:
+  levgym/Liquidator-v1:
     env_kwargs: {num_positions: 16, horizon_h: 3}
     scenarios: [shock]
 """
@@ -49,7 +49,7 @@ def test_suite_rejects_training_seeds_and_unknown_scenarios(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("env", "baseline"), [("levgym/Governance-v0", "static"), ("levgym/Liquidator-v0", "greedy")]
+    ("env", "baseline"), [("levgym/Governance-v0", "static"), ("levgym/Liquidator-v1", "greedy")]
 )
 def test_evaluate_a_baseline(capsys, suite_file, env, baseline):
     assert (

@@ -21,7 +21,7 @@ from agents.reporting import (
     verdict,
 )
 
-GOV, LIQ = "levgym/Governance-v0", "levgym/Liquidator-v0"
+GOV, LIQ = "levgym/Governance-v0", "levgym/Liquidator-v1"
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,7 @@ def test_other_algorithms_train(tmp_path, algo):
     if algo == "sac":
         hyper += ["learning_starts=32", "batch_size=32", "buffer_size=1000"]
     run = train(
-        "levgym/Liquidator-v0",
+        "levgym/Liquidator-v1",
         algo,
         total_timesteps=128,
         seed=0,

@@ -39,7 +39,7 @@ def _check(out, tmp_path, backends):
     for name, sizes in out["position_updates_per_s"].items():
         assert sizes, name
         assert all(_positive_finite(v) for v in sizes.values()), name
-    for env in ("Governance-v0", "Liquidator-v0"):
+    for env in ("Governance-v0", "Liquidator-v1"):
         for via in ("vector", "sb3"):
             rates = out["env_steps_per_s"][env][via]
             assert rates and all(_positive_finite(v) for v in rates.values()), (env, via)

@@ -9,7 +9,7 @@ from levgym.envs import GovernanceEnv, GovernanceVectorEnv, LiquidatorEnv, Liqui
 # (env id, single class, vector class, a short horizon in hours: 3 Governance steps, 6 Liquidator steps)
 ENVS = [
     ("levgym/Governance-v0", GovernanceEnv, GovernanceVectorEnv, 3.0),
-    ("levgym/Liquidator-v0", LiquidatorEnv, LiquidatorVectorEnv, 1.0),
+    ("levgym/Liquidator-v1", LiquidatorEnv, LiquidatorVectorEnv, 1.0),
 ]
 IDS = [e[0].split("/")[1] for e in ENVS]
 SMALL = {"num_positions": 24}

@@ -125,8 +125,8 @@ def test_step_before_reset_and_after_the_end_raise():
 def test_speed_helper_reports_env_steps_and_engine_share():
     from levgym.envs.speed import env_steps_per_second
 
-    out = env_steps_per_second("levgym/Liquidator-v0", num_envs=4, num_positions=16, steps=3)
+    out = env_steps_per_second("levgym/Liquidator-v1", num_envs=4, num_positions=16, steps=3)
     assert out["env_steps_per_s"] > 0 and 0 < out["engine_share"] < 1
     assert out["substeps_per_step"] == 1
     with pytest.raises(ValueError, match="steps"):
-        env_steps_per_second("levgym/Liquidator-v0", steps=0)
+        env_steps_per_second("levgym/Liquidator-v1", steps=0)

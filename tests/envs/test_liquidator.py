@@ -1,4 +1,4 @@
-"""Liquidator-v0: the agent's accounting, its share of liquidations, sales, hedge and bankruptcy."""
+"""Liquidator-v1: the agent's accounting, its share of liquidations, sales, hedge and bankruptcy."""
 
 from __future__ import annotations
 
@@ -121,3 +121,29 @@ def test_bankruptcy_terminates():
             break
     assert term and info["end_cause"] == "bankruptcy" and info["equity_usd"] <= 0
     assert env.end_counts == {"bankruptcy": 1, "horizon": 0}
+
+
+def test_v0_stays_registered_and_v1_sells_inside_the_block():
+    """v1's sale is an order of the engine's block (the oracle reads it before the cascade); v0
+    sold before the block. Same seed and actions: same start, different paths once it sells."""
+    import gymnasium as gym
+
+    from levgym.envs.liquidator import LiquidatorV0VectorEnv
+
+    kw = dict(num_positions=32, horizon_h=2.0, scenarios="crash_drought_congestion")
+    v0 = gym.make_vec("levgym/Liquidator-v0", num_envs=2, **kw)
+    v1 = gym.make_vec("levgym/Liquidator-v1", num_envs=2, **kw)
+    assert isinstance(v0, LiquidatorV0VectorEnv) and type(v1) is LiquidatorVectorEnv
+    o0, _ = v0.reset(seed=3)
+    o1, _ = v1.reset(seed=3)
+    np.testing.assert_array_equal(o0, o1)
+    greedy = np.ones((2, 3), dtype=np.float32)
+    differs = False
+    for _ in range(12):
+        o0, *_ = v0.step(greedy)
+        o1, *_ = v1.step(greedy)
+        differs |= not np.array_equal(v0.core.state.pool_asset, v1.core.state.pool_asset)
+    assert differs
+    for env in (v0, v1):
+        s = env.core.state
+        assert np.all(s.agent_sold_asset >= 0) and np.all(s.agent_sale_debt >= 0)

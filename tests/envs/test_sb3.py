@@ -49,7 +49,7 @@ def test_seeding_through_the_adapter_matches_the_vector_env():
 
 def test_terminated_is_not_a_time_limit_truncation():
     venv = make_sb3_vec_env(
-        "levgym/Liquidator-v0",
+        "levgym/Liquidator-v1",
         num_envs=2,
         seed=0,
         scenarios=["shock"],
@@ -111,7 +111,7 @@ def test_ppo_learns_through_the_adapter(env_id, single, vector, horizon):
 @pytest.mark.parametrize("algo", [A2C, SAC, TD3], ids=lambda a: a.__name__)
 def test_other_algorithms_train_on_the_adapter(algo):
     venv = make_sb3_vec_env(
-        "levgym/Liquidator-v0", num_envs=2, seed=0, num_positions=16, horizon_h=1.0
+        "levgym/Liquidator-v1", num_envs=2, seed=0, num_positions=16, horizon_h=1.0
     )
     kwargs = (
         {"n_steps": 8}
