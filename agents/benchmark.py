@@ -423,7 +423,9 @@ def summary(out_dir: str | os.PathLike) -> str:
         for env_id, run in meta["runs"].items():
             model = shlex.quote(str(Path(run) / "model.zip"))
             cmd = f"levgym evaluate --model {model} --env {env_id}"
-            if crash and crash in meta["eval_suite"]["envs"].get(env_id, {}).get("scenario_names", []):
+            if crash and crash in meta["eval_suite"]["envs"].get(env_id, {}).get(
+                "scenario_names", []
+            ):
                 cmd += f" --scenario {crash}"
             lines.append(f"  {cmd}")
     return "\n".join(lines).lstrip("\n") + "\n"

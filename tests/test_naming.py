@@ -25,12 +25,12 @@ def test_every_preset_like_name_is_snake_case():
     names.update({f"scenario {n}": n for n in scenarios.names() if not n.startswith("csv:")})
     names.update({f"baseline {n}": n for e in naming_envs() for n in baseline_names(e)})
     for folder in ("agents", "scenarios", "suites"):
-        files = sorted((ROOT / "configs" / folder).iterdir())
+        files = sorted((ROOT / "levgym" / "configs" / folder).iterdir())
         assert files, folder
         for f in files:
             assert f.suffix == ".yaml", f"{f}: config files end in .yaml"
-            names[f"configs/{folder}/{f.name}"] = f.stem
-    for f in (ROOT / "configs" / "suites").glob("*.yaml"):
+            names[f"levgym/configs/{folder}/{f.name}"] = f.stem
+    for f in (ROOT / "levgym" / "configs" / "suites").glob("*.yaml"):
         assert yaml.safe_load(f.read_text())["name"] == f.stem, f"{f}: name is not the file name"
     bad = {what: n for what, n in names.items() if not naming.NAME_PATTERN.match(n)}
     assert not bad

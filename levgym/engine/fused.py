@@ -22,9 +22,11 @@ does exactly that, and the result equals the lock-step loop.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,6 +72,27 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 
     prange = range  # type: ignore[assignment]
 
+
+def _rules_cache_dir() -> str:
+    """Where numba caches this module's kernels: a folder keyed by the source of the files whose
+    functions the kernels inline (numba's own cache checks only the kernel's file, so a changed
+    rule would otherwise run stale machine code). ``LEVGYM_NUMBA_CACHE`` moves the root."""
+    from . import ops, schema
+
+    digest = hashlib.sha256()
+    for module in (rules, ops, schema):
+        digest.update(Path(module.__file__).read_bytes())
+    root = os.environ.get("LEVGYM_NUMBA_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "levgym", "numba"
+    )
+    return os.path.join(root, digest.hexdigest()[:16])
+
+
+# Every cache=True function below is located when it is decorated; the folder is set for this
+# module only and restored at its end.
+_PREVIOUS_CACHE_DIR = numba.config.CACHE_DIR if HAVE_NUMBA else None
+if HAVE_NUMBA:
+    numba.config.CACHE_DIR = _rules_cache_dir()
 
 # Below this many positions (envs x slots) a substep runs on one thread: the work is then shorter
 # than what waking the other threads costs.
@@ -724,6 +747,10 @@ def _substep_kernel(
         )
         env[F.pool_min_usd, e] = min(env[F.pool_min_usd, e], pool_usd)
         env[F.cascade_rounds_max, e] = max(env[F.cascade_rounds_max, e], rounds[e])
+
+
+if HAVE_NUMBA:
+    numba.config.CACHE_DIR = _PREVIOUS_CACHE_DIR
 
 
 # ----------------------------------------------------------------------------- Python entry

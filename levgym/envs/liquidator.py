@@ -1,4 +1,4 @@
-"""levgym/Liquidator-v0: one liquidator among background keepers, with inventory and a perp hedge."""
+"""levgym/Liquidator-v1: one liquidator among background keepers, with inventory and a perp hedge."""
 
 from __future__ import annotations
 
@@ -372,7 +372,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         s = self.core.state
         g = lambda x: float(to_numpy(x)[env])  # noqa: E731
         return (
-            f"Liquidator-v0 env {env} [{self.core.scenario_of(env)}] step {int(self._episode_length[env])}"
+            f"{self.env_id.split('/')[1]} env {env} [{self.core.scenario_of(env)}] step {int(self._episode_length[env])}"
             f"/{self.max_steps}: price {g(s.fundamental_usd):.1f} pool {g(s.pool_price_usd):.1f} "
             f"oracle {g(s.oracle_usd):.1f} | cash {self.cash_usd[env] / 1e6:.3f}M "
             f"inventory {self.inventory_asset[env]:.2f} perp {self.perp_asset[env]:.2f} "

@@ -14,6 +14,7 @@ from agents.benchmark import run_benchmark
 from agents.evaluate import load_model_policy
 from agents.persist import NormStats, UnsafeFileError, read_stats, save_model
 from agents.train import checkpoint_files, load_policy, train
+from levgym import naming
 from levgym.cli import main
 
 SMALL = [
@@ -209,8 +210,10 @@ def test_pickle_never_runs_on_benchmark_rerun(run, tmp_path, capsys):
     marker = tmp_path / "pwned"
     report = tmp_path / "report"
     (report / "train").mkdir(parents=True)
-    run.rename(report / "train" / "governance-v0")
-    plant_in_zip(report / "train" / "governance-v0" / "model.zip", "evil_hook", evil_bytes(marker))
+    # the folder the benchmark trains the governor into (levgym.naming), seed 0 of --quick
+    name = naming.run_name(naming.env_part("levgym/Governance-v0"), "ppo", 0, time=False)
+    run.rename(report / "train" / name)
+    plant_in_zip(report / "train" / name / "model.zip", "evil_hook", evil_bytes(marker))
     with pytest.raises(UnsafeFileError):
         run_benchmark(report, quick=True, progress=False)
     assert main(["benchmark", "--quick", "--out", str(report), "--no-progress"]) == 2

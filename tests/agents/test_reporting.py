@@ -118,29 +118,32 @@ def test_ema_is_debiased_and_smooths():
 
 
 def test_tensorboard_command_loads_every_run_once():
-    siblings = {GOV: "runs/b/train/governance-v0", LIQ: "runs/b/train/liquidator-v0"}
+    siblings = {GOV: "runs/b/train/governance-v0", LIQ: "runs/b/train/liquidator-v1"}
     assert tensorboard_command(siblings) == "tensorboard --logdir runs/b/train"
     apart = {GOV: "runs/a/gov", LIQ: "runs/other/liq"}
     cmd = tensorboard_command(apart)
     assert cmd.count("--logdir") == 1 and cmd.startswith("tensorboard --logdir_spec ")
-    assert "governance-v0:runs/a/gov/logs" in cmd and "liquidator-v0:runs/other/liq/logs" in cmd
+    assert "governance-v0:runs/a/gov/logs" in cmd and "liquidator-v1:runs/other/liq/logs" in cmd
     assert tensorboard_command({GOV: "my runs/x"}) == "tensorboard --logdir 'my runs/x/logs'"
 
 
 def _fake_report(tmp_path):
     out = tmp_path / "bench"
     out.mkdir()
-    runs = {GOV: str(out / "train" / "governance-v0"), LIQ: str(out / "train" / "liquidator-v0")}
+    runs = {GOV: str(out / "train" / "governance-v0"), LIQ: str(out / "train" / "liquidator-v1")}
     data = {
         "meta": {
             "runs": runs,
             "config": {"crash_scenario": "black_thursday_2020"},
-            "suite": {
+            "eval_suite": {
                 "name": "quick",
                 "episodes": 3,
                 "envs": {
-                    GOV: {"scenarios": ["gbm_high_vol", "black_thursday_2020"], "env_kwargs": {}},
-                    LIQ: {"scenarios": ["gbm_high_vol"], "env_kwargs": {}},
+                    GOV: {
+                        "scenario_names": ["gbm_high_vol", "black_thursday_2020"],
+                        "env_kwargs": {},
+                    },
+                    LIQ: {"scenario_names": ["gbm_high_vol"], "env_kwargs": {}},
                 },
             },
         },
