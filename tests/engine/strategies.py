@@ -322,9 +322,10 @@ def torch_rows(drivers: Drivers):
     ]
 
 
-def run_case(case: Case, step_fn, backend: str = "numpy"):
+def run_case(case: Case, step_fn, backend: str = "numpy", state: State | None = None):
     """Run ``step_fn`` (a ``substep(state, row, noise_u, params, agent_share_frac)``) over the
-    whole case on its own trajectory; yields ``(state, rounds)`` after each substep."""
+    whole case on its own trajectory, from ``state`` (default: the case's initial state);
+    yields ``(state, rounds)`` after each substep."""
     if backend == "torch":
         import torch
 
@@ -334,7 +335,7 @@ def run_case(case: Case, step_fn, backend: str = "numpy"):
         share = None if share is None else torch.from_numpy(share)
     else:
         rows, noise, share = numpy_rows(case.drivers), list(case.noise_u), case.agent_share_frac
-    state = case.state(backend)
+    state = case.state(backend) if state is None else state
     for row, u in zip(rows, noise, strict=True):
         state, rounds = step_fn(state, row, u, case.params, share)
         yield state, rounds
