@@ -32,7 +32,7 @@ from levgym.engine import (
 )
 from levgym.engine.state import State, from_book
 
-MAX_ENVS, MAX_POSITIONS, MAX_SUBSTEPS = 4, 24, 6
+MAX_ENVS, MAX_POSITIONS, MAX_SUBSTEPS = 4, 24, 8
 
 PARITY_SETTINGS = settings(
     max_examples=int(os.environ.get("LEVGYM_PARITY_EXAMPLES", "20")),
@@ -130,7 +130,7 @@ def market_params(draw) -> MarketParams:
         oracle_deviation_frac=draw(st.sampled_from([0.0, 0.005]) | st.floats(0.0, 0.05)),
         oracle_heartbeat_h=draw(st.sampled_from([1.0 / 6.0, 0.5, 1.0]) | st.floats(0.05, 3.0)),
         oracle_pool_weight_frac=draw(st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0)),
-        twap_window_substeps=draw(st.integers(1, 8)),
+        twap_window_substeps=draw(st.integers(1, 6)),
         gas_units_per_liquidation=draw(st.sampled_from([0.0, 400_000.0, 2e6])),
         keeper_capacity_per_substep=draw(st.sampled_from([0.0, 1.0, 2.0, 5.0, 200.0])),
         congestion_ref_gwei=draw(st.floats(10.0, 300.0)),
