@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from levgym.engine import (
+    PRESETS,
     BorrowerParams,
     Drivers,
     EngineParams,
@@ -176,7 +177,8 @@ def borrower_params(draw, ltv: float = 0.825) -> BorrowerParams:
 
 @st.composite
 def engine_params(draw) -> EngineParams:
-    protocol = draw(protocol_params())
+    # the shipped presets, or a random valid set
+    protocol = draw(st.sampled_from(list(PRESETS.values())) | protocol_params())
     return EngineParams(
         protocol=protocol,
         market=draw(market_params()),
