@@ -6,8 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
 from levgym import scenarios
 from levgym.engine import (
@@ -20,82 +19,54 @@ from levgym.engine import (
 )
 from levgym.engine.backend import make_converter
 from levgym.engine.dispatch import substep_function
-from levgym.engine.orders import Orders
-from levgym.engine.params import PRESETS
 from levgym.engine.reference import reference_substep
 from levgym.engine.step import substep_masked
 from levgym.simulation import Simulator
 
 from .helpers import compare_states as _compare
+from .strategies import PARITY_SETTINGS, cases, numpy_rows, run_case
 
 numba = pytest.importorskip("numba")
 from levgym.engine.fused import fused_substep  # noqa: E402
 
 
-def _params(oracle, weight, capacity, filt, slip, preset):
-    return EngineParams(
-        protocol=PRESETS[preset],
-        market=MarketParams(
-            oracle_kind=oracle,
-            oracle_pool_weight_frac=weight,
-            keeper_capacity_per_substep=capacity,
-            pool_depth_usd=20e6,
-            profitability_filter=filt,
-            keeper_max_slippage_frac=slip,
-        ),
-    )
-
-
-CASES = dict(
-    seed=st.integers(0, 10_000),
-    envs=st.integers(1, 4),
-    positions=st.integers(1, 24),
-    drop=st.floats(0.0, 0.7),
-    oracle=st.sampled_from(["chainlink", "twap", "exact"]),
-    weight=st.floats(0.0, 1.0),
-    capacity=st.sampled_from([2.0, 200.0]),
-    filt=st.booleans(),
-    slip=st.sampled_from([0.01, 0.05, 1.0]),
-    gas=st.sampled_from([5.0, 30.0, 400.0]),
-    preset=st.sampled_from(["aave_v3_weth", "compound_v3", "conservative"]),
-    with_share=st.booleans(),
-)
-
-
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(**CASES)
-def test_fast_paths_equal_reference(
-    seed, envs, positions, drop, oracle, weight, capacity, filt, slip, gas, preset, with_share
-):
-    params = _params(oracle, weight, capacity, filt, slip, preset)
-    steps = 12
-    drivers = scenarios.get("shock").drivers(
-        envs, steps, params, seed, {"drop_frac": str(drop), "drop_hours": "1", "gas_gwei": str(gas)}
-    )
-    sim = Simulator(params, drivers, positions, seed)
-    conv = make_converter("numpy")
-    rng = np.random.default_rng(seed)
-    orders = None
-    if with_share:  # an outside liquidator's claim share and sales, and an LP's liquidity moves
-        orders = Orders(
-            claim_share_frac=rng.uniform(0.0, 0.8, envs),
-            sell_asset=np.where(rng.random(envs) < 0.5, rng.uniform(0.0, 2000.0, envs), 0.0),
-            liquidity_delta_frac=np.where(
-                rng.random(envs) < 0.5, rng.uniform(-0.3, 0.3, envs), 0.0
-            ),
-        )
-    state = sim.state
-    for t in range(steps):
-        row = drivers.row(t, conv)
-        u = sim.noise_at(t)
-        slow, slow_rounds = reference_substep(state, row, u, params, orders)
-        fused, fused_rounds = fused_substep(state, row, u, params, orders)
-        masked, masked_rounds = substep_masked(state, row, u, params, orders)
+@PARITY_SETTINGS
+@given(case=cases())
+def test_fast_paths_equal_reference(case):
+    """Substep by substep from the same state: the fused kernel and the masked cascade (on
+    numpy) equal the loop, with and without an agent's share of every liquidation."""
+    fused_fn = substep_function("numba")
+    masked_fn = substep_function("numpy", cascade="masked")
+    share = case.orders
+    state = case.state()
+    for t, row in enumerate(numpy_rows(case.drivers)):
+        u = case.noise_u[t]
+        slow, slow_rounds = reference_substep(state, row, u, case.params, share)
+        fused, fused_rounds = fused_fn(state, row, u, case.params, share)
+        masked, masked_rounds = masked_fn(state, row, u, case.params, share)
         _compare(fused, slow)
         _compare(masked, slow)
         np.testing.assert_array_equal(fused_rounds, slow_rounds)
         np.testing.assert_array_equal(masked_rounds, slow_rounds)
         state = slow
+
+
+@PARITY_SETTINGS
+@given(case=cases(share=False))
+def test_an_env_alone_equals_its_slice_of_the_batch(case):
+    """Batch independence on random cases: each env run alone (array engine and fused kernel)
+    equals its slice of the batched run."""
+    batch = list(run_case(case, substep_function("numpy")))
+    start = case.state()
+    for fn in (substep_function("numpy"), substep_function("numba")):
+        for j in range(case.num_envs):
+            keep = np.arange(case.num_envs) == j
+            alone = dataclasses.replace(
+                case, drivers=case.drivers.slice_envs(keep), noise_u=case.noise_u[:, keep]
+            )
+            for t, (state, rounds) in enumerate(run_case(alone, fn, state=start.select(keep))):
+                _compare(batch[t][0].select(keep), state)
+                assert rounds[0] == batch[t][1][j]
 
 
 def test_fused_leaves_its_input_alone():

@@ -1,63 +1,47 @@
 """The batched engine equals the per-position reference loop, and numpy equals torch."""
 
+import importlib.util
+
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
 from levgym import scenarios
-from levgym.engine import EngineParams, MarketParams, ProtocolParams, substep
-from levgym.engine.backend import make_converter
+from levgym.engine import EngineParams, ProtocolParams
+from levgym.engine.dispatch import substep_function
 from levgym.engine.reference import reference_substep
 from levgym.simulation import Simulator
 
 from .helpers import compare_states as _compare
+from .strategies import PARITY_SETTINGS, cases, numpy_rows, run_case
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 10_000),
-    envs=st.integers(1, 3),
-    positions=st.integers(1, 24),
-    drop=st.floats(0.0, 0.7),
-    oracle=st.sampled_from(["chainlink", "twap", "exact"]),
-    weight=st.floats(0.0, 1.0),
-    capacity=st.sampled_from([2.0, 200.0]),
-    filt=st.booleans(),
-    slip=st.sampled_from([0.01, 0.05, 1.0]),
-    gas=st.sampled_from([5.0, 30.0, 400.0]),
-    preset=st.sampled_from(["aave_v3_weth", "compound_v3", "conservative"]),
-)
-def test_batched_equals_reference(
-    seed, envs, positions, drop, oracle, weight, capacity, filt, slip, gas, preset
-):
-    from levgym.engine.params import PRESETS
-
-    params = EngineParams(
-        protocol=PRESETS[preset],
-        market=MarketParams(
-            oracle_kind=oracle,
-            oracle_pool_weight_frac=weight,
-            keeper_capacity_per_substep=capacity,
-            pool_depth_usd=20e6,
-            profitability_filter=filt,
-            keeper_max_slippage_frac=slip,
-        ),
-    )
-    steps = 12
-    drivers = scenarios.get("shock").drivers(
-        envs, steps, params, seed, {"drop_frac": str(drop), "drop_hours": "1", "gas_gwei": str(gas)}
-    )
-    sim = Simulator(params, drivers, positions, seed)
-    conv = make_converter("numpy")
-    for t in range(steps):
-        row = drivers.row(t, conv)
-        u = sim.noise_at(t)
-        fast, rounds = substep(sim.state, row, u, params)
-        slow, slow_rounds = reference_substep(sim.state, row, u, params)
-        _compare(fast, slow)
+@PARITY_SETTINGS
+@given(case=cases())
+def test_batched_equals_reference(case):
+    """Substep by substep from the same state: the array engine (numpy) equals the loop."""
+    fast = substep_function("numpy")
+    state = case.state()
+    for t, row in enumerate(numpy_rows(case.drivers)):
+        u = case.noise_u[t]
+        out, rounds = fast(state, row, u, case.params, case.orders)
+        slow, slow_rounds = reference_substep(state, row, u, case.params, case.orders)
+        _compare(out, slow)
         np.testing.assert_array_equal(rounds, slow_rounds)
-        sim.state = fast
+        state = slow
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+@pytest.mark.parametrize("cascade", ["loop", "masked"])
+@PARITY_SETTINGS
+@given(case=cases())
+def test_numpy_equals_torch_on_random_cases(cascade, case):
+    """Each on its own trajectory: torch float64 (both cascades) tracks numpy."""
+    numpy_run = run_case(case, substep_function("numpy"))
+    torch_run = run_case(case, substep_function("torch", "cpu", cascade=cascade), "torch")
+    for (a, ra), (b, rb) in zip(numpy_run, torch_run, strict=True):
+        _compare(a, b.to_numpy(), rtol=1e-10)
+        np.testing.assert_array_equal(ra, rb.numpy())
 
 
 @pytest.mark.parametrize("scenario", ["shock", "calm"])
