@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .engine.backend import namespace, to_numpy
-from .engine.borrowers import underwater_shortfall
+from .engine.borrowers import health_factor, underwater_shortfall
 from .engine.drivers import Drivers
 from .engine.noise import splitmix_noise
 from .engine.orders import Orders
@@ -123,9 +123,7 @@ def health_factors(state: State) -> tuple[np.ndarray, np.ndarray]:
     """Health factors of active indebted positions and their debt (weights), flattened, numpy."""
     s = state.to_numpy()
     mask = s.active & (s.debt_usd > 0)
-    num = s.collateral_asset * (s.oracle_usd * s.liquidation_threshold)[:, None]
-    den = np.where(mask, s.debt_usd * s.debt_price_usd[:, None], 1.0)
-    hf = num / den
+    hf = health_factor(s)
     return hf[mask], (s.debt_usd * s.debt_price_usd[:, None])[mask]
 
 

@@ -58,9 +58,3 @@ def to_numpy(a: Any) -> np.ndarray:
     if hasattr(a, "detach"):
         return a.detach().cpu().numpy()
     return np.asarray(a)
-
-
-def safe_div(xp: Any, num: Any, den: Any, fill: float) -> Any:
-    """``num / den`` where ``den > 0``, else ``fill``; never divides by zero."""
-    ok = den > 0
-    return xp.where(ok, num / xp.where(ok, den, xp.ones_like(den)), xp.full_like(num, fill))

@@ -21,6 +21,7 @@ does exactly that, and the result equals the lock-step loop.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
@@ -86,6 +87,21 @@ def _rules_cache_dir() -> str:
         os.path.expanduser("~"), ".cache", "levgym", "numba"
     )
     return os.path.join(root, digest.hexdigest()[:16])
+
+
+@contextlib.contextmanager
+def rules_cache_dir():
+    """Decorate numba functions that call the compiled rules (:data:`NR`) inside this block so
+    their cache is keyed by the rules' source too (see :func:`_rules_cache_dir`)."""
+    if not HAVE_NUMBA:
+        yield
+        return
+    previous = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = _rules_cache_dir()
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = previous
 
 
 # Every cache=True function below is located when it is decorated; the folder is set for this
@@ -836,6 +852,7 @@ def fused_substep(
 __all__ = [
     "HAVE_NUMBA",
     "NR",
+    "rules_cache_dir",
     "fused_substep",
     "pack_orders",
     "pack_params",

@@ -28,6 +28,8 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
         return wrap if not args or not callable(args[0]) else args[0]
 
 
+from ..engine.fused import NR, rules_cache_dir  # noqa: E402
+
 # The borrower noise lives with the engine (levgym.engine.noise); re-exported for the envs.
 from ..engine.noise import splitmix_noise, splitmix_noise_numpy  # noqa: E402
 
@@ -67,8 +69,7 @@ def _sum4(x: np.ndarray, n: int) -> float:  # pragma: no cover
     return (a0 + a1) + (a2 + a3)
 
 
-@njit(cache=True, nogil=True)
-def _aggregates_kernel(
+def _aggregates(
     c: np.ndarray,
     d: np.ndarray,
     oracle: np.ndarray,
@@ -86,18 +87,15 @@ def _aggregates_kernel(
     gap = np.empty(n)
     picked = np.empty(n)
     for e in range(num_envs):
-        o_lt = oracle[e] * lt[e]  # the engine's health_factor: c * (oracle * LT) / (d * dp)
+        o = oracle[e]
         p = dp[e]
-        ratio = oracle[e] / p  # underwater_shortfall: max(d - c * (oracle / dp), 0)
+        lte = lt[e]
         ce = c[e]
         de = d[e]
-        for i in range(n):
-            ci = ce[i]
-            di = de[i]
-            gap[i] = max(di - ci * ratio, 0.0)
-            den = di * p
-            owed[i] = den
-            hf[i] = ci * o_lt / den if den > 0.0 else np.inf
+        for i in range(n):  # the engine's rules, compiled (levgym.engine.rules)
+            gap[i] = NR.underwater(ce[i], de[i], o, p)
+            owed[i] = de[i] * p
+            hf[i] = NR.health_factor(ce[i], de[i], o, lte, p)
         total_debt[e] = _sum4(de, n)
         total_coll[e] = _sum4(ce, n)
         shortfall[e] = _sum4(gap, n)
@@ -106,6 +104,10 @@ def _aggregates_kernel(
             for i in range(n):
                 picked[i] = owed[i] if hf[i] < t else 0.0
             below[e, k] = _sum4(picked, n)
+
+
+with rules_cache_dir():
+    _aggregates_kernel = njit(cache=True, nogil=True)(_aggregates)
 
 
 def position_aggregates(state: Any, thresholds: tuple[float, ...]) -> PositionAggregates:
