@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -144,7 +145,12 @@ def _writable_parent(p: Path) -> Path | None:
         if q.parent == q:
             return None
         q = q.parent
-    if not q.is_dir() or not os.access(q, os.W_OK | os.X_OK):
+    if not q.is_dir():
+        return None
+    try:  # a real probe: permissions bits say nothing for root or read-only mounts
+        with tempfile.TemporaryFile(dir=q):
+            pass
+    except OSError:
         return None
     return q
 
@@ -157,7 +163,7 @@ def check_output_dir(path: str | os.PathLike | None, flag: str) -> None:
     if p.exists() and not p.is_dir():
         raise CliError(f"{flag} {str(path)!r} is a file; allowed a folder (new or writable)")
     if p.is_dir():
-        if not os.access(p, os.W_OK | os.X_OK):
+        if _writable_parent(p) is None:
             raise CliError(f"{flag} {str(path)!r} is not writable; allowed a writable folder")
         return
     if _writable_parent(p) is None:

@@ -32,10 +32,12 @@ WORKSPACE_FACTOR = 4.0
 CONFIRM_ABOVE_S = 3600.0
 """Estimated run time above which ``--yes`` is required."""
 
-POSITION_SUBSTEPS_PER_S = {"numpy": 5e6, "numba": 2e7, "torch": 5e6}
-"""Conservative throughput (position slots x substeps per second) used for time estimates."""
+POSITION_SUBSTEPS_PER_S = {"numpy": 1e6, "numba": 3e6, "torch": 1e6}
+"""Conservative throughput (position slots x substeps per second) used for time estimates: about
+what `levgym simulate` and `levgym stress` reach on one busy laptop core (measured 0.8-1.3e6 for
+numpy at 128-1000 positions)."""
 
-OVERHEAD_S_PER_BATCH_SUBSTEP = 2e-4
+OVERHEAD_S_PER_BATCH_SUBSTEP = 1e-3
 """Fixed cost of one substep of one batch, whatever its size (Python and kernel launch)."""
 
 LIMIT_ENV = "LEVGYM_MEMORY_LIMIT_BYTES"
@@ -196,7 +198,7 @@ def check_stress(
     batch_size: int,
     dtype: str,
     backend: str,
-    runs: int,
+    runs: float,
     path_columns: int,
     yes: bool,
 ) -> None:
@@ -211,7 +213,7 @@ def check_stress(
     )
     check_memory(need, what, "fewer --paths, or a smaller --batch-size, --positions or horizon")
     seconds = runs * work_seconds(paths * positions * substeps, batches * substeps, backend)
-    check_time(seconds, what + (f" x {runs} runs" if runs > 1 else ""), yes)
+    check_time(seconds, what + (f" x {runs:.3g} runs" if runs > 1 else ""), yes)
 
 
 def check_env(

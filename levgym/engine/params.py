@@ -39,20 +39,18 @@ def _check_range(
         raise ValueError(f"{owner}.{name}={value!r} must be a number")
     if math.isnan(value):
         raise ValueError(f"{owner}.{name}=nan is not allowed")
-    if math.isinf(value) and not allow_inf:
-        lo_s = "-inf" if lo is None else f"{lo:g}"
-        hi_s = "a finite number" if hi is None else f"{hi:g}"
-        raise ValueError(f"{owner}.{name}={value:g} is not allowed; allowed {lo_s} to {hi_s}")
-    bad = False
+    bad = math.isinf(value) and not allow_inf
     if lo is not None:
         bad |= value <= lo if lo_open else value < lo
     if hi is not None:
         bad |= value >= hi if hi_open else value > hi
     if bad:
-        left = "(" if lo_open else "["
+        left = "(" if lo_open or lo is None else "["
         right = ")" if hi_open else "]"
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
+        if not allow_inf and hi is None:
+            right, hi_s = ")", "inf"
         raise ValueError(
             f"{owner}.{name}={value:g} is out of range; allowed {left}{lo_s}, {hi_s}{right}"
         )
