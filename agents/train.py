@@ -107,6 +107,7 @@ def train(
     resume: str | os.PathLike | None = None,
     progress: bool = True,
     command: str | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Train ``algo`` on ``env_id``; returns the run folder.
 
@@ -192,7 +193,7 @@ def train(
                 if vn.exists()
                 else VecNormalize(venv, norm_obs=True, norm_reward=norm_reward)
             )
-        model = cls.load(path, env=venv, device="cpu")
+        model = cls.load(path, env=venv, device=device)
         start_steps = model.num_timesteps
     else:
         if resume is not None:
@@ -201,7 +202,7 @@ def train(
             from stable_baselines3.common.vec_env import VecNormalize
 
             venv = VecNormalize(venv, norm_obs=True, norm_reward=norm_reward)
-        model = cls(policy, venv, seed=seed, verbose=0, device="cpu", **algo_kwargs)
+        model = cls(policy, venv, seed=seed, verbose=0, device=device, **algo_kwargs)
     # A fresh logger folder per session so that resuming does not truncate earlier CSV rows.
     session = len(list((run_dir / "logs").glob("session_*"))) if (run_dir / "logs").exists() else 0
     model.set_logger(

@@ -276,3 +276,15 @@ def read_csv_table(args: argparse.Namespace) -> Any:
 
 def note(message: str) -> None:
     print(f"levgym: {message}", file=sys.stderr)
+
+
+def check_env_id(env_id: str, flag: str = "--env") -> str:
+    """``env_id`` when it is a levgym env id; else one line with the closest and the allowed."""
+    from ..envs.registration import ENV_SPECS
+
+    if env_id not in ENV_SPECS:
+        raise CliError(
+            f"{flag} {env_id!r} is unknown{closest_hint(env_id, ENV_SPECS)}; "
+            f"allowed {', '.join(ENV_SPECS)}"
+        )
+    return env_id

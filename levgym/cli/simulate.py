@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "simulate",
         help="run a scenario through the engine and print its summary",
         description="Run a scenario (or a price CSV) through the batched engine and print its "
-        f"summary. Sizes are checked against memory before anything runs; {COUNT_HELP}.",
+        f"summary. Sizes are checked against memory before anything runs. Counts: {COUNT_HELP}.",
     )
     p.add_argument(
         "--scenario",

@@ -220,10 +220,57 @@ def check_env(
     flag: str, num_envs: int, positions: int, horizon_substeps: int, dtype: str = "float64"
 ) -> None:
     """A vector env: its state, its bank of drivers ``[fields, E, S]`` and one episode's drivers."""
-    what = f"{flag} {num_envs} envs x {positions} positions x {horizon_substeps} substeps"
+    what = f"{flag}: {num_envs} envs x {positions} positions x {horizon_substeps} substeps"
     need = (
         step_bytes(num_envs, positions, dtype)
         + drivers_bytes(horizon_substeps, num_envs)
         + 3 * drivers_bytes(horizon_substeps, 1)
     )
-    check_memory(need, what, f"a smaller {flag}, num_positions or horizon_h")
+    check_memory(need, what, "fewer envs, or a smaller env_kwargs.num_positions or horizon_h")
+
+
+def env_class(env_id: str) -> type:
+    """The vector env class registered for ``env_id``."""
+    import importlib
+
+    from ..envs.registration import ENV_SPECS
+
+    module, name = ENV_SPECS[env_id]["vector_entry_point"].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def env_defaults(env_id: str) -> dict[str, object]:
+    """The vector env class's keyword defaults (``num_positions``, ``horizon_h``, ...)."""
+    import inspect
+
+    cls = env_class(env_id)
+    return {
+        k: p.default
+        for k, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def check_env_kwargs(flag: str, env_id: str, num_envs: int, env_kwargs: dict) -> None:
+    """Size check of ``num_envs`` copies of ``env_id`` built with ``env_kwargs`` (e.g. a suite's or
+    ``--hyper env_kwargs.horizon_h=...``), before any is built."""
+    from ..engine.params import RunParams
+
+    defaults = env_defaults(env_id)
+    positions = env_kwargs.get("num_positions", defaults.get("num_positions", 128))
+    horizon_h = env_kwargs.get("horizon_h", defaults.get("horizon_h", 24.0))
+    if isinstance(positions, bool) or not isinstance(positions, int) or positions < 1:
+        raise CliError(
+            f"env_kwargs.num_positions={positions!r} is out of range; allowed an integer >= 1"
+        )
+    if (
+        isinstance(horizon_h, bool)
+        or not isinstance(horizon_h, int | float)
+        or not math.isfinite(horizon_h)
+        or horizon_h <= 0
+    ):
+        raise CliError(
+            f"env_kwargs.horizon_h={horizon_h!r} is out of range; allowed a positive number of hours"
+        )
+    substeps = math.ceil(horizon_h / RunParams().substep_h)
+    check_env(flag, num_envs, positions, substeps, str(env_kwargs.get("dtype", "float64")))
