@@ -28,6 +28,7 @@ import csv
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import numpy as np
 from ..engine.drivers import Drivers
 from ..engine.params import EngineParams, closest_hint
 from .base import Scenario, ScenarioContext, check_knob
-from .data import parse_utc, utc_text
+from .data import parse_utc
 from .overlays import compose
 from .processes import gbm, resample_log
 
@@ -332,7 +333,7 @@ def read_price_table(
     k = int(np.argmax(gaps))
     if not allow_gaps and gaps[k] > MAX_GAP_RATIO * median:
         raise ValueError(
-            f"{label}: line {lines[k + 1]}: a gap of {_span(gaps[k])} after {utc_text(tt[k])}, "
+            f"{label}: line {lines[k + 1]}: a gap of {_span(gaps[k])} after {_when(tt[k])}, "
             f"{gaps[k] / median:.0f} x the file's median spacing of {_span(median)}; allowed up to "
             f"{MAX_GAP_RATIO:g} x (--allow-gaps interpolates across it)"
         )
@@ -415,21 +416,33 @@ def coverage_message(
     span_s = float(t[-1] - t[0])
     spacing_s = float(np.median(np.diff(t)))
     head = (
-        f"--price-csv {str(path)!r} spans {_span(span_s)} ({utc_text(t[0])} to {utc_text(t[-1])}, "
-        f"rows {_span(spacing_s)} apart), {covered} substeps of {_span(substep_h * 3600.0 * speed)}; "
-        f"the run needs {needed} ({needed // per} steps)"
+        f"--price-csv {str(path)!r} spans {_span(span_s)} ({_when(t[0])} to {_when(t[-1])}, rows "
+        f"{_span(spacing_s)} apart): {covered} substep(s) of {_span(substep_h * 3600.0 * speed)}; "
+        f"the run needs {needed} ({needed // per} step(s) of {per})"
     )
     if covered >= per:
         return (
             f"{head}; allowed --steps {covered // per} or fewer, or --set scenario.hold_last=true"
         )
-    # shorter than one step: only a finer time grid fits it
-    sub_h = spacing_s / 3600.0
+    # shorter than one step: only a finer time grid fits it (one substep per row, one step)
+    rows = int(math.floor(span_s / spacing_s + 1e-9)) + 1
+    sub_h = _round_down(spacing_s / 3600.0)  # printed short, and never longer than the spacing
     return (
-        f"{head}; the file is shorter than one step ({_span(per * substep_h * 3600.0)}); allowed a "
-        f"substep as short as its rows (--set run.substep_h={sub_h:.6g}) or "
-        "--set scenario.hold_last=true"
+        f"{head}; the file is shorter than one step ({_span(per * substep_h * 3600.0 * speed)}); "
+        f"allowed a finer grid, one substep per row: --steps 1 --set run.substep_h={sub_h:g} "
+        f"--set run.substeps_per_step={rows}, or --set scenario.hold_last=true"
     )
+
+
+def _round_down(x: float, digits: int = 6) -> float:
+    """``x`` rounded down to ``digits`` significant digits."""
+    step = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
+    return math.floor(x / step) * step
+
+
+def _when(unix_s: float) -> str:
+    """UTC time to the second."""
+    return datetime.fromtimestamp(float(unix_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def split_knobs(overrides: dict[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
