@@ -70,11 +70,3 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     return atomic_write(
         path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"), ".png"
     )
-
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")

@@ -211,10 +211,6 @@ def check_device(backend: str, device: str | None) -> None:
         raise CliError(f"--device {device!r} is unknown; allowed cpu, cuda, cuda:N")
 
 
-def finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
 def fail(message: str) -> int:
     """Print ``message`` as one line on stderr; return exit status 2."""
     text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())

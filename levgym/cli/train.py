@@ -259,7 +259,10 @@ def run(args: argparse.Namespace) -> int:
                 "ignored; allowed with --resume: --total-timesteps, --no-progress"
             )
         if not Path(args.resume).is_dir():
-            raise CliError(f"--resume {args.resume!r} is not a folder; allowed a run folder")
+            raise CliError(
+                f"--resume {args.resume!r} is not a run folder (no such folder); allowed a run "
+                "folder holding config.yaml"
+            )
     else:
         from agents.config import ALGOS, apply_overrides, load_config
 

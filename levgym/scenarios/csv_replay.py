@@ -218,7 +218,8 @@ def read_price_table(
     p = Path(path)
     label = f"--price-csv {str(path)!r}"
     if not p.is_file():
-        raise ValueError(f"{label}: no such file" if not p.exists() else f"{label}: not a file")
+        what = "no such file" if not p.exists() else "not a file"
+        raise ValueError(f"{label}: {what}; allowed a CSV file")
     try:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
