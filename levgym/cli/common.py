@@ -114,6 +114,14 @@ def count(text: str) -> int:
     return int(value)
 
 
+def seed_value(text: str) -> int:
+    """A seed: a whole number >= 0 (``1e6`` notation allowed, as for counts)."""
+    value = count(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; allowed a whole number >= 0")
+    return value
+
+
 COUNT_HELP = "whole numbers accept 1e6 and 1_000_000"
 
 

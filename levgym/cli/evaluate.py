@@ -17,6 +17,7 @@ from .common import (
     note,
     print_json,
     read_csv_table,
+    seed_value,
 )
 
 DEFAULT_ENV = "levgym/Governance-v0"
@@ -63,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help=f"override the suite's episodes per scenario ({COUNT_HELP})",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the random baseline")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 

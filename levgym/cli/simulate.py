@@ -22,6 +22,7 @@ from .common import (
     parse_sets,
     print_json,
     read_csv_table,
+    seed_value,
 )
 
 DEFAULT_SCENARIO = "shock"
@@ -40,7 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="scenario name (see `levgym scenarios`; default shock). With --price-csv: the "
         "scenario's liquidity, gas and oracle paths under the CSV's prices",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (book, paths, borrower noise)")
+    p.add_argument(
+        "--seed", type=seed_value, default=0, help="random seed (book, paths, borrower noise)"
+    )
     p.add_argument("--num-envs", type=count, default=8, help="markets simulated at once")
     p.add_argument("--positions", type=count, default=256, help="position slots per market")
     p.add_argument(

@@ -44,6 +44,7 @@ from .common import (
     parse_sets,
     print_json,
     read_csv_table,
+    seed_value,
 )
 
 DEFAULT_SCENARIO = "shock"
@@ -84,7 +85,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--horizon-hours", type=float, default=24.0, help="length of each path in hours")
     p.add_argument("--positions", type=count, default=128, help="position slots per path")
-    p.add_argument("--seed", type=int, default=0, help="root seed (paths, books, borrower noise)")
+    p.add_argument(
+        "--seed", type=seed_value, default=0, help="root seed (paths, books, borrower noise)"
+    )
     p.add_argument("--batch-size", type=count, default=500, help="paths simulated at once")
     add_set_argument(p)
     add_backend_arguments(p)

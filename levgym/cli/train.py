@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.params import closest_hint
-from .common import COUNT_HELP, CliError, check_env_id, check_input_file, check_output_dir, count
+from .common import (
+    COUNT_HELP,
+    CliError,
+    check_env_id,
+    check_input_file,
+    check_output_dir,
+    count,
+    seed_value,
+)
 
 DEFAULT_ENV = "levgym/Governance-v0"
 DEFAULT_ALGO = "ppo"
@@ -100,7 +108,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=seed_value,
         default=None,
         help="training seed; training seeds are disjoint from evaluation seeds (default 0)",
     )

@@ -41,6 +41,8 @@ CASES = [
     (SIM + ["--positions", "1e9"], "--positions 1000000000"),
     (SIM + ["--steps", "1e8"], "x 600000000 substeps needs about"),
     (SIM + ["--num-envs", "2.5"], "'2.5' is not a whole number"),
+    (SIM + ["--seed", "-1"], "argument --seed: '-1' is negative; allowed a whole number >= 0"),
+    (STRESS + ["--seed", "1e9x"], "argument --seed: '1e9x' is not a whole number"),
     (STRESS + ["--paths", "1e9"], "--paths 1000000000 x --positions 128 x 144 substeps needs about"),
     (STRESS + ["--horizon-hours", "1e9"], "6000000000 substeps needs about"),
     (EVAL + ["--episodes", "1e9"], "--episodes: 1000000000 envs"),
