@@ -236,6 +236,7 @@ def train(
     progress: bool = True,
     command: str | None = None,
     trust_pickle: bool = False,
+    device: str = "cpu",
 ) -> Path:
     """Train ``algo`` on ``env_id``; returns the run folder.
 
@@ -320,6 +321,7 @@ def train(
                 seed=seed,
                 restore_training_state=True,
                 trust_pickle=trust_pickle,
+                device=device,
             )
             say(f"resuming {run_dir} from {point.path.name} ({model.num_timesteps} steps)")
         else:
@@ -329,7 +331,7 @@ def train(
                 venv = VecNormalize(venv, norm_obs=True, norm_reward=norm_reward)
             # a copy: SB3 edits policy_kwargs in place (A2C adds its optimizer class)
             kwargs = copy.deepcopy(algo_kwargs)
-            model = cls(policy, venv, seed=seed, verbose=0, device="cpu", **kwargs)
+            model = cls(policy, venv, seed=seed, verbose=0, device=device, **kwargs)
     except BaseException:
         venv.close()
         raise

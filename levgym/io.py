@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -40,7 +41,28 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    """``obj`` as JSON; never NaN or Infinity (see :func:`finite_json`)."""
+    return write_text(path, json.dumps(finite_json(obj), indent=2, allow_nan=False) + "\n")
+
+
+def finite_json(obj: Any) -> Any:
+    """``obj`` as plain JSON types, with every NaN or infinite float replaced by ``None``.
+
+    JSON has no NaN or Infinity; ``null`` in levgym's JSON output means "undefined" (e.g. a ratio
+    over zero). Inputs are validated to finite bounds, so a null never hides a bad input."""
+    if isinstance(obj, dict):
+        return {str(k): finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return finite_json(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    if hasattr(obj, "item"):
+        return finite_json(obj.item())
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
@@ -48,11 +70,3 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     return atomic_write(
         path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"), ".png"
     )
-
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")

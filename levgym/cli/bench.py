@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..io import write_json, write_text
-from .common import print_json
+from .common import CliError, check_output_dir, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,10 +59,13 @@ def run(args: argparse.Namespace) -> int:
     )
     config = BenchConfig.for_mode(args.quick, args.budget_s, backends)
     out_dir = Path(args.out) if args.out else Path("runs/bench-quick" if args.quick else ".")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {str(out_dir)!r} is a file; allowed a folder")
     # the full default run puts BENCHMARK.md in the working folder and its JSON under runs/
     json_dir = out_dir if args.out or args.quick else Path("runs/bench")
+    # checked before measuring: a bad folder must not cost the whole run
+    check_output_dir(out_dir, "--out")
+    check_output_dir(json_dir, "--out")
+    if args.budget_s is not None and not (0 < args.budget_s < 1e6):
+        raise CliError(f"--budget-s={args.budget_s:g} is out of range; allowed (0, 1e6) seconds")
     result = run_bench(config, progress=not args.no_progress)
     command = "levgym bench" + (" --quick" if args.quick else "")
     result["files"] = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import check_output_dir
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -30,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agents.benchmark import run_benchmark, summary
+
+    check_output_dir(args.out, "--out")
 
     out = run_benchmark(
         args.out,

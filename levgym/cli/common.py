@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Any, NoReturn
 
-from ..engine.params import EngineParams, override, preset
+from ..engine.params import EngineParams, closest_hint, override_many, preset
+from ..io import finite_json
 
 SECTIONS = ("protocol", "market", "borrowers", "run", "scenario")
 
@@ -29,14 +33,19 @@ def parse_sets(items: list[str] | None) -> dict[str, dict[str, str]]:
         section, key = lhs.split(".", 1)
         if section not in SECTIONS:
             raise ValueError(
-                f"unknown section {section!r} in --set {item}; allowed {', '.join(SECTIONS)}"
+                f"unknown section {section!r}{closest_hint(section, SECTIONS)} in --set {item}; "
+                f"allowed {', '.join(SECTIONS)}"
             )
         out[section][key] = value
     return out
 
 
 def build_params(preset_name: str | None, sets: dict[str, dict[str, str]]) -> EngineParams:
-    """Engine parameters from a protocol preset and ``--set`` overrides (validated)."""
+    """Engine parameters from a protocol preset and ``--set`` overrides (validated).
+
+    All keys of a section are applied together and the section is validated once, so that keys
+    checked against each other (``protocol.ltv`` and ``protocol.liquidation_threshold``) may be
+    given in any order."""
     protocol = preset(preset_name or "aave_v3_weth")
     params = EngineParams(protocol=protocol)
     parts = {
@@ -45,18 +54,10 @@ def build_params(preset_name: str | None, sets: dict[str, dict[str, str]]) -> En
         "borrowers": params.borrowers,
         "run": params.run,
     }
-    for section in ("protocol", "market", "borrowers", "run"):
-        obj = parts[section]
+    for section, obj in parts.items():
         pending = sets.get(section, {})
-        if not pending:
-            continue
-        # apply all at once so that e.g. ltv and liquidation_threshold may move together
-        import dataclasses
-
-        values = {}
-        for key, raw in pending.items():
-            values[key] = getattr(override(obj, section, key, raw), key)
-        parts[section] = dataclasses.replace(obj, **values)
+        if pending:
+            parts[section] = override_many(obj, section, pending)
     return EngineParams(**parts)
 
 
@@ -87,19 +88,207 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=_clean))
+    """One JSON document on stdout; never NaN or Infinity (see :func:`finite_json`)."""
+    print(json.dumps(finite_json(obj), indent=2, allow_nan=False))
 
 
-def _clean(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    raise TypeError(type(obj).__name__)
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-def finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
+def count(text: str) -> int:
+    """A whole number for a size flag: ``2000``, ``2_000``, ``1e6`` or ``2.0`` (not ``1.5``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value.is_integer()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (e.g. 2000 or 1e6)")
+    return int(value)
+
+
+def seed_value(text: str) -> int:
+    """A seed: a whole number >= 0 (``1e6`` notation allowed, as for counts)."""
+    value = count(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; allowed a whole number >= 0")
+    return value
+
+
+COUNT_HELP = "whole numbers accept 1e6 and 1_000_000"
+
+
+def add_yes_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="start a run estimated to take more than an hour (otherwise refused with the estimate)",
+    )
+
+
+def check_input_file(path: str | None, flag: str, what: str = "a file") -> None:
+    """Refuse a missing path, a folder or an unreadable file given to ``flag``."""
+    if path is None:
+        return
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"{flag} {path!r} does not exist; allowed {what}")
+    if p.is_dir():
+        raise CliError(f"{flag} {path!r} is a folder; allowed {what}")
+    if not os.access(p, os.R_OK):
+        raise CliError(f"{flag} {path!r} is not readable; allowed {what}")
+
+
+def _writable_parent(p: Path) -> Path | None:
+    """The nearest existing ancestor of ``p`` when it is a writable folder, else None."""
+    q = p.absolute()
+    while not q.exists():
+        if q.parent == q:
+            return None
+        q = q.parent
+    if not q.is_dir():
+        return None
+    try:  # a real probe: permissions bits say nothing for root or read-only mounts
+        with tempfile.TemporaryFile(dir=q):
+            pass
+    except OSError:
+        return None
+    return q
+
+
+def check_output_dir(path: str | os.PathLike | None, flag: str) -> None:
+    """Refuse an output folder that is a file, or that cannot be created or written."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CliError(f"{flag} {str(path)!r} is a file; allowed a folder (new or writable)")
+    if p.is_dir():
+        if _writable_parent(p) is None:
+            raise CliError(f"{flag} {str(path)!r} is not writable; allowed a writable folder")
+        return
+    if _writable_parent(p) is None:
+        raise CliError(
+            f"{flag} {str(path)!r} cannot be created (a parent is a file or not writable); "
+            "allowed a folder that can be created"
+        )
+
+
+def check_output_file(path: str | None, flag: str, suffix: str | None = None) -> None:
+    """Refuse an output file that is a folder, has the wrong suffix or cannot be written."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(("/", os.sep)):
+        raise CliError(f"{flag} {path!r} is a folder; allowed a file path")
+    if suffix and p.suffix.lower() != suffix:
+        raise CliError(f"{flag} {path!r} does not end in {suffix}; allowed a {suffix} file path")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise CliError(f"{flag} {path!r} is not writable; allowed a writable file path")
+    if _writable_parent(p.parent) is None:
+        raise CliError(
+            f"{flag} {path!r}: its folder cannot be created or written; allowed a writable file path"
+        )
+
+
+def check_device(backend: str, device: str | None) -> None:
+    """``--device`` goes with ``--backend torch`` only, and ``cuda`` needs a CUDA GPU."""
+    if device is None:
+        return
+    if backend != "torch":
+        raise CliError(
+            f"--device {device} has no effect with --backend {backend}; allowed with --backend torch only"
+        )
+    if device.startswith("cuda"):
+        try:
+            import torch
+        except ImportError:
+            raise CliError(f"--device {device} needs torch, which is not installed") from None
+        if not torch.cuda.is_available():
+            raise CliError(
+                f"--device {device}: no CUDA GPU is available on this machine; allowed cpu"
+            )
+    elif device not in ("cpu", "mps"):
+        raise CliError(f"--device {device!r} is unknown; allowed cpu, cuda, cuda:N")
 
 
 def fail(message: str) -> int:
-    print(f"levgym: error: {message}", file=sys.stderr)
+    """Print ``message`` as one line on stderr; return exit status 2."""
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(f"levgym: error: {text}", file=sys.stderr)
     return 2
+
+
+def add_csv_arguments(parser: argparse.ArgumentParser, help_csv: str) -> None:
+    """``--price-csv FILE`` and the flags that say how to read it."""
+    parser.add_argument("--price-csv", default=None, metavar="FILE", help=help_csv)
+    parser.add_argument(
+        "--time-column",
+        default=None,
+        metavar="NAME",
+        help="time column of --price-csv (default: detected, e.g. time, timestamp, date, unix)",
+    )
+    parser.add_argument(
+        "--price-column",
+        default=None,
+        metavar="NAME",
+        help="price column of --price-csv (default: detected, e.g. price, close, *_price)",
+    )
+    parser.add_argument(
+        "--allow-gaps",
+        action="store_true",
+        help="--price-csv: interpolate across gaps longer than 24 x the median row spacing "
+        "(default: such a gap is an error)",
+    )
+    parser.add_argument(
+        "--csv-group",
+        default=None,
+        metavar="VALUE",
+        help="--price-csv: the series to read from a file with an event/scenario/symbol column "
+        "(default: the first)",
+    )
+
+
+def read_csv_table(args: argparse.Namespace) -> Any:
+    """The validated :class:`~levgym.scenarios.csv_replay.PriceTable` of ``--price-csv`` (or None);
+    the CSV-only flags without ``--price-csv`` are refused rather than ignored."""
+    if not args.price_csv:
+        for flag, value in (
+            ("--time-column", args.time_column),
+            ("--price-column", args.price_column),
+            ("--allow-gaps", args.allow_gaps or None),
+            ("--csv-group", args.csv_group),
+        ):
+            if value is not None:
+                raise CliError(
+                    f"{flag} has no effect without --price-csv; allowed with --price-csv"
+                )
+        return None
+    from ..scenarios.csv_replay import read_price_table
+
+    return read_price_table(
+        args.price_csv, args.time_column, args.price_column, args.allow_gaps, args.csv_group
+    )
+
+
+def note(message: str) -> None:
+    print(f"levgym: {message}", file=sys.stderr)
+
+
+def check_env_id(env_id: str, flag: str = "--env") -> str:
+    """``env_id`` when it is a levgym env id; else one line with the closest and the allowed."""
+    from ..envs.registration import ENV_SPECS
+
+    if env_id not in ENV_SPECS:
+        raise CliError(
+            f"{flag} {env_id!r} is unknown{closest_hint(env_id, ENV_SPECS)}; "
+            f"allowed {', '.join(ENV_SPECS)}"
+        )
+    return env_id

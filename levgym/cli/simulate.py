@@ -8,28 +8,54 @@ from .. import scenarios
 from ..io import write_json
 from ..results import checked
 from ..simulation import SUMMARY_KEYS, simulate
-from .common import add_backend_arguments, add_set_argument, build_params, parse_sets, print_json
+from . import sizing
+from .common import (
+    COUNT_HELP,
+    add_backend_arguments,
+    add_csv_arguments,
+    add_set_argument,
+    add_yes_argument,
+    build_params,
+    check_device,
+    check_output_file,
+    count,
+    note,
+    parse_sets,
+    print_json,
+    read_csv_table,
+    seed_value,
+)
+
+DEFAULT_SCENARIO = "shock"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("simulate", help="run a scenario through the engine and print its summary")
-    p.add_argument("--scenario", default="shock", help="scenario name (see `levgym scenarios`)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (book, paths, borrower noise)")
-    p.add_argument("--num-envs", type=int, default=8, help="markets simulated at once")
-    p.add_argument("--positions", type=int, default=256, help="position slots per market")
+    p = sub.add_parser(
+        "simulate",
+        help="run a scenario through the engine and print its summary",
+        description="Run a scenario (or a price CSV) through the batched engine and print its "
+        f"summary. Sizes are checked against memory before anything runs. Counts: {COUNT_HELP}.",
+    )
     p.add_argument(
-        "--steps", type=int, default=24, help="governance periods (1 hour each by default)"
+        "--scenario",
+        default=None,
+        help="scenario name (see `levgym scenarios`; default shock). With --price-csv: the "
+        "scenario's liquidity, gas and oracle paths under the CSV's prices",
+    )
+    p.add_argument(
+        "--seed", type=seed_value, default=0, help="random seed (book, paths, borrower noise)"
+    )
+    p.add_argument("--num-envs", type=count, default=8, help="markets simulated at once")
+    p.add_argument("--positions", type=count, default=256, help="position slots per market")
+    p.add_argument(
+        "--steps", type=count, default=24, help="governance periods (1 hour each by default)"
     )
     p.add_argument(
         "--preset",
         default="aave_v3_weth",
         help="protocol preset (aave_v3_weth, compound_v3, conservative)",
     )
-    p.add_argument(
-        "--price-csv", default=None, metavar="FILE", help="replay a price path from a CSV file"
-    )
-    p.add_argument("--time-column", default="time", help="time column of --price-csv")
-    p.add_argument("--price-column", default="price", help="price column of --price-csv")
+    add_csv_arguments(p, "replay a price path from a CSV file")
     add_set_argument(p)
     add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -42,41 +68,68 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out-json", default=None, metavar="FILE", help="also write the JSON summary to FILE"
     )
+    add_yes_argument(p)
     p.set_defaults(run=run)
 
 
-def make_drivers(args: argparse.Namespace, params, sets, num_substeps: int):
-    """Drivers for ``--scenario`` or ``--price-csv``; returns (name, drivers)."""
-    if args.price_csv:
-        from ..scenarios import csv_replay
+def make_drivers(args: argparse.Namespace, params, sets, num_substeps: int, table=None):
+    """Drivers for ``--scenario``, ``--price-csv`` or both (the CSV's prices under the
+    scenario's other drivers); returns (name, drivers)."""
+    scenario = None
+    if args.scenario or not args.price_csv:
+        scenario = scenarios.get(args.scenario or DEFAULT_SCENARIO)
+    csv_knobs, scenario_knobs = sets["scenario"], sets["scenario"]
+    if args.price_csv and scenario is not None:
+        from ..scenarios.csv_replay import split_knobs
 
-        drivers = csv_replay.drivers_from_csv(
-            args.price_csv,
-            num_envs=args.num_envs,
-            num_substeps=num_substeps,
-            params=params,
-            time_column=args.time_column,
-            price_column=args.price_column,
-            overrides=sets["scenario"],
-            seed=args.seed,
-        )
+        csv_knobs, scenario_knobs = split_knobs(sets["scenario"])
+    if scenario is not None:
+        scenario.resolve_knobs(scenario_knobs)  # unknown knobs fail before any work
+    if not args.price_csv:
+        assert scenario is not None
+        return scenario.name, None  # the market runner draws each env's path (levgym.market)
+    from ..scenarios import csv_replay
+
+    drivers = csv_replay.drivers_from_csv(
+        args.price_csv,
+        num_envs=args.num_envs,
+        num_substeps=num_substeps,
+        params=params,
+        overrides=csv_knobs,
+        seed=args.seed,
+        table=table if table is not None else read_csv_table(args),
+    )
+    if scenario is None:
         return f"csv:{args.price_csv}", drivers
-    scenario = scenarios.get(args.scenario)
-    scenario.resolve_knobs(dict(sets["scenario"]))  # an unknown knob fails before any work
-    return scenario.name, None  # the market runner draws each env's path (levgym.market)
+    base = scenario.drivers(args.num_envs, num_substeps, params, args.seed, scenario_knobs)
+    return f"{scenario.name}+csv:{args.price_csv}", csv_replay.over_scenario(base, drivers)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.num_envs < 1:
-        raise ValueError(f"--num-envs={args.num_envs} is out of range; allowed >= 1")
-    if args.positions < 1:
-        raise ValueError(f"--positions={args.positions} is out of range; allowed >= 1")
-    if args.steps < 1:
-        raise ValueError(f"--steps={args.steps} is out of range; allowed >= 1")
+    for flag, value in (
+        ("--num-envs", args.num_envs),
+        ("--positions", args.positions),
+        ("--steps", args.steps),
+    ):
+        if value < 1:
+            raise ValueError(f"{flag}={value} is out of range; allowed >= 1")
+    check_device(args.backend, args.device)
+    check_output_file(args.plot, "--plot", ".png")
+    check_output_file(args.out_json, "--out-json")
     sets = parse_sets(args.sets)
     params = build_params(args.preset, sets)
     num_substeps = args.steps * params.run.substeps_per_step
-    name, drivers = make_drivers(args, params, sets, num_substeps)
+    sizing.check_simulate(
+        args.num_envs,
+        args.positions,
+        num_substeps,
+        args.dtype,
+        bool(args.plot),
+        args.backend,
+        args.yes,
+    )
+    table = read_csv_table(args)
+    name, drivers = make_drivers(args, params, sets, num_substeps, table)
     result = simulate(
         drivers,
         params,
@@ -108,4 +161,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key:<{width}}  {text}")
         if args.plot:
             print(f"plot written to {args.plot}")
+    if table is not None:
+        note(table.describe(args.price_csv))
     return 0

@@ -4,7 +4,6 @@ at risk, liquidation heatmap, sensitivities and parameter frontiers, written as 
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import shlex
 import sys
@@ -14,7 +13,7 @@ from typing import Any
 
 from .. import scenarios
 from ..analytics.frontier import BOOK_MODES, FRONTIER_X, checked_grid, parse_sweeps, run_sweep
-from ..analytics.montecarlo import DriverFactory, MonteCarloConfig, run_paths
+from ..analytics.montecarlo import PATH_COLUMNS, DriverFactory, MonteCarloConfig, run_paths
 from ..analytics.report import (
     headline_rows,
     other_rows,
@@ -29,7 +28,25 @@ from ..engine.params import PRESETS, EngineParams
 from ..io import write_json, write_text
 from ..naming import new_run_dir
 from ..results import checked
-from .common import add_backend_arguments, add_set_argument, build_params, parse_sets, print_json
+from ..scenarios import csv_replay
+from . import sizing
+from .common import (
+    COUNT_HELP,
+    CliError,
+    add_backend_arguments,
+    add_csv_arguments,
+    add_set_argument,
+    add_yes_argument,
+    build_params,
+    check_device,
+    check_output_dir,
+    count,
+    note,
+    parse_sets,
+    print_json,
+    read_csv_table,
+    seed_value,
+)
 
 DEFAULT_SCENARIO = "shock"
 BAD_DEBT_TEXT = {
@@ -54,27 +71,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset", default="aave_v3_weth", choices=sorted(PRESETS), help="protocol preset"
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
+    p.add_argument(
         "--scenario",
         default=None,
-        help=f"scenario name (default {DEFAULT_SCENARIO}; see `levgym scenarios`)",
+        help=f"scenario name (default {DEFAULT_SCENARIO}; see `levgym scenarios`). With --price-csv: "
+        "the scenario's liquidity, gas and oracle paths under the CSV's prices",
     )
-    src.add_argument(
-        "--price-csv",
-        default=None,
-        metavar="FILE",
-        help="replay a price path from a CSV file on every path",
-    )
-    p.add_argument("--time-column", default="time", help="time column of --price-csv")
-    p.add_argument("--price-column", default="price", help="price column of --price-csv")
+    add_csv_arguments(p, "replay a price path from a CSV file on every path")
     p.add_argument(
-        "--paths", type=int, default=2000, help="number of Monte Carlo paths (one market each)"
+        "--paths",
+        type=count,
+        default=2000,
+        help=f"number of Monte Carlo paths (one market each; {COUNT_HELP})",
     )
     p.add_argument("--horizon-hours", type=float, default=24.0, help="length of each path in hours")
-    p.add_argument("--positions", type=int, default=128, help="position slots per path")
-    p.add_argument("--seed", type=int, default=0, help="root seed (paths, books, borrower noise)")
-    p.add_argument("--batch-size", type=int, default=500, help="paths simulated at once")
+    p.add_argument("--positions", type=count, default=128, help="position slots per path")
+    p.add_argument(
+        "--seed", type=seed_value, default=0, help="root seed (paths, books, borrower noise)"
+    )
+    p.add_argument("--batch-size", type=count, default=500, help="paths simulated at once")
     add_set_argument(p)
     add_backend_arguments(p)
     p.add_argument(
@@ -91,7 +106,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--sens-paths",
-        type=int,
+        type=count,
         default=None,
         help="paths per sensitivity run (default min(--paths, 500))",
     )
@@ -104,15 +119,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--book",
-        default="fixed",
+        default=None,
         choices=BOOK_MODES,
-        help="sweep: keep the initial book fixed or redraw it per point",
+        help="with --sweep: keep the initial book fixed or redraw it per point (default fixed)",
     )
     p.add_argument(
         "--frontier-x",
-        default="auto",
+        default=None,
         choices=FRONTIER_X,
-        help="sweep: benefit axis of the frontier (auto: revenue for --book fixed, debt for rescaled)",
+        help="with --sweep: benefit axis of the frontier (default auto: revenue for --book fixed, "
+        "debt for rescaled)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument(
@@ -120,6 +136,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_yes_argument(p)
     p.set_defaults(run=run)
 
 
@@ -127,14 +144,18 @@ def canonical_command(args: argparse.Namespace) -> str:
     """The command with every option that shapes the result spelled out (reproduces the run)."""
     parts = ["levgym", "stress", "--preset", args.preset]
     if args.price_csv:
-        parts += [
-            "--price-csv",
-            args.price_csv,
-            "--time-column",
-            args.time_column,
-            "--price-column",
-            args.price_column,
-        ]
+        if args.scenario:
+            parts += ["--scenario", args.scenario]
+        parts += ["--price-csv", args.price_csv]
+        for flag, value in (
+            ("--time-column", args.time_column),
+            ("--price-column", args.price_column),
+            ("--csv-group", args.csv_group),
+        ):
+            if value is not None:
+                parts += [flag, value]
+        if args.allow_gaps:
+            parts.append("--allow-gaps")
     else:
         parts += ["--scenario", args.scenario or DEFAULT_SCENARIO]
     parts += [
@@ -153,7 +174,7 @@ def canonical_command(args: argparse.Namespace) -> str:
     for item in args.sweep:
         parts += ["--sweep", item]
     if args.sweep:
-        parts += ["--book", args.book, "--frontier-x", args.frontier_x]
+        parts += ["--book", args.book or "fixed", "--frontier-x", args.frontier_x or "auto"]
     if args.out:
         parts += ["--out", args.out]
     if args.json:
@@ -166,43 +187,44 @@ def _sens_paths(args: argparse.Namespace) -> int:
 
 
 def driver_factory(
-    args: argparse.Namespace, sets: dict[str, dict[str, str]]
+    args: argparse.Namespace, sets: dict[str, dict[str, str]], table: Any = None
 ) -> tuple[str, DriverFactory]:
-    """(name, factory) for ``--scenario`` or ``--price-csv``; checks names and knobs up front."""
-    if args.price_csv:
-        if not os.path.isfile(args.price_csv):
-            raise ValueError(f"--price-csv {args.price_csv!r} does not exist; allowed a CSV file")
-        try:
-            from ..scenarios import csv_replay
-        except ImportError:
-            raise ValueError(
-                "--price-csv needs levgym.scenarios.csv_replay, which this install lacks"
-            ) from None
+    """(name, factory) for ``--scenario``, ``--price-csv`` (its validated ``table``) or both (the
+    CSV's prices under the scenario's other drivers); checks names and knobs up front."""
+    scenario = None
+    if args.scenario or not args.price_csv:
+        scenario = scenarios.get(args.scenario or DEFAULT_SCENARIO)
+    csv_knobs, scenario_knobs = sets["scenario"], sets["scenario"]
+    if args.price_csv and scenario is not None:
+        csv_knobs, scenario_knobs = csv_replay.split_knobs(sets["scenario"])
+    if scenario is not None:
+        scenario.resolve_knobs(scenario_knobs)
+    if not args.price_csv:
+        assert scenario is not None
+        chosen = scenario
 
-        # per-batch seeds reach the replay's optional per-env jitter where it takes a seed
-        takes_seed = "seed" in inspect.signature(csv_replay.drivers_from_csv).parameters
+        def from_scenario(n: int, s: int, params: EngineParams, seed: int):
+            return chosen.drivers(n, s, params, seed, scenario_knobs)
 
-        def from_csv(n: int, s: int, params: EngineParams, seed: int):
-            extra = {"seed": seed} if takes_seed else {}
-            return csv_replay.drivers_from_csv(
-                args.price_csv,
-                num_envs=n,
-                num_substeps=s,
-                params=params,
-                time_column=args.time_column,
-                price_column=args.price_column,
-                overrides=sets["scenario"],
-                **extra,
-            )
+        return chosen.name, from_scenario
 
-        return f"csv:{args.price_csv}", from_csv
-    scenario = scenarios.get(args.scenario or DEFAULT_SCENARIO)
-    scenario.resolve_knobs(sets["scenario"])
+    def from_csv(n: int, s: int, params: EngineParams, seed: int):
+        drivers = csv_replay.drivers_from_csv(
+            args.price_csv,
+            num_envs=n,
+            num_substeps=s,
+            params=params,
+            overrides=csv_knobs,
+            seed=seed,
+            table=table,
+        )
+        if scenario is None:
+            return drivers
+        base = scenario.drivers(n, s, params, seed, scenario_knobs)
+        return csv_replay.over_scenario(base, drivers)
 
-    def from_scenario(n: int, s: int, params: EngineParams, seed: int):
-        return scenario.drivers(n, s, params, seed, sets["scenario"])
-
-    return scenario.name, from_scenario
+    name = f"csv:{args.price_csv}" if scenario is None else f"{scenario.name}+csv:{args.price_csv}"
+    return name, from_csv
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -217,6 +239,13 @@ def _validate(args: argparse.Namespace) -> None:
         raise ValueError(f"--horizon-hours={args.horizon_hours:g} is out of range; allowed > 0")
     if args.sens_paths is not None and args.sens_paths < 2:
         raise ValueError(f"--sens-paths={args.sens_paths} is out of range; allowed >= 2")
+    if args.sens_paths is not None and not args.sensitivities:
+        raise CliError("--sens-paths has no effect without --sensitivities; allowed with it")
+    for flag, value in (("--book", args.book), ("--frontier-x", args.frontier_x)):
+        if value is not None and not args.sweep:
+            raise CliError(f"{flag} {value} has no effect without --sweep; allowed with --sweep")
+    check_device(args.backend, args.device)
+    check_output_dir(args.out, "--out")
 
 
 def _default_out(args: argparse.Namespace, scenario: str) -> Path:
@@ -251,7 +280,8 @@ def run(args: argparse.Namespace) -> int:
     sets = parse_sets(args.sets)
     params = build_params(args.preset, sets)
     axes = parse_sweeps(args.sweep)
-    name, factory = driver_factory(args, sets)
+    table = read_csv_table(args)
+    name, factory = driver_factory(args, sets, table)
     bad_debt = "written_off_plus_underwater" if args.include_underwater else "written_off"
     config = MonteCarloConfig(
         paths=args.paths,
@@ -265,12 +295,27 @@ def run(args: argparse.Namespace) -> int:
         bad_debt=bad_debt,
     )
     num_substeps = config.num_substeps(params)
+    points = len(checked_grid(params, axes)[0]) if axes else 0
+    sens_runs = sensitivity_runs(params) + 1 if args.sensitivities else 0
+    sizing.check_stress(
+        args.paths,
+        args.positions,
+        num_substeps,
+        args.batch_size,
+        args.dtype,
+        args.backend,
+        1 + points + sens_runs * _sens_paths(args) / args.paths,
+        len(PATH_COLUMNS),
+        args.yes,
+    )
+    if table is not None:  # a file too short for the horizon fails here, before any path runs
+        factory(1, num_substeps, params, args.seed)
     sens_config = (
         MonteCarloConfig(**{**config.__dict__, "paths": _sens_paths(args)})
         if args.sensitivities
         else None
     )
-    total = len(config.batches) * (1 + (len(checked_grid(params, axes)[0]) if axes else 0))
+    total = len(config.batches) * (1 + points)
     if sens_config is not None:
         reuse = sens_config.paths == config.paths
         total += len(sens_config.batches) * (sensitivity_runs(params) + (0 if reuse else 1))
@@ -315,8 +360,8 @@ def run(args: argparse.Namespace) -> int:
                 factory,
                 config,
                 axes,
-                book=args.book,
-                x_metric=args.frontier_x,
+                book=args.book or "fixed",
+                x_metric=args.frontier_x or "auto",
                 base_results=results,
                 progress=bar,
                 warn=bar.warn,
@@ -354,6 +399,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         _print_text(summary)
+    if table is not None:
+        note(table.describe(args.price_csv))
     return 0
 
 

@@ -3,16 +3,97 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+import math
+from pathlib import Path
+from typing import Any
+
+from ..engine.params import closest_hint
+from .common import (
+    COUNT_HELP,
+    CliError,
+    check_env_id,
+    check_input_file,
+    check_output_dir,
+    count,
+    seed_value,
+)
+
+DEFAULT_ENV = "levgym/Governance-v0"
+DEFAULT_ALGO = "ppo"
+
+# Constructor arguments that levgym sets itself: a --hyper for them would clash or be ignored.
+RESERVED = {
+    "env": "the env comes from --env",
+    "seed": "use --seed",
+    "verbose": "levgym logs to TensorBoard and progress.csv",
+    "device": "use --device",
+    "tensorboard_log": "logs go to the run folder's logs/",
+    "_init_setup_model": "internal to Stable-Baselines3",
+}
+
+# Run settings (not constructor arguments): (kind, lower bound) checked up front.
+RUN_CHECKS: dict[str, tuple[str, float | None]] = {
+    "n_envs": ("int", 1),
+    "total_timesteps": ("int", 1),
+    "checkpoint_freq": ("int", 1),
+    "torch_threads": ("int", 1),
+    "normalize": ("bool", None),
+    "normalize_reward": ("bool", None),
+    "policy": ("str", None),
+    "env_kwargs": ("dict", None),
+}
+
+# Constructor arguments with a range beyond their type: (low, high, low open).
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "learning_rate": (0.0, math.inf, True),
+    "gamma": (0.0, 1.0, True),
+    "gae_lambda": (0.0, 1.0, False),
+    "clip_range": (0.0, math.inf, True),
+    "n_steps": (1, math.inf, False),
+    "batch_size": (1, math.inf, False),
+    "n_epochs": (1, math.inf, False),
+    "buffer_size": (1, math.inf, False),
+    "learning_starts": (0, math.inf, False),
+    "tau": (0.0, 1.0, True),
+    "ent_coef": (0.0, math.inf, False),
+    "vf_coef": (0.0, math.inf, False),
+    "max_grad_norm": (0.0, math.inf, True),
+}
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except for options whose default is resolved later (shown as None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, []):
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train an SB3 agent on a levgym env (PPO, SAC, TD3, A2C)")
+    p = sub.add_parser(
+        "train",
+        help="train an SB3 agent on a levgym env (PPO, SAC, TD3, A2C)",
+        description=(
+            "Train a Stable-Baselines3 agent on a levgym env. Hyperparameters come from "
+            "configs/agents/<algo>.yml (its `default` block, then the env's block), then --hyper "
+            "overrides; every key and value is checked before anything starts. The run folder keeps "
+            "the resolved config.yaml, command.txt, meta.json, TensorBoard logs, checkpoints and "
+            f"model.zip. --resume continues a run folder with its own settings. Counts: {COUNT_HELP}."
+        ),
+        formatter_class=_DefaultsFormatter,
+    )
     p.add_argument(
         "--env",
-        default="levgym/Governance-v0",
-        help="env id (levgym/Governance-v0, levgym/Liquidator-v1)",
+        default=None,
+        help=f"env id: levgym/Governance-v0 or levgym/Liquidator-v1 (default {DEFAULT_ENV})",
     )
-    p.add_argument("--algo", default="ppo", help="ppo, sac, td3 or a2c")
+    p.add_argument(
+        "--algo",
+        default=None,
+        help=f"ppo, sac, td3 or a2c (default {DEFAULT_ALGO})",
+    )
     p.add_argument(
         "--config",
         default=None,
@@ -20,13 +101,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="YAML hyperparameters (default: the shipped levgym/configs/agents/<algo>.yaml)",
     )
     p.add_argument(
-        "--total-timesteps", type=int, default=None, help="override the config's total_timesteps"
+        "--total-timesteps",
+        type=count,
+        default=None,
+        help="override the config's total_timesteps (default: the config's)",
     )
     p.add_argument(
         "--seed",
-        type=int,
-        default=0,
-        help="training seed (training seeds are disjoint from evaluation seeds)",
+        type=seed_value,
+        default=None,
+        help="training seed; training seeds are disjoint from evaluation seeds (default 0)",
     )
     p.add_argument(
         "--out",
@@ -39,13 +123,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a hyperparameter (repeatable; e.g. learning_rate=1e-3, env_kwargs.horizon_h=48)",
+        help="override a hyperparameter (repeatable; e.g. learning_rate=1e-3, "
+        "env_kwargs.horizon_h=48)",
     )
     p.add_argument(
         "--resume",
         default=None,
         metavar="RUN_DIR",
-        help="continue an interrupted run from its newest valid checkpoint",
+        help="continue an interrupted run from its newest checkpoint, with its saved settings "
+        "(refused together with --env, --algo, --config, --hyper, --seed or --out)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device of the policy: cpu, cuda or cuda:N (small MLPs train fastest on cpu)",
     )
     p.add_argument(
         "--trust-pickle",
@@ -57,25 +148,165 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_value(key: str, value: Any, kind: str, low: float | None = None) -> None:
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok and isinstance(value, float) and value.is_integer():
+            ok = True
+        if not ok:
+            raise CliError(f"--hyper {key}={value!r} is not an integer; allowed an integer")
+    elif kind == "float" and not _is_number(value):
+        raise CliError(f"--hyper {key}={value!r} is not a number; allowed a number")
+    elif kind == "bool" and not isinstance(value, bool):
+        raise CliError(f"--hyper {key}={value!r} is not true or false; allowed true or false")
+    elif kind == "str" and not isinstance(value, str):
+        raise CliError(f"--hyper {key}={value!r} is not a name; allowed a name such as MlpPolicy")
+    elif kind == "dict" and not isinstance(value, dict):
+        raise CliError(f"--hyper {key}={value!r} is not a mapping; allowed {key}.KEY=VALUE")
+    if _is_number(value) and not math.isfinite(value):
+        raise CliError(f"--hyper {key}={value!r} is not finite; allowed a finite number")
+    if low is not None and _is_number(value) and value < low:
+        raise CliError(f"--hyper {key}={value!r} is out of range; allowed >= {low:g}")
+
+
+def validate_config(env_id: str, algo: str, config: dict[str, Any]) -> None:
+    """Every key and value of the resolved hyperparameters, checked before anything starts."""
+    import stable_baselines3 as sb3
+
+    from agents.config import RUN_KEYS
+
+    from . import sizing
+
+    cls = {"ppo": sb3.PPO, "sac": sb3.SAC, "td3": sb3.TD3, "a2c": sb3.A2C}[algo]
+    params = inspect.signature(cls.__init__).parameters
+    allowed = sorted({k for k in params if k not in ("self", "policy")} - set(RESERVED))
+    allowed += list(RUN_KEYS)
+    for key, value in config.items():
+        if key in RESERVED:
+            raise CliError(f"--hyper {key} cannot be set: {RESERVED[key]}")
+        if key in RUN_CHECKS:
+            kind, low = RUN_CHECKS[key]
+            _check_value(key, value, kind, low)
+            continue
+        if key not in params:
+            raise CliError(
+                f"--hyper {key} is not a hyperparameter of {algo.upper()}{closest_hint(key, allowed)}; "
+                f"allowed {', '.join(allowed)}"
+            )
+        default = params[key].default
+        if key in RANGES:
+            lo, hi, lo_open = RANGES[key]
+            if isinstance(default, str) and isinstance(value, str):
+                continue  # e.g. SAC's ent_coef="auto"
+            _check_value(key, value, "int" if isinstance(lo, int) else "float")
+            if not ((value > lo if lo_open else value >= lo) and value <= hi):
+                left = "(" if lo_open else "["
+                right = "inf)" if math.isinf(hi) else f"{hi:g}]"
+                raise CliError(
+                    f"--hyper {key}={value!r} is out of range; allowed {left}{lo:g}, {right}"
+                )
+        elif isinstance(default, bool):
+            _check_value(key, value, "bool")
+        elif _is_number(default):
+            _check_value(key, value, "int" if isinstance(default, int) else "float")
+        elif key == "policy_kwargs" and value is not None and not isinstance(value, dict):
+            _check_value(key, value, "dict")
+    env_kwargs = dict(config.get("env_kwargs") or {})
+    known = sizing.env_defaults(env_id)
+    for key in env_kwargs:
+        if key not in known or key in ("num_envs", "render_mode"):
+            names = [k for k in known if k not in ("num_envs", "render_mode")]
+            raise CliError(
+                f"--hyper env_kwargs.{key} is not an argument of {env_id}{closest_hint(key, names)}; "
+                f"allowed {', '.join(names)}"
+            )
+    sizing.check_env_kwargs("n_envs", env_id, int(config.get("n_envs", 8)), env_kwargs)
+    # a one-env build checks the env's own values (scenario names, horizon multiple of a step, ...)
+    env = sizing.env_class(env_id)(num_envs=1, **env_kwargs)
+    env.close()
+
+
+def check_train_device(device: str) -> None:
+    """``cpu``, or ``cuda``/``cuda:N`` on a machine that has that GPU."""
+    if device == "cpu":
+        return
+    if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise CliError(f"--device {device!r} is unknown; allowed cpu, cuda or cuda:N")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise CliError(f"--device {device}: no CUDA GPU is available on this machine; allowed cpu")
+    index = int(device[5:]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise CliError(
+            f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+            f"allowed cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from agents.train import train
 
     if args.total_timesteps is not None and args.total_timesteps < 1:
         raise ValueError(f"--total-timesteps={args.total_timesteps} is out of range; allowed >= 1")
     if args.trust_pickle and args.resume is None:
-        raise ValueError("--trust-pickle is only used with --resume RUN_DIR")
+        raise CliError("--trust-pickle is only used with --resume RUN_DIR")
+    check_train_device(args.device)
+    if args.resume is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("--env", args.env),
+                ("--algo", args.algo),
+                ("--config", args.config),
+                ("--hyper", args.hyper or None),
+                ("--seed", args.seed),
+                ("--out", args.out),
+            )
+            if value is not None
+        ]
+        if given:
+            raise CliError(
+                f"--resume continues a run with its saved settings; {', '.join(given)} would be "
+                "ignored; allowed with --resume: --total-timesteps, --no-progress"
+            )
+        if not Path(args.resume).is_dir():
+            raise CliError(
+                f"--resume {args.resume!r} is not a run folder (no such folder); allowed a run "
+                "folder holding config.yaml"
+            )
+    else:
+        from agents.config import ALGOS, apply_overrides, load_config
+
+        env_id = check_env_id(args.env or DEFAULT_ENV)
+        algo = (args.algo or DEFAULT_ALGO).lower()
+        if algo not in ALGOS:
+            raise CliError(
+                f"--algo {args.algo!r} is unknown{closest_hint(algo, ALGOS)}; allowed {', '.join(ALGOS)}"
+            )
+        check_input_file(args.config, "--config", "a YAML file")
+        check_output_dir(args.out, "--out")
+        config = apply_overrides(load_config(env_id, algo, args.config), args.hyper)
+        if args.total_timesteps is not None:
+            config["total_timesteps"] = int(args.total_timesteps)
+        validate_config(env_id, algo, config)
     run_dir = train(
-        args.env,
-        args.algo,
+        args.env or DEFAULT_ENV,
+        args.algo or DEFAULT_ALGO,
         config_path=args.config,
         total_timesteps=args.total_timesteps,
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,
         out=args.out,
         hyper=args.hyper,
         resume=args.resume,
         progress=not args.no_progress,
         command=args.command_line,
         trust_pickle=args.trust_pickle,
+        device=args.device,
     )
     print(f"run folder: {run_dir}")
     print(f"model: {run_dir / 'model.zip'}")

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 HOURS_PER_YEAR = 24.0 * 365.0
+MAX_USD = 1e15
+"""Largest USD amount a parameter may take: far above any real market, small enough that sums,
+products and squares of amounts stay finite in float32 and float64 (``inf`` or ``1e308`` would
+overflow into NaN)."""
+
+
+def closest_hint(name: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""`` when none is close."""
+    match = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def _check_range(
@@ -19,22 +31,26 @@ def _check_range(
     *,
     lo_open: bool = False,
     hi_open: bool = False,
+    allow_inf: bool = False,
 ) -> None:
-    """Raise a ValueError naming ``owner.name``, the value and the allowed range."""
+    """Raise a ValueError naming ``owner.name``, the value and the allowed range. Infinite values
+    are refused unless ``allow_inf`` (a field where ``inf`` means "no limit")."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{owner}.{name}={value!r} must be a number")
     if math.isnan(value):
         raise ValueError(f"{owner}.{name}=nan is not allowed")
-    bad = False
+    bad = math.isinf(value) and not allow_inf
     if lo is not None:
         bad |= value <= lo if lo_open else value < lo
     if hi is not None:
         bad |= value >= hi if hi_open else value > hi
     if bad:
-        left = "(" if lo_open else "["
+        left = "(" if lo_open or lo is None else "["
         right = ")" if hi_open else "]"
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
+        if not allow_inf and hi is None:
+            right, hi_s = ")", "inf"
         raise ValueError(
             f"{owner}.{name}={value:g} is out of range; allowed {left}{lo_s}, {hi_s}{right}"
         )
@@ -92,7 +108,7 @@ class ProtocolParams:
         validate_risk_params(o, self.ltv, self.liquidation_threshold, self.liquidation_bonus)
         _check_range(o, "close_factor", self.close_factor, 0.0, 1.0, lo_open=True)
         _check_range(o, "full_close_hf", self.full_close_hf, 0.0, 1.0)
-        _check_range(o, "small_position_usd", self.small_position_usd, 0.0)
+        _check_range(o, "small_position_usd", self.small_position_usd, 0.0, MAX_USD)
         _check_range(o, "protocol_fee_frac", self.protocol_fee_frac, 0.0, 1.0)
         _check_range(o, "base_rate_apr", self.base_rate_apr, 0.0, 10.0)
         _check_range(o, "slope1_apr", self.slope1_apr, 0.0, 10.0)
@@ -107,7 +123,7 @@ class ProtocolParams:
             hi_open=True,
         )
         _check_range(o, "reserve_factor_frac", self.reserve_factor_frac, 0.0, 1.0)
-        _check_range(o, "borrow_cap_usd", self.borrow_cap_usd, 0.0, lo_open=True)
+        _check_range(o, "borrow_cap_usd", self.borrow_cap_usd, 0.0, lo_open=True, allow_inf=True)
 
 
 ORACLE_KINDS = ("chainlink", "twap", "exact")
@@ -153,8 +169,8 @@ class MarketParams:
 
     def __post_init__(self) -> None:
         o = "market"
-        _check_range(o, "initial_price_usd", self.initial_price_usd, 0.0, lo_open=True)
-        _check_range(o, "pool_depth_usd", self.pool_depth_usd, 0.0, lo_open=True)
+        _check_range(o, "initial_price_usd", self.initial_price_usd, 0.0, 1e9, lo_open=True)
+        _check_range(o, "pool_depth_usd", self.pool_depth_usd, 0.0, MAX_USD, lo_open=True)
         _check_range(o, "pool_fee_frac", self.pool_fee_frac, 0.0, 0.1)
         _check_range(o, "arb_speed_frac", self.arb_speed_frac, 0.0, 1.0)
         if self.oracle_kind not in ORACLE_KINDS:
@@ -162,12 +178,12 @@ class MarketParams:
                 f"market.oracle_kind={self.oracle_kind!r} is unknown; allowed {', '.join(ORACLE_KINDS)}"
             )
         _check_range(o, "oracle_deviation_frac", self.oracle_deviation_frac, 0.0, 1.0)
-        _check_range(o, "oracle_heartbeat_h", self.oracle_heartbeat_h, 0.0, lo_open=True)
+        _check_range(o, "oracle_heartbeat_h", self.oracle_heartbeat_h, 0.0, 1e6, lo_open=True)
         _check_range(o, "oracle_pool_weight_frac", self.oracle_pool_weight_frac, 0.0, 1.0)
         _check_range(o, "twap_window_substeps", self.twap_window_substeps, 1, 10_000)
-        _check_range(o, "gas_units_per_liquidation", self.gas_units_per_liquidation, 0.0)
-        _check_range(o, "keeper_capacity_per_substep", self.keeper_capacity_per_substep, 0.0)
-        _check_range(o, "congestion_ref_gwei", self.congestion_ref_gwei, 0.0, lo_open=True)
+        _check_range(o, "gas_units_per_liquidation", self.gas_units_per_liquidation, 0.0, 1e9)
+        _check_range(o, "keeper_capacity_per_substep", self.keeper_capacity_per_substep, 0.0, 1e9)
+        _check_range(o, "congestion_ref_gwei", self.congestion_ref_gwei, 0.0, 1e7, lo_open=True)
         _check_range(o, "max_cascade_rounds", self.max_cascade_rounds, 1, 10_000)
         _check_range(
             o, "keeper_max_slippage_frac", self.keeper_max_slippage_frac, 0.0, 1.0, lo_open=True
@@ -251,12 +267,13 @@ class BorrowerParams:
 
     def __post_init__(self) -> None:
         o = "borrowers"
-        pos = {"lo": 0.0, "lo_open": True}
-        _check_range(o, "total_collateral_usd", self.total_collateral_usd, **pos)
+        _check_range(
+            o, "total_collateral_usd", self.total_collateral_usd, 0.0, MAX_USD, lo_open=True
+        )
         _check_range(o, "size_pareto_alpha", self.size_pareto_alpha, 0.5, 10.0)
         _check_range(o, "initial_active_frac", self.initial_active_frac, 0.0, 1.0, lo_open=True)
         _check_range(o, "hf_floor", self.hf_floor, 1.0, 10.0)
-        _check_range(o, "hf_median_excess", self.hf_median_excess, **pos)
+        _check_range(o, "hf_median_excess", self.hf_median_excess, 0.0, 100.0, lo_open=True)
         _check_range(o, "hf_sigma", self.hf_sigma, 0.0, 5.0)
         for name in (
             "passive_frac",
@@ -273,10 +290,10 @@ class BorrowerParams:
             )
         _check_range(o, "trigger_hf_min", self.trigger_hf_min, 1.0, 10.0)
         _check_range(o, "trigger_hf_max", self.trigger_hf_max, self.trigger_hf_min, 10.0)
-        _check_range(o, "defend_target_gap", self.defend_target_gap, **pos)
+        _check_range(o, "defend_target_gap", self.defend_target_gap, 0.0, 10.0, lo_open=True)
         _check_range(o, "react_prob_min", self.react_prob_min, 0.0, 0.5)
         _check_range(o, "react_prob_max", self.react_prob_max, self.react_prob_min, 0.5)
-        _check_range(o, "reaction_gas_ref_gwei", self.reaction_gas_ref_gwei, **pos)
+        _check_range(o, "reaction_gas_ref_gwei", self.reaction_gas_ref_gwei, 0.0, 1e7, lo_open=True)
         _check_range(o, "looper_target_hf_min", self.looper_target_hf_min, 1.0, 10.0, lo_open=True)
         _check_range(
             o, "looper_target_hf_max", self.looper_target_hf_max, self.looper_target_hf_min, 10.0
@@ -349,7 +366,9 @@ PRESETS: dict[str, ProtocolParams] = {
 def preset(name: str) -> ProtocolParams:
     """The protocol preset called ``name``."""
     if name not in PRESETS:
-        raise ValueError(f"preset {name!r} is unknown; allowed {', '.join(sorted(PRESETS))}")
+        raise ValueError(
+            f"preset {name!r} is unknown{closest_hint(name, PRESETS)}; allowed {', '.join(sorted(PRESETS))}"
+        )
     return PRESETS[name]
 
 
@@ -364,7 +383,14 @@ def _coerce(current: Any, raw: str, key: str) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(f"{key}={raw!r} must be an integer") from None
+            pass
+        try:  # 1e3 and 2.0 are whole numbers too
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value.is_integer()):
+            raise ValueError(f"{key}={raw!r} must be an integer")
+        return int(value)
     if isinstance(current, float):
         try:
             value = float(raw)
@@ -378,8 +404,20 @@ def _coerce(current: Any, raw: str, key: str) -> Any:
 
 def override(obj: Any, section: str, key: str, raw: str) -> Any:
     """Return ``obj`` (a frozen dataclass) with field ``key`` set from the string ``raw``."""
+    return override_many(obj, section, {key: raw})
+
+
+def override_many(obj: Any, section: str, raws: Mapping[str, str]) -> Any:
+    """Return ``obj`` (a frozen dataclass) with every field of ``raws`` set from its string, then
+    validated once, so that fields checked against each other (``ltv <= liquidation_threshold``)
+    may move together in any order."""
     names = [f.name for f in dataclasses.fields(obj)]
-    if key not in names:
-        raise ValueError(f"unknown key {section}.{key}; allowed {section}.{{{', '.join(names)}}}")
-    value = _coerce(getattr(obj, key), raw, f"{section}.{key}")
-    return dataclasses.replace(obj, **{key: value})
+    values = {}
+    for key, raw in raws.items():
+        if key not in names:
+            raise ValueError(
+                f"unknown key {section}.{key}{closest_hint(key, names)}; "
+                f"allowed {section}.{{{', '.join(names)}}}"
+            )
+        values[key] = _coerce(getattr(obj, key), raw, f"{section}.{key}")
+    return dataclasses.replace(obj, **values)

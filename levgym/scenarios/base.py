@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.drivers import Drivers
-from ..engine.params import EngineParams
+from ..engine.params import EngineParams, closest_hint
 
 # Train and evaluation seeds are drawn from disjoint ranges so a policy is never evaluated on
 # the paths it trained on: training seeds are below EVAL_SEED_OFFSET, evaluation seeds above.
@@ -78,8 +78,9 @@ class Scenario:
         for key, raw in (overrides or {}).items():
             if key not in knobs:
                 allowed = ", ".join(f"scenario.{k}" for k in sorted(knobs)) or "none"
+                hint = closest_hint(key, knobs)
                 raise ValueError(
-                    f"unknown key scenario.{key} for scenario {self.name!r}; allowed {allowed}"
+                    f"unknown key scenario.{key}{hint} for scenario {self.name!r}; allowed {allowed}"
                 )
             knobs[key] = _coerce_knob(self.name, key, knobs[key], raw)
         return knobs
@@ -148,7 +149,9 @@ def get(name: str) -> Scenario:
 
         return preset_from_yaml(name)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown scenario {name!r}; allowed {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(
+            f"unknown scenario {name!r}{closest_hint(name, _REGISTRY)}; allowed {', '.join(sorted(_REGISTRY))}"
+        )
     return _REGISTRY[name]
 
 

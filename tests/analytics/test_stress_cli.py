@@ -118,7 +118,7 @@ def test_sweep_and_sensitivities_end_to_end(tmp_path, capsys):
         (["--scenario", "nope"], "unknown scenario 'nope'"),
         (["--paths", "0"], "--paths=0 is out of range"),
         (["--horizon-hours", "0.05"], "not a whole number of substeps"),
-        (["--price-csv", "/nonexistent/file.csv"], "does not exist"),
+        (["--price-csv", "/nonexistent/file.csv"], "no such file; allowed a CSV file"),
         (["--set", "protocol.ltv=0.99"], "exceeds protocol.liquidation_threshold"),
     ],
 )

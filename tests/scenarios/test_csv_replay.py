@@ -168,7 +168,9 @@ GOOD = "time,price\n2020-03-12T00:00:00Z,100\n2020-03-12T01:00:00Z,90\n"
         (
             GOOD,
             (),
-            r"covers 7 substeps \(1 h from 2020-03-12T00:00Z to 2020-03-12T01:00Z, 10 min per substep\); the run needs 144; use --steps 1 or fewer, or --set scenario.hold_last=true",
+            r"spans 1 h \(2020-03-12T00:00:00Z to 2020-03-12T01:00:00Z, rows 1 h apart\): 7 substep\(s\) of "
+            r"10 min; the run needs 144 \(24 step\(s\) of 6\); allowed --steps 1 or fewer, or "
+            r"--set scenario.hold_last=true",
         ),
     ],
 )
