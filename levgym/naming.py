@@ -1,4 +1,4 @@
-"""One naming scheme for presets and run folders (described in the README, section "Names").
+"""One naming scheme for presets and run folders (described in docs/output-contract.md, section "Names").
 
 - **Presets** (protocol presets, scenarios and scenario-preset files, evaluation suites, agent
   configs, baselines): lowercase snake_case, ``[a-z][a-z0-9_]*``; a YAML preset's file name is

@@ -3,12 +3,12 @@
 Commands build their JSON objects and CSV headers through :func:`checked` and
 :func:`checked_columns`, which refuse a key that is not declared here for that output; the tests
 run each command and check every key it emits, nested ones included. ``python -m levgym.results``
-prints the table the README carries.
+prints the table that docs/output-contract.md carries.
 
 Units. The engine keeps debt, supply, reserves and bad debt in units of the debt asset (a
 stablecoin: worth USD 1 only at a debt price of 1; ``dai_depeg`` moves it). So:
 
-- ``*_usd`` is USD, except the seven debt-side keys that the DESIGN.md ``simulate --json``
+- ``*_usd`` is USD, except the seven debt-side keys that the ``simulate --json``
   contract names (``initial_debt_usd``, ``final_debt_usd``, ``borrowed_usd``, ``interest_usd``,
   ``repaid_by_borrowers_usd``, ``repaid_by_liquidators_usd``, ``bad_debt_usd``): the contract
   keeps those names, and their values are in debt-asset units (unit ``debt_asset`` below).
@@ -99,7 +99,7 @@ PATHS = ("paths.csv",)
 EV_BENCH = ("evaluate", "results.json")
 BENCH = ("results.json",)
 CONTRACT = (
-    "The DESIGN.md simulate contract keeps this `_usd` name; the value is in debt-asset units."
+    "The `simulate --json` contract keeps this `_usd` name; the value is in debt-asset units."
 )
 
 # ---------------------------------------------------------------- run description (labels)
@@ -591,7 +591,7 @@ def unit_of(key: str) -> str:
 
 
 def markdown_table() -> str:
-    """The registry as a Markdown table (the README carries it; a test keeps them equal)."""
+    """The registry as a Markdown table (docs/output-contract.md carries it; a test keeps them equal)."""
     lines = ["| key | unit | emitted by | meaning |", "|---|---|---|---|"]
     order = list(OUTPUTS)
     # by the first output that emits a key, then in declaration order

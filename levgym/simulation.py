@@ -1,4 +1,4 @@
-"""Run the engine over a scenario: a stepping simulator and the `simulate` summary of DESIGN.md."""
+"""Run the engine over a scenario: a stepping simulator and the `simulate --json` summary."""
 
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ class UsdFlows:
 
 def per_env_summary(state: State, flows: UsdFlows) -> dict[str, np.ndarray]:
     """Final values and counters per env (numpy ``[E]``), named and valued as in
-    :mod:`levgym.results`: the DESIGN.md ``*_usd`` debt-side keys in debt-asset units, their USD
+    :mod:`levgym.results`: the contract's ``*_usd`` debt-side keys in debt-asset units, their USD
     values beside them as ``*_value_usd``."""
     s = state.to_numpy()
     usd = flows.result()

@@ -1,5 +1,5 @@
 """The output contract: every key that simulate, stress, evaluate and the benchmark emit is declared
-in levgym.results with an allowed unit, and the README's table is the registry's."""
+in levgym.results with an allowed unit, and the docs' table is the registry's."""
 
 from __future__ import annotations
 
@@ -197,11 +197,15 @@ def test_benchmark_results_json_and_csv_are_registered(tiny_evaluations):
     assert "`levgym/Governance-v0`, `levgym/Liquidator-v1`" in report
 
 
-def test_readme_table_is_the_registry():
-    text = (ROOT / "README.md").read_text()
-    start, end = "<!-- results-table:start -->", "<!-- results-table:end -->"
-    assert start in text and end in text, "README.md lacks the results-table markers"
-    table = text.split(start, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+def test_docs_table_is_the_registry():
+    text = (ROOT / "docs" / "output-contract.md").read_text()
+    start, end = "<!-- gen:results-table -->\n", "<!-- /gen:results-table -->"
+    assert start in text and end in text, "docs/output-contract.md lacks the results-table markers"
+    table = text.split(start, 1)[1].split(end, 1)[0]
     assert table == R.markdown_table(), (
-        "README.md's result-key table is stale: regenerate it with `python -m levgym.results`"
+        "docs/output-contract.md's result-key table is stale: "
+        "regenerate it with `python -m levgym.docs --write`"
     )
+    # the table names every declared key
+    for key in R.REGISTRY:
+        assert f"| `{key}`" in table

@@ -168,7 +168,7 @@ def summary_markdown(summary: dict[str, Any], files: dict[str, str]) -> str:
         f"Scenario `{s['scenario']}`, preset `{s['preset']}`, {s['paths']} paths x {s['positions']} positions, "
         f"horizon {s['horizon_hours']:g} h, seed {s['seed']}, batch size {s['batch_size']}, backend {s['backend']}. "
         f"Bad debt per path: {s['bad_debt_definition_text']}. Standard errors: {s['se_method']} "
-        "(see the README, section Stress testing). Run time "
+        "(see docs/stress.md: estimators and standard errors). Run time "
         f"{s['wall_time_s']:.1f} s.",
         "",
         "| estimate | USD ± SE | share of TVL ± SE | JSON key |",

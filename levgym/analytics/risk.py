@@ -1,6 +1,6 @@
 """Tail-risk estimators on Monte Carlo samples of a loss: VaR, CVaR, probabilities, standard errors.
 
-Conventions (documented in the README, section "Stress testing"):
+Conventions (documented in docs/stress.md):
 
 - A loss is a number per path where larger is worse (bad debt, liquidated volume), ``>= 0``.
 - ``VaR_a`` is the lower ``a``-quantile of the loss: ``inf{x : F(x) >= a}``, estimated by the

@@ -1,4 +1,4 @@
-"""The scenario table of README.md, generated from the registry: ``python -m levgym.scenarios.docs``."""
+"""The scenario table of docs/scenarios.md, generated from the registry: ``python -m levgym.scenarios.docs``."""
 
 from __future__ import annotations
 

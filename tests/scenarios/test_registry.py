@@ -12,6 +12,7 @@ from levgym import scenarios
 from levgym.cli import main
 from levgym.engine.params import EngineParams
 from levgym.scenarios import EVAL_SEED_OFFSET, eval_seed, is_eval_seed, train_seed
+from levgym.scenarios.base import all_scenarios
 from levgym.scenarios.docs import markdown_table
 from levgym.scenarios.presets import preset_files, preset_from_yaml
 
@@ -106,6 +107,9 @@ def test_train_and_eval_seeds_are_disjoint() -> None:
         )
 
 
-def test_readme_table_is_generated_from_the_registry() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme
+def test_docs_table_is_generated_from_the_registry() -> None:
+    page = (ROOT / "docs" / "scenarios.md").read_text()
+    block = "<!-- gen:scenario-table -->\n" + markdown_table() + "\n<!-- /gen:scenario-table -->"
+    assert block in page, "docs/scenarios.md is stale: run `python -m levgym.docs --write`"
+    for s in all_scenarios():
+        assert f"| `{s.name}` |" in page

@@ -1,0 +1,127 @@
+"""Generated blocks of the documentation site: tables from the registries and the CLI's ``--help``.
+
+A page marks a block with ``<!-- gen:NAME -->`` ... ``<!-- /gen:NAME -->``; :func:`render` fills
+it with :data:`BLOCKS` ``[NAME]()``. The MkDocs hook (``docs/hooks.py``) renders every page at
+build time, so the site never carries a stale block. Blocks in :data:`COMMITTED` are also kept in
+the Markdown files, so they read on GitHub too; ``python -m levgym.docs --write`` refreshes them
+and ``--check`` (and a test) fails when one is stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+HELP_COLUMNS = 100
+_BLOCK = re.compile(
+    r"(?P<open><!-- gen:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(?P<close><!-- /gen:(?P=name) -->)",
+    re.DOTALL,
+)
+
+
+def scenario_table() -> str:
+    """Every registered scenario: name, kind, description, source."""
+    from . import scenarios
+    from .scenarios.docs import markdown_table
+
+    del scenarios  # imported for its registrations
+    return markdown_table()
+
+
+def results_table() -> str:
+    """Every declared result key with its unit, the outputs that emit it and its meaning."""
+    from .results import markdown_table
+
+    return markdown_table()
+
+
+@contextlib.contextmanager
+def _columns(width: int) -> Iterator[None]:
+    # argparse wraps help text to $COLUMNS; fix it so the page does not depend on the terminal
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(width)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def cli_reference() -> str:
+    """``levgym --help`` and each command's ``--help``, one section per command."""
+    from .cli import build_parser
+
+    with _columns(HELP_COLUMNS):
+        parser = build_parser()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parts = ["## `levgym`", "", "```text", parser.format_help().rstrip(), "```"]
+        for name, command in sub.choices.items():
+            parts += ["", f"## `levgym {name}`", "", "```text", command.format_help().rstrip()]
+            parts.append("```")
+    return "\n".join(parts) + "\n"
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "scenario-table": scenario_table,
+    "results-table": results_table,
+    "cli-reference": cli_reference,
+}
+# blocks whose generated text is also committed in the Markdown (checked by a test)
+COMMITTED = frozenset({"scenario-table", "results-table"})
+
+
+def blocks_in(text: str) -> list[str]:
+    """The names of the generated blocks a page marks, in order."""
+    return [m["name"] for m in _BLOCK.finditer(text)]
+
+
+def render(text: str, names: frozenset[str] | None = None) -> str:
+    """``text`` with every marked block (or those in ``names``) regenerated."""
+    cache: dict[str, str] = {}
+
+    def fill(m: re.Match[str]) -> str:
+        name = m["name"]
+        if names is not None and name not in names:
+            return m[0]
+        if name not in BLOCKS:
+            raise ValueError(f"unknown generated block {name!r}; known: {', '.join(BLOCKS)}")
+        if name not in cache:
+            cache[name] = BLOCKS[name]().rstrip("\n") + "\n"
+        return m["open"] + cache[name] + m["close"]
+
+    return _BLOCK.sub(fill, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m levgym.docs",
+        description="Refresh (--write) or check (--check) the generated blocks committed in docs/.",
+    )
+    parser.add_argument("--docs", type=Path, default=Path("docs"), help="the docs folder")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="rewrite stale blocks in place")
+    mode.add_argument("--check", action="store_true", help="exit 1 when a block is stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for page in sorted(args.docs.rglob("*.md")):
+        text = page.read_text()
+        new = render(text, COMMITTED)
+        if new != text:
+            stale.append(page)
+            if args.write:
+                page.write_text(new)
+    verb = "rewrote" if args.write else "stale"
+    for page in stale:
+        print(f"{verb}: {page}", file=sys.stderr)
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
