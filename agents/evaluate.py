@@ -225,33 +225,3 @@ def evaluate(
     }
 
 
-def register_csv_scenario(path: str, time_column: str = "time", price_column: str = "price") -> str:
-    """Register a user's price CSV as a scenario named ``csv:<file>`` (validated now) and return the name."""
-    from levgym.engine.params import EngineParams
-    from levgym.scenarios.base import Scenario, register
-    from levgym.scenarios.csv_replay import drivers_from_csv
-
-    name = f"csv:{path}"
-    drivers_from_csv(
-        path, 1, 2, EngineParams(), time_column, price_column
-    )  # fail fast, one clear line
-    if name not in scenario_lib.names():
-        register(
-            Scenario(
-                name=name,
-                kind="replay",
-                description=f"user price path {path}",
-                source=path,
-                build=lambda knobs, ctx: drivers_from_csv(
-                    path,
-                    ctx.num_envs,
-                    ctx.num_substeps,
-                    ctx.params,
-                    time_column,
-                    price_column,
-                    knobs,
-                ),
-                knobs={"hold_last": True},  # an episode longer than the file holds its last price
-            )
-        )
-    return name

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import rules
 from .drivers import DriverRow
+from .jit import HAVE_NUMBA, njit, numba, prange
 from .ops import OP_NAMES
 from .orders import ORDER_FIELDS, Orders
 from .params import EngineParams
@@ -55,23 +56,6 @@ from .state import State
 # 256 x 256 on 2 loaded cores). A user's own setting wins; it must be set before numba starts
 # its threads, which happens at the first kernel call.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-try:  # numba is optional: the numpy and torch backends never need it
-    import numba
-    from numba import njit, prange
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    numba = None
-    HAVE_NUMBA = False
-
-    def njit(*args: Any, **kwargs: Any):  # type: ignore[no-redef]
-        def wrap(fn):
-            return fn
-
-        return wrap if not args or not callable(args[0]) else args[0]
-
-    prange = range  # type: ignore[assignment]
 
 
 def _rules_cache_dir() -> str:

@@ -9,23 +9,9 @@ specification; the numba kernel must give the same bits (``tests/envs/test_kerne
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-try:  # numba is a dependency of levgym, but keep the engine importable without it
-    from numba import njit
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    HAVE_NUMBA = False
-
-    def njit(*args: Any, **kwargs: Any):  # type: ignore[no-redef]
-        def wrap(fn):
-            return fn
-
-        return wrap if not args or not callable(args[0]) else args[0]
-
+from .jit import HAVE_NUMBA, njit
 
 # SplitMix64 constants: noise is a counter-based hash of (episode key, substep, slot), so each
 # env's stream depends only on its own seed, however the envs are batched.

@@ -14,21 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-try:  # numba is a dependency of levgym, but keep the envs importable without it
-    from numba import njit
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    HAVE_NUMBA = False
-
-    def njit(*args: Any, **kwargs: Any):  # type: ignore[no-redef]
-        def wrap(fn):
-            return fn
-
-        return wrap if not args or not callable(args[0]) else args[0]
-
-
 from ..engine.fused import NR, rules_cache_dir  # noqa: E402
+from ..engine.jit import HAVE_NUMBA, njit
 
 # The borrower noise lives with the engine (levgym.engine.noise); re-exported for the envs.
 from ..engine.noise import splitmix_noise, splitmix_noise_numpy  # noqa: E402

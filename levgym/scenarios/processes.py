@@ -14,24 +14,11 @@ Conventions shared by every generator here:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
+from ..engine.jit import HAVE_NUMBA, njit
 from ..engine.params import HOURS_PER_YEAR
-
-try:  # numba is a dependency of levgym; the Python loops below are the fallback and the spec
-    from numba import njit
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    HAVE_NUMBA = False
-
-    def njit(*args: Any, **kwargs: Any):  # type: ignore[no-redef]
-        def wrap(fn):
-            return fn
-
-        return wrap if not args or not callable(args[0]) else args[0]
 
 
 def _check_shape(num_substeps: int, num_envs: int, dt_h: float) -> None:
