@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-# Per-step info keys of the envs, logged as means over envs and steps under DESIGN.md's
+# Per-step info keys of the envs, logged as means over envs and steps under the model's
 # TensorBoard groups (each key is one the env's step info carries; a test keeps them in sync).
 GROUPS = {
     "protocol": (

@@ -223,5 +223,3 @@ def evaluate(
         "seed": suite.seed,
         "scenarios": results,
     }
-
-

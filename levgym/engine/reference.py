@@ -1,7 +1,7 @@
 """A deliberately plain per-position loop of the substep rules: the test oracle of the batched engine.
 
 Everything here is Python floats and explicit loops over envs and positions, written from
-DESIGN.md's rules rather than from the vectorized code. It is slow on purpose and used only by
+the model's rules (docs/model.md) rather than from the vectorized code. It is slow on purpose and used only by
 tests and by `levgym bench` as the baseline.
 """
 

@@ -1,4 +1,4 @@
-"""One substep of the lending market on arrays (numpy or torch), in the order of DESIGN.md and
+"""One substep of the lending market on arrays (numpy or torch), in the order of docs/model.md and
 :mod:`levgym.engine.orders`. The formulas are :mod:`levgym.engine.rules`."""
 
 from __future__ import annotations

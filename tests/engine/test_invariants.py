@@ -1,4 +1,4 @@
-"""DESIGN.md's invariants as property tests: accounting identities, constant product, no
+"""The model's invariants (docs/model.md) as property tests: accounting identities, constant product, no
 negative balances or NaN, monotonicity in the shock and the pool depth, the toxic frontier."""
 
 import dataclasses
@@ -109,7 +109,7 @@ def test_swaps_keep_the_constant_product(x, y, dx, fee, target, speed):
 
 def _passive(**market):
     """Passive borrowers, no arrivals or exits, exact oracle: the setting where monotonicity is a theorem
-    of the model (DESIGN.md). Behaviour and threshold oracles can break it by timing."""
+    of the model (docs/model.md). Behaviour and threshold oracles can break it by timing."""
     mk = dict(oracle_kind="exact", keeper_capacity_per_substep=1e6)
     mk.update(market)
     return EngineParams(
