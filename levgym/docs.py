@@ -40,6 +40,19 @@ def results_table() -> str:
     return markdown_table()
 
 
+def state_schema_table() -> str:
+    """Every field of the engine's state and drivers, from :mod:`levgym.engine.schema`."""
+    from .engine.schema import DRIVER_SCHEMA, STATE_SCHEMA, markdown_table
+
+    return (
+        "State (`levgym.engine.schema.STATE_SCHEMA`; axes E env, N slot, W TWAP window):\n\n"
+        + markdown_table(STATE_SCHEMA)
+        + "\n\nDrivers (`DRIVER_SCHEMA`; axes S substep, E env):\n\n"
+        + markdown_table(DRIVER_SCHEMA)
+        + "\n"
+    )
+
+
 @contextlib.contextmanager
 def _columns(width: int) -> Iterator[None]:
     # argparse wraps help text to $COLUMNS; fix it so the page does not depend on the terminal
@@ -72,9 +85,10 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "scenario-table": scenario_table,
     "results-table": results_table,
     "cli-reference": cli_reference,
+    "state-schema": state_schema_table,
 }
 # blocks whose generated text is also committed in the Markdown (checked by a test)
-COMMITTED = frozenset({"scenario-table", "results-table"})
+COMMITTED = frozenset({"scenario-table", "results-table", "state-schema"})
 
 
 def blocks_in(text: str) -> list[str]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 AXES = ("env", "slot", "twap", "step", "asset", "protocol")
+AXIS_LETTERS = {"env": "E", "slot": "N", "twap": "W", "step": "S", "asset": "K", "protocol": "P"}
 ROLES = (
     "position",  # a slot's balances, changed by the substep
     "behaviour",  # a slot's drawn attributes, never changed by the substep
@@ -218,7 +219,7 @@ def markdown_table(schema: tuple[Field, ...]) -> str:
     """The schema as a Markdown table (name, axes, unit, role, description)."""
     lines = ["| field | axes | unit | role | description |", "|---|---|---|---|---|"]
     for f in schema:
-        axes = "[" + ", ".join(a[0].upper() if a != "twap" else "W" for a in f.axes) + "]"
+        axes = "[" + ", ".join(AXIS_LETTERS[a] for a in f.axes) + "]"
         lines.append(f"| `{f.name}` | {axes} | {f.unit} | {f.role} | {f.doc} |")
     return "\n".join(lines)
 
