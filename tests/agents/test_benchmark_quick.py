@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from levgym import naming
 from levgym.cli import main
 
 
@@ -43,5 +44,7 @@ def test_quick_benchmark_writes_the_report(tmp_path, capsys):
         ln for ln in printed.splitlines() if ln.split()[:3] == ["rank", "policy", "objective"]
     ]
     assert len(headers) == 2 and printed.count("The trained PPO agent") == 2
-    assert f"model: {out / 'train' / 'governance-v0' / 'model.zip'}" in printed
-    assert f"levgym evaluate --model {out / 'train' / 'liquidator-v0' / 'model.zip'}" in printed
+    gov_run = naming.run_name(naming.env_part("levgym/Governance-v0"), "ppo", 0, time=False)
+    liq_run = naming.run_name(naming.env_part("levgym/Liquidator-v1"), "ppo", 0, time=False)
+    assert f"model: {out / 'train' / gov_run / 'model.zip'}" in printed
+    assert f"levgym evaluate --model {out / 'train' / liq_run / 'model.zip'}" in printed
