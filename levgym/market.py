@@ -40,6 +40,7 @@ from .scenarios import get as get_scenario
 SPLITS = ("train", "eval")
 DRIVERS_GIVEN = "custom"
 _BOOL_DRIVERS = tuple(j for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "bool")
+_DRIVER_NAMES = tuple(f.name for f in DRIVER_SCHEMA)
 
 
 def fast_converter(backend: str, dtype: str = "float64", device: str | None = None):
@@ -137,6 +138,8 @@ class MarketRunner:
         self.split = split
         self.backend, self.dtype, self.device = backend, dtype, device
         self.convert = fast_converter(backend, dtype, device)
+        # numpy and numba: the bank's float rows (dtype) pass through the converter unchanged
+        self._numpy_backend = backend in ("numpy", "numba")
         # the engine's substep for this backend (numba: the fused kernel); `levgym bench` reads it
         self.step_fn = substep_function(backend, device)
         self.fdtype = np.dtype(dtype)
@@ -257,10 +260,15 @@ class MarketRunner:
         """Each env's drivers at its own substep ``t_e`` (clamped to the last row)."""
         t = np.minimum(self.t, self.horizon_substeps - 1)
         rows = self.bank[:, self._envs, t]  # [F, E], one gather
-        values = {}
-        for j, f in enumerate(DRIVER_SCHEMA):
-            values[f.name] = self.convert(rows[j] != 0 if j in _BOOL_DRIVERS else rows[j])
-        return DriverRow(**values)
+        values = dict(zip(_DRIVER_NAMES, rows, strict=True))
+        for j in _BOOL_DRIVERS:
+            values[_DRIVER_NAMES[j]] = rows[j] != 0
+        if not self._numpy_backend:
+            values = {k: self.convert(v) for k, v in values.items()}
+        # DriverRow(**values) without its frozen __init__ setting each field (it has no checks)
+        out = object.__new__(DriverRow)
+        out.__dict__.update(values)
+        return out
 
     def substep(self, orders: Orders | None = None) -> Any:
         """Advance every env by one engine substep with the agents' ``orders``; returns the
