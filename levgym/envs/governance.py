@@ -444,9 +444,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         f[:, c["slope1"]] = s1
         f[:, c["slope2"]] = s2
         f[:, c["time_left"]] = 1.0 - self.core.t / self.core.horizon_substeps
-        np.clip(f, self._obs_low, self._obs_high, out=f)
-        np.nan_to_num(f, copy=False, nan=0.0)
-        self._obs[...] = f
+        self._store_observation(f)
 
     def _reset_info(self, info: dict[str, Any]) -> None:
         s = self.core.state

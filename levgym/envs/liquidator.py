@@ -360,9 +360,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         f[:, c["equity"]] = self.equity_usd / cap
         f[:, c["funding_rate"]] = 100.0 * self.basis_frac
         f[:, c["time_left"]] = 1.0 - self.core.t / self.core.horizon_substeps
-        np.clip(f, self._obs_low, self._obs_high, out=f)
-        np.nan_to_num(f, copy=False, nan=0.0)
-        self._obs[...] = f
+        self._store_observation(f)
 
     def _reset_info(self, info: dict[str, Any]) -> None:
         info["equity_usd"] = self.equity_usd.copy()
