@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from .schema import DRIVER_FIELDS, DRIVER_SCHEMA
 
+_UNCHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "drivers_unchecked", default=False
+)
+
+
+@contextlib.contextmanager
+def unchecked() -> Iterator[None]:
+    """Drivers built inside this block skip their checks: for intermediate drivers that a
+    builder transforms further (a scenario's overlays), whose final drivers it then checks once
+    with :meth:`Drivers.check`."""
+    token = _UNCHECKED.set(True)
+    try:
+        yield
+    finally:
+        _UNCHECKED.reset(token)
+
 
 class _DriversMethods:
     def __post_init__(self) -> None:
+        if not _UNCHECKED.get():
+            self.check()
+
+    def check(self) -> None:
+        """Raise ValueError naming the first field with a bad shape or value."""
         shape = np.shape(self.fundamental_usd)
         if len(shape) != 2:
             raise ValueError(f"drivers.fundamental_usd has shape {shape}; allowed [substeps, envs]")

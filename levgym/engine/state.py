@@ -158,9 +158,37 @@ def init_state(
     if num_positions < 1:
         raise ValueError(f"positions={num_positions} is out of range; allowed >= 1")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    book = draw_book(params, num_envs, num_positions, rng)
+    return build_state(
+        params, book, fundamental_usd, debt_price_usd, liquidity_frac, gas_gwei,
+        backend, dtype, device,
+    )  # fmt: skip
+
+
+def concat_books(books: list[dict]) -> dict:
+    """One book whose envs are those of ``books`` (each from :func:`draw_book`) in order."""
+    if len(books) == 1:
+        return books[0]
+    return {k: np.concatenate([b[k] for b in books], axis=0) for k in books[0]}
+
+
+def build_state(
+    params: EngineParams,
+    book: dict,
+    fundamental_usd: np.ndarray,
+    debt_price_usd: np.ndarray,
+    liquidity_frac: np.ndarray,
+    gas_gwei: np.ndarray,
+    backend: str = "numpy",
+    dtype: str = "float64",
+    device: str | None = None,
+) -> State:
+    """The initial state of a drawn book (:func:`draw_book`, or books joined with
+    :func:`concat_books`) at the first driver row. Every value is computed per env (elementwise
+    or a sum over that env's positions), so env ``i`` of a joined build equals a build of its
+    book alone."""
     p, m, b = params.protocol, params.market, params.borrowers
-    e, n = num_envs, num_positions
-    book = draw_book(params, e, n, rng)
+    e, n = book["weights"].shape
     f0 = np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e,)).copy()
     dp0 = np.broadcast_to(np.asarray(debt_price_usd, dtype=np.float64), (e,)).copy()
     liq0 = np.broadcast_to(np.asarray(liquidity_frac, dtype=np.float64), (e,)).copy()
