@@ -35,7 +35,8 @@ class _DriversMethods:
             self.check()
 
     def check(self) -> None:
-        """Raise ValueError naming the first field with a bad shape or value."""
+        """Raise ValueError naming the first field with a bad shape or value (array methods, not
+        ``np.all`` / ``np.any``: every episode start runs this)."""
         shape = np.shape(self.fundamental_usd)
         if len(shape) != 2:
             raise ValueError(f"drivers.fundamental_usd has shape {shape}; allowed [substeps, envs]")
@@ -43,18 +44,18 @@ class _DriversMethods:
             name, a = f.name, getattr(self, f.name)
             if np.shape(a) != shape:
                 raise ValueError(f"drivers.{name} has shape {np.shape(a)}; allowed {shape}")
-            if f.dtype == "float" and not np.all(np.isfinite(a)):
+            if f.dtype == "float" and not np.isfinite(a).all():
                 raise ValueError(
                     f"drivers.{name} holds NaN or infinite values; allowed finite numbers"
                 )
         for name in ("fundamental_usd", "liquidity_frac", "debt_price_usd"):
-            if np.any(getattr(self, name) <= 0):
+            if (getattr(self, name) <= 0).any():
                 raise ValueError(f"drivers.{name} has a value <= 0; allowed > 0")
-        if np.any(self.gas_gwei < 0) or np.any(self.arrival_mult < 0):
+        if (self.gas_gwei < 0).any() or (self.arrival_mult < 0).any():
             raise ValueError("drivers.gas_gwei and drivers.arrival_mult must be >= 0")
-        if np.any((self.arb_speed_frac < 0) | (self.arb_speed_frac > 1)):
+        if ((self.arb_speed_frac < 0) | (self.arb_speed_frac > 1)).any():
             raise ValueError("drivers.arb_speed_frac has a value outside [0, 1]")
-        if np.any(self.oracle_bias_frac <= -1):
+        if (self.oracle_bias_frac <= -1).any():
             raise ValueError("drivers.oracle_bias_frac has a value <= -1; allowed > -1")
 
     @property
