@@ -784,6 +784,22 @@ def pack_orders(orders: Orders | None, num_envs: int) -> np.ndarray:
 
 
 _ENV_GETTER = operator.attrgetter(*ENV_FIELDS)
+_DRIVER_GETTER = operator.attrgetter(*DRIVER_FIELDS)
+_LAST_PARAMS: tuple[EngineParams, np.ndarray] | None = None
+
+
+def _params_packed(params: EngineParams) -> np.ndarray:
+    """:func:`pack_params`, with the last parameters kept by identity (they are frozen), which
+    spares hashing the nested dataclasses on every substep."""
+    global _LAST_PARAMS
+    last = _LAST_PARAMS
+    if last is not None and last[0] is params:
+        return last[1]
+    packed = pack_params(params)
+    _LAST_PARAMS = (params, packed)
+    return packed
+
+
 _LAST_PACKED: tuple[np.ndarray, tuple[np.ndarray, ...]] | None = None
 """The packed ``[F, E]`` env array of the last substep and the row views it returned as the new
 state's env fields: the next substep usually gets exactly those rows back."""
@@ -824,8 +840,8 @@ def fused_substep(
     e_count, n_count = state.num_envs, state.num_positions
     env = _pack_env(state, e_count)
     drv = np.empty((len(DRIVER_FIELDS), e_count))
-    for j, name in enumerate(DRIVER_FIELDS):
-        drv[j] = np.asarray(getattr(row, name), dtype=np.float64)
+    for j, a in enumerate(_DRIVER_GETTER(row)):
+        drv[j] = a  # float64 conversion by assignment (booleans as 0 / 1)
     twap_in = _f64(state.twap_buffer_usd)
     twap_out = np.empty_like(twap_in)
     c = np.empty((e_count, n_count))
@@ -836,7 +852,7 @@ def fused_substep(
     now_h = state.time_h + params.run.substep_h
     slot = int(state.substep_index) % int(params.market.twap_window_substeps)
     _substep_kernel(
-        env, drv, pack_params(params), pack_orders(orders, e_count), twap_in, twap_out, slot, now_h,
+        env, drv, _params_packed(params), pack_orders(orders, e_count), twap_in, twap_out, slot, now_h,
         _f64(state.collateral_asset), _f64(state.debt_usd), np.asarray(state.active, dtype=np.bool_),
         np.asarray(state.kind, dtype=np.int64), _f64(state.trigger_hf), _f64(state.react_prob),
         _f64(state.target_hf), np.asarray(state.repays, dtype=np.bool_),

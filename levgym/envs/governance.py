@@ -333,7 +333,8 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         revenue_value = s.protocol_fee_usd * 0.0
         for _ in range(self.substeps_per_step):
             seized0, repaid0 = s.seized_collateral_asset, s.repaid_by_liquidators_usd
-            reserve0, fee0 = s.reserve_income_usd * 1.0, s.protocol_fee_usd * 1.0
+            # no copies: the engine returns new arrays and never writes into old ones
+            reserve0, fee0 = s.reserve_income_usd, s.protocol_fee_usd
             core.substep()
             s = core.state
             # info only: reserve income valued at this substep's debt price (the reward's
