@@ -44,6 +44,26 @@ def check_weight(name: str, value: Any) -> float:
     return v
 
 
+class _SharedWeight:
+    """A class attribute for a name of ``SHARED_SETTABLE``: every assignment goes through
+    :func:`check_weight`. A descriptor on those names only, so the envs' other attributes (set
+    many times a step) are plain assignments, not a ``__setattr__`` override."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = check_weight(self.name, value)
+
+
 class LevgymVectorEnv(VectorEnv):
     """Base of the native vector envs: E envs of one :class:`BatchedMarket`.
 
@@ -151,6 +171,12 @@ class LevgymVectorEnv(VectorEnv):
         self._causes = (self.TERMINAL_CAUSE, "horizon")
         self._scenario_names = np.array(self.core.scenarios, dtype=object)
         self.end_counts = {c: np.zeros(e, dtype=np.int64) for c in self._causes}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.SHARED_SETTABLE:
+            if not isinstance(getattr(cls, name, None), _SharedWeight):
+                setattr(cls, name, _SharedWeight(name))
 
     # ------------------------------------------------------------------ hooks
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

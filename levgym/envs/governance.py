@@ -298,11 +298,6 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         self._thresholds = HF_EDGES + HF_SHOCKS
         self._feat = np.zeros((self.num_envs, len(self.FEATURES)))
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in type(self).SHARED_SETTABLE:
-            value = check_weight(name, value)
-        super().__setattr__(name, value)
-
     def _check_protocol(self, value: ProtocolParams) -> None:
         self.limits.check_contains(value)
 

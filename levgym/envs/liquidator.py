@@ -196,11 +196,6 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         self._feat = np.zeros((e, len(self.FEATURES)))
         self._thresholds = tuple(1.0 / (1.0 - x) for x in OPPORTUNITY_SHOCKS)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in type(self).SHARED_SETTABLE:
-            value = check_weight(name, value)
-        super().__setattr__(name, value)
-
     def _perp_price(self) -> tuple[np.ndarray, np.ndarray]:
         s = self.core.state
         fund = to_numpy(s.fundamental_usd)
