@@ -33,13 +33,21 @@ from .engine.noise import splitmix_noise
 from .engine.orders import Orders
 from .engine.params import EngineParams
 from .engine.schema import DRIVER_SCHEMA
-from .engine.state import State, concat_states, init_state, reset_envs, scatter_rows
+from .engine.state import (
+    State,
+    build_state,
+    concat_books,
+    draw_book,
+    reset_envs,
+    scatter_rows,
+)
 from .scenarios import EVAL_SEED_OFFSET
 from .scenarios import get as get_scenario
 
 SPLITS = ("train", "eval")
 DRIVERS_GIVEN = "custom"
 _BOOL_DRIVERS = tuple(j for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "bool")
+_DRIVER_NAMES = tuple(f.name for f in DRIVER_SCHEMA)
 
 
 def fast_converter(backend: str, dtype: str = "float64", device: str | None = None):
@@ -137,6 +145,8 @@ class MarketRunner:
         self.split = split
         self.backend, self.dtype, self.device = backend, dtype, device
         self.convert = fast_converter(backend, dtype, device)
+        # numpy and numba: the bank's float rows (dtype) pass through the converter unchanged
+        self._numpy_backend = backend in ("numpy", "numba")
         # the engine's substep for this backend (numba: the fused kernel); `levgym bench` reads it
         self.step_fn = substep_function(backend, device)
         self.fdtype = np.dtype(dtype)
@@ -170,6 +180,23 @@ class MarketRunner:
 
     def _episode(self, env: int) -> tuple[Drivers, State]:
         """Draw env ``env``'s next episode: scenario path and a one-env book (numpy)."""
+        drivers, book = self._draw(env)
+        return drivers, self._build(drivers, [book])
+
+    def _build(self, first: Drivers | list[Drivers], books: list[dict]) -> State:
+        """The initial state of ``books`` (one per env) at the first row of each env's drivers."""
+        firsts = [first] if isinstance(first, Drivers) else first
+        row = {
+            name: np.concatenate([getattr(d, name)[0] for d in firsts])
+            for name in ("fundamental_usd", "debt_price_usd", "liquidity_frac", "gas_gwei")
+        }
+        return build_state(
+            self.params, concat_books(books), **row, backend="numpy", dtype=self.dtype
+        )
+
+    def _draw(self, env: int) -> tuple[Drivers, dict]:
+        """Env ``env``'s next episode: its scenario path and its drawn book
+        (:func:`levgym.engine.state.draw_book` of one env from the book seed)."""
         assert self.rngs is not None
         k, scenario_seed, book_seed, key = draw_episode(
             self.rngs[env], self.scenario_cdf, self.split
@@ -189,18 +216,7 @@ class MarketRunner:
                     f"scenario {name!r} returned drivers of shape {drivers.fundamental_usd.shape}; "
                     f"expected ({self.horizon_substeps}, 1)"
                 )
-        book = init_state(
-            self.params,
-            1,
-            self.num_positions,
-            np.random.default_rng(book_seed),
-            fundamental_usd=drivers.fundamental_usd[0],
-            debt_price_usd=drivers.debt_price_usd[0],
-            liquidity_frac=drivers.liquidity_frac[0],
-            gas_gwei=drivers.gas_gwei[0],
-            backend="numpy",
-            dtype=self.dtype,
-        )
+        book = draw_book(self.params, 1, self.num_positions, np.random.default_rng(book_seed))
         return drivers, book
 
     def new_episodes(self, mask: np.ndarray) -> np.ndarray:
@@ -212,10 +228,11 @@ class MarketRunner:
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return idx
-        books = []
+        books, firsts = [], []
         s = self.horizon_substeps
         for env in idx:
-            drivers, book = self._episode(int(env))
+            drivers, book = self._draw(int(env))
+            firsts.append(drivers)
             got = min(drivers.num_substeps, s)
             rows = self.bank[:, env, :]  # [F, S], contiguous per field
             for j, f in enumerate(DRIVER_SCHEMA):
@@ -224,7 +241,7 @@ class MarketRunner:
                 if got < s:
                     rows[j, got:] = col[-1]
             books.append(book)
-        fresh = concat_states(books)  # env j of `fresh` starts env idx[j]
+        fresh = self._build(firsts, books)  # env j of `fresh` starts env idx[j]
         if self.state is None:
             if not mask.all():
                 raise RuntimeError("the first episodes must start in every env at once")
@@ -257,10 +274,15 @@ class MarketRunner:
         """Each env's drivers at its own substep ``t_e`` (clamped to the last row)."""
         t = np.minimum(self.t, self.horizon_substeps - 1)
         rows = self.bank[:, self._envs, t]  # [F, E], one gather
-        values = {}
-        for j, f in enumerate(DRIVER_SCHEMA):
-            values[f.name] = self.convert(rows[j] != 0 if j in _BOOL_DRIVERS else rows[j])
-        return DriverRow(**values)
+        values = dict(zip(_DRIVER_NAMES, rows, strict=True))
+        for j in _BOOL_DRIVERS:
+            values[_DRIVER_NAMES[j]] = rows[j] != 0
+        if not self._numpy_backend:
+            values = {k: self.convert(v) for k, v in values.items()}
+        # DriverRow(**values) without its frozen __init__ setting each field (it has no checks)
+        out = object.__new__(DriverRow)
+        out.__dict__.update(values)
+        return out
 
     def substep(self, orders: Orders | None = None) -> Any:
         """Advance every env by one engine substep with the agents' ``orders``; returns the

@@ -78,3 +78,33 @@ def _bank_drivers(runner: MarketRunner):
 def test_runner_needs_scenarios_or_drivers():
     with pytest.raises(ValueError, match="scenarios or drivers"):
         MarketRunner(EngineParams(), 1, 4, 6, backend="numpy")
+
+
+def test_episode_starts_built_together_equal_one_env_books():
+    """``new_episodes`` builds the starting states of all restarting envs in one pass over their
+    drawn books; each env equals ``init_state`` of its own book seed (the documented mapping),
+    bit for bit, also over scenarios whose overlays are checked once at the end."""
+    from levgym.engine.state import init_state
+    from levgym.market import draw_episode
+    from levgym.scenarios import get
+
+    params = EngineParams()
+    mix = ["shock", "perfect_storm", "crash_oracle_attack", "calm"]
+    runner = MarketRunner(
+        params, 5, 24, 30, scenarios=mix, scenario_weights=np.ones(4), backend="numpy"
+    )
+    runner.seed([40 + i for i in range(5)])
+    runner.new_episodes(np.ones(5, dtype=bool))
+    for env in range(5):
+        rng = np.random.default_rng(40 + env)
+        k, scenario_seed, book_seed, _ = draw_episode(rng, runner.scenario_cdf, "train")
+        drivers = get(mix[k]).drivers(1, 30, params, scenario_seed)
+        want = init_state(
+            params, 1, 24, np.random.default_rng(book_seed),
+            fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+            liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+        )  # fmt: skip
+        got = runner.state.select(np.array([env]))
+        for name, value in want.arrays().items():
+            np.testing.assert_array_equal(getattr(got, name), value, err_msg=name)
+        np.testing.assert_array_equal(runner.bank[0, env], drivers.fundamental_usd[:, 0])

@@ -23,6 +23,7 @@ from .engine import (
     throughput_grid,
 )
 from .envs import (
+    ACTION_KINDS,
     ENV_IDS,
     env_dispatches_numba,
     envs_available,
@@ -30,6 +31,7 @@ from .envs import (
     projected_rate,
     sb3_env_rate,
     vector_env_rate,
+    workload_rate,
 )
 from .machine import load_average, machine_info
 from .report import render_markdown, render_table
@@ -72,6 +74,21 @@ class BenchConfig:
         }
     )
     """Timed steps per env id and backend."""
+    workload_sizes: tuple[int | None, ...] = (None, 16, 256)
+    """Env counts of the workload rows (``None``: the single env of ``gym.make``)."""
+    workload_positions: int = 256
+    """Positions per env in the workload rows."""
+    workload_steps: dict[str, int] = field(
+        default_factory=lambda: {
+            "levgym/Governance-v0/1": 300,
+            "levgym/Governance-v0/16": 100,
+            "levgym/Governance-v0/256": 20,
+            "levgym/Liquidator-v1/1": 900,
+            "levgym/Liquidator-v1/16": 300,
+            "levgym/Liquidator-v1/256": 60,
+        }
+    )
+    """Timed steps per env id and env count of the workload rows (default 3)."""
     ppo: dict[str, int] = field(
         default_factory=lambda: {
             "num_envs": 256,
@@ -108,6 +125,9 @@ class BenchConfig:
             env_num_envs=8,
             env_positions=32,
             env_steps={},  # 3 steps each
+            workload_sizes=(None, 4),
+            workload_positions=32,
+            workload_steps={},  # 3 steps each
             ppo={"num_envs": 8, "n_steps": 16, "rollouts": 1, "n_epochs": 1, "batch_size": 64},
             ppo_all_backends=False,
         )
@@ -138,6 +158,7 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
     tasks = (1 + len(specs)) + len(specs) * len(config.grid) + 1
     if have_envs:
         tasks += len(ENV_IDS) * len(env_backends) * 2 + len(ppo_backends)
+        tasks += len(ENV_IDS) * len(config.workload_sizes) * len(ACTION_KINDS)
     result: dict[str, Any] = {"machine": machine_info(), "quick": config.quick}
     bar = _progress(tasks, progress)
     try:
@@ -198,6 +219,22 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
                     env_rates[short]["sb3"][backend] = sb3["env_steps_per_s"]
                     env_details.append({"env": short, "via": "sb3", "backend": backend, **sb3})
                     bar.update(1)
+            # the named workloads, on the fastest env backend measured here
+            wl_backend = env_backends[-1]
+            workloads: list[dict[str, Any]] = []
+            for env_id in ENV_IDS:
+                short = env_id.split("/", 1)[1]
+                for ne in config.workload_sizes:
+                    count = 1 if ne is None else ne
+                    steps = config.workload_steps.get(f"{env_id}/{count}", 3)
+                    for kind in ACTION_KINDS:
+                        bar.set_description(f"{short} x{count} {kind}")
+                        row = workload_rate(
+                            env_id, ne, config.workload_positions, kind, steps, wl_backend
+                        )
+                        workloads.append({"env": short, **row})
+                        bar.update(1)
+            result["env_workloads"] = workloads
             if numba_spec is not None and "numba" not in env_backends:
                 result["env_fused_kernel"] = {
                     "used_by_envs": env_numba,

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 
 ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v1")
+ACTION_KINDS = ("zero", "random")
+"""The actions of the workload rows: all zeros, or pre-drawn random samples of the action space
+(one per env per step, drawn before the clock starts)."""
 
 
 def envs_available() -> bool:
@@ -84,6 +87,103 @@ def vector_env_rate(
         "seconds": float(out["seconds"]),
         "steps": steps,
         "substeps_per_step": int(out.get("substeps_per_step", 1)),
+    }
+
+
+def _count_rounds(core: Any) -> list[Any]:
+    """Record the cascade rounds each substep of ``core`` returns (the arrays are kept, summed
+    after the clock stops, so the count costs one list append per substep)."""
+    seen: list[Any] = []
+    substep = core.substep
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        rounds = substep(*args, **kwargs)
+        seen.append(rounds)
+        return rounds
+
+    core.substep = counted
+    return seen
+
+
+def workload_rate(
+    env_id: str,
+    num_envs: int | None,
+    num_positions: int,
+    actions: str,
+    steps: int,
+    backend: str,
+    seed: int = 0,
+    warmup: int = 2,
+) -> dict[str, Any]:
+    """Env-steps per second of one named workload, with the work it did.
+
+    ``num_envs=None`` is the single env (``gym.make(env_id)``, reset by the loop when an episode
+    ends, as a user's loop does); an integer is ``gym.make_vec(env_id, num_envs)`` (same-step
+    autoreset). ``actions`` is ``"zero"`` or ``"random"`` (pre-drawn, not timed). Besides the
+    rate the row states the cascade rounds the timed steps ran (the sum over envs and substeps
+    of the rounds the engine returned), so overhead can be told from the cost of cascades.
+    """
+    import gymnasium as gym
+
+    import levgym.envs  # noqa: F401  (registers the ids)
+
+    from ..engine.backend import to_numpy
+
+    if actions not in ACTION_KINDS:
+        raise ValueError(f"actions={actions!r} is unknown; allowed {', '.join(ACTION_KINDS)}")
+    single = num_envs is None
+    if single:
+        env = gym.make(env_id, num_positions=num_positions, backend=backend)
+        space, e = env.action_space, 1
+    else:
+        env = gym.make_vec(
+            env_id,
+            num_envs=num_envs,
+            vectorization_mode="vector_entry_point",
+            num_positions=num_positions,
+            backend=backend,
+        )
+        space, e = env.single_action_space, int(num_envs)
+    try:
+        shape = (warmup + steps, *(() if single else (e,)), *space.shape)
+        if actions == "zero":
+            drawn = np.zeros(shape, dtype=space.dtype)
+        else:
+            rng = np.random.default_rng(seed)
+            drawn = rng.uniform(space.low, space.high, size=shape).astype(space.dtype)
+        env.reset(seed=seed)
+        core = env.unwrapped.vector_env.core if single else env.unwrapped.core
+        for k in range(warmup):
+            _, _, term, trunc, _ = env.step(drawn[k])
+            if single and (term or trunc):
+                env.reset()
+        seen = _count_rounds(core)
+        t0 = time.perf_counter()
+        if single:
+            for k in range(warmup, warmup + steps):
+                _, _, term, trunc, _ = env.step(drawn[k])
+                if term or trunc:
+                    env.reset()
+        else:
+            for k in range(warmup, warmup + steps):
+                env.step(drawn[k])
+        seconds = time.perf_counter() - t0
+        rounds = float(sum(float(np.sum(to_numpy(r))) for r in seen))
+        substeps = len(seen)
+    finally:
+        env.close()
+    return {
+        "env_steps_per_s": e * steps / seconds,
+        "seconds": seconds,
+        "steps": steps,
+        "num_envs": e,
+        "via": "gym.make" if single else "gym.make_vec",
+        "positions": num_positions,
+        "actions": actions,
+        "backend": backend,
+        "substeps": substeps,
+        "cascade_rounds": rounds,
+        "cascade_rounds_per_env_substep": rounds / max(e * substeps, 1),
     }
 
 
@@ -217,10 +317,12 @@ def ppo_env_share(
 
 
 __all__ = [
+    "ACTION_KINDS",
     "ENV_IDS",
     "envs_available",
     "ppo_env_share",
     "sb3_env_rate",
     "uses_fused_kernel",
     "vector_env_rate",
+    "workload_rate",
 ]

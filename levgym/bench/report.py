@@ -189,6 +189,44 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
         out.append(("Environment steps per second", lines))
     elif result.get("envs_missing"):
         out.append(("Environment steps per second", [result["envs_missing"]]))
+    workloads = result.get("env_workloads", [])
+    if workloads:
+        rows = [
+            [
+                w["env"],
+                f"{w['via']}, {w['num_envs']} env{'s' if w['num_envs'] > 1 else ''}",
+                str(w["positions"]),
+                w["actions"],
+                w["backend"],
+                _num(w["env_steps_per_s"]),
+                f"{w['steps']} x {w['num_envs']}",
+                f"{w['cascade_rounds']:,.0f} ({w['cascade_rounds_per_env_substep']:.2f})",
+            ]
+            for w in workloads
+        ]
+        lines = [
+            "Each row names its workload: the single env of `gym.make` (reset by the loop when an "
+            "episode ends) or a vector env of `gym.make_vec` (same-step autoreset); zero actions or "
+            "random actions drawn before the clock starts; and the cascade rounds the engine ran "
+            "in the timed steps (sum over envs and substeps, and per env-substep), so the cost of "
+            "cascades can be told from the Python around the kernel.",
+            "",
+        ]
+        lines += _table(
+            [
+                "env",
+                "via",
+                "positions",
+                "actions",
+                "engine backend",
+                "env-steps / s",
+                "timed steps x envs",
+                "cascade rounds (per env-substep)",
+            ],
+            rows,
+            markdown,
+        )
+        out.append(("Environment steps per second by workload", lines))
     train = result.get("training_case", {})
     if train:
         rows = []
@@ -307,6 +345,8 @@ def render_markdown(result: dict[str, Any], command: str = "levgym bench") -> st
         "- Env steps: `levgym.envs.speed.env_steps_per_second` for the vector envs; the SB3 adapter",
         "  with `step_async` + `step_wait`. The training share wraps the adapter's `reset`,",
         "  `step_async` and `step_wait` with a timer during `PPO.learn`.",
+        "- Workload rows: `levgym.bench.envs.workload_rate`; cascade rounds are the sum of the",
+        "  rounds the engine's substep returned for every env in the timed steps.",
         f"- Total run time: {result.get('seconds', 0.0):.0f} s.",
         "",
     ]

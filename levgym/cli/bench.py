@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Measure the batched engine against the reference loop, position-updates per second by "
             "backend and batch size, env-steps per second of the vector envs (alone and through the "
-            "SB3 adapter), the share of a short PPO run spent in the env, and the memory-bandwidth "
+            "SB3 adapter), env-steps per second by named workload (single env, 16 and 256 envs; zero "
+            "and pre-drawn random actions; the cascade rounds they ran), the share of a short PPO run spent in the env, and the memory-bandwidth "
             "bound. Writes BENCHMARK.md and bench.json into --out."
         ),
     )

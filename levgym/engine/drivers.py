@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from .schema import DRIVER_FIELDS, DRIVER_SCHEMA
 
+_UNCHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "drivers_unchecked", default=False
+)
+
+
+@contextlib.contextmanager
+def unchecked() -> Iterator[None]:
+    """Drivers built inside this block skip their checks: for intermediate drivers that a
+    builder transforms further (a scenario's overlays), whose final drivers it then checks once
+    with :meth:`Drivers.check`."""
+    token = _UNCHECKED.set(True)
+    try:
+        yield
+    finally:
+        _UNCHECKED.reset(token)
+
 
 class _DriversMethods:
     def __post_init__(self) -> None:
+        if not _UNCHECKED.get():
+            self.check()
+
+    def check(self) -> None:
+        """Raise ValueError naming the first field with a bad shape or value (array methods, not
+        ``np.all`` / ``np.any``: every episode start runs this)."""
         shape = np.shape(self.fundamental_usd)
         if len(shape) != 2:
             raise ValueError(f"drivers.fundamental_usd has shape {shape}; allowed [substeps, envs]")
@@ -19,18 +44,18 @@ class _DriversMethods:
             name, a = f.name, getattr(self, f.name)
             if np.shape(a) != shape:
                 raise ValueError(f"drivers.{name} has shape {np.shape(a)}; allowed {shape}")
-            if f.dtype == "float" and not np.all(np.isfinite(a)):
+            if f.dtype == "float" and not np.isfinite(a).all():
                 raise ValueError(
                     f"drivers.{name} holds NaN or infinite values; allowed finite numbers"
                 )
         for name in ("fundamental_usd", "liquidity_frac", "debt_price_usd"):
-            if np.any(getattr(self, name) <= 0):
+            if (getattr(self, name) <= 0).any():
                 raise ValueError(f"drivers.{name} has a value <= 0; allowed > 0")
-        if np.any(self.gas_gwei < 0) or np.any(self.arrival_mult < 0):
+        if (self.gas_gwei < 0).any() or (self.arrival_mult < 0).any():
             raise ValueError("drivers.gas_gwei and drivers.arrival_mult must be >= 0")
-        if np.any((self.arb_speed_frac < 0) | (self.arb_speed_frac > 1)):
+        if ((self.arb_speed_frac < 0) | (self.arb_speed_frac > 1)).any():
             raise ValueError("drivers.arb_speed_frac has a value outside [0, 1]")
-        if np.any(self.oracle_bias_frac <= -1):
+        if (self.oracle_bias_frac <= -1).any():
             raise ValueError("drivers.oracle_bias_frac has a value <= -1; allowed > -1")
 
     @property

@@ -25,6 +25,7 @@ import contextlib
 import functools
 import hashlib
 import math
+import operator
 import os
 import types
 from pathlib import Path
@@ -782,6 +783,48 @@ def pack_orders(orders: Orders | None, num_envs: int) -> np.ndarray:
     return out
 
 
+_ENV_GETTER = operator.attrgetter(*ENV_FIELDS)
+_DRIVER_GETTER = operator.attrgetter(*DRIVER_FIELDS)
+_LAST_PARAMS: tuple[EngineParams, np.ndarray] | None = None
+
+
+def _params_packed(params: EngineParams) -> np.ndarray:
+    """:func:`pack_params`, with the last parameters kept by identity (they are frozen), which
+    spares hashing the nested dataclasses on every substep."""
+    global _LAST_PARAMS
+    last = _LAST_PARAMS
+    if last is not None and last[0] is params:
+        return last[1]
+    packed = pack_params(params)
+    _LAST_PARAMS = (params, packed)
+    return packed
+
+
+_LAST_PACKED: tuple[np.ndarray, tuple[np.ndarray, ...]] | None = None
+"""The packed ``[F, E]`` env array of the last substep and the row views it returned as the new
+state's env fields: the next substep usually gets exactly those rows back."""
+
+
+def _pack_env(state: State, e_count: int) -> np.ndarray:
+    """The state's env fields packed as a fresh ``[F, E]`` float64 array.
+
+    When a field is the very row view the last substep returned, its values are that row of the
+    last packed array (a view shows every in-place write), so one copy of the whole array replaces
+    F row writes; only the fields set since (new parameters, a restarted env) are written."""
+    values = _ENV_GETTER(state)
+    last = _LAST_PACKED  # one read: the pair belongs together even if another thread steps
+    if last is not None and last[0].shape == (len(ENV_FIELDS), e_count):
+        env = last[0].copy()
+        for i, (a, b) in enumerate(zip(values, last[1], strict=True)):
+            if a is not b:
+                env[i] = a
+        return env
+    env = np.empty((len(ENV_FIELDS), e_count))
+    for i, a in enumerate(values):
+        env[i] = a
+    return env
+
+
 def fused_substep(
     state: State,
     row: DriverRow,
@@ -795,12 +838,10 @@ def fused_substep(
     """
     require_numba()
     e_count, n_count = state.num_envs, state.num_positions
-    env = np.empty((len(ENV_FIELDS), e_count))
-    for i, name in enumerate(ENV_FIELDS):
-        env[i] = getattr(state, name)
+    env = _pack_env(state, e_count)
     drv = np.empty((len(DRIVER_FIELDS), e_count))
-    for j, name in enumerate(DRIVER_FIELDS):
-        drv[j] = np.asarray(getattr(row, name), dtype=np.float64)
+    for j, a in enumerate(_DRIVER_GETTER(row)):
+        drv[j] = a  # float64 conversion by assignment (booleans as 0 / 1)
     twap_in = _f64(state.twap_buffer_usd)
     twap_out = np.empty_like(twap_in)
     c = np.empty((e_count, n_count))
@@ -811,7 +852,7 @@ def fused_substep(
     now_h = state.time_h + params.run.substep_h
     slot = int(state.substep_index) % int(params.market.twap_window_substeps)
     _substep_kernel(
-        env, drv, pack_params(params), pack_orders(orders, e_count), twap_in, twap_out, slot, now_h,
+        env, drv, _params_packed(params), pack_orders(orders, e_count), twap_in, twap_out, slot, now_h,
         _f64(state.collateral_asset), _f64(state.debt_usd), np.asarray(state.active, dtype=np.bool_),
         np.asarray(state.kind, dtype=np.int64), _f64(state.trigger_hf), _f64(state.react_prob),
         _f64(state.target_hf), np.asarray(state.repays, dtype=np.bool_),
@@ -819,7 +860,10 @@ def fused_substep(
         np.asarray(state.ever_liquidated, dtype=np.bool_), np.asarray(noise_u, dtype=np.float64),
         c, d, active, ever, rounds, e_count * n_count >= PARALLEL_MIN_POSITIONS,
     )  # fmt: skip
-    changes: dict[str, Any] = {name: env[i] for i, name in enumerate(ENV_FIELDS)}
+    rows = tuple(env)  # row views, made in C
+    global _LAST_PACKED
+    _LAST_PACKED = (env, rows)
+    changes: dict[str, Any] = dict(zip(ENV_FIELDS, rows, strict=True))
     new = state.replace(
         collateral_asset=c,
         debt_usd=d,

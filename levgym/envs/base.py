@@ -44,6 +44,26 @@ def check_weight(name: str, value: Any) -> float:
     return v
 
 
+class _SharedWeight:
+    """A class attribute for a name of ``SHARED_SETTABLE``: every assignment goes through
+    :func:`check_weight`. A descriptor on those names only, so the envs' other attributes (set
+    many times a step) are plain assignments, not a ``__setattr__`` override."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = check_weight(self.name, value)
+
+
 class LevgymVectorEnv(VectorEnv):
     """Base of the native vector envs: E envs of one :class:`BatchedMarket`.
 
@@ -133,6 +153,8 @@ class LevgymVectorEnv(VectorEnv):
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
 
         low, high = bounds(self.FEATURES)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(f"{type(self).__name__}.FEATURES must have finite bounds")
         self._obs_low, self._obs_high = low.astype(np.float64), high.astype(np.float64)
         self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -150,6 +172,12 @@ class LevgymVectorEnv(VectorEnv):
         self._scenario_names = np.array(self.core.scenarios, dtype=object)
         self.end_counts = {c: np.zeros(e, dtype=np.int64) for c in self._causes}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.SHARED_SETTABLE:
+            if not isinstance(getattr(cls, name, None), _SharedWeight):
+                setattr(cls, name, _SharedWeight(name))
+
     # ------------------------------------------------------------------ hooks
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Apply clipped actions ``[E, A]`` and run one env step. Returns (reward, terminated, info)."""
@@ -158,6 +186,14 @@ class LevgymVectorEnv(VectorEnv):
     def _observe(self) -> None:
         """Fill ``self._obs`` ``[E, F]`` from the current state."""
         raise NotImplementedError
+
+    def _store_observation(self, f: np.ndarray) -> None:
+        """Clip the features ``f`` ``[E, F]`` (float64, in place) to the observation bounds, zero
+        their NaNs and store them as ``self._obs``. The bounds are finite, so after the clip NaN
+        is the only non-finite value left (what ``np.nan_to_num(nan=0.0)`` would replace)."""
+        np.clip(f, self._obs_low, self._obs_high, out=f)
+        np.copyto(f, 0.0, where=np.isnan(f))
+        self._obs[...] = f
 
     def _reset_agent(self, mask: np.ndarray) -> None:
         """Reset the agent-side state of the envs in ``mask`` after their new episode began."""
@@ -258,7 +294,12 @@ class LevgymVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self.core.state is None:
             raise RuntimeError("call reset() before step()")
-        a = self.check_actions(actions)
+        return self._step(self.check_actions(actions))
+
+    def _step(
+        self, a: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """:meth:`step` with actions already checked and clipped (float64 ``[E, A]``)."""
         if self._ended.any():
             raise RuntimeError(
                 f"env(s) {np.flatnonzero(self._ended).tolist()} have ended their episode; "
@@ -416,9 +457,11 @@ def unbatch_info(info: Mapping[str, Any], env: int) -> dict[str, Any]:
     """The info of env ``env`` from a vector info dict (arrays become Python scalars)."""
     out: dict[str, Any] = {}
     for key, value in info.items():
-        if key.startswith("_"):
+        if key[:1] == "_":
             continue
-        if isinstance(value, Mapping):
+        if type(value) is np.ndarray and value.ndim == 1 and value.dtype.kind != "O":
+            out[key] = value[env].item()  # the common case first: a numeric [E] array
+        elif isinstance(value, Mapping):
             out[key] = unbatch_info(value, env)
         elif isinstance(value, np.ndarray):
             v = value[env]
@@ -485,7 +528,12 @@ class LevgymEnv(gym.Env):
             raise ValueError(
                 f"action {a.tolist()} contains NaN or infinite values; allowed finite numbers"
             )
-        obs, reward, terminated, truncated, info = self.vector_env.step(a[None, :])
+        venv = self.vector_env
+        if venv.core.state is None:
+            raise RuntimeError("call reset() before step()")
+        # checked above: only the clip of the vector env's check is left to do
+        a = np.clip(a, venv._act_low, venv._act_high)
+        obs, reward, terminated, truncated, info = venv._step(a[None, :])
         return (
             obs[0],
             float(reward[0]),

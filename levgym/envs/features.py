@@ -69,11 +69,13 @@ class PriceTracker:
         self.oracle = np.zeros((e, n))
         self.filled = np.zeros(e, dtype=np.int64)  # substeps recorded this episode (capped at L)
         self.pos = 0
-        self.var_short = np.zeros(e)
-        self.var_long = np.zeros(e)
+        # both variances in one [2, E] array, updated by one expression per substep
+        self._var = np.zeros((2, e))
+        self.var_short, self.var_long = self._var  # views, always current
         self.max_fundamental = np.zeros(e)
         self.alpha_short = 1.0 - 0.5 ** (substep_h / VOL_SHORT_HALFLIFE_H)
         self.alpha_long = 1.0 - 0.5 ** (substep_h / VOL_LONG_HALFLIFE_H)
+        self._alpha = np.array([[self.alpha_short], [self.alpha_long]])
         self.var_prior = VOL_PRIOR_ANNUAL**2 * substep_h / HOURS_PER_YEAR
 
     def reset(self, state: State, mask: np.ndarray) -> None:
@@ -97,8 +99,7 @@ class PriceTracker:
         self.oracle[:, self.pos] = to_numpy(state.oracle_usd)
         np.minimum(self.filled + 1, self.length, out=self.filled)
         r2 = r * r
-        self.var_short += self.alpha_short * (r2 - self.var_short)
-        self.var_long += self.alpha_long * (r2 - self.var_long)
+        self._var += self._alpha * (r2 - self._var)
         np.maximum(self.max_fundamental, f, out=self.max_fundamental)
 
     def log_return(self, hours: float) -> np.ndarray:

@@ -298,11 +298,6 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         self._thresholds = HF_EDGES + HF_SHOCKS
         self._feat = np.zeros((self.num_envs, len(self.FEATURES)))
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in type(self).SHARED_SETTABLE:
-            value = check_weight(name, value)
-        super().__setattr__(name, value)
-
     def _check_protocol(self, value: ProtocolParams) -> None:
         self.limits.check_contains(value)
 
@@ -333,7 +328,8 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         revenue_value = s.protocol_fee_usd * 0.0
         for _ in range(self.substeps_per_step):
             seized0, repaid0 = s.seized_collateral_asset, s.repaid_by_liquidators_usd
-            reserve0, fee0 = s.reserve_income_usd * 1.0, s.protocol_fee_usd * 1.0
+            # no copies: the engine returns new arrays and never writes into old ones
+            reserve0, fee0 = s.reserve_income_usd, s.protocol_fee_usd
             core.substep()
             s = core.state
             # info only: reserve income valued at this substep's debt price (the reward's
@@ -444,9 +440,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         f[:, c["slope1"]] = s1
         f[:, c["slope2"]] = s2
         f[:, c["time_left"]] = 1.0 - self.core.t / self.core.horizon_substeps
-        np.clip(f, self._obs_low, self._obs_high, out=f)
-        np.nan_to_num(f, copy=False, nan=0.0)
-        self._obs[...] = f
+        self._store_observation(f)
 
     def _reset_info(self, info: dict[str, Any]) -> None:
         s = self.core.state

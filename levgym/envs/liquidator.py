@@ -196,11 +196,6 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         self._feat = np.zeros((e, len(self.FEATURES)))
         self._thresholds = tuple(1.0 / (1.0 - x) for x in OPPORTUNITY_SHOCKS)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in type(self).SHARED_SETTABLE:
-            value = check_weight(name, value)
-        super().__setattr__(name, value)
-
     def _perp_price(self) -> tuple[np.ndarray, np.ndarray]:
         s = self.core.state
         fund = to_numpy(s.fundamental_usd)
@@ -360,9 +355,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         f[:, c["equity"]] = self.equity_usd / cap
         f[:, c["funding_rate"]] = 100.0 * self.basis_frac
         f[:, c["time_left"]] = 1.0 - self.core.t / self.core.horizon_substeps
-        np.clip(f, self._obs_low, self._obs_high, out=f)
-        np.nan_to_num(f, copy=False, nan=0.0)
-        self._obs[...] = f
+        self._store_observation(f)
 
     def _reset_info(self, info: dict[str, Any]) -> None:
         info["equity_usd"] = self.equity_usd.copy()

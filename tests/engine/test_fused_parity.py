@@ -218,3 +218,62 @@ def test_fused_borrow_cap_and_arrivals(cap_usd):
         b.substep()
     _compare(a.state, b.state)
     assert float(np.sum(a.state.arrivals)) > 0
+
+
+def _fresh_pack(state):
+    """``state`` with every env field copied, so no row is one the kernel returned last."""
+    from levgym.engine.fused import ENV_FIELDS
+
+    return state.replace(**{n: np.array(getattr(state, n), copy=True) for n in ENV_FIELDS})
+
+
+def test_fused_repacking_from_its_last_output_equals_a_fresh_pack():
+    """The kernel repacks the env fields by copying its last packed array when the state hands
+    back its own rows: chained substeps, a parameter replaced between them, a row written in
+    place, and an older state stepped again all equal the same substeps from fresh copies."""
+    from levgym.engine import fused
+
+    params = EngineParams()
+    drivers = scenarios.get("shock").drivers(
+        3, 8, params, 5, {"drop_frac": "0.4", "drop_hours": "0.5"}
+    )
+    sim = Simulator(params, drivers, 32, 5)
+    rows = list(numpy_rows(drivers))
+    state = sim.state
+    inputs, outputs, hits = [], [], 0
+    for t, row in enumerate(rows):
+        if t == 2:
+            state = state.replace(liquidation_bonus=np.full(3, 0.08))
+        if t == 4:
+            state.ltv[1] = 0.5  # an in-place write into a row the kernel returned
+        last = fused._LAST_PACKED
+        hits += (
+            last is not None and state.oracle_usd is last[1][fused.ENV_FIELDS.index("oracle_usd")]
+        )
+        inputs.append(state.to_numpy())  # copies: a later in-place write must not reach them
+        state, rounds = fused_substep(state, row, sim.noise_at(t), params)
+        outputs.append((state.to_numpy(), rounds))
+    assert hits >= len(rows) - 1  # the chain did take the copy path
+    again = fused_substep(inputs[5], rows[5], sim.noise_at(5), params)  # an older state
+    for t, (got, got_rounds) in enumerate([*outputs, again]):
+        t_in = 5 if t == len(rows) else t
+        want, want_rounds = fused_substep(
+            _fresh_pack(inputs[t_in]), rows[t_in], sim.noise_at(t_in), params
+        )
+        _compare(got, want, rtol=0.0)
+        np.testing.assert_array_equal(got_rounds, want_rounds)
+
+
+def test_state_replace_equals_dataclasses_replace():
+    params = EngineParams()
+    drivers = scenarios.get("calm").drivers(2, 2, params, 1, {})
+    state = Simulator(params, drivers, 8, 1).state
+    new = state.replace(ltv=np.full(2, 0.5), time_h=3.0)
+    ref = dataclasses.replace(state, ltv=np.full(2, 0.5), time_h=3.0)
+    assert type(new) is type(ref)
+    for f in dataclasses.fields(state):
+        assert getattr(new, f.name) is getattr(ref, f.name) or f.name == "ltv", f.name
+    np.testing.assert_array_equal(new.ltv, ref.ltv)
+    assert state.ltv is not new.ltv and new.time_h == 3.0
+    with pytest.raises(TypeError, match="no_such_field"):
+        state.replace(no_such_field=1.0)
