@@ -92,7 +92,10 @@ class _DriversMethods:
         return DriverRow(**{name: convert(getattr(self, name)[t]) for name in DRIVER_FIELDS})
 
     def slice_envs(self, index: Any) -> Drivers:
-        return Drivers(**{name: getattr(self, name)[:, index] for name in DRIVER_FIELDS})
+        """Envs ``index`` of these drivers; not checked again (a slice of checked drivers is
+        valid, and every episode start of a runner given its drivers takes one)."""
+        with unchecked():
+            return Drivers(**{name: getattr(self, name)[:, index] for name in DRIVER_FIELDS})
 
 
 Drivers = dataclasses.make_dataclass(

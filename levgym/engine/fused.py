@@ -198,11 +198,11 @@ def _market_env(
     env[F.gas_gwei, e] = drv[D.gas_gwei, e]
     delta = orders[O_.liquidity_delta_frac, e]
     if delta != 0.0:
-        scale = 1.0 + delta
-        env[F.pool_liquidity_base, e] *= scale
-        env[F.liquidity_added_debt, e] += pd * scale - pd
-        pa = pa * scale
-        pd = pd * scale
+        pd0 = pd
+        pa, pd, env[F.pool_liquidity_base, e] = NR.add_liquidity(
+            pa, pd, env[F.pool_liquidity_base, e], delta
+        )
+        env[F.liquidity_added_debt, e] += pd - pd0
     amount = orders[O_.sell_asset, e]
     env[F.agent_sold_asset, e] += amount
     if amount > 0.0:

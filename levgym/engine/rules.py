@@ -97,6 +97,14 @@ def set_liquidity(pool_asset: Num, pool_debt: Num, target_liquidity: Num):
     return pool_asset * scale, pool_debt * scale
 
 
+def add_liquidity(pool_asset: Num, pool_debt: Num, liquidity_base: Num, delta_frac: Num):
+    """A liquidity provider adds (``delta_frac > 0``) or pulls liquidity at the pool's price: both
+    reserves and the base liquidity scale by ``1 + delta_frac``. Returns (pool asset, pool debt,
+    base liquidity)."""
+    scale = 1.0 + delta_frac
+    return pool_asset * scale, pool_debt * scale, liquidity_base * scale
+
+
 def pool_price_usd(pool_asset: Num, pool_debt: Num, debt_price_usd: Num) -> Num:
     """Pool price of the asset in USD (the pool quotes it in the debt asset)."""
     return pool_debt / pool_asset * debt_price_usd

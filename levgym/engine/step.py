@@ -58,16 +58,15 @@ def agent_orders(state: State, orders: Orders, params: EngineParams) -> State:
     liquidator's sale into the pool. An env with a zero order is left exactly as it was."""
     xp = namespace(state.pool_asset)
     if orders.liquidity_delta_frac is not None:
-        delta = orders.liquidity_delta_frac
-        moves = delta != 0.0
-        scale = 1.0 + delta
-        pool_d = xp.where(moves, state.pool_debt * scale, state.pool_debt)
+        # scaling by exactly 1.0 leaves an env with no order bit for bit as it was
+        pool_a, pool_d, base = R.add_liquidity(
+            state.pool_asset, state.pool_debt, state.pool_liquidity_base,
+            orders.liquidity_delta_frac,
+        )  # fmt: skip
         state = state.replace(
-            pool_liquidity_base=xp.where(
-                moves, state.pool_liquidity_base * scale, state.pool_liquidity_base
-            ),
-            pool_asset=xp.where(moves, state.pool_asset * scale, state.pool_asset),
+            pool_asset=pool_a,
             pool_debt=pool_d,
+            pool_liquidity_base=base,
             liquidity_added_debt=state.liquidity_added_debt + (pool_d - state.pool_debt),
         )
     if orders.sell_asset is not None:
