@@ -26,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from .engine.backend import check_backend, make_converter
+from .engine.backend import check_backend, make_converter, to_numpy
 from .engine.dispatch import substep_function
 from .engine.drivers import DriverRow, Drivers
 from .engine.noise import splitmix_noise
 from .engine.orders import Orders
+from .engine.packed import PackedState, packed_substep
 from .engine.params import EngineParams
-from .engine.schema import DRIVER_SCHEMA
+from .engine.schema import DRIVER_SCHEMA, ENV_FIELDS
 from .engine.state import (
     State,
     build_state,
@@ -48,6 +49,7 @@ SPLITS = ("train", "eval")
 DRIVERS_GIVEN = "custom"
 _BOOL_DRIVERS = tuple(j for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "bool")
 _DRIVER_NAMES = tuple(f.name for f in DRIVER_SCHEMA)
+ENV_ROW_INDEX = {name: i for i, name in enumerate(ENV_FIELDS)}
 
 
 def fast_converter(backend: str, dtype: str = "float64", device: str | None = None):
@@ -111,6 +113,7 @@ class MarketRunner:
         dtype: str = "float64",
         device: str | None = None,
         drivers: Drivers | None = None,
+        packed: bool = False,
     ) -> None:
         for name, value in (("num_envs", num_envs), ("num_positions", num_positions)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -158,10 +161,56 @@ class MarketRunner:
         self.noise_key = np.zeros(e, dtype=np.uint64)
         self.rngs: list[np.random.Generator] | None = None
         self.seeds: list[int] = []
-        self.state: State | None = None
+        self._state: State | None = None
+        # backend numba with packed=True: the state lives in packed buffers stepped in place
+        # (levgym.engine.packed); `state` is then a copy made when read
+        self.packed_mode = bool(packed) and backend == "numba"
+        self.packed: PackedState | None = None
+        self._snapshot: State | None = None
         self.engine_seconds = 0.0  # wall time inside the engine's substep (for benchmarks)
+        # the cascade rounds run so far per env, and the substeps run (for benchmarks: what a
+        # timed stretch did); backend arrays, summed without a host sync
+        self.rounds_total: Any = None
+        self.substeps_run = 0
         self._envs = np.arange(e)
         self._u = np.empty((e, self.num_positions), dtype=np.float64)
+
+    # ------------------------------------------------------------------ the state
+    @property
+    def state(self) -> State | None:
+        """The batch's current state. In packed mode a copy of the buffers, made once per
+        change (so a state read before a substep keeps its values after it)."""
+        if self.packed is None:
+            return self._state
+        if self._snapshot is None:
+            self._snapshot = self.packed.snapshot()
+        return self._snapshot
+
+    @state.setter
+    def state(self, value: State | None) -> None:
+        if self.packed is None or value is None:
+            self._state = value
+            if value is None:
+                self.packed = None
+            return
+        self.packed.load(value)
+        self._snapshot = value
+
+    @property
+    def started(self) -> bool:
+        """Whether the first episodes have started (there is a state)."""
+        return self.packed is not None or self._state is not None
+
+    def changed(self) -> None:
+        """Tell the runner that a kernel wrote into its packed buffers (drops the state copy)."""
+        self._snapshot = None
+
+    def field(self, name: str) -> np.ndarray:
+        """The current ``[E]`` values of the per-env field ``name`` (numpy). In packed mode a
+        view of the buffers: read it before the next substep, do not keep it."""
+        if self.packed is not None:
+            return self.packed.env[ENV_ROW_INDEX[name]]
+        return to_numpy(getattr(self._state, name))
 
     # ------------------------------------------------------------------ seeding and episodes
     def seed(self, seeds: Sequence[int]) -> None:
@@ -242,7 +291,17 @@ class MarketRunner:
                     rows[j, got:] = col[-1]
             books.append(book)
         fresh = self._build(firsts, books)  # env j of `fresh` starts env idx[j]
-        if self.state is None:
+        if self.packed is not None:
+            # the engine's reset rule on the restarting rows, written into the buffers
+            merged = reset_envs(self.packed.rows(idx), fresh, np.ones(idx.size, dtype=bool))
+            self.packed.load_rows(merged, idx)
+            self._snapshot = None
+        elif self.state is None and self.packed_mode:
+            if not mask.all():
+                raise RuntimeError("the first episodes must start in every env at once")
+            self.packed = PackedState(fresh)
+            self._snapshot = None
+        elif self.state is None:
             if not mask.all():
                 raise RuntimeError("the first episodes must start in every env at once")
             self.state = fresh.map_arrays(lambda a, f: self.convert(a))
@@ -287,6 +346,8 @@ class MarketRunner:
     def substep(self, orders: Orders | None = None) -> Any:
         """Advance every env by one engine substep with the agents' ``orders``; returns the
         cascade rounds per env."""
+        if self.packed is not None:
+            return self._packed_substep(orders)
         assert self.state is not None
         row = self.driver_row()
         noise = self.convert(self.noise())
@@ -294,6 +355,26 @@ class MarketRunner:
         self.state, rounds = self.step_fn(self.state, row, noise, self.params, orders)
         self.engine_seconds += time.perf_counter() - t0
         self.t += 1
+        self.count_rounds(rounds)
+        return rounds
+
+    def count_rounds(self, rounds: Any, substeps: int = 1) -> None:
+        """Add ``rounds`` (per env) to :attr:`rounds_total` and ``substeps`` to
+        :attr:`substeps_run`."""
+        self.rounds_total = (
+            rounds + 0.0 if self.rounds_total is None else self.rounds_total + rounds
+        )
+        self.substeps_run += substeps
+
+    def _packed_substep(self, orders: Orders | None) -> np.ndarray:
+        """:meth:`substep` on the packed buffers: one kernel call, the same numbers."""
+        p = self.packed
+        assert p is not None
+        t0 = time.perf_counter()
+        rounds = packed_substep(p, self.bank, self.t, self.noise_key, self.params, orders)
+        self.engine_seconds += time.perf_counter() - t0
+        self._snapshot = None
+        self.count_rounds(rounds)
         return rounds
 
     @property

@@ -90,21 +90,6 @@ def vector_env_rate(
     }
 
 
-def _count_rounds(core: Any) -> list[Any]:
-    """Record the cascade rounds each substep of ``core`` returns (the arrays are kept, summed
-    after the clock stops, so the count costs one list append per substep)."""
-    seen: list[Any] = []
-    substep = core.substep
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        rounds = substep(*args, **kwargs)
-        seen.append(rounds)
-        return rounds
-
-    core.substep = counted
-    return seen
-
-
 def workload_rate(
     env_id: str,
     num_envs: int | None,
@@ -157,7 +142,8 @@ def workload_rate(
             _, _, term, trunc, _ = env.step(drawn[k])
             if single and (term or trunc):
                 env.reset()
-        seen = _count_rounds(core)
+        rounds0 = float(np.sum(to_numpy(core.rounds_total)))
+        substeps0 = core.substeps_run
         t0 = time.perf_counter()
         if single:
             for k in range(warmup, warmup + steps):
@@ -168,8 +154,8 @@ def workload_rate(
             for k in range(warmup, warmup + steps):
                 env.step(drawn[k])
         seconds = time.perf_counter() - t0
-        rounds = float(sum(float(np.sum(to_numpy(r))) for r in seen))
-        substeps = len(seen)
+        rounds = float(np.sum(to_numpy(core.rounds_total))) - rounds0
+        substeps = core.substeps_run - substeps0
     finally:
         env.close()
     return {

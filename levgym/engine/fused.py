@@ -36,6 +36,7 @@ import numpy as np
 from . import rules
 from .drivers import DriverRow
 from .jit import HAVE_NUMBA, njit, numba, prange
+from .noise import noise_row
 from .ops import OP_NAMES
 from .orders import ORDER_FIELDS, Orders
 from .params import EngineParams
@@ -59,14 +60,15 @@ from .state import State
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _rules_cache_dir() -> str:
+def _rules_cache_dir(*extra: types.ModuleType) -> str:
     """Where numba caches this module's kernels: a folder keyed by the source of the files whose
     functions the kernels inline (numba's own cache checks only the kernel's file, so a changed
-    rule would otherwise run stale machine code). ``LEVGYM_NUMBA_CACHE`` moves the root."""
-    from . import ops, schema
+    rule would otherwise run stale machine code); ``extra`` modules (an env's own rules) join
+    the key. ``LEVGYM_NUMBA_CACHE`` moves the root."""
+    from . import noise, ops, schema
 
     digest = hashlib.sha256()
-    for module in (rules, ops, schema):
+    for module in (rules, ops, schema, noise, *extra):
         digest.update(Path(module.__file__).read_bytes())
     root = os.environ.get("LEVGYM_NUMBA_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "levgym", "numba"
@@ -75,14 +77,15 @@ def _rules_cache_dir() -> str:
 
 
 @contextlib.contextmanager
-def rules_cache_dir():
-    """Decorate numba functions that call the compiled rules (:data:`NR`) inside this block so
-    their cache is keyed by the rules' source too (see :func:`_rules_cache_dir`)."""
+def rules_cache_dir(*extra: types.ModuleType):
+    """Decorate numba functions that call the compiled rules (:data:`NR`, or an ``extra``
+    module's compiled by :func:`compile_rules`) inside this block so their cache is keyed by
+    those rules' source too (see :func:`_rules_cache_dir`)."""
     if not HAVE_NUMBA:
         yield
         return
     previous = numba.config.CACHE_DIR
-    numba.config.CACHE_DIR = _rules_cache_dir()
+    numba.config.CACHE_DIR = _rules_cache_dir(*extra)
     try:
         yield
     finally:
@@ -130,15 +133,23 @@ def _scalar_ops() -> dict[str, Any]:
     return {name: njit(**inline)(fn) for name, fn in table.items()}
 
 
-def _compile_rules() -> types.ModuleType:
-    """:mod:`levgym.engine.rules` compiled by numba: the same function texts, with the
-    operations bound to scalar functions. Returned as a module so kernels call ``NR.rule(...)``."""
-    namespace = dict(vars(rules))
+def compile_rules(
+    source: types.ModuleType, names: tuple[str, ...], base: types.ModuleType | None = None
+) -> types.ModuleType:
+    """The functions ``names`` of ``source`` compiled by numba: the same function texts, with
+    the operations of :mod:`levgym.engine.ops` bound to scalar functions (and, given ``base``, a
+    module compiled before, any of its functions that ``source`` calls bound to their compiled
+    versions). Returned as a module so kernels call ``NR.rule(...)``."""
+    namespace = dict(vars(source))
     if HAVE_NUMBA:
         namespace.update(_scalar_ops())
-    module = types.ModuleType("levgym.engine.rules_numba")
-    for name in rules.RULE_NAMES:
-        fn = getattr(rules, name)
+    if base is not None:
+        for name, fn in vars(base).items():
+            if name in namespace and callable(fn):
+                namespace[name] = fn
+    module = types.ModuleType(source.__name__ + "_numba")
+    for name in names:
+        fn = getattr(source, name)
         rebound = types.FunctionType(fn.__code__, namespace, name, fn.__defaults__)
         rebound.__doc__ = fn.__doc__
         compiled = njit(inline="always", error_model="numpy", cache=True)(rebound)
@@ -147,7 +158,7 @@ def _compile_rules() -> types.ModuleType:
     return module
 
 
-NR = _compile_rules()
+NR = compile_rules(rules, rules.RULE_NAMES)
 
 
 @functools.lru_cache(maxsize=64)
@@ -738,16 +749,84 @@ def _substep_kernel(
                 kind, trigger, react, target, repays, tmpl_c, tmpl_hf, ever_in, noise, c, d,
                 active, ever, rounds,
             )  # fmt: skip
-    # 7: bookkeeping (step.substep)
     for e in range(num_envs):
-        pool_usd = NR.pool_price_usd(
-            env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e]
-        )
-        env[F.fundamental_min_usd, e] = min(
-            env[F.fundamental_min_usd, e], env[F.fundamental_usd, e]
-        )
-        env[F.pool_min_usd, e] = min(env[F.pool_min_usd, e], pool_usd)
-        env[F.cascade_rounds_max, e] = max(env[F.cascade_rounds_max, e], rounds[e])
+        _bookkeep_env(e, env, rounds)
+
+
+# ----------------------------------------------------------------------------- packed buffers
+# A runner that keeps its state in packed buffers between substeps (levgym.engine.packed) calls
+# substep_env per env: no packing, no allocation of the state's arrays, and an env program
+# (levgym.envs.programs) can run all substeps of an env step in one kernel call.
+
+# rows of the packed float position array posf [POSF, E, N] and of the bool array posb [POSB, E, N]
+POSF = ("c_in", "d_in", "c_out", "d_out", "trigger_hf", "react_prob", "target_hf",
+        "template_collateral_asset", "template_hf")  # fmt: skip
+POSB = ("active_in", "ever_in", "active_out", "ever_out", "repays")
+
+
+@njit(cache=True, inline="always")
+def _bookkeep_env(e: int, env: np.ndarray, rounds: np.ndarray) -> None:
+    """Step 7 for env ``e`` (bookkeeping of ``step.substep``): running minima and the deepest
+    cascade."""
+    pool_usd = NR.pool_price_usd(
+        env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e]
+    )
+    env[F.fundamental_min_usd, e] = min(env[F.fundamental_min_usd, e], env[F.fundamental_usd, e])
+    env[F.pool_min_usd, e] = min(env[F.pool_min_usd, e], pool_usd)
+    env[F.cascade_rounds_max, e] = max(env[F.cascade_rounds_max, e], rounds[e])
+
+
+@njit(cache=True)
+def substep_env(
+    e: int, env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray, kind: np.ndarray,
+    drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray, slot: int, now_h: float,
+) -> None:  # fmt: skip
+    """One substep of env ``e`` on packed buffers, in place: the driver row of the env's own
+    clock ``t[e]`` from the bank ``[F, E, S]`` (the last row held), its borrower noise
+    (:mod:`levgym.engine.noise`), the substep of :func:`fused_substep` and its bookkeeping; then
+    the new positions and TWAP become the inputs of the next substep and ``t[e]`` advances.
+    ``drv`` ``[F, E]`` and ``noise`` ``[E, N]`` are scratch (only row / column ``e`` is used)."""
+    s = bank.shape[2]
+    te = t[e] if t[e] < s else s - 1
+    for j in range(bank.shape[0]):
+        drv[j, e] = bank[j, e, te]
+    noise_row(key[e], t[e], noise[e])
+    _env_substep(
+        e, env, drv, P, orders, twap[0], twap[1], slot, now_h, posf[0], posf[1], posb[0], kind,
+        posf[4], posf[5], posf[6], posb[4], posf[7], posf[8], posb[1], noise, posf[2], posf[3],
+        posb[2], posb[3], rounds,
+    )  # fmt: skip
+    _bookkeep_env(e, env, rounds)
+    posf[0, e, :] = posf[2, e, :]
+    posf[1, e, :] = posf[3, e, :]
+    posb[0, e, :] = posb[2, e, :]
+    posb[1, e, :] = posb[3, e, :]
+    twap[0, e, :] = twap[1, e, :]
+    t[e] += 1
+
+
+@njit(parallel=True, cache=True)
+def packed_substep_kernel(
+    env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray, kind: np.ndarray,
+    drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray, slot: int, now_h: float,
+    parallel: bool,
+) -> None:  # fmt: skip
+    """:func:`substep_env` for every env (in parallel over envs when ``parallel``)."""
+    num_envs = env.shape[1]
+    if parallel:
+        for e in prange(num_envs):
+            substep_env(
+                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                slot, now_h,
+            )  # fmt: skip
+    else:
+        for e in range(num_envs):
+            substep_env(
+                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                slot, now_h,
+            )  # fmt: skip
 
 
 if HAVE_NUMBA:
@@ -880,9 +959,14 @@ def fused_substep(
 __all__ = [
     "HAVE_NUMBA",
     "NR",
+    "compile_rules",
     "rules_cache_dir",
     "fused_substep",
     "pack_orders",
     "pack_params",
     "require_numba",
+    "packed_substep_kernel",
+    "substep_env",
+    "POSB",
+    "POSF",
 ]

@@ -47,20 +47,26 @@ def splitmix_noise_numpy(key: np.ndarray, t: np.ndarray, out: np.ndarray) -> np.
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def noise_row(key: np.uint64, t: int, out: np.ndarray) -> None:  # pragma: no cover
+    """One env's row of :func:`splitmix_noise_numpy`: ``out`` ``[N]`` for key ``key`` at
+    substep ``t`` (called by the kernels that step one env at a time)."""
+    n = out.shape[0]
+    x0 = key + np.uint64(t) * np.uint64(n) * GOLDEN
+    for i in range(n):
+        x = x0 + (np.uint64(i) + _ONE) * GOLDEN
+        x ^= x >> _S30
+        x *= MIX1
+        x ^= x >> _S27
+        x *= MIX2
+        x ^= x >> _S31
+        out[i] = np.float64(x >> _S11) * _INV53
+
+
 @njit(cache=True, nogil=True)
 def _noise_kernel(key: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
-    num_envs, n = out.shape
-    nn = np.uint64(n)
-    for e in range(num_envs):
-        x0 = key[e] + np.uint64(t[e]) * nn * GOLDEN
-        for i in range(n):
-            x = x0 + (np.uint64(i) + _ONE) * GOLDEN
-            x ^= x >> _S30
-            x *= MIX1
-            x ^= x >> _S27
-            x *= MIX2
-            x ^= x >> _S31
-            out[e, i] = np.float64(x >> _S11) * _INV53
+    for e in range(out.shape[0]):
+        noise_row(key[e], t[e], out[e])
 
 
 def splitmix_noise(key: np.ndarray, t: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -71,4 +77,4 @@ def splitmix_noise(key: np.ndarray, t: np.ndarray, out: np.ndarray) -> np.ndarra
     return out
 
 
-__all__ = ["splitmix_noise", "splitmix_noise_numpy"]
+__all__ = ["noise_row", "splitmix_noise", "splitmix_noise_numpy"]

@@ -4,6 +4,7 @@ single env as a batch of one (so the two can never drift apart)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -92,6 +93,11 @@ class LevgymVectorEnv(VectorEnv):
     DEFAULT_SCENARIOS: ClassVar[tuple[str, ...]] = ()
     TERMINAL_CAUSE: ClassVar[str] = "terminated"
     SHARED_SETTABLE: ClassVar[tuple[str, ...]] = ()
+    scalar_info: bool = False
+    """Set by the single env on its batch of one: info values may be Python floats."""
+    PACKED: ClassVar[bool] = False
+    """Backend numba keeps the state in the runner's packed buffers and steps it with the env's
+    step kernel (:mod:`levgym.envs.programs`)."""
     PER_ENV_ATTRS: ClassVar[tuple[str, ...]] = (
         "scenario",
         "protocol_params",
@@ -144,6 +150,7 @@ class LevgymVectorEnv(VectorEnv):
             backend,
             dtype,
             device,
+            packed=self.PACKED,
         )
         self.num_envs = self.core.num_envs
         self.num_positions = self.core.num_positions
@@ -171,6 +178,7 @@ class LevgymVectorEnv(VectorEnv):
         self._causes = (self.TERMINAL_CAUSE, "horizon")
         self._scenario_names = np.array(self.core.scenarios, dtype=object)
         self.end_counts = {c: np.zeros(e, dtype=np.int64) for c in self._causes}
+        self._no_cause = np.full(e, "", dtype=object)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -274,7 +282,7 @@ class LevgymVectorEnv(VectorEnv):
         elif self.core.rngs is None:
             base = int(self.np_random.integers(0, 2**31 - 1))
             self.core.seed([base + i for i in range(e)])
-        if self.core.state is None and not mask.all():
+        if not self.core.started and not mask.all():
             raise ValueError("the first reset must reset every env; drop options['reset_mask']")
         self._start_episodes(mask)
         self._observe()
@@ -292,7 +300,7 @@ class LevgymVectorEnv(VectorEnv):
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if self.core.state is None:
+        if not self.core.started:
             raise RuntimeError("call reset() before step()")
         return self._step(self.check_actions(actions))
 
@@ -315,7 +323,7 @@ class LevgymVectorEnv(VectorEnv):
         info["episode_step"] = self._episode_length.copy()
         self._observe()
         obs = self._obs.copy()
-        cause = np.full(self.num_envs, "", dtype=object)
+        cause = self._no_cause.copy()
         if ended.any():
             cause[terminated] = self.TERMINAL_CAUSE
             cause[truncated] = "horizon"
@@ -427,7 +435,7 @@ class LevgymVectorEnv(VectorEnv):
     def render_env(self, env: int) -> Any:
         """Render env ``env`` in ``render_mode``: an RGB array or a one-line string."""
         self._check_env_index(env)
-        if self.core.state is None:
+        if not self.core.started:
             raise RuntimeError("call reset() before render()")
         if self.render_mode == "ansi":
             return self.summary_line(env)
@@ -454,18 +462,23 @@ class LevgymVectorEnv(VectorEnv):
 
 
 def unbatch_info(info: Mapping[str, Any], env: int) -> dict[str, Any]:
-    """The info of env ``env`` from a vector info dict (arrays become Python scalars)."""
+    """The info of env ``env`` from a vector info dict (arrays become Python scalars; values
+    that are Python scalars already, as a single env's kernel writes them, pass through)."""
     out: dict[str, Any] = {}
     for key, value in info.items():
-        if key[:1] == "_":
+        if key[0] == "_":
             continue
-        if type(value) is np.ndarray and value.ndim == 1 and value.dtype.kind != "O":
-            out[key] = value[env].item()  # the common case first: a numeric [E] array
+        t = type(value)
+        if t is float:
+            out[key] = value  # the common case first: a value of the env already
+        elif t is np.ndarray:
+            if value.ndim == 1 and value.dtype.kind != "O":
+                out[key] = value.item(env)  # a numeric [E] array
+            else:
+                v = value[env]
+                out[key] = v.item() if isinstance(v, np.generic) else v
         elif isinstance(value, Mapping):
             out[key] = unbatch_info(value, env)
-        elif isinstance(value, np.ndarray):
-            v = value[env]
-            out[key] = v.item() if isinstance(v, np.generic) else v
         else:
             out[key] = value
     return out
@@ -489,6 +502,8 @@ class LevgymEnv(gym.Env):
         self.vector_env = self.vector_class(
             1, render_mode=render_mode, autoreset_mode=AutoresetMode.DISABLED, **kwargs
         )
+        # a batch of one serving this env: its kernels may write the info as Python floats
+        self.vector_env.scalar_info = True
         self.observation_space = self.vector_env.single_observation_space
         self.action_space = self.vector_env.single_action_space
         self.render_mode = render_mode
@@ -524,16 +539,19 @@ class LevgymEnv(gym.Env):
             ) from None
         if a.shape != self.action_space.shape:
             raise ValueError(f"action has shape {a.shape}; allowed {self.action_space.shape}")
-        if not np.all(np.isfinite(a)):
+        # a finite sum means finite values (one reduction instead of two); only an overflowing
+        # sum of finite values needs the element-wise check
+        if not math.isfinite(a.sum()) and not np.isfinite(a).all():
             raise ValueError(
                 f"action {a.tolist()} contains NaN or infinite values; allowed finite numbers"
             )
         venv = self.vector_env
-        if venv.core.state is None:
+        if not venv.core.started:
             raise RuntimeError("call reset() before step()")
-        # checked above: only the clip of the vector env's check is left to do
-        a = np.clip(a, venv._act_low, venv._act_high)
-        obs, reward, terminated, truncated, info = venv._step(a[None, :])
+        # checked above: only the clip of the vector env's check is left to do (two ufuncs:
+        # np.clip costs several times more on a few values)
+        a = np.minimum(np.maximum(a, venv._act_low), venv._act_high)
+        obs, reward, terminated, truncated, info = venv._step(a.reshape(1, -1))
         return (
             obs[0],
             float(reward[0]),

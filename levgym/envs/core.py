@@ -16,6 +16,7 @@ import numpy as np
 
 from ..engine.orders import Orders
 from ..engine.params import EngineParams, ProtocolParams, preset
+from ..engine.rules import pool_price_usd
 from ..market import SPLITS, MarketRunner, fast_converter
 from ..scenarios import get as get_scenario
 from ..scenarios import names as scenario_names
@@ -115,13 +116,22 @@ class BatchedMarket(MarketRunner):
     def new_episodes(self, mask: np.ndarray) -> np.ndarray:
         idx = super().new_episodes(mask)
         if idx.size:
-            self.tracker.reset(self.state, np.asarray(mask, dtype=bool))
+            mask = np.asarray(mask, dtype=bool)
+            f, pool, oracle = self.prices()
+            self.tracker.reset_prices(mask, f[mask], pool[mask], oracle[mask])
         return idx
 
     def substep(self, orders: Orders | None = None) -> Any:
         rounds = super().substep(orders)
-        self.tracker.update(self.state)
+        self.tracker.update_prices(*self.prices())
         return rounds
+
+    def prices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fundamental, pool and oracle prices of every env now (numpy ``[E]``)."""
+        pool = pool_price_usd(
+            self.field("pool_asset"), self.field("pool_debt"), self.field("debt_price_usd")
+        )
+        return self.field("fundamental_usd").copy(), pool, self.field("oracle_usd").copy()
 
     def aggregates(self, thresholds: tuple[float, ...]) -> PositionAggregates:
         """:func:`levgym.envs.kernels.position_aggregates` of the current state, computed once

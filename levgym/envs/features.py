@@ -11,6 +11,7 @@ from ..engine.backend import namespace, to_numpy
 from ..engine.borrowers import health_factor
 from ..engine.params import HOURS_PER_YEAR
 from ..engine.state import State
+from .formulas import annual_volatility, ewma_variance, log_return
 
 
 class Feature(NamedTuple):
@@ -64,9 +65,9 @@ class PriceTracker:
         self.substep_h = float(substep_h)
         self.length = int(round(HISTORY_H / substep_h)) + 1
         e, n = num_envs, self.length
-        self.fundamental = np.zeros((e, n))
-        self.pool = np.zeros((e, n))
-        self.oracle = np.zeros((e, n))
+        # the three rings in one [3, E, L] array (the step kernels take it as one argument)
+        self.prices = np.zeros((3, e, n))
+        self.fundamental, self.pool, self.oracle = self.prices  # views
         self.filled = np.zeros(e, dtype=np.int64)  # substeps recorded this episode (capped at L)
         self.pos = 0
         # both variances in one [2, E] array, updated by one expression per substep
@@ -77,13 +78,25 @@ class PriceTracker:
         self.alpha_long = 1.0 - 0.5 ** (substep_h / VOL_LONG_HALFLIFE_H)
         self._alpha = np.array([[self.alpha_short], [self.alpha_long]])
         self.var_prior = VOL_PRIOR_ANNUAL**2 * substep_h / HOURS_PER_YEAR
+        self.substeps_per_year = HOURS_PER_YEAR / substep_h
 
     def reset(self, state: State, mask: np.ndarray) -> None:
         """Start the history of the envs in ``mask`` from their current prices."""
-        f = to_numpy(state.fundamental_usd)[mask]
+        self.reset_prices(
+            mask,
+            to_numpy(state.fundamental_usd)[mask],
+            to_numpy(state.pool_price_usd)[mask],
+            to_numpy(state.oracle_usd)[mask],
+        )
+
+    def reset_prices(
+        self, mask: np.ndarray, fundamental: np.ndarray, pool: np.ndarray, oracle: np.ndarray
+    ) -> None:
+        """:meth:`reset` from the prices of the envs in ``mask`` (``[k]`` each)."""
+        f = fundamental
         self.fundamental[mask] = f[:, None]
-        self.pool[mask] = to_numpy(state.pool_price_usd)[mask][:, None]
-        self.oracle[mask] = to_numpy(state.oracle_usd)[mask][:, None]
+        self.pool[mask] = pool[:, None]
+        self.oracle[mask] = oracle[:, None]
         self.filled[mask] = 1
         self.var_short[mask] = self.var_prior
         self.var_long[mask] = self.var_prior
@@ -91,27 +104,35 @@ class PriceTracker:
 
     def update(self, state: State) -> None:
         """Record the prices after a substep."""
-        f = to_numpy(state.fundamental_usd)
-        r = np.log(f / self.fundamental[:, self.pos])
+        self.update_prices(
+            to_numpy(state.fundamental_usd),
+            to_numpy(state.pool_price_usd),
+            to_numpy(state.oracle_usd),
+        )
+
+    def update_prices(self, f: np.ndarray, pool: np.ndarray, oracle: np.ndarray) -> None:
+        """:meth:`update` from the prices ``[E]`` after a substep."""
+        r = log_return(f, self.fundamental[:, self.pos])
         self.pos = (self.pos + 1) % self.length
         self.fundamental[:, self.pos] = f
-        self.pool[:, self.pos] = to_numpy(state.pool_price_usd)
-        self.oracle[:, self.pos] = to_numpy(state.oracle_usd)
+        self.pool[:, self.pos] = pool
+        self.oracle[:, self.pos] = oracle
         np.minimum(self.filled + 1, self.length, out=self.filled)
-        r2 = r * r
-        self._var += self._alpha * (r2 - self._var)
+        self._var[...] = ewma_variance(self._var, r, self._alpha)
         np.maximum(self.max_fundamental, f, out=self.max_fundamental)
+
+    def lag(self, hours: float) -> int:
+        """Ring columns between now and ``hours`` ago (at most the ring's length - 1)."""
+        return min(int(round(hours / self.substep_h)), self.length - 1)
 
     def log_return(self, hours: float) -> np.ndarray:
         """Log return of the fundamental over the last ``hours`` (shorter at an episode's start)."""
-        lag = min(int(round(hours / self.substep_h)), self.length - 1)
-        past = (self.pos - lag) % self.length
-        now = self.fundamental[:, self.pos]
-        return np.log(now / self.fundamental[:, past])
+        past = (self.pos - self.lag(hours)) % self.length
+        return log_return(self.fundamental[:, self.pos], self.fundamental[:, past])
 
     def vol_annual(self, which: str) -> np.ndarray:
         var = self.var_short if which == "short" else self.var_long
-        return np.sqrt(var * (HOURS_PER_YEAR / self.substep_h))
+        return annual_volatility(var, self.substeps_per_year)
 
     def drawdown(self) -> np.ndarray:
         return 1.0 - self.fundamental[:, self.pos] / self.max_fundamental

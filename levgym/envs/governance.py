@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine.backend import namespace, to_numpy
+from ..engine.backend import to_numpy
+from ..engine.fused import PARALLEL_MIN_POSITIONS, _params_packed, pack_orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
-from ..engine.rules import borrow_rate_apr, utilization
+from ..engine.schema import DRIVER_FIELDS
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
-from .features import Feature, index, market_snapshot
+from .features import Feature, index
+from .formulas import (
+    governance_book_features,
+    governance_market_features,
+    governance_reward,
+    governance_substep_flows,
+    log_return,
+    steward_projection,
+)
+from .programs import FCONST, GOVERNANCE_OUTPUTS, ICONST, governance_observe, governance_step
 
 
 @dataclass(frozen=True)
@@ -135,24 +146,43 @@ def project_params(
     parameter moves by more than its cap (LT too, because ``lt_step >= bonus_step``; LTV by at
     most ``lt_step + gap_step``). Returns arrays keyed by the state's field names.
     """
-    # plain numpy where possible: array-api-compat's clip costs ~10x numpy's on small arrays
-    xp = np if isinstance(ltv, np.ndarray) else namespace(ltv)
-    a = xp.clip(action, -1.0, 1.0)
-    lim = limits
-    gap = xp.clip(liquidation_threshold - ltv + a[:, 1] * lim.gap_step, lim.gap_min, lim.gap_max)
-    lt = xp.clip(liquidation_threshold + a[:, 0] * lim.lt_step, lim.lt_min, lim.lt_max)
-    bonus = xp.clip(liquidation_bonus + a[:, 2] * lim.bonus_step, lim.bonus_min, lim.bonus_max)
-    s1 = xp.clip(slope1_apr + a[:, 3] * lim.slope1_step_apr, lim.slope1_min_apr, lim.slope1_max_apr)
-    s2 = xp.clip(slope2_apr + a[:, 3] * lim.slope2_step_apr, lim.slope2_min_apr, lim.slope2_max_apr)
-    lt = xp.minimum(lt, (1.0 - lim.margin) / (1.0 + bonus))
+    ltv, lt, bonus, s1, s2 = steward_projection(
+        ltv, liquidation_threshold, liquidation_bonus, slope1_apr, slope2_apr,
+        action[:, 0], action[:, 1], action[:, 2], action[:, 3], *limit_values(limits),
+    )  # fmt: skip
     return {
-        "ltv": lt - gap,
+        "ltv": ltv,
         "liquidation_threshold": lt,
         "liquidation_bonus": bonus,
         "slope1_apr": s1,
         "slope2_apr": s2,
     }
 
+
+def limit_values(limits: StewardLimits) -> tuple[float, ...]:
+    """The limits in the order :func:`levgym.envs.formulas.steward_projection` takes them."""
+    lim = limits
+    return (
+        lim.lt_step, lim.gap_step, lim.bonus_step, lim.slope1_step_apr, lim.slope2_step_apr,
+        lim.lt_min, lim.lt_max, lim.gap_min, lim.gap_max, lim.bonus_min, lim.bonus_max,
+        lim.slope1_min_apr, lim.slope1_max_apr, lim.slope2_min_apr, lim.slope2_max_apr,
+        lim.margin,
+    )  # fmt: skip
+
+
+# state fields read by the governance features
+_FEATURE_FIELDS = (
+    "fundamental_usd", "oracle_usd", "pool_asset", "pool_debt", "debt_price_usd",
+    "supply_usd", "reserves_usd", "gas_gwei", "ltv", "liquidation_threshold",
+    "liquidation_bonus", "base_rate_apr", "slope1_apr", "slope2_apr",
+    "optimal_utilization_frac", "initial_collateral_asset", "fundamental_start_usd",
+    "bad_debt_usd",
+)  # fmt: skip
+# the state counters of governance_substep_flows, in its argument order
+_FLOW_FIELDS = (
+    "reserve_income_usd", "protocol_fee_usd", "seized_collateral_asset",
+    "repaid_by_liquidators_usd",
+)  # fmt: skip
 
 GOVERNANCE_ACTIONS: tuple[Feature, ...] = (
     Feature("lt_change", "change of the liquidation threshold, times `lt_step`", -1.0, 1.0),
@@ -238,6 +268,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
     ACTIONS = GOVERNANCE_ACTIONS
     DEFAULT_SCENARIOS = DEFAULT_GOVERNANCE_SCENARIOS
     TERMINAL_CAUSE = "insolvency"
+    PACKED = True
     SHARED_SETTABLE: ClassVar[tuple[str, ...]] = (
         "w_bad_debt",
         "w_liquidation",
@@ -297,25 +328,28 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         self._col = index(self.FEATURES)
         self._thresholds = HF_EDGES + HF_SHOCKS
         self._feat = np.zeros((self.num_envs, len(self.FEATURES)))
+        self._observed = False
+        self._k_constants: tuple[Any, tuple[np.ndarray, np.ndarray]] | None = None
 
     def _check_protocol(self, value: ProtocolParams) -> None:
         self.limits.check_contains(value)
 
     # ------------------------------------------------------------------ dynamics
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        if self.core.packed is not None:
+            return self._advance_packed(actions)
         core = self.core
         s = core.state
         # the projection changes parameters only, not positions or prices: the shortfall before
         # it is the one the last observation already computed (a cache hit)
         shortfall0 = core.aggregates(self._thresholds).shortfall
-        a = core.convert(actions)
         new = project_params(
             s.ltv,
             s.liquidation_threshold,
             s.liquidation_bonus,
             s.slope1_apr,
             s.slope2_apr,
-            a,
+            core.convert(actions),
             self.limits,
         )
         core.state = s = s.replace(**new)
@@ -325,121 +359,182 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         liqs0 = to_numpy(s.liquidations)
         liquidated0 = to_numpy(s.repaid_by_liquidators_usd)
         liq_loss = np.zeros(self.num_envs)
-        revenue_value = s.protocol_fee_usd * 0.0
+        revenue_value = np.zeros(self.num_envs)
         for _ in range(self.substeps_per_step):
-            seized0, repaid0 = s.seized_collateral_asset, s.repaid_by_liquidators_usd
             # no copies: the engine returns new arrays and never writes into old ones
-            reserve0, fee0 = s.reserve_income_usd, s.protocol_fee_usd
+            s0 = s
             core.substep()
             s = core.state
-            # info only: reserve income valued at this substep's debt price (the reward's
-            # revenue term adds it in debt-asset units)
-            revenue_value = (
-                revenue_value
-                + (s.reserve_income_usd - reserve0) * s.debt_price_usd
-                + (s.protocol_fee_usd - fee0)
-            )
-            # Users lose the bonus: collateral value seized beyond the debt repaid for them.
-            loss = (s.seized_collateral_asset - seized0) * s.oracle_usd - (
-                s.repaid_by_liquidators_usd - repaid0
-            ) * s.debt_price_usd
-            liq_loss += to_numpy(loss)
+            revenue_value, liq_loss = governance_substep_flows(
+                revenue_value, liq_loss, *(to_numpy(getattr(s0, k)) for k in _FLOW_FIELDS),
+                *(to_numpy(getattr(s, k)) for k in _FLOW_FIELDS), to_numpy(s.oracle_usd),
+                to_numpy(s.debt_price_usd),
+            )  # fmt: skip
 
         agg = core.aggregates(self._thresholds)  # also serves this step's observation
         dp = to_numpy(s.debt_price_usd)
         tvl = to_numpy(s.initial_collateral_asset * s.fundamental_start_usd)
         revenue = to_numpy(s.reserve_income_usd + s.protocol_fee_usd) - revenue0
         bad = (to_numpy(s.bad_debt_usd) - bad0) * dp
-        # Economic bad debt: written off plus the change in debt held above its collateral's value,
-        # so that suppressing liquidations (a tiny bonus) cannot hide losses from the reward.
         shortfall = agg.shortfall
-        economic_bad = bad + (shortfall - shortfall0) * dp
-        coll_value = agg.total_collateral_asset * to_numpy(s.oracle_usd)
-        capacity = to_numpy(s.ltv) * coll_value * (self.step_h / HOURS_PER_YEAR)
-        scale = self.reward_scale / tvl
-        r_rev = scale * revenue
-        r_bad = -scale * self.w_bad_debt * economic_bad
-        r_liq = -scale * self.w_liquidation * liq_loss
-        r_eff = scale * self.w_efficiency * capacity
-        reward = r_rev + r_bad + r_liq + r_eff
-        lender_loss = to_numpy(s.lender_loss_usd) * dp
-        uncovered = np.maximum(shortfall * dp - to_numpy(s.reserves_usd) * dp, 0.0)
-        terminated = lender_loss + uncovered > self.insolvency_tolerance_frac * tvl
-        info = {
+        parts = governance_reward(
+            revenue, bad, shortfall, shortfall0, dp, liq_loss, to_numpy(s.ltv),
+            agg.total_collateral_asset * to_numpy(s.oracle_usd), tvl,
+            to_numpy(s.lender_loss_usd), to_numpy(s.reserves_usd), *self._weights(),
+        )  # fmt: skip
+        values = {
+            "reward": parts[0],
+            "terminated": parts[9],
             "revenue_usd": revenue,
-            "revenue_value_usd": to_numpy(revenue_value),
+            "revenue_value_usd": revenue_value,
             "bad_debt_usd": bad,
             "shortfall_usd": shortfall * dp,
-            "economic_bad_debt_usd": economic_bad,
+            "economic_bad_debt_usd": parts[5],
             "liquidation_loss_usd": liq_loss,
-            "borrow_capacity_usd": capacity,
-            "reward_revenue": r_rev,
-            "reward_bad_debt": r_bad,
-            "reward_liquidation": r_liq,
-            "reward_efficiency": r_eff,
+            "borrow_capacity_usd": parts[6],
+            "reward_revenue": parts[1],
+            "reward_bad_debt": parts[2],
+            "reward_liquidation": parts[3],
+            "reward_efficiency": parts[4],
             "liquidations": to_numpy(s.liquidations) - liqs0,
             "liquidated_debt_usd": (to_numpy(s.repaid_by_liquidators_usd) - liquidated0) * dp,
-            "lender_loss_usd": lender_loss,
+            "lender_loss_usd": parts[7],
             "tvl_usd": tvl,
             **{k: to_numpy(v) for k, v in new.items()},
         }
-        return reward, terminated, info
+        info = {k: values[k] for k in GOVERNANCE_OUTPUTS[2:]}
+        return values["reward"], values["terminated"], info
+
+    def _weights(self) -> tuple[float, ...]:
+        """The reward's constants in the order :func:`governance_reward` takes them."""
+        return (
+            self.step_h / HOURS_PER_YEAR, self.w_bad_debt, self.w_liquidation,
+            self.w_efficiency, self.reward_scale, self.insolvency_tolerance_frac,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ the step kernel
+    def _kernel_buffers(self) -> None:
+        """Scratch and constants of the step kernel (made once, on the first packed step)."""
+        core, e = self.core, self.num_envs
+        tr = core.tracker
+        n = self.num_positions
+        self._k_orders = pack_orders(None, e)
+        self._k_drv = np.empty((len(DRIVER_FIELDS), e))
+        self._k_noise = np.empty((e, n))
+        self._k_rounds = np.empty(e)
+        self._k_step_rounds = np.empty(e)
+        self._k_out = np.empty((len(GOVERNANCE_OUTPUTS), e))
+        self._k_thresholds = np.asarray(self._thresholds, dtype=np.float64)
+        self._k_ic = np.zeros(len(ICONST), dtype=np.int64)
+        ic = dict(
+            substeps=self.substeps_per_step,
+            twap_window=int(self.params.market.twap_window_substeps),
+            ring=tr.length,
+            lag_1h=tr.lag(1.0),
+            lag_24h=tr.lag(24.0),
+            horizon=core.horizon_substeps,
+        )
+        for name, v in ic.items():
+            self._k_ic[ICONST.index(name)] = v
+        self._k_ic_obs = self._k_ic.copy()
+        self._k_ic_obs[ICONST.index("substeps")] = 0
+        self._k_fc = np.zeros(len(FCONST))
+        fc = dict(
+            substep_h=self.params.run.substep_h,
+            alpha_short=tr.alpha_short,
+            alpha_long=tr.alpha_long,
+            substeps_per_year=tr.substeps_per_year,
+        )
+        for name, v in fc.items():
+            self._k_fc[FCONST.index(name)] = v
+        self._k_parallel = e * n >= PARALLEL_MIN_POSITIONS
+
+    def _kernel_constants(self) -> tuple[np.ndarray, np.ndarray]:
+        """The limits and reward weights as the kernel's arrays (remade when they change)."""
+        key = (self.limits, self._weights())
+        cached = self._k_constants
+        # the limits are frozen: the same object has the same values
+        if cached is None or cached[0][0] is not key[0] or cached[0][1] != key[1]:
+            cached = self._k_constants = (
+                key,
+                (np.array(limit_values(self.limits)), np.array(key[1])),
+            )
+        return cached[1]
+
+    def _advance_packed(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """:meth:`_advance` and the next :meth:`_observe` in one kernel call (backend numba)."""
+        core = self.core
+        p, tr = core.packed, core.tracker
+        if not hasattr(self, "_k_ic"):
+            self._kernel_buffers()
+        ic, fc = self._k_ic, self._k_fc
+        ic[1] = p.substep_index % ic[2]
+        ic[3] = tr.pos
+        fc[0] = p.time_h
+        out = self._k_out
+        t0 = time.perf_counter()
+        governance_step(
+            p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
+            self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
+            self._k_rounds, self._k_step_rounds, tr.prices, tr._var, tr.max_fundamental, tr.filled, ic, fc,
+            actions, *self._kernel_constants(),
+            self._k_thresholds, self._obs_low, self._obs_high, self._obs, out,
+            self._k_parallel,
+        )  # fmt: skip
+        core.engine_seconds += time.perf_counter() - t0
+        h = self.params.run.substep_h
+        for _ in range(self.substeps_per_step):
+            p.time_h = p.time_h + h  # as the kernel's clock and the engine's substep add it
+        p.substep_index += self.substeps_per_step
+        tr.pos = (tr.pos + self.substeps_per_step) % tr.length
+        core.changed()
+        core.count_rounds(self._k_step_rounds, self.substeps_per_step)
+        self._observed = True
+        rows = out.copy()
+        if self.scalar_info:  # a single env: its info values as Python floats, in one call
+            info = dict(zip(GOVERNANCE_OUTPUTS[2:], rows[2:, 0].tolist(), strict=True))
+        else:
+            info = dict(zip(GOVERNANCE_OUTPUTS[2:], rows[2:], strict=True))
+        return rows[0], rows[1] != 0.0, info
 
     def _observe(self) -> None:
-        s = self.core.state
-        tr = self.core.tracker
-        agg = self.core.aggregates(self._thresholds)
-        snap = market_snapshot(s, (agg.total_debt, agg.total_collateral_asset))
-        f, c = self._feat, self._col
-        coll_value = snap["collateral_value_usd"]
-        debt_value = snap["debt_value_usd"]
-        tvl = to_numpy(s.initial_collateral_asset * s.fundamental_start_usd)
+        if self._observed:  # the step kernel has written this step's observation
+            self._observed = False
+            return
+        core = self.core
+        if core.packed is not None:
+            if not hasattr(self, "_k_ic"):
+                self._kernel_buffers()
+            p, tr = core.packed, core.tracker
+            ic = self._k_ic_obs
+            ic[3] = tr.pos
+            governance_observe(
+                p.env, p.posf, core.t, tr.prices, tr._var, tr.max_fundamental, ic, self._k_fc,
+                self._k_thresholds, self._obs_low, self._obs_high, self._obs,
+            )  # fmt: skip
+            return
+        s = core.state
+        tr = core.tracker
+        agg = core.aggregates(self._thresholds)
         below = agg.debt_below_usd
-        share = below / np.where(debt_value > 0, debt_value, 1.0)[:, None]
-        share[debt_value <= 0] = 0.0
-        k = len(HF_EDGES)
-        fund = snap["fundamental_usd"]
-        util = to_numpy(utilization(snap["total_debt"], snap["supply_usd"]))
-        ltv, lt = to_numpy(s.ltv), to_numpy(s.liquidation_threshold)
-        s1, s2 = to_numpy(s.slope1_apr), to_numpy(s.slope2_apr)
-        # the curve at this utilization (what current_rate_apr computes, without a second pass)
-        rate = to_numpy(
-            borrow_rate_apr(
-                self.core.convert(util),
-                s.base_rate_apr,
-                s.slope1_apr,
-                s.slope2_apr,
-                s.optimal_utilization_frac,
-            )
-        )
-        f[:, c["return_1h"]] = 10.0 * tr.log_return(1.0)
-        f[:, c["return_24h"]] = 10.0 * tr.log_return(24.0)
-        f[:, c["vol_short"]] = tr.vol_annual("short")
-        f[:, c["vol_long"]] = tr.vol_annual("long")
-        f[:, c["drawdown"]] = tr.drawdown()
-        f[:, c["oracle_deviation"]] = 10.0 * (snap["oracle_usd"] / fund - 1.0)
-        f[:, c["pool_deviation"]] = 10.0 * (snap["pool_usd"] / fund - 1.0)
-        f[:, c["pool_depth"]] = snap["pool_quote_usd"] / np.where(coll_value > 0, coll_value, 1.0)
-        f[:, c["utilization"]] = util
-        f[:, c["borrow_rate"]] = rate
-        f[:, c["aggregate_ltv"]] = debt_value / np.where(coll_value > 0, coll_value, 1.0)
-        f[:, c["debt_hf_below_1"]] = share[:, 0]
-        for j, name in enumerate(
-            ("debt_hf_1_105", "debt_hf_105_125", "debt_hf_125_150", "debt_hf_150_200")
-        ):
-            f[:, c[name]] = share[:, j + 1] - share[:, j]
-        f[:, c["debt_hf_above_200"]] = np.where(debt_value > 0, 1.0 - share[:, k - 1], 0.0)
-        f[:, c["debt_liquidatable_10"]] = share[:, k]
-        f[:, c["debt_liquidatable_25"]] = share[:, k + 1]
-        f[:, c["bad_debt"]] = 100.0 * to_numpy(s.bad_debt_usd) * snap["debt_price_usd"] / tvl
-        f[:, c["reserves"]] = 100.0 * snap["reserves_usd"] * snap["debt_price_usd"] / tvl
-        f[:, c["gas"]] = snap["gas_gwei"] / 100.0
-        f[:, c["ltv"]] = ltv
-        f[:, c["liquidation_threshold"]] = lt
-        f[:, c["liquidation_bonus"]] = 10.0 * to_numpy(s.liquidation_bonus)
-        f[:, c["slope1"]] = s1
-        f[:, c["slope2"]] = s2
-        f[:, c["time_left"]] = 1.0 - self.core.t / self.core.horizon_substeps
+        g = {name: to_numpy(getattr(s, name)) for name in _FEATURE_FIELDS}
+        past = [tr.fundamental[:, (tr.pos - tr.lag(h)) % tr.length] for h in (1.0, 24.0)]
+        now = tr.fundamental[:, tr.pos]
+        feats = governance_market_features(
+            log_return(now, past[0]), log_return(now, past[1]), tr.var_short, tr.var_long,
+            tr.max_fundamental, tr.substeps_per_year, g["fundamental_usd"], g["oracle_usd"],
+            g["pool_asset"], g["pool_debt"], g["debt_price_usd"], agg.total_debt,
+            agg.total_collateral_asset, g["supply_usd"], g["base_rate_apr"], g["slope1_apr"],
+            g["slope2_apr"], g["optimal_utilization_frac"],
+        ) + governance_book_features(
+            agg.total_debt, g["debt_price_usd"], *below.T, g["bad_debt_usd"],
+            g["reserves_usd"], g["initial_collateral_asset"], g["fundamental_start_usd"],
+            g["gas_gwei"], g["ltv"], g["liquidation_threshold"], g["liquidation_bonus"],
+            g["slope1_apr"], g["slope2_apr"], 1.0 - core.t / core.horizon_substeps,
+        )  # fmt: skip
+        f = self._feat
+        for j, v in enumerate(feats):
+            f[:, j] = v
         self._store_observation(f)
 
     def _reset_info(self, info: dict[str, Any]) -> None:

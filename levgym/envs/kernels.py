@@ -56,6 +56,26 @@ def _sum4(x: np.ndarray, n: int) -> float:  # pragma: no cover
     return (a0 + a1) + (a2 + a3)
 
 
+def _aggregates_env(
+    ce: np.ndarray, de: np.ndarray, o: float, lte: float, p: float, thresholds: np.ndarray,
+    below: np.ndarray, hf: np.ndarray, owed: np.ndarray, gap: np.ndarray, picked: np.ndarray,
+) -> tuple[float, float, float]:  # pragma: no cover  # fmt: skip
+    """One env's aggregates from its position rows ``ce``, ``de``: (total debt, total
+    collateral, underwater shortfall), and the debt below each threshold into ``below``
+    (``hf``, ``owed``, ``gap``, ``picked`` are scratch rows of length N)."""
+    n = ce.shape[0]
+    for i in range(n):  # the engine's rules, compiled (levgym.engine.rules)
+        gap[i] = NR.underwater(ce[i], de[i], o, p)
+        owed[i] = de[i] * p
+        hf[i] = NR.health_factor(ce[i], de[i], o, lte, p)
+    for k in range(thresholds.shape[0]):
+        t = thresholds[k]
+        for i in range(n):
+            picked[i] = owed[i] if hf[i] < t else 0.0
+        below[k] = _sum4(picked, n)
+    return _sum4(de, n), _sum4(ce, n), _sum4(gap, n)
+
+
 def _aggregates(
     c: np.ndarray,
     d: np.ndarray,
@@ -74,26 +94,13 @@ def _aggregates(
     gap = np.empty(n)
     picked = np.empty(n)
     for e in range(num_envs):
-        o = oracle[e]
-        p = dp[e]
-        lte = lt[e]
-        ce = c[e]
-        de = d[e]
-        for i in range(n):  # the engine's rules, compiled (levgym.engine.rules)
-            gap[i] = NR.underwater(ce[i], de[i], o, p)
-            owed[i] = de[i] * p
-            hf[i] = NR.health_factor(ce[i], de[i], o, lte, p)
-        total_debt[e] = _sum4(de, n)
-        total_coll[e] = _sum4(ce, n)
-        shortfall[e] = _sum4(gap, n)
-        for k in range(thresholds.shape[0]):
-            t = thresholds[k]
-            for i in range(n):
-                picked[i] = owed[i] if hf[i] < t else 0.0
-            below[e, k] = _sum4(picked, n)
+        total_debt[e], total_coll[e], shortfall[e] = aggregates_env(
+            c[e], d[e], oracle[e], lt[e], dp[e], thresholds, below[e], hf, owed, gap, picked
+        )
 
 
 with rules_cache_dir():
+    aggregates_env = njit(cache=True, nogil=True, inline="always")(_aggregates_env)
     _aggregates_kernel = njit(cache=True, nogil=True)(_aggregates)
 
 
@@ -137,6 +144,7 @@ def position_aggregates_array(state: Any, thresholds: tuple[float, ...]) -> Posi
 __all__ = [
     "HAVE_NUMBA",
     "PositionAggregates",
+    "aggregates_env",
     "position_aggregates",
     "position_aggregates_array",
     "splitmix_noise",

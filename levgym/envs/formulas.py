@@ -1,0 +1,190 @@
+"""The envs' own formulas (actions, rewards, observations), each written once.
+
+Like :mod:`levgym.engine.rules`, every function here is written with arithmetic and the
+operations of :mod:`levgym.engine.ops` only, so the same text runs on arrays (``[E]`` numpy or
+torch: the envs' array path, used by the numpy and torch backends) and, compiled by numba with
+scalar operations (:data:`FR`), per env inside the envs' step kernels
+(:mod:`levgym.envs.programs`, the numba backend). A single env and a vector env, and every
+backend, therefore compute their observations and rewards from the same lines.
+
+The rules of the market (prices, interest, health factors) come from the engine's rules; the
+functions here only combine their results. A call takes at most 30 arguments (CPython passes
+more as ``*args``, which numba cannot inline).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.ops import clip, log, maximum, minimum, sqrt, where
+from ..engine.rules import borrow_rate_apr, pool_price_usd, utilization
+
+Num = Any
+
+
+# ----------------------------------------------------------------------------- price tracker
+
+
+def ewma_variance(var: Num, log_return: Num, alpha: Num) -> Num:
+    """The tracker's exponentially weighted variance after a substep's log return."""
+    return var + alpha * (log_return * log_return - var)
+
+
+def annual_volatility(var: Num, substeps_per_year: Num) -> Num:
+    """Annualized volatility of a per-substep variance."""
+    return sqrt(var * substeps_per_year)
+
+
+# ----------------------------------------------------------------------------- Governance
+
+
+def steward_projection(
+    ltv: Num, lt: Num, bonus: Num, slope1: Num, slope2: Num,
+    a_lt: Num, a_gap: Num, a_bonus: Num, a_slope: Num,
+    lt_step: float, gap_step: float, bonus_step: float, slope1_step: float, slope2_step: float,
+    lt_min: float, lt_max: float, gap_min: float, gap_max: float, bonus_min: float,
+    bonus_max: float, slope1_min: float, slope1_max: float, slope2_min: float,
+    slope2_max: float, margin: float,
+) -> tuple[Num, Num, Num, Num, Num]:  # fmt: skip
+    """(LTV, LT, bonus, slope1, slope2) after a governance action; the steps of
+    :func:`levgym.envs.governance.project_params`."""
+    a_lt = clip(a_lt, -1.0, 1.0)
+    a_gap = clip(a_gap, -1.0, 1.0)
+    a_bonus = clip(a_bonus, -1.0, 1.0)
+    a_slope = clip(a_slope, -1.0, 1.0)
+    gap = clip(lt - ltv + a_gap * gap_step, gap_min, gap_max)
+    new_lt = clip(lt + a_lt * lt_step, lt_min, lt_max)
+    new_bonus = clip(bonus + a_bonus * bonus_step, bonus_min, bonus_max)
+    s1 = clip(slope1 + a_slope * slope1_step, slope1_min, slope1_max)
+    s2 = clip(slope2 + a_slope * slope2_step, slope2_min, slope2_max)
+    new_lt = minimum(new_lt, (1.0 - margin) / (1.0 + new_bonus))
+    return new_lt - gap, new_lt, new_bonus, s1, s2
+
+
+def governance_substep_flows(
+    revenue_value: Num, liq_loss: Num,
+    reserve_income0: Num, fee0: Num, seized0: Num, repaid0: Num,
+    reserve_income: Num, fee: Num, seized: Num, repaid: Num, oracle: Num, debt_price: Num,
+) -> tuple[Num, Num]:  # fmt: skip
+    """The step's running (revenue valued in USD, users' liquidation loss) after one substep:
+    reserve income at this substep's debt price plus the fee; collateral value seized beyond
+    the debt repaid (the bonus users lose)."""
+    revenue_value = revenue_value + (reserve_income - reserve_income0) * debt_price + (fee - fee0)
+    loss = (seized - seized0) * oracle - (repaid - repaid0) * debt_price
+    return revenue_value, liq_loss + loss
+
+
+def governance_reward(
+    revenue: Num, bad: Num, shortfall: Num, shortfall0: Num, debt_price: Num, liq_loss: Num,
+    ltv: Num, collateral_value: Num, tvl: Num, lender_loss: Num, reserves: Num,
+    year_frac: float, w_bad_debt: float, w_liquidation: float, w_efficiency: float,
+    reward_scale: float, insolvency_tolerance_frac: float,
+) -> tuple[Num, Num, Num, Num, Num, Num, Num, Num, Num, Num]:  # fmt: skip
+    """Governance-v0's reward and its parts (its docstring's Rewards section):
+    (reward, revenue part, bad-debt part, liquidation part, efficiency part, economic bad debt
+    USD, borrow capacity USD, lenders' loss USD, uncovered shortfall USD, terminated)."""
+    economic_bad = bad + (shortfall - shortfall0) * debt_price
+    capacity = ltv * collateral_value * year_frac
+    scale = reward_scale / tvl
+    r_rev = scale * revenue
+    r_bad = -scale * w_bad_debt * economic_bad
+    r_liq = -scale * w_liquidation * liq_loss
+    r_eff = scale * w_efficiency * capacity
+    reward = r_rev + r_bad + r_liq + r_eff
+    lender_loss_usd = lender_loss * debt_price
+    uncovered = maximum(shortfall * debt_price - reserves * debt_price, 0.0)
+    terminated = lender_loss_usd + uncovered > insolvency_tolerance_frac * tvl
+    return (
+        reward, r_rev, r_bad, r_liq, r_eff, economic_bad, capacity, lender_loss_usd, uncovered,
+        terminated,
+    )  # fmt: skip
+
+
+def _share(below: Num, debt_value: Num) -> Num:
+    return where(debt_value > 0, below / where(debt_value > 0, debt_value, 1.0), 0.0)
+
+
+def governance_market_features(
+    r_1h: Num, r_24h: Num, var_short: Num, var_long: Num, max_fundamental: Num,
+    substeps_per_year: float, fundamental: Num, oracle: Num, pool_asset: Num, pool_debt: Num,
+    debt_price: Num, total_debt: Num, total_collateral: Num, supply: Num, base_rate: Num,
+    slope1: Num, slope2: Num, optimal: Num,
+) -> tuple:  # fmt: skip
+    """Governance-v0's features 0-10 (``return_1h`` .. ``aggregate_ltv``) before clipping to the
+    observation bounds; ``r_1h`` / ``r_24h`` are the tracker's log returns."""
+    coll_value = total_collateral * oracle
+    safe_coll = where(coll_value > 0, coll_value, 1.0)
+    util = utilization(total_debt, supply)
+    return (
+        10.0 * r_1h,
+        10.0 * r_24h,
+        annual_volatility(var_short, substeps_per_year),
+        annual_volatility(var_long, substeps_per_year),
+        1.0 - fundamental / max_fundamental,
+        10.0 * (oracle / fundamental - 1.0),
+        10.0 * (pool_price_usd(pool_asset, pool_debt, debt_price) / fundamental - 1.0),
+        pool_debt * debt_price / safe_coll,
+        util,
+        borrow_rate_apr(util, base_rate, slope1, slope2, optimal),
+        total_debt * debt_price / safe_coll,
+    )
+
+
+def governance_book_features(
+    total_debt: Num, debt_price: Num,
+    b_100: Num, b_105: Num, b_125: Num, b_150: Num, b_200: Num, b_shock10: Num, b_shock25: Num,
+    bad_debt: Num, reserves: Num, initial_collateral: Num, fundamental_start: Num, gas: Num,
+    ltv: Num, lt: Num, bonus: Num, slope1: Num, slope2: Num, time_left: Num,
+) -> tuple:  # fmt: skip
+    """Governance-v0's features 11-27 (``debt_hf_below_1`` .. ``time_left``) before clipping;
+    ``b_*`` are the debt (USD) below each health-factor threshold."""
+    debt_value = total_debt * debt_price
+    tvl = initial_collateral * fundamental_start
+    s0 = _share(b_100, debt_value)
+    s1 = _share(b_105, debt_value)
+    s2 = _share(b_125, debt_value)
+    s3 = _share(b_150, debt_value)
+    s4 = _share(b_200, debt_value)
+    return (
+        s0,
+        s1 - s0,
+        s2 - s1,
+        s3 - s2,
+        s4 - s3,
+        where(debt_value > 0, 1.0 - s4, 0.0),
+        _share(b_shock10, debt_value),
+        _share(b_shock25, debt_value),
+        100.0 * bad_debt * debt_price / tvl,
+        100.0 * reserves * debt_price / tvl,
+        gas / 100.0,
+        ltv,
+        lt,
+        10.0 * bonus,
+        slope1,
+        slope2,
+        time_left,
+    )
+
+
+def log_return(now: Num, past: Num) -> Num:
+    """Log return between two prices."""
+    return log(now / past)
+
+
+# The functions the kernels compile (every public function above).
+FORMULA_NAMES = tuple(
+    name
+    for name, obj in list(globals().items())
+    if callable(obj) and getattr(obj, "__module__", None) == __name__
+)
+
+__all__ = [
+    "annual_volatility",
+    "ewma_variance",
+    "governance_book_features",
+    "governance_market_features",
+    "governance_reward",
+    "governance_substep_flows",
+    "log_return",
+    "steward_projection",
+]
