@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.ops import clip, log, maximum, minimum, sqrt, where
+from ..engine.ops import abs_, clip, log, maximum, minimum, sqrt, where
 from ..engine.rules import borrow_rate_apr, pool_price_usd, utilization
 
 Num = Any
@@ -166,6 +166,130 @@ def governance_book_features(
     )
 
 
+# ----------------------------------------------------------------------------- Liquidator
+
+
+def perp_basis(pool_usd: Num, fundamental_usd: Num, mean_frac: Num, beta: Num) -> Num:
+    """Premium of the perpetual over the fundamental: ``mean_frac + beta * (pool / fundamental - 1)``.
+
+    Perps trade at a small premium in calm markets (longs pay shorts); when liquidations push
+    the on-chain pool below the fundamental, the perp is sold too and trades at a discount, so
+    holding a short costs funding exactly when it pays off.
+    """
+    return mean_frac + beta * (pool_usd / fundamental_usd - 1.0)
+
+
+def liquidator_action(
+    a_take: Num, a_sell: Num, a_hedge: Num, max_share_frac: float, max_hedge_ratio: float
+) -> tuple[Num, Num, Num]:
+    """(claim share, share of the inventory to sell, hedge ratio) of a Liquidator action."""
+    return (
+        0.5 * (a_take + 1.0) * max_share_frac,
+        0.5 * (a_sell + 1.0),
+        0.5 * (a_hedge + 1.0) * max_hedge_ratio,
+    )
+
+
+def liquidator_sale(
+    cash: Num, inventory: Num, sold: Num, proceeds_usd: Num, mid_usd: Num
+) -> tuple[Num, Num, Num]:
+    """(cash, inventory, slippage USD) after selling ``sold`` of the inventory for
+    ``proceeds_usd``; the slippage is against the value ``mid_usd`` at the pool's mid price."""
+    return cash + proceeds_usd, inventory - sold, mid_usd - proceeds_usd
+
+
+def liquidator_hedge(
+    cash: Num, inventory: Num, perp: Num, mark: Num, price: Num, pool_usd: Num, hedge: Num,
+    fee_frac: float,
+) -> tuple[Num, Num, Num, Num]:  # fmt: skip
+    """Rebalance the perp hedge at ``price``, settling from its last ``mark`` first: (cash, new
+    perp position, settlement USD, fee USD). The target is a short of ``hedge`` times the
+    equity (cash plus inventory at the pool price, floored at 0)."""
+    settle = perp * (price - mark)
+    cash = cash + settle
+    equity_now = cash + inventory * pool_usd
+    target = -hedge * maximum(equity_now, 0.0) / price
+    fee = fee_frac * abs_(target - perp) * price
+    return cash - fee, target, settle, fee
+
+
+def liquidator_fills(
+    cash: Num, inventory: Num, seized: Num, repaid_debt: Num, gas_usd: Num, debt_price: Num
+) -> tuple[Num, Num, Num]:
+    """(cash, inventory, repaid USD) after the block's liquidations: the seized collateral
+    joins the inventory, the repaid debt and the gas leave the cash."""
+    repaid = repaid_debt * debt_price
+    return cash - (repaid + gas_usd), inventory + seized, repaid
+
+
+def liquidator_carry(
+    cash: Num, perp: Num, price0: Num, price1: Num, basis: Num, funding_frac: float,
+    credit_rate_apr: float, year_frac: float,
+) -> tuple[Num, Num, Num]:  # fmt: skip
+    """(cash, variation margin USD, funding USD, credit interest USD) over the step: the perp's
+    variation margin from ``price0`` to ``price1``, funding (longs pay shorts ``basis`` times the
+    notional per interval; ``funding_frac`` = step / interval), then interest on drawn credit."""
+    variation = perp * (price1 - price0)
+    funding = -perp * price1 * basis * funding_frac
+    cash = cash + (variation + funding)
+    credit = minimum(cash, 0.0) * credit_rate_apr * year_frac
+    return cash + credit, variation, funding, credit
+
+
+def liquidator_reward(
+    cash: Num, inventory: Num, perp: Num, equity_before: Num, mid_usd: Num, price: Num,
+    vol_short: Num, sqrt_year_frac: float, risk_aversion: float, reward_scale: float,
+    initial_cash_usd: float,
+) -> tuple[Num, Num, Num, Num, Num]:  # fmt: skip
+    """Liquidator's reward (its docstring's Rewards section): (reward, equity USD, PnL USD,
+    inventory penalty USD, terminated)."""
+    equity = cash + inventory * mid_usd
+    pnl = equity - equity_before
+    net = inventory * mid_usd + perp * price
+    sigma = vol_short * sqrt_year_frac
+    scale = reward_scale / initial_cash_usd
+    penalty = 0.5 * risk_aversion * (net * sigma) ** 2 / initial_cash_usd
+    return scale * (pnl - penalty), equity, pnl, penalty, equity <= 0.0
+
+
+def liquidator_features(
+    r_substep: Num, r_1h: Num, var_short: Num, var_long: Num, max_fundamental: Num,
+    substeps_per_year: float, fundamental: Num, oracle: Num, pool_asset: Num, pool_debt: Num,
+    debt_price: Num, total_debt: Num, total_collateral: Num, supply: Num, gas: Num, bonus: Num,
+    b_now: Num, b_2: Num, b_5: Num, b_10: Num, inventory: Num, perp: Num, cash: Num,
+    equity: Num, basis: Num, initial_cash_usd: float, time_left: Num,
+) -> tuple:  # fmt: skip
+    """Liquidator's 21 features in the order of ``LIQUIDATOR_FEATURES`` (before clipping);
+    ``b_*`` are the debt (USD) below the opportunity thresholds, the perp is marked at the
+    fundamental."""
+    coll_value = total_collateral * oracle
+    pool_usd = pool_price_usd(pool_asset, pool_debt, debt_price)
+    cap = initial_cash_usd
+    return (
+        100.0 * r_substep,
+        10.0 * r_1h,
+        annual_volatility(var_short, substeps_per_year),
+        annual_volatility(var_long, substeps_per_year),
+        1.0 - fundamental / max_fundamental,
+        10.0 * (oracle / fundamental - 1.0),
+        10.0 * (pool_usd / fundamental - 1.0),
+        pool_debt * debt_price / where(coll_value > 0, coll_value, 1.0),
+        utilization(total_debt, supply),
+        gas / 100.0,
+        10.0 * bonus,
+        b_now / cap,
+        b_2 / cap,
+        b_5 / cap,
+        b_10 / cap,
+        inventory * pool_usd / cap,
+        perp * fundamental / cap,
+        cash / cap,
+        equity / cap,
+        100.0 * basis,
+        time_left,
+    )
+
+
 def log_return(now: Num, past: Num) -> Num:
     """Log return between two prices."""
     return log(now / past)
@@ -179,6 +303,14 @@ FORMULA_NAMES = tuple(
 )
 
 __all__ = [
+    "liquidator_action",
+    "liquidator_carry",
+    "liquidator_features",
+    "liquidator_fills",
+    "liquidator_hedge",
+    "liquidator_reward",
+    "liquidator_sale",
+    "perp_basis",
     "annual_volatility",
     "ewma_variance",
     "governance_book_features",

@@ -430,8 +430,8 @@ class GovernanceVectorEnv(LevgymVectorEnv):
             substeps=self.substeps_per_step,
             twap_window=int(self.params.market.twap_window_substeps),
             ring=tr.length,
-            lag_1h=tr.lag(1.0),
-            lag_24h=tr.lag(24.0),
+            lag_short=tr.lag(1.0),
+            lag_long=tr.lag(24.0),
             horizon=core.horizon_substeps,
         )
         for name, v in ic.items():

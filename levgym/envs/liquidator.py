@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..engine.backend import to_numpy
+from ..engine.fused import PARALLEL_MIN_POSITIONS, _params_packed, pack_orders
 from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
-from ..engine.rules import sell_asset, utilization
+from ..engine.rules import sell_asset
+from ..engine.schema import DRIVER_FIELDS
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
-from .features import Feature, index, market_snapshot
+from .features import Feature, index
+from .formulas import (
+    liquidator_action,
+    liquidator_carry,
+    liquidator_features,
+    liquidator_fills,
+    liquidator_hedge,
+    liquidator_reward,
+    liquidator_sale,
+    log_return,
+    perp_basis,
+)
+from .programs import (
+    AGENT,
+    FCONST,
+    ICONST,
+    LIQUIDATOR_CONSTANTS,
+    LIQUIDATOR_OUTPUTS,
+    liquidator_observe,
+    liquidator_step,
+)
 
 # The engine's counters of the outside liquidator's flows (levgym.engine.orders).
 _AGENT_COUNTERS = (
@@ -25,17 +48,11 @@ _AGENT_COUNTERS = (
 )
 
 
-def perp_basis(
-    pool_usd: np.ndarray, fundamental_usd: np.ndarray, mean_frac: float, beta: float
-) -> np.ndarray:
-    """Premium of the perpetual over the fundamental: ``mean_frac + beta * (pool / fundamental - 1)``.
-
-    Perps trade at a small premium in calm markets (longs pay shorts); when liquidations push
-    the on-chain pool below the fundamental, the perp is sold too and trades at a discount, so
-    holding a short costs funding exactly when it pays off.
-    """
-    return mean_frac + beta * (pool_usd / fundamental_usd - 1.0)
-
+# state fields read by liquidator_features, in its argument order (the aggregates come between)
+_FEATURE_FIELDS = (
+    "fundamental_usd", "oracle_usd", "pool_asset", "pool_debt", "debt_price_usd",
+    "supply_usd", "gas_gwei", "liquidation_bonus",
+)  # fmt: skip
 
 LIQUIDATOR_ACTIONS: tuple[Feature, ...] = (
     Feature(
@@ -120,6 +137,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
     ACTIONS = LIQUIDATOR_ACTIONS
     DEFAULT_SCENARIOS = DEFAULT_LIQUIDATOR_SCENARIOS
     TERMINAL_CAUSE = "bankruptcy"
+    PACKED = True
     SHARED_SETTABLE: ClassVar[tuple[str, ...]] = ("risk_aversion", "reward_scale")
 
     def __init__(
@@ -186,20 +204,27 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         self.risk_aversion = check_weight("risk_aversion", risk_aversion)
         self.reward_scale = check_weight("reward_scale", reward_scale)
         e = self.num_envs
-        self.cash_usd = np.zeros(e)
-        self.inventory_asset = np.zeros(e)
-        self.perp_asset = np.zeros(e)
-        self.perp_mark_usd = np.zeros(e)  # perp price at which the position was last settled
-        self.equity_usd = np.zeros(e)
-        self.basis_frac = np.zeros(e)
+        # the agent's books, one row each of one array (the step kernel writes it in place):
+        # cash, inventory, perp position, the perp price at which it was last settled, equity
+        # and the perp's basis
+        self._agent = np.zeros((len(AGENT), e))
+        (
+            self.cash_usd,
+            self.inventory_asset,
+            self.perp_asset,
+            self.perp_mark_usd,
+            self.equity_usd,
+            self.basis_frac,
+        ) = self._agent
+        self._observed = False
+        self._k_ic: np.ndarray | None = None
         self._col = index(self.FEATURES)
         self._feat = np.zeros((e, len(self.FEATURES)))
         self._thresholds = tuple(1.0 / (1.0 - x) for x in OPPORTUNITY_SHOCKS)
 
     def _perp_price(self) -> tuple[np.ndarray, np.ndarray]:
-        s = self.core.state
-        fund = to_numpy(s.fundamental_usd)
-        basis = perp_basis(to_numpy(s.pool_price_usd), fund, self.basis_mean_frac, self.basis_beta)
+        fund, pool, _ = self.core.prices()
+        basis = perp_basis(pool, fund, self.basis_mean_frac, self.basis_beta)
         # The perp trades at the fundamental; the basis is paid as funding only. A price that
         # carried the basis would let an agent earn the predictable convergence of the lagging
         # pool toward the fundamental (arbitrage closes a fixed share per substep).
@@ -214,14 +239,39 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         self.perp_mark_usd[mask] = price[mask]
         self.basis_frac[mask] = basis[mask]
 
+    def _constants(self) -> dict[str, float]:
+        """The env's constants by the names of :data:`LIQUIDATOR_CONSTANTS`."""
+        year_frac = self.step_h / HOURS_PER_YEAR
+        return {
+            "max_share_frac": self.max_share_frac,
+            "max_hedge_ratio": self.max_hedge_ratio,
+            "perp_fee_frac": self.perp_fee_frac,
+            "basis_mean_frac": self.basis_mean_frac,
+            "basis_beta": self.basis_beta,
+            "funding_frac": self.step_h / self.funding_interval_h,
+            "credit_rate_apr": self.credit_rate_apr,
+            "year_frac": year_frac,
+            "sqrt_year_frac": float(np.sqrt(year_frac)),
+            "risk_aversion": self.risk_aversion,
+            "reward_scale": self.reward_scale,
+            "initial_cash_usd": self.initial_cash_usd,
+            "pool_fee_frac": self.params.market.pool_fee_frac,
+            "sale_in_block": float(self.SALE_IN_BLOCK),
+        }
+
     # ------------------------------------------------------------------ dynamics
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        if self.core.packed is not None:
+            return self._advance_packed(actions)
         core = self.core
-        take = 0.5 * (actions[:, 0] + 1.0) * self.max_share_frac
-        sell = 0.5 * (actions[:, 1] + 1.0)
-        hedge = 0.5 * (actions[:, 2] + 1.0) * self.max_hedge_ratio
+        k = self._constants()
+        take, sell, hedge = liquidator_action(
+            actions[:, 0], actions[:, 1], actions[:, 2], k["max_share_frac"],
+            k["max_hedge_ratio"],
+        )  # fmt: skip
         s = core.state
         sold = sell * self.inventory_asset
+        cash, inventory = self.cash_usd.copy(), self.inventory_asset.copy()
         proceeds = np.zeros(self.num_envs)
         slippage = np.zeros(self.num_envs)
         if not self.SALE_IN_BLOCK:
@@ -238,20 +288,17 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
                 agent_sale_mid_debt=s.agent_sale_mid_debt + a_sold * (pd / pa),
             )
             proceeds = to_numpy(out) * to_numpy(s.debt_price_usd)
-            slippage = sold * to_numpy(pd / pa * s.debt_price_usd) - proceeds
-            self.inventory_asset -= sold
-            self.cash_usd += proceeds
+            cash, inventory, slippage = liquidator_sale(
+                cash, inventory, sold, proceeds, sold * to_numpy(pd / pa * s.debt_price_usd)
+            )
 
         # 1. Rebalance the perp hedge at the current price (the perp trades at the fundamental,
         #    which no trade in the block moves), settling from its last mark first.
         p0, _ = self._perp_price()
-        settle = self.perp_asset * (p0 - self.perp_mark_usd)
-        self.cash_usd += settle
-        equity_now = self.cash_usd + self.inventory_asset * to_numpy(s.pool_price_usd)
-        target = -hedge * np.maximum(equity_now, 0.0) / p0
-        perp_fee = self.perp_fee_frac * np.abs(target - self.perp_asset) * p0
-        self.perp_asset = target
-        self.cash_usd -= perp_fee
+        cash, perp, settle, perp_fee = liquidator_hedge(
+            cash, inventory, self.perp_asset, self.perp_mark_usd, p0,
+            to_numpy(s.pool_price_usd), hedge, k["perp_fee_frac"],
+        )  # fmt: skip
 
         # 2. One engine substep with the agent's orders: it sells `sell` of its inventory into the
         #    pool first in the block (fee and price impact paid, the oracle reads the moved pool
@@ -267,47 +314,38 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         delta = {k: to_numpy(getattr(s, k)) - before[k] for k in _AGENT_COUNTERS}
         if self.SALE_IN_BLOCK:
             proceeds = delta["agent_sale_debt"] * dp
-            slippage = delta["agent_sale_mid_debt"] * dp - proceeds  # against the mid at the sale
-            self.inventory_asset -= sold
-            self.cash_usd += proceeds
+            cash, inventory, slippage = liquidator_sale(
+                cash, inventory, sold, proceeds, delta["agent_sale_mid_debt"] * dp
+            )
         seized = delta["agent_seized_asset"]
-        repaid = delta["agent_repaid_usd"] * dp
         gas = delta["agent_gas_usd"]
-        self.inventory_asset += seized
-        self.cash_usd -= repaid + gas
-
-        # 4. Perp: variation margin and funding (longs pay shorts basis * notional per interval).
-        p1, basis = self._perp_price()
-        self.basis_frac = basis
-        variation = self.perp_asset * (p1 - p0)
-        self.perp_mark_usd = p1
-        funding = -self.perp_asset * p1 * basis * (self.step_h / self.funding_interval_h)
-        self.cash_usd += variation + funding
-        variation = variation + settle  # reported: all of this step's variation margin
-
-        # 5. Interest on drawn credit (negative cash).
-        credit = (
-            np.minimum(self.cash_usd, 0.0) * self.credit_rate_apr * (self.step_h / HOURS_PER_YEAR)
+        cash, inventory, repaid = liquidator_fills(
+            cash, inventory, seized, delta["agent_repaid_usd"], gas, dp
         )
-        self.cash_usd += credit
 
+        # 4-5. Perp: variation margin and funding (longs pay shorts basis * notional per
+        #      interval); interest on drawn credit (negative cash).
+        p1, basis = self._perp_price()
+        cash, variation, funding, credit = liquidator_carry(
+            cash, perp, p0, p1, basis, k["funding_frac"], k["credit_rate_apr"], k["year_frac"]
+        )
         mid = to_numpy(s.pool_price_usd)
-        equity = self.cash_usd + self.inventory_asset * mid
-        pnl = equity - self.equity_usd
-        self.equity_usd = equity
-        net_usd = self.inventory_asset * mid + self.perp_asset * p1
-        sigma = core.tracker.vol_annual("short") * np.sqrt(self.step_h / HOURS_PER_YEAR)
-        scale = self.reward_scale / self.initial_cash_usd
-        penalty = 0.5 * self.risk_aversion * (net_usd * sigma) ** 2 / self.initial_cash_usd
-        reward = scale * (pnl - penalty)
-        terminated = equity <= 0.0
-        info = {
-            "equity_usd": equity.copy(),
+        reward, equity, pnl, penalty, terminated = liquidator_reward(
+            cash, inventory, perp, self.equity_usd, mid, p1,
+            core.tracker.vol_annual("short"), k["sqrt_year_frac"], k["risk_aversion"],
+            k["reward_scale"], k["initial_cash_usd"],
+        )  # fmt: skip
+        for row, v in zip(self._agent, (cash, inventory, perp, p1, equity, basis), strict=True):
+            row[...] = v
+        values = {
+            "reward": reward,
+            "terminated": terminated,
+            "equity_usd": equity,
             "pnl_usd": pnl,
             "inventory_penalty_usd": penalty,
-            "cash_usd": self.cash_usd.copy(),
-            "inventory_asset": self.inventory_asset.copy(),
-            "perp_asset": self.perp_asset.copy(),
+            "cash_usd": cash,
+            "inventory_asset": inventory,
+            "perp_asset": perp,
             "take_frac": take,
             "seized_asset": seized,
             "repaid_usd": repaid,
@@ -316,45 +354,130 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             "sale_proceeds_usd": proceeds,
             "slippage_usd": slippage,
             "perp_fee_usd": perp_fee,
-            "perp_variation_usd": variation,
+            "perp_variation_usd": variation + settle,
             "funding_usd": funding,
             "credit_interest_usd": -credit,
             "basis_frac": basis,
         }
-        return reward, terminated, info
+        info = {k: np.array(values[k], dtype=np.float64) for k in LIQUIDATOR_OUTPUTS[2:]}
+        return values["reward"], values["terminated"], info
+
+    # ------------------------------------------------------------------ the step kernel
+    def _kernel_buffers(self) -> None:
+        """Scratch and constants of the step kernel (made once, on the first packed step)."""
+        core, e, n = self.core, self.num_envs, self.num_positions
+        tr = core.tracker
+        self._k_orders = pack_orders(None, e)
+        self._k_drv = np.empty((len(DRIVER_FIELDS), e))
+        self._k_noise = np.empty((e, n))
+        self._k_rounds = np.empty(e)
+        self._k_step_rounds = np.empty(e)
+        self._k_out = np.empty((len(LIQUIDATOR_OUTPUTS), e))
+        self._k_thresholds = np.asarray(self._thresholds, dtype=np.float64)
+        ic = np.zeros(len(ICONST), dtype=np.int64)
+        for name, v in dict(
+            substeps=1,
+            twap_window=int(self.params.market.twap_window_substeps),
+            ring=tr.length,
+            lag_short=tr.lag(self.params.run.substep_h),
+            lag_long=tr.lag(1.0),
+            horizon=core.horizon_substeps,
+        ).items():
+            ic[ICONST.index(name)] = v
+        self._k_ic = ic
+        self._k_ic_obs = ic.copy()
+        self._k_ic_obs[ICONST.index("substeps")] = 0
+        self._k_fc = np.zeros(len(FCONST))
+        for name, v in dict(
+            substep_h=self.params.run.substep_h,
+            alpha_short=tr.alpha_short,
+            alpha_long=tr.alpha_long,
+            substeps_per_year=tr.substeps_per_year,
+        ).items():
+            self._k_fc[FCONST.index(name)] = v
+        self._k_lc_key: tuple[float, ...] = ()
+        self._k_lc = np.zeros(len(LIQUIDATOR_CONSTANTS))
+        self._k_parallel = e * n >= PARALLEL_MIN_POSITIONS
+
+    def _kernel_constants(self) -> np.ndarray:
+        k = self._constants()
+        key = tuple(k[name] for name in LIQUIDATOR_CONSTANTS)
+        if key != self._k_lc_key:
+            self._k_lc[:] = key
+            self._k_lc_key = key
+        return self._k_lc
+
+    def _advance_packed(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """:meth:`_advance` and the next :meth:`_observe` in one kernel call (backend numba)."""
+        core = self.core
+        p, tr = core.packed, core.tracker
+        if self._k_ic is None:
+            self._kernel_buffers()
+        ic, fc = self._k_ic, self._k_fc
+        ic[1] = p.substep_index
+        ic[3] = tr.pos
+        fc[0] = p.time_h
+        out = self._k_out
+        t0 = time.perf_counter()
+        liquidator_step(
+            p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
+            self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
+            self._k_rounds, self._k_step_rounds, tr.prices, tr._var, tr.max_fundamental,
+            tr.filled, self._agent, ic, fc, self._kernel_constants(), actions,
+            self._k_thresholds, self._obs_low, self._obs_high, self._obs, out,
+            self._k_parallel,
+        )  # fmt: skip
+        core.engine_seconds += time.perf_counter() - t0
+        p.time_h = p.time_h + self.params.run.substep_h
+        p.substep_index += 1
+        tr.pos = (tr.pos + 1) % tr.length
+        core.changed()
+        core.count_rounds(self._k_step_rounds)
+        self._observed = True
+        rows = out.copy()
+        if self.scalar_info:  # a single env: its info values as Python floats, in one call
+            info = dict(zip(LIQUIDATOR_OUTPUTS[2:], rows[2:, 0].tolist(), strict=True))
+        else:
+            info = dict(zip(LIQUIDATOR_OUTPUTS[2:], rows[2:], strict=True))
+        return rows[0], rows[1] != 0.0, info
 
     def _observe(self) -> None:
-        s = self.core.state
-        tr = self.core.tracker
-        agg = self.core.aggregates(self._thresholds)
-        snap = market_snapshot(s, (agg.total_debt, agg.total_collateral_asset))
-        f, c = self._feat, self._col
-        cap = self.initial_cash_usd
-        coll_value = snap["collateral_value_usd"]
-        fund = snap["fundamental_usd"]
-        below = agg.debt_below_usd / cap
-        f[:, c["return_10m"]] = 100.0 * tr.log_return(self.params.run.substep_h)
-        f[:, c["return_1h"]] = 10.0 * tr.log_return(1.0)
-        f[:, c["vol_short"]] = tr.vol_annual("short")
-        f[:, c["vol_long"]] = tr.vol_annual("long")
-        f[:, c["drawdown"]] = tr.drawdown()
-        f[:, c["oracle_deviation"]] = 10.0 * (snap["oracle_usd"] / fund - 1.0)
-        f[:, c["pool_deviation"]] = 10.0 * (snap["pool_usd"] / fund - 1.0)
-        f[:, c["pool_depth"]] = snap["pool_quote_usd"] / np.where(coll_value > 0, coll_value, 1.0)
-        f[:, c["utilization"]] = to_numpy(utilization(snap["total_debt"], snap["supply_usd"]))
-        f[:, c["gas"]] = snap["gas_gwei"] / 100.0
-        f[:, c["liquidation_bonus"]] = 10.0 * to_numpy(s.liquidation_bonus)
-        for j, name in enumerate(
-            ("opportunities_now", "opportunities_2", "opportunities_5", "opportunities_10")
-        ):
-            f[:, c[name]] = below[:, j]
-        p, _ = self._perp_price()
-        f[:, c["inventory"]] = self.inventory_asset * snap["pool_usd"] / cap
-        f[:, c["hedge"]] = self.perp_asset * p / cap
-        f[:, c["cash"]] = self.cash_usd / cap
-        f[:, c["equity"]] = self.equity_usd / cap
-        f[:, c["funding_rate"]] = 100.0 * self.basis_frac
-        f[:, c["time_left"]] = 1.0 - self.core.t / self.core.horizon_substeps
+        if self._observed:  # the step kernel has written this step's observation
+            self._observed = False
+            return
+        core = self.core
+        tr = core.tracker
+        if core.packed is not None:
+            if self._k_ic is None:
+                self._kernel_buffers()
+            p = core.packed
+            ic = self._k_ic_obs
+            ic[3] = tr.pos
+            liquidator_observe(
+                p.env, p.posf, core.t, tr.prices, tr._var, tr.max_fundamental, self._agent, ic,
+                self._k_fc, self._kernel_constants(), self._k_thresholds, self._obs_low,
+                self._obs_high, self._obs,
+            )  # fmt: skip
+            return
+        s = core.state
+        agg = core.aggregates(self._thresholds)
+        g = {k: to_numpy(getattr(s, k)) for k in _FEATURE_FIELDS}
+        now = tr.fundamental[:, tr.pos]
+        past = [
+            tr.fundamental[:, (tr.pos - tr.lag(h)) % tr.length]
+            for h in (self.params.run.substep_h, 1.0)
+        ]
+        feats = liquidator_features(
+            log_return(now, past[0]), log_return(now, past[1]), tr.var_short, tr.var_long,
+            tr.max_fundamental, tr.substeps_per_year, *(g[k] for k in _FEATURE_FIELDS[:5]),
+            agg.total_debt, agg.total_collateral_asset, *(g[k] for k in _FEATURE_FIELDS[5:]),
+            *agg.debt_below_usd.T, self.inventory_asset, self.perp_asset, self.cash_usd,
+            self.equity_usd, self.basis_frac, self.initial_cash_usd,
+            1.0 - core.t / core.horizon_substeps,
+        )  # fmt: skip
+        f = self._feat
+        for j, v in enumerate(feats):
+            f[:, j] = v
         self._store_observation(f)
 
     def _reset_info(self, info: dict[str, Any]) -> None:

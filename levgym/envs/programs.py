@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.fused import NR, compile_rules, rules_cache_dir, substep_env
+from ..engine.fused import NR, O_, compile_rules, rules_cache_dir, substep_env
 from ..engine.jit import njit, prange
 from ..engine.schema import ENV_ROW
 from . import formulas
@@ -32,7 +32,7 @@ with rules_cache_dir(formulas):
     FR = compile_rules(formulas, formulas.FORMULA_NAMES, base=NR)
 
 # rows of the tracker-and-clock integer constants and of the float constants of a step kernel
-ICONST = ("substeps", "slot0", "twap_window", "pos0", "ring", "lag_1h", "lag_24h", "horizon")
+ICONST = ("substeps", "slot0", "twap_window", "pos0", "ring", "lag_short", "lag_long", "horizon")
 FCONST = ("time_h", "substep_h", "alpha_short", "alpha_long", "substeps_per_year")
 
 
@@ -234,12 +234,240 @@ def _governance_observe(
         )
 
 
+# ----------------------------------------------------------------------------- Liquidator
+
+# rows of the Liquidator's agent array [len(AGENT), E]
+AGENT = ("cash_usd", "inventory_asset", "perp_asset", "perp_mark_usd", "equity_usd", "basis_frac")
+# its constants, in the order of the kernel's `lc` array
+LIQUIDATOR_CONSTANTS = (
+    "max_share_frac", "max_hedge_ratio", "perp_fee_frac", "basis_mean_frac", "basis_beta",
+    "funding_frac", "credit_rate_apr", "year_frac", "sqrt_year_frac", "risk_aversion",
+    "reward_scale", "initial_cash_usd", "pool_fee_frac", "sale_in_block",
+)  # fmt: skip
+
+
+def _liquidator_observe_env(
+    e: int, env: np.ndarray, posf: np.ndarray, t: np.ndarray, prices: np.ndarray,
+    var: np.ndarray, max_f: np.ndarray, agent: np.ndarray, ic: np.ndarray, fc: np.ndarray,
+    lc: np.ndarray, thresholds: np.ndarray, low: np.ndarray, high: np.ndarray,
+    obs: np.ndarray, scratch: np.ndarray,
+) -> None:  # pragma: no cover  # fmt: skip
+    """Env ``e``'s Liquidator observation into ``obs[e]`` (clipped, NaN as 0)."""
+    ring = ic[4]
+    pos = (ic[3] + ic[0]) % ring
+    below = scratch[4]
+    o = env[F.oracle_usd, e]
+    dp = env[F.debt_price_usd, e]
+    total_debt, total_coll, _ = aggregates_env(
+        posf[0, e], posf[1, e], o, env[F.liquidation_threshold, e], dp, thresholds, below,
+        scratch[0], scratch[1], scratch[2], scratch[3],
+    )  # fmt: skip
+    now = prices[0, e, pos]
+    feats = FR.liquidator_features(
+        FR.log_return(now, prices[0, e, (pos - ic[5]) % ring]),
+        FR.log_return(now, prices[0, e, (pos - ic[6]) % ring]),
+        var[0, e], var[1, e], max_f[e], fc[4], env[F.fundamental_usd, e], o,
+        env[F.pool_asset, e], env[F.pool_debt, e], dp, total_debt, total_coll,
+        env[F.supply_usd, e], env[F.gas_gwei, e], env[F.liquidation_bonus, e], below[0],
+        below[1], below[2], below[3], agent[1, e], agent[2, e], agent[0, e], agent[4, e],
+        agent[5, e], lc[11], 1.0 - t[e] / ic[7],
+    )  # fmt: skip
+    j = 0
+    for v in feats:
+        obs[e, j] = 0.0 if v != v else min(max(v, low[j]), high[j])
+        j += 1
+
+
+def _liquidator_step_env(
+    e: int, env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray,
+    kind: np.ndarray, drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray,
+    step_rounds: np.ndarray, prices: np.ndarray, var: np.ndarray, max_f: np.ndarray,
+    filled: np.ndarray, agent: np.ndarray, ic: np.ndarray, fc: np.ndarray, lc: np.ndarray,
+    actions: np.ndarray, thresholds: np.ndarray, low: np.ndarray, high: np.ndarray,
+    obs: np.ndarray, out: np.ndarray,
+) -> None:  # pragma: no cover  # fmt: skip
+    """One Liquidator step (one substep) of env ``e`` (``LiquidatorVectorEnv._advance`` and
+    ``_observe``)."""
+    n = posf.shape[2]
+    scratch = np.empty((5, max(n, thresholds.shape[0])))
+    take, sell, hedge = FR.liquidator_action(
+        actions[e, 0], actions[e, 1], actions[e, 2], lc[0], lc[1]
+    )
+    cash, inventory, perp = agent[0, e], agent[1, e], agent[2, e]
+    sold = sell * inventory
+    proceeds = 0.0
+    slippage = 0.0
+    in_block = lc[13] != 0.0
+    if not in_block:
+        # v0: the sale goes into the pool before the block, outside the engine's orders
+        pa, pd = env[F.pool_asset, e], env[F.pool_debt, e]
+        pool_a, pool_d, got = NR.sell_asset(pa, pd, sold, lc[12])
+        env[F.pool_asset, e] = pool_a
+        env[F.pool_debt, e] = pool_d
+        env[F.agent_sold_asset, e] = env[F.agent_sold_asset, e] + sold
+        env[F.agent_sale_debt, e] = env[F.agent_sale_debt, e] + got
+        env[F.agent_sale_mid_debt, e] = env[F.agent_sale_mid_debt, e] + sold * (pd / pa)
+        dp = env[F.debt_price_usd, e]
+        proceeds = got * dp
+        cash, inventory, slippage = FR.liquidator_sale(
+            cash, inventory, sold, proceeds, sold * (pd / pa * dp)
+        )
+    # 1. the hedge, at the perp price before the block (the fundamental)
+    p0 = env[F.fundamental_usd, e]
+    pool_now = NR.pool_price_usd(
+        env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e]
+    )
+    cash, perp, settle, perp_fee = FR.liquidator_hedge(
+        cash, inventory, perp, agent[3, e], p0, pool_now, hedge, lc[2]
+    )
+    # 2. the block, with the agent's orders
+    orders[O_.claim_share_frac, e] = take
+    orders[O_.sell_asset, e] = sold if in_block else 0.0
+    sale0 = env[F.agent_sale_debt, e]
+    mid0 = env[F.agent_sale_mid_debt, e]
+    seized0 = env[F.agent_seized_asset, e]
+    repaid0 = env[F.agent_repaid_usd, e]
+    gas0 = env[F.agent_gas_usd, e]
+    ring = ic[4]
+    substep_env(
+        e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+        ic[1] % ic[2], fc[0] + fc[1],
+    )  # fmt: skip
+    step_rounds[e] = rounds[e]
+    dp = env[F.debt_price_usd, e]
+    fund = env[F.fundamental_usd, e]
+    pool_usd = NR.pool_price_usd(env[F.pool_asset, e], env[F.pool_debt, e], dp)
+    _tracker_update_env(
+        e, prices, var, max_f, filled, ic[3] % ring, (ic[3] + 1) % ring, fund, pool_usd,
+        env[F.oracle_usd, e], fc[2], fc[3],
+    )  # fmt: skip
+    if in_block:
+        proceeds = (env[F.agent_sale_debt, e] - sale0) * dp
+        cash, inventory, slippage = FR.liquidator_sale(
+            cash, inventory, sold, proceeds, (env[F.agent_sale_mid_debt, e] - mid0) * dp
+        )
+    seized = env[F.agent_seized_asset, e] - seized0
+    gas = env[F.agent_gas_usd, e] - gas0
+    cash, inventory, repaid = FR.liquidator_fills(
+        cash, inventory, seized, env[F.agent_repaid_usd, e] - repaid0, gas, dp
+    )
+    # 4-5. perp variation margin and funding, credit interest
+    basis = FR.perp_basis(pool_usd, fund, lc[3], lc[4])
+    cash, variation, funding, credit = FR.liquidator_carry(
+        cash, perp, p0, fund, basis, lc[5], lc[6], lc[7]
+    )
+    reward, equity, pnl, penalty, terminated = FR.liquidator_reward(
+        cash, inventory, perp, agent[4, e], pool_usd, fund,
+        FR.annual_volatility(var[0, e], fc[4]), lc[8], lc[9], lc[10], lc[11],
+    )  # fmt: skip
+    agent[0, e] = cash
+    agent[1, e] = inventory
+    agent[2, e] = perp
+    agent[3, e] = fund
+    agent[4, e] = equity
+    agent[5, e] = basis
+    _liquidator_observe_env(
+        e, env, posf, t, prices, var, max_f, agent, ic, fc, lc, thresholds, low, high, obs,
+        scratch,
+    )  # fmt: skip
+    # the rows of LIQUIDATOR_OUTPUTS
+    out[0, e] = reward
+    out[1, e] = 1.0 if terminated else 0.0
+    out[2, e] = equity
+    out[3, e] = pnl
+    out[4, e] = penalty
+    out[5, e] = cash
+    out[6, e] = inventory
+    out[7, e] = perp
+    out[8, e] = take
+    out[9, e] = seized
+    out[10, e] = repaid
+    out[11, e] = gas
+    out[12, e] = sold
+    out[13, e] = proceeds
+    out[14, e] = slippage
+    out[15, e] = perp_fee
+    out[16, e] = variation + settle
+    out[17, e] = funding
+    out[18, e] = -credit
+    out[19, e] = basis
+
+
+def _liquidator_step(
+    env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray,
+    kind: np.ndarray, drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray,
+    step_rounds: np.ndarray, prices: np.ndarray, var: np.ndarray, max_f: np.ndarray,
+    filled: np.ndarray, agent: np.ndarray, ic: np.ndarray, fc: np.ndarray, lc: np.ndarray,
+    actions: np.ndarray, thresholds: np.ndarray, low: np.ndarray, high: np.ndarray,
+    obs: np.ndarray, out: np.ndarray, parallel: bool,
+) -> None:  # pragma: no cover  # fmt: skip
+    num_envs = env.shape[1]
+    if parallel:
+        for e in prange(num_envs):
+            _liquidator_step_env(
+                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                step_rounds, prices, var, max_f, filled, agent, ic, fc, lc, actions,
+                thresholds, low, high, obs, out,
+            )  # fmt: skip
+    else:
+        for e in range(num_envs):
+            _liquidator_step_env(
+                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                step_rounds, prices, var, max_f, filled, agent, ic, fc, lc, actions,
+                thresholds, low, high, obs, out,
+            )  # fmt: skip
+
+
+def _liquidator_observe(
+    env: np.ndarray, posf: np.ndarray, t: np.ndarray, prices: np.ndarray, var: np.ndarray,
+    max_f: np.ndarray, agent: np.ndarray, ic: np.ndarray, fc: np.ndarray, lc: np.ndarray,
+    thresholds: np.ndarray, low: np.ndarray, high: np.ndarray, obs: np.ndarray,
+) -> None:  # pragma: no cover  # fmt: skip
+    n = posf.shape[2]
+    scratch = np.empty((5, max(n, thresholds.shape[0])))
+    for e in range(env.shape[1]):
+        _liquidator_observe_env(
+            e, env, posf, t, prices, var, max_f, agent, ic, fc, lc, thresholds, low, high, obs,
+            scratch,
+        )  # fmt: skip
+
+
+LIQUIDATOR_OUTPUTS = (
+    "reward",
+    "terminated",
+    "equity_usd",
+    "pnl_usd",
+    "inventory_penalty_usd",
+    "cash_usd",
+    "inventory_asset",
+    "perp_asset",
+    "take_frac",
+    "seized_asset",
+    "repaid_usd",
+    "gas_usd",
+    "sold_asset",
+    "sale_proceeds_usd",
+    "slippage_usd",
+    "perp_fee_usd",
+    "perp_variation_usd",
+    "funding_usd",
+    "credit_interest_usd",
+    "basis_frac",
+)
+
+
 with rules_cache_dir(formulas):
     _tracker_update_env = njit(cache=True, inline="always")(_tracker_update_env)
     _governance_observe_env = njit(cache=True)(_governance_observe_env)
     _governance_step_env = njit(cache=True)(_governance_step_env)
     governance_step = njit(cache=True, parallel=True)(_governance_step)
     governance_observe = njit(cache=True)(_governance_observe)
+    _liquidator_observe_env = njit(cache=True)(_liquidator_observe_env)
+    _liquidator_step_env = njit(cache=True)(_liquidator_step_env)
+    liquidator_step = njit(cache=True, parallel=True)(_liquidator_step)
+    liquidator_observe = njit(cache=True)(_liquidator_observe)
 
 # the rows of the governance step kernel's `out` array
 GOVERNANCE_OUTPUTS = (
@@ -267,4 +495,16 @@ GOVERNANCE_OUTPUTS = (
     "slope2_apr",
 )
 
-__all__ = ["FCONST", "FR", "GOVERNANCE_OUTPUTS", "ICONST", "governance_observe", "governance_step"]
+__all__ = [
+    "AGENT",
+    "FCONST",
+    "FR",
+    "GOVERNANCE_OUTPUTS",
+    "ICONST",
+    "LIQUIDATOR_CONSTANTS",
+    "LIQUIDATOR_OUTPUTS",
+    "governance_observe",
+    "governance_step",
+    "liquidator_observe",
+    "liquidator_step",
+]
