@@ -25,8 +25,10 @@ from .engine import (
 from .envs import (
     ACTION_KINDS,
     ENV_IDS,
+    WORKLOAD_ENV_IDS,
     env_dispatches_numba,
     envs_available,
+    episode_start_cost,
     ppo_env_share,
     projected_rate,
     sb3_env_rate,
@@ -36,9 +38,19 @@ from .envs import (
 from .machine import load_average, machine_info
 from .report import render_markdown, render_table
 
-TARGET_SPEEDUP = 100.0
-TARGET_GOVERNANCE_STEPS_PER_S = 20_000.0
-TARGET_ENV_SHARE = 0.25
+TARGET_SPEEDUP = 300.0
+TARGET_GOVERNANCE_STEPS_PER_S = 28_000.0
+TARGET_ENV_SHARE = 0.15
+# the per-step overhead targets (env-steps per second of workload rows with random actions,
+# keyed by env and env count; 1 is the single env of gym.make), and the episode start
+TARGET_WORKLOADS = {
+    ("Governance-v0", 1): 15_000.0,
+    ("Governance-v0", 16): 40_000.0,
+    ("Governance-v0", 256): 69_000.0,
+    ("Liquidator-v0", 1): 20_000.0,
+    ("Liquidator-v0", 16): 120_000.0,
+}
+TARGET_EPISODE_START_US = 50.0
 
 
 @dataclass(frozen=True)
@@ -80,15 +92,28 @@ class BenchConfig:
     """Positions per env in the workload rows."""
     workload_steps: dict[str, int] = field(
         default_factory=lambda: {
-            "levgym/Governance-v0/1": 300,
-            "levgym/Governance-v0/16": 100,
-            "levgym/Governance-v0/256": 20,
-            "levgym/Liquidator-v1/1": 900,
-            "levgym/Liquidator-v1/16": 300,
-            "levgym/Liquidator-v1/256": 60,
+            "levgym/Governance-v0/1": 2000,
+            "levgym/Governance-v0/16": 300,
+            "levgym/Governance-v0/256": 30,
+            "levgym/Liquidator-v1/1": 4000,
+            "levgym/Liquidator-v1/16": 800,
+            "levgym/Liquidator-v1/256": 100,
+            "levgym/Liquidator-v0/1": 4000,
+            "levgym/Liquidator-v0/16": 800,
+            "levgym/Liquidator-v0/256": 100,
         }
     )
     """Timed steps per env id and env count of the workload rows (default 3)."""
+    workload_repeats: int = 3
+    """Each workload row is the median of this many timed runs."""
+    episode_start_sizes: tuple[int, ...] = (1, 256)
+    """Env counts of the episode-start measurement (Governance-v0)."""
+    peer_source: str | None = None
+    """A checkout of the peer env (``levgym bench --peer DIR``, :mod:`levgym.bench.peer`)."""
+    peer_steps: int = 5000
+    """Timed steps of the peer's single env (and of levgym's beside it) per round."""
+    peer_rounds: int = 3
+    """Alternating rounds of the peer and levgym's single env; medians are reported."""
     ppo: dict[str, int] = field(
         default_factory=lambda: {
             "num_envs": 256,
@@ -104,7 +129,11 @@ class BenchConfig:
 
     @classmethod
     def for_mode(
-        cls, quick: bool, budget_s: float | None = None, backends: tuple[str, ...] = ()
+        cls,
+        quick: bool,
+        budget_s: float | None = None,
+        backends: tuple[str, ...] = (),
+        peer_source: str | None = None,
     ) -> BenchConfig:
         if budget_s is not None and (not math.isfinite(budget_s) or budget_s <= 0):
             raise ValueError(f"--budget-s={budget_s:g} is out of range; allowed a number > 0")
@@ -112,9 +141,10 @@ class BenchConfig:
             if name not in ALL_BACKENDS:
                 raise ValueError(f"backend {name!r} is unknown; allowed {', '.join(ALL_BACKENDS)}")
         if not quick:
-            return cls(grid_budget_s=budget_s or 120.0, backends=backends)
+            return cls(grid_budget_s=budget_s or 120.0, backends=backends, peer_source=peer_source)
         return cls(
             quick=True,
+            peer_source=peer_source,
             grid_budget_s=budget_s or 6.0,
             backends=backends,
             reference_case=(4, 48, 6),
@@ -128,6 +158,10 @@ class BenchConfig:
             workload_sizes=(None, 4),
             workload_positions=32,
             workload_steps={},  # 3 steps each
+            workload_repeats=1,
+            episode_start_sizes=(1, 4),
+            peer_steps=200,
+            peer_rounds=1,
             ppo={"num_envs": 8, "n_steps": 16, "rollouts": 1, "n_epochs": 1, "batch_size": 64},
             ppo_all_backends=False,
         )
@@ -158,7 +192,8 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
     tasks = (1 + len(specs)) + len(specs) * len(config.grid) + 1
     if have_envs:
         tasks += len(ENV_IDS) * len(env_backends) * 2 + len(ppo_backends)
-        tasks += len(ENV_IDS) * len(config.workload_sizes) * len(ACTION_KINDS)
+        tasks += len(WORKLOAD_ENV_IDS) * len(config.workload_sizes) * len(ACTION_KINDS)
+        tasks += len(config.episode_start_sizes) + (config.peer_source is not None)
     result: dict[str, Any] = {"machine": machine_info(), "quick": config.quick}
     bar = _progress(tasks, progress)
     try:
@@ -222,19 +257,39 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
             # the named workloads, on the fastest env backend measured here
             wl_backend = env_backends[-1]
             workloads: list[dict[str, Any]] = []
-            for env_id in ENV_IDS:
+            for env_id in WORKLOAD_ENV_IDS:
                 short = env_id.split("/", 1)[1]
                 for ne in config.workload_sizes:
                     count = 1 if ne is None else ne
                     steps = config.workload_steps.get(f"{env_id}/{count}", 3)
                     for kind in ACTION_KINDS:
                         bar.set_description(f"{short} x{count} {kind}")
-                        row = workload_rate(
-                            env_id, ne, config.workload_positions, kind, steps, wl_backend
-                        )
+                        runs = [
+                            workload_rate(
+                                env_id, ne, config.workload_positions, kind, steps, wl_backend
+                            )
+                            for _ in range(config.workload_repeats)
+                        ]
+                        runs.sort(key=lambda r: r["env_steps_per_s"])
+                        row = runs[len(runs) // 2]  # the median run
+                        row["runs_env_steps_per_s"] = [r["env_steps_per_s"] for r in runs]
                         workloads.append({"env": short, **row})
                         bar.update(1)
             result["env_workloads"] = workloads
+            starts = []
+            for ne in config.episode_start_sizes:
+                bar.set_description(f"episode start x{ne}")
+                starts.append(
+                    episode_start_cost(
+                        "levgym/Governance-v0", ne, config.workload_positions, wl_backend
+                    )
+                )
+                bar.update(1)
+            result["episode_starts"] = starts
+            if config.peer_source is not None:
+                bar.set_description("peer")
+                result["peer"] = peer_comparison(config, wl_backend)
+                bar.update(1)
             if numba_spec is not None and "numba" not in env_backends:
                 result["env_fused_kernel"] = {
                     "used_by_envs": env_numba,
@@ -285,6 +340,34 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
     return result
 
 
+def peer_comparison(config: BenchConfig, backend: str) -> dict[str, Any]:
+    """The peer's single env (:mod:`levgym.bench.peer`) and levgym's Governance-v0 single env
+    with random actions, in alternating rounds of this run; medians of the rounds."""
+    from .peer import PEER_NAME, peer_rate
+
+    peer, ours = [], []
+    for k in range(config.peer_rounds):
+        peer.append(peer_rate(config.peer_source, config.peer_steps, seed=k)["env_steps_per_s"])
+        row = workload_rate(
+            "levgym/Governance-v0", None, config.workload_positions, "random",
+            config.peer_steps, backend, seed=k,
+        )  # fmt: skip
+        ours.append(row["env_steps_per_s"])
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    return {
+        "peer": PEER_NAME,
+        "peer_env_steps_per_s": med(peer),
+        "levgym_env_steps_per_s": med(ours),
+        "ratio": med(ours) / med(peer),
+        "rounds": config.peer_rounds,
+        "steps": config.peer_steps,
+        "peer_runs": peer,
+        "levgym_runs": ours,
+        "levgym_workload": f"Governance-v0 via gym.make, {config.workload_positions} positions, "
+        f"random actions, backend {backend}",
+    }
+
+
 def projections(
     numba_spec: Any, env_details: list[dict[str, Any]], num_envs: int, num_positions: int
 ) -> dict[str, float]:
@@ -321,6 +404,26 @@ def judge_targets(result: dict[str, Any], config: BenchConfig) -> dict[str, Any]
             "best_backend": best,
             "value": gov[best],
             "met": None if config.quick else bool(gov[best] >= TARGET_GOVERNANCE_STEPS_PER_S),
+        }
+    for w in result.get("env_workloads", []):
+        want = TARGET_WORKLOADS.get((w["env"], w["num_envs"]))
+        if want is None or w["actions"] != "random":
+            continue
+        label = "single env" if w["via"] == "gym.make" else f"{w['num_envs']} envs"
+        out[f"{w['env']} {label} x {w['positions']} positions, random actions"] = {
+            "target": f">= {want:,.0f} env-steps / s",
+            "best_backend": w["backend"],
+            "value": w["env_steps_per_s"],
+            "met": None if config.quick else bool(w["env_steps_per_s"] >= want),
+        }
+    starts = result.get("episode_starts", [])
+    if starts:
+        big = max(starts, key=lambda r: r["num_envs"])
+        out["episode start per env (amortised)"] = {
+            "target": f"<= {TARGET_EPISODE_START_US:g} us at {big['num_envs']} envs",
+            "best_backend": big["backend"],
+            "value": big["us_per_env"],
+            "met": None if config.quick else bool(big["us_per_env"] <= TARGET_EPISODE_START_US),
         }
     share = result.get("env_share_of_training", {})
     if share:

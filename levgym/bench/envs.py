@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v1")
+WORKLOAD_ENV_IDS = (*ENV_IDS, "levgym/Liquidator-v0")
+"""The envs of the workload rows (Liquidator-v0, one substep a step, measures the overhead)."""
 ACTION_KINDS = ("zero", "random")
 """The actions of the workload rows: all zeros, or pre-drawn random samples of the action space
 (one per env per step, drawn before the clock starts)."""
@@ -173,6 +175,43 @@ def workload_rate(
     }
 
 
+def episode_start_cost(
+    env_id: str, num_envs: int, num_positions: int, backend: str, repeats: int = 5, seed: int = 0
+) -> dict[str, Any]:
+    """Microseconds per env of an episode start, amortised over a batch: the best of
+    ``repeats`` resets of every env of ``gym.make_vec(env_id, num_envs)`` (drawing the scenario
+    path and the book, building the state, the first observation)."""
+    import gymnasium as gym
+
+    import levgym.envs  # noqa: F401  (registers the ids)
+
+    venv = gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        num_positions=num_positions,
+        backend=backend,
+    )
+    try:
+        venv.reset(seed=seed)
+        everyone = {"reset_mask": np.ones(num_envs, dtype=bool)}
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            venv.reset(options=everyone)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        venv.close()
+    return {
+        "env": env_id.split("/", 1)[1],
+        "num_envs": num_envs,
+        "positions": num_positions,
+        "backend": backend,
+        "us_per_env": 1e6 * best / num_envs,
+        "repeats": repeats,
+    }
+
+
 def sb3_env_rate(
     env_id: str, num_envs: int, num_positions: int, steps: int, backend: str, seed: int = 0
 ) -> dict[str, Any]:
@@ -305,6 +344,8 @@ def ppo_env_share(
 __all__ = [
     "ACTION_KINDS",
     "ENV_IDS",
+    "WORKLOAD_ENV_IDS",
+    "episode_start_cost",
     "envs_available",
     "ppo_env_share",
     "sb3_env_rate",

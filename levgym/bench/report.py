@@ -227,6 +227,55 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
             markdown,
         )
         out.append(("Environment steps per second by workload", lines))
+    starts = result.get("episode_starts", [])
+    if starts:
+        rows = [
+            [
+                r["env"],
+                str(r["num_envs"]),
+                str(r["positions"]),
+                r["backend"],
+                f"{r['us_per_env']:.1f}",
+            ]
+            for r in starts
+        ]
+        lines = [
+            "An episode start as the env does it (`reset` of every env: the scenario path and the "
+            "book drawn, the state built, the first observation), best of "
+            f"{starts[0]['repeats']}, per env of the batch.",
+            "",
+        ]
+        lines += _table(
+            ["env", "envs", "positions", "engine backend", "us per env"], rows, markdown
+        )
+        out.append(("Episode starts", lines))
+    peer = result.get("peer")
+    if peer:
+        lines = [
+            f"The peer's single env ({peer['peer']}, its own `init_env`, random actions) and "
+            f"levgym's ({peer['levgym_workload']}), {peer['steps']:,} timed steps each, in "
+            f"{peer['rounds']} alternating rounds of this run (`levgym bench --peer DIR`, "
+            "`levgym.bench.peer`); medians.",
+            "",
+        ]
+        lines += _table(
+            ["env", "env-steps / s", "runs"],
+            [
+                [
+                    peer["peer"],
+                    _num(peer["peer_env_steps_per_s"]),
+                    ", ".join(_num(x) for x in peer["peer_runs"]),
+                ],
+                [
+                    "levgym Governance-v0",
+                    _num(peer["levgym_env_steps_per_s"]),
+                    ", ".join(_num(x) for x in peer["levgym_runs"]),
+                ],
+            ],  # fmt: skip
+            markdown,
+        )
+        lines += ["", f"levgym / peer: {peer['ratio']:.2f}x."]
+        out.append(("Against the peer", lines))
     train = result.get("training_case", {})
     if train:
         rows = []
@@ -345,8 +394,14 @@ def render_markdown(result: dict[str, Any], command: str = "levgym bench") -> st
         "- Env steps: `levgym.envs.speed.env_steps_per_second` for the vector envs; the SB3 adapter",
         "  with `step_async` + `step_wait`. The training share wraps the adapter's `reset`,",
         "  `step_async` and `step_wait` with a timer during `PPO.learn`.",
-        "- Workload rows: `levgym.bench.envs.workload_rate`; cascade rounds are the sum of the",
-        "  rounds the engine's substep returned for every env in the timed steps.",
+        "- Workload rows: `levgym.bench.envs.workload_rate`, the median of several timed runs;",
+        "  cascade rounds are the sum of the rounds the engine ran for every env in the timed",
+        "  steps. With backend numba the envs step through their step kernels",
+        "  (`levgym.envs.programs`: one call per env step); a workload's time is everything",
+        "  `step` costs, kernel included.",
+        "- Episode starts: `levgym.bench.envs.episode_start_cost`; the peer: `levgym.bench.peer`",
+        "  (run only with `--peer DIR`, a checkout of the peer; none of its code ships with",
+        "  levgym).",
         f"- Total run time: {result.get('seconds', 0.0):.0f} s.",
         "",
     ]

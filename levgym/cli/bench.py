@@ -48,6 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated engine backends to measure (numpy, torch, torch-masked, numba, torch-cuda; "
         "default: all available)",
     )
+    p.add_argument(
+        "--peer",
+        default=None,
+        metavar="DIR",
+        help="a checkout of the peer governance env (xujiahuayz/auto-gov): time its single env "
+        "beside levgym's in this run (runs its code; see levgym.bench.peer)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run)
 
@@ -58,7 +65,14 @@ def run(args: argparse.Namespace) -> int:
     backends = (
         tuple(b.strip() for b in args.backends.split(",") if b.strip()) if args.backends else ()
     )
-    config = BenchConfig.for_mode(args.quick, args.budget_s, backends)
+    if args.peer is not None:
+        from ..bench.peer import check_source
+
+        try:
+            check_source(args.peer)
+        except ValueError as err:
+            raise CliError(str(err)) from None
+    config = BenchConfig.for_mode(args.quick, args.budget_s, backends, args.peer)
     out_dir = Path(args.out) if args.out else Path("runs/bench-quick" if args.quick else ".")
     # the full default run puts BENCHMARK.md in the working folder and its JSON under runs/
     json_dir = out_dir if args.out or args.quick else Path("runs/bench")

@@ -447,7 +447,8 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         )
         for name, v in fc.items():
             self._k_fc[FCONST.index(name)] = v
-        self._k_parallel = e * n >= PARALLEL_MIN_POSITIONS
+        # a step is substeps_per_step substeps of work: the threshold of one parallel substep
+        self._k_parallel = e > 1 and e * n * self.substeps_per_step >= PARALLEL_MIN_POSITIONS
 
     def _kernel_constants(self) -> tuple[np.ndarray, np.ndarray]:
         """The limits and reward weights as the kernel's arrays (remade when they change)."""

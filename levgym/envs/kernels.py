@@ -58,22 +58,55 @@ def _sum4(x: np.ndarray, n: int) -> float:  # pragma: no cover
 
 def _aggregates_env(
     ce: np.ndarray, de: np.ndarray, o: float, lte: float, p: float, thresholds: np.ndarray,
-    below: np.ndarray, hf: np.ndarray, owed: np.ndarray, gap: np.ndarray, picked: np.ndarray,
+    below: np.ndarray, acc: np.ndarray,
 ) -> tuple[float, float, float]:  # pragma: no cover  # fmt: skip
     """One env's aggregates from its position rows ``ce``, ``de``: (total debt, total
-    collateral, underwater shortfall), and the debt below each threshold into ``below``
-    (``hf``, ``owed``, ``gap``, ``picked`` are scratch rows of length N)."""
+    collateral, underwater shortfall), and the debt below each threshold into ``below``.
+
+    One pass over the positions; every sum is :func:`_sum4`'s (four interleaved partial sums,
+    the tail added to the first), kept lane by lane in ``acc`` ``[3 + K, 4]`` (scratch), so the
+    numbers are those of summing each quantity's row with ``_sum4``."""
     n = ce.shape[0]
+    k_count = thresholds.shape[0]
+    acc[:, :] = 0.0
+    m = n - n % 4
     for i in range(n):  # the engine's rules, compiled (levgym.engine.rules)
-        gap[i] = NR.underwater(ce[i], de[i], o, p)
-        owed[i] = de[i] * p
-        hf[i] = NR.health_factor(ce[i], de[i], o, lte, p)
-    for k in range(thresholds.shape[0]):
-        t = thresholds[k]
-        for i in range(n):
-            picked[i] = owed[i] if hf[i] < t else 0.0
-        below[k] = _sum4(picked, n)
-    return _sum4(de, n), _sum4(ce, n), _sum4(gap, n)
+        lane = i % 4 if i < m else 0
+        c = ce[i]
+        d = de[i]
+        acc[0, lane] += d
+        acc[1, lane] += c
+        acc[2, lane] += NR.underwater(c, d, o, p)
+        owed = d * p
+        hf = NR.health_factor(c, d, o, lte, p)
+        for k in range(k_count):
+            acc[3 + k, lane] += owed if hf < thresholds[k] else 0.0
+    for k in range(k_count):
+        below[k] = (acc[3 + k, 0] + acc[3 + k, 1]) + (acc[3 + k, 2] + acc[3 + k, 3])
+    return (
+        (acc[0, 0] + acc[0, 1]) + (acc[0, 2] + acc[0, 3]),
+        (acc[1, 0] + acc[1, 1]) + (acc[1, 2] + acc[1, 3]),
+        (acc[2, 0] + acc[2, 1]) + (acc[2, 2] + acc[2, 3]),
+    )
+
+
+def _shortfall_env(ce: np.ndarray, de: np.ndarray, o: float, p: float) -> float:  # pragma: no cover
+    """The underwater shortfall of one env (the third aggregate of :func:`aggregates_env`,
+    summed in the same order)."""
+    n = ce.shape[0]
+    m = n - n % 4
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    for i in range(0, m, 4):
+        a0 += NR.underwater(ce[i], de[i], o, p)
+        a1 += NR.underwater(ce[i + 1], de[i + 1], o, p)
+        a2 += NR.underwater(ce[i + 2], de[i + 2], o, p)
+        a3 += NR.underwater(ce[i + 3], de[i + 3], o, p)
+    for i in range(m, n):
+        a0 += NR.underwater(ce[i], de[i], o, p)
+    return (a0 + a1) + (a2 + a3)
 
 
 def _aggregates(
@@ -88,19 +121,17 @@ def _aggregates(
     shortfall: np.ndarray,
     below: np.ndarray,
 ) -> None:  # pragma: no cover
-    num_envs, n = c.shape
-    hf = np.empty(n)
-    owed = np.empty(n)
-    gap = np.empty(n)
-    picked = np.empty(n)
+    num_envs = c.shape[0]
+    acc = np.empty((3 + thresholds.shape[0], 4))
     for e in range(num_envs):
         total_debt[e], total_coll[e], shortfall[e] = aggregates_env(
-            c[e], d[e], oracle[e], lt[e], dp[e], thresholds, below[e], hf, owed, gap, picked
+            c[e], d[e], oracle[e], lt[e], dp[e], thresholds, below[e], acc
         )
 
 
 with rules_cache_dir():
     aggregates_env = njit(cache=True, nogil=True, inline="always")(_aggregates_env)
+    shortfall_env = njit(cache=True, nogil=True, inline="always")(_shortfall_env)
     _aggregates_kernel = njit(cache=True, nogil=True)(_aggregates)
 
 
@@ -145,6 +176,7 @@ __all__ = [
     "HAVE_NUMBA",
     "PositionAggregates",
     "aggregates_env",
+    "shortfall_env",
     "position_aggregates",
     "position_aggregates_array",
     "splitmix_noise",

@@ -397,7 +397,8 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             self._k_fc[FCONST.index(name)] = v
         self._k_lc_key: tuple[float, ...] = ()
         self._k_lc = np.zeros(len(LIQUIDATOR_CONSTANTS))
-        self._k_parallel = e * n >= PARALLEL_MIN_POSITIONS
+        # a step is substeps_per_step substeps of work: the threshold of one parallel substep
+        self._k_parallel = e > 1 and e * n * self.substeps_per_step >= PARALLEL_MIN_POSITIONS
 
     def _kernel_constants(self) -> np.ndarray:
         k = self._constants()
@@ -642,6 +643,10 @@ class LiquidatorEnv(LevgymEnv):
     - v1: the agent's sale is an order inside the engine's block (after arbitrage, before the
       borrowers and the cascade, whose in-block oracle refresh now sees it); its gas is
       accounted by the engine. The same seed and actions give different paths than v0.
+      Later fix of v0 and v1 (observations, rewards and dynamics unchanged): ``info["basis_frac"]``
+      of a step that ends an episode used to show the next episode's starting basis (the
+      array was shared with the env's books, which the autoreset overwrote); it now shows the
+      step's basis.
     - v0: initial release (the sale went into the pool before the block, outside the engine;
       still registered for reproducibility).
     """

@@ -24,7 +24,7 @@ from ..engine.fused import NR, O_, compile_rules, rules_cache_dir, substep_env
 from ..engine.jit import njit, prange
 from ..engine.schema import ENV_ROW
 from . import formulas
-from .kernels import aggregates_env
+from .kernels import aggregates_env, shortfall_env
 
 F = ENV_ROW
 
@@ -34,6 +34,13 @@ with rules_cache_dir(formulas):
 # rows of the tracker-and-clock integer constants and of the float constants of a step kernel
 ICONST = ("substeps", "slot0", "twap_window", "pos0", "ring", "lag_short", "lag_long", "horizon")
 FCONST = ("time_h", "substep_h", "alpha_short", "alpha_long", "substeps_per_year")
+
+
+def _scratch(thresholds: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Scratch of an env's aggregates: row 0 the debt below each threshold, rows 1.. the
+    accumulators of :func:`levgym.envs.kernels.aggregates_env`."""
+    k = thresholds.shape[0]
+    return np.empty((4 + k, max(k, 4)))
 
 
 def _tracker_update_env(
@@ -62,12 +69,13 @@ def _governance_observe_env(
     Returns its (total debt, total collateral, shortfall) aggregates."""
     ring = ic[4]
     pos = (ic[3] + ic[0]) % ring
-    below = scratch[4]
+    below = scratch[0]
+    acc = scratch[1:]
     o = env[F.oracle_usd, e]
     dp = env[F.debt_price_usd, e]
     total_debt, total_coll, shortfall = aggregates_env(
         posf[0, e], posf[1, e], o, env[F.liquidation_threshold, e], dp, thresholds, below,
-        scratch[0], scratch[1], scratch[2], scratch[3],
+        acc,
     )  # fmt: skip
     now = prices[0, e, pos]
     market = FR.governance_market_features(
@@ -106,15 +114,11 @@ def _governance_step_env(
 ) -> None:  # pragma: no cover  # fmt: skip
     """One Governance step of env ``e`` (``GovernanceVectorEnv._advance`` and ``_observe``);
     the cascade rounds of its substeps are summed into ``step_rounds[e]``."""
-    n = posf.shape[2]
-    scratch = np.empty((5, max(n, thresholds.shape[0])))
-    below = scratch[4]
+    scratch = _scratch(thresholds)
     # the shortfall before the step (the projection changes parameters only)
-    _, _, shortfall0 = aggregates_env(
-        posf[0, e], posf[1, e], env[F.oracle_usd, e], env[F.liquidation_threshold, e],
-        env[F.debt_price_usd, e], thresholds, below, scratch[0], scratch[1], scratch[2],
-        scratch[3],
-    )  # fmt: skip
+    shortfall0 = shortfall_env(
+        posf[0, e], posf[1, e], env[F.oracle_usd, e], env[F.debt_price_usd, e]
+    )
     ltv, lt, bonus, s1, s2 = FR.steward_projection(
         env[F.ltv, e], env[F.liquidation_threshold, e], env[F.liquidation_bonus, e],
         env[F.slope1_apr, e], env[F.slope2_apr, e], actions[e, 0], actions[e, 1],
@@ -226,8 +230,7 @@ def _governance_observe(
     max_f: np.ndarray, ic: np.ndarray, fc: np.ndarray, thresholds: np.ndarray,
     low: np.ndarray, high: np.ndarray, obs: np.ndarray,
 ) -> None:  # pragma: no cover  # fmt: skip
-    n = posf.shape[2]
-    scratch = np.empty((5, max(n, thresholds.shape[0])))
+    scratch = _scratch(thresholds)
     for e in range(env.shape[1]):
         _governance_observe_env(
             e, env, posf, t, prices, var, max_f, ic, fc, thresholds, low, high, obs, scratch
@@ -255,12 +258,13 @@ def _liquidator_observe_env(
     """Env ``e``'s Liquidator observation into ``obs[e]`` (clipped, NaN as 0)."""
     ring = ic[4]
     pos = (ic[3] + ic[0]) % ring
-    below = scratch[4]
+    below = scratch[0]
+    acc = scratch[1:]
     o = env[F.oracle_usd, e]
     dp = env[F.debt_price_usd, e]
     total_debt, total_coll, _ = aggregates_env(
         posf[0, e], posf[1, e], o, env[F.liquidation_threshold, e], dp, thresholds, below,
-        scratch[0], scratch[1], scratch[2], scratch[3],
+        acc,
     )  # fmt: skip
     now = prices[0, e, pos]
     feats = FR.liquidator_features(
@@ -289,8 +293,7 @@ def _liquidator_step_env(
 ) -> None:  # pragma: no cover  # fmt: skip
     """One Liquidator step (one substep) of env ``e`` (``LiquidatorVectorEnv._advance`` and
     ``_observe``)."""
-    n = posf.shape[2]
-    scratch = np.empty((5, max(n, thresholds.shape[0])))
+    scratch = _scratch(thresholds)
     take, sell, hedge = FR.liquidator_action(
         actions[e, 0], actions[e, 1], actions[e, 2], lc[0], lc[1]
     )
@@ -425,8 +428,7 @@ def _liquidator_observe(
     max_f: np.ndarray, agent: np.ndarray, ic: np.ndarray, fc: np.ndarray, lc: np.ndarray,
     thresholds: np.ndarray, low: np.ndarray, high: np.ndarray, obs: np.ndarray,
 ) -> None:  # pragma: no cover  # fmt: skip
-    n = posf.shape[2]
-    scratch = np.empty((5, max(n, thresholds.shape[0])))
+    scratch = _scratch(thresholds)
     for e in range(env.shape[1]):
         _liquidator_observe_env(
             e, env, posf, t, prices, var, max_f, agent, ic, fc, lc, thresholds, low, high, obs,
@@ -459,6 +461,7 @@ LIQUIDATOR_OUTPUTS = (
 
 
 with rules_cache_dir(formulas):
+    _scratch = njit(cache=True, inline="always")(_scratch)
     _tracker_update_env = njit(cache=True, inline="always")(_tracker_update_env)
     _governance_observe_env = njit(cache=True)(_governance_observe_env)
     _governance_step_env = njit(cache=True)(_governance_step_env)
