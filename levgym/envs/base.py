@@ -62,7 +62,10 @@ class _SharedWeight:
             raise AttributeError(self.name) from None
 
     def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__[self.name] = check_weight(self.name, value)
+        d = obj.__dict__
+        d[self.name] = check_weight(self.name, value)
+        # a step kernel's constants are remade when this changes
+        d["weights_version"] = d.get("weights_version", 0) + 1
 
 
 class LevgymVectorEnv(VectorEnv):
@@ -93,6 +96,8 @@ class LevgymVectorEnv(VectorEnv):
     DEFAULT_SCENARIOS: ClassVar[tuple[str, ...]] = ()
     TERMINAL_CAUSE: ClassVar[str] = "terminated"
     SHARED_SETTABLE: ClassVar[tuple[str, ...]] = ()
+    weights_version: int = 0
+    """Bumped by every assignment of a ``SHARED_SETTABLE`` weight (the step kernels' cache key)."""
     scalar_info: bool = False
     """Set by the single env on its batch of one: info values may be Python floats."""
     PACKED: ClassVar[bool] = False
@@ -179,6 +184,7 @@ class LevgymVectorEnv(VectorEnv):
         self._scenario_names = np.array(self.core.scenarios, dtype=object)
         self.end_counts = {c: np.zeros(e, dtype=np.int64) for c in self._causes}
         self._no_cause = np.full(e, "", dtype=object)
+        self._scenario_now = np.full(e, "", dtype=object)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -292,6 +298,7 @@ class LevgymVectorEnv(VectorEnv):
 
     def _start_episodes(self, mask: np.ndarray) -> None:
         self.core.new_episodes(mask)
+        self._scenario_now = self._scenario_array()  # the episodes' scenarios, until the next start
         self._reset_agent(mask)
         self._episode_return[mask] = 0.0
         self._episode_length[mask] = 0
@@ -315,11 +322,12 @@ class LevgymVectorEnv(VectorEnv):
             )
         reward, terminated, info = self._advance(a)
         terminated = np.asarray(terminated, dtype=bool)
-        truncated = self.core.at_horizon & ~terminated
+        truncated = self.core.at_horizon
+        truncated &= ~terminated
         self._episode_return += reward
         self._episode_length += 1
         ended = terminated | truncated
-        info["scenario"] = self._scenario_array()
+        info["scenario"] = self._scenario_now.copy()
         info["episode_step"] = self._episode_length.copy()
         self._observe()
         obs = self._obs.copy()

@@ -452,13 +452,14 @@ class GovernanceVectorEnv(LevgymVectorEnv):
 
     def _kernel_constants(self) -> tuple[np.ndarray, np.ndarray]:
         """The limits and reward weights as the kernel's arrays (remade when they change)."""
-        key = (self.limits, self._weights())
+        # the limits are frozen (the same object has the same values); the weights are
+        # settable, and each assignment bumps weights_version
+        key = (self.limits, self.weights_version)
         cached = self._k_constants
-        # the limits are frozen: the same object has the same values
         if cached is None or cached[0][0] is not key[0] or cached[0][1] != key[1]:
             cached = self._k_constants = (
                 key,
-                (np.array(limit_values(self.limits)), np.array(key[1])),
+                (np.array(limit_values(self.limits)), np.array(self._weights())),
             )
         return cached[1]
 

@@ -395,16 +395,18 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             substeps_per_year=tr.substeps_per_year,
         ).items():
             self._k_fc[FCONST.index(name)] = v
-        self._k_lc_key: tuple[float, ...] = ()
+        self._k_lc_key = -1
         self._k_lc = np.zeros(len(LIQUIDATOR_CONSTANTS))
         # a step is substeps_per_step substeps of work: the threshold of one parallel substep
         self._k_parallel = e > 1 and e * n * self.substeps_per_step >= PARALLEL_MIN_POSITIONS
 
     def _kernel_constants(self) -> np.ndarray:
-        k = self._constants()
-        key = tuple(k[name] for name in LIQUIDATOR_CONSTANTS)
+        """The constants as the kernel's array, remade when a settable one changes (the others
+        are fixed when the env is made)."""
+        key = self.weights_version
         if key != self._k_lc_key:
-            self._k_lc[:] = key
+            k = self._constants()
+            self._k_lc[:] = [k[name] for name in LIQUIDATOR_CONSTANTS]
             self._k_lc_key = key
         return self._k_lc
 

@@ -81,3 +81,19 @@ def test_compiled_formulas_equal_their_array_versions(name):
         assert len(got) == len(want)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(float(g), float(np.asarray(w)[0]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [GovernanceVectorEnv, LiquidatorVectorEnv], ids=["gov", "liq"])
+def test_a_weight_set_between_steps_reaches_the_step_kernel(cls):
+    a = cls(2, num_positions=24, scenarios=stress_mix())
+    b = cls(2, num_positions=24, scenarios=stress_mix())
+    a.reset(seed=3)
+    b.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        actions = random_actions(rng, a.action_space.shape)
+        if k == 2:
+            b.set_env_attr("reward_scale", 2.0 * a.reward_scale, [0, 1])
+        ra = a.step(actions)[1]
+        rb = b.step(actions)[1]
+        np.testing.assert_allclose(rb, ra * (2.0 if k >= 2 else 1.0), rtol=1e-12)
