@@ -437,4 +437,11 @@ def judge_targets(result: dict[str, Any], config: BenchConfig) -> dict[str, Any]
     return out
 
 
-__all__ = ["BenchConfig", "judge_targets", "render_markdown", "render_table", "run_bench"]
+__all__ = [
+    "BenchConfig",
+    "judge_targets",
+    "peer_comparison",
+    "render_markdown",
+    "render_table",
+    "run_bench",
+]
