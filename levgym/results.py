@@ -516,6 +516,14 @@ METRICS: dict[str, tuple[str, ...]] = {
         "liquidation_loss_usd",
         "insolvent",
     ),
+    "levgym/Governance-v1": (
+        "return",
+        "economic_bad_debt_usd",
+        "revenue_usd",
+        "liquidated_usd",
+        "liquidation_loss_usd",
+        "insolvent",
+    ),
     "levgym/Liquidator-v1": (
         "return",
         "pnl_usd",
