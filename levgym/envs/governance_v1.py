@@ -231,6 +231,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         self._high = np.ones((e, nl))
         self.clock = StewardClock.new((e, nl))
         self._shortfall = np.zeros(e)
+        self.references = {"initial_collateral_asset": np.zeros(e), "initial_debt_usd": np.zeros(e)}
+        """Per env, the values that relative lever bounds are multiples of (this episode's)."""
         self._levels = [(j, v.target) for j, v in enumerate(self.schema.levers) if not v.is_switch]
         self._switches = [(j, v.target) for j, v in enumerate(self.schema.levers) if v.is_switch]
         # starting parameters of absolute-bounded levers must lie within their bounds
@@ -299,6 +301,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
             "initial_collateral_asset": to_numpy(s.initial_collateral_asset),
             "initial_debt_usd": to_numpy(s.initial_debt_usd),
         }
+        for name, value in refs.items():
+            self.references[name][mask] = value[mask]
         low, high = self.schema.bounds(refs, (self.num_envs,))
         self._low[mask], self._high[mask] = low[mask], high[mask]
         self._switch[mask] = 0.0
