@@ -181,6 +181,7 @@ def run_benchmark(
     comparisons: dict[str, list[dict[str, Any]]] = {}
     ceilings: dict[str, dict[str, Any]] = {}
     gaps: dict[str, dict[str, Any]] = {}
+    lost: dict[str, dict[str, float]] = {}
     for env_id in cfg.env_ids:
         slug = _slug(env_id)
         _say(progress, f"[{slug}] training PPO for {cfg.timesteps[env_id]:,} steps")
@@ -232,6 +233,9 @@ def run_benchmark(
         comparisons[env_id] = compare(
             episodes, [TRAINED], [n for n in episodes if n != TRAINED], seed=cfg.seed
         )
+        lost[env_id] = unwinnable(
+            results[env_id], "insolvent" if is_governance(env_id) else "bankrupt"
+        )
         if cfg.with_ceiling and env_id == CEILING_ENV:
             _say(progress, f"[{slug}] hindsight ceiling (best fixed parameters per episode)")
             t0 = time.perf_counter()
@@ -266,7 +270,7 @@ def run_benchmark(
     timings["total_s"] = time.perf_counter() - started
 
     meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
-    doc = results_document(meta, results, comparisons, ceilings, gaps)
+    doc = results_document(meta, results, comparisons, ceilings, gaps, lost)
     write_json(out_dir / "results.json", doc)
     write_text(out_dir / "results.csv", _csv(results))
     plots = _plots(out_dir, results, traces, runs, doc["objective"], meta)
@@ -319,6 +323,19 @@ def episode_returns(result: dict[str, Any]) -> np.ndarray:
     return np.concatenate([np.asarray(values[s]["return"]) for s in result["scenarios"]])
 
 
+def unwinnable(per_policy: dict[str, dict[str, Any]], key: str) -> dict[str, float]:
+    """Per scenario, the share of episodes that every policy ended by ``key`` (insolvency,
+    bankruptcy): episodes no evaluated policy could save."""
+    first = next(iter(per_policy.values()))
+    out = {}
+    for scenario in first["scenarios"]:
+        ended = np.stack(
+            [np.asarray(r["episode_values"][scenario][key]) for r in per_policy.values()]
+        )
+        out[scenario] = float(np.mean(np.all(ended > 0, axis=0)))
+    return out
+
+
 def run_ceiling(env_id: str, suite: Any, grid: CeilingGrid | None = None) -> dict[str, Any]:
     """The hindsight ceiling on the suite's episodes of ``env_id``: per scenario its mean with a
     95% interval, every episode's value, the objective (mean over scenarios) and the grid size."""
@@ -342,6 +359,7 @@ def results_document(
     comparisons: dict[str, list[dict[str, Any]]] | None = None,
     ceilings: dict[str, dict[str, Any]] | None = None,
     gaps: dict[str, dict[str, Any]] | None = None,
+    lost: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """The results.json object (objective per env and policy, evaluate's results, meta, the
     paired comparisons, the hindsight ceiling and the share of its gap each policy closes),
@@ -360,6 +378,7 @@ def results_document(
         "comparisons": comparisons or {},
         "ceiling": ceilings or {},
         "gap_closed": gaps or {},
+        "unwinnable": lost or {},
     }
     return checked("results.json", doc)
 
@@ -574,6 +593,18 @@ def _significance_lines(env_id: str, doc: dict[str, Any], unit: str, markdown: b
                 f"{r['p_value']:.2g} | {r['p_holm']:.2g} | {r['verdict']} |"
             )
         lines.append("")
+    lost = {s: f for s, f in doc.get("unwinnable", {}).get(env_id, {}).items() if f > 0}
+    if lost:
+        text = "Unwinnable episodes (every policy ended insolvent or bankrupt): " + ", ".join(
+            f"{s} {100 * f:.0f}%" for s, f in lost.items()
+        )
+        lines += [text + ".", ""] if markdown else [text + "."]
+    elif "unwinnable" in doc:
+        lines += (
+            ["No episode was lost by every policy.", ""]
+            if markdown
+            else ["No episode was lost by every policy."]
+        )
     ceiling = doc.get("ceiling", {}).get(env_id)
     gaps = doc.get("gap_closed", {}).get(env_id, {})
     if ceiling:

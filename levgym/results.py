@@ -572,6 +572,14 @@ _add(
     BENCH,
 )
 _add("share_ci95", "ratio", "95% paired bootstrap interval [low, high] of `share`", BENCH)
+_add(
+    "unwinnable",
+    "frac",
+    "per env id and scenario: share of episodes every evaluated policy ended insolvent (or "
+    "bankrupt)",
+    BENCH,
+    "map:map",
+)
 
 # metrics of evaluate, also the values of results.csv's `metric` column
 METRICS: dict[str, tuple[str, ...]] = {
