@@ -488,7 +488,7 @@ def _report(
         lines += [f"| rank | policy | objective ({unit}) | 95% interval |", "|---|---|---|---|"]
         lines += ["| " + " | ".join(row) + " |" for row in _objective_rows(obj, cis)]
         lines.append("")
-        lines += _significance_lines(env_id, doc, unit, markdown=True)
+        lines += _significance_lines(env_id, doc, unit, True, obj, cis)
         metrics = TABLE_METRICS[env_id]
         trained = meta["training_scenarios"].get(env_id)
         if trained:
@@ -547,7 +547,7 @@ def summary(out_dir: str | os.PathLike) -> str:
                     for j, (c, w) in enumerate(zip(r, widths, strict=True))
                 ).rstrip()
             )
-        lines += ["  " + x for x in _significance_lines(env_id, data, unit, markdown=False)]
+        lines += ["  " + x for x in _significance_lines(env_id, data, unit, False, obj, cis)]
         run = meta["runs"].get(env_id)
         if run:
             lines.append(f"  model: {Path(run) / 'model.zip'}")
@@ -567,14 +567,21 @@ def summary(out_dir: str | os.PathLike) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def _significance_lines(env_id: str, doc: dict[str, Any], unit: str, markdown: bool) -> list[str]:
+def _significance_lines(
+    env_id: str,
+    doc: dict[str, Any],
+    unit: str,
+    markdown: bool,
+    obj: dict[str, float],
+    cis: dict[str, float | None],
+) -> list[str]:
     """The verdict: from the paired comparisons when the document has them (else from the
-    intervals of the objective), then the hindsight ceiling and the share of its gap closed."""
+    intervals of the objective ``obj``, ``cis``), then the unwinnable episodes, the hindsight
+    ceiling and the share of its gap closed."""
     records = doc.get("comparisons", {}).get(env_id)
     if records:
         headline, detail = paired_verdict(records, TRAINED, ALPHA)
     else:
-        obj, cis = doc["objective"][env_id], doc["objective_ci95"][env_id]
         headline, detail = verdict(obj, cis)
     lines = [f"**{headline}** {detail}", ""] if markdown else [headline, detail]
     if records and markdown:

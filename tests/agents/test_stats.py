@@ -79,3 +79,28 @@ def test_the_ceiling_includes_static_and_is_never_below_it():
     assert np.all(c["best"] == c["returns"].max(axis=0))
     with pytest.raises(ValueError, match="lever 'nope'"):
         ceiling_returns("calm", 1, 1_000_000, env_kwargs, CeilingGrid({"nope": (1.0,)}))
+
+
+def test_the_paired_verdict_names_each_group():
+    from agents.reporting import paired_verdict
+
+    rng = np.random.default_rng(4)
+    base = rng.normal(0, 5, 30)
+    eps = {"ppo": base + 2 + rng.normal(0, 0.3, 30), "static": base, "vol_rule": base + 1}
+    head, detail = paired_verdict(compare(eps, ["ppo"], ["static", "vol_rule"]))
+    assert head.startswith("The trained PPO agent beats every baseline, significantly")
+    assert "Holm-corrected over 2 comparisons" in head and "30 episodes" in head
+    eps["good"] = base + 4 + rng.normal(0, 0.3, 30)
+    head, detail = paired_verdict(compare(eps, ["ppo"], ["static", "vol_rule", "good"]))
+    assert "significantly worse than 1 of 3" in head
+    assert "worse: good" in detail and "better: " in detail
+
+
+def test_unwinnable_counts_episodes_every_policy_lost():
+    from agents.benchmark import unwinnable
+
+    def result(flags):
+        return {"scenarios": {"a": {}}, "episode_values": {"a": {"insolvent": flags}}}
+
+    per = {"x": result([1.0, 1.0, 0.0, 1.0]), "y": result([1.0, 0.0, 0.0, 1.0])}
+    assert unwinnable(per, "insolvent") == {"a": 0.5}
