@@ -427,6 +427,14 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         }
         for j, v in enumerate(self.schema.levers):
             info[v.target] = new[:, j].copy()
+        for name in (
+            "ltv",
+            "liquidation_threshold",
+            "liquidation_bonus",
+            "slope1_apr",
+            "slope2_apr",
+        ):
+            info.setdefault(name, to_numpy(getattr(s, name)).copy())  # v0's parameter keys
         return reward, terminated, info
 
     def _capacity(self, coll_value: np.ndarray, dp: np.ndarray) -> np.ndarray:
