@@ -1,4 +1,5 @@
-"""Rule-based baseline agents for ``levgym/Governance-v0`` and ``levgym/Liquidator-v1``.
+"""Rule-based baseline agents for ``levgym/Governance-v0``, ``levgym/Governance-v1`` and
+``levgym/Liquidator-v1``.
 
 Every baseline has Stable-Baselines3's ``predict(observation, state=None, episode_start=None,
 deterministic=True) -> (actions, state)``, so evaluation treats a trained model and a rule the
@@ -40,11 +41,20 @@ from levgym.engine.params import PRESETS, ProtocolParams
 from levgym.envs.base import LevgymEnv, LevgymVectorEnv
 from levgym.envs.features import VOL_PRIOR_ANNUAL, Feature, bounds, index
 from levgym.envs.governance import GOVERNANCE_ACTIONS, GOVERNANCE_FEATURES, StewardLimits
+from levgym.envs.governance_v1 import (
+    DEFAULT_HISTORY,
+    DEFAULT_HISTORY_EVERY_H,
+    GovernanceV1VectorEnv,
+    frame_features,
+    stacked_features,
+)
 from levgym.envs.liquidator import LIQUIDATOR_ACTIONS, LIQUIDATOR_FEATURES
+from levgym.envs.steward import GOVERNANCE_V1_SCHEMA, StewardSchema
 
 GOVERNANCE_ID = "levgym/Governance-v0"
+GOVERNANCE_V1_ID = "levgym/Governance-v1"
 LIQUIDATOR_ID = "levgym/Liquidator-v1"
-ENV_IDS = (GOVERNANCE_ID, LIQUIDATOR_ID)
+ENV_IDS = (GOVERNANCE_ID, GOVERNANCE_V1_ID, LIQUIDATOR_ID)
 
 # A parameter closer to its target than this (in parameter units) counts as on target. The
 # observation is float32 (about 1e-7 relative resolution), so a parameter read back from it is
@@ -375,13 +385,20 @@ class RandomPolicy(BaselinePolicy):
 
     name = "random"
 
-    def __init__(self, env_id: str, seed: int = 0) -> None:
+    def __init__(self, env_id: str, seed: int = 0, venv: LevgymVectorEnv | None = None) -> None:
         if env_id not in ENV_IDS:
             raise ValueError(f"env id {env_id!r} is unknown; allowed {', '.join(ENV_IDS)}")
         self.env_id = env_id  # type: ignore[misc]
-        gov = env_id == GOVERNANCE_ID
-        self.FEATURES = GOVERNANCE_FEATURES if gov else LIQUIDATOR_FEATURES  # type: ignore[misc]
-        self.ACTIONS = GOVERNANCE_ACTIONS if gov else LIQUIDATOR_ACTIONS  # type: ignore[misc]
+        spaces_of = {
+            GOVERNANCE_ID: (GOVERNANCE_FEATURES, GOVERNANCE_ACTIONS),
+            GOVERNANCE_V1_ID: (GovernanceV1VectorEnv.FEATURES, GovernanceV1VectorEnv.ACTIONS),
+            LIQUIDATOR_ID: (LIQUIDATOR_FEATURES, LIQUIDATOR_ACTIONS),
+        }
+        features, actions = spaces_of[env_id]
+        if venv is not None:  # the env's own (a v1 env's depend on its schema and history)
+            features, actions = venv.FEATURES, venv.ACTIONS
+        self.FEATURES = features  # type: ignore[misc]
+        self.ACTIONS = actions  # type: ignore[misc]
         super().__init__()
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -390,6 +407,311 @@ class RandomPolicy(BaselinePolicy):
         return self.rng.uniform(
             self._act_low, self._act_high, size=(obs.shape[0], len(self.ACTIONS))
         )
+
+
+# ---------------------------------------------------------------------- governance v1
+class StewardBaseline(BaselinePolicy):
+    """Base of the ``levgym/Governance-v1`` rules: pick target lever values, move toward them
+    within each lever's per-change limit.
+
+    The rules read the newest frame of the observation (its first ``len(frame)`` entries; the
+    older frames only where a rule says so), by feature name. A lever's value is read back from
+    its position feature: ``low + position * (high - low)``, caps in multiples of their
+    reference (initial collateral, initial debt). ``_targets(frames)`` returns target values
+    ``[n, L]`` in those units (NaN: leave the lever alone) and ``_switches(frames)`` whether
+    each switch should be on ``[n, L]`` (NaN: off). The action toward a target ``x*`` from
+    ``x`` is ``sign * min(|x* - x| / step, 1)`` with ``step`` the lever's largest change that
+    way (times ``x`` for a relative lever), scaled past its deadband; a lever within
+    ``ON_TARGET_TOL`` (relative for caps) of its target gets 0. A lever cooling down ignores
+    its action anyway. Constants shared by the rules: BASE = the ``aave_v3_weth`` preset,
+    TIGHT = the ``conservative`` preset, caps held at their start (1.5 x) unless a rule moves
+    them.
+    """
+
+    env_id = GOVERNANCE_V1_ID
+    FEATURES = GovernanceV1VectorEnv.FEATURES
+    ACTIONS = GovernanceV1VectorEnv.ACTIONS
+    CAP_START: ClassVar[float] = 1.5
+
+    def __init__(
+        self,
+        schema: StewardSchema | None = None,
+        history: int = DEFAULT_HISTORY,
+        history_every_h: float = DEFAULT_HISTORY_EVERY_H,
+    ) -> None:
+        if schema is not None and not isinstance(schema, StewardSchema):
+            raise ValueError(f"schema={schema!r} must be a levgym.envs.steward.StewardSchema")
+        self.schema = schema or GOVERNANCE_V1_SCHEMA
+        self.frame = frame_features(self.schema)
+        self.FEATURES = stacked_features(self.frame, history, history_every_h)  # type: ignore[misc]
+        self.ACTIONS = self.schema.action_features()  # type: ignore[misc]
+        super().__init__()
+        self.fcol = index(self.frame)
+        self.lev = self.schema.index()
+        v = self.schema.levers
+        self._low = np.array([x.low for x in v])
+        self._high = np.array([x.high for x in v])
+        self._up = np.array([x.step_up for x in v])
+        self._down = np.array([x.step_down for x in v])
+        self._relative = np.array([x.relative for x in v])
+        self._deadband = np.array([x.deadband for x in v])
+        self._switch = ~self.schema.level_columns
+        base, tight = PRESETS["aave_v3_weth"], PRESETS["conservative"]
+        self.base = self.preset_targets(base)
+        self.tight = self.preset_targets(tight)
+
+    def preset_targets(self, p: ProtocolParams) -> np.ndarray:
+        """Target values ``[L]`` of a preset: its parameters, caps at their start, switches off."""
+        out = np.full(len(self.schema.levers), np.nan)
+        for j, v in enumerate(self.schema.levers):
+            if v.is_switch:
+                out[j] = 0.0
+            elif v.bounds_of is not None:
+                out[j] = self.CAP_START
+            else:
+                out[j] = float(getattr(p, v.target))
+        return out
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        obs = np.asarray(observation, dtype=np.float64)
+        f = len(self.frame)
+        if obs.ndim not in (1, 2) or obs.shape[-1] % f:
+            raise ValueError(
+                f"observation has shape {obs.shape}; allowed a multiple of {f} (frames of "
+                f"{self.env_id}) as (k * {f},) or (n_envs, k * {f})"
+            )
+        single = obs.ndim == 1
+        batch = obs[None, :] if single else obs
+        act = np.clip(self._act(batch), self._act_low, self._act_high).astype(np.float32)
+        return (act[0] if single else act), state
+
+    def frames(self, obs: np.ndarray) -> np.ndarray:
+        """The observation as frames ``[n, k, F]``, newest first."""
+        return obs.reshape(obs.shape[0], -1, len(self.frame))
+
+    def current(self, frame: np.ndarray) -> np.ndarray:
+        """Lever values ``[n, L]`` from a frame ``[n, F]`` (caps in multiples of their reference)."""
+        pos = np.stack([frame[:, self.fcol[v.name]] for v in self.schema.levers], axis=1)
+        return self._low + pos * (self._high - self._low)
+
+    def feature(self, frame: np.ndarray, name: str) -> np.ndarray:
+        return frame[:, self.fcol[name]]
+
+    def _targets(self, frames: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.base, (frames.shape[0], len(self.base))).copy()
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        frames = self.frames(obs)
+        now = frames[:, 0]
+        x = self.current(now)
+        target = self._targets(frames)
+        diff = target - x
+        scale = np.where(self._relative, np.maximum(np.abs(x), 1e-12), 1.0)
+        step = np.where(diff > 0, self._up, self._down) * scale
+        frac = np.where(step > 0, np.abs(diff) / np.where(step > 0, step, 1.0), 0.0)
+        frac = np.minimum(frac, 1.0)
+        tol = np.where(self._relative, ON_TARGET_TOL * scale, ON_TARGET_TOL)
+        frac = np.where(np.isnan(diff) | (np.abs(diff) <= tol), 0.0, frac)
+        a = np.sign(diff) * (self._deadband + (1.0 - self._deadband) * frac)
+        a = np.where(frac > 0, a, 0.0)
+        on = target[:, self._switch] > 0.5
+        a[:, self._switch] = np.where(on, 1.0, -1.0)
+        return np.nan_to_num(a)
+
+
+class StaticSteward(StewardBaseline):
+    """``static``: the ``aave_v3_weth`` preset and the starting caps held fixed, switches off.
+
+    Rule: move every lever to BASE (exactly zero while it is there, as from the default start).
+    Constants: LTV 0.825, LT 0.86, bonus 0.052, close factor 0.5, slope2 0.75, kink 0.90 (Aave v3
+    Ethereum WETH at launch); caps 1.5 x the episode's initial collateral and debt."""
+
+    name = "static"
+
+
+class ConservativeSteward(StewardBaseline):
+    """``conservative``: drive LTV, LT and bonus to the ``conservative`` preset (LTV 0.70, LT
+    0.75, bonus 0.075) within the per-change limits and hold; the rest as ``static``."""
+
+    name = "conservative"
+
+    def _targets(self, frames: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.tight, (frames.shape[0], len(self.tight))).copy()
+
+
+class VolRuleSteward(StewardBaseline):
+    """``vol_rule``: LT falls linearly with realized volatility, LTV keeps its gap (v0's rule).
+
+    ``target LT = clip(0.86 - 0.1 * (vol_short - 0.6), 0.70, 0.90)``, ``LTV = LT - 0.035``; the
+    other levers as ``static``. Constants as v0's :class:`VolRuleGovernor` (why: see there)."""
+
+    name = "vol_rule"
+
+    def _targets(self, frames: np.ndarray) -> np.ndarray:
+        t = super()._targets(frames)
+        vol = self.feature(frames[:, 0], "vol_short")
+        lt = VolRuleGovernor.target_lt(VolRuleGovernor, vol)
+        t[:, self.lev["liquidation_threshold"]] = lt
+        t[:, self.lev["ltv"]] = lt - VolRuleGovernor.GAP0
+        return t
+
+
+class StewardRuleSteward(StewardBaseline):
+    """``steward``: tighten fast under stress, relax slowly when calm, caps within their limits.
+
+    Stress ``z = max(vol_short / 1.2, debt_liquidatable_10 / 0.05)`` as v0's ``steward``.
+    ``z >= 1``: LTV, LT and bonus to TIGHT and both caps cut to 1.1 x their use (no room for new
+    leverage; at most -50% per 3 days); ``z < 0.75``: LTV, LT and bonus back to BASE at a fifth
+    of their per-change limit and caps raised to 1.5 x their use (at most +100% per 3 days);
+    in between: hold. Constants as v0's ``steward`` (why: see :class:`StewardGovernor`); 1.1
+    and 1.5 are the headroom a steward leaves above use when cutting and when relaxing."""
+
+    name = "steward"
+    CUT_HEADROOM: ClassVar[float] = 1.1
+    RELAX_HEADROOM: ClassVar[float] = 1.5
+
+    def stress(self, frame: np.ndarray) -> np.ndarray:
+        return np.maximum(
+            self.feature(frame, "vol_short") / StewardGovernor.VOL_TIGHT,
+            self.feature(frame, "debt_liquidatable_10") / StewardGovernor.NEAR_TIGHT,
+        )
+
+    def _targets(self, frames: np.ndarray) -> np.ndarray:
+        now = frames[:, 0]
+        z = self.stress(now)
+        x = self.current(now)
+        stressed = z >= 1.0
+        calm = z < StewardGovernor.RELAX_BELOW
+        t = np.where(stressed[:, None], self.tight, self.base)
+        risk = [self.lev[n] for n in ("ltv", "liquidation_threshold", "liquidation_bonus")]
+        # relax at a fifth of the limit: a fifth of the way to BASE this step
+        relax = x[:, risk] + StewardGovernor.RELAX_SPEED * np.clip(
+            t[:, risk] - x[:, risk],
+            -self._down[risk],
+            self._up[risk],
+        )
+        t[:, risk] = np.where(
+            calm[:, None], relax, np.where(stressed[:, None], t[:, risk], x[:, risk])
+        )
+        for cap, use in (("supply_cap", "supply_cap_use"), ("borrow_cap", "borrow_cap_use")):
+            j = self.lev[cap]
+            used = self.feature(now, use) * x[:, j]  # use in multiples of the reference
+            t[:, j] = np.where(
+                stressed,
+                self.CUT_HEADROOM * used,
+                np.where(calm, self.RELAX_HEADROOM * used, x[:, j]),
+            )
+        return t
+
+
+class PidRateSteward(StewardBaseline):
+    """``pid``: a PID controller of utilization through the rate curve's slope2 (Bastankhah et
+    al., "Thinking Fast and Slow: Data-Driven Adaptive DeFi Borrow-Lending Protocol", AFT 2024).
+
+    Error ``e = utilization - U_TARGET`` in each frame; ``slope2 target = slope2 + KP * e0 + KI
+    * sum_k e_k * every_h / 24 + KD * (e0 - e1) * 24 / every_h`` (the integral over the
+    observation's frames, per day; the derivative from the newest two frames, per day), within
+    slope2's bounds and per-change limit; the other levers as ``static``. High utilization
+    raises slope2 (borrowing costs more, fewer borrowers arrive), low utilization lowers it.
+
+    Constants: ``U_TARGET = 0.85`` (below Aave's kink of 0.90, so the curve's steep part is the
+    controller's reserve); ``KP = 2.0`` APR per unit of error (a 5-point overshoot adds 0.10
+    APR, under the 0.25 per-change limit); ``KI = 0.5`` APR per unit-day; ``KD = 0.5`` APR per
+    unit of error change per day (damps a fast rise)."""
+
+    name = "pid"
+    U_TARGET: ClassVar[float] = 0.85
+    KP: ClassVar[float] = 2.0
+    KI: ClassVar[float] = 0.5
+    KD: ClassVar[float] = 0.5
+
+    def __init__(
+        self, schema=None, history=DEFAULT_HISTORY, history_every_h=DEFAULT_HISTORY_EVERY_H
+    ):
+        super().__init__(schema, history, history_every_h)
+        self.every_h = float(history_every_h)
+
+    def _targets(self, frames: np.ndarray) -> np.ndarray:
+        t = super()._targets(frames)
+        e = frames[:, :, self.fcol["utilization"]] - self.U_TARGET  # [n, k]
+        integral = e.sum(axis=1) * self.every_h / 24.0
+        deriv = (e[:, 0] - e[:, 1]) * 24.0 / self.every_h if e.shape[1] > 1 else 0.0 * e[:, 0]
+        j = self.lev["slope2"]
+        x = self.current(frames[:, 0])[:, j]
+        t[:, j] = np.clip(
+            x + self.KP * e[:, 0] + self.KI * integral + self.KD * deriv,
+            self._low[j],
+            self._high[j],
+        )
+        return t
+
+
+class ChaosCapsSteward(StewardBaseline):
+    """``chaos_caps``: Chaos Labs-style cap rule: raise caps toward demand within +100% per 3
+    days, cut them on stress; the other levers as ``static``.
+
+    For each cap with use ``u`` (total over the cap): when ``u >= RAISE_AT`` raise it to ``use
+    * TARGET_HEADROOM`` (at most doubling, once per 3 days, the lever's limit); under stress
+    (``vol_short >= 1.2`` or a ``drawdown`` of 10% or more) cut it to ``use * CUT_HEADROOM``
+    (at most -50%); otherwise hold. Constants: ``RAISE_AT = 0.9`` and ``TARGET_HEADROOM =
+    1.25`` (Edge raises a cap when use nears it, to leave a quarter of room), ``CUT_HEADROOM =
+    1.05`` (no room for new leverage while prices fall), the stress lines of v0's ``steward``
+    (1.2 annualized volatility) and a 10% drawdown."""
+
+    name = "chaos_caps"
+    RAISE_AT: ClassVar[float] = 0.9
+    TARGET_HEADROOM: ClassVar[float] = 1.25
+    CUT_HEADROOM: ClassVar[float] = 1.05
+    DRAWDOWN: ClassVar[float] = 0.10
+
+    def _targets(self, frames: np.ndarray) -> np.ndarray:
+        t = super()._targets(frames)
+        now = frames[:, 0]
+        x = self.current(now)
+        stressed = (self.feature(now, "vol_short") >= StewardGovernor.VOL_TIGHT) | (
+            self.feature(now, "drawdown") >= self.DRAWDOWN
+        )
+        for cap, use in (("supply_cap", "supply_cap_use"), ("borrow_cap", "borrow_cap_use")):
+            j = self.lev[cap]
+            u = self.feature(now, use)
+            used = u * x[:, j]
+            t[:, j] = np.where(
+                stressed,
+                np.minimum(self.CUT_HEADROOM * used, x[:, j]),
+                np.where(u >= self.RAISE_AT, self.TARGET_HEADROOM * used, x[:, j]),
+            )
+        return t
+
+
+class ToxicSpiralSteward(StewardBaseline):
+    """``toxic_spiral``: against toxic liquidation spirals (Warmuz et al., "Toxic Liquidation
+    Spirals", 2022): when positions would become toxic, raise the close factor and cut the bonus.
+
+    A position is toxic when its collateral is worth less than ``1 + bonus`` times its debt: a
+    liquidation then lowers its health factor, and each round makes the next more likely. When
+    the share of debt that a 10% fall would make toxic (``debt_toxic_10``) reaches
+    ``TRIGGER``: close factor to 1 (liquidate such positions whole, before they turn toxic) and
+    the bonus to ``BONUS_LOW`` (a lower bonus lowers the toxic line ``1 + bonus``); below
+    ``TRIGGER / 2``: back to BASE (close factor 0.5, bonus 0.052); in between: hold. Constants:
+    ``TRIGGER = 0.02`` (2% of debt one 10% fall from toxic: a freshly drawn book has none),
+    ``BONUS_LOW = 0.04`` (below Aave's lowest 4.5%, as the paper's lower incentive; keepers
+    still earn it in a deep pool)."""
+
+    name = "toxic_spiral"
+    TRIGGER: ClassVar[float] = 0.02
+    BONUS_LOW: ClassVar[float] = 0.04
+
+    def _targets(self, frames: np.ndarray) -> np.ndarray:
+        t = super()._targets(frames)
+        now = frames[:, 0]
+        x = self.current(now)
+        risk = self.feature(now, "debt_toxic_10")
+        on = risk >= self.TRIGGER
+        hold = ~on & (risk >= self.TRIGGER / 2.0)
+        cf, b = self.lev["close_factor"], self.lev["liquidation_bonus"]
+        t[:, cf] = np.where(on, 1.0, np.where(hold, x[:, cf], t[:, cf]))
+        t[:, b] = np.where(on, self.BONUS_LOW, np.where(hold, x[:, b], t[:, b]))
+        return t
 
 
 # ---------------------------------------------------------------------- liquidator
@@ -491,6 +813,16 @@ BASELINES: dict[str, dict[str, type[BaselinePolicy]]] = {
         "steward": StewardGovernor,
         "random": RandomPolicy,
     },
+    GOVERNANCE_V1_ID: {
+        "static": StaticSteward,
+        "conservative": ConservativeSteward,
+        "vol_rule": VolRuleSteward,
+        "steward": StewardRuleSteward,
+        "pid": PidRateSteward,
+        "chaos_caps": ChaosCapsSteward,
+        "toxic_spiral": ToxicSpiralSteward,
+        "random": RandomPolicy,
+    },
     LIQUIDATOR_ID: {
         "greedy": GreedyLiquidator,
         "greedy_hedged": GreedyHedgedLiquidator,
@@ -518,7 +850,15 @@ def make_baseline(name: str, env_or_env_id: Any, seed: int = 0) -> BaselinePolic
         raise ValueError(f"baseline {name!r} is unknown for {env_id}; allowed {', '.join(table)}")
     cls = table[name]
     if cls is RandomPolicy:
-        return RandomPolicy(env_id, seed=seed)
+        return RandomPolicy(env_id, seed=seed, venv=venv)
+    if issubclass(cls, StewardBaseline):
+        if venv is None:
+            return cls()
+        return cls(
+            schema=getattr(venv, "schema", None),
+            history=getattr(venv, "history", DEFAULT_HISTORY),
+            history_every_h=getattr(venv, "history_every_h", DEFAULT_HISTORY_EVERY_H),
+        )
     if issubclass(cls, GovernanceBaseline):
         limits = getattr(venv, "limits", None) if venv is not None else None
         return cls(limits=limits)
@@ -531,16 +871,24 @@ def make_baseline(name: str, env_or_env_id: Any, seed: int = 0) -> BaselinePolic
 __all__ = [
     "BASELINES",
     "BaselinePolicy",
+    "ChaosCapsSteward",
     "ConservativeGovernor",
+    "ConservativeSteward",
     "GovernanceBaseline",
     "GreedyHedgedLiquidator",
     "GreedyLiquidator",
     "LiquidatorBaseline",
     "PassiveLiquidator",
+    "PidRateSteward",
     "RandomPolicy",
     "StaticGovernor",
+    "StaticSteward",
+    "StewardBaseline",
     "StewardGovernor",
+    "StewardRuleSteward",
+    "ToxicSpiralSteward",
     "VolRuleGovernor",
+    "VolRuleSteward",
     "baseline_names",
     "make_baseline",
 ]

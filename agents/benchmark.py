@@ -22,9 +22,30 @@ from levgym.io import save_figure, write_json, write_text
 from levgym.results import REGISTRY, checked, checked_columns
 
 from .baselines import baseline_names, make_baseline
-from .evaluate import ENV_IDS, evaluate, load_model_policy, load_suite, rollout
-from .reporting import RATE_METRICS, ema, mean_ci, return_unit, tensorboard_command, verdict
+from .ceiling import CEILING_ENV, CeilingGrid, ceiling_for_suite
+from .evaluate import evaluate, is_governance, load_model_policy, load_suite, rollout
+from .reporting import (
+    RATE_METRICS,
+    ema,
+    mean_ci,
+    paired_verdict,
+    plain,
+    return_unit,
+    tensorboard_command,
+    verdict,
+)
+from .stats import ALPHA, compare, gap_closed
 from .train import git_revision, read_progress, train
+
+GOVERNANCE_ENVS = ("levgym/Governance-v0", "levgym/Governance-v1")
+"""The governance env the benchmark can run (``BenchmarkConfig.governance_env``)."""
+DEFAULT_GOVERNANCE_ENV = "levgym/Governance-v1"
+"""The benchmark's governance env: v1 (a 300k-step PPO trial learns it: from -228 to about -9
+bp of TVL per episode in training, +23 bp over ``static`` on held-out seeds; see the docs'
+Governance-v1 page); ``--governance-env levgym/Governance-v0`` runs the older env."""
+LIQUIDATOR_ENV = "levgym/Liquidator-v1"
+TRAINED = "ppo"
+"""The trained policy's name in the report; it is compared with every other policy."""
 
 # Objective of each env on the suite: the mean over scenarios of the mean episode return (the
 # env's own reward: revenue - weighted bad debt - weighted user losses + weighted capacity for
@@ -33,14 +54,16 @@ OBJECTIVE = "return"
 
 # Headline metrics per env for the report's tables (metric, label, scale, unit); the return's
 # unit depends on the env's reward_scale (reporting.return_unit).
+_GOVERNANCE_TABLE = (
+    ("return", "return", 1.0, "return"),
+    ("economic_bad_debt_usd", "bad debt incl. underwater", 1e-6, "$M"),
+    ("revenue_usd", "revenue", 1e-3, "$k"),
+    ("liquidated_usd", "liquidated", 1e-6, "$M"),
+    ("insolvent", "insolvency rate", 1.0, ""),
+)
 TABLE_METRICS = {
-    "levgym/Governance-v0": (
-        ("return", "return", 1.0, "return"),
-        ("economic_bad_debt_usd", "bad debt incl. underwater", 1e-6, "$M"),
-        ("revenue_usd", "revenue", 1e-3, "$k"),
-        ("liquidated_usd", "liquidated", 1e-6, "$M"),
-        ("insolvent", "insolvency rate", 1.0, ""),
-    ),
+    "levgym/Governance-v0": _GOVERNANCE_TABLE,
+    "levgym/Governance-v1": _GOVERNANCE_TABLE,
     "levgym/Liquidator-v1": (
         ("return", "return", 1.0, "return"),
         ("pnl_usd", "PnL", 1e-3, "$k"),
@@ -51,6 +74,21 @@ TABLE_METRICS = {
 # Weight of the learning curves' exponential moving average (TensorBoard's default smoothing
 # is 0.6; rollouts are logged often, so a little more).
 SMOOTHING = 0.8
+# The parameters drawn in the parameter-path plot, per governance env (info keys).
+PATH_KEYS = {
+    "levgym/Governance-v0": (
+        ("liquidation_threshold", "liquidation threshold"),
+        ("ltv", "LTV"),
+        ("liquidation_bonus", "liquidation bonus"),
+        ("slope1_apr", "rate slope1 (APR)"),
+    ),
+    "levgym/Governance-v1": (
+        ("liquidation_threshold", "liquidation threshold"),
+        ("liquidation_bonus", "liquidation bonus"),
+        ("close_factor", "close factor"),
+        ("slope2_apr", "rate slope2 (APR)"),
+    ),
+}
 # Policies whose parameter paths through the crash are always drawn (the best one is added).
 TRACED = ("ppo", "static", "steward")
 
@@ -63,20 +101,37 @@ class BenchmarkConfig:
     timesteps: dict[str, int]
     seed: int = 0
     crash_scenario: str = "black_thursday_2020"
+    governance_env: str = DEFAULT_GOVERNANCE_ENV
+    """The governance env trained and evaluated (v0, or v1 with the steward's levers)."""
+    with_ceiling: bool = True
+    """Run the hindsight ceiling (Governance-v1 only) and report each policy's share of the gap
+    between ``static`` and it."""
+
+    def __post_init__(self) -> None:
+        if self.governance_env not in GOVERNANCE_ENVS:
+            raise ValueError(
+                f"governance_env={self.governance_env!r} is unknown; allowed {', '.join(GOVERNANCE_ENVS)}"
+            )
+
+    @property
+    def env_ids(self) -> tuple[str, ...]:
+        return (self.governance_env, LIQUIDATOR_ENV)
 
     @classmethod
-    def default(cls) -> BenchmarkConfig:
+    def default(cls, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
         from .config import load_config
 
         # the training budgets are the ones in levgym/configs/agents/ppo.yaml
-        steps = {e: int(load_config(e, "ppo")["total_timesteps"]) for e in ENV_IDS}
-        return cls(suite="default", timesteps=steps)
+        envs = (governance_env, LIQUIDATOR_ENV)
+        steps = {e: int(load_config(e, "ppo")["total_timesteps"]) for e in envs}
+        return cls(suite="default", timesteps=steps, governance_env=governance_env)
 
     @classmethod
-    def quick(cls) -> BenchmarkConfig:
+    def quick(cls, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
         return cls(
             suite="quick",
-            timesteps={"levgym/Governance-v0": 16_384, "levgym/Liquidator-v1": 16_384},
+            timesteps={governance_env: 16_384, LIQUIDATOR_ENV: 16_384},
+            governance_env=governance_env,
         )
 
 
@@ -105,11 +160,14 @@ def run_benchmark(
     config: BenchmarkConfig | None = None,
     command: str | None = None,
     trust_pickle: bool = False,
+    governance_env: str = DEFAULT_GOVERNANCE_ENV,
 ) -> Path:
     """Train, evaluate, report. Returns the report folder. Rerun on the same folder, it reuses
     trained models and resumes interrupted training; files there that need unpickling (models
     or statistics from older versions) load only with ``trust_pickle``."""
-    cfg = config or (BenchmarkConfig.quick() if quick else BenchmarkConfig.default())
+    cfg = config or (
+        BenchmarkConfig.quick(governance_env) if quick else BenchmarkConfig.default(governance_env)
+    )
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     out_dir = Path(out) if out else naming.new_run_dir("benchmark", cfg.suite, cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +178,11 @@ def run_benchmark(
     runs: dict[str, str] = {}
     traces: dict[str, dict[str, list[dict[str, float]]]] = {}
     trained_on: dict[str, list[str] | None] = {}
-    for env_id in ENV_IDS:
+    comparisons: dict[str, list[dict[str, Any]]] = {}
+    ceilings: dict[str, dict[str, Any]] = {}
+    gaps: dict[str, dict[str, Any]] = {}
+    lost: dict[str, dict[str, float]] = {}
+    for env_id in cfg.env_ids:
         slug = _slug(env_id)
         _say(progress, f"[{slug}] training PPO for {cfg.timesteps[env_id]:,} steps")
         t0 = time.perf_counter()
@@ -162,9 +224,34 @@ def run_benchmark(
         results[env_id] = {}
         for name, policy in policies.items():
             _say(progress, f"[{slug}] evaluating {name}")
-            results[env_id][name] = evaluate(policy, env_id, suite, progress=progress)
+            results[env_id][name] = evaluate(
+                policy, env_id, suite, progress=progress, keep_episodes=True
+            )
         timings[f"evaluate_{slug}_s"] = time.perf_counter() - t0
-        if env_id.endswith("Governance-v0"):
+        # paired comparisons on the same episodes (common random numbers), Holm-corrected
+        episodes = {n: episode_returns(r) for n, r in results[env_id].items()}
+        comparisons[env_id] = compare(
+            episodes, [TRAINED], [n for n in episodes if n != TRAINED], seed=cfg.seed
+        )
+        lost[env_id] = unwinnable(
+            results[env_id], "insolvent" if is_governance(env_id) else "bankrupt"
+        )
+        if cfg.with_ceiling and env_id == CEILING_ENV:
+            _say(progress, f"[{slug}] hindsight ceiling (best fixed parameters per episode)")
+            t0 = time.perf_counter()
+            ceilings[env_id] = run_ceiling(env_id, suite)
+            timings[f"ceiling_{slug}_s"] = time.perf_counter() - t0
+            best = np.concatenate(
+                [
+                    ceilings[env_id]["episode_values"][s]["return"]
+                    for s in suite.for_env(env_id).scenarios
+                ]
+            )
+            gaps[env_id] = {
+                n: gap_closed(ep, episodes["static"], best, seed=cfg.seed)
+                for n, ep in episodes.items()
+            }
+        if is_governance(env_id):
             entry = suite.for_env(env_id)
             traces[env_id] = {}
             best = max(results[env_id], key=lambda n: objective(results[env_id][n]))
@@ -183,11 +270,11 @@ def run_benchmark(
     timings["total_s"] = time.perf_counter() - started
 
     meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
-    doc = results_document(meta, results)
+    doc = results_document(meta, results, comparisons, ceilings, gaps, lost)
     write_json(out_dir / "results.json", doc)
     write_text(out_dir / "results.csv", _csv(results))
     plots = _plots(out_dir, results, traces, runs, doc["objective"], meta)
-    report = _report(meta, results, doc["objective"], doc["objective_ci95"], plots)
+    report = _report(meta, results, doc["objective"], doc["objective_ci95"], plots, doc)
     write_text(out_dir / "report.md", report)
     _say(progress, f"report written to {out_dir / 'report.md'} ({timings['total_s']:.0f} s)")
     return out_dir
@@ -229,9 +316,54 @@ def benchmark_meta(
     }
 
 
-def results_document(meta: dict[str, Any], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The results.json object (objective per env and policy, evaluate's results, meta), checked
-    against the output contract (levgym.results)."""
+def episode_returns(result: dict[str, Any]) -> np.ndarray:
+    """A policy's episode returns over the suite, scenario after scenario in the suite's order
+    (episode ``i`` of a scenario seeded ``suite.seed + i``: the same paths for every policy)."""
+    values = result["episode_values"]
+    return np.concatenate([np.asarray(values[s]["return"]) for s in result["scenarios"]])
+
+
+def unwinnable(per_policy: dict[str, dict[str, Any]], key: str) -> dict[str, float]:
+    """Per scenario, the share of episodes that every policy ended by ``key`` (insolvency,
+    bankruptcy): episodes no evaluated policy could save."""
+    first = next(iter(per_policy.values()))
+    out = {}
+    for scenario in first["scenarios"]:
+        ended = np.stack(
+            [np.asarray(r["episode_values"][scenario][key]) for r in per_policy.values()]
+        )
+        out[scenario] = float(np.mean(np.all(ended > 0, axis=0)))
+    return out
+
+
+def run_ceiling(env_id: str, suite: Any, grid: CeilingGrid | None = None) -> dict[str, Any]:
+    """The hindsight ceiling on the suite's episodes of ``env_id``: per scenario its mean with a
+    95% interval, every episode's value, the objective (mean over scenarios) and the grid size."""
+    from .evaluate import mean_ci as estimate
+
+    entry = suite.for_env(env_id)
+    grid = grid or CeilingGrid()
+    runs = ceiling_for_suite(entry.scenarios, suite.episodes, suite.seed, entry.env_kwargs, grid)
+    scen = {s: {OBJECTIVE: estimate(r["best"])} for s, r in runs.items()}
+    return {
+        "ceiling_objective": float(np.mean([v[OBJECTIVE]["mean"] for v in scen.values()])),
+        "grid_points": len(grid.points()),
+        "scenarios": scen,
+        "episode_values": {s: {OBJECTIVE: [float(x) for x in r["best"]]} for s, r in runs.items()},
+    }
+
+
+def results_document(
+    meta: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    comparisons: dict[str, list[dict[str, Any]]] | None = None,
+    ceilings: dict[str, dict[str, Any]] | None = None,
+    gaps: dict[str, dict[str, Any]] | None = None,
+    lost: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """The results.json object (objective per env and policy, evaluate's results, meta, the
+    paired comparisons, the hindsight ceiling and the share of its gap each policy closes),
+    checked against the output contract (levgym.results)."""
     doc = {
         "meta": meta,
         "objective": {
@@ -243,6 +375,10 @@ def results_document(meta: dict[str, Any], results: dict[str, dict[str, Any]]) -
             for env_id, per in results.items()
         },
         "results": results,
+        "comparisons": comparisons or {},
+        "ceiling": ceilings or {},
+        "gap_closed": gaps or {},
+        "unwinnable": lost or {},
     }
     return checked("results.json", doc)
 
@@ -321,7 +457,9 @@ def _report(
     objectives: dict[str, dict[str, float]],
     objective_cis: dict[str, dict[str, float | None]],
     plots: dict[str, str],
+    doc: dict[str, Any] | None = None,
 ) -> str:
+    doc = doc or {}
     lines = ["# levgym benchmark report", ""]
     lines += [
         "How this was produced:",
@@ -350,8 +488,7 @@ def _report(
         lines += [f"| rank | policy | objective ({unit}) | 95% interval |", "|---|---|---|---|"]
         lines += ["| " + " | ".join(row) + " |" for row in _objective_rows(obj, cis)]
         lines.append("")
-        headline, detail = verdict(obj, cis)
-        lines += [f"**{headline}** {detail}", ""]
+        lines += _significance_lines(env_id, doc, unit, True, obj, cis)
         metrics = TABLE_METRICS[env_id]
         trained = meta["training_scenarios"].get(env_id)
         if trained:
@@ -410,8 +547,7 @@ def summary(out_dir: str | os.PathLike) -> str:
                     for j, (c, w) in enumerate(zip(r, widths, strict=True))
                 ).rstrip()
             )
-        headline, detail = verdict(obj, cis)
-        lines += [f"  {headline}", f"  {detail}"]
+        lines += ["  " + x for x in _significance_lines(env_id, data, unit, False, obj, cis)]
         run = meta["runs"].get(env_id)
         if run:
             lines.append(f"  model: {Path(run) / 'model.zip'}")
@@ -431,6 +567,79 @@ def summary(out_dir: str | os.PathLike) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
+def _significance_lines(
+    env_id: str,
+    doc: dict[str, Any],
+    unit: str,
+    markdown: bool,
+    obj: dict[str, float],
+    cis: dict[str, float | None],
+) -> list[str]:
+    """The verdict: from the paired comparisons when the document has them (else from the
+    intervals of the objective ``obj``, ``cis``), then the unwinnable episodes, the hindsight
+    ceiling and the share of its gap closed."""
+    records = doc.get("comparisons", {}).get(env_id)
+    if records:
+        headline, detail = paired_verdict(records, TRAINED, ALPHA)
+    else:
+        headline, detail = verdict(obj, cis)
+    lines = [f"**{headline}** {detail}", ""] if markdown else [headline, detail]
+    if records and markdown:
+        lines += [
+            f"Paired on the same episodes ({unit} per episode; {TRAINED} minus the baseline):",
+            "",
+            "| baseline | mean difference | 95% interval | effect size d_z [95%] | Wilcoxon p | Holm p | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(records, key=lambda r: -r["mean_diff"]):
+            lo, hi = r["mean_diff_ci95"]
+            dlo, dhi = r["effect_size_dz_ci95"]
+            lines.append(
+                f"| {r['baseline']} | {plain(r['mean_diff'])} | [{plain(lo)}, {plain(hi)}] | "
+                f"{plain(r['effect_size_dz'], 2)} [{plain(dlo, 2)}, {plain(dhi, 2)}] | "
+                f"{r['p_value']:.2g} | {r['p_holm']:.2g} | {r['verdict']} |"
+            )
+        lines.append("")
+    lost = {s: f for s, f in doc.get("unwinnable", {}).get(env_id, {}).items() if f > 0}
+    if lost:
+        text = "Unwinnable episodes (every policy ended insolvent or bankrupt): " + ", ".join(
+            f"{s} {100 * f:.0f}%" for s, f in lost.items()
+        )
+        lines += [text + ".", ""] if markdown else [text + "."]
+    elif "unwinnable" in doc:
+        lines += (
+            ["No episode was lost by every policy.", ""]
+            if markdown
+            else ["No episode was lost by every policy."]
+        )
+    ceiling = doc.get("ceiling", {}).get(env_id)
+    gaps = doc.get("gap_closed", {}).get(env_id, {})
+    if ceiling:
+        text = (
+            f"Hindsight ceiling: {plain(ceiling['ceiling_objective'])} ({unit}; the best of "
+            f"{ceiling['grid_points']} fixed parameter sets per episode, chosen after seeing the "
+            "path: a reference, not a target). Share of the gap between static and it closed:"
+        )
+        shares = sorted(
+            ((n, g) for n, g in gaps.items() if g["share"] is not None),
+            key=lambda x: -x[1]["share"],
+        )
+        if markdown:
+            lines += [
+                text,
+                "",
+                "| policy | share of the gap closed | 95% interval |",
+                "|---|---|---|",
+            ]
+            for n, g in shares:
+                lo, hi = g["share_ci95"]
+                lines.append(f"| {n} | {plain(g['share'], 2)} | [{plain(lo, 2)}, {plain(hi, 2)}] |")
+            lines.append("")
+        else:
+            lines.append(text + " " + ", ".join(f"{n} {plain(g['share'], 2)}" for n, g in shares))
+    return lines
+
+
 def _plt():
     import matplotlib
 
@@ -444,16 +653,11 @@ def _plots(out_dir: Path, results, traces, runs, objectives, meta) -> dict[str, 
     plt = _plt()
     files: dict[str, str] = {}
     # Parameter paths through a crash; the policy with the best objective drawn thick.
-    gov = "levgym/Governance-v0"
+    gov = next((e for e in results if is_governance(e)), "levgym/Governance-v0")
     if traces.get(gov):
         obj = objectives.get(gov, {})
         best = max(obj, key=obj.get) if obj else None
-        keys = [
-            ("liquidation_threshold", "liquidation threshold"),
-            ("ltv", "LTV"),
-            ("liquidation_bonus", "liquidation bonus"),
-            ("slope1_apr", "rate slope1 (APR)"),
-        ]
+        keys = PATH_KEYS[gov]
         fig, axes = plt.subplots(2, 3, figsize=(15, 7))
         flat = axes.ravel()
         for name, trace in traces[gov].items():

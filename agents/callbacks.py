@@ -25,6 +25,16 @@ GROUPS = {
         "slope2_apr",
     ),
     "cascade": ("liquidations", "liquidated_debt_usd", "liquidation_loss_usd"),
+    # Governance-v1's levers beyond v0's parameters
+    "steward": (
+        "supply_cap_asset",
+        "borrow_cap_usd",
+        "close_factor",
+        "optimal_utilization_frac",
+        "freeze_borrow",
+        "pause_oracle",
+        "levers_changed",
+    ),
     "liquidator": (
         "equity_usd",
         "pnl_usd",

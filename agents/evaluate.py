@@ -20,11 +20,17 @@ from levgym.results import METRICS
 from .persist import NormStats
 
 SUITE_DIR = config_dir("suites")
-ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v1")
+ENV_IDS = ("levgym/Governance-v0", "levgym/Governance-v1", "levgym/Liquidator-v1")
+"""The env ids evaluate knows (their per-episode metrics are ``levgym.results.METRICS``)."""
 
 # Per-episode metrics, by env (units and meanings in levgym.results).
 GOVERNANCE_METRICS = METRICS["levgym/Governance-v0"]
 LIQUIDATOR_METRICS = METRICS["levgym/Liquidator-v1"]
+
+
+def is_governance(env_id: str) -> bool:
+    """Whether ``env_id`` is a governance env (any version)."""
+    return env_id.startswith("levgym/Governance-")
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,11 @@ def load_model_policy(
 
 def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[str, Any]):
     """The native vector env for one scenario of the suite, on held-out seeds."""
-    from levgym.envs import GovernanceVectorEnv, LiquidatorVectorEnv
+    from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv
 
     classes = {
         "levgym/Governance-v0": GovernanceVectorEnv,
+        "levgym/Governance-v1": GovernanceV1VectorEnv,
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
     }
     if env_id not in classes:
@@ -144,8 +151,8 @@ def rollout(
     metrics (``[episodes]`` arrays) and, with ``record``, the per-step infos of env 0."""
     env = make_eval_env(env_id, scenario, episodes, env_kwargs)
     obs, _ = env.reset(seed=seed)
-    gov = env_id.endswith("Governance-v0")
-    names = GOVERNANCE_METRICS if gov else LIQUIDATOR_METRICS
+    gov = is_governance(env_id)
+    names = METRICS[env_id]
     acc = {k: np.zeros(episodes) for k in names}
     done = np.zeros(episodes, dtype=bool)
     equity_peak = np.zeros(episodes)
@@ -205,17 +212,22 @@ def evaluate(
     suite: Suite,
     scenarios: list[str] | None = None,
     progress: bool = True,
+    keep_episodes: bool = False,
 ) -> dict[str, Any]:
-    """Mean and 95% CI of each metric per scenario of the suite (or of ``scenarios``)."""
+    """Mean and 95% CI of each metric per scenario of the suite (or of ``scenarios``); with
+    ``keep_episodes`` also every episode's values (``episode_values``: scenario -> metric ->
+    list, episode ``i`` seeded ``suite.seed + i``, the same paths for every policy)."""
     from tqdm import tqdm
 
     entry = suite.for_env(env_id)
     names = list(scenarios) if scenarios else list(entry.scenarios)
     results: dict[str, Any] = {}
+    episodes: dict[str, Any] = {}
     for name in tqdm(names, desc=f"evaluate {env_id}", disable=not progress, leave=False):
         run = rollout(policy, env_id, name, suite.episodes, suite.seed, entry.env_kwargs)
         results[name] = {k: mean_ci(v) for k, v in run["metrics"].items()}
-    return {
+        episodes[name] = {k: [float(x) for x in v] for k, v in run["metrics"].items()}
+    out = {
         "env_id": env_id,
         "levgym_version": __version__,
         "suite": suite.name,
@@ -223,3 +235,6 @@ def evaluate(
         "seed": suite.seed,
         "scenarios": results,
     }
+    if keep_episodes:
+        out["episode_values"] = episodes
+    return out

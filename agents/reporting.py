@@ -15,7 +15,11 @@ import numpy as np
 
 # What one unit of reward is a fraction of, per env (the reward is divided by it, times
 # ``reward_scale``).
-RETURN_BASIS = {"levgym/Governance-v0": "TVL", "levgym/Liquidator-v1": "initial capital"}
+RETURN_BASIS = {
+    "levgym/Governance-v0": "TVL",
+    "levgym/Governance-v1": "TVL",
+    "levgym/Liquidator-v1": "initial capital",
+}
 SCALE_NAMES = {1e4: "bp", 100.0: "%", 1.0: "fraction"}
 # Per-episode metrics that are fractions of episodes: their intervals are clipped to [0, 1].
 RATE_METRICS = ("insolvent", "bankrupt")
@@ -66,9 +70,13 @@ def mean_ci(mean: float, ci: float | None, rate: bool = False) -> str:
 
 def default_reward_scale(env_id: str) -> float:
     """The ``reward_scale`` default of an env's vector class (read, not restated)."""
-    from levgym.envs import GovernanceVectorEnv, LiquidatorVectorEnv
+    from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv
 
-    cls = {"levgym/Governance-v0": GovernanceVectorEnv, "levgym/Liquidator-v1": LiquidatorVectorEnv}
+    cls = {
+        "levgym/Governance-v0": GovernanceVectorEnv,
+        "levgym/Governance-v1": GovernanceV1VectorEnv,
+        "levgym/Liquidator-v1": LiquidatorVectorEnv,
+    }
     return float(inspect.signature(cls[env_id].__init__).parameters["reward_scale"].default)
 
 
@@ -140,6 +148,37 @@ def verdict(
     return headline, detail
 
 
+def paired_verdict(
+    records: Sequence[Mapping[str, Any]], policy: str = "ppo", alpha: float = 0.05
+) -> tuple[str, str]:
+    """A headline and its detail from paired comparisons (:func:`agents.stats.compare`): which
+    baselines ``policy`` beats, loses to, or cannot be told from, Holm-corrected at ``alpha``."""
+    mine = [r for r in records if r["policy"] == policy]
+    upper = policy.upper()
+    groups: dict[str, list[str]] = {"better": [], "worse": [], "not significant": []}
+    for r in sorted(mine, key=lambda r: -r["mean_diff"]):
+        groups[r["verdict"]].append(
+            f"{r['baseline']} ({'+' if r['mean_diff'] >= 0 else ''}{plain(r['mean_diff'])}, "
+            f"p_holm {r['p_holm']:.2g})"
+        )
+    how = (
+        f"paired Wilcoxon signed-rank tests on the same {mine[0]['n'] if mine else 0} episodes, "
+        f"Holm-corrected over {len(mine)} comparisons at alpha {alpha:g}"
+    )
+    if mine and len(groups["better"]) == len(mine):
+        headline = f"The trained {upper} agent beats every baseline, significantly ({how})."
+    elif groups["worse"]:
+        headline = (
+            f"The trained {upper} agent does not beat every baseline: it is significantly worse "
+            f"than {len(groups['worse'])} of {len(mine)} ({how})."
+        )
+    else:
+        headline = f"The trained {upper} agent does not beat every baseline significantly ({how})."
+    parts = [f"{k}: {', '.join(v)}" for k, v in groups.items() if v]
+    detail = "Mean difference in return per episode; " + "; ".join(parts) + "."
+    return headline, detail
+
+
 def ema(values: Sequence[float], weight: float = 0.8) -> np.ndarray:
     """TensorBoard's smoothing: an exponential moving average, debiased so the first points are
     not pulled toward zero. ``weight`` in [0, 1): 0 returns the values."""
@@ -180,6 +219,7 @@ __all__ = [
     "ema",
     "fixed",
     "mean_ci",
+    "paired_verdict",
     "plain",
     "return_unit",
     "tensorboard_command",

@@ -10,4 +10,4 @@ import os as _os
 # set here, before levgym imports torch or starts numba's threads. A user's own setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import envs as _envs  # noqa: E402,F401  (registers levgym/Governance-v0 and levgym/Liquidator-v1)
+from . import envs as _envs  # noqa: E402,F401  (registers the levgym/... env ids)

@@ -53,6 +53,26 @@ def state_schema_table() -> str:
     )
 
 
+def steward_levers_table() -> str:
+    """Governance-v1's steward schema: one row per lever (bounds, per-change limit, cool-down)."""
+    from .envs.steward import steward_table
+
+    return steward_table() + "\n"
+
+
+def regime_knobs_table() -> str:
+    """The regime scenario's knobs and defaults (``regime_switching``)."""
+    from .scenarios import get
+
+    knobs = get("regime_switching").knobs
+    lines = ["| knob | default |", "|---|---|"]
+    lines += [
+        f"| `{k}` | {v:g} |" if isinstance(v, float) else f"| `{k}` | {v} |"
+        for k, v in knobs.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
 @contextlib.contextmanager
 def _columns(width: int) -> Iterator[None]:
     # argparse wraps help text to $COLUMNS; fix it so the page does not depend on the terminal
@@ -86,9 +106,13 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "results-table": results_table,
     "cli-reference": cli_reference,
     "state-schema": state_schema_table,
+    "steward-levers": steward_levers_table,
+    "regime-knobs": regime_knobs_table,
 }
 # blocks whose generated text is also committed in the Markdown (checked by a test)
-COMMITTED = frozenset({"scenario-table", "results-table", "state-schema"})
+COMMITTED = frozenset(
+    {"scenario-table", "results-table", "state-schema", "steward-levers", "regime-knobs"}
+)
 
 
 def blocks_in(text: str) -> list[str]:

@@ -433,7 +433,7 @@ _add(
     "policy",
     "label",
     "the policy: a model file, `baseline:<name>`, or a benchmark policy name",
-    ("evaluate", "results.csv"),
+    ("evaluate", "results.csv", "results.json"),
 )
 _add("levgym_version", "label", "levgym package version", EV_BENCH)
 _add("mean", "as_metric", "mean over episodes", ("evaluate", "results.json", "results.csv"))
@@ -505,10 +505,93 @@ _add(
     "map:map",
 )
 _add("results", "object", "evaluate's output per env id and policy", BENCH, "map:map")
+_add("governance_env", "label", "the governance env id the benchmark trained and evaluated", BENCH)
+_add("with_ceiling", "label", "true when the hindsight ceiling was run (Governance-v1)", BENCH)
+_add(
+    "episode_values",
+    "as_metric",
+    "every episode's value: scenario -> metric -> list (episode i seeded `seed + i`, the same "
+    "paths for every policy)",
+    BENCH,
+    "map",
+)
+_add(
+    "comparisons",
+    "object",
+    "per env id: the trained policy against each other policy, paired on the same episodes",
+    BENCH,
+    "map",
+)
+_add("baseline", "label", "the policy compared against", BENCH)
+_add(
+    "mean_diff",
+    "reward",
+    "mean over the suite's episodes of (policy - baseline) episode return",
+    BENCH,
+)
+_add("mean_diff_ci95", "reward", "95% bootstrap (BCa) interval [low, high] of `mean_diff`", BENCH)
+_add(
+    "effect_size_dz",
+    "ratio",
+    "standardized paired effect size: mean difference / standard deviation of the differences",
+    BENCH,
+)
+_add(
+    "effect_size_dz_ci95", "ratio", "95% bootstrap interval [low, high] of `effect_size_dz`", BENCH
+)
+_add("p_value", "frac", "two-sided Wilcoxon signed-rank p-value of the paired differences", BENCH)
+_add("p_holm", "frac", "`p_value` Holm-corrected over all comparisons of the env", BENCH)
+_add(
+    "verdict",
+    "label",
+    "`better` or `worse` (Holm p below 0.05, by the sign of `mean_diff`) or `not significant`",
+    BENCH,
+)
+_add(
+    "ceiling",
+    "object",
+    "per env id: the hindsight ceiling, the best fixed parameter set per episode",
+    BENCH,
+    "map",
+)
+_add(
+    "ceiling_objective", "reward", "mean over scenarios of the ceiling's mean episode return", BENCH
+)
+_add("grid_points", "count", "parameter sets the ceiling chose from", BENCH)
+_add(
+    "gap_closed",
+    "object",
+    "per env id and policy: share of the gap between `static` and the ceiling closed",
+    BENCH,
+    "map:map",
+)
+_add(
+    "share",
+    "ratio",
+    "(policy - static) / (ceiling - static), means over the same episodes (null: no gap)",
+    BENCH,
+)
+_add("share_ci95", "ratio", "95% paired bootstrap interval [low, high] of `share`", BENCH)
+_add(
+    "unwinnable",
+    "frac",
+    "per env id and scenario: share of episodes every evaluated policy ended insolvent (or "
+    "bankrupt)",
+    BENCH,
+    "map:map",
+)
 
 # metrics of evaluate, also the values of results.csv's `metric` column
 METRICS: dict[str, tuple[str, ...]] = {
     "levgym/Governance-v0": (
+        "return",
+        "economic_bad_debt_usd",
+        "revenue_usd",
+        "liquidated_usd",
+        "liquidation_loss_usd",
+        "insolvent",
+    ),
+    "levgym/Governance-v1": (
         "return",
         "economic_bad_debt_usd",
         "revenue_usd",

@@ -118,6 +118,6 @@ def test_installed_quick_benchmark_runs_from_another_folder(installed):
     )
     _ok(proc)
     results = json.loads((out / "results.json").read_text())
-    assert set(results["objective"]) == {"levgym/Governance-v0", "levgym/Liquidator-v1"}
+    assert set(results["objective"]) == {"levgym/Governance-v1", "levgym/Liquidator-v1"}
     assert (out / "report.md").is_file()
     assert "levgym evaluate --model" in proc.stdout

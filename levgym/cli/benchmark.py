@@ -26,13 +26,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="when resuming into an existing --out: "
         + "load files that need unpickling (models or statistics from older levgym versions); unpickling runs code from the file, so only for files you trust",
     )
+    p.add_argument(
+        "--governance-env",
+        default="levgym/Governance-v1",
+        metavar="ID",
+        help="the governance env to train and evaluate: levgym/Governance-v1 (default: the "
+        "steward's levers, market regimes, the hindsight ceiling) or levgym/Governance-v0",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.benchmark import run_benchmark, summary
+    from agents.benchmark import GOVERNANCE_ENVS, run_benchmark, summary
 
+    from .common import CliError
+
+    if args.governance_env not in GOVERNANCE_ENVS:
+        raise CliError(
+            f"--governance-env {args.governance_env!r} is unknown; allowed {', '.join(GOVERNANCE_ENVS)}"
+        )
     check_output_dir(args.out, "--out")
 
     out = run_benchmark(
@@ -41,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         command=args.command_line,
         trust_pickle=args.trust_pickle,
+        governance_env=args.governance_env,
     )
     # the summary table, the verdict, where the models are and what to run next
     print(summary(out), end="")

@@ -53,16 +53,23 @@ def current_rate_apr(state: State, total_debt: Any | None = None) -> Any:
     )
 
 
-def act(state: State, row: DriverRow, noise_u: Any, params: EngineParams) -> State:
+def act(
+    state: State, row: DriverRow, noise_u: Any, params: EngineParams, freeze: Any = None
+) -> State:
     """Borrowers act on the state at the start of the stage; ``noise_u`` is uniform ``[E, N]``.
 
     One uniform per slot decides everything: an active slot reacts when ``u < p_react`` and exits
     when ``u > 1 - p_exit`` (disjoint, both probabilities are at most 1/2); a free slot receives a
     new borrower when ``u < p_arrive``. Pool trades are aggregated per env: deleveraging sells go
     first as one sale, re-levering buys second as one purchase, proceeds shared pro rata.
+
+    New supply (arrivals' collateral and re-levering loopers' purchases, counted at the oracle)
+    is scaled down to the room the supply cap leaves (none where ``freeze`` is true: a frozen
+    market takes no new supply or borrowing); an arrival scaled to nothing does not arrive. New
+    borrowing is then scaled down to what the supply and the borrow cap allow.
     """
     xp = namespace(state.collateral_asset)
-    b, m, p = params.borrowers, params.market, params.protocol
+    b, m = params.borrowers, params.market
     dt_h = params.run.substep_h
     c, d = state.collateral_asset, state.debt_usd
     o = state.oracle_usd[:, None]
@@ -121,10 +128,19 @@ def act(state: State, row: DriverRow, noise_u: Any, params: EngineParams) -> Sta
     d1 = d - rep_def - rep_delever - rep_exit
     active1 = active & ~exits
 
-    # New borrowing (re-levering and arrivals) within available liquidity and the borrow cap.
+    # New supply within the supply cap (nothing while frozen): arrivals and re-levering scaled.
+    frozen = False if freeze is None else freeze
     arr_c = xp.where(arrives, state.template_collateral_asset, zero)
+    room = R.supply_room(state.supply_cap_asset, xp.sum(c1, axis=1), frozen)
+    wanted_c = arr_c + R.relever_collateral_asset(want_borrow, dp, o)
+    sfill = R.fill_ratio(room, xp.sum(wanted_c, axis=1))
+    arrives = arrives & (sfill > 0.0)[:, None]
+    arr_c = arr_c * sfill[:, None]
+    want_borrow = want_borrow * sfill[:, None]
+
+    # New borrowing (re-levering and arrivals) within available liquidity and the borrow cap.
     arr_d = R.arrival_debt(arr_c, o, lt, ltv, state.template_hf, dp)
-    avail = R.borrow_available(state.supply_usd, p.borrow_cap_usd, xp.sum(d1, axis=1))
+    avail = R.borrow_available(state.supply_usd, state.borrow_cap_usd, xp.sum(d1, axis=1))
     scale = R.fill_ratio(avail, xp.sum(want_borrow + arr_d, axis=1))[:, None]
     borrow = want_borrow * scale
     arr_d = arr_d * scale

@@ -178,7 +178,7 @@ def pack_params(params: EngineParams) -> np.ndarray:
 @njit(cache=True)
 def _market_env(
     e: int, env: np.ndarray, drv: np.ndarray, P: np.ndarray, orders: np.ndarray,
-    twap_in: np.ndarray, twap_out: np.ndarray, slot: int, now_h: float,
+    twap_in: np.ndarray, twap_out: np.ndarray, slot: int, now_h: float, held: bool,
 ) -> None:  # fmt: skip
     """Steps 1-3 for env ``e`` (``step.market_update`` and ``step.agent_orders``): liquidity,
     arbitrage, TWAP, oracle; then the liquidity provider's and the outside liquidator's orders."""
@@ -199,7 +199,7 @@ def _market_env(
     src = NR.oracle_source(f, pool_usd, P[P_.oracle_pool_weight_frac])
     oracle, updated = NR.oracle_update(
         int(P[P_.oracle_kind_code]), env[F.oracle_usd, e], env[F.oracle_updated_h, e], now_h,
-        src, tsum / kw, drv[D.oracle_bias_frac, e], drv[D.oracle_frozen, e] != 0.0,
+        src, tsum / kw, drv[D.oracle_bias_frac, e], held,
         P[P_.oracle_deviation_frac], P[P_.oracle_heartbeat_h], False,
     )  # fmt: skip
     env[F.oracle_usd, e] = oracle
@@ -230,7 +230,7 @@ def _borrowers_env(
     active_in: np.ndarray, kind: np.ndarray, trigger: np.ndarray, react: np.ndarray,
     target: np.ndarray, repays: np.ndarray, tmpl_c: np.ndarray, tmpl_hf: np.ndarray,
     ever_in: np.ndarray, noise: np.ndarray, c: np.ndarray, d: np.ndarray, active: np.ndarray,
-    ever: np.ndarray, fscratch: np.ndarray, iscratch: np.ndarray,
+    ever: np.ndarray, fscratch: np.ndarray, iscratch: np.ndarray, frozen: bool,
 ) -> tuple[int, bool]:  # fmt: skip
     """Steps 4-5 for env ``e`` (``step.accrue_interest``, ``borrowers.act``), writing ``c``,
     ``d``, ``active`` and ``ever``. Returns the positions that may be liquidatable now (written
@@ -288,7 +288,6 @@ def _borrowers_env(
     t_flag = iscratch[2]  # 2 arrival, else 0
     t_sell = fscratch[0]
     t_want = fscratch[1]
-    t_arr_d = fscratch[2]
     t_debt = fscratch[3]  # debt after interest
     nt = 0
     ncand = 0
@@ -301,6 +300,8 @@ def _borrowers_env(
     sum_rep = 0.0
     n_exit = 0.0
     n_arr = 0.0
+    total_c1 = 0.0  # collateral held after this pass (what the supply cap counts)
+    wanted_c = 0.0  # collateral new supply would bring: arrivals, re-levering at the oracle
     for i in range(n):
         di = d_in[i] + d_in[i] * growth
         ci = c_in[i]
@@ -309,13 +310,14 @@ def _borrowers_env(
         c[i] = ci
         d[i] = di
         if not active_in[i]:
+            total_c1 += ci
             if ui < p_arrive:  # a new borrower in a free slot
                 a_d = NR.arrival_debt(tmpl_c[i], o, lt, ltv, tmpl_hf[i], dp)
                 requested += 0.0 + a_d
+                wanted_c += tmpl_c[i]
                 touched[nt] = i
                 t_sell[nt] = 0.0
                 t_want[nt] = 0.0
-                t_arr_d[nt] = a_d
                 t_debt[nt] = di
                 t_flag[nt] = 2
                 nt += 1
@@ -350,6 +352,7 @@ def _borrowers_env(
         wd = ci if exits else 0.0
         c1 = ci + add_c - sc - wd
         c[i] = c1
+        total_c1 += c1
         sum_add += add_c
         sum_withdrawn += sc + wd
         if exits:
@@ -357,10 +360,10 @@ def _borrowers_env(
         if sc > 0.0 or want > 0.0:
             total_sell += sc
             requested += want + 0.0
+            wanted_c += NR.relever_collateral_asset(want, dp, o)
             touched[nt] = i
             t_sell[nt] = sc
             t_want[nt] = want
-            t_arr_d[nt] = 0.0
             t_debt[nt] = di
             t_flag[nt] = 0
             nt += 1
@@ -394,29 +397,36 @@ def _borrowers_env(
         d[i] = d1
         sum_rep += rep_del
         total_d1 += d1
-    # new borrowing within available liquidity and the borrow cap
-    avail = NR.borrow_available(supply, P[P_.borrow_cap_usd], total_d1)
-    bscale = NR.fill_ratio(avail, requested)
+    # new supply within the supply cap (none while frozen), then new borrowing within available
+    # liquidity and the borrow cap
+    room = NR.supply_room(env[F.supply_cap_asset, e], total_c1, frozen)
+    sfill = NR.fill_ratio(room, wanted_c)
+    avail = NR.borrow_available(supply, env[F.borrow_cap_usd, e], total_d1)
+    bscale = NR.fill_ratio(avail, requested * sfill)
     total_buy = 0.0
     for k in range(nt):
-        total_buy += t_want[k] * bscale
+        total_buy += t_want[k] * sfill * bscale
     pa, pd, got = NR.buy_asset(pa, pd, total_buy, fee)
     gratio = NR.per_unit(got, total_buy)
     sum_borrow = 0.0
     first = ncand
     for k in range(nt):
         i = touched[k]
-        borrow = t_want[k] * bscale
-        bought = borrow * gratio
         arrival = t_flag[k] == 2
-        ac = tmpl_c[i] if arrival else 0.0
+        if arrival and not sfill > 0.0:
+            active[i] = False  # no room left: the borrower does not arrive
+            continue
+        borrow = t_want[k] * sfill * bscale
+        bought = borrow * gratio
+        ac = tmpl_c[i] * sfill if arrival else 0.0
+        a_d = NR.arrival_debt(ac, o, lt, ltv, tmpl_hf[i], dp) if arrival else 0.0
         c2 = c[i] + bought + ac
-        d2 = d[i] + borrow + t_arr_d[k] * bscale
+        d2 = d[i] + borrow + a_d * bscale
         c[i] = c2
         d[i] = d2
         active[i] = True
         sum_add += bought + ac
-        sum_borrow += borrow + t_arr_d[k] * bscale
+        sum_borrow += borrow + a_d * bscale
         if arrival:
             n_arr += 1.0
         if c2 <= 0.0:
@@ -612,7 +622,7 @@ def _write_off_env(
 
 @njit(cache=True)
 def _refresh_in_block(
-    e: int, env: np.ndarray, drv: np.ndarray, P: np.ndarray, now_h: float
+    e: int, env: np.ndarray, drv: np.ndarray, P: np.ndarray, now_h: float, held: bool
 ) -> bool:
     """``cascade.refresh_in_block`` for env ``e``; True if the oracle's answer moved."""
     pool_usd = NR.pool_price_usd(
@@ -622,7 +632,7 @@ def _refresh_in_block(
     old = env[F.oracle_usd, e]
     oracle, updated = NR.oracle_update(
         int(P[P_.oracle_kind_code]), old, env[F.oracle_updated_h, e], now_h, src, 0.0,
-        drv[D.oracle_bias_frac, e], drv[D.oracle_frozen, e] != 0.0,
+        drv[D.oracle_bias_frac, e], held,
         P[P_.oracle_deviation_frac], P[P_.oracle_heartbeat_h], True,
     )  # fmt: skip
     env[F.oracle_usd, e] = oracle
@@ -649,6 +659,7 @@ def _cascade_rest_env(
     rounds: np.ndarray,
     fscratch: np.ndarray,
     iscratch: np.ndarray,
+    held: bool,
 ) -> None:
     """Env ``e``'s cascade after round 1, given that the batch's loop went on past round 1
     (``write_off1``: round 1 left an active position without collateral).
@@ -668,7 +679,7 @@ def _cascade_rest_env(
     if count1 > 0.0:
         cap_left -= count1
         rounds[e] += 1.0
-    if _refresh_in_block(e, env, drv, P, now_h):
+    if _refresh_in_block(e, env, drv, P, now_h, held):
         dirty = True
     if not dirty:
         return  # round 2 would see exactly what round 1 saw after its (empty) selection
@@ -683,7 +694,7 @@ def _cascade_rest_env(
             _write_off_env(e, env, c, d, active)
         cap_left -= cnt
         rounds[e] += 1.0
-        _refresh_in_block(e, env, drv, P, now_h)
+        _refresh_in_block(e, env, drv, P, now_h, held)
 
 
 @njit(cache=True)
@@ -700,15 +711,16 @@ def _env_substep(
     n = c.shape[1]
     fscratch = np.empty((4, n))
     iscratch = np.empty((3, n), dtype=np.int64)
-    _market_env(e, env, drv, P, orders, twap_in[e], twap_out[e], slot, now_h)
+    held = NR.oracle_held(drv[D.oracle_frozen, e] != 0.0, orders[O_.pause_oracle, e] != 0.0)
+    _market_env(e, env, drv, P, orders, twap_in[e], twap_out[e], slot, now_h, held)
     ncand, has_empty = _borrowers_env(
         e, env, drv, P, c_in[e], d_in[e], active_in[e], kind[e], trigger[e], react[e],
         target[e], repays[e], tmpl_c[e], tmpl_hf[e], ever_in[e], noise[e], c[e], d[e],
-        active[e], ever[e], fscratch, iscratch,
+        active[e], ever[e], fscratch, iscratch, orders[O_.freeze_borrow, e] != 0.0,
     )  # fmt: skip
     # the oracle reads the pool as the block left it so far (cascade.refresh_in_block); the
     # candidates were listed at the old oracle, so list them again if it moved
-    if _refresh_in_block(e, env, drv, P, now_h):
+    if _refresh_in_block(e, env, drv, P, now_h, held):
         ncand, _ = _scan_env(env, e, c[e], d[e], active[e], iscratch[0])
     cap_left = NR.keeper_capacity(
         env[F.gas_gwei, e], P[P_.congestion_ref_gwei], P[P_.keeper_capacity_per_substep]
@@ -721,7 +733,7 @@ def _env_substep(
     if cnt > 0.0:
         _cascade_rest_env(
             e, env, drv, P, now_h, int(P[P_.max_cascade_rounds]), cnt, has_empty or emptied,
-            cap_left, share, c[e], d[e], active[e], ever[e], rounds, fscratch, iscratch,
+            cap_left, share, c[e], d[e], active[e], ever[e], rounds, fscratch, iscratch, held,
         )  # fmt: skip
 
 

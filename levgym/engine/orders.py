@@ -22,6 +22,11 @@ Priority inside a block (substep), in the order the engine applies them:
    protocol fee, pays that share of the gas, and does not sell it in the block). Keepers sell
    their part.
 
+A governor's circuit breakers hold for the whole block: ``freeze_borrow`` (true or 1) freezes
+the market, so no new collateral is supplied and nothing new is borrowed in step 4 (repaying,
+topping up, withdrawing and liquidations go on, as on a frozen Aave reserve); ``pause_oracle``
+(true or 1) holds the oracle at its last answer in steps 1 and 5, as a frozen feed does.
+
 Parameter changes (a governor) are written into the state's per-env parameter fields between
 steps (:func:`levgym.engine.state.set_param_values`); they take effect from the next block.
 Account orders (a position adding collateral, repaying or borrowing) arrive with cross-margin.
@@ -37,6 +42,9 @@ import numpy as np
 
 from .schema import ORDER_FIELDS
 
+SWITCHES = ("freeze_borrow", "pause_oracle")
+"""Orders that are on or off for the block (bool, or 0 / 1)."""
+
 
 @dataclass(frozen=True)
 class Orders:
@@ -48,6 +56,10 @@ class Orders:
     """Collateral asset the outside liquidator sells into the pool, >= 0."""
     liquidity_delta_frac: Any = None
     """Relative change of the pool's base liquidity by its liquidity provider, >= -0.99."""
+    freeze_borrow: Any = None
+    """The governor freezes the market for the block: no new supply or borrowing (bool, or 0 / 1)."""
+    pause_oracle: Any = None
+    """The governor holds the oracle at its last answer for the block (bool, or 0 / 1)."""
 
     def replace(self, **changes: Any) -> Orders:
         return dataclasses.replace(self, **changes)
@@ -58,6 +70,8 @@ class Orders:
             "claim_share_frac": (0.0, 1.0),
             "sell_asset": (0.0, np.inf),
             "liquidity_delta_frac": (-0.99, np.inf),
+            "freeze_borrow": (0.0, 1.0),
+            "pause_oracle": (0.0, 1.0),
         }
         for name, (lo, hi) in bounds.items():
             v = getattr(self, name)
@@ -70,9 +84,11 @@ class Orders:
                 raise ValueError(
                     f"orders.{name} has values in [{a.min():g}, {a.max():g}]; allowed [{lo:g}, {hi:g}]"
                 )
+            if name in SWITCHES and not np.all((a == 0.0) | (a == 1.0)):
+                raise ValueError(f"orders.{name} holds values other than 0 and 1; allowed a bool")
 
 
 NO_ORDERS = Orders()
 
 
-__all__ = ["NO_ORDERS", "ORDER_FIELDS", "Orders"]
+__all__ = ["NO_ORDERS", "ORDER_FIELDS", "SWITCHES", "Orders"]

@@ -101,7 +101,11 @@ class ProtocolParams:
     reserve_factor_frac: float = 0.10
     """Share of interest paid to the protocol's reserves."""
     borrow_cap_usd: float = math.inf
-    """Total debt above which no new borrowing is allowed."""
+    """Total debt (debt-asset units) above which no new borrowing is allowed."""
+    supply_cap_asset: float = math.inf
+    """Total collateral (asset units) above which no new collateral is supplied: arrivals and
+    loopers' re-levering purchases are scaled down to the room left (Aave v3's supply cap);
+    defensive top-ups of existing positions are let through."""
 
     def __post_init__(self) -> None:
         o = "protocol"
@@ -124,6 +128,7 @@ class ProtocolParams:
         )
         _check_range(o, "reserve_factor_frac", self.reserve_factor_frac, 0.0, 1.0)
         _check_range(o, "borrow_cap_usd", self.borrow_cap_usd, 0.0, lo_open=True, allow_inf=True)
+        _check_range(o, "supply_cap_asset", self.supply_cap_asset, 0.0, allow_inf=True)
 
 
 ORACLE_KINDS = ("chainlink", "twap", "exact")

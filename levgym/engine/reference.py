@@ -139,7 +139,7 @@ def reference_substep(
             src,
             twap,
             float(r["oracle_bias_frac"][e]),
-            bool(r["oracle_frozen"][e]),
+            bool(r["oracle_frozen"][e]) or order["pause_oracle"][e] != 0.0,
             False,
         )
         m.update(
@@ -239,13 +239,31 @@ def reference_substep(
             m["withdrawn_collateral_asset"] += pl["sell"] + wd_exit
             m["repaid_by_borrowers_usd"] += pl["rep"] + rep_del + rep_exit
             m["exits"] += 1.0 if pl["exit"] else 0.0
-        total_debt = sum(p["debt_usd"] for p in m["pos"])
-        avail = max(min(m["supply_usd"] - total_debt, pr.borrow_cap_usd - total_debt), 0.0)
-        arr_d = []
+        # the supply cap (no room at all while the governor freezes the market) scales new supply
+        held = sum(p["collateral_asset"] for p in m["pos"])
+        if order["freeze_borrow"][e] != 0.0:
+            room = 0.0
+        else:
+            room = max(m["supply_cap_asset"] - held, 0.0)
+        wanted = sum(
+            p["template_collateral_asset"] if pl["arrive"] else pl["want"] * dp / o
+            for p, pl in zip(m["pos"], plans, strict=True)
+        )
+        fill = min(room / wanted, 1.0) if wanted > 0 else 1.0
+        arr_c = []
         for p, pl in zip(m["pos"], plans, strict=True):
+            pl["want"] *= fill
+            if pl["arrive"] and fill <= 0.0:
+                pl["arrive"] = False
+            arr_c.append(p["template_collateral_asset"] * fill if pl["arrive"] else 0.0)
+        total_debt = sum(p["debt_usd"] for p in m["pos"])
+        cap = m["borrow_cap_usd"]
+        avail = max(min(m["supply_usd"] - total_debt, cap - total_debt), 0.0)
+        arr_d = []
+        for p, pl, ac in zip(m["pos"], plans, arr_c, strict=True):
             if pl["arrive"]:
                 hf_arr = max(p["template_hf"], lt / ltv)
-                arr_d.append(p["template_collateral_asset"] * o * lt / (hf_arr * dp))
+                arr_d.append(ac * o * lt / (hf_arr * dp))
             else:
                 arr_d.append(0.0)
         requested = sum(pl["want"] for pl in plans) + sum(arr_d)
@@ -253,7 +271,7 @@ def reference_substep(
         total_buy = sum(pl["want"] * scale for pl in plans)
         x, y, got = _buy(x, y, total_buy, fee)
         m["pool_asset"], m["pool_debt"] = x, y
-        for p, pl, ad in zip(m["pos"], plans, arr_d, strict=True):
+        for p, pl, ad, ac in zip(m["pos"], plans, arr_d, arr_c, strict=True):
             borrow = pl["want"] * scale
             bought = borrow * (got / total_buy if total_buy > 0 else 0.0)
             p["collateral_asset"] += bought
@@ -261,10 +279,10 @@ def reference_substep(
             m["added_collateral_asset"] += bought
             m["borrowed_usd"] += borrow
             if pl["arrive"]:
-                p["collateral_asset"] += p["template_collateral_asset"]
+                p["collateral_asset"] += ac
                 p["debt_usd"] += ad * scale
                 p["active"] = True
-                m["added_collateral_asset"] += p["template_collateral_asset"]
+                m["added_collateral_asset"] += ac
                 m["borrowed_usd"] += ad * scale
                 m["arrivals"] += 1.0
 
@@ -272,7 +290,8 @@ def reference_substep(
     def refresh_in_block(e: int, m: dict) -> None:
         pool_usd = m["pool_debt"] / m["pool_asset"] * m["debt_price_usd"]
         src = _source(m["fundamental_usd"], pool_usd, mk.oracle_pool_weight_frac)
-        bias, frozen = float(r["oracle_bias_frac"][e]), bool(r["oracle_frozen"][e])
+        bias = float(r["oracle_bias_frac"][e])
+        frozen = bool(r["oracle_frozen"][e]) or order["pause_oracle"][e] != 0.0
         _refresh(m, params, now, src, None, bias, frozen, True)
 
     for e, m in enumerate(envs):

@@ -155,6 +155,12 @@ def oracle_update(
     return where(update, candidate, oracle_usd), where(update, updated_h * 0.0 + now_h, updated_h)
 
 
+def oracle_held(frozen: Num, paused: Num) -> Num:
+    """The oracle keeps its last answer: its feed is frozen (a scenario's stale feed) or the
+    governor paused it (a circuit breaker on a stale or manipulated feed)."""
+    return or_(frozen, paused)
+
+
 # ----------------------------------------------------------------------------- interest
 
 
@@ -278,6 +284,18 @@ def arrival_debt(
 ) -> Num:
     """Debt a new borrower takes on its collateral, at its drawn HF but within the LTV."""
     return collateral * oracle_usd * lt / (maximum(template_hf, lt / ltv) * debt_price_usd)
+
+
+def supply_room(supply_cap_asset: Num, total_collateral: Num, frozen: Num) -> Num:
+    """Collateral that new supply may still add: the supply cap less the collateral held, none
+    while new borrowing is frozen (a frozen reserve takes no new supply or borrowing)."""
+    return where(frozen, 0.0, maximum(supply_cap_asset - total_collateral, 0.0))
+
+
+def relever_collateral_asset(borrow_debt: Num, debt_price_usd: Num, oracle_usd: Num) -> Num:
+    """Collateral a looper's re-levering borrow brings, at the oracle (what the supply cap counts
+    against the room before the purchase)."""
+    return borrow_debt * debt_price_usd / oracle_usd
 
 
 def borrow_available(supply: Num, borrow_cap: Num, total_debt: Num) -> Num:

@@ -98,6 +98,8 @@ STATE_SCHEMA: tuple[Field, ...] = (
     _f("slope2_apr", E, "apr", "param", "rate added above optimal utilization"),
     _f("optimal_utilization_frac", E, "frac", "param", "kink of the rate curve"),
     _f("reserve_factor_frac", E, "frac", "param", "share of interest paid to reserves"),
+    _f("borrow_cap_usd", E, "debt", "param", "total debt above which no new borrowing is allowed"),
+    _f("supply_cap_asset", E, "asset", "param", "total collateral above which no new collateral is supplied"),
     # protocol accounting [E]
     _f("supply_usd", E, "debt", "accounting", "lenders' supply"),
     _f("reserves_usd", E, "debt", "accounting", "protocol reserves"),
@@ -152,7 +154,13 @@ DRIVER_SCHEMA: tuple[Field, ...] = (
 )  # fmt: skip
 
 # What agents do inside a block (levgym.engine.orders.Orders), each [E]; absent means 0, a no-op.
-ORDER_FIELDS = ("claim_share_frac", "sell_asset", "liquidity_delta_frac")
+ORDER_FIELDS = (
+    "claim_share_frac",
+    "sell_asset",
+    "liquidity_delta_frac",
+    "freeze_borrow",
+    "pause_oracle",
+)
 
 # Scalar parameters the fused kernel reads: (name, section of EngineParams, attribute). An
 # attribute may be a property (derived values are computed by their owner, never restated).
@@ -172,7 +180,6 @@ KERNEL_PARAMS: tuple[tuple[str, str, str], ...] = (
     ("full_close_hf", "protocol", "full_close_hf"),
     ("small_position_usd", "protocol", "small_position_usd"),
     ("protocol_fee_frac", "protocol", "protocol_fee_frac"),
-    ("borrow_cap_usd", "protocol", "borrow_cap_usd"),
     ("reaction_gas_ref_gwei", "borrowers", "reaction_gas_ref_gwei"),
     ("ltv_elasticity", "borrowers", "ltv_elasticity"),
     ("ltv_ref", "borrowers", "ltv_ref"),

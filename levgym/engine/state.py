@@ -92,7 +92,7 @@ def set_param_values(state: State, values: dict[str, Any], env_mask: Any | None 
         if name not in STATE_FIELDS or STATE_FIELDS[name].role != "param":
             raise ValueError(f"parameter {name!r} is unknown; allowed {', '.join(PARAM_FIELDS)}")
         cur = getattr(state, name)
-        val = cur * 0.0 + v
+        val = namespace(cur).zeros_like(cur) + v  # not cur * 0 + v: a cap may be inf
         changes[name] = val if env_mask is None else namespace(cur).where(env_mask, val, cur)
     return state.replace(**changes)
 

@@ -17,9 +17,12 @@ from .params import EngineParams
 from .state import State
 
 
-def market_update(state: State, row: DriverRow, params: EngineParams) -> State:
+def market_update(
+    state: State, row: DriverRow, params: EngineParams, oracle_held: Any = None
+) -> State:
     """Steps 1-3: the fundamental moves, liquidity providers follow the scenario's liquidity,
-    arbitrage pulls the pool toward the fundamental, the TWAP samples the pool, the oracle reads."""
+    arbitrage pulls the pool toward the fundamental, the TWAP samples the pool, the oracle reads
+    (unless ``oracle_held``, default the scenario's ``oracle_frozen``: see :func:`oracle_held`)."""
     xp = namespace(state.pool_asset)
     m = params.market
     now_h = state.time_h + params.run.substep_h
@@ -37,7 +40,8 @@ def market_update(state: State, row: DriverRow, params: EngineParams) -> State:
     source = R.oracle_source(row.fundamental_usd, pool_usd, m.oracle_pool_weight_frac)
     new_oracle, new_updated = R.oracle_update(
         m.oracle_kind_code, state.oracle_usd, state.oracle_updated_h, now_h, source,
-        xp.mean(twap_buf, axis=1), row.oracle_bias_frac, row.oracle_frozen,
+        xp.mean(twap_buf, axis=1), row.oracle_bias_frac,
+        row.oracle_frozen if oracle_held is None else oracle_held,
         m.oracle_deviation_frac, m.oracle_heartbeat_h, False,
     )  # fmt: skip
     return state.replace(
@@ -86,6 +90,14 @@ def agent_orders(state: State, orders: Orders, params: EngineParams) -> State:
     return state
 
 
+def oracle_held(row: DriverRow, orders: Orders) -> Any:
+    """Whether each env's oracle keeps its answer this block: the scenario froze the feed or the
+    governor's ``pause_oracle`` order holds it (:func:`levgym.engine.rules.oracle_held`)."""
+    if orders.pause_oracle is None:
+        return row.oracle_frozen
+    return R.oracle_held(row.oracle_frozen, orders.pause_oracle != 0)
+
+
 def accrue_interest(state: State, params: EngineParams) -> State:
     """Step 4: debt grows at the curve's rate; the reserve factor share goes to reserves."""
     xp = namespace(state.debt_usd)
@@ -119,12 +131,14 @@ def substep(
     """
     xp = namespace(state.pool_asset)
     orders = NO_ORDERS if orders is None else orders
-    state = market_update(state, row, params)
+    held = oracle_held(row, orders)
+    freeze = None if orders.freeze_borrow is None else orders.freeze_borrow != 0
+    state = market_update(state, row, params, held)
     state = agent_orders(state, orders, params)
     state = accrue_interest(state, params)
-    state = act(state, row, noise_u, params)
+    state = act(state, row, noise_u, params, freeze)
     state, rounds = run_cascade(
-        state, params, row.oracle_bias_frac, row.oracle_frozen, orders.claim_share_frac, masked
+        state, params, row.oracle_bias_frac, held, orders.claim_share_frac, masked
     )
     state = state.replace(
         fundamental_min_usd=xp.minimum(state.fundamental_min_usd, state.fundamental_usd),
@@ -142,4 +156,11 @@ def substep_masked(
     return substep(state, row, noise_u, params, orders, masked=True)
 
 
-__all__ = ["accrue_interest", "agent_orders", "market_update", "substep", "substep_masked"]
+__all__ = [
+    "accrue_interest",
+    "agent_orders",
+    "market_update",
+    "oracle_held",
+    "substep",
+    "substep_masked",
+]

@@ -1,6 +1,6 @@
 """The Gymnasium environments: single envs, native vector envs on the batched engine, and the
-Stable-Baselines3 adapter. Importing ``levgym`` registers ``levgym/Governance-v0`` and
-``levgym/Liquidator-v1``."""
+Stable-Baselines3 adapter. Importing ``levgym`` registers ``levgym/Governance-v0``,
+``levgym/Governance-v1`` and ``levgym/Liquidator-v1`` (and the older ``levgym/Liquidator-v0``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from .base import LevgymEnv, LevgymVectorEnv
 from .features import Feature, render_table
 from .governance import GovernanceEnv, GovernanceVectorEnv, StewardLimits, project_params
+from .governance_v1 import GovernanceV1Env, GovernanceV1VectorEnv
 from .liquidator import LiquidatorEnv, LiquidatorVectorEnv
 from .registration import ENV_SPECS, register_envs
 
@@ -27,6 +28,8 @@ __all__ = [
     "ENV_SPECS",
     "Feature",
     "GovernanceEnv",
+    "GovernanceV1Env",
+    "GovernanceV1VectorEnv",
     "GovernanceVectorEnv",
     "LevgymEnv",
     "LevgymVectorEnv",

@@ -12,6 +12,10 @@ ENV_SPECS: dict[str, dict[str, str]] = {
         "entry_point": "levgym.envs.governance:GovernanceEnv",
         "vector_entry_point": "levgym.envs.governance:GovernanceVectorEnv",
     },
+    "levgym/Governance-v1": {
+        "entry_point": "levgym.envs.governance_v1:GovernanceV1Env",
+        "vector_entry_point": "levgym.envs.governance_v1:GovernanceV1VectorEnv",
+    },
     "levgym/Liquidator-v0": {
         "entry_point": "levgym.envs.liquidator:LiquidatorV0Env",
         "vector_entry_point": "levgym.envs.liquidator:LiquidatorV0VectorEnv",

@@ -3,6 +3,7 @@
 from . import (
     builtin,  # noqa: F401  (registers calm and shock)
     library,  # noqa: F401  (registers the synthetic and stress scenarios)
+    regimes,  # noqa: F401  (registers the Markov-switching regime scenarios)
     replays,  # noqa: F401  (registers the crash replays)
 )
 from .base import (

@@ -20,13 +20,19 @@ from agents.baselines import (
     make_baseline,
 )
 from levgym.engine.params import PRESETS
-from levgym.envs import GovernanceVectorEnv, LiquidatorVectorEnv, StewardLimits
+from levgym.envs import (
+    GovernanceV1VectorEnv,
+    GovernanceVectorEnv,
+    LiquidatorVectorEnv,
+    StewardLimits,
+)
 from levgym.envs.features import index
 
 GOV = "levgym/Governance-v0"
+GOV1 = "levgym/Governance-v1"
 LIQ = "levgym/Liquidator-v1"
 PARAM_FIELDS = ("ltv", "liquidation_threshold", "liquidation_bonus", "slope1_apr", "slope2_apr")
-CASES = [(GOV, n) for n in baseline_names(GOV)] + [(LIQ, n) for n in baseline_names(LIQ)]
+CASES = [(e, n) for e in (GOV, GOV1, LIQ) for n in baseline_names(e)]
 
 
 def gov_env(num_envs: int = 4, scenario: str = "calm", horizon_h: float = 12.0, **kw):
@@ -49,8 +55,14 @@ def liq_env(num_envs: int = 4, horizon_h: float = 4.0, drop_frac: float = 0.4, *
     )
 
 
+def gov1_env(num_envs: int = 4, scenario: str = "regime_stress", horizon_h: float = 12.0, **kw):
+    return GovernanceV1VectorEnv(
+        num_envs=num_envs, num_positions=32, horizon_h=horizon_h, scenarios=[scenario], **kw
+    )
+
+
 def make_env(env_id: str, num_envs: int = 4):
-    return gov_env(num_envs) if env_id == GOV else liq_env(num_envs)
+    return {GOV: gov_env, GOV1: gov1_env, LIQ: liq_env}[env_id](num_envs)
 
 
 def params_of(env: GovernanceVectorEnv, i: int) -> np.ndarray:
@@ -87,7 +99,17 @@ def gov_obs(**features: float) -> np.ndarray:
 def test_registry_names():
     assert baseline_names(GOV) == ("static", "conservative", "vol_rule", "steward", "random")
     assert baseline_names(LIQ) == ("greedy", "greedy_hedged", "passive")
-    assert set(BASELINES) == {GOV, LIQ}
+    assert baseline_names(GOV1) == (
+        "static",
+        "conservative",
+        "vol_rule",
+        "steward",
+        "pid",
+        "chaos_caps",
+        "toxic_spiral",
+        "random",
+    )
+    assert set(BASELINES) == {GOV, GOV1, LIQ}
 
 
 def test_unknown_name_is_one_line_naming_allowed():
@@ -126,6 +148,9 @@ def test_actions_inside_space_single_and_batched(env_id, name):
         np.testing.assert_array_equal(single, policy.predict(obs)[0][0])
     with pytest.raises(ValueError, match="observation has shape"):
         policy.predict(np.zeros(len(env.FEATURES) + 1))
+    if env_id == GOV1 and name not in ("random", "pid"):  # they read the newest frame only
+        frame = len(env.FRAME_FEATURES)
+        np.testing.assert_array_equal(policy.predict(obs[:, :frame])[0], policy.predict(obs)[0])
 
 
 @pytest.mark.parametrize(("env_id", "name"), CASES)
@@ -324,3 +349,83 @@ def test_greedy_hedged_takes_as_greedy_unwinds_slowly_and_hedges():
     assert carried.any()
     assert np.all(t["perp"][carried] < 0)
     assert np.all(t["perp"][~carried] == 0)
+
+
+# ---------------------------------------------------------------------- governance v1
+def gov1_obs(**features: float) -> tuple[np.ndarray, dict[str, int]]:
+    """One frame of a freshly reset v1 env (static's levers), with ``features`` set by name."""
+    env = gov1_env(1, scenario="calm", history=1)
+    obs, _ = env.reset(seed=0)
+    col = index(env.FRAME_FEATURES)
+    obs = obs.astype(np.float64)
+    for k, v in features.items():
+        obs[0, col[k]] = v
+    return obs, col
+
+
+def gov1_action(name: str, **features: float) -> dict[str, float]:
+    obs, _ = gov1_obs(**features)
+    policy = make_baseline(name, GOV1)
+    a, _ = policy.predict(obs)
+    return dict(zip(policy.schema.names, a[0].tolist(), strict=True))
+
+
+def test_v1_static_holds_and_conservative_tightens_within_the_limits():
+    assert all(
+        v == 0.0 for k, v in gov1_action("static").items() if "freeze" not in k and "pause" not in k
+    )
+    assert gov1_action("static")["freeze_borrow"] == -1.0  # switches off
+    a = gov1_action("conservative")
+    assert a["liquidation_threshold"] == -1.0 and a["ltv"] == -1.0  # at the full limit
+    assert a["liquidation_bonus"] == pytest.approx(1.0)  # 0.052 -> 0.075 is > one 0.005 step
+    assert a["supply_cap"] == 0.0 and a["slope2"] == 0.0
+
+
+def test_v1_vol_rule_and_steward_respond_to_stress():
+    calm, stressed = gov1_action("vol_rule", vol_short=0.6), gov1_action("vol_rule", vol_short=2.0)
+    assert calm["liquidation_threshold"] == 0.0 and stressed["liquidation_threshold"] == -1.0
+    s = gov1_action("steward", vol_short=2.0, supply_cap_use=0.5, borrow_cap_use=0.5)
+    assert s["liquidation_threshold"] == -1.0
+    assert s["supply_cap"] < 0 and s["borrow_cap"] < 0  # cut toward 1.1 x use
+    # calm: caps to 1.5 x use (the cap starts at 1.5 x the reference)
+    c = gov1_action("steward", vol_short=0.3, supply_cap_use=1.0, borrow_cap_use=2.0 / 3.0)
+    assert c["supply_cap"] == pytest.approx(0.5, abs=1e-6)  # 2.25 / 1.5: +50% of the +100%
+    assert c["borrow_cap"] == pytest.approx(0.0, abs=1e-6)  # 1.5 x (2/3 x 1.5) = 1.5: on target
+
+
+def test_v1_pid_raises_slope2_above_target_utilization_and_lowers_it_below():
+    up = gov1_action("pid", utilization=0.95)["slope2"]
+    down = gov1_action("pid", utilization=0.6)["slope2"]
+    assert up > 0 > down
+    others = gov1_action("pid", utilization=0.95)
+    assert all(others[k] == 0.0 for k in ("liquidation_threshold", "ltv", "supply_cap"))
+
+
+def test_v1_chaos_caps_raise_toward_demand_and_cut_on_stress():
+    raise_ = gov1_action("chaos_caps", supply_cap_use=0.95, borrow_cap_use=0.95, vol_short=0.5)
+    assert raise_["supply_cap"] > 0 and raise_["borrow_cap"] > 0
+    assert raise_["supply_cap"] <= 1.0  # at most +100% (the limit of one change)
+    hold = gov1_action("chaos_caps", supply_cap_use=0.5, borrow_cap_use=0.5, vol_short=0.5)
+    assert hold["supply_cap"] == 0.0
+    cut = gov1_action("chaos_caps", supply_cap_use=0.5, borrow_cap_use=0.5, drawdown=0.2)
+    assert cut["supply_cap"] < 0 and cut["borrow_cap"] < 0
+
+
+def test_v1_toxic_spiral_raises_the_close_factor_and_cuts_the_bonus():
+    on = gov1_action("toxic_spiral", debt_toxic_10=0.05)
+    assert on["close_factor"] > 0 and on["liquidation_bonus"] < 0
+    off = gov1_action("toxic_spiral", debt_toxic_10=0.0)
+    assert off["close_factor"] == 0.0 and off["liquidation_bonus"] == 0.0
+
+
+def test_v1_steward_moves_levers_in_an_episode():
+    env = gov1_env(2, scenario="regime_stress", horizon_h=48.0)
+    policy = make_baseline("steward", env)
+    obs, _ = env.reset(seed=1)
+    start = env.lever_values()
+    moved = np.zeros_like(start, dtype=bool)
+    for _ in range(48):
+        obs, *_ = env.step(policy.predict(obs)[0])
+        moved |= env.lever_values() != start
+    col = env.schema.index()
+    assert moved[:, col["liquidation_threshold"]].any()

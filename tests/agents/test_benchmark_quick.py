@@ -23,8 +23,26 @@ def test_quick_benchmark_writes_the_report(tmp_path, capsys):
     ):
         assert (out / name).exists(), name
     results = json.loads((out / "results.json").read_text())
-    gov = results["objective"]["levgym/Governance-v0"]
-    assert {"ppo", "static", "conservative", "vol_rule", "steward", "random"} <= set(gov)
+    gov = results["objective"]["levgym/Governance-v1"]  # the default governance env
+    assert {
+        "ppo",
+        "static",
+        "conservative",
+        "vol_rule",
+        "steward",
+        "pid",
+        "chaos_caps",
+        "toxic_spiral",
+        "random",
+    } <= set(gov)
+    # paired comparisons of ppo with every other policy, Holm-corrected; the ceiling and the gap
+    comps = results["comparisons"]["levgym/Governance-v1"]
+    assert {c["baseline"] for c in comps} == set(gov) - {"ppo"}
+    assert all(c["p_holm"] >= c["p_value"] and c["n"] == 6 for c in comps)
+    ceiling = results["ceiling"]["levgym/Governance-v1"]
+    assert ceiling["ceiling_objective"] >= gov["static"] - 1e-9
+    assert results["gap_closed"]["levgym/Governance-v1"]["static"]["share"] in (0.0, None)
+    assert "Hindsight ceiling" in (out / "report.md").read_text()
     assert {"ppo", "greedy", "greedy_hedged", "passive"} <= set(
         results["objective"]["levgym/Liquidator-v1"]
     )
@@ -44,7 +62,7 @@ def test_quick_benchmark_writes_the_report(tmp_path, capsys):
         ln for ln in printed.splitlines() if ln.split()[:3] == ["rank", "policy", "objective"]
     ]
     assert len(headers) == 2 and printed.count("The trained PPO agent") == 2
-    gov_run = naming.run_name(naming.env_part("levgym/Governance-v0"), "ppo", 0, time=False)
+    gov_run = naming.run_name(naming.env_part("levgym/Governance-v1"), "ppo", 0, time=False)
     liq_run = naming.run_name(naming.env_part("levgym/Liquidator-v1"), "ppo", 0, time=False)
     assert f"model: {out / 'train' / gov_run / 'model.zip'}" in printed
     assert f"levgym evaluate --model {out / 'train' / liq_run / 'model.zip'}" in printed

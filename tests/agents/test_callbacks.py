@@ -17,6 +17,7 @@ from agents.train import make_vec_env
 SMALL = {"num_positions": 16, "horizon_h": 6}
 GROUPS_BY_ENV = {
     "levgym/Governance-v0": ("protocol", "cascade"),
+    "levgym/Governance-v1": ("protocol", "cascade", "steward"),
     "levgym/Liquidator-v1": ("liquidator",),
 }
 

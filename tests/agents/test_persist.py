@@ -214,9 +214,11 @@ def test_pickle_never_runs_on_benchmark_rerun(run, tmp_path, capsys):
     name = naming.run_name(naming.env_part("levgym/Governance-v0"), "ppo", 0, time=False)
     run.rename(report / "train" / name)
     plant_in_zip(report / "train" / name / "model.zip", "evil_hook", evil_bytes(marker))
+    v0 = "levgym/Governance-v0"  # the planted run is a Governance-v0 run
     with pytest.raises(UnsafeFileError):
-        run_benchmark(report, quick=True, progress=False)
-    assert main(["benchmark", "--quick", "--out", str(report), "--no-progress"]) == 2
+        run_benchmark(report, quick=True, progress=False, governance_env=v0)
+    argv = ["benchmark", "--quick", "--out", str(report), "--no-progress", "--governance-env", v0]
+    assert main(argv) == 2
     assert "--trust-pickle" in one_error_line(capsys.readouterr().err)
     assert not marker.exists()
 

@@ -51,7 +51,8 @@ PARITY_SETTINGS = settings(
 class Case:
     """One engine case: parameters, a book ``[E, N]``, drivers ``[S, E]``, the borrowers'
     uniforms ``[S, E, N]`` and, optionally, the agents' orders of every block (an outside
-    liquidator's claim share and sale, a liquidity provider's change, each ``[E]``)."""
+    liquidator's claim share and sale, a liquidity provider's change, a governor's borrowing
+    freeze and oracle pause, each ``[E]``)."""
 
     params: EngineParams
     collateral_asset: np.ndarray
@@ -122,6 +123,7 @@ def protocol_params(draw) -> ProtocolParams:
         optimal_utilization_frac=draw(st.floats(0.5, 0.95)),
         reserve_factor_frac=draw(st.floats(0.0, 0.5)),
         borrow_cap_usd=draw(st.sampled_from([math.inf, 1e6, 1e8])),
+        supply_cap_asset=draw(st.sampled_from([math.inf, 0.0, 1e2, 1e4, 1e6])),
     )
 
 
@@ -320,6 +322,8 @@ def cases(
             liquidity_delta_frac=np.where(some(), rng.uniform(-0.4, 0.4, e), 0.0)
             if draw(st.booleans())
             else None,
+            freeze_borrow=some() if draw(st.booleans()) else None,
+            pause_oracle=some() if draw(st.booleans()) else None,
         )
     return Case(params, coll, debt, kind, drivers, noise, orders, knobs)
 

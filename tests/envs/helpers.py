@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from levgym.envs import GovernanceEnv, GovernanceVectorEnv, LiquidatorEnv, LiquidatorVectorEnv
+from levgym.envs import (
+    GovernanceEnv,
+    GovernanceV1Env,
+    GovernanceV1VectorEnv,
+    GovernanceVectorEnv,
+    LiquidatorEnv,
+    LiquidatorVectorEnv,
+)
 
 # (env id, single class, vector class, a short horizon in hours: 3 Governance steps, 6 Liquidator steps)
 ENVS = [
     ("levgym/Governance-v0", GovernanceEnv, GovernanceVectorEnv, 3.0),
+    ("levgym/Governance-v1", GovernanceV1Env, GovernanceV1VectorEnv, 3.0),
     ("levgym/Liquidator-v1", LiquidatorEnv, LiquidatorVectorEnv, 1.0),
 ]
 IDS = [e[0].split("/")[1] for e in ENVS]

@@ -1,0 +1,433 @@
+"""The risk steward's action schema: rows of levers, each with bounds, a per-change limit and a
+cool-down, mapping a normalised ``Box(-1, 1)`` action to parameter changes.
+
+A :class:`Lever` is one row: the engine field it moves (a per-env protocol parameter of
+:data:`levgym.engine.schema.STATE_SCHEMA`, or a switch order of :class:`levgym.engine.orders.Orders`),
+its bounds (absolute, or multiples of a per-env reference such as the episode's initial
+collateral), the largest increase and decrease one change may make (absolute, or a share of the
+current value for caps), the cool-down that must pass after a change before the next one, and
+for a switch the longest it may stay on. A :class:`StewardSchema` is the table of rows; its
+:meth:`StewardSchema.apply` turns actions into new values for any batch shape ``[..., L]`` (one
+market ``[E, L]`` here, a reserve per asset ``[E, K, L]`` in a multi-asset env), so an env that
+governs several reserves reuses the same rows per reserve.
+
+The limits follow how risk stewards work on Aave: the Generalized Risk Stewards cap LT, LTV and
+bonus moves to small absolute steps with a minimum delay between updates of one parameter, and
+Chaos Labs' Edge risk oracles raise supply and borrow caps by at most 100% per 3 days. The
+parameters that must hold together are projected after the steps
+(:func:`project_risk`): ``LTV <= LT`` and ``LT * (1 + bonus) <= 1 - margin``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..engine.orders import SWITCHES
+from ..engine.schema import PARAM_FIELDS
+from .features import Feature
+
+KINDS = ("level", "switch")
+
+
+def _finite(name: str, value: float, lo: float = 0.0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"lever {name}: {value!r} must be a finite number")
+    if value < lo:
+        raise ValueError(f"lever {name}: {value:g} is out of range; allowed >= {lo:g}")
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One row of the steward's schema.
+
+    A ``level`` lever moves an engine parameter: an action ``a`` in ``[-1, 1]`` with
+    ``|a| <= deadband`` leaves it alone; otherwise its share ``f = (|a| - deadband) / (1 -
+    deadband)`` of the largest change is applied, ``+f * step_up`` or ``-f * step_down``
+    (times the current value when ``relative``), and the result is clipped to the bounds. A
+    ``switch`` lever turns an order on when ``a > deadband`` and off otherwise.
+
+    A change (the value moved, for any reason) starts the cool-down: the lever does not move
+    again until ``cooldown_h`` hours have passed. A switch may go off at any time, but on again
+    only ``cooldown_h`` hours after it went off, and it goes off by itself after ``max_on_h``.
+    """
+
+    name: str
+    """Name of the action component (and of the observation features of this lever)."""
+    target: str
+    """The engine field it moves: a protocol parameter of the state, or a switch order."""
+    kind: str
+    """``level`` (a parameter) or ``switch`` (an order that is on or off)."""
+    unit: str
+    """Unit of the value (as the engine field's)."""
+    low: float
+    """Lower bound (times the reference ``bounds_of`` when given)."""
+    high: float
+    """Upper bound (times the reference ``bounds_of`` when given)."""
+    step_up: float = 0.0
+    """Largest increase of one change (a share of the current value when ``relative``)."""
+    step_down: float = 0.0
+    """Largest decrease of one change (a share of the current value when ``relative``)."""
+    relative: bool = False
+    """Steps are shares of the current value (caps) rather than absolute amounts."""
+    cooldown_h: float = 0.0
+    """Hours after a change before the next one (a switch: after it went off, before it goes on)."""
+    max_on_h: float = math.inf
+    """A switch goes off by itself after this many hours on."""
+    deadband: float = 0.0
+    """Actions with ``|a|`` up to this leave a level alone; a switch is on above it."""
+    bounds_of: str | None = None
+    """Name of a per-env reference value the bounds are multiples of (``None``: absolute)."""
+    doc: str = ""
+    """What the lever does, one line."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"lever {self.name}: kind {self.kind!r}; allowed {', '.join(KINDS)}")
+        allowed = SWITCHES if self.kind == "switch" else PARAM_FIELDS
+        if self.target not in allowed:
+            raise ValueError(
+                f"lever {self.name}: target {self.target!r}; allowed for a {self.kind} "
+                f"{', '.join(allowed)}"
+            )
+        for name in ("low", "high", "step_up", "step_down", "cooldown_h"):
+            _finite(f"{self.name}.{name}", getattr(self, name))
+        if not self.low <= self.high:
+            raise ValueError(f"lever {self.name}: low={self.low:g} > high={self.high:g}")
+        if not (isinstance(self.max_on_h, int | float) and self.max_on_h > 0):
+            raise ValueError(f"lever {self.name}: max_on_h={self.max_on_h!r}; allowed > 0")
+        if not 0.0 <= self.deadband < 1.0:
+            raise ValueError(f"lever {self.name}: deadband={self.deadband:g}; allowed [0, 1)")
+        if self.relative and self.step_down > 1.0:
+            raise ValueError(
+                f"lever {self.name}: a relative step_down={self.step_down:g} would go below 0; "
+                "allowed <= 1"
+            )
+
+    @property
+    def is_switch(self) -> bool:
+        return self.kind == "switch"
+
+    def limit_text(self) -> str:
+        """The per-change limit in words (for the generated table)."""
+        if self.is_switch:
+            on = "no limit" if math.isinf(self.max_on_h) else f"at most {self.max_on_h:g} h"
+            return f"on when a > {self.deadband:g}; {on} on"
+        if self.relative:
+            return f"+{100 * self.step_up:g}% / -{100 * self.step_down:g}%"
+        return f"+{self.step_up:g} / -{self.step_down:g}"
+
+
+@dataclass
+class StewardClock:
+    """Per-lever timing state of a batch ``[..., L]``: when each lever last changed and, for
+    switches, since when it is on (``nan`` while off)."""
+
+    last_change_h: np.ndarray
+    on_since_h: np.ndarray
+
+    @classmethod
+    def new(cls, shape: tuple[int, ...]) -> StewardClock:
+        return cls(np.full(shape, -np.inf), np.full(shape, np.nan))
+
+    def reset(self, mask: np.ndarray) -> None:
+        """Forget the timing of the batch entries in ``mask`` (a new episode)."""
+        self.last_change_h[mask] = -np.inf
+        self.on_since_h[mask] = np.nan
+
+
+def _per_lever(now_h: Any) -> np.ndarray:
+    """A time (number or per batch entry ``[...]``) broadcastable against ``[..., L]``."""
+    now = np.asarray(now_h, dtype=np.float64)
+    return now[..., None] if now.ndim else now
+
+
+def project_risk(ltv: Any, lt: Any, bonus: Any, margin: float) -> tuple[Any, Any]:
+    """``(ltv, lt)`` projected so that ``LT * (1 + bonus) <= 1 - margin`` (LT gives way to the
+    bonus: liquidators stay paid) and ``LTV <= LT``."""
+    lt = np.minimum(lt, (1.0 - margin) / (1.0 + bonus))
+    return np.minimum(ltv, lt), lt
+
+
+@dataclass(frozen=True)
+class StewardSchema:
+    """The steward's levers as rows; the action is one component per row, in order."""
+
+    levers: tuple[Lever, ...]
+    margin: float = 0.001
+    """The projection keeps ``LT * (1 + bonus) <= 1 - margin``."""
+    on_target_tol: float = field(default=1e-12, repr=False)
+    """A value that moved by less than this (relative) did not change."""
+
+    def __post_init__(self) -> None:
+        names = [v.name for v in self.levers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"steward levers must have distinct names; got {names}")
+        targets = [v.target for v in self.levers]
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"steward levers must move distinct fields; got {targets}")
+        if not 0.0 < self.margin < 0.5:
+            raise ValueError(f"steward margin={self.margin:g}; allowed (0, 0.5)")
+
+    # ------------------------------------------------------------------ description
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.levers)
+
+    def index(self) -> dict[str, int]:
+        return {v.name: i for i, v in enumerate(self.levers)}
+
+    def by_target(self) -> dict[str, int]:
+        return {v.target: i for i, v in enumerate(self.levers)}
+
+    @property
+    def level_columns(self) -> np.ndarray:
+        return np.array([not v.is_switch for v in self.levers])
+
+    def action_features(self) -> tuple[Feature, ...]:
+        """The action components (name, meaning, -1, 1), one per lever."""
+        out = []
+        for v in self.levers:
+            if v.is_switch:
+                text = f"{v.doc}: on when > {v.deadband:g}"
+            else:
+                text = f"{v.doc}: change, x its per-change limit"
+            out.append(Feature(v.name, text, -1.0, 1.0))
+        return tuple(out)
+
+    def markdown_table(self) -> str:
+        """The schema as a Markdown table (the docs' generated ``steward-levers`` block)."""
+        lines = [
+            "| index | lever | moves | kind | bounds | per change | cool-down | meaning |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for i, v in enumerate(self.levers):
+            ref = f" x `{v.bounds_of}`" if v.bounds_of else ""
+            bounds = "off / on" if v.is_switch else f"[{v.low:g}, {v.high:g}]{ref} ({v.unit})"
+            cool = f"{v.cooldown_h:g} h" if v.cooldown_h else "none"
+            if v.is_switch and v.cooldown_h:
+                cool = f"{v.cooldown_h:g} h off before on again"
+            lines.append(
+                f"| {i} | `{v.name}` | `{v.target}` | {v.kind} | {bounds} | {v.limit_text()} | "
+                f"{cool} | {v.doc} |"
+            )
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ bounds
+    def bounds(
+        self, refs: Mapping[str, np.ndarray], shape: tuple[int, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds ``shape + (L,)``; ``refs`` holds the per-entry references
+        (arrays of ``shape``) that relative bounds are multiples of."""
+        low = np.empty((*shape, len(self.levers)))
+        high = np.empty_like(low)
+        for j, v in enumerate(self.levers):
+            scale = 1.0
+            if v.bounds_of is not None:
+                if v.bounds_of not in refs:
+                    raise ValueError(
+                        f"lever {v.name} needs the reference {v.bounds_of!r}; given {sorted(refs)}"
+                    )
+                scale = np.asarray(refs[v.bounds_of], dtype=np.float64)
+            low[..., j] = v.low * scale
+            high[..., j] = v.high * scale
+        return low, high
+
+    def check_contains(self, values: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+        """Raise a ValueError naming the lever when a starting value lies outside its bounds."""
+        for j, v in enumerate(self.levers):
+            x = values[..., j]
+            if v.is_switch:
+                bad = ~np.isin(x, (0.0, 1.0))
+            else:
+                tol = 1e-9 * np.maximum(np.abs(high[..., j]), 1.0)
+                bad = (x < low[..., j] - tol) | (x > high[..., j] + tol)
+            if np.any(bad):
+                k = np.argwhere(np.atleast_1d(bad))[0]
+                xv = float(np.atleast_1d(x)[tuple(k)])
+                lo, hi = (
+                    float(np.atleast_1d(low[..., j])[tuple(k)]),
+                    float(np.atleast_1d(high[..., j])[tuple(k)]),
+                )
+                raise ValueError(
+                    f"{v.target}={xv:g} is outside lever {v.name}'s bounds; allowed "
+                    f"[{lo:g}, {hi:g}] (change the starting parameters or the lever)"
+                )
+
+    # ------------------------------------------------------------------ the step
+    def ready(self, clock: StewardClock, now_h: Any) -> np.ndarray:
+        """Whether each lever may change now ``[..., L]`` (its cool-down has passed; a switch
+        that is on may always go off). ``now_h``: a number, or the time of each batch entry."""
+        cool = np.array([v.cooldown_h for v in self.levers])
+        now = _per_lever(now_h)
+        return (now - clock.last_change_h >= cool - 1e-9) | ~np.isnan(clock.on_since_h)
+
+    def cooldown_left(self, clock: StewardClock, now_h: Any) -> np.ndarray:
+        """Share of each lever's cool-down still to run ``[..., L]`` in [0, 1] (0: ready)."""
+        cool = np.array([v.cooldown_h for v in self.levers])
+        left = cool - (_per_lever(now_h) - clock.last_change_h)
+        share = np.where(cool > 0, left / np.where(cool > 0, cool, 1.0), 0.0)
+        share = np.where(np.isnan(clock.on_since_h), share, 0.0)
+        return np.clip(share, 0.0, 1.0)
+
+    def apply(
+        self,
+        values: np.ndarray,
+        action: np.ndarray,
+        clock: StewardClock,
+        now_h: Any,
+        low: np.ndarray,
+        high: np.ndarray,
+        fixed: Mapping[str, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """New lever values ``[..., L]`` after ``action`` ``[..., L]`` (finite; clipped to
+        ``[-1, 1]``) at time ``now_h``; updates ``clock``. Returns ``(values, changed)``.
+
+        Steps: levels move by their share of the per-change limit where ready, clipped to the
+        bounds; switches turn on where ``a > deadband`` and ready, off where ``a <= deadband``
+        or after ``max_on_h``; then :func:`project_risk` on the LTV, LT and bonus (``fixed``
+        gives those that are not levers here). A value that moved starts its cool-down.
+        """
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        now = np.asarray(now_h, dtype=np.float64)
+        old = np.asarray(values, dtype=np.float64)
+        new = old.copy()
+        ready = self.ready(clock, now_h)
+        for j, v in enumerate(self.levers):
+            aj = a[..., j]
+            if v.is_switch:
+                was_on = old[..., j] != 0.0
+                want_on = aj > v.deadband
+                expired = was_on & (now - clock.on_since_h[..., j] >= v.max_on_h - 1e-9)
+                on = np.where(was_on, want_on & ~expired, want_on & ready[..., j])
+                new[..., j] = on.astype(np.float64)
+                continue
+            f = np.clip((np.abs(aj) - v.deadband) / (1.0 - v.deadband), 0.0, 1.0)
+            up = aj > 0
+            size = np.where(up, v.step_up, -v.step_down) * f
+            delta = size * old[..., j] if v.relative else size
+            moved = np.clip(old[..., j] + delta, low[..., j], high[..., j])
+            new[..., j] = np.where(ready[..., j] & (f > 0), moved, old[..., j])
+        self._project(new, fixed or {})
+        tol = self.on_target_tol * np.maximum(np.abs(old), 1.0)
+        changed = np.abs(new - old) > tol
+        stamp = np.broadcast_to(_per_lever(now_h), changed.shape)
+        clock.last_change_h[changed] = stamp[changed]
+        switch = ~self.level_columns
+        turned_on = changed & switch & (new != 0.0)
+        turned_off = changed & switch & (new == 0.0)
+        clock.on_since_h[turned_on] = stamp[turned_on]
+        clock.on_since_h[turned_off] = np.nan
+        return new, changed
+
+    def _project(self, new: np.ndarray, fixed: Mapping[str, np.ndarray]) -> None:
+        col = self.by_target()
+        names = ("ltv", "liquidation_threshold", "liquidation_bonus")
+        if not any(n in col for n in names):
+            return
+        got = {}
+        for n in names:
+            if n in col:
+                got[n] = new[..., col[n]]
+            elif n in fixed:
+                got[n] = np.asarray(fixed[n], dtype=np.float64)
+            else:
+                raise ValueError(
+                    f"the steward moves some of {', '.join(names)}; pass the others ({n}) in fixed"
+                )
+        ltv, lt = project_risk(
+            got["ltv"], got["liquidation_threshold"], got["liquidation_bonus"], self.margin
+        )
+        if "ltv" in col:
+            new[..., col["ltv"]] = ltv
+        if "liquidation_threshold" in col:
+            new[..., col["liquidation_threshold"]] = lt
+
+
+def lever_table(levers: Sequence[Lever]) -> str:
+    """The Markdown table of a sequence of levers (see :meth:`StewardSchema.markdown_table`)."""
+    return StewardSchema(tuple(levers)).markdown_table()
+
+
+# ---------------------------------------------------------------------- Governance-v1's rows
+DAY_H = 24.0
+
+GOVERNANCE_V1_LEVERS: tuple[Lever, ...] = (
+    Lever(
+        "supply_cap", "supply_cap_asset", "level", "asset", 0.25, 4.0,
+        step_up=1.0, step_down=0.5, relative=True, cooldown_h=3 * DAY_H,
+        bounds_of="initial_collateral_asset",
+        doc="supply cap of the collateral (Chaos Labs' Edge: +100% per 3 days)",
+    ),
+    Lever(
+        "borrow_cap", "borrow_cap_usd", "level", "debt", 0.25, 4.0,
+        step_up=1.0, step_down=0.5, relative=True, cooldown_h=3 * DAY_H,
+        bounds_of="initial_debt_usd",
+        doc="borrow cap of the debt asset (Chaos Labs' Edge: +100% per 3 days)",
+    ),
+    Lever(
+        "ltv", "ltv", "level", "frac", 0.40, 0.93, step_up=0.005, step_down=0.01,
+        doc="loan-to-value limit of new borrowing (kept <= LT)",
+    ),
+    Lever(
+        "liquidation_threshold", "liquidation_threshold", "level", "frac", 0.50, 0.95,
+        step_up=0.005, step_down=0.005,
+        doc="liquidation threshold (a cut liquidates users of the live book)",
+    ),
+    Lever(
+        "liquidation_bonus", "liquidation_bonus", "level", "frac", 0.02, 0.15,
+        step_up=0.005, step_down=0.005,
+        doc="liquidation bonus (a dynamic bonus against toxic spirals)",
+    ),
+    Lever(
+        "close_factor", "close_factor", "level", "frac", 0.2, 1.0, step_up=0.25, step_down=0.25,
+        doc="share of debt one liquidation may repay above the full-close HF",
+    ),
+    Lever(
+        "slope2", "slope2_apr", "level", "apr", 0.05, 3.0, step_up=0.25, step_down=0.25,
+        cooldown_h=6.0, doc="rate slope above the kink (Chaos Labs' slope2 oracle)",
+    ),
+    Lever(
+        "optimal_utilization", "optimal_utilization_frac", "level", "frac", 0.5, 0.95,
+        step_up=0.05, step_down=0.05, cooldown_h=6.0, doc="kink of the rate curve",
+    ),
+    Lever(
+        "freeze_borrow", "freeze_borrow", "switch", "bool", 0.0, 1.0, cooldown_h=6.0,
+        max_on_h=DAY_H, deadband=0.5,
+        doc="circuit breaker: freeze new supply and borrowing",
+    ),
+    Lever(
+        "pause_oracle", "pause_oracle", "switch", "bool", 0.0, 1.0, cooldown_h=DAY_H,
+        max_on_h=2.0, deadband=0.5,
+        doc="hold the oracle at its last answer (a stale or manipulated feed)",
+    ),
+)  # fmt: skip
+"""The levers of ``levgym/Governance-v1``: caps, the risk parameters, the rate curve and the
+circuit breakers. LT, LTV and bonus move in small absolute steps every hour (the order of
+Aave's steward caps, per hour); caps move by at most +100% / -50% once per 3 days (Chaos
+Labs' Edge cap updates); slope2 and the kink once per 6 hours; the freeze lasts at most a day
+and the oracle pause two hours (then the feed must resume)."""
+
+GOVERNANCE_V1_SCHEMA = StewardSchema(GOVERNANCE_V1_LEVERS)
+
+
+def steward_table() -> str:
+    """The generated docs block ``steward-levers``: Governance-v1's schema."""
+    return GOVERNANCE_V1_SCHEMA.markdown_table()
+
+
+__all__ = [
+    "GOVERNANCE_V1_LEVERS",
+    "GOVERNANCE_V1_SCHEMA",
+    "KINDS",
+    "Lever",
+    "StewardClock",
+    "StewardSchema",
+    "lever_table",
+    "project_risk",
+    "steward_table",
+]
