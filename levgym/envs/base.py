@@ -201,6 +201,48 @@ class LevgymVectorEnv(VectorEnv):
         """Fill ``self._obs`` ``[E, F]`` from the current state."""
         raise NotImplementedError
 
+    def _step_kernel_buffers(self, outputs: int, lags_h: tuple[float, float]) -> None:
+        """Scratch and constants shared by the step kernels (:mod:`levgym.envs.programs`), made
+        once on the first packed step: orders, drivers, noise and rounds scratch, ``outputs``
+        output rows, the observation thresholds, and the integer and float constants (the
+        tracker's ring and the lags ``lags_h`` of the two log returns the features read)."""
+        from ..engine.fused import PARALLEL_MIN_POSITIONS, pack_orders
+        from ..engine.schema import DRIVER_FIELDS
+        from .programs import FCONST, ICONST
+
+        core, e, n = self.core, self.num_envs, self.num_positions
+        tr = core.tracker
+        self._k_orders = pack_orders(None, e)
+        self._k_drv = np.empty((len(DRIVER_FIELDS), e))
+        self._k_noise = np.empty((e, n))
+        self._k_rounds = np.empty(e)
+        self._k_step_rounds = np.empty(e)
+        self._k_out = np.empty((outputs, e))
+        self._k_thresholds = np.asarray(self._thresholds, dtype=np.float64)
+        ic = np.zeros(len(ICONST), dtype=np.int64)
+        for name, v in dict(
+            substeps=self.substeps_per_step,
+            twap_window=int(self.params.market.twap_window_substeps),
+            ring=tr.length,
+            lag_short=tr.lag(lags_h[0]),
+            lag_long=tr.lag(lags_h[1]),
+            horizon=core.horizon_substeps,
+        ).items():
+            ic[ICONST.index(name)] = v
+        self._k_ic = ic
+        self._k_ic_obs = ic.copy()
+        self._k_ic_obs[ICONST.index("substeps")] = 0
+        self._k_fc = np.zeros(len(FCONST))
+        for name, v in dict(
+            substep_h=self.params.run.substep_h,
+            alpha_short=tr.alpha_short,
+            alpha_long=tr.alpha_long,
+            substeps_per_year=tr.substeps_per_year,
+        ).items():
+            self._k_fc[FCONST.index(name)] = v
+        # a step is substeps_per_step substeps of work: the threshold of one parallel substep
+        self._k_parallel = e > 1 and e * n * self.substeps_per_step >= PARALLEL_MIN_POSITIONS
+
     def _store_observation(self, f: np.ndarray) -> None:
         """Clip the features ``f`` ``[E, F]`` (float64, in place) to the observation bounds, zero
         their NaNs and store them as ``self._obs``. The bounds are finite, so after the clip NaN

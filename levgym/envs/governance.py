@@ -11,9 +11,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..engine.backend import to_numpy
-from ..engine.fused import PARALLEL_MIN_POSITIONS, _params_packed, pack_orders
+from ..engine.fused import _params_packed
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
-from ..engine.schema import DRIVER_FIELDS
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index
@@ -25,7 +24,7 @@ from .formulas import (
     log_return,
     steward_projection,
 )
-from .programs import FCONST, GOVERNANCE_OUTPUTS, ICONST, governance_observe, governance_step
+from .programs import GOVERNANCE_OUTPUTS, governance_observe, governance_step
 
 
 @dataclass(frozen=True)
@@ -415,40 +414,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
     # ------------------------------------------------------------------ the step kernel
     def _kernel_buffers(self) -> None:
         """Scratch and constants of the step kernel (made once, on the first packed step)."""
-        core, e = self.core, self.num_envs
-        tr = core.tracker
-        n = self.num_positions
-        self._k_orders = pack_orders(None, e)
-        self._k_drv = np.empty((len(DRIVER_FIELDS), e))
-        self._k_noise = np.empty((e, n))
-        self._k_rounds = np.empty(e)
-        self._k_step_rounds = np.empty(e)
-        self._k_out = np.empty((len(GOVERNANCE_OUTPUTS), e))
-        self._k_thresholds = np.asarray(self._thresholds, dtype=np.float64)
-        self._k_ic = np.zeros(len(ICONST), dtype=np.int64)
-        ic = dict(
-            substeps=self.substeps_per_step,
-            twap_window=int(self.params.market.twap_window_substeps),
-            ring=tr.length,
-            lag_short=tr.lag(1.0),
-            lag_long=tr.lag(24.0),
-            horizon=core.horizon_substeps,
-        )
-        for name, v in ic.items():
-            self._k_ic[ICONST.index(name)] = v
-        self._k_ic_obs = self._k_ic.copy()
-        self._k_ic_obs[ICONST.index("substeps")] = 0
-        self._k_fc = np.zeros(len(FCONST))
-        fc = dict(
-            substep_h=self.params.run.substep_h,
-            alpha_short=tr.alpha_short,
-            alpha_long=tr.alpha_long,
-            substeps_per_year=tr.substeps_per_year,
-        )
-        for name, v in fc.items():
-            self._k_fc[FCONST.index(name)] = v
-        # a step is substeps_per_step substeps of work: the threshold of one parallel substep
-        self._k_parallel = e > 1 and e * n * self.substeps_per_step >= PARALLEL_MIN_POSITIONS
+        self._step_kernel_buffers(len(GOVERNANCE_OUTPUTS), (1.0, 24.0))
 
     def _kernel_constants(self) -> tuple[np.ndarray, np.ndarray]:
         """The limits and reward weights as the kernel's arrays (remade when they change)."""

@@ -9,11 +9,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..engine.backend import to_numpy
-from ..engine.fused import PARALLEL_MIN_POSITIONS, _params_packed, pack_orders
+from ..engine.fused import _params_packed
 from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from ..engine.rules import sell_asset
-from ..engine.schema import DRIVER_FIELDS
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index
@@ -30,8 +29,6 @@ from .formulas import (
 )
 from .programs import (
     AGENT,
-    FCONST,
-    ICONST,
     LIQUIDATOR_CONSTANTS,
     LIQUIDATOR_OUTPUTS,
     liquidator_observe,
@@ -365,40 +362,9 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
     # ------------------------------------------------------------------ the step kernel
     def _kernel_buffers(self) -> None:
         """Scratch and constants of the step kernel (made once, on the first packed step)."""
-        core, e, n = self.core, self.num_envs, self.num_positions
-        tr = core.tracker
-        self._k_orders = pack_orders(None, e)
-        self._k_drv = np.empty((len(DRIVER_FIELDS), e))
-        self._k_noise = np.empty((e, n))
-        self._k_rounds = np.empty(e)
-        self._k_step_rounds = np.empty(e)
-        self._k_out = np.empty((len(LIQUIDATOR_OUTPUTS), e))
-        self._k_thresholds = np.asarray(self._thresholds, dtype=np.float64)
-        ic = np.zeros(len(ICONST), dtype=np.int64)
-        for name, v in dict(
-            substeps=1,
-            twap_window=int(self.params.market.twap_window_substeps),
-            ring=tr.length,
-            lag_short=tr.lag(self.params.run.substep_h),
-            lag_long=tr.lag(1.0),
-            horizon=core.horizon_substeps,
-        ).items():
-            ic[ICONST.index(name)] = v
-        self._k_ic = ic
-        self._k_ic_obs = ic.copy()
-        self._k_ic_obs[ICONST.index("substeps")] = 0
-        self._k_fc = np.zeros(len(FCONST))
-        for name, v in dict(
-            substep_h=self.params.run.substep_h,
-            alpha_short=tr.alpha_short,
-            alpha_long=tr.alpha_long,
-            substeps_per_year=tr.substeps_per_year,
-        ).items():
-            self._k_fc[FCONST.index(name)] = v
+        self._step_kernel_buffers(len(LIQUIDATOR_OUTPUTS), (self.params.run.substep_h, 1.0))
         self._k_lc_key = -1
         self._k_lc = np.zeros(len(LIQUIDATOR_CONSTANTS))
-        # a step is substeps_per_step substeps of work: the threshold of one parallel substep
-        self._k_parallel = e > 1 and e * n * self.substeps_per_step >= PARALLEL_MIN_POSITIONS
 
     def _kernel_constants(self) -> np.ndarray:
         """The constants as the kernel's array, remade when a settable one changes (the others
