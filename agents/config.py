@@ -12,7 +12,8 @@ import yaml
 
 from levgym.configs import config_dir
 
-ALGOS = ("ppo", "sac", "td3", "a2c")
+ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
+"""SB3's PPO, SAC, TD3 and A2C, and sb3-contrib's RecurrentPPO (PPO with an LSTM policy)."""
 CONFIG_DIR = config_dir("agents")
 
 # Keys that configure the run rather than the SB3 algorithm's constructor.

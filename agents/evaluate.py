@@ -159,8 +159,13 @@ def rollout(
     trace: list[dict[str, float]] = []
     if not gov:
         equity_peak[:] = float(env.initial_cash_usd)
+    # a recurrent policy's hidden state, reset where an episode starts (every env at first)
+    state, starts = None, np.ones(episodes, dtype=bool)
     while not done.all():
-        actions, _ = policy.predict(obs, deterministic=True)
+        actions, state = policy.predict(
+            obs, state=state, episode_start=starts, deterministic=True
+        )
+        starts = np.zeros(episodes, dtype=bool)
         obs, reward, terminated, truncated, info = env.step(actions)
         live = ~done
         acc["return"] += np.where(live, reward, 0.0)

@@ -43,9 +43,15 @@ CHECKPOINT_RE = re.compile(r"model_(\d+)_steps\.zip$")
 
 
 def algo_class(algo: str):
+    """The algorithm class of ``algo`` (one of :data:`agents.config.ALGOS`)."""
+    algo = check_algo(algo)
+    if algo == "recurrent_ppo":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO
     import stable_baselines3 as sb3
 
-    return {"ppo": sb3.PPO, "sac": sb3.SAC, "td3": sb3.TD3, "a2c": sb3.A2C}[check_algo(algo)]
+    return {"ppo": sb3.PPO, "sac": sb3.SAC, "td3": sb3.TD3, "a2c": sb3.A2C}[algo]
 
 
 def git_revision() -> str:

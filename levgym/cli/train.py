@@ -92,7 +92,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--algo",
         default=None,
-        help=f"ppo, sac, td3 or a2c (default {DEFAULT_ALGO})",
+        help=f"ppo, sac, td3, a2c or recurrent_ppo (sb3-contrib's PPO with an LSTM policy) (default {DEFAULT_ALGO})",
     )
     p.add_argument(
         "--config",
@@ -175,13 +175,12 @@ def _check_value(key: str, value: Any, kind: str, low: float | None = None) -> N
 
 def validate_config(env_id: str, algo: str, config: dict[str, Any]) -> None:
     """Every key and value of the resolved hyperparameters, checked before anything starts."""
-    import stable_baselines3 as sb3
-
     from agents.config import RUN_KEYS
+    from agents.train import algo_class
 
     from . import sizing
 
-    cls = {"ppo": sb3.PPO, "sac": sb3.SAC, "td3": sb3.TD3, "a2c": sb3.A2C}[algo]
+    cls = algo_class(algo)
     params = inspect.signature(cls.__init__).parameters
     allowed = sorted({k for k in params if k not in ("self", "policy")} - set(RESERVED))
     allowed += list(RUN_KEYS)

@@ -284,3 +284,52 @@ def test_failed_start_leaves_nothing_in_the_way(tmp_path, monkeypatch, capsys):
     assert main(["train", "--resume", str(left), "--no-progress"]) == 0
     assert "no valid checkpoint" in capsys.readouterr().err
     assert (left / "model.zip").exists()
+
+
+def test_recurrent_ppo_trains_loads_safely_and_keeps_its_memory_in_evaluation(tmp_path):
+    """sb3-contrib's RecurrentPPO: the run folder, a pickle-free load equal to sb3-contrib's own
+    load, and a rollout that carries the LSTM state from step to step (an episode's actions depend
+    on what the policy saw before, which a stateless call would lose)."""
+    import numpy as np
+    from sb3_contrib import RecurrentPPO
+
+    from agents.evaluate import load_model_policy, rollout
+
+    run = train(
+        "levgym/Governance-v1",
+        "recurrent_ppo",
+        total_timesteps=128,
+        seed=0,
+        out=tmp_path / "rppo",
+        hyper=SMALL,
+        progress=False,
+        command="pytest",
+    )
+    policy = load_model_policy(run)
+    assert isinstance(policy.model, RecurrentPPO)
+    reference = RecurrentPPO.load(run / "model.zip", device="cpu")
+    for a, b in zip(
+        policy.model.policy.state_dict().values(),
+        reference.policy.state_dict().values(),
+        strict=True,
+    ):
+        assert np.array_equal(a.numpy(), b.numpy())
+    obs = np.random.default_rng(0).normal(size=(3, *policy.stats.obs_mean.shape)).astype(np.float32)
+    starts = np.ones(3, dtype=bool)
+    first, state = policy.predict(obs, episode_start=starts)
+    again, _ = policy.predict(obs, state=state, episode_start=~starts)
+    fresh, _ = policy.predict(obs, state=state, episode_start=starts)
+    assert np.array_equal(first, fresh) and not np.array_equal(first, again)
+
+    calls: list[tuple[bool, bool]] = []
+
+    class Spy:
+        def predict(self, observation, state=None, episode_start=None, deterministic=True):
+            calls.append((state is None, bool(np.all(episode_start))))
+            return policy.predict(observation, state, episode_start, deterministic)
+
+    env_kwargs = {"num_positions": 16, "horizon_h": 6}
+    out = rollout(Spy(), "levgym/Governance-v1", "gbm_calm", 2, 1000, env_kwargs)
+    assert np.isfinite(out["metrics"]["return"]).all()
+    # the first call starts every episode without a state; later calls pass the state back on
+    assert calls[0] == (True, True) and all(c == (False, False) for c in calls[1:])
