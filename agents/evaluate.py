@@ -162,9 +162,7 @@ def rollout(
     # a recurrent policy's hidden state, reset where an episode starts (every env at first)
     state, starts = None, np.ones(episodes, dtype=bool)
     while not done.all():
-        actions, state = policy.predict(
-            obs, state=state, episode_start=starts, deterministic=True
-        )
+        actions, state = policy.predict(obs, state=state, episode_start=starts, deterministic=True)
         starts = np.zeros(episodes, dtype=bool)
         obs, reward, terminated, truncated, info = env.step(actions)
         live = ~done
