@@ -88,23 +88,9 @@ def ceiling_returns(
         num_envs=g * episodes, scenarios=[scenario], split="eval", **dict(env_kwargs or {})
     )
     venv.reset(seed=[seed + i for _ in range(g) for i in range(episodes)])
-    schema = venv.schema
-    col = schema.index()
-    start = venv.lever_values()
-    values = start.copy()
-    for k, point in enumerate(points):
-        rows = slice(k * episodes, (k + 1) * episodes)
-        for name, v in point.items():
-            if name not in col:
-                raise ValueError(f"ceiling grid names lever {name!r}; allowed {', '.join(col)}")
-            j = col[name]
-            lever = schema.levers[j]
-            if lever.bounds_of is not None:  # a multiple of the episode's reference
-                values[rows, j] = v * venv.references[lever.bounds_of][rows]
-            else:
-                values[rows, j] = v
+    values = _lever_matrix(venv, points, np.repeat(np.arange(g), episodes))
     venv.set_levers(values)
-    hold = np.zeros((venv.num_envs, len(schema.levers)))
+    hold = np.zeros((venv.num_envs, len(venv.schema.levers)))
     total = np.zeros(venv.num_envs)
     done = np.zeros(venv.num_envs, dtype=bool)
     while not done.all():
@@ -121,6 +107,91 @@ def ceiling_returns(
     }
 
 
+def _lever_matrix(venv: Any, points: Sequence[dict[str, float]], assign: np.ndarray) -> np.ndarray:
+    """Lever values ``[E, L]``: each env's current levers with those its grid point
+    ``points[assign[e]]`` names set (caps as multiples of the env's episode reference)."""
+    schema = venv.schema
+    col = schema.index()
+    values = venv.lever_values()
+    for k, point in enumerate(points):
+        rows = assign == k
+        if not rows.any():
+            continue
+        for name, v in point.items():
+            if name not in col:
+                raise ValueError(f"ceiling grid names lever {name!r}; allowed {', '.join(col)}")
+            j = col[name]
+            lever = schema.levers[j]
+            if lever.bounds_of is not None:  # a multiple of the episode's reference
+                values[rows, j] = v * venv.references[lever.bounds_of][rows]
+            else:
+                values[rows, j] = v
+    return values
+
+
+def piecewise_ceiling_returns(
+    scenario: str,
+    episodes: int,
+    seed: int,
+    env_kwargs: Mapping[str, Any] | None = None,
+    grid: CeilingGrid | None = None,
+    segments: int = 3,
+) -> dict[str, Any]:
+    """A second ceiling: per episode, a schedule of grid points that may change at the starts of
+    ``segments`` equal parts of the episode, chosen greedily forward in hindsight.
+
+    Pass ``j`` replays every episode from its start with the points already chosen for parts
+    ``0 .. j-1`` and, from part ``j`` on, each grid point in turn (held to the end); each episode
+    keeps the point of its best replay for part ``j``. Pass 0 is the fixed ceiling of
+    :func:`ceiling_returns`, and every later pass can keep the point it had, so the result is
+    never below the fixed ceiling; being greedy, it is a lower bound on the best schedule. Costs
+    ``segments`` times the fixed ceiling. Returns ``returns`` ``[G, episodes]`` of the last pass,
+    ``best`` per episode, ``schedule`` ``[segments, episodes]`` (grid indices) and ``fixed_best``
+    (pass 0's best, the fixed ceiling)."""
+    from levgym.envs import GovernanceV1VectorEnv
+
+    if isinstance(segments, bool) or not isinstance(segments, int) or segments < 1:
+        raise ValueError(f"segments={segments!r} is not allowed; allowed a whole number >= 1")
+    points = (grid or CeilingGrid()).points()
+    g = len(points)
+    venv = GovernanceV1VectorEnv(
+        num_envs=g * episodes, scenarios=[scenario], split="eval", **dict(env_kwargs or {})
+    )
+    length = -(-venv.max_steps // segments)  # steps per part (the last may be shorter)
+    candidates = np.repeat(np.arange(g), episodes)
+    schedule = np.zeros((segments, episodes), dtype=np.int64)
+    hold = np.zeros((venv.num_envs, len(venv.schema.levers)))
+    fixed_best = returns = None
+    for j in range(segments):
+        venv.reset(seed=[seed + i for _ in range(g) for i in range(episodes)])
+        total = np.zeros(venv.num_envs)
+        done = np.zeros(venv.num_envs, dtype=bool)
+        t = 0
+        while not done.all():
+            if t % length == 0 and t // length <= j:
+                part = t // length
+                assign = candidates if part == j else np.tile(schedule[part], g)
+                venv.set_levers(_lever_matrix(venv, points, assign), envs=~done)
+            _, reward, terminated, truncated, _ = venv.step(hold)
+            total += np.where(done, 0.0, reward)
+            done |= terminated | truncated
+            t += 1
+        returns = total.reshape(g, episodes)
+        schedule[j] = returns.argmax(axis=0)
+        schedule[j + 1 :] = schedule[j]
+        if j == 0:
+            fixed_best = returns.max(axis=0)
+    venv.close()
+    assert returns is not None and fixed_best is not None
+    return {
+        "points": points,
+        "returns": returns,
+        "best": returns.max(axis=0),
+        "schedule": schedule,
+        "fixed_best": fixed_best,
+    }
+
+
 def ceiling_for_suite(
     scenarios: Sequence[str],
     episodes: int,
@@ -132,4 +203,10 @@ def ceiling_for_suite(
     return {s: ceiling_returns(s, episodes, seed, env_kwargs, grid) for s in scenarios}
 
 
-__all__ = ["CEILING_ENV", "CeilingGrid", "ceiling_for_suite", "ceiling_returns"]
+__all__ = [
+    "CEILING_ENV",
+    "CeilingGrid",
+    "ceiling_for_suite",
+    "ceiling_returns",
+    "piecewise_ceiling_returns",
+]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agents.baselines import make_baseline
-from agents.ceiling import CeilingGrid, ceiling_returns
+from agents.ceiling import CeilingGrid, ceiling_returns, piecewise_ceiling_returns
 from agents.evaluate import rollout
 from agents.stats import compare, gap_closed, holm, paired
 
@@ -79,6 +79,25 @@ def test_the_ceiling_includes_static_and_is_never_below_it():
     assert np.all(c["best"] == c["returns"].max(axis=0))
     with pytest.raises(ValueError, match="lever 'nope'"):
         ceiling_returns("calm", 1, 1_000_000, env_kwargs, CeilingGrid({"nope": (1.0,)}))
+
+
+def test_the_piecewise_ceiling_starts_from_the_fixed_one_and_never_falls_below_it():
+    env_kwargs = {"num_positions": 24, "horizon_h": 48.0}
+    grid = CeilingGrid(
+        {"ltv,liquidation_threshold": ((0.825, 0.86), (0.70, 0.75)), "close_factor": (0.5, 1.0)}
+    )
+    fixed = ceiling_returns("regime_stress", 4, 1_000_000, env_kwargs, grid)
+    pw = piecewise_ceiling_returns("regime_stress", 4, 1_000_000, env_kwargs, grid, segments=3)
+    # pass 0 holds each point from the start: exactly the fixed ceiling
+    np.testing.assert_array_equal(pw["fixed_best"], fixed["best"])
+    assert np.all(pw["best"] >= pw["fixed_best"])
+    assert pw["schedule"].shape == (3, 4) and pw["returns"].shape == (4, 4)
+    # the last pass replays the chosen schedule: its best is the return of that schedule, and
+    # replaying that schedule's point for the last part again gives the same return (no drift)
+    j = pw["schedule"][-1]
+    np.testing.assert_array_equal(pw["best"], pw["returns"][j, np.arange(4)])
+    with pytest.raises(ValueError, match="segments=0"):
+        piecewise_ceiling_returns("regime_stress", 1, 1_000_000, env_kwargs, grid, segments=0)
 
 
 def test_the_paired_verdict_names_each_group():
