@@ -205,6 +205,17 @@ class MarketRunner:
         """Tell the runner that a kernel wrote into its packed buffers (drops the state copy)."""
         self._snapshot = None
 
+    def set_fields(self, values: Mapping[str, Any]) -> None:
+        """Write per-env fields ``{name: [E] values}`` into the state (the same as
+        ``state = state.replace(**values)``; in packed mode written into the buffers' rows)."""
+        if self.packed is None:
+            assert self._state is not None
+            self._state = self._state.replace(**values)
+            return
+        for name, v in values.items():
+            self.packed.env[ENV_ROW_INDEX[name]] = v
+        self._snapshot = None
+
     def field(self, name: str) -> np.ndarray:
         """The current ``[E]`` values of the per-env field ``name`` (numpy). In packed mode a
         view of the buffers: read it before the next substep, do not keep it."""

@@ -132,6 +132,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
     ACTIONS = GOVERNANCE_V1_ACTIONS
     DEFAULT_SCENARIOS = DEFAULT_GOVERNANCE_V1_SCENARIOS
     TERMINAL_CAUSE = "insolvency"
+    PACKED = True  # numba keeps the state in packed buffers between substeps (same numbers)
     SHARED_SETTABLE: ClassVar[tuple[str, ...]] = (
         "w_bad_debt",
         "w_liquidation",
@@ -284,7 +285,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         changes = {
             t: self.core.convert(np.ascontiguousarray(values[:, j])) for j, t in self._levels
         }
-        self.core.state = self.core.state.replace(**changes)
+        self.core.set_fields(changes)
 
     def _orders(self) -> Orders | None:
         if not self._switches:
@@ -319,7 +320,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
                 cur[mask] = value[mask]
                 changes[name] = self.core.convert(cur)
         if changes:
-            self.core.state = s.replace(**changes)
+            self.core.set_fields(changes)
         self.schema.check_contains(self.lever_values()[mask], self._low[mask], self._high[mask])
         self._shortfall[mask] = self._shortfall_now()[mask]
 
@@ -362,31 +363,34 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         sw = ~self.schema.level_columns
         self._switch[:, sw] = new[:, sw]
         orders = self._orders()
-        s = core.state
-        bad0 = to_numpy(s.bad_debt_usd)
-        liqs0 = to_numpy(s.liquidations)
+        # the counters through the runner's fields (a view of its packed buffers when packed:
+        # what must outlive a substep is copied)
+        fld = core.field
+        bad0 = fld("bad_debt_usd").copy()
+        liqs0 = fld("liquidations").copy()
         e = self.num_envs
         liq_loss = np.zeros(e)
         revenue = np.zeros(e)
         liquidated = np.zeros(e)
         bad = np.zeros(e)
         for _ in range(self.substeps_per_step):
-            seized0, repaid0 = s.seized_collateral_asset, s.repaid_by_liquidators_usd
-            reserve0, fee0, bad_0 = s.reserve_income_usd, s.protocol_fee_usd, s.bad_debt_usd
+            seized0 = fld("seized_collateral_asset").copy()
+            repaid0 = fld("repaid_by_liquidators_usd").copy()
+            reserve0 = fld("reserve_income_usd").copy()
+            fee0 = fld("protocol_fee_usd").copy()
+            bad_0 = fld("bad_debt_usd").copy()
             core.substep(orders)
-            s = core.state
-            dp = to_numpy(s.debt_price_usd)
+            dp = fld("debt_price_usd")
             # every debt-side amount in USD at this substep's debt price (v0 added reserve
             # income in debt-asset units to fees in USD)
-            revenue += to_numpy(s.reserve_income_usd - reserve0) * dp + to_numpy(
-                s.protocol_fee_usd - fee0
+            revenue += (fld("reserve_income_usd") - reserve0) * dp + (
+                fld("protocol_fee_usd") - fee0
             )
-            repaid = to_numpy(s.repaid_by_liquidators_usd - repaid0) * dp
+            repaid = (fld("repaid_by_liquidators_usd") - repaid0) * dp
             liquidated += repaid
-            bad += to_numpy(s.bad_debt_usd - bad_0) * dp
-            liq_loss += (
-                to_numpy(s.seized_collateral_asset - seized0) * to_numpy(s.oracle_usd) - repaid
-            )
+            bad += (fld("bad_debt_usd") - bad_0) * dp
+            liq_loss += (fld("seized_collateral_asset") - seized0) * fld("oracle_usd") - repaid
+        s = core.state
 
         agg = core.aggregates(self._thresholds)
         dp = to_numpy(s.debt_price_usd)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from levgym.engine.jit import HAVE_NUMBA
-from levgym.envs import GovernanceVectorEnv, LiquidatorVectorEnv, formulas
+from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv, formulas
 from levgym.envs.liquidator import LiquidatorV0VectorEnv
 from levgym.envs.programs import FR
 
@@ -45,8 +45,13 @@ def _run(cls: type, backend: str, steps: int, horizon_h: float) -> list:
 
 @pytest.mark.parametrize(
     ("cls", "horizon_h"),
-    [(GovernanceVectorEnv, 4.0), (LiquidatorVectorEnv, 1.0), (LiquidatorV0VectorEnv, 1.0)],
-    ids=["Governance-v0", "Liquidator-v1", "Liquidator-v0"],
+    [
+        (GovernanceVectorEnv, 4.0),
+        (GovernanceV1VectorEnv, 12.0),  # packed buffers, its step still in Python
+        (LiquidatorVectorEnv, 1.0),
+        (LiquidatorV0VectorEnv, 1.0),
+    ],
+    ids=["Governance-v0", "Governance-v1", "Liquidator-v1", "Liquidator-v0"],
 )
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_step_kernel_equals_the_array_path(cls, horizon_h, backend):
