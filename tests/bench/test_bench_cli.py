@@ -52,7 +52,12 @@ def _check(out, tmp_path, backends):
     for r in rows:
         assert _positive_finite(r["env_steps_per_s"]), r
         assert r["cascade_rounds"] >= 0 and r["substeps"] >= r["steps"]
-    assert {r["env"] for r in rows} == {"Governance-v0", "Liquidator-v1", "Liquidator-v0"}
+    assert {r["env"] for r in rows} == {
+        "Governance-v0",
+        "Liquidator-v1",
+        "Governance-v1",
+        "Liquidator-v0",
+    }
     starts = out["episode_starts"]
     assert starts and all(_positive_finite(r["us_per_env"]) for r in starts)
     assert "peer" not in out  # measured only with --peer DIR
