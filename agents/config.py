@@ -26,6 +26,7 @@ RUN_KEYS = (
     "checkpoint_freq",
     "policy",
     "torch_threads",
+    "curriculum",
 )
 
 

@@ -28,6 +28,7 @@ from levgym.io import write_json, write_text
 
 from .callbacks import ProtocolMetricsCallback
 from .config import apply_overrides, check_algo, load_config, split_config
+from .curriculum import Curriculum, CurriculumCallback
 from .persist import (
     NormStats,
     UnsafeFileError,
@@ -307,6 +308,10 @@ def train(
         if point is None:
             say(f"no valid checkpoint in {run_dir}; starting from scratch")
 
+    curriculum = None
+    if run.get("curriculum") is not None:
+        curriculum = Curriculum.from_config(run["curriculum"])
+
     import torch
 
     # small MLPs on a few cores train faster on one thread, and the env's kernel keeps the others
@@ -369,7 +374,8 @@ def train(
         model.set_logger(configure(str(logs / f"session_{session}"), ["csv", "tensorboard"]))
         freq = max(int(run.get("checkpoint_freq", max(total // 5, 1))) // n_envs, 1)
         saver = CheckpointSaver(freq, run_dir, venv)
-        callbacks = CallbackList([saver, ProtocolMetricsCallback()])
+        extra = [] if curriculum is None else [CurriculumCallback(curriculum, total)]
+        callbacks = CallbackList([saver, ProtocolMetricsCallback(), *extra])
         remaining = total - start_steps
         if remaining > 0:
             with _stop_on_sigint(saver):

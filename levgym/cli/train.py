@@ -42,6 +42,7 @@ RUN_CHECKS: dict[str, tuple[str, float | None]] = {
     "normalize_reward": ("bool", None),
     "policy": ("str", None),
     "env_kwargs": ("dict", None),
+    "curriculum": ("dict", None),
 }
 
 # Constructor arguments with a range beyond their type: (low, high, low open).
@@ -226,7 +227,17 @@ def validate_config(env_id: str, algo: str, config: dict[str, Any]) -> None:
     sizing.check_env_kwargs("n_envs", env_id, int(config.get("n_envs", 8)), env_kwargs)
     # a one-env build checks the env's own values (scenario names, horizon multiple of a step, ...)
     env = sizing.env_class(env_id)(num_envs=1, **env_kwargs)
-    env.close()
+    try:
+        if config.get("curriculum") is not None:
+            from agents.curriculum import Curriculum
+
+            try:
+                cur = Curriculum.from_config(config["curriculum"])
+                cur.overrides(cur.start_frac, env.scenario_names, env.scenario_knobs)
+            except ValueError as exc:
+                raise CliError(f"--hyper {exc}") from None
+    finally:
+        env.close()
 
 
 def check_train_device(device: str) -> None:

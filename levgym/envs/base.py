@@ -17,6 +17,7 @@ from gymnasium.vector.utils import batch_space
 from ..engine.backend import to_numpy
 from ..engine.params import EngineParams, ProtocolParams
 from ..engine.state import PARAM_FIELDS, set_protocol_params
+from ..scenarios.base import get as get_scenario
 from .core import BatchedMarket, ScenarioSpec, horizon_steps, resolve_params, resolve_scenarios
 from .features import Feature, bounds
 
@@ -461,6 +462,33 @@ class LevgymVectorEnv(VectorEnv):
 
     def _check_protocol(self, value: ProtocolParams) -> None:
         """Env-specific checks of protocol parameters written by ``set_env_attr``."""
+
+    @property
+    def scenario_names(self) -> tuple[str, ...]:
+        """The scenarios of the mixture."""
+        return tuple(self.core.scenarios)
+
+    @property
+    def scenario_knobs(self) -> dict[str, dict[str, Any]]:
+        """The knobs set on top of each scenario's defaults (a copy)."""
+        return {k: dict(v) for k, v in self.core.scenario_overrides.items()}
+
+    def set_scenario_knobs(self, overrides: Mapping[str, Mapping[str, Any]]) -> None:
+        """Set knobs of scenarios in the mixture for the episodes that start from now on
+        (``{scenario: {knob: value}}``, on top of those given at construction; episodes under
+        way keep their paths). Scenario and knob names are checked first (a ValueError names
+        them); values are checked by the scenario when it draws an episode."""
+        core = self.core
+        merged = {k: dict(v) for k, v in core.scenario_overrides.items()}
+        for name, knobs in overrides.items():
+            if name not in core.scenarios:
+                raise ValueError(
+                    f"scenario {name!r} is not in the mixture; allowed {', '.join(core.scenarios)}"
+                )
+            merged.setdefault(name, {}).update(dict(knobs))
+        for name in overrides:
+            get_scenario(name).resolve_knobs(merged[name])
+        core.scenario_overrides = merged
 
     def call_env(self, name: str, env: int, *args: Any, **kwargs: Any) -> Any:
         """Call method ``name`` for env ``env``: ``render`` draws that env; any other public
