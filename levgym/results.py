@@ -132,6 +132,13 @@ _add("bad_debt_definition", "label", "`written_off` or `written_off_plus_underwa
 _add("bad_debt_definition_text", "label", "the bad-debt definition in words", ST)
 _add("se_method", "label", "standard-error method (`analytic` or `bootstrap`)", ST)
 _add("wall_time_s", "s", "wall time of the command", ST)
+_add(
+    "executor",
+    "label",
+    "where the batches ran: `this process` or `ray (W workers x T thread(s), ADDRESS)` (the "
+    "numbers do not depend on it)",
+    ST,
+)
 _add("out_dir", "label", "the report folder", ST)
 _add("files", "label", "report files by description", ST, "map")
 
