@@ -21,6 +21,7 @@ COMMANDS = {
     "benchmark": "benchmark",
     "stress": "stress",
     "bench": "bench",
+    "sweep": "sweep",
 }
 
 
