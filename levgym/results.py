@@ -669,6 +669,20 @@ _add(
 _add("tensorboard", "label", "the command that shows every trial's TensorBoard logs", SW)
 
 
+# ---------------------------------------------------------------- benchmark: several training seeds
+_also("executor", "results.json")
+_add("num_seeds", "count", "PPO training seeds per env (`levgym benchmark --seeds`)", BENCH)
+_add(
+    "ppo_seeds",
+    "object",
+    "per env id: the objective of each PPO training seed and their mean, 95% interval (over "
+    "seeds) and number",
+    BENCH,
+    "map",
+)
+_add("seed_objectives", "reward", "the objective of each PPO training seed's model", BENCH, "map")
+
+
 # ---------------------------------------------------------------- checks
 def problems(obj: Mapping[str, Any], output: str) -> list[str]:
     """Every key of ``obj`` (recursively) that is not declared for ``output``, as messages."""

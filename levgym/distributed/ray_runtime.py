@@ -249,11 +249,12 @@ class RayExecutor:
         load = [0] * len(self._actors)
         results: dict[int, Any] = {}
         while queue or inflight:
-            for w, actor in enumerate(self._actors):
-                while queue and load[w] < self.depth:
-                    i = queue.popleft()
-                    inflight[actor.run.remote(fn, box, i, self.fail_once_dir)] = (i, w)
-                    load[w] += 1
+            for level in range(self.depth):  # round robin: every worker gets one before any two
+                for w, actor in enumerate(self._actors):
+                    if queue and load[w] <= level:
+                        i = queue.popleft()
+                        inflight[actor.run.remote(fn, box, i, self.fail_once_dir)] = (i, w)
+                        load[w] += 1
             done, _ = ray.wait(list(inflight), num_returns=1)
             for d in done:
                 i, w = inflight.pop(d)
