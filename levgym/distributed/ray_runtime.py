@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -218,6 +219,19 @@ class RayExecutor:
         if n is None:
             cpus = int(self._ray.cluster_resources().get("CPU", 1))
             n = max(1, cpus // self.settings.threads)
+        need = n * self.settings.threads
+        free = 0.0
+        for _ in range(50):  # CPUs of workers just killed come back within moments
+            free = float(self._ray.available_resources().get("CPU", 0.0))
+            if need <= free:
+                break
+            time.sleep(0.2)
+        if need > free:
+            raise DistributedError(
+                f"--ray-workers {n} x {self.settings.threads} thread(s) need "
+                f"{n * self.settings.threads} CPUs; the Ray instance has {free:g} free; allowed "
+                "at most that many"
+            )
         cls = self._ray.remote(_Worker).options(
             num_cpus=self.settings.threads,
             max_restarts=self.settings.retries,
