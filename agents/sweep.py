@@ -35,6 +35,7 @@ import csv
 import io
 import itertools
 import math
+import os
 import shlex
 import sys
 import time
@@ -428,6 +429,8 @@ def run_sweep(
     write_text(saved, text)
     found = trials(spec, out_dir)
     started = time.perf_counter()
+    # Tune's own console report (tables, banners) stays off: the bar and the table are ours
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ray, ray_started = init_ray(settings)
     try:
         from ray import tune

@@ -56,3 +56,34 @@ def test_pin_threads_sets_numba_torch_and_the_environment(monkeypatch):
     finally:
         numba.set_num_threads(before[0])
         torch.set_num_threads(before[1])
+
+
+def test_stress_cli_with_ray_writes_the_same_report(tmp_path, capsys):
+    """`levgym stress --ray` end to end (Ray started and shut down by the command), with a
+    sweep: summary.json and paths.csv equal the run without Ray but for where it ran."""
+    import json
+
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()
+    argv = [
+        *TINY,
+        "--paths",
+        "40",
+        "--batch-size",
+        "10",
+        "--no-plots",
+        "--sweep",
+        "protocol.liquidation_threshold=0.83,0.86",
+    ]
+    assert main([*argv, "--out", str(tmp_path / "here")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "ray"), "--ray", "--ray-workers", "2"]) == 0
+    assert not ray.is_initialized()
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("here", "ray"))
+    assert a["executor"] == "this process" and b["executor"].startswith("ray (2 workers")
+    for key in ("command", "out_dir", "wall_time_s", "executor", "files"):
+        a.pop(key), b.pop(key)
+    assert a == b
+    assert (tmp_path / "here" / "paths.csv").read_text() == (
+        tmp_path / "ray" / "paths.csv"
+    ).read_text()
