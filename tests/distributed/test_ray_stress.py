@@ -75,3 +75,31 @@ def test_a_task_failing_past_its_retries_fails_the_run(executor):
     assert executor.settings.retries == 2
     with pytest.raises(DistributedError, match=r"task 1 failed 3 times .*ZeroDivisionError"):
         executor.map(operator.truediv, 1, [1, 0, 2])
+
+
+@pytest.mark.slow
+def test_a_training_seed_on_ray_equals_training_here(executor, tmp_path):
+    """The benchmark's training task on a Ray worker (threads pinned there) gives the run that
+    training in this process gives: same logged losses and returns, step for step."""
+    from agents.benchmark import TrainJob, _train_task, train_job
+    from agents.train import read_progress
+
+    tiny = (
+        "n_envs=2",
+        "n_steps=32",
+        "batch_size=32",
+        "n_epochs=1",
+        "env_kwargs.horizon_h=12",
+        "env_kwargs.num_positions=8",
+    )
+
+    def job(where):
+        return TrainJob("levgym/Governance-v1", 3, str(tmp_path / where), 128, "test", hyper=tiny)
+
+    train_job(job("here"))
+    executor.map(_train_task, None, [job("ray")])
+    a, b = read_progress(tmp_path / "here"), read_progress(tmp_path / "ray")
+    keys = [k for k in a[-1] if not k.startswith("time/") or k == "time/total_timesteps"]
+    assert a and [{k: r.get(k) for k in keys} for r in a] == [
+        {k: r.get(k) for k in keys} for r in b
+    ]
