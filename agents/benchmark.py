@@ -11,7 +11,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,18 @@ class BenchmarkConfig:
     with_ceiling: bool = True
     """Run the hindsight ceiling (Governance-v1 only) and report each policy's share of the gap
     between ``static`` and it."""
+    num_seeds: int = 1
+    """PPO training seeds per env: ``seed``, ``seed + 1``, ... The first one is the ``ppo``
+    policy of every table; each one is evaluated on the suite and the report gives the
+    objective's mean and 95% interval over seeds (default 1: the benchmark as before)."""
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.num_seeds, bool)
+            or not isinstance(self.num_seeds, int)
+            or self.num_seeds < 1
+        ):
+            raise ValueError(f"--seeds={self.num_seeds!r} is out of range; allowed an integer >= 1")
         if self.governance_env not in GOVERNANCE_ENVS:
             raise ValueError(
                 f"governance_env={self.governance_env!r} is unknown; allowed {', '.join(GOVERNANCE_ENVS)}"
@@ -116,6 +126,11 @@ class BenchmarkConfig:
     @property
     def env_ids(self) -> tuple[str, ...]:
         return (self.governance_env, LIQUIDATOR_ENV)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The PPO training seeds, ``seed`` first."""
+        return tuple(range(self.seed, self.seed + self.num_seeds))
 
     @classmethod
     def default(cls, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
@@ -161,13 +176,19 @@ def run_benchmark(
     command: str | None = None,
     trust_pickle: bool = False,
     governance_env: str = DEFAULT_GOVERNANCE_ENV,
+    num_seeds: int = 1,
+    executor: Any = None,
 ) -> Path:
     """Train, evaluate, report. Returns the report folder. Rerun on the same folder, it reuses
     trained models and resumes interrupted training; files there that need unpickling (models
-    or statistics from older versions) load only with ``trust_pickle``."""
+    or statistics from older versions) load only with ``trust_pickle``. ``num_seeds`` PPO seeds
+    are trained per env, as tasks on ``executor`` (a :class:`levgym.distributed.Executor`:
+    a process pool or Ray; default: one after the other in this process)."""
     cfg = config or (
         BenchmarkConfig.quick(governance_env) if quick else BenchmarkConfig.default(governance_env)
     )
+    if num_seeds != 1:
+        cfg = replace(cfg, num_seeds=num_seeds)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     out_dir = Path(out) if out else naming.new_run_dir("benchmark", cfg.suite, cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -182,37 +203,49 @@ def run_benchmark(
     ceilings: dict[str, dict[str, Any]] = {}
     gaps: dict[str, dict[str, Any]] = {}
     lost: dict[str, dict[str, float]] = {}
+    # every (env, seed) training run is one task: here in order, in a process pool (--jobs) or
+    # on Ray (--ray); a run's folder and numbers do not depend on which
+    jobs = [
+        TrainJob(
+            env_id,
+            seed,
+            str(_run_dir(out_dir, env_id, seed)),
+            cfg.timesteps[env_id],
+            command,
+            trust_pickle,
+        )
+        for env_id in cfg.env_ids
+        for seed in cfg.seeds
+    ]
+    t0 = time.perf_counter()
+    _say(
+        progress,
+        "training PPO: "
+        + ", ".join(f"{_slug(e)} {cfg.timesteps[e]:,} steps" for e in cfg.env_ids)
+        + f"; seeds {', '.join(map(str, cfg.seeds))} ({describe_executor(executor)})",
+    )
+    if executor is None:
+        for job in jobs:
+            train_job(job, progress)
+    else:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=len(jobs),
+            desc="levgym benchmark training",
+            unit="run",
+            disable=not progress,
+            file=sys.stderr,
+        )
+        try:
+            executor.map(_train_task, None, jobs, bar)
+        finally:
+            bar.close()
+    timings["train_s"] = time.perf_counter() - t0
+    seed_objectives: dict[str, dict[str, float]] = {}
     for env_id in cfg.env_ids:
         slug = _slug(env_id)
-        _say(progress, f"[{slug}] training PPO for {cfg.timesteps[env_id]:,} steps")
-        t0 = time.perf_counter()
-        # the run-folder scheme of levgym.naming, without the time (the report folder has it)
-        run_dir = (
-            out_dir
-            / "train"
-            / naming.run_name(naming.env_part(env_id), "ppo", cfg.seed, time=False)
-        )
-        if (run_dir / "model.zip").exists():
-            _say(progress, f"[{slug}] reusing the trained model in {run_dir}")
-        elif (run_dir / "config.yaml").exists():
-            train(
-                env_id,
-                resume=run_dir,
-                progress=progress,
-                command=command,
-                trust_pickle=trust_pickle,
-            )
-        else:
-            train(
-                env_id,
-                "ppo",
-                total_timesteps=cfg.timesteps[env_id],
-                seed=cfg.seed,
-                out=run_dir,
-                progress=progress,
-                command=command,
-            )
-        timings[f"train_{slug}_s"] = time.perf_counter() - t0
+        run_dir = _run_dir(out_dir, env_id, cfg.seed)
         runs[env_id] = str(run_dir)
         trained_on[env_id] = _training_scenarios(run_dir)
         policies: dict[str, Any] = {
@@ -227,6 +260,14 @@ def run_benchmark(
             results[env_id][name] = evaluate(
                 policy, env_id, suite, progress=progress, keep_episodes=True
             )
+        per_seed = {str(cfg.seed): objective(results[env_id][TRAINED])}
+        for seed in cfg.seeds[1:]:
+            _say(progress, f"[{slug}] evaluating ppo seed {seed}")
+            policy = load_model_policy(
+                _run_dir(out_dir, env_id, seed) / "model.zip", env_id, trust_pickle=trust_pickle
+            )
+            per_seed[str(seed)] = objective(evaluate(policy, env_id, suite, progress=progress))
+        seed_objectives[env_id] = per_seed
         timings[f"evaluate_{slug}_s"] = time.perf_counter() - t0
         # paired comparisons on the same episodes (common random numbers), Holm-corrected
         episodes = {n: episode_returns(r) for n, r in results[env_id].items()}
@@ -270,7 +311,8 @@ def run_benchmark(
     timings["total_s"] = time.perf_counter() - started
 
     meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
-    doc = results_document(meta, results, comparisons, ceilings, gaps, lost)
+    meta["executor"] = describe_executor(executor)
+    doc = results_document(meta, results, comparisons, ceilings, gaps, lost, seed_objectives)
     write_json(out_dir / "results.json", doc)
     write_text(out_dir / "results.csv", _csv(results))
     plots = _plots(out_dir, results, traces, runs, doc["objective"], meta)
@@ -360,6 +402,7 @@ def results_document(
     ceilings: dict[str, dict[str, Any]] | None = None,
     gaps: dict[str, dict[str, Any]] | None = None,
     lost: dict[str, dict[str, float]] | None = None,
+    seed_objectives: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """The results.json object (objective per env and policy, evaluate's results, meta, the
     paired comparisons, the hindsight ceiling and the share of its gap each policy closes),
@@ -379,8 +422,20 @@ def results_document(
         "ceiling": ceilings or {},
         "gap_closed": gaps or {},
         "unwinnable": lost or {},
+        "ppo_seeds": {
+            env_id: seed_summary(per_seed) for env_id, per_seed in (seed_objectives or {}).items()
+        },
     }
     return checked("results.json", doc)
+
+
+def seed_summary(per_seed: dict[str, float]) -> dict[str, Any]:
+    """The objective of each PPO training seed and their mean with a 95% Student-t interval
+    over seeds (``ci95`` null with one seed)."""
+    from .evaluate import mean_ci as estimate
+
+    est = estimate(np.array(list(per_seed.values())))
+    return {"seed_objectives": dict(per_seed), **est}
 
 
 CSV_COLUMNS = ("env_id", "policy", "scenario", "metric", "mean", "ci95", "n")
@@ -400,6 +455,68 @@ def _training_scenarios(run_dir: Path) -> list[str] | None:
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     names = cfg["hyperparameters"].get("env_kwargs", {}).get("scenarios")
     return [names] if isinstance(names, str) else (list(names) if names else None)
+
+
+def _run_dir(out_dir: Path, env_id: str, seed: int) -> Path:
+    """A training run's folder: the run-folder scheme of levgym.naming, without the time (the
+    report folder has it)."""
+    return out_dir / "train" / naming.run_name(naming.env_part(env_id), "ppo", seed, time=False)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One PPO training run of the benchmark (plain arguments: it runs in any process)."""
+
+    env_id: str
+    seed: int
+    run_dir: str
+    timesteps: int
+    command: str
+    trust_pickle: bool = False
+    hyper: tuple[str, ...] = ()
+    """``--hyper`` overrides (the benchmark uses none; tests make runs tiny with them)."""
+
+
+def train_job(job: TrainJob, progress: bool = False) -> str:
+    """Train ``job`` into its folder, reuse it when finished, or resume it when interrupted."""
+    run_dir = Path(job.run_dir)
+    slug = _slug(job.env_id)
+    if (run_dir / "model.zip").exists():
+        _say(progress, f"[{slug}] reusing the trained model in {run_dir}")
+    elif (run_dir / "config.yaml").exists():
+        train(
+            job.env_id,
+            resume=run_dir,
+            progress=progress,
+            command=job.command,
+            trust_pickle=job.trust_pickle,
+        )
+    else:
+        train(
+            job.env_id,
+            "ppo",
+            total_timesteps=job.timesteps,
+            seed=job.seed,
+            out=run_dir,
+            hyper=list(job.hyper),
+            progress=progress,
+            command=job.command,
+        )
+    return str(run_dir)
+
+
+def _train_task(shared: Any, job: TrainJob) -> str:
+    return train_job(job, progress=False)
+
+
+def describe_executor(executor: Any) -> str:
+    """``this process``, ``process pool (J workers, spawn)`` or ``ray (...)``."""
+    if executor is None:
+        return "this process"
+    if hasattr(executor, "settings"):
+        s = executor.settings
+        return f"ray ({executor.workers} workers x {s.threads} thread(s), {s.address or 'local'})"
+    return f"process pool ({executor.workers} workers, spawn)"
 
 
 def _say(progress: bool, text: str) -> None:
@@ -467,7 +584,7 @@ def _report(
         f"- command: `{meta['command']}`",
         f"- levgym {meta['levgym_version']}, git {meta['git_revision']}, Python {meta['python']}, {meta['machine']}, finished {meta['finished']}",
         f"- environments (Gymnasium ids; the `-vN` suffix is the env version): {', '.join(f'`{e}`' for e in meta['env_ids'])}",
-        f"- training: PPO ({', '.join(f'{k}: {v:,} steps' for k, v in meta['config']['timesteps'].items())}), seed {meta['config']['seed']}, "
+        f"- training: PPO ({', '.join(f'{k}: {v:,} steps' for k, v in meta['config']['timesteps'].items())}), {_seed_text(meta['config'])} "
         "hyperparameters from `levgym/configs/agents/ppo.yaml` (the resolved config is in each run folder)",
         f"- evaluation: suite `{meta['eval_suite']['name']}`, {meta['eval_suite']['episodes']} episodes per scenario on held-out seeds "
         f"from {meta['eval_suite']['seed']:,} (training never uses seeds in the evaluation range); cells are mean ± half-width of a "
@@ -489,6 +606,7 @@ def _report(
         lines += ["| " + " | ".join(row) + " |" for row in _objective_rows(obj, cis)]
         lines.append("")
         lines += _significance_lines(env_id, doc, unit, True, obj, cis)
+        lines += _seed_lines(doc.get("ppo_seeds", {}).get(env_id), unit)
         metrics = TABLE_METRICS[env_id]
         trained = meta["training_scenarios"].get(env_id)
         if trained:
@@ -516,6 +634,27 @@ def _report(
             lines += [f"### {title}", "", f"![{title}]({file})", ""]
     lines += [f"TensorBoard logs of both runs: `{tensorboard_command(meta['runs'])}`", ""]
     return "\n".join(lines)
+
+
+def _seed_text(config: dict[str, Any]) -> str:
+    n = int(config.get("num_seeds", 1))
+    first = int(config["seed"])
+    return (
+        f"seed {first}," if n == 1 else f"seeds {first} to {first + n - 1} (tables: seed {first}),"
+    )
+
+
+def _seed_lines(seeds: dict[str, Any] | None, unit: str) -> list[str]:
+    """The PPO objective over training seeds (only when more than one seed was trained)."""
+    if not seeds or seeds["n"] < 2:
+        return []
+    values = ", ".join(f"seed {k}: {plain(v)}" for k, v in seeds["seed_objectives"].items())
+    return [
+        f"PPO over {seeds['n']} training seeds (objective in {unit}, each seed's model on the "
+        f"whole suite): {mean_ci(seeds['mean'], seeds['ci95'])} (mean ± 95% interval over "
+        f"seeds); {values}. The tables show seed {next(iter(seeds['seed_objectives']))}.",
+        "",
+    ]
 
 
 def summary(out_dir: str | os.PathLike) -> str:
@@ -548,6 +687,7 @@ def summary(out_dir: str | os.PathLike) -> str:
                 ).rstrip()
             )
         lines += ["  " + x for x in _significance_lines(env_id, data, unit, False, obj, cis)]
+        lines += ["  " + x for x in _seed_lines(data.get("ppo_seeds", {}).get(env_id), unit) if x]
         run = meta["runs"].get(env_id)
         if run:
             lines.append(f"  model: {Path(run) / 'model.zip'}")

@@ -312,10 +312,11 @@ def train(
     if run.get("curriculum") is not None:
         curriculum = Curriculum.from_config(run["curriculum"])
 
-    import torch
+    from levgym.distributed import pin_threads
 
-    # small MLPs on a few cores train faster on one thread, and the env's kernel keeps the others
-    torch.set_num_threads(int(run.get("torch_threads", 1)))
+    # small MLPs on a few cores train faster on one thread, and the env's kernel keeps the others;
+    # the same function pins a sweep's trials and the benchmark's seed workers
+    pin_threads(torch_threads=int(run.get("torch_threads", 1)))
     cls = algo_class(algo)
     # Everything that can fail on the arguments happens before the folder is made.
     venv = make_vec_env(env_id, n_envs, seed, env_kwargs)

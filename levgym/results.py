@@ -54,6 +54,8 @@ OUTPUTS: dict[str, str] = {
     "evaluate": "`levgym evaluate --json`",
     "results.json": "`levgym benchmark`: results.json",
     "results.csv": "`levgym benchmark`: results.csv columns",
+    "sweep": "`levgym sweep`: results.json",
+    "sweep.csv": "`levgym sweep`: results.csv columns (one row per trial)",
 }
 """Every output checked against the registry, with where it comes from."""
 
@@ -132,6 +134,13 @@ _add("bad_debt_definition", "label", "`written_off` or `written_off_plus_underwa
 _add("bad_debt_definition_text", "label", "the bad-debt definition in words", ST)
 _add("se_method", "label", "standard-error method (`analytic` or `bootstrap`)", ST)
 _add("wall_time_s", "s", "wall time of the command", ST)
+_add(
+    "executor",
+    "label",
+    "where the batches ran: `this process` or `ray (W workers x T thread(s), ADDRESS)` (the "
+    "numbers do not depend on it)",
+    ST,
+)
 _add("out_dir", "label", "the report folder", ST)
 _add("files", "label", "report files by description", ST, "map")
 
@@ -609,6 +618,69 @@ METRICS: dict[str, tuple[str, ...]] = {
     ),
 }
 """Per-episode metrics of each env id, in table order (agents.evaluate uses these)."""
+
+
+# ---------------------------------------------------------------- levgym sweep (Ray Tune trials)
+def _also(name: str, *outputs: str) -> None:
+    """Declare an existing key for more outputs (same unit and meaning)."""
+    k = REGISTRY[name]
+    REGISTRY[name] = ResultKey(k.name, k.unit, k.description, (*k.outputs, *outputs), k.shape)
+
+
+SW = ("sweep",)
+SW_BOTH = ("sweep", "sweep.csv")
+_also("command", "sweep")
+_also("seed", *SW_BOTH)
+_also("metric", "sweep")
+_also("wall_time_s", "sweep")
+_add("sweep_yaml", "label", "the sweep file as resolved (YAML text)", SW)
+_add("trials", "object", "one record per trial (configuration x seed)", SW)
+_add("trial", "label", "a trial's name: `<configuration>__seed<k>`", SW)
+_add(
+    "configuration",
+    "label",
+    "a hyperparameter point, `key=value,...` (`default`: the config's own values)",
+    SW_BOTH,
+)
+_add("run_dir", "label", "the trial's `levgym train` run folder", SW_BOTH)
+_add("train_command", "label", "the `levgym train` command that reproduces the trial", SW)
+_add(
+    "final_ep_rew_mean",
+    "reward",
+    "last logged mean training-episode return (`rollout/ep_rew_mean` in progress.csv)",
+    SW_BOTH,
+)
+_add("best_ep_rew_mean", "reward", "largest logged `rollout/ep_rew_mean` of the run", SW_BOTH)
+_add("trained_timesteps", "count", "environment steps the trial trained", SW_BOTH)
+_add("configurations", "object", "per configuration: mean and 95% interval over seeds", SW)
+_add("seeds", "label", "the training seeds of a configuration", SW)
+_add(
+    "final_ep_rew_mean_ci95",
+    "reward",
+    "half-width of the 95% Student-t interval over seeds of `final_ep_rew_mean` (null: 1 seed)",
+    SW,
+)
+_add(
+    "best_ep_rew_mean_ci95",
+    "reward",
+    "half-width of the 95% Student-t interval over seeds of `best_ep_rew_mean` (null: 1 seed)",
+    SW,
+)
+_add("tensorboard", "label", "the command that shows every trial's TensorBoard logs", SW)
+
+
+# ---------------------------------------------------------------- benchmark: several training seeds
+_also("executor", "results.json")
+_add("num_seeds", "count", "PPO training seeds per env (`levgym benchmark --seeds`)", BENCH)
+_add(
+    "ppo_seeds",
+    "object",
+    "per env id: the objective of each PPO training seed and their mean, 95% interval (over "
+    "seeds) and number",
+    BENCH,
+    "map",
+)
+_add("seed_objectives", "reward", "the objective of each PPO training seed's model", BENCH, "map")
 
 
 # ---------------------------------------------------------------- checks

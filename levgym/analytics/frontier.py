@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.params import BorrowerParams, EngineParams, MarketParams, ProtocolParams
-from .montecarlo import DriverFactory, MonteCarloConfig, PathResults, Progress, run_paths
+from .montecarlo import DriverFactory, MonteCarloConfig, PathResults, Progress, RunSpec, run_many
 from .risk import Estimate, summarize_paths, value_at_risk
 
 SWEEP_SECTIONS: dict[str, type] = {
@@ -308,11 +308,13 @@ def run_sweep(
     base_results: PathResults | None = None,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    executor: Any = None,
 ) -> SweepResult:
     """Evaluate every valid grid point on the same paths and mark the Pareto frontier.
 
     ``base_results`` (a run of ``base`` with the same config) is reused for the base point;
-    otherwise it is run here. ``warn`` receives one line per skipped grid point.
+    otherwise it is run here. ``warn`` receives one line per skipped grid point. ``executor``
+    runs the batches of all grid points as one list of tasks (:func:`montecarlo.run_many`).
     """
     if book not in BOOK_MODES:
         raise ValueError(f"book={book!r} is unknown; allowed {', '.join(BOOK_MODES)}")
@@ -326,16 +328,22 @@ def run_sweep(
         )
         if warn is not None:
             warn(f"skipping grid point {label}: {reason}")
+    specs = [
+        RunSpec(
+            params,
+            dataclasses.replace(params, protocol=base.protocol) if book == "fixed" else params,
+        )
+        for _, params in valid
+    ]
     if base_results is None:
-        base_results = run_paths(base, driver_factory, config, progress=progress)
+        specs.insert(0, RunSpec(base))
+    # every batch of every grid point is one task (one list: the executor keeps all workers busy)
+    runs = run_many(specs, driver_factory, config, executor=executor, progress=progress)
+    if base_results is None:
+        base_results = runs.pop(0)
     base_coords = {a.name: float(getattr(getattr(base, a.section), a.key)) for a in axes}
     result.base_point = _point_record(base_coords, base_results, base, x_metric)
-    for coords, params in valid:
-        if book == "fixed":
-            book_params = dataclasses.replace(params, protocol=base.protocol)
-        else:
-            book_params = params
-        res = run_paths(params, driver_factory, config, book_params=book_params, progress=progress)
+    for (coords, params), res in zip(valid, runs, strict=True):
         names = [a.name for a in axes]
         rec = _point_record(dict(zip(names, coords, strict=True)), res, params, x_metric)
         diff = paired_var_difference(res.bad_debt_usd, base_results.bad_debt_usd, 0.99)

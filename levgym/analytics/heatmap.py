@@ -50,6 +50,17 @@ def debt_by_price(state: State, edges: np.ndarray = DEFAULT_EDGES) -> np.ndarray
     return hist
 
 
+@dataclass(frozen=True)
+class HeatmapRecord:
+    """One batch at one record time: debt by liquidation-price bin ``[B]`` and the fundamental
+    and oracle prices relative to the start ``[E]``."""
+
+    time_h: float
+    debt_usd: np.ndarray
+    fundamental_rel: np.ndarray
+    oracle_rel: np.ndarray
+
+
 @dataclass
 class HeatmapAccumulator:
     """Sums :func:`debt_by_price` over batches at fixed times (start, each step, end) of a run."""
@@ -61,12 +72,25 @@ class HeatmapAccumulator:
     oracle_rel: list[list[np.ndarray]] = field(default_factory=list)
     num_paths: int = 0
 
+    def snapshot(self, time_h: float, state: State) -> HeatmapRecord:
+        """What one batch contributes at one record time (plain arrays: a batch computed in
+        another process sends these back)."""
+        start = to_numpy(state.fundamental_start_usd)
+        return HeatmapRecord(
+            float(time_h),
+            debt_by_price(state, self.edges),
+            to_numpy(state.fundamental_usd) / start,
+            to_numpy(state.oracle_usd) / start,
+        )
+
     def record(self, index: int, time_h: float, state: State) -> None:
         """Add the state of one batch at record point ``index`` (same order in every batch)."""
-        hist = debt_by_price(state, self.edges)
-        start = to_numpy(state.fundamental_start_usd)
-        f = to_numpy(state.fundamental_usd) / start
-        o = to_numpy(state.oracle_usd) / start
+        self.add(index, self.snapshot(time_h, state))
+
+    def add(self, index: int, rec: HeatmapRecord) -> None:
+        """Add one batch's record at record point ``index``; batches are added in batch order
+        (the sums then equal, bit for bit, whichever process computed each batch)."""
+        time_h, hist, f, o = rec.time_h, rec.debt_usd, rec.fundamental_rel, rec.oracle_rel
         if index == len(self.sums):
             self.times_h.append(float(time_h))
             self.sums.append(hist)

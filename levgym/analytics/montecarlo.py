@@ -23,7 +23,7 @@ from ..engine.drivers import Drivers
 from ..engine.params import EngineParams
 from ..engine.state import set_protocol_params
 from ..simulation import Simulator, UsdFlows, per_env_summary
-from .heatmap import HeatmapAccumulator
+from .heatmap import HeatmapAccumulator, HeatmapRecord
 
 BAD_DEBT_DEFINITIONS = ("written_off", "written_off_plus_underwater")
 
@@ -191,6 +191,137 @@ def scale_price(drivers: Drivers, factor: float) -> Drivers:
     return drivers.replace(fundamental_usd=drivers.fundamental_usd * factor)
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """One Monte Carlo run of a config: its parameters and how they are applied (see
+    :func:`run_paths` for the meaning of each field)."""
+
+    params: EngineParams
+    book_params: EngineParams | None = None
+    price_factor: float = 1.0
+    heatmap: bool = False
+
+
+@dataclass
+class BatchResult:
+    """The outcome of one batch: per-path rows (``[size]`` arrays, keys of :data:`PATH_COLUMNS`)
+    and, when asked for, the heatmap records at each record time."""
+
+    batch: int
+    rows: dict[str, np.ndarray]
+    heatmap: list[HeatmapRecord] | None = None
+
+
+def run_batch(
+    spec: RunSpec, driver_factory: DriverFactory, config: MonteCarloConfig, batch: int
+) -> BatchResult:
+    """Batch ``batch`` of ``config`` under ``spec``: a pure function of its arguments (its seeds
+    are ``batch_seed(config.seed, batch)``), so any process computes the same numbers."""
+    sizes = config.batches
+    if not 0 <= batch < len(sizes):
+        raise ValueError(f"batch={batch} is out of range; allowed 0..{len(sizes) - 1}")
+    params = spec.params
+    book_params = params if spec.book_params is None else spec.book_params
+    num_substeps = config.num_substeps(params)
+    steps_every = params.run.substeps_per_step
+    size = sizes[batch]
+    start = batch * config.batch_size
+    seed_b = batch_seed(config.seed, batch)
+    drivers = driver_factory(size, num_substeps, params, seed_b)
+    if drivers.num_envs != size or drivers.num_substeps < num_substeps:
+        raise ValueError(
+            f"the drivers have shape [{drivers.num_substeps}, {drivers.num_envs}]; "
+            f"allowed at least [{num_substeps}, {size}]"
+        )
+    sim = Simulator(
+        book_params,
+        drivers,
+        config.positions,
+        seed_b,
+        config.backend,
+        config.dtype,
+        config.device,
+    )
+    if spec.book_params is not None and spec.book_params is not params:
+        sim.params = params
+        sim.state = set_protocol_params(sim.state, params.protocol)
+    if spec.price_factor != 1.0:
+        sim.drivers = scale_price(drivers, spec.price_factor)
+    active0 = to_numpy(sim.state.active).copy()
+    flows = UsdFlows(sim.state)
+    acc = HeatmapAccumulator() if spec.heatmap else None
+    records: list[HeatmapRecord] | None = [] if acc is not None else None
+    if acc is not None and records is not None:
+        records.append(acc.snapshot(0.0, sim.state))
+    for t in range(num_substeps):
+        sim.substep()
+        flows.update(sim.state)
+        if acc is not None and records is not None:
+            if (t + 1) % steps_every == 0 or t + 1 == num_substeps:
+                records.append(acc.snapshot(sim.state.time_h, sim.state))
+    rows = _path_rows(sim, flows, active0, config.bad_debt)
+    rows["path"] = np.arange(start, start + size, dtype=np.float64)
+    rows["batch"] = np.full(size, float(batch))
+    rows["batch_seed"] = np.full(size, float(seed_b))
+    return BatchResult(batch, rows, records)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every batch task of one call of :func:`run_many` needs (sent once per worker)."""
+
+    specs: tuple[RunSpec, ...]
+    driver_factory: DriverFactory
+    config: MonteCarloConfig
+
+
+def _batch_task(shared: _Shared, item: tuple[int, int]) -> BatchResult:
+    run, batch = item
+    return run_batch(shared.specs[run], shared.driver_factory, shared.config, batch)
+
+
+def assemble(config: MonteCarloConfig, batches: list[BatchResult], heatmap: bool) -> PathResults:
+    """One run's :class:`PathResults` from its batches, in batch order (which must be complete:
+    batch ``b`` at position ``b``)."""
+    if [b.batch for b in batches] != list(range(len(config.batches))):
+        raise ValueError(
+            f"batches {[b.batch for b in batches]} are incomplete or out of order; "
+            f"allowed 0..{len(config.batches) - 1} in order"
+        )
+    per_path = {k: np.concatenate([b.rows[k] for b in batches]) for k in PATH_COLUMNS}
+    acc = HeatmapAccumulator() if heatmap else None
+    if acc is not None:
+        for b, size in zip(batches, config.batches, strict=True):
+            for point, rec in enumerate(b.heatmap or []):
+                acc.add(point, rec)
+            acc.add_paths(size)
+    return PathResults(per_path, config, acc.result() if acc is not None else None)
+
+
+def run_many(
+    specs: list[RunSpec],
+    driver_factory: DriverFactory,
+    config: MonteCarloConfig,
+    *,
+    executor: Any = None,
+    progress: Progress | None = None,
+) -> list[PathResults]:
+    """Every batch of every run in ``specs`` as one list of independent tasks (on ``executor``, a
+    :class:`levgym.distributed.Executor`; default: in this process, in order), reassembled by
+    run and batch index. Equal, bit for bit, to calling :func:`run_paths` on each spec."""
+    from ..distributed import SerialExecutor
+
+    for spec in specs:
+        config.num_substeps(spec.params)  # a bad horizon fails before any task runs
+    items = [(r, b) for r in range(len(specs)) for b in range(len(config.batches))]
+    shared = _Shared(tuple(specs), driver_factory, config)
+    results = (executor or SerialExecutor()).map(_batch_task, shared, items, progress)
+    n = len(config.batches)
+    return [
+        assemble(config, results[r * n : (r + 1) * n], spec.heatmap) for r, spec in enumerate(specs)
+    ]
+
+
 def run_paths(
     params: EngineParams,
     driver_factory: DriverFactory,
@@ -200,6 +331,7 @@ def run_paths(
     price_factor: float = 1.0,
     heatmap: bool = False,
     progress: Progress | None = None,
+    executor: Any = None,
 ) -> PathResults:
     """Simulate ``config.paths`` paths of ``params`` in batches and collect per-path outcomes.
 
@@ -213,58 +345,10 @@ def run_paths(
       substep, for price sensitivities with common random numbers).
     - ``heatmap``: also accumulate the liquidation-price distribution at the start, at the end of
       each governance step and at the horizon.
+    - ``executor``: where the batches run (:func:`run_many`); the result does not depend on it.
     """
-    book_params = params if book_params is None else book_params
-    num_substeps = config.num_substeps(params)
-    steps_every = params.run.substeps_per_step
-    acc = HeatmapAccumulator() if heatmap else None
-    parts: list[dict[str, np.ndarray]] = []
-    start = 0
-    for b, size in enumerate(config.batches):
-        seed_b = batch_seed(config.seed, b)
-        drivers = driver_factory(size, num_substeps, params, seed_b)
-        if drivers.num_envs != size or drivers.num_substeps < num_substeps:
-            raise ValueError(
-                f"the drivers have shape [{drivers.num_substeps}, {drivers.num_envs}]; "
-                f"allowed at least [{num_substeps}, {size}]"
-            )
-        sim = Simulator(
-            book_params,
-            drivers,
-            config.positions,
-            seed_b,
-            config.backend,
-            config.dtype,
-            config.device,
-        )
-        if book_params is not params:
-            sim.params = params
-            sim.state = set_protocol_params(sim.state, params.protocol)
-        if price_factor != 1.0:
-            sim.drivers = scale_price(drivers, price_factor)
-        active0 = to_numpy(sim.state.active).copy()
-        flows = UsdFlows(sim.state)
-        if acc is not None:
-            acc.record(0, 0.0, sim.state)
-        point = 1
-        for t in range(num_substeps):
-            sim.substep()
-            flows.update(sim.state)
-            if acc is not None and ((t + 1) % steps_every == 0 or t + 1 == num_substeps):
-                acc.record(point, sim.state.time_h, sim.state)
-                point += 1
-        rows = _path_rows(sim, flows, active0, config.bad_debt)
-        rows["path"] = np.arange(start, start + size, dtype=np.float64)
-        rows["batch"] = np.full(size, float(b))
-        rows["batch_seed"] = np.full(size, float(seed_b))
-        parts.append(rows)
-        if acc is not None:
-            acc.add_paths(size)
-        start += size
-        if progress is not None:
-            progress.update(1)
-    per_path = {k: np.concatenate([p[k] for p in parts]) for k in PATH_COLUMNS}
-    return PathResults(per_path, config, acc.result() if acc is not None else None)
+    spec = RunSpec(params, book_params, price_factor, heatmap)
+    return run_many([spec], driver_factory, config, executor=executor, progress=progress)[0]
 
 
 def with_protocol(params: EngineParams, **changes: float) -> EngineParams:

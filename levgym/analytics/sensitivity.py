@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,8 @@ from .montecarlo import (
     MonteCarloConfig,
     PathResults,
     Progress,
-    run_paths,
+    RunSpec,
+    run_many,
     with_protocol,
 )
 
@@ -144,37 +146,48 @@ def run_sensitivities(
     price_bump_frac: float = PRICE_BUMP_FRAC,
     param_bumps: dict[str, float] | None = None,
     progress: Progress | None = None,
+    executor: Any = None,
 ) -> list[Sensitivity]:
     """Delta and gamma of each metric in :data:`METRICS` with respect to the price and to each
     protocol parameter in ``param_bumps`` (default :data:`PARAM_BUMPS`), on the same paths."""
     if not 0 < price_bump_frac < 1:
         raise ValueError(f"price bump={price_bump_frac} is out of range; allowed (0, 1)")
     bumps = PARAM_BUMPS if param_bumps is None else param_bumps
+    # every run (price bumps, parameter bumps, the base when not given) in one list of tasks
+    specs: dict[tuple[str, str], RunSpec] = {}
     if base_results is None:
-        base_results = run_paths(params, driver_factory, config, progress=progress)
-    rows: list[Sensitivity] = []
-    runs: dict[str, PathResults | None] = {"base": base_results}
+        specs[("base", "base")] = RunSpec(params)
     for side, sign in (("down", -1.0), ("up", 1.0)):
-        runs[side] = run_paths(
-            params,
-            driver_factory,
-            config,
-            price_factor=1.0 + sign * price_bump_frac,
-            progress=progress,
-        )
-    rows += _rows("price", 1.0, price_bump_frac, runs)
+        specs[("price", side)] = RunSpec(params, price_factor=1.0 + sign * price_bump_frac)
     for key, h in bumps.items():
         x0 = float(getattr(params.protocol, key))
-        runs = {"base": base_results}
         for side, sign in (("down", -1.0), ("up", 1.0)):
             try:
                 bumped = with_protocol(params, **{key: x0 + sign * h})
             except ValueError:
-                runs[side] = None
                 continue
-            runs[side] = run_paths(
-                bumped, driver_factory, config, book_params=params, progress=progress
-            )
+            specs[(key, side)] = RunSpec(bumped, book_params=params)
+    done = dict(
+        zip(
+            specs,
+            run_many(
+                list(specs.values()), driver_factory, config, executor=executor, progress=progress
+            ),
+            strict=True,
+        )
+    )
+    if base_results is None:
+        base_results = done[("base", "base")]
+    rows: list[Sensitivity] = []
+    runs: dict[str, PathResults | None] = {
+        "base": base_results,
+        "down": done[("price", "down")],
+        "up": done[("price", "up")],
+    }
+    rows += _rows("price", 1.0, price_bump_frac, runs)
+    for key, h in bumps.items():
+        x0 = float(getattr(params.protocol, key))
+        runs = {"base": base_results, "down": done.get((key, "down")), "up": done.get((key, "up"))}
         if runs["down"] is None and runs["up"] is None:
             continue
         rows += _rows(f"protocol.{key}", x0, h, runs)

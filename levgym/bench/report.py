@@ -303,6 +303,10 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
                     "projected env-step rate; not measured)."
                 )
         out.append(("Share of PPO training time spent in the environment", lines))
+    if result.get("ray"):
+        from .ray import render as render_ray
+
+        out.append(("Monte Carlo stress on Ray", render_ray(result["ray"], markdown)))
     targets = result.get("targets", {})
     if targets:
         rows = [

@@ -9,6 +9,7 @@ import shlex
 import sys
 
 from .. import __version__
+from ..distributed.executor import DistributedError
 from .common import CliError, Parser, fail
 
 # subcommand name -> module under levgym.cli
@@ -20,6 +21,7 @@ COMMANDS = {
     "benchmark": "benchmark",
     "stress": "stress",
     "bench": "bench",
+    "sweep": "sweep",
 }
 
 
@@ -70,7 +72,7 @@ def _main(argv: list[str] | None) -> int:
         return rc
     except BrokenPipeError:
         raise
-    except (ValueError, CliError, FileNotFoundError) as exc:
+    except (ValueError, CliError, FileNotFoundError, DistributedError) as exc:
         return fail(str(exc))
     except KeyboardInterrupt as exc:
         # training saves a checkpoint first and says where (agents.train.TrainingInterrupted)

@@ -55,6 +55,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a checkout of the peer governance env (xujiahuayz/auto-gov): time its single env "
         "beside levgym's in this run (runs its code; see levgym.bench.peer)",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="add the Ray section: stress throughput without Ray (numba, 1 and 2 threads) and on "
+        "Ray with 1 and 2 workers, the empty-task round trip and each worker's kernel load time "
+        "(no ADDRESS: Ray on this machine; needs pip install 'levgym[ray]')",
+    )
+    p.add_argument(
+        "--ray-only", action="store_true", help="with --ray: measure the Ray section only"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run)
 
@@ -81,8 +94,40 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(json_dir, "--out")
     if args.budget_s is not None and not (0 < args.budget_s < 1e6):
         raise CliError(f"--budget-s={args.budget_s:g} is out of range; allowed (0, 1e6) seconds")
-    result = run_bench(config, progress=not args.no_progress)
-    command = "levgym bench" + (" --quick" if args.quick else "")
+    if args.ray_only and args.ray is None:
+        raise CliError("--ray-only has no effect without --ray; allowed with --ray")
+    ray_config = None
+    if args.ray is not None:
+        from ..bench.ray import RayBenchConfig
+        from ..distributed import check_address, import_ray
+
+        address = None if args.ray == "local" else check_address(args.ray)
+        import_ray()
+        ray_config = (
+            RayBenchConfig.quick(address) if args.quick else RayBenchConfig(address=address)
+        )
+    if args.ray_only:
+        import time
+
+        from ..bench.machine import load_average, machine_info
+
+        t0 = time.perf_counter()
+        result = {"machine": machine_info(), "quick": config.quick}
+    else:
+        result = run_bench(config, progress=not args.no_progress)
+    if ray_config is not None:
+        from ..bench.ray import ray_section
+
+        result["ray"] = ray_section(ray_config)
+    if args.ray_only:
+        result["machine"]["load_average_at_end"] = load_average()
+        result["seconds"] = time.perf_counter() - t0
+    command = (
+        "levgym bench"
+        + (" --quick" if args.quick else "")
+        + ("" if args.ray is None else " --ray" + ("" if args.ray == "local" else f" {args.ray}"))
+        + (" --ray-only" if args.ray_only else "")
+    )
     result["files"] = {
         "markdown": str(out_dir / "BENCHMARK.md"),
         "json": str(json_dir / "bench.json"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import check_output_dir
+from .common import check_output_dir, count
+from .raycli import add_ray_arguments, ray_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +34,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the governance env to train and evaluate: levgym/Governance-v1 (default: the "
         "steward's levers, market regimes, the hindsight ceiling) or levgym/Governance-v0",
     )
+    p.add_argument(
+        "--seeds",
+        type=count,
+        default=1,
+        metavar="N",
+        help="PPO training seeds per env (0 .. N-1); the report gives the objective's mean and "
+        "95%% interval over seeds, the tables show seed 0",
+    )
+    p.add_argument(
+        "--jobs",
+        type=count,
+        default=1,
+        metavar="J",
+        help="training runs at once: J > 1 trains the seeds in a process pool (spawn), or on J Ray "
+        "workers with --ray; results are the same whichever runs them",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress")
+    add_ray_arguments(p, "the training runs (env x seed)")
     p.set_defaults(run=run)
 
 
@@ -47,15 +65,35 @@ def run(args: argparse.Namespace) -> int:
             f"--governance-env {args.governance_env!r} is unknown; allowed {', '.join(GOVERNANCE_ENVS)}"
         )
     check_output_dir(args.out, "--out")
+    for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
+        if value < 1:
+            raise CliError(f"{flag}={value} is out of range; allowed >= 1")
+    settings = ray_settings(args)
+    executor = None
+    if settings is not None:
+        from ..distributed import RayExecutor
 
-    out = run_benchmark(
-        args.out,
-        quick=args.quick,
-        progress=not args.no_progress,
-        command=args.command_line,
-        trust_pickle=args.trust_pickle,
-        governance_env=args.governance_env,
-    )
+        if settings.workers is None:
+            settings.workers = args.jobs
+        executor = RayExecutor(settings)
+    elif args.jobs > 1:
+        from ..distributed import ProcessPoolRunner
+
+        executor = ProcessPoolRunner(args.jobs, threads=1)
+    try:
+        out = run_benchmark(
+            args.out,
+            quick=args.quick,
+            progress=not args.no_progress,
+            command=args.command_line,
+            trust_pickle=args.trust_pickle,
+            governance_env=args.governance_env,
+            num_seeds=args.seeds,
+            executor=executor,
+        )
+    finally:
+        if settings is not None and executor is not None:
+            executor.close()
     # the summary table, the verdict, where the models are and what to run next
     print(summary(out), end="")
     return 0

@@ -47,6 +47,7 @@ from .common import (
     read_csv_table,
     seed_value,
 )
+from .raycli import add_ray_arguments, describe, ray_settings
 
 DEFAULT_SCENARIO = "shock"
 BAD_DEBT_TEXT = {
@@ -136,6 +137,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_ray_arguments(p, "the Monte Carlo batches (and grid points, sensitivity runs)")
     add_yes_argument(p)
     p.set_defaults(run=run)
 
@@ -246,6 +248,8 @@ def _validate(args: argparse.Namespace) -> None:
             raise CliError(f"{flag} {value} has no effect without --sweep; allowed with --sweep")
     check_device(args.backend, args.device)
     check_output_dir(args.out, "--out")
+    if args.ray is not None and args.device not in (None, "cpu"):
+        raise CliError(f"--device {args.device} with --ray is not supported; allowed cpu")
 
 
 def _default_out(args: argparse.Namespace, scenario: str) -> Path:
@@ -277,6 +281,7 @@ class _Bar:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     _validate(args)
+    settings = ray_settings(args)
     sets = parse_sets(args.sets)
     params = build_params(args.preset, sets)
     axes = parse_sweeps(args.sweep)
@@ -324,8 +329,14 @@ def run(args: argparse.Namespace) -> int:
         bar.warn(
             f"--paths={args.paths}: the 99% quantiles rest on fewer than one tail path; use >= 1000"
         )
+    executor = None
     try:
-        results = run_paths(params, factory, config, heatmap=True, progress=bar)
+        if settings is not None:
+            from ..distributed import RayExecutor
+
+            executor = RayExecutor(settings)
+            executor.start()
+        results = run_paths(params, factory, config, heatmap=True, progress=bar, executor=executor)
         summary: dict[str, Any] = {
             "command": canonical_command(args),
             "argv": shlex.join(sys.argv)
@@ -344,12 +355,18 @@ def run(args: argparse.Namespace) -> int:
             "dtype": args.dtype,
             "bad_debt_definition": bad_debt,
             "bad_debt_definition_text": BAD_DEBT_TEXT[bad_debt],
+            "executor": describe(executor),
         }
         summary.update(summarize_paths(results.per_path, args.se))
         if sens_config is not None:
             base_sens = results if reuse else None
             rows = run_sensitivities(
-                params, factory, sens_config, base_results=base_sens, progress=bar
+                params,
+                factory,
+                sens_config,
+                base_results=base_sens,
+                progress=bar,
+                executor=executor,
             )
             summary["sensitivity_paths"] = sens_config.paths
             summary["sensitivities"] = to_records(rows)
@@ -365,10 +382,13 @@ def run(args: argparse.Namespace) -> int:
                 base_results=results,
                 progress=bar,
                 warn=bar.warn,
+                executor=executor,
             )
             summary["sweep"] = sweep.to_dict()
     finally:
         bar.close()
+        if executor is not None:
+            executor.close()
 
     out = Path(args.out) if args.out else _default_out(args, name)
     files: dict[str, str] = {

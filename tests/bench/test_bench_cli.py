@@ -136,3 +136,36 @@ def test_bad_input_is_one_line(capsys, tmp_path, args, message):
     assert main(["bench", "--quick", "--no-progress", "--out", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_ray_only_needs_ray(tmp_path, capsys):
+    from levgym.cli import main
+
+    assert main(["bench", "--ray-only", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ray-only has no effect without --ray" in err[0]
+
+
+@pytest.mark.slow
+def test_ray_section_runs_and_is_rendered(tmp_path):
+    import json
+
+    from levgym.cli import main
+
+    out = tmp_path / "b"
+    assert (
+        main(["bench", "--ray", "--ray-only", "--quick", "--out", str(out), "--no-progress"]) == 0
+    )
+    section = json.loads((out / "bench.json").read_text())["ray"]
+    runners = [r["runner"] for r in section["rows"]]
+    assert runners == [
+        "no Ray, numba 1 thread(s)",
+        "no Ray, numba 2 thread(s)",
+        "Ray, 1 worker(s) x 1 thread",
+        "Ray, 2 worker(s) x 1 thread",
+    ]
+    assert all(r["same_paths_as_without_ray"] for r in section["rows"][2:])
+    assert section["empty_task"]["ms_per_task"] > 0
+    assert len(section["worker_start"]) == 2
+    md = (out / "BENCHMARK.md").read_text()
+    assert "## Monte Carlo stress on Ray" in md and "Empty task round trip" in md

@@ -1,0 +1,71 @@
+"""The benchmark's training seeds as tasks: a process pool (spawn) gives the same runs as training
+in this process, seed for seed; the report aggregates the objective over seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.benchmark import TrainJob, _train_task, seed_summary, train_job
+from agents.train import read_progress
+from levgym import scenarios
+from levgym.analytics.montecarlo import MonteCarloConfig, run_paths
+from levgym.distributed import ProcessPoolRunner
+from levgym.engine.params import EngineParams
+
+TINY = (
+    "n_envs=2",
+    "n_steps=32",
+    "batch_size=32",
+    "n_epochs=1",
+    "env_kwargs.horizon_h=12",
+    "env_kwargs.num_positions=8",
+)
+
+
+def test_stress_batches_in_a_process_pool_equal_the_run_here():
+    cfg = MonteCarloConfig(paths=40, positions=8, horizon_h=2.0, seed=1, batch_size=10)
+    shock = scenarios.get("shock").drivers
+    here = run_paths(EngineParams(), shock, cfg, heatmap=True)
+    pooled = run_paths(EngineParams(), shock, cfg, heatmap=True, executor=ProcessPoolRunner(2))
+    for k in here.per_path:
+        np.testing.assert_array_equal(here.per_path[k], pooled.per_path[k], err_msg=k)
+    np.testing.assert_array_equal(here.heatmap.debt_usd, pooled.heatmap.debt_usd)
+
+
+def test_seed_summary_is_the_mean_and_t_interval_over_seeds():
+    s = seed_summary({"0": 1.0, "1": 3.0})
+    assert s["mean"] == 2.0 and s["n"] == 2
+    assert s["ci95"] == pytest.approx(12.706204736, rel=1e-6)
+    assert seed_summary({"0": 5.0})["ci95"] is None
+
+
+@pytest.mark.slow
+def test_training_seeds_in_a_process_pool_equal_training_here(tmp_path):
+    def jobs(where):
+        return [
+            TrainJob(
+                "levgym/Governance-v1",
+                seed,
+                str(tmp_path / where / f"s{seed}"),
+                128,
+                "test",
+                hyper=TINY,
+            )
+            for seed in (0, 1)
+        ]
+
+    for job in jobs("here"):
+        train_job(job)
+    ProcessPoolRunner(2, threads=1).map(_train_task, None, jobs("pool"))
+    for seed in (0, 1):
+        a = read_progress(tmp_path / "here" / f"s{seed}")
+        b = read_progress(tmp_path / "pool" / f"s{seed}")
+        keys = [k for k in a[-1] if not k.startswith("time/") or k == "time/total_timesteps"]
+        assert a and [{k: r.get(k) for k in keys} for r in a] == [
+            {k: r.get(k) for k in keys} for r in b
+        ]
+    # different seeds are different runs
+    assert (
+        read_progress(tmp_path / "here" / "s0")[-1] != read_progress(tmp_path / "here" / "s1")[-1]
+    )
