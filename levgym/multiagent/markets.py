@@ -297,14 +297,7 @@ class MultiAgentMarkets:
                 return self.observations()
             self.gov.reset(options={"reset_mask": mask})
         fund, basis, _ = self._prices()
-        cash, inv, perp, mark, equity, bas = self.liq
-        cash[mask] = self.initial_cash_usd
-        inv[mask] = 0.0
-        perp[mask] = 0.0
-        mark[mask] = fund[mask, None]
-        equity[mask] = self.initial_cash_usd
-        bas[mask] = basis[mask, None]
-        self.alive[mask] = True
+        self._new_liquidators(np.repeat(mask[:, None], self.num_liquidators, axis=1))
         depth = np.sqrt(self.core.field("pool_asset") * self.core.field("pool_debt"))
         self.mm[:, mask] = 0.0
         self.mm[1, mask] = self.mm_share_frac * depth[mask]
@@ -316,6 +309,30 @@ class MultiAgentMarkets:
         self.market_done[mask] = False
         self._gov_obs[mask] = self.gov._obs[mask]
         self._observe(mask)
+        return self.observations()
+
+    def _new_liquidators(self, slots: np.ndarray) -> None:
+        fund, basis, _ = self._prices()
+        e, m = self.num_envs, self.num_liquidators
+        cash, inv, perp, mark, equity, bas = self.liq
+        cash[slots] = self.initial_cash_usd
+        inv[slots] = 0.0
+        perp[slots] = 0.0
+        mark[slots] = np.broadcast_to(fund[:, None], (e, m))[slots]
+        equity[slots] = self.initial_cash_usd
+        bas[slots] = np.broadcast_to(basis[:, None], (e, m))[slots]
+        self.alive[slots] = True
+
+    def enter_liquidators(self, slots: Any) -> dict[str, np.ndarray]:
+        """New liquidators, with fresh books, take the slots ``slots`` ``[E, M]`` (bankrupt
+        ones' slots; the per-role SB3 ``VecEnv`` keeps every slot filled this way). Returns the
+        observations."""
+        slots = np.asarray(slots, dtype=bool)
+        if slots.shape != self.alive.shape:
+            raise ValueError(f"slots have shape {slots.shape}; allowed {self.alive.shape}")
+        if slots.any():
+            self._new_liquidators(slots)
+            self._observe(slots.any(axis=1), slots)
         return self.observations()
 
     def observations(self) -> dict[str, np.ndarray]:
@@ -471,7 +488,7 @@ class MultiAgentMarkets:
         }  # fmt: skip
         return obs, rewards, terminated, truncated, info
 
-    def _observe(self, mask: np.ndarray) -> None:
+    def _observe(self, mask: np.ndarray, slots: np.ndarray | None = None) -> None:
         """The liquidators' and the market maker's observations (Liquidator-v1's features)."""
         core, f, tr = self.core, self.core.field, self.core.tracker
         agg = self._aggregates()
@@ -499,7 +516,7 @@ class MultiAgentMarkets:
         )
         np.clip(out, self._liq_low, self._liq_high, out=out)
         np.copyto(out, 0.0, where=np.isnan(out))
-        keep = (mask[:, None] & self.alive)[..., None]
+        keep = (mask[:, None] & self.alive if slots is None else slots)[..., None]
         np.copyto(self._liq_obs, out.astype(np.float32), where=keep)
         share, held, _ = self._mm_lp()
         mc, _, mp, _, meq, mb, capital = self.mm
