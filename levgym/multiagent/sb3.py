@@ -102,6 +102,7 @@ class RoleVecEnv(VecEnv):
         self.m = mk.num_liquidators
         n = mk.num_envs * (self.m if role == "liquidator" else 1)
         obs_space, act_space = mk.spaces[role]
+        self.render_mode = None
         super().__init__(n, obs_space, act_space)
         self._obs: dict[str, np.ndarray] = {}
         self._actions: np.ndarray | None = None
