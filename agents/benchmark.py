@@ -106,6 +106,9 @@ class BenchmarkConfig:
     with_ceiling: bool = True
     """Run the hindsight ceiling (Governance-v1 only) and report each policy's share of the gap
     between ``static`` and it."""
+    with_multiagent: bool = True
+    """Run the multi-agent section (alternating best response, agents/multiagent.py; its short
+    form on ``--quick``)."""
 
     def __post_init__(self) -> None:
         if self.governance_env not in GOVERNANCE_ENVS:
@@ -267,15 +270,28 @@ def run_benchmark(
                         record=True,
                     )
                     traces[env_id][name] = run["trace"]
+    ma_doc: dict[str, Any] | None = None
+    ma_md = ""
+    if cfg.with_multiagent:
+        from .multiagent import MultiAgentConfig, multiagent_section, render_report, run_multiagent
+
+        _say(progress, "[multiagent] alternating best response (governor vs learning liquidators)")
+        t0 = time.perf_counter()
+        ma_cfg = MultiAgentConfig.quick(cfg.seed) if quick else MultiAgentConfig(seed=cfg.seed)
+        ma_dir = out_dir / "multiagent"
+        ma_res = run_multiagent(ma_cfg, ma_dir, progress=progress)
+        timings["multiagent_s"] = time.perf_counter() - t0
+        ma_doc = multiagent_section(ma_res, ma_dir)
+        ma_md = "\n" + render_report(ma_res, heading="## Multi-agent: alternating best response")
     timings["total_s"] = time.perf_counter() - started
 
     meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
-    doc = results_document(meta, results, comparisons, ceilings, gaps, lost)
+    doc = results_document(meta, results, comparisons, ceilings, gaps, lost, ma_doc)
     write_json(out_dir / "results.json", doc)
     write_text(out_dir / "results.csv", _csv(results))
     plots = _plots(out_dir, results, traces, runs, doc["objective"], meta)
     report = _report(meta, results, doc["objective"], doc["objective_ci95"], plots, doc)
-    write_text(out_dir / "report.md", report)
+    write_text(out_dir / "report.md", report + ma_md)
     _say(progress, f"report written to {out_dir / 'report.md'} ({timings['total_s']:.0f} s)")
     return out_dir
 
@@ -360,6 +376,7 @@ def results_document(
     ceilings: dict[str, dict[str, Any]] | None = None,
     gaps: dict[str, dict[str, Any]] | None = None,
     lost: dict[str, dict[str, float]] | None = None,
+    multiagent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results.json object (objective per env and policy, evaluate's results, meta, the
     paired comparisons, the hindsight ceiling and the share of its gap each policy closes),
@@ -380,6 +397,8 @@ def results_document(
         "gap_closed": gaps or {},
         "unwinnable": lost or {},
     }
+    if multiagent is not None:
+        doc["multiagent"] = multiagent
     return checked("results.json", doc)
 
 

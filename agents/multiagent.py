@@ -68,6 +68,14 @@ class MultiAgentConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r} is out of range; allowed an integer >= 1")
 
+    @classmethod
+    def quick(cls, seed: int = 0) -> MultiAgentConfig:
+        """The short form of ``levgym benchmark --quick`` (seconds, not minutes)."""
+        return cls(
+            rounds=1, timesteps=256, num_markets=4, num_positions=32, horizon_h=12.0,
+            eval_markets=4, seed=seed,
+        )  # fmt: skip
+
     def market_kwargs(self) -> dict[str, Any]:
         return dict(
             num_liquidators=self.num_liquidators,
@@ -254,12 +262,32 @@ def _row(name: str, ev: dict[str, float]) -> str:
     )
 
 
-def render_report(res: dict[str, Any]) -> str:
+def multiagent_section(res: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The multi-agent section of the benchmark's results.json (keys in levgym.results)."""
+    return {
+        "run_folder": str(run_dir),
+        "profiles": {
+            "static_governor_rule_keepers": res["static_governor_rule_keepers"],
+            "static_governor_learning_liquidators": res["static_governor_learning_liquidators"],
+            "governor_vs_rule_keepers": res["governor_vs_rule_keepers"],
+            "governor_vs_learning_liquidators": res["governor_vs_learning_liquidators"],
+        },
+        "exploitability_rounds": [
+            {k: r[k] for k in ("round", "best_response_gain_governor", "best_response_gain_liquidator", "exploitability")}
+            for r in res["rounds"]
+        ],
+    }  # fmt: skip
+
+
+def render_report(
+    res: dict[str, Any], heading: str = "# Multi-agent training: alternating best response"
+) -> str:
     cfg = res["config"]
     a, b = res["governor_vs_rule_keepers"], res["governor_vs_learning_liquidators"]
     s0, s1 = res["static_governor_rule_keepers"], res["static_governor_learning_liquidators"]
+    sub = "#" if heading.startswith("## ") else ""
     lines = [
-        "# Multi-agent training: alternating best response",
+        heading,
         "",
         f"{cfg['rounds']} rounds, {cfg['timesteps']} PPO timesteps per training, "
         f"{cfg['num_markets']} markets x {cfg['num_positions']} positions, "
@@ -275,7 +303,7 @@ def render_report(res: dict[str, Any]) -> str:
         _row("governor trained vs rule keepers", a),
         _row("governor trained vs learning liquidators (last round)", b),
         "",
-        "## Exploitability after each round",
+        f"{sub}## Exploitability after each round",
         "",
         "| round | governor BR gain | liquidators' BR gain | exploitability |",
         "|---|---|---|---|",
@@ -291,7 +319,7 @@ def render_report(res: dict[str, Any]) -> str:
     d_bad = s1["bad_debt_tvl_frac"] - s0["bad_debt_tvl_frac"]
     lines += [
         "",
-        "## Answers (from this run's numbers; short runs are noisy)",
+        f"{sub}## Answers (from this run's numbers; short runs are noisy)",
         "",
         f"- Governor against learning liquidators vs against rule keepers: mean LT {d_lt:+.4f}, "
         f"bonus {d_bonus:+.4f}, objective (governor return) {d_obj:+.2f}.",
@@ -306,4 +334,11 @@ def render_report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MultiAgentConfig", "evaluate_profile", "run_multiagent", "train_role"]
+__all__ = [
+    "MultiAgentConfig",
+    "evaluate_profile",
+    "multiagent_section",
+    "render_report",
+    "run_multiagent",
+    "train_role",
+]

@@ -53,3 +53,36 @@ def test_tiny_alternating_best_response_run(tmp_path) -> None:
     assert (out / "exploitability.png").stat().st_size > 0
     assert any((out / "logs").rglob("events.out.tfevents.*"))
     assert (out / "round2_governor.zip").exists()
+    from agents.multiagent import multiagent_section
+    from levgym.results import checked
+
+    checked("results.json", {"multiagent": multiagent_section(res, out)})
+
+
+def test_the_benchmark_section_keys_are_registered() -> None:
+    from pathlib import Path
+
+    from agents.multiagent import multiagent_section, render_report
+    from levgym.results import checked, problems
+
+    ev = {
+        "governor_return": -1.0, "bad_debt_tvl_frac": 0.001, "liquidator_return": 2.0,
+        "market_maker_return": 0.5, "agent_claim_share": 0.3,
+        "mean_liquidation_threshold": 0.86, "mean_ltv": 0.82, "mean_liquidation_bonus": 0.05,
+        "mean_slope1_apr": 0.04,
+    }  # fmt: skip
+    rnd = {"round": 1, "profile": ev, "best_response_gain_governor": 0.5,
+           "best_response_gain_liquidator": -0.2, "exploitability": 0.5}  # fmt: skip
+    res = {
+        "config": {"rounds": 1, "timesteps": 64, "num_markets": 1, "num_positions": 8,
+                   "num_liquidators": 2, "horizon_h": 6.0, "scenarios": ["calm"],
+                   "block_auction": "private", "eval_markets": 1, "seed": 0},
+        "static_governor_rule_keepers": ev, "static_governor_learning_liquidators": {**ev, "bad_debt_tvl_frac": 0.002},
+        "governor_vs_rule_keepers": ev, "governor_vs_learning_liquidators": ev,
+        "rounds": [rnd], "seconds": 1.0,
+    }  # fmt: skip
+    section = multiagent_section(res, Path("x"))
+    checked("results.json", {"multiagent": section})
+    assert problems({"multiagent": {"unknown_key": 1}}, "results.json")
+    text = render_report(res)
+    assert "bad debt rises by 0.1000% of TVL" in text
