@@ -243,11 +243,17 @@ def plot_exploitability(rounds: list[dict[str, Any]], path: Path) -> None:
     ax[0].set(xlabel="round", ylabel="best-response gain (return)", title="Exploitability estimate")
     ax[0].legend(fontsize=7)
     ax[1].plot(x, [r["profile"]["governor_return"] for r in rounds], "o-", label="governor return")
-    ax[1].plot(
-        x, [100 * r["profile"]["bad_debt_tvl_frac"] for r in rounds], "s-", label="bad debt, % TVL"
-    )
-    ax[1].set(xlabel="round", title="Profile on held-out seeds")
-    ax[1].legend(fontsize=7)
+    ax[1].set(xlabel="round", ylabel="governor return", title="Profile on held-out seeds")
+    twin = ax[1].twinx()
+    twin.plot(
+        x, [100 * r["profile"]["bad_debt_tvl_frac"] for r in rounds], "s--", color="tab:red",
+        label="bad debt, % TVL",
+    )  # fmt: skip
+    twin.set_ylabel("bad debt, % TVL", color="tab:red")
+    for a in (*ax, twin):
+        a.set_xticks(x)
+    ax[1].legend(loc="upper left", fontsize=7)
+    twin.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
