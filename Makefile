@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,docs,ray]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,docs,ray,multiagent]"
 	touch $(STAMP)
 
 install: $(STAMP)

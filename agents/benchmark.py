@@ -110,6 +110,9 @@ class BenchmarkConfig:
     """PPO training seeds per env: ``seed``, ``seed + 1``, ... The first one is the ``ppo``
     policy of every table; each one is evaluated on the suite and the report gives the
     objective's mean and 95% interval over seeds (default 1: the benchmark as before)."""
+    with_multiagent: bool = True
+    """Run the multi-agent section (alternating best response, agents/multiagent.py; its short
+    form on ``--quick``)."""
 
     def __post_init__(self) -> None:
         if (
@@ -308,16 +311,31 @@ def run_benchmark(
                         record=True,
                     )
                     traces[env_id][name] = run["trace"]
+    ma_doc: dict[str, Any] | None = None
+    ma_md = ""
+    if cfg.with_multiagent:
+        from .multiagent import MultiAgentConfig, multiagent_section, render_report, run_multiagent
+
+        _say(progress, "[multiagent] alternating best response (governor vs learning liquidators)")
+        t0 = time.perf_counter()
+        ma_cfg = MultiAgentConfig.quick(cfg.seed) if quick else MultiAgentConfig(seed=cfg.seed)
+        ma_dir = out_dir / "multiagent"
+        ma_res = run_multiagent(ma_cfg, ma_dir, progress=progress)
+        timings["multiagent_s"] = time.perf_counter() - t0
+        ma_doc = multiagent_section(ma_res, ma_dir)
+        ma_md = "\n" + render_report(ma_res, heading="## Multi-agent: alternating best response")
     timings["total_s"] = time.perf_counter() - started
 
     meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
     meta["executor"] = describe_executor(executor)
-    doc = results_document(meta, results, comparisons, ceilings, gaps, lost, seed_objectives)
+    doc = results_document(
+        meta, results, comparisons, ceilings, gaps, lost, seed_objectives, ma_doc
+    )
     write_json(out_dir / "results.json", doc)
     write_text(out_dir / "results.csv", _csv(results))
     plots = _plots(out_dir, results, traces, runs, doc["objective"], meta)
     report = _report(meta, results, doc["objective"], doc["objective_ci95"], plots, doc)
-    write_text(out_dir / "report.md", report)
+    write_text(out_dir / "report.md", report + ma_md)
     _say(progress, f"report written to {out_dir / 'report.md'} ({timings['total_s']:.0f} s)")
     return out_dir
 
@@ -403,6 +421,7 @@ def results_document(
     gaps: dict[str, dict[str, Any]] | None = None,
     lost: dict[str, dict[str, float]] | None = None,
     seed_objectives: dict[str, dict[str, float]] | None = None,
+    multiagent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results.json object (objective per env and policy, evaluate's results, meta, the
     paired comparisons, the hindsight ceiling and the share of its gap each policy closes),
@@ -426,6 +445,8 @@ def results_document(
             env_id: seed_summary(per_seed) for env_id, per_seed in (seed_objectives or {}).items()
         },
     }
+    if multiagent is not None:
+        doc["multiagent"] = multiagent
     return checked("results.json", doc)
 
 

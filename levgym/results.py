@@ -516,6 +516,7 @@ _add(
 _add("results", "object", "evaluate's output per env id and policy", BENCH, "map:map")
 _add("governance_env", "label", "the governance env id the benchmark trained and evaluated", BENCH)
 _add("with_ceiling", "label", "true when the hindsight ceiling was run (Governance-v1)", BENCH)
+_add("with_multiagent", "label", "true when the multi-agent section was run", BENCH)
 _add(
     "episode_values",
     "as_metric",
@@ -684,6 +685,42 @@ _add("seed_objectives", "reward", "the objective of each PPO training seed's mod
 
 
 # ---------------------------------------------------------------- checks
+# ---------------------------------------------------------------- benchmark: multi-agent section
+_add(
+    "multiagent",
+    "object",
+    "the multi-agent section: alternating best response of the governor and the agent "
+    "liquidators (agents/multiagent.py)",
+    BENCH,
+)
+_add("run_folder", "label", "folder of the multi-agent run (report.md, plots, models)", BENCH)
+_add(
+    "profiles",
+    "object",
+    "held-out evaluation per profile (static or trained governor; rule keepers or learning "
+    "liquidators)",
+    BENCH,
+    "map",
+)
+for _name, _unit, _text in (
+    ("governor_return", "reward", "mean episode return of the governor (Governance-v0's reward)"),
+    ("bad_debt_tvl_frac", "tvl_frac", "mean bad debt written off per episode"),
+    ("liquidator_return", "reward", "mean episode return of an agent liquidator (Liquidator-v1's reward)"),
+    ("market_maker_return", "reward", "mean episode return of the market maker"),
+    ("agent_claim_share", "frac", "mean share of the liquidations the agent liquidators took"),
+    ("mean_liquidation_threshold", "frac", "governor's liquidation threshold, mean over steps"),
+    ("mean_ltv", "frac", "governor's LTV, mean over steps"),
+    ("mean_liquidation_bonus", "frac", "governor's liquidation bonus, mean over steps"),
+    ("mean_slope1_apr", "frac", "governor's slope1 (APR), mean over steps"),
+    ("exploitability_rounds", "object", "per round of alternating best response: the estimate" ),
+    ("round", "count", "round of alternating best response (1-based)" ),
+    ("best_response_gain_governor", "reward", "what a fresh governor trained against the round's liquidators gains over the round's governor" ),
+    ("best_response_gain_liquidator", "reward", "what fresh liquidators trained against the round's governor gain over the round's liquidators" ),
+    ("exploitability", "reward", "sum of the two gains, each floored at 0 (a NashConv estimate)" ),
+):  # fmt: skip
+    _add(_name, _unit, _text, BENCH)
+
+
 def problems(obj: Mapping[str, Any], output: str) -> list[str]:
     """Every key of ``obj`` (recursively) that is not declared for ``output``, as messages."""
     if output not in OUTPUTS:

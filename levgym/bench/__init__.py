@@ -29,6 +29,7 @@ from .envs import (
     env_dispatches_numba,
     envs_available,
     episode_start_cost,
+    multiagent_rate,
     ppo_env_share,
     projected_rate,
     sb3_env_rate,
@@ -41,6 +42,8 @@ from .report import render_markdown, render_table
 TARGET_SPEEDUP = 300.0
 TARGET_GOVERNANCE_STEPS_PER_S = 28_000.0
 TARGET_ENV_SHARE = 0.15
+TARGET_MULTIAGENT_RATIO = 0.5
+"""The multi-agent market's env-steps / s over Governance-v0's, same size, same run."""
 # the per-step overhead targets (env-steps per second of workload rows with random actions,
 # keyed by env and env count; 1 is the single env of gym.make), and the episode start
 TARGET_WORKLOADS = {
@@ -86,6 +89,10 @@ class BenchConfig:
         }
     )
     """Timed steps per env id and backend."""
+    multiagent_liquidators: int = 3
+    """Agent liquidators per market in the multi-agent row (at ``env_num_envs`` x ``env_positions``)."""
+    multiagent_steps: int = 40
+    """Timed steps of the multi-agent row."""
     workload_sizes: tuple[int | None, ...] = (None, 16, 256)
     """Env counts of the workload rows (``None``: the single env of ``gym.make``)."""
     workload_positions: int = 256
@@ -158,6 +165,7 @@ class BenchConfig:
             env_num_envs=8,
             env_positions=32,
             env_steps={},  # 3 steps each
+            multiagent_steps=3,
             workload_sizes=(None, 4),
             workload_positions=32,
             workload_steps={},  # 3 steps each
@@ -196,7 +204,7 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
     if have_envs:
         tasks += len(ENV_IDS) * len(env_backends) * 2 + len(ppo_backends)
         tasks += len(WORKLOAD_ENV_IDS) * len(config.workload_sizes) * len(ACTION_KINDS)
-        tasks += len(config.episode_start_sizes) + (config.peer_source is not None)
+        tasks += len(config.episode_start_sizes) + (config.peer_source is not None) + 1
     result: dict[str, Any] = {"machine": machine_info(), "quick": config.quick}
     bar = _progress(tasks, progress)
     try:
@@ -259,6 +267,16 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
                     bar.update(1)
             # the named workloads, on the fastest env backend measured here
             wl_backend = env_backends[-1]
+            bar.set_description(f"multi-agent {wl_backend}")
+            ma_row = multiagent_rate(
+                ne, npos, config.multiagent_liquidators, config.multiagent_steps, wl_backend
+            )
+            gov_same = env_rates.get("Governance-v0", {}).get("vector", {}).get(wl_backend)
+            if gov_same:
+                ma_row["governance_env_steps_per_s"] = gov_same
+                ma_row["ratio_to_governance"] = ma_row["env_steps_per_s"] / gov_same
+            result["multiagent"] = ma_row
+            bar.update(1)
             workloads: list[dict[str, Any]] = []
             for env_id in WORKLOAD_ENV_IDS:
                 short = env_id.split("/", 1)[1]
@@ -407,6 +425,19 @@ def judge_targets(result: dict[str, Any], config: BenchConfig) -> dict[str, Any]
             "best_backend": best,
             "value": gov[best],
             "met": None if config.quick else bool(gov[best] >= TARGET_GOVERNANCE_STEPS_PER_S),
+        }
+    ma = result.get("multiagent", {})
+    if "ratio_to_governance" in ma:
+        out["multiagent_env_steps_per_s"] = {
+            "target": f">= {TARGET_MULTIAGENT_RATIO:g} x Governance-v0's env-steps / s in the "
+            f"same run ({ma['num_envs']} markets x {ma['positions']} positions, "
+            f"{ma['liquidators']} liquidators)",
+            "best_backend": ma["backend"],
+            "value": ma["env_steps_per_s"],
+            "ratio": ma["ratio_to_governance"],
+            "met": None
+            if config.quick
+            else bool(ma["ratio_to_governance"] >= TARGET_MULTIAGENT_RATIO),
         }
     for w in result.get("env_workloads", []):
         want = TARGET_WORKLOADS.get((w["env"], w["num_envs"]))

@@ -354,3 +354,47 @@ __all__ = [
     "vector_env_rate",
     "workload_rate",
 ]
+
+
+def multiagent_rate(
+    num_envs: int,
+    num_positions: int,
+    num_liquidators: int,
+    steps: int,
+    backend: str,
+    seed: int = 0,
+    warmup: int = 2,
+) -> dict[str, Any]:
+    """Env-steps per second of the batched multi-agent market
+    (:class:`levgym.multiagent.MultiAgentMarkets`: a governor, ``num_liquidators`` agent
+    liquidators and a market maker per market), with random actions drawn before the timer;
+    one env-step is one market's governance period, as for ``levgym/Governance-v0``."""
+    from ..multiagent import MultiAgentMarkets
+
+    mk = MultiAgentMarkets(
+        num_envs, num_liquidators=num_liquidators, num_positions=num_positions, backend=backend
+    )
+    mk.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    total = warmup + steps
+    ga = rng.uniform(-1, 1, (total, num_envs, 4))
+    la = rng.uniform(-1, 1, (total, num_envs, num_liquidators, 4))
+    ma = rng.uniform(-1, 1, (total, num_envs, 2))
+    t0 = 0.0
+    for t in range(total):
+        if t == warmup:
+            t0 = time.perf_counter()
+        if mk.market_done.any():
+            mk.reset(mask=mk.market_done)
+        mk.step(ga[t], la[t], ma[t])
+    seconds = time.perf_counter() - t0
+    mk.close()
+    return {
+        "env_steps_per_s": num_envs * steps / seconds,
+        "seconds": seconds,
+        "steps": steps,
+        "num_envs": num_envs,
+        "positions": num_positions,
+        "liquidators": num_liquidators,
+        "backend": backend,
+    }

@@ -186,6 +186,18 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
                 f"{envs_txt} env-steps / s (computed from the measured time outside the engine, "
                 "not measured).",
             ]
+        ma = result.get("multiagent")
+        if ma:
+            ratio = ma.get("ratio_to_governance")
+            lines += [
+                "",
+                f"Multi-agent market (`levgym.multiagent.MultiAgentMarkets`, a governor, "
+                f"{ma['liquidators']} agent liquidators and a market maker per market, random "
+                f"actions): {_num(ma['env_steps_per_s'])} env-steps / s at {ma['num_envs']} "
+                f"markets x {ma['positions']} positions on {ma['backend']}"
+                + ("" if ratio is None else f", {ratio:.2f} x Governance-v0's rate in this run")
+                + ".",
+            ]
         out.append(("Environment steps per second", lines))
     elif result.get("envs_missing"):
         out.append(("Environment steps per second", [result["envs_missing"]]))

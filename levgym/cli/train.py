@@ -145,8 +145,90 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --resume: "
         + "load files that need unpickling (models or statistics from older levgym versions); unpickling runs code from the file, so only for files you trust",
     )
+    p.add_argument(
+        "--multiagent",
+        action="store_true",
+        help="alternating best response in the multi-agent market (governor vs learning "
+        "liquidators, agents/multiagent.py): a report with exploitability per round; "
+        "--total-timesteps is then per training (default 2048)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=count,
+        default=None,
+        help="with --multiagent: rounds of alternating best response (default 2)",
+    )
+    p.add_argument(
+        "--num-liquidators",
+        type=count,
+        default=None,
+        help="with --multiagent: agent liquidators per market (default 3)",
+    )
+    p.add_argument(
+        "--block-auction",
+        default=None,
+        help="with --multiagent: private (a losing liquidator pays nothing) or public (it pays "
+        "its gas) (default private)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
+
+
+def run_multiagent_cli(args: argparse.Namespace) -> int:
+    """``levgym train --multiagent``: checks every value, then runs agents/multiagent.py."""
+    import time
+
+    from ..engine.auction import check_block_auction
+
+    given = [
+        flag
+        for flag, value in (
+            ("--env", args.env),
+            ("--algo", args.algo),
+            ("--config", args.config),
+            ("--hyper", args.hyper or None),
+            ("--resume", args.resume),
+        )
+        if value is not None
+    ]
+    if given:
+        raise CliError(
+            f"--multiagent trains its own roles with PPO; {', '.join(given)} would be ignored; "
+            "allowed with --multiagent: --rounds, --num-liquidators, --block-auction, "
+            "--total-timesteps, --seed, --out, --no-progress"
+        )
+    for flag, v in (("--rounds", args.rounds), ("--num-liquidators", args.num_liquidators)):
+        if v is not None and not 1 <= v <= 64:
+            raise CliError(f"{flag}={v} is out of range; allowed 1..64")
+    if args.total_timesteps is not None and args.total_timesteps < 64:
+        raise CliError(f"--total-timesteps={args.total_timesteps} is out of range; allowed >= 64")
+    try:
+        auction = check_block_auction(args.block_auction or "private")
+    except ValueError as exc:
+        raise CliError(
+            f"--block-auction {args.block_auction!r} is unknown; allowed private, public"
+        ) from exc
+    check_output_dir(args.out, "--out")
+    from agents.multiagent import MultiAgentConfig, run_multiagent
+
+    kw: dict[str, Any] = {"block_auction": auction, "seed": 0 if args.seed is None else args.seed}
+    if args.rounds is not None:
+        kw["rounds"] = args.rounds
+    if args.num_liquidators is not None:
+        kw["num_liquidators"] = args.num_liquidators
+    if args.total_timesteps is not None:
+        kw["timesteps"] = args.total_timesteps
+    cfg = MultiAgentConfig(**kw)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = (
+        Path(args.out) if args.out else Path("runs") / "train" / f"multiagent__{cfg.seed}__{stamp}"
+    )
+    run_multiagent(cfg, out, progress=not args.no_progress)
+    (out / "command.txt").write_text((args.command_line or "levgym train --multiagent") + "\n")
+    print(f"run folder: {out}")
+    print(f"report: {out / 'report.md'}")
+    print(f"TensorBoard: tensorboard --logdir {out / 'logs'}")
+    return 0
 
 
 def _is_number(v: Any) -> bool:
@@ -260,6 +342,16 @@ def check_train_device(device: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agents.train import train
+
+    if args.multiagent:
+        return run_multiagent_cli(args)
+    for flag, v in (
+        ("--rounds", args.rounds),
+        ("--num-liquidators", args.num_liquidators),
+        ("--block-auction", args.block_auction),
+    ):
+        if v is not None:
+            raise CliError(f"{flag} is only used with --multiagent")
 
     if args.total_timesteps is not None and args.total_timesteps < 1:
         raise ValueError(f"--total-timesteps={args.total_timesteps} is out of range; allowed >= 1")

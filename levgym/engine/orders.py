@@ -1,9 +1,10 @@
 """What agents do inside a block: the one input to ``substep`` besides the state and drivers.
 
-Orders carry the actions of agents that trade in the market the engine simulates (today: one
-outside liquidator and one liquidity provider per env; the agent axis ``M`` of the multi-agent
-env extends each field to ``[E, M]``). Each field is ``[E]`` on the engine's backend, or
-``None`` when nobody places that order.
+Orders carry the actions of agents that trade in the market the engine simulates (one outside
+liquidator and one liquidity provider per env). Each field is ``[E]`` on the engine's backend,
+or ``None`` when nobody places that order. ``M`` agent liquidators (the agent axis, ``[E, M]``
+orders with gas bids: :mod:`levgym.engine.auction`) are resolved by gas-bid priority into the
+one liquidator's claim and sale below, and their fills attributed back per agent exactly.
 
 Priority inside a block (substep), in the order the engine applies them:
 

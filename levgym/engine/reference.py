@@ -426,3 +426,29 @@ def reference_substep(
     out_arrays["twap_buffer_usd"] = np.array([m["twap"] for m in envs], dtype=np.float64)
     new = s.replace(**out_arrays, time_h=now, substep_index=s.substep_index + 1)
     return new, np.array(rounds)
+
+
+def reference_agent_block(
+    claims: Any, bids: Any, block_gas_usd: Any, public: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Agent liquidators' fills and gas in one block, one env and one agent at a time (the
+    oracle of :mod:`levgym.engine.auction`): agents sorted by gas bid, highest first, ties by
+    index; each takes what it asked for while any share is left, else nothing. A winner pays its
+    share of ``block_gas_usd`` (gas of all the block's liquidations at the base price) times
+    ``1 + bid``; a loser pays the same on the share it lost in a public auction, nothing in a
+    private one. Returns (fills, gas) ``[E, M]``."""
+    claims, bids = np.asarray(claims, dtype=float), np.asarray(bids, dtype=float)
+    e_count, m_count = claims.shape
+    fills = np.zeros((e_count, m_count))
+    gas = np.zeros((e_count, m_count))
+    for e in range(e_count):
+        ranked = sorted(range(m_count), key=lambda i: (-float(bids[e, i]), i))
+        left = 1.0
+        for i in ranked:
+            want = float(claims[e, i])
+            got = want if want <= left else max(left, 0.0)
+            left -= got
+            fills[e, i] = got
+            lost = want - got if public else 0.0
+            gas[e, i] = (got + lost) * float(block_gas_usd[e]) * (1.0 + float(bids[e, i]))
+    return fills, gas

@@ -364,6 +364,28 @@ def liquidation_profit(debt_out: Num, repay: Num, debt_price_usd: Num, gas_usd: 
     return (debt_out - repay) * debt_price_usd - gas_usd
 
 
+# ----------------------------------------------------------------------------- agent liquidators
+
+
+def claim_fill(request_frac: Num, claimed_before_frac: Num) -> Num:
+    """Share of the block's liquidations an agent liquidator gets: what it asked for, at most
+    what the agents ahead of it in gas-bid priority left (the winner of a contested share takes
+    it, a loser gets nothing)."""
+    return minimum(request_frac, maximum(1.0 - claimed_before_frac, 0.0))
+
+
+def agent_gas_usd(
+    fill_frac: Num, request_frac: Num, block_gas_usd: Num, gas_bid_frac: Num, public: float
+) -> Num:
+    """Gas an agent liquidator pays for the block: ``block_gas_usd`` is the base gas of all the
+    block's liquidations (what one liquidator taking all of them would pay); it pays its
+    ``fill_frac`` of it at its bid ``(1 + gas_bid_frac)`` times the base price, and, in a public
+    gas auction (``public`` = 1), also its lost share ``request - fill`` (reverted transactions
+    still pay gas); in a private bundle (``public`` = 0) a lost share costs nothing."""
+    paid_frac = fill_frac + public * maximum(request_frac - fill_frac, 0.0)
+    return (1.0 + gas_bid_frac) * block_gas_usd * paid_frac
+
+
 def write_off_split(bad_debt: Num, reserves: Num):
     """Who pays bad debt: (from reserves, from lenders); reserves pay first."""
     from_reserves = minimum(bad_debt, reserves)

@@ -23,8 +23,10 @@ from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any
 
-AXES = ("env", "slot", "twap", "step", "asset", "protocol")
-AXIS_LETTERS = {"env": "E", "slot": "N", "twap": "W", "step": "S", "asset": "K", "protocol": "P"}
+AXES = ("env", "slot", "twap", "step", "asset", "protocol", "agent")
+AXIS_LETTERS = {
+    "env": "E", "slot": "N", "twap": "W", "step": "S", "asset": "K", "protocol": "P", "agent": "M",
+}  # fmt: skip
 ROLES = (
     "position",  # a slot's balances, changed by the substep
     "behaviour",  # a slot's drawn attributes, never changed by the substep
@@ -53,7 +55,7 @@ class Field:
     def __post_init__(self) -> None:
         if any(a not in AXES for a in self.axes):
             raise ValueError(f"field {self.name}: axes {self.axes}; allowed {AXES}")
-        if self.role not in ROLES and self.role != "driver":
+        if self.role not in ROLES and self.role not in ("driver", "order"):
             raise ValueError(f"field {self.name}: role {self.role!r}; allowed {ROLES}")
         if self.dtype not in DTYPES:
             raise ValueError(f"field {self.name}: dtype {self.dtype!r}; allowed {DTYPES}")
@@ -162,6 +164,16 @@ ORDER_FIELDS = (
     "pause_oracle",
 )
 
+# Orders of the M agent liquidators of a block (levgym.engine.auction.AgentOrders), each
+# [E, M]: resolved by gas-bid priority into the one-agent ORDER_FIELDS above, the fills
+# attributed back per agent (see levgym.engine.auction).
+AGENT_ORDER_SCHEMA: tuple[Field, ...] = (
+    _f("claim_share_frac", "env agent", "frac", "order", "share of every liquidation of the block the agent asks for, in [0, 1]"),
+    _f("gas_bid_frac", "env agent", "frac", "order", "priority fee above the base gas price, as a share of it (>= 0): the block's priority"),
+    _f("sell_asset", "env agent", "asset", "order", "collateral the agent sells into the pool in the block, >= 0"),
+)  # fmt: skip
+AGENT_ORDER_FIELDS = tuple(f.name for f in AGENT_ORDER_SCHEMA)
+
 # Scalar parameters the fused kernel reads: (name, section of EngineParams, attribute). An
 # attribute may be a property (derived values are computed by their owner, never restated).
 KERNEL_PARAMS: tuple[tuple[str, str, str], ...] = (
@@ -232,6 +244,8 @@ def markdown_table(schema: tuple[Field, ...]) -> str:
 
 
 __all__ = [
+    "AGENT_ORDER_FIELDS",
+    "AGENT_ORDER_SCHEMA",
     "AXES",
     "CLOCK_FIELDS",
     "COUNTER_FIELDS",

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..engine.backend import to_numpy
-from ..engine.fused import _params_packed
+from ..engine.fused import _params_packed, pack_orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
@@ -268,6 +268,10 @@ class GovernanceVectorEnv(LevgymVectorEnv):
     DEFAULT_SCENARIOS = DEFAULT_GOVERNANCE_SCENARIOS
     TERMINAL_CAUSE = "insolvency"
     PACKED = True
+    block_orders: Any = None
+    """Orders (:class:`levgym.engine.orders.Orders`) placed in every block of the next steps;
+    ``None`` (Governance-v0's own markets): nobody places any. The multi-agent env
+    (:mod:`levgym.multiagent`) sets its agents' resolved orders here."""
     SHARED_SETTABLE: ClassVar[tuple[str, ...]] = (
         "w_bad_debt",
         "w_liquidation",
@@ -362,7 +366,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         for _ in range(self.substeps_per_step):
             # no copies: the engine returns new arrays and never writes into old ones
             s0 = s
-            core.substep()
+            core.substep(self.block_orders)
             s = core.state
             revenue_value, liq_loss = governance_substep_flows(
                 revenue_value, liq_loss, *(to_numpy(getattr(s0, k)) for k in _FLOW_FIELDS),
@@ -435,6 +439,8 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         p, tr = core.packed, core.tracker
         if not hasattr(self, "_k_ic"):
             self._kernel_buffers()
+        if self.block_orders is not None:
+            self._k_orders[...] = pack_orders(self.block_orders, self.num_envs)
         ic, fc = self._k_ic, self._k_fc
         ic[1] = p.substep_index % ic[2]
         ic[3] = tr.pos

@@ -46,6 +46,15 @@ def test_quick_benchmark_writes_the_report(tmp_path, capsys):
     assert {"ppo", "greedy", "greedy_hedged", "passive"} <= set(
         results["objective"]["levgym/Liquidator-v1"]
     )
+    ma = results["multiagent"]  # the multi-agent section, short on --quick
+    assert set(ma["profiles"]) == {
+        "static_governor_rule_keepers",
+        "static_governor_learning_liquidators",
+        "governor_vs_rule_keepers",
+        "governor_vs_learning_liquidators",
+    }
+    assert [r["round"] for r in ma["exploitability_rounds"]] == [1]
+    assert "Multi-agent: alternating best response" in (out / "report.md").read_text()
     report = (out / "report.md").read_text()
     assert "How this was produced" in report and "benchmark --quick" in report
     assert ("beats every baseline" in report) or ("does not beat every baseline" in report)
