@@ -54,6 +54,7 @@ OUTPUTS: dict[str, str] = {
     "evaluate": "`levgym evaluate --json`",
     "results.json": "`levgym benchmark`: results.json",
     "results.csv": "`levgym benchmark`: results.csv columns",
+    "validate": "`levgym validate --json`",
 }
 """Every output checked against the registry, with where it comes from."""
 
@@ -113,17 +114,32 @@ _add(
     "seed",
     "label",
     "root random seed of the run (evaluate, benchmark suite: the first held-out seed)",
-    ("simulate", "stress", "evaluate", "results.json"),
+    ("simulate", "stress", "evaluate", "results.json", "validate"),
 )
 _add("num_envs", "count", "markets simulated at once", SIM)
-_add("positions", "count", "position slots per market (per path in stress)", ("simulate", "stress"))
+_add(
+    "positions",
+    "count",
+    "position slots per market (per path in stress, per book in validate)",
+    ("simulate", "stress", "validate"),
+)
 _add("steps", "count", "governance periods simulated", SIM)
 _add("backend", "label", "array backend (numpy, torch, numba)", ("simulate", "stress"))
 _add("dtype", "label", "float precision", ("simulate", "stress"))
-_add("command", "label", "the command line that reproduces the run", ("stress", "results.json"))
+_add(
+    "command",
+    "label",
+    "the command line that reproduces the run",
+    ("stress", "results.json", "validate"),
+)
 _add("argv", "label", "the command as typed (null when not run from the `levgym` script)", ST)
 _add("scenario_overrides", "label", "`--set scenario.KEY=VALUE` overrides", ST, "map")
-_add("preset", "label", "protocol preset (see `levgym.engine.params.PRESETS`)", ST)
+_add(
+    "preset",
+    "label",
+    "protocol preset (see `levgym.engine.params.PRESETS`)",
+    ("stress", "validate"),
+)
 _add("sets", "label", "the `--set` overrides as given", ST)
 _add("horizon_hours", "h", "length of each path", ST)
 _add("substeps", "count", "substeps per path", ST)
@@ -612,6 +628,57 @@ METRICS: dict[str, tuple[str, ...]] = {
 
 
 # ---------------------------------------------------------------- checks
+# ---------------------------------------------------------------- validate (levgym.analytics.validation)
+VAL = ("validate",)
+_add("warmup_h", "h", "hours each book lived before the day started", VAL)
+_add("draws", "count", "books drawn per replayed day (the model is their mean)", VAL)
+_add("fit_period", "label", "days the book was fitted on (first..last date)", VAL)
+_add("test_period", "label", "days held out of the fit (first..last date)", VAL)
+_add("book_collateral_usd", "usd", "collateral value of each drawn book", VAL)
+_add("calibration_days", "object", "one record per replayed day", VAL)
+_add("date", "label", "UTC date", VAL)
+_add("split", "label", "`fit` or `test`", VAL)
+_add("fall_frac", "frac", "ETH fall that day: 1 - lowest hourly close / close at 00:00 UTC", VAL)
+_add(
+    "real_usd",
+    "usd",
+    "debt Aave v2 liquidators repaid that day (WETH collateral, stablecoin debt)",
+    VAL,
+)
+_add(
+    "model_usd",
+    "usd",
+    "debt the model's liquidators repaid that day, warmed-up book (mean over draws)",
+    VAL,
+)
+_add("model_fresh_usd", "usd", "the same with a fresh book (no warm-up)", VAL)
+_add("real_share", "frac", "the day's real volume over the sum over its set's days", VAL)
+_add("model_share", "frac", "the day's model volume over the sum over its set's days", VAL)
+_add("log2_ratio", "ratio", "log2 of model share over real share, both floored at 0.05 / days", VAL)
+_add("scores", "object", "scores by set: fit, test, fresh_fit, fresh_test", VAL, "map")
+_add("days", "count", "days in the set", VAL)
+_add("spearman", "ratio", "Spearman rank correlation of daily model and real volumes", VAL)
+_add(
+    "within_2x_frac", "frac", "share of days whose model share is within 2x of the real share", VAL
+)
+_add("rms_log2", "ratio", "root mean square of the daily log2 ratios", VAL)
+_add(
+    "timing_corr",
+    "ratio",
+    "Pearson correlation of the 24 hourly volumes, mean over the set's 5 biggest real days",
+    VAL,
+)
+_add(
+    "noise_ceiling",
+    "object",
+    "test-set scores of the model against one draw of its own book, mean over draws",
+    VAL,
+)
+_add("big_days", "object", "the test set's biggest real days with their hourly volumes", VAL)
+_add("real_hourly_usd", "usd", "real debt repaid per UTC hour", VAL)
+_add("model_hourly_usd", "usd", "model debt repaid per UTC hour (mean over draws)", VAL)
+
+
 def problems(obj: Mapping[str, Any], output: str) -> list[str]:
     """Every key of ``obj`` (recursively) that is not declared for ``output``, as messages."""
     if output not in OUTPUTS:

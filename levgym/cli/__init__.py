@@ -20,6 +20,8 @@ COMMANDS = {
     "benchmark": "benchmark",
     "stress": "stress",
     "bench": "bench",
+    "validate": "validate",
+    "calibrate": "calibrate",
 }
 
 

@@ -324,10 +324,15 @@ class RunParams:
     """Blocks of time per governance period (env step)."""
     substep_h: float = 1.0 / 6.0
     """Length of one substep in hours (default 10 minutes)."""
+    warmup_h: float = 0.0
+    """Hours the drawn book lives before t = 0 (``simulate``, ``validate``): a replayed CSV's
+    earlier rows, or a calm burn-in before a synthetic scenario; counters start at t = 0. The
+    envs ignore it (their episodes start from a fresh book)."""
 
     def __post_init__(self) -> None:
         _check_range("run", "substeps_per_step", self.substeps_per_step, 1, 10_000)
         _check_range("run", "substep_h", self.substep_h, 0.0, 24.0, lo_open=True)
+        _check_range("run", "warmup_h", self.warmup_h, 0.0, 1440.0)
 
     @property
     def step_h(self) -> float:
@@ -365,7 +370,46 @@ PRESETS: dict[str, ProtocolParams] = {
     ),
     # A safer fixed set: lower LT and LTV, larger bonus to keep keepers interested.
     "conservative": ProtocolParams(ltv=0.70, liquidation_threshold=0.75, liquidation_bonus=0.075),
+    # Aave v2 Ethereum WETH collateral against stablecoin debt (2021): LTV 0.80, LT 0.825, bonus
+    # 5%; the close factor is always 50% (no full close, no small-position rule) and v2 takes no
+    # protocol fee on the bonus; the USDC rate curve (optimal 90%, slopes 4% / 60%).
+    "aave_v2_weth": ProtocolParams(
+        ltv=0.80,
+        liquidation_threshold=0.825,
+        liquidation_bonus=0.05,
+        close_factor=0.5,
+        full_close_hf=0.0,
+        small_position_usd=0.0,
+        protocol_fee_frac=0.0,
+        slope1_apr=0.04,
+        slope2_apr=0.60,
+        optimal_utilization_frac=0.90,
+        reserve_factor_frac=0.10,
+    ),
 }
+
+BOOK_PRESETS: dict[str, dict[str, dict[str, float | int | bool | str]]] = {
+    # The book and keepers fitted on Aave v2's WETH liquidations of 2020-12 .. 2021-03 by
+    # `levgym calibrate` (levgym.analytics.validation.fit; ASSUMPTIONS.md, "Fidelity"). Chainlink
+    # reads centralized exchanges: the on-chain pool carries no weight in the oracle.
+    "aave_v2_weth": {
+        "market": {
+            "oracle_pool_weight_frac": 0.0,
+            "pool_depth_usd": 1e9,
+            "keeper_max_slippage_frac": 0.02,
+        },
+        "borrowers": {
+            "hf_floor": 1.0,
+            "hf_median_excess": 0.5,
+            "hf_sigma": 1.0,
+            "size_pareto_alpha": 1.6,
+            "total_collateral_usd": 85.2e6,
+        },
+        "run": {"warmup_h": 72.0},
+    },
+}
+"""Non-protocol sections of a preset (market, borrowers, run), as ``section -> key -> value``:
+a preset named here sets these too (:func:`preset_params`); the others only set the protocol."""
 
 
 def preset(name: str) -> ProtocolParams:
@@ -375,6 +419,17 @@ def preset(name: str) -> ProtocolParams:
             f"preset {name!r} is unknown{closest_hint(name, PRESETS)}; allowed {', '.join(sorted(PRESETS))}"
         )
     return PRESETS[name]
+
+
+def preset_params(name: str) -> EngineParams:
+    """All engine parameters of the preset ``name``: its protocol and, for a preset of
+    :data:`BOOK_PRESETS`, its market, book and run values."""
+    params = EngineParams(protocol=preset(name))
+    sections = BOOK_PRESETS.get(name, {})
+    parts = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    for section, values in sections.items():
+        parts[section] = dataclasses.replace(parts[section], **values)
+    return EngineParams(**parts)
 
 
 def _coerce(current: Any, raw: str, key: str) -> Any:
