@@ -54,21 +54,27 @@ FALL_MIN_FRAC = 0.05
 BIG_DAYS = 5
 SHARE_FLOOR_FRAC = 0.05
 AAVE_SLOTS = 2000
+VOL_WINDOW_H = 14 * 24.0
+"""Realized volatility that the book's health factors respond to: the 14 days before its draw."""
 BOOK_REF_PRICE_USD = 2000.0
 """The book holds ``total_collateral_usd / BOOK_REF_PRICE_USD`` ETH on every replayed day."""
 DAY_S = 86400.0
 HOURS = 24
 
-# The grid of :func:`fit`: the book (health factors near the edge, size tail, warm-up) and two
-# keeper parameters (the depth their sales meet, the impact cap of one call).
+# The grid of :func:`fit`: the book (health factors near the edge and their response to recent
+# volatility, turnover, warm-up) and two keeper parameters (the impact cap of one call, the depth
+# their sales meet). Arrivals follow exits (``ARRIVALS_PER_EXIT``), keeping about 90% of the
+# slots active. The values not in the grid are the preset's (a first pass over the size tail,
+# sigma and depth picked ``size_pareto_alpha`` 1.6, ``hf_sigma`` 1.0, depth 1e9; ASSUMPTIONS.md).
 FIT_GRID: dict[str, tuple[float, ...]] = {
-    "borrowers.hf_median_excess": (0.15, 0.3, 0.5),
-    "borrowers.hf_sigma": (0.6, 1.0),
-    "borrowers.size_pareto_alpha": (0.9, 1.2, 1.6),
-    "market.pool_depth_usd": (60e6, 300e6, 1e9),
+    "run.warmup_h": (72.0, 336.0),
+    "borrowers.exit_rate_per_h": (0.002, 0.01),
+    "borrowers.hf_median_excess": (0.3, 0.5),
+    "borrowers.hf_vol_elasticity": (0.0, 1.0),
     "market.keeper_max_slippage_frac": (0.02, 1.0),
-    "run.warmup_h": (24.0, 72.0),
+    "market.pool_depth_usd": (1e9,),
 }
+ARRIVALS_PER_EXIT = 9.0
 
 
 @dataclass(frozen=True)
@@ -149,8 +155,23 @@ def day_drivers(days: list[Day], draws: int, params: EngineParams, warmup_h: flo
     return compose(ctx, prices), warm
 
 
+def trailing_vol(at_s: float, window_h: float = VOL_WINDOW_H) -> float:
+    """Annualized realized volatility of the hourly closes in the ``window_h`` hours before
+    ``at_s`` (the book's recent history when it is drawn)."""
+    t, c = close_times()
+    k = (t <= at_s) & (t > at_s - window_h * data.HOUR_S)
+    r = np.diff(np.log(c[k]))
+    return float(r.std() * math.sqrt(24.0 * 365.0))
+
+
 def day_books(
-    params: EngineParams, days: list[Day], draws: int, positions: int, seed: int, drivers
+    params: EngineParams,
+    days: list[Day],
+    draws: int,
+    positions: int,
+    seed: int,
+    drivers: Any,
+    warmup_h: float,
 ) -> Any:
     """The initial state of every replay: draw ``r`` is the same book (``default_rng([seed, r])``)
     on every day, holding ``params.borrowers.total_collateral_usd / BOOK_REF_PRICE_USD`` ETH of
@@ -165,8 +186,9 @@ def day_books(
         day_params = with_values(
             params, {"borrowers.total_collateral_usd": size_asset * float(f0[0])}
         )
+        vol = trailing_vol(days[j].start_s - warmup_h * data.HOUR_S)
         books = [
-            draw_book(day_params, 1, positions, np.random.default_rng([seed, r]))
+            draw_book(day_params, 1, positions, np.random.default_rng([seed, r]), vol)
             for r in range(draws)
         ]
         states.append(
@@ -195,7 +217,7 @@ def replay(
     from ..simulation import Simulator  # the market runner sits above analytics' imports
 
     drivers, warm = day_drivers(days, draws, params, warmup_h)
-    state = day_books(params, days, draws, positions, seed, drivers)
+    state = day_books(params, days, draws, positions, seed, drivers, warmup_h)
     sim = Simulator(params, drivers, positions, seed, backend=backend, state=state)
     per_h = int(round(1.0 / params.run.substep_h))
     marks = []
@@ -270,9 +292,12 @@ def noise_ceiling(hourly: np.ndarray) -> dict[str, float]:
 def with_values(params: EngineParams, values: dict[str, float]) -> EngineParams:
     """``params`` with ``section.key`` values replaced (validated by the dataclasses)."""
     parts = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    by_section: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
         section, name = key.split(".")
-        parts[section] = dataclasses.replace(parts[section], **{name: value})
+        by_section.setdefault(section, {})[name] = value
+    for section, changes in by_section.items():  # one validation per section
+        parts[section] = dataclasses.replace(parts[section], **changes)
     return EngineParams(**parts)
 
 
@@ -306,6 +331,9 @@ def fit(
     best: tuple[float, dict[str, float], np.ndarray] | None = None
     for i, combo in enumerate(combos):
         values = {k: float(v) for k, v in zip(keys, combo, strict=True)}
+        if "borrowers.exit_rate_per_h" in values:
+            exit_rate = values["borrowers.exit_rate_per_h"]
+            values["borrowers.arrival_rate_per_h"] = ARRIVALS_PER_EXIT * exit_rate
         params = with_values(base, values)
         hourly = replay(params, days, params.run.warmup_h, draws, positions, seed)
         loss = fit_loss(hourly, days)

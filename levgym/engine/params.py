@@ -225,6 +225,12 @@ class BorrowerParams:
     """Median of the initial health factor above ``hf_floor``."""
     hf_sigma: float = 0.6
     """Log-spread of the initial health factor excess."""
+    hf_vol_elasticity: float = 0.0
+    """Where the drawing knows the recent realized volatility (``levgym validate``, replays with
+    earlier rows), the median excess scales by ``(vol / hf_vol_ref_annual) ** hf_vol_elasticity``:
+    borrowers keep more room after a volatile fortnight. 0 = no dependence."""
+    hf_vol_ref_annual: float = 1.0
+    """Annualized volatility at which the median excess is ``hf_median_excess``."""
     passive_frac: float = 0.5
     """Share of slots that never act."""
     defensive_frac: float = 0.3
@@ -280,6 +286,8 @@ class BorrowerParams:
         _check_range(o, "hf_floor", self.hf_floor, 1.0, 10.0)
         _check_range(o, "hf_median_excess", self.hf_median_excess, 0.0, 100.0, lo_open=True)
         _check_range(o, "hf_sigma", self.hf_sigma, 0.0, 5.0)
+        _check_range(o, "hf_vol_elasticity", self.hf_vol_elasticity, -5.0, 5.0)
+        _check_range(o, "hf_vol_ref_annual", self.hf_vol_ref_annual, 0.0, 100.0, lo_open=True)
         for name in (
             "passive_frac",
             "defensive_frac",
@@ -400,12 +408,14 @@ BOOK_PRESETS: dict[str, dict[str, dict[str, float | int | bool | str]]] = {
         },
         "borrowers": {
             "hf_floor": 1.0,
-            "hf_median_excess": 0.5,
+            "hf_median_excess": 0.3,
             "hf_sigma": 1.0,
             "size_pareto_alpha": 1.6,
-            "total_collateral_usd": 85.2e6,
+            "arrival_rate_per_h": 0.018,
+            "exit_rate_per_h": 0.002,
+            "total_collateral_usd": 68.7e6,
         },
-        "run": {"warmup_h": 72.0},
+        "run": {"warmup_h": 336.0},
     },
 }
 """Non-protocol sections of a preset (market, borrowers, run), as ``section -> key -> value``:

@@ -89,3 +89,31 @@ def test_fit_runs_on_the_fit_period_only(monkeypatch):
     assert seen and all(date < V.TEST_START for date in seen)
     assert out["borrowers.hf_sigma"] in (0.6, 1.0)
     assert out["borrowers.total_collateral_usd"] > 0
+
+
+def test_volatility_scales_the_drawn_health_factors_only_when_asked():
+    import dataclasses
+
+    from levgym.engine.params import EngineParams
+    from levgym.engine.state import draw_book
+
+    p = EngineParams()
+    plain = draw_book(p, 2, 50, np.random.default_rng(3))
+    ignored = draw_book(p, 2, 50, np.random.default_rng(3), vol_annual=np.array([0.5, 2.0]))
+    for key in plain:
+        np.testing.assert_array_equal(plain[key], ignored[key])
+    b = dataclasses.replace(p.borrowers, hf_vol_elasticity=1.0, hf_vol_ref_annual=1.0)
+    pv = dataclasses.replace(p, borrowers=b)
+    scaled = draw_book(pv, 2, 50, np.random.default_rng(3), vol_annual=np.array([0.5, 2.0]))
+    passive = plain["kind"] != 2  # loopers start in their band either way
+    excess = (plain["hf"] - p.borrowers.hf_floor)[passive]
+    got = (scaled["hf"] - p.borrowers.hf_floor)[passive]
+    factor = np.where(np.arange(2)[:, None] == 0, 0.5, 2.0)
+    factor = np.broadcast_to(factor, plain["hf"].shape)[passive]
+    np.testing.assert_allclose(got, excess * factor)
+
+
+def test_trailing_vol_of_the_may_crash_is_high():
+    calm = V.trailing_vol(V.data.parse_utc("2021-04-10T00:00:00Z"))
+    after = V.trailing_vol(V.data.parse_utc("2021-05-25T00:00:00Z"))
+    assert 0.2 < calm < after < 5.0

@@ -73,3 +73,13 @@ def test_bad_warmup(capsys, value):
     rc = main(["simulate", "--steps", "1", f"--warmup-h={value}"])
     assert rc == 2
     assert "--warmup-h" in capsys.readouterr().err
+
+
+def test_stress_takes_a_book_and_a_warmup(tmp_path, capsys):
+    book = Path(__file__).resolve().parents[2] / "levgym" / "data" / "example_book.csv"
+    args = ["stress", "--paths", "4", "--positions", "8", "--no-progress", "--json",
+            "--book-csv", str(book), "--warmup-h", "6", "--out", str(tmp_path / "s")]  # fmt: skip
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "--book-csv" in out["command"] and "--warmup-h 6" in out["command"]
+    assert out["positions"] == 10  # the book's rows

@@ -60,7 +60,8 @@ def test_presets_and_override():
     )
     assert preset("compound_v3").liquidation_threshold == 0.895
     with pytest.raises(
-        ValueError, match=r"preset 'x' is unknown; allowed aave_v2_weth, aave_v3_weth, compound_v3, conservative"
+        ValueError,
+        match=r"preset 'x' is unknown; allowed aave_v2_weth, aave_v3_weth, compound_v3, conservative",
     ):
         preset("x")
     assert override(aave, "protocol", "liquidation_bonus", "0.06").liquidation_bonus == 0.06
