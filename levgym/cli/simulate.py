@@ -141,7 +141,17 @@ def run(args: argparse.Namespace) -> int:
     table = read_csv_table(args)
     # a replayed CSV's warm-up is its own earlier rows: the drivers cover both
     csv_substeps = num_substeps + (warm_substeps if args.price_csv else 0)
-    name, drivers = make_drivers(args, params, sets, csv_substeps, table)
+    try:
+        name, drivers = make_drivers(args, params, sets, csv_substeps, table)
+    except ValueError as exc:
+        if not (args.price_csv and warm_substeps and "the run needs" in str(exc)):
+            raise
+        raise ValueError(
+            f"--price-csv {args.price_csv!r} is too short for a warm-up of "
+            f"{params.run.warmup_h:g} h (run.warmup_h: the file's first rows) plus {args.steps} "
+            "step(s); allowed --warmup-h 0 or a smaller one, fewer --steps, or a file that starts "
+            "earlier"
+        ) from None
     result = simulate(
         drivers,
         params,

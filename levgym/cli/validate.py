@@ -166,11 +166,17 @@ def plot_validation(r: dict[str, Any], path: str) -> None:
     ax.legend()
     for ax, b in zip(axes[1:], big, strict=True):
         h = np.arange(24)
-        ax.bar(h - 0.2, np.array(b["real_hourly_usd"]) / 1e6, width=0.4, label="Aave v2")
-        ax.bar(h + 0.2, np.array(b["model_hourly_usd"]) / 1e6, width=0.4, label="model")
-        ax.set_title(f"{b['date']} (corr {_fmt(b['timing_corr'], 2)})")
+        real = np.array(b["real_hourly_usd"])
+        model = np.array(b["model_hourly_usd"])
+        ax.bar(h - 0.2, real / max(real.sum(), 1e-9), width=0.4, label="Aave v2")
+        ax.bar(h + 0.2, model / max(model.sum(), 1e-9), width=0.4, label="model")
+        ax.set_title(
+            f"{b['date']}: ${real.sum() / 1e6:.1f}M real, ${model.sum() / 1e6:.1f}M model "
+            f"(corr {_fmt(b['timing_corr'], 2)})",
+            fontsize=9,
+        )
         ax.set_xlabel("hour (UTC)")
-        ax.set_ylabel("$M per hour")
+        ax.set_ylabel("share of the day's volume")
         ax.legend()
     fig.tight_layout()
     save_figure(fig, path, dpi=100)

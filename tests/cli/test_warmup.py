@@ -83,3 +83,12 @@ def test_stress_takes_a_book_and_a_warmup(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert "--book-csv" in out["command"] and "--warmup-h 6" in out["command"]
     assert out["positions"] == 10  # the book's rows
+
+
+def test_a_csv_too_short_for_its_warmup_says_so(capsys):
+    rc = main(
+        ["simulate", "--preset", "aave_v2_weth", "--price-csv", str(EXAMPLE), "--steps", "12"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "too short for a warm-up of 336 h" in err and "allowed --warmup-h 0" in err
