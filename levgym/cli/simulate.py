@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default="aave_v3_weth",
-        help="protocol preset (aave_v3_weth, compound_v3, conservative)",
+        help="preset (aave_v3_weth, compound_v3, conservative; aave_v2_weth also sets the book, keepers and warm-up fitted on Aave v2, see `levgym validate`)",
     )
     add_csv_arguments(p, "replay a price path from a CSV file")
     add_book_arguments(p)
