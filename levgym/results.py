@@ -159,6 +159,8 @@ for _name, _text in (
     ("added_collateral_asset", "collateral added by defensive borrowers"),
     ("withdrawn_collateral_asset", "collateral withdrawn (deleveraging sales, exits)"),
     ("protocol_fee_asset", "protocol's share of liquidation bonuses"),
+    ("keeper_sold_asset", "collateral background keepers sold (pool and off-pool venue)"),
+    ("keeper_venue_sold_asset", "the part of it sold off the pool (market.keeper_venue_frac)"),
 ):
     _add(_name, "asset", _text, SIM)
 

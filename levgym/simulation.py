@@ -275,6 +275,8 @@ def per_env_summary(state: State, flows: UsdFlows) -> dict[str, np.ndarray]:
         "protocol_fee_asset",
         "protocol_fee_usd",
         "keeper_profit_usd",
+        "keeper_sold_asset",
+        "keeper_venue_sold_asset",
         "arrivals",
         "exits",
     ):

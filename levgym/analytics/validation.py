@@ -61,20 +61,28 @@ BOOK_REF_PRICE_USD = 2000.0
 DAY_S = 86400.0
 HOURS = 24
 
-# The grid of :func:`fit`: the book (health factors near the edge and their response to recent
-# volatility, turnover, warm-up) and two keeper parameters (the impact cap of one call, the depth
-# their sales meet). Arrivals follow exits (``ARRIVALS_PER_EXIT``), keeping about 90% of the
-# slots active. The values not in the grid are the preset's (a first pass over the size tail,
-# sigma and depth picked ``size_pareto_alpha`` 1.6, ``hf_sigma`` 1.0, depth 1e9; ASSUMPTIONS.md).
-FIT_GRID: dict[str, tuple[float, ...]] = {
-    "run.warmup_h": (72.0, 336.0),
-    "borrowers.exit_rate_per_h": (0.002, 0.01),
-    "borrowers.hf_median_excess": (0.3, 0.5),
-    "borrowers.hf_vol_elasticity": (0.0, 1.0),
-    "market.keeper_max_slippage_frac": (0.02, 1.0),
-    "market.pool_depth_usd": (1e9,),
-}
+# The grids of :func:`fit`, searched one after the other, each from the best of the one before:
+# the book (warm-up, turnover, health factors near the edge and their response to recent
+# volatility), then the two keeper parameters (the share of keepers' sales routed off the pool
+# and that venue's depth). Arrivals follow exits (``ARRIVALS_PER_EXIT``), keeping about 90% of the
+# slots active. Values in no grid are the preset's: the pool's depth is fixed from the data
+# (``POOL_DEPTH_USD``); a first pass picked ``size_pareto_alpha`` 1.6 and ``hf_sigma`` 1.0.
+FIT_STAGES: tuple[dict[str, tuple[float, ...]], ...] = (
+    {
+        "run.warmup_h": (72.0, 336.0),
+        "borrowers.exit_rate_per_h": (0.002, 0.01),
+        "borrowers.hf_median_excess": (0.3, 0.5),
+        "borrowers.hf_vol_elasticity": (0.0, 1.0),
+    },
+    {
+        "market.keeper_venue_frac": (0.0, 0.5, 0.9),
+        "market.keeper_venue_depth_usd": (2e8, 1e9, 5e9),
+    },
+)
 ARRIVALS_PER_EXIT = 9.0
+POOL_DEPTH_USD = 80e6
+"""The on-chain pool keepers and arbitrageurs meet: the median DAI reserve of the Uniswap v2
+DAI/WETH pool at the start of the five 2021 stress days in the reserves file (37-108M)."""
 
 
 @dataclass(frozen=True)
@@ -319,12 +327,40 @@ def fit(
     grid: dict[str, tuple[float, ...]] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Grid search of :data:`FIT_GRID` minimising :func:`fit_loss` on the fit-period days (the
-    test days are never replayed); then the book's size (ETH at :data:`BOOK_REF_PRICE_USD`)
-    scaled so that the model's total over the fit days equals the real total."""
+    """Grid searches of :data:`FIT_STAGES` (or the one ``grid``) minimising :func:`fit_loss` on
+    the fit-period days (the test days are never replayed); then the book's size (ETH at
+    :data:`BOOK_REF_PRICE_USD`) scaled so that the model's total over the fit days equals the
+    real total."""
     base = base or preset_params("aave_v2_weth")
-    grid = grid or FIT_GRID
+    stages = (grid,) if grid else FIT_STAGES
     days = [d for d in calibration_days() if not d.test]
+    chosen: dict[str, float] = {}
+    for n, stage in enumerate(stages):
+        loss, values, hourly = _grid_search(base, stage, days, draws, positions, seed, progress, n)
+        chosen.update(values)
+        base = with_values(base, values)
+    model_total = float(hourly.mean(axis=1).sum())
+    real_total = float(sum(d.real_usd for d in days))
+    scale = real_total / model_total if model_total > 0 else 1.0
+    size = base.borrowers.total_collateral_usd * scale
+    return {
+        "fit_days": len(days),
+        "loss": round(loss, 4),
+        **chosen,
+        "borrowers.total_collateral_usd": float(f"{size:.3g}"),
+    }
+
+
+def _grid_search(
+    base: EngineParams,
+    grid: dict[str, tuple[float, ...]],
+    days: list[Day],
+    draws: int,
+    positions: int,
+    seed: int,
+    progress: Callable[[str], None] | None,
+    stage: int,
+) -> tuple[float, dict[str, float], np.ndarray]:
     keys = list(grid)
     combos = np.array(np.meshgrid(*[grid[k] for k in keys], indexing="ij"))
     combos = combos.reshape(len(keys), -1).T
@@ -338,21 +374,11 @@ def fit(
         hourly = replay(params, days, params.run.warmup_h, draws, positions, seed)
         loss = fit_loss(hourly, days)
         if progress:
-            progress(f"[{i + 1}/{len(combos)}] loss {loss:.3f} {values}")
+            progress(f"stage {stage + 1} [{i + 1}/{len(combos)}] loss {loss:.3f} {values}")
         if best is None or loss < best[0]:
             best = (loss, values, hourly)
     assert best is not None
-    loss, values, hourly = best
-    model_total = float(hourly.mean(axis=1).sum())
-    real_total = float(sum(d.real_usd for d in days))
-    scale = real_total / model_total if model_total > 0 else 1.0
-    size = base.borrowers.total_collateral_usd * scale
-    return {
-        "fit_days": len(days),
-        "loss": round(loss, 4),
-        **values,
-        "borrowers.total_collateral_usd": float(f"{size:.3g}"),
-    }
+    return best
 
 
 SCORE_KEYS = ("spearman", "within_2x_frac", "rms_log2", "timing_corr")

@@ -171,6 +171,13 @@ class MarketParams:
     profitability_filter: bool = True
     """Liquidate only when the seized collateral, sold alone into the pool, pays for repay and gas.
     Off: every liquidatable position is liquidated (up to keeper capacity) whatever it pays."""
+    keeper_venue_frac: float = 0.0
+    """Share of keepers' sales routed off the on-chain pool (an aggregator route over deeper
+    liquidity and CEX legs, lumped into one venue): sold at the fundamental price through a
+    constant-product venue of depth ``keeper_venue_depth_usd`` that the pool's price never sees
+    and that is full again at every cascade round. 0 (default): every sale goes to the pool."""
+    keeper_venue_depth_usd: float = 500e6
+    """Debt-asset depth of the off-pool venue (see ``keeper_venue_frac``)."""
 
     def __post_init__(self) -> None:
         o = "market"
@@ -192,6 +199,10 @@ class MarketParams:
         _check_range(o, "max_cascade_rounds", self.max_cascade_rounds, 1, 10_000)
         _check_range(
             o, "keeper_max_slippage_frac", self.keeper_max_slippage_frac, 0.0, 1.0, lo_open=True
+        )
+        _check_range(o, "keeper_venue_frac", self.keeper_venue_frac, 0.0, 1.0)
+        _check_range(
+            o, "keeper_venue_depth_usd", self.keeper_venue_depth_usd, 0.0, MAX_USD, lo_open=True
         )
         if not isinstance(self.profitability_filter, bool):
             raise ValueError(
@@ -403,17 +414,18 @@ BOOK_PRESETS: dict[str, dict[str, dict[str, float | int | bool | str]]] = {
     "aave_v2_weth": {
         "market": {
             "oracle_pool_weight_frac": 0.0,
-            "pool_depth_usd": 1e9,
-            "keeper_max_slippage_frac": 0.02,
+            "pool_depth_usd": 80e6,
+            "keeper_venue_frac": 0.9,
+            "keeper_venue_depth_usd": 2e8,
         },
         "borrowers": {
             "hf_floor": 1.0,
-            "hf_median_excess": 0.3,
+            "hf_median_excess": 0.5,
             "hf_sigma": 1.0,
             "size_pareto_alpha": 1.6,
-            "arrival_rate_per_h": 0.018,
-            "exit_rate_per_h": 0.002,
-            "total_collateral_usd": 68.7e6,
+            "arrival_rate_per_h": 0.09,
+            "exit_rate_per_h": 0.01,
+            "total_collateral_usd": 84.5e6,
         },
         "run": {"warmup_h": 336.0},
     },
