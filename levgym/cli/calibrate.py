@@ -14,10 +14,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "calibrate",
         help="refit the aave_v2_weth book on Aave v2's 2020-12 .. 2021-03 liquidations",
-        description="Grid search of the book's health factors, turnover and warm-up and of the "
-        "keepers' sale size and depth on the fit-period days (2020-12-17 .. 2021-03-31) only; "
-        "the size tail from the events, the book's USD size scaled to the fit days' total. "
-        "Prints the fitted values (paste them into BOOK_PRESETS).",
+        description="Grid searches on the fit-period days (2020-12-17 .. 2021-03-31) only: first "
+        "the book (warm-up, turnover, health factors near the edge, their response to recent "
+        "volatility), then the two keeper parameters (the share of keepers' sales routed off the "
+        "pool and that venue's depth); the book's size scaled to the fit days' real total. "
+        "Prints the fitted values (paste them into BOOK_PRESETS and ASSUMPTIONS.md).",
     )
     p.add_argument("--draws", type=count, default=4, help="books drawn per day (default 4)")
     p.add_argument("--positions", type=count, default=1000, help="slots per book (default 1000)")
