@@ -65,7 +65,7 @@ HOURS = 24
 # the book (warm-up, turnover, health factors near the edge and their response to recent
 # volatility), then the two keeper parameters (the share of keepers' sales routed off the pool
 # and that venue's depth). Arrivals follow exits (``ARRIVALS_PER_EXIT``), keeping about 90% of the
-# slots active. Values in no grid are the preset's: the pool's depth is fixed from the data
+# slots active; loopers replace passive positions (the defensive share stays). Values in no grid are the preset's: the pool's depth is fixed from the data
 # (``POOL_DEPTH_USD``); a first pass picked ``size_pareto_alpha`` 1.6 and ``hf_sigma`` 1.0.
 FIT_STAGES: tuple[dict[str, tuple[float, ...]], ...] = (
     {
@@ -73,6 +73,7 @@ FIT_STAGES: tuple[dict[str, tuple[float, ...]], ...] = (
         "borrowers.exit_rate_per_h": (0.002, 0.01),
         "borrowers.hf_median_excess": (0.3, 0.5),
         "borrowers.hf_vol_elasticity": (0.0, 1.0),
+        "borrowers.looper_frac": (0.2, 0.5),
     },
     {
         "market.keeper_venue_frac": (0.0, 0.5, 0.9),
@@ -370,6 +371,9 @@ def _grid_search(
         if "borrowers.exit_rate_per_h" in values:
             exit_rate = values["borrowers.exit_rate_per_h"]
             values["borrowers.arrival_rate_per_h"] = ARRIVALS_PER_EXIT * exit_rate
+        if "borrowers.looper_frac" in values:  # loopers replace passive positions
+            rest = 1.0 - base.borrowers.defensive_frac - values["borrowers.looper_frac"]
+            values["borrowers.passive_frac"] = round(rest, 12)
         params = with_values(base, values)
         hourly = replay(params, days, params.run.warmup_h, draws, positions, seed)
         loss = fit_loss(hourly, days)
