@@ -13,8 +13,10 @@ Replay of a day: the hourly closes, interpolated in log price onto the 10-minute
 ``warmup_h`` hours before 00:00 UTC to 24:00 (flat gas, the market's normal liquidity). The book
 is drawn at the first row and lives through the warm-up (liquidations, arrivals, exits,
 re-levering) before the day starts; the day's volume is the debt repaid by liquidators from
-00:00 to 24:00. Each day is replayed with ``draws`` books (env ``i`` seeded ``seed + i``); the
-model's volume is the mean over draws.
+00:00 to 24:00. Each day is replayed with ``draws`` books (:func:`day_books`: book ``r`` is the
+same draw on every day, holding the same ETH, its health factors optionally scaled by the
+trailing volatility; borrower noise of env ``i`` seeded ``seed + i``); the model's volume is the
+mean over draws.
 
 Scores (:func:`score`), on a set of days:
 
