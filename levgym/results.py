@@ -56,6 +56,7 @@ OUTPUTS: dict[str, str] = {
     "results.csv": "`levgym benchmark`: results.csv columns",
     "sweep": "`levgym sweep`: results.json",
     "sweep.csv": "`levgym sweep`: results.csv columns (one row per trial)",
+    "validate": "`levgym validate --json`",
 }
 """Every output checked against the registry, with where it comes from."""
 
@@ -115,17 +116,32 @@ _add(
     "seed",
     "label",
     "root random seed of the run (evaluate, benchmark suite: the first held-out seed)",
-    ("simulate", "stress", "evaluate", "results.json"),
+    ("simulate", "stress", "evaluate", "results.json", "validate"),
 )
 _add("num_envs", "count", "markets simulated at once", SIM)
-_add("positions", "count", "position slots per market (per path in stress)", ("simulate", "stress"))
+_add(
+    "positions",
+    "count",
+    "position slots per market (per path in stress, per book in validate)",
+    ("simulate", "stress", "validate"),
+)
 _add("steps", "count", "governance periods simulated", SIM)
 _add("backend", "label", "array backend (numpy, torch, numba)", ("simulate", "stress"))
 _add("dtype", "label", "float precision", ("simulate", "stress"))
-_add("command", "label", "the command line that reproduces the run", ("stress", "results.json"))
+_add(
+    "command",
+    "label",
+    "the command line that reproduces the run",
+    ("stress", "results.json", "validate"),
+)
 _add("argv", "label", "the command as typed (null when not run from the `levgym` script)", ST)
 _add("scenario_overrides", "label", "`--set scenario.KEY=VALUE` overrides", ST, "map")
-_add("preset", "label", "protocol preset (see `levgym.engine.params.PRESETS`)", ST)
+_add(
+    "preset",
+    "label",
+    "protocol preset (see `levgym.engine.params.PRESETS`)",
+    ("stress", "validate"),
+)
 _add("sets", "label", "the `--set` overrides as given", ST)
 _add("horizon_hours", "h", "length of each path", ST)
 _add("substeps", "count", "substeps per path", ST)
@@ -152,6 +168,8 @@ for _name, _text in (
     ("added_collateral_asset", "collateral added by defensive borrowers"),
     ("withdrawn_collateral_asset", "collateral withdrawn (deleveraging sales, exits)"),
     ("protocol_fee_asset", "protocol's share of liquidation bonuses"),
+    ("keeper_sold_asset", "collateral background keepers sold (pool and off-pool venue)"),
+    ("keeper_venue_sold_asset", "the part of it sold off the pool (market.keeper_venue_frac)"),
 ):
     _add(_name, "asset", _text, SIM)
 
@@ -719,6 +737,55 @@ for _name, _unit, _text in (
     ("exploitability", "reward", "sum of the two gains, each floored at 0 (a NashConv estimate)" ),
 ):  # fmt: skip
     _add(_name, _unit, _text, BENCH)
+# ---------------------------------------------------------------- validate (levgym.analytics.validation)
+VAL = ("validate",)
+_add("warmup_h", "h", "hours each book lived before the day started", VAL)
+_add("draws", "count", "books drawn per replayed day (the model is their mean)", VAL)
+_add("fit_period", "label", "days the book was fitted on (first..last date)", VAL)
+_add("test_period", "label", "days held out of the fit (first..last date)", VAL)
+_add("book_collateral_usd", "usd", "collateral value of each drawn book", VAL)
+_add("calibration_days", "object", "one record per replayed day", VAL)
+_add("date", "label", "UTC date", VAL)
+_add("split", "label", "`fit` or `test`", VAL)
+_add("fall_frac", "frac", "ETH fall that day: 1 - lowest hourly close / close at 00:00 UTC", VAL)
+_add(
+    "real_usd",
+    "usd",
+    "debt Aave v2 liquidators repaid that day (WETH collateral, stablecoin debt)",
+    VAL,
+)
+_add(
+    "model_usd",
+    "usd",
+    "debt the model's liquidators repaid that day, warmed-up book (mean over draws)",
+    VAL,
+)
+_add("model_fresh_usd", "usd", "the same with a fresh book (no warm-up)", VAL)
+_add("real_share", "frac", "the day's real volume over the sum over its set's days", VAL)
+_add("model_share", "frac", "the day's model volume over the sum over its set's days", VAL)
+_add("log2_ratio", "ratio", "log2 of model share over real share, both floored at 0.05 / days", VAL)
+_add("scores", "object", "scores by set: fit, test, fresh_fit, fresh_test", VAL, "map")
+_add("days", "count", "days in the set", VAL)
+_add("spearman", "ratio", "Spearman rank correlation of daily model and real volumes", VAL)
+_add(
+    "within_2x_frac", "frac", "share of days whose model share is within 2x of the real share", VAL
+)
+_add("rms_log2", "ratio", "root mean square of the daily log2 ratios", VAL)
+_add(
+    "timing_corr",
+    "ratio",
+    "Pearson correlation of the 24 hourly volumes, mean over the set's 5 biggest real days",
+    VAL,
+)
+_add(
+    "noise_ceiling",
+    "object",
+    "test-set scores of the model against one draw of its own book, mean over draws",
+    VAL,
+)
+_add("big_days", "object", "the test set's biggest real days with their hourly volumes", VAL)
+_add("real_hourly_usd", "usd", "real debt repaid per UTC hour", VAL)
+_add("model_hourly_usd", "usd", "model debt repaid per UTC hour (mean over draws)", VAL)
 
 
 def problems(obj: Mapping[str, Any], output: str) -> list[str]:

@@ -106,6 +106,91 @@ class Simulator(MarketRunner):
         return super().substep(orders)
 
 
+def _book_state(
+    params: EngineParams, book: Any, drawn: State, num_positions: int, backend: str, dtype: str,
+    device: str | None,
+) -> State:  # fmt: skip
+    """``book`` in every env, at the prices of the drawn state ``drawn``."""
+    from .scenarios.book_csv import book_state
+
+    return book_state(
+        params, book, drawn.num_envs, num_positions, to_numpy(drawn.fundamental_usd),
+        to_numpy(drawn.debt_price_usd), backend, dtype, device,
+    )  # fmt: skip
+
+
+WARMUP_SEED_OFFSET = 7_919_000
+"""The warm-up's borrower noise is seeded ``seed + WARMUP_SEED_OFFSET + i`` (not the run's)."""
+
+
+def restart_counters(state: State, warmup_h: float) -> State:
+    """``state`` (after a warm-up of ``warmup_h`` hours) as the start of a run: counters at zero,
+    the start values (collateral, debt, prices) taken now, no position marked liquidated, the
+    clock at 0 (the oracle's last update moved back by ``warmup_h``)."""
+    from .engine.schema import COUNTER_FIELDS
+
+    xp = namespace(state.collateral_asset)
+    changes: dict[str, Any] = {name: getattr(state, name) * 0.0 for name in COUNTER_FIELDS}
+    pool = state.pool_price_usd
+    changes.update(
+        initial_collateral_asset=xp.sum(state.collateral_asset, axis=1),
+        initial_debt_usd=xp.sum(state.debt_usd, axis=1),
+        fundamental_start_usd=state.fundamental_usd * 1.0,
+        fundamental_min_usd=state.fundamental_usd * 1.0,
+        pool_start_usd=pool * 1.0,
+        pool_min_usd=pool * 1.0,
+        ever_liquidated=state.ever_liquidated & False,
+        oracle_updated_h=state.oracle_updated_h - state.time_h,
+        time_h=0.0,
+        substep_index=0,
+    )
+    return state.replace(**changes)
+
+
+def warm_up(
+    params: EngineParams,
+    drivers: Drivers,
+    state: State,
+    seed: int,
+    backend: str = "numpy",
+    dtype: str = "float64",
+    device: str | None = None,
+) -> State:
+    """``state`` after living through every row of ``drivers`` (the warm-up), restarted as the
+    start of a run (:func:`restart_counters`)."""
+    sim = Simulator(
+        params, drivers, state.num_positions, seed + WARMUP_SEED_OFFSET, backend, dtype, device,
+        state=state,
+    )  # fmt: skip
+    for _ in range(drivers.num_substeps):
+        sim.substep()
+    return restart_counters(sim.state, drivers.num_substeps * params.run.substep_h)
+
+
+def calm_bridge(
+    fundamental_usd: np.ndarray, params: EngineParams, warmup_h: float, seed: int
+) -> Drivers:
+    """The burn-in before a synthetic scenario: ``warmup_h`` hours of a log-price Brownian
+    bridge at the calm volatility (``levgym.scenarios.calibration.CALIBRATED['calm_vol_annual']``)
+    from each env's first price back to it (``warmup_h / substep_h + 1`` rows, the first and the
+    last at that price), with the market's normal liquidity and gas."""
+    from .scenarios.base import ScenarioContext
+    from .scenarios.calibration import CALIBRATED
+    from .scenarios.overlays import compose
+
+    f0 = np.asarray(fundamental_usd, dtype=np.float64)
+    sub_h = params.run.substep_h
+    s = max(1, int(round(warmup_h / sub_h)))
+    rng = np.random.default_rng([int(seed), 4242])
+    sd = CALIBRATED["calm_vol_annual"] * np.sqrt(sub_h / (24.0 * 365.0))
+    w = np.zeros((s + 1, f0.size))
+    w[1:] = np.cumsum(rng.standard_normal((s, f0.size)) * sd, axis=0)
+    frac = (np.arange(s + 1) / s)[:, None]
+    prices = f0[None, :] * np.exp(w - frac * w[-1:])  # rows 0 and s are f0 exactly
+    ctx = ScenarioContext(f0.size, s + 1, sub_h, params, rng)
+    return compose(ctx, prices)
+
+
 @dataclass
 class SimulationResult:
     """Summary (means over envs), per-env final counters and time series for plots."""
@@ -190,6 +275,8 @@ def per_env_summary(state: State, flows: UsdFlows) -> dict[str, np.ndarray]:
         "protocol_fee_asset",
         "protocol_fee_usd",
         "keeper_profit_usd",
+        "keeper_sold_asset",
+        "keeper_venue_sold_asset",
         "arrivals",
         "exits",
     ):
@@ -234,13 +321,22 @@ def simulate(
     record: bool = True,
     scenario_knobs: dict[str, Any] | None = None,
     num_envs: int | None = None,
+    book: Any = None,
 ) -> SimulationResult:
     """Run ``steps`` governance periods (``steps * substeps_per_step`` substeps) of ``drivers``,
     or, with ``drivers=None``, of ``num_envs`` markets of the registered ``scenario`` (with its
-    ``scenario_knobs``) drawn as the envs draw them (:mod:`levgym.market`)."""
+    ``scenario_knobs``) drawn as the envs draw them (:mod:`levgym.market`). ``book`` (a
+    :class:`levgym.scenarios.book_csv.BookTable`, ``--book-csv``) replaces the drawn book in
+    every env.
+
+    Warm-up (``params.run.warmup_h`` > 0): the book lives through that many hours before t = 0.
+    With ``drivers``, they are the first rows of ``drivers`` (a replayed CSV's earlier rows: the
+    run starts ``warmup_h`` hours after the first row, and ``drivers`` must cover both); with a
+    scenario, a calm burn-in (:func:`calm_bridge`) from each env's first price back to it."""
     sub = steps * params.run.substeps_per_step
     if steps < 1:
         raise ValueError(f"steps={steps} is out of range; allowed >= 1")
+    warm = int(round(params.run.warmup_h / params.run.substep_h))
     sim: MarketRunner
     if drivers is None:
         if num_envs is None:
@@ -249,12 +345,30 @@ def simulate(
             params, num_envs, num_positions, sub, seed, scenario=scenario,
             scenario_knobs=scenario_knobs, backend=backend, dtype=dtype, device=device,
         )  # fmt: skip
+        if book is not None:
+            sim.state = _book_state(params, book, sim.state, num_positions, backend, dtype, device)
+        if warm > 0:
+            start = sim.state
+            f0 = to_numpy(start.fundamental_usd)
+            bridge = calm_bridge(f0, params, params.run.warmup_h, seed)
+            sim.state = warm_up(params, bridge, start, seed, backend, dtype, device)
     else:
-        if drivers.num_substeps < sub:
+        if drivers.num_substeps < warm + sub:
             raise ValueError(
                 f"the scenario provides {drivers.num_substeps} substeps; steps={steps} needs {sub}"
+                + (f" after a warm-up of {warm}" if warm else "")
             )
-        sim = Simulator(params, drivers, num_positions, seed, backend, dtype, device)
+        state = None
+        if book is not None:
+            probe = Simulator(params, drivers, num_positions, seed, backend, dtype, device)
+            state = _book_state(params, book, probe.state, num_positions, backend, dtype, device)
+        if warm > 0:
+            first = Simulator(params, drivers, num_positions, seed, backend, dtype, device, state)
+            # rows 0 .. warm: the run's t = 0 is row `warm` (its first substep stays there)
+            head = drivers.slice_substeps(slice(0, warm + 1))
+            state = warm_up(params, head, first.state, seed, backend, dtype, device)
+            drivers = drivers.slice_substeps(slice(warm, drivers.num_substeps))
+        sim = Simulator(params, drivers, num_positions, seed, backend, dtype, device, state)
     flows = UsdFlows(sim.state)
     hf_before, w_before = health_factors(sim.state)
     series: dict[str, list[np.ndarray]] = {

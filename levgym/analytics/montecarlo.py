@@ -22,7 +22,7 @@ from ..engine.backend import check_backend, to_numpy
 from ..engine.drivers import Drivers
 from ..engine.params import EngineParams
 from ..engine.state import set_protocol_params
-from ..simulation import Simulator, UsdFlows, per_env_summary
+from ..simulation import Simulator, UsdFlows, calm_bridge, per_env_summary, warm_up
 from .heatmap import HeatmapAccumulator, HeatmapRecord
 
 BAD_DEBT_DEFINITIONS = ("written_off", "written_off_plus_underwater")
@@ -56,6 +56,10 @@ class MonteCarloConfig:
     """``written_off`` (default): bad debt written off by the protocol during the horizon.
     ``written_off_plus_underwater``: plus the shortfall of positions still open at the horizon
     with debt above their collateral value at the oracle."""
+    book: Any = None
+    """Positions every path holds instead of a drawn book (a
+    :class:`levgym.scenarios.book_csv.BookTable`, ``stress --book-csv``); ``positions`` must be
+    at least its rows."""
 
     def __post_init__(self) -> None:
         if isinstance(self.paths, bool) or not isinstance(self.paths, int) or self.paths < 1:
@@ -245,6 +249,22 @@ def run_batch(
     if spec.book_params is not None and spec.book_params is not params:
         sim.params = params
         sim.state = set_protocol_params(sim.state, params.protocol)
+    if config.book is not None:
+        from ..scenarios.book_csv import book_state
+
+        sim.state = book_state(
+            params, config.book, size, config.positions,
+            to_numpy(sim.state.fundamental_usd), to_numpy(sim.state.debt_price_usd),
+            config.backend, config.dtype, config.device,
+        )  # fmt: skip
+    if params.run.warmup_h > 0:
+        # a calm burn-in back to the start price (levgym.simulation.calm_bridge)
+        bridge = calm_bridge(
+            to_numpy(sim.state.fundamental_usd), params, params.run.warmup_h, seed_b
+        )
+        sim.state = warm_up(
+            params, bridge, sim.state, seed_b, config.backend, config.dtype, config.device
+        )
     if spec.price_factor != 1.0:
         sim.drivers = scale_price(drivers, spec.price_factor)
     active0 = to_numpy(sim.state.active).copy()

@@ -22,6 +22,8 @@ COMMANDS = {
     "stress": "stress",
     "bench": "bench",
     "sweep": "sweep",
+    "validate": "validate",
+    "calibrate": "calibrate",
 }
 
 

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..engine.params import EngineParams, closest_hint, override_many, preset
+from ..engine.params import EngineParams, closest_hint, override_many, preset_params
 from ..io import finite_json
 
 SECTIONS = ("protocol", "market", "borrowers", "run", "scenario")
@@ -46,8 +46,7 @@ def build_params(preset_name: str | None, sets: dict[str, dict[str, str]]) -> En
     All keys of a section are applied together and the section is validated once, so that keys
     checked against each other (``protocol.ltv`` and ``protocol.liquidation_threshold``) may be
     given in any order."""
-    protocol = preset(preset_name or "aave_v3_weth")
-    params = EngineParams(protocol=protocol)
+    params = preset_params(preset_name or "aave_v3_weth")
     parts = {
         "protocol": params.protocol,
         "market": params.market,
@@ -70,6 +69,35 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override a parameter (sections: protocol, market, borrowers, run, scenario); repeatable",
     )
+
+
+def add_book_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--book-csv`` and ``--warmup-h`` (simulate, stress)."""
+    parser.add_argument(
+        "--book-csv",
+        default=None,
+        metavar="FILE",
+        help="load the positions from a CSV (columns collateral_asset, debt_usd, optional "
+        "behaviour: passive, defensive, looper) instead of drawing a book; every env holds it",
+    )
+    parser.add_argument(
+        "--warmup-h",
+        type=float,
+        default=None,
+        metavar="H",
+        help="hours the book lives before t = 0 (a --price-csv's earlier rows, else a calm "
+        "burn-in); default the preset's run.warmup_h (aave_v2_weth: fitted, others 0)",
+    )
+
+
+def apply_warmup(params: EngineParams, warmup_h: float | None) -> EngineParams:
+    """``params`` with ``run.warmup_h`` from ``--warmup-h`` (when given), validated."""
+    if warmup_h is None:
+        return params
+    if not math.isfinite(warmup_h) or not 0.0 <= warmup_h <= 1440.0:
+        raise ValueError(f"--warmup-h={warmup_h:g} is out of range; allowed [0, 1440]")
+    run = override_many(params.run, "run", {"warmup_h": repr(float(warmup_h))})
+    return EngineParams(params.protocol, params.market, params.borrowers, run)
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:

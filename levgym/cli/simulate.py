@@ -12,9 +12,11 @@ from . import sizing
 from .common import (
     COUNT_HELP,
     add_backend_arguments,
+    add_book_arguments,
     add_csv_arguments,
     add_set_argument,
     add_yes_argument,
+    apply_warmup,
     build_params,
     check_device,
     check_output_file,
@@ -53,9 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default="aave_v3_weth",
-        help="protocol preset (aave_v3_weth, compound_v3, conservative)",
+        help="preset (aave_v3_weth, compound_v3, conservative; aave_v2_weth also sets the book, keepers and warm-up fitted on Aave v2, see `levgym validate`)",
     )
     add_csv_arguments(p, "replay a price path from a CSV file")
+    add_book_arguments(p)
     add_set_argument(p)
     add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -117,8 +120,15 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.plot, "--plot", ".png")
     check_output_file(args.out_json, "--out-json")
     sets = parse_sets(args.sets)
-    params = build_params(args.preset, sets)
+    params = apply_warmup(build_params(args.preset, sets), args.warmup_h)
+    book = None
+    if args.book_csv:
+        from ..scenarios.book_csv import read_book_csv
+
+        book = read_book_csv(args.book_csv)
+        args.positions = max(args.positions, book.rows)
     num_substeps = args.steps * params.run.substeps_per_step
+    warm_substeps = int(round(params.run.warmup_h / params.run.substep_h))
     sizing.check_simulate(
         args.num_envs,
         args.positions,
@@ -129,7 +139,19 @@ def run(args: argparse.Namespace) -> int:
         args.yes,
     )
     table = read_csv_table(args)
-    name, drivers = make_drivers(args, params, sets, num_substeps, table)
+    # a replayed CSV's warm-up is its own earlier rows: the drivers cover both
+    csv_substeps = num_substeps + (warm_substeps if args.price_csv else 0)
+    try:
+        name, drivers = make_drivers(args, params, sets, csv_substeps, table)
+    except ValueError as exc:
+        if not (args.price_csv and warm_substeps and "the run needs" in str(exc)):
+            raise
+        raise ValueError(
+            f"--price-csv {args.price_csv!r} is too short for a warm-up of "
+            f"{params.run.warmup_h:g} h (run.warmup_h: the file's first rows) plus {args.steps} "
+            "step(s); allowed --warmup-h 0 or a smaller one, fewer --steps, or a file that starts "
+            "earlier"
+        ) from None
     result = simulate(
         drivers,
         params,
@@ -143,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         record=bool(args.plot),
         scenario_knobs=dict(sets["scenario"]),
         num_envs=args.num_envs,
+        book=book,
     )
     summary = checked("simulate", result.summary)
     if args.plot:

@@ -34,9 +34,11 @@ from .common import (
     COUNT_HELP,
     CliError,
     add_backend_arguments,
+    add_book_arguments,
     add_csv_arguments,
     add_set_argument,
     add_yes_argument,
+    apply_warmup,
     build_params,
     check_device,
     check_output_dir,
@@ -79,6 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the scenario's liquidity, gas and oracle paths under the CSV's prices",
     )
     add_csv_arguments(p, "replay a price path from a CSV file on every path")
+    add_book_arguments(p)
     p.add_argument(
         "--paths",
         type=count,
@@ -167,6 +170,10 @@ def canonical_command(args: argparse.Namespace) -> str:
     ]  # fmt: skip
     if args.device:
         parts += ["--device", args.device]
+    if args.book_csv:
+        parts += ["--book-csv", args.book_csv]
+    if args.warmup_h is not None:
+        parts += ["--warmup-h", f"{args.warmup_h:g}"]
     for item in args.sets:
         parts += ["--set", item]
     if args.include_underwater:
@@ -283,7 +290,13 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     settings = ray_settings(args)
     sets = parse_sets(args.sets)
-    params = build_params(args.preset, sets)
+    params = apply_warmup(build_params(args.preset, sets), args.warmup_h)
+    book = None
+    if args.book_csv:
+        from ..scenarios.book_csv import read_book_csv
+
+        book = read_book_csv(args.book_csv)
+        args.positions = max(args.positions, book.rows)
     axes = parse_sweeps(args.sweep)
     table = read_csv_table(args)
     name, factory = driver_factory(args, sets, table)
@@ -298,6 +311,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         device=args.device,
         bad_debt=bad_debt,
+        book=book,
     )
     num_substeps = config.num_substeps(params)
     points = len(checked_grid(params, axes)[0]) if axes else 0

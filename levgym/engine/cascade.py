@@ -44,9 +44,18 @@ def liquidation_terms(state: State, params: EngineParams):
         c, d, hf, o, dp, bonus, state.close_factor[:, None], p.full_close_hf,
         p.small_position_usd, max_repay, p.protocol_fee_frac,
     )  # fmt: skip
-    out = R.swap_out(
-        state.pool_asset[:, None], state.pool_debt[:, None], seize - fee, m.pool_fee_frac
-    )
+    if m.keeper_venue_frac > 0.0:
+        va, vd = R.venue_reserves(
+            state.fundamental_usd, state.debt_price_usd, m.keeper_venue_depth_usd
+        )
+        out = R.split_sale_out(
+            state.pool_asset[:, None], state.pool_debt[:, None], va[:, None], vd[:, None],
+            seize - fee, seize - fee, m.pool_fee_frac, m.keeper_venue_frac,
+        )  # fmt: skip
+    else:
+        out = R.swap_out(
+            state.pool_asset[:, None], state.pool_debt[:, None], seize - fee, m.pool_fee_frac
+        )
     gas_usd = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)[:, None]
     profit = R.liquidation_profit(out, repay, dp, gas_usd)
     zero = xp.zeros_like(c)
@@ -78,10 +87,19 @@ def _select(
     if m.profitability_filter:
         net_s = xp.take_along_axis(xp.where(cand, net, xp.zeros_like(net)), order, axis=1)
         repay_s = xp.take_along_axis(repay, order, axis=1)
-        out = R.block_sale_out(
-            state.pool_asset[:, None], state.pool_debt[:, None],
-            xp.cumulative_sum(net_s, axis=1), net_s, m.pool_fee_frac,
-        )  # fmt: skip
+        if m.keeper_venue_frac > 0.0:
+            va, vd = R.venue_reserves(
+                state.fundamental_usd, state.debt_price_usd, m.keeper_venue_depth_usd
+            )
+            out = R.split_sale_out(
+                state.pool_asset[:, None], state.pool_debt[:, None], va[:, None], vd[:, None],
+                xp.cumulative_sum(net_s, axis=1), net_s, m.pool_fee_frac, m.keeper_venue_frac,
+            )  # fmt: skip
+        else:
+            out = R.block_sale_out(
+                state.pool_asset[:, None], state.pool_debt[:, None],
+                xp.cumulative_sum(net_s, axis=1), net_s, m.pool_fee_frac,
+            )  # fmt: skip
         gas_usd = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)[:, None]
         take = take & (
             R.liquidation_profit(out, repay_s, state.debt_price_usd[:, None], gas_usd) > 0
@@ -183,9 +201,21 @@ def apply_round(
     fee_env = xp.sum(xp.where(eligible, fee, zero), axis=1)
     net_env = seize_env - fee_env
     keeper_sell = net_env * (1.0 - share)
-    pool_a, pool_d, out = R.sell_asset(
-        state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac
-    )
+    venue_changes = {}
+    if m.keeper_venue_frac > 0.0:
+        to_venue = keeper_sell * m.keeper_venue_frac
+        va, vd = R.venue_reserves(
+            state.fundamental_usd, state.debt_price_usd, m.keeper_venue_depth_usd
+        )
+        pool_a, pool_d, out = R.sell_asset(
+            state.pool_asset, state.pool_debt, keeper_sell - to_venue, m.pool_fee_frac
+        )
+        out = out + R.swap_out(va, vd, to_venue, m.pool_fee_frac)
+        venue_changes["keeper_venue_sold_asset"] = state.keeper_venue_sold_asset + to_venue
+    else:
+        pool_a, pool_d, out = R.sell_asset(
+            state.pool_asset, state.pool_debt, keeper_sell, m.pool_fee_frac
+        )
     dp = state.debt_price_usd
     gas_one = gas_cost_usd(state.gas_gwei, state.fundamental_usd, params)
     gas_keepers = count * (1.0 - share) * gas_one
@@ -212,6 +242,7 @@ def apply_round(
         agent_seized_asset=state.agent_seized_asset + net_env * share,
         agent_repaid_usd=state.agent_repaid_usd + repay_env * share,
         agent_gas_usd=state.agent_gas_usd + count * share * gas_one,
+        **venue_changes,
     )
     written, _ = write_off(before)
     if alive is not None:

@@ -97,6 +97,11 @@ class _DriversMethods:
         with unchecked():
             return Drivers(**{name: getattr(self, name)[:, index] for name in DRIVER_FIELDS})
 
+    def slice_substeps(self, index: slice) -> Drivers:
+        """Rows ``index`` of these drivers (e.g. a warm-up's and the run's), not checked again."""
+        with unchecked():
+            return Drivers(**{name: getattr(self, name)[index] for name in DRIVER_FIELDS})
+
 
 Drivers = dataclasses.make_dataclass(
     "Drivers",

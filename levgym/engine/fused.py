@@ -526,6 +526,10 @@ def _liquidate_env(
         env[F.gas_gwei, e], P[P_.gas_units_per_liquidation], env[F.fundamental_usd, e]
     )
     max_repay = NR.chunk_repay(pa, chunk, o, bonus, dp) if chunk != math.inf else math.inf
+    vfrac = P[P_.keeper_venue_frac]
+    va = vd = 0.0
+    if vfrac > 0.0:
+        va, vd = NR.venue_reserves(env[F.fundamental_usd, e], dp, P[P_.keeper_venue_depth_usd])
     m = 0
     for k in range(ncand):
         i = cand[k]
@@ -535,7 +539,11 @@ def _liquidate_env(
         repay, seize, pf = NR.liquidation_call(
             c[i], d[i], hf, o, dp, bonus, cf, full_hf, small, max_repay, pfee
         )
-        profit = NR.liquidation_profit(NR.swap_out(pa, pd, seize - pf, fee), repay, dp, gas_usd)
+        if vfrac > 0.0:
+            quote = NR.split_sale_out(pa, pd, va, vd, seize - pf, seize - pf, fee, vfrac)
+        else:
+            quote = NR.swap_out(pa, pd, seize - pf, fee)
+        profit = NR.liquidation_profit(quote, repay, dp, gas_usd)
         if profit > 0 or not filt:
             idx[m] = i
             neg_profit[m] = -profit
@@ -562,7 +570,10 @@ def _liquidate_env(
         take = True
         if filt:
             sold += net
-            out = NR.block_sale_out(pa, pd, sold, net, fee)
+            if vfrac > 0.0:
+                out = NR.split_sale_out(pa, pd, va, vd, sold, net, fee, vfrac)
+            else:
+                out = NR.block_sale_out(pa, pd, sold, net, fee)
             take = NR.liquidation_profit(out, repay, dp, gas_usd) > 0
         if take and count + 1.0 <= cap_left:
             i = idx[q]
@@ -580,7 +591,13 @@ def _liquidate_env(
         return 0.0, False
     net_env = seize_env - fee_env
     keeper_sell = net_env * (1.0 - share)
-    pa1, pd1, out = NR.sell_asset(pa, pd, keeper_sell, fee)
+    if vfrac > 0.0:
+        to_venue = keeper_sell * vfrac
+        pa1, pd1, out = NR.sell_asset(pa, pd, keeper_sell - to_venue, fee)
+        out += NR.swap_out(va, vd, to_venue, fee)
+        env[F.keeper_venue_sold_asset, e] += to_venue
+    else:
+        pa1, pd1, out = NR.sell_asset(pa, pd, keeper_sell, fee)
     env[F.pool_asset, e] = pa1
     env[F.pool_debt, e] = pd1
     env[F.seized_collateral_asset, e] += seize_env

@@ -171,6 +171,13 @@ class MarketParams:
     profitability_filter: bool = True
     """Liquidate only when the seized collateral, sold alone into the pool, pays for repay and gas.
     Off: every liquidatable position is liquidated (up to keeper capacity) whatever it pays."""
+    keeper_venue_frac: float = 0.0
+    """Share of keepers' sales routed off the on-chain pool (an aggregator route over deeper
+    liquidity and CEX legs, lumped into one venue): sold at the fundamental price through a
+    constant-product venue of depth ``keeper_venue_depth_usd`` that the pool's price never sees
+    and that is full again at every cascade round. 0 (default): every sale goes to the pool."""
+    keeper_venue_depth_usd: float = 500e6
+    """Debt-asset depth of the off-pool venue (see ``keeper_venue_frac``)."""
 
     def __post_init__(self) -> None:
         o = "market"
@@ -192,6 +199,10 @@ class MarketParams:
         _check_range(o, "max_cascade_rounds", self.max_cascade_rounds, 1, 10_000)
         _check_range(
             o, "keeper_max_slippage_frac", self.keeper_max_slippage_frac, 0.0, 1.0, lo_open=True
+        )
+        _check_range(o, "keeper_venue_frac", self.keeper_venue_frac, 0.0, 1.0)
+        _check_range(
+            o, "keeper_venue_depth_usd", self.keeper_venue_depth_usd, 0.0, MAX_USD, lo_open=True
         )
         if not isinstance(self.profitability_filter, bool):
             raise ValueError(
@@ -225,6 +236,12 @@ class BorrowerParams:
     """Median of the initial health factor above ``hf_floor``."""
     hf_sigma: float = 0.6
     """Log-spread of the initial health factor excess."""
+    hf_vol_elasticity: float = 0.0
+    """Where the drawing knows the recent realized volatility (``levgym validate``, replays with
+    earlier rows), the median excess scales by ``(vol / hf_vol_ref_annual) ** hf_vol_elasticity``:
+    borrowers keep more room after a volatile fortnight. 0 = no dependence."""
+    hf_vol_ref_annual: float = 1.0
+    """Annualized volatility at which the median excess is ``hf_median_excess``."""
     passive_frac: float = 0.5
     """Share of slots that never act."""
     defensive_frac: float = 0.3
@@ -280,6 +297,8 @@ class BorrowerParams:
         _check_range(o, "hf_floor", self.hf_floor, 1.0, 10.0)
         _check_range(o, "hf_median_excess", self.hf_median_excess, 0.0, 100.0, lo_open=True)
         _check_range(o, "hf_sigma", self.hf_sigma, 0.0, 5.0)
+        _check_range(o, "hf_vol_elasticity", self.hf_vol_elasticity, -5.0, 5.0)
+        _check_range(o, "hf_vol_ref_annual", self.hf_vol_ref_annual, 0.0, 100.0, lo_open=True)
         for name in (
             "passive_frac",
             "defensive_frac",
@@ -324,10 +343,15 @@ class RunParams:
     """Blocks of time per governance period (env step)."""
     substep_h: float = 1.0 / 6.0
     """Length of one substep in hours (default 10 minutes)."""
+    warmup_h: float = 0.0
+    """Hours the drawn book lives before t = 0 (``simulate``, ``validate``): a replayed CSV's
+    earlier rows, or a calm burn-in before a synthetic scenario; counters start at t = 0. The
+    envs ignore it (their episodes start from a fresh book)."""
 
     def __post_init__(self) -> None:
         _check_range("run", "substeps_per_step", self.substeps_per_step, 1, 10_000)
         _check_range("run", "substep_h", self.substep_h, 0.0, 24.0, lo_open=True)
+        _check_range("run", "warmup_h", self.warmup_h, 0.0, 1440.0)
 
     @property
     def step_h(self) -> float:
@@ -365,7 +389,51 @@ PRESETS: dict[str, ProtocolParams] = {
     ),
     # A safer fixed set: lower LT and LTV, larger bonus to keep keepers interested.
     "conservative": ProtocolParams(ltv=0.70, liquidation_threshold=0.75, liquidation_bonus=0.075),
+    # Aave v2 Ethereum WETH collateral against stablecoin debt (2021): LTV 0.80, LT 0.825, bonus
+    # 5%; the close factor is always 50% (no full close, no small-position rule) and v2 takes no
+    # protocol fee on the bonus; the USDC rate curve (optimal 90%, slopes 4% / 60%).
+    "aave_v2_weth": ProtocolParams(
+        ltv=0.80,
+        liquidation_threshold=0.825,
+        liquidation_bonus=0.05,
+        close_factor=0.5,
+        full_close_hf=0.0,
+        small_position_usd=0.0,
+        protocol_fee_frac=0.0,
+        slope1_apr=0.04,
+        slope2_apr=0.60,
+        optimal_utilization_frac=0.90,
+        reserve_factor_frac=0.10,
+    ),
 }
+
+BOOK_PRESETS: dict[str, dict[str, dict[str, float | int | bool | str]]] = {
+    # The book and keepers fitted on Aave v2's WETH liquidations of 2020-12 .. 2021-03 by
+    # `levgym calibrate` (levgym.analytics.validation.fit; ASSUMPTIONS.md, "Fidelity"). Chainlink
+    # reads centralized exchanges: the on-chain pool carries no weight in the oracle.
+    "aave_v2_weth": {
+        "market": {
+            "oracle_pool_weight_frac": 0.0,
+            "pool_depth_usd": 80e6,
+            "keeper_venue_frac": 0.9,
+            "keeper_venue_depth_usd": 2e8,
+        },
+        "borrowers": {
+            "hf_floor": 1.0,
+            "hf_median_excess": 0.5,
+            "hf_sigma": 1.0,
+            "size_pareto_alpha": 1.6,
+            "arrival_rate_per_h": 0.09,
+            "exit_rate_per_h": 0.01,
+            "total_collateral_usd": 185e6,
+            "looper_frac": 0.5,
+            "passive_frac": 0.2,
+        },
+        "run": {"warmup_h": 336.0},
+    },
+}
+"""Non-protocol sections of a preset (market, borrowers, run), as ``section -> key -> value``:
+a preset named here sets these too (:func:`preset_params`); the others only set the protocol."""
 
 
 def preset(name: str) -> ProtocolParams:
@@ -375,6 +443,17 @@ def preset(name: str) -> ProtocolParams:
             f"preset {name!r} is unknown{closest_hint(name, PRESETS)}; allowed {', '.join(sorted(PRESETS))}"
         )
     return PRESETS[name]
+
+
+def preset_params(name: str) -> EngineParams:
+    """All engine parameters of the preset ``name``: its protocol and, for a preset of
+    :data:`BOOK_PRESETS`, its market, book and run values."""
+    params = EngineParams(protocol=preset(name))
+    sections = BOOK_PRESETS.get(name, {})
+    parts = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    for section, values in sections.items():
+        parts[section] = dataclasses.replace(parts[section], **values)
+    return EngineParams(**parts)
 
 
 def _coerce(current: Any, raw: str, key: str) -> Any:

@@ -331,8 +331,15 @@ def reference_substep(
                     seize = c
                     repay = c * o / ((1.0 + bonus) * dp)
                 fee_a = pr.protocol_fee_frac * max(seize - repay * dp / o, 0.0)
-                eff = (seize - fee_a) * (1.0 - fee)
+                # keepers' execution: a share to the off-pool venue (fundamental price, fixed depth)
+                vx = mk.keeper_venue_depth_usd / m["fundamental_usd"]
+                vy = mk.keeper_venue_depth_usd / dp
+                v = mk.keeper_venue_frac
+                eff = (seize - fee_a) * (1.0 - v) * (1.0 - fee)
                 quote = m["pool_debt"] * eff / (m["pool_asset"] + eff)
+                if v > 0.0:
+                    veff = (seize - fee_a) * v * (1.0 - fee)
+                    quote += vy * veff / (vx + veff)
                 profit = (quote - repay) * dp - gas_usd
                 if profit > 0 or not mk.profitability_filter:
                     cands.append((profit, i, repay, seize, fee_a))
@@ -344,10 +351,17 @@ def reference_substep(
                 net = cand[3] - cand[4]
                 ok = True
                 if mk.profitability_filter:
-                    before = sold * (1.0 - fee)
-                    after = (sold + net) * (1.0 - fee)
+                    v = mk.keeper_venue_frac
+                    before = sold * (1.0 - v) * (1.0 - fee)
+                    after = (sold + net) * (1.0 - v) * (1.0 - fee)
                     y0, x0 = m["pool_debt"], m["pool_asset"]
                     out = y0 * after / (x0 + after) - y0 * before / (x0 + before)
+                    if v > 0.0:
+                        vb = sold * v * (1.0 - fee)
+                        va_ = (sold + net) * v * (1.0 - fee)
+                        vx = mk.keeper_venue_depth_usd / m["fundamental_usd"]
+                        vy = mk.keeper_venue_depth_usd / dp
+                        out += vy * va_ / (vx + va_) - vy * vb / (vx + vb)
                     ok = (out - cand[2]) * dp - gas_usd > 0
                 sold += net
                 if ok and len(taken) < cap_left[envs.index(m)]:
@@ -368,8 +382,15 @@ def reference_substep(
                 p["ever_liquidated"] = True
             net = seize_env - fee_env
             keeper_sell = net * (1.0 - share[e])
-            x, y, out = _sell(m["pool_asset"], m["pool_debt"], keeper_sell, fee)
+            to_venue = keeper_sell * mk.keeper_venue_frac
+            x, y, out = _sell(m["pool_asset"], m["pool_debt"], keeper_sell - to_venue, fee)
             m["pool_asset"], m["pool_debt"] = x, y
+            if to_venue > 0.0:
+                vx = mk.keeper_venue_depth_usd / m["fundamental_usd"]
+                vy = mk.keeper_venue_depth_usd / m["debt_price_usd"]
+                veff = to_venue * (1.0 - fee)
+                out += vy * veff / (vx + veff)
+                m["keeper_venue_sold_asset"] += to_venue
             gas_env = (
                 count
                 * (1.0 - share[e])

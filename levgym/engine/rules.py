@@ -82,6 +82,29 @@ def block_sale_out(
     )
 
 
+def venue_reserves(fundamental_usd: Num, debt_price_usd: Num, depth_usd: float):
+    """(asset, debt) reserves of the keepers' off-pool venue: ``depth_usd`` of the debt asset
+    against the asset at the fundamental price."""
+    return depth_usd / fundamental_usd, depth_usd / debt_price_usd
+
+
+def split_sale_out(
+    pool_asset: Num, pool_debt: Num, venue_asset: Num, venue_debt: Num, sold_through_asset: Num,
+    amount_asset: Num, fee_frac: Num, venue_frac: float,
+) -> Num:  # fmt: skip
+    """:func:`block_sale_out` with a share ``venue_frac`` of every sale routed to the venue and
+    the rest to the pool (both priced after the block's earlier sales on the same route)."""
+    on_pool = 1.0 - venue_frac
+    pool = block_sale_out(
+        pool_asset, pool_debt, sold_through_asset * on_pool, amount_asset * on_pool, fee_frac
+    )
+    venue = block_sale_out(
+        venue_asset, venue_debt, sold_through_asset * venue_frac, amount_asset * venue_frac,
+        fee_frac,
+    )  # fmt: skip
+    return pool + venue
+
+
 def arbitrage(pool_asset: Num, pool_debt: Num, target_price: Num, speed_frac: Num):
     """Trade along the curve so the pool price closes ``speed_frac`` of its log-gap to
     ``target_price`` (debt units per asset): (new pool asset, new pool debt)."""

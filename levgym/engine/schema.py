@@ -128,7 +128,11 @@ STATE_SCHEMA: tuple[Field, ...] = (
     _f("protocol_fee_usd", E, "usd", "counter", "protocol fee at the oracle when taken"),
     _f("reserve_income_usd", E, "debt", "counter", "interest paid to reserves"),
     _f("cascade_rounds_max", E, "count", "counter", "most cascade rounds in one substep"),
-    _f("keeper_sold_asset", E, "asset", "counter", "collateral keepers sold into the pool"),
+    _f("keeper_sold_asset", E, "asset", "counter", "collateral keepers sold (pool and venue)"),
+    _f(
+        "keeper_venue_sold_asset", E, "asset", "counter",
+        "the part of it sold off the pool (market.keeper_venue_frac)",
+    ),  # fmt: skip
     _f("keeper_profit_usd", E, "usd", "counter", "keepers' profit after gas"),
     _f("agent_seized_asset", E, "asset", "counter", "collateral the outside liquidator received"),
     _f("agent_repaid_usd", E, "debt", "counter", "debt the outside liquidator repaid"),
@@ -189,6 +193,8 @@ KERNEL_PARAMS: tuple[tuple[str, str, str], ...] = (
     ("max_cascade_rounds", "market", "max_cascade_rounds"),
     ("keeper_chunk_ratio", "market", "keeper_chunk_ratio"),
     ("profitability_filter", "market", "profitability_filter"),
+    ("keeper_venue_frac", "market", "keeper_venue_frac"),
+    ("keeper_venue_depth_usd", "market", "keeper_venue_depth_usd"),
     ("full_close_hf", "protocol", "full_close_hf"),
     ("small_position_usd", "protocol", "small_position_usd"),
     ("protocol_fee_frac", "protocol", "protocol_fee_frac"),

@@ -104,13 +104,27 @@ def set_protocol_params(state: State, params: ProtocolParams, env_mask: Any | No
 
 
 def draw_book(
-    params: EngineParams, num_envs: int, num_positions: int, rng: np.random.Generator
+    params: EngineParams,
+    num_envs: int,
+    num_positions: int,
+    rng: np.random.Generator,
+    vol_annual: np.ndarray | float | None = None,
 ) -> dict:
-    """Draw the position slots' sizes, health factors and behaviours (numpy, before any price)."""
+    """Draw the position slots' sizes, health factors and behaviours (numpy, before any price).
+
+    ``vol_annual`` (per env, optional): the recent realized volatility; with
+    ``borrowers.hf_vol_elasticity`` it scales the median health-factor excess (the same random
+    numbers are drawn either way)."""
     b = params.borrowers
     e, n = num_envs, num_positions
     weights = rng.pareto(b.size_pareto_alpha, (e, n)) + 1.0
-    hf = b.hf_floor + np.exp(np.log(b.hf_median_excess) + b.hf_sigma * rng.standard_normal((e, n)))
+    median = b.hf_median_excess
+    if vol_annual is not None and b.hf_vol_elasticity != 0.0:
+        ratio = (
+            np.broadcast_to(np.asarray(vol_annual, dtype=np.float64), (e,)) / b.hf_vol_ref_annual
+        )
+        median = b.hf_median_excess * (ratio**b.hf_vol_elasticity)[:, None]
+    hf = b.hf_floor + np.exp(np.log(median) + b.hf_sigma * rng.standard_normal((e, n)))
     u_kind = rng.random((e, n))
     kind = np.where(
         u_kind < b.passive_frac,

@@ -137,3 +137,16 @@ def stress_days() -> tuple[str, ...]:
 def reserve_days() -> tuple[str, ...]:
     """Labels of the days in the reserves file."""
     return tuple(sorted(set(read_table(RESERVES_10MIN)["scenario"])))
+
+
+AAVE_LIQUIDATIONS = "aave_v2_weth_stable_liquidations_2020-12_2021-06.csv"
+
+
+@cache
+def aave_liquidations() -> tuple[np.ndarray, np.ndarray]:
+    """Aave v2 liquidations of WETH collateral against stablecoin debt, 2020-12-17 .. 2021-06-30:
+    (unix_s, debt repaid in stablecoin units, taken as USD), sorted by time."""
+    t = read_table(AAVE_LIQUIDATIONS)
+    ts, v = _floats(t["unix_ts"]), _floats(t["debt_repaid"])
+    order = np.argsort(ts, kind="stable")
+    return ts[order], v[order]

@@ -143,6 +143,8 @@ def market_params(draw) -> MarketParams:
         max_cascade_rounds=draw(st.integers(1, 30)),
         keeper_max_slippage_frac=draw(st.sampled_from([0.005, 0.02, 0.1, 1.0])),
         profitability_filter=draw(st.booleans()),
+        keeper_venue_frac=draw(st.sampled_from([0.0, 0.0, 0.3, 1.0]) | st.floats(0.0, 1.0)),
+        keeper_venue_depth_usd=_log_uniform(draw, 1e6, 1e10),
     )
 
 

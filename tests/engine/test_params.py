@@ -5,7 +5,7 @@ import math
 import pytest
 
 from levgym.engine import BorrowerParams, MarketParams, ProtocolParams, RunParams, preset
-from levgym.engine.params import override
+from levgym.engine.params import EngineParams, override
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,8 @@ def test_presets_and_override():
     )
     assert preset("compound_v3").liquidation_threshold == 0.895
     with pytest.raises(
-        ValueError, match=r"preset 'x' is unknown; allowed aave_v3_weth, compound_v3, conservative"
+        ValueError,
+        match=r"preset 'x' is unknown; allowed aave_v2_weth, aave_v3_weth, compound_v3, conservative",
     ):
         preset("x")
     assert override(aave, "protocol", "liquidation_bonus", "0.06").liquidation_bonus == 0.06
@@ -68,3 +69,19 @@ def test_presets_and_override():
         override(aave, "protocol", "ltv", "abc")
     with pytest.raises(ValueError, match=r"unknown key protocol\.nope"):
         override(aave, "protocol", "nope", "1")
+
+
+def test_book_preset_sets_market_book_and_run():
+    from levgym.engine.params import BOOK_PRESETS, preset_params
+
+    p = preset_params("aave_v2_weth")
+    assert (p.protocol.ltv, p.protocol.liquidation_threshold, p.protocol.liquidation_bonus) == (
+        0.80,
+        0.825,
+        0.05,
+    )
+    for section, values in BOOK_PRESETS["aave_v2_weth"].items():
+        for key, value in values.items():
+            assert getattr(getattr(p, section), key) == value
+    # a preset without book values keeps the defaults
+    assert preset_params("aave_v3_weth") == EngineParams()

@@ -49,13 +49,32 @@ def test_detects_the_usual_column_names(header, expected) -> None:
     assert detect_columns(header) == expected
 
 
-@pytest.mark.parametrize("path", sorted(DATA.glob("*.csv")), ids=lambda p: p.name)
+# bundled CSVs that are not price paths, each read by its own loader
+NOT_PRICES = {
+    "aave_v2_weth_stable_liquidations_2020-12_2021-06.csv",  # levgym.scenarios.data
+    "example_book.csv",  # levgym.scenarios.book_csv
+}
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in DATA.glob("*.csv") if p.name not in NOT_PRICES), ids=lambda p: p.name
+)
 def test_every_bundled_csv_reads_without_flags(path: Path) -> None:
     table = read_price_table(path)
     assert len(table.prices) >= 24
     assert np.all(np.diff(table.times_s) > 0) and np.all(table.prices > 0)
     assert 1.2e9 < table.times_s[0] < 1.7e9  # 2008..2023: the epoch unit was read right
     assert table.time_column in table.describe(path) and table.price_column in table.describe(path)
+
+
+def test_the_bundled_non_price_csvs_read_with_their_loaders() -> None:
+    from levgym.scenarios import data
+    from levgym.scenarios.book_csv import read_book_csv
+
+    assert {p.name for p in DATA.glob("*.csv")} >= NOT_PRICES
+    t, v = data.aave_liquidations()
+    assert t.size == 2433 and np.all(v > 0) and np.all(np.diff(t) >= 0)
+    assert read_book_csv(DATA / "example_book.csv").rows == 10
 
 
 @pytest.mark.parametrize(("unit", "scale"), [("s", 1), ("ms", 10**3), ("us", 10**6), ("ns", 10**9)])

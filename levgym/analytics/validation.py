@@ -1,0 +1,469 @@
+"""Fidelity: replay real days of 2020-12 .. 2021-06 through the engine and compare the liquidated
+debt with what Aave v2 liquidated (WETH collateral, stablecoin debt); fit the book on the fit
+period. ``levgym validate`` prints :func:`validate`; ``levgym calibrate`` reruns :func:`fit`.
+
+Data (``levgym/data``, README): ETH hourly closes (Binance spot) and the Aave v2 liquidation
+events (The Graph), debt repaid in stablecoin units taken as USD.
+
+Calibration days: the :data:`TOP_DAYS` days with the largest real volume, plus every day whose
+ETH fall (the day's lowest hourly close under the close at 00:00 UTC) is at least
+:data:`FALL_MIN_FRAC`. Fit period: days before :data:`TEST_START`; test period: from it on.
+
+Replay of a day: the hourly closes, interpolated in log price onto the 10-minute grid, from
+``warmup_h`` hours before 00:00 UTC to 24:00 (flat gas, the market's normal liquidity). The book
+is drawn at the first row and lives through the warm-up (liquidations, arrivals, exits,
+re-levering) before the day starts; the day's volume is the debt repaid by liquidators from
+00:00 to 24:00. Each day is replayed with ``draws`` books (:func:`day_books`: book ``r`` is the
+same draw on every day, holding the same ETH, its health factors optionally scaled by the
+trailing volatility; borrower noise of env ``i`` seeded ``seed + i``); the model's volume is the
+mean over draws.
+
+Scores (:func:`score`), on a set of days:
+
+- normalised shares: a day's volume over the sum over the set's days (real and model apart);
+- log2 ratio of the shares, each share floored at ``SHARE_FLOOR_FRAC / days`` (a day with almost
+  nothing liquidated in both counts as equal);
+- Spearman rank correlation of the daily volumes; the share of days within 2x (|log2| <= 1);
+- hourly timing: Pearson correlation of the 24 hourly volumes on the :data:`BIG_DAYS` days of the
+  set with the largest real volume, averaged over those days.
+
+Noise ceiling (:func:`noise_ceiling`): the same scores of the model (mean over the other draws)
+against one draw of its own book of :data:`AAVE_SLOTS` slots, averaged over the draws: how well
+a perfect model of this kind can do against a single real history dominated by whales.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..engine.params import EngineParams, preset_params
+from ..scenarios import data
+from ..scenarios.base import ScenarioContext
+from ..scenarios.overlays import compose
+from ..scenarios.processes import resample_log
+
+PERIOD_START = "2020-12-17"
+PERIOD_END = "2021-06-30"
+TEST_START = "2021-04-01"
+TOP_DAYS = 12
+FALL_MIN_FRAC = 0.05
+BIG_DAYS = 5
+SHARE_FLOOR_FRAC = 0.05
+AAVE_SLOTS = 2000
+VOL_WINDOW_H = 14 * 24.0
+"""Realized volatility that the book's health factors respond to: the 14 days before its draw."""
+BOOK_REF_PRICE_USD = 2000.0
+"""The book holds ``total_collateral_usd / BOOK_REF_PRICE_USD`` ETH on every replayed day."""
+DAY_S = 86400.0
+HOURS = 24
+
+# The grids of :func:`fit`, searched one after the other, each from the best of the one before:
+# the book (warm-up, turnover, health factors near the edge and their response to recent
+# volatility), then the two keeper parameters (the share of keepers' sales routed off the pool
+# and that venue's depth). Arrivals follow exits (``ARRIVALS_PER_EXIT``), keeping about 90% of the
+# slots active; loopers replace passive positions (the defensive share stays). Values in no grid are the preset's: the pool's depth is fixed from the data
+# (``POOL_DEPTH_USD``); a first pass picked ``size_pareto_alpha`` 1.6 and ``hf_sigma`` 1.0.
+FIT_STAGES: tuple[dict[str, tuple[float, ...]], ...] = (
+    {
+        "run.warmup_h": (72.0, 336.0),
+        "borrowers.exit_rate_per_h": (0.002, 0.01),
+        "borrowers.hf_median_excess": (0.3, 0.5),
+        "borrowers.hf_vol_elasticity": (0.0, 1.0),
+        "borrowers.looper_frac": (0.2, 0.5),
+    },
+    {
+        "market.keeper_venue_frac": (0.0, 0.5, 0.9),
+        "market.keeper_venue_depth_usd": (2e8, 1e9, 5e9),
+    },
+)
+ARRIVALS_PER_EXIT = 9.0
+POOL_DEPTH_USD = 80e6
+"""The on-chain pool keepers and arbitrageurs meet: the median DAI reserve of the Uniswap v2
+DAI/WETH pool at the start of the five 2021 stress days in the reserves file (37-108M)."""
+
+
+@dataclass(frozen=True)
+class Day:
+    """One calibration day: real volume and its hours, and the ETH fall that day."""
+
+    date: str
+    start_s: float
+    fall_frac: float
+    real_usd: float
+    real_hourly_usd: np.ndarray
+
+    @property
+    def test(self) -> bool:
+        return self.date >= TEST_START
+
+
+def _day_starts() -> np.ndarray:
+    d0 = data.parse_utc(PERIOD_START + "T00:00:00Z")
+    d1 = data.parse_utc(PERIOD_END + "T00:00:00Z")
+    return np.arange(d0, d1 + 1.0, DAY_S)
+
+
+def close_times() -> tuple[np.ndarray, np.ndarray]:
+    """ETH hourly closes at their bar's end: (unix_s, close)."""
+    t, c = data.hourly_closes()
+    return t + data.HOUR_S, c
+
+
+def day_fall(start_s: float) -> float:
+    """1 - the day's lowest hourly close / the close at its 00:00 UTC."""
+    t, c = close_times()
+    i0 = int(np.searchsorted(t, start_s))
+    inside = (t > start_s) & (t <= start_s + DAY_S)
+    return float(1.0 - c[inside].min() / c[i0])
+
+
+def real_hourly(start_s: float) -> np.ndarray:
+    """Debt repaid per hour of the day (USD), Aave v2 WETH collateral, stablecoin debt."""
+    ts, v = data.aave_liquidations()
+    m = (ts >= start_s) & (ts < start_s + DAY_S)
+    h = ((ts[m] - start_s) // data.HOUR_S).astype(np.int64)
+    return np.bincount(h, weights=v[m], minlength=HOURS).astype(np.float64)
+
+
+def calibration_days(top: int = TOP_DAYS, fall_min: float = FALL_MIN_FRAC) -> list[Day]:
+    """The ``top`` days with the largest real volume plus every day falling at least ``fall_min``,
+    in date order."""
+    days = []
+    for s in _day_starts():
+        hourly = real_hourly(float(s))
+        days.append(
+            Day(
+                data.utc_text(float(s))[:10],
+                float(s),
+                day_fall(float(s)),
+                float(hourly.sum()),
+                hourly,
+            )
+        )
+    by_volume = sorted(days, key=lambda d: -d.real_usd)[:top]
+    keep = {d.date for d in by_volume} | {d.date for d in days if d.fall_frac >= fall_min}
+    return [d for d in days if d.date in keep]
+
+
+def day_drivers(days: list[Day], draws: int, params: EngineParams, warmup_h: float):
+    """Drivers ``[S, days * draws]``: env ``j * draws + r`` replays day ``j``."""
+    sub_h = params.run.substep_h
+    warm = int(round(warmup_h / sub_h))
+    s = warm + int(round(HOURS / sub_h))
+    t, c = close_times()
+    cols = []
+    for d in days:
+        grid = d.start_s - warm * sub_h * data.HOUR_S + np.arange(s) * sub_h * data.HOUR_S
+        cols.append(resample_log(t, c, grid))
+    prices = np.repeat(np.stack(cols, axis=1), draws, axis=1)
+    ctx = ScenarioContext(prices.shape[1], s, sub_h, params, np.random.default_rng(0))
+    return compose(ctx, prices), warm
+
+
+def trailing_vol(at_s: float, window_h: float = VOL_WINDOW_H) -> float:
+    """Annualized realized volatility of the hourly closes in the ``window_h`` hours before
+    ``at_s`` (the book's recent history when it is drawn)."""
+    t, c = close_times()
+    k = (t <= at_s) & (t > at_s - window_h * data.HOUR_S)
+    r = np.diff(np.log(c[k]))
+    return float(r.std() * math.sqrt(24.0 * 365.0))
+
+
+def day_books(
+    params: EngineParams,
+    days: list[Day],
+    draws: int,
+    positions: int,
+    seed: int,
+    drivers: Any,
+    warmup_h: float,
+) -> Any:
+    """The initial state of every replay: draw ``r`` is the same book (``default_rng([seed, r])``)
+    on every day, holding ``params.borrowers.total_collateral_usd / BOOK_REF_PRICE_USD`` ETH of
+    collateral, so that its USD size follows the ETH price as a real book's does."""
+    from ..engine.state import build_state, concat_books, concat_states, draw_book
+
+    size_asset = params.borrowers.total_collateral_usd / BOOK_REF_PRICE_USD
+    states = []
+    for j in range(len(days)):
+        cols = slice(j * draws, (j + 1) * draws)
+        f0 = drivers.fundamental_usd[0, cols]
+        day_params = with_values(
+            params, {"borrowers.total_collateral_usd": size_asset * float(f0[0])}
+        )
+        vol = trailing_vol(days[j].start_s - warmup_h * data.HOUR_S)
+        books = [
+            draw_book(day_params, 1, positions, np.random.default_rng([seed, r]), vol)
+            for r in range(draws)
+        ]
+        states.append(
+            build_state(
+                day_params,
+                concat_books(books),
+                f0,
+                drivers.debt_price_usd[0, cols],
+                drivers.liquidity_frac[0, cols],
+                drivers.gas_gwei[0, cols],
+            )
+        )
+    return concat_states(states)
+
+
+def replay(
+    params: EngineParams,
+    days: list[Day],
+    warmup_h: float,
+    draws: int,
+    positions: int,
+    seed: int = 0,
+    backend: str = "numba",
+) -> np.ndarray:
+    """Model debt repaid by liquidators per hour of each day, USD ``[days, draws, 24]``."""
+    from ..simulation import Simulator  # the market runner sits above analytics' imports
+
+    drivers, warm = day_drivers(days, draws, params, warmup_h)
+    state = day_books(params, days, draws, positions, seed, drivers, warmup_h)
+    sim = Simulator(params, drivers, positions, seed, backend=backend, state=state)
+    per_h = int(round(1.0 / params.run.substep_h))
+    marks = []
+    for k in range(drivers.num_substeps):
+        if k == warm or (k > warm and (k - warm) % per_h == 0):
+            marks.append(np.asarray(sim.state.repaid_by_liquidators_usd, dtype=np.float64).copy())
+        sim.substep()
+    marks.append(np.asarray(sim.state.repaid_by_liquidators_usd, dtype=np.float64).copy())
+    cum = np.stack(marks)  # [25, E]
+    hourly = np.diff(cum, axis=0).T  # [E, 24]
+    return hourly.reshape(len(days), draws, HOURS)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    if a.size < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def score(
+    model_daily: np.ndarray,
+    real_daily: np.ndarray,
+    model_hourly: np.ndarray,
+    real_hourly_: np.ndarray,
+) -> dict[str, Any]:
+    """Scores of model against real volumes of a set of days (see the module doc)."""
+    n = real_daily.size
+    ms = model_daily / max(model_daily.sum(), 1e-300)
+    rs = real_daily / max(real_daily.sum(), 1e-300)
+    floor = SHARE_FLOOR_FRAC / n
+    log2 = np.log2((ms + floor) / (rs + floor))
+    big = np.argsort(-real_daily, kind="stable")[: min(BIG_DAYS, n)]
+    timing = [_pearson(model_hourly[i], real_hourly_[i]) for i in big]
+    timing = [x for x in timing if not math.isnan(x)]
+    return {
+        "days": int(n),
+        "spearman": spearman(model_daily, real_daily),
+        "within_2x_frac": float(np.mean(np.abs(log2) <= 1.0)),
+        "rms_log2": float(np.sqrt(np.mean(log2**2))),
+        "timing_corr": float(np.mean(timing)) if timing else float("nan"),
+        "model_share": ms,
+        "real_share": rs,
+        "log2_ratio": log2,
+    }
+
+
+def noise_ceiling(hourly: np.ndarray) -> dict[str, float]:
+    """The scores of the model (mean of the other draws) against each single draw, averaged
+    over draws; ``hourly`` is ``[days, draws, 24]``."""
+    r = hourly.shape[1]
+    if r < 2:
+        raise ValueError("the noise ceiling needs at least 2 draws")
+    out: dict[str, list[float]] = {"spearman": [], "within_2x_frac": [], "timing_corr": []}
+    for j in range(r):
+        one = hourly[:, j]
+        rest = np.delete(hourly, j, axis=1).mean(axis=1)
+        s = score(rest.sum(axis=1), one.sum(axis=1), rest, one)
+        for k in out:
+            out[k].append(s[k])
+    return {k: float(np.nanmean(v)) for k, v in out.items()}
+
+
+def with_values(params: EngineParams, values: dict[str, float]) -> EngineParams:
+    """``params`` with ``section.key`` values replaced (validated by the dataclasses)."""
+    parts = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    by_section: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        section, name = key.split(".")
+        by_section.setdefault(section, {})[name] = value
+    for section, changes in by_section.items():  # one validation per section
+        parts[section] = dataclasses.replace(parts[section], **changes)
+    return EngineParams(**parts)
+
+
+def fit_loss(hourly: np.ndarray, days: list[Day]) -> float:
+    """What :func:`fit` minimises: RMS log2 ratio of the daily shares plus (1 - timing corr)."""
+    m = hourly.mean(axis=1)
+    real_d = np.array([d.real_usd for d in days])
+    real_h = np.stack([d.real_hourly_usd for d in days])
+    s = score(m.sum(axis=1), real_d, m, real_h)
+    timing = 0.0 if math.isnan(s["timing_corr"]) else s["timing_corr"]
+    return float(s["rms_log2"] + (1.0 - timing))
+
+
+def fit(
+    base: EngineParams | None = None,
+    draws: int = 4,
+    positions: int = 1000,
+    seed: int = 0,
+    grid: dict[str, tuple[float, ...]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Grid searches of :data:`FIT_STAGES` (or the one ``grid``) minimising :func:`fit_loss` on
+    the fit-period days (the test days are never replayed); then the book's size (ETH at
+    :data:`BOOK_REF_PRICE_USD`) scaled so that the model's total over the fit days equals the
+    real total."""
+    base = base or preset_params("aave_v2_weth")
+    stages = (grid,) if grid else FIT_STAGES
+    days = [d for d in calibration_days() if not d.test]
+    chosen: dict[str, float] = {}
+    for n, stage in enumerate(stages):
+        loss, values, hourly = _grid_search(base, stage, days, draws, positions, seed, progress, n)
+        chosen.update(values)
+        base = with_values(base, values)
+    model_total = float(hourly.mean(axis=1).sum())
+    real_total = float(sum(d.real_usd for d in days))
+    scale = real_total / model_total if model_total > 0 else 1.0
+    size = base.borrowers.total_collateral_usd * scale
+    return {
+        "fit_days": len(days),
+        "loss": round(loss, 4),
+        **chosen,
+        "borrowers.total_collateral_usd": float(f"{size:.3g}"),
+    }
+
+
+def _grid_search(
+    base: EngineParams,
+    grid: dict[str, tuple[float, ...]],
+    days: list[Day],
+    draws: int,
+    positions: int,
+    seed: int,
+    progress: Callable[[str], None] | None,
+    stage: int,
+) -> tuple[float, dict[str, float], np.ndarray]:
+    keys = list(grid)
+    combos = np.array(np.meshgrid(*[grid[k] for k in keys], indexing="ij"))
+    combos = combos.reshape(len(keys), -1).T
+    best: tuple[float, dict[str, float], np.ndarray] | None = None
+    for i, combo in enumerate(combos):
+        values = {k: float(v) for k, v in zip(keys, combo, strict=True)}
+        if "borrowers.exit_rate_per_h" in values:
+            exit_rate = values["borrowers.exit_rate_per_h"]
+            values["borrowers.arrival_rate_per_h"] = ARRIVALS_PER_EXIT * exit_rate
+        if "borrowers.looper_frac" in values:  # loopers replace passive positions
+            rest = 1.0 - base.borrowers.defensive_frac - values["borrowers.looper_frac"]
+            values["borrowers.passive_frac"] = round(rest, 12)
+        params = with_values(base, values)
+        hourly = replay(params, days, params.run.warmup_h, draws, positions, seed)
+        loss = fit_loss(hourly, days)
+        if progress:
+            progress(f"stage {stage + 1} [{i + 1}/{len(combos)}] loss {loss:.3f} {values}")
+        if best is None or loss < best[0]:
+            best = (loss, values, hourly)
+    assert best is not None
+    return best
+
+
+SCORE_KEYS = ("spearman", "within_2x_frac", "rms_log2", "timing_corr")
+
+
+def _scores(hourly: np.ndarray, days: list[Day], idx: list[int]) -> dict[str, Any]:
+    m = hourly[idx].mean(axis=1)
+    real_d = np.array([days[i].real_usd for i in idx])
+    real_h = np.stack([days[i].real_hourly_usd for i in idx])
+    return score(m.sum(axis=1), real_d, m, real_h)
+
+
+def validate(
+    params: EngineParams,
+    warmup_h: float,
+    draws: int = 8,
+    positions: int = AAVE_SLOTS,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Replay the calibration days warm and fresh; per-day volumes, scores on the fit and test
+    days, the test days' noise ceiling and the hourly profiles of the big test days."""
+    days = calibration_days()
+    say = progress or (lambda _: None)
+    say(f"replaying {len(days)} days x {draws} books of {positions} slots, warm-up {warmup_h:g} h")
+    warm = replay(params, days, warmup_h, draws, positions, seed)
+    say("replaying the same days with fresh books (no warm-up)")
+    fresh = replay(params, days, 0.0, draws, positions, seed)
+    fit_idx = [i for i, d in enumerate(days) if not d.test]
+    test_idx = [i for i, d in enumerate(days) if d.test]
+    scores = {
+        "fit": _scores(warm, days, fit_idx),
+        "test": _scores(warm, days, test_idx),
+        "fresh_fit": _scores(fresh, days, fit_idx),
+        "fresh_test": _scores(fresh, days, test_idx),
+    }
+    rows = []
+    for split, idx in (("fit", fit_idx), ("test", test_idx)):
+        s = scores[split]
+        for j, i in enumerate(idx):
+            d = days[i]
+            rows.append(
+                {
+                    "date": d.date,
+                    "split": split,
+                    "fall_frac": d.fall_frac,
+                    "real_usd": d.real_usd,
+                    "model_usd": float(warm[i].mean(axis=0).sum()),
+                    "model_fresh_usd": float(fresh[i].mean(axis=0).sum()),
+                    "real_share": float(s["real_share"][j]),
+                    "model_share": float(s["model_share"][j]),
+                    "log2_ratio": float(s["log2_ratio"][j]),
+                }
+            )
+    rows.sort(key=lambda r: r["date"])
+    big = sorted(test_idx, key=lambda i: -days[i].real_usd)[:BIG_DAYS]
+    timing = [
+        {
+            "date": days[i].date,
+            "real_hourly_usd": days[i].real_hourly_usd.tolist(),
+            "model_hourly_usd": warm[i].mean(axis=0).tolist(),
+            "timing_corr": _pearson(warm[i].mean(axis=0), days[i].real_hourly_usd),
+        }
+        for i in big
+    ]
+    return {
+        "warmup_h": float(warmup_h),
+        "draws": int(draws),
+        "positions": int(positions),
+        "seed": int(seed),
+        "fit_period": f"{PERIOD_START}..{_day_before(TEST_START)}",
+        "test_period": f"{TEST_START}..{PERIOD_END}",
+        "book_collateral_usd": float(params.borrowers.total_collateral_usd),
+        "calibration_days": rows,
+        "scores": {k: {n: v[n] for n in ("days",) + SCORE_KEYS} for k, v in scores.items()},
+        "noise_ceiling": noise_ceiling(warm[test_idx]),
+        "big_days": timing,
+    }
+
+
+def _day_before(date: str) -> str:
+    return data.utc_text(data.parse_utc(date + "T00:00:00Z") - DAY_S)[:10]

@@ -1,0 +1,186 @@
+"""`levgym validate`: replay the 2020-12 .. 2021-06 calibration days and compare the liquidated
+debt with Aave v2's (levgym.analytics.validation)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from ..io import save_figure, write_json
+from ..results import checked
+from .common import (
+    add_set_argument,
+    build_params,
+    check_output_file,
+    count,
+    parse_sets,
+    print_json,
+    seed_value,
+)
+
+DEFAULT_PRESET = "aave_v2_weth"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..analytics.validation import AAVE_SLOTS
+
+    p = sub.add_parser(
+        "validate",
+        help="replay real days and compare liquidations with Aave v2's",
+        description="Replay the calibration days of 2020-12 .. 2021-06 (largest Aave v2 WETH "
+        "liquidation volume, and every day ETH fell 5%% or more) with the real hourly ETH path, "
+        "warmed up and fresh, and compare the model's liquidated debt with Aave v2's: per day, "
+        "Spearman rank correlation, days within 2x, hourly timing on the big days, the fit/test "
+        "split and the book's own noise ceiling.",
+    )
+    p.add_argument("--preset", default=DEFAULT_PRESET, help="preset (default aave_v2_weth)")
+    p.add_argument(
+        "--warmup-h",
+        type=float,
+        default=None,
+        help="hours the book lives before each day starts (default: the preset's run.warmup_h)",
+    )
+    p.add_argument("--draws", type=count, default=8, help="books drawn per day (default 8)")
+    p.add_argument(
+        "--positions",
+        type=count,
+        default=AAVE_SLOTS,
+        help=f"position slots per book (default {AAVE_SLOTS}, about Aave v2's WETH book)",
+    )
+    p.add_argument("--seed", type=seed_value, default=0, help="random seed of the books")
+    add_set_argument(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG")
+    p.add_argument("--out-json", default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(run=run)
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analytics import validation as V
+
+    if args.draws < 2:
+        raise ValueError(f"--draws={args.draws} is out of range; allowed >= 2 (the noise ceiling)")
+    check_output_file(args.plot, "--plot", ".png")
+    check_output_file(args.out_json, "--out-json")
+    sets = parse_sets(args.sets)
+    params = build_params(args.preset, sets)
+    warmup_h = params.run.warmup_h if args.warmup_h is None else args.warmup_h
+    if not (math.isfinite(warmup_h) and 0.0 <= warmup_h <= 24.0 * 60):
+        raise ValueError(f"--warmup-h={warmup_h:g} is out of range; allowed [0, 1440]")
+    quiet = args.json
+    report = V.validate(
+        params,
+        warmup_h,
+        draws=args.draws,
+        positions=args.positions,
+        seed=args.seed,
+        progress=None if quiet else (lambda m: print(m, file=sys.stderr)),
+    )
+    report = {"preset": args.preset, "command": args.command_line, **report}
+    checked("validate", report)
+    if args.out_json:
+        write_json(args.out_json, report)
+    if args.plot:
+        plot_validation(report, args.plot)
+    if args.json:
+        print_json(report)
+        return 0
+    print_report(report)
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def print_report(r: dict[str, Any]) -> None:
+    print(
+        f"preset {r['preset']}, warm-up {r['warmup_h']:g} h, {r['draws']} books of "
+        f"{r['positions']} slots per day, book collateral ${r['book_collateral_usd'] / 1e6:,.0f}M"
+    )
+    print(f"fit {r['fit_period']}, test {r['test_period']}")
+    print(
+        f"{'date':<10} {'set':<4} {'fall':>5} {'real $M':>8} {'model $M':>9} {'fresh $M':>9} "
+        f"{'real sh':>7} {'model sh':>8} {'log2':>6}"
+    )
+    for d in r["calibration_days"]:
+        print(
+            f"{d['date']:<10} {d['split']:<4} {d['fall_frac']:>5.1%} {d['real_usd'] / 1e6:>8.2f} "
+            f"{d['model_usd'] / 1e6:>9.2f} {d['model_fresh_usd'] / 1e6:>9.2f} "
+            f"{d['real_share']:>7.3f} {d['model_share']:>8.3f} {d['log2_ratio']:>6.2f}"
+        )
+    print()
+    print(
+        f"{'scores':<14} {'days':>4} {'spearman':>8} {'within 2x':>9} {'rms log2':>8} {'timing':>7}"
+    )
+    rows = dict(r["scores"])
+    rows["noise ceiling"] = {
+        "days": rows["test"]["days"],
+        **r["noise_ceiling"],
+        "rms_log2": math.nan,
+    }
+    for name, s in rows.items():
+        print(
+            f"{name:<14} {s['days']:>4} {_fmt(s['spearman']):>8} {_fmt(s['within_2x_frac']):>9} "
+            f"{_fmt(s['rms_log2']):>8} {_fmt(s['timing_corr']):>7}"
+        )
+    print()
+    print(
+        "big test days, hourly timing correlation: "
+        + ", ".join(f"{b['date']} {_fmt(b['timing_corr'], 2)}" for b in r["big_days"])
+    )
+
+
+def plot_validation(r: dict[str, Any], path: str) -> None:
+    """Real against model daily shares (log-log), and the hourly profiles of the big test days."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    days = r["calibration_days"]
+    big = r["big_days"]
+    fig, axes = plt.subplots(1, 1 + len(big), figsize=(4.2 * (1 + len(big)), 4.0))
+    ax = axes[0]
+    for split, color in (("fit", "tab:blue"), ("test", "tab:red")):
+        xs = [max(d["real_share"], 1e-4) for d in days if d["split"] == split]
+        ys = [max(d["model_share"], 1e-4) for d in days if d["split"] == split]
+        ax.scatter(xs, ys, s=14, color=color, label=split)
+    lim = [1e-4, 1.0]
+    ax.plot(lim, lim, color="black", lw=0.8)
+    ax.plot(lim, [2 * x for x in lim], color="grey", lw=0.6, ls="--")
+    ax.plot(lim, [x / 2 for x in lim], color="grey", lw=0.6, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("real share of the set's volume")
+    ax.set_ylabel("model share")
+    t = r["scores"]["test"]
+    ax.set_title(
+        f"test: Spearman {_fmt(t['spearman'], 2)}, within 2x {_fmt(t['within_2x_frac'], 2)}"
+    )
+    ax.legend()
+    for ax, b in zip(axes[1:], big, strict=True):
+        h = np.arange(24)
+        real = np.array(b["real_hourly_usd"])
+        model = np.array(b["model_hourly_usd"])
+        ax.bar(h - 0.2, real / max(real.sum(), 1e-9), width=0.4, label="Aave v2")
+        ax.bar(h + 0.2, model / max(model.sum(), 1e-9), width=0.4, label="model")
+        ax.set_title(
+            f"{b['date']}: ${real.sum() / 1e6:.1f}M real, ${model.sum() / 1e6:.1f}M model "
+            f"(corr {_fmt(b['timing_corr'], 2)})",
+            fontsize=9,
+        )
+        ax.set_xlabel("hour (UTC)")
+        ax.set_ylabel("share of the day's volume")
+        ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+    plt.close(fig)
+
+
+__all__ = ["add_parser", "run", "write_json"]

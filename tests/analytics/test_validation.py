@@ -1,0 +1,119 @@
+"""levgym.analytics.validation: the real days from the shipped events, the scores, the replay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from levgym.analytics import validation as V
+from levgym.engine.params import preset_params
+
+
+def test_real_days_come_from_the_events():
+    days = V.calibration_days()
+    by = {d.date: d for d in days}
+    # May 19, 2021: the largest day; its debt repaid peaks in the hours 11:00-14:00 UTC
+    may19 = by["2021-05-19"]
+    assert may19.real_usd == pytest.approx(may19.real_hourly_usd.sum())
+    assert max(days, key=lambda d: d.real_usd).date == "2021-05-19"
+    assert int(np.argmax(may19.real_hourly_usd)) == 11
+    assert 60e6 < may19.real_usd < 80e6
+    assert may19.fall_frac > 0.25
+    # the set: the 12 largest days plus every day falling 5% or more, fit before April
+    assert all(d.fall_frac >= V.FALL_MIN_FRAC or d.real_usd > 2e6 for d in days)
+    assert any(not d.test for d in days) and any(d.test for d in days)
+    assert [d.date for d in days] == sorted(d.date for d in days)
+
+
+def test_scores_of_a_perfect_and_of_a_reversed_model():
+    rng = np.random.default_rng(0)
+    real_h = rng.gamma(0.5, 1e6, (10, 24)) * 10.0 ** rng.uniform(0.0, 3.0, (10, 1))
+    real = real_h.sum(axis=1)
+    s = V.score(real * 3.0, real, real_h * 3.0, real_h)  # scale does not matter: shares
+    assert s["spearman"] == pytest.approx(1.0)
+    assert s["within_2x_frac"] == 1.0
+    assert s["rms_log2"] == pytest.approx(0.0, abs=1e-12)
+    assert s["timing_corr"] == pytest.approx(1.0)
+    rev = V.score(real[::-1].copy(), real, real_h[::-1].copy(), real_h)
+    assert rev["spearman"] < 0.5
+    assert rev["within_2x_frac"] < 1.0
+
+
+def test_within_2x_counts_the_log2_ratio_of_floored_shares():
+    real = np.array([1.0, 1.0, 1.0, 1.0])
+    model = np.array([1.0, 1.0, 1.0, 5.0])
+    s = V.score(model, real, np.ones((4, 24)), np.ones((4, 24)))
+    floor = V.SHARE_FLOOR_FRAC / 4
+    expect = np.log2((model / model.sum() + floor) / (0.25 + floor))
+    np.testing.assert_allclose(s["log2_ratio"], expect)
+    assert s["within_2x_frac"] == np.mean(np.abs(expect) <= 1.0)
+
+
+def test_noise_ceiling_of_identical_draws_is_perfect():
+    rng = np.random.default_rng(1)
+    one = rng.gamma(0.5, 1.0, (8, 1, 24))
+    same = np.repeat(one, 3, axis=1)
+    c = V.noise_ceiling(same)
+    assert c["spearman"] == pytest.approx(1.0)
+    assert c["within_2x_frac"] == 1.0
+    noisy = same * rng.lognormal(0.0, 2.0, (8, 3, 1))
+    assert V.noise_ceiling(noisy)["within_2x_frac"] < 1.0
+
+
+def test_replay_is_reproducible_and_a_warm_book_differs():
+    days = [d for d in V.calibration_days() if d.date in ("2021-05-19", "2021-06-01")]
+    params = preset_params("aave_v2_weth")
+    a = V.replay(params, days, 12.0, 2, 24, seed=5, backend="numpy")
+    b = V.replay(params, days, 12.0, 2, 24, seed=5, backend="numpy")
+    fresh = V.replay(params, days, 0.0, 2, 24, seed=5, backend="numpy")
+    assert a.shape == (2, 2, 24)
+    np.testing.assert_array_equal(a, b)
+    assert np.all(a >= 0)
+    assert a[0].sum() > 0  # May 19 liquidates
+    assert not np.array_equal(a, fresh)
+
+
+def test_fit_runs_on_the_fit_period_only(monkeypatch):
+    seen: list[str] = []
+    real_replay = V.replay
+
+    def spy(params, days, *args, **kw):
+        seen.extend(d.date for d in days)
+        return real_replay(params, days[:2], *args, **kw, backend="numpy").repeat(
+            len(days) // 2 + 1, axis=0
+        )[: len(days)]
+
+    monkeypatch.setattr(V, "replay", spy)
+    grid = {"borrowers.hf_sigma": (0.6, 1.0)}
+    out = V.fit(draws=2, positions=8, grid=grid)
+    assert seen and all(date < V.TEST_START for date in seen)
+    assert out["borrowers.hf_sigma"] in (0.6, 1.0)
+    assert out["borrowers.total_collateral_usd"] > 0
+
+
+def test_volatility_scales_the_drawn_health_factors_only_when_asked():
+    import dataclasses
+
+    from levgym.engine.params import EngineParams
+    from levgym.engine.state import draw_book
+
+    p = EngineParams()
+    plain = draw_book(p, 2, 50, np.random.default_rng(3))
+    ignored = draw_book(p, 2, 50, np.random.default_rng(3), vol_annual=np.array([0.5, 2.0]))
+    for key in plain:
+        np.testing.assert_array_equal(plain[key], ignored[key])
+    b = dataclasses.replace(p.borrowers, hf_vol_elasticity=1.0, hf_vol_ref_annual=1.0)
+    pv = dataclasses.replace(p, borrowers=b)
+    scaled = draw_book(pv, 2, 50, np.random.default_rng(3), vol_annual=np.array([0.5, 2.0]))
+    passive = plain["kind"] != 2  # loopers start in their band either way
+    excess = (plain["hf"] - p.borrowers.hf_floor)[passive]
+    got = (scaled["hf"] - p.borrowers.hf_floor)[passive]
+    factor = np.where(np.arange(2)[:, None] == 0, 0.5, 2.0)
+    factor = np.broadcast_to(factor, plain["hf"].shape)[passive]
+    np.testing.assert_allclose(got, excess * factor)
+
+
+def test_trailing_vol_of_the_may_crash_is_high():
+    calm = V.trailing_vol(V.data.parse_utc("2021-04-10T00:00:00Z"))
+    after = V.trailing_vol(V.data.parse_utc("2021-05-25T00:00:00Z"))
+    assert 0.2 < calm < after < 5.0

@@ -1,0 +1,68 @@
+"""`levgym validate` / `levgym calibrate`: the report's keys are registered, the JSON and the PNG
+are written, bad values exit 2. The replay is faked in the fast tests (the real one is slow)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from levgym import results as R
+from levgym.analytics import validation as V
+from levgym.cli import main
+
+
+def _fake_replay(params, days, warmup_h, draws, positions, seed=0, backend="numba"):
+    rng = np.random.default_rng(int(warmup_h) + 1)
+    real = np.stack([d.real_hourly_usd for d in days])[:, None, :]
+    return real * rng.lognormal(0.0, 0.5, (len(days), draws, 1)) + 1.0
+
+
+def test_validate_json_and_plot(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(V, "replay", _fake_replay)
+    png = tmp_path / "v.png"
+    rc = main(["validate", "--json", "--draws", "3", "--plot", str(png)])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert not R.problems(out, "validate")
+    assert out["warmup_h"] == 336.0  # the preset's fitted warm-up
+    days = out["calibration_days"]
+    assert len(days) == out["scores"]["fit"]["days"] + out["scores"]["test"]["days"]
+    assert {d["split"] for d in days} == {"fit", "test"}
+    for split in ("fit", "test"):
+        shares = [d["model_share"] for d in days if d["split"] == split]
+        assert sum(shares) == pytest.approx(1.0)
+    assert len(out["big_days"]) == V.BIG_DAYS
+    assert set(out["noise_ceiling"]) == {"spearman", "within_2x_frac", "timing_corr"}
+    assert png.stat().st_size > 10_000
+
+
+def test_validate_table(monkeypatch, capsys):
+    monkeypatch.setattr(V, "replay", _fake_replay)
+    assert main(["validate", "--draws", "2", "--warmup-h", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "2021-05-19 test" in text and "noise ceiling" in text and "fresh_test" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--draws", "1"], "--draws=1 is out of range; allowed >= 2"),
+        (["--warmup-h", "-3"], "--warmup-h=-3 is out of range; allowed [0, 1440]"),
+        (["--preset", "nope"], "preset 'nope' is unknown"),
+        (["--plot", "x.txt"], "--plot"),
+    ],
+)
+def test_validate_bad_values(capsys, args, message):
+    assert main(["validate", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_validate_runs_the_engine(capsys):
+    rc = main(["validate", "--json", "--draws", "2", "--positions", "32", "--warmup-h", "24"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    may19 = next(d for d in out["calibration_days"] if d["date"] == "2021-05-19")
+    assert may19["model_usd"] > 0 and may19["real_usd"] > 60e6
