@@ -204,6 +204,7 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(train_module.ProtocolMetricsCallback, "_on_step", interrupt_at_96)
     out = tmp_path / "run"
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN under nohup, Python's handler otherwise
     with pytest.raises(TrainingInterrupted, match="--resume"):
         train(
             "levgym/Governance-v0",
@@ -213,7 +214,7 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path, monkeypatch, c
             hyper=[*SMALL, "checkpoint_freq=100000"],
             progress=False,
         )
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler restored
     point = latest_checkpoint(out)
     assert point is not None and point.steps == 100 and point.stats is not None
     assert not (out / "model.zip").exists()
