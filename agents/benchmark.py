@@ -95,7 +95,7 @@ TRACED = ("ppo", "static", "steward")
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    """The embedded default of the main job (and its ``--quick`` variant)."""
+    """The embedded default of the main job (and its ``--quick`` and ``--full`` variants)."""
 
     suite: str
     timesteps: dict[str, int]
@@ -109,7 +109,8 @@ class BenchmarkConfig:
     num_seeds: int = 1
     """PPO training seeds per env: ``seed``, ``seed + 1``, ... The first one is the ``ppo``
     policy of every table; each one is evaluated on the suite and the report gives the
-    objective's mean and 95% interval over seeds (default 1: the benchmark as before)."""
+    objective's mean and 95% interval over seeds (3 in the default benchmark, 5 with
+    ``--full``, 1 with ``--quick``)."""
     with_multiagent: bool = True
     """Run the multi-agent section (alternating best response, agents/multiagent.py; its short
     form on ``--quick``)."""
@@ -137,12 +138,28 @@ class BenchmarkConfig:
 
     @classmethod
     def default(cls, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
+        """``make demo``: :data:`DEMO_SEEDS` PPO seeds per env of :data:`DEMO_TIMESTEPS` steps
+        each, sized so the whole job stays within 25 minutes on 2 cores with two training
+        runs at once."""
+        envs = (governance_env, LIQUIDATOR_ENV)
+        return cls(
+            suite="default",
+            timesteps={e: DEMO_TIMESTEPS for e in envs},
+            governance_env=governance_env,
+            num_seeds=DEMO_SEEDS,
+        )
+
+    @classmethod
+    def full(cls, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
+        """``--full``: the training budgets of levgym/configs/agents/ppo.yaml (``levgym train``'s
+        defaults) and :data:`FULL_SEEDS` seeds per env."""
         from .config import load_config
 
-        # the training budgets are the ones in levgym/configs/agents/ppo.yaml
         envs = (governance_env, LIQUIDATOR_ENV)
         steps = {e: int(load_config(e, "ppo")["total_timesteps"]) for e in envs}
-        return cls(suite="default", timesteps=steps, governance_env=governance_env)
+        return cls(
+            suite="default", timesteps=steps, governance_env=governance_env, num_seeds=FULL_SEEDS
+        )
 
     @classmethod
     def quick(cls, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
@@ -151,6 +168,23 @@ class BenchmarkConfig:
             timesteps={governance_env: 16_384, LIQUIDATOR_ENV: 16_384},
             governance_env=governance_env,
         )
+
+
+DEMO_SEEDS = 3
+"""PPO training seeds per env in the default benchmark (``make demo``)."""
+DEMO_TIMESTEPS = 300_000
+"""PPO steps per seed and env in the default benchmark."""
+FULL_SEEDS = 5
+"""PPO training seeds per env in ``levgym benchmark --full``."""
+PRESETS = ("quick", "default", "full")
+"""The benchmark's embedded configurations (``--quick``, the default, ``--full``)."""
+
+
+def preset_config(preset: str, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
+    """The embedded configuration named ``preset`` (one of :data:`PRESETS`)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r} is unknown; allowed {', '.join(PRESETS)}")
+    return getattr(BenchmarkConfig, preset)(governance_env)
 
 
 def _slug(env_id: str) -> str:
@@ -179,18 +213,20 @@ def run_benchmark(
     command: str | None = None,
     trust_pickle: bool = False,
     governance_env: str = DEFAULT_GOVERNANCE_ENV,
-    num_seeds: int = 1,
+    num_seeds: int | None = None,
     executor: Any = None,
+    full: bool = False,
 ) -> Path:
     """Train, evaluate, report. Returns the report folder. Rerun on the same folder, it reuses
     trained models and resumes interrupted training; files there that need unpickling (models
     or statistics from older versions) load only with ``trust_pickle``. ``num_seeds`` PPO seeds
     are trained per env, as tasks on ``executor`` (a :class:`levgym.distributed.Executor`:
     a process pool or Ray; default: one after the other in this process)."""
-    cfg = config or (
-        BenchmarkConfig.quick(governance_env) if quick else BenchmarkConfig.default(governance_env)
-    )
-    if num_seeds != 1:
+    if quick and full:
+        raise ValueError("--quick and --full exclude each other; allowed one of them")
+    preset = "quick" if quick else "full" if full else "default"
+    cfg = config or preset_config(preset, governance_env)
+    if num_seeds is not None and num_seeds != cfg.num_seeds:
         cfg = replace(cfg, num_seeds=num_seeds)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     out_dir = Path(out) if out else naming.new_run_dir("benchmark", cfg.suite, cfg.seed)

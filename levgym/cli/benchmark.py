@@ -13,7 +13,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "benchmark", help="train the RL agents, evaluate them and the baselines, write a report"
     )
     p.add_argument(
-        "--quick", action="store_true", help="a small version (about 3 minutes; used by the tests)"
+        "--quick",
+        action="store_true",
+        help="a small version: 1 seed of 16,384 steps per env (about 3 minutes; used by the tests)",
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="the longer preset: levgym train's budgets (configs/agents/ppo.yaml) and 5 seeds "
+        "per env (hours on 2 cores)",
     )
     p.add_argument(
         "--out",
@@ -37,18 +45,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seeds",
         type=count,
-        default=1,
+        default=None,
         metavar="N",
-        help="PPO training seeds per env (0 .. N-1); the report gives the objective's mean and "
-        "95%% interval over seeds, the tables show seed 0",
+        help="PPO training seeds per env (0 .. N-1; default 3, 5 with --full, 1 with --quick); "
+        "the report gives the objective's mean and 95%% interval over seeds, the tables show "
+        "seed 0",
     )
     p.add_argument(
         "--jobs",
         type=count,
-        default=1,
+        default=None,
         metavar="J",
-        help="training runs at once: J > 1 trains the seeds in a process pool (spawn), or on J Ray "
-        "workers with --ray; results are the same whichever runs them",
+        help="training runs at once (default: this machine's cores, at most the number of runs; 1 "
+        "with --quick): "
+        "J > 1 trains them in a process pool (spawn), or on J Ray workers with --ray; results "
+        "are the same whichever runs them",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress")
     add_ray_arguments(p, "the training runs (env x seed)")
@@ -56,7 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.benchmark import GOVERNANCE_ENVS, run_benchmark, summary
+    import os
+
+    from agents.benchmark import GOVERNANCE_ENVS, preset_config, run_benchmark, summary
 
     from .common import CliError
 
@@ -64,10 +77,18 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(
             f"--governance-env {args.governance_env!r} is unknown; allowed {', '.join(GOVERNANCE_ENVS)}"
         )
+    if args.quick and args.full:
+        raise CliError("--quick and --full exclude each other; allowed one of them")
     check_output_dir(args.out, "--out")
     for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
-        if value < 1:
+        if value is not None and value < 1:
             raise CliError(f"{flag}={value} is out of range; allowed >= 1")
+    preset = "quick" if args.quick else "full" if args.full else "default"
+    cfg = preset_config(preset, args.governance_env)
+    seeds = cfg.num_seeds if args.seeds is None else args.seeds
+    if args.jobs is None:  # the cores, at most one per training run (env x seed)
+        runs = 1 if args.quick else seeds * len(cfg.env_ids)
+        args.jobs = max(1, min(os.cpu_count() or 1, runs))
     settings = ray_settings(args)
     executor = None
     if settings is not None:
@@ -90,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             governance_env=args.governance_env,
             num_seeds=args.seeds,
             executor=executor,
+            full=args.full,
         )
     finally:
         if settings is not None and executor is not None:

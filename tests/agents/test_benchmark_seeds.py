@@ -69,3 +69,18 @@ def test_training_seeds_in_a_process_pool_equal_training_here(tmp_path):
     assert (
         read_progress(tmp_path / "here" / "s0")[-1] != read_progress(tmp_path / "here" / "s1")[-1]
     )
+
+
+def test_presets_train_several_seeds_except_quick():
+    """make demo trains 3 seeds per env on a shorter budget, --full levgym train's budgets with 5
+    seeds, --quick one seed; an unknown preset is named."""
+    from agents.benchmark import DEMO_TIMESTEPS, preset_config
+    from agents.config import load_config
+
+    default, full, quick = (preset_config(p) for p in ("default", "full", "quick"))
+    assert default.num_seeds == 3 and set(default.timesteps.values()) == {DEMO_TIMESTEPS}
+    assert full.num_seeds == 5 and quick.num_seeds == 1
+    for env_id, steps in full.timesteps.items():
+        assert steps == int(load_config(env_id, "ppo")["total_timesteps"]) > DEMO_TIMESTEPS
+    with pytest.raises(ValueError, match="preset='long' is unknown; allowed quick, default, full"):
+        preset_config("long")

@@ -71,6 +71,7 @@ CASES = [
     (["bench", "--quick", "--no-progress", "--out", "{afile}/sub"], "cannot be created"),
     (["benchmark", "--quick", "--no-progress", "--out", "{afile}"], "is a file; allowed a folder"),
     (["benchmark", "--quick", "--governance-env", "levgym/Governance-v9"], "--governance-env 'levgym/Governance-v9' is unknown; allowed levgym/Governance-v0, levgym/Governance-v1"),
+    (["benchmark", "--quick", "--full"], "--quick and --full exclude each other; allowed one of them"),
     (TRAIN + ["--out", "{afile}"], "is a file; allowed a folder"),
     (SIM + ["--plot", "{tmp}"], "--plot '{tmp}' is a folder; allowed a file path"),
     (SIM + ["--plot", "{out}/plot.txt"], "does not end in .png"),
