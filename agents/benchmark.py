@@ -22,7 +22,7 @@ from levgym.io import save_figure, write_json, write_text
 from levgym.results import REGISTRY, checked, checked_columns
 
 from .baselines import baseline_names, make_baseline
-from .ceiling import CEILING_ENV, CeilingGrid, ceiling_for_suite
+from .ceiling import CEILING_ENV, CeilingGrid, ceiling_for_suite, piecewise_ceiling_returns
 from .evaluate import evaluate, is_governance, load_model_policy, load_suite, rollout
 from .reporting import (
     RATE_METRICS,
@@ -106,6 +106,9 @@ class BenchmarkConfig:
     with_ceiling: bool = True
     """Run the hindsight ceiling (Governance-v1 only) and report each policy's share of the gap
     between ``static`` and it."""
+    ceiling_segments: int = 3
+    """Parts of an episode at whose starts the second, piecewise ceiling may change its
+    parameters (1: the fixed ceiling only)."""
     num_seeds: int = 1
     """PPO training seeds per env: ``seed``, ``seed + 1``, ... The first one is the ``ppo``
     policy of every table; each one is evaluated on the suite and the report gives the
@@ -317,20 +320,31 @@ def run_benchmark(
             results[env_id], "insolvent" if is_governance(env_id) else "bankrupt"
         )
         if cfg.with_ceiling and env_id == CEILING_ENV:
-            _say(progress, f"[{slug}] hindsight ceiling (best fixed parameters per episode)")
-            t0 = time.perf_counter()
-            ceilings[env_id] = run_ceiling(env_id, suite)
-            timings[f"ceiling_{slug}_s"] = time.perf_counter() - t0
-            best = np.concatenate(
-                [
-                    ceilings[env_id]["episode_values"][s]["return"]
-                    for s in suite.for_env(env_id).scenarios
-                ]
+            _say(
+                progress,
+                f"[{slug}] hindsight ceiling (best fixed parameters per episode"
+                + (
+                    f"; a piecewise schedule over {cfg.ceiling_segments} parts)"
+                    if cfg.ceiling_segments > 1
+                    else ")"
+                ),
             )
+            t0 = time.perf_counter()
+            ceilings[env_id] = run_ceiling(env_id, suite, segments=cfg.ceiling_segments)
+            timings[f"ceiling_{slug}_s"] = time.perf_counter() - t0
+            scen_ids = suite.for_env(env_id).scenarios
+            values = ceilings[env_id]["episode_values"]
+            best = np.concatenate([values[s]["return"] for s in scen_ids])
             gaps[env_id] = {
                 n: gap_closed(ep, episodes["static"], best, seed=cfg.seed)
                 for n, ep in episodes.items()
             }
+            if cfg.ceiling_segments > 1:
+                best_pw = np.concatenate([values[s]["piecewise"] for s in scen_ids])
+                for n, ep in episodes.items():
+                    pw = gap_closed(ep, episodes["static"], best_pw, seed=cfg.seed)
+                    gaps[env_id][n]["share_of_piecewise"] = pw["share"]
+                    gaps[env_id][n]["share_of_piecewise_ci95"] = pw["share_ci95"]
         if is_governance(env_id):
             entry = suite.for_env(env_id)
             traces[env_id] = {}
@@ -432,21 +446,46 @@ def unwinnable(per_policy: dict[str, dict[str, Any]], key: str) -> dict[str, flo
     return out
 
 
-def run_ceiling(env_id: str, suite: Any, grid: CeilingGrid | None = None) -> dict[str, Any]:
+def run_ceiling(
+    env_id: str, suite: Any, grid: CeilingGrid | None = None, segments: int = 1
+) -> dict[str, Any]:
     """The hindsight ceiling on the suite's episodes of ``env_id``: per scenario its mean with a
-    95% interval, every episode's value, the objective (mean over scenarios) and the grid size."""
+    95% interval, every episode's value, the objective (mean over scenarios) and the grid size.
+    With ``segments`` > 1 also the best piecewise schedule
+    (:func:`agents.ceiling.piecewise_ceiling_returns`, ``segments`` times the cost): its
+    objective, per scenario and per episode under ``piecewise``."""
     from .evaluate import mean_ci as estimate
 
     entry = suite.for_env(env_id)
     grid = grid or CeilingGrid()
-    runs = ceiling_for_suite(entry.scenarios, suite.episodes, suite.seed, entry.env_kwargs, grid)
-    scen = {s: {OBJECTIVE: estimate(r["best"])} for s, r in runs.items()}
-    return {
+    if segments > 1:
+        runs = {
+            s: piecewise_ceiling_returns(
+                s, suite.episodes, suite.seed, entry.env_kwargs, grid, segments
+            )
+            for s in entry.scenarios
+        }
+        fixed = {s: r["fixed_best"] for s, r in runs.items()}
+    else:
+        runs = ceiling_for_suite(
+            entry.scenarios, suite.episodes, suite.seed, entry.env_kwargs, grid
+        )
+        fixed = {s: r["best"] for s, r in runs.items()}
+    scen = {s: {OBJECTIVE: estimate(b)} for s, b in fixed.items()}
+    values = {s: {OBJECTIVE: [float(x) for x in b]} for s, b in fixed.items()}
+    out = {
         "ceiling_objective": float(np.mean([v[OBJECTIVE]["mean"] for v in scen.values()])),
         "grid_points": len(grid.points()),
+        "segments": segments,
         "scenarios": scen,
-        "episode_values": {s: {OBJECTIVE: [float(x) for x in r["best"]]} for s, r in runs.items()},
+        "episode_values": values,
     }
+    if segments > 1:
+        for s, r in runs.items():
+            scen[s]["piecewise"] = estimate(r["best"])
+            values[s]["piecewise"] = [float(x) for x in r["best"]]
+        out["piecewise_objective"] = float(np.mean([v["piecewise"]["mean"] for v in scen.values()]))
+    return out
 
 
 def results_document(
@@ -815,8 +854,16 @@ def _significance_lines(
         text = (
             f"Hindsight ceiling: {plain(ceiling['ceiling_objective'])} ({unit}; the best of "
             f"{ceiling['grid_points']} fixed parameter sets per episode, chosen after seeing the "
-            "path: a reference, not a target). Share of the gap between static and it closed:"
+            "path: a reference, not a target)."
         )
+        piecewise = ceiling.get("piecewise_objective")
+        if piecewise is not None:
+            text += (
+                f" A piecewise schedule in hindsight (the set may change at the starts of "
+                f"{ceiling['segments']} equal parts of the episode, chosen greedily forward): "
+                f"{plain(piecewise)}."
+            )
+        text += " Share of the gap between static and the fixed ceiling closed:"
         shares = sorted(
             ((n, g) for n, g in gaps.items() if g["share"] is not None),
             key=lambda x: -x[1]["share"],
@@ -825,12 +872,22 @@ def _significance_lines(
             lines += [
                 text,
                 "",
-                "| policy | share of the gap closed | 95% interval |",
-                "|---|---|---|",
+                "| policy | share of the gap closed | 95% interval | share of the piecewise gap | 95% interval |",
+                "|---|---|---|---|---|",
             ]
             for n, g in shares:
                 lo, hi = g["share_ci95"]
-                lines.append(f"| {n} | {plain(g['share'], 2)} | [{plain(lo, 2)}, {plain(hi, 2)}] |")
+                pw = g.get("share_of_piecewise")
+                plo, phi = g.get("share_of_piecewise_ci95") or (None, None)
+                pw_cells = (
+                    f"{plain(pw, 2)} | [{plain(plo, 2)}, {plain(phi, 2)}]"
+                    if pw is not None
+                    else "- | -"
+                )
+                lines.append(
+                    f"| {n} | {plain(g['share'], 2)} | [{plain(lo, 2)}, {plain(hi, 2)}] | "
+                    f"{pw_cells} |"
+                )
             lines.append("")
         else:
             lines.append(text + " " + ", ".join(f"{n} {plain(g['share'], 2)}" for n, g in shares))

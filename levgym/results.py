@@ -587,6 +587,34 @@ _add(
 )
 _add("grid_points", "count", "parameter sets the ceiling chose from", BENCH)
 _add(
+    "segments",
+    "count",
+    "parts of an episode at whose starts the piecewise ceiling may change its parameters "
+    "(1: the fixed ceiling only)",
+    BENCH,
+)
+_add(
+    "piecewise_objective",
+    "reward",
+    "mean over scenarios of the piecewise ceiling's mean episode return (a schedule of grid "
+    "points chosen greedily forward in hindsight; never below the fixed ceiling)",
+    BENCH,
+)
+_add("piecewise", "reward", "the piecewise ceiling's episode returns (or their estimate)", BENCH)
+_add(
+    "share_of_piecewise",
+    "ratio",
+    "(policy - static) / (piecewise ceiling - static), means over the same episodes",
+    BENCH,
+)
+_add(
+    "share_of_piecewise_ci95",
+    "ratio",
+    "95% paired bootstrap interval of `share_of_piecewise`",
+    BENCH,
+)
+_add("ceiling_segments", "count", "the benchmark config's piecewise ceiling parts", BENCH)
+_add(
     "gap_closed",
     "object",
     "per env id and policy: share of the gap between `static` and the ceiling closed",

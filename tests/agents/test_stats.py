@@ -123,3 +123,39 @@ def test_unwinnable_counts_episodes_every_policy_lost():
 
     per = {"x": result([1.0, 1.0, 0.0, 1.0]), "y": result([1.0, 0.0, 0.0, 1.0])}
     assert unwinnable(per, "insolvent") == {"a": 0.5}
+
+
+def test_benchmark_ceiling_with_a_piecewise_schedule_is_reported_and_registered():
+    """run_ceiling with segments > 1: per scenario the fixed ceiling equals ceiling_returns' best
+    and the piecewise one is never below it; the document passes the output contract and the
+    report states both ceilings and both shares."""
+    import json
+
+    from agents.benchmark import _significance_lines, results_document, run_ceiling
+    from agents.evaluate import load_suite
+    from agents.stats import gap_closed
+    from levgym import results as R
+
+    suite = load_suite(name="quick")
+    env_id = "levgym/Governance-v1"
+    entry = suite.for_env(env_id)
+    grid = CeilingGrid({"ltv,liquidation_threshold": ((0.825, 0.86), (0.70, 0.75))})
+    c = run_ceiling(env_id, suite, grid, segments=2)
+    assert c["segments"] == 2 and c["piecewise_objective"] >= c["ceiling_objective"]
+    for s in entry.scenarios:
+        fixed = ceiling_returns(s, suite.episodes, suite.seed, entry.env_kwargs, grid)["best"]
+        np.testing.assert_array_equal(c["episode_values"][s]["return"], fixed)
+        assert np.all(np.array(c["episode_values"][s]["piecewise"]) >= fixed)
+    static = np.concatenate([c["episode_values"][s]["return"] for s in entry.scenarios]) - 1.0
+    best = np.concatenate([c["episode_values"][s]["return"] for s in entry.scenarios])
+    best_pw = np.concatenate([c["episode_values"][s]["piecewise"] for s in entry.scenarios])
+    gap = gap_closed(static + 0.5, static, best)
+    pw = gap_closed(static + 0.5, static, best_pw)
+    gap["share_of_piecewise"], gap["share_of_piecewise_ci95"] = pw["share"], pw["share_ci95"]
+    assert gap["share"] == pytest.approx(0.5) and pw["share"] <= gap["share"]
+    doc = results_document({}, {}, ceilings={env_id: c}, gaps={env_id: {"ppo": gap}})
+    doc = json.loads(json.dumps(doc))
+    assert [p for p in R.problems(doc, "results.json") if "meta" not in p] == []
+    obj, cis = {"ppo": 1.0, "static": 0.5}, {"ppo": 0.1, "static": 0.1}
+    text = "\n".join(_significance_lines(env_id, doc, "reward", True, obj, cis))
+    assert "A piecewise schedule in hindsight" in text and "share of the piecewise gap" in text
