@@ -742,15 +742,23 @@ def pair_terms(
     return acct, terms, np.where(valid, profit, -np.inf)
 
 
+PAIR_TIE_FRAC = 1e-9
+"""Pairs whose gains are within this share of the best count as tied (the gain is the same for
+every debt reserve when the collateral runs out; floats differ in the last digits)."""
+
+
 def best_pair(profit: Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The keeper's pair: (collateral index, debt index, profit) maximising its USD gain at the
-    oracle (the seized bonus net of the protocol fee) over ``profit [..., K, K]``; ties go to the
-    lowest collateral, then debt, index; -1 where no pair is possible."""
+    oracle (the seized bonus net of the protocol fee) over ``profit [..., K, K]``; ties (within
+    :data:`PAIR_TIE_FRAC`) go to the lowest collateral, then debt, index; -1 where no pair is
+    possible."""
     k = profit.shape[-1]
     flat = profit.reshape(*profit.shape[:-2], k * k)
-    best = np.argmax(flat, axis=-1)
+    top = flat.max(axis=-1, keepdims=True)
+    ok = np.isfinite(top[..., 0])
+    near = np.isfinite(flat) & (flat >= top - PAIR_TIE_FRAC * np.abs(top))
+    best = np.argmax(near, axis=-1)
     gain = np.take_along_axis(flat, best[..., None], axis=-1)[..., 0]
-    ok = np.isfinite(gain)
     return np.where(ok, best // k, -1), np.where(ok, best % k, -1), np.where(ok, gain, 0.0)
 
 

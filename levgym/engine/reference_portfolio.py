@@ -233,18 +233,18 @@ def ref_liquidate(
             s = [float(x) for x in supply[e, n]]
             d = [float(x) for x in debt[e, n]]
             row = int(rows[e, n])
-            best = None
+            calls = []
             for i in range(k_n):
                 for j in range(k_n):
                     cover = ref_keeper_cover(reserves, s, d, p, row, i, j)
                     res = ref_liquidation_call(reserves, s, d, p, row, i, j, cover)
-                    if res is None:
-                        continue
-                    if best is None or res["profit_usd"] > best[2]["profit_usd"]:
-                        best = (i, j, res)
-            if best is None:
+                    if res is not None:
+                        calls.append((i, j, res))
+            if not calls:
                 continue
-            i, j, res = best
+            top = max(c[2]["profit_usd"] for c in calls)
+            # the first pair within 1e-9 of the best gain (portfolio.PAIR_TIE_FRAC)
+            i, j, res = next(c for c in calls if c[2]["profit_usd"] >= top - 1e-9 * abs(top))
             out["supply"][e, n] = res["supply"]
             out["debt"][e, n] = res["debt"]
             out["deficit"][e, n] = res["deficit"]
