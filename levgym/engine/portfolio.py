@@ -816,8 +816,8 @@ def write_off_deficit(
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(debt after, deficit ``[..., K]``): a position with debt and no collateral left has all its
     debt burnt into the reserves' deficits. v3.3 does this inside the liquidation that takes the
-    last collateral (:func:`liquidate`); this is the same rule for a position that is already
-    empty (v3.3 leaves those untouched until a liquidation; a simulator writes them off here)."""
+    last collateral (:func:`liquidate`); a position that is already empty cannot be liquidated in
+    v3.3 (no collateral to name) and keeps its debt; a simulator writes it off here."""
     supply = np.asarray(supply, dtype=np.float64)
     debt = np.asarray(debt, dtype=np.float64)
     price = np.broadcast_to(np.asarray(oracle_usd, dtype=np.float64), supply.shape)
