@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .ops import and_, maximum, minimum, or_, where
 from .params import HOURS_PER_YEAR, MAX_USD, _check_range
 from .rules import borrow_rate_apr, utilization
 
@@ -400,13 +401,13 @@ def exchange_rate_oracle_usd(
     cap = snapshot_ratio * (
         1.0 + max_yearly_ratio_growth_frac * hours_since_snapshot / HOURS_PER_YEAR
     )
-    return np.minimum(ratio, cap) * base_usd
+    return minimum(ratio, cap) * base_usd
 
 
 def stable_oracle_usd(market_usd: Array, pinned: Array, price_cap_usd: Array) -> Array:
     """A stablecoin's oracle: 1 when pinned, else the market price capped above at
     ``price_cap_usd`` (CAPO's ``PriceCapAdapterStable``; a depeg below 1 is reported)."""
-    return np.where(pinned, 1.0, np.minimum(market_usd, price_cap_usd))
+    return where(pinned, 1.0, minimum(market_usd, price_cap_usd))
 
 
 def oracle_prices_usd(
@@ -616,12 +617,13 @@ def close_factor_max_repay(
     collateral and debt are both at least $2,000 and HF > 0.95; then at most 50 % of the
     position's total debt (USD) worth of ``j``, if the reserve's debt exceeds that."""
     debt_usd = debt_j * price_j
-    limited = (coll_i * price_i >= MIN_BASE_MAX_CLOSE_FACTOR_USD) & (
-        debt_usd >= MIN_BASE_MAX_CLOSE_FACTOR_USD
+    limited = and_(
+        coll_i * price_i >= MIN_BASE_MAX_CLOSE_FACTOR_USD,
+        debt_usd >= MIN_BASE_MAX_CLOSE_FACTOR_USD,
     )
-    limited = limited & (hf > CLOSE_FACTOR_HF_THRESHOLD)
+    limited = and_(limited, hf > CLOSE_FACTOR_HF_THRESHOLD)
     half_usd = DEFAULT_CLOSE_FACTOR * total_debt_usd
-    return np.where(limited & (debt_usd > half_usd), half_usd / price_j, debt_j)
+    return where(and_(limited, debt_usd > half_usd), half_usd / price_j, debt_j)
 
 
 @dataclass(frozen=True)
@@ -643,35 +645,45 @@ class LiquidationTerms:
         return self.seized_total - self.protocol_fee
 
 
-def liquidation_terms(
+def liquidation_call(
     coll_i: Array, debt_j: Array, price_i: Array, price_j: Array, bonus_i: Array,
-    protocol_fee_frac_i: Array, hf: Array, total_debt_usd: Array, debt_to_cover: Array = np.inf,
-) -> LiquidationTerms:  # fmt: skip
-    """``executeLiquidationCall`` (v3.3) for a pair: the repay is ``debt_to_cover`` within the
-    close factor (:func:`close_factor_max_repay`); the collateral leaving the position is
+    protocol_fee_frac_i: Array, hf: Array, total_debt_usd: Array, debt_to_cover: Array,
+):  # fmt: skip
+    """``executeLiquidationCall`` (v3.3) for a pair: (repay, collateral leaving the position,
+    protocol fee, reverts). The repay is ``debt_to_cover`` within the close factor
+    (:func:`close_factor_max_repay`); the collateral leaving the position is
     ``repay * p_j * (1 + bonus) / p_i``, at most the balance (then the repay shrinks to
     ``coll * p_i / ((1 + bonus) p_j)``); the treasury takes ``fee * (seized_total -
     seized_total / (1 + bonus))``; a call that repays less than the reserve's debt and takes less
-    than all the collateral reverts unless it leaves at least $1,000 of both. ``bonus_i`` is the
-    effective bonus (E-mode's for the category's collateral)."""
+    than all the collateral reverts (all outputs 0) unless it leaves at least $1,000 of both.
+    ``bonus_i`` is the effective bonus (E-mode's for the category's collateral). Written with
+    :mod:`levgym.engine.ops` only: it runs on numpy and torch and compiles with numba."""
     cap = close_factor_max_repay(debt_j, price_j, coll_i, price_i, hf, total_debt_usd)
-    repay = np.minimum(debt_to_cover, cap)
+    repay = minimum(debt_to_cover, cap)
     gross = 1.0 + bonus_i
     total = repay * price_j * gross / price_i
     capped = total > coll_i
-    total = np.where(capped, coll_i, total)
-    repay = np.where(capped, coll_i * price_i / (price_j * gross), repay)
+    total = where(capped, coll_i, total)
+    repay = where(capped, coll_i * price_i / (price_j * gross), repay)
     fee = protocol_fee_frac_i * (total - total / gross)
-    partial = (repay < debt_j) & (total < coll_i)
+    partial = and_(repay < debt_j, total < coll_i)
     floor_usd = MIN_LEFTOVER_USD * (1.0 - LEFTOVER_TOL_FRAC)
-    dust = ((debt_j - repay) * price_j < floor_usd) | ((coll_i - total) * price_i < floor_usd)
-    reverts = partial & dust
-    return LiquidationTerms(
-        repay=np.where(reverts, 0.0, repay),
-        seized_total=np.where(reverts, 0.0, total),
-        protocol_fee=np.where(reverts, 0.0, fee),
-        reverts=reverts,
-    )
+    dust = or_((debt_j - repay) * price_j < floor_usd, (coll_i - total) * price_i < floor_usd)
+    reverts = and_(partial, dust)
+    return where(reverts, 0.0, repay), where(reverts, 0.0, total), where(reverts, 0.0, fee), reverts
+
+
+def liquidation_terms(
+    coll_i: Array, debt_j: Array, price_i: Array, price_j: Array, bonus_i: Array,
+    protocol_fee_frac_i: Array, hf: Array, total_debt_usd: Array, debt_to_cover: Array = math.inf,
+) -> LiquidationTerms:  # fmt: skip
+    """:func:`liquidation_call` as a :class:`LiquidationTerms` (``debt_to_cover`` defaults to
+    everything)."""
+    repay, total, fee, reverts = liquidation_call(
+        coll_i, debt_j, price_i, price_j, bonus_i, protocol_fee_frac_i, hf, total_debt_usd,
+        debt_to_cover,
+    )  # fmt: skip
+    return LiquidationTerms(repay=repay, seized_total=total, protocol_fee=fee, reverts=reverts)
 
 
 def keeper_debt_to_cover(
@@ -684,14 +696,32 @@ def keeper_debt_to_cover(
     cap = close_factor_max_repay(debt_j, price_j, coll_i, price_i, hf, total_debt_usd)
     gross = 1.0 + bonus_i
     total = cap * price_j * gross / price_i
-    clears = (cap >= debt_j) | (total >= coll_i)
+    clears = or_(cap >= debt_j, total >= coll_i)
     floor_usd = MIN_LEFTOVER_USD * (1.0 - LEFTOVER_TOL_FRAC)
-    left_ok = ((debt_j - cap) * price_j >= floor_usd) & ((coll_i - total) * price_i >= floor_usd)
-    keep = np.minimum(
+    left_ok = and_((debt_j - cap) * price_j >= floor_usd, (coll_i - total) * price_i >= floor_usd)
+    keep = minimum(
         (debt_j * price_j - MIN_LEFTOVER_USD) / price_j,
         (coll_i * price_i - MIN_LEFTOVER_USD) / (price_j * gross),
     )
-    return np.where(clears | left_ok, cap, np.clip(np.minimum(keep, cap), 0.0, None))
+    return where(or_(clears, left_ok), cap, maximum(minimum(keep, cap), 0.0))
+
+
+def pair_gain_usd(
+    seized_total: Array, fee: Array, repay: Array, price_i: Array, price_j: Array
+) -> Array:
+    """The keeper's gain from a call at the oracle: collateral received less debt repaid (USD)."""
+    return (seized_total - fee) * price_i - repay * price_j
+
+
+PAIR_RULE_NAMES = (
+    "exchange_rate_oracle_usd",
+    "stable_oracle_usd",
+    "close_factor_max_repay",
+    "liquidation_call",
+    "keeper_debt_to_cover",
+    "pair_gain_usd",
+)
+"""The scalar rules written with :mod:`levgym.engine.ops` only (numpy, torch, numba)."""
 
 
 @dataclass(frozen=True)
@@ -737,7 +767,7 @@ def pair_terms(
     tot = acct.debt_usd[..., None, None]
     cover = keeper_debt_to_cover(ci, dj, pi, pj, bi, hf, tot)
     terms = liquidation_terms(ci, dj, pi, pj, bi, fi, hf, tot, cover)
-    profit = terms.seized * pi - terms.repay * pj
+    profit = pair_gain_usd(terms.seized_total, terms.protocol_fee, terms.repay, pi, pj)
     valid = (hf < 1.0) & cm[..., :, None] & (dj > 0.0) & (terms.repay > 0.0) & ~terms.reverts
     return acct, terms, np.where(valid, profit, -np.inf)
 
