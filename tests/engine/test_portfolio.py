@@ -219,6 +219,28 @@ def test_compiled_keeper_pass_matches_numpy(case) -> None:
         )
 
 
+def test_pair_rules_run_on_torch_as_on_numpy() -> None:
+    """The scalar pair rules use only engine ops: on torch tensors they give numpy's numbers."""
+    torch = pytest.importorskip("torch")
+    from levgym.engine.portfolio import keeper_debt_to_cover, liquidation_call, stable_oracle_usd
+
+    rng = np.random.default_rng(1)
+    n = 64
+    args = [
+        rng.uniform(0.1, 10.0, n), rng.uniform(100.0, 20000.0, n), rng.uniform(500.0, 4000.0, n),
+        np.ones(n), rng.uniform(0.01, 0.1, n),
+    ]  # fmt: skip
+    hf, tot = rng.uniform(0.8, 1.0, n), rng.uniform(1e3, 5e4, n)
+    cover = keeper_debt_to_cover(*args, hf, tot)
+    want = liquidation_call(*args, 0.1, hf, tot, cover)
+    t = [torch.tensor(a) for a in args]
+    t_cover = keeper_debt_to_cover(*t, torch.tensor(hf), torch.tensor(tot))
+    got = liquidation_call(*t, 0.1, torch.tensor(hf), torch.tensor(tot), t_cover)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-12)
+    assert float(stable_oracle_usd(torch.tensor(1.2), False, 1.04)) == pytest.approx(1.04)
+
+
 # ----------------------------------------------------------------------------- single asset
 
 
