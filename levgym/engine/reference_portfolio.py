@@ -120,12 +120,14 @@ def ref_max_borrow(
 
 def ref_liquidation_call(
     reserves: Reserves, supply: list[float], debt: list[float], price: list[float], row: int,
-    i: int, j: int, debt_to_cover: float,
+    i: int, j: int, debt_to_cover: float, enabled: list[bool] | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """``executeLiquidationCall(collateral i, debt j, debtToCover)``; None when it reverts
     (HF not below 1, nothing to seize or repay, or dust left)."""
-    a = ref_account(reserves, supply, debt, price, row)
+    a = ref_account(reserves, supply, debt, price, row, enabled)
     r = reserves.reserves[i]
+    if enabled is not None and not enabled[i]:
+        return None
     if not (
         a["health_factor"] < 1.0 and r.liquidation_threshold != 0 and supply[i] > 0 and debt[j] > 0
     ):
@@ -167,7 +169,8 @@ def ref_liquidation_call(
     deficit = [0.0] * len(debt)
     other = 0.0
     for k, rk in enumerate(reserves.reserves):
-        if k != i and supply[k] > 0 and rk.liquidation_threshold != 0:
+        on = enabled is None or enabled[k]
+        if k != i and supply[k] > 0 and rk.liquidation_threshold != 0 and on:
             other += supply[k] * price[k]
     if coll_amount >= user_coll and other == 0.0:
         for k in range(len(debt)):
@@ -193,10 +196,14 @@ def ref_keeper_cover(
     row: int,
     i: int,
     j: int,
+    enabled: list[bool] | None = None,
 ) -> float:
     """A keeper's ``debtToCover`` on pair (i, j): everything; if that reverts on dust, the most that
     leaves $1,000 of the pair's debt and collateral."""
-    if ref_liquidation_call(reserves, supply, debt, price, row, i, j, math.inf) is not None:
+    if (
+        ref_liquidation_call(reserves, supply, debt, price, row, i, j, math.inf, enabled)
+        is not None
+    ):
         return math.inf
     r = reserves.reserves[i]
     cat = _category(reserves, row)
@@ -211,10 +218,12 @@ def ref_keeper_cover(
 
 
 def ref_liquidate(
-    reserves: Reserves, supply: np.ndarray, debt: np.ndarray, price: np.ndarray, rows: np.ndarray
-) -> dict[str, np.ndarray]:
+    reserves: Reserves, supply: np.ndarray, debt: np.ndarray, price: np.ndarray, rows: np.ndarray,
+    enabled: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
     """One keeper call on every liquidatable position of a book ``[E, N, K]`` (prices ``[E, K]``,
-    E-mode rows ``[E, N]``): the pair with the largest gain, first pair on ties."""
+    E-mode rows ``[E, N]``, optional collateral flags ``[E, N, K]``): the pair with the largest
+    gain, first pair on ties."""
     e_n, n_n, k_n = supply.shape
     out = {
         "supply": supply.astype(float).copy(),
@@ -233,11 +242,12 @@ def ref_liquidate(
             s = [float(x) for x in supply[e, n]]
             d = [float(x) for x in debt[e, n]]
             row = int(rows[e, n])
+            en = None if enabled is None else [bool(x) for x in enabled[e, n]]
             calls = []
             for i in range(k_n):
                 for j in range(k_n):
-                    cover = ref_keeper_cover(reserves, s, d, p, row, i, j)
-                    res = ref_liquidation_call(reserves, s, d, p, row, i, j, cover)
+                    cover = ref_keeper_cover(reserves, s, d, p, row, i, j, en)
+                    res = ref_liquidation_call(reserves, s, d, p, row, i, j, cover, en)
                     if res is not None:
                         calls.append((i, j, res))
             if not calls:

@@ -134,11 +134,18 @@ def test_account_data_matches_reference(case) -> None:
     rng = np.random.default_rng(seed)
     res = random_reserves(rng, k)
     supply, debt, price, rows = random_book(rng, res, e, n)
-    acct = account_data(supply, debt, price[:, None, :], res, rows)
+    enabled = rng.random(supply.shape) < 0.8  # Aave's per-position collateral flag
+    acct = account_data(supply, debt, price[:, None, :], res, rows, enabled)
     for ei in range(e):
         for ni in range(n):
+            flags = [bool(x) for x in enabled[ei, ni]]
             ref = ref_account(
-                res, list(supply[ei, ni]), list(debt[ei, ni]), list(price[ei]), int(rows[ei, ni])
+                res,
+                list(supply[ei, ni]),
+                list(debt[ei, ni]),
+                list(price[ei]),
+                int(rows[ei, ni]),
+                flags,
             )
             for key, want in ref.items():
                 got = getattr(acct, key)[ei, ni]
@@ -159,8 +166,10 @@ def test_liquidation_matches_reference(case) -> None:
     rng = np.random.default_rng(seed)
     res = random_reserves(rng, k)
     supply, debt, price, rows = random_book(rng, res, e, n)
-    got = liquidate(supply, debt, price[:, None, :], res, rows)
-    ref = ref_liquidate(res, supply, debt, price, rows)
+    # half the cases switch some collateral off (Aave's per-position collateral flag)
+    enabled = (rng.random(supply.shape) < 0.9) if rng.random() < 0.5 else None
+    got = liquidate(supply, debt, price[:, None, :], res, rows, enabled)
+    ref = ref_liquidate(res, supply, debt, price, rows, enabled)
     for key, want in ref.items():
         a = getattr(got, key)
         if key.endswith("index"):
