@@ -53,6 +53,7 @@ def test_detects_the_usual_column_names(header, expected) -> None:
 NOT_PRICES = {
     "aave_v2_weth_stable_liquidations_2020-12_2021-06.csv",  # levgym.scenarios.data
     "example_book.csv",  # levgym.scenarios.book_csv
+    "aave_v3_ethereum_risk_params_2025-10.csv",  # levgym.engine.aave_v3_ethereum
 }
 
 
