@@ -400,12 +400,15 @@ class MultiAgentMarkets:
         before = {k: f(k).copy() for k in _COUNTERS}
         gov_obs, gov_r, gov_term, gov_trunc, gov_info = self.gov.step(ga)
         delta = {k: f(k) - before[k] for k in _COUNTERS}
-        flows = attribute(agent_orders, fills, delta, self.block_auction)
+        flows = attribute(
+            agent_orders, fills, delta, self.block_auction, self.params.market.pool_fee_frac
+        )
 
         # 4. the liquidators' books (Liquidator-v1's formulas)
         dp = f("debt_price_usd")[:, None]
+        proceeds = flows["sale_debt"] * dp
         cash, inv, slippage = liquidator_sale(
-            cash, inv, sold, flows["sale_debt"] * dp, flows["sale_mid_debt"] * dp
+            cash, inv, sold, proceeds, flows["sale_mid_debt"] * dp
         )
         cash, inv, repaid = liquidator_fills(
             cash, inv, flows["seized_asset"], flows["repaid_debt"], flows["gas_usd"], dp
@@ -452,7 +455,7 @@ class MultiAgentMarkets:
         ended = gov_term | gov_trunc
         self.market_done = ended.copy()
         self._gov_obs[...] = gov_obs
-        self._observe(np.ones(e, dtype=bool))
+        self._observe(np.ones(e, dtype=bool), alive)  # a bankrupt one sees its last step
         obs = self.observations()
         rewards = {"governor": gov_r, "liquidator": liq_r, "market_maker": mm_r}
         terminated = {
@@ -470,10 +473,13 @@ class MultiAgentMarkets:
             "liquidator": {
                 "fill_frac": fills, "take_frac": take, "gas_bid_frac": bid,
                 "seized_asset": flows["seized_asset"], "repaid_usd": repaid,
-                "gas_usd": flows["gas_usd"], "sold_asset": sold, "slippage_usd": slippage,
+                "gas_usd": flows["gas_usd"], "sold_asset": sold, "sale_proceeds_usd": proceeds,
+                "slippage_usd": slippage,
                 "perp_fee_usd": perp_fee, "perp_variation_usd": variation + settle,
                 "funding_usd": funding, "credit_interest_usd": -credit, "equity_usd": equity,
-                "pnl_usd": pnl, "inventory_penalty_usd": penalty, "inventory_asset": inv,
+                "pnl_usd": pnl, "inventory_penalty_usd": penalty, "cash_usd": cash,
+                "inventory_asset": inv, "perp_asset": perp,
+                "basis_frac": np.broadcast_to(basis1[:, None], (e, m)).copy(),
             },
             "market_maker": {
                 "lp_share": share1, "lp_value_usd": value1, "fee_income_usd": fee_income,
