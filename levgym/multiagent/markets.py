@@ -22,7 +22,20 @@ One step is one governance period (``substeps_per_step`` blocks, 1 h by default)
 
 A market ends when its governor's episode ends (insolvency or the horizon): every agent of that
 market is done. A liquidator whose equity falls to zero is bankrupt: it leaves the market (its
-orders are zero, its reward 0 and its observation frozen until the market's next episode).
+orders are zero, its reward 0 and its observation frozen until the market's next episode; the
+step in which it goes bankrupt returns its observation after that step).
+
+Version history (the market is new in this round; no earlier numbers were published):
+
+- The agents' sales in a block go into the pool in gas-bid order, each paying the impact of
+  those ahead of it (:func:`levgym.engine.auction.sale_shares`); first merged with one bundle
+  split at the average price. The engine's path is unchanged; the liquidators' proceeds,
+  slippage, rewards and observations change where two or more sell in the same block.
+- Each agent's part of a counter is ``delta * fill / sum(fill)`` (was ``delta / sum(fill) *
+  fill``, one rounding apart), so one agent with the whole claim gets the counter bit for bit.
+- A bankrupt liquidator's terminal observation is its state after the step (was the one before).
+- The liquidators' step infos carry all of ``levgym/Liquidator-v1``'s keys (``cash_usd``,
+  ``perp_asset``, ``sale_proceeds_usd`` and ``basis_frac`` added).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def _run(ma, ref, liquidator_actions, check, seed: int = 5) -> dict[str, float]:
     obs_ref, _ = ref.reset(seed=seed)
     check(obs["liquidator"], None, None, obs_ref, None, None)
     rng = np.random.default_rng(seed)
-    totals = {"steps": 0, "seized": 0.0, "sold": 0.0}
+    totals = {"steps": 0, "seized": 0.0, "sold": 0.0, "bankrupt": 0}
     for _ in range(STEPS):
         la, a_ref = liquidator_actions(rng)
         o, r, te, _, info = ma.step(np.zeros((E, 4)), la, np.zeros((E, 2)))
@@ -56,6 +56,7 @@ def _run(ma, ref, liquidator_actions, check, seed: int = 5) -> dict[str, float]:
         totals["steps"] += 1
         totals["seized"] += float(np.sum(info_ref["seized_asset"]))
         totals["sold"] += float(np.sum(info_ref["sold_asset"]))
+        totals["bankrupt"] += int(np.sum(te_ref))
         if ma.market_done.any() or te_ref.any():  # an end (a bankruptcy) compared, then stop
             break
     ref.close()
@@ -129,6 +130,7 @@ def test_greedy_liquidators_equal_liquidator_v1_claiming_all(block_auction: str)
 
     totals = _run(ma, ref, actions, check)
     assert totals["steps"] >= 12 and totals["seized"] > 0 and totals["sold"] > 0
+    assert totals["bankrupt"] > 0  # the comparison ran through a bankruptcy
 
 
 def test_greedy_top_bidder_pays_its_bid_on_the_same_path() -> None:
