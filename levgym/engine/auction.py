@@ -27,13 +27,19 @@ base price. ``block_auction`` says what a loser pays (:func:`levgym.engine.rules
 - ``"public"`` (a gas auction in the public mempool): a lost share still pays its gas at the
   agent's bid (its transaction lands and reverts).
 
-**Sales.** The agents' sales are one sale in the block (a bundle: the sum of ``sell_asset``,
-placed where :mod:`levgym.engine.orders` places the agent's sale); each agent gets the
-proceeds of its units at the sale's average price (:func:`levgym.engine.rules.per_unit`).
+**Sales.** The agents' sales go into the pool in the same priority, one after another, each
+paying the price impact of those before it: the higher bidder sells at the better price. The
+engine runs them as one sale of their sum (placed where :mod:`levgym.engine.orders` places the
+agent's sale): constant-product swaps in sequence, with the fee taken from the input outside
+the reserves, leave the reserves where the bundle leaves them and return the same in total, so
+the engine's path is the sequence's, and each agent's return in the sequence is computed from
+the bundle's counters (:func:`sale_shares`; rules :func:`levgym.engine.rules.sale_impact_frac`
+and :func:`levgym.engine.rules.sequence_sale_debt`).
 
 With one agent (``M = 1``) the resolved orders are the agent's own: the claim passes through,
 so a single-agent env gives the same numbers with or without this layer. The reference loop
-has its own naive version (:func:`levgym.engine.reference.reference_claim_fills`).
+has its own naive version (:func:`levgym.engine.reference.reference_agent_block` and
+:func:`levgym.engine.reference.reference_agent_sales`).
 """
 
 from __future__ import annotations
@@ -147,36 +153,82 @@ def resolve(agent_orders: AgentOrders, orders: Orders | None = None) -> tuple[Or
     return base.replace(claim_share_frac=xp.sum(fills, axis=1), sell_asset=sell), fills
 
 
+def sale_shares(agent_orders: AgentOrders, delta: dict[str, Any], pool_fee_frac: float) -> Any:
+    """Each agent's share ``[E, M]`` of what the block's sales returned, the sales going into
+    the pool one after another in the block's priority (gas bid, highest first; ties by agent
+    index), each paying the price impact of those before it.
+
+    The engine runs the agents' sales as one bundle: constant-product swaps in sequence, with
+    the fee taken from the input outside the reserves, leave the reserves exactly where the
+    bundle of their sum does and return the same in total, so only the split is computed here.
+    The pool's asset reserve before the sales is recovered from the bundle's price impact
+    (:func:`levgym.engine.rules.sale_impact_frac`), each sale's return in the sequence is
+    :func:`levgym.engine.rules.sequence_sale_debt`, and the shares are those returns over their
+    sum. Exact for one block (to rounding); over several blocks with the same orders the
+    recovered impact is the blocks' average (see docs/multiagent.md for how far that moves a
+    share). One seller (the others selling nothing) gets a share of exactly 1."""
+    xp = namespace(agent_orders.sell_asset)
+    sells = agent_orders.sell_asset
+    order = priority(agent_orders.gas_bid_frac)
+    ranked = xp.take_along_axis(sells, order, axis=1)
+    cols, run = [], xp.zeros_like(ranked[:, 0])
+    for j in range(ranked.shape[1]):
+        cols.append(run)
+        run = run + ranked[:, j]
+    before = xp.stack(cols, axis=1)
+    block_total = run
+    impact = R.sale_impact_frac(
+        delta["agent_sale_debt"], delta["agent_sale_mid_debt"], pool_fee_frac
+    )
+    per_asset = R.per_unit(impact, block_total * (1.0 - pool_fee_frac))[:, None]
+    ranked_out = R.sequence_sale_debt(per_asset, before, ranked, pool_fee_frac)
+    inverse = xp.argsort(order, axis=1, stable=True)
+    seq = xp.take_along_axis(ranked_out, inverse, axis=1)
+    seq_total = xp.sum(seq, axis=1)[:, None]
+    # no measurable impact (or nothing sold): every unit gets the average price
+    return xp.where(
+        seq_total > 0.0, R.per_unit(seq, seq_total), R.per_unit(sells, block_total[:, None])
+    )
+
+
 def attribute(
     agent_orders: AgentOrders,
     fills: Any,
     delta: dict[str, Any],
     block_auction: str = "private",
+    pool_fee_frac: float | None = None,
 ) -> dict[str, Any]:
     """Each agent's flows ``[E, M]`` from the change ``delta`` (``[E]`` each) of the engine's
     agent counters over the blocks run with the resolved orders.
 
     Returns ``seized_asset``, ``repaid_debt``, ``gas_usd`` (at its bid, and its lost share's gas
-    in a public auction) and, with sales, ``sold_asset``, ``sale_debt``, ``sale_mid_debt``."""
+    in a public auction) and, with sales (``pool_fee_frac``, the pool's fee, is then needed),
+    ``sold_asset``, ``sale_debt`` (its return in the block's sequence of sales,
+    :func:`sale_shares`) and ``sale_mid_debt`` (its units at the pool's mid before the block's
+    sales). Every part is written as a share of the counter (``delta * fill / sum(fill)``), so
+    one agent with the whole claim or sale gets the counter exactly."""
     check_block_auction(block_auction)
-    total = namespace(fills).sum(fills, axis=1)
+    xp = namespace(fills)
+    total = xp.sum(fills, axis=1)[:, None]
+    share = R.per_unit(fills, total)
     out: dict[str, Any] = {}
     for name, key in (("seized_asset", "agent_seized_asset"), ("repaid_debt", "agent_repaid_usd")):
-        out[name] = R.per_unit(delta[key], total)[:, None] * fills
-    block_gas = R.per_unit(delta["agent_gas_usd"], total)[:, None]
+        out[name] = delta[key][:, None] * share
     public = 1.0 if block_auction == "public" else 0.0
     out["gas_usd"] = R.agent_gas_usd(
-        fills, agent_orders.claim_share_frac, block_gas, agent_orders.gas_bid_frac, public
-    )
+        fills, agent_orders.claim_share_frac, total, delta["agent_gas_usd"][:, None],
+        agent_orders.gas_bid_frac, public,
+    )  # fmt: skip
     if agent_orders.sell_asset is not None:
+        if pool_fee_frac is None:
+            raise ValueError("pool_fee_frac is needed to attribute the agents' sales")
         sold = agent_orders.sell_asset
-        sold_total = namespace(sold).sum(sold, axis=1)
+        sold_total = xp.sum(sold, axis=1)[:, None]
         out["sold_asset"] = sold
-        for name, key in (
-            ("sale_debt", "agent_sale_debt"),
-            ("sale_mid_debt", "agent_sale_mid_debt"),
-        ):
-            out[name] = R.per_unit(delta[key], sold_total)[:, None] * sold
+        out["sale_debt"] = delta["agent_sale_debt"][:, None] * sale_shares(
+            agent_orders, delta, pool_fee_frac
+        )
+        out["sale_mid_debt"] = delta["agent_sale_mid_debt"][:, None] * R.per_unit(sold, sold_total)
     return out
 
 
@@ -191,4 +243,5 @@ __all__ = [
     "claim_fills",
     "priority",
     "resolve",
+    "sale_shares",
 ]

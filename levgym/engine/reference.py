@@ -473,3 +473,23 @@ def reference_agent_block(
             lost = want - got if public else 0.0
             gas[e, i] = (got + lost) * float(block_gas_usd[e]) * (1.0 + float(bids[e, i]))
     return fills, gas
+
+
+def reference_agent_sales(
+    sells: Any, bids: Any, pool_asset: Any, pool_debt: Any, fee: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Agent liquidators' sales in one block, one env and one agent at a time (the oracle of
+    :func:`levgym.engine.auction.sale_shares`): agents sorted by gas bid, highest first, ties by
+    index; each sells into the pool as it is after the sales ahead of it. Returns (debt each
+    received ``[E, M]``, the pool's asset and debt reserves after the sales ``[E]``)."""
+    sells, bids = np.asarray(sells, dtype=float), np.asarray(bids, dtype=float)
+    e_count, m_count = sells.shape
+    out = np.zeros((e_count, m_count))
+    xs, ys = np.zeros(e_count), np.zeros(e_count)
+    for e in range(e_count):
+        x, y = float(pool_asset[e]), float(pool_debt[e])
+        for i in sorted(range(m_count), key=lambda i: (-float(bids[e, i]), i)):
+            if sells[e, i] > 0.0:
+                x, y, out[e, i] = _sell(x, y, float(sells[e, i]), fee)
+        xs[e], ys[e] = x, y
+    return out, xs, ys

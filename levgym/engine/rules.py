@@ -398,15 +398,42 @@ def claim_fill(request_frac: Num, claimed_before_frac: Num) -> Num:
 
 
 def agent_gas_usd(
-    fill_frac: Num, request_frac: Num, block_gas_usd: Num, gas_bid_frac: Num, public: float
-) -> Num:
-    """Gas an agent liquidator pays for the block: ``block_gas_usd`` is the base gas of all the
-    block's liquidations (what one liquidator taking all of them would pay); it pays its
-    ``fill_frac`` of it at its bid ``(1 + gas_bid_frac)`` times the base price, and, in a public
-    gas auction (``public`` = 1), also its lost share ``request - fill`` (reverted transactions
-    still pay gas); in a private bundle (``public`` = 0) a lost share costs nothing."""
+    fill_frac: Num, request_frac: Num, filled_frac: Num, filled_gas_usd: Num, gas_bid_frac: Num,
+    public: float,
+) -> Num:  # fmt: skip
+    """Gas an agent liquidator pays for the block: ``filled_gas_usd`` is the base gas of the
+    agents' filled share ``filled_frac`` of the block's liquidations (what the engine counted);
+    the agent pays its ``fill_frac`` of that share at its bid, ``(1 + gas_bid_frac)`` times the
+    base price, and, in a public gas auction (``public`` = 1), also its lost share
+    ``request - fill`` (reverted transactions still pay gas); in a private bundle (``public`` =
+    0) a lost share costs nothing. Written as a share of the counted gas, so an agent that
+    fills the whole claim at bid 0 pays exactly what the engine counted."""
     paid_frac = fill_frac + public * maximum(request_frac - fill_frac, 0.0)
-    return (1.0 + gas_bid_frac) * block_gas_usd * paid_frac
+    return (1.0 + gas_bid_frac) * (filled_gas_usd * per_unit(paid_frac, filled_frac))
+
+
+def sale_impact_frac(sale_debt: Num, sale_mid_debt: Num, fee_frac: Num) -> Num:
+    """A sale's price impact ``e * S / x`` (``e = 1 - fee_frac``, ``S`` the asset sold, ``x``
+    the pool's asset reserve before it), recovered from what the sale returned and its value at
+    the pool's mid before it: a constant-product sale with the fee on the input returns
+    ``out = mid / (1 + e S / x) * e``, so ``e S / x = mid * e / out - 1``. 0 when nothing was
+    sold (or the impact is below the rounding of the two values)."""
+    return maximum(per_unit(sale_mid_debt * (1.0 - fee_frac), sale_debt) - 1.0, 0.0)
+
+
+def sequence_sale_debt(
+    pool_per_asset: Num, sold_before_asset: Num, amount_asset: Num, fee_frac: Num
+) -> Num:
+    """What one of a block's sales returns, per unit of the pool's debt reserve, when the sales
+    go into the pool one after another: ``sold_before_asset`` went in ahead of it and
+    ``pool_per_asset`` is ``1 / x`` before the first. The constant-product swap (fee on the
+    input, outside the reserves) after the earlier ones, ``y e a x / ((x + e B)(x + e B + e a))``
+    (:func:`block_sale_out` without its difference of two near values). The sales in sequence
+    leave the reserves where one bundled sale of their sum does, and their returns add up to
+    the bundle's."""
+    eff = amount_asset * pool_per_asset * (1.0 - fee_frac)
+    before = sold_before_asset * pool_per_asset * (1.0 - fee_frac)
+    return eff / ((1.0 + before) * (1.0 + before + eff))
 
 
 def write_off_split(bad_debt: Num, reserves: Num):

@@ -22,7 +22,20 @@ One step is one governance period (``substeps_per_step`` blocks, 1 h by default)
 
 A market ends when its governor's episode ends (insolvency or the horizon): every agent of that
 market is done. A liquidator whose equity falls to zero is bankrupt: it leaves the market (its
-orders are zero, its reward 0 and its observation frozen until the market's next episode).
+orders are zero, its reward 0 and its observation frozen until the market's next episode; the
+step in which it goes bankrupt returns its observation after that step).
+
+Version history (the market is new in this round; no earlier numbers were published):
+
+- The agents' sales in a block go into the pool in gas-bid order, each paying the impact of
+  those ahead of it (:func:`levgym.engine.auction.sale_shares`); first merged with one bundle
+  split at the average price. The engine's path is unchanged; the liquidators' proceeds,
+  slippage, rewards and observations change where two or more sell in the same block.
+- Each agent's part of a counter is ``delta * fill / sum(fill)`` (was ``delta / sum(fill) *
+  fill``, one rounding apart), so one agent with the whole claim gets the counter bit for bit.
+- A bankrupt liquidator's terminal observation is its state after the step (was the one before).
+- The liquidators' step infos carry all of ``levgym/Liquidator-v1``'s keys (``cash_usd``,
+  ``perp_asset``, ``sale_proceeds_usd`` and ``basis_frac`` added).
 """
 
 from __future__ import annotations
@@ -400,12 +413,15 @@ class MultiAgentMarkets:
         before = {k: f(k).copy() for k in _COUNTERS}
         gov_obs, gov_r, gov_term, gov_trunc, gov_info = self.gov.step(ga)
         delta = {k: f(k) - before[k] for k in _COUNTERS}
-        flows = attribute(agent_orders, fills, delta, self.block_auction)
+        flows = attribute(
+            agent_orders, fills, delta, self.block_auction, self.params.market.pool_fee_frac
+        )
 
         # 4. the liquidators' books (Liquidator-v1's formulas)
         dp = f("debt_price_usd")[:, None]
+        proceeds = flows["sale_debt"] * dp
         cash, inv, slippage = liquidator_sale(
-            cash, inv, sold, flows["sale_debt"] * dp, flows["sale_mid_debt"] * dp
+            cash, inv, sold, proceeds, flows["sale_mid_debt"] * dp
         )
         cash, inv, repaid = liquidator_fills(
             cash, inv, flows["seized_asset"], flows["repaid_debt"], flows["gas_usd"], dp
@@ -452,7 +468,7 @@ class MultiAgentMarkets:
         ended = gov_term | gov_trunc
         self.market_done = ended.copy()
         self._gov_obs[...] = gov_obs
-        self._observe(np.ones(e, dtype=bool))
+        self._observe(np.ones(e, dtype=bool), alive)  # a bankrupt one sees its last step
         obs = self.observations()
         rewards = {"governor": gov_r, "liquidator": liq_r, "market_maker": mm_r}
         terminated = {
@@ -470,10 +486,13 @@ class MultiAgentMarkets:
             "liquidator": {
                 "fill_frac": fills, "take_frac": take, "gas_bid_frac": bid,
                 "seized_asset": flows["seized_asset"], "repaid_usd": repaid,
-                "gas_usd": flows["gas_usd"], "sold_asset": sold, "slippage_usd": slippage,
+                "gas_usd": flows["gas_usd"], "sold_asset": sold, "sale_proceeds_usd": proceeds,
+                "slippage_usd": slippage,
                 "perp_fee_usd": perp_fee, "perp_variation_usd": variation + settle,
                 "funding_usd": funding, "credit_interest_usd": -credit, "equity_usd": equity,
-                "pnl_usd": pnl, "inventory_penalty_usd": penalty, "inventory_asset": inv,
+                "pnl_usd": pnl, "inventory_penalty_usd": penalty, "cash_usd": cash,
+                "inventory_asset": inv, "perp_asset": perp,
+                "basis_frac": np.broadcast_to(basis1[:, None], (e, m)).copy(),
             },
             "market_maker": {
                 "lp_share": share1, "lp_value_usd": value1, "fee_income_usd": fee_income,

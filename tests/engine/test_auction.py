@@ -14,10 +14,11 @@ from levgym.engine.auction import (
     claim_fills,
     priority,
     resolve,
+    sale_shares,
 )
 from levgym.engine.orders import Orders
-from levgym.engine.reference import reference_agent_block
-from levgym.engine.rules import agent_gas_usd, per_unit
+from levgym.engine.reference import reference_agent_block, reference_agent_sales
+from levgym.engine.rules import agent_gas_usd, per_unit, sell_asset
 from levgym.engine.state import from_book
 from levgym.simulation import Simulator
 
@@ -94,7 +95,8 @@ def test_fills_and_gas_match_the_reference_loop(seed: int) -> None:
     for public in (False, True):
         ref_fills, ref_gas = reference_agent_block(claims, bids, block_gas, public)
         np.testing.assert_allclose(fills, ref_fills, rtol=0, atol=1e-12)
-        gas = agent_gas_usd(fills, claims, block_gas[:, None], bids, float(public))
+        total = fills.sum(axis=1)[:, None]
+        gas = agent_gas_usd(fills, claims, total, block_gas[:, None] * total, bids, float(public))
         np.testing.assert_allclose(gas, ref_gas, rtol=1e-12, atol=1e-9)
 
 
@@ -139,7 +141,7 @@ def test_attribution_splits_every_counter_exactly() -> None:
         sim.substep(orders)
     delta = {k: np.asarray(getattr(sim.state, k)) - before[k] for k in COUNTERS}
     assert np.all(delta["agent_seized_asset"] > 0)
-    flows = attribute(ao, fills, delta, "private")
+    flows = attribute(ao, fills, delta, "private", params.market.pool_fee_frac)
     for name, key in (
         ("seized_asset", "agent_seized_asset"),
         ("repaid_debt", "agent_repaid_usd"),
@@ -204,7 +206,9 @@ def test_m_agents_parity_with_the_reference_loop(backend: str) -> None:
             for k in COUNTERS
         }
         for public in (False, True):
-            flows = attribute(ao, fills, delta, "public" if public else "private")
+            flows = attribute(
+                ao, fills, delta, "public" if public else "private", params.market.pool_fee_frac
+            )
             for e in range(4):  # by hand: agent i's share of the block is fill_i / sum(fill)
                 total = sum(ref_fills[e])
                 for i in range(3):
@@ -216,3 +220,115 @@ def test_m_agents_parity_with_the_reference_loop(backend: str) -> None:
                     want_gas = (ref_fills[e][i] + lost) * block_gas * (1 + bids[e, i])
                     assert flows["gas_usd"][e, i] == pytest.approx(want_gas, rel=1e-9, abs=1e-9)
     assert np.asarray(to_numpy(sim.state.agent_seized_asset)).sum() > 0
+
+
+def _bundle(x, y, sells, fee):
+    """The engine's one sale of the agents' sum into a pool with reserves (x, y): the change of
+    its sale counters and the reserves after it."""
+    total = sells.sum(axis=1)
+    x1, y1, out = sell_asset(x, y, total, fee)
+    delta = {
+        "agent_sold_asset": total,
+        "agent_sale_debt": out,
+        "agent_sale_mid_debt": total * (y / x),
+    }
+    return delta, x1, y1
+
+
+def test_hand_built_sales_go_in_gas_order() -> None:
+    """Two liquidators sell 20 units each into one pool (1,000 units and 2,000,000 of debt,
+    fee 0.3%): the higher bidder sells first, at the better average price; their returns add up
+    to the bundle's and equal the two swaps made one after the other."""
+    fee = 0.003
+    x, y = np.array([1000.0, 1000.0]), np.array([2e6, 2e6])
+    sells = np.array([[20.0, 20.0], [20.0, 20.0]])
+    bids = np.array([[0.1, 0.5], [0.5, 0.1]])  # env 0: agent 1 first; env 1: agent 0 first
+    delta, x1, y1 = _bundle(x, y, sells, fee)
+    flows = attribute(AgentOrders(np.zeros((2, 2)), bids, sells), np.zeros((2, 2)), {
+        **delta, "agent_seized_asset": np.zeros(2), "agent_repaid_usd": np.zeros(2),
+        "agent_gas_usd": np.zeros(2),
+    }, "private", fee)  # fmt: skip
+    price = flows["sale_debt"] / sells
+    assert price[0, 1] > price[0, 0] and price[1, 0] > price[1, 1]
+    # by hand: the first sells 20 into (1000, 2e6); the second into what the first left
+    e = 20.0 * (1.0 - fee)
+    first = 2e6 * e / (1000.0 + e)
+    second = (2e6 - first) * e / (1000.0 + e + e)
+    np.testing.assert_allclose(flows["sale_debt"][0], [second, first], rtol=1e-12)
+    np.testing.assert_allclose(flows["sale_debt"][1], [first, second], rtol=1e-12)
+    np.testing.assert_allclose(flows["sale_debt"].sum(axis=1), delta["agent_sale_debt"], rtol=1e-15)
+    ref, xs, ys = reference_agent_sales(sells, bids, x, y, fee)
+    np.testing.assert_allclose(flows["sale_debt"], ref, rtol=1e-12)
+    # the sequence leaves the pool where the bundle does
+    np.testing.assert_allclose(xs, x1, rtol=1e-14)
+    np.testing.assert_allclose(ys, y1, rtol=1e-14)
+    # each agent's units at the mid before the block's sales
+    np.testing.assert_allclose(flows["sale_mid_debt"], sells * 2000.0, rtol=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sale_shares_match_the_reference_sequence(seed: int) -> None:
+    """Random pools, sales (some zero) and bids (many ties): each agent's return computed from
+    the bundle's counters equals the naive sequence of swaps, and one seller gets the bundle's
+    return exactly."""
+    rng = np.random.default_rng(seed)
+    e, m = 64, int(rng.integers(1, 6))
+    fee = float(rng.choice([0.0, 0.0005, 0.003, 0.01]))
+    x = rng.uniform(100.0, 1e5, e)
+    y = x * rng.uniform(500.0, 4000.0, e)
+    sells = np.where(
+        rng.random((e, m)) < 0.3, 0.0, x[:, None] * 10 ** rng.uniform(-7, -0.5, (e, m))
+    )
+    bids = rng.choice([0.0, 0.1, 0.25, 1.0], size=(e, m))
+    delta, _, _ = _bundle(x, y, sells, fee)
+    shares = sale_shares(AgentOrders(np.zeros((e, m)), bids, sells), delta, fee)
+    ref, _, _ = reference_agent_sales(sells, bids, x, y, fee)
+    np.testing.assert_allclose(delta["agent_sale_debt"][:, None] * shares, ref, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(shares.sum(axis=1)[sells.sum(axis=1) > 0], 1.0, rtol=1e-14)
+    one = np.zeros((e, m))
+    one[:, -1] = sells[:, 0] + 1.0
+    d1, _, _ = _bundle(x, y, one, fee)
+    s1 = sale_shares(AgentOrders(np.zeros((e, m)), bids, one), d1, fee)
+    assert np.all(s1[:, -1] == 1.0) and np.all(s1[:, :-1] == 0.0)
+
+
+def test_engine_block_sales_in_sequence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the engine's block (the one-position crash, fee 0.3%): the reserves the agents' bundle
+    met are read where the engine places the agent's sale; the agents' returns attributed from
+    the block's counters equal the reference's swaps in gas order against those reserves."""
+    from levgym.engine import step as engine_step
+    from levgym.engine.backend import to_numpy
+
+    seen = {}
+    original = engine_step.agent_orders
+
+    def spy(state, orders, params):
+        seen["x"] = float(to_numpy(state.pool_asset)[0])
+        seen["y"] = float(to_numpy(state.pool_debt)[0])
+        return original(state, orders, params)
+
+    monkeypatch.setattr(engine_step, "agent_orders", spy)
+    params = quiet_params(pool_fee_frac=0.003)
+    path = np.array([[1600.0], [1600.0]])
+    drivers = Drivers.from_price(path, arb_speed_frac=1.0)
+    state = from_book(params, np.array([[100.0]]), np.array([[150_000.0]]), 2000.0)
+    sim = Simulator(params, drivers, 1, seed=0, backend="numpy", state=state)
+    sells = np.array([[3.0, 0.0, 5.0]])
+    bids = np.array([[0.2, 0.9, 0.7]])
+    ao = AgentOrders(np.array([[0.5, 0.5, 0.5]]), bids, sells)
+    orders, fills = resolve(ao)
+    before = {k: np.asarray(to_numpy(getattr(sim.state, k)), dtype=float).copy() for k in COUNTERS}
+    sim.substep(
+        Orders(
+            claim_share_frac=sim.convert(orders.claim_share_frac),
+            sell_asset=sim.convert(orders.sell_asset),
+        )
+    )
+    delta = {
+        k: np.asarray(to_numpy(getattr(sim.state, k)), dtype=float) - before[k] for k in COUNTERS
+    }
+    flows = attribute(ao, fills, delta, "private", 0.003)
+    ref, _, _ = reference_agent_sales(sells, bids, [seen["x"]], [seen["y"]], 0.003)
+    assert ref[0, 2] > 0 and ref[0, 0] > 0 and ref[0, 1] == 0.0
+    np.testing.assert_allclose(flows["sale_debt"], ref, rtol=1e-12)
+    assert flows["sale_debt"][0, 2] / 5.0 > flows["sale_debt"][0, 0] / 3.0  # agent 2 bid higher
