@@ -967,6 +967,108 @@ def replay(
     return paths if tuple(symbols) == SYMBOLS else paths.select(symbols)
 
 
+# ----------------------------------------------------------------------------- named scenarios
+
+
+@dataclass(frozen=True, eq=False)
+class MultiAssetScenario:
+    """A named multi-asset scenario: the fitted process (with or without its common jumps) and
+    overlays. :meth:`build` simulates it, or replays a price file under it."""
+
+    name: str
+    description: str
+    overlays: tuple[MultiAssetOverlay, ...] = ()
+    jumps: bool = True
+
+    def params(self) -> MultiAssetParams:
+        p = fitted_params()
+        return p if self.jumps else p.without_jumps()
+
+    def build(
+        self,
+        num_paths: int,
+        num_rows: int,
+        dt_h: float = 1.0,
+        seed: int = 0,
+        price_csv: str | Path | MultiAssetTable | None = None,
+        start_usd: dict[str, float] | None = None,
+    ) -> MultiAssetPaths:
+        """Paths of the scenario; with ``price_csv`` the file's assets are replayed and the
+        others simulated conditionally on them (:func:`replay`), and an overlay on a replayed
+        asset is an error (the file already says what that asset did)."""
+        if price_csv is None:
+            paths = simulate(num_paths, num_rows, dt_h, seed, self.params(), start_usd)
+        else:
+            paths = replay(
+                price_csv, num_paths, num_rows, dt_h, seed, self.params(), 1.0, start_usd
+            )
+        for o in self.overlays:
+            if o.symbol in paths.replayed:
+                raise ValueError(
+                    f"scenario {self.name!r} moves {o.symbol} ({type(o).__name__}) but {o.symbol} "
+                    "is replayed from the price file; allowed a scenario that moves only assets "
+                    "missing from the file (e.g. multiasset_2021)"
+                )
+        return apply_overlays(paths, self.overlays)
+
+
+SCENARIOS: dict[str, MultiAssetScenario] = {
+    s.name: s
+    for s in (
+        MultiAssetScenario(
+            "multiasset_2021",
+            "The fitted 2021 process: correlated WETH, WBTC with common jumps; stETH = ETH x an "
+            "OU ratio; DAI, USDC, USDT OU near 1",
+        ),
+        MultiAssetScenario(
+            "multiasset_2021_no_jumps",
+            "The fitted 2021 process without the common jumps (diffusion only)",
+            jumps=False,
+        ),
+        MultiAssetScenario(
+            "steth_depeg",
+            "Fitted process; stETH falls to a 6% discount to ETH over 48 h from hour 24, holds "
+            "72 h, recovers over 168 h (June 2022's discount reached about 6-7%)",
+            (LSTDepeg(0.06, start_h=24.0, move_h=48.0, hold_h=72.0, recover_h=168.0),),
+        ),
+        MultiAssetScenario(
+            "usdc_depeg",
+            "Fitted process; USDC (a debt asset) trades down to 0.87 over 12 h from hour 12, "
+            "holds 24 h, recovers over 24 h (March 2023's low was about 0.87)",
+            (
+                StablecoinDepeg(
+                    "USDC", 0.87, start_h=12.0, move_h=12.0, hold_h=24.0, recover_h=24.0
+                ),
+            ),
+        ),
+        MultiAssetScenario(
+            "dai_premium",
+            "Fitted process; DAI (a debt asset) trades up to 1.126 over 6 h from hour 6 and back "
+            "over 24 h (DAI's 10-minute high on 2020-03-12)",
+            (StablecoinDepeg("DAI", 1.126, start_h=6.0, move_h=6.0, hold_h=0.0, recover_h=24.0),),
+        ),
+        MultiAssetScenario(
+            "usdt_break",
+            "Fitted process; USDT (held as collateral) breaks to 0.30 over 48 h from hour 12 and "
+            "does not recover (hypothetical: the size of a failed stablecoin, not a USDT event)",
+            (StablecoinDepeg("USDT", 0.30, start_h=12.0, move_h=48.0, recovers=False),),
+        ),
+    )
+}
+"""Named multi-asset scenarios (not in the single-asset registry: the engine has no asset axis
+yet)."""
+
+
+def get_scenario(name: str) -> MultiAssetScenario:
+    """The named multi-asset scenario; a one-line error with the names otherwise."""
+    if name not in SCENARIOS:
+        raise ValueError(
+            f"unknown multi-asset scenario {name!r}{closest_hint(name, SCENARIOS)}; allowed "
+            f"{', '.join(SCENARIOS)}"
+        )
+    return SCENARIOS[name]
+
+
 # ----------------------------------------------------------------------------- command line
 
 

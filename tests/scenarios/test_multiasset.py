@@ -495,3 +495,34 @@ def test_replaying_every_symbol_gives_identical_paths(tmp_path):
     paths = replay(path, num_paths=3, num_rows=6)
     assert paths.replayed == SYMBOLS
     np.testing.assert_array_equal(paths.prices_usd[:, 0], paths.prices_usd[:, 2])
+
+
+# ----------------------------------------------------------------------------- named scenarios
+
+
+def test_named_scenarios_build_and_apply_their_overlays():
+    for name, sc in ma.SCENARIOS.items():
+        paths = sc.build(4, 25, dt_h=1.0, seed=1)
+        assert paths.prices_usd.shape == (25, 4, len(SYMBOLS)), name
+    base = ma.get_scenario("multiasset_2021").build(4, 200, seed=1)
+    dep = ma.get_scenario("usdc_depeg").build(4, 200, seed=1)
+    rel = dep.price("USDC") / base.price("USDC")
+    np.testing.assert_allclose(rel[24:37], 0.87)
+    np.testing.assert_array_equal(dep.price("WETH"), base.price("WETH"))
+    calm = ma.get_scenario("multiasset_2021_no_jumps").params()
+    assert calm.jump_rate_per_h == 0.0
+    with pytest.raises(
+        ValueError, match=r"unknown multi-asset scenario 'usdc_depg' \(did you mean"
+    ):
+        ma.get_scenario("usdc_depg")
+
+
+def test_a_scenario_beside_a_price_file(tmp_path):
+    rows = [f"{HOURS[i]},{3000 * (1 - 0.05 * i)}" for i in range(6)]
+    path = write_csv(tmp_path / "p.csv", "timestamp,stETH", rows)
+    paths = ma.get_scenario("usdc_depeg").build(3, 6, seed=0, price_csv=path)
+    assert paths.replayed == ("stETH",)
+    with pytest.raises(
+        ValueError, match=r"scenario 'steth_depeg' moves stETH \(LSTDepeg\) but stETH is replayed"
+    ):
+        ma.get_scenario("steth_depeg").build(3, 6, seed=0, price_csv=path)
