@@ -286,7 +286,6 @@ def fitted_params() -> MultiAssetParams:
 def _nearest_on_hours(times_s: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``values`` at each hour of 2021, ``[8760]``: the observation nearest the hour within
     30 minutes, NaN where there is none."""
-    hours = YEAR_2021_START_S + HOUR_S * np.arange(HOURS_2021)
     out = np.full(HOURS_2021, np.nan)
     best = np.full(HOURS_2021, np.inf)
     idx = np.rint((times_s - YEAR_2021_START_S) / HOUR_S).astype(np.int64)
@@ -295,7 +294,6 @@ def _nearest_on_hours(times_s: np.ndarray, values: np.ndarray) -> np.ndarray:
     for i, d, x in zip(idx[ok], dist[ok], values[ok], strict=True):
         if d < best[i]:
             best[i], out[i] = d, x
-    del hours
     return out
 
 
@@ -531,7 +529,12 @@ def _run(
 ) -> np.ndarray:
     """Factor log levels ``[T, E, F]`` from ``s0`` ``[F]``; optionally conditioned on observed
     symbol log prices ``observed_log`` ``[T, n]`` with ``observed_mix`` ``[n, F]`` (their rows of
-    the symbol map), by Gaussian conditioning of each step's noise on the observed moves."""
+    the symbol map), by Gaussian conditioning of each step's noise on the observed moves.
+
+    Step by step: a step's noise is drawn given that step's observed moves and the path so far,
+    not given later rows (exact when each observed symbol is one factor; when stETH is observed
+    without WETH, later rows would say more about how its past moves split between ETH and the
+    ratio)."""
     f = len(FACTORS)
     phi = params.phi(dt_h)
     mean = params.mean_log
@@ -544,7 +547,6 @@ def _run(
     if jumps_observed:
         # the observed volatile moves carry the common jump: condition on the total covariance
         # and draw no jumps of our own
-        assert observed_mix is not None and observed_log is not None
         noise_cov = params.total_cov(dt_h)
         noise_mean = np.zeros(f)
         noise_mean[vi] = p_jump * params.jump_mean_log
@@ -569,8 +571,7 @@ def _run(
     s[0] = s0
     for t in range(1, num_rows):
         s[t] = mean + phi * (s[t - 1] - mean) + noise[t - 1]
-        if observed_mix is not None:
-            assert observed_log is not None
+        if observed_mix is not None and observed_log is not None:
             s[t] += (observed_log[t] - s[t] @ observed_mix.T) @ gain.T
     return s
 

@@ -86,6 +86,14 @@ def test_fit_command_writes_the_parameters_file(tmp_path):
     assert ma.main([]) == 2
 
 
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "prices").is_dir(), reason="no shared data folder here")
+def test_build_slice_reproduces_the_shipped_slice():
+    assert ma.build_slice(SHARED_DATA) == ma.data_text(ma.SLICE_FILE)
+
+
 def test_fitted_parameters_are_plausible():
     p = fitted_params()
     assert np.all(np.linalg.eigvalsh(p.cov_per_h) > 0)
@@ -415,6 +423,9 @@ def test_replay_reproduces_the_file_and_is_seeded(tmp_path):
     hourly = a.prices_usd[::6]
     assert_rows(hourly[:, :, 0], 3000 * (1 - 0.05 * np.arange(6)))
     assert_rows(hourly[:, :, SYMBOLS.index("USDC")], 0.999 - np.arange(6) / 1000)
+    fast = replay(path, num_paths=2, num_rows=6, dt_h=0.5, speed=2.0, seed=5)  # a file hour a row
+    assert_rows(fast.price("WETH"), 3000 * (1 - 0.05 * np.arange(6)))
+    assert fast.dt_h == 0.5
     with pytest.raises(
         ValueError, match=r"p\.csv' covers 31 row\(s\) of 0\.166667 h .*allowed num_rows <= 31"
     ):
