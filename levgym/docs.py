@@ -73,6 +73,22 @@ def regime_knobs_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def multiasset_scenario_table() -> str:
+    """The named multi-asset scenarios (:data:`levgym.scenarios.multiasset.SCENARIOS`)."""
+    from .scenarios.multiasset import SCENARIOS
+
+    lines = ["| name | description |", "|---|---|"]
+    lines += [f"| `{s.name}` | {s.description} |" for s in SCENARIOS.values()]
+    return "\n".join(lines) + "\n"
+
+
+def multiasset_fit_table() -> str:
+    """The shipped multi-asset fit (``python -m levgym.scenarios.multiasset --summary``)."""
+    from .scenarios.multiasset import fitted_params, summary
+
+    return summary(fitted_params()) + "\n"
+
+
 @contextlib.contextmanager
 def _columns(width: int) -> Iterator[None]:
     # argparse wraps help text to $COLUMNS; fix it so the page does not depend on the terminal
@@ -108,10 +124,20 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "state-schema": state_schema_table,
     "steward-levers": steward_levers_table,
     "regime-knobs": regime_knobs_table,
+    "multiasset-scenarios": multiasset_scenario_table,
+    "multiasset-fit": multiasset_fit_table,
 }
 # blocks whose generated text is also committed in the Markdown (checked by a test)
 COMMITTED = frozenset(
-    {"scenario-table", "results-table", "state-schema", "steward-levers", "regime-knobs"}
+    {
+        "scenario-table",
+        "results-table",
+        "state-schema",
+        "steward-levers",
+        "regime-knobs",
+        "multiasset-scenarios",
+        "multiasset-fit",
+    }
 )
 
 

@@ -54,6 +54,8 @@ NOT_PRICES = {
     "aave_v2_weth_stable_liquidations_2020-12_2021-06.csv",  # levgym.scenarios.data
     "example_book.csv",  # levgym.scenarios.book_csv
     "aave_v3_ethereum_risk_params_2025-10.csv",  # levgym.engine.aave_v3_ethereum
+    "multiasset_hourly_2021.csv",  # levgym.scenarios.multiasset (several assets, with gaps)
+    "multiasset_params_2021.csv",  # levgym.scenarios.multiasset (fitted parameters)
 }
 
 
@@ -76,6 +78,11 @@ def test_the_bundled_non_price_csvs_read_with_their_loaders() -> None:
     t, v = data.aave_liquidations()
     assert t.size == 2433 and np.all(v > 0) and np.all(np.diff(t) >= 0)
     assert read_book_csv(DATA / "example_book.csv").rows == 10
+    from levgym.scenarios import multiasset
+
+    hours, levels = multiasset.hourly_slice()
+    assert hours.size == 8760 and levels.shape == (8760, len(multiasset.FACTORS))
+    assert multiasset.fitted_params().jump_rate_per_h > 0
 
 
 @pytest.mark.parametrize(("unit", "scale"), [("s", 1), ("ms", 10**3), ("us", 10**6), ("ns", 10**9)])
