@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary file beside the target, then rename."""
+"""File input and output: atomic writes (a temporary file beside the target, then a rename), JSON
+without NaN, figures, and CSV files read with one-line errors."""
 
 from __future__ import annotations
 
@@ -70,3 +71,19 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     return atomic_write(
         path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"), ".png"
     )
+
+
+def csv_reader(path: str | os.PathLike, label: str) -> Any:
+    """A ``csv.reader`` over a UTF-8 text file (a BOM is dropped); a missing file, a folder or
+    bytes that are not UTF-8 raise one ``ValueError`` line starting with ``label``."""
+    import csv
+
+    p = Path(path)
+    if not p.is_file():
+        what = "no such file" if not p.exists() else "not a file"
+        raise ValueError(f"{label}: {what}; allowed a CSV file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{label}: not a UTF-8 text file") from None
+    return csv.reader(text.splitlines())

@@ -16,7 +16,6 @@ allowed; nothing is simulated before the whole file is read.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.rules import DEFENSIVE, LOOPER, PASSIVE
+from ..io import csv_reader
 
 BEHAVIOURS = {"passive": PASSIVE, "defensive": DEFENSIVE, "looper": LOOPER}
 REQUIRED = ("collateral_asset", "debt_usd")
@@ -59,16 +59,8 @@ def _number(label: str, line: int, col: str, raw: str) -> float:
 
 def read_book_csv(path: str | Path) -> BookTable:
     """The validated positions of a book file; raises one-line ``ValueError``s."""
-    p = Path(path)
     label = f"--book-csv {str(path)!r}"
-    if not p.is_file():
-        what = "no such file" if not p.exists() else "not a file"
-        raise ValueError(f"{label}: {what}; allowed a CSV file")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{label}: not a UTF-8 text file") from None
-    reader = csv.reader(text.splitlines())
+    reader = csv_reader(path, label)
     header = next(reader, None)
     allowed_cols = ", ".join(REQUIRED + OPTIONAL)
     if not header or not any(h.strip() for h in header):

@@ -24,7 +24,6 @@ needs (unless ``scenario.hold_last=true``, which holds the last price).
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 
 from ..engine.drivers import Drivers
 from ..engine.params import EngineParams, closest_hint
+from ..io import csv_reader
 from .base import Scenario, ScenarioContext, check_knob
 from .data import parse_utc
 from .overlays import compose
@@ -215,16 +215,8 @@ def read_price_table(
     Columns not named are detected (:data:`TIME_NAMES`, :data:`PRICE_NAMES`); a file with a
     :data:`GROUP_NAMES` column holding several values is read for one of them (``group``, else the
     first in the file)."""
-    p = Path(path)
     label = f"--price-csv {str(path)!r}"
-    if not p.is_file():
-        what = "no such file" if not p.exists() else "not a file"
-        raise ValueError(f"{label}: {what}; allowed a CSV file")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{label}: not a UTF-8 text file") from None
-    reader = csv.reader(text.splitlines())
+    reader = csv_reader(path, label)
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise ValueError(

@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.params import closest_hint
+from ..io import csv_reader
 from .calibration import jump_threshold
 from .data import data_text, parse_utc
 
@@ -802,15 +803,8 @@ def read_multiasset_csv(path: str | Path, allow_gaps: bool = False) -> MultiAsse
     fields, an empty, non-numeric, NaN, infinite or non-positive price, an unparsable or
     non-increasing time, a gap over :data:`MAX_GAP_RATIO` times the median spacing (unless
     ``allow_gaps``), fewer than 2 rows."""
-    p = Path(path)
     label = f"--price-csv {str(path)!r}"
-    if not p.is_file():
-        raise ValueError(f"{label}: no such file; allowed a CSV file")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{label}: not a UTF-8 text file") from None
-    reader = csv.reader(text.splitlines())
+    reader = csv_reader(path, label)
     header = [h.strip() for h in next(reader, [])]
     if len(header) < 2:
         raise ValueError(
