@@ -115,3 +115,30 @@ def test_benchmark_summary_states_the_target(tmp_path):
         "target vs greedy_hedged on gbm_high_vol, merton_crash: met (seed 0; met by 1 of 2 "
         "training seeds)." in text
     )
+
+
+def test_verdict_from_real_rollouts_of_two_rules():
+    """``greedy`` (sells at once, no hedge) as the model on a tiny suite: the record is built from
+    evaluate's episode values, and its means are evaluate's."""
+    from agents.baselines import make_baseline
+    from agents.evaluate import EnvSuite, Suite, evaluate
+
+    env_id = "levgym/Liquidator-v1"
+    suite = Suite(
+        "tiny", 4, 1_000_000, {env_id: EnvSuite(SCENARIOS, {"num_positions": 8, "horizon_h": 2})}
+    )
+    res = {
+        name: evaluate(make_baseline(name, env_id), env_id, suite, None, False, keep_episodes=True)
+        for name in ("greedy", BASELINE)
+    }
+    rec = benchmark_target(res, {"0": res["greedy"]["episode_values"]})
+    checked("results.json", {"liquidator_target": rec})
+    for name in SCENARIOS:
+        r = rec["target_scenarios"][name]
+        assert r["n"] == 4
+        assert r["pnl_usd"] == pytest.approx(res["greedy"]["scenarios"][name]["pnl_usd"]["mean"])
+        assert r["baseline_max_drawdown_usd"] == pytest.approx(
+            res[BASELINE]["scenarios"][name]["max_drawdown_usd"]["mean"]
+        )
+        assert not r["pnl_better"]  # 4 episodes cannot reach p < 0.05 after Holm
+    assert rec["target_met"] is False and rec["target_met_by_seed"] == {"0": False}
