@@ -24,6 +24,7 @@ from levgym.results import REGISTRY, checked, checked_columns
 from .baselines import baseline_names, make_baseline
 from .ceiling import CEILING_ENV, CeilingGrid, ceiling_for_suite, piecewise_ceiling_returns
 from .evaluate import evaluate, is_governance, load_model_policy, load_suite, rollout
+from .liquidator_target import benchmark_target, report_lines
 from .reporting import (
     RATE_METRICS,
     ema,
@@ -245,6 +246,7 @@ def run_benchmark(
     ceilings: dict[str, dict[str, Any]] = {}
     gaps: dict[str, dict[str, Any]] = {}
     lost: dict[str, dict[str, float]] = {}
+    liq_target: dict[str, Any] | None = None
     # every (env, seed) training run is one task: here in order, in a process pool (--jobs) or
     # on Ray (--ray); a run's folder and numbers do not depend on which
     jobs = [
@@ -303,13 +305,18 @@ def run_benchmark(
                 policy, env_id, suite, progress=progress, keep_episodes=True
             )
         per_seed = {str(cfg.seed): objective(results[env_id][TRAINED])}
+        seed_values = {str(cfg.seed): results[env_id][TRAINED]["episode_values"]}
         for seed in cfg.seeds[1:]:
             _say(progress, f"[{slug}] evaluating ppo seed {seed}")
             policy = load_model_policy(
                 _run_dir(out_dir, env_id, seed) / "model.zip", env_id, trust_pickle=trust_pickle
             )
-            per_seed[str(seed)] = objective(evaluate(policy, env_id, suite, progress=progress))
+            res = evaluate(policy, env_id, suite, progress=progress, keep_episodes=True)
+            per_seed[str(seed)] = objective(res)
+            seed_values[str(seed)] = res["episode_values"]
         seed_objectives[env_id] = per_seed
+        if env_id == LIQUIDATOR_ENV:
+            liq_target = benchmark_target(results[env_id], seed_values, seed=suite.seed)
         timings[f"evaluate_{slug}_s"] = time.perf_counter() - t0
         # paired comparisons on the same episodes (common random numbers), Holm-corrected
         episodes = {n: episode_returns(r) for n, r in results[env_id].items()}
@@ -379,7 +386,7 @@ def run_benchmark(
     meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
     meta["executor"] = describe_executor(executor)
     doc = results_document(
-        meta, results, comparisons, ceilings, gaps, lost, seed_objectives, ma_doc
+        meta, results, comparisons, ceilings, gaps, lost, seed_objectives, ma_doc, liq_target
     )
     write_json(out_dir / "results.json", doc)
     write_text(out_dir / "results.csv", _csv(results))
@@ -497,10 +504,12 @@ def results_document(
     lost: dict[str, dict[str, float]] | None = None,
     seed_objectives: dict[str, dict[str, float]] | None = None,
     multiagent: dict[str, Any] | None = None,
+    liquidator_target: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results.json object (objective per env and policy, evaluate's results, meta, the
-    paired comparisons, the hindsight ceiling and the share of its gap each policy closes),
-    checked against the output contract (levgym.results)."""
+    paired comparisons, the hindsight ceiling and the share of its gap each policy closes, the
+    liquidator's target of issue 14 when evaluated), checked against the output contract
+    (levgym.results)."""
     doc = {
         "meta": meta,
         "objective": {
@@ -522,6 +531,8 @@ def results_document(
     }
     if multiagent is not None:
         doc["multiagent"] = multiagent
+    if liquidator_target is not None:
+        doc["liquidator_target"] = liquidator_target
     return checked("results.json", doc)
 
 
@@ -703,6 +714,8 @@ def _report(
         lines.append("")
         lines += _significance_lines(env_id, doc, unit, True, obj, cis)
         lines += _seed_lines(doc.get("ppo_seeds", {}).get(env_id), unit)
+        if env_id == LIQUIDATOR_ENV:
+            lines += report_lines(doc.get("liquidator_target"))
         metrics = TABLE_METRICS[env_id]
         trained = meta["training_scenarios"].get(env_id)
         if trained:
@@ -784,6 +797,9 @@ def summary(out_dir: str | os.PathLike) -> str:
             )
         lines += ["  " + x for x in _significance_lines(env_id, data, unit, False, obj, cis)]
         lines += ["  " + x for x in _seed_lines(data.get("ppo_seeds", {}).get(env_id), unit) if x]
+        target = data.get("liquidator_target") if env_id == LIQUIDATOR_ENV else None
+        if target:
+            lines.append("  " + report_lines(target)[0].split(". Per scenario")[0] + ".")
         run = meta["runs"].get(env_id)
         if run:
             lines.append(f"  model: {Path(run) / 'model.zip'}")

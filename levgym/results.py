@@ -636,6 +636,54 @@ _add(
     BENCH,
     "map:map",
 )
+# issue 14's liquidator target (agents/liquidator_target.py)
+_add(
+    "liquidator_target",
+    "object",
+    "the trained liquidator against `greedy_hedged` on PnL and drawdown, per scenario of the "
+    "target (gbm_high_vol, merton_crash)",
+    BENCH,
+)
+_add(
+    "target_met",
+    "label",
+    "true when the trained liquidator's PnL beats the baseline's (paired Wilcoxon, Holm over "
+    "the target's scenarios, p below 0.05) at a mean max drawdown no larger than the "
+    "baseline's (overall: in every scenario)",
+    BENCH,
+)
+_add("target_scenarios", "object", "per scenario of the target: its record", BENCH, "map")
+_add(
+    "target_met_by_seed",
+    "label",
+    "per PPO training seed: `target_met` of that seed's model",
+    BENCH,
+    "map",
+)
+_add("baseline_pnl_usd", "usd", "the baseline's mean PnL over the same episodes", BENCH)
+_add("pnl_diff_usd", "usd", "mean over episodes of (model - baseline) PnL, paired", BENCH)
+_add("pnl_diff_ci95_usd", "usd", "95% bootstrap interval [low, high] of `pnl_diff_usd`", BENCH)
+_add("pnl_p_value", "frac", "two-sided Wilcoxon signed-rank p-value of the PnL differences", BENCH)
+_add("pnl_p_holm", "frac", "`pnl_p_value` Holm-corrected over the target's scenarios", BENCH)
+_add(
+    "baseline_max_drawdown_usd",
+    "usd",
+    "the baseline's mean max drawdown over the same episodes",
+    BENCH,
+)
+_add(
+    "drawdown_p_value",
+    "frac",
+    "two-sided Wilcoxon signed-rank p-value of the paired max-drawdown differences (uncorrected)",
+    BENCH,
+)
+_add("pnl_better", "label", "true when `pnl_diff_usd` > 0 with `pnl_p_holm` below 0.05", BENCH)
+_add(
+    "drawdown_ok",
+    "label",
+    "true when the model's mean max drawdown is at most the baseline's",
+    BENCH,
+)
 
 # metrics of evaluate, also the values of results.csv's `metric` column
 METRICS: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,210 @@
+"""The liquidator's target of issue 14: a trained liquidator beats ``greedy_hedged`` on PnL at
+equal or lower drawdown on ``gbm_high_vol`` and ``merton_crash``, significantly.
+
+Verdict, per scenario, on the suite's held-out episodes (common random numbers: the same paths
+for both policies, episode ``i`` seeded ``suite.seed + i``):
+
+- PnL: the per-episode difference ``pnl_usd(model) - pnl_usd(greedy_hedged)``, its mean with a
+  95% bootstrap interval and the two-sided Wilcoxon signed-rank p-value
+  (:func:`agents.stats.paired`), Holm-corrected over the scenarios together;
+- drawdown: the mean of ``max_drawdown_usd`` of each policy (and, for information, the paired
+  p-value of its differences, uncorrected).
+
+A scenario meets the target when the PnL difference is positive with ``p_holm < alpha`` and the
+model's mean drawdown is at most ``greedy_hedged``'s; the target is met when every scenario
+meets it. Run ``python -m agents.liquidator_target MODEL...`` (model files or run folders) to
+evaluate saved models on the default suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .stats import ALPHA, holm, paired
+
+ENV_ID = "levgym/Liquidator-v1"
+BASELINE = "greedy_hedged"
+SCENARIOS = ("gbm_high_vol", "merton_crash")
+"""The scenarios of the target (both in the default suite's Liquidator-v1 block)."""
+
+
+def target_verdict(
+    model: Mapping[str, Mapping[str, Sequence[float]]],
+    baseline: Mapping[str, Mapping[str, Sequence[float]]],
+    scenarios: Sequence[str] = SCENARIOS,
+    alpha: float = ALPHA,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The target's verdict from per-episode values (``evaluate(..., keep_episodes=True)``'s
+    ``episode_values``: scenario -> metric -> list over the same episodes for both policies).
+
+    Returns ``{"baseline", "target_met", "target_scenarios": {name: record}}`` (result keys of
+    levgym.results); each record has ``n``, the mean ``pnl_usd`` and ``baseline_pnl_usd``, the
+    paired ``pnl_diff_usd`` with its 95% bootstrap interval ``pnl_diff_ci95_usd``, the Wilcoxon
+    ``pnl_p_value`` and ``pnl_p_holm`` (Holm over the scenarios), the mean
+    ``max_drawdown_usd`` and ``baseline_max_drawdown_usd``, ``drawdown_p_value`` (paired,
+    uncorrected, for information), ``pnl_better``, ``drawdown_ok`` and ``target_met``."""
+    if not scenarios:
+        raise ValueError("scenarios is empty; allowed one or more scenario names")
+    for name in scenarios:
+        for side, values in (("model", model), ("baseline", baseline)):
+            if name not in values:
+                raise ValueError(
+                    f"scenario {name!r} is missing from the {side}'s episode values; "
+                    f"allowed {', '.join(values) or 'none'}"
+                )
+    records: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(scenarios):
+        m, b = model[name], baseline[name]
+        pnl = paired(m["pnl_usd"], b["pnl_usd"], seed=seed + 17 * k)
+        dd_m = np.asarray(m["max_drawdown_usd"], dtype=np.float64)
+        dd_b = np.asarray(b["max_drawdown_usd"], dtype=np.float64)
+        records[name] = {
+            "n": pnl["n"],
+            "pnl_usd": float(np.mean(m["pnl_usd"])),
+            "baseline_pnl_usd": float(np.mean(b["pnl_usd"])),
+            "pnl_diff_usd": pnl["mean_diff"],
+            "pnl_diff_ci95_usd": pnl["mean_diff_ci95"],
+            "pnl_p_value": pnl["p_value"],
+            "max_drawdown_usd": float(dd_m.mean()),
+            "baseline_max_drawdown_usd": float(dd_b.mean()),
+            "drawdown_p_value": paired(dd_m, dd_b, seed=seed + 17 * k + 7)["p_value"],
+        }
+    adjusted = holm([r["pnl_p_value"] for r in records.values()])
+    for rec, p in zip(records.values(), adjusted, strict=True):
+        rec["pnl_p_holm"] = p
+        rec["pnl_better"] = bool(p < alpha and rec["pnl_diff_usd"] > 0)
+        rec["drawdown_ok"] = bool(rec["max_drawdown_usd"] <= rec["baseline_max_drawdown_usd"])
+        rec["target_met"] = rec["pnl_better"] and rec["drawdown_ok"]
+    return {
+        "baseline": BASELINE,
+        "target_met": all(r["target_met"] for r in records.values()),
+        "target_scenarios": records,
+    }
+
+
+def benchmark_target(
+    per_policy: Mapping[str, Mapping[str, Any]],
+    seed_values: Mapping[str, Mapping[str, Any]],
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """results.json's ``liquidator_target``: :func:`target_verdict` of the first PPO seed
+    (``seed_values``' first entry: seed -> its model's ``episode_values``) against
+    ``per_policy[BASELINE]`` (``evaluate`` results with ``episode_values``), plus
+    ``target_met_by_seed``. None when the baseline or a target scenario is missing."""
+    base = per_policy.get(BASELINE, {}).get("episode_values")
+    if not base or not seed_values or any(s not in base for s in SCENARIOS):
+        return None
+    by_seed = {k: target_verdict(v, base, SCENARIOS, seed=seed) for k, v in seed_values.items()}
+    first = next(iter(by_seed.values()))
+    return {**first, "target_met_by_seed": {k: v["target_met"] for k, v in by_seed.items()}}
+
+
+def report_lines(target: Mapping[str, Any] | None) -> list[str]:
+    """The benchmark report's lines for ``liquidator_target`` (none when absent)."""
+    if not target:
+        return []
+    lines = verdict_lines(target, "ppo")
+    seeds = target.get("target_met_by_seed", {})
+    met = sum(bool(v) for v in seeds.values())
+    head = lines[-1] + (
+        f" (seed {next(iter(seeds))}; met by {met} of {len(seeds)} training seeds)"
+        if len(seeds) > 1
+        else ""
+    )
+    return [
+        f"Issue 14's {head}. Per scenario (PnL paired on the same episodes, Wilcoxon, Holm over "
+        "the two scenarios; the target needs a significantly higher PnL at a mean max drawdown "
+        "no larger than greedy_hedged's; `python -m agents.liquidator_target MODEL` reruns it):",
+        "",
+        *[f"- {line}" for line in lines[:-1]],
+        "",
+    ]
+
+
+def _k(v: float) -> str:
+    return f"${v / 1e3:,.1f}k" if math.isfinite(v) else "n/a"
+
+
+def verdict_lines(verdict: Mapping[str, Any], label: str = "model") -> list[str]:
+    """One line per scenario and a last line with the overall verdict."""
+    lines = []
+    for name, r in verdict["target_scenarios"].items():
+        lo, hi = r["pnl_diff_ci95_usd"]
+        lines.append(
+            f"{name}: PnL {label} {_k(r['pnl_usd'])} vs {BASELINE} {_k(r['baseline_pnl_usd'])}, "
+            f"difference {_k(r['pnl_diff_usd'])} [{_k(lo)}, {_k(hi)}] (Holm p {r['pnl_p_holm']:.3g}, "
+            f"n {r['n']}); max drawdown {_k(r['max_drawdown_usd'])} vs "
+            f"{_k(r['baseline_max_drawdown_usd'])}: {'met' if r['target_met'] else 'not met'}"
+        )
+    names = ", ".join(verdict["target_scenarios"])
+    met = "met" if verdict["target_met"] else "not met"
+    lines.append(f"target vs {BASELINE} on {names}: {met}")
+    return lines
+
+
+def evaluate_target(
+    model_path: str | Path,
+    suite_name: str = "default",
+    scenarios: Sequence[str] = SCENARIOS,
+    baseline_values: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a saved Liquidator-v1 model and ``greedy_hedged`` on ``scenarios`` of the
+    suite and return :func:`target_verdict` (with ``baseline_values`` reused when given)."""
+    from .baselines import make_baseline
+    from .evaluate import evaluate, load_model_policy, load_suite
+
+    suite = load_suite(name=suite_name)
+    names = list(scenarios)
+    if baseline_values is None:
+        base = make_baseline(BASELINE, ENV_ID)
+        baseline_values = evaluate(base, ENV_ID, suite, names, progress, keep_episodes=True)[
+            "episode_values"
+        ]
+    policy = load_model_policy(model_path, ENV_ID)
+    values = evaluate(policy, ENV_ID, suite, names, progress, keep_episodes=True)
+    return target_verdict(values["episode_values"], baseline_values, names, seed=suite.seed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m agents.liquidator_target",
+        description="Evaluate saved Liquidator-v1 models against greedy_hedged on gbm_high_vol "
+        "and merton_crash (the default suite's held-out episodes): PnL difference with its 95% "
+        "interval and Holm p, mean drawdowns, and whether issue 14's target holds.",
+    )
+    parser.add_argument("models", nargs="+", help="model.zip files or training run folders")
+    parser.add_argument("--suite", default="default", help="evaluation suite (default: default)")
+    args = parser.parse_args(argv)
+    for m in args.models:
+        p = Path(m)
+        if not (p.is_file() or (p / "model.zip").is_file()):
+            print(f"model {m!r} is not a model.zip or a run folder with one", file=sys.stderr)
+            return 2
+    from .baselines import make_baseline
+    from .evaluate import evaluate, load_suite
+
+    suite = load_suite(name=args.suite)
+    base = evaluate(
+        make_baseline(BASELINE, ENV_ID), ENV_ID, suite, list(SCENARIOS), False, keep_episodes=True
+    )["episode_values"]
+    all_met = True
+    for m in args.models:
+        v = evaluate_target(m, args.suite, SCENARIOS, baseline_values=base)
+        all_met &= v["target_met"]
+        print(m)
+        for line in verdict_lines(v, "model"):
+            print("  " + line)
+    return 0 if all_met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
