@@ -50,13 +50,15 @@ def _close(a, b, rtol=1e-9):
     seed=st.integers(0, 10_000),
     crash=st.sampled_from([0.0, 0.05, 0.12]),
     weight=st.sampled_from([0.0, 0.3]),
-    gas=st.sampled_from([0.0, 20.0]),
+    gas=st.sampled_from([0.0, 300.0]),
     fused=st.booleans(),
+    depth=st.sampled_from([2e6, 1e5]),
 )
-def test_substep_matches_reference_loop(seed, crash, weight, gas, fused):
+def test_substep_matches_reference_loop(seed, crash, weight, gas, fused, depth):
     params = PM.PortfolioMarketParams(
-        oracle_pool_weight_frac=weight, gas_usd_per_call=gas, volatile_pool_depth_usd=2e6
-    )
+        oracle_pool_weight_frac=weight, gas_usd_per_call=gas, volatile_pool_depth_usd=depth,
+        max_round_buy_frac=0.2,
+    )  # fmt: skip
     state, f = _setup(seed, 2, 6, params, 3, crash)
     ref = PM.state_to_dict(state)
     for t in range(1, f.shape[0]):
@@ -211,3 +213,27 @@ def test_params_and_state_errors():
         )  # fmt: skip
     with pytest.raises(ValueError, match="no price path"):
         PM.fundamentals_from_paths(np.ones((1, 2)), ("WETH", "USDC"), RES, np.ones((1, RES.k)))
+
+
+def test_round_purchase_limit_defers_calls_and_matches_reference():
+    """Positions holding USDC and owing WETH, WETH up 10 %: a round buys at most
+    ``max_round_buy_frac`` of the WETH pool, so the first round makes some calls, not all; the
+    loop twin agrees on the whole substep."""
+    params = PM.PortfolioMarketParams(volatile_pool_depth_usd=1e7, max_round_buy_frac=0.1)
+    f0 = np.array([[3000.0, 3630.0, 90000.0, 1.0, 1.0, 1.0]])
+    n, weth, usdc = 20, RES.index("WETH"), RES.index("USDC")
+    lt = RES.reserves[usdc].liquidation_threshold
+    supply, debt = np.zeros((1, n, RES.k)), np.zeros((1, n, RES.k))
+    debt[0, :, weth] = 100.0
+    supply[0, :, usdc] = 100.0 * 3000.0 * 1.03 / lt
+    s = PM.init_state(RES, params, supply, debt, 0, f0)
+    f1 = f0 * np.array([1.1, 1.1, 1.0, 1.0, 1.0, 1.0])
+    s1 = PM.accrue_interest(PM.market_update(s, f1, RES, params), RES, params)
+    _, calls = PM.cascade_round(s1, RES, params)
+    room = 0.1 * s1.pool_asset[0, weth]
+    assert calls[0] == int(room // s1.debt[0, 0, weth]) and 0 < calls[0] < n
+    got, _ = PM.substep(s, f1, RES, params)
+    ref = ref_substep(RES, PM.state_to_dict(s), f1, params)
+    for key, v in PM.state_to_dict(got).items():
+        if isinstance(v, np.ndarray):
+            _close(v, ref[key])
