@@ -373,6 +373,8 @@ def cascade_round(
             state.supply, state.debt, state.oracle_usd[:, None, :], reserves, state.emode_row
         )
     on = res.collateral_index >= 0
+    if not on.any():  # nothing liquidatable anywhere: the round changes nothing
+        return state, np.zeros(e, dtype=np.int64)
     i, j = np.maximum(res.collateral_index, 0), np.maximum(res.debt_index, 0)
     got, repay = res.seized, res.repay
     fee_n = np.broadcast_to(fee, (e, k))
@@ -389,6 +391,8 @@ def cascade_round(
     room = params.max_round_buy_frac * state.pool_asset  # [E, K]
     over = (oh_j & has_pool & (bought_cum > room[:, None, :])).any(axis=-1)
     accept = accept & ~over
+    if not accept.any():
+        return state, np.zeros(e, dtype=np.int64)
     a3 = accept[..., None]
     oh_i = (i[..., None] == np.arange(k)) & a3
     oh_j = (j[..., None] == np.arange(k)) & a3
