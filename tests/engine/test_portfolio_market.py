@@ -48,7 +48,7 @@ def _close(a, b, rtol=1e-9):
 @SETTINGS
 @given(
     seed=st.integers(0, 10_000),
-    crash=st.sampled_from([0.0, 0.05, 0.12]),
+    crash=st.sampled_from([0.0, 0.05, 0.2]),
     weight=st.sampled_from([0.0, 0.3]),
     gas=st.sampled_from([0.0, 300.0]),
     fused=st.booleans(),
@@ -69,7 +69,7 @@ def test_substep_matches_reference_loop(seed, crash, weight, gas, fused, depth):
         if isinstance(v, np.ndarray):
             _close(v, ref[key])
     assert got["time_h"] == pytest.approx(ref["time_h"])
-    if crash == 0.12:  # the case exercises the cascade
+    if crash == 0.2 and gas == 0.0:  # the case exercises the cascade
         assert state.liquidations.sum() > 0
 
 
