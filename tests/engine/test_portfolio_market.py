@@ -237,3 +237,32 @@ def test_round_purchase_limit_defers_calls_and_matches_reference():
     for key, v in PM.state_to_dict(got).items():
         if isinstance(v, np.ndarray):
             _close(v, ref[key])
+
+
+def test_usdc_depeg_through_the_step_hits_holders_not_debtors():
+    """USDC trades at 0.87 with its market-priced (capped) oracle: positions holding USDC against
+    WETH debt are liquidated; positions owing USDC against WETH gain health and are not."""
+    params = PM.PortfolioMarketParams()
+    f0 = np.array([[3000.0, 3630.0, 90000.0, 1.0, 1.0, 1.0]])
+    weth, usdc = RES.index("WETH"), RES.index("USDC")
+    n = 8
+    supply, debt = np.zeros((1, 2 * n, RES.k)), np.zeros((1, 2 * n, RES.k))
+    hf = np.linspace(1.05, 1.12, n)
+    lt_u, lt_w = RES.reserves[usdc].liquidation_threshold, RES.reserves[weth].liquidation_threshold
+    supply[0, :n, usdc] = 300_000.0  # USDC holders owing WETH
+    debt[0, :n, weth] = 300_000.0 * lt_u / hf / 3000.0
+    supply[0, n:, weth] = 100.0  # WETH holders owing USDC
+    debt[0, n:, usdc] = 100.0 * 3000.0 * lt_w / hf
+    s = PM.init_state(RES, params, supply, debt, 0, f0)
+    f1 = f0 * np.array([1.0, 1.0, 1.0, 0.87, 1.0, 1.0])
+    before = account_data(supply, debt, s.oracle_usd, RES).health_factor
+    s1, _ = PM.substep(s, f1, RES, params)
+    assert s1.oracle_usd[0, usdc] == pytest.approx(0.87)
+    after = account_data(supply, debt, s1.oracle_usd, RES).health_factor
+    assert np.all(after[0, n:] > before[0, n:]) and np.all(after[0, :n] < 1.0)
+    assert np.all(s1.debt[0, :n, weth] < debt[0, :n, weth])  # every USDC holder liquidated
+    assert np.all(s1.debt[0, n:, usdc] >= debt[0, n:, usdc])  # no USDC debtor liquidated
+    assert s1.counters["seized_collateral_asset"][0, usdc] > 0
+    assert s1.counters["bought_asset"][0, weth] > 0  # WETH bought back in its pool
+    # the WETH pool is quoted in USDC: arbitrage moved its USDC price up toward 3000 / 0.87
+    assert s1.pool_quote[0, weth] / s1.pool_asset[0, weth] > 3000.0
