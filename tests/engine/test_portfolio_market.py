@@ -69,7 +69,7 @@ def test_substep_matches_reference_loop(seed, crash, weight, gas, fused, depth):
         if isinstance(v, np.ndarray):
             _close(v, ref[key])
     assert got["time_h"] == pytest.approx(ref["time_h"])
-    if crash == 0.2 and gas == 0.0:  # the case exercises the cascade
+    if crash == 0.2 and gas == 0.0 and depth == 2e6:  # the case exercises the cascade
         assert state.liquidations.sum() > 0
 
 
