@@ -44,6 +44,7 @@ UNITS: dict[str, str] = {
     "as_param": "the unit of the parameter it names",
     "label": "not a quantity: a name, id, seed, version, flag, path, command or text",
     "object": "a nested object whose keys are result keys too",
+    "asset_by_symbol": "per-asset amounts in each asset's own units, in an object keyed by symbol",
 }
 """The allowed units."""
 
@@ -199,6 +200,47 @@ _add(
     "usd_per_debt_asset",
     "debt-asset price at the end",
     ("simulate", "paths.csv"),
+)
+
+# ---------------------------------------------------------------- simulate: the multi-asset preset
+# `levgym simulate --preset aave_v3_ethereum` (levgym.simulation_portfolio): per-asset dicts keyed
+# by symbol, in asset units, so that both accounting identities hold per asset from the JSON.
+_add("reserves", "label", "symbols of the reserves (multi-asset preset)", SIM)
+for _name, _text in (
+    ("initial_collateral_by_asset", "collateral at the start"),
+    ("final_collateral_by_asset", "collateral at the end"),
+    (
+        "seized_collateral_by_asset",
+        "collateral that left positions in liquidations (the liquidator's and the protocol fee)",
+    ),
+    ("added_collateral_by_asset", "collateral added by borrowers (0: passive books)"),
+    ("withdrawn_collateral_by_asset", "collateral withdrawn by borrowers (0: passive books)"),
+    ("protocol_fee_by_asset", "collateral the treasury took from liquidation bonuses"),
+    ("initial_debt_by_asset", "debt at the start"),
+    ("final_debt_by_asset", "debt at the end"),
+    ("borrowed_by_asset", "debt borrowed (0: passive books)"),
+    ("interest_by_asset", "interest accrued on debt"),
+    ("repaid_by_borrowers_by_asset", "debt repaid by borrowers (0: passive books)"),
+    ("repaid_by_liquidators_by_asset", "debt repaid by liquidators"),
+    ("bad_debt_by_asset", "debt written off into the reserves' deficits (v3.3 deficit)"),
+):
+    _add(_name, "asset_by_symbol", f"{_text}, per asset (multi-asset preset)", SIM, "map")
+for _name, _text in (
+    ("initial_collateral_start_usd", "collateral at the start"),
+    ("final_collateral_start_usd", "collateral at the end"),
+    ("seized_collateral_start_usd", "collateral seized"),
+    ("initial_debt_start_usd", "debt at the start"),
+    ("final_debt_start_usd", "debt at the end"),
+    ("interest_start_usd", "interest accrued"),
+    ("repaid_by_liquidators_start_usd", "debt repaid by liquidators"),
+    ("bad_debt_start_usd", "debt written off (deficits)"),
+):
+    _add(_name, "usd", f"{_text}, all assets valued at the start prices (multi-asset preset)", SIM)
+_add(
+    "keeper_pnl_usd",
+    "usd",
+    "keepers' result: USDC from sales less USDC for purchases less gas (multi-asset preset)",
+    SIM,
 )
 
 # ---------------------------------------------------------------- simulate: other outcomes

@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default="aave_v3_weth",
-        help="preset (aave_v3_weth, compound_v3, conservative; aave_v2_weth also sets the book, keepers and warm-up fitted on Aave v2, see `levgym validate`)",
+        help="preset (aave_v3_weth, compound_v3, conservative; aave_v2_weth also sets the book, keepers and warm-up fitted on Aave v2, see `levgym validate`; aave_v3_ethereum: the multi-asset cross-margin market on a multi-asset scenario, see docs/cross-margin.md)",
     )
     add_csv_arguments(p, "replay a price path from a CSV file")
     add_book_arguments(p)
@@ -108,7 +108,49 @@ def make_drivers(args: argparse.Namespace, params, sets, num_substeps: int, tabl
     return f"{scenario.name}+csv:{args.price_csv}", csv_replay.over_scenario(base, drivers)
 
 
+def run_portfolio(args: argparse.Namespace) -> int:
+    """``--preset aave_v3_ethereum``: the multi-asset market (levgym.simulation_portfolio)."""
+    from ..scenarios.multiasset import get_scenario
+    from ..simulation_portfolio import PRESET, simulate_portfolio
+
+    for flag, value in (
+        ("--price-csv", args.price_csv),
+        ("--book-csv", args.book_csv),
+        ("--set", args.sets),
+        ("--plot", args.plot),
+        ("--warmup-h", args.warmup_h),
+    ):
+        if value:
+            raise ValueError(
+                f"{flag} is not supported with --preset {PRESET} yet; allowed without it"
+            )
+    if args.backend != "numpy" or args.dtype != "float64" or args.device:
+        raise ValueError(
+            f"--backend {args.backend} --dtype {args.dtype} is not supported with --preset {PRESET}; "
+            "allowed the default (numpy float64, keeper pass compiled by numba)"
+        )
+    if args.scenario:
+        get_scenario(args.scenario)  # a one-line error naming the multi-asset scenarios
+    check_output_file(args.out_json, "--out-json")
+    sizing.check_simulate(
+        args.num_envs, args.positions, args.steps, "float64", False, "numpy", args.yes
+    )
+    summary = checked("simulate", simulate_portfolio(
+        args.scenario, args.num_envs, args.positions, args.steps, args.seed
+    ))  # fmt: skip
+    if args.out_json:
+        write_json(args.out_json, summary)
+    if args.json:
+        print_json(summary)
+    else:
+        for key, value in summary.items():
+            print(f"{key:<34}  {value}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.preset == "aave_v3_ethereum":
+        return run_portfolio(args)
     for flag, value in (
         ("--num-envs", args.num_envs),
         ("--positions", args.positions),

@@ -263,3 +263,167 @@ def ref_liquidate(
             for key in ("repay", "seized", "protocol_fee", "profit_usd"):
                 out[key][e, n] = res[key]
     return out
+
+
+# ----------------------------------------------------------------------------- market substep
+
+
+def _ref_rate(r: Any, debt_total: float, supply_total: float) -> float:
+    u = 1.0 if supply_total <= 0 else min(max(debt_total / supply_total, 0.0), 1.0)
+    opt = r.optimal_utilization_frac
+    if u <= opt:
+        return r.base_rate_apr + r.slope1_apr * u / opt
+    return r.base_rate_apr + r.slope1_apr + r.slope2_apr * (u - opt) / (1.0 - opt)
+
+
+def _ref_oracles(reserves: Reserves, params: Any, st: dict, e: int) -> list[float]:
+    syms = [r.symbol for r in reserves.reserves]
+    q = syms.index("USDC")
+    w = params.oracle_pool_weight_frac
+    src = []
+    for k in range(len(syms)):
+        f = float(st["fundamental_usd"][e, k])
+        if k == q or w == 0.0:
+            src.append(f)
+            continue
+        pool = st["pool_quote"][e, k] / st["pool_asset"][e, k] * st["fundamental_usd"][e, q]
+        src.append(f ** (1.0 - w) * pool**w)
+    return ref_oracle(
+        reserves, src, list(st["exchange_ratio"][e]), list(st["snapshot_ratio"][e]), st["time_h"]
+    )
+
+
+def ref_substep(
+    reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any
+) -> dict[str, Any]:
+    """The multi-asset market substep of :mod:`levgym.engine.portfolio_market` as plain loops over
+    envs, positions and reserves, with its own formulas (pools, arbitrage, oracle blend, interest,
+    keeper gate, round buy limit, bundled sales and purchases, write-off) and the keeper's pair
+    from :func:`ref_liquidate`. ``st`` holds the state's arrays by field name (``counters`` as
+    ``counter:<name>``) and ``time_h``; returns a new dict of the same keys."""
+    st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+    syms = [r.symbol for r in reserves.reserves]
+    q = syms.index("USDC")
+    stable = {"USDC", "USDT", "DAI"}
+    fee = [params.stable_pool_fee_frac if s in stable else params.pool_fee_frac for s in syms]
+    e_n, n_n, k_n = st["supply"].shape
+    st["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
+    st["time_h"] = st["time_h"] + params.substep_h
+    for e in range(e_n):
+        # arbitrage: close a share of the log gap, keep x * y
+        for k in range(k_n):
+            if k == q:
+                continue
+            x, y = st["pool_asset"][e, k], st["pool_quote"][e, k]
+            target = st["fundamental_usd"][e, k] / st["fundamental_usd"][e, q]
+            p_new = math.exp(
+                math.log(y / x) + params.arb_speed_frac * (math.log(target) - math.log(y / x))
+            )
+            st["pool_asset"][e, k] = math.sqrt(x * y / p_new)
+            st["pool_quote"][e, k] = math.sqrt(x * y * p_new)
+        st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e)
+        # interest
+        for k, r in enumerate(reserves.reserves):
+            tot = float(st["debt"][e, :, k].sum())
+            rate = _ref_rate(r, tot, st["lender_supply_asset"][e, k])
+            interest = 0.0
+            for n in range(n_n):
+                add = st["debt"][e, n, k] * rate * params.substep_h / YEAR_H
+                st["debt"][e, n, k] += add
+                interest += add
+            st["counter:interest_asset"][e, k] += interest
+            st["lender_supply_asset"][e, k] += interest * (1.0 - r.reserve_factor_frac)
+            st["treasury_asset"][e, k] += interest * r.reserve_factor_frac
+    rounds = np.zeros(e_n, dtype=np.int64)
+    for _ in range(params.max_cascade_rounds):
+        res = ref_liquidate(reserves, st["supply"], st["debt"], st["oracle_usd"], st["emode_row"])
+        any_call = False
+        for e in range(e_n):
+            pa, pq = st["pool_asset"][e], st["pool_quote"][e]
+            usdc = st["fundamental_usd"][e, q]
+            bought = [0.0] * k_n  # running purchases of the pnl-positive calls, slot order
+            buys = [0.0] * k_n  # purchases of the calls made
+            sold = [0.0] * k_n
+            calls = 0
+            for n in range(n_n):
+                i, j = int(res["collateral_index"][e, n]), int(res["debt_index"][e, n])
+                if i < 0:
+                    continue
+                got, repay = float(res["seized"][e, n]), float(res["repay"][e, n])
+                if i == q:
+                    proceeds = got
+                else:
+                    eff = got * (1.0 - fee[i])
+                    proceeds = pq[i] * eff / (pa[i] + eff)
+                if j == q:
+                    cost = repay
+                elif repay >= pa[j]:
+                    cost = math.inf
+                else:
+                    cost = pq[j] * repay / (pa[j] - repay) / (1.0 - fee[j])
+                if not (proceeds - cost) * usdc - params.gas_usd_per_call > 0.0:
+                    continue
+                bought[j] += repay
+                if j != q and bought[j] > params.max_round_buy_frac * pa[j]:
+                    continue
+                calls += 1
+                for k in range(k_n):
+                    st["counter:seized_collateral_asset"][e, k] += (
+                        st["supply"][e, n, k] - res["supply"][e, n, k]
+                    )
+                    st["counter:deficit_asset"][e, k] += res["deficit"][e, n, k]
+                st["supply"][e, n] = res["supply"][e, n]
+                st["debt"][e, n] = res["debt"][e, n]
+                st["counter:protocol_fee_asset"][e, i] += res["protocol_fee"][e, n]
+                st["treasury_asset"][e, i] += res["protocol_fee"][e, n]
+                st["counter:repaid_by_liquidators_asset"][e, j] += repay
+                buys[j] += repay
+                sold[i] += got
+            if calls == 0:
+                continue
+            any_call = True
+            rounds[e] += 1
+            st["liquidations"][e] += calls
+            usdc_in = sold[q]
+            usdc_out = 0.0
+            # sales into each pool, one bundle
+            for k in range(k_n):
+                if k == q or sold[k] == 0.0:
+                    continue
+                eff = sold[k] * (1.0 - fee[k])
+                out = pq[k] * eff / (pa[k] + eff)
+                new_x = pa[k] + eff
+                pq[k] = pa[k] * pq[k] / new_x
+                pa[k] = new_x
+                usdc_in += out
+                st["counter:sold_asset"][e, k] += sold[k]
+                st["counter:sale_quote"][e, k] += out
+            for k in range(k_n):
+                if k == q:
+                    usdc_out += buys[k]
+                    continue
+                if buys[k] == 0.0:
+                    continue
+                eff = pq[k] * buys[k] / (pa[k] - buys[k])
+                pa[k] = pa[k] - buys[k]
+                pq[k] = pq[k] + eff
+                usdc_out += eff / (1.0 - fee[k])
+                st["counter:bought_asset"][e, k] += buys[k]
+                st["counter:purchase_quote"][e, k] += eff / (1.0 - fee[k])
+            st["keeper_pnl_usd"][e] += (usdc_in - usdc_out) * usdc - params.gas_usd_per_call * calls
+            st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e)
+        if not any_call:
+            break
+    # write-off: debt without collateral
+    for e in range(e_n):
+        for n in range(n_n):
+            coll = 0.0
+            for k, r in enumerate(reserves.reserves):
+                if st["supply"][e, n, k] > 0 and r.liquidation_threshold != 0:
+                    coll += st["supply"][e, n, k] * st["oracle_usd"][e, k]
+            if coll == 0.0:
+                for k in range(k_n):
+                    st["counter:deficit_asset"][e, k] += st["debt"][e, n, k]
+                    st["debt"][e, n, k] = 0.0
+    st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
+    return st

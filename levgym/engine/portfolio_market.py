@@ -1,0 +1,532 @@
+"""The multi-asset lending market step: cross-margin positions ``[E, N, K]``, one pool per asset
+against USDC, per-asset oracles, interest per reserve and the liquidation cascade.
+
+One substep (:func:`substep`), in this order:
+
+1. **Prices**: the fundamental USD price of every reserve ``[E, K]`` is read from a
+   :class:`~levgym.scenarios.multiasset.MultiAssetPaths` row (:func:`fundamentals_from_paths`:
+   wstETH is the stETH path times the exchange ratio).
+2. **Arbitrage**: every non-USDC reserve has one constant-product pool against **USDC, the quote
+   token**; volatile assets (WETH, wstETH, WBTC, ...) trade in pools of depth
+   ``volatile_pool_depth_usd``, the other stablecoins (USDT, DAI) in the *stable pool*: one
+   constant-product leg per stablecoin against USDC, deeper (``stable_pool_depth_usd``) and
+   cheaper (``stable_pool_fee_frac``). Arbitrage closes ``arb_speed_frac`` of each pool's log gap
+   to ``fundamental_k / fundamental_USDC`` with the single-asset rule
+   :func:`levgym.engine.rules.arbitrage`.
+3. **Oracles**: the oracle's market source is the single-asset blend
+   :func:`levgym.engine.rules.oracle_source` of the fundamental and the pool (USDC: the
+   fundamental); :func:`levgym.engine.portfolio.oracle_prices_usd` turns it into each reserve's
+   oracle (market, exchange-rate with growth cap, pinned or capped stablecoin). The oracle reads
+   at once (no Chainlink deviation / heartbeat, no TWAP on this path yet).
+4. **Interest**: each reserve's debt grows at its kinked curve's rate
+   (:func:`levgym.engine.portfolio.borrow_rates_apr` on utilization = borrowers' debt / lenders'
+   supply, :func:`levgym.engine.rules.interest_growth`); the reserve factor's share goes to the
+   treasury, the rest to the lenders' supply.
+5. **Liquidation cascade**: up to ``max_cascade_rounds`` rounds. In a round every position with
+   HF < 1 gets the keeper's call (:func:`levgym.engine.portfolio.liquidate`, or its numba twin
+   :func:`levgym.engine.portfolio_fused.liquidate_fused`): the most profitable (collateral i,
+   debt j) pair at the oracle, v3.3's close factor and leftover rule, the protocol fee to the
+   treasury and v3.3's deficit when the last collateral goes. **Routing**: the keeper sells the
+   collateral it receives into pool ``i`` for USDC (nothing to sell when ``i`` is USDC) and buys
+   the repaid debt ``j`` with USDC from pool ``j`` (exact-out, :func:`buy_exact_out`; nothing to
+   buy when ``j`` is USDC). A keeper makes the call only when its USD result at the pools before
+   the round (proceeds less purchase cost less ``gas_usd_per_call``) is positive, and the round's
+   purchases of one asset stay below ``max_round_buy_frac`` of that pool's reserve (later slots
+   wait for the next round). The round's sales into a pool are one bundled sale, then its
+   purchases one bundled purchase; the oracles are read again from the moved pools and the next
+   round starts. The cascade stops when no env liquidates.
+6. **Deficits**: a position left with debt and no collateral has its debt burnt into the
+   reserves' deficits (:func:`levgym.engine.portfolio.write_off_deficit`). A deficit stays on the
+   books (``deficit_asset``): nothing covers it inside the step (on Aave v3.3 the Umbrella /
+   treasury covers it by ``eliminateReserveDeficit``, a governance action).
+
+Borrowers are passive here: they neither add nor withdraw collateral, borrow nor repay (the
+counters exist, at 0, so the accounting identities are stated whole). Accounting per asset, in
+asset units: ``collateral: initial + added - withdrawn - seized = final`` and ``debt: initial +
+borrowed + interest - repaid_by_borrowers - repaid_by_liquidators - written_off = final``
+(:func:`accounting_gaps`). ``reference_portfolio.ref_substep`` is the naive loop twin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import rules as R
+from .ops import where
+from .params import _check_range
+from .portfolio import (
+    Reserves,
+    borrow_rates_apr,
+    liquidate,
+    oracle_prices_usd,
+    write_off_deficit,
+)
+
+QUOTE_SYMBOL = "USDC"
+"""The quote token of every pool: the market needs a USDC reserve."""
+STABLE_SYMBOLS = ("USDC", "USDT", "DAI")
+"""Reserves that trade in the stable pool (against USDC)."""
+LST_BASE = {"wstETH": "stETH"}
+"""Reserves priced from another path symbol times their exchange ratio."""
+DEFAULT_EXCHANGE_RATIO = {"wstETH": 1.21}
+"""stETH per wstETH at the start (Lido's ``stEthPerToken``, about 1.21 in late 2025)."""
+
+
+@dataclass(frozen=True)
+class PortfolioMarketParams:
+    """Market parameters of the multi-asset step (units in the names)."""
+
+    substep_h: float = 1.0
+    """Hours per substep (interest accrues over it)."""
+    volatile_pool_depth_usd: float = 60e6
+    """USDC reserve (USD at start) of each volatile asset's pool (the single-asset default)."""
+    stable_pool_depth_usd: float = 200e6
+    """USDC reserve (USD at start) of each leg of the stable pool."""
+    pool_fee_frac: float = 0.003
+    """Swap fee of a volatile pool (to liquidity providers, outside the reserves)."""
+    stable_pool_fee_frac: float = 0.0001
+    """Swap fee of the stable pool."""
+    arb_speed_frac: float = 0.5
+    """Share of each pool's log gap to the fundamental that arbitrage closes per substep."""
+    oracle_pool_weight_frac: float = 0.0
+    """Weight of the pool in a market oracle's source (geometric blend with the fundamental)."""
+    initial_utilization_frac: float = 0.8
+    """Lenders' supply at the start is ``total debt / this`` for each borrowed reserve."""
+    max_cascade_rounds: int = 10
+    gas_usd_per_call: float = 0.0
+    """Gas a keeper pays per call (USD); 0 = no gas."""
+    max_round_buy_frac: float = 0.5
+    """A round's purchases of one asset take at most this share of its pool's reserve."""
+
+    def __post_init__(self) -> None:
+        o = "portfolio_market"
+        _check_range(o, "substep_h", self.substep_h, 0.0, 24.0 * 365.0, lo_open=True)
+        _check_range(o, "volatile_pool_depth_usd", self.volatile_pool_depth_usd, 0.0, 1e13, lo_open=True)  # fmt: skip
+        _check_range(o, "stable_pool_depth_usd", self.stable_pool_depth_usd, 0.0, 1e13, lo_open=True)  # fmt: skip
+        _check_range(o, "pool_fee_frac", self.pool_fee_frac, 0.0, 0.1)
+        _check_range(o, "stable_pool_fee_frac", self.stable_pool_fee_frac, 0.0, 0.1)
+        _check_range(o, "arb_speed_frac", self.arb_speed_frac, 0.0, 1.0)
+        _check_range(o, "oracle_pool_weight_frac", self.oracle_pool_weight_frac, 0.0, 1.0)
+        _check_range(o, "initial_utilization_frac", self.initial_utilization_frac, 0.0, 1.0, lo_open=True)  # fmt: skip
+        if not isinstance(self.max_cascade_rounds, int) or self.max_cascade_rounds < 1:
+            raise ValueError(
+                f"{o}.max_cascade_rounds={self.max_cascade_rounds!r}; allowed an integer >= 1"
+            )
+        _check_range(o, "gas_usd_per_call", self.gas_usd_per_call, 0.0, 1e6)
+        _check_range(o, "max_round_buy_frac", self.max_round_buy_frac, 0.0, 1.0, lo_open=True, hi_open=True)  # fmt: skip
+
+
+COUNTERS = (
+    "initial_collateral_asset",
+    "added_collateral_asset",
+    "withdrawn_collateral_asset",
+    "seized_collateral_asset",
+    "protocol_fee_asset",
+    "initial_debt_asset",
+    "borrowed_asset",
+    "interest_asset",
+    "repaid_by_borrowers_asset",
+    "repaid_by_liquidators_asset",
+    "deficit_asset",
+    "sold_asset",
+    "sale_quote",
+    "bought_asset",
+    "purchase_quote",
+)
+"""Per-asset counters ``[E, K]`` (asset units; ``sale_quote`` / ``purchase_quote`` in USDC):
+``seized_collateral_asset`` is all collateral that left positions (the liquidator's and the
+protocol fee); ``deficit_asset`` the debt written off (v3.3 deficit); ``sold_asset`` the
+liquidators' sales into the asset's pool, ``bought_asset`` their purchases of it."""
+
+
+@dataclass(frozen=True, eq=False)
+class PortfolioState:
+    """State of E multi-asset markets (numpy arrays; replaced, never written in place)."""
+
+    supply: np.ndarray
+    """Collateral (supply) balances ``[E, N, K]``, asset units."""
+    debt: np.ndarray
+    """Debt balances ``[E, N, K]``, asset units."""
+    emode_row: np.ndarray
+    """E-mode row of each position ``[E, N]`` (0 = none)."""
+    fundamental_usd: np.ndarray
+    """Fundamental price ``[E, K]``."""
+    oracle_usd: np.ndarray
+    """The protocol's oracle ``[E, K]``."""
+    exchange_ratio: np.ndarray
+    """Exchange ratio ``[E, K]`` of exchange-rate reserves (1 elsewhere)."""
+    snapshot_ratio: np.ndarray
+    """The CAPO snapshot ratio ``[E, K]``."""
+    pool_asset: np.ndarray
+    """Asset reserve of each asset's pool ``[E, K]`` (1 in the USDC column: no pool)."""
+    pool_quote: np.ndarray
+    """USDC reserve of each asset's pool ``[E, K]``."""
+    lender_supply_asset: np.ndarray
+    """Lenders' supply of each reserve ``[E, K]`` (utilization's denominator)."""
+    treasury_asset: np.ndarray
+    """Reserve-factor interest and liquidation protocol fees ``[E, K]``."""
+    counters: dict[str, np.ndarray]
+    """:data:`COUNTERS`, each ``[E, K]``."""
+    keeper_pnl_usd: np.ndarray
+    """Keepers' realised result ``[E]`` (USDC out of sales less USDC into purchases less gas, USD)."""
+    liquidations: np.ndarray
+    """Calls made ``[E]``."""
+    cascade_rounds_max: np.ndarray
+    """Most rounds one substep's cascade took ``[E]``."""
+    time_h: float = 0.0
+
+    def replace(self, **changes: Any) -> PortfolioState:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.supply.shape
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def buy_exact_out(pool_asset: Any, pool_quote: Any, amount_out: Any, fee_frac: Any):
+    """Buy exactly ``amount_out`` of the asset from a constant-product pool with the quote token
+    (fee on the input, outside the reserves): (new pool asset, new pool quote, quote paid).
+    ``inf`` paid (pool unchanged) when ``amount_out`` is the whole reserve or more. The inverse of
+    :func:`levgym.engine.rules.buy_asset`."""
+    ok = amount_out < pool_asset
+    left = where(ok, pool_asset - amount_out, pool_asset)
+    eff = pool_quote * amount_out / left
+    paid = where(ok, eff / (1.0 - fee_frac), math.inf)
+    return left, where(ok, pool_quote + eff, pool_quote), paid
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def _pool_layout(reserves: Reserves, params: PortfolioMarketParams):
+    """(has_pool ``[K]``, fee ``[K]``, depth_usd ``[K]``) of every reserve."""
+    syms = reserves.symbols
+    if QUOTE_SYMBOL not in syms:
+        raise ValueError(
+            f"reserves {list(syms)} lack {QUOTE_SYMBOL!r}; the market quotes every pool in USDC"
+        )
+    has_pool = np.array([s != QUOTE_SYMBOL for s in syms])
+    stable = np.array([s in STABLE_SYMBOLS for s in syms])
+    fee = np.where(stable, params.stable_pool_fee_frac, params.pool_fee_frac)
+    depth = np.where(stable, params.stable_pool_depth_usd, params.volatile_pool_depth_usd)
+    return has_pool, fee, depth
+
+
+def fundamentals_from_paths(
+    prices_usd: np.ndarray, path_symbols: tuple[str, ...], reserves: Reserves,
+    exchange_ratio: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Fundamental USD prices ``[..., K]`` of the reserves from path prices ``[..., P]``: a reserve
+    named in the paths takes its column; wstETH is the stETH column times its exchange ratio
+    (``exchange_ratio [..., K]``); any other reserve is an error naming it."""
+    prices_usd = np.asarray(prices_usd, dtype=np.float64)
+    cols = []
+    for k, s in enumerate(reserves.symbols):
+        if s in path_symbols:
+            cols.append(prices_usd[..., path_symbols.index(s)])
+        elif s in LST_BASE and LST_BASE[s] in path_symbols:
+            cols.append(prices_usd[..., path_symbols.index(LST_BASE[s])] * exchange_ratio[..., k])
+        else:
+            raise ValueError(
+                f"reserve {s!r} has no price path; the paths hold {list(path_symbols)}"
+            )
+    return np.stack(cols, axis=-1)
+
+
+def initial_exchange_ratio(reserves: Reserves, num_envs: int) -> np.ndarray:
+    """``[E, K]``: :data:`DEFAULT_EXCHANGE_RATIO` for exchange-rate reserves, 1 elsewhere."""
+    r = np.array([DEFAULT_EXCHANGE_RATIO.get(s, 1.0) for s in reserves.symbols])
+    return np.broadcast_to(r, (num_envs, reserves.k)).copy()
+
+
+def _oracle(
+    reserves: Reserves, params: PortfolioMarketParams, fundamental: np.ndarray, pool_asset, pool_quote,
+    ratio, snapshot, time_h: float,
+) -> np.ndarray:  # fmt: skip
+    has_pool, _, _ = _pool_layout(reserves, params)
+    q = reserves.index(QUOTE_SYMBOL)
+    pool_usd = R.pool_price_usd(pool_asset, pool_quote, fundamental[:, q : q + 1])
+    pool_usd = np.where(has_pool, pool_usd, fundamental)
+    source = R.oracle_source(fundamental, pool_usd, params.oracle_pool_weight_frac)
+    return oracle_prices_usd(reserves, source, ratio, snapshot, time_h)
+
+
+def init_state(
+    reserves: Reserves, params: PortfolioMarketParams, supply: np.ndarray, debt: np.ndarray,
+    emode_row: np.ndarray, fundamental_usd: np.ndarray, exchange_ratio: np.ndarray | None = None,
+) -> PortfolioState:  # fmt: skip
+    """A market at its start: pools at the fundamental with their depths, oracles read, lenders'
+    supply at ``initial_utilization_frac`` (at least the borrowers' debt), counters at 0 but the
+    initial balances."""
+    supply = np.array(supply, dtype=np.float64)
+    debt = np.array(debt, dtype=np.float64)
+    e, n, k = supply.shape
+    if debt.shape != supply.shape or k != reserves.k:
+        raise ValueError(
+            f"supply {supply.shape} and debt {debt.shape} must both be [E, N, K={reserves.k}]"
+        )
+    if np.any(supply < 0) or np.any(debt < 0) or not np.all(np.isfinite(supply + debt)):
+        raise ValueError("supply and debt must be finite and >= 0")
+    fundamental = np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e, k)).copy()
+    ratio = initial_exchange_ratio(reserves, e) if exchange_ratio is None else exchange_ratio
+    ratio = np.broadcast_to(np.asarray(ratio, dtype=np.float64), (e, k)).copy()
+    has_pool, _, depth = _pool_layout(reserves, params)
+    q = reserves.index(QUOTE_SYMBOL)
+    pool_quote = np.where(has_pool, depth / fundamental[:, q : q + 1], 1.0)
+    pool_asset = np.where(has_pool, depth / fundamental, 1.0)
+    total_debt = debt.sum(axis=1)
+    lender = np.maximum(total_debt / params.initial_utilization_frac, total_debt)
+    zeros = np.zeros((e, k))
+    counters = {c: zeros.copy() for c in COUNTERS}
+    counters["initial_collateral_asset"] = supply.sum(axis=1)
+    counters["initial_debt_asset"] = total_debt.copy()
+    oracle = _oracle(reserves, params, fundamental, pool_asset, pool_quote, ratio, ratio, 0.0)
+    return PortfolioState(
+        supply=supply,
+        debt=debt,
+        emode_row=np.broadcast_to(np.asarray(emode_row, dtype=np.int64), (e, n)).copy(),
+        fundamental_usd=fundamental,
+        oracle_usd=oracle,
+        exchange_ratio=ratio,
+        snapshot_ratio=ratio.copy(),
+        pool_asset=pool_asset,
+        pool_quote=pool_quote,
+        lender_supply_asset=lender,
+        treasury_asset=zeros.copy(),
+        counters=counters,
+        keeper_pnl_usd=np.zeros(e),
+        liquidations=np.zeros(e, dtype=np.int64),
+        cascade_rounds_max=np.zeros(e, dtype=np.int64),
+    )
+
+
+# ----------------------------------------------------------------------------- the substep
+
+
+def market_update(
+    state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
+    params: PortfolioMarketParams,
+) -> PortfolioState:  # fmt: skip
+    """Steps 1-3: new fundamentals, arbitrage of every pool toward them, oracles read."""
+    f = np.asarray(fundamental_usd, dtype=np.float64)
+    has_pool, _, _ = _pool_layout(reserves, params)
+    q = reserves.index(QUOTE_SYMBOL)
+    pa, pq = R.arbitrage(
+        state.pool_asset, state.pool_quote, f / f[:, q : q + 1], params.arb_speed_frac
+    )
+    pa, pq = np.where(has_pool, pa, state.pool_asset), np.where(has_pool, pq, state.pool_quote)
+    now = state.time_h + params.substep_h
+    oracle = _oracle(reserves, params, f, pa, pq, state.exchange_ratio, state.snapshot_ratio, now)
+    return state.replace(
+        fundamental_usd=f, pool_asset=pa, pool_quote=pq, oracle_usd=oracle, time_h=now
+    )
+
+
+def accrue_interest(
+    state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams
+) -> PortfolioState:
+    """Step 4: each reserve's debt grows at its curve's rate; the reserve factor's share of the
+    interest goes to the treasury, the rest to the lenders."""
+    total = state.debt.sum(axis=1)
+    rate = borrow_rates_apr(reserves, total, state.lender_supply_asset)
+    growth = R.interest_growth(rate, params.substep_h)  # [E, K]
+    added = state.debt * growth[:, None, :]
+    interest = added.sum(axis=1)
+    rf = reserves._col("reserve_factor_frac")
+    c = dict(state.counters)
+    c["interest_asset"] = c["interest_asset"] + interest
+    return state.replace(
+        debt=state.debt + added,
+        lender_supply_asset=state.lender_supply_asset + interest * (1.0 - rf),
+        treasury_asset=state.treasury_asset + interest * rf,
+        counters=c,
+    )
+
+
+def _gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a[e, idx[e, n]]`` for ``a [E, K]``, ``idx [E, N]``."""
+    return np.take_along_axis(a, idx, axis=1)
+
+
+def cascade_round(
+    state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams, fused: bool = True
+) -> tuple[PortfolioState, np.ndarray]:
+    """One round of the cascade (see the module docstring); returns the state and the calls made
+    per env ``[E]``."""
+    from .portfolio_fused import liquidate_fused
+
+    e, n, k = state.shape
+    has_pool, fee, _ = _pool_layout(reserves, params)
+    q = reserves.index(QUOTE_SYMBOL)
+    if fused:
+        res = liquidate_fused(state.supply, state.debt, state.oracle_usd, reserves, state.emode_row)
+    else:
+        res = liquidate(
+            state.supply, state.debt, state.oracle_usd[:, None, :], reserves, state.emode_row
+        )
+    on = res.collateral_index >= 0
+    if not on.any():  # nothing liquidatable anywhere: the round changes nothing
+        return state, np.zeros(e, dtype=np.int64)
+    i, j = np.maximum(res.collateral_index, 0), np.maximum(res.debt_index, 0)
+    got, repay = res.seized, res.repay
+    fee_n = np.broadcast_to(fee, (e, k))
+    proceeds = R.swap_out(_gather(state.pool_asset, i), _gather(state.pool_quote, i), got, _gather(fee_n, i))  # fmt: skip
+    proceeds = np.where(i == q, got, proceeds)
+    _, _, cost = buy_exact_out(_gather(state.pool_asset, j), _gather(state.pool_quote, j), repay, _gather(fee_n, j))  # fmt: skip
+    cost = np.where(j == q, repay, cost)
+    usdc_usd = state.fundamental_usd[:, q : q + 1]
+    pnl = (proceeds - cost) * usdc_usd - params.gas_usd_per_call
+    accept = on & (pnl > 0.0)
+    # the round's purchases of each asset stay below a share of its pool (slot order)
+    oh_j = (j[..., None] == np.arange(k)) & accept[..., None]  # [E, N, K]
+    bought_cum = np.cumsum(np.where(oh_j, repay[..., None], 0.0), axis=1)
+    room = params.max_round_buy_frac * state.pool_asset  # [E, K]
+    over = (oh_j & has_pool & (bought_cum > room[:, None, :])).any(axis=-1)
+    accept = accept & ~over
+    if not accept.any():
+        return state, np.zeros(e, dtype=np.int64)
+    a3 = accept[..., None]
+    oh_i = (i[..., None] == np.arange(k)) & a3
+    oh_j = (j[..., None] == np.arange(k)) & a3
+    leaving = state.supply - res.supply  # collateral that left each reserve
+    supply = np.where(a3, res.supply, state.supply)
+    debt = np.where(a3, res.debt, state.debt)
+    deficit = np.where(a3, res.deficit, 0.0).sum(axis=1)
+    seized_k = np.where(a3, leaving, 0.0).sum(axis=1)
+    fee_k = np.where(oh_i, res.protocol_fee[..., None], 0.0).sum(axis=1)
+    got_k = np.where(oh_i, got[..., None], 0.0).sum(axis=1)
+    repay_k = np.where(oh_j, repay[..., None], 0.0).sum(axis=1)
+    # bundled sales, then bundled purchases, per pool
+    sell = np.where(has_pool, got_k, 0.0)
+    pa, pq, sale_out = R.sell_asset(state.pool_asset, state.pool_quote, sell, fee_n)
+    sells = sell > 0.0
+    pa, pq, sale_out = np.where(sells, pa, state.pool_asset), np.where(sells, pq, state.pool_quote), np.where(sells, sale_out, 0.0)  # fmt: skip
+    buy = np.where(has_pool, repay_k, 0.0)
+    pa2, pq2, paid = buy_exact_out(pa, pq, buy, fee_n)
+    buys = buy > 0.0
+    pa, pq, paid = np.where(buys, pa2, pa), np.where(buys, pq2, pq), np.where(buys, paid, 0.0)
+    usdc_in = sale_out.sum(axis=1) + got_k[:, q]
+    usdc_out = paid.sum(axis=1) + repay_k[:, q]
+    calls = accept.sum(axis=1)
+    c = dict(state.counters)
+    c["seized_collateral_asset"] = c["seized_collateral_asset"] + seized_k
+    c["protocol_fee_asset"] = c["protocol_fee_asset"] + fee_k
+    c["repaid_by_liquidators_asset"] = c["repaid_by_liquidators_asset"] + repay_k
+    c["deficit_asset"] = c["deficit_asset"] + deficit
+    c["sold_asset"] = c["sold_asset"] + sell
+    c["sale_quote"] = c["sale_quote"] + sale_out
+    c["bought_asset"] = c["bought_asset"] + buy
+    c["purchase_quote"] = c["purchase_quote"] + paid
+    oracle = _oracle(
+        reserves, params, state.fundamental_usd, pa, pq, state.exchange_ratio,
+        state.snapshot_ratio, state.time_h,
+    )  # fmt: skip
+    pnl_usd = (usdc_in - usdc_out) * usdc_usd[:, 0] - params.gas_usd_per_call * calls
+    return state.replace(
+        supply=supply,
+        debt=debt,
+        pool_asset=pa,
+        pool_quote=pq,
+        oracle_usd=oracle,
+        treasury_asset=state.treasury_asset + fee_k,
+        counters=c,
+        keeper_pnl_usd=state.keeper_pnl_usd + pnl_usd,
+        liquidations=state.liquidations + calls,
+    ), calls
+
+
+def write_off(state: PortfolioState, reserves: Reserves) -> PortfolioState:
+    """Step 6: positions with debt and no collateral have their debt burnt into the deficits."""
+    debt, deficit = write_off_deficit(
+        state.supply, state.debt, state.oracle_usd[:, None, :], reserves
+    )
+    c = dict(state.counters)
+    c["deficit_asset"] = c["deficit_asset"] + deficit.sum(axis=1)
+    return state.replace(debt=debt, counters=c)
+
+
+def substep(
+    state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
+    params: PortfolioMarketParams, fused: bool = True,
+) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
+    """One substep of every env (module docstring, steps 1-6); returns the state and the cascade
+    rounds with calls per env ``[E]``. ``fused`` runs the keeper pass compiled by numba (same
+    results to float rounding)."""
+    state = market_update(state, fundamental_usd, reserves, params)
+    state = accrue_interest(state, reserves, params)
+    rounds = np.zeros(state.shape[0], dtype=np.int64)
+    for _ in range(params.max_cascade_rounds):
+        state, calls = cascade_round(state, reserves, params, fused)
+        rounds += calls > 0
+        if not calls.any():
+            break
+    state = write_off(state, reserves)
+    return state.replace(cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds)), rounds
+
+
+def run(
+    state: PortfolioState, fundamentals_usd: np.ndarray, reserves: Reserves,
+    params: PortfolioMarketParams, fused: bool = True,
+) -> PortfolioState:  # fmt: skip
+    """Step ``state`` through fundamentals ``[T, E, K]`` (row 0 is the start: stepping begins at
+    row 1)."""
+    for t in range(1, fundamentals_usd.shape[0]):
+        state, _ = substep(state, fundamentals_usd[t], reserves, params, fused)
+    return state
+
+
+# ----------------------------------------------------------------------------- accounting
+
+
+def final_collateral(state: PortfolioState) -> np.ndarray:
+    return state.supply.sum(axis=1)
+
+
+def final_debt(state: PortfolioState) -> np.ndarray:
+    return state.debt.sum(axis=1)
+
+
+def accounting_gaps(state: PortfolioState) -> tuple[np.ndarray, np.ndarray]:
+    """(collateral gap, debt gap) ``[E, K]`` in asset units: each identity's left side less its
+    right side (0 up to float rounding)."""
+    c = state.counters
+    coll = (
+        c["initial_collateral_asset"]
+        + c["added_collateral_asset"]
+        - c["withdrawn_collateral_asset"]
+        - c["seized_collateral_asset"]
+        - final_collateral(state)
+    )
+    debt = (
+        c["initial_debt_asset"]
+        + c["borrowed_asset"]
+        + c["interest_asset"]
+        - c["repaid_by_borrowers_asset"]
+        - c["repaid_by_liquidators_asset"]
+        - c["deficit_asset"]
+        - final_debt(state)
+    )
+    return coll, debt
+
+
+def state_to_dict(state: PortfolioState) -> dict[str, Any]:
+    """The state's arrays by field name, counters as ``counter:<name>`` (the reference loop's
+    form, :func:`levgym.engine.reference_portfolio.ref_substep`)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(state):
+        v = getattr(state, f.name)
+        if f.name == "counters":
+            out.update({f"counter:{c}": np.array(a, dtype=float) for c, a in v.items()})
+        elif isinstance(v, np.ndarray):
+            out[f.name] = v.copy()
+        else:
+            out[f.name] = v
+    return out
