@@ -496,7 +496,7 @@ _add("definition", "label", "the heatmap's definition in words", ST)
 # ---------------------------------------------------------------- stress: the multi-asset preset
 # `levgym stress --preset aave_v3_ethereum` (levgym.analytics.portfolio_stress).
 _add(
-    "mean_bad_debt_usd_by_asset",
+    "mean_bad_debt_by_asset_usd",
     "usd",
     "mean deficit per path of each debt reserve, at start prices, by symbol (multi-asset preset)",
     ST,
@@ -505,7 +505,7 @@ _add(
 for _level in RISK_LEVELS:
     _pct = round(_level * 100)
     _add(
-        f"cvar_{_pct}_contribution_usd_by_asset",
+        f"cvar_{_pct}_contribution_by_asset_usd",
         "usd",
         f"Euler allocation of `cvar_{_pct}_bad_debt_usd` to the debt reserves: each reserve's "
         "deficit averaged with the CVaR's tail weights, by symbol; sums to the CVaR "

@@ -251,12 +251,12 @@ def summarize(
     est = mean_estimate(res.liquidated_usd, se_method)
     out["mean_liquidated_usd"], out["mean_liquidated_usd_se"] = est.value, est.se
     out.update(probability_block(res.liquidations > 0, "prob_any_liquidation"))
-    out["mean_bad_debt_usd_by_asset"] = {
+    out["mean_bad_debt_by_asset_usd"] = {
         s: float(res.deficit_usd_by_asset[:, i].mean()) for i, s in enumerate(symbols)
     }
     for level in LEVELS:
         _, contrib = cvar_contributions(res.deficit_usd_by_asset, level)
-        out[f"cvar_{round(level * 100)}_contribution_usd_by_asset"] = {
+        out[f"cvar_{round(level * 100)}_contribution_by_asset_usd"] = {
             s: float(contrib[i]) for i, s in enumerate(symbols)
         }
     debt_end = float(res.debt_end_usd.mean())

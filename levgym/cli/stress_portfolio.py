@@ -150,7 +150,7 @@ def _print_text(s: dict[str, Any]) -> None:
         for kind in ("var", "cvar"):
             k = f"{kind}_{level}_bad_debt_usd"
             print(f"  {kind.upper()} {level}% bad debt: {s[k]:,.0f} USD (se {s[k + '_se']:,.0f})")
-        contrib = s[f"cvar_{level}_contribution_usd_by_asset"]
+        contrib = s[f"cvar_{level}_contribution_by_asset_usd"]
         parts = ", ".join(f"{a} {v:,.0f}" for a, v in contrib.items() if v)
         print(f"    CVaR {level}% by debt reserve: {parts or 'none'}")
     for sym, rec in s["liquidation_heatmap_by_asset"].items():

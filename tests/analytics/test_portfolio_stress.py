@@ -76,7 +76,9 @@ def test_liquidatable_debt_hand_case():
     oracle[0, w] = 1000.0
     lt = r.lt[w]
     debt[0, 0, u] = 1000.0 * lt * 0.9  # HF 1/0.9: liquidatable after a fall of more than 10%
-    out = P.liquidatable_debt(supply, debt, np.zeros((1, 1), dtype=int), oracle, r, w, (0.0, 0.05, 0.15))
+    out = P.liquidatable_debt(
+        supply, debt, np.zeros((1, 1), dtype=int), oracle, r, w, (0.0, 0.05, 0.15)
+    )
     np.testing.assert_allclose(out[0], [0.0, 0.0, 1000.0 * lt * 0.9])
 
 
@@ -99,10 +101,10 @@ def test_depeg_makes_deficits_in_the_loopers_debt_reserve(monkeypatch):
     monkeypatch.setitem(MA.SCENARIOS, "test_lst_step", depeg)
     res = P.run_portfolio_paths(_cfg(scenario="test_lst_step"))
     s = P.summarize(res, SYMBOLS)
-    assert s["mean_bad_debt_usd_by_asset"]["WETH"] > 0
-    assert all(v == 0 for k, v in s["mean_bad_debt_usd_by_asset"].items() if k != "WETH")
+    assert s["mean_bad_debt_by_asset_usd"]["WETH"] > 0
+    assert all(v == 0 for k, v in s["mean_bad_debt_by_asset_usd"].items() if k != "WETH")
     for pct in (95, 99):
-        c = s[f"cvar_{pct}_contribution_usd_by_asset"]
+        c = s[f"cvar_{pct}_contribution_by_asset_usd"]
         assert sum(c.values()) == pytest.approx(s[f"cvar_{pct}_bad_debt_usd"], rel=1e-12)
         assert c["WETH"] == pytest.approx(s[f"cvar_{pct}_bad_debt_usd"], rel=1e-12)
     # the same paths with the exchange-rate oracle (the preset): no deficits

@@ -21,10 +21,14 @@ def test_json_report_and_registered_keys(tmp_path, capsys):
     assert main([*BASE, "--scenario", "steth_depeg", "--out", str(out), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert R.problems(d, "stress") == []
-    for key in ("var_95_bad_debt_usd", "cvar_99_bad_debt_usd_se", "cvar_95_contribution_usd_by_asset"):
+    for key in (
+        "var_95_bad_debt_usd",
+        "cvar_99_bad_debt_usd_se",
+        "cvar_95_contribution_by_asset_usd",
+    ):
         assert key in d
-    assert set(d["cvar_99_contribution_usd_by_asset"]) == set(d["reserves"])
-    assert sum(d["cvar_95_contribution_usd_by_asset"].values()) == pytest.approx(
+    assert set(d["cvar_99_contribution_by_asset_usd"]) == set(d["reserves"])
+    assert sum(d["cvar_95_contribution_by_asset_usd"].values()) == pytest.approx(
         d["cvar_95_bad_debt_usd"], rel=1e-12, abs=1e-9
     )
     assert "WETH" in d["liquidation_heatmap_by_asset"]
@@ -52,4 +56,7 @@ def test_bad_inputs_exit_2_with_one_line(extra, text, capsys, tmp_path):
 
 
 def test_other_presets_still_refuse_multiasset_scenarios(capsys):
-    assert main(["stress", "--preset", "aave_v3_weth", "--scenario", "steth_depeg", "--paths", "2"]) == 2
+    assert (
+        main(["stress", "--preset", "aave_v3_weth", "--scenario", "steth_depeg", "--paths", "2"])
+        == 2
+    )
