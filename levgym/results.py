@@ -147,7 +147,12 @@ _add("sets", "label", "the `--set` overrides as given", ST)
 _add("horizon_hours", "h", "length of each path", ST)
 _add("substeps", "count", "substeps per path", ST)
 _add("batch_size", "count", "paths simulated at once", ST)
-_add("bad_debt_definition", "label", "`written_off` or `written_off_plus_underwater`", ST)
+_add(
+    "bad_debt_definition",
+    "label",
+    "`written_off` or `written_off_plus_underwater` (multi-asset preset: `deficits_at_start_prices`)",
+    ST,
+)
 _add("bad_debt_definition_text", "label", "the bad-debt definition in words", ST)
 _add("se_method", "label", "standard-error method (`analytic` or `bootstrap`)", ST)
 _add("wall_time_s", "s", "wall time of the command", ST)
@@ -205,7 +210,7 @@ _add(
 # ---------------------------------------------------------------- simulate: the multi-asset preset
 # `levgym simulate --preset aave_v3_ethereum` (levgym.simulation_portfolio): per-asset dicts keyed
 # by symbol, in asset units, so that both accounting identities hold per asset from the JSON.
-_add("reserves", "label", "symbols of the reserves (multi-asset preset)", SIM)
+_add("reserves", "label", "symbols of the reserves (multi-asset preset)", ("simulate", "stress"))
 for _name, _text in (
     ("initial_collateral_by_asset", "collateral at the start"),
     ("final_collateral_by_asset", "collateral at the end"),
@@ -487,6 +492,50 @@ for _when in ("before", "after"):
     )
 _add("times_h", "h", "times of the recorded liquidation-price profiles", ST)
 _add("definition", "label", "the heatmap's definition in words", ST)
+
+# ---------------------------------------------------------------- stress: the multi-asset preset
+# `levgym stress --preset aave_v3_ethereum` (levgym.analytics.portfolio_stress).
+_add(
+    "mean_bad_debt_by_asset_usd",
+    "usd",
+    "mean deficit per path of each debt reserve, at start prices, by symbol (multi-asset preset)",
+    ST,
+    "map",
+)
+for _level in RISK_LEVELS:
+    _pct = round(_level * 100)
+    _add(
+        f"cvar_{_pct}_contribution_by_asset_usd",
+        "usd",
+        f"Euler allocation of `cvar_{_pct}_bad_debt_usd` to the debt reserves: each reserve's "
+        "deficit averaged with the CVaR's tail weights, by symbol; sums to the CVaR "
+        "(multi-asset preset)",
+        ST,
+        "map",
+    )
+_add(
+    "liquidation_heatmap_by_asset",
+    "object",
+    "per collateral asset (by symbol): debt that becomes liquidatable as that asset's oracle "
+    "price falls, others at their path values at the horizon (multi-asset preset)",
+    ST,
+    "map",
+)
+_add("price_fall_frac", "frac", "falls of the asset's oracle price (0.2 = 20% lower)", ST)
+_add(
+    "liquidatable_debt_usd",
+    "usd",
+    "mean debt per path of positions with HF < 1 at some fall up to each fall (heatmap)",
+    ST,
+)
+_add(
+    "liquidatable_debt_frac",
+    "frac",
+    "`liquidatable_debt_usd` over the mean debt at the horizon (heatmap)",
+    ST,
+)
+_add("liquidation_heatmap_definition", "label", "the per-asset heatmap's definition in words", ST)
+_add("mean_debt_end_usd", "usd", "mean debt per path at the horizon, at the horizon oracle", ST)
 
 # ---------------------------------------------------------------- evaluate and benchmark
 _add(

@@ -54,7 +54,8 @@ def test_units_descriptions_and_outputs_are_from_the_allowed_sets():
         if key.name.endswith("_tvl_frac") or key.name.endswith("_tvl_frac_se"):
             assert key.unit == "tvl_frac", key
         if key.name.endswith("_by_asset"):  # per-asset dicts keyed by symbol (multi-asset)
-            assert key.unit == "asset_by_symbol" and key.shape == "map", key
+            # amounts in asset units, or a nested record per asset (its keys state their units)
+            assert key.unit in ("asset_by_symbol", "object") and key.shape == "map", key
         elif key.name.endswith("_asset") and not key.name.endswith("_debt_asset"):
             assert key.unit == "asset", key
         if re.search(r"_usd(_se)?$", key.name) and key.name not in CONTRACT_DEBT_KEYS:

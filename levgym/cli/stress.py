@@ -72,7 +72,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "--preset", default="aave_v3_weth", choices=sorted(PRESETS), help="protocol preset"
+        "--preset",
+        default="aave_v3_weth",
+        choices=[*sorted(PRESETS), "aave_v3_ethereum"],
+        help="protocol preset (aave_v3_ethereum: the multi-asset cross-margin market on a "
+        "multi-asset scenario, see docs/cross-margin.md)",
     )
     p.add_argument(
         "--scenario",
@@ -286,6 +290,10 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.preset == "aave_v3_ethereum":
+        from .stress_portfolio import run_portfolio
+
+        return run_portfolio(args)
     t0 = time.perf_counter()
     _validate(args)
     settings = ray_settings(args)
