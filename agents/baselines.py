@@ -48,13 +48,14 @@ from levgym.envs.governance_v1 import (
     frame_features,
     stacked_features,
 )
-from levgym.envs.liquidator import LIQUIDATOR_ACTIONS, LIQUIDATOR_FEATURES
+from levgym.envs.liquidator import LIQUIDATOR_ACTIONS, LIQUIDATOR_FEATURES, LIQUIDATOR_V2_ACTIONS
 from levgym.envs.steward import GOVERNANCE_V1_SCHEMA, StewardSchema
 
 GOVERNANCE_ID = "levgym/Governance-v0"
 GOVERNANCE_V1_ID = "levgym/Governance-v1"
 LIQUIDATOR_ID = "levgym/Liquidator-v1"
-ENV_IDS = (GOVERNANCE_ID, GOVERNANCE_V1_ID, LIQUIDATOR_ID)
+LIQUIDATOR_V2_ID = "levgym/Liquidator-v2"
+ENV_IDS = (GOVERNANCE_ID, GOVERNANCE_V1_ID, LIQUIDATOR_ID, LIQUIDATOR_V2_ID)
 
 # A parameter closer to its target than this (in parameter units) counts as on target. The
 # observation is float32 (about 1e-7 relative resolution), so a parameter read back from it is
@@ -393,6 +394,7 @@ class RandomPolicy(BaselinePolicy):
             GOVERNANCE_ID: (GOVERNANCE_FEATURES, GOVERNANCE_ACTIONS),
             GOVERNANCE_V1_ID: (GovernanceV1VectorEnv.FEATURES, GovernanceV1VectorEnv.ACTIONS),
             LIQUIDATOR_ID: (LIQUIDATOR_FEATURES, LIQUIDATOR_ACTIONS),
+            LIQUIDATOR_V2_ID: (LIQUIDATOR_FEATURES, LIQUIDATOR_V2_ACTIONS),
         }
         features, actions = spaces_of[env_id]
         if venv is not None:  # the env's own (a v1 env's depend on its schema and history)
@@ -716,21 +718,62 @@ class ToxicSpiralSteward(StewardBaseline):
 
 # ---------------------------------------------------------------------- liquidator
 class LiquidatorBaseline(BaselinePolicy):
-    """Base of the liquidator rules. Actions map to ``[0, 1]`` as ``(a + 1) / 2``: take share
-    (times ``max_share_frac``), share of inventory sold this step, short hedge ratio (times
-    ``max_hedge_ratio``, the env's, default 1)."""
+    """Base of the liquidator rules, for ``levgym/Liquidator-v1`` (``env_id``, the default) or
+    ``levgym/Liquidator-v2``. Actions map to ``[0, 1]`` as ``(a + 1) / 2``: take share (times
+    ``max_share_frac``), share of inventory sold this step, and the hedge: on v1 a short hedge
+    ratio of the equity (times ``max_hedge_ratio``, the env's, default 1); on v2 a short of
+    ``1 + a * max_hedge_deviation`` times the inventory (the env's, default 1; see
+    :meth:`hedge_action`)."""
 
     env_id = LIQUIDATOR_ID
     FEATURES = LIQUIDATOR_FEATURES
     ACTIONS = LIQUIDATOR_ACTIONS
 
-    def __init__(self, max_hedge_ratio: float = 1.0) -> None:
+    def __init__(
+        self,
+        max_hedge_ratio: float = 1.0,
+        env_id: str = LIQUIDATOR_ID,
+        max_hedge_deviation: float = 1.0,
+    ) -> None:
         super().__init__()
         if not (np.isfinite(max_hedge_ratio) and max_hedge_ratio >= 0):
             raise ValueError(
                 f"max_hedge_ratio={max_hedge_ratio!r} is out of range; allowed a finite number >= 0"
             )
+        if env_id not in (LIQUIDATOR_ID, LIQUIDATOR_V2_ID):
+            raise ValueError(
+                f"env_id={env_id!r} is unknown; allowed {LIQUIDATOR_ID} or {LIQUIDATOR_V2_ID}"
+            )
+        if not (np.isfinite(max_hedge_deviation) and 0 <= max_hedge_deviation <= 1):
+            raise ValueError(
+                f"max_hedge_deviation={max_hedge_deviation!r} is out of range; allowed [0, 1]"
+            )
         self.max_hedge_ratio = float(max_hedge_ratio)
+        self.max_hedge_deviation = float(max_hedge_deviation)
+        self.env_id = env_id  # type: ignore[misc]
+        if env_id == LIQUIDATOR_V2_ID:
+            self.ACTIONS = LIQUIDATOR_V2_ACTIONS  # type: ignore[misc]
+
+    def hedge_action(self, held: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """The hedge component for a short of ``held`` (units of initial capital at the pool
+        price, as the observation's ``inventory``). v1: the hedge ratio ``held / equity``,
+        clipped to ``[0, max_hedge_ratio]`` (the largest with equity at or below zero). v2: the
+        factor ``held / inventory`` of the inventory, ``a = (factor - 1) / max_hedge_deviation``
+        clipped to ``[-1, 1]`` (``a = 0``: a short of all the inventory; none held: ``a = 0``,
+        which shorts nothing)."""
+        c = self.col
+        if self.env_id == LIQUIDATOR_V2_ID:
+            inv = obs[:, c["inventory"]]
+            factor = np.where(inv > 0, held / np.where(inv > 0, inv, 1.0), 1.0)
+            dev = self.max_hedge_deviation
+            a = (factor - 1.0) / dev if dev > 0 else np.zeros_like(factor)
+            return np.clip(a, -1.0, 1.0)
+        equity = obs[:, c["equity"]]
+        ratio = np.where(equity > 0, held / np.where(equity > 0, equity, 1.0), np.inf)
+        ratio = np.where(held > 0, ratio, 0.0)
+        hedge = np.clip(ratio, 0.0, self.max_hedge_ratio)
+        frac = hedge / self.max_hedge_ratio if self.max_hedge_ratio > 0 else np.zeros_like(hedge)
+        return self.to_action(frac)
 
     @staticmethod
     def to_action(frac: np.ndarray | float) -> np.ndarray:
@@ -744,7 +787,9 @@ class GreedyLiquidator(LiquidatorBaseline):
     Rule: action ``(1, 1, -1)`` every step: the largest share of each liquidation the env
     allows (``max_share_frac``; the engine only runs liquidations that pay for gas and
     slippage, so every one taken is profitable at its price), all inventory sold into the pool
-    at the next step, no perp position. Constants: none (the extreme of each action).
+    at the next step, no perp position (on ``levgym/Liquidator-v2`` ``a2 = -1`` is a short of
+    ``1 - max_hedge_deviation`` times the inventory: none at the default 1). Constants: none (the
+    extreme of each action).
     """
 
     name = "greedy"
@@ -767,6 +812,8 @@ class GreedyHedgedLiquidator(LiquidatorBaseline):
       hedge ratio ``= inventory * (1 - SELL_FRAC) / equity`` (both from the observation, in
       units of initial capital), clipped to ``[0, max_hedge_ratio]``; with equity at or below
       zero, the largest ratio. The seizure of the coming step is hedged at the next step.
+      On ``levgym/Liquidator-v2`` the same short is ``a2 = -SELL_FRAC / max_hedge_deviation``
+      (``-0.25``: 0.75 of the inventory; see :meth:`LiquidatorBaseline.hedge_action`).
 
     Constants (why): ``SELL_FRAC = 0.25`` per 10-minute step: 90% of a seizure is sold within
     8 steps (80 min). The pool's arbitrage closes half of the gap to the fundamental per step
@@ -779,17 +826,11 @@ class GreedyHedgedLiquidator(LiquidatorBaseline):
     SELL_FRAC: ClassVar[float] = 0.25
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
-        c = self.col
-        held = obs[:, c["inventory"]] * (1.0 - self.SELL_FRAC)
-        equity = obs[:, c["equity"]]
-        ratio = np.where(equity > 0, held / np.where(equity > 0, equity, 1.0), np.inf)
-        ratio = np.where(held > 0, ratio, 0.0)
-        hedge = np.clip(ratio, 0.0, self.max_hedge_ratio)
-        frac = hedge / self.max_hedge_ratio if self.max_hedge_ratio > 0 else np.zeros_like(hedge)
+        held = obs[:, self.col["inventory"]] * (1.0 - self.SELL_FRAC)
         a = np.empty((obs.shape[0], 3))
         a[:, 0] = 1.0
         a[:, 1] = self.to_action(self.SELL_FRAC)
-        a[:, 2] = self.to_action(frac)
+        a[:, 2] = self.hedge_action(held, obs)
         return a
 
 
@@ -829,6 +870,7 @@ BASELINES: dict[str, dict[str, type[BaselinePolicy]]] = {
         "passive": PassiveLiquidator,
     },
 }
+BASELINES[LIQUIDATOR_V2_ID] = BASELINES[LIQUIDATOR_ID]
 """The baselines of each env id: ``{env_id: {name: class}}``."""
 
 
@@ -864,7 +906,8 @@ def make_baseline(name: str, env_or_env_id: Any, seed: int = 0) -> BaselinePolic
         return cls(limits=limits)
     if issubclass(cls, LiquidatorBaseline):
         ratio = getattr(venv, "max_hedge_ratio", 1.0) if venv is not None else 1.0
-        return cls(max_hedge_ratio=ratio)
+        dev = getattr(venv, "max_hedge_deviation", 1.0) if venv is not None else 1.0
+        return cls(max_hedge_ratio=ratio, env_id=env_id, max_hedge_deviation=dev)
     return cls()
 
 

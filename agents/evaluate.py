@@ -20,8 +20,16 @@ from levgym.results import METRICS
 from .persist import NormStats
 
 SUITE_DIR = config_dir("suites")
-ENV_IDS = ("levgym/Governance-v0", "levgym/Governance-v1", "levgym/Liquidator-v1")
+ENV_IDS = (
+    "levgym/Governance-v0",
+    "levgym/Governance-v1",
+    "levgym/Liquidator-v1",
+    "levgym/Liquidator-v2",
+)
 """The env ids evaluate knows (their per-episode metrics are ``levgym.results.METRICS``)."""
+
+SUITE_FALLBACK = {"levgym/Liquidator-v2": "levgym/Liquidator-v1"}
+"""The suite entry an env id without its own uses (same scenarios, settings and seeds)."""
 
 # Per-episode metrics, by env (units and meanings in levgym.results).
 GOVERNANCE_METRICS = METRICS["levgym/Governance-v0"]
@@ -51,6 +59,11 @@ class Suite:
     envs: dict[str, EnvSuite]
 
     def for_env(self, env_id: str) -> EnvSuite:
+        """The env's entry; a suite without one for a newer version of an env it has uses that
+        env's entry (:data:`SUITE_FALLBACK`: Liquidator-v2 is evaluated on Liquidator-v1's
+        scenarios and ``env_kwargs``)."""
+        if env_id not in self.envs and SUITE_FALLBACK.get(env_id) in self.envs:
+            return self.envs[SUITE_FALLBACK[env_id]]
         if env_id not in self.envs:
             raise ValueError(
                 f"suite {self.name!r} has no entry for {env_id!r}; it has {', '.join(self.envs)}"
@@ -114,11 +127,13 @@ def load_model_policy(
 def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[str, Any]):
     """The native vector env for one scenario of the suite, on held-out seeds."""
     from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv
+    from levgym.envs.liquidator import LiquidatorV2VectorEnv
 
     classes = {
         "levgym/Governance-v0": GovernanceVectorEnv,
         "levgym/Governance-v1": GovernanceV1VectorEnv,
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
+        "levgym/Liquidator-v2": LiquidatorV2VectorEnv,
     }
     if env_id not in classes:
         raise ValueError(f"--env {env_id!r} is unknown; allowed {', '.join(classes)}")

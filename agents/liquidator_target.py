@@ -14,6 +14,12 @@ A scenario meets the target when the PnL difference is positive with ``p_holm < 
 model's mean drawdown is at most ``greedy_hedged``'s; the target is met when every scenario
 meets it. Run ``python -m agents.liquidator_target MODEL...`` (model files or run folders) to
 evaluate saved models on the default suite.
+
+The env is the one each model was trained on (its run folder's ``config.yaml`` ``env_id``;
+``levgym/Liquidator-v1`` when there is none): a ``levgym/Liquidator-v2`` model is evaluated on
+v2, with the suite's Liquidator-v1 scenarios, ``env_kwargs`` and seeds (the suite's fallback,
+:data:`agents.evaluate.SUITE_FALLBACK`), against ``greedy_hedged`` on v2 too (the same rule:
+a short of the inventory still held after the step's sale).
 """
 
 from __future__ import annotations
@@ -150,34 +156,47 @@ def verdict_lines(verdict: Mapping[str, Any], label: str = "model") -> list[str]
     return lines
 
 
+def model_env_id(model_path: str | Path) -> str:
+    """The env a saved model was trained on: its run folder's ``config.yaml`` ``env_id``, else
+    :data:`ENV_ID`."""
+    from levgym.cli.evaluate import resolve_model
+
+    return resolve_model(str(model_path), None)[1] or ENV_ID
+
+
 def evaluate_target(
     model_path: str | Path,
     suite_name: str = "default",
     scenarios: Sequence[str] = SCENARIOS,
     baseline_values: Mapping[str, Any] | None = None,
     progress: bool = False,
+    env_id: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a saved Liquidator-v1 model and ``greedy_hedged`` on ``scenarios`` of the
-    suite and return :func:`target_verdict` (with ``baseline_values`` reused when given)."""
+    """Evaluate a saved liquidator model and ``greedy_hedged`` on ``scenarios`` of the suite,
+    both on ``env_id`` (default: the model's, :func:`model_env_id`), and return
+    :func:`target_verdict` (with ``baseline_values`` reused when given: they must come from the
+    same env)."""
     from .baselines import make_baseline
     from .evaluate import evaluate, load_model_policy, load_suite
 
+    env_id = env_id or model_env_id(model_path)
     suite = load_suite(name=suite_name)
     names = list(scenarios)
     if baseline_values is None:
-        base = make_baseline(BASELINE, ENV_ID)
-        baseline_values = evaluate(base, ENV_ID, suite, names, progress, keep_episodes=True)[
+        base = make_baseline(BASELINE, env_id)
+        baseline_values = evaluate(base, env_id, suite, names, progress, keep_episodes=True)[
             "episode_values"
         ]
-    policy = load_model_policy(model_path, ENV_ID)
-    values = evaluate(policy, ENV_ID, suite, names, progress, keep_episodes=True)
+    policy = load_model_policy(model_path, env_id)
+    values = evaluate(policy, env_id, suite, names, progress, keep_episodes=True)
     return target_verdict(values["episode_values"], baseline_values, names, seed=suite.seed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m agents.liquidator_target",
-        description="Evaluate saved Liquidator-v1 models against greedy_hedged on gbm_high_vol "
+        description="Evaluate saved Liquidator-v1 or -v2 models (each on the env it was trained "
+        "on) against greedy_hedged on that env on gbm_high_vol "
         "and merton_crash (the default suite's held-out episodes): PnL difference with its 95% "
         "interval and Holm p, mean drawdowns, and whether issue 14's target holds.",
     )
@@ -193,14 +212,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .evaluate import evaluate, load_suite
 
     suite = load_suite(name=args.suite)
-    base = evaluate(
-        make_baseline(BASELINE, ENV_ID), ENV_ID, suite, list(SCENARIOS), False, keep_episodes=True
-    )["episode_values"]
+    bases: dict[str, Any] = {}
     all_met = True
     for m in args.models:
-        v = evaluate_target(m, args.suite, SCENARIOS, baseline_values=base)
+        env_id = model_env_id(m)
+        if env_id not in bases:
+            bases[env_id] = evaluate(
+                make_baseline(BASELINE, env_id), env_id, suite, list(SCENARIOS), False,
+                keep_episodes=True,
+            )["episode_values"]  # fmt: skip
+        v = evaluate_target(m, args.suite, SCENARIOS, baseline_values=bases[env_id], env_id=env_id)
         all_met &= v["target_met"]
-        print(m)
+        print(f"{m} ({env_id})")
         for line in verdict_lines(v, "model"):
             print("  " + line)
     return 0 if all_met else 1

@@ -19,6 +19,7 @@ RETURN_BASIS = {
     "levgym/Governance-v0": "TVL",
     "levgym/Governance-v1": "TVL",
     "levgym/Liquidator-v1": "initial capital",
+    "levgym/Liquidator-v2": "initial capital",
 }
 SCALE_NAMES = {1e4: "bp", 100.0: "%", 1.0: "fraction"}
 # Per-episode metrics that are fractions of episodes: their intervals are clipped to [0, 1].
@@ -71,11 +72,13 @@ def mean_ci(mean: float, ci: float | None, rate: bool = False) -> str:
 def default_reward_scale(env_id: str) -> float:
     """The ``reward_scale`` default of an env's vector class (read, not restated)."""
     from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv
+    from levgym.envs.liquidator import LiquidatorV2VectorEnv
 
     cls = {
         "levgym/Governance-v0": GovernanceVectorEnv,
         "levgym/Governance-v1": GovernanceV1VectorEnv,
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
+        "levgym/Liquidator-v2": LiquidatorV2VectorEnv,
     }
     return float(inspect.signature(cls[env_id].__init__).parameters["reward_scale"].default)
 

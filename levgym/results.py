@@ -803,6 +803,7 @@ METRICS: dict[str, tuple[str, ...]] = {
         "bankrupt",
     ),
 }
+METRICS["levgym/Liquidator-v2"] = METRICS["levgym/Liquidator-v1"]
 """Per-episode metrics of each env id, in table order (agents.evaluate uses these)."""
 
 

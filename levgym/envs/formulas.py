@@ -180,13 +180,22 @@ def perp_basis(pool_usd: Num, fundamental_usd: Num, mean_frac: Num, beta: Num) -
 
 
 def liquidator_action(
-    a_take: Num, a_sell: Num, a_hedge: Num, max_share_frac: float, max_hedge_ratio: float
-) -> tuple[Num, Num, Num]:
-    """(claim share, share of the inventory to sell, hedge ratio) of a Liquidator action."""
+    a_take: Num, a_sell: Num, a_hedge: Num, max_share_frac: float, max_hedge_ratio: float,
+    max_hedge_deviation: float, hedge_on_inventory: float,
+) -> tuple[Num, Num, Num]:  # fmt: skip
+    """(claim share, share of the inventory to sell, hedge ratio) of a Liquidator action.
+
+    The hedge ratio is ``(a + 1) / 2 * max_hedge_ratio`` (of the equity; Liquidator-v0/v1,
+    ``hedge_on_inventory`` 0) or ``1 + a * max_hedge_deviation`` (of the inventory;
+    Liquidator-v2, ``hedge_on_inventory`` 1): see :func:`liquidator_hedge`."""
     return (
         0.5 * (a_take + 1.0) * max_share_frac,
         0.5 * (a_sell + 1.0),
-        0.5 * (a_hedge + 1.0) * max_hedge_ratio,
+        where(
+            hedge_on_inventory != 0.0,
+            1.0 + a_hedge * max_hedge_deviation,
+            0.5 * (a_hedge + 1.0) * max_hedge_ratio,
+        ),
     )
 
 
@@ -200,15 +209,19 @@ def liquidator_sale(
 
 def liquidator_hedge(
     cash: Num, inventory: Num, perp: Num, mark: Num, price: Num, pool_usd: Num, hedge: Num,
-    fee_frac: float,
+    fee_frac: float, hedge_on_inventory: float,
 ) -> tuple[Num, Num, Num, Num]:  # fmt: skip
     """Rebalance the perp hedge at ``price``, settling from its last ``mark`` first: (cash, new
     perp position, settlement USD, fee USD). The target is a short of ``hedge`` times the
-    equity (cash plus inventory at the pool price, floored at 0)."""
+    equity (cash plus inventory at the pool price, floored at 0) when ``hedge_on_inventory`` is
+    0 (Liquidator-v0/v1), or of ``hedge`` times the inventory (``hedge`` 1: a short of exactly
+    the asset held, the perp notional equal to the inventory at ``price``) when it is 1
+    (Liquidator-v2)."""
     settle = perp * (price - mark)
     cash = cash + settle
     equity_now = cash + inventory * pool_usd
-    target = -hedge * maximum(equity_now, 0.0) / price
+    base_usd = where(hedge_on_inventory != 0.0, inventory * price, maximum(equity_now, 0.0))
+    target = -hedge * base_usd / price
     fee = fee_frac * abs_(target - perp) * price
     return cash - fee, target, settle, fee
 

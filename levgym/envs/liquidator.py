@@ -63,6 +63,16 @@ LIQUIDATOR_ACTIONS: tuple[Feature, ...] = (
     ),
 )
 
+LIQUIDATOR_V2_ACTIONS: tuple[Feature, ...] = (
+    *LIQUIDATOR_ACTIONS[:2],
+    Feature(
+        "hedge",
+        "short perp notional / inventory value, 1 + a times `max_hedge_deviation`",
+        -1.0,
+        1.0,
+    ),
+)
+
 OPPORTUNITY_SHOCKS = (0.0, 0.02, 0.05, 0.10)
 
 LIQUIDATOR_FEATURES: tuple[Feature, ...] = (
@@ -130,6 +140,9 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
     env_id = "levgym/Liquidator-v1"
     SALE_IN_BLOCK = True
     """v1: the agent's sale is an order of the block (the oracle reads it before the cascade)."""
+    HEDGE_ON_INVENTORY = False
+    """v2: the hedge action is a correction around a short of the inventory (v0/v1: a share of
+    the equity)."""
     FEATURES = LIQUIDATOR_FEATURES
     ACTIONS = LIQUIDATOR_ACTIONS
     DEFAULT_SCENARIOS = DEFAULT_LIQUIDATOR_SCENARIOS
@@ -148,6 +161,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         initial_cash_usd: float = 5e6,
         max_share_frac: float = 0.5,
         max_hedge_ratio: float = 1.0,
+        max_hedge_deviation: float = 1.0,
         perp_fee_frac: float = 5e-4,
         basis_mean_frac: float = 1e-4,
         basis_beta: float = 0.5,
@@ -185,6 +199,11 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         if self.max_share_frac > 1:
             raise ValueError(f"max_share_frac={max_share_frac!r} is out of range; allowed [0, 1]")
         self.max_hedge_ratio = check_weight("max_hedge_ratio", max_hedge_ratio)
+        self.max_hedge_deviation = check_weight("max_hedge_deviation", max_hedge_deviation)
+        if self.max_hedge_deviation > 1:
+            raise ValueError(
+                f"max_hedge_deviation={max_hedge_deviation!r} is out of range; allowed [0, 1]"
+            )
         self.perp_fee_frac = check_weight("perp_fee_frac", perp_fee_frac)
         self.basis_mean_frac = float(basis_mean_frac)
         if not np.isfinite(self.basis_mean_frac) or abs(self.basis_mean_frac) >= 0.1:
@@ -254,6 +273,8 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             "initial_cash_usd": self.initial_cash_usd,
             "pool_fee_frac": self.params.market.pool_fee_frac,
             "sale_in_block": float(self.SALE_IN_BLOCK),
+            "max_hedge_deviation": self.max_hedge_deviation,
+            "hedge_on_inventory": float(self.HEDGE_ON_INVENTORY),
         }
 
     # ------------------------------------------------------------------ dynamics
@@ -264,7 +285,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         k = self._constants()
         take, sell, hedge = liquidator_action(
             actions[:, 0], actions[:, 1], actions[:, 2], k["max_share_frac"],
-            k["max_hedge_ratio"],
+            k["max_hedge_ratio"], k["max_hedge_deviation"], k["hedge_on_inventory"],
         )  # fmt: skip
         s = core.state
         sold = sell * self.inventory_asset
@@ -294,7 +315,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         p0, _ = self._perp_price()
         cash, perp, settle, perp_fee = liquidator_hedge(
             cash, inventory, self.perp_asset, self.perp_mark_usd, p0,
-            to_numpy(s.pool_price_usd), hedge, k["perp_fee_frac"],
+            to_numpy(s.pool_price_usd), hedge, k["perp_fee_frac"], k["hedge_on_inventory"],
         )  # fmt: skip
 
         # 2. One engine substep with the agent's orders: it sells `sell` of its inventory into the
@@ -592,7 +613,8 @@ class LiquidatorEnv(LevgymEnv):
       :data:`DEFAULT_LIQUIDATOR_SCENARIOS`), ``horizon_h`` (24, a multiple of the 10-minute
       substep), ``params`` (None: Aave v3 WETH), ``scenario_overrides``, ``split``,
       ``backend``, ``dtype``, ``device``, ``render_mode`` as in ``levgym/Governance-v0``.
-    - ``initial_cash_usd`` (5e6), ``max_share_frac`` (0.5), ``max_hedge_ratio`` (1.0).
+    - ``initial_cash_usd`` (5e6), ``max_share_frac`` (0.5), ``max_hedge_ratio`` (1.0);
+      ``max_hedge_deviation`` (1.0, allowed ``[0, 1]``) is used by v2 only.
     - ``perp_fee_frac`` (5e-4), ``basis_mean_frac`` (1e-4), ``basis_beta`` (0.5),
       ``funding_interval_h`` (8): the perpetual.
     - ``credit_rate_apr`` (0.20): interest on negative cash.
@@ -608,6 +630,8 @@ class LiquidatorEnv(LevgymEnv):
 
     ## Version History
 
+    - v2 (``levgym/Liquidator-v2``, :class:`LiquidatorV2Env`): the hedge action is a correction
+      around a short of the held inventory; the rest as v1.
     - v1: the agent's sale is an order inside the engine's block (after arbitrage, before the
       borrowers and the cascade, whose in-block oracle refresh now sees it); its gas is
       accounted by the engine. The same seed and actions give different paths than v0.
@@ -623,6 +647,49 @@ class LiquidatorEnv(LevgymEnv):
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         super().__init__(render_mode=render_mode, **kwargs)
+
+
+class LiquidatorV2VectorEnv(LiquidatorVectorEnv):
+    """``levgym/Liquidator-v2``: :class:`LiquidatorVectorEnv` with the hedge around the inventory
+    (see :class:`LiquidatorV2Env`)."""
+
+    env_id = "levgym/Liquidator-v2"
+    HEDGE_ON_INVENTORY = True
+    ACTIONS = LIQUIDATOR_V2_ACTIONS
+
+
+class LiquidatorV2Env(LiquidatorEnv):
+    """levgym/Liquidator-v2: ``levgym/Liquidator-v1`` with the hedge action a correction around a
+    short of the inventory.
+
+    Everything is as in ``levgym/Liquidator-v1`` (its docstring is the spec: description,
+    observations, rewards, starting state, episode end, arguments) except the hedge action:
+
+    | index | name | description | min | max |
+    |---|---|---|---|---|
+    | 2 | `hedge` | short perp notional / inventory value, 1 + a times `max_hedge_deviation` | -1 | 1 |
+
+    - ``hedge``: the perp position is set to a short of ``(1 + a2 * max_hedge_deviation)`` times
+      the inventory (in units of the asset, so the short's notional at the perp price equals the
+      inventory's value at that price times that factor), at a taker fee of ``perp_fee_frac``.
+      ``a2 = 0`` is a fully hedged inventory (what ``greedy_hedged`` holds), ``-1`` with the
+      default ``max_hedge_deviation`` (1.0, allowed ``[0, 1]``) no hedge, ``1`` a short of twice
+      the inventory. With no inventory there is no short: the agent cannot go short ahead of a
+      cascade as in v1, whose hedge is a share of the equity, so an untrained policy (``a2``
+      near 0) held a short of half its equity whatever it held.
+
+    ``gym.make("levgym/Liquidator-v2", **kwargs)`` takes v1's arguments plus
+    ``max_hedge_deviation`` (1.0); ``max_hedge_ratio`` is unused. ``gym.make_vec`` returns
+    :class:`LiquidatorV2VectorEnv`.
+
+    ## Version History
+
+    - v2: the hedge action is a correction around a short of the held inventory (above); the
+      rest as v1. The same seed and actions give different paths than v1 (the hedge differs).
+    - v1, v0: see ``levgym/Liquidator-v1``.
+    """
+
+    vector_class = LiquidatorV2VectorEnv
 
 
 class LiquidatorV0VectorEnv(LiquidatorVectorEnv):
@@ -644,6 +711,9 @@ __all__ = [
     "DEFAULT_LIQUIDATOR_SCENARIOS",
     "LiquidatorV0Env",
     "LiquidatorV0VectorEnv",
+    "LiquidatorV2Env",
+    "LiquidatorV2VectorEnv",
+    "LIQUIDATOR_V2_ACTIONS",
     "LIQUIDATOR_ACTIONS",
     "LIQUIDATOR_FEATURES",
     "LiquidatorEnv",

@@ -245,7 +245,8 @@ AGENT = ("cash_usd", "inventory_asset", "perp_asset", "perp_mark_usd", "equity_u
 LIQUIDATOR_CONSTANTS = (
     "max_share_frac", "max_hedge_ratio", "perp_fee_frac", "basis_mean_frac", "basis_beta",
     "funding_frac", "credit_rate_apr", "year_frac", "sqrt_year_frac", "risk_aversion",
-    "reward_scale", "initial_cash_usd", "pool_fee_frac", "sale_in_block",
+    "reward_scale", "initial_cash_usd", "pool_fee_frac", "sale_in_block", "max_hedge_deviation",
+    "hedge_on_inventory",
 )  # fmt: skip
 
 
@@ -295,7 +296,7 @@ def _liquidator_step_env(
     ``_observe``)."""
     scratch = _scratch(thresholds)
     take, sell, hedge = FR.liquidator_action(
-        actions[e, 0], actions[e, 1], actions[e, 2], lc[0], lc[1]
+        actions[e, 0], actions[e, 1], actions[e, 2], lc[0], lc[1], lc[14], lc[15]
     )
     cash, inventory, perp = agent[0, e], agent[1, e], agent[2, e]
     sold = sell * inventory
@@ -322,7 +323,7 @@ def _liquidator_step_env(
         env[F.pool_asset, e], env[F.pool_debt, e], env[F.debt_price_usd, e]
     )
     cash, perp, settle, perp_fee = FR.liquidator_hedge(
-        cash, inventory, perp, agent[3, e], p0, pool_now, hedge, lc[2]
+        cash, inventory, perp, agent[3, e], p0, pool_now, hedge, lc[2], lc[15]
     )
     # 2. the block, with the agent's orders
     orders[O_.claim_share_frac, e] = take

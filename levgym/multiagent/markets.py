@@ -376,14 +376,14 @@ class MultiAgentMarkets:
 
         # 1-2. the liquidators' and the market maker's orders, their hedges at the perp's price
         take, sell, hedge = liquidator_action(
-            la[..., 0], la[..., 1], la[..., 2], self.max_share_frac, self.max_hedge_ratio
+            la[..., 0], la[..., 1], la[..., 2], self.max_share_frac, self.max_hedge_ratio, 0.0, 0.0
         )
         bid = 0.5 * (la[..., 3] + 1.0) * self.max_gas_bid_frac
         take, bid = np.where(alive, take, 0.0), np.where(alive, bid, 0.0)
         cash, inv, perp, mark, equity0, _ = (x.copy() for x in self.liq)
         p0, _, pool0 = self._prices()
         cash, perp, settle, perp_fee = liquidator_hedge(
-            cash, inv, perp, mark, p0[:, None], pool0[:, None], hedge, self.perp_fee_frac
+            cash, inv, perp, mark, p0[:, None], pool0[:, None], hedge, self.perp_fee_frac, 0.0
         )
         sold = np.where(alive, sell * inv, 0.0)
 
@@ -396,7 +396,7 @@ class MultiAgentMarkets:
         per_block = (1.0 + pool_change) ** (1.0 / s_count) - 1.0
         mm_hedge = 0.5 * (ma[:, 1] + 1.0) * self.max_hedge_ratio
         mm_settle_cash, mm_perp, _, mm_perp_fee = liquidator_hedge(
-            np.zeros(e), held0, mm_perp, mm_mark, p0, pool0, mm_hedge, self.perp_fee_frac
+            np.zeros(e), held0, mm_perp, mm_mark, p0, pool0, mm_hedge, self.perp_fee_frac, 0.0
         )
         mm_cash = mm_cash + mm_settle_cash
 

@@ -23,6 +23,7 @@ from levgym.engine.params import PRESETS
 from levgym.envs import (
     GovernanceV1VectorEnv,
     GovernanceVectorEnv,
+    LiquidatorV2VectorEnv,
     LiquidatorVectorEnv,
     StewardLimits,
 )
@@ -31,8 +32,9 @@ from levgym.envs.features import index
 GOV = "levgym/Governance-v0"
 GOV1 = "levgym/Governance-v1"
 LIQ = "levgym/Liquidator-v1"
+LIQ2 = "levgym/Liquidator-v2"
 PARAM_FIELDS = ("ltv", "liquidation_threshold", "liquidation_bonus", "slope1_apr", "slope2_apr")
-CASES = [(e, n) for e in (GOV, GOV1, LIQ) for n in baseline_names(e)]
+CASES = [(e, n) for e in (GOV, GOV1, LIQ, LIQ2) for n in baseline_names(e)]
 
 
 def gov_env(num_envs: int = 4, scenario: str = "calm", horizon_h: float = 12.0, **kw):
@@ -41,9 +43,11 @@ def gov_env(num_envs: int = 4, scenario: str = "calm", horizon_h: float = 12.0, 
     )
 
 
-def liq_env(num_envs: int = 4, horizon_h: float = 4.0, drop_frac: float = 0.4, **kw):
+def liq_env(
+    num_envs: int = 4, horizon_h: float = 4.0, drop_frac: float = 0.4, cls=LiquidatorVectorEnv, **kw
+):
     # A crash: the price falls by drop_frac over 1 h starting 20 minutes in.
-    return LiquidatorVectorEnv(
+    return cls(
         num_envs=num_envs,
         num_positions=32,
         horizon_h=horizon_h,
@@ -62,6 +66,8 @@ def gov1_env(num_envs: int = 4, scenario: str = "regime_stress", horizon_h: floa
 
 
 def make_env(env_id: str, num_envs: int = 4):
+    if env_id == LIQ2:
+        return liq_env(num_envs, cls=LiquidatorV2VectorEnv)
     return {GOV: gov_env, GOV1: gov1_env, LIQ: liq_env}[env_id](num_envs)
 
 
@@ -109,7 +115,8 @@ def test_registry_names():
         "toxic_spiral",
         "random",
     )
-    assert set(BASELINES) == {GOV, GOV1, LIQ}
+    assert baseline_names(LIQ2) == baseline_names(LIQ)
+    assert set(BASELINES) == {GOV, GOV1, LIQ, LIQ2}
 
 
 def test_unknown_name_is_one_line_naming_allowed():
@@ -300,9 +307,11 @@ def test_steward_tightens_fast_relaxes_slowly_holds_between():
 
 
 # ---------------------------------------------------------------------- liquidator rules
-def run_liquidator(name: str) -> tuple[LiquidatorVectorEnv, dict[str, np.ndarray]]:
-    """One crash episode of ``name``; per-step arrays ``[steps, E]``."""
-    env = liq_env()
+def run_liquidator(
+    name: str, cls=LiquidatorVectorEnv
+) -> tuple[LiquidatorVectorEnv, dict[str, np.ndarray]]:
+    """One crash episode of ``name`` on ``cls``; per-step arrays ``[steps, E]``."""
+    env = liq_env(cls=cls)
     policy = make_baseline(name, env)
     obs, _ = env.reset(seed=2)
     rec: dict[str, list[np.ndarray]] = {k: [] for k in ("seized", "inv_before", "inv", "perp")}
@@ -348,6 +357,19 @@ def test_greedy_hedged_takes_as_greedy_unwinds_slowly_and_hedges():
     carried = t["inv_before"] > 0
     assert carried.any()
     assert np.all(t["perp"][carried] < 0)
+    assert np.all(t["perp"][~carried] == 0)
+
+
+def test_greedy_hedged_on_v2_shorts_what_it_keeps_of_the_inventory():
+    """On v2 the same rule is the hedge action -SELL_FRAC: a short of (1 - SELL_FRAC) of the
+    inventory held at the start of the step (what remains after its sale), flat without one."""
+    env, t = run_liquidator("greedy_hedged", cls=LiquidatorV2VectorEnv)
+    policy = make_baseline("greedy_hedged", env)
+    assert policy.env_id == LIQ2 and policy.ACTIONS[2].description.startswith("short perp")
+    sell = policy.SELL_FRAC
+    carried = t["inv_before"] > 0
+    assert carried.any()
+    np.testing.assert_allclose(t["perp"], -(1 - sell) * t["inv_before"], rtol=1e-5, atol=1e-9)
     assert np.all(t["perp"][~carried] == 0)
 
 

@@ -142,3 +142,29 @@ def test_verdict_from_real_rollouts_of_two_rules():
         )
         assert not r["pnl_better"]  # 4 episodes cannot reach p < 0.05 after Holm
     assert rec["target_met"] is False and rec["target_met_by_seed"] == {"0": False}
+
+
+def test_v2_model_is_evaluated_on_v2_with_the_suites_v1_entry(tmp_path):
+    """A run folder's config.yaml names the env the target evaluates on (v1 without one); a
+    suite without a Liquidator-v2 block evaluates v2 on its Liquidator-v1 entry, and the
+    baselines run on v2 with their v2 actions."""
+    from agents.baselines import make_baseline
+    from agents.evaluate import EnvSuite, Suite, evaluate
+    from agents.liquidator_target import ENV_ID, model_env_id
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.zip").write_bytes(b"")
+    assert model_env_id(run) == ENV_ID
+    (run / "config.yaml").write_text("env_id: levgym/Liquidator-v2\nalgo: ppo\nseed: 0\n")
+    assert model_env_id(run) == "levgym/Liquidator-v2"
+
+    v1_entry = EnvSuite(("gbm_high_vol",), {"num_positions": 8, "horizon_h": 1})
+    suite = Suite("tiny", 2, 1_000_000, {ENV_ID: v1_entry})
+    assert suite.for_env("levgym/Liquidator-v2") is v1_entry
+    with pytest.raises(ValueError, match="has no entry"):
+        suite.for_env("levgym/Governance-v1")
+    res = evaluate(
+        make_baseline(BASELINE, "levgym/Liquidator-v2"), "levgym/Liquidator-v2", suite, None, False
+    )
+    assert res["env_id"] == "levgym/Liquidator-v2" and "gbm_high_vol" in res["scenarios"]

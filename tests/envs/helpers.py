@@ -10,6 +10,8 @@ from levgym.envs import (
     GovernanceV1VectorEnv,
     GovernanceVectorEnv,
     LiquidatorEnv,
+    LiquidatorV2Env,
+    LiquidatorV2VectorEnv,
     LiquidatorVectorEnv,
 )
 
@@ -18,6 +20,7 @@ ENVS = [
     ("levgym/Governance-v0", GovernanceEnv, GovernanceVectorEnv, 3.0),
     ("levgym/Governance-v1", GovernanceV1Env, GovernanceV1VectorEnv, 3.0),
     ("levgym/Liquidator-v1", LiquidatorEnv, LiquidatorVectorEnv, 1.0),
+    ("levgym/Liquidator-v2", LiquidatorV2Env, LiquidatorV2VectorEnv, 1.0),
 ]
 IDS = [e[0].split("/")[1] for e in ENVS]
 SMALL = {"num_positions": 24}

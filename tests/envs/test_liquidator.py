@@ -147,3 +147,31 @@ def test_v0_stays_registered_and_v1_sells_inside_the_block():
     for env in (v0, v1):
         s = env.core.state
         assert np.all(s.agent_sold_asset >= 0) and np.all(s.agent_sale_debt >= 0)
+
+
+def test_v2_hedge_is_a_correction_around_a_short_of_the_inventory():
+    """v2: hedge action a shorts (1 + a * max_hedge_deviation) times the inventory held when the
+    hedge is set (a = 0: all of it); with no inventory it holds no short, whatever a. v1 shorts
+    a share of the equity, so the same actions give a short before any seizure."""
+    import gymnasium as gym
+
+    from levgym.envs import LiquidatorV2VectorEnv
+
+    kw = dict(num_positions=32, horizon_h=2.0, scenarios="crash_drought_congestion")
+    for a_hedge, dev in ((0.0, 1.0), (0.5, 0.4), (-1.0, 1.0)):
+        v2 = gym.make_vec("levgym/Liquidator-v2", num_envs=2, max_hedge_deviation=dev, **kw)
+        assert type(v2) is LiquidatorV2VectorEnv
+        v2.reset(seed=3)
+        held_any = False
+        for _ in range(10):
+            inv = v2.inventory_asset.copy()
+            v2.step(np.tile([1.0, -0.5, a_hedge], (2, 1)).astype(np.float32))
+            held_any |= bool((inv > 0).any())
+            np.testing.assert_allclose(v2.perp_asset, -(1 + a_hedge * dev) * inv, rtol=1e-12)
+        assert held_any
+    v1 = gym.make_vec("levgym/Liquidator-v1", num_envs=2, **kw)
+    v1.reset(seed=3)
+    v1.step(np.tile([1.0, -0.5, 0.0], (2, 1)).astype(np.float32))
+    assert np.all(v1.perp_asset < 0)  # a = 0 on v1: half the equity short, no inventory yet
+    with pytest.raises(ValueError, match="max_hedge_deviation"):
+        gym.make_vec("levgym/Liquidator-v2", num_envs=1, max_hedge_deviation=1.5, **kw)

@@ -12,7 +12,7 @@ import pytest
 
 from levgym.engine.jit import HAVE_NUMBA
 from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv, formulas
-from levgym.envs.liquidator import LiquidatorV0VectorEnv
+from levgym.envs.liquidator import LiquidatorV0VectorEnv, LiquidatorV2VectorEnv
 from levgym.envs.programs import FR
 
 from .helpers import random_actions, stress_mix
@@ -50,8 +50,9 @@ def _run(cls: type, backend: str, steps: int, horizon_h: float) -> list:
         (GovernanceV1VectorEnv, 12.0),  # packed buffers, its step still in Python
         (LiquidatorVectorEnv, 1.0),
         (LiquidatorV0VectorEnv, 1.0),
+        (LiquidatorV2VectorEnv, 1.0),
     ],
-    ids=["Governance-v0", "Governance-v1", "Liquidator-v1", "Liquidator-v0"],
+    ids=["Governance-v0", "Governance-v1", "Liquidator-v1", "Liquidator-v0", "Liquidator-v2"],
 )
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_step_kernel_equals_the_array_path(cls, horizon_h, backend):
