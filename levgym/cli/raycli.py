@@ -73,3 +73,23 @@ def describe(executor: Any) -> str:
     s = executor.settings
     where = "local" if not s.remote else s.address
     return f"ray ({executor.workers} workers x {s.threads} thread(s), {where})"
+
+
+def start_executor(settings: RaySettings | None) -> Any:
+    """A started :class:`levgym.distributed.RayExecutor` for ``settings``, or ``None`` (no
+    ``--ray``: the work runs in this process). The caller closes it."""
+    if settings is None:
+        return None
+    from ..distributed import RayExecutor
+
+    executor = RayExecutor(settings)
+    executor.start()
+    return executor
+
+
+def warn_few_paths(bar: Any, paths: int) -> None:
+    """A stress run's warning when its 99% quantiles rest on less than one tail path."""
+    if paths < 100:
+        bar.warn(
+            f"--paths={paths}: the 99% quantiles rest on fewer than one tail path; use >= 1000"
+        )

@@ -49,7 +49,7 @@ from .common import (
     read_csv_table,
     seed_value,
 )
-from .raycli import add_ray_arguments, describe, ray_settings
+from .raycli import add_ray_arguments, describe, ray_settings, start_executor, warn_few_paths
 
 DEFAULT_SCENARIO = "shock"
 BAD_DEBT_TEXT = {
@@ -347,17 +347,10 @@ def run(args: argparse.Namespace) -> int:
         reuse = sens_config.paths == config.paths
         total += len(sens_config.batches) * (sensitivity_runs(params) + (0 if reuse else 1))
     bar = _Bar(total, args.no_progress)
-    if args.paths < 100:
-        bar.warn(
-            f"--paths={args.paths}: the 99% quantiles rest on fewer than one tail path; use >= 1000"
-        )
+    warn_few_paths(bar, args.paths)
     executor = None
     try:
-        if settings is not None:
-            from ..distributed import RayExecutor
-
-            executor = RayExecutor(settings)
-            executor.start()
+        executor = start_executor(settings)
         results = run_paths(params, factory, config, heatmap=True, progress=bar, executor=executor)
         summary: dict[str, Any] = {
             "command": canonical_command(args),

@@ -17,7 +17,7 @@ from ..io import write_json
 from ..naming import new_run_dir
 from ..results import checked
 from .common import CliError, check_output_dir, print_json
-from .raycli import describe, ray_settings
+from .raycli import describe, ray_settings, start_executor, warn_few_paths
 
 
 def _refuse_unsupported(args: argparse.Namespace, preset: str) -> None:
@@ -78,17 +78,10 @@ def run_portfolio(args: argparse.Namespace) -> int:
     settings = ray_settings(args)
     symbols = aave_v3_ethereum_reserves().symbols
     bar = _Bar(len(config.batches), args.no_progress)
-    if args.paths < 100:
-        bar.warn(
-            f"--paths={args.paths}: the 99% quantiles rest on fewer than one tail path; use >= 1000"
-        )
+    warn_few_paths(bar, args.paths)
     executor = None
     try:
-        if settings is not None:
-            from ..distributed import RayExecutor
-
-            executor = RayExecutor(settings)
-            executor.start()
+        executor = start_executor(settings)
         res = PS.run_portfolio_paths(config, executor=executor, progress=bar)
         summary: dict[str, Any] = {
             "command": canonical_command(args, scenario),
