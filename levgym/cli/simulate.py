@@ -112,23 +112,19 @@ def run_portfolio(args: argparse.Namespace) -> int:
     """``--preset aave_v3_ethereum``: the multi-asset market (levgym.simulation_portfolio)."""
     from ..scenarios.multiasset import get_scenario
     from ..simulation_portfolio import PRESET, simulate_portfolio
+    from .common import refuse_with_preset
 
-    for flag, value in (
-        ("--price-csv", args.price_csv),
-        ("--book-csv", args.book_csv),
-        ("--set", args.sets),
-        ("--plot", args.plot),
-        ("--warmup-h", args.warmup_h),
-    ):
-        if value:
-            raise ValueError(
-                f"{flag} is not supported with --preset {PRESET} yet; allowed without it"
-            )
-    if args.backend != "numpy" or args.dtype != "float64" or args.device:
-        raise ValueError(
-            f"--backend {args.backend} --dtype {args.dtype} is not supported with --preset {PRESET}; "
-            "allowed the default (numpy float64, keeper pass compiled by numba)"
-        )
+    refuse_with_preset(
+        PRESET,
+        (
+            ("--price-csv", args.price_csv),
+            ("--book-csv", args.book_csv),
+            ("--set", args.sets),
+            ("--plot", args.plot),
+            ("--warmup-h", args.warmup_h),
+        ),
+        args,
+    )
     if args.scenario:
         get_scenario(args.scenario)  # a one-line error naming the multi-asset scenarios
     check_output_file(args.out_json, "--out-json")

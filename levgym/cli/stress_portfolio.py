@@ -16,32 +16,27 @@ import numpy as np
 from ..io import write_json
 from ..naming import new_run_dir
 from ..results import checked
-from .common import CliError, check_output_dir, print_json
+from .common import check_output_dir, print_json, refuse_with_preset
 from .raycli import describe, ray_settings, start_executor, warn_few_paths
 
 
 def _refuse_unsupported(args: argparse.Namespace, preset: str) -> None:
-    for flag, value in (
-        ("--price-csv", args.price_csv),
-        ("--book-csv", args.book_csv),
-        ("--set", args.sets),
-        ("--warmup-h", args.warmup_h),
-        ("--include-underwater", args.include_underwater),
-        ("--sensitivities", args.sensitivities),
-        ("--sens-paths", args.sens_paths),
-        ("--sweep", args.sweep),
-        ("--book", args.book),
-        ("--frontier-x", args.frontier_x),
-    ):
-        if value:
-            raise CliError(
-                f"{flag} is not supported with --preset {preset} yet; allowed without it"
-            )
-    if args.backend != "numpy" or args.dtype != "float64" or args.device:
-        raise CliError(
-            f"--backend {args.backend} --dtype {args.dtype} is not supported with --preset "
-            f"{preset}; allowed the default (numpy float64, keeper pass compiled by numba)"
-        )
+    refuse_with_preset(
+        preset,
+        (
+            ("--price-csv", args.price_csv),
+            ("--book-csv", args.book_csv),
+            ("--set", args.sets),
+            ("--warmup-h", args.warmup_h),
+            ("--include-underwater", args.include_underwater),
+            ("--sensitivities", args.sensitivities),
+            ("--sens-paths", args.sens_paths),
+            ("--sweep", args.sweep),
+            ("--book", args.book),
+            ("--frontier-x", args.frontier_x),
+        ),
+        args,
+    )
 
 
 def canonical_command(args: argparse.Namespace, scenario: str) -> str:
