@@ -530,3 +530,9 @@ def state_to_dict(state: PortfolioState) -> dict[str, Any]:
         else:
             out[f.name] = v
     return out
+
+
+# public names of the layout and oracle helpers, for the multi-protocol step
+# (levgym.engine.multiprotocol), which runs the same pools and oracles per protocol
+pool_layout = _pool_layout
+oracle_from_pools = _oracle
