@@ -299,7 +299,9 @@ def cascade_round(
             continue
         kb = pr.base_index
         c = dict(b.counters)
-        c["seized_collateral_asset"] = c["seized_collateral_asset"] + ab.collateral_taken.sum(axis=1)
+        c["seized_collateral_asset"] = c["seized_collateral_asset"] + ab.collateral_taken.sum(
+            axis=1
+        )
         rep = np.zeros((e, k))
         rep[:, kb] = (ab.debt_absorbed - ab.shortfall_base).sum(axis=1)
         c["repaid_by_liquidators_asset"] = c["repaid_by_liquidators_asset"] + rep
@@ -323,7 +325,9 @@ def cascade_round(
             if fused:
                 res = liquidate_fused(b.supply, b.debt, b.oracle_usd, pr.reserves, b.emode_row)
             else:
-                res = liquidate(b.supply, b.debt, b.oracle_usd[:, None, :], pr.reserves, b.emode_row)
+                res = liquidate(
+                    b.supply, b.debt, b.oracle_usd[:, None, :], pr.reserves, b.emode_row
+                )
             on = res.collateral_index >= 0
             if mask is not None:
                 on = on & mask
@@ -417,7 +421,9 @@ def cascade_round(
             continue
         c = dict(b.counters)
         leaving = b.supply - res.supply
-        c["seized_collateral_asset"] = c["seized_collateral_asset"] + np.where(a3, leaving, 0.0).sum(axis=1)
+        c["seized_collateral_asset"] = c["seized_collateral_asset"] + np.where(
+            a3, leaving, 0.0
+        ).sum(axis=1)
         c["repaid_by_liquidators_asset"] = c["repaid_by_liquidators_asset"] + repay_k
         lender, treasury = b.lender_supply_asset, b.treasury_asset
         if pr.kind == "aave_v3":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .aave_v3_ethereum import DEFAULT_SYMBOLS, aave_v3_ethereum_reserves
-from .portfolio import OracleConfig, Reserve, Reserves
+from .portfolio import Reserve, Reserves
 from .portfolio_books import draw_book
 from .protocols import Protocol, morpho_lif
 
@@ -101,11 +101,19 @@ def protocol_preset(name: str) -> Protocol:
     raise ValueError(f"protocol {name!r} is unknown; allowed {', '.join(PROTOCOL_PRESETS)}")
 
 
-BOOK_SEED_OFFSET = {"aave_v3_ethereum": 0, "compound_v3_usdc": 1_000_003, "morpho_wsteth_usdc": 2_000_003}
+BOOK_SEED_OFFSET = {
+    "aave_v3_ethereum": 0,
+    "compound_v3_usdc": 1_000_003,
+    "morpho_wsteth_usdc": 2_000_003,
+}
 """Each preset's book is drawn from ``seed + offset`` (Aave's is the single-protocol preset's)."""
 COMET_MIX = {"eth_stable": 0.55, "lst_loop": 0.0, "btc_stable": 0.25, "eth_btc_stable": 0.20}
 """Compound's book: the cross-margin profiles that borrow stablecoins (all of it as USDC)."""
-MEDIAN_COLLATERAL_USD = {"aave_v3_ethereum": 50_000.0, "compound_v3_usdc": 30_000.0, "morpho_wsteth_usdc": 40_000.0}
+MEDIAN_COLLATERAL_USD = {
+    "aave_v3_ethereum": 50_000.0,
+    "compound_v3_usdc": 30_000.0,
+    "morpho_wsteth_usdc": 40_000.0,
+}
 """Median collateral per slot: Aave's book is the largest of the three (assumption)."""
 MORPHO_HF_MARGIN = (0.12, 0.6)
 """``(median, log-sd)`` of a Morpho borrower's HF above 1 (LLTV is both its LTV and LT)."""
@@ -121,7 +129,9 @@ def draw_protocol_book(
     s = int(seed) + BOOK_SEED_OFFSET[name]
     med = MEDIAN_COLLATERAL_USD[name]
     if name == "aave_v3_ethereum":
-        b = draw_book(res, oracle_usd, num_envs, num_slots, seed=int(seed), median_collateral_usd=med)
+        b = draw_book(
+            res, oracle_usd, num_envs, num_slots, seed=int(seed), median_collateral_usd=med
+        )
         return b.supply, b.debt, b.emode_row
     if name == "compound_v3_usdc":
         # drawn on Aave's reserves' shapes, then every stablecoin debt moved to USDC
@@ -139,7 +149,9 @@ def draw_protocol_book(
     rng = np.random.default_rng([s, 1717])
     e, n = int(num_envs), int(num_slots)
     coll_usd = np.clip(med * np.exp(1.5 * rng.standard_normal((e, n))), 1_000.0, 50e6)
-    hf = 1.0 + 1e-6 + MORPHO_HF_MARGIN[0] * np.exp(MORPHO_HF_MARGIN[1] * rng.standard_normal((e, n)))
+    hf = (
+        1.0 + 1e-6 + MORPHO_HF_MARGIN[0] * np.exp(MORPHO_HF_MARGIN[1] * rng.standard_normal((e, n)))
+    )
     price = np.asarray(oracle_usd, dtype=np.float64)
     c, b = res.index("wstETH"), res.index("USDC")
     supply = np.zeros((e, n, res.k))

@@ -96,7 +96,9 @@ class Protocol:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"protocol.name={self.name!r} must be a non-empty string")
         if self.kind not in PROTOCOL_KINDS:
-            raise ValueError(f"{o}.kind={self.kind!r} is not allowed; allowed {list(PROTOCOL_KINDS)}")
+            raise ValueError(
+                f"{o}.kind={self.kind!r} is not allowed; allowed {list(PROTOCOL_KINDS)}"
+            )
         if not isinstance(self.reserves, Reserves):
             raise ValueError(f"{o}.reserves must be a Reserves")
         _check_range(o, "store_front_price_factor", self.store_front_price_factor, 0.0, 1.0)

@@ -195,3 +195,44 @@ def test_unified_margin_never_liquidates_accounts_solvent_everywhere():
     assert uni.books[0].supply[0, 1, w] < 10.0 or uni.books[1].supply[0, 1, w] < 10.0
     with pytest.raises(ValueError, match="margin='x' is not allowed"):
         MP.MultiParams(margin="x")
+
+
+def _assert_same(got: dict, ref: dict, rtol: float = 1e-9) -> None:
+    for key, v in ref.items():
+        if key == "books":
+            for gb, rb in zip(got["books"], v, strict=True):
+                _assert_same(gb, rb, rtol)
+        elif isinstance(v, np.ndarray):
+            _close(got[key], v, rtol)
+        elif isinstance(v, float):
+            assert got[key] == pytest.approx(v)
+
+
+@settings(
+    max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    crash=st.sampled_from([0.03, 0.12]),
+    weight=st.sampled_from([0.0, 0.4]),
+    margin=st.sampled_from(["per_protocol", "unified"]),
+    isolated=st.booleans(),
+    gas=st.sampled_from([0.0, 150.0]),
+)
+def test_step_matches_reference_loop(seed, crash, weight, margin, isolated, gas):
+    from levgym.engine.reference_multiprotocol import ref_multi_substep, ref_state
+
+    mp = PM.PortfolioMarketParams(
+        volatile_pool_depth_usd=1.5e6, oracle_pool_weight_frac=weight, gas_usd_per_call=gas,
+        max_round_buy_frac=0.2,
+    )  # fmt: skip
+    params = MP.MultiParams(market=mp, margin=margin, isolated_markets=isolated)
+    e, n = 2, 6
+    f = _paths(seed, e, 3, crash)
+    protocols, s, d, r = _books(PROTOCOL_PRESETS, params, f[0], e, n, seed=seed)
+    state = MP.init_state(protocols, params, s, d, r, f[0], target_reserves_base=1e9)
+    ref = ref_state(state)
+    for t in range(1, f.shape[0]):
+        state, _ = MP.substep(state, f[t], protocols, params, fused=bool(seed % 2))
+        ref = ref_multi_substep(protocols, ref, f[t], params)
+        _assert_same(ref_state(state), ref)

@@ -81,9 +81,7 @@ def test_comet_buy_collateral_only_below_target_reserves():
     assert comet_quote_collateral(1950.0, 2000.0, 1.0, lf, sf) == pytest.approx(1.0, rel=1e-15)
     reserves = np.array([4e6, 5e6, 6e6, 4e6])
     held = np.array([10.0, 10.0, 10.0, 0.5])
-    got, paid, done = comet_buy_collateral(
-        1950.0, reserves, 5e6, held, 2000.0, 1.0, lf, sf
-    )
+    got, paid, done = comet_buy_collateral(1950.0, reserves, 5e6, held, 2000.0, 1.0, lf, sf)
     # below target: sold; at or above target: NotForSale; more than held: InsufficientReserves
     assert done.tolist() == [True, False, False, False]
     np.testing.assert_allclose(got, [1.0, 0.0, 0.0, 0.0])
