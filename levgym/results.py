@@ -248,6 +248,55 @@ _add(
     SIM,
 )
 
+# ---------------------------------------------------------------- simulate: several protocols
+# `levgym simulate --protocols a,b,c` (levgym.simulation_multiprotocol): the multi-asset keys
+# above as totals over the protocols, plus these.
+_add("protocols", "label", "protocol presets on the shared markets, in order (`--protocols`)", SIM)
+_add("margin", "label", "margin mode: `per_protocol` or `unified` (`--protocols`)", SIM)
+_add(
+    "isolated_markets",
+    "label",
+    "each protocol traded against its own pools holding its share of the depth (`--protocols`)",
+    SIM,
+)
+for _name, _text in (
+    (
+        "bad_debt_usd_by_protocol",
+        "debt written off per protocol (Aave deficits, Morpho socialised bad debt, Compound "
+        "absorb shortfall), USD at start prices",
+    ),
+    (
+        "liquidated_usd_by_protocol",
+        "debt repaid by liquidators per protocol (Compound: absorbed debt less its shortfall), "
+        "USD at start prices",
+    ),
+    (
+        "revenue_usd_by_protocol",
+        "protocol income per protocol (reserve-factor interest and liquidation fees; Compound: "
+        "change of base reserves plus collateral held plus shortfall), USD at start prices; "
+        "revenue minus bad debt is the change of the protocol's equity",
+    ),
+    (
+        "contagion_bad_debt_usd_by_protocol",
+        "bad debt per protocol on shared markets minus on isolated markets, same paths and "
+        "books (`--contagion`), USD at start prices",
+    ),
+    (
+        "contagion_liquidated_usd_by_protocol",
+        "debt liquidated per protocol on shared markets minus on isolated markets (`--contagion`), "
+        "USD at start prices",
+    ),
+):
+    _add(_name, "usd", f"{_text}, by protocol name", SIM, "map")
+_add(
+    "by_protocol",
+    "object",
+    "per-protocol detail by protocol name: `liquidations` and the per-asset dicts "
+    "(`*_by_asset`, asset units)",
+    SIM,
+    "map",
+)
+
 # ---------------------------------------------------------------- simulate: other outcomes
 _add("liquidations", "count", "liquidation calls", ("simulate", "paths.csv"))
 _add(

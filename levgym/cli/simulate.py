@@ -54,8 +54,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--preset",
-        default="aave_v3_weth",
-        help="preset (aave_v3_weth, compound_v3, conservative; aave_v2_weth also sets the book, keepers and warm-up fitted on Aave v2, see `levgym validate`; aave_v3_ethereum: the multi-asset cross-margin market on a multi-asset scenario, see docs/cross-margin.md)",
+        default=None,
+        help="preset (default aave_v3_weth; aave_v3_weth, compound_v3 (single-asset, Aave-style mechanics with Comet's factors; the Comet rules are the compound_v3_usdc protocol of --protocols), conservative; aave_v2_weth also sets the book, keepers and warm-up fitted on Aave v2, see `levgym validate`; aave_v3_ethereum: the multi-asset cross-margin market on a multi-asset scenario, see docs/cross-margin.md)",
+    )
+    p.add_argument(
+        "--protocols",
+        default=None,
+        metavar="A,B,C",
+        help="several lending protocols on shared markets (aave_v3_ethereum, compound_v3_usdc, "
+        "morpho_wsteth_usdc; comma-separated) on a multi-asset scenario, see "
+        "docs/interoperable-margin.md",
+    )
+    p.add_argument(
+        "--margin",
+        default=None,
+        choices=["per_protocol", "unified"],
+        help="with --protocols: each position in its protocol (per_protocol, default) or one "
+        "account across protocols with one health factor (unified)",
+    )
+    p.add_argument(
+        "--isolated-markets",
+        action="store_true",
+        help="with --protocols: each protocol trades against its own pools holding its share of "
+        "the depth (its share of the collateral value)",
+    )
+    p.add_argument(
+        "--contagion",
+        action="store_true",
+        help="with --protocols: also run isolated markets on the same paths and books and report "
+        "each protocol's bad debt caused by sharing the markets",
     )
     add_csv_arguments(p, "replay a price path from a CSV file")
     add_book_arguments(p)
@@ -144,7 +171,69 @@ def run_portfolio(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_multiprotocol(args: argparse.Namespace) -> int:
+    """``--protocols a,b,c``: several protocols on shared markets (levgym.simulation_multiprotocol)."""
+    from ..scenarios.multiasset import get_scenario
+    from ..simulation_multiprotocol import parse_protocols, simulate_multiprotocol
+    from .common import CliError
+
+    names = parse_protocols(args.protocols)
+    if args.preset:
+        raise CliError(
+            f"--preset {args.preset} is not allowed with --protocols; allowed one of them "
+            "(the protocols name their presets)"
+        )
+    if args.contagion and args.isolated_markets:
+        raise CliError(
+            "--contagion compares shared with isolated markets; allowed without --isolated-markets"
+        )
+    for flag, value in (
+        ("--price-csv", args.price_csv),
+        ("--book-csv", args.book_csv),
+        ("--set", args.sets),
+        ("--plot", args.plot),
+        ("--warmup-h", args.warmup_h),
+    ):
+        if value:
+            raise CliError(f"{flag} is not supported with --protocols yet; allowed without it")
+    if args.backend != "numpy" or args.dtype != "float64" or args.device:
+        raise CliError(
+            f"--backend {args.backend} --dtype {args.dtype} is not supported with --protocols; "
+            "allowed the default (numpy float64, keeper pass compiled by numba)"
+        )
+    if args.scenario:
+        get_scenario(args.scenario)  # a one-line error naming the multi-asset scenarios
+    check_output_file(args.out_json, "--out-json")
+    runs = 2 if args.contagion else 1
+    sizing.check_simulate(
+        args.num_envs, args.positions * len(names) * runs, args.steps, "float64", False, "numpy",
+        args.yes,
+    )  # fmt: skip
+    summary = checked("simulate", simulate_multiprotocol(
+        names, args.scenario, args.num_envs, args.positions, args.steps, args.seed,
+        margin=args.margin or "per_protocol", isolated_markets=args.isolated_markets,
+        contagion=args.contagion,
+    ))  # fmt: skip
+    if args.out_json:
+        write_json(args.out_json, summary)
+    if args.json:
+        print_json(summary)
+    else:
+        for key, value in summary.items():
+            print(f"{key:<38}  {value}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.protocols is not None:
+        return run_multiprotocol(args)
+    for flag, value in (
+        ("--margin", args.margin),
+        ("--isolated-markets", args.isolated_markets),
+        ("--contagion", args.contagion),
+    ):
+        if value:
+            raise ValueError(f"{flag} needs --protocols; allowed only with --protocols A,B,C")
     if args.preset == "aave_v3_ethereum":
         return run_portfolio(args)
     for flag, value in (
