@@ -273,7 +273,7 @@ for _name, _text in (
     (
         "revenue_usd_by_protocol",
         "protocol income per protocol (reserve-factor interest and liquidation fees; Compound: "
-        "change of base reserves plus collateral held plus shortfall), USD at start prices; "
+        "change of base reserves plus collateral held (at the final prices) plus shortfall), USD at start prices; "
         "revenue minus bad debt is the change of the protocol's equity",
     ),
     (

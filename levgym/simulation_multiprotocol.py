@@ -14,7 +14,7 @@ socialised bad debt, Compound's absorb shortfall beyond the collateral's oracle 
 ``liquidated_usd`` the debt repaid by liquidators (Compound: the absorbed debt less its
 shortfall); ``revenue_usd`` the protocol's income (Aave and Morpho: reserve-factor interest and
 liquidation protocol fees; Compound: the change of its base reserves plus the collateral it
-still holds plus the shortfall), so that ``revenue - bad debt`` is the change of the protocol's
+still holds, at the final prices, plus the shortfall), so that ``revenue - bad debt`` is the change of the protocol's
 own equity. ``contagion_bad_debt_usd`` is the shared-markets run minus the isolated-markets run
 (:func:`levgym.engine.multiprotocol.pool_shares`) on the same paths and books.
 """
@@ -79,7 +79,8 @@ def _run(names, paths_f, num_envs, positions, seed, params):
 
 
 def _per_protocol(protocols, state: MP.MultiState, start: np.ndarray, rb0: np.ndarray):
-    """Per protocol (USD at start prices, ``[E]`` each): bad debt, liquidated, revenue."""
+    """Per protocol (USD at start prices, ``[E]`` each): bad debt, liquidated, revenue (Compound's
+    collateral still held at the final fundamental prices: what it is worth now)."""
     out = {}
     for p, (pr, b) in enumerate(zip(protocols, state.books, strict=True)):
         c = b.counters
@@ -88,7 +89,8 @@ def _per_protocol(protocols, state: MP.MultiState, start: np.ndarray, rb0: np.nd
         if pr.kind == "compound_v3":
             kb = pr.base_index
             rev = (state.reserves_base[:, p] - rb0[:, p]) * start[:, kb]
-            rev = rev + (state.collateral_reserve_asset[:, p] * start).sum(axis=1) + bad
+            held = (state.collateral_reserve_asset[:, p] * b.fundamental_usd).sum(axis=1)
+            rev = rev + held + bad
         else:
             rev = (b.treasury_asset * start).sum(axis=1)
         out[pr.name] = (bad, liq, rev)

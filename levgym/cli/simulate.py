@@ -190,12 +190,22 @@ def run_multiprotocol(args: argparse.Namespace) -> int:
     for flag, value in (
         ("--price-csv", args.price_csv),
         ("--book-csv", args.book_csv),
-        ("--set", args.sets),
         ("--plot", args.plot),
         ("--warmup-h", args.warmup_h),
     ):
         if value:
             raise CliError(f"{flag} is not supported with --protocols yet; allowed without it")
+    sets = parse_sets(args.sets)
+    other = [f"{sec}.{k}" for sec, kv in sets.items() if sec != "market" for k in kv]
+    if other:
+        raise CliError(
+            f"--set {other[0]} is not supported with --protocols; allowed market.KEY=VALUE "
+            "(the multi-asset market's parameters, levgym.engine.portfolio_market)"
+        )
+    from ..engine.params import override_many
+    from ..engine.portfolio_market import PortfolioMarketParams
+
+    market = override_many(PortfolioMarketParams(), "market", sets["market"])
     if args.backend != "numpy" or args.dtype != "float64" or args.device:
         raise CliError(
             f"--backend {args.backend} --dtype {args.dtype} is not supported with --protocols; "
@@ -212,7 +222,7 @@ def run_multiprotocol(args: argparse.Namespace) -> int:
     summary = checked("simulate", simulate_multiprotocol(
         names, args.scenario, args.num_envs, args.positions, args.steps, args.seed,
         margin=args.margin or "per_protocol", isolated_markets=args.isolated_markets,
-        contagion=args.contagion,
+        contagion=args.contagion, market=market,
     ))  # fmt: skip
     if args.out_json:
         write_json(args.out_json, summary)

@@ -25,7 +25,8 @@ One substep (:func:`substep`), in order:
    keeper call per liquidatable position (:func:`levgym.engine.portfolio.liquidate` or its numba
    twin), Morpho's whole-position liquidation (:func:`levgym.engine.protocols.morpho_liquidate`),
    and one ``buyCollateral`` per Compound collateral asset it holds, while its reserves are below
-   target (buy it all at the discounted oracle price); each is priced at the pools before the
+   target (at the discounted oracle price, the amount :func:`comet_keeper_buy_amount` that
+   maximises the keeper's result on its sale into the pool); each is priced at the pools before the
    round (sell what it receives into its group's pool ``i``, buy the repaid asset ``j`` exact-out
    from pool ``j``; USDC is the quote) less ``gas_usd_per_call``, and made when that is positive;
    (c) the keepers **rank all opportunities by that profit** (highest first, stable) and the
@@ -160,6 +161,12 @@ def init_state(
     reserves and targets are ``[E, P]`` overrides or the protocols' own values."""
     protocols = tuple(protocols)
     same_asset_axis(protocols)
+    for pr in protocols:
+        if pr.kind != "aave_v3" and pr.base_symbol != PM.QUOTE_SYMBOL:
+            raise ValueError(
+                f"protocol {pr.name!r}: base {pr.base_symbol!r}; the shared pools quote in "
+                f"{PM.QUOTE_SYMBOL}, allowed base_symbol={PM.QUOTE_SYMBOL!r}"
+            )
     p_n = len(protocols)
     if not (len(supplies) == len(debts) == len(emode_rows) == p_n):
         raise ValueError(
@@ -263,8 +270,16 @@ def _targets(state: MultiState, protocols: tuple[Protocol, ...]) -> np.ndarray:
     return unified_liquidation_target(np.stack(thr, axis=-1), np.stack(debt, axis=-1))
 
 
-def _gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return np.take_along_axis(a, idx, axis=1)
+def comet_keeper_buy_amount(
+    held_asset: np.ndarray, pool_asset: np.ndarray, pool_quote: np.ndarray, fee_frac: np.ndarray,
+    price_quote: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """How much of the collateral Compound holds a keeper buys at ``price_quote`` (USDC per unit)
+    to sell into the pool: the amount that maximises its result, where the pool's marginal price
+    after the sale equals the price paid (``(x + e)^2 = x y (1 - fee) / price``, ``e`` the sale
+    after the fee), at most what the protocol holds; 0 when even the first unit loses."""
+    eff = np.sqrt(pool_asset * pool_quote * (1.0 - fee_frac) / price_quote) - pool_asset
+    return np.clip(eff / (1.0 - fee_frac), 0.0, held_asset)
 
 
 def cascade_round(
@@ -345,12 +360,15 @@ def cascade_round(
             unit = comet_collateral_price_base(
                 price, price[:, kb : kb + 1], pr.liquidation_factor, pr.store_front_price_factor
             )
-            amount = coll_res[:, p]
+            g = state.pool_group[p]
+            amount = comet_keeper_buy_amount(
+                coll_res[:, p], state.pool_asset[:, g], state.pool_quote[:, g], fee_n, unit
+            )
             want = amount * unit
             got_k, paid, done = comet_buy_collateral(
                 want, reserves_base[:, p : p + 1], state.target_reserves_base[:, p : p + 1],
-                amount * (1.0 + 1e-12), price, price[:, kb : kb + 1], pr.liquidation_factor,
-                pr.store_front_price_factor,
+                coll_res[:, p] * (1.0 + 1e-12), price, price[:, kb : kb + 1],
+                pr.liquidation_factor, pr.store_front_price_factor,
             )  # fmt: skip
             on = done & (amount > 0.0) & has_pool & (np.arange(k) != kb)
             i = np.broadcast_to(np.arange(k), (e, k)).copy()

@@ -212,7 +212,16 @@ def ref_multi_substep(
                         if k == kb or k == q or amt <= 0.0:
                             continue
                         disc = pr.store_front_price_factor * r.liquidation_bonus
-                        base_paid = amt * price[k] * (1.0 - disc) / price[kb]
+                        unit = price[k] * (1.0 - disc) / price[kb]
+                        # the profit-maximising purchase: sell until the pool's marginal price
+                        # (x y (1 - fee) / (x + e)^2) falls to the unit price
+                        g = st["pool_group"][p]
+                        x, y = st["pool_asset"][e, g, k], st["pool_quote"][e, g, k]
+                        e_best = math.sqrt(x * y * (1.0 - fee[k]) / unit) - x
+                        amt = min(max(e_best / (1.0 - fee[k]), 0.0), amt)
+                        if amt <= 0.0:
+                            continue
+                        base_paid = amt * unit
                         opps.append((p, "buy", k, k, kb, amt, base_paid, None))
             # price each at the pools before the round
             ranked = []

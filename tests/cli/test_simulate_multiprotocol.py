@@ -88,7 +88,9 @@ def test_three_protocols_json_is_registered_and_adds_up(capsys):
         (["--contagion"], "--contagion needs --protocols"),
         (["--protocols", ALL, "--contagion", "--isolated-markets"], "allowed without --isolated-markets"),
         (["--protocols", ALL, "--preset", "compound_v3"], "--preset compound_v3 is not allowed with --protocols"),
-        (["--protocols", ALL, "--set", "protocol.ltv=0.5"], "--set is not supported with --protocols"),
+        (["--protocols", ALL, "--set", "protocol.ltv=0.5"], "--set protocol.ltv is not supported with --protocols"),
+        (["--protocols", ALL, "--set", "market.x=1"], "unknown key market.x"),
+        (["--protocols", ALL, "--set", "market.oracle_pool_weight_frac=2"], "oracle_pool_weight_frac"),
         (["--protocols", ALL, "--scenario", "shock"], "shock"),
     ],
 )  # fmt: skip
