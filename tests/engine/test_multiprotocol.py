@@ -236,3 +236,38 @@ def test_step_matches_reference_loop(seed, crash, weight, margin, isolated, gas)
         state, _ = MP.substep(state, f[t], protocols, params, fused=bool(seed % 2))
         ref = ref_multi_substep(protocols, ref, f[t], params)
         _assert_same(ref_state(state), ref)
+
+
+@settings(
+    max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(seed=st.integers(0, 10_000), crash=st.sampled_from([0.02, 0.08, 0.2]))
+def test_unified_round_leaves_accounts_solvent_everywhere_untouched(seed, crash):
+    """In a unified round, an account whose every protocol HF is at least 1 at the round's start
+    keeps its balances in every protocol; every account that is liquidated had an account HF
+    below 1."""
+    from levgym.engine.protocols import protocol_account_values, unified_health_factor
+
+    mp = PM.PortfolioMarketParams(volatile_pool_depth_usd=2e6, oracle_pool_weight_frac=0.3)
+    params = MP.MultiParams(market=mp, margin="unified")
+    e, n = 2, 40
+    f = _paths(seed, e, 1, crash)
+    protocols, s, d, r = _books(PROTOCOL_PRESETS, params, f[0], e, n, seed=seed)
+    state = MP.init_state(protocols, params, s, d, r, f[0], target_reserves_base=1e9)
+    state = MP.accrue_interest(MP.market_update(state, f[1], protocols, params), protocols, params)
+    parts = [
+        protocol_account_values(pr, b.supply, b.debt, b.oracle_usd[:, None, :], b.emode_row)
+        for pr, b in zip(protocols, state.books, strict=True)
+    ]
+    thr, debt = [x[0] for x in parts], [x[1] for x in parts]
+    hf_p = np.stack([np.where(dd > 0, t / np.where(dd > 0, dd, 1.0), np.inf) for t, dd in parts], -1)  # fmt: skip
+    hf_u = unified_health_factor(np.stack(thr, -1), np.stack(debt, -1))
+    new, _ = MP.cascade_round(state, protocols, params)
+    touched = np.zeros((e, n), dtype=bool)
+    for b0, b1 in zip(state.books, new.books, strict=True):
+        touched |= (b0.supply != b1.supply).any(-1) | (b0.debt != b1.debt).any(-1)
+    solvent_everywhere = (hf_p >= 1.0).all(-1)
+    assert not (touched & solvent_everywhere).any()
+    assert not (touched & (hf_u >= 1.0)).any()
+    if crash == 0.2:  # the case liquidates some accounts
+        assert touched.any()
