@@ -114,7 +114,7 @@ MEDIAN_COLLATERAL_USD = {
     "compound_v3_usdc": 30_000.0,
     "morpho_wsteth_usdc": 40_000.0,
 }
-"""Median collateral per slot: Aave's book is the largest of the three (assumption)."""
+"""Median collateral per slot (assumption; with their leverage the books start with about $14M, $14M and $24M of debt per env at 256 slots)."""
 MORPHO_HF_MARGIN = (0.12, 0.6)
 """``(median, log-sd)`` of a Morpho borrower's HF above 1 (LLTV is both its LTV and LT)."""
 
