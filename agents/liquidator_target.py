@@ -25,6 +25,7 @@ a short of the inventory still held after the step's sale).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -171,16 +172,18 @@ def evaluate_target(
     baseline_values: Mapping[str, Any] | None = None,
     progress: bool = False,
     env_id: str | None = None,
+    episodes: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved liquidator model and ``greedy_hedged`` on ``scenarios`` of the suite,
     both on ``env_id`` (default: the model's, :func:`model_env_id`), and return
     :func:`target_verdict` (with ``baseline_values`` reused when given: they must come from the
-    same env)."""
+    same env). ``episodes`` replaces the suite's episodes per scenario (the same held-out seeds
+    from the suite's first one on: more episodes, more power)."""
     from .baselines import make_baseline
-    from .evaluate import evaluate, load_model_policy, load_suite
+    from .evaluate import evaluate, load_model_policy
 
     env_id = env_id or model_env_id(model_path)
-    suite = load_suite(name=suite_name)
+    suite = _suite(suite_name, episodes)
     names = list(scenarios)
     if baseline_values is None:
         base = make_baseline(BASELINE, env_id)
@@ -190,6 +193,17 @@ def evaluate_target(
     policy = load_model_policy(model_path, env_id)
     values = evaluate(policy, env_id, suite, names, progress, keep_episodes=True)
     return target_verdict(values["episode_values"], baseline_values, names, seed=suite.seed)
+
+
+def _suite(name: str, episodes: int | None) -> Any:
+    from .evaluate import load_suite
+
+    suite = load_suite(name=name)
+    if episodes is None:
+        return suite
+    if episodes < 2:
+        raise ValueError(f"--episodes {episodes} is out of range; allowed >= 2")
+    return dataclasses.replace(suite, episodes=int(episodes))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,16 +216,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("models", nargs="+", help="model.zip files or training run folders")
     parser.add_argument("--suite", default="default", help="evaluation suite (default: default)")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="episodes per scenario instead of the suite's (16 in the default suite): the same "
+        "held-out seeds from the suite's first on",
+    )
     args = parser.parse_args(argv)
+    if args.episodes is not None and args.episodes < 2:
+        print(f"--episodes {args.episodes} is out of range; allowed >= 2", file=sys.stderr)
+        return 2
     for m in args.models:
         p = Path(m)
         if not (p.is_file() or (p / "model.zip").is_file()):
             print(f"model {m!r} is not a model.zip or a run folder with one", file=sys.stderr)
             return 2
     from .baselines import make_baseline
-    from .evaluate import evaluate, load_suite
+    from .evaluate import evaluate
 
-    suite = load_suite(name=args.suite)
+    suite = _suite(args.suite, args.episodes)
     bases: dict[str, Any] = {}
     all_met = True
     for m in args.models:
@@ -221,7 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 make_baseline(BASELINE, env_id), env_id, suite, list(SCENARIOS), False,
                 keep_episodes=True,
             )["episode_values"]  # fmt: skip
-        v = evaluate_target(m, args.suite, SCENARIOS, baseline_values=bases[env_id], env_id=env_id)
+        v = evaluate_target(
+            m, args.suite, SCENARIOS, baseline_values=bases[env_id], env_id=env_id,
+            episodes=args.episodes,
+        )  # fmt: skip
         all_met &= v["target_met"]
         print(f"{m} ({env_id})")
         for line in verdict_lines(v, "model"):

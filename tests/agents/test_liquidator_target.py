@@ -88,6 +88,17 @@ def test_benchmark_record_is_in_the_output_contract_with_each_seed():
 def test_command_refuses_a_missing_model(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "is not a model.zip" in capsys.readouterr().err
+    assert main([str(tmp_path / "nowhere"), "--episodes", "1"]) == 2
+    assert "--episodes 1 is out of range; allowed >= 2" in capsys.readouterr().err
+
+
+def test_episodes_replace_the_suites_count_on_the_same_seeds():
+    from agents.liquidator_target import _suite
+
+    base = _suite("default", None)
+    more = _suite("default", 64)
+    assert (more.episodes, more.seed, more.envs) == (64, base.seed, base.envs)
+    assert base.episodes == 16
 
 
 def test_benchmark_summary_states_the_target(tmp_path):
