@@ -195,6 +195,34 @@ def evaluate_target(
     return target_verdict(values["episode_values"], baseline_values, names, seed=suite.seed)
 
 
+def parse_constant(text: str) -> tuple[float, float, float]:
+    """``"take,sell,hedge"`` (each in ``[-1, 1]``) for ``--constant``."""
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) and -1.0 <= v <= 1.0 for v in values):
+        raise ValueError(
+            f"--constant {text!r} is invalid; allowed three numbers in [-1, 1] as take,sell,hedge"
+        )
+    return values  # type: ignore[return-value]
+
+
+def constant_policy(action: Sequence[float], env_id: str) -> Any:
+    """A policy that plays the same ``action`` every step on ``env_id`` (``--constant``): the
+    fixed rules a learned liquidator should beat before it beats ``greedy_hedged``."""
+    from .baselines import LiquidatorBaseline
+
+    class Constant(LiquidatorBaseline):
+        name = "constant"
+
+        def _act(self, obs: np.ndarray) -> np.ndarray:
+            return np.tile(np.asarray(action, dtype=float), (obs.shape[0], 1))
+
+    return Constant(env_id=env_id)
+
+
 def _suite(name: str, episodes: int | None) -> Any:
     from .evaluate import load_suite
 
@@ -214,7 +242,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "and merton_crash (the default suite's held-out episodes): PnL difference with its 95% "
         "interval and Holm p, mean drawdowns, and whether issue 14's target holds.",
     )
-    parser.add_argument("models", nargs="+", help="model.zip files or training run folders")
+    parser.add_argument("models", nargs="*", help="model.zip files or training run folders")
+    parser.add_argument(
+        "--constant",
+        action="append",
+        default=[],
+        metavar="TAKE,SELL,HEDGE",
+        help="also judge a policy that plays this fixed action every step (repeatable)",
+    )
+    parser.add_argument(
+        "--env",
+        default="levgym/Liquidator-v2",
+        help="env of the --constant policies (default: levgym/Liquidator-v2)",
+    )
     parser.add_argument("--suite", default="default", help="evaluation suite (default: default)")
     parser.add_argument(
         "--episodes",
@@ -227,6 +267,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.episodes is not None and args.episodes < 2:
         print(f"--episodes {args.episodes} is out of range; allowed >= 2", file=sys.stderr)
         return 2
+    try:
+        constants = [parse_constant(c) for c in args.constant]
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.env not in (ENV_ID, "levgym/Liquidator-v2"):
+        print(
+            f"--env {args.env!r} is unknown; allowed {ENV_ID} or levgym/Liquidator-v2",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.models and not constants:
+        print("nothing to judge; allowed model files, run folders or --constant", file=sys.stderr)
+        return 2
     for m in args.models:
         p = Path(m)
         if not (p.is_file() or (p / "model.zip").is_file()):
@@ -238,20 +292,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     suite = _suite(args.suite, args.episodes)
     bases: dict[str, Any] = {}
     all_met = True
-    for m in args.models:
-        env_id = model_env_id(m)
+
+    def base_values(env_id: str) -> Any:
         if env_id not in bases:
             bases[env_id] = evaluate(
                 make_baseline(BASELINE, env_id), env_id, suite, list(SCENARIOS), False,
                 keep_episodes=True,
             )["episode_values"]  # fmt: skip
+        return bases[env_id]
+
+    for m in args.models:
+        env_id = model_env_id(m)
         v = evaluate_target(
-            m, args.suite, SCENARIOS, baseline_values=bases[env_id], env_id=env_id,
+            m, args.suite, SCENARIOS, baseline_values=base_values(env_id), env_id=env_id,
             episodes=args.episodes,
         )  # fmt: skip
         all_met &= v["target_met"]
         print(f"{m} ({env_id})")
         for line in verdict_lines(v, "model"):
+            print("  " + line)
+    for action in constants:
+        values = evaluate(
+            constant_policy(action, args.env), args.env, suite, list(SCENARIOS), False,
+            keep_episodes=True,
+        )["episode_values"]  # fmt: skip
+        v = target_verdict(values, base_values(args.env), SCENARIOS, seed=suite.seed)
+        all_met &= v["target_met"]
+        print(f"constant {','.join(f'{a:g}' for a in action)} ({args.env})")
+        for line in verdict_lines(v, "constant"):
             print("  " + line)
     return 0 if all_met else 1
 

@@ -90,6 +90,19 @@ def test_command_refuses_a_missing_model(tmp_path, capsys):
     assert "is not a model.zip" in capsys.readouterr().err
     assert main([str(tmp_path / "nowhere"), "--episodes", "1"]) == 2
     assert "--episodes 1 is out of range; allowed >= 2" in capsys.readouterr().err
+    assert main(["--constant", "1,2,0"]) == 2
+    assert "--constant '1,2,0' is invalid" in capsys.readouterr().err
+    assert main([]) == 2
+    assert "nothing to judge" in capsys.readouterr().err
+
+
+def test_constant_greedy_hedged_action_ties_the_rule_exactly(capsys):
+    """On Liquidator-v2 greedy_hedged's action is the constant (1, -0.5, -0.25) (its hedge of a
+    zero inventory shorts nothing either way), so the constant policy's PnL differences are 0."""
+    assert main(["--constant", "1,-0.5,-0.25", "--episodes", "2"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("difference $0.0k [$0.0k, $0.0k]") == 2
+    assert "constant 1,-0.5,-0.25 (levgym/Liquidator-v2)" in out
 
 
 def test_episodes_replace_the_suites_count_on_the_same_seeds():
