@@ -173,17 +173,20 @@ def evaluate_target(
     progress: bool = False,
     env_id: str | None = None,
     episodes: int | None = None,
+    eval_seed: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved liquidator model and ``greedy_hedged`` on ``scenarios`` of the suite,
     both on ``env_id`` (default: the model's, :func:`model_env_id`), and return
     :func:`target_verdict` (with ``baseline_values`` reused when given: they must come from the
     same env). ``episodes`` replaces the suite's episodes per scenario (the same held-out seeds
-    from the suite's first one on: more episodes, more power)."""
+    from the suite's first one on: more episodes, more power); ``eval_seed`` replaces the suite's
+    first evaluation seed (a fresh held-out set, e.g. to confirm a setting chosen on the suite's
+    own episodes)."""
     from .baselines import make_baseline
     from .evaluate import evaluate, load_model_policy
 
     env_id = env_id or model_env_id(model_path)
-    suite = _suite(suite_name, episodes)
+    suite = _suite(suite_name, episodes, eval_seed)
     names = list(scenarios)
     if baseline_values is None:
         base = make_baseline(BASELINE, env_id)
@@ -223,15 +226,24 @@ def constant_policy(action: Sequence[float], env_id: str) -> Any:
     return Constant(env_id=env_id)
 
 
-def _suite(name: str, episodes: int | None) -> Any:
+def _suite(name: str, episodes: int | None, seed: int | None = None) -> Any:
+    from levgym import scenarios
+
     from .evaluate import load_suite
 
     suite = load_suite(name=name)
-    if episodes is None:
-        return suite
-    if episodes < 2:
-        raise ValueError(f"--episodes {episodes} is out of range; allowed >= 2")
-    return dataclasses.replace(suite, episodes=int(episodes))
+    if episodes is not None:
+        if episodes < 2:
+            raise ValueError(f"--episodes {episodes} is out of range; allowed >= 2")
+        suite = dataclasses.replace(suite, episodes=int(episodes))
+    if seed is not None:
+        if not scenarios.is_eval_seed(seed):
+            raise ValueError(
+                f"--eval-seed {seed} is in the training range; allowed >= "
+                f"{scenarios.EVAL_SEED_OFFSET}"
+            )
+        suite = dataclasses.replace(suite, seed=int(seed))
+    return suite
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,9 +275,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="episodes per scenario instead of the suite's (16 in the default suite): the same "
         "held-out seeds from the suite's first on",
     )
+    parser.add_argument(
+        "--eval-seed",
+        type=int,
+        default=None,
+        help="first evaluation seed instead of the suite's (held-out range, >= 1,000,000): a "
+        "fresh set of episodes",
+    )
     args = parser.parse_args(argv)
-    if args.episodes is not None and args.episodes < 2:
-        print(f"--episodes {args.episodes} is out of range; allowed >= 2", file=sys.stderr)
+    try:
+        suite = _suite(args.suite, args.episodes, args.eval_seed)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
         return 2
     try:
         constants = [parse_constant(c) for c in args.constant]
@@ -289,7 +310,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .baselines import make_baseline
     from .evaluate import evaluate
 
-    suite = _suite(args.suite, args.episodes)
     bases: dict[str, Any] = {}
     all_met = True
 
@@ -305,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env_id = model_env_id(m)
         v = evaluate_target(
             m, args.suite, SCENARIOS, baseline_values=base_values(env_id), env_id=env_id,
-            episodes=args.episodes,
+            episodes=args.episodes, eval_seed=args.eval_seed,
         )  # fmt: skip
         all_met &= v["target_met"]
         print(f"{m} ({env_id})")

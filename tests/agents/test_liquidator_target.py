@@ -90,6 +90,8 @@ def test_command_refuses_a_missing_model(tmp_path, capsys):
     assert "is not a model.zip" in capsys.readouterr().err
     assert main([str(tmp_path / "nowhere"), "--episodes", "1"]) == 2
     assert "--episodes 1 is out of range; allowed >= 2" in capsys.readouterr().err
+    assert main(["--constant", "1,0,0", "--eval-seed", "5"]) == 2
+    assert "--eval-seed 5 is in the training range" in capsys.readouterr().err
     assert main(["--constant", "1,2,0"]) == 2
     assert "--constant '1,2,0' is invalid" in capsys.readouterr().err
     assert main([]) == 2
@@ -112,6 +114,8 @@ def test_episodes_replace_the_suites_count_on_the_same_seeds():
     more = _suite("default", 64)
     assert (more.episodes, more.seed, more.envs) == (64, base.seed, base.envs)
     assert base.episodes == 16
+    fresh = _suite("default", 64, 2_000_000)
+    assert (fresh.episodes, fresh.seed) == (64, 2_000_000)
 
 
 def test_benchmark_summary_states_the_target(tmp_path):
