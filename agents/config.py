@@ -27,6 +27,7 @@ RUN_KEYS = (
     "policy",
     "torch_threads",
     "curriculum",
+    "init_action_mean",
 )
 
 

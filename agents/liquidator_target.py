@@ -25,6 +25,7 @@ a short of the inventory still held after the step's sale).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -171,16 +172,21 @@ def evaluate_target(
     baseline_values: Mapping[str, Any] | None = None,
     progress: bool = False,
     env_id: str | None = None,
+    episodes: int | None = None,
+    eval_seed: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved liquidator model and ``greedy_hedged`` on ``scenarios`` of the suite,
     both on ``env_id`` (default: the model's, :func:`model_env_id`), and return
     :func:`target_verdict` (with ``baseline_values`` reused when given: they must come from the
-    same env)."""
+    same env). ``episodes`` replaces the suite's episodes per scenario (the same held-out seeds
+    from the suite's first one on: more episodes, more power); ``eval_seed`` replaces the suite's
+    first evaluation seed (a fresh held-out set, e.g. to confirm a setting chosen on the suite's
+    own episodes)."""
     from .baselines import make_baseline
-    from .evaluate import evaluate, load_model_policy, load_suite
+    from .evaluate import evaluate, load_model_policy
 
     env_id = env_id or model_env_id(model_path)
-    suite = load_suite(name=suite_name)
+    suite = _suite(suite_name, episodes, eval_seed)
     names = list(scenarios)
     if baseline_values is None:
         base = make_baseline(BASELINE, env_id)
@@ -192,6 +198,54 @@ def evaluate_target(
     return target_verdict(values["episode_values"], baseline_values, names, seed=suite.seed)
 
 
+def parse_constant(text: str) -> tuple[float, float, float]:
+    """``"take,sell,hedge"`` (each in ``[-1, 1]``) for ``--constant``."""
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) and -1.0 <= v <= 1.0 for v in values):
+        raise ValueError(
+            f"--constant {text!r} is invalid; allowed three numbers in [-1, 1] as take,sell,hedge"
+        )
+    return values  # type: ignore[return-value]
+
+
+def constant_policy(action: Sequence[float], env_id: str) -> Any:
+    """A policy that plays the same ``action`` every step on ``env_id`` (``--constant``): the
+    fixed rules a learned liquidator should beat before it beats ``greedy_hedged``."""
+    from .baselines import LiquidatorBaseline
+
+    class Constant(LiquidatorBaseline):
+        name = "constant"
+
+        def _act(self, obs: np.ndarray) -> np.ndarray:
+            return np.tile(np.asarray(action, dtype=float), (obs.shape[0], 1))
+
+    return Constant(env_id=env_id)
+
+
+def _suite(name: str, episodes: int | None, seed: int | None = None) -> Any:
+    from levgym import scenarios
+
+    from .evaluate import load_suite
+
+    suite = load_suite(name=name)
+    if episodes is not None:
+        if episodes < 2:
+            raise ValueError(f"--episodes {episodes} is out of range; allowed >= 2")
+        suite = dataclasses.replace(suite, episodes=int(episodes))
+    if seed is not None:
+        if not scenarios.is_eval_seed(seed):
+            raise ValueError(
+                f"--eval-seed {seed} is in the training range; allowed >= "
+                f"{scenarios.EVAL_SEED_OFFSET}"
+            )
+        suite = dataclasses.replace(suite, seed=int(seed))
+    return suite
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m agents.liquidator_target",
@@ -200,31 +254,92 @@ def main(argv: Sequence[str] | None = None) -> int:
         "and merton_crash (the default suite's held-out episodes): PnL difference with its 95% "
         "interval and Holm p, mean drawdowns, and whether issue 14's target holds.",
     )
-    parser.add_argument("models", nargs="+", help="model.zip files or training run folders")
+    parser.add_argument("models", nargs="*", help="model.zip files or training run folders")
+    parser.add_argument(
+        "--constant",
+        action="append",
+        default=[],
+        metavar="TAKE,SELL,HEDGE",
+        help="also judge a policy that plays this fixed action every step (repeatable)",
+    )
+    parser.add_argument(
+        "--env",
+        default="levgym/Liquidator-v2",
+        help="env of the --constant policies (default: levgym/Liquidator-v2)",
+    )
     parser.add_argument("--suite", default="default", help="evaluation suite (default: default)")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="episodes per scenario instead of the suite's (16 in the default suite): the same "
+        "held-out seeds from the suite's first on",
+    )
+    parser.add_argument(
+        "--eval-seed",
+        type=int,
+        default=None,
+        help="first evaluation seed instead of the suite's (held-out range, >= 1,000,000): a "
+        "fresh set of episodes",
+    )
     args = parser.parse_args(argv)
+    try:
+        suite = _suite(args.suite, args.episodes, args.eval_seed)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    try:
+        constants = [parse_constant(c) for c in args.constant]
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.env not in (ENV_ID, "levgym/Liquidator-v2"):
+        print(
+            f"--env {args.env!r} is unknown; allowed {ENV_ID} or levgym/Liquidator-v2",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.models and not constants:
+        print("nothing to judge; allowed model files, run folders or --constant", file=sys.stderr)
+        return 2
     for m in args.models:
         p = Path(m)
         if not (p.is_file() or (p / "model.zip").is_file()):
             print(f"model {m!r} is not a model.zip or a run folder with one", file=sys.stderr)
             return 2
     from .baselines import make_baseline
-    from .evaluate import evaluate, load_suite
+    from .evaluate import evaluate
 
-    suite = load_suite(name=args.suite)
     bases: dict[str, Any] = {}
     all_met = True
-    for m in args.models:
-        env_id = model_env_id(m)
+
+    def base_values(env_id: str) -> Any:
         if env_id not in bases:
             bases[env_id] = evaluate(
                 make_baseline(BASELINE, env_id), env_id, suite, list(SCENARIOS), False,
                 keep_episodes=True,
             )["episode_values"]  # fmt: skip
-        v = evaluate_target(m, args.suite, SCENARIOS, baseline_values=bases[env_id], env_id=env_id)
+        return bases[env_id]
+
+    for m in args.models:
+        env_id = model_env_id(m)
+        v = evaluate_target(
+            m, args.suite, SCENARIOS, baseline_values=base_values(env_id), env_id=env_id,
+            episodes=args.episodes, eval_seed=args.eval_seed,
+        )  # fmt: skip
         all_met &= v["target_met"]
         print(f"{m} ({env_id})")
         for line in verdict_lines(v, "model"):
+            print("  " + line)
+    for action in constants:
+        values = evaluate(
+            constant_policy(action, args.env), args.env, suite, list(SCENARIOS), False,
+            keep_episodes=True,
+        )["episode_values"]  # fmt: skip
+        v = target_verdict(values, base_values(args.env), SCENARIOS, seed=suite.seed)
+        all_met &= v["target_met"]
+        print(f"constant {','.join(f'{a:g}' for a in action)} ({args.env})")
+        for line in verdict_lines(v, "constant"):
             print("  " + line)
     return 0 if all_met else 1
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -231,6 +232,38 @@ def _never_saved(run_dir: Path) -> bool:
     return not _checkpoints(run_dir) and not (run_dir / "model.zip").exists()
 
 
+def set_initial_action_mean(model: Any, algo: str, mean: Any) -> None:
+    """Start a Gaussian policy (PPO, A2C, recurrent PPO) at a given mean action: the
+    ``init_action_mean`` run key. The action head's bias is set to ``mean`` and its weights to
+    zero, so the untrained policy's deterministic action is ``mean`` in every state (a warm start
+    from a constant rule such as ``greedy_hedged`` on ``levgym/Liquidator-v2``, whose action is
+    ``[1, -0.5, -0.25]``); the exploration noise is ``log_std_init``'s, and training moves the
+    head from there like any other weights."""
+    import torch
+
+    if algo not in ("ppo", "a2c", "recurrent_ppo"):
+        raise ValueError(
+            f"init_action_mean is for Gaussian policies; allowed with ppo, a2c or recurrent_ppo, "
+            f"not {algo!r}"
+        )
+    dim = int(np.prod(model.action_space.shape))
+    values = np.asarray(mean, dtype=float).reshape(-1) if isinstance(mean, list | tuple) else None
+    low, high = model.action_space.low.reshape(-1), model.action_space.high.reshape(-1)
+    if values is None or values.shape != (dim,) or not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"init_action_mean={mean!r} is invalid; allowed a list of {dim} finite numbers"
+        )
+    if np.any(values < low) or np.any(values > high):
+        raise ValueError(
+            f"init_action_mean={mean!r} is out of range; allowed within the action space "
+            f"[{low.min():g}, {high.max():g}]"
+        )
+    head = model.policy.action_net
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.as_tensor(values, dtype=head.bias.dtype))
+
+
 def train(
     env_id: str,
     algo: str = "ppo",
@@ -344,6 +377,8 @@ def train(
             # a copy: SB3 edits policy_kwargs in place (A2C adds its optimizer class)
             kwargs = copy.deepcopy(algo_kwargs)
             model = cls(policy, venv, seed=seed, verbose=0, device=device, **kwargs)
+            if run.get("init_action_mean") is not None:
+                set_initial_action_mean(model, algo, run["init_action_mean"])
     except BaseException:
         venv.close()
         raise

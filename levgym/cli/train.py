@@ -43,6 +43,7 @@ RUN_CHECKS: dict[str, tuple[str, float | None]] = {
     "policy": ("str", None),
     "env_kwargs": ("dict", None),
     "curriculum": ("dict", None),
+    "init_action_mean": ("list", None),
 }
 
 # Constructor arguments with a range beyond their type: (low, high, low open).
@@ -248,6 +249,12 @@ def _check_value(key: str, value: Any, kind: str, low: float | None = None) -> N
         raise CliError(f"--hyper {key}={value!r} is not true or false; allowed true or false")
     elif kind == "str" and not isinstance(value, str):
         raise CliError(f"--hyper {key}={value!r} is not a name; allowed a name such as MlpPolicy")
+    elif kind == "list" and not (
+        isinstance(value, list) and value and all(_is_number(v) and math.isfinite(v) for v in value)
+    ):
+        raise CliError(
+            f"--hyper {key}={value!r} is not a list of finite numbers; allowed e.g. [1, -0.5, -0.25]"
+        )
     elif kind == "dict" and not isinstance(value, dict):
         raise CliError(f"--hyper {key}={value!r} is not a mapping; allowed {key}.KEY=VALUE")
     if _is_number(value) and not math.isfinite(value):

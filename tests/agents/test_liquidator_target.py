@@ -88,6 +88,34 @@ def test_benchmark_record_is_in_the_output_contract_with_each_seed():
 def test_command_refuses_a_missing_model(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "is not a model.zip" in capsys.readouterr().err
+    assert main([str(tmp_path / "nowhere"), "--episodes", "1"]) == 2
+    assert "--episodes 1 is out of range; allowed >= 2" in capsys.readouterr().err
+    assert main(["--constant", "1,0,0", "--eval-seed", "5"]) == 2
+    assert "--eval-seed 5 is in the training range" in capsys.readouterr().err
+    assert main(["--constant", "1,2,0"]) == 2
+    assert "--constant '1,2,0' is invalid" in capsys.readouterr().err
+    assert main([]) == 2
+    assert "nothing to judge" in capsys.readouterr().err
+
+
+def test_constant_greedy_hedged_action_ties_the_rule_exactly(capsys):
+    """On Liquidator-v2 greedy_hedged's action is the constant (1, -0.5, -0.25) (its hedge of a
+    zero inventory shorts nothing either way), so the constant policy's PnL differences are 0."""
+    assert main(["--constant", "1,-0.5,-0.25", "--episodes", "2"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("difference $0.0k [$0.0k, $0.0k]") == 2
+    assert "constant 1,-0.5,-0.25 (levgym/Liquidator-v2)" in out
+
+
+def test_episodes_replace_the_suites_count_on_the_same_seeds():
+    from agents.liquidator_target import _suite
+
+    base = _suite("default", None)
+    more = _suite("default", 64)
+    assert (more.episodes, more.seed, more.envs) == (64, base.seed, base.envs)
+    assert base.episodes == 16
+    fresh = _suite("default", 64, 2_000_000)
+    assert (fresh.episodes, fresh.seed) == (64, 2_000_000)
 
 
 def test_benchmark_summary_states_the_target(tmp_path):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -334,3 +335,46 @@ def test_recurrent_ppo_trains_loads_safely_and_keeps_its_memory_in_evaluation(tm
     assert np.isfinite(out["metrics"]["return"]).all()
     # the first call starts every episode without a state; later calls pass the state back on
     assert calls[0] == (True, True) and all(c == (False, False) for c in calls[1:])
+
+
+def test_init_action_mean_starts_ppo_at_greedy_hedged_on_liquidator_v2():
+    from stable_baselines3 import PPO
+
+    from agents.baselines import make_baseline
+    from agents.train import make_vec_env, set_initial_action_mean
+
+    venv = make_vec_env("levgym/Liquidator-v2", 2, 0, {"num_positions": 16, "horizon_h": 6})
+    try:
+        model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, seed=0)
+        obs = venv.reset()
+        before, _ = model.predict(obs, deterministic=True)
+        rule = make_baseline("greedy_hedged", "levgym/Liquidator-v2")
+        target = rule.predict(obs, deterministic=True)[0]
+        assert not np.allclose(before, target)  # an untrained PPO is not the rule
+        set_initial_action_mean(model, "ppo", [1.0, -0.5, -0.25])
+        inventory = rule.col["inventory"]
+        for _ in range(5):
+            action, _ = model.predict(obs, deterministic=True)
+            want = rule.predict(obs, deterministic=True)[0]
+            np.testing.assert_allclose(action[:, :2], want[:, :2])
+            # the hedge is a short of (1 + a) x the inventory: with none held, any a shorts nothing
+            held = obs[:, inventory] > 0
+            np.testing.assert_allclose(action[held, 2], want[held, 2])
+            obs, *_ = venv.step(action)
+        with pytest.raises(ValueError, match="allowed a list of 3 finite numbers"):
+            set_initial_action_mean(model, "ppo", [1.0, 0.0])
+        with pytest.raises(ValueError, match="out of range"):
+            set_initial_action_mean(model, "ppo", [2.0, 0.0, 0.0])
+        with pytest.raises(ValueError, match="allowed with ppo, a2c or recurrent_ppo"):
+            set_initial_action_mean(model, "sac", [1.0, 0.0, 0.0])
+    finally:
+        venv.close()
+
+
+def test_init_action_mean_on_the_command_line_is_checked(capsys, tmp_path):
+    args = ["train", "--env", "levgym/Liquidator-v2", "--out", str(tmp_path / "x")]
+    assert main([*args, "--hyper", "init_action_mean=oops"]) == 2
+    assert "is not a list of finite numbers" in capsys.readouterr().err
+    assert main([*args, "--hyper", "init_action_mean=[1, 0]"]) == 2
+    assert "allowed a list of 3 finite numbers" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
