@@ -119,6 +119,13 @@ _add(
     "root random seed of the run (evaluate, benchmark suite: the first held-out seed)",
     ("simulate", "stress", "evaluate", "results.json", "validate"),
 )
+_add(
+    "replayed",
+    "label",
+    "symbols replayed from `--price-csv` (multi-asset preset; the others are simulated "
+    "conditionally on them)",
+    ("simulate", "stress"),
+)
 _add("num_envs", "count", "markets simulated at once", SIM)
 _add(
     "positions",

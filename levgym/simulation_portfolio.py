@@ -11,6 +11,7 @@ per asset from them) and USD totals at the start prices (``*_start_usd``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -53,16 +54,52 @@ START_USD = {
 """USD totals at the start fundamental prices, from the per-asset dict each names."""
 
 
-def simulate_portfolio(
+def start_fundamentals(
+    scenario: str | None, seed: int = 0, price_table: MA.MultiAssetTable | None = None
+) -> np.ndarray:
+    """The reserves' fundamental USD prices at the start ``[K]`` (the same on every path: the
+    fitted process starts from fixed prices, a replay from the file's first row)."""
+    reserves = aave_v3_ethereum_reserves()
+    paths = MA.get_scenario(scenario or DEFAULT_SCENARIO).build(1, 1, 1.0, seed, price_table)
+    ratio = PM.initial_exchange_ratio(reserves, 1)
+    return PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)[0, 0]
+
+
+def check_price_table(table: MA.MultiAssetTable, scenario: str | None, rows: int, label: str,
+                      what: str) -> None:  # fmt: skip
+    """One line when ``table`` (a ``--price-csv``) cannot drive ``rows`` hourly rows under
+    ``scenario``: too short (``what`` names the flag that sets the length), or the scenario's
+    overlay moves an asset the file replays."""
+    covered = int(math.floor((table.times_s[-1] - table.times_s[0]) / 3600.0 + 1e-9)) + 1
+    if covered < rows:
+        raise ValueError(
+            f"{label} covers {covered} hourly row(s) ({table.times_s.size} in the file); {what} "
+            f"needs {rows} (the start row and one per hour); allowed {what.split()[0]} <= "
+            f"{covered - 1}"
+        )
+    sc = MA.get_scenario(scenario or DEFAULT_SCENARIO)
+    for o in sc.overlays:
+        if o.symbol in table.symbols:
+            raise ValueError(
+                f"--scenario {sc.name} moves {o.symbol} ({type(o).__name__}) but {label} replays "
+                f"{o.symbol}; allowed a scenario that moves only assets missing from the file "
+                f"(e.g. {DEFAULT_SCENARIO}) or a file without a {o.symbol} column"
+            )
+
+
+def build_market(
     scenario: str | None, num_envs: int, positions: int, steps: int, seed: int,
     params: PM.PortfolioMarketParams | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """The summary of ``num_envs`` markets of ``positions`` slots over ``steps`` hours."""
-    name = scenario or DEFAULT_SCENARIO
-    sc = MA.get_scenario(name)
+    price_table: MA.MultiAssetTable | None = None, reserves: Any = None,
+) -> tuple[PM.PortfolioState, np.ndarray, Any]:  # fmt: skip
+    """(initial state, fundamentals ``[steps + 1, E, K]``, reserves) of ``num_envs`` markets:
+    the scenario's paths (a ``price_table``'s assets replayed, the others simulated
+    conditionally on them) and a drawn book of ``positions`` slots. ``reserves`` default
+    :func:`~levgym.engine.aave_v3_ethereum.aave_v3_ethereum_reserves`."""
+    sc = MA.get_scenario(scenario or DEFAULT_SCENARIO)
     params = params or PM.PortfolioMarketParams()
-    reserves = aave_v3_ethereum_reserves()
-    paths = sc.build(num_envs, steps + 1, 1.0, seed)
+    reserves = aave_v3_ethereum_reserves() if reserves is None else reserves
+    paths = sc.build(num_envs, steps + 1, 1.0, seed, price_table)
     ratio = PM.initial_exchange_ratio(reserves, num_envs)
     f = PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)
     k = reserves.k
@@ -70,6 +107,19 @@ def simulate_portfolio(
     oracle0 = PM.init_state(reserves, params, empty, empty, 0, f[0]).oracle_usd
     book = draw_book(reserves, oracle0[0], num_envs, positions, seed=seed)
     state = PM.init_state(reserves, params, book.supply, book.debt, book.emode_row, f[0])
+    return state, f, reserves
+
+
+def simulate_portfolio(
+    scenario: str | None, num_envs: int, positions: int, steps: int, seed: int,
+    params: PM.PortfolioMarketParams | None = None,
+    price_table: MA.MultiAssetTable | None = None, price_csv: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The summary of ``num_envs`` markets of ``positions`` slots over ``steps`` hours
+    (``price_table``: the parsed ``--price-csv`` named ``price_csv``)."""
+    name = scenario or DEFAULT_SCENARIO
+    params = params or PM.PortfolioMarketParams()
+    state, f, reserves = build_market(name, num_envs, positions, steps, seed, params, price_table)
     state = PM.run(state, f, reserves, params)
     c = state.counters
     arrays = {
@@ -80,7 +130,8 @@ def simulate_portfolio(
     }  # fmt: skip
     start = f[0]  # [E, K]
     out: dict[str, Any] = {
-        "scenario": name,
+        "scenario": name if price_table is None else f"{name}+csv:{price_csv}",
+        "replayed": [] if price_table is None else list(price_table.symbols),
         "seed": int(seed),
         "num_envs": int(num_envs),
         "positions": int(positions),

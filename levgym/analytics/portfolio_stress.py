@@ -45,8 +45,8 @@ import numpy as np
 from ..engine import portfolio_market as PM
 from ..engine.aave_v3_ethereum import aave_v3_ethereum_reserves
 from ..engine.portfolio import account_data
-from ..engine.portfolio_books import draw_book
 from ..scenarios import multiasset as MA
+from ..simulation_portfolio import build_market
 from .montecarlo import Progress, batch_seed
 from .risk import LEVELS, _sample, check_se_method, mean_estimate, probability_block, tail_block
 
@@ -80,6 +80,11 @@ class PortfolioStressConfig:
     """Hours per path: a whole number of 1 h rows."""
     seed: int = 0
     batch_size: int = 500
+    price_table: MA.MultiAssetTable | None = None
+    """A parsed ``--price-csv``: its assets replayed on every path, the others simulated
+    conditionally on them (:func:`levgym.scenarios.multiasset.replay`)."""
+    price_csv: str | None = None
+    """The file ``price_table`` came from (labels only)."""
 
     def __post_init__(self) -> None:
         MA.get_scenario(self.scenario)
@@ -92,6 +97,13 @@ class PortfolioStressConfig:
             raise ValueError(
                 f"horizon_hours={h:g} is out of range; allowed a positive whole number of hours"
             )
+        if self.price_table is not None:
+            from ..simulation_portfolio import check_price_table
+
+            check_price_table(
+                self.price_table, self.scenario, self.steps + 1,
+                f"--price-csv {self.price_csv!r}", f"--horizon-hours {h:g}",
+            )  # fmt: skip
 
     @property
     def steps(self) -> int:
@@ -157,15 +169,11 @@ def run_batch(config: PortfolioStressConfig, batch: int) -> PortfolioBatch:
         raise ValueError(f"batch={batch} is out of range; allowed 0..{len(sizes) - 1}")
     size = sizes[batch]
     seed_b = batch_seed(config.seed, batch)
-    reserves = aave_v3_ethereum_reserves()
     params = PM.PortfolioMarketParams(substep_h=ROW_H)
-    paths = MA.get_scenario(config.scenario).build(size, config.steps + 1, ROW_H, seed_b)
-    ratio = PM.initial_exchange_ratio(reserves, size)
-    f = PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)
-    empty = np.zeros((size, 1, reserves.k))
-    oracle0 = PM.init_state(reserves, params, empty, empty, 0, f[0]).oracle_usd
-    book = draw_book(reserves, oracle0[0], size, config.positions, seed=seed_b)
-    state = PM.init_state(reserves, params, book.supply, book.debt, book.emode_row, f[0])
+    state, f, reserves = build_market(
+        config.scenario, size, config.positions, config.steps, seed_b, params, config.price_table,
+        aave_v3_ethereum_reserves(),
+    )  # fmt: skip
     state = PM.run(state, f, reserves, params)
     c = state.counters
     start = f[0]

@@ -16,7 +16,7 @@ import numpy as np
 from ..io import write_json
 from ..naming import new_run_dir
 from ..results import checked
-from .common import check_output_dir, print_json, refuse_with_preset
+from .common import check_output_dir, preset_price_table, print_json, refuse_with_preset
 from .raycli import describe, ray_settings, start_executor, warn_few_paths
 
 
@@ -24,7 +24,6 @@ def _refuse_unsupported(args: argparse.Namespace, preset: str) -> None:
     refuse_with_preset(
         preset,
         (
-            ("--price-csv", args.price_csv),
             ("--book-csv", args.book_csv),
             ("--set", args.sets),
             ("--warmup-h", args.warmup_h),
@@ -46,6 +45,10 @@ def canonical_command(args: argparse.Namespace, scenario: str) -> str:
         "--positions", str(args.positions), "--seed", str(args.seed),
         "--batch-size", str(args.batch_size), "--se", args.se,
     ]  # fmt: skip
+    if args.price_csv:
+        parts += ["--price-csv", args.price_csv]
+        if args.allow_gaps:
+            parts.append("--allow-gaps")
     if args.out:
         parts += ["--out", args.out]
     if args.json:
@@ -61,6 +64,7 @@ def run_portfolio(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     _refuse_unsupported(args, PS.PRESET)
     scenario = args.scenario or PS.DEFAULT_SCENARIO
+    table = preset_price_table(args, 0, "")  # read and checked; its length against the config's
     config = PS.PortfolioStressConfig(
         scenario=scenario,
         paths=args.paths,
@@ -68,6 +72,8 @@ def run_portfolio(args: argparse.Namespace) -> int:
         horizon_h=args.horizon_hours,
         seed=args.seed,
         batch_size=args.batch_size,
+        price_table=table,
+        price_csv=args.price_csv,
     )  # unknown scenario, bad counts or horizon: one line, exit 2, before any path runs
     check_output_dir(args.out, "--out")
     settings = ray_settings(args)
@@ -83,7 +89,8 @@ def run_portfolio(args: argparse.Namespace) -> int:
             "argv": shlex.join(sys.argv)
             if sys.argv and "levgym" in os.path.basename(sys.argv[0])
             else None,
-            "scenario": scenario,
+            "scenario": scenario if table is None else f"{scenario}+csv:{args.price_csv}",
+            "replayed": [] if table is None else list(table.symbols),
             "preset": PS.PRESET,
             "reserves": list(symbols),
             "seed": args.seed,

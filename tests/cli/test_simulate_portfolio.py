@@ -63,7 +63,9 @@ def test_a_crash_liquidates_and_reports_per_asset(capsys):
     "extra, match",
     [
         (["--scenario", "shock"], "unknown multi-asset scenario 'shock'"),
-        (["--price-csv", "x.csv"], "--price-csv is not supported with --preset aave_v3_ethereum"),
+        (["--price-csv", "x.csv"], "--price-csv 'x.csv' does not exist"),
+        (["--time-column", "t"], "--time-column is not supported with --preset aave_v3_ethereum"),
+        (["--allow-gaps"], "--allow-gaps has no effect without --price-csv"),
         (["--backend", "torch"], "--backend torch"),
     ],
 )
