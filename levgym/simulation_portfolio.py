@@ -11,13 +11,16 @@ per asset from them) and USD totals at the start prices (``*_start_usd``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 
+from .engine import portfolio_borrowers as PB
 from .engine import portfolio_market as PM
 from .engine.aave_v3_ethereum import aave_v3_ethereum_reserves
+from .engine.params import override_many
 from .engine.portfolio_books import draw_book
 from .scenarios import multiasset as MA
 
@@ -38,6 +41,9 @@ BY_ASSET = {
     "repaid_by_borrowers_by_asset": "repaid_by_borrowers_asset",
     "repaid_by_liquidators_by_asset": "repaid_by_liquidators_asset",
     "bad_debt_by_asset": "deficit_asset",
+    "deficit_covered_by_asset": "deficit_covered_asset",
+    "treasury_interest_by_asset": "treasury_interest_asset",
+    "final_treasury_by_asset": None,
 }
 """Per-asset dict keys and the market counter each comes from (``None``: the final balances)."""
 
@@ -50,8 +56,38 @@ START_USD = {
     "interest_start_usd": "interest_by_asset",
     "repaid_by_liquidators_start_usd": "repaid_by_liquidators_by_asset",
     "bad_debt_start_usd": "bad_debt_by_asset",
+    "added_collateral_start_usd": "added_collateral_by_asset",
+    "repaid_by_borrowers_start_usd": "repaid_by_borrowers_by_asset",
+    "deficit_covered_start_usd": "deficit_covered_by_asset",
 }
 """USD totals at the start fundamental prices, from the per-asset dict each names."""
+
+
+SET_SECTIONS = ("market", "borrowers")
+"""``--set`` sections the preset takes: ``market.KEY`` a field of
+:class:`~levgym.engine.portfolio_market.PortfolioMarketParams` (not ``substep_h``: one substep
+per hourly row), ``borrowers.KEY`` one of
+:class:`~levgym.engine.portfolio_borrowers.PortfolioBorrowerParams`."""
+
+
+def params_from_sets(sets: dict[str, dict[str, str]]) -> PM.PortfolioMarketParams:
+    """The market parameters of ``--set`` overrides (:func:`levgym.cli.common.parse_sets`'s
+    form), validated; one line naming the key and what is allowed otherwise."""
+    market_keys = [f.name for f in dataclasses.fields(PM.PortfolioMarketParams)]
+    market_keys = [k for k in market_keys if k not in ("substep_h", "borrowers")]
+    borrower_keys = [f.name for f in dataclasses.fields(PB.PortfolioBorrowerParams)]
+    allowed = (
+        f"allowed market.{{{', '.join(market_keys)}}} and borrowers.{{{', '.join(borrower_keys)}}}"
+    )
+    for section, items in sets.items():
+        for key in items:
+            if section not in SET_SECTIONS or (section == "market" and key not in market_keys):
+                raise ValueError(
+                    f"--set {section}.{key} is not supported with --preset {PRESET}; {allowed}"
+                )
+    borrowers = override_many(PB.PortfolioBorrowerParams(), "borrowers", sets.get("borrowers", {}))
+    market = override_many(PM.PortfolioMarketParams(), "market", sets.get("market", {}))
+    return dataclasses.replace(market, borrowers=borrowers)
 
 
 def start_fundamentals(
@@ -107,6 +143,9 @@ def build_market(
     oracle0 = PM.init_state(reserves, params, empty, empty, 0, f[0]).oracle_usd
     book = draw_book(reserves, oracle0[0], num_envs, positions, seed=seed)
     state = PM.init_state(reserves, params, book.supply, book.debt, book.emode_row, f[0])
+    if params.borrowers.defensive_frac > 0:
+        behaviours = PB.assign(params.borrowers, state.supply, state.oracle_usd, seed, reserves)
+        state = PB.with_behaviours(state, behaviours)
     return state, f, reserves
 
 
@@ -122,12 +161,12 @@ def simulate_portfolio(
     state, f, reserves = build_market(name, num_envs, positions, steps, seed, params, price_table)
     state = PM.run(state, f, reserves, params)
     c = state.counters
-    arrays = {
-        key: (PM.final_collateral(state) if key == "final_collateral_by_asset" else PM.final_debt(state))
-        if src is None
-        else c[src]
-        for key, src in BY_ASSET.items()
-    }  # fmt: skip
+    finals = {
+        "final_collateral_by_asset": PM.final_collateral(state),
+        "final_debt_by_asset": PM.final_debt(state),
+        "final_treasury_by_asset": state.treasury_asset,
+    }
+    arrays = {key: finals[key] if src is None else c[src] for key, src in BY_ASSET.items()}
     start = f[0]  # [E, K]
     out: dict[str, Any] = {
         "scenario": name if price_table is None else f"{name}+csv:{price_csv}",
@@ -140,6 +179,11 @@ def simulate_portfolio(
     }
     for key, src in START_USD.items():
         out[key] = float((arrays[src] * start).sum(axis=1).mean())
+    out["deficit_outstanding_start_usd"] = (
+        out["bad_debt_start_usd"] - out["deficit_covered_start_usd"]
+    )
+    out["deficit_cover"] = params.deficit_cover
+    out["defensive_frac"] = params.borrowers.defensive_frac
     out["liquidations"] = float(state.liquidations.mean())
     out["cascade_rounds_max"] = int(state.cascade_rounds_max.max())
     out["keeper_pnl_usd"] = float(state.keeper_pnl_usd.mean())

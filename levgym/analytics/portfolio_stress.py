@@ -85,6 +85,8 @@ class PortfolioStressConfig:
     conditionally on them (:func:`levgym.scenarios.multiasset.replay`)."""
     price_csv: str | None = None
     """The file ``price_table`` came from (labels only)."""
+    market: PM.PortfolioMarketParams = PM.PortfolioMarketParams(substep_h=ROW_H)
+    """Market parameters (deficit cover, borrower behaviour); ``substep_h`` must be ``ROW_H``."""
 
     def __post_init__(self) -> None:
         MA.get_scenario(self.scenario)
@@ -96,6 +98,10 @@ class PortfolioStressConfig:
         if not (math.isfinite(h) and h > 0 and abs(h / ROW_H - round(h / ROW_H)) < 1e-9):
             raise ValueError(
                 f"horizon_hours={h:g} is out of range; allowed a positive whole number of hours"
+            )
+        if self.market.substep_h != ROW_H:
+            raise ValueError(
+                f"market.substep_h={self.market.substep_h:g}; allowed {ROW_H:g} (one substep per row)"
             )
         if self.price_table is not None:
             from ..simulation_portfolio import check_price_table
@@ -128,6 +134,8 @@ class PortfolioBatch:
     liquidated_usd: np.ndarray
     liquidations: np.ndarray
     debt_end_usd: np.ndarray
+    covered_usd: np.ndarray
+    """Deficit the treasury covered (``market.deficit_cover``), at start prices."""
     liquidatable_usd: np.ndarray
     """``[size, C, F]``: the heatmap per path (collateral asset ``C``, fall ``F``)."""
 
@@ -169,7 +177,7 @@ def run_batch(config: PortfolioStressConfig, batch: int) -> PortfolioBatch:
         raise ValueError(f"batch={batch} is out of range; allowed 0..{len(sizes) - 1}")
     size = sizes[batch]
     seed_b = batch_seed(config.seed, batch)
-    params = PM.PortfolioMarketParams(substep_h=ROW_H)
+    params = config.market
     state, f, reserves = build_market(
         config.scenario, size, config.positions, config.steps, seed_b, params, config.price_table,
         aave_v3_ethereum_reserves(),
@@ -196,6 +204,7 @@ def run_batch(config: PortfolioStressConfig, batch: int) -> PortfolioBatch:
         liquidated_usd=(c["repaid_by_liquidators_asset"] * start).sum(axis=1),
         liquidations=state.liquidations.astype(np.float64),
         debt_end_usd=(state.debt * state.oracle_usd[:, None, :]).sum(axis=(1, 2)),
+        covered_usd=(c["deficit_covered_asset"] * start).sum(axis=1),
         liquidatable_usd=heat,
     )
 
@@ -281,6 +290,7 @@ def summarize(
     }
     out["liquidation_heatmap_definition"] = HEATMAP_DEFINITION
     out["mean_debt_end_usd"] = debt_end
+    out["mean_deficit_covered_usd"] = float(res.covered_usd.mean())
     out["se_method"] = se_method
     return out
 

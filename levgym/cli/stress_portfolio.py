@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -25,7 +26,6 @@ def _refuse_unsupported(args: argparse.Namespace, preset: str) -> None:
         preset,
         (
             ("--book-csv", args.book_csv),
-            ("--set", args.sets),
             ("--warmup-h", args.warmup_h),
             ("--include-underwater", args.include_underwater),
             ("--sensitivities", args.sensitivities),
@@ -49,6 +49,8 @@ def canonical_command(args: argparse.Namespace, scenario: str) -> str:
         parts += ["--price-csv", args.price_csv]
         if args.allow_gaps:
             parts.append("--allow-gaps")
+    for item in args.sets:
+        parts += ["--set", item]
     if args.out:
         parts += ["--out", args.out]
     if args.json:
@@ -64,6 +66,10 @@ def run_portfolio(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     _refuse_unsupported(args, PS.PRESET)
     scenario = args.scenario or PS.DEFAULT_SCENARIO
+    from ..simulation_portfolio import params_from_sets
+    from .common import parse_sets
+
+    market = dataclasses.replace(params_from_sets(parse_sets(args.sets)), substep_h=PS.ROW_H)
     table = preset_price_table(args, 0, "")  # read and checked; its length against the config's
     config = PS.PortfolioStressConfig(
         scenario=scenario,
@@ -74,6 +80,7 @@ def run_portfolio(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         price_table=table,
         price_csv=args.price_csv,
+        market=market,
     )  # unknown scenario, bad counts or horizon: one line, exit 2, before any path runs
     check_output_dir(args.out, "--out")
     settings = ray_settings(args)
@@ -91,6 +98,8 @@ def run_portfolio(args: argparse.Namespace) -> int:
             else None,
             "scenario": scenario if table is None else f"{scenario}+csv:{args.price_csv}",
             "replayed": [] if table is None else list(table.symbols),
+            "deficit_cover": market.deficit_cover,
+            "defensive_frac": market.borrowers.defensive_frac,
             "preset": PS.PRESET,
             "reserves": list(symbols),
             "seed": args.seed,

@@ -334,6 +334,8 @@ def ref_substep(
             st["counter:interest_asset"][e, k] += interest
             st["lender_supply_asset"][e, k] += interest * (1.0 - r.reserve_factor_frac)
             st["treasury_asset"][e, k] += interest * r.reserve_factor_frac
+            st["counter:treasury_interest_asset"][e, k] += interest * r.reserve_factor_frac
+        _ref_defend(reserves, st, params, e)
     rounds = np.zeros(e_n, dtype=np.int64)
     for _ in range(params.max_cascade_rounds):
         res = ref_liquidate(reserves, st["supply"], st["debt"], st["oracle_usd"], st["emode_row"])
@@ -425,5 +427,60 @@ def ref_substep(
                 for k in range(k_n):
                     st["counter:deficit_asset"][e, k] += st["debt"][e, n, k]
                     st["debt"][e, n, k] = 0.0
+    # deficit coverage from the treasury's revenue of the same reserve
+    if params.deficit_cover == "treasury_each_step":
+        for e in range(e_n):
+            for k in range(k_n):
+                owed = st["counter:deficit_asset"][e, k] - st["counter:deficit_covered_asset"][e, k]
+                pay = min(max(owed, 0.0), max(st["treasury_asset"][e, k], 0.0))
+                st["counter:deficit_covered_asset"][e, k] += pay
+                st["treasury_asset"][e, k] -= pay
     st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
     return st
+
+
+def _ref_defend(reserves: Reserves, st: dict[str, Any], params: Any, e: int) -> None:
+    """Defensive borrowers of env ``e`` (``portfolio_borrowers``), in place."""
+    trig_all = st.get("defend_trigger_hf")
+    if trig_all is None:
+        return
+    gap = params.borrowers.target_gap
+    p = [float(x) for x in st["oracle_usd"][e]]
+    k_n = len(p)
+    for n in range(st["supply"].shape[1]):
+        trig = float(trig_all[e, n])
+        cap = float(st["defend_capacity_usd"][e, n])
+        if trig <= 0.0 or cap <= 0.0:
+            continue
+        s = [float(x) for x in st["supply"][e, n]]
+        d = [float(x) for x in st["debt"][e, n]]
+        row = int(st["emode_row"][e, n])
+        a = ref_account(reserves, s, d, p, row)
+        if not (a["health_factor"] < trig and a["debt_usd"] > 0 and a["collateral_usd"] > 0):
+            continue
+        target = trig + gap
+        if st["defend_repays"][e, n]:
+            j, best = 0, -1.0
+            for k in range(k_n):
+                if d[k] * p[k] > best:
+                    j, best = k, d[k] * p[k]
+            usd = min(max(a["debt_usd"] - a["threshold_usd"] / target, 0.0), cap, d[j] * p[j])
+            amount = min(usd / p[j], d[j])
+            st["debt"][e, n, j] = d[j] - amount
+            st["counter:repaid_by_borrowers_asset"][e, j] += amount
+        else:
+            i, best = 0, -1.0
+            for k, r in enumerate(reserves.reserves):
+                if s[k] > 0 and r.liquidation_threshold != 0 and s[k] * p[k] > best:
+                    i, best = k, s[k] * p[k]
+            cat = _category(reserves, row)
+            r = reserves.reserves[i]
+            lt = (
+                cat.liquidation_threshold
+                if cat is not None and r.symbol in cat.collateral
+                else r.liquidation_threshold
+            )
+            usd = min(max(target * a["debt_usd"] - a["threshold_usd"], 0.0) / lt, cap)
+            st["supply"][e, n, i] = s[i] + usd / p[i]
+            st["counter:added_collateral_asset"][e, i] += usd / p[i]
+        st["defend_capacity_usd"][e, n] = max(cap - usd, 0.0)

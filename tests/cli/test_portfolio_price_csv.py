@@ -51,12 +51,15 @@ def test_stress_json_with_the_sample(tmp_path, capsys):
         "stress", "--preset", "aave_v3_ethereum", "--paths", "4", "--batch-size", "2",
         "--positions", "16", "--horizon-hours", "40", "--no-progress", "--no-plots",
         "--price-csv", SAMPLE, "--scenario", "steth_depeg", "--out", str(tmp_path / "r"), "--json",
+        "--set", "market.deficit_cover=treasury_each_step", "--set", "borrowers.defensive_frac=0.5",
     ]  # fmt: skip
     assert main(args) == 0
     d = json.loads(capsys.readouterr().out)
     assert R.problems(d, "stress") == []
     assert d["replayed"] == ["WETH", "WBTC", "USDC"]
-    assert "--price-csv" in d["command"]
+    assert "--price-csv" in d["command"] and "borrowers.defensive_frac=0.5" in d["command"]
+    assert d["deficit_cover"] == "treasury_each_step" and d["defensive_frac"] == 0.5
+    assert d["mean_deficit_covered_usd"] >= 0
 
 
 def _write(tmp_path, text: str) -> str:

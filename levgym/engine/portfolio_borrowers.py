@@ -1,0 +1,168 @@
+"""Borrower behaviour on the multi-asset (cross-margin) path: defensive positions that top up
+collateral or repay debt when their health factor falls below a trigger, within the outside
+funds they have; one phase of :func:`levgym.engine.portfolio_market.substep`.
+
+The single-asset engine's *defensive* borrowers (:mod:`levgym.engine.borrowers`,
+:func:`levgym.engine.rules.defend_topup_asset` / :func:`~levgym.engine.rules.defend_repay_debt`)
+carried over to portfolios:
+
+- **Who** (:func:`assign`, seeded, ``numpy.random.default_rng([seed, 1517])``): each slot is
+  defensive with probability ``defensive_frac``; a defensive slot draws a trigger HF uniform in
+  ``[trigger_hf_min, trigger_hf_max]``, repays (probability ``repay_share_frac``) or tops up
+  (otherwise), and has outside funds (its **capacity**) of ``capacity_frac`` times its collateral
+  at the start (USD at the start oracle). Passive slots have trigger 0 and never act.
+- **When**: every substep, after interest and before the liquidation cascade (a borrower watching
+  its position acts on the oracle the keepers see, before them), a defensive position with debt,
+  ``HF < trigger`` and capacity left acts; no reaction probability or gas on this path (the
+  single-asset engine's ``react_prob``; stated in ASSUMPTIONS.md).
+- **How much**: it aims at ``HF = trigger + target_gap`` (the single-asset
+  ``defend_target_gap``). A top-up adds collateral in the asset it holds most of (USD at the
+  oracle; first reserve on ties), ``(target * debt_usd - threshold_usd) / LT_i`` USD worth with
+  ``LT_i`` that asset's effective (E-mode) threshold; a repayment repays the debt asset it owes
+  most of, ``debt_usd - threshold_usd / target`` USD worth, at most that asset's debt (one asset
+  per substep). Either is capped by the capacity left, which it then spends (USD at the oracle).
+  Supply caps are not checked for top-ups (small next to the caps; ASSUMPTIONS.md).
+- **Accounting**: ``added_collateral_asset`` and ``repaid_by_borrowers_asset`` (asset units), so
+  the per-asset identities of :func:`levgym.engine.portfolio_market.accounting_gaps` hold; a
+  repayment returns liquidity to the reserve (debt falls, lenders' supply unchanged). Borrowing
+  and withdrawing (``borrowed_asset``, ``withdrawn_collateral_asset``) stay 0 on this path.
+
+``reference_portfolio.ref_substep`` is the naive loop twin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .params import _check_range
+from .portfolio import Reserves, account_data, collateral_mask, effective_risk
+
+
+@dataclass(frozen=True)
+class PortfolioBorrowerParams:
+    """Defensive behaviour of multi-asset positions (units in the names). The default
+    ``defensive_frac = 0`` keeps books passive (ASSUMPTIONS.md, "Cross-margin borrowers")."""
+
+    defensive_frac: float = 0.0
+    """Share of slots that defend (top up or repay below their trigger); 0 = passive books."""
+    trigger_hf_min: float = 1.05
+    """Trigger health factors are uniform in [trigger_hf_min, trigger_hf_max] (single-asset)."""
+    trigger_hf_max: float = 1.30
+    """See ``trigger_hf_min``."""
+    target_gap: float = 0.30
+    """A defending position aims at ``HF = trigger + target_gap`` (single-asset
+    ``defend_target_gap``)."""
+    repay_share_frac: float = 0.5
+    """Share of defensive slots that repay debt (the others add collateral)."""
+    capacity_frac: float = 0.5
+    """Outside funds of a defensive slot, as a share of its collateral at the start (USD)."""
+
+    def __post_init__(self) -> None:
+        o = "portfolio_borrowers"
+        _check_range(o, "defensive_frac", self.defensive_frac, 0.0, 1.0)
+        _check_range(o, "trigger_hf_min", self.trigger_hf_min, 1.0, 10.0)
+        _check_range(o, "trigger_hf_max", self.trigger_hf_max, 1.0, 10.0)
+        if self.trigger_hf_max < self.trigger_hf_min:
+            raise ValueError(
+                f"{o}.trigger_hf_max={self.trigger_hf_max:g} is below {o}.trigger_hf_min="
+                f"{self.trigger_hf_min:g}; allowed trigger_hf_max >= trigger_hf_min"
+            )
+        _check_range(o, "target_gap", self.target_gap, 0.0, 10.0, lo_open=True)
+        _check_range(o, "repay_share_frac", self.repay_share_frac, 0.0, 1.0)
+        _check_range(o, "capacity_frac", self.capacity_frac, 0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class Behaviours:
+    """Per-slot behaviour ``[E, N]``."""
+
+    trigger_hf: np.ndarray
+    """Trigger HF of defensive slots, 0 for passive ones."""
+    repays: np.ndarray
+    """Defensive slots that repay (the others top up)."""
+    capacity_usd: np.ndarray
+    """Outside funds left (USD)."""
+
+
+def assign(
+    params: PortfolioBorrowerParams, supply: np.ndarray, oracle_usd: np.ndarray, seed: int,
+    reserves: Reserves,
+) -> Behaviours:  # fmt: skip
+    """Behaviours of a book ``supply [E, N, K]`` at the start oracle ``oracle_usd [E, K]``
+    (module docstring, "Who"); reproducible from ``seed`` alone."""
+    e, n, _ = supply.shape
+    rng = np.random.default_rng([int(seed), 1517])
+    u, v, w = rng.random((e, n)), rng.random((e, n)), rng.random((e, n))
+    defensive = u < params.defensive_frac
+    trigger = params.trigger_hf_min + (params.trigger_hf_max - params.trigger_hf_min) * v
+    cm = collateral_mask(supply, reserves)
+    coll_usd = np.where(cm, supply * oracle_usd[:, None, :], 0.0).sum(axis=-1)
+    return Behaviours(
+        trigger_hf=np.where(defensive, trigger, 0.0),
+        repays=defensive & (w < params.repay_share_frac),
+        capacity_usd=np.where(defensive, params.capacity_frac * coll_usd, 0.0),
+    )
+
+
+def with_behaviours(state: Any, b: Behaviours) -> Any:
+    """``state`` whose slots act as ``b`` says."""
+    return state.replace(
+        defend_trigger_hf=np.array(b.trigger_hf, dtype=np.float64),
+        defend_repays=np.array(b.repays, dtype=bool),
+        defend_capacity_usd=np.array(b.capacity_usd, dtype=np.float64),
+    )
+
+
+def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
+
+
+def defend(state: Any, reserves: Reserves, params: Any) -> Any:
+    """The borrower phase (module docstring, "When", "How much"): defensive positions below
+    their trigger top up or repay; a state without behaviours is returned unchanged."""
+    trig = state.defend_trigger_hf
+    if trig is None or not np.any(trig > 0.0):
+        return state
+    bp = params.borrowers
+    price = state.oracle_usd[:, None, :]
+    acct = account_data(state.supply, state.debt, price, reserves, state.emode_row)
+    cap = state.defend_capacity_usd
+    act = (trig > 0.0) & (acct.health_factor < trig) & (cap > 0.0) & (acct.debt_usd > 0.0)
+    act = act & (acct.collateral_usd > 0.0)
+    if not act.any():
+        return state
+    target = trig + bp.target_gap
+    k = reserves.k
+    # top-up: the collateral asset held most (USD), at its effective threshold
+    cm = collateral_mask(state.supply, reserves)
+    i = np.argmax(np.where(cm, state.supply * price, -1.0), axis=-1)
+    _, lt, _ = effective_risk(reserves, state.emode_row)
+    lt_i = _take(lt, i)
+    lt_i = np.where(lt_i > 0.0, lt_i, 1.0)
+    p_i = _take(np.broadcast_to(price, state.supply.shape), i)
+    need_top = np.maximum(target * acct.debt_usd - acct.threshold_usd, 0.0) / lt_i
+    top_usd = np.where(act & ~state.defend_repays, np.minimum(need_top, cap), 0.0)
+    # repayment: the debt asset owed most (USD), at most its debt
+    dv = state.debt * price
+    j = np.argmax(dv, axis=-1)
+    need_rep = np.maximum(acct.debt_usd - acct.threshold_usd / target, 0.0)
+    rep_usd = np.minimum(np.minimum(need_rep, cap), _take(dv, j))
+    rep_usd = np.where(act & state.defend_repays, rep_usd, 0.0)
+    p_j = _take(np.broadcast_to(price, state.debt.shape), j)
+    oh_i = i[..., None] == np.arange(k)
+    oh_j = j[..., None] == np.arange(k)
+    add = np.where(oh_i, (top_usd / p_i)[..., None], 0.0)
+    rep = np.where(oh_j, (rep_usd / p_j)[..., None], 0.0)
+    rep = np.minimum(rep, state.debt)
+    c = dict(state.counters)
+    c["added_collateral_asset"] = c["added_collateral_asset"] + add.sum(axis=1)
+    c["repaid_by_borrowers_asset"] = c["repaid_by_borrowers_asset"] + rep.sum(axis=1)
+    return state.replace(
+        supply=state.supply + add,
+        debt=state.debt - rep,
+        defend_capacity_usd=np.maximum(cap - top_usd - rep_usd, 0.0),
+        counters=c,
+    )
