@@ -23,6 +23,7 @@ from .engine.aave_v3_ethereum import aave_v3_ethereum_reserves
 from .engine.params import override_many
 from .engine.portfolio_books import draw_book
 from .scenarios import multiasset as MA
+from .scenarios.portfolio_book_csv import book_arrays
 
 PRESET = "aave_v3_ethereum"
 DEFAULT_SCENARIO = "multiasset_2021"
@@ -101,6 +102,16 @@ def start_fundamentals(
     return PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)[0, 0]
 
 
+def start_oracle(
+    scenario: str | None, seed: int = 0, price_table: MA.MultiAssetTable | None = None
+) -> np.ndarray:
+    """The reserves' oracle prices at the start ``[K]`` (where a ``--book-csv`` is checked)."""
+    reserves = aave_v3_ethereum_reserves()
+    f0 = start_fundamentals(scenario, seed, price_table)
+    empty = np.zeros((1, 1, reserves.k))
+    return PM.init_state(reserves, PM.PortfolioMarketParams(), empty, empty, 0, f0).oracle_usd[0]
+
+
 def check_price_table(table: MA.MultiAssetTable, scenario: str | None, rows: int, label: str,
                       what: str) -> None:  # fmt: skip
     """One line when ``table`` (a ``--price-csv``) cannot drive ``rows`` hourly rows under
@@ -126,11 +137,13 @@ def check_price_table(table: MA.MultiAssetTable, scenario: str | None, rows: int
 def build_market(
     scenario: str | None, num_envs: int, positions: int, steps: int, seed: int,
     params: PM.PortfolioMarketParams | None = None,
-    price_table: MA.MultiAssetTable | None = None, reserves: Any = None,
+    price_table: MA.MultiAssetTable | None = None, reserves: Any = None, book: Any = None,
 ) -> tuple[PM.PortfolioState, np.ndarray, Any]:  # fmt: skip
     """(initial state, fundamentals ``[steps + 1, E, K]``, reserves) of ``num_envs`` markets:
     the scenario's paths (a ``price_table``'s assets replayed, the others simulated
-    conditionally on them) and a drawn book of ``positions`` slots. ``reserves`` default
+    conditionally on them) and a drawn book of ``positions`` slots, or ``book`` (a
+    :class:`~levgym.scenarios.portfolio_book_csv.PortfolioBookTable`) in every env's first slots
+    (``max(positions, rows)`` slots). ``reserves`` default
     :func:`~levgym.engine.aave_v3_ethereum.aave_v3_ethereum_reserves`."""
     sc = MA.get_scenario(scenario or DEFAULT_SCENARIO)
     params = params or PM.PortfolioMarketParams()
@@ -141,10 +154,19 @@ def build_market(
     k = reserves.k
     empty = np.zeros((num_envs, 1, k))
     oracle0 = PM.init_state(reserves, params, empty, empty, 0, f[0]).oracle_usd
-    book = draw_book(reserves, oracle0[0], num_envs, positions, seed=seed)
-    state = PM.init_state(reserves, params, book.supply, book.debt, book.emode_row, f[0])
-    if params.borrowers.defensive_frac > 0:
-        behaviours = PB.assign(params.borrowers, state.supply, state.oracle_usd, seed, reserves)
+    kinds = None
+    if book is None:
+        drawn = draw_book(reserves, oracle0[0], num_envs, positions, seed=seed)
+        supply, debt, emode_row = drawn.supply, drawn.debt, drawn.emode_row
+    else:
+        arr = book_arrays(book, num_envs, positions)
+        supply, debt, emode_row = arr["supply"], arr["debt"], arr["emode_row"]
+        kinds = arr["behaviour"] if book.behaviour is not None else None
+    state = PM.init_state(reserves, params, supply, debt, emode_row, f[0])
+    if params.borrowers.defensive_frac > 0 or kinds is not None:
+        behaviours = PB.assign(
+            params.borrowers, state.supply, state.oracle_usd, seed, reserves, kinds
+        )
         state = PB.with_behaviours(state, behaviours)
     return state, f, reserves
 
@@ -153,12 +175,15 @@ def simulate_portfolio(
     scenario: str | None, num_envs: int, positions: int, steps: int, seed: int,
     params: PM.PortfolioMarketParams | None = None,
     price_table: MA.MultiAssetTable | None = None, price_csv: str | None = None,
+    book: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The summary of ``num_envs`` markets of ``positions`` slots over ``steps`` hours
     (``price_table``: the parsed ``--price-csv`` named ``price_csv``)."""
     name = scenario or DEFAULT_SCENARIO
     params = params or PM.PortfolioMarketParams()
-    state, f, reserves = build_market(name, num_envs, positions, steps, seed, params, price_table)
+    state, f, reserves = build_market(
+        name, num_envs, positions, steps, seed, params, price_table, None, book
+    )
     state = PM.run(state, f, reserves, params)
     c = state.counters
     finals = {
@@ -173,7 +198,7 @@ def simulate_portfolio(
         "replayed": [] if price_table is None else list(price_table.symbols),
         "seed": int(seed),
         "num_envs": int(num_envs),
-        "positions": int(positions),
+        "positions": int(state.shape[1]),
         "steps": int(steps),
         "reserves": list(reserves.symbols),
     }

@@ -87,6 +87,9 @@ class PortfolioStressConfig:
     """The file ``price_table`` came from (labels only)."""
     market: PM.PortfolioMarketParams = PM.PortfolioMarketParams(substep_h=ROW_H)
     """Market parameters (deficit cover, borrower behaviour); ``substep_h`` must be ``ROW_H``."""
+    book: Any = None
+    """A parsed ``--book-csv`` (:class:`levgym.scenarios.portfolio_book_csv.PortfolioBookTable`)
+    held by every path instead of a drawn book (``max(positions, rows)`` slots)."""
 
     def __post_init__(self) -> None:
         MA.get_scenario(self.scenario)
@@ -110,6 +113,11 @@ class PortfolioStressConfig:
                 self.price_table, self.scenario, self.steps + 1,
                 f"--price-csv {self.price_csv!r}", f"--horizon-hours {h:g}",
             )  # fmt: skip
+
+    @property
+    def slots(self) -> int:
+        """Position slots per path."""
+        return self.positions if self.book is None else max(self.positions, self.book.rows)
 
     @property
     def steps(self) -> int:
@@ -180,7 +188,7 @@ def run_batch(config: PortfolioStressConfig, batch: int) -> PortfolioBatch:
     params = config.market
     state, f, reserves = build_market(
         config.scenario, size, config.positions, config.steps, seed_b, params, config.price_table,
-        aave_v3_ethereum_reserves(),
+        aave_v3_ethereum_reserves(), config.book,
     )  # fmt: skip
     state = PM.run(state, f, reserves, params)
     c = state.counters

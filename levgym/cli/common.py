@@ -366,3 +366,20 @@ def preset_price_table(args: Any, rows: int, what: str) -> Any:
     table = read_multiasset_csv(args.price_csv, allow_gaps=args.allow_gaps)
     check_price_table(table, args.scenario, rows, f"--price-csv {args.price_csv!r}", what)
     return table
+
+
+def preset_book(args: Any, price_table: Any) -> Any:
+    """The multi-asset preset's ``--book-csv`` read and checked (every row's rules, then HF >= 1
+    at the run's start oracle) before any work: a
+    :class:`~levgym.scenarios.portfolio_book_csv.PortfolioBookTable`, or None."""
+    if not args.book_csv:
+        return None
+    from ..engine.aave_v3_ethereum import aave_v3_ethereum_reserves
+    from ..scenarios.portfolio_book_csv import check_book, read_portfolio_book_csv
+    from ..simulation_portfolio import start_oracle
+
+    check_input_file(args.book_csv, "--book-csv", "a CSV file (collateral_WETH,debt_USDC,...)")
+    reserves = aave_v3_ethereum_reserves()
+    book = read_portfolio_book_csv(args.book_csv, reserves)
+    check_book(book, reserves, start_oracle(args.scenario, args.seed, price_table))
+    return book

@@ -111,12 +111,11 @@ def make_drivers(args: argparse.Namespace, params, sets, num_substeps: int, tabl
 def run_portfolio(args: argparse.Namespace) -> int:
     """``--preset aave_v3_ethereum``: the multi-asset market (levgym.simulation_portfolio)."""
     from ..simulation_portfolio import PRESET, params_from_sets, simulate_portfolio
-    from .common import preset_price_table, refuse_with_preset
+    from .common import preset_book, preset_price_table, refuse_with_preset
 
     refuse_with_preset(
         PRESET,
         (
-            ("--book-csv", args.book_csv),
             ("--plot", args.plot),
             ("--warmup-h", args.warmup_h),
         ),
@@ -124,13 +123,14 @@ def run_portfolio(args: argparse.Namespace) -> int:
     )
     params = params_from_sets(parse_sets(args.sets))
     table = preset_price_table(args, args.steps + 1, f"--steps {args.steps}")
+    book = preset_book(args, table)
     check_output_file(args.out_json, "--out-json")
     sizing.check_simulate(
         args.num_envs, args.positions, args.steps, "float64", False, "numpy", args.yes
     )
     summary = checked("simulate", simulate_portfolio(
         args.scenario, args.num_envs, args.positions, args.steps, args.seed, params,
-        price_table=table, price_csv=args.price_csv,
+        price_table=table, price_csv=args.price_csv, book=book,
     ))  # fmt: skip
     if args.out_json:
         write_json(args.out_json, summary)

@@ -17,7 +17,13 @@ import numpy as np
 from ..io import write_json
 from ..naming import new_run_dir
 from ..results import checked
-from .common import check_output_dir, preset_price_table, print_json, refuse_with_preset
+from .common import (
+    check_output_dir,
+    preset_book,
+    preset_price_table,
+    print_json,
+    refuse_with_preset,
+)
 from .raycli import describe, ray_settings, start_executor, warn_few_paths
 
 
@@ -25,7 +31,6 @@ def _refuse_unsupported(args: argparse.Namespace, preset: str) -> None:
     refuse_with_preset(
         preset,
         (
-            ("--book-csv", args.book_csv),
             ("--warmup-h", args.warmup_h),
             ("--include-underwater", args.include_underwater),
             ("--sensitivities", args.sensitivities),
@@ -47,6 +52,8 @@ def canonical_command(args: argparse.Namespace, scenario: str) -> str:
     ]  # fmt: skip
     if args.price_csv:
         parts += ["--price-csv", args.price_csv]
+    if args.book_csv:
+        parts += ["--book-csv", args.book_csv]
         if args.allow_gaps:
             parts.append("--allow-gaps")
     for item in args.sets:
@@ -70,7 +77,8 @@ def run_portfolio(args: argparse.Namespace) -> int:
     from .common import parse_sets
 
     market = dataclasses.replace(params_from_sets(parse_sets(args.sets)), substep_h=PS.ROW_H)
-    table = preset_price_table(args, 0, "")  # read and checked; its length against the config's
+    table = preset_price_table(args, 0, "")
+    book = preset_book(args, table)  # read and checked; its length against the config's
     config = PS.PortfolioStressConfig(
         scenario=scenario,
         paths=args.paths,
@@ -81,6 +89,7 @@ def run_portfolio(args: argparse.Namespace) -> int:
         price_table=table,
         price_csv=args.price_csv,
         market=market,
+        book=book,
     )  # unknown scenario, bad counts or horizon: one line, exit 2, before any path runs
     check_output_dir(args.out, "--out")
     settings = ray_settings(args)
@@ -103,7 +112,7 @@ def run_portfolio(args: argparse.Namespace) -> int:
             "preset": PS.PRESET,
             "reserves": list(symbols),
             "seed": args.seed,
-            "positions": args.positions,
+            "positions": config.slots,
             "horizon_hours": args.horizon_hours,
             "substeps": config.steps,
             "batch_size": args.batch_size,

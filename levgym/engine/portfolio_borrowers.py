@@ -87,22 +87,33 @@ class Behaviours:
     """Outside funds left (USD)."""
 
 
+KINDS = ("passive", "topup", "repay")
+"""Behaviour codes 0, 1, 2 of :func:`assign`'s ``kinds`` (a book file's ``behaviour`` column)."""
+
+
 def assign(
     params: PortfolioBorrowerParams, supply: np.ndarray, oracle_usd: np.ndarray, seed: int,
-    reserves: Reserves,
+    reserves: Reserves, kinds: np.ndarray | None = None,
 ) -> Behaviours:  # fmt: skip
     """Behaviours of a book ``supply [E, N, K]`` at the start oracle ``oracle_usd [E, K]``
-    (module docstring, "Who"); reproducible from ``seed`` alone."""
+    (module docstring, "Who"); reproducible from ``seed`` alone. ``kinds [E, N]`` (codes of
+    :data:`KINDS`, -1 = draw) fixes which slots defend and how; triggers and capacities are
+    drawn all the same."""
     e, n, _ = supply.shape
     rng = np.random.default_rng([int(seed), 1517])
     u, v, w = rng.random((e, n)), rng.random((e, n)), rng.random((e, n))
     defensive = u < params.defensive_frac
+    repays = defensive & (w < params.repay_share_frac)
+    if kinds is not None:
+        kinds = np.asarray(kinds)
+        defensive = np.where(kinds >= 0, kinds > 0, defensive)
+        repays = np.where(kinds >= 0, kinds == 2, repays)
     trigger = params.trigger_hf_min + (params.trigger_hf_max - params.trigger_hf_min) * v
     cm = collateral_mask(supply, reserves)
     coll_usd = np.where(cm, supply * oracle_usd[:, None, :], 0.0).sum(axis=-1)
     return Behaviours(
         trigger_hf=np.where(defensive, trigger, 0.0),
-        repays=defensive & (w < params.repay_share_frac),
+        repays=repays,
         capacity_usd=np.where(defensive, params.capacity_frac * coll_usd, 0.0),
     )
 
