@@ -78,7 +78,9 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="load the positions from a CSV (columns collateral_asset, debt_usd, optional "
-        "behaviour: passive, defensive, looper) instead of drawing a book; every env holds it",
+        "behaviour: passive, defensive, looper) instead of drawing a book; every env holds it. "
+        "With --preset aave_v3_ethereum: collateral_<SYM>, debt_<SYM>, optional emode, behaviour "
+        "(passive, topup, repay), see docs/cross-margin.md",
     )
     parser.add_argument(
         "--warmup-h",

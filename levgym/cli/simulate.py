@@ -57,7 +57,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="aave_v3_weth",
         help="preset (aave_v3_weth, compound_v3, conservative; aave_v2_weth also sets the book, keepers and warm-up fitted on Aave v2, see `levgym validate`; aave_v3_ethereum: the multi-asset cross-margin market on a multi-asset scenario, see docs/cross-margin.md)",
     )
-    add_csv_arguments(p, "replay a price path from a CSV file")
+    add_csv_arguments(
+        p,
+        "replay a price path from a CSV file (with --preset aave_v3_ethereum: one price column "
+        "per asset, timestamp,WETH,WBTC,...; the others simulated conditionally on them)",
+    )
     add_book_arguments(p)
     add_set_argument(p)
     add_backend_arguments(p)
