@@ -59,6 +59,8 @@ START_USD = {
     "bad_debt_start_usd": "bad_debt_by_asset",
     "added_collateral_start_usd": "added_collateral_by_asset",
     "repaid_by_borrowers_start_usd": "repaid_by_borrowers_by_asset",
+    "withdrawn_collateral_start_usd": "withdrawn_collateral_by_asset",
+    "borrowed_start_usd": "borrowed_by_asset",
     "deficit_covered_start_usd": "deficit_covered_by_asset",
 }
 """USD totals at the start fundamental prices, from the per-asset dict each names."""

@@ -22,10 +22,19 @@ carried over to portfolios:
   most of, ``debt_usd - threshold_usd / target`` USD worth, at most that asset's debt (one asset
   per substep). Either is capped by the capacity left, which it then spends (USD at the oracle).
   Supply caps are not checked for top-ups (small next to the caps; ASSUMPTIONS.md).
-- **Accounting**: ``added_collateral_asset`` and ``repaid_by_borrowers_asset`` (asset units), so
-  the per-asset identities of :func:`levgym.engine.portfolio_market.accounting_gaps` hold; a
-  repayment returns liquidity to the reserve (debt falls, lenders' supply unchanged). Borrowing
-  and withdrawing (``borrowed_asset``, ``withdrawn_collateral_asset``) stay 0 on this path.
+- **Rebalancing up** (``rebalance``, default off): above ``HF = trigger + 2 * target_gap`` a
+  defender goes back to ``trigger + target_gap`` the other way: one that tops up withdraws the
+  collateral asset it holds most of (at most all of it; Aave's ``validateHFAndLtv`` holds since
+  the HF stays above 1), one that repays borrows the debt asset it owes most of, within
+  ``ValidationLogic.validateBorrow`` (:func:`levgym.engine.portfolio.max_new_borrow`: LTV room,
+  E-mode and isolation borrowability, borrow cap and debt ceiling against the totals before the
+  phase); the env's borrowing of a reserve is then scaled down together to the room its borrow
+  cap and its available liquidity (lenders' supply less debt) leave. The funds go to its outside
+  funds (the capacity grows by their USD value).
+- **Accounting**: ``added_collateral_asset``, ``repaid_by_borrowers_asset``,
+  ``withdrawn_collateral_asset`` and ``borrowed_asset`` (asset units), so the per-asset
+  identities of :func:`levgym.engine.portfolio_market.accounting_gaps` hold; a repayment returns
+  liquidity to the reserve and a borrow takes it (debt moves, lenders' supply unchanged).
 
 ``reference_portfolio.ref_substep`` is the naive loop twin.
 """
@@ -38,7 +47,14 @@ from typing import Any
 import numpy as np
 
 from .params import _check_range
-from .portfolio import Reserves, account_data, collateral_mask, effective_risk
+from .portfolio import (
+    Reserves,
+    account_data,
+    collateral_mask,
+    effective_risk,
+    isolation_total_debt,
+    max_new_borrow,
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,10 @@ class PortfolioBorrowerParams:
     """Share of defensive slots that repay debt (the others add collateral)."""
     capacity_frac: float = 0.5
     """Outside funds of a defensive slot, as a share of its collateral at the start (USD)."""
+    rebalance: bool = False
+    """Defenders also rebalance upward: above ``trigger + 2 * target_gap`` one that tops up
+    withdraws collateral and one that repays borrows, back to ``trigger + target_gap``; the
+    funds go to its outside funds (False: they only defend)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_borrowers"
@@ -133,7 +153,8 @@ def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 def defend(state: Any, reserves: Reserves, params: Any) -> Any:
     """The borrower phase (module docstring, "When", "How much"): defensive positions below
-    their trigger top up or repay; a state without behaviours is returned unchanged."""
+    their trigger top up or repay; with ``rebalance``, above ``trigger + 2 * target_gap`` they
+    withdraw or borrow back to the target. A state without behaviours is returned unchanged."""
     trig = state.defend_trigger_hf
     if trig is None or not np.any(trig > 0.0):
         return state
@@ -141,39 +162,71 @@ def defend(state: Any, reserves: Reserves, params: Any) -> Any:
     price = state.oracle_usd[:, None, :]
     acct = account_data(state.supply, state.debt, price, reserves, state.emode_row)
     cap = state.defend_capacity_usd
-    act = (trig > 0.0) & (acct.health_factor < trig) & (cap > 0.0) & (acct.debt_usd > 0.0)
-    act = act & (acct.collateral_usd > 0.0)
-    if not act.any():
-        return state
+    hf = acct.health_factor
+    base = (trig > 0.0) & (acct.debt_usd > 0.0) & (acct.collateral_usd > 0.0)
     target = trig + bp.target_gap
+    act = base & (hf < trig) & (cap > 0.0)
+    up = base & (hf > target + bp.target_gap) & bool(bp.rebalance)
+    if not (act.any() or up.any()):
+        return state
     k = reserves.k
-    # top-up: the collateral asset held most (USD), at its effective threshold
+    repays = state.defend_repays
+    # the collateral asset held most (USD) at its effective threshold; the debt asset owed most
     cm = collateral_mask(state.supply, reserves)
     i = np.argmax(np.where(cm, state.supply * price, -1.0), axis=-1)
     _, lt, _ = effective_risk(reserves, state.emode_row)
     lt_i = _take(lt, i)
     lt_i = np.where(lt_i > 0.0, lt_i, 1.0)
     p_i = _take(np.broadcast_to(price, state.supply.shape), i)
-    need_top = np.maximum(target * acct.debt_usd - acct.threshold_usd, 0.0) / lt_i
-    top_usd = np.where(act & ~state.defend_repays, np.minimum(need_top, cap), 0.0)
-    # repayment: the debt asset owed most (USD), at most its debt
     dv = state.debt * price
     j = np.argmax(dv, axis=-1)
+    p_j = _take(np.broadcast_to(price, state.debt.shape), j)
+    # top-up / repayment below the trigger, within the capacity
+    need_top = np.maximum(target * acct.debt_usd - acct.threshold_usd, 0.0) / lt_i
+    top_usd = np.where(act & ~repays, np.minimum(need_top, cap), 0.0)
     need_rep = np.maximum(acct.debt_usd - acct.threshold_usd / target, 0.0)
     rep_usd = np.minimum(np.minimum(need_rep, cap), _take(dv, j))
-    rep_usd = np.where(act & state.defend_repays, rep_usd, 0.0)
-    p_j = _take(np.broadcast_to(price, state.debt.shape), j)
+    rep_usd = np.where(act & repays, rep_usd, 0.0)
+    # withdrawal / borrowing above the band, back to the target
+    excess = np.maximum(acct.threshold_usd - target * acct.debt_usd, 0.0) / lt_i
+    wd_usd = np.where(up & ~repays, np.minimum(excess, _take(state.supply, i) * p_i), 0.0)
+    borrow = np.zeros(state.debt.shape[:2])
+    if (up & repays).any():
+        total = state.debt.sum(axis=1)
+        iso = isolation_total_debt(state.debt, reserves, acct)
+        rooms = np.stack(
+            [
+                max_new_borrow(
+                    state.supply, state.debt, price, reserves, jj, state.emode_row, total, iso
+                )
+                for jj in range(k)
+            ],
+            axis=-1,
+        )
+        want = np.maximum(acct.threshold_usd / target - acct.debt_usd, 0.0) / p_j
+        borrow = np.where(up & repays, np.minimum(want, _take(rooms, j)), 0.0)
+        # the env's borrowing of a reserve within its cap and its available liquidity
+        oh = j[..., None] == np.arange(k)
+        wanted = np.where(oh, borrow[..., None], 0.0).sum(axis=1)  # [E, K]
+        avail = np.maximum(
+            np.minimum(reserves.borrow_cap_asset - total, state.lender_supply_asset - total), 0.0
+        )
+        fill = np.where(wanted > avail, avail / np.where(wanted > 0.0, wanted, 1.0), 1.0)
+        borrow = borrow * np.take_along_axis(fill, j, axis=1)
     oh_i = i[..., None] == np.arange(k)
     oh_j = j[..., None] == np.arange(k)
     add = np.where(oh_i, (top_usd / p_i)[..., None], 0.0)
-    rep = np.where(oh_j, (rep_usd / p_j)[..., None], 0.0)
-    rep = np.minimum(rep, state.debt)
+    wd = np.minimum(np.where(oh_i, (wd_usd / p_i)[..., None], 0.0), state.supply)
+    rep = np.minimum(np.where(oh_j, (rep_usd / p_j)[..., None], 0.0), state.debt)
+    bor = np.where(oh_j, borrow[..., None], 0.0)
     c = dict(state.counters)
     c["added_collateral_asset"] = c["added_collateral_asset"] + add.sum(axis=1)
     c["repaid_by_borrowers_asset"] = c["repaid_by_borrowers_asset"] + rep.sum(axis=1)
+    c["withdrawn_collateral_asset"] = c["withdrawn_collateral_asset"] + wd.sum(axis=1)
+    c["borrowed_asset"] = c["borrowed_asset"] + bor.sum(axis=1)
     return state.replace(
-        supply=state.supply + add,
-        debt=state.debt - rep,
-        defend_capacity_usd=np.maximum(cap - top_usd - rep_usd, 0.0),
+        supply=state.supply + add - wd,
+        debt=state.debt - rep + bor,
+        defend_capacity_usd=np.maximum(cap - top_usd - rep_usd, 0.0) + wd_usd + borrow * p_j,
         counters=c,
     )

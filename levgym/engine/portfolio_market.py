@@ -46,8 +46,8 @@ One substep (:func:`substep`), in this order:
    revenue of each reserve covers that reserve's outstanding deficit; with ``"none"`` (the
    default) a deficit stays on the books.
 
-Borrowers never borrow or withdraw on this path (those counters stay 0; defensive ones add
-collateral and repay, step 4b). Accounting per asset, in
+Defensive borrowers add collateral and repay (step 4b), and with ``borrowers.rebalance`` also
+withdraw and borrow. Accounting per asset, in
 asset units: ``collateral: initial + added - withdrawn - seized = final`` and ``debt: initial +
 borrowed + interest - repaid_by_borrowers - repaid_by_liquidators - written_off = final``
 (:func:`accounting_gaps`), and the treasury's ``treasury_interest + protocol_fee -

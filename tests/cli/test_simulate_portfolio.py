@@ -83,6 +83,7 @@ def test_cover_and_defenders_from_the_json(capsys):
     sample = str(resources.files("levgym") / "data" / "example_multiasset_hourly_2021-05-18_20.csv")
     args = [*BASE, "--steps", "40", "--price-csv", sample, "--json"]
     sets = ["--set", "market.deficit_cover=treasury_each_step"]
+    sets += ["--set", "borrowers.rebalance=true"]
     assert main([*args, *sets, "--set", "borrowers.defensive_frac=0.3"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert R.problems(d, "simulate") == []
@@ -99,6 +100,7 @@ def test_cover_and_defenders_from_the_json(capsys):
         assert abs(gap) <= 1e-9 * (1.0 + d["treasury_interest_by_asset"][s])
         assert d["deficit_covered_by_asset"][s] <= d["bad_debt_by_asset"][s] + 1e-12
     assert d["added_collateral_start_usd"] > 0 and d["repaid_by_borrowers_start_usd"] > 0
+    assert d["withdrawn_collateral_start_usd"] > 0 and d["borrowed_start_usd"] > 0
     assert d["deficit_covered_start_usd"] > 0
     assert d["deficit_outstanding_start_usd"] == pytest.approx(
         d["bad_debt_start_usd"] - d["deficit_covered_start_usd"]

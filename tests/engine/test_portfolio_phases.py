@@ -40,9 +40,10 @@ def _with_behaviours(state: PM.PortfolioState, params, seed: int) -> PM.Portfoli
     defensive=st.sampled_from([0.0, 0.6, 1.0]),
     cover=st.sampled_from(PT.DEFICIT_COVER),
     capacity=st.sampled_from([0.02, 0.5]),
+    rebalance=st.booleans(),
 )
-def test_phases_match_reference_loop(seed, crash, defensive, cover, capacity):
-    params = _params(defensive, cover, capacity_frac=capacity)
+def test_phases_match_reference_loop(seed, crash, defensive, cover, capacity, rebalance):
+    params = _params(defensive, cover, capacity_frac=capacity, rebalance=rebalance)
     state, f = _setup(seed, 2, 8, params, 4, crash)
     state = _with_behaviours(state, params, seed)
     ref = PM.state_to_dict(state)
@@ -61,15 +62,16 @@ def test_phases_match_reference_loop(seed, crash, defensive, cover, capacity):
     crash=st.sampled_from([0.0, 0.08, 0.2]),
     defensive=st.sampled_from([0.3, 1.0]),
     cover=st.sampled_from(PT.DEFICIT_COVER),
+    rebalance=st.booleans(),
 )
-def test_identities_hold_with_behaviours_and_cover(seed, crash, defensive, cover):
-    params = _params(defensive, cover)
+def test_identities_hold_with_behaviours_and_cover(seed, crash, defensive, cover, rebalance):
+    params = _params(defensive, cover, rebalance=rebalance)
     state, f = _setup(seed, 3, 16, params, 5, crash)
     state = PM.run(_with_behaviours(state, params, seed), f, RES, params)
     coll_gap, debt_gap = PM.accounting_gaps(state)
     c = state.counters
     coll_scale = c["initial_collateral_asset"] + c["added_collateral_asset"] + 1.0
-    debt_scale = c["initial_debt_asset"] + c["interest_asset"] + 1.0
+    debt_scale = c["initial_debt_asset"] + c["interest_asset"] + c["borrowed_asset"] + 1.0
     assert np.all(np.abs(coll_gap) <= 1e-10 * coll_scale)
     assert np.all(np.abs(debt_gap) <= 1e-10 * debt_scale)
     tre = PT.treasury_gap(state)
@@ -154,3 +156,39 @@ def test_param_errors_name_the_field():
         PB.PortfolioBorrowerParams(defensive_frac=1.5)
     with pytest.raises(ValueError, match="trigger_hf_max=1.1 is below"):
         PB.PortfolioBorrowerParams(trigger_hf_min=1.2, trigger_hf_max=1.1)
+
+
+def test_rebalancing_withdraws_and_borrows_within_the_rules():
+    """Calm prices, every slot defensive and rebalancing: healthy positions far above their band
+    withdraw or borrow back to their target, never past the LTV, the caps or the liquidity; the
+    naive loop agrees."""
+    params = _params(1.0, "none", rebalance=True)
+    state, f = _setup(3, 2, 32, params, 2, 0.0)
+    state = _with_behaviours(state, params, 3)
+    ref = PM.state_to_dict(state)
+    s1, _ = PM.substep(state, f[1], RES, params)
+    ref = ref_substep(RES, ref, f[1], params)
+    for key, v in PM.state_to_dict(s1).items():
+        if isinstance(v, np.ndarray):
+            _close(v, ref[key])
+    c = s1.counters
+    assert c["withdrawn_collateral_asset"].sum() > 0 and c["borrowed_asset"].sum() > 0
+    # the phase alone, on the state it sees (after prices and interest)
+    pre = PM.accrue_interest(PM.market_update(state, f[1], RES, params), RES, params)
+    post = PB.defend(pre, RES, params)
+    price = pre.oracle_usd[:, None, :]
+    a0 = account_data(pre.supply, pre.debt, price, RES, pre.emode_row)
+    a1 = account_data(post.supply, post.debt, price, RES, post.emode_row)
+    wd = (post.supply < pre.supply).any(-1)
+    bor = (post.debt > pre.debt).any(-1)
+    assert wd.any() and bor.any()
+    target = pre.defend_trigger_hf + params.borrowers.target_gap
+    up = wd | bor
+    assert np.all(a0.health_factor[up] > target[up] + params.borrowers.target_gap)
+    assert np.all(a1.health_factor[up] >= target[up] * (1 - 1e-9))
+    assert np.all(a1.health_factor[wd] == pytest.approx(target[wd], rel=1e-9))
+    assert np.all(a1.debt_usd[bor] <= a0.borrow_limit_usd[bor] * (1 + 1e-9))
+    assert np.all(post.debt.sum(1) <= RES.borrow_cap_asset * (1 + 1e-12))
+    assert np.all(post.debt.sum(1) <= post.lender_supply_asset * (1 + 1e-12))
+    # the funds went to the borrowers' outside funds
+    assert np.all(post.defend_capacity_usd[up] > pre.defend_capacity_usd[up])
