@@ -119,6 +119,13 @@ _add(
     "root random seed of the run (evaluate, benchmark suite: the first held-out seed)",
     ("simulate", "stress", "evaluate", "results.json", "validate"),
 )
+_add(
+    "replayed",
+    "label",
+    "symbols replayed from `--price-csv` (multi-asset preset; the others are simulated "
+    "conditionally on them)",
+    ("simulate", "stress"),
+)
 _add("num_envs", "count", "markets simulated at once", SIM)
 _add(
     "positions",
@@ -218,16 +225,32 @@ for _name, _text in (
         "seized_collateral_by_asset",
         "collateral that left positions in liquidations (the liquidator's and the protocol fee)",
     ),
-    ("added_collateral_by_asset", "collateral added by borrowers (0: passive books)"),
-    ("withdrawn_collateral_by_asset", "collateral withdrawn by borrowers (0: passive books)"),
+    ("added_collateral_by_asset", "collateral added by defensive borrowers (0: passive books)"),
+    (
+        "withdrawn_collateral_by_asset",
+        "collateral withdrawn by rebalancing defenders (0 unless borrowers.rebalance)",
+    ),
     ("protocol_fee_by_asset", "collateral the treasury took from liquidation bonuses"),
     ("initial_debt_by_asset", "debt at the start"),
     ("final_debt_by_asset", "debt at the end"),
-    ("borrowed_by_asset", "debt borrowed (0: passive books)"),
+    ("borrowed_by_asset", "debt borrowed by rebalancing defenders (0 unless borrowers.rebalance)"),
     ("interest_by_asset", "interest accrued on debt"),
-    ("repaid_by_borrowers_by_asset", "debt repaid by borrowers (0: passive books)"),
+    ("repaid_by_borrowers_by_asset", "debt repaid by defensive borrowers (0: passive books)"),
     ("repaid_by_liquidators_by_asset", "debt repaid by liquidators"),
     ("bad_debt_by_asset", "debt written off into the reserves' deficits (v3.3 deficit)"),
+    (
+        "deficit_covered_by_asset",
+        "deficit the treasury covered from its revenue of the same reserve "
+        "(eliminateReserveDeficit; 0 with market.deficit_cover=none)",
+    ),
+    (
+        "treasury_interest_by_asset",
+        "the reserve factor's share of the interest, to the treasury",
+    ),
+    (
+        "final_treasury_by_asset",
+        "the treasury's balance at the end: treasury interest + protocol fee - deficit covered",
+    ),
 ):
     _add(_name, "asset_by_symbol", f"{_text}, per asset (multi-asset preset)", SIM, "map")
 for _name, _text in (
@@ -239,8 +262,28 @@ for _name, _text in (
     ("interest_start_usd", "interest accrued"),
     ("repaid_by_liquidators_start_usd", "debt repaid by liquidators"),
     ("bad_debt_start_usd", "debt written off (deficits)"),
+    ("added_collateral_start_usd", "collateral added by defensive borrowers"),
+    ("repaid_by_borrowers_start_usd", "debt repaid by defensive borrowers"),
+    ("withdrawn_collateral_start_usd", "collateral withdrawn by rebalancing defenders"),
+    ("borrowed_start_usd", "debt borrowed by rebalancing defenders"),
+    ("deficit_covered_start_usd", "deficit covered by the treasury"),
+    ("deficit_outstanding_start_usd", "deficit written off and not covered"),
 ):
     _add(_name, "usd", f"{_text}, all assets valued at the start prices (multi-asset preset)", SIM)
+_add(
+    "deficit_cover",
+    "label",
+    "when the treasury covers deficits: `none` or `treasury_each_step` (multi-asset preset, "
+    "`--set market.deficit_cover=...`)",
+    ("simulate", "stress"),
+)
+_add(
+    "defensive_frac",
+    "frac",
+    "share of slots that defend (top up or repay below a trigger; multi-asset preset, "
+    "`--set borrowers.defensive_frac=...`)",
+    ("simulate", "stress"),
+)
 _add(
     "keeper_pnl_usd",
     "usd",
@@ -562,6 +605,12 @@ for _level in RISK_LEVELS:
         ST,
         "map",
     )
+_add(
+    "mean_deficit_covered_usd",
+    "usd",
+    "mean deficit per path the treasury covered, at start prices (multi-asset preset)",
+    ST,
+)
 _add(
     "liquidation_heatmap_by_asset",
     "object",

@@ -11,14 +11,19 @@ per asset from them) and USD totals at the start prices (``*_start_usd``).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 
+from .engine import portfolio_borrowers as PB
 from .engine import portfolio_market as PM
 from .engine.aave_v3_ethereum import aave_v3_ethereum_reserves
+from .engine.params import override_many
 from .engine.portfolio_books import draw_book
 from .scenarios import multiasset as MA
+from .scenarios.portfolio_book_csv import book_arrays
 
 PRESET = "aave_v3_ethereum"
 DEFAULT_SCENARIO = "multiasset_2021"
@@ -37,6 +42,9 @@ BY_ASSET = {
     "repaid_by_borrowers_by_asset": "repaid_by_borrowers_asset",
     "repaid_by_liquidators_by_asset": "repaid_by_liquidators_asset",
     "bad_debt_by_asset": "deficit_asset",
+    "deficit_covered_by_asset": "deficit_covered_asset",
+    "treasury_interest_by_asset": "treasury_interest_asset",
+    "final_treasury_by_asset": None,
 }
 """Per-asset dict keys and the market counter each comes from (``None``: the final balances)."""
 
@@ -49,46 +57,160 @@ START_USD = {
     "interest_start_usd": "interest_by_asset",
     "repaid_by_liquidators_start_usd": "repaid_by_liquidators_by_asset",
     "bad_debt_start_usd": "bad_debt_by_asset",
+    "added_collateral_start_usd": "added_collateral_by_asset",
+    "repaid_by_borrowers_start_usd": "repaid_by_borrowers_by_asset",
+    "withdrawn_collateral_start_usd": "withdrawn_collateral_by_asset",
+    "borrowed_start_usd": "borrowed_by_asset",
+    "deficit_covered_start_usd": "deficit_covered_by_asset",
 }
 """USD totals at the start fundamental prices, from the per-asset dict each names."""
 
 
-def simulate_portfolio(
+SET_SECTIONS = ("market", "borrowers")
+"""``--set`` sections the preset takes: ``market.KEY`` a field of
+:class:`~levgym.engine.portfolio_market.PortfolioMarketParams` (not ``substep_h``: one substep
+per hourly row), ``borrowers.KEY`` one of
+:class:`~levgym.engine.portfolio_borrowers.PortfolioBorrowerParams`."""
+
+
+def params_from_sets(sets: dict[str, dict[str, str]]) -> PM.PortfolioMarketParams:
+    """The market parameters of ``--set`` overrides (:func:`levgym.cli.common.parse_sets`'s
+    form), validated; one line naming the key and what is allowed otherwise."""
+    market_keys = [f.name for f in dataclasses.fields(PM.PortfolioMarketParams)]
+    market_keys = [k for k in market_keys if k not in ("substep_h", "borrowers")]
+    borrower_keys = [f.name for f in dataclasses.fields(PB.PortfolioBorrowerParams)]
+    allowed = (
+        f"allowed market.{{{', '.join(market_keys)}}} and borrowers.{{{', '.join(borrower_keys)}}}"
+    )
+    for section, items in sets.items():
+        for key in items:
+            if section not in SET_SECTIONS or (section == "market" and key not in market_keys):
+                raise ValueError(
+                    f"--set {section}.{key} is not supported with --preset {PRESET}; {allowed}"
+                )
+    borrowers = override_many(PB.PortfolioBorrowerParams(), "borrowers", sets.get("borrowers", {}))
+    market = override_many(PM.PortfolioMarketParams(), "market", sets.get("market", {}))
+    return dataclasses.replace(market, borrowers=borrowers)
+
+
+def start_fundamentals(
+    scenario: str | None, seed: int = 0, price_table: MA.MultiAssetTable | None = None
+) -> np.ndarray:
+    """The reserves' fundamental USD prices at the start ``[K]`` (the same on every path: the
+    fitted process starts from fixed prices, a replay from the file's first row)."""
+    reserves = aave_v3_ethereum_reserves()
+    paths = MA.get_scenario(scenario or DEFAULT_SCENARIO).build(1, 1, 1.0, seed, price_table)
+    ratio = PM.initial_exchange_ratio(reserves, 1)
+    return PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)[0, 0]
+
+
+def start_oracle(
+    scenario: str | None, seed: int = 0, price_table: MA.MultiAssetTable | None = None
+) -> np.ndarray:
+    """The reserves' oracle prices at the start ``[K]`` (where a ``--book-csv`` is checked)."""
+    reserves = aave_v3_ethereum_reserves()
+    f0 = start_fundamentals(scenario, seed, price_table)
+    empty = np.zeros((1, 1, reserves.k))
+    return PM.init_state(reserves, PM.PortfolioMarketParams(), empty, empty, 0, f0).oracle_usd[0]
+
+
+def check_price_table(table: MA.MultiAssetTable, scenario: str | None, rows: int, label: str,
+                      what: str) -> None:  # fmt: skip
+    """One line when ``table`` (a ``--price-csv``) cannot drive ``rows`` hourly rows under
+    ``scenario``: too short (``what`` names the flag that sets the length), or the scenario's
+    overlay moves an asset the file replays."""
+    covered = int(math.floor((table.times_s[-1] - table.times_s[0]) / 3600.0 + 1e-9)) + 1
+    if covered < rows:
+        raise ValueError(
+            f"{label} covers {covered} hourly row(s) ({table.times_s.size} in the file); {what} "
+            f"needs {rows} (the start row and one per hour); allowed {what.split()[0]} <= "
+            f"{covered - 1}"
+        )
+    sc = MA.get_scenario(scenario or DEFAULT_SCENARIO)
+    for o in sc.overlays:
+        if o.symbol in table.symbols:
+            raise ValueError(
+                f"--scenario {sc.name} moves {o.symbol} ({type(o).__name__}) but {label} replays "
+                f"{o.symbol}; allowed a scenario that moves only assets missing from the file "
+                f"(e.g. {DEFAULT_SCENARIO}) or a file without a {o.symbol} column"
+            )
+
+
+def build_market(
     scenario: str | None, num_envs: int, positions: int, steps: int, seed: int,
     params: PM.PortfolioMarketParams | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """The summary of ``num_envs`` markets of ``positions`` slots over ``steps`` hours."""
-    name = scenario or DEFAULT_SCENARIO
-    sc = MA.get_scenario(name)
+    price_table: MA.MultiAssetTable | None = None, reserves: Any = None, book: Any = None,
+) -> tuple[PM.PortfolioState, np.ndarray, Any]:  # fmt: skip
+    """(initial state, fundamentals ``[steps + 1, E, K]``, reserves) of ``num_envs`` markets:
+    the scenario's paths (a ``price_table``'s assets replayed, the others simulated
+    conditionally on them) and a drawn book of ``positions`` slots, or ``book`` (a
+    :class:`~levgym.scenarios.portfolio_book_csv.PortfolioBookTable`) in every env's first slots
+    (``max(positions, rows)`` slots). ``reserves`` default
+    :func:`~levgym.engine.aave_v3_ethereum.aave_v3_ethereum_reserves`."""
+    sc = MA.get_scenario(scenario or DEFAULT_SCENARIO)
     params = params or PM.PortfolioMarketParams()
-    reserves = aave_v3_ethereum_reserves()
-    paths = sc.build(num_envs, steps + 1, 1.0, seed)
+    reserves = aave_v3_ethereum_reserves() if reserves is None else reserves
+    paths = sc.build(num_envs, steps + 1, 1.0, seed, price_table)
     ratio = PM.initial_exchange_ratio(reserves, num_envs)
     f = PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)
     k = reserves.k
     empty = np.zeros((num_envs, 1, k))
     oracle0 = PM.init_state(reserves, params, empty, empty, 0, f[0]).oracle_usd
-    book = draw_book(reserves, oracle0[0], num_envs, positions, seed=seed)
-    state = PM.init_state(reserves, params, book.supply, book.debt, book.emode_row, f[0])
+    kinds = None
+    if book is None:
+        drawn = draw_book(reserves, oracle0[0], num_envs, positions, seed=seed)
+        supply, debt, emode_row = drawn.supply, drawn.debt, drawn.emode_row
+    else:
+        arr = book_arrays(book, num_envs, positions)
+        supply, debt, emode_row = arr["supply"], arr["debt"], arr["emode_row"]
+        kinds = arr["behaviour"] if book.behaviour is not None else None
+    state = PM.init_state(reserves, params, supply, debt, emode_row, f[0])
+    if params.borrowers.defensive_frac > 0 or kinds is not None:
+        behaviours = PB.assign(
+            params.borrowers, state.supply, state.oracle_usd, seed, reserves, kinds
+        )
+        state = PB.with_behaviours(state, behaviours)
+    return state, f, reserves
+
+
+def simulate_portfolio(
+    scenario: str | None, num_envs: int, positions: int, steps: int, seed: int,
+    params: PM.PortfolioMarketParams | None = None,
+    price_table: MA.MultiAssetTable | None = None, price_csv: str | None = None,
+    book: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The summary of ``num_envs`` markets of ``positions`` slots over ``steps`` hours
+    (``price_table``: the parsed ``--price-csv`` named ``price_csv``)."""
+    name = scenario or DEFAULT_SCENARIO
+    params = params or PM.PortfolioMarketParams()
+    state, f, reserves = build_market(
+        name, num_envs, positions, steps, seed, params, price_table, None, book
+    )
     state = PM.run(state, f, reserves, params)
     c = state.counters
-    arrays = {
-        key: (PM.final_collateral(state) if key == "final_collateral_by_asset" else PM.final_debt(state))
-        if src is None
-        else c[src]
-        for key, src in BY_ASSET.items()
-    }  # fmt: skip
+    finals = {
+        "final_collateral_by_asset": PM.final_collateral(state),
+        "final_debt_by_asset": PM.final_debt(state),
+        "final_treasury_by_asset": state.treasury_asset,
+    }
+    arrays = {key: finals[key] if src is None else c[src] for key, src in BY_ASSET.items()}
     start = f[0]  # [E, K]
     out: dict[str, Any] = {
-        "scenario": name,
+        "scenario": name if price_table is None else f"{name}+csv:{price_csv}",
+        "replayed": [] if price_table is None else list(price_table.symbols),
         "seed": int(seed),
         "num_envs": int(num_envs),
-        "positions": int(positions),
+        "positions": int(state.shape[1]),
         "steps": int(steps),
         "reserves": list(reserves.symbols),
     }
     for key, src in START_USD.items():
         out[key] = float((arrays[src] * start).sum(axis=1).mean())
+    out["deficit_outstanding_start_usd"] = (
+        out["bad_debt_start_usd"] - out["deficit_covered_start_usd"]
+    )
+    out["deficit_cover"] = params.deficit_cover
+    out["defensive_frac"] = params.borrowers.defensive_frac
     out["liquidations"] = float(state.liquidations.mean())
     out["cascade_rounds_max"] = int(state.cascade_rounds_max.max())
     out["keeper_pnl_usd"] = float(state.keeper_pnl_usd.mean())

@@ -45,8 +45,8 @@ import numpy as np
 from ..engine import portfolio_market as PM
 from ..engine.aave_v3_ethereum import aave_v3_ethereum_reserves
 from ..engine.portfolio import account_data
-from ..engine.portfolio_books import draw_book
 from ..scenarios import multiasset as MA
+from ..simulation_portfolio import build_market
 from .montecarlo import Progress, batch_seed
 from .risk import LEVELS, _sample, check_se_method, mean_estimate, probability_block, tail_block
 
@@ -80,6 +80,16 @@ class PortfolioStressConfig:
     """Hours per path: a whole number of 1 h rows."""
     seed: int = 0
     batch_size: int = 500
+    price_table: MA.MultiAssetTable | None = None
+    """A parsed ``--price-csv``: its assets replayed on every path, the others simulated
+    conditionally on them (:func:`levgym.scenarios.multiasset.replay`)."""
+    price_csv: str | None = None
+    """The file ``price_table`` came from (labels only)."""
+    market: PM.PortfolioMarketParams = PM.PortfolioMarketParams(substep_h=ROW_H)
+    """Market parameters (deficit cover, borrower behaviour); ``substep_h`` must be ``ROW_H``."""
+    book: Any = None
+    """A parsed ``--book-csv`` (:class:`levgym.scenarios.portfolio_book_csv.PortfolioBookTable`)
+    held by every path instead of a drawn book (``max(positions, rows)`` slots)."""
 
     def __post_init__(self) -> None:
         MA.get_scenario(self.scenario)
@@ -92,6 +102,22 @@ class PortfolioStressConfig:
             raise ValueError(
                 f"horizon_hours={h:g} is out of range; allowed a positive whole number of hours"
             )
+        if self.market.substep_h != ROW_H:
+            raise ValueError(
+                f"market.substep_h={self.market.substep_h:g}; allowed {ROW_H:g} (one substep per row)"
+            )
+        if self.price_table is not None:
+            from ..simulation_portfolio import check_price_table
+
+            check_price_table(
+                self.price_table, self.scenario, self.steps + 1,
+                f"--price-csv {self.price_csv!r}", f"--horizon-hours {h:g}",
+            )  # fmt: skip
+
+    @property
+    def slots(self) -> int:
+        """Position slots per path."""
+        return self.positions if self.book is None else max(self.positions, self.book.rows)
 
     @property
     def steps(self) -> int:
@@ -116,6 +142,8 @@ class PortfolioBatch:
     liquidated_usd: np.ndarray
     liquidations: np.ndarray
     debt_end_usd: np.ndarray
+    covered_usd: np.ndarray
+    """Deficit the treasury covered (``market.deficit_cover``), at start prices."""
     liquidatable_usd: np.ndarray
     """``[size, C, F]``: the heatmap per path (collateral asset ``C``, fall ``F``)."""
 
@@ -157,15 +185,11 @@ def run_batch(config: PortfolioStressConfig, batch: int) -> PortfolioBatch:
         raise ValueError(f"batch={batch} is out of range; allowed 0..{len(sizes) - 1}")
     size = sizes[batch]
     seed_b = batch_seed(config.seed, batch)
-    reserves = aave_v3_ethereum_reserves()
-    params = PM.PortfolioMarketParams(substep_h=ROW_H)
-    paths = MA.get_scenario(config.scenario).build(size, config.steps + 1, ROW_H, seed_b)
-    ratio = PM.initial_exchange_ratio(reserves, size)
-    f = PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)
-    empty = np.zeros((size, 1, reserves.k))
-    oracle0 = PM.init_state(reserves, params, empty, empty, 0, f[0]).oracle_usd
-    book = draw_book(reserves, oracle0[0], size, config.positions, seed=seed_b)
-    state = PM.init_state(reserves, params, book.supply, book.debt, book.emode_row, f[0])
+    params = config.market
+    state, f, reserves = build_market(
+        config.scenario, size, config.positions, config.steps, seed_b, params, config.price_table,
+        aave_v3_ethereum_reserves(), config.book,
+    )  # fmt: skip
     state = PM.run(state, f, reserves, params)
     c = state.counters
     start = f[0]
@@ -188,6 +212,7 @@ def run_batch(config: PortfolioStressConfig, batch: int) -> PortfolioBatch:
         liquidated_usd=(c["repaid_by_liquidators_asset"] * start).sum(axis=1),
         liquidations=state.liquidations.astype(np.float64),
         debt_end_usd=(state.debt * state.oracle_usd[:, None, :]).sum(axis=(1, 2)),
+        covered_usd=(c["deficit_covered_asset"] * start).sum(axis=1),
         liquidatable_usd=heat,
     )
 
@@ -273,6 +298,7 @@ def summarize(
     }
     out["liquidation_heatmap_definition"] = HEATMAP_DEFINITION
     out["mean_debt_end_usd"] = debt_end
+    out["mean_deficit_covered_usd"] = float(res.covered_usd.mean())
     out["se_method"] = se_method
     return out
 

@@ -78,7 +78,9 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="load the positions from a CSV (columns collateral_asset, debt_usd, optional "
-        "behaviour: passive, defensive, looper) instead of drawing a book; every env holds it",
+        "behaviour: passive, defensive, looper) instead of drawing a book; every env holds it. "
+        "With --preset aave_v3_ethereum: collateral_<SYM>, debt_<SYM>, optional emode, behaviour "
+        "(passive, topup, repay), see docs/cross-margin.md",
     )
     parser.add_argument(
         "--warmup-h",
@@ -325,7 +327,14 @@ def check_env_id(env_id: str, flag: str = "--env") -> str:
 def refuse_with_preset(preset: str, flags: Any, args: Any) -> None:
     """One line for the first of ``flags`` (``(flag, value)`` pairs) given with ``--preset
     preset``, and for a backend other than numpy float64: what the multi-asset preset does not
-    take yet."""
+    take yet. The single-asset ``--price-csv`` column flags are refused too (the preset's file
+    names its columns by symbol)."""
+    flags = [
+        *flags,
+        ("--time-column", getattr(args, "time_column", None)),
+        ("--price-column", getattr(args, "price_column", None)),
+        ("--csv-group", getattr(args, "csv_group", None)),
+    ]
     for flag, value in flags:
         if value:
             raise CliError(
@@ -336,3 +345,43 @@ def refuse_with_preset(preset: str, flags: Any, args: Any) -> None:
             f"--backend {args.backend} --dtype {args.dtype} is not supported with --preset "
             f"{preset}; allowed the default (numpy float64, keeper pass compiled by numba)"
         )
+
+
+def preset_price_table(args: Any, rows: int, what: str) -> Any:
+    """The multi-asset preset's ``--price-csv`` (``timestamp,WETH,WBTC,...``) read and checked
+    against the run before any work (:func:`levgym.simulation_portfolio.check_price_table`): a
+    :class:`~levgym.scenarios.multiasset.MultiAssetTable`, or None without ``--price-csv``.
+    ``rows`` is the hourly rows the run needs and ``what`` the flag that sets them. Also checks
+    ``--scenario`` (a multi-asset scenario)."""
+    from ..scenarios.multiasset import get_scenario, read_multiasset_csv
+    from ..simulation_portfolio import check_price_table
+
+    if args.scenario:
+        get_scenario(args.scenario)  # a one-line error naming the multi-asset scenarios
+    if not args.price_csv:
+        if args.allow_gaps:
+            raise CliError(
+                "--allow-gaps has no effect without --price-csv; allowed with --price-csv"
+            )
+        return None
+    check_input_file(args.price_csv, "--price-csv", "a CSV file (timestamp,WETH,WBTC,...)")
+    table = read_multiasset_csv(args.price_csv, allow_gaps=args.allow_gaps)
+    check_price_table(table, args.scenario, rows, f"--price-csv {args.price_csv!r}", what)
+    return table
+
+
+def preset_book(args: Any, price_table: Any) -> Any:
+    """The multi-asset preset's ``--book-csv`` read and checked (every row's rules, then HF >= 1
+    at the run's start oracle) before any work: a
+    :class:`~levgym.scenarios.portfolio_book_csv.PortfolioBookTable`, or None."""
+    if not args.book_csv:
+        return None
+    from ..engine.aave_v3_ethereum import aave_v3_ethereum_reserves
+    from ..scenarios.portfolio_book_csv import check_book, read_portfolio_book_csv
+    from ..simulation_portfolio import start_oracle
+
+    check_input_file(args.book_csv, "--book-csv", "a CSV file (collateral_WETH,debt_USDC,...)")
+    reserves = aave_v3_ethereum_reserves()
+    book = read_portfolio_book_csv(args.book_csv, reserves)
+    check_book(book, reserves, start_oracle(args.scenario, args.seed, price_table))
+    return book

@@ -84,7 +84,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --protocols: also run isolated markets on the same paths and books and report "
         "each protocol's bad debt caused by sharing the markets",
     )
-    add_csv_arguments(p, "replay a price path from a CSV file")
+    add_csv_arguments(
+        p,
+        "replay a price path from a CSV file (with --preset aave_v3_ethereum: one price column "
+        "per asset, timestamp,WETH,WBTC,...; the others simulated conditionally on them)",
+    )
     add_book_arguments(p)
     add_set_argument(p)
     add_backend_arguments(p)
@@ -137,29 +141,27 @@ def make_drivers(args: argparse.Namespace, params, sets, num_substeps: int, tabl
 
 def run_portfolio(args: argparse.Namespace) -> int:
     """``--preset aave_v3_ethereum``: the multi-asset market (levgym.simulation_portfolio)."""
-    from ..scenarios.multiasset import get_scenario
-    from ..simulation_portfolio import PRESET, simulate_portfolio
-    from .common import refuse_with_preset
+    from ..simulation_portfolio import PRESET, params_from_sets, simulate_portfolio
+    from .common import preset_book, preset_price_table, refuse_with_preset
 
     refuse_with_preset(
         PRESET,
         (
-            ("--price-csv", args.price_csv),
-            ("--book-csv", args.book_csv),
-            ("--set", args.sets),
             ("--plot", args.plot),
             ("--warmup-h", args.warmup_h),
         ),
         args,
     )
-    if args.scenario:
-        get_scenario(args.scenario)  # a one-line error naming the multi-asset scenarios
+    params = params_from_sets(parse_sets(args.sets))
+    table = preset_price_table(args, args.steps + 1, f"--steps {args.steps}")
+    book = preset_book(args, table)
     check_output_file(args.out_json, "--out-json")
     sizing.check_simulate(
         args.num_envs, args.positions, args.steps, "float64", False, "numpy", args.yes
     )
     summary = checked("simulate", simulate_portfolio(
-        args.scenario, args.num_envs, args.positions, args.steps, args.seed
+        args.scenario, args.num_envs, args.positions, args.steps, args.seed, params,
+        price_table=table, price_csv=args.price_csv, book=book,
     ))  # fmt: skip
     if args.out_json:
         write_json(args.out_json, summary)

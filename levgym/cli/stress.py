@@ -84,7 +84,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"scenario name (default {DEFAULT_SCENARIO}; see `levgym scenarios`). With --price-csv: "
         "the scenario's liquidity, gas and oracle paths under the CSV's prices",
     )
-    add_csv_arguments(p, "replay a price path from a CSV file on every path")
+    add_csv_arguments(
+        p,
+        "replay a price path from a CSV file on every path (with --preset aave_v3_ethereum: one "
+        "price column per asset, timestamp,WETH,WBTC,...; the others drawn conditionally)",
+    )
     add_book_arguments(p)
     p.add_argument(
         "--paths",

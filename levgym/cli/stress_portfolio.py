@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -16,7 +17,13 @@ import numpy as np
 from ..io import write_json
 from ..naming import new_run_dir
 from ..results import checked
-from .common import check_output_dir, print_json, refuse_with_preset
+from .common import (
+    check_output_dir,
+    preset_book,
+    preset_price_table,
+    print_json,
+    refuse_with_preset,
+)
 from .raycli import describe, ray_settings, start_executor, warn_few_paths
 
 
@@ -24,9 +31,6 @@ def _refuse_unsupported(args: argparse.Namespace, preset: str) -> None:
     refuse_with_preset(
         preset,
         (
-            ("--price-csv", args.price_csv),
-            ("--book-csv", args.book_csv),
-            ("--set", args.sets),
             ("--warmup-h", args.warmup_h),
             ("--include-underwater", args.include_underwater),
             ("--sensitivities", args.sensitivities),
@@ -46,6 +50,14 @@ def canonical_command(args: argparse.Namespace, scenario: str) -> str:
         "--positions", str(args.positions), "--seed", str(args.seed),
         "--batch-size", str(args.batch_size), "--se", args.se,
     ]  # fmt: skip
+    if args.price_csv:
+        parts += ["--price-csv", args.price_csv]
+    if args.book_csv:
+        parts += ["--book-csv", args.book_csv]
+        if args.allow_gaps:
+            parts.append("--allow-gaps")
+    for item in args.sets:
+        parts += ["--set", item]
     if args.out:
         parts += ["--out", args.out]
     if args.json:
@@ -61,6 +73,12 @@ def run_portfolio(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     _refuse_unsupported(args, PS.PRESET)
     scenario = args.scenario or PS.DEFAULT_SCENARIO
+    from ..simulation_portfolio import params_from_sets
+    from .common import parse_sets
+
+    market = dataclasses.replace(params_from_sets(parse_sets(args.sets)), substep_h=PS.ROW_H)
+    table = preset_price_table(args, 0, "")
+    book = preset_book(args, table)  # read and checked; its length against the config's
     config = PS.PortfolioStressConfig(
         scenario=scenario,
         paths=args.paths,
@@ -68,6 +86,10 @@ def run_portfolio(args: argparse.Namespace) -> int:
         horizon_h=args.horizon_hours,
         seed=args.seed,
         batch_size=args.batch_size,
+        price_table=table,
+        price_csv=args.price_csv,
+        market=market,
+        book=book,
     )  # unknown scenario, bad counts or horizon: one line, exit 2, before any path runs
     check_output_dir(args.out, "--out")
     settings = ray_settings(args)
@@ -83,11 +105,14 @@ def run_portfolio(args: argparse.Namespace) -> int:
             "argv": shlex.join(sys.argv)
             if sys.argv and "levgym" in os.path.basename(sys.argv[0])
             else None,
-            "scenario": scenario,
+            "scenario": scenario if table is None else f"{scenario}+csv:{args.price_csv}",
+            "replayed": [] if table is None else list(table.symbols),
+            "deficit_cover": market.deficit_cover,
+            "defensive_frac": market.borrowers.defensive_frac,
             "preset": PS.PRESET,
             "reserves": list(symbols),
             "seed": args.seed,
-            "positions": args.positions,
+            "positions": config.slots,
             "horizon_hours": args.horizon_hours,
             "substeps": config.steps,
             "batch_size": args.batch_size,

@@ -22,6 +22,9 @@ One substep (:func:`substep`), in this order:
    (:func:`levgym.engine.portfolio.borrow_rates_apr` on utilization = borrowers' debt / lenders'
    supply, :func:`levgym.engine.rules.interest_growth`); the reserve factor's share goes to the
    treasury, the rest to the lenders' supply.
+4b. **Borrowers** (:func:`levgym.engine.portfolio_borrowers.defend`): defensive positions below
+   their trigger HF top up collateral or repay debt within their outside funds (default
+   ``borrowers.defensive_frac = 0``: none, the books are passive).
 5. **Liquidation cascade**: up to ``max_cascade_rounds`` rounds. In a round every position with
    HF < 1 gets the keeper's call (:func:`levgym.engine.portfolio.liquidate`, or its numba twin
    :func:`levgym.engine.portfolio_fused.liquidate_fused`): the most profitable (collateral i,
@@ -36,15 +39,20 @@ One substep (:func:`substep`), in this order:
    purchases one bundled purchase; the oracles are read again from the moved pools and the next
    round starts. The cascade stops when no env liquidates.
 6. **Deficits**: a position left with debt and no collateral has its debt burnt into the
-   reserves' deficits (:func:`levgym.engine.portfolio.write_off_deficit`). A deficit stays on the
-   books (``deficit_asset``): nothing covers it inside the step (on Aave v3.3 the Umbrella /
-   treasury covers it by ``eliminateReserveDeficit``, a governance action).
+   reserves' deficits (:func:`levgym.engine.portfolio.write_off_deficit`), counted in
+   ``deficit_asset``.
+7. **Deficit coverage** (:func:`levgym.engine.portfolio_treasury.cover_deficit`, v3.3's
+   ``eliminateReserveDeficit``): with ``deficit_cover = "treasury_each_step"`` the treasury's
+   revenue of each reserve covers that reserve's outstanding deficit; with ``"none"`` (the
+   default) a deficit stays on the books.
 
-Borrowers are passive here: they neither add nor withdraw collateral, borrow nor repay (the
-counters exist, at 0, so the accounting identities are stated whole). Accounting per asset, in
+Defensive borrowers add collateral and repay (step 4b), and with ``borrowers.rebalance`` also
+withdraw and borrow. Accounting per asset, in
 asset units: ``collateral: initial + added - withdrawn - seized = final`` and ``debt: initial +
 borrowed + interest - repaid_by_borrowers - repaid_by_liquidators - written_off = final``
-(:func:`accounting_gaps`). ``reference_portfolio.ref_substep`` is the naive loop twin.
+(:func:`accounting_gaps`), and the treasury's ``treasury_interest + protocol_fee -
+deficit_covered = treasury`` (:func:`levgym.engine.portfolio_treasury.treasury_gap`).
+``reference_portfolio.ref_substep`` is the naive loop twin.
 """
 
 from __future__ import annotations
@@ -66,6 +74,8 @@ from .portfolio import (
     oracle_prices_usd,
     write_off_deficit,
 )
+from .portfolio_borrowers import PortfolioBorrowerParams, defend
+from .portfolio_treasury import check_deficit_cover, cover_deficit
 
 QUOTE_SYMBOL = "USDC"
 """The quote token of every pool: the market needs a USDC reserve."""
@@ -102,6 +112,11 @@ class PortfolioMarketParams:
     """Gas a keeper pays per call (USD); 0 = no gas."""
     max_round_buy_frac: float = 0.5
     """A round's purchases of one asset take at most this share of its pool's reserve."""
+    deficit_cover: str = "none"
+    """When the treasury covers deficits (:mod:`levgym.engine.portfolio_treasury`): ``none`` or
+    ``treasury_each_step``."""
+    borrowers: PortfolioBorrowerParams = PortfolioBorrowerParams()
+    """Borrower behaviour (:mod:`levgym.engine.portfolio_borrowers`; default passive)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_market"
@@ -119,6 +134,9 @@ class PortfolioMarketParams:
             )
         _check_range(o, "gas_usd_per_call", self.gas_usd_per_call, 0.0, 1e6)
         _check_range(o, "max_round_buy_frac", self.max_round_buy_frac, 0.0, 1.0, lo_open=True, hi_open=True)  # fmt: skip
+        check_deficit_cover(self.deficit_cover)
+        if not isinstance(self.borrowers, PortfolioBorrowerParams):
+            raise ValueError(f"{o}.borrowers={self.borrowers!r} must be a PortfolioBorrowerParams")
 
 
 COUNTERS = (
@@ -137,11 +155,15 @@ COUNTERS = (
     "sale_quote",
     "bought_asset",
     "purchase_quote",
+    "treasury_interest_asset",
+    "deficit_covered_asset",
 )
 """Per-asset counters ``[E, K]`` (asset units; ``sale_quote`` / ``purchase_quote`` in USDC):
 ``seized_collateral_asset`` is all collateral that left positions (the liquidator's and the
 protocol fee); ``deficit_asset`` the debt written off (v3.3 deficit); ``sold_asset`` the
-liquidators' sales into the asset's pool, ``bought_asset`` their purchases of it."""
+liquidators' sales into the asset's pool, ``bought_asset`` their purchases of it;
+``treasury_interest_asset`` the reserve factor's share of the interest, ``deficit_covered_asset``
+the deficit the treasury covered (:mod:`levgym.engine.portfolio_treasury`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,6 +201,13 @@ class PortfolioState:
     cascade_rounds_max: np.ndarray
     """Most rounds one substep's cascade took ``[E]``."""
     time_h: float = 0.0
+    defend_trigger_hf: np.ndarray | None = None
+    """Trigger HF of defensive slots ``[E, N]`` (0 = passive); None: every slot passive
+    (:mod:`levgym.engine.portfolio_borrowers`)."""
+    defend_repays: np.ndarray | None = None
+    """Defensive slots that repay rather than top up ``[E, N]``."""
+    defend_capacity_usd: np.ndarray | None = None
+    """Outside funds left to defensive slots ``[E, N]`` (USD)."""
 
     def replace(self, **changes: Any) -> PortfolioState:
         return dataclasses.replace(self, **changes)
@@ -343,6 +372,7 @@ def accrue_interest(
     rf = reserves._col("reserve_factor_frac")
     c = dict(state.counters)
     c["interest_asset"] = c["interest_asset"] + interest
+    c["treasury_interest_asset"] = c["treasury_interest_asset"] + interest * rf
     return state.replace(
         debt=state.debt + added,
         lender_supply_asset=state.lender_supply_asset + interest * (1.0 - rf),
@@ -457,11 +487,12 @@ def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, fused: bool = True,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
-    """One substep of every env (module docstring, steps 1-6); returns the state and the cascade
+    """One substep of every env (module docstring, steps 1-7); returns the state and the cascade
     rounds with calls per env ``[E]``. ``fused`` runs the keeper pass compiled by numba (same
     results to float rounding)."""
     state = market_update(state, fundamental_usd, reserves, params)
     state = accrue_interest(state, reserves, params)
+    state = defend(state, reserves, params)  # borrowers (levgym.engine.portfolio_borrowers)
     rounds = np.zeros(state.shape[0], dtype=np.int64)
     for _ in range(params.max_cascade_rounds):
         state, calls = cascade_round(state, reserves, params, fused)
@@ -469,6 +500,7 @@ def substep(
         if not calls.any():
             break
     state = write_off(state, reserves)
+    state = cover_deficit(state, params)  # treasury (levgym.engine.portfolio_treasury)
     return state.replace(cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds)), rounds
 
 

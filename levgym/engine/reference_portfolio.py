@@ -334,6 +334,8 @@ def ref_substep(
             st["counter:interest_asset"][e, k] += interest
             st["lender_supply_asset"][e, k] += interest * (1.0 - r.reserve_factor_frac)
             st["treasury_asset"][e, k] += interest * r.reserve_factor_frac
+            st["counter:treasury_interest_asset"][e, k] += interest * r.reserve_factor_frac
+        _ref_defend(reserves, st, params, e)
     rounds = np.zeros(e_n, dtype=np.int64)
     for _ in range(params.max_cascade_rounds):
         res = ref_liquidate(reserves, st["supply"], st["debt"], st["oracle_usd"], st["emode_row"])
@@ -425,5 +427,105 @@ def ref_substep(
                 for k in range(k_n):
                     st["counter:deficit_asset"][e, k] += st["debt"][e, n, k]
                     st["debt"][e, n, k] = 0.0
+    # deficit coverage from the treasury's revenue of the same reserve
+    if params.deficit_cover == "treasury_each_step":
+        for e in range(e_n):
+            for k in range(k_n):
+                owed = st["counter:deficit_asset"][e, k] - st["counter:deficit_covered_asset"][e, k]
+                pay = min(max(owed, 0.0), max(st["treasury_asset"][e, k], 0.0))
+                st["counter:deficit_covered_asset"][e, k] += pay
+                st["treasury_asset"][e, k] -= pay
     st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
     return st
+
+
+def _ref_defend(reserves: Reserves, st: dict[str, Any], params: Any, e: int) -> None:
+    """Defensive borrowers of env ``e`` (``portfolio_borrowers``), in place: each position from
+    its own balances; borrowing within the caps and liquidity left before the phase, scaled
+    down together when the env's positions want more."""
+    trig_all = st.get("defend_trigger_hf")
+    if trig_all is None:
+        return
+    bp = params.borrowers
+    gap = bp.target_gap
+    p = [float(x) for x in st["oracle_usd"][e]]
+    k_n = len(p)
+    n_n = st["supply"].shape[1]
+    total = [float(st["debt"][e, :, k].sum()) for k in range(k_n)]
+    iso = [0.0] * k_n
+    for n in range(n_n):
+        a = ref_account(
+            reserves,
+            list(st["supply"][e, n]),
+            list(st["debt"][e, n]),
+            p,
+            int(st["emode_row"][e, n]),
+        )
+        if a["isolated"]:
+            iso[a["isolation_asset"]] += float(st["debt"][e, n].sum())
+    borrows = []  # (n, j, amount, price) wanted
+    for n in range(n_n):
+        trig = float(trig_all[e, n])
+        cap = float(st["defend_capacity_usd"][e, n])
+        if trig <= 0.0:
+            continue
+        s = [float(x) for x in st["supply"][e, n]]
+        d = [float(x) for x in st["debt"][e, n]]
+        row = int(st["emode_row"][e, n])
+        a = ref_account(reserves, s, d, p, row)
+        if not (a["debt_usd"] > 0 and a["collateral_usd"] > 0):
+            continue
+        target = trig + gap
+        down = a["health_factor"] < trig and cap > 0.0
+        up = bp.rebalance and a["health_factor"] > target + gap
+        if not (down or up):
+            continue
+        j, best = 0, -1.0
+        for k in range(k_n):
+            if d[k] * p[k] > best:
+                j, best = k, d[k] * p[k]
+        i, best = 0, -1.0
+        for k, r in enumerate(reserves.reserves):
+            if s[k] > 0 and r.liquidation_threshold != 0 and s[k] * p[k] > best:
+                i, best = k, s[k] * p[k]
+        cat = _category(reserves, row)
+        r = reserves.reserves[i]
+        lt = (
+            cat.liquidation_threshold
+            if cat is not None and r.symbol in cat.collateral
+            else r.liquidation_threshold
+        )
+        if down and st["defend_repays"][e, n]:
+            usd = min(max(a["debt_usd"] - a["threshold_usd"] / target, 0.0), cap, d[j] * p[j])
+            amount = min(usd / p[j], d[j])
+            st["debt"][e, n, j] = d[j] - amount
+            st["counter:repaid_by_borrowers_asset"][e, j] += amount
+            st["defend_capacity_usd"][e, n] = max(cap - usd, 0.0)
+        elif down:
+            usd = min(max(target * a["debt_usd"] - a["threshold_usd"], 0.0) / lt, cap)
+            st["supply"][e, n, i] = s[i] + usd / p[i]
+            st["counter:added_collateral_asset"][e, i] += usd / p[i]
+            st["defend_capacity_usd"][e, n] = max(cap - usd, 0.0)
+        elif st["defend_repays"][e, n]:
+            want = max(a["threshold_usd"] / target - a["debt_usd"], 0.0) / p[j]
+            room = ref_max_borrow(reserves, s, d, p, row, j, total[j], iso)
+            borrows.append((n, j, min(want, room)))
+        else:
+            usd = min(max(a["threshold_usd"] - target * a["debt_usd"], 0.0) / lt, s[i] * p[i])
+            amount = min(usd / p[i], s[i])
+            st["supply"][e, n, i] = s[i] - amount
+            st["counter:withdrawn_collateral_asset"][e, i] += amount
+            st["defend_capacity_usd"][e, n] = cap + usd
+    wanted = [0.0] * k_n
+    for _, j, amount in borrows:
+        wanted[j] += amount
+    for n, j, amount in borrows:
+        r = reserves.reserves[j]
+        avail = max(
+            min(r.borrow_cap_asset - total[j], st["lender_supply_asset"][e, j] - total[j]), 0.0
+        )
+        if wanted[j] > avail:
+            amount = amount * avail / wanted[j]
+        st["debt"][e, n, j] += amount
+        st["counter:borrowed_asset"][e, j] += amount
+        st["defend_capacity_usd"][e, n] += amount * p[j]

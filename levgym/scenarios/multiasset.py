@@ -820,6 +820,12 @@ def read_multiasset_csv(path: str | Path, allow_gaps: bool = False) -> MultiAsse
     symbols: list[str] = []
     for h in header[1:]:
         sym = lower.get(h.lower())
+        if sym is None and h.lower() == "wsteth":
+            raise ValueError(
+                f"{label}: column {h!r}: wstETH is priced as stETH times its exchange ratio "
+                "(stETH per wstETH); allowed a stETH column with stETH's USD price, or none "
+                "(simulated)"
+            )
         if sym is None:
             raise ValueError(
                 f"{label}: unknown symbol column {h!r}{closest_hint(h, SYMBOLS)}; allowed "

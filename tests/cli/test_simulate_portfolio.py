@@ -63,11 +63,61 @@ def test_a_crash_liquidates_and_reports_per_asset(capsys):
     "extra, match",
     [
         (["--scenario", "shock"], "unknown multi-asset scenario 'shock'"),
-        (["--price-csv", "x.csv"], "--price-csv is not supported with --preset aave_v3_ethereum"),
+        (["--price-csv", "x.csv"], "--price-csv 'x.csv' does not exist"),
+        (["--time-column", "t"], "--time-column is not supported with --preset aave_v3_ethereum"),
+        (["--allow-gaps"], "--allow-gaps has no effect without --price-csv"),
         (["--backend", "torch"], "--backend torch"),
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(capsys, extra, match):
     assert main([*BASE, "--steps", "2", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "\n" not in err
+
+
+def test_cover_and_defenders_from_the_json(capsys):
+    """May 2021 replayed: deficits appear; with the treasury covering each step and defensive
+    borrowers, the identities hold per asset (the treasury's too) and the borrowers act."""
+    from importlib import resources
+
+    sample = str(resources.files("levgym") / "data" / "example_multiasset_hourly_2021-05-18_20.csv")
+    args = [*BASE, "--steps", "40", "--price-csv", sample, "--json"]
+    sets = ["--set", "market.deficit_cover=treasury_each_step"]
+    sets += ["--set", "borrowers.rebalance=true"]
+    assert main([*args, *sets, "--set", "borrowers.defensive_frac=0.3"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert R.problems(d, "simulate") == []
+    assert d["deficit_cover"] == "treasury_each_step" and d["defensive_frac"] == 0.3
+    for _, coll, debt in _identity_gaps(d):
+        assert abs(coll) < 1e-12 and abs(debt) < 1e-12
+    for s in d["reserves"]:
+        gap = (
+            d["treasury_interest_by_asset"][s]
+            + d["protocol_fee_by_asset"][s]
+            - d["deficit_covered_by_asset"][s]
+            - d["final_treasury_by_asset"][s]
+        )
+        assert abs(gap) <= 1e-9 * (1.0 + d["treasury_interest_by_asset"][s])
+        assert d["deficit_covered_by_asset"][s] <= d["bad_debt_by_asset"][s] + 1e-12
+    assert d["added_collateral_start_usd"] > 0 and d["repaid_by_borrowers_start_usd"] > 0
+    assert d["withdrawn_collateral_start_usd"] > 0 and d["borrowed_start_usd"] > 0
+    assert d["deficit_covered_start_usd"] > 0
+    assert d["deficit_outstanding_start_usd"] == pytest.approx(
+        d["bad_debt_start_usd"] - d["deficit_covered_start_usd"]
+    )
+
+
+@pytest.mark.parametrize(
+    "item, match",
+    [
+        ("protocol.ltv=0.5", "--set protocol.ltv is not supported with --preset aave_v3_ethereum"),
+        ("market.substep_h=2", "--set market.substep_h is not supported"),
+        ("market.deficit_cover=always", "deficit_cover='always' is not allowed"),
+        ("borrowers.defensive_frac=2", "defensive_frac"),
+        ("borrowers.nope=1", "unknown key borrowers.nope"),
+    ],
+)
+def test_set_errors_exit_2_with_one_line(capsys, item, match):
+    assert main([*BASE, "--steps", "2", "--set", item]) == 2
     err = capsys.readouterr().err.strip()
     assert match in err and "\n" not in err

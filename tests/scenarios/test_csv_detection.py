@@ -56,6 +56,8 @@ NOT_PRICES = {
     "aave_v3_ethereum_risk_params_2025-10.csv",  # levgym.engine.aave_v3_ethereum
     "multiasset_hourly_2021.csv",  # levgym.scenarios.multiasset (several assets, with gaps)
     "multiasset_params_2021.csv",  # levgym.scenarios.multiasset (fitted parameters)
+    "example_multiasset_hourly_2021-05-18_20.csv",  # multiasset.read_multiasset_csv (several)
+    "example_portfolio_book.csv",  # levgym.scenarios.portfolio_book_csv
 }
 
 
@@ -78,6 +80,14 @@ def test_the_bundled_non_price_csvs_read_with_their_loaders() -> None:
     t, v = data.aave_liquidations()
     assert t.size == 2433 and np.all(v > 0) and np.all(np.diff(t) >= 0)
     assert read_book_csv(DATA / "example_book.csv").rows == 10
+    from levgym.engine.aave_v3_ethereum import aave_v3_ethereum_reserves
+    from levgym.scenarios.multiasset import read_multiasset_csv
+    from levgym.scenarios.portfolio_book_csv import read_portfolio_book_csv
+
+    sample = read_multiasset_csv(DATA / "example_multiasset_hourly_2021-05-18_20.csv")
+    assert sample.symbols == ("WETH", "WBTC", "USDC") and sample.times_s.size == 64
+    book = read_portfolio_book_csv(DATA / "example_portfolio_book.csv", aave_v3_ethereum_reserves())
+    assert book.rows == 10
     from levgym.scenarios import multiasset
 
     hours, levels = multiasset.hourly_slice()

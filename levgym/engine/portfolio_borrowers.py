@@ -1,0 +1,232 @@
+"""Borrower behaviour on the multi-asset (cross-margin) path: defensive positions that top up
+collateral or repay debt when their health factor falls below a trigger, within the outside
+funds they have; one phase of :func:`levgym.engine.portfolio_market.substep`.
+
+The single-asset engine's *defensive* borrowers (:mod:`levgym.engine.borrowers`,
+:func:`levgym.engine.rules.defend_topup_asset` / :func:`~levgym.engine.rules.defend_repay_debt`)
+carried over to portfolios:
+
+- **Who** (:func:`assign`, seeded, ``numpy.random.default_rng([seed, 1517])``): each slot is
+  defensive with probability ``defensive_frac``; a defensive slot draws a trigger HF uniform in
+  ``[trigger_hf_min, trigger_hf_max]``, repays (probability ``repay_share_frac``) or tops up
+  (otherwise), and has outside funds (its **capacity**) of ``capacity_frac`` times its collateral
+  at the start (USD at the start oracle). Passive slots have trigger 0 and never act.
+- **When**: every substep, after interest and before the liquidation cascade (a borrower watching
+  its position acts on the oracle the keepers see, before them), a defensive position with debt,
+  ``HF < trigger`` and capacity left acts; no reaction probability or gas on this path (the
+  single-asset engine's ``react_prob``; stated in ASSUMPTIONS.md).
+- **How much**: it aims at ``HF = trigger + target_gap`` (the single-asset
+  ``defend_target_gap``). A top-up adds collateral in the asset it holds most of (USD at the
+  oracle; first reserve on ties), ``(target * debt_usd - threshold_usd) / LT_i`` USD worth with
+  ``LT_i`` that asset's effective (E-mode) threshold; a repayment repays the debt asset it owes
+  most of, ``debt_usd - threshold_usd / target`` USD worth, at most that asset's debt (one asset
+  per substep). Either is capped by the capacity left, which it then spends (USD at the oracle).
+  Supply caps are not checked for top-ups (small next to the caps; ASSUMPTIONS.md).
+- **Rebalancing up** (``rebalance``, default off): above ``HF = trigger + 2 * target_gap`` a
+  defender goes back to ``trigger + target_gap`` the other way: one that tops up withdraws the
+  collateral asset it holds most of (at most all of it; Aave's ``validateHFAndLtv`` holds since
+  the HF stays above 1), one that repays borrows the debt asset it owes most of, within
+  ``ValidationLogic.validateBorrow`` (:func:`levgym.engine.portfolio.max_new_borrow`: LTV room,
+  E-mode and isolation borrowability, borrow cap and debt ceiling against the totals before the
+  phase); the env's borrowing of a reserve is then scaled down together to the room its borrow
+  cap and its available liquidity (lenders' supply less debt) leave. The funds go to its outside
+  funds (the capacity grows by their USD value).
+- **Accounting**: ``added_collateral_asset``, ``repaid_by_borrowers_asset``,
+  ``withdrawn_collateral_asset`` and ``borrowed_asset`` (asset units), so the per-asset
+  identities of :func:`levgym.engine.portfolio_market.accounting_gaps` hold; a repayment returns
+  liquidity to the reserve and a borrow takes it (debt moves, lenders' supply unchanged).
+
+``reference_portfolio.ref_substep`` is the naive loop twin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .params import _check_range
+from .portfolio import (
+    Reserves,
+    account_data,
+    collateral_mask,
+    effective_risk,
+    isolation_total_debt,
+    max_new_borrow,
+)
+
+
+@dataclass(frozen=True)
+class PortfolioBorrowerParams:
+    """Defensive behaviour of multi-asset positions (units in the names). The default
+    ``defensive_frac = 0`` keeps books passive (ASSUMPTIONS.md, "Cross-margin borrowers")."""
+
+    defensive_frac: float = 0.0
+    """Share of slots that defend (top up or repay below their trigger); 0 = passive books."""
+    trigger_hf_min: float = 1.05
+    """Trigger health factors are uniform in [trigger_hf_min, trigger_hf_max] (single-asset)."""
+    trigger_hf_max: float = 1.30
+    """See ``trigger_hf_min``."""
+    target_gap: float = 0.30
+    """A defending position aims at ``HF = trigger + target_gap`` (single-asset
+    ``defend_target_gap``)."""
+    repay_share_frac: float = 0.5
+    """Share of defensive slots that repay debt (the others add collateral)."""
+    capacity_frac: float = 0.5
+    """Outside funds of a defensive slot, as a share of its collateral at the start (USD)."""
+    rebalance: bool = False
+    """Defenders also rebalance upward: above ``trigger + 2 * target_gap`` one that tops up
+    withdraws collateral and one that repays borrows, back to ``trigger + target_gap``; the
+    funds go to its outside funds (False: they only defend)."""
+
+    def __post_init__(self) -> None:
+        o = "portfolio_borrowers"
+        _check_range(o, "defensive_frac", self.defensive_frac, 0.0, 1.0)
+        _check_range(o, "trigger_hf_min", self.trigger_hf_min, 1.0, 10.0)
+        _check_range(o, "trigger_hf_max", self.trigger_hf_max, 1.0, 10.0)
+        if self.trigger_hf_max < self.trigger_hf_min:
+            raise ValueError(
+                f"{o}.trigger_hf_max={self.trigger_hf_max:g} is below {o}.trigger_hf_min="
+                f"{self.trigger_hf_min:g}; allowed trigger_hf_max >= trigger_hf_min"
+            )
+        _check_range(o, "target_gap", self.target_gap, 0.0, 10.0, lo_open=True)
+        _check_range(o, "repay_share_frac", self.repay_share_frac, 0.0, 1.0)
+        _check_range(o, "capacity_frac", self.capacity_frac, 0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class Behaviours:
+    """Per-slot behaviour ``[E, N]``."""
+
+    trigger_hf: np.ndarray
+    """Trigger HF of defensive slots, 0 for passive ones."""
+    repays: np.ndarray
+    """Defensive slots that repay (the others top up)."""
+    capacity_usd: np.ndarray
+    """Outside funds left (USD)."""
+
+
+KINDS = ("passive", "topup", "repay")
+"""Behaviour codes 0, 1, 2 of :func:`assign`'s ``kinds`` (a book file's ``behaviour`` column)."""
+
+
+def assign(
+    params: PortfolioBorrowerParams, supply: np.ndarray, oracle_usd: np.ndarray, seed: int,
+    reserves: Reserves, kinds: np.ndarray | None = None,
+) -> Behaviours:  # fmt: skip
+    """Behaviours of a book ``supply [E, N, K]`` at the start oracle ``oracle_usd [E, K]``
+    (module docstring, "Who"); reproducible from ``seed`` alone. ``kinds [E, N]`` (codes of
+    :data:`KINDS`, -1 = draw) fixes which slots defend and how; triggers and capacities are
+    drawn all the same."""
+    e, n, _ = supply.shape
+    rng = np.random.default_rng([int(seed), 1517])
+    u, v, w = rng.random((e, n)), rng.random((e, n)), rng.random((e, n))
+    defensive = u < params.defensive_frac
+    repays = defensive & (w < params.repay_share_frac)
+    if kinds is not None:
+        kinds = np.asarray(kinds)
+        defensive = np.where(kinds >= 0, kinds > 0, defensive)
+        repays = np.where(kinds >= 0, kinds == 2, repays)
+    trigger = params.trigger_hf_min + (params.trigger_hf_max - params.trigger_hf_min) * v
+    cm = collateral_mask(supply, reserves)
+    coll_usd = np.where(cm, supply * oracle_usd[:, None, :], 0.0).sum(axis=-1)
+    return Behaviours(
+        trigger_hf=np.where(defensive, trigger, 0.0),
+        repays=repays,
+        capacity_usd=np.where(defensive, params.capacity_frac * coll_usd, 0.0),
+    )
+
+
+def with_behaviours(state: Any, b: Behaviours) -> Any:
+    """``state`` whose slots act as ``b`` says."""
+    return state.replace(
+        defend_trigger_hf=np.array(b.trigger_hf, dtype=np.float64),
+        defend_repays=np.array(b.repays, dtype=bool),
+        defend_capacity_usd=np.array(b.capacity_usd, dtype=np.float64),
+    )
+
+
+def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
+
+
+def defend(state: Any, reserves: Reserves, params: Any) -> Any:
+    """The borrower phase (module docstring, "When", "How much"): defensive positions below
+    their trigger top up or repay; with ``rebalance``, above ``trigger + 2 * target_gap`` they
+    withdraw or borrow back to the target. A state without behaviours is returned unchanged."""
+    trig = state.defend_trigger_hf
+    if trig is None or not np.any(trig > 0.0):
+        return state
+    bp = params.borrowers
+    price = state.oracle_usd[:, None, :]
+    acct = account_data(state.supply, state.debt, price, reserves, state.emode_row)
+    cap = state.defend_capacity_usd
+    hf = acct.health_factor
+    base = (trig > 0.0) & (acct.debt_usd > 0.0) & (acct.collateral_usd > 0.0)
+    target = trig + bp.target_gap
+    act = base & (hf < trig) & (cap > 0.0)
+    up = base & (hf > target + bp.target_gap) & bool(bp.rebalance)
+    if not (act.any() or up.any()):
+        return state
+    k = reserves.k
+    repays = state.defend_repays
+    # the collateral asset held most (USD) at its effective threshold; the debt asset owed most
+    cm = collateral_mask(state.supply, reserves)
+    i = np.argmax(np.where(cm, state.supply * price, -1.0), axis=-1)
+    _, lt, _ = effective_risk(reserves, state.emode_row)
+    lt_i = _take(lt, i)
+    lt_i = np.where(lt_i > 0.0, lt_i, 1.0)
+    p_i = _take(np.broadcast_to(price, state.supply.shape), i)
+    dv = state.debt * price
+    j = np.argmax(dv, axis=-1)
+    p_j = _take(np.broadcast_to(price, state.debt.shape), j)
+    # top-up / repayment below the trigger, within the capacity
+    need_top = np.maximum(target * acct.debt_usd - acct.threshold_usd, 0.0) / lt_i
+    top_usd = np.where(act & ~repays, np.minimum(need_top, cap), 0.0)
+    need_rep = np.maximum(acct.debt_usd - acct.threshold_usd / target, 0.0)
+    rep_usd = np.minimum(np.minimum(need_rep, cap), _take(dv, j))
+    rep_usd = np.where(act & repays, rep_usd, 0.0)
+    # withdrawal / borrowing above the band, back to the target
+    excess = np.maximum(acct.threshold_usd - target * acct.debt_usd, 0.0) / lt_i
+    wd_usd = np.where(up & ~repays, np.minimum(excess, _take(state.supply, i) * p_i), 0.0)
+    borrow = np.zeros(state.debt.shape[:2])
+    if (up & repays).any():
+        total = state.debt.sum(axis=1)
+        iso = isolation_total_debt(state.debt, reserves, acct)
+        rooms = np.stack(
+            [
+                max_new_borrow(
+                    state.supply, state.debt, price, reserves, jj, state.emode_row, total, iso
+                )
+                for jj in range(k)
+            ],
+            axis=-1,
+        )
+        want = np.maximum(acct.threshold_usd / target - acct.debt_usd, 0.0) / p_j
+        borrow = np.where(up & repays, np.minimum(want, _take(rooms, j)), 0.0)
+        # the env's borrowing of a reserve within its cap and its available liquidity
+        oh = j[..., None] == np.arange(k)
+        wanted = np.where(oh, borrow[..., None], 0.0).sum(axis=1)  # [E, K]
+        avail = np.maximum(
+            np.minimum(reserves.borrow_cap_asset - total, state.lender_supply_asset - total), 0.0
+        )
+        fill = np.where(wanted > avail, avail / np.where(wanted > 0.0, wanted, 1.0), 1.0)
+        borrow = borrow * np.take_along_axis(fill, j, axis=1)
+    oh_i = i[..., None] == np.arange(k)
+    oh_j = j[..., None] == np.arange(k)
+    add = np.where(oh_i, (top_usd / p_i)[..., None], 0.0)
+    wd = np.minimum(np.where(oh_i, (wd_usd / p_i)[..., None], 0.0), state.supply)
+    rep = np.minimum(np.where(oh_j, (rep_usd / p_j)[..., None], 0.0), state.debt)
+    bor = np.where(oh_j, borrow[..., None], 0.0)
+    c = dict(state.counters)
+    c["added_collateral_asset"] = c["added_collateral_asset"] + add.sum(axis=1)
+    c["repaid_by_borrowers_asset"] = c["repaid_by_borrowers_asset"] + rep.sum(axis=1)
+    c["withdrawn_collateral_asset"] = c["withdrawn_collateral_asset"] + wd.sum(axis=1)
+    c["borrowed_asset"] = c["borrowed_asset"] + bor.sum(axis=1)
+    return state.replace(
+        supply=state.supply + add - wd,
+        debt=state.debt - rep + bor,
+        defend_capacity_usd=np.maximum(cap - top_usd - rep_usd, 0.0) + wd_usd + borrow * p_j,
+        counters=c,
+    )
