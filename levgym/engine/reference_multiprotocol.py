@@ -111,6 +111,7 @@ def ref_multi_substep(
                 b["counter:interest_asset"][e, k] += interest
                 b["lender_supply_asset"][e, k] += interest * (1.0 - r.reserve_factor_frac)
                 b["treasury_asset"][e, k] += interest * r.reserve_factor_frac
+                b["counter:treasury_interest_asset"][e, k] += interest * r.reserve_factor_frac
                 if pr.kind == "compound_v3" and k == pr.base_index:
                     st["reserves_base"][e, p] += interest * r.reserve_factor_frac
     rounds = np.zeros(e_n, dtype=np.int64)
