@@ -110,6 +110,9 @@ RESERVE_FIELDS = (
 )
 """Reserve fields a lever writes as they are (``ltv_gap`` writes the LTV; caps stay in the env)."""
 CAPS = ("supply_cap_asset", "borrow_cap_asset")
+CAP_REFERENCE_FLOOR_ASSET = 1e-9
+"""The reference of a cap whose reserve the episode's book does not supply (borrow): caps are
+multiples of the episode's supply (debt) of the reserve, at least this many units."""
 
 
 def emode_row_name(category: EModeCategory) -> str:
@@ -135,6 +138,22 @@ def steward_rows_table() -> str:
 
 
 # ---------------------------------------------------------------------- features
+def price_shock_matrix(reserves: Reserves, frac: float) -> np.ndarray:
+    """``[K, K]``: row ``k`` is the fall of each reserve's oracle (a share) when reserve ``k``'s
+    market price falls by ``frac``: its own market or stablecoin oracle, and every
+    exchange-rate oracle based on it (CAPO prices wstETH off WETH); an exchange-rate reserve's
+    own market price does not reach any oracle (its row is 0)."""
+    k = reserves.k
+    out = np.zeros((k, k))
+    for i, r in enumerate(reserves.reserves):
+        if r.oracle.kind != "exchange_rate" and not (r.oracle.kind == "stable_pinned"):
+            out[i, i] = frac
+        for j, other in enumerate(reserves.reserves):
+            if other.oracle.kind == "exchange_rate" and other.oracle.base_symbol == r.symbol:
+                out[i, j] = frac
+    return out
+
+
 HF_EDGES = (1.0, 1.05, 1.25, 1.5, 2.0)
 SHOCK_FRAC = 0.10
 
@@ -151,7 +170,8 @@ RESERVE_FEATURES: tuple[Feature, ...] = (
     Feature("debt_share", "share of the book's debt value (oracle)", 0.0, 1.0),
     Feature(
         "debt_liquidatable_10",
-        "share of the book's debt liquidatable if this oracle fell 10% (others held)",
+        "share of the book's debt liquidatable if this asset's price fell 10% (others held; "
+        "through the oracles: an exchange-rate oracle follows its base)",
         0.0,
         1.0,
     ),
@@ -494,6 +514,7 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
         self._fcol = index(self.FEATURES)
         self._features = np.zeros((e, len(self.FEATURES)))
         self._stable = np.array([s in PM.STABLE_SYMBOLS for s in self.reserves.symbols])
+        self._shock = price_shock_matrix(self.reserves, SHOCK_FRAC)
         self._refs: dict[str, dict[str, np.ndarray]] = {
             "reserve": {
                 "start_liquidation_threshold": np.broadcast_to(self.reserves.lt, (e, k)).copy(),
@@ -588,8 +609,11 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
             s = core.states[i]
             c = s.counters
             ref = self._refs["reserve"]
-            ref["initial_supply_asset"][i] = c["initial_collateral_asset"][0]
-            ref["initial_debt_asset"][i] = c["initial_debt_asset"][0]
+            # a reserve the book does not supply (borrow) keeps a nominal reference, so its cap
+            # is a lever at its start like the others (a cap of 1.5e-9 units binds nothing)
+            floor = CAP_REFERENCE_FLOOR_ASSET
+            ref["initial_supply_asset"][i] = np.maximum(c["initial_collateral_asset"][0], floor)
+            ref["initial_debt_asset"][i] = np.maximum(c["initial_debt_asset"][0], floor)
             self._tvl[i] = float((c["initial_collateral_asset"][0] * s.fundamental_usd[0]).sum())
         for g in self.rows.groups:
             refs = self._refs[g.name]
@@ -654,9 +678,10 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
             out["shortfall_usd"][i] = np.maximum(debt_n - coll_n, 0.0).sum()
             for b, edge in enumerate(HF_EDGES):
                 out["hf_below"][i, b] = debt_n[hf < edge].sum()
-            # one oracle 10% lower, the others held: HF' = (thr - x thr_k) / (debt - x debt_k)
-            thr_after = thr_n[:, None] - SHOCK_FRAC * thr_nk
-            debt_after = debt_n[:, None] - SHOCK_FRAC * debt_nk
+            # one asset's market price 10% lower, through the oracles (_shock: an exchange-rate
+            # oracle follows its base): HF' = (thr - thr_nk @ drop_k) / (debt - debt_nk @ drop_k)
+            thr_after = thr_n[:, None] - thr_nk @ self._shock.T
+            debt_after = debt_n[:, None] - debt_nk @ self._shock.T
             liq = owing[:, None] & (thr_after < debt_after)
             out["liq_k"][i] = np.where(liq, debt_n[:, None], 0.0).sum(0)
             vol = ~self._stable
@@ -979,7 +1004,7 @@ class PortfolioGovernanceEnv(LevgymEnv):
     LT`` (``LTV = LT - gap >= 0``). Bounds: LT in [0.85, 1.05] x the reserve's starting LT (a
     category's in [0.90, 1.03] x its own), gap in [0, 1] x the starting LT, bonus in [0.5, 2] x
     the starting bonus ([0.5, 3] x for a category), caps in [0.25, 4] x the episode's supply
-    (debt) of the reserve, slope2 in [0.25, 4] x its start, the kink in [0.3, 0.95]. Steps: LT and
+    (debt) of the reserve (at least 1e-9 units), slope2 in [0.25, 4] x its start, the kink in [0.3, 0.95]. Steps: LT and
     bonus 0.5% per hour (a category's 0.25%), gap +1% / -0.5% (+0.5% / -0.25%), caps +100% / -50%
     once per 3 days, slope2 0.25 APR and the kink 5% once per 6 hours. An all-zero action holds
     every lever.
@@ -1004,7 +1029,7 @@ class PortfolioGovernanceEnv(LevgymEnv):
     | 7 | `WETH.borrow_rate` | borrow rate of the curve now (APR) | 0 | 10 |
     | 8 | `WETH.collateral_share` | share of the book's collateral value (oracle) | 0 | 1 |
     | 9 | `WETH.debt_share` | share of the book's debt value (oracle) | 0 | 1 |
-    | 10 | `WETH.debt_liquidatable_10` | share of the book's debt liquidatable if this oracle fell 10% (others held) | 0 | 1 |
+    | 10 | `WETH.debt_liquidatable_10` | share of the book's debt liquidatable if this asset's price fell 10% (others held; through the oracles: an exchange-rate oracle follows its base) | 0 | 1 |
     | 11 | `WETH.supply_cap_use` | supply / supply cap (2 when the cap is 0) | 0 | 2 |
     | 12 | `WETH.borrow_cap_use` | debt / borrow cap (2 when the cap is 0 and there is debt) | 0 | 2 |
     | 13 | `WETH.deficit` | debt written off this episode (v3.3 deficit) / TVL, x100 | 0 | 100 |
@@ -1029,7 +1054,7 @@ class PortfolioGovernanceEnv(LevgymEnv):
     | 32 | `wstETH.borrow_rate` | borrow rate of the curve now (APR) | 0 | 10 |
     | 33 | `wstETH.collateral_share` | share of the book's collateral value (oracle) | 0 | 1 |
     | 34 | `wstETH.debt_share` | share of the book's debt value (oracle) | 0 | 1 |
-    | 35 | `wstETH.debt_liquidatable_10` | share of the book's debt liquidatable if this oracle fell 10% (others held) | 0 | 1 |
+    | 35 | `wstETH.debt_liquidatable_10` | share of the book's debt liquidatable if this asset's price fell 10% (others held; through the oracles: an exchange-rate oracle follows its base) | 0 | 1 |
     | 36 | `wstETH.supply_cap_use` | supply / supply cap (2 when the cap is 0) | 0 | 2 |
     | 37 | `wstETH.borrow_cap_use` | debt / borrow cap (2 when the cap is 0 and there is debt) | 0 | 2 |
     | 38 | `wstETH.deficit` | debt written off this episode (v3.3 deficit) / TVL, x100 | 0 | 100 |
@@ -1054,7 +1079,7 @@ class PortfolioGovernanceEnv(LevgymEnv):
     | 57 | `WBTC.borrow_rate` | borrow rate of the curve now (APR) | 0 | 10 |
     | 58 | `WBTC.collateral_share` | share of the book's collateral value (oracle) | 0 | 1 |
     | 59 | `WBTC.debt_share` | share of the book's debt value (oracle) | 0 | 1 |
-    | 60 | `WBTC.debt_liquidatable_10` | share of the book's debt liquidatable if this oracle fell 10% (others held) | 0 | 1 |
+    | 60 | `WBTC.debt_liquidatable_10` | share of the book's debt liquidatable if this asset's price fell 10% (others held; through the oracles: an exchange-rate oracle follows its base) | 0 | 1 |
     | 61 | `WBTC.supply_cap_use` | supply / supply cap (2 when the cap is 0) | 0 | 2 |
     | 62 | `WBTC.borrow_cap_use` | debt / borrow cap (2 when the cap is 0 and there is debt) | 0 | 2 |
     | 63 | `WBTC.deficit` | debt written off this episode (v3.3 deficit) / TVL, x100 | 0 | 100 |
@@ -1079,7 +1104,7 @@ class PortfolioGovernanceEnv(LevgymEnv):
     | 82 | `USDC.borrow_rate` | borrow rate of the curve now (APR) | 0 | 10 |
     | 83 | `USDC.collateral_share` | share of the book's collateral value (oracle) | 0 | 1 |
     | 84 | `USDC.debt_share` | share of the book's debt value (oracle) | 0 | 1 |
-    | 85 | `USDC.debt_liquidatable_10` | share of the book's debt liquidatable if this oracle fell 10% (others held) | 0 | 1 |
+    | 85 | `USDC.debt_liquidatable_10` | share of the book's debt liquidatable if this asset's price fell 10% (others held; through the oracles: an exchange-rate oracle follows its base) | 0 | 1 |
     | 86 | `USDC.supply_cap_use` | supply / supply cap (2 when the cap is 0) | 0 | 2 |
     | 87 | `USDC.borrow_cap_use` | debt / borrow cap (2 when the cap is 0 and there is debt) | 0 | 2 |
     | 88 | `USDC.deficit` | debt written off this episode (v3.3 deficit) / TVL, x100 | 0 | 100 |
@@ -1104,7 +1129,7 @@ class PortfolioGovernanceEnv(LevgymEnv):
     | 107 | `USDT.borrow_rate` | borrow rate of the curve now (APR) | 0 | 10 |
     | 108 | `USDT.collateral_share` | share of the book's collateral value (oracle) | 0 | 1 |
     | 109 | `USDT.debt_share` | share of the book's debt value (oracle) | 0 | 1 |
-    | 110 | `USDT.debt_liquidatable_10` | share of the book's debt liquidatable if this oracle fell 10% (others held) | 0 | 1 |
+    | 110 | `USDT.debt_liquidatable_10` | share of the book's debt liquidatable if this asset's price fell 10% (others held; through the oracles: an exchange-rate oracle follows its base) | 0 | 1 |
     | 111 | `USDT.supply_cap_use` | supply / supply cap (2 when the cap is 0) | 0 | 2 |
     | 112 | `USDT.borrow_cap_use` | debt / borrow cap (2 when the cap is 0 and there is debt) | 0 | 2 |
     | 113 | `USDT.deficit` | debt written off this episode (v3.3 deficit) / TVL, x100 | 0 | 100 |
@@ -1129,7 +1154,7 @@ class PortfolioGovernanceEnv(LevgymEnv):
     | 132 | `DAI.borrow_rate` | borrow rate of the curve now (APR) | 0 | 10 |
     | 133 | `DAI.collateral_share` | share of the book's collateral value (oracle) | 0 | 1 |
     | 134 | `DAI.debt_share` | share of the book's debt value (oracle) | 0 | 1 |
-    | 135 | `DAI.debt_liquidatable_10` | share of the book's debt liquidatable if this oracle fell 10% (others held) | 0 | 1 |
+    | 135 | `DAI.debt_liquidatable_10` | share of the book's debt liquidatable if this asset's price fell 10% (others held; through the oracles: an exchange-rate oracle follows its base) | 0 | 1 |
     | 136 | `DAI.supply_cap_use` | supply / supply cap (2 when the cap is 0) | 0 | 2 |
     | 137 | `DAI.borrow_cap_use` | debt / borrow cap (2 when the cap is 0 and there is debt) | 0 | 2 |
     | 138 | `DAI.deficit` | debt written off this episode (v3.3 deficit) / TVL, x100 | 0 | 100 |
