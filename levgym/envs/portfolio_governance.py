@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -272,6 +273,25 @@ def resolve_portfolio_scenarios(scenarios: Any) -> tuple[list[str], np.ndarray]:
 
 
 # ---------------------------------------------------------------------- the markets
+_STATE_ARRAYS = tuple(
+    f.name for f in dataclasses.fields(PM.PortfolioState) if f.name not in ("counters", "time_h")
+)
+
+
+def _stack(states: Sequence[PM.PortfolioState]) -> PM.PortfolioState:
+    """One-env states (same engine time) as one batch, in order."""
+    arrays = {n: np.concatenate([getattr(s, n) for s in states]) for n in _STATE_ARRAYS}
+    counters = {c: np.concatenate([s.counters[c] for s in states]) for c in states[0].counters}
+    return PM.PortfolioState(**arrays, counters=counters, time_h=states[0].time_h)
+
+
+def _row(state: PM.PortfolioState, j: int) -> PM.PortfolioState:
+    """Env ``j`` of a batch as a one-env state."""
+    arrays = {n: getattr(state, n)[j : j + 1] for n in _STATE_ARRAYS}
+    counters = {c: a[j : j + 1] for c, a in state.counters.items()}
+    return PM.PortfolioState(**arrays, counters=counters, time_h=state.time_h)
+
+
 class PortfolioMarkets:
     """E cross-margin markets with their own episodes, seeds and clocks, stepped by
     :func:`levgym.engine.portfolio_market.substep`.
@@ -314,6 +334,8 @@ class PortfolioMarkets:
         self.rngs: list[np.random.Generator] | None = None
         self.tracker = PriceTracker(e * k, market.substep_h)
         """Price history per (env, reserve), flattened env-major ``[E * K]``."""
+        self.engine_seconds = 0.0
+        """Wall time inside the market's substep (for ``levgym.envs.speed``)."""
 
     @property
     def state(self) -> list[PM.PortfolioState | None]:
@@ -381,13 +403,31 @@ class PortfolioMarkets:
         return out[0].reshape(-1), out[1].reshape(-1), out[2].reshape(-1)
 
     def substep(self, reserves: Sequence[Reserves]) -> np.ndarray:
-        """Advance every env one substep with its own reserves; returns cascade rounds ``[E]``."""
+        """Advance every env one substep with its own reserves; returns cascade rounds ``[E]``.
+        Envs that run the same ``Reserves`` object at the same engine time share one call of
+        :func:`~levgym.engine.portfolio_market.substep` (the market's rules are per env, so a
+        batch of envs gives each the numbers it gets alone: tested)."""
         rounds = np.zeros(self.num_envs, dtype=np.int64)
         last = self.horizon_substeps
+        rows = self.fundamentals[np.arange(self.num_envs), np.minimum(self.t + 1, last)]
+        groups: dict[tuple[int, float], list[int]] = {}
         for i, s in enumerate(self.states):
-            row = self.fundamentals[i, min(int(self.t[i]) + 1, last)][None, :]
-            self.states[i], r = PM.substep(s, row, reserves[i], self.market)
-            rounds[i] = int(r[0])
+            groups.setdefault((id(reserves[i]), s.time_h), []).append(i)
+        t0 = time.perf_counter()
+        for idx in groups.values():
+            if len(idx) == 1:
+                i = idx[0]
+                self.states[i], r = PM.substep(
+                    self.states[i], rows[i : i + 1], reserves[i], self.market
+                )
+                rounds[i] = int(r[0])
+                continue
+            batch = _stack([self.states[i] for i in idx])
+            batch, r = PM.substep(batch, rows[idx], reserves[idx[0]], self.market)
+            for j, i in enumerate(idx):
+                self.states[i] = _row(batch, j)
+                rounds[i] = int(r[j])
+        self.engine_seconds += time.perf_counter() - t0
         self.t += 1
         self.tracker.update_prices(*self.prices())
         return rounds
@@ -506,6 +546,12 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
         bad = set(self._col.get("emode", {})) - set(EMODE_TARGETS)
         if bad:
             raise ValueError(f"E-mode levers may move {EMODE_TARGETS}; got {sorted(bad)}")
+        self._written = {
+            g.name: [j for j, v in enumerate(g.schema.levers) if v.target not in CAPS]
+            for g in self.rows.groups
+        }
+        """Each group's lever columns written into the reserves (caps stay in the env)."""
+        self._reserves_cache: dict[bytes, Reserves] = {}
         self.env_reserves: list[Reserves] = [self.reserves] * e
         """The reserves each env runs with now (its lever values written in)."""
         self._tvl = np.ones(e)
@@ -559,7 +605,20 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
         return np.broadcast_to(now[:, None].astype(np.float64), (self.num_envs, len(g.rows)))
 
     def reserves_of(self, env: int) -> Reserves:
-        """The reserves env ``env``'s lever values describe (a new, validated ``Reserves``)."""
+        """The reserves env ``env``'s lever values describe (validated by ``Reserves``); envs
+        whose written levers are equal get the same object (and share a market call)."""
+        key = b"".join(
+            np.ascontiguousarray(self.values[g][env][:, cols]).tobytes()
+            for g, cols in self._written.items()
+        )
+        got = self._reserves_cache.get(key)
+        if got is None:
+            if len(self._reserves_cache) >= 4 * self.num_envs + 64:
+                self._reserves_cache.clear()
+            got = self._reserves_cache[key] = self._build_reserves(env)
+        return got
+
+    def _build_reserves(self, env: int) -> Reserves:
         v = self.values["reserve"][env]
         col = self._col["reserve"]
         new = []
@@ -769,6 +828,7 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
         terminated = uncovered > self.insolvency_tolerance_frac * self._tvl
         info = {
             "revenue_usd": revenue,
+            "revenue_value_usd": revenue,
             "bad_debt_usd": bad,
             "shortfall_usd": shortfall,
             "economic_bad_debt_usd": economic_bad,

@@ -127,11 +127,14 @@ def test_random_actions_keep_bounds_and_projections():
             assert (r.lt * (1 + r.bonus) <= 0.999 + 1e-12).all()
 
 
-def test_vector_env_i_is_the_single_env_seeded_s_plus_i():
-    kw = {**SMALL, "horizon_h": 12.0, "scenarios": ["steth_depeg", "usdc_depeg"]}
+@pytest.mark.parametrize("kind", ["random", "zero"])
+def test_vector_env_i_is_the_single_env_seeded_s_plus_i(kind):
+    """Random actions: every env runs its own reserves; zero actions: the envs share one
+    ``Reserves`` and one batched market call, and still get exactly their own numbers."""
+    kw = {**SMALL, "horizon_h": 12.0, "scenarios": ["multiasset_2021", "usdc_depeg"]}
     venv = PortfolioGovernanceVectorEnv(3, **kw)
     rng = np.random.default_rng(2)
-    actions = rng.uniform(-1, 1, (14, 3, A))
+    actions = rng.uniform(-1, 1, (14, 3, A)) * (kind == "random")
     vobs, _ = venv.reset(seed=10)
     vo, vr, vfinal = [vobs], [], {}
     for t in range(14):  # crosses an autoreset after step 12
@@ -141,6 +144,8 @@ def test_vector_env_i_is_the_single_env_seeded_s_plus_i():
         if "final_obs" in info:
             vfinal[t] = info["final_obs"]
     assert 11 in vfinal
+    shared = len({id(r) for r in venv.env_reserves}) == 1
+    assert shared == (kind == "zero")  # zero actions: one Reserves, one batched market call
     for i in (0, 2):
         env = PortfolioGovernanceEnv(**kw)
         obs, _ = env.reset(seed=10 + i)
