@@ -389,18 +389,14 @@ class PortfolioMarkets:
 
     def prices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fundamental, pool and oracle USD prices ``[E * K]`` (USDC's pool price: its
-        fundamental; an env not started yet: 1)."""
-        e, k = self.num_envs, self.reserves.k
-        out = np.ones((3, e, k))
+        fundamental); every env must have started."""
+        states = self.states
+        f = np.concatenate([s.fundamental_usd for s in states])
         q = self.reserves.index(PM.QUOTE_SYMBOL)
-        for i, s in enumerate(self.states):
-            if s is None:
-                continue
-            f = s.fundamental_usd[0]
-            pool = s.pool_quote[0] / s.pool_asset[0] * f[q]
-            pool[q] = f[q]
-            out[0, i], out[1, i], out[2, i] = f, pool, s.oracle_usd[0]
-        return out[0].reshape(-1), out[1].reshape(-1), out[2].reshape(-1)
+        pool = np.concatenate([s.pool_quote / s.pool_asset for s in states]) * f[:, q : q + 1]
+        pool[:, q] = f[:, q]
+        oracle = np.concatenate([s.oracle_usd for s in states])
+        return f.reshape(-1), pool.reshape(-1), oracle.reshape(-1)
 
     def substep(self, reserves: Sequence[Reserves]) -> np.ndarray:
         """Advance every env one substep with its own reserves; returns cascade rounds ``[E]``.
@@ -694,82 +690,73 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
 
     # ------------------------------------------------------------------ the book
     def _book(self) -> dict[str, np.ndarray]:
-        """Per env: shortfall, borrowing capacity and the book's features ``[E, ...]``."""
+        """Per env: shortfall, borrowing capacity and the book's features ``[E, ...]``, over the
+        batch at once (the reserves' risk parameters per group of envs sharing them)."""
+        states = self.core.states
         e, k = self.num_envs, self.reserves.k
+        supply = np.concatenate([s.supply for s in states])  # [E, N, K]
+        debt = np.concatenate([s.debt for s in states])
+        row = np.concatenate([s.emode_row for s in states])  # [E, N]
+        price = np.concatenate([s.oracle_usd for s in states])[:, None, :]  # [E, 1, K]
+        lender = np.concatenate([s.lender_supply_asset for s in states])  # [E, K]
+        ltv, lt, bonus = (np.empty_like(supply) for _ in range(3))
+        rate = np.empty((e, k))
+        bor_k, sup_k = debt.sum(1), supply.sum(1)
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(self.env_reserves):
+            groups.setdefault(id(r), []).append(i)
+        for idx in groups.values():
+            r = self.env_reserves[idx[0]]
+            ltv[idx], lt[idx], bonus[idx] = effective_risk(r, row[idx])
+            rate[idx] = borrow_rates_apr(r, bor_k[idx], lender[idx])
+        cm = collateral_mask(supply, self.reserves)  # collateral flags are not levers
+        coll_nk = np.where(cm, supply * price, 0.0)
+        debt_nk = debt * price
+        coll_n, debt_n = coll_nk.sum(-1), debt_nk.sum(-1)  # [E, N]
+        thr_nk = coll_nk * lt
+        thr_n = thr_nk.sum(-1)
+        owing = debt_n > 0
+        hf = np.where(owing, thr_n / np.where(owing, debt_n, 1.0), np.inf)
         out = {
-            "shortfall_usd": np.zeros(e),
-            "capacity_usd": np.zeros(e),
-            "debt_usd": np.zeros(e),
-            "collateral_usd": np.zeros(e),
-            "hf_below": np.zeros((e, len(HF_EDGES))),
-            "liq_all": np.zeros(e),
-            "toxic": np.zeros(e),
-            "coll_k": np.zeros((e, k)),
-            "debt_k": np.zeros((e, k)),
-            "liq_k": np.zeros((e, k)),
-            "supply_k": np.zeros((e, k)),
-            "borrowed_k": np.zeros((e, k)),
-            "rate_k": np.zeros((e, k)),
-            "util_k": np.zeros((e, k)),
+            "debt_usd": debt_n.sum(1),
+            "collateral_usd": coll_n.sum(1),
+            "shortfall_usd": np.maximum(debt_n - coll_n, 0.0).sum(1),
+            "hf_below": np.stack(
+                [np.where(hf < edge, debt_n, 0.0).sum(1) for edge in HF_EDGES], axis=1
+            ),
         }
-        emodes = len(self.reserves.emodes)
-        out["emode_debt"] = np.zeros((e, emodes))
-        out["emode_near"] = np.zeros((e, emodes))
-        caps = self._col["reserve"]
-        for i, s in enumerate(self.core.states):
-            if s is None:
-                continue
-            r = self.env_reserves[i]
-            supply, debt, row = s.supply[0], s.debt[0], s.emode_row[0]  # [N, K], [N]
-            price = s.oracle_usd[0]
-            ltv, lt, bonus = effective_risk(r, row)
-            cm = collateral_mask(supply, r)
-            coll_nk = np.where(cm, supply * price, 0.0)
-            debt_nk = debt * price
-            coll_n, debt_n = coll_nk.sum(-1), debt_nk.sum(-1)
-            thr_nk = coll_nk * lt
-            thr_n = thr_nk.sum(-1)
-            owing = debt_n > 0
-            hf = np.where(owing, thr_n / np.where(owing, debt_n, 1.0), np.inf)
-            total_debt = debt_n.sum()
-            out["debt_usd"][i] = total_debt
-            out["collateral_usd"][i] = coll_n.sum()
-            out["shortfall_usd"][i] = np.maximum(debt_n - coll_n, 0.0).sum()
-            for b, edge in enumerate(HF_EDGES):
-                out["hf_below"][i, b] = debt_n[hf < edge].sum()
-            # one asset's market price 10% lower, through the oracles (_shock: an exchange-rate
-            # oracle follows its base): HF' = (thr - thr_nk @ drop_k) / (debt - debt_nk @ drop_k)
-            thr_after = thr_n[:, None] - thr_nk @ self._shock.T
-            debt_after = debt_n[:, None] - debt_nk @ self._shock.T
-            liq = owing[:, None] & (thr_after < debt_after)
-            out["liq_k"][i] = np.where(liq, debt_n[:, None], 0.0).sum(0)
-            vol = ~self._stable
-            thr_v = thr_n - SHOCK_FRAC * thr_nk[:, vol].sum(-1)
-            debt_v = debt_n - SHOCK_FRAC * debt_nk[:, vol].sum(-1)
-            out["liq_all"][i] = debt_n[owing & (thr_v < debt_v)].sum()
-            bonus_n = np.where(coll_n > 0, (coll_nk * bonus).sum(-1) / np.where(coll_n > 0, coll_n, 1.0), 0.0)  # fmt: skip
-            out["toxic"][i] = debt_n[owing & (coll_n < (1.0 + bonus_n) * debt_n)].sum()
-            out["coll_k"][i] = coll_nk.sum(0)
-            out["debt_k"][i] = debt_nk.sum(0)
-            sup_k, bor_k = supply.sum(0), debt.sum(0)
-            out["supply_k"][i], out["borrowed_k"][i] = sup_k, bor_k
-            lender = s.lender_supply_asset[0]
-            out["util_k"][i] = np.where(lender > 0, bor_k / np.where(lender > 0, lender, 1.0), 0.0)
-            out["rate_k"][i] = borrow_rates_apr(r, bor_k, lender)
-            # capacity: LTV-weighted collateral (a reserve's supply counted up to its cap), at
-            # most the borrow caps' room in USD
-            v = self.values["reserve"][i]
-            scap = v[:, caps["supply_cap_asset"]] if "supply_cap_asset" in caps else np.full(k, np.inf)  # fmt: skip
-            counted = np.where(sup_k > 0, np.minimum(1.0, scap / np.where(sup_k > 0, sup_k, 1.0)), 0.0)  # fmt: skip
-            limit = ((coll_nk * ltv).sum(0) * counted).sum()
-            if "borrow_cap_asset" in caps:
-                limit = min(limit, float((v[:, caps["borrow_cap_asset"]] * price).sum()))
-            out["capacity_usd"][i] = limit
-            for c in range(emodes):
-                inside = row == c + 1
-                d = debt_n[inside].sum()
-                out["emode_debt"][i, c] = d
-                out["emode_near"][i, c] = debt_n[inside & (hf < 1.05)].sum() / d if d > 0 else 0.0
+        # one asset's market price 10% lower, through the oracles (_shock: an exchange-rate
+        # oracle follows its base): HF' = (thr - thr_nk @ drop_k) / (debt - debt_nk @ drop_k)
+        thr_after = thr_n[..., None] - thr_nk @ self._shock.T  # [E, N, K shocked]
+        debt_after = debt_n[..., None] - debt_nk @ self._shock.T
+        liq = owing[..., None] & (thr_after < debt_after)
+        out["liq_k"] = np.where(liq, debt_n[..., None], 0.0).sum(1)
+        vol = ~self._stable
+        thr_v = thr_n - SHOCK_FRAC * thr_nk[..., vol].sum(-1)
+        debt_v = debt_n - SHOCK_FRAC * debt_nk[..., vol].sum(-1)
+        out["liq_all"] = np.where(owing & (thr_v < debt_v), debt_n, 0.0).sum(1)
+        safe_coll = np.where(coll_n > 0, coll_n, 1.0)
+        bonus_n = np.where(coll_n > 0, (coll_nk * bonus).sum(-1) / safe_coll, 0.0)
+        out["toxic"] = np.where(owing & (coll_n < (1.0 + bonus_n) * debt_n), debt_n, 0.0).sum(1)
+        out["coll_k"], out["debt_k"] = coll_nk.sum(1), debt_nk.sum(1)
+        out["supply_k"], out["borrowed_k"] = sup_k, bor_k
+        out["util_k"] = np.where(lender > 0, bor_k / np.where(lender > 0, lender, 1.0), 0.0)
+        out["rate_k"] = rate
+        # capacity: LTV-weighted collateral (a reserve's supply counted up to its cap), at most
+        # the borrow caps in USD
+        v, caps = self.values["reserve"], self._col["reserve"]
+        scap = v[..., caps["supply_cap_asset"]] if "supply_cap_asset" in caps else np.full((e, k), np.inf)  # fmt: skip
+        counted = np.where(sup_k > 0, np.minimum(1.0, scap / np.where(sup_k > 0, sup_k, 1.0)), 0.0)  # fmt: skip
+        limit = ((coll_nk * ltv).sum(1) * counted).sum(1)
+        if "borrow_cap_asset" in caps:
+            limit = np.minimum(limit, (v[..., caps["borrow_cap_asset"]] * price[:, 0]).sum(1))
+        out["capacity_usd"] = limit
+        c1 = len(self.reserves.emodes)
+        inside = row[..., None] == np.arange(1, c1 + 1)  # [E, N, C]
+        d = np.where(inside, debt_n[..., None], 0.0).sum(1)
+        near = np.where(inside & (hf < 1.05)[..., None], debt_n[..., None], 0.0).sum(1)
+        out["emode_debt"] = d
+        out["emode_near"] = np.where(d > 0, near / np.where(d > 0, d, 1.0), 0.0)
         return out
 
     # ------------------------------------------------------------------ dynamics

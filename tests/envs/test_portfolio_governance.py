@@ -261,3 +261,19 @@ def test_rows_schema_names_rows_and_refuses_engine_levers_in_reserve_scope():
     assert parts["reserve"].shape == (2, 2, 1)
     with pytest.raises(ValueError, match="distinct"):
         RowGroup("reserve", StewardSchema((lever,)), ("A", "A"))
+
+
+def test_set_levers_writes_one_env_clipped_and_projected_without_cool_down():
+    env = _env(2, horizon_h=12.0)
+    env.reset(seed=0)
+    values = env.lever_values()
+    w = SYMS.index("WETH")
+    values["reserve"][:, w, LEV["liquidation_threshold"]] = 0.5  # below its bound 0.85 x 0.83
+    values["reserve"][:, w, LEV["liquidation_bonus"]] = 0.10
+    env.set_levers(values, envs=np.array([True, False]))
+    lt = env.lever_values()["reserve"][:, w, LEV["liquidation_threshold"]]
+    assert lt[0] == pytest.approx(0.85 * 0.83) and lt[1] == pytest.approx(0.83)
+    r0, r1 = env.get_env_attr("reserves", 0), env.get_env_attr("reserves", 1)
+    assert r0.lt[w] == pytest.approx(0.85 * 0.83) and r1.lt[w] == pytest.approx(0.83)
+    assert r0.bonus[w] == pytest.approx(0.10)
+    assert np.isneginf(env.clocks["reserve"].last_change_h).all()  # a setting, not a change
