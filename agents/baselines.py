@@ -852,7 +852,10 @@ class PortfolioStewardBaseline(BaselinePolicy):
         x = self.current(obs)
         t = self._targets(obs, x)
         n = obs.shape[0]
-        parts = [self.steps[g.name].actions(x[g.name], t[g.name]).reshape(n, -1) for g in self.rows.groups]  # fmt: skip
+        parts = [
+            self.steps[g.name].actions(x[g.name], t[g.name]).reshape(n, -1)
+            for g in self.rows.groups
+        ]
         return np.concatenate(parts, axis=1)
 
 

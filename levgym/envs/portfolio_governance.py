@@ -628,7 +628,9 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
         if "emode" in self.values:
             ve, ce = self.values["emode"][env], self._col["emode"]
             for c, cat in enumerate(emodes):
-                lt = float(ve[c, ce["liquidation_threshold"]]) if "liquidation_threshold" in ce else cat.liquidation_threshold  # fmt: skip
+                lt = cat.liquidation_threshold
+                if "liquidation_threshold" in ce:
+                    lt = float(ve[c, ce["liquidation_threshold"]])
                 ch = {"liquidation_threshold": lt}
                 if "liquidation_bonus" in ce:
                     ch["liquidation_bonus"] = float(ve[c, ce["liquidation_bonus"]])
@@ -949,7 +951,8 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
         return (
             f"PortfolioGovernance-v0 env {env} [{self.core.scenario_of(env)}] step "
             f"{int(self._episode_length[env])}/{self.max_steps}: LT {lts} | liquidations "
-            f"{int(s.liquidations[0])} deficit {100 * float(self._deficit_usd(env)) / self._tvl[env]:.3f}% "
+            f"{int(s.liquidations[0])} deficit "
+            f"{100 * self._deficit_usd(env) / self._tvl[env]:.3f}% "
             f"TVL | return {self._episode_return[env]:.3f}"
         )
 
@@ -1051,10 +1054,10 @@ class PortfolioGovernanceEnv(LevgymEnv):
     LT`` (``LTV = LT - gap >= 0``). Bounds: LT in [0.85, 1.05] x the reserve's starting LT (a
     category's in [0.90, 1.03] x its own), gap in [0, 1] x the starting LT, bonus in [0.5, 2] x
     the starting bonus ([0.5, 3] x for a category), caps in [0.25, 4] x the episode's supply
-    (debt) of the reserve (at least 1e-9 units), slope2 in [0.25, 4] x its start, the kink in [0.3, 0.95]. Steps: LT and
-    bonus 0.5% per hour (a category's 0.25%), gap +1% / -0.5% (+0.5% / -0.25%), caps +100% / -50%
-    once per 3 days, slope2 0.25 APR and the kink 5% once per 6 hours. An all-zero action holds
-    every lever.
+    (debt) of the reserve (at least 1e-9 units), slope2 in [0.25, 4] x its start, the kink in
+    [0.3, 0.95]. Steps: LT and bonus 0.5% per hour (a category's 0.25%), gap +1% / -0.5% (+0.5%
+    / -0.25%), caps +100% / -50% once per 3 days, slope2 0.25 APR and the kink 5% once per 6
+    hours. An all-zero action holds every lever.
 
     ## Observation Space
 
@@ -1288,7 +1291,8 @@ class PortfolioGovernanceEnv(LevgymEnv):
     - ``reserves`` (None: Aave v3 Ethereum's six reserves and two E-mode categories): a
       :class:`levgym.engine.portfolio.Reserves` with a USDC reserve (the action and the
       observation follow its reserves and categories).
-    - ``market`` (None: the defaults): :class:`levgym.engine.portfolio_market.PortfolioMarketParams`.
+    - ``market`` (None: the defaults):
+      :class:`levgym.engine.portfolio_market.PortfolioMarketParams`.
     - ``supply_cap_start`` (1.5), ``borrow_cap_start`` (1.5): starting caps as multiples of the
       episode's supply and debt of each reserve, in [0.25, 4].
     - ``w_bad_debt`` (2.0), ``w_liquidation`` (0.5), ``w_efficiency`` (0.02), ``reward_scale``
