@@ -45,6 +45,11 @@ DEFAULT_GOVERNANCE_ENV = "levgym/Governance-v1"
 bp of TVL per episode in training, +23 bp over ``static`` on held-out seeds; see the docs'
 Governance-v1 page); ``--governance-env levgym/Governance-v0`` runs the older env."""
 LIQUIDATOR_ENV = "levgym/Liquidator-v1"
+PORTFOLIO_ENV = "levgym/PortfolioGovernance-v0"
+"""The multi-asset governance env, run with ``--portfolio`` (:meth:`BenchmarkConfig.with_portfolio`):
+not in the default job, which it would lengthen by several minutes (docs: PortfolioGovernance)."""
+PORTFOLIO_TIMESTEPS = {"quick": 4_096, "default": 32_768}
+"""PPO steps per seed on PortfolioGovernance-v0 with ``--portfolio`` (``--full``: ppo.yaml's)."""
 TRAINED = "ppo"
 """The trained policy's name in the report; it is compared with every other policy."""
 
@@ -65,6 +70,7 @@ _GOVERNANCE_TABLE = (
 TABLE_METRICS = {
     "levgym/Governance-v0": _GOVERNANCE_TABLE,
     "levgym/Governance-v1": _GOVERNANCE_TABLE,
+    PORTFOLIO_ENV: _GOVERNANCE_TABLE,
     "levgym/Liquidator-v1": (
         ("return", "return", 1.0, "return"),
         ("pnl_usd", "PnL", 1e-3, "$k"),
@@ -118,8 +124,15 @@ class BenchmarkConfig:
     with_multiagent: bool = True
     """Run the multi-agent section (alternating best response, agents/multiagent.py; its short
     form on ``--quick``)."""
+    portfolio: bool = False
+    """Also train and evaluate ``levgym/PortfolioGovernance-v0`` (``--portfolio``; its budget is
+    ``timesteps[PORTFOLIO_ENV]``)."""
 
     def __post_init__(self) -> None:
+        if self.portfolio and PORTFOLIO_ENV not in self.timesteps:
+            raise ValueError(
+                f"portfolio=True needs timesteps[{PORTFOLIO_ENV!r}]; use BenchmarkConfig.with_portfolio"
+            )
         if (
             isinstance(self.num_seeds, bool)
             or not isinstance(self.num_seeds, int)
@@ -133,7 +146,18 @@ class BenchmarkConfig:
 
     @property
     def env_ids(self) -> tuple[str, ...]:
-        return (self.governance_env, LIQUIDATOR_ENV)
+        return (self.governance_env, LIQUIDATOR_ENV) + ((PORTFOLIO_ENV,) if self.portfolio else ())
+
+    def with_portfolio(self, preset: str) -> BenchmarkConfig:
+        """This configuration with PortfolioGovernance-v0 added: :data:`PORTFOLIO_TIMESTEPS` of
+        the preset (``full``: ppo.yaml's ``total_timesteps``)."""
+        if preset == "full":
+            from .config import load_config
+
+            steps = int(load_config(PORTFOLIO_ENV, "ppo")["total_timesteps"])
+        else:
+            steps = PORTFOLIO_TIMESTEPS[preset]
+        return replace(self, portfolio=True, timesteps={**self.timesteps, PORTFOLIO_ENV: steps})
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -220,18 +244,22 @@ def run_benchmark(
     num_seeds: int | None = None,
     executor: Any = None,
     full: bool = False,
+    portfolio: bool = False,
 ) -> Path:
     """Train, evaluate, report. Returns the report folder. Rerun on the same folder, it reuses
     trained models and resumes interrupted training; files there that need unpickling (models
     or statistics from older versions) load only with ``trust_pickle``. ``num_seeds`` PPO seeds
     are trained per env, as tasks on ``executor`` (a :class:`levgym.distributed.Executor`:
-    a process pool or Ray; default: one after the other in this process)."""
+    a process pool or Ray; default: one after the other in this process). ``portfolio`` adds
+    ``levgym/PortfolioGovernance-v0`` (:meth:`BenchmarkConfig.with_portfolio`)."""
     if quick and full:
         raise ValueError("--quick and --full exclude each other; allowed one of them")
     preset = "quick" if quick else "full" if full else "default"
     cfg = config or preset_config(preset, governance_env)
     if num_seeds is not None and num_seeds != cfg.num_seeds:
         cfg = replace(cfg, num_seeds=num_seeds)
+    if portfolio and not cfg.portfolio:
+        cfg = cfg.with_portfolio(preset)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     out_dir = Path(out) if out else naming.new_run_dir("benchmark", cfg.suite, cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -352,7 +380,7 @@ def run_benchmark(
                     pw = gap_closed(ep, episodes["static"], best_pw, seed=cfg.seed)
                     gaps[env_id][n]["share_of_piecewise"] = pw["share"]
                     gaps[env_id][n]["share_of_piecewise_ci95"] = pw["share_ci95"]
-        if is_governance(env_id):
+        if is_governance(env_id) and env_id in PATH_KEYS:  # single-asset crash replays only
             entry = suite.for_env(env_id)
             traces[env_id] = {}
             best = max(results[env_id], key=lambda n: objective(results[env_id][n]))
@@ -923,7 +951,7 @@ def _plots(out_dir: Path, results, traces, runs, objectives, meta) -> dict[str, 
     plt = _plt()
     files: dict[str, str] = {}
     # Parameter paths through a crash; the policy with the best objective drawn thick.
-    gov = next((e for e in results if is_governance(e)), "levgym/Governance-v0")
+    gov = next((e for e in results if e in PATH_KEYS), "levgym/Governance-v0")
     if traces.get(gov):
         obj = objectives.get(gov, {})
         best = max(obj, key=obj.get) if obj else None

@@ -60,6 +60,14 @@ def steward_levers_table() -> str:
     return steward_table() + "\n"
 
 
+def portfolio_levers_table() -> str:
+    """PortfolioGovernance-v0's steward schema: per row group (reserves, E-mode categories) its
+    levers (bounds, per-change limit, cool-down)."""
+    from .envs.portfolio_governance import steward_rows_table
+
+    return steward_rows_table() + "\n"
+
+
 def regime_knobs_table() -> str:
     """The regime scenario's knobs and defaults (``regime_switching``)."""
     from .scenarios import get
@@ -123,6 +131,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "cli-reference": cli_reference,
     "state-schema": state_schema_table,
     "steward-levers": steward_levers_table,
+    "portfolio-levers": portfolio_levers_table,
     "regime-knobs": regime_knobs_table,
     "multiasset-scenarios": multiasset_scenario_table,
     "multiasset-fit": multiasset_fit_table,
@@ -134,6 +143,7 @@ COMMITTED = frozenset(
         "results-table",
         "state-schema",
         "steward-levers",
+        "portfolio-levers",
         "regime-knobs",
         "multiasset-scenarios",
         "multiasset-fit",

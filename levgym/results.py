@@ -725,6 +725,12 @@ _add("governance_env", "label", "the governance env id the benchmark trained and
 _add("with_ceiling", "label", "true when the hindsight ceiling was run (Governance-v1)", BENCH)
 _add("with_multiagent", "label", "true when the multi-agent section was run", BENCH)
 _add(
+    "portfolio",
+    "label",
+    "true when levgym/PortfolioGovernance-v0 was trained and evaluated (`--portfolio`)",
+    BENCH,
+)
+_add(
     "episode_values",
     "as_metric",
     "every episode's value: scenario -> metric -> list (episode i seeded `seed + i`, the same "
@@ -902,6 +908,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     ),
 }
 METRICS["levgym/Liquidator-v2"] = METRICS["levgym/Liquidator-v1"]
+METRICS["levgym/PortfolioGovernance-v0"] = METRICS["levgym/Governance-v1"]
 """Per-episode metrics of each env id, in table order (agents.evaluate uses these)."""
 
 

@@ -1,7 +1,7 @@
 """The Gymnasium environments: single envs, native vector envs on the batched engine, and the
 Stable-Baselines3 adapter. Importing ``levgym`` registers ``levgym/Governance-v0``,
-``levgym/Governance-v1``, ``levgym/Liquidator-v1`` and ``levgym/Liquidator-v2`` (and the older
-``levgym/Liquidator-v0``)."""
+``levgym/Governance-v1``, ``levgym/PortfolioGovernance-v0``, ``levgym/Liquidator-v1`` and
+``levgym/Liquidator-v2`` (and the older ``levgym/Liquidator-v0``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .features import Feature, render_table
 from .governance import GovernanceEnv, GovernanceVectorEnv, StewardLimits, project_params
 from .governance_v1 import GovernanceV1Env, GovernanceV1VectorEnv
 from .liquidator import LiquidatorEnv, LiquidatorV2Env, LiquidatorV2VectorEnv, LiquidatorVectorEnv
+from .portfolio_governance import PortfolioGovernanceEnv, PortfolioGovernanceVectorEnv
 from .registration import ENV_SPECS, register_envs
 
 register_envs()
@@ -38,6 +39,8 @@ __all__ = [
     "LiquidatorV2Env",
     "LiquidatorV2VectorEnv",
     "LiquidatorVectorEnv",
+    "PortfolioGovernanceEnv",
+    "PortfolioGovernanceVectorEnv",
     "StewardLimits",
     "make_sb3_vec_env",
     "project_params",

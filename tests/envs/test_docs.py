@@ -7,9 +7,15 @@ import re
 
 import pytest
 
-from levgym.envs import GovernanceEnv, GovernanceV1Env, LiquidatorEnv, render_table
+from levgym.envs import (
+    GovernanceEnv,
+    GovernanceV1Env,
+    LiquidatorEnv,
+    PortfolioGovernanceEnv,
+    render_table,
+)
 
-CLASSES = [GovernanceEnv, GovernanceV1Env, LiquidatorEnv]
+CLASSES = [GovernanceEnv, GovernanceV1Env, LiquidatorEnv, PortfolioGovernanceEnv]
 
 SECTIONS = (
     "Description",
