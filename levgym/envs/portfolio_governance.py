@@ -280,14 +280,22 @@ _STATE_ARRAYS = tuple(
 
 def _stack(states: Sequence[PM.PortfolioState]) -> PM.PortfolioState:
     """One-env states (same engine time) as one batch, in order."""
-    arrays = {n: np.concatenate([getattr(s, n) for s in states]) for n in _STATE_ARRAYS}
+    arrays = {
+        n: None
+        if getattr(states[0], n) is None  # optional per-slot fields (borrower behaviour)
+        else np.concatenate([getattr(s, n) for s in states])
+        for n in _STATE_ARRAYS
+    }
     counters = {c: np.concatenate([s.counters[c] for s in states]) for c in states[0].counters}
     return PM.PortfolioState(**arrays, counters=counters, time_h=states[0].time_h)
 
 
 def _row(state: PM.PortfolioState, j: int) -> PM.PortfolioState:
     """Env ``j`` of a batch as a one-env state."""
-    arrays = {n: getattr(state, n)[j : j + 1] for n in _STATE_ARRAYS}
+    arrays = {
+        n: None if getattr(state, n) is None else getattr(state, n)[j : j + 1]
+        for n in _STATE_ARRAYS
+    }
     counters = {c: a[j : j + 1] for c, a in state.counters.items()}
     return PM.PortfolioState(**arrays, counters=counters, time_h=state.time_h)
 
