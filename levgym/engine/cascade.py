@@ -82,7 +82,11 @@ def liquidation_terms(state: State, params: EngineParams):
     liq = state.active & (d > 0) & (hf < 1.0)
     max_repay = R.INF
     if m.keeper_chunk_ratio != R.INF:
-        max_repay = R.chunk_repay(state.pool_asset[:, None], m.keeper_chunk_ratio, o, bonus, dp)
+        reserve = state.pool_asset
+        if m.keeper_split:
+            aa, _, ca, _ = routes(state, params)
+            reserve = R.route_reserve_asset(reserve, aa, ca)
+        max_repay = R.chunk_repay(reserve[:, None], m.keeper_chunk_ratio, o, bonus, dp)
     repay, seize, fee = R.liquidation_call(
         c, d, hf, o, dp, bonus, state.close_factor[:, None], p.full_close_hf,
         p.small_position_usd, max_repay, p.protocol_fee_frac,

@@ -525,7 +525,6 @@ def _liquidate_env(
     gas_usd = NR.gas_cost_usd(
         env[F.gas_gwei, e], P[P_.gas_units_per_liquidation], env[F.fundamental_usd, e]
     )
-    max_repay = NR.chunk_repay(pa, chunk, o, bonus, dp) if chunk != math.inf else math.inf
     vfrac = P[P_.keeper_venue_frac]
     va = vd = 0.0
     if vfrac > 0.0:
@@ -539,6 +538,8 @@ def _liquidate_env(
     if split:
         aa, ad = NR.venue_reserves(env[F.fundamental_usd, e], dp, P[P_.keeper_aggregator_depth_usd])
         ca, cd = NR.venue_reserves(env[F.fundamental_usd, e], dp, P[P_.keeper_cex_depth_usd])
+    reserve = NR.route_reserve_asset(pa, aa, ca) if split else pa
+    max_repay = NR.chunk_repay(reserve, chunk, o, bonus, dp) if chunk != math.inf else math.inf
     m = 0
     for k in range(ncand):
         i = cand[k]

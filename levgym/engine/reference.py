@@ -382,8 +382,14 @@ def reference_substep(
                 full = hf <= pr.full_close_hf or d * dp < pr.small_position_usd
                 repay = (1.0 if full else m["close_factor"]) * d
                 if mk.keeper_chunk_ratio != math.inf:
+                    # the slippage limit: against the pool, or all the venues of a split sale
+                    depth_asset = m["pool_asset"]
+                    if split:
+                        depth_asset += (
+                            mk.keeper_aggregator_depth_usd + mk.keeper_cex_depth_usd
+                        ) / m["fundamental_usd"]
                     repay = min(
-                        repay, m["pool_asset"] * mk.keeper_chunk_ratio * o / ((1.0 + bonus) * dp)
+                        repay, depth_asset * mk.keeper_chunk_ratio * o / ((1.0 + bonus) * dp)
                     )
                 seize = repay * dp * (1.0 + bonus) / o
                 if seize > c:

@@ -190,6 +190,14 @@ def block_route_out(
     return incl - excl
 
 
+def route_reserve_asset(pool_asset: Num, agg_asset: Num, cex_asset: Num) -> Num:
+    """The asset reserve a keeper's slippage limit (:func:`chunk_repay`) is measured against
+    when it splits its sales: all its venues' together. At one price the best split is pro rata
+    to the reserves, so a sale of ``chunk_ratio`` times their sum moves each venue as a sale of
+    ``chunk_ratio`` times its own reserve moves a lone pool."""
+    return pool_asset + agg_asset + cex_asset
+
+
 def cex_fill_asset(pending_asset: Num, fill_frac: float) -> Num:
     """Collateral held for the CEX leg that fills this substep (a share ``fill_frac``, 1 /
     latency, of what is held: a geometric delay)."""
@@ -448,7 +456,8 @@ def chunk_repay(
     pool_asset: Num, chunk_ratio: float, oracle_usd: Num, bonus: Num, debt_price_usd: Num
 ) -> Num:
     """Largest repay of one keeper call: its seized collateral is at most ``chunk_ratio`` of the
-    pool's asset reserve (the keeper's slippage limit)."""
+    pool's asset reserve (the keeper's slippage limit; with split sales, ``pool_asset`` is the
+    reserve of all its venues, :func:`route_reserve_asset`)."""
     return pool_asset * chunk_ratio * oracle_usd / ((1.0 + bonus) * debt_price_usd)
 
 

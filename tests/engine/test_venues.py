@@ -307,3 +307,23 @@ def test_split_engines_agree_over_a_crash(latency):
     assert float(state.keeper_aggregator_sold_asset.min()) > 0.0
     assert float(state.keeper_cex_sold_asset.min()) > 0.0
     assert (held > 0.0) == (latency > 0.0)
+
+
+def test_the_slippage_limit_counts_every_venue_of_a_split_sale():
+    """A keeper call seizes at most ``chunk_ratio`` times the asset reserve of its venues: the
+    pool alone, or the pool, the aggregator route and the CEX leg together."""
+    from levgym.engine.cascade import liquidation_terms
+
+    coll = np.array([[50_000.0]])  # far larger than one call
+    debt = coll * 2000.0 * 0.86 / 0.98
+    seized = {}
+    for name, extra in (("pool", {}), ("split", {"keeper_aggregator_depth_usd": 60e6,
+                                                 "keeper_cex_depth_usd": 20e6})):  # fmt: skip
+        market = MarketParams(pool_depth_usd=20e6, keeper_max_slippage_frac=0.02, **extra)
+        params = EngineParams(market=market)
+        state = from_book(params, coll, debt, 2000.0)
+        _, _, seize, _, _ = liquidation_terms(state, params)
+        reserve = 20e6 / 2000.0 + sum(extra.values()) / 2000.0
+        assert seize[0, 0] == pytest.approx(market.keeper_chunk_ratio * reserve, rel=1e-12)
+        seized[name] = seize[0, 0]
+    assert seized["split"] == pytest.approx(5.0 * seized["pool"], rel=1e-12)
