@@ -396,7 +396,8 @@ class RunParams:
     warmup_h: float = 0.0
     """Hours the drawn book lives before t = 0 (``simulate``, ``validate``): a replayed CSV's
     earlier rows, or a calm burn-in before a synthetic scenario; counters start at t = 0. The
-    envs ignore it (their episodes start from a fresh book)."""
+    envs ignore it: their own ``warmup_h`` argument (default 0) starts episodes from cached
+    warmed books (:mod:`levgym.warm`)."""
 
     def __post_init__(self) -> None:
         _check_range("run", "substeps_per_step", self.substeps_per_step, 1, 10_000)
