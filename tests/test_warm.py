@@ -16,8 +16,8 @@ WARM_H = 24.0
 SLOTS = 16
 
 
-def _env(cls=GovernanceVectorEnv, **kw):
-    return cls(3, num_positions=SLOTS, scenarios="shock", horizon_h=6.0, backend="numpy", **kw)
+def _env(cls=GovernanceVectorEnv, backend="numpy", **kw):
+    return cls(3, num_positions=SLOTS, scenarios="shock", horizon_h=6.0, backend=backend, **kw)
 
 
 def test_warmup_zero_is_the_env_as_it_was():
@@ -28,9 +28,18 @@ def test_warmup_zero_is_the_env_as_it_was():
     np.testing.assert_array_equal(a.core.state.debt_usd, b.core.state.debt_usd)
 
 
-@pytest.mark.parametrize("cls", [GovernanceVectorEnv, LiquidatorVectorEnv])
-def test_an_episode_starts_from_the_cached_book_of_its_book_seed(cls):
-    env = _env(cls, warmup_h=WARM_H)
+@pytest.mark.parametrize(
+    ("cls", "backend"),
+    [
+        (GovernanceVectorEnv, "numpy"),
+        (LiquidatorVectorEnv, "numpy"),
+        (GovernanceVectorEnv, "numba"),
+    ],
+)
+def test_an_episode_starts_from_the_cached_book_of_its_book_seed(cls, backend):
+    if backend == "numba":
+        pytest.importorskip("numba")  # the packed buffers: the graft goes through their reset
+    env = _env(cls, backend, warmup_h=WARM_H)
     env.reset(seed=4)
     core = env.core
     cache = warm.warm_books(core.params, SLOTS, WARM_H, "float64")
@@ -46,10 +55,14 @@ def test_an_episode_starts_from_the_cached_book_of_its_book_seed(cls):
     assert np.all(s.liquidations == 0) and np.all(s.repaid_by_liquidators_usd == 0)
     np.testing.assert_allclose(s.initial_debt_usd, s.debt_usd.sum(axis=1))
     assert not np.any(s.ever_liquidated)
-    # the same seed restarts from the same books
+    # the same seed restarts from the same books; an autoreset of one env takes its next one
     before = s.debt_usd.copy()
     env.reset(seed=4)
     np.testing.assert_array_equal(env.core.state.debt_usd, before)
+    core.new_episodes(np.array([False, True, False]))
+    j = int(core.book_seed[1] % warm.WARM_BOOKS)
+    np.testing.assert_allclose(core.state.debt_usd[1], cache.debt_usd[j], rtol=1e-12)
+    np.testing.assert_array_equal(core.state.debt_usd[0], before[0])
 
 
 def test_the_warm_up_changes_the_book_and_the_cache_is_built_once():
