@@ -181,8 +181,13 @@ for _name, _text in (
     ("added_collateral_asset", "collateral added by defensive borrowers"),
     ("withdrawn_collateral_asset", "collateral withdrawn (deleveraging sales, exits)"),
     ("protocol_fee_asset", "protocol's share of liquidation bonuses"),
-    ("keeper_sold_asset", "collateral background keepers sold (pool and off-pool venue)"),
+    ("keeper_sold_asset", "collateral background keepers sold (pool and off-pool venues)"),
     ("keeper_venue_sold_asset", "the part of it sold off the pool (market.keeper_venue_frac)"),
+    (
+        "keeper_aggregator_sold_asset",
+        "the part of it routed through the aggregator route (market.keeper_aggregator_depth_usd)",
+    ),
+    ("keeper_cex_sold_asset", "the part of it routed to the CEX leg (market.keeper_cex_depth_usd)"),
 ):
     _add(_name, "asset", _text, SIM)
 

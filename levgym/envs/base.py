@@ -129,6 +129,7 @@ class LevgymVectorEnv(VectorEnv):
         device: str | None,
         render_mode: str | None,
         autoreset_mode: AutoresetMode | str,
+        warmup_h: float = 0.0,
     ) -> None:
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(
@@ -157,6 +158,7 @@ class LevgymVectorEnv(VectorEnv):
             dtype,
             device,
             packed=self.PACKED,
+            warmup_h=warmup_h,
         )
         self._init_batch(render_mode, autoreset_mode)
 
