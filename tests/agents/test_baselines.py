@@ -116,7 +116,12 @@ def test_registry_names():
         "random",
     )
     assert baseline_names(LIQ2) == baseline_names(LIQ)
-    assert set(BASELINES) == {GOV, GOV1, LIQ, LIQ2}
+    assert baseline_names("levgym/CrossProtocolHedger-v0") == (
+        "hold",
+        "threshold_rebalancer",
+        "deleverage",
+    )
+    assert set(BASELINES) == {GOV, GOV1, LIQ, LIQ2, "levgym/CrossProtocolHedger-v0"}
 
 
 def test_unknown_name_is_one_line_naming_allowed():

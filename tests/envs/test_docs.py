@@ -8,8 +8,9 @@ import re
 import pytest
 
 from levgym.envs import GovernanceEnv, GovernanceV1Env, LiquidatorEnv, render_table
+from levgym.envs.cross_protocol import CrossProtocolHedgerEnv
 
-CLASSES = [GovernanceEnv, GovernanceV1Env, LiquidatorEnv]
+CLASSES = [GovernanceEnv, GovernanceV1Env, LiquidatorEnv, CrossProtocolHedgerEnv]
 
 SECTIONS = (
     "Description",
