@@ -139,6 +139,27 @@ def render_section(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m agents.hedger_bench [--quick] [--out DIR]``: the section alone, printed."""
+    import argparse
+    import tempfile
+
+    ap = argparse.ArgumentParser(prog="python -m agents.hedger_bench", description=__doc__.splitlines()[0])  # fmt: skip
+    ap.add_argument("--quick", action="store_true", help="the --quick benchmark's short form")
+    ap.add_argument("--out", default=None, metavar="DIR", help="where the PPO model goes")
+    args = ap.parse_args(argv)
+    cfg = HedgerBenchConfig.quick() if args.quick else HedgerBenchConfig()
+    out = args.out or tempfile.mkdtemp(prefix="hedger_")
+    doc = run_hedger_section(cfg, out, progress=True)
+    print(render_section(doc))
+    print(f"trained in {doc['train_s']:.0f} s, {doc['total_s']:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
 __all__ = [
     "HEDGER_ENV",
     "HedgerBenchConfig",

@@ -4,6 +4,7 @@ repaying or borrowing, and hedging on the liquidator's perp."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -216,6 +217,8 @@ class HedgerMarket:
         self.t = np.zeros(num_envs, dtype=np.int64)
         self.scenario_index = np.zeros(num_envs, dtype=np.int64)
         self.crash = np.zeros((num_envs, 2))
+        self.engine_seconds = 0.0
+        """Wall time inside the engine's substep (for :mod:`levgym.envs.speed`)."""
         self.horizon_substeps = env.max_steps
         k = len(env.reserves.symbols)
         self.fundamentals = np.zeros((num_envs, env.max_steps + 1, k))
@@ -652,7 +655,9 @@ class CrossProtocolHedgerVectorEnv(LevgymVectorEnv):
         rows = np.arange(e)
         t_next = np.minimum(core.t + 1, self.max_steps)
         f_next = core.fundamentals[rows, t_next]
+        t0 = time.perf_counter()
         s, debt_mid, refund, _ = hedger_substep(s, f_next, self.protocols, self.params, slot)
+        core.engine_seconds += time.perf_counter() - t0
         core.state = s
         core.t = core.t + 1
         c_after, d_after = self._legs(s)
