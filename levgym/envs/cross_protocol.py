@@ -945,6 +945,7 @@ class CrossProtocolHedgerEnv(LevgymEnv):
     - v0: initial release.
     """
 
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
     vector_class = CrossProtocolHedgerVectorEnv
 
     @property
