@@ -1,5 +1,5 @@
 """Rule-based baseline agents for ``levgym/Governance-v0``, ``levgym/Governance-v1``,
-``levgym/PortfolioGovernance-v0`` and ``levgym/Liquidator-v1``.
+``levgym/PortfolioGovernance-v0``, ``levgym/Liquidator-v1`` and ``levgym/CrossProtocolHedger-v0``.
 
 Every baseline has Stable-Baselines3's ``predict(observation, state=None, episode_start=None,
 deterministic=True) -> (actions, state)``, so evaluation treats a trained model and a rule the
@@ -40,6 +40,9 @@ from gymnasium import spaces
 from levgym.engine.params import PRESETS, ProtocolParams
 from levgym.engine.portfolio import Reserves
 from levgym.envs.base import LevgymEnv, LevgymVectorEnv
+from levgym.envs.cross_protocol import ACTIONS as HEDGER_ACTIONS
+from levgym.envs.cross_protocol import FEATURES as HEDGER_FEATURES
+from levgym.envs.cross_protocol import SHORT_NAMES as HEDGER_LEGS
 from levgym.envs.features import VOL_PRIOR_ANNUAL, Feature, bounds, index
 from levgym.envs.governance import GOVERNANCE_ACTIONS, GOVERNANCE_FEATURES, StewardLimits
 from levgym.envs.governance_v1 import (
@@ -63,7 +66,15 @@ GOVERNANCE_V1_ID = "levgym/Governance-v1"
 LIQUIDATOR_ID = "levgym/Liquidator-v1"
 LIQUIDATOR_V2_ID = "levgym/Liquidator-v2"
 PORTFOLIO_ID = "levgym/PortfolioGovernance-v0"
-ENV_IDS = (GOVERNANCE_ID, GOVERNANCE_V1_ID, LIQUIDATOR_ID, LIQUIDATOR_V2_ID, PORTFOLIO_ID)
+HEDGER_ID = "levgym/CrossProtocolHedger-v0"
+ENV_IDS = (
+    GOVERNANCE_ID,
+    GOVERNANCE_V1_ID,
+    LIQUIDATOR_ID,
+    LIQUIDATOR_V2_ID,
+    PORTFOLIO_ID,
+    HEDGER_ID,
+)
 
 # A parameter closer to its target than this (in parameter units) counts as on target. The
 # observation is float32 (about 1e-7 relative resolution), so a parameter read back from it is
@@ -1080,6 +1091,91 @@ class PassiveLiquidator(LiquidatorBaseline):
         return -np.ones((obs.shape[0], 3))
 
 
+# ---------------------------------------------------------------------- cross-protocol hedger
+class HedgerBaseline(BaselinePolicy):
+    """Base of the ``levgym/CrossProtocolHedger-v0`` rules. They read the legs' health factors
+    (``hf_aave``, ``hf_compound``, ``hf_morpho``: 5 when a leg has no debt) and never hedge on
+    the perp (hedge action -1: no short). Moves and debt actions inside the env's dead zone
+    (``|a| < 0.05``) are exactly 0, so a rule that does nothing pays no gas."""
+
+    env_id = HEDGER_ID
+    FEATURES = HEDGER_FEATURES
+    ACTIONS = HEDGER_ACTIONS
+
+    def hf(self, obs: np.ndarray) -> np.ndarray:
+        """The legs' health factors ``[n, P]``."""
+        return np.stack([obs[:, self.col[f"hf_{s}"]] for s in HEDGER_LEGS], axis=1)
+
+    def _hold(self, n: int) -> np.ndarray:
+        a = np.zeros((n, len(self.ACTIONS)))
+        a[:, -1] = -1.0
+        return a
+
+
+class HoldHedger(HedgerBaseline):
+    """``hold``: does nothing (no move, no repay or borrow, no perp). The account rides the
+    stress and the keepers liquidate it where it falls below 1: the cost of inaction."""
+
+    name = "hold"
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        return self._hold(obs.shape[0])
+
+
+class ThresholdRebalancer(HedgerBaseline):
+    """``threshold_rebalancer``: when the lowest leg's HF falls below ``TRIGGER_HF``, move
+    collateral into it from every leg whose HF is above ``DONOR_HF``, each donor giving the
+    share that brings it down to ``DONOR_TARGET_HF`` (a leg's HF is proportional to its
+    collateral: one collateral asset, so the share is ``1 - target / hf``). It never repays:
+    its only tool is the collateral already in the account, moved where it is needed.
+
+    Constants: ``TRIGGER_HF = 1.10``: the steepest default stress (35 % over 6 h, about 7 % an
+    hour) moves an HF by about 7 % a step, so acting at 1.10 leaves a step before 1.0 and the
+    default start HFs (1.10-1.40) are not rebalanced at once; ``DONOR_HF = 1.25`` and
+    ``DONOR_TARGET_HF = 1.20``: a donor keeps a margin of 20 % (Compound's withdrawal check needs
+    its LT-based HF above ``liquidateCF / borrowCF = 0.88 / 0.83``, about 1.06, and a donor must
+    not become the next leg to rescue in the same step)."""
+
+    name = "threshold_rebalancer"
+    TRIGGER_HF: ClassVar[float] = 1.10
+    DONOR_HF: ClassVar[float] = 1.25
+    DONOR_TARGET_HF: ClassVar[float] = 1.20
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        hf = self.hf(obs)
+        n, p = hf.shape
+        a = self._hold(n)
+        low = np.argmin(hf, axis=1)
+        on = hf[np.arange(n), low] < self.TRIGGER_HF
+        donor = (hf > self.DONOR_HF) & (np.arange(p)[None, :] != low[:, None]) & on[:, None]
+        give = np.where(donor, 1.0 - self.DONOR_TARGET_HF / np.maximum(hf, 1e-9), 0.0)
+        for j in range(p):
+            a[:, 2 * j] = np.where(low == j, np.where(on, 1.0, 0.0), -give[:, j])
+        return a
+
+
+class DeleverageHedger(HedgerBaseline):
+    """``deleverage``: when any leg's HF falls below ``TRIGGER_HF``, repay all the debt of
+    every leg (from cash, then by selling the account's wstETH into the shared pool). With no
+    debt left there is nothing to liquidate; the cost is the slippage of one large sale at the
+    worst moment, and the upside given up.
+
+    Constant: ``TRIGGER_HF = 1.08``: below the rebalancer's trigger (it is the last resort),
+    and about one step of the steepest default stress above 1.0."""
+
+    name = "deleverage"
+    TRIGGER_HF: ClassVar[float] = 1.08
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        hf = self.hf(obs)
+        n, p = hf.shape
+        a = self._hold(n)
+        on = hf.min(axis=1) < self.TRIGGER_HF
+        for j in range(p):
+            a[:, 2 * j + 1] = np.where(on, -1.0, 0.0)
+        return a
+
+
 # ---------------------------------------------------------------------- registry
 BASELINES: dict[str, dict[str, type[BaselinePolicy]]] = {
     GOVERNANCE_ID: {
@@ -1113,6 +1209,11 @@ BASELINES: dict[str, dict[str, type[BaselinePolicy]]] = {
     },
 }
 BASELINES[LIQUIDATOR_V2_ID] = BASELINES[LIQUIDATOR_ID]
+BASELINES[HEDGER_ID] = {
+    "hold": HoldHedger,
+    "threshold_rebalancer": ThresholdRebalancer,
+    "deleverage": DeleverageHedger,
+}
 """The baselines of each env id: ``{env_id: {name: class}}``."""
 
 
@@ -1164,6 +1265,9 @@ __all__ = [
     "GovernanceBaseline",
     "GreedyHedgedLiquidator",
     "GreedyLiquidator",
+    "DeleverageHedger",
+    "HedgerBaseline",
+    "HoldHedger",
     "LiquidatorBaseline",
     "PassiveLiquidator",
     "LeverSteps",
@@ -1179,6 +1283,7 @@ __all__ = [
     "StewardBaseline",
     "StewardGovernor",
     "StewardRuleSteward",
+    "ThresholdRebalancer",
     "ToxicSpiralSteward",
     "VolRuleGovernor",
     "VolRuleSteward",

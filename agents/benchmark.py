@@ -127,6 +127,10 @@ class BenchmarkConfig:
     portfolio: bool = False
     """Also train and evaluate ``levgym/PortfolioGovernance-v0`` (``--portfolio``; its budget is
     ``timesteps[PORTFOLIO_ENV]``)."""
+    with_hedger: bool = True
+    """Run the ``levgym/CrossProtocolHedger-v0`` section (agents/hedger_bench.py: its three
+    baselines and a short PPO on the same held-out episodes; about a minute, a shorter form on
+    ``--quick``)."""
 
     def __post_init__(self) -> None:
         if self.portfolio and PORTFOLIO_ENV not in self.timesteps:
@@ -409,18 +413,30 @@ def run_benchmark(
         timings["multiagent_s"] = time.perf_counter() - t0
         ma_doc = multiagent_section(ma_res, ma_dir)
         ma_md = "\n" + render_report(ma_res, heading="## Multi-agent: alternating best response")
+    hedger_doc: dict[str, Any] | None = None
+    hedger_md = ""
+    if cfg.with_hedger:
+        from .hedger_bench import HedgerBenchConfig, render_section, run_hedger_section
+
+        _say(progress, "[crossprotocolhedger-v0] the baselines and a short PPO")
+        t0 = time.perf_counter()
+        h_cfg = HedgerBenchConfig.quick(cfg.seed) if quick else HedgerBenchConfig(seed=cfg.seed)
+        hedger_doc = run_hedger_section(h_cfg, out_dir / "hedger", progress=progress)
+        timings["hedger_s"] = time.perf_counter() - t0
+        hedger_md = "\n" + render_section(hedger_doc)
     timings["total_s"] = time.perf_counter() - started
 
     meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
     meta["executor"] = describe_executor(executor)
     doc = results_document(
-        meta, results, comparisons, ceilings, gaps, lost, seed_objectives, ma_doc, liq_target
-    )
+        meta, results, comparisons, ceilings, gaps, lost, seed_objectives, ma_doc, liq_target,
+        hedger_doc,
+    )  # fmt: skip
     write_json(out_dir / "results.json", doc)
     write_text(out_dir / "results.csv", _csv(results))
     plots = _plots(out_dir, results, traces, runs, doc["objective"], meta)
     report = _report(meta, results, doc["objective"], doc["objective_ci95"], plots, doc)
-    write_text(out_dir / "report.md", report + ma_md)
+    write_text(out_dir / "report.md", report + ma_md + hedger_md)
     _say(progress, f"report written to {out_dir / 'report.md'} ({timings['total_s']:.0f} s)")
     return out_dir
 
@@ -533,6 +549,7 @@ def results_document(
     seed_objectives: dict[str, dict[str, float]] | None = None,
     multiagent: dict[str, Any] | None = None,
     liquidator_target: dict[str, Any] | None = None,
+    hedger: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results.json object (objective per env and policy, evaluate's results, meta, the
     paired comparisons, the hindsight ceiling and the share of its gap each policy closes, the
@@ -561,6 +578,8 @@ def results_document(
         doc["multiagent"] = multiagent
     if liquidator_target is not None:
         doc["liquidator_target"] = liquidator_target
+    if hedger is not None:
+        doc["cross_protocol_hedger"] = hedger
     return checked("results.json", doc)
 
 

@@ -1015,6 +1015,33 @@ for _name, _unit, _text in (
     ("exploitability", "reward", "sum of the two gains, each floored at 0 (a NashConv estimate)" ),
 ):  # fmt: skip
     _add(_name, _unit, _text, BENCH)
+# ---------------------------------------------------------------- benchmark: cross-protocol hedger section
+_add(
+    "cross_protocol_hedger",
+    "object",
+    "the levgym/CrossProtocolHedger-v0 section: its baselines and a short PPO on the same "
+    "held-out episodes (agents/hedger_bench.py)",
+    BENCH,
+)
+_add(
+    "hedger_results",
+    "object",
+    "per policy: mean and 95% interval per episode of return, liquidation_loss_usd, cost_usd "
+    "and liquidated",
+    BENCH,
+    "map",
+)
+_add(
+    "cost_usd",
+    "usd",
+    "the hedger's protection cost per episode: gas, pool slippage and perp fees paid, less "
+    "funding received",
+    BENCH,
+)
+_add("liquidated", "frac", "share of episodes that ended with the account fully liquidated", BENCH)
+_add("train_s", "s", "wall time of the section's PPO training", BENCH)
+_add("with_hedger", "label", "true when the cross-protocol hedger section was run", BENCH)
+_add("total_s", "s", "wall time of the section (training and evaluation)", BENCH)
 # ---------------------------------------------------------------- validate (levgym.analytics.validation)
 VAL = ("validate",)
 _add("warmup_h", "h", "hours each book lived before the day started", VAL)

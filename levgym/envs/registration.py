@@ -32,6 +32,10 @@ ENV_SPECS: dict[str, dict[str, str]] = {
         "entry_point": "levgym.envs.liquidator:LiquidatorV2Env",
         "vector_entry_point": "levgym.envs.liquidator:LiquidatorV2VectorEnv",
     },
+    "levgym/CrossProtocolHedger-v0": {
+        "entry_point": "levgym.envs.cross_protocol:CrossProtocolHedgerEnv",
+        "vector_entry_point": "levgym.envs.cross_protocol:CrossProtocolHedgerVectorEnv",
+    },
 }
 
 

@@ -118,7 +118,12 @@ def test_registry_names():
     )
     assert baseline_names(LIQ2) == baseline_names(LIQ)
     assert baseline_names(PORT) == ("static", "conservative", "vol_rule", "steward", "random")
-    assert set(BASELINES) == {GOV, GOV1, LIQ, LIQ2, PORT}
+    assert baseline_names("levgym/CrossProtocolHedger-v0") == (
+        "hold",
+        "threshold_rebalancer",
+        "deleverage",
+    )
+    assert set(BASELINES) == {GOV, GOV1, LIQ, LIQ2, PORT, "levgym/CrossProtocolHedger-v0"}
 
 
 def test_unknown_name_is_one_line_naming_allowed():

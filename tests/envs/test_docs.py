@@ -14,8 +14,15 @@ from levgym.envs import (
     PortfolioGovernanceEnv,
     render_table,
 )
+from levgym.envs.cross_protocol import CrossProtocolHedgerEnv
 
-CLASSES = [GovernanceEnv, GovernanceV1Env, LiquidatorEnv, PortfolioGovernanceEnv]
+CLASSES = [
+    GovernanceEnv,
+    GovernanceV1Env,
+    LiquidatorEnv,
+    PortfolioGovernanceEnv,
+    CrossProtocolHedgerEnv,
+]
 
 SECTIONS = (
     "Description",
