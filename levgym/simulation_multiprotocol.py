@@ -72,13 +72,29 @@ def build(names: tuple[str, ...], num_envs: int, positions: int, seed: int, f0: 
     return protocols, supplies, debts, rows, rb, tg
 
 
-def _run(names, paths_f, num_envs, positions, seed, params):
+def market_fundamentals(
+    names: tuple[str, ...], scenario: str, num_envs: int, steps: int, seed: int
+) -> np.ndarray:
+    """Fundamentals ``[steps + 1, E, K]`` on the protocols' asset axis: the 1 h rows of the
+    multi-asset ``scenario`` from ``seed`` (the same paths for every protocol and run)."""
+    reserves = protocol_preset(names[0]).reserves
+    paths = MA.get_scenario(scenario).build(num_envs, steps + 1, 1.0, seed)
+    ratio = PM.initial_exchange_ratio(reserves, num_envs)
+    return PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)
+
+
+def run_market(
+    names: tuple[str, ...], paths_f: np.ndarray, num_envs: int, positions: int, seed: int,
+    params: MP.MultiParams,
+) -> tuple[tuple, MP.MultiState, np.ndarray]:  # fmt: skip
+    """(protocols, final state, Compound's base reserves at the start ``[E, P]``) of the presets
+    ``names`` with their books from ``seed`` stepped through ``paths_f`` under ``params``."""
     protocols, s, d, r, rb, tg = build(names, num_envs, positions, seed, paths_f[0], params)
     state = MP.init_state(protocols, params, s, d, r, paths_f[0], rb, tg)
     return protocols, MP.run(state, paths_f, protocols, params), rb
 
 
-def _per_protocol(protocols, state: MP.MultiState, start: np.ndarray, rb0: np.ndarray):
+def per_protocol_outcomes(protocols, state: MP.MultiState, start: np.ndarray, rb0: np.ndarray):
     """Per protocol (USD at start prices, ``[E]`` each): bad debt, liquidated, revenue (Compound's
     collateral still held at the final fundamental prices: what it is worth now)."""
     out = {}
@@ -109,13 +125,10 @@ def simulate_multiprotocol(
             "--contagion compares shared markets with isolated ones; allowed without --isolated-markets"
         )
     name = scenario or DEFAULT_SCENARIO
-    sc = MA.get_scenario(name)
     params = MP.MultiParams(market or PM.PortfolioMarketParams(), margin, isolated_markets)
     reserves = protocol_preset(names[0]).reserves
-    paths = sc.build(num_envs, steps + 1, 1.0, seed)
-    ratio = PM.initial_exchange_ratio(reserves, num_envs)
-    f = PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)
-    protocols, state, rb0 = _run(names, f, num_envs, positions, seed, params)
+    f = market_fundamentals(names, name, num_envs, steps, seed)
+    protocols, state, rb0 = run_market(names, f, num_envs, positions, seed, params)
     start = f[0]
     syms = reserves.symbols
     out: dict[str, Any] = {
@@ -147,14 +160,14 @@ def simulate_multiprotocol(
     out["keeper_pnl_usd"] = float(state.keeper_pnl_usd.mean())
     for key, a in total.items():
         out[key] = {s: float(a[:, i].mean()) for i, s in enumerate(syms)}
-    vals = _per_protocol(protocols, state, start, rb0)
+    vals = per_protocol_outcomes(protocols, state, start, rb0)
     out["bad_debt_usd_by_protocol"] = {n: float(v[0].mean()) for n, v in vals.items()}
     out["liquidated_usd_by_protocol"] = {n: float(v[1].mean()) for n, v in vals.items()}
     out["revenue_usd_by_protocol"] = {n: float(v[2].mean()) for n, v in vals.items()}
     if contagion:
         iso = MP.MultiParams(params.market, margin, True)
-        p_iso, s_iso, rb_iso = _run(names, f, num_envs, positions, seed, iso)
-        v_iso = _per_protocol(p_iso, s_iso, start, rb_iso)
+        p_iso, s_iso, rb_iso = run_market(names, f, num_envs, positions, seed, iso)
+        v_iso = per_protocol_outcomes(p_iso, s_iso, start, rb_iso)
         out["contagion_bad_debt_usd_by_protocol"] = {
             n: float((vals[n][0] - v_iso[n][0]).mean()) for n in vals
         }
