@@ -36,14 +36,14 @@ Outcomes (USD at each path's start fundamental prices; per protocol as in ``simu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..engine import multiprotocol as MP
 from ..engine import portfolio_market as PM
-from ..scenarios import multiasset as MA
+from ..scenarios import multiprotocol as MPS
 from .montecarlo import Progress, batch_seed
 from .portfolio_stress import cvar_contributions, run_batches
 from .risk import (
@@ -96,14 +96,16 @@ class MultiProtocolStressConfig:
     horizon_h: float = 24.0
     seed: int = 0
     batch_size: int = 250
-    market: PM.PortfolioMarketParams = field(default_factory=PM.PortfolioMarketParams)
+    market: PM.PortfolioMarketParams | None = None
+    """The market's parameters; None: the scenario's defaults
+    (:meth:`levgym.scenarios.multiprotocol.MultiProtocolScenario.market_params`)."""
 
     def __post_init__(self) -> None:
         from ..simulation_multiprotocol import parse_protocols
 
         object.__setattr__(self, "protocols", parse_protocols(",".join(self.protocols)))
-        MP.MultiParams(self.market, self.margin)  # checks the margin mode
-        MA.get_scenario(self.scenario)
+        MPS.get_scenario(self.scenario)
+        MP.MultiParams(self.market_params, self.margin)  # checks the margin mode
         for name in ("paths", "positions", "batch_size"):
             _count(name, getattr(self, name))
         h = self.horizon_h
@@ -111,6 +113,10 @@ class MultiProtocolStressConfig:
             raise ValueError(
                 f"horizon_hours={h:g} is out of range; allowed a positive whole number of hours"
             )
+
+    @property
+    def market_params(self) -> PM.PortfolioMarketParams:
+        return self.market or MPS.get_scenario(self.scenario).market_params()
 
     @property
     def steps(self) -> int:
@@ -124,8 +130,8 @@ class MultiProtocolStressConfig:
     def params(self, run: str) -> MP.MultiParams:
         """The step's parameters of run ``run`` (one of :data:`RUNS`)."""
         if run == "isolated":
-            return MP.MultiParams(self.market, self.margin, True)
-        return MP.MultiParams(self.market, run.removeprefix("shared_"), False)
+            return MP.MultiParams(self.market_params, self.margin, True)
+        return MP.MultiParams(self.market_params, run.removeprefix("shared_"), False)
 
     @property
     def headline_run(self) -> int:
@@ -150,21 +156,21 @@ class MultiProtocolBatch:
 
 def run_batch(config: MultiProtocolStressConfig, batch: int) -> MultiProtocolBatch:
     """Batch ``batch`` of ``config``: a pure function of its arguments."""
-    from ..simulation_multiprotocol import market_fundamentals, per_protocol_outcomes, run_market
+    from ..simulation_multiprotocol import market_paths, per_protocol_outcomes, run_market
 
     sizes = config.batches
     if not 0 <= batch < len(sizes):
         raise ValueError(f"batch={batch} is out of range; allowed 0..{len(sizes) - 1}")
     size, seed_b = sizes[batch], batch_seed(config.seed, batch)
     names = config.protocols
-    f = market_fundamentals(names, config.scenario, size, config.steps, seed_b)
+    f, drain = market_paths(names, config.scenario, size, config.steps, seed_b)
     start = f[0]
     shape = (size, len(RUNS), len(names))
     bad, liq, calls = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     tvl = np.zeros((size, len(names)))
     for r, run in enumerate(RUNS):
         protocols, state, rb0 = run_market(
-            names, f, size, config.positions, seed_b, config.params(run)
+            names, f, size, config.positions, seed_b, config.params(run), drain
         )
         vals = per_protocol_outcomes(protocols, state, start, rb0)
         for p, (pr, b) in enumerate(zip(protocols, state.books, strict=True)):

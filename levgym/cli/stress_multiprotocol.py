@@ -43,7 +43,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from ..analytics import multiprotocol_stress as MS
     from ..engine.multiprotocol import MARGIN_MODES
     from ..engine.params import override_many
-    from ..engine.portfolio_market import PortfolioMarketParams
+    from ..scenarios.multiprotocol import get_scenario
     from ..simulation_multiprotocol import parse_protocols
 
     names = parse_protocols(args.protocols)
@@ -78,11 +78,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
             f"--set {other[0]} is not supported with --protocols; allowed market.KEY=VALUE "
             "(the multi-asset market's parameters, levgym.engine.portfolio_market)"
         )
-    market = override_many(PortfolioMarketParams(), "market", sets["market"])
+    scenario = get_scenario(args.scenario or MS.DEFAULT_SCENARIO)
+    market = override_many(scenario.market_params(), "market", sets["market"])
     return MS.MultiProtocolStressConfig(
         protocols=names,
         margin=margin,
-        scenario=args.scenario or MS.DEFAULT_SCENARIO,
+        scenario=scenario.name,
         paths=args.paths,
         positions=args.positions,
         horizon_h=args.horizon_hours,

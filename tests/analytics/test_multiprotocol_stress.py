@@ -117,7 +117,7 @@ def test_unified_headline_reads_the_unified_run_and_zero_bad_debt_has_no_share()
     [
         (dict(margin="cross"), "margin='cross' is not allowed"),
         (dict(protocols=("aave_v3_ethereum", "x")), "--protocols names 'x'"),
-        (dict(scenario="shock"), "unknown multi-asset scenario 'shock'"),
+        (dict(scenario="shock"), "unknown multi-protocol scenario 'shock'"),
         (dict(paths=0), "paths=0 is out of range"),
         (dict(horizon_h=1.5), "horizon_hours=1.5 is out of range"),
     ],

@@ -40,7 +40,7 @@ def test_json_report_and_registered_keys(tmp_path, capsys):
     [
         (["--margin", "cross"], "--margin 'cross' is not allowed; allowed per_protocol, unified"),
         (["--preset", "aave_v3_weth"], "--preset aave_v3_weth is not allowed with --protocols"),
-        (["--scenario", "shock"], "unknown multi-asset scenario 'shock'"),
+        (["--scenario", "shock"], "unknown multi-protocol scenario 'shock'"),
         (["--sensitivities"], "--sensitivities is not supported with --protocols"),
         (["--dtype", "float32"], "--dtype float32 is not supported with --protocols"),
         (["--set", "protocol.lt=0.8"], "--set protocol.lt is not supported with --protocols"),
@@ -60,3 +60,18 @@ def test_unknown_protocol_and_margin_without_protocols(capsys):
     assert "--protocols names 'nope'" in capsys.readouterr().err
     assert main(["stress", "--margin", "unified", "--paths", "2"]) == 2
     assert "--margin needs --protocols" in capsys.readouterr().err
+
+
+def test_crv_scenario_runs_in_stress_and_simulate(tmp_path, capsys):
+    args = ["--protocols", "aave_v3_ethereum,compound_v3_usdc", "--scenario", "crv_pool_drain"]
+    assert main(["simulate", *args, "--num-envs", "2", "--positions", "16", "--steps", "10",
+                 "--json"]) == 0  # fmt: skip
+    d = json.loads(capsys.readouterr().out)
+    assert R.problems(d, "simulate") == [] and "CRV" in d["reserves"]
+    assert d["by_protocol"]["compound_v3_usdc"]["seized_collateral_by_asset"]["CRV"] > 0
+    out = tmp_path / "s"
+    assert main(["stress", *args, "--paths", "2", "--positions", "16", "--horizon-hours", "10",
+                 "--no-progress", "--out", str(out), "--json"]) == 0  # fmt: skip
+    s = json.loads(capsys.readouterr().out)
+    assert R.problems(s, "stress") == [] and s["scenario"] == "crv_pool_drain"
+    assert s["bad_debt_by_run"]["shared_per_protocol"]["mean_liquidated_usd"] > 0
