@@ -1058,6 +1058,22 @@ _add(
 )
 _add("contagion_share_definition", "label", "the contagion share's definition in words", ST)
 _add(
+    "mean_underwater_usd_by_protocol",
+    "usd",
+    "mean per path of the shortfall (debt minus supplied assets at the horizon oracle) of positions "
+    "still open and under water at the horizon, by protocol name (shared markets, headline margin); "
+    "not in the bad debt",
+    ST,
+    "map",
+)
+_add(
+    "mean_underwater_usd",
+    "usd",
+    "mean per path of the shortfall of positions still open and under water at the horizon, all "
+    "protocols (`bad_debt_by_run`)",
+    ST,
+)
+_add(
     "bad_debt_by_run",
     "object",
     "per run on the same paths and books (`shared_per_protocol`, `shared_unified`, `isolated`): "

@@ -152,6 +152,17 @@ class MultiProtocolBatch:
     """``[size, R, P]``: keeper calls and absorbs."""
     tvl_usd: np.ndarray
     """``[size, P]``: each protocol's initial collateral at start prices."""
+    underwater_usd: np.ndarray
+    """``[size, R, P]``: :func:`underwater_usd` of each protocol's book at the horizon."""
+
+
+def underwater_usd(supply: np.ndarray, debt: np.ndarray, oracle_usd: np.ndarray) -> np.ndarray:
+    """``[E]``: the shortfall of the positions ``[E, N, K]`` still open and under water, ``sum_n
+    max(debt_n - supply_n, 0)`` valued at ``oracle_usd`` ``[E, K]`` (every supplied asset
+    counts): debt no liquidation has reached yet that its collateral cannot cover (not in the
+    bad debt, which is what was written off)."""
+    p = oracle_usd[:, None, :]
+    return np.maximum((debt * p).sum(-1) - (supply * p).sum(-1), 0.0).sum(-1)
 
 
 def run_batch(config: MultiProtocolStressConfig, batch: int) -> MultiProtocolBatch:
@@ -168,6 +179,7 @@ def run_batch(config: MultiProtocolStressConfig, batch: int) -> MultiProtocolBat
     shape = (size, len(RUNS), len(names))
     bad, liq, calls = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     tvl = np.zeros((size, len(names)))
+    under = np.zeros(shape)
     for r, run in enumerate(RUNS):
         protocols, state, rb0 = run_market(
             names, f, size, config.positions, seed_b, config.params(run), drain
@@ -176,8 +188,9 @@ def run_batch(config: MultiProtocolStressConfig, batch: int) -> MultiProtocolBat
         for p, (pr, b) in enumerate(zip(protocols, state.books, strict=True)):
             bad[:, r, p], liq[:, r, p], _ = vals[pr.name]
             calls[:, r, p] = b.liquidations  # keeper calls and Compound absorbs
+            under[:, r, p] = underwater_usd(b.supply, b.debt, b.oracle_usd)
             tvl[:, p] = (b.counters["initial_collateral_asset"] * start).sum(axis=1)
-    return MultiProtocolBatch(batch, bad, liq, calls, tvl)
+    return MultiProtocolBatch(batch, bad, liq, calls, tvl, under)
 
 
 def run_paths(
@@ -253,6 +266,9 @@ def summarize(
         out[f"cvar_{round(level * 100)}_contribution_usd_by_protocol"] = {
             n: float(contrib[p]) for p, n in enumerate(names)
         }
+    out["mean_underwater_usd_by_protocol"] = {
+        n: float(res.underwater_usd[:, h, p].mean()) for p, n in enumerate(names)
+    }
     # contagion: shared minus isolated on the same paths and books
     iso_p = res.bad_debt_usd[:, RUNS.index("isolated")]
     cont_p = bad_p - iso_p
@@ -276,9 +292,13 @@ def summarize(
         )
     # both margin modes on the same paths, and their paired difference
     out["bad_debt_by_run"] = {
-        run: _block(
-            res.bad_debt_usd[:, r].sum(axis=1), res.liquidated_usd[:, r].sum(axis=1), tvl, se_method
-        )
+        run: {
+            **_block(
+                res.bad_debt_usd[:, r].sum(axis=1), res.liquidated_usd[:, r].sum(axis=1), tvl,
+                se_method,
+            ),
+            "mean_underwater_usd": float(res.underwater_usd[:, r].sum(axis=1).mean()),
+        }
         for r, run in enumerate(RUNS)
     }  # fmt: skip
     uni = res.bad_debt_usd[:, RUNS.index("shared_unified")].sum(axis=1)

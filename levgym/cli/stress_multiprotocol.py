@@ -176,7 +176,8 @@ def _print_text(s: dict[str, Any]) -> None:
     for level in (95, 99):
         for kind in ("var", "cvar"):
             k = f"{kind}_{level}_bad_debt_usd"
-            print(f"  systemic {kind.upper()} {level}%: {s[k]:,.0f} USD (se {s[k + '_se']:,.0f})")
+            word = {"var": "VaR", "cvar": "CVaR"}[kind]
+            print(f"  systemic {word} {level}%: {s[k]:,.0f} USD (se {s[k + '_se']:,.0f})")
         contrib = s[f"cvar_{level}_contribution_usd_by_protocol"]
         print("    by protocol: " + ", ".join(f"{n} {v:,.0f}" for n, v in contrib.items()))
     share = s["contagion_bad_debt_share_frac"]
@@ -184,6 +185,11 @@ def _print_text(s: dict[str, Any]) -> None:
         f"  contagion (shared - isolated): mean {s['mean_contagion_bad_debt_usd']:,.0f} USD "
         f"(se {s['mean_contagion_bad_debt_usd_se']:,.0f}), share "
         + ("n/a (no bad debt)" if share is None else f"{share:.1%}")
+    )
+    under = s["mean_underwater_usd_by_protocol"]
+    print(
+        "  still under water at the horizon: "
+        + ", ".join(f"{n} {v:,.0f}" for n, v in under.items())
     )
     d = s["unified_minus_per_protocol"]
     print(

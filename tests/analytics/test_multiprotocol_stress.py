@@ -61,7 +61,9 @@ def _batch(shared, isolated, unified):
     """A hand-built result: bad debt ``[n, P]`` per run; liquidated = 10 x bad debt."""
     bad = np.stack([shared, unified, isolated], axis=1).astype(float)
     n, p = shared.shape
-    return MS.MultiProtocolBatch(-1, bad, 10 * bad, (bad > 0).astype(float), np.full((n, p), 1e6))
+    return MS.MultiProtocolBatch(
+        -1, bad, 10 * bad, (bad > 0).astype(float), np.full((n, p), 1e6), 2 * bad
+    )
 
 
 def test_summary_on_hand_built_samples():
@@ -97,6 +99,20 @@ def test_summary_on_hand_built_samples():
     assert s["bad_debt_by_run"]["isolated"]["mean_bad_debt_usd"] == pytest.approx(
         isolated.sum(axis=1).mean()
     )
+    assert s["bad_debt_by_run"]["isolated"]["mean_underwater_usd"] == pytest.approx(
+        2 * isolated.sum(axis=1).mean()
+    )
+    assert s["mean_underwater_usd_by_protocol"]["compound_v3_usdc"] == pytest.approx(
+        2 * shared[:, 1].mean()
+    )
+
+
+def test_underwater_counts_open_positions_whose_debt_exceeds_their_assets():
+    supply = np.array([[[1.0, 0.0], [2.0, 0.0], [0.0, 0.0]]])  # [E=1, N=3, K=2]
+    debt = np.array([[[0.0, 150.0], [0.0, 100.0], [0.0, 0.0]]])
+    oracle = np.array([[100.0, 1.0]])
+    # slot 0: 150 owed against 100 of collateral -> 50; slot 1 covered; slot 2 empty
+    np.testing.assert_allclose(MS.underwater_usd(supply, debt, oracle), [50.0])
 
 
 def test_unified_headline_reads_the_unified_run_and_zero_bad_debt_has_no_share():
