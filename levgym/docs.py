@@ -90,6 +90,19 @@ def multiasset_scenario_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def multiprotocol_scenario_table() -> str:
+    """The scenarios that only the multi-protocol market takes
+    (:data:`levgym.scenarios.multiprotocol.SCENARIOS` beyond the multi-asset ones)."""
+    from .scenarios.multiasset import SCENARIOS as MULTIASSET
+    from .scenarios.multiprotocol import SCENARIOS
+
+    lines = ["| name | description |", "|---|---|"]
+    lines += [
+        f"| `{s.name}` | {s.description} |" for n, s in SCENARIOS.items() if n not in MULTIASSET
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def multiasset_fit_table() -> str:
     """The shipped multi-asset fit (``python -m levgym.scenarios.multiasset --summary``)."""
     from .scenarios.multiasset import fitted_params, summary
@@ -135,6 +148,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "regime-knobs": regime_knobs_table,
     "multiasset-scenarios": multiasset_scenario_table,
     "multiasset-fit": multiasset_fit_table,
+    "multiprotocol-scenarios": multiprotocol_scenario_table,
 }
 # blocks whose generated text is also committed in the Markdown (checked by a test)
 COMMITTED = frozenset(
@@ -147,6 +161,7 @@ COMMITTED = frozenset(
         "regime-knobs",
         "multiasset-scenarios",
         "multiasset-fit",
+        "multiprotocol-scenarios",
     }
 )
 

@@ -1093,6 +1093,92 @@ _add("real_hourly_usd", "usd", "real debt repaid per UTC hour", VAL)
 _add("model_hourly_usd", "usd", "model debt repaid per UTC hour (mean over draws)", VAL)
 
 
+# ---------------------------------------------------------------- stress: several protocols
+# `levgym stress --protocols a,b,c` (levgym.analytics.multiprotocol_stress).
+_also("protocols", *ST)
+_also("margin", *ST)
+_also("contagion_bad_debt_usd_by_protocol", *ST)
+_also("contagion_liquidated_usd_by_protocol", *ST)
+_add(
+    "tvl_usd_by_protocol",
+    "usd",
+    "mean initial collateral value per path of each protocol at start prices, by protocol name",
+    ST,
+    "map",
+)
+_add(
+    "bad_debt_tail_by_protocol",
+    "object",
+    "per protocol (by name): VaR/CVaR, mean and probability of its bad debt per path and its mean "
+    "liquidated debt, shared markets, the headline margin mode (`_tvl_frac`: of its own TVL)",
+    ST,
+    "map",
+)
+for _level in RISK_LEVELS:
+    _pct = round(_level * 100)
+    _add(
+        f"cvar_{_pct}_contribution_usd_by_protocol",
+        "usd",
+        f"Euler allocation of the systemic `cvar_{_pct}_bad_debt_usd` to the protocols: each "
+        "protocol's bad debt averaged with the CVaR's tail weights, by name; sums to the CVaR",
+        ST,
+        "map",
+    )
+    _add(
+        f"cvar_{_pct}_contagion_share_frac",
+        "frac",
+        f"share of the systemic `cvar_{_pct}_bad_debt_usd` that is contagion: the Euler "
+        "contribution of (shared minus isolated markets) on the shared run's tail paths, over the "
+        "CVaR (null when the CVaR is 0)",
+        ST,
+    )
+_with_se(
+    "mean_contagion_bad_debt_usd",
+    "usd",
+    "mean per path of systemic bad debt on shared markets minus isolated markets, same paths and "
+    "books (common random numbers; paired standard error)",
+)
+_add(
+    "contagion_bad_debt_share_frac",
+    "frac",
+    "`mean_contagion_bad_debt_usd` over the mean systemic bad debt on shared markets (null when 0)",
+    ST,
+)
+_add("contagion_share_definition", "label", "the contagion share's definition in words", ST)
+_add(
+    "mean_underwater_usd_by_protocol",
+    "usd",
+    "mean per path of the shortfall (debt minus supplied assets at the horizon oracle) of positions "
+    "still open and under water at the horizon, by protocol name (shared markets, headline margin); "
+    "not in the bad debt",
+    ST,
+    "map",
+)
+_add(
+    "mean_underwater_usd",
+    "usd",
+    "mean per path of the shortfall of positions still open and under water at the horizon, all "
+    "protocols (`bad_debt_by_run`)",
+    ST,
+)
+_add(
+    "bad_debt_by_run",
+    "object",
+    "per run on the same paths and books (`shared_per_protocol`, `shared_unified`, `isolated`): "
+    "VaR/CVaR, mean and probability of systemic bad debt, mean liquidated debt",
+    ST,
+    "map",
+)
+_add(
+    "unified_minus_per_protocol",
+    "object",
+    "paired differences, unified minus per-protocol margin on the same paths: mean bad debt and "
+    "liquidated debt (analytic se of the per-path difference), VaR/CVaR of bad debt (difference "
+    "of the estimates, paired-bootstrap se)",
+    ST,
+)
+
+
 def problems(obj: Mapping[str, Any], output: str) -> list[str]:
     """Every key of ``obj`` (recursively) that is not declared for ``output``, as messages."""
     if output not in OUTPUTS:
