@@ -20,6 +20,89 @@ PR = compile_rules(portfolio, portfolio.PAIR_RULE_NAMES)
 TIE = portfolio.PAIR_TIE_FRAC
 
 
+@njit(cache=True)
+def position_call(supply, debt, price, lt, bonus, fee_frac, cm):
+    """The keeper's call on one position (rows ``[K]``: balances, oracle, effective LT and bonus,
+    protocol fees, enabled collateral): (collateral index, debt index, repay, collateral leaving
+    the position, protocol fee, gain at the oracle); index -1 when there is no call (HF >= 1 or
+    no pair repays anything). The pair is :func:`levgym.engine.portfolio.best_pair`'s: the
+    largest gain, ties within ``PAIR_TIE_FRAC`` to the lowest collateral, then debt, index."""
+    k_n = supply.shape[0]
+    thr = 0.0
+    debt_usd = 0.0
+    for k in range(k_n):
+        if cm[k]:
+            thr += supply[k] * price[k] * lt[k]
+        debt_usd += debt[k] * price[k]
+    hf = thr / debt_usd if debt_usd > 0.0 else np.inf
+    if not hf < 1.0:
+        return -1, -1, 0.0, 0.0, 0.0, 0.0
+    best = -np.inf
+    for i in range(k_n):
+        if not cm[i]:
+            continue
+        for j in range(k_n):
+            if not debt[j] > 0.0:
+                continue
+            c, d = supply[i], debt[j]
+            pi, pj, b = price[i], price[j], bonus[i]
+            cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
+            rep, tot, fee, rev = PR.liquidation_call(
+                c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover
+            )
+            if rev or not rep > 0.0:
+                continue
+            g = PR.pair_gain_usd(tot, fee, rep, pi, pj)
+            if g > best:
+                best = g
+    if best == -np.inf:
+        return -1, -1, 0.0, 0.0, 0.0, 0.0
+    for i in range(k_n):
+        if not cm[i]:
+            continue
+        for j in range(k_n):
+            if not debt[j] > 0.0:
+                continue
+            c, d = supply[i], debt[j]
+            pi, pj, b = price[i], price[j], bonus[i]
+            cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
+            rep, tot, fee, rev = PR.liquidation_call(
+                c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover
+            )
+            if rev or not rep > 0.0:
+                continue
+            g = PR.pair_gain_usd(tot, fee, rep, pi, pj)
+            if g < best - TIE * abs(best):
+                continue
+            return i, j, rep, tot, fee, g
+    return -1, -1, 0.0, 0.0, 0.0, 0.0
+
+
+@njit(cache=True)
+def apply_call(supply, debt, price, cm, i, j, rep, tot, deficit):
+    """Write a call from :func:`position_call` into the position's rows (in place): ``j``'s debt
+    less the repay; ``i``'s collateral less what leaves (0 when all of it goes); when that was
+    the position's last collateral, every debt is moved into ``deficit`` (v3.3's
+    ``DeficitCreated``). Returns whether the debt was burnt."""
+    k_n = supply.shape[0]
+    c = supply[i]
+    debt[j] = debt[j] - rep
+    if tot >= c:
+        others = 0.0
+        for k in range(k_n):
+            if k != i and cm[k]:
+                others += supply[k] * price[k]
+        supply[i] = 0.0
+        if others == 0.0:
+            for k in range(k_n):
+                deficit[k] = debt[k]
+                debt[k] = 0.0
+            return True
+    else:
+        supply[i] = max(c - tot, 0.0)
+    return False
+
+
 @njit(parallel=True, cache=True)
 def _kernel(
     supply, debt, price, lt, bonus, fee_frac, cm, out_supply, out_debt, out_deficit, idx, amounts
@@ -27,77 +110,22 @@ def _kernel(
     e_n, n_n, k_n = supply.shape
     for e in prange(e_n):
         for n in range(n_n):
-            coll_usd = 0.0
-            thr = 0.0
-            debt_usd = 0.0
-            for k in range(k_n):
-                if cm[e, n, k]:
-                    v = supply[e, n, k] * price[e, k]
-                    coll_usd += v
-                    thr += v * lt[e, n, k]
-                debt_usd += debt[e, n, k] * price[e, k]
-            hf = thr / debt_usd if debt_usd > 0.0 else np.inf
-            if not hf < 1.0:
+            i, j, rep, tot, fee, g = position_call(
+                supply[e, n], debt[e, n], price[e], lt[e, n], bonus[e, n], fee_frac, cm[e, n]
+            )
+            if i < 0:
                 continue
-            best = -np.inf
-            for i in range(k_n):
-                if not cm[e, n, i]:
-                    continue
-                for j in range(k_n):
-                    if not debt[e, n, j] > 0.0:
-                        continue
-                    c, d = supply[e, n, i], debt[e, n, j]
-                    pi, pj, b = price[e, i], price[e, j], bonus[e, n, i]
-                    cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
-                    rep, tot, fee, rev = PR.liquidation_call(
-                        c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover
-                    )
-                    if rev or not rep > 0.0:
-                        continue
-                    g = PR.pair_gain_usd(tot, fee, rep, pi, pj)
-                    if g > best:
-                        best = g
-            if best == -np.inf:
-                continue
-            done = False
-            for i in range(k_n):
-                if done or not cm[e, n, i]:
-                    continue
-                for j in range(k_n):
-                    if done or not debt[e, n, j] > 0.0:
-                        continue
-                    c, d = supply[e, n, i], debt[e, n, j]
-                    pi, pj, b = price[e, i], price[e, j], bonus[e, n, i]
-                    cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
-                    rep, tot, fee, rev = PR.liquidation_call(
-                        c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover
-                    )
-                    if rev or not rep > 0.0:
-                        continue
-                    g = PR.pair_gain_usd(tot, fee, rep, pi, pj)
-                    if g < best - TIE * abs(best):
-                        continue
-                    done = True
-                    idx[e, n, 0], idx[e, n, 1] = i, j
-                    amounts[e, n, 0], amounts[e, n, 1], amounts[e, n, 2], amounts[e, n, 3] = (
-                        rep,
-                        tot - fee,
-                        fee,
-                        g,
-                    )
-                    out_debt[e, n, j] = d - rep
-                    if tot >= c:
-                        out_supply[e, n, i] = 0.0
-                        others = 0.0
-                        for k in range(k_n):
-                            if k != i and cm[e, n, k]:
-                                others += supply[e, n, k] * price[e, k]
-                        if others == 0.0:
-                            for k in range(k_n):
-                                out_deficit[e, n, k] = out_debt[e, n, k]
-                                out_debt[e, n, k] = 0.0
-                    else:
-                        out_supply[e, n, i] = max(c - tot, 0.0)
+            idx[e, n, 0], idx[e, n, 1] = i, j
+            amounts[e, n, 0], amounts[e, n, 1], amounts[e, n, 2], amounts[e, n, 3] = (
+                rep,
+                tot - fee,
+                fee,
+                g,
+            )
+            apply_call(
+                out_supply[e, n], out_debt[e, n], price[e], cm[e, n], i, j, rep, tot,
+                out_deficit[e, n],
+            )  # fmt: skip
 
 
 def liquidate_fused(

@@ -453,13 +453,30 @@ def write_off(state: PortfolioState, reserves: Reserves) -> PortfolioState:
     return state.replace(debt=debt, counters=c)
 
 
+BACKENDS = ("numpy", "numba")
+"""Backends of :func:`substep`: ``numpy`` (the phase functions above) and ``numba`` (the whole
+substep in one compiled kernel, :mod:`levgym.engine.portfolio_market_fused`)."""
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not allowed; allowed {list(BACKENDS)}")
+
+
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams, fused: bool = True,
+    params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One substep of every env (module docstring, steps 1-6); returns the state and the cascade
-    rounds with calls per env ``[E]``. ``fused`` runs the keeper pass compiled by numba (same
-    results to float rounding)."""
+    rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
+    numba (same results to float rounding). ``backend="numba"`` runs the whole substep compiled
+    (:func:`levgym.engine.portfolio_market_fused.substep`, same phases and rule functions, same
+    results to float rounding; ``fused`` is then moot)."""
+    _check_backend(backend)
+    if backend == "numba":
+        from . import portfolio_market_fused
+
+        return portfolio_market_fused.substep(state, fundamental_usd, reserves, params)
     state = market_update(state, fundamental_usd, reserves, params)
     state = accrue_interest(state, reserves, params)
     rounds = np.zeros(state.shape[0], dtype=np.int64)
@@ -474,12 +491,13 @@ def substep(
 
 def run(
     state: PortfolioState, fundamentals_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams, fused: bool = True,
+    params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
 ) -> PortfolioState:  # fmt: skip
     """Step ``state`` through fundamentals ``[T, E, K]`` (row 0 is the start: stepping begins at
     row 1)."""
+    _check_backend(backend)
     for t in range(1, fundamentals_usd.shape[0]):
-        state, _ = substep(state, fundamentals_usd[t], reserves, params, fused)
+        state, _ = substep(state, fundamentals_usd[t], reserves, params, fused, backend)
     return state
 
 

@@ -1,0 +1,348 @@
+"""The multi-asset market substep compiled by numba: :func:`levgym.engine.portfolio_market.substep`
+with ``backend="numba"``, one parallel region over envs, the same rule texts.
+
+Every formula is a compiled copy of the function the numpy path calls: the pool, oracle and
+interest rules of :mod:`levgym.engine.rules` (``fused.NR``), the oracle and liquidation rules of
+:mod:`levgym.engine.portfolio` (``portfolio_fused.PR``) with the keeper's per-position call
+(:func:`levgym.engine.portfolio_fused.position_call` / ``apply_call``, shared with
+:func:`~levgym.engine.portfolio_fused.liquidate_fused`), and
+:func:`levgym.engine.portfolio_market.buy_exact_out`. The kernel holds the control flow only,
+in the numpy path's phases (the phase functions below, one per step of the
+:mod:`~levgym.engine.portfolio_market` docstring):
+
+1-3. :func:`_market_env` (arbitrage, oracles), 4. :func:`_interest_env`, 5. the cascade:
+:func:`_round_env` per round, 6. :func:`_write_off_env`. A borrower phase belongs between 4
+and 5, as a function of the same form (env ``e``, the state arrays, in place).
+
+Why it is faster than the numpy path: each phase is one pass over an env's positions in
+registers instead of ``[E, N, K]`` temporaries per array operation; an env's cascade runs only
+as many rounds as it needs. It equals the lock-step numpy cascade: a round in which an env makes
+no call changes nothing in that env (its pools do not move and its oracle reads the same
+inputs again), so each env can run its own cascade to its end.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+
+import numpy as np
+
+from . import portfolio, portfolio_market
+from .fused import NR, compile_rules, rules_cache_dir
+from .jit import njit, prange
+from .portfolio import Reserves, effective_risk
+from .portfolio_fused import PR, apply_call, position_call
+from .portfolio_market import COUNTERS, PortfolioMarketParams, PortfolioState
+
+MR = compile_rules(portfolio_market, ("buy_exact_out",))
+
+# counter rows of the packed counters [C, E, K]
+C_SEIZED = COUNTERS.index("seized_collateral_asset")
+C_FEE = COUNTERS.index("protocol_fee_asset")
+C_INTEREST = COUNTERS.index("interest_asset")
+C_REPAID = COUNTERS.index("repaid_by_liquidators_asset")
+C_DEFICIT = COUNTERS.index("deficit_asset")
+C_SOLD = COUNTERS.index("sold_asset")
+C_SALE_Q = COUNTERS.index("sale_quote")
+C_BOUGHT = COUNTERS.index("bought_asset")
+C_PURCHASE_Q = COUNTERS.index("purchase_quote")
+
+# oracle kinds as integers (portfolio.ORACLE_KINDS order)
+O_MARKET = portfolio.ORACLE_KINDS.index("market")
+O_EXCHANGE = portfolio.ORACLE_KINDS.index("exchange_rate")
+O_PINNED = portfolio.ORACLE_KINDS.index("stable_pinned")
+O_STABLE = portfolio.ORACLE_KINDS.index("stable_market")
+
+Layout = collections.namedtuple(
+    "Layout",
+    "q has_pool fee can_coll lt bonus pfee rf base slope1 slope2 optimal okind obase ocap ogrowth",
+)
+"""Per-reserve constants of the kernel: the quote's index, ``[K]`` arrays (pools, fees,
+collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
+parameters) and the effective LT and bonus per E-mode row ``[R, K]``."""
+Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac max_rounds now")
+"""The market parameters the kernel reads and the substep's time (hours)."""
+
+
+with rules_cache_dir(portfolio, portfolio_market):
+
+    @njit(cache=True)
+    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out):
+        """``portfolio_market._oracle`` for env ``e``: pool price (the fundamental where there is
+        no pool), the source blend, each reserve's oracle kind; writes ``out[e]``."""
+        k_n = f.shape[1]
+        q = L.q
+        for k in range(k_n):
+            if L.has_pool[k]:
+                pu = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
+            else:
+                pu = f[e, k]
+            src[k] = NR.oracle_source(f[e, k], pu, w)
+        for k in range(k_n):
+            kind = L.okind[k]
+            if kind == O_MARKET:
+                out[e, k] = src[k]
+            elif kind == O_PINNED:
+                out[e, k] = 1.0
+            elif kind == O_STABLE:
+                out[e, k] = PR.stable_oracle_usd(src[k], False, L.ocap[k])
+            else:
+                out[e, k] = PR.exchange_rate_oracle_usd(
+                    ratio[e, k], src[L.obase[k]], snap[e, k], hours, L.ogrowth[k]
+                )
+
+    @njit(cache=True)
+    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src):
+        """Steps 1-3: arbitrage of every pool toward ``f[e, k] / f[e, USDC]``, oracles read."""
+        k_n = f.shape[1]
+        q = L.q
+        for k in range(k_n):
+            if L.has_pool[k]:
+                pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb)
+        _oracle_env(e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle)
+
+    @njit(cache=True)
+    def _interest_env(e, supply_in, debt_in, supply, debt, lender, treasury, counters, L, S, tmp):
+        """Step 4 (``portfolio_market.accrue_interest``); also copies env ``e``'s balances from
+        the input arrays into the output ones."""
+        n_n, k_n = supply.shape[1], supply.shape[2]
+        for k in range(k_n):
+            tmp[k] = 0.0
+        for n in range(n_n):
+            for k in range(k_n):
+                tmp[k] += debt_in[e, n, k]
+        for k in range(k_n):
+            u = NR.utilization(tmp[k], lender[e, k])
+            rate = NR.borrow_rate_apr(u, L.base[k], L.slope1[k], L.slope2[k], L.optimal[k])
+            tmp[k] = NR.interest_growth(rate, S.substep_h)
+        interest = np.zeros(k_n)
+        for n in range(n_n):
+            for k in range(k_n):
+                d = debt_in[e, n, k]
+                added = d * tmp[k]
+                interest[k] += added
+                debt[e, n, k] = d + added
+                supply[e, n, k] = supply_in[e, n, k]
+        for k in range(k_n):
+            counters[C_INTEREST, e, k] += interest[k]
+            lender[e, k] += interest[k] * (1.0 - L.rf[k])
+            treasury[e, k] += interest[k] * L.rf[k]
+
+    @njit(cache=True)
+    def _round_env(
+        e, supply, debt, emode_row, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl_out,
+        L, S, src, cm, sums, deficit_row,
+    ):  # fmt: skip
+        """One cascade round for env ``e`` (``portfolio_market.cascade_round``); returns the calls
+        made. ``sums [6, K]`` is scratch: purchases so far (pre-cap), liquidators' collateral,
+        protocol fee, repaid, collateral that left, deficit."""
+        n_n, k_n = supply.shape[1], supply.shape[2]
+        q = L.q
+        usdc = f[e, q]
+        for r in range(6):
+            for k in range(k_n):
+                sums[r, k] = 0.0
+        price = oracle[e]
+        calls = 0
+        for n in range(n_n):
+            row = emode_row[e, n]
+            s_row, d_row = supply[e, n], debt[e, n]
+            for k in range(k_n):
+                cm[k] = s_row[k] > 0.0 and L.can_coll[k]
+            i, j, rep, tot, fee, _ = position_call(
+                s_row, d_row, price, L.lt[row], L.bonus[row], L.pfee, cm
+            )
+            if i < 0:
+                continue
+            got = tot - fee
+            if i == q:
+                proceeds = got
+            else:
+                proceeds = NR.swap_out(pa[e, i], pq[e, i], got, L.fee[i])
+            if j == q:
+                cost = rep
+            else:
+                cost = MR.buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j])[2]
+            if not (proceeds - cost) * usdc - S.gas > 0.0:
+                continue
+            sums[0, j] += rep
+            if L.has_pool[j] and sums[0, j] > S.buy_frac * pa[e, j]:
+                continue
+            c = s_row[i]
+            for k in range(k_n):
+                deficit_row[k] = 0.0
+            burnt = apply_call(s_row, d_row, price, cm, i, j, rep, tot, deficit_row)
+            sums[1, i] += got
+            sums[2, i] += fee
+            sums[3, j] += rep
+            sums[4, i] += c - s_row[i]
+            if burnt:
+                for k in range(k_n):
+                    sums[5, k] += deficit_row[k]
+            calls += 1
+        if calls == 0:
+            return 0
+        usdc_in = sums[1, q]
+        usdc_out = sums[3, q]
+        for k in range(k_n):
+            counters[C_SEIZED, e, k] += sums[4, k]
+            counters[C_FEE, e, k] += sums[2, k]
+            counters[C_REPAID, e, k] += sums[3, k]
+            counters[C_DEFICIT, e, k] += sums[5, k]
+            treasury[e, k] += sums[2, k]
+            if not L.has_pool[k]:
+                continue
+            sell = sums[1, k]
+            if sell > 0.0:
+                pa[e, k], pq[e, k], out = NR.sell_asset(pa[e, k], pq[e, k], sell, L.fee[k])
+                counters[C_SOLD, e, k] += sell
+                counters[C_SALE_Q, e, k] += out
+                usdc_in += out
+            buy = sums[3, k]
+            if buy > 0.0:
+                pa[e, k], pq[e, k], paid = MR.buy_exact_out(pa[e, k], pq[e, k], buy, L.fee[k])
+                counters[C_BOUGHT, e, k] += buy
+                counters[C_PURCHASE_Q, e, k] += paid
+                usdc_out += paid
+        _oracle_env(e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle)
+        pnl_out[e] += (usdc_in - usdc_out) * usdc - S.gas * calls
+        return calls
+
+    @njit(cache=True)
+    def _write_off_env(e, supply, debt, oracle, counters, L):
+        """Step 6 (``portfolio.write_off_deficit``): a position with no collateral value has its
+        debt burnt into the deficits."""
+        n_n, k_n = supply.shape[1], supply.shape[2]
+        for n in range(n_n):
+            v = 0.0
+            for k in range(k_n):
+                if supply[e, n, k] > 0.0 and L.can_coll[k]:
+                    v += supply[e, n, k] * oracle[e, k]
+            if v == 0.0:
+                for k in range(k_n):
+                    counters[C_DEFICIT, e, k] += debt[e, n, k]
+                    debt[e, n, k] = 0.0
+
+    @njit(parallel=True, cache=True)
+    def _substep_kernel(
+        supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
+        treasury, counters, pnl, liquidations, rounds_max, rounds, L, S,
+    ):  # fmt: skip
+        e_n, k_n = f.shape
+        for e in prange(e_n):
+            src = np.empty(k_n)
+            cm = np.empty(k_n, dtype=np.bool_)
+            sums = np.empty((6, k_n))
+            deficit_row = np.empty(k_n)
+            _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src)
+            _interest_env(
+                e, supply_in, debt_in, supply, debt, lender, treasury, counters, L, S, src
+            )
+            # (a borrower phase would run here)
+            r = 0
+            for _ in range(S.max_rounds):
+                calls = _round_env(
+                    e, supply, debt, emode_row, f, pa, pq, ratio, snap, oracle, treasury,
+                    counters, pnl, L, S, src, cm, sums, deficit_row,
+                )  # fmt: skip
+                if calls == 0:
+                    break
+                liquidations[e] += calls
+                r += 1
+            rounds[e] = r
+            rounds_max[e] = max(rounds_max[e], r)
+            _write_off_env(e, supply, debt, oracle, counters, L)
+
+
+@functools.lru_cache(maxsize=32)
+def _layout(reserves: Reserves, params: PortfolioMarketParams):
+    """The kernel's per-reserve constants (:data:`Layout`)."""
+    has_pool, fee, _ = portfolio_market._pool_layout(reserves, params)
+    rows = np.arange(len(reserves.emode_table["lt"]))
+    _, lt, bonus = effective_risk(reserves, rows)
+    col = reserves._col
+    kinds = [portfolio.ORACLE_KINDS.index(r.oracle.kind) for r in reserves.reserves]
+    base = [
+        reserves.index(r.oracle.base_symbol) if r.oracle.kind == "exchange_rate" else k
+        for k, r in enumerate(reserves.reserves)
+    ]
+    return Layout(
+        q=reserves.index(portfolio_market.QUOTE_SYMBOL),
+        has_pool=np.ascontiguousarray(has_pool, dtype=np.bool_),
+        fee=np.ascontiguousarray(fee, dtype=np.float64),
+        can_coll=np.ascontiguousarray(reserves.can_collateral, dtype=np.bool_),
+        lt=np.ascontiguousarray(lt, dtype=np.float64),
+        bonus=np.ascontiguousarray(bonus, dtype=np.float64),
+        pfee=np.ascontiguousarray(reserves.protocol_fee_frac, dtype=np.float64),
+        rf=np.ascontiguousarray(col("reserve_factor_frac")),
+        base=np.ascontiguousarray(col("base_rate_apr")),
+        slope1=np.ascontiguousarray(col("slope1_apr")),
+        slope2=np.ascontiguousarray(col("slope2_apr")),
+        optimal=np.ascontiguousarray(col("optimal_utilization_frac")),
+        okind=np.array(kinds, dtype=np.int64),
+        obase=np.array(base, dtype=np.int64),
+        ocap=np.array([r.oracle.price_cap_usd for r in reserves.reserves]),
+        ogrowth=np.array([r.oracle.max_yearly_ratio_growth_frac for r in reserves.reserves]),
+    )
+
+
+def _scalars(params: PortfolioMarketParams, now: float) -> Scalars:
+    return Scalars(
+        float(params.arb_speed_frac),
+        float(params.oracle_pool_weight_frac),
+        float(params.substep_h),
+        float(params.gas_usd_per_call),
+        float(params.max_round_buy_frac),
+        int(params.max_cascade_rounds),
+        float(now),
+    )
+
+
+def substep(
+    state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
+    params: PortfolioMarketParams,
+) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
+    """:func:`levgym.engine.portfolio_market.substep` compiled (same results to float
+    rounding): the new state (fresh arrays) and the cascade rounds with calls per env ``[E]``."""
+    e, n, k = state.shape
+    f = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e, k))
+    ).copy()
+    L = _layout(reserves, params)
+    now = state.time_h + params.substep_h
+    S = _scalars(params, now)
+    supply_in = np.ascontiguousarray(state.supply, dtype=np.float64)
+    debt_in = np.ascontiguousarray(state.debt, dtype=np.float64)
+    supply, debt = np.empty_like(supply_in), np.empty_like(debt_in)
+    emode = np.ascontiguousarray(state.emode_row, dtype=np.int64)
+    pa, pq = state.pool_asset.astype(np.float64), state.pool_quote.astype(np.float64)
+    oracle = np.empty((e, k))
+    lender = state.lender_supply_asset.astype(np.float64)
+    treasury = state.treasury_asset.astype(np.float64)
+    counters = np.stack([state.counters[c] for c in COUNTERS]).astype(np.float64)
+    pnl = state.keeper_pnl_usd.astype(np.float64)
+    liquidations = state.liquidations.astype(np.int64)
+    rounds_max = state.cascade_rounds_max.astype(np.int64)
+    rounds = np.zeros(e, dtype=np.int64)
+    ratio = np.ascontiguousarray(state.exchange_ratio, dtype=np.float64)
+    snap = np.ascontiguousarray(state.snapshot_ratio, dtype=np.float64)
+    _substep_kernel(
+        supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
+        treasury, counters, pnl, liquidations, rounds_max, rounds, L, S,
+    )  # fmt: skip
+    return state.replace(
+        supply=supply,
+        debt=debt,
+        fundamental_usd=f,
+        oracle_usd=oracle,
+        pool_asset=pa,
+        pool_quote=pq,
+        lender_supply_asset=lender,
+        treasury_asset=treasury,
+        counters={c: counters[i] for i, c in enumerate(COUNTERS)},
+        keeper_pnl_usd=pnl,
+        liquidations=liquidations,
+        cascade_rounds_max=rounds_max,
+        time_h=now,
+    ), rounds
