@@ -512,9 +512,11 @@ class AccountData:
 
 
 def health_factor(threshold_usd: Array, debt_usd: Array) -> np.ndarray:
-    """``HF = sum_i coll_i p_i LT_i / sum_j debt_j p_j``; ``inf`` where there is no debt."""
+    """``HF = sum_i coll_i p_i LT_i / sum_j debt_j p_j`` from the two sums (the threshold
+    ``sum_i coll_i p_i LT_i`` and the debt, USD); ``inf`` where there is no debt. Written with
+    :mod:`levgym.engine.ops` only (compiled for the fused kernels)."""
     ok = debt_usd > 0
-    return np.where(ok, threshold_usd / np.where(ok, debt_usd, 1.0), np.inf)
+    return where(ok, threshold_usd / where(ok, debt_usd, 1.0), math.inf)
 
 
 def account_data(
@@ -714,6 +716,7 @@ def pair_gain_usd(
 
 
 PAIR_RULE_NAMES = (
+    "health_factor",
     "exchange_rate_oracle_usd",
     "stable_oracle_usd",
     "close_factor_max_repay",

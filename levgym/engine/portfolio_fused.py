@@ -20,21 +20,34 @@ PR = compile_rules(portfolio, portfolio.PAIR_RULE_NAMES)
 TIE = portfolio.PAIR_TIE_FRAC
 
 
-@njit(cache=True)
-def position_call(supply, debt, price, lt, bonus, fee_frac, cm):
-    """The keeper's call on one position (rows ``[K]``: balances, oracle, effective LT and bonus,
-    protocol fees, enabled collateral): (collateral index, debt index, repay, collateral leaving
-    the position, protocol fee, gain at the oracle); index -1 when there is no call (HF >= 1 or
-    no pair repays anything). The pair is :func:`levgym.engine.portfolio.best_pair`'s: the
-    largest gain, ties within ``PAIR_TIE_FRAC`` to the lowest collateral, then debt, index."""
-    k_n = supply.shape[0]
+@njit(cache=True, inline="always")
+def position_health(supply, debt, e, n, price, lt, row, cm):
+    """(health factor, debt in USD) of position ``supply[e, n]``, ``debt[e, n]`` (``[E, N, K]``)
+    at the oracle ``price[e]`` with the effective LT ``lt[row]`` (``[R, K]``) and the enabled
+    collateral ``cm [K]``: :func:`levgym.engine.portfolio.health_factor` of the sums
+    ``sum_i coll_i p_i LT_i`` and ``sum_j debt_j p_j`` (as ``account_data``). Indices, not row
+    views, on purpose: a view per position costs its reference counting, which is most of a
+    healthy position's cost."""
     thr = 0.0
     debt_usd = 0.0
-    for k in range(k_n):
+    for k in range(supply.shape[2]):
         if cm[k]:
-            thr += supply[k] * price[k] * lt[k]
-        debt_usd += debt[k] * price[k]
-    hf = thr / debt_usd if debt_usd > 0.0 else np.inf
+            thr += supply[e, n, k] * price[e, k] * lt[row, k]
+        debt_usd += debt[e, n, k] * price[e, k]
+    return PR.health_factor(thr, debt_usd), debt_usd
+
+
+@njit(cache=True)
+def position_call(supply, debt, price, bonus, fee_frac, cm, hf, debt_usd):
+    """The keeper's call on one position (rows ``[K]``: balances, oracle, effective bonus,
+    protocol fees, enabled collateral; its health factor and debt from
+    :func:`position_health`): (collateral index, debt index, repay, collateral leaving the
+    position, protocol fee, gain at the oracle); index -1 when there is no call (HF >= 1 or no
+    pair repays anything). The pair is :func:`levgym.engine.portfolio.best_pair`'s: the largest
+    gain, ties within ``PAIR_TIE_FRAC`` to the lowest collateral, then debt, index. (Callers
+    test ``hf < 1`` first: the call's code is large, and calling it on every healthy position
+    costs its argument reference counting.)"""
+    k_n = supply.shape[0]
     if not hf < 1.0:
         return -1, -1, 0.0, 0.0, 0.0, 0.0
     best = -np.inf
@@ -109,9 +122,13 @@ def _kernel(
 ):
     e_n, n_n, k_n = supply.shape
     for e in prange(e_n):
+        lt_e = lt[e]
         for n in range(n_n):
+            hf, debt_usd = position_health(supply, debt, e, n, price, lt_e, n, cm[e, n])
+            if not hf < 1.0:
+                continue
             i, j, rep, tot, fee, g = position_call(
-                supply[e, n], debt[e, n], price[e], lt[e, n], bonus[e, n], fee_frac, cm[e, n]
+                supply[e, n], debt[e, n], price[e], bonus[e, n], fee_frac, cm[e, n], hf, debt_usd
             )
             if i < 0:
                 continue

@@ -32,7 +32,7 @@ from . import portfolio, portfolio_market
 from .fused import NR, compile_rules, rules_cache_dir
 from .jit import njit, prange
 from .portfolio import Reserves, effective_risk
-from .portfolio_fused import PR, apply_call, position_call
+from .portfolio_fused import PR, apply_call, position_call, position_health
 from .portfolio_market import COUNTERS, PortfolioMarketParams, PortfolioState
 
 MR = compile_rules(portfolio_market, ("buy_exact_out",))
@@ -103,86 +103,113 @@ with rules_cache_dir(portfolio, portfolio_market):
         _oracle_env(e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle)
 
     @njit(cache=True)
-    def _interest_env(e, supply_in, debt_in, supply, debt, lender, treasury, counters, L, S, tmp):
-        """Step 4 (``portfolio_market.accrue_interest``); also copies env ``e``'s balances from
-        the input arrays into the output ones."""
-        n_n, k_n = supply.shape[1], supply.shape[2]
+    def _interest_growth_env(e, debt_in, lender, L, S, growth):
+        """Step 4's rate (``portfolio_market.accrue_interest``): ``growth[k]``, the debt growth of
+        reserve ``k`` over the substep at its curve's rate on utilization = debt / lenders."""
+        n_n, k_n = debt_in.shape[1], debt_in.shape[2]
         for k in range(k_n):
-            tmp[k] = 0.0
+            growth[k] = 0.0
         for n in range(n_n):
             for k in range(k_n):
-                tmp[k] += debt_in[e, n, k]
+                growth[k] += debt_in[e, n, k]
         for k in range(k_n):
-            u = NR.utilization(tmp[k], lender[e, k])
+            u = NR.utilization(growth[k], lender[e, k])
             rate = NR.borrow_rate_apr(u, L.base[k], L.slope1[k], L.slope2[k], L.optimal[k])
-            tmp[k] = NR.interest_growth(rate, S.substep_h)
-        interest = np.zeros(k_n)
-        for n in range(n_n):
-            for k in range(k_n):
-                d = debt_in[e, n, k]
-                added = d * tmp[k]
-                interest[k] += added
-                debt[e, n, k] = d + added
-                supply[e, n, k] = supply_in[e, n, k]
-        for k in range(k_n):
+            growth[k] = NR.interest_growth(rate, S.substep_h)
+
+    @njit(cache=True, inline="always")
+    def _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest):
+        """Step 4 on one position: its debt grows by ``growth``; its balances are copied from the
+        input arrays into the output ones; the interest is summed per reserve."""
+        for k in range(supply.shape[2]):
+            d = debt_in[e, n, k]
+            added = d * growth[k]
+            interest[k] += added
+            debt[e, n, k] = d + added
+            supply[e, n, k] = supply_in[e, n, k]
+
+    @njit(cache=True)
+    def _interest_close(e, lender, treasury, counters, L, interest):
+        """Step 4's books: the reserve factor's share of the interest to the treasury, the rest
+        to the lenders."""
+        for k in range(interest.shape[0]):
             counters[C_INTEREST, e, k] += interest[k]
             lender[e, k] += interest[k] * (1.0 - L.rf[k])
             treasury[e, k] += interest[k] * L.rf[k]
 
+    @njit(cache=True, inline="always")
+    def _collateral_value(e, n, supply, oracle, L):
+        """USD value of a position's enabled collateral at the oracle (``write_off_deficit``)."""
+        v = 0.0
+        for k in range(supply.shape[2]):
+            if supply[e, n, k] > 0.0 and L.can_coll[k]:
+                v += supply[e, n, k] * oracle[e, k]
+        return v
+
+    @njit(cache=True, inline="always")
+    def _write_off_slot(e, n, debt, counters):
+        """Step 6 on one position without collateral value: its debt burnt into the deficits."""
+        for k in range(debt.shape[2]):
+            counters[C_DEFICIT, e, k] += debt[e, n, k]
+            debt[e, n, k] = 0.0
+
     @njit(cache=True)
-    def _round_env(
-        e, supply, debt, emode_row, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl_out,
-        L, S, src, cm, sums, deficit_row,
-    ):  # fmt: skip
-        """One cascade round for env ``e`` (``portfolio_market.cascade_round``); returns the calls
-        made. ``sums [6, K]`` is scratch: purchases so far (pre-cap), liquidators' collateral,
-        protocol fee, repaid, collateral that left, deficit."""
-        n_n, k_n = supply.shape[1], supply.shape[2]
+    def _call_slot(e, n, supply, debt, emode_row, f, pa, pq, oracle, L, S, cm, sums, deficit_row, hf, debt_usd):  # fmt: skip
+        """Step 5 on one liquidatable position (HF ``hf`` < 1) in a round: the keeper's call
+        (:func:`~levgym.engine.portfolio_fused.position_call`), made when its USD result at the
+        pools before the round (proceeds less purchase cost less gas) is positive and the round's
+        purchases of the debt asset stay within ``max_round_buy_frac`` of its pool. Adds the call
+        to the round's ``sums [6, K]``: purchases asked for (before the cap), liquidators'
+        collateral, protocol fee, repaid, collateral that left, deficit. Returns 1 for a call."""
         q = L.q
-        usdc = f[e, q]
-        for r in range(6):
-            for k in range(k_n):
-                sums[r, k] = 0.0
-        price = oracle[e]
-        calls = 0
-        for n in range(n_n):
-            row = emode_row[e, n]
-            s_row, d_row = supply[e, n], debt[e, n]
-            for k in range(k_n):
-                cm[k] = s_row[k] > 0.0 and L.can_coll[k]
-            i, j, rep, tot, fee, _ = position_call(
-                s_row, d_row, price, L.lt[row], L.bonus[row], L.pfee, cm
-            )
-            if i < 0:
-                continue
-            got = tot - fee
-            if i == q:
-                proceeds = got
-            else:
-                proceeds = NR.swap_out(pa[e, i], pq[e, i], got, L.fee[i])
-            if j == q:
-                cost = rep
-            else:
-                cost = MR.buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j])[2]
-            if not (proceeds - cost) * usdc - S.gas > 0.0:
-                continue
-            sums[0, j] += rep
-            if L.has_pool[j] and sums[0, j] > S.buy_frac * pa[e, j]:
-                continue
-            c = s_row[i]
-            for k in range(k_n):
-                deficit_row[k] = 0.0
-            burnt = apply_call(s_row, d_row, price, cm, i, j, rep, tot, deficit_row)
-            sums[1, i] += got
-            sums[2, i] += fee
-            sums[3, j] += rep
-            sums[4, i] += c - s_row[i]
-            if burnt:
-                for k in range(k_n):
-                    sums[5, k] += deficit_row[k]
-            calls += 1
-        if calls == 0:
+        s_row, d_row, price = supply[e, n], debt[e, n], oracle[e]
+        i, j, rep, tot, fee, _ = position_call(
+            s_row, d_row, price, L.bonus[emode_row[e, n]], L.pfee, cm, hf, debt_usd
+        )
+        if i < 0:
             return 0
+        got = tot - fee
+        if i == q:
+            proceeds = got
+        else:
+            proceeds = NR.swap_out(pa[e, i], pq[e, i], got, L.fee[i])
+        if j == q:
+            cost = rep
+        else:
+            cost = MR.buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j])[2]
+        if not (proceeds - cost) * f[e, q] - S.gas > 0.0:
+            return 0
+        sums[0, j] += rep
+        if L.has_pool[j] and sums[0, j] > S.buy_frac * pa[e, j]:
+            return 0
+        c = s_row[i]
+        for k in range(s_row.shape[0]):
+            deficit_row[k] = 0.0
+        burnt = apply_call(s_row, d_row, price, cm, i, j, rep, tot, deficit_row)
+        sums[1, i] += got
+        sums[2, i] += fee
+        sums[3, j] += rep
+        sums[4, i] += c - s_row[i]
+        if burnt:
+            for k in range(s_row.shape[0]):
+                sums[5, k] += deficit_row[k]
+        return 1
+
+    @njit(cache=True, inline="always")
+    def _slot_health(e, n, supply, debt, emode_row, oracle, L, cm):
+        """(HF, debt USD) of one position at the oracle
+        (:func:`~levgym.engine.portfolio_fused.position_health`); fills ``cm`` (enabled
+        collateral: supplied and a collateral reserve)."""
+        for k in range(supply.shape[2]):
+            cm[k] = supply[e, n, k] > 0.0 and L.can_coll[k]
+        return position_health(supply, debt, e, n, oracle, L.lt, emode_row[e, n], cm)
+
+    @njit(cache=True)
+    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src):  # fmt: skip
+        """The end of a round with ``calls`` calls in env ``e``: counters, the bundled sale into
+        each pool then the bundled purchase from it, the keepers' result, oracles read again."""
+        k_n = f.shape[1]
+        q = L.q
         usdc_in = sums[1, q]
         usdc_out = sums[3, q]
         for k in range(k_n):
@@ -206,53 +233,64 @@ with rules_cache_dir(portfolio, portfolio_market):
                 counters[C_PURCHASE_Q, e, k] += paid
                 usdc_out += paid
         _oracle_env(e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle)
-        pnl_out[e] += (usdc_in - usdc_out) * usdc - S.gas * calls
-        return calls
-
-    @njit(cache=True)
-    def _write_off_env(e, supply, debt, oracle, counters, L):
-        """Step 6 (``portfolio.write_off_deficit``): a position with no collateral value has its
-        debt burnt into the deficits."""
-        n_n, k_n = supply.shape[1], supply.shape[2]
-        for n in range(n_n):
-            v = 0.0
-            for k in range(k_n):
-                if supply[e, n, k] > 0.0 and L.can_coll[k]:
-                    v += supply[e, n, k] * oracle[e, k]
-            if v == 0.0:
-                for k in range(k_n):
-                    counters[C_DEFICIT, e, k] += debt[e, n, k]
-                    debt[e, n, k] = 0.0
+        pnl[e] += (usdc_in - usdc_out) * f[e, q] - S.gas * calls
 
     @njit(parallel=True, cache=True)
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, L, S,
     ):  # fmt: skip
-        e_n, k_n = f.shape
+        e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
             src = np.empty(k_n)
+            growth = np.empty(k_n)
+            interest = np.zeros(k_n)
             cm = np.empty(k_n, dtype=np.bool_)
-            sums = np.empty((6, k_n))
+            sums = np.zeros((6, k_n))
             deficit_row = np.empty(k_n)
+            # 1-3. prices, arbitrage, oracles
             _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src)
-            _interest_env(
-                e, supply_in, debt_in, supply, debt, lender, treasury, counters, L, S, src
-            )
-            # (a borrower phase would run here)
+            # one pass over the positions: 4. interest, (a borrower phase goes here), the first
+            # round of 5. and, where the round leaves the oracle as it is, 6.
+            _interest_growth_env(e, debt_in, lender, L, S, growth)
+            calls = 0
+            for n in range(n_n):
+                _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
+                hf, debt_usd = _slot_health(e, n, supply, debt, emode_row, oracle, L, cm)
+                if hf < 1.0:
+                    calls += _call_slot(
+                        e, n, supply, debt, emode_row, f, pa, pq, oracle, L, S, cm, sums,
+                        deficit_row, hf, debt_usd,
+                    )  # fmt: skip
+                if _collateral_value(e, n, supply, oracle, L) == 0.0:
+                    _write_off_slot(e, n, debt, counters)
+            _interest_close(e, lender, treasury, counters, L, interest)
             r = 0
-            for _ in range(S.max_rounds):
-                calls = _round_env(
-                    e, supply, debt, emode_row, f, pa, pq, ratio, snap, oracle, treasury,
-                    counters, pnl, L, S, src, cm, sums, deficit_row,
+            while calls > 0:
+                _close_round(
+                    e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls,
+                    src,
                 )  # fmt: skip
-                if calls == 0:
-                    break
                 liquidations[e] += calls
                 r += 1
+                if r == S.max_rounds:
+                    break
+                # 5. the next round, at the oracle the round's trades left
+                sums[:] = 0.0
+                calls = 0
+                for n in range(n_n):
+                    hf, debt_usd = _slot_health(e, n, supply, debt, emode_row, oracle, L, cm)
+                    if hf < 1.0:
+                        calls += _call_slot(
+                            e, n, supply, debt, emode_row, f, pa, pq, oracle, L, S, cm, sums,
+                            deficit_row, hf, debt_usd,
+                        )  # fmt: skip
             rounds[e] = r
             rounds_max[e] = max(rounds_max[e], r)
-            _write_off_env(e, supply, debt, oracle, counters, L)
+            if r > 0:  # 6. at the oracle the cascade left
+                for n in range(n_n):
+                    if _collateral_value(e, n, supply, oracle, L) == 0.0:
+                        _write_off_slot(e, n, debt, counters)
 
 
 @functools.lru_cache(maxsize=32)
