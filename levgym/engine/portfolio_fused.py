@@ -20,99 +20,104 @@ PR = compile_rules(portfolio, portfolio.PAIR_RULE_NAMES)
 TIE = portfolio.PAIR_TIE_FRAC
 
 
+# The per-position functions address a position by its row ``n`` in an env's ``[N, K]`` arrays
+# (and the per-row tables by a row index), never by a row view: a view per position costs its
+# reference counting, which was most of a healthy position's cost.
+
+
 @njit(cache=True, inline="always")
-def position_health(supply, debt, e, n, price, lt, row, cm):
-    """(health factor, debt in USD) of position ``supply[e, n]``, ``debt[e, n]`` (``[E, N, K]``)
-    at the oracle ``price[e]`` with the effective LT ``lt[row]`` (``[R, K]``) and the enabled
-    collateral ``cm [K]``: :func:`levgym.engine.portfolio.health_factor` of the sums
-    ``sum_i coll_i p_i LT_i`` and ``sum_j debt_j p_j`` (as ``account_data``). Indices, not row
-    views, on purpose: a view per position costs its reference counting, which is most of a
-    healthy position's cost."""
+def position_health(supply, debt, n, price, lt, lrow, cm, crow):
+    """(health factor, debt in USD) of position ``n`` of an env (``supply``, ``debt`` ``[N, K]``)
+    at its oracle ``price [K]``, with the effective LT ``lt[lrow]`` and the enabled collateral
+    ``cm[crow]``: :func:`levgym.engine.portfolio.health_factor` of the sums
+    ``sum_i coll_i p_i LT_i`` and ``sum_j debt_j p_j`` (as ``account_data``)."""
     thr = 0.0
     debt_usd = 0.0
-    for k in range(supply.shape[2]):
-        if cm[k]:
-            thr += supply[e, n, k] * price[e, k] * lt[row, k]
-        debt_usd += debt[e, n, k] * price[e, k]
+    for k in range(supply.shape[1]):
+        if cm[crow, k]:
+            thr += supply[n, k] * price[k] * lt[lrow, k]
+        debt_usd += debt[n, k] * price[k]
     return PR.health_factor(thr, debt_usd), debt_usd
 
 
+@njit(cache=True, inline="always")
+def _pair(supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd):
+    """The keeper's call on pair (i, j): (repay, collateral leaving, fee, reverts, gain)."""
+    c, d = supply[n, i], debt[n, j]
+    pi, pj, b = price[i], price[j], bonus[brow, i]
+    cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
+    rep, tot, fee, rev = PR.liquidation_call(c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover)
+    return rep, tot, fee, rev, PR.pair_gain_usd(tot, fee, rep, pi, pj)
+
+
 @njit(cache=True)
-def position_call(supply, debt, price, bonus, fee_frac, cm, hf, debt_usd):
-    """The keeper's call on one position (rows ``[K]``: balances, oracle, effective bonus,
-    protocol fees, enabled collateral; its health factor and debt from
-    :func:`position_health`): (collateral index, debt index, repay, collateral leaving the
-    position, protocol fee, gain at the oracle); index -1 when there is no call (HF >= 1 or no
-    pair repays anything). The pair is :func:`levgym.engine.portfolio.best_pair`'s: the largest
-    gain, ties within ``PAIR_TIE_FRAC`` to the lowest collateral, then debt, index. (Callers
-    test ``hf < 1`` first: the call's code is large, and calling it on every healthy position
-    costs its argument reference counting.)"""
-    k_n = supply.shape[0]
+def position_call(supply, debt, n, price, bonus, brow, fee_frac, cm, crow, hf, debt_usd):
+    """The keeper's call on position ``n`` (``supply``, ``debt`` ``[N, K]``; oracle ``[K]``;
+    effective bonus ``bonus[brow]``; protocol fees ``[K]``; enabled collateral ``cm[crow]``; its
+    health factor and debt from :func:`position_health`): (collateral index, debt index, repay,
+    collateral leaving the position, protocol fee, gain at the oracle); index -1 when there is no
+    call (HF >= 1 or no pair repays anything). The pair is
+    :func:`levgym.engine.portfolio.best_pair`'s: the largest gain, ties within
+    ``PAIR_TIE_FRAC`` to the lowest collateral, then debt, index. Callers test ``hf < 1`` first
+    (the call's code is large; skipping the call keeps a healthy position cheap)."""
+    k_n = supply.shape[1]
     if not hf < 1.0:
         return -1, -1, 0.0, 0.0, 0.0, 0.0
     best = -np.inf
     for i in range(k_n):
-        if not cm[i]:
+        if not cm[crow, i]:
             continue
         for j in range(k_n):
-            if not debt[j] > 0.0:
+            if not debt[n, j] > 0.0:
                 continue
-            c, d = supply[i], debt[j]
-            pi, pj, b = price[i], price[j], bonus[i]
-            cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
-            rep, tot, fee, rev = PR.liquidation_call(
-                c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover
+            rep, tot, fee, rev, g = _pair(
+                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd
             )
             if rev or not rep > 0.0:
                 continue
-            g = PR.pair_gain_usd(tot, fee, rep, pi, pj)
             if g > best:
                 best = g
     if best == -np.inf:
         return -1, -1, 0.0, 0.0, 0.0, 0.0
     for i in range(k_n):
-        if not cm[i]:
+        if not cm[crow, i]:
             continue
         for j in range(k_n):
-            if not debt[j] > 0.0:
+            if not debt[n, j] > 0.0:
                 continue
-            c, d = supply[i], debt[j]
-            pi, pj, b = price[i], price[j], bonus[i]
-            cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
-            rep, tot, fee, rev = PR.liquidation_call(
-                c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover
+            rep, tot, fee, rev, g = _pair(
+                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd
             )
             if rev or not rep > 0.0:
                 continue
-            g = PR.pair_gain_usd(tot, fee, rep, pi, pj)
             if g < best - TIE * abs(best):
                 continue
             return i, j, rep, tot, fee, g
     return -1, -1, 0.0, 0.0, 0.0, 0.0
 
 
-@njit(cache=True)
-def apply_call(supply, debt, price, cm, i, j, rep, tot, deficit):
-    """Write a call from :func:`position_call` into the position's rows (in place): ``j``'s debt
-    less the repay; ``i``'s collateral less what leaves (0 when all of it goes); when that was
-    the position's last collateral, every debt is moved into ``deficit`` (v3.3's
+@njit(cache=True, inline="always")
+def apply_call(supply, debt, n, price, cm, crow, i, j, rep, tot, deficit, drow):
+    """Write a call from :func:`position_call` into position ``n`` (in place): ``j``'s debt less
+    the repay; ``i``'s collateral less what leaves (0 when all of it goes); when that was the
+    position's last collateral, every debt is burnt into ``deficit[drow]`` (added; v3.3's
     ``DeficitCreated``). Returns whether the debt was burnt."""
-    k_n = supply.shape[0]
-    c = supply[i]
-    debt[j] = debt[j] - rep
+    k_n = supply.shape[1]
+    c = supply[n, i]
+    debt[n, j] = debt[n, j] - rep
     if tot >= c:
         others = 0.0
         for k in range(k_n):
-            if k != i and cm[k]:
-                others += supply[k] * price[k]
-        supply[i] = 0.0
+            if k != i and cm[crow, k]:
+                others += supply[n, k] * price[k]
+        supply[n, i] = 0.0
         if others == 0.0:
             for k in range(k_n):
-                deficit[k] = debt[k]
-                debt[k] = 0.0
+                deficit[drow, k] += debt[n, k]
+                debt[n, k] = 0.0
             return True
     else:
-        supply[i] = max(c - tot, 0.0)
+        supply[n, i] = max(c - tot, 0.0)
     return False
 
 
@@ -122,13 +127,14 @@ def _kernel(
 ):
     e_n, n_n, k_n = supply.shape
     for e in prange(e_n):
-        lt_e = lt[e]
+        s_e, d_e, p_e, lt_e, b_e, cm_e = supply[e], debt[e], price[e], lt[e], bonus[e], cm[e]
+        os_e, od_e, def_e = out_supply[e], out_debt[e], out_deficit[e]
         for n in range(n_n):
-            hf, debt_usd = position_health(supply, debt, e, n, price, lt_e, n, cm[e, n])
+            hf, debt_usd = position_health(s_e, d_e, n, p_e, lt_e, n, cm_e, n)
             if not hf < 1.0:
                 continue
             i, j, rep, tot, fee, g = position_call(
-                supply[e, n], debt[e, n], price[e], bonus[e, n], fee_frac, cm[e, n], hf, debt_usd
+                s_e, d_e, n, p_e, b_e, n, fee_frac, cm_e, n, hf, debt_usd
             )
             if i < 0:
                 continue
@@ -139,10 +145,7 @@ def _kernel(
                 fee,
                 g,
             )
-            apply_call(
-                out_supply[e, n], out_debt[e, n], price[e], cm[e, n], i, j, rep, tot,
-                out_deficit[e, n],
-            )  # fmt: skip
+            apply_call(os_e, od_e, n, p_e, cm_e, n, i, j, rep, tot, def_e, n)
 
 
 def liquidate_fused(

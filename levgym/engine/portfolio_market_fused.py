@@ -153,18 +153,19 @@ with rules_cache_dir(portfolio, portfolio_market):
             counters[C_DEFICIT, e, k] += debt[e, n, k]
             debt[e, n, k] = 0.0
 
-    @njit(cache=True)
-    def _call_slot(e, n, supply, debt, emode_row, f, pa, pq, oracle, L, S, cm, sums, deficit_row, hf, debt_usd):  # fmt: skip
-        """Step 5 on one liquidatable position (HF ``hf`` < 1) in a round: the keeper's call
-        (:func:`~levgym.engine.portfolio_fused.position_call`), made when its USD result at the
-        pools before the round (proceeds less purchase cost less gas) is positive and the round's
-        purchases of the debt asset stay within ``max_round_buy_frac`` of its pool. Adds the call
-        to the round's ``sums [6, K]``: purchases asked for (before the cap), liquidators'
-        collateral, protocol fee, repaid, collateral that left, deficit. Returns 1 for a call."""
+    @njit(cache=True, inline="always")
+    def _call_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, sums, hf, debt_usd):  # fmt: skip
+        """Step 5 on one liquidatable position (HF ``hf`` < 1) of env ``e`` (``sup_e``, ``deb_e``
+        ``[N, K]``, E-mode row ``row``, oracle ``price [K]``, enabled collateral ``cm[0]``) in a
+        round: the keeper's call (:func:`~levgym.engine.portfolio_fused.position_call`), made
+        when its USD result at the pools before the round (proceeds less purchase cost less gas)
+        is positive and the round's purchases of the debt asset stay within
+        ``max_round_buy_frac`` of its pool. Adds the call to the round's ``sums [6, K]``:
+        purchases asked for (before the cap), liquidators' collateral, protocol fee, repaid,
+        collateral that left, deficit. Returns 1 for a call."""
         q = L.q
-        s_row, d_row, price = supply[e, n], debt[e, n], oracle[e]
         i, j, rep, tot, fee, _ = position_call(
-            s_row, d_row, price, L.bonus[emode_row[e, n]], L.pfee, cm, hf, debt_usd
+            sup_e, deb_e, n, price, L.bonus, row, L.pfee, cm, 0, hf, debt_usd
         )
         if i < 0:
             return 0
@@ -182,27 +183,22 @@ with rules_cache_dir(portfolio, portfolio_market):
         sums[0, j] += rep
         if L.has_pool[j] and sums[0, j] > S.buy_frac * pa[e, j]:
             return 0
-        c = s_row[i]
-        for k in range(s_row.shape[0]):
-            deficit_row[k] = 0.0
-        burnt = apply_call(s_row, d_row, price, cm, i, j, rep, tot, deficit_row)
+        c = sup_e[n, i]
+        apply_call(sup_e, deb_e, n, price, cm, 0, i, j, rep, tot, sums, 5)
         sums[1, i] += got
         sums[2, i] += fee
         sums[3, j] += rep
-        sums[4, i] += c - s_row[i]
-        if burnt:
-            for k in range(s_row.shape[0]):
-                sums[5, k] += deficit_row[k]
+        sums[4, i] += c - sup_e[n, i]
         return 1
 
     @njit(cache=True, inline="always")
-    def _slot_health(e, n, supply, debt, emode_row, oracle, L, cm):
-        """(HF, debt USD) of one position at the oracle
-        (:func:`~levgym.engine.portfolio_fused.position_health`); fills ``cm`` (enabled
+    def _slot_health(n, sup_e, deb_e, row, price, L, cm):
+        """(HF, debt USD) of position ``n`` at the oracle
+        (:func:`~levgym.engine.portfolio_fused.position_health`); fills ``cm[0]`` (enabled
         collateral: supplied and a collateral reserve)."""
-        for k in range(supply.shape[2]):
-            cm[k] = supply[e, n, k] > 0.0 and L.can_coll[k]
-        return position_health(supply, debt, e, n, oracle, L.lt, emode_row[e, n], cm)
+        for k in range(sup_e.shape[1]):
+            cm[0, k] = sup_e[n, k] > 0.0 and L.can_coll[k]
+        return position_health(sup_e, deb_e, n, price, L.lt, row, cm, 0)
 
     @njit(cache=True)
     def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src):  # fmt: skip
@@ -245,9 +241,9 @@ with rules_cache_dir(portfolio, portfolio_market):
             src = np.empty(k_n)
             growth = np.empty(k_n)
             interest = np.zeros(k_n)
-            cm = np.empty(k_n, dtype=np.bool_)
+            cm = np.empty((1, k_n), dtype=np.bool_)
             sums = np.zeros((6, k_n))
-            deficit_row = np.empty(k_n)
+            sup_e, deb_e, price, rows = supply[e], debt[e], oracle[e], emode_row[e]
             # 1-3. prices, arbitrage, oracles
             _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src)
             # one pass over the positions: 4. interest, (a borrower phase goes here), the first
@@ -256,11 +252,11 @@ with rules_cache_dir(portfolio, portfolio_market):
             calls = 0
             for n in range(n_n):
                 _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
-                hf, debt_usd = _slot_health(e, n, supply, debt, emode_row, oracle, L, cm)
+                hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
                 if hf < 1.0:
                     calls += _call_slot(
-                        e, n, supply, debt, emode_row, f, pa, pq, oracle, L, S, cm, sums,
-                        deficit_row, hf, debt_usd,
+                        e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, sums, hf,
+                        debt_usd,
                     )  # fmt: skip
                 if _collateral_value(e, n, supply, oracle, L) == 0.0:
                     _write_off_slot(e, n, debt, counters)
@@ -279,11 +275,11 @@ with rules_cache_dir(portfolio, portfolio_market):
                 sums[:] = 0.0
                 calls = 0
                 for n in range(n_n):
-                    hf, debt_usd = _slot_health(e, n, supply, debt, emode_row, oracle, L, cm)
+                    hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
                     if hf < 1.0:
                         calls += _call_slot(
-                            e, n, supply, debt, emode_row, f, pa, pq, oracle, L, S, cm, sums,
-                            deficit_row, hf, debt_usd,
+                            e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, sums, hf,
+                            debt_usd,
                         )  # fmt: skip
             rounds[e] = r
             rounds_max[e] = max(rounds_max[e], r)
