@@ -159,3 +159,90 @@ def single_asset_bytes_per_slot(num_envs: int, num_positions: int) -> dict[str, 
 
     state = make_workload(num_envs, num_positions, 1).state0
     return position_bytes_per_slot(state.arrays(), num_envs, num_positions)
+
+
+TARGET_RATIO = 1.0 / 3.0
+"""The issue's target: the cross-margin rate over the single-asset rate, same run and size."""
+
+
+def single_asset_rate(
+    backend: str, num_envs: int, num_positions: int, substeps: int, repeats: int = 3
+) -> dict[str, Any]:
+    """The single-asset engine's row (the throughput grid's measurement,
+    :func:`levgym.bench.engine.run_substeps` on :func:`~levgym.bench.engine.make_workload`)."""
+    from .engine import available_backends, make_workload, run_substeps
+
+    spec = available_backends([backend])[0]
+    work = make_workload(num_envs, num_positions, substeps, seed=0)
+    seconds, updates, rounds, final = run_substeps(spec, work, substeps, repeats)
+    mem = single_asset_bytes_per_slot(num_envs, num_positions)
+    return {
+        "backend": backend,
+        "envs": num_envs,
+        "positions": num_positions,
+        "substeps": substeps,
+        "seconds": seconds,
+        "ms_per_substep": 1e3 * seconds / substeps,
+        "position_updates_per_s": updates / seconds,
+        "cascade_rounds_per_env_substep": rounds / (num_envs * substeps),
+        "liquidations": float(np.sum(final.liquidations)),
+        "bytes_per_slot": mem["position"],
+        "state_bytes_per_slot": mem["total"],
+        "source": "measured beside the cross-margin row",
+    }
+
+
+def cross_margin_section(
+    backend: str, num_envs: int, num_positions: int, substeps: int, repeats: int,
+    rounds: int = 1, grid_rows: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The bench section: ``rounds`` alternating measurements of the single-asset row and the
+    cross-margin row (each the best of ``repeats``); the ratio of each round and the medians.
+    With ``grid_rows`` (the throughput grid of the same run) holding the single-asset row of
+    this backend and size, and ``rounds == 1``, that row is the single-asset figure."""
+    grid = next(
+        (
+            r
+            for r in grid_rows or []
+            if r["backend"] == backend and (r["envs"], r["positions"]) == (num_envs, num_positions)
+        ),
+        None,
+    )
+    singles, crosses = [], []
+    for _ in range(max(rounds, 1)):
+        if grid is not None and rounds == 1:
+            mem = single_asset_bytes_per_slot(num_envs, num_positions)
+            single = {
+                **{k: grid[k] for k in ("backend", "envs", "positions", "substeps", "seconds")},
+                "ms_per_substep": grid["ms_per_substep"],
+                "position_updates_per_s": grid["position_updates_per_s"],
+                "cascade_rounds_per_env_substep": grid["cascade_rounds_per_env_substep"],
+                "bytes_per_slot": mem["position"],
+                "state_bytes_per_slot": mem["total"],
+                "source": "the throughput grid of this run",
+            }
+        else:
+            single = single_asset_rate(backend, num_envs, num_positions, substeps, repeats)
+        singles.append(single)
+        crosses.append(portfolio_rate(num_envs, num_positions, substeps, backend, repeats))
+    ratios = [
+        c["position_updates_per_s"] / s["position_updates_per_s"]
+        for c, s in zip(crosses, singles, strict=True)
+    ]
+    order = sorted(range(len(ratios)), key=lambda i: ratios[i])
+    mid = order[len(order) // 2]  # the median round
+    med = lambda xs: float(np.median(xs))  # noqa: E731
+    return {
+        "single_asset": singles[mid],
+        "cross_margin": crosses[mid],
+        "ratio_to_single_asset": ratios[mid],
+        "rounds": len(ratios),
+        "ratios": ratios,
+        "median_single_asset_position_updates_per_s": med(
+            [s["position_updates_per_s"] for s in singles]
+        ),
+        "median_cross_margin_position_updates_per_s": med(
+            [c["position_updates_per_s"] for c in crosses]
+        ),
+        "target_ratio": TARGET_RATIO,
+    }
