@@ -12,9 +12,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import portfolio
-from .fused import compile_rules
-from .jit import njit, prange
+from .fused import _rules_cache_dir, compile_rules
+from .jit import HAVE_NUMBA, njit, numba, prange
 from .portfolio import LiquidationResult, Reserves, collateral_mask, effective_risk
+
+# The kernels below inline the rules of portfolio.py: their numba cache is keyed by its source
+# too (fused._rules_cache_dir), so a changed rule never runs stale machine code. The folder is
+# set for this module's decorations and restored at its end.
+_PREVIOUS_CACHE_DIR = numba.config.CACHE_DIR if HAVE_NUMBA else None
+if HAVE_NUMBA:
+    numba.config.CACHE_DIR = _rules_cache_dir(portfolio)
 
 PR = compile_rules(portfolio, portfolio.PAIR_RULE_NAMES)
 TIE = portfolio.PAIR_TIE_FRAC
@@ -146,6 +153,10 @@ def _kernel(
                 g,
             )
             apply_call(os_e, od_e, n, p_e, cm_e, n, i, j, rep, tot, def_e, n)
+
+
+if HAVE_NUMBA:
+    numba.config.CACHE_DIR = _PREVIOUS_CACHE_DIR
 
 
 def liquidate_fused(

@@ -28,7 +28,7 @@ import functools
 
 import numpy as np
 
-from . import portfolio, portfolio_market
+from . import portfolio, portfolio_fused, portfolio_market
 from .fused import NR, compile_rules, rules_cache_dir
 from .jit import njit, prange
 from .portfolio import Reserves, effective_risk
@@ -65,7 +65,9 @@ Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac m
 """The market parameters the kernel reads and the substep's time (hours)."""
 
 
-with rules_cache_dir(portfolio, portfolio_market):
+# the kernels inline the rules of portfolio.py and portfolio_market.py and the per-position
+# functions of portfolio_fused.py: their numba cache is keyed by those sources too
+with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
 
     @njit(cache=True)
     def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out):
