@@ -141,8 +141,8 @@ class BenchConfig:
     cross_margin_substeps: int = 6
     """Timed substeps of the cross-margin row (after one warm-up substep)."""
     cross_margin_repeats: int = 3
-    """The cross-margin row (and, with ``cross_margin_only``, the single-asset row beside it) is
-    the best of this many timed runs."""
+    """The cross-margin row and the single-asset row measured beside it are each the best of this
+    many timed runs."""
     cross_margin_only: bool = False
     """Measure only the cross-margin section: the single-asset row and the cross-margin row in
     ``cross_margin_rounds`` alternating rounds (``levgym bench --cross-margin-only``)."""

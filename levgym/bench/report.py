@@ -391,6 +391,11 @@ def cross_margin_lines(cm: dict[str, Any], markdown: bool) -> list[str]:
             + f"{_rate(cm['median_single_asset_position_updates_per_s'])} and "
             + f"{_rate(cm['median_cross_margin_position_updates_per_s'])})"
         )
+    grid = cm.get("grid_single_asset_position_updates_per_s")
+    if grid:
+        line += (
+            f". The throughput grid's single-asset row at this size in the same run: {_rate(grid)}"
+        )
     lines += ["", line + "."]
     return lines
 

@@ -7,18 +7,28 @@ interest rules of :mod:`levgym.engine.rules` (``fused.NR``), the oracle and liqu
 (:func:`levgym.engine.portfolio_fused.position_call` / ``apply_call``, shared with
 :func:`~levgym.engine.portfolio_fused.liquidate_fused`), and
 :func:`levgym.engine.portfolio_market.buy_exact_out`. The kernel holds the control flow only,
-in the numpy path's phases (the phase functions below, one per step of the
-:mod:`~levgym.engine.portfolio_market` docstring):
+in the numpy path's phases (the functions below, per env ``e`` or per position ``n``, one or
+more per step of the :mod:`~levgym.engine.portfolio_market` docstring):
 
-1-3. :func:`_market_env` (arbitrage, oracles), 4. :func:`_interest_env`, 5. the cascade:
-:func:`_round_env` per round, 6. :func:`_write_off_env`. A borrower phase belongs between 4
-and 5, as a function of the same form (env ``e``, the state arrays, in place).
+1-3. :func:`_market_env` (arbitrage, oracles, :func:`_oracle_env`); 4. :func:`_interest_growth_env`
+(the rates), :func:`_interest_slot` (one position), :func:`_interest_close` (treasury and
+lenders); 5. a round is :func:`_slot_health` and :func:`_call_slot` per position, then
+:func:`_close_round` (bundled trades, counters, oracles); 6. :func:`_collateral_value` and
+:func:`_write_off_slot` per position.
 
-Why it is faster than the numpy path: each phase is one pass over an env's positions in
-registers instead of ``[E, N, K]`` temporaries per array operation; an env's cascade runs only
-as many rounds as it needs. It equals the lock-step numpy cascade: a round in which an env makes
-no call changes nothing in that env (its pools do not move and its oracle reads the same
-inputs again), so each env can run its own cascade to its end.
+One pass over an env's positions runs 4, the first round of 5 and 6 per position (a position's
+interest, then its call at the pools before the round, in slot order as the numpy round takes
+them, then its write-off); later rounds and a last write-off pass run only in envs whose cascade
+made a call (the oracle then moved). A borrower phase belongs in that pass between the interest
+and the call, as a per-position function of the same form. Writing off in the first pass is
+exact: without a call the env's oracle does not move again; with calls, the last pass writes
+off at the oracle the cascade left (a position written off early has no collateral and no call).
+
+Why it is faster than the numpy path: one pass over an env's positions in registers instead of
+``[E, N, K]`` temporaries per array operation; an env's cascade runs only as many rounds as it
+needs. It equals the lock-step numpy cascade: a round in which an env makes no call changes
+nothing in that env (its pools do not move and its oracle reads the same inputs again), so each
+env can run its own cascade to its end.
 """
 
 from __future__ import annotations

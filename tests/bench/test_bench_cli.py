@@ -107,6 +107,10 @@ def _check_cross_margin(out, md):
     assert _positive_finite(one["bytes_per_slot"])
     assert "cross_margin_position_updates_per_s" in out["targets"]
     assert "Cross-margin market step (K = 4, J = 2)" in md
+    grid = out.get("position_updates_per_s", {}).get(c["backend"], {})
+    assert cm["grid_single_asset_position_updates_per_s"] == grid.get(
+        f"{c['envs']}x{c['positions']}"
+    )
 
 
 def test_cross_margin_only(capsys, tmp_path):
