@@ -44,7 +44,9 @@ Borrowers are passive here: they neither add nor withdraw collateral, borrow nor
 counters exist, at 0, so the accounting identities are stated whole). Accounting per asset, in
 asset units: ``collateral: initial + added - withdrawn - seized = final`` and ``debt: initial +
 borrowed + interest - repaid_by_borrowers - repaid_by_liquidators - written_off = final``
-(:func:`accounting_gaps`). ``reference_portfolio.ref_substep`` is the naive loop twin.
+(:func:`accounting_gaps`). ``reference_portfolio.ref_substep`` is the naive loop twin;
+``substep(..., backend="numba")`` runs the same phases as one compiled kernel over the same rule
+functions (:mod:`levgym.engine.portfolio_market_fused`).
 """
 
 from __future__ import annotations
