@@ -181,6 +181,11 @@ class PortfolioState:
     cascade_rounds_max: np.ndarray
     """Most rounds one substep's cascade took ``[E]``."""
     time_h: float = 0.0
+    feed_usd: np.ndarray | None = None
+    """The feeds' last answers ``[E, K]`` (each reserve's market source through its
+    ``OracleConfig.feed``; :func:`feed_update`); None: read at once (as ``exact``)."""
+    feed_updated_h: np.ndarray | None = None
+    """When each feed last updated ``[E, K]`` (hours)."""
 
     def replace(self, **changes: Any) -> PortfolioState:
         return dataclasses.replace(self, **changes)
@@ -249,16 +254,45 @@ def initial_exchange_ratio(reserves: Reserves, num_envs: int) -> np.ndarray:
     return np.broadcast_to(r, (num_envs, reserves.k)).copy()
 
 
+def feed_update(
+    reserves: Reserves, source_usd: np.ndarray, feed_usd: np.ndarray | None,
+    feed_updated_h: np.ndarray | None, now_h: float, in_block: bool,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(feed answer, its update time) ``[E, K]``: each reserve's market source through its feed
+    (:attr:`levgym.engine.portfolio.OracleConfig.feed`), by the single-asset rule
+    :func:`levgym.engine.rules.oracle_update` (``exact``: the source; ``chainlink``: the last
+    answer until the source deviates by more than ``deviation_frac`` or, between blocks
+    (``in_block`` false), the heartbeat passed). Without a previous answer (``feed_usd`` None)
+    the source is the previous answer, read at hour 0."""
+    source_usd = np.asarray(source_usd, dtype=np.float64)
+    if feed_usd is None or feed_updated_h is None:
+        feed_usd, feed_updated_h = source_usd, np.zeros_like(source_usd)
+    feed, updated = np.empty_like(source_usd), np.empty_like(source_usd)
+    frozen = np.zeros(source_usd.shape[:-1], dtype=bool)
+    for k, r in enumerate(reserves.reserves):
+        o = r.oracle
+        code = R.CHAINLINK if o.feed == "chainlink" else R.EXACT
+        feed[..., k], updated[..., k] = R.oracle_update(
+            code, feed_usd[..., k], feed_updated_h[..., k], now_h, source_usd[..., k], None,
+            0.0, frozen, o.deviation_frac, o.heartbeat_h, in_block,
+        )  # fmt: skip
+    return feed, updated
+
+
 def _oracle(
     reserves: Reserves, params: PortfolioMarketParams, fundamental: np.ndarray, pool_asset, pool_quote,
-    ratio, snapshot, time_h: float,
-) -> np.ndarray:  # fmt: skip
+    ratio, snapshot, time_h: float, feed_usd=None, feed_updated_h=None, in_block: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(oracle, feed answer, feed update time) ``[E, K]``: the market source (the fundamental
+    blended with the pool), through each reserve's feed (:func:`feed_update`), into each
+    reserve's oracle kind."""
     has_pool, _, _ = _pool_layout(reserves, params)
     q = reserves.index(QUOTE_SYMBOL)
     pool_usd = R.pool_price_usd(pool_asset, pool_quote, fundamental[:, q : q + 1])
     pool_usd = np.where(has_pool, pool_usd, fundamental)
     source = R.oracle_source(fundamental, pool_usd, params.oracle_pool_weight_frac)
-    return oracle_prices_usd(reserves, source, ratio, snapshot, time_h)
+    feed, updated = feed_update(reserves, source, feed_usd, feed_updated_h, time_h, in_block)
+    return oracle_prices_usd(reserves, feed, ratio, snapshot, time_h), feed, updated
 
 
 def init_state(
@@ -290,7 +324,9 @@ def init_state(
     counters = {c: zeros.copy() for c in COUNTERS}
     counters["initial_collateral_asset"] = supply.sum(axis=1)
     counters["initial_debt_asset"] = total_debt.copy()
-    oracle = _oracle(reserves, params, fundamental, pool_asset, pool_quote, ratio, ratio, 0.0)
+    oracle, feed, feed_h = _oracle(
+        reserves, params, fundamental, pool_asset, pool_quote, ratio, ratio, 0.0
+    )
     return PortfolioState(
         supply=supply,
         debt=debt,
@@ -307,6 +343,8 @@ def init_state(
         keeper_pnl_usd=np.zeros(e),
         liquidations=np.zeros(e, dtype=np.int64),
         cascade_rounds_max=np.zeros(e, dtype=np.int64),
+        feed_usd=feed,
+        feed_updated_h=feed_h,
     )
 
 
@@ -326,10 +364,14 @@ def market_update(
     )
     pa, pq = np.where(has_pool, pa, state.pool_asset), np.where(has_pool, pq, state.pool_quote)
     now = state.time_h + params.substep_h
-    oracle = _oracle(reserves, params, f, pa, pq, state.exchange_ratio, state.snapshot_ratio, now)
+    oracle, feed, feed_h = _oracle(
+        reserves, params, f, pa, pq, state.exchange_ratio, state.snapshot_ratio, now,
+        state.feed_usd, state.feed_updated_h,
+    )  # fmt: skip
     return state.replace(
-        fundamental_usd=f, pool_asset=pa, pool_quote=pq, oracle_usd=oracle, time_h=now
-    )
+        fundamental_usd=f, pool_asset=pa, pool_quote=pq, oracle_usd=oracle, time_h=now,
+        feed_usd=feed, feed_updated_h=feed_h,
+    )  # fmt: skip
 
 
 def accrue_interest(
@@ -427,9 +469,9 @@ def cascade_round(
     c["sale_quote"] = c["sale_quote"] + sale_out
     c["bought_asset"] = c["bought_asset"] + buy
     c["purchase_quote"] = c["purchase_quote"] + paid
-    oracle = _oracle(
+    oracle, feed, feed_h = _oracle(
         reserves, params, state.fundamental_usd, pa, pq, state.exchange_ratio,
-        state.snapshot_ratio, state.time_h,
+        state.snapshot_ratio, state.time_h, state.feed_usd, state.feed_updated_h, True,
     )  # fmt: skip
     pnl_usd = (usdc_in - usdc_out) * usdc_usd[:, 0] - params.gas_usd_per_call * calls
     return state.replace(
@@ -438,6 +480,8 @@ def cascade_round(
         pool_asset=pa,
         pool_quote=pq,
         oracle_usd=oracle,
+        feed_usd=feed,
+        feed_updated_h=feed_h,
         treasury_asset=state.treasury_asset + fee_k,
         counters=c,
         keeper_pnl_usd=state.keeper_pnl_usd + pnl_usd,

@@ -39,6 +39,7 @@ import functools
 import numpy as np
 
 from . import portfolio, portfolio_fused, portfolio_market
+from . import rules as R
 from .fused import NR, compile_rules, rules_cache_dir
 from .jit import njit, prange
 from .portfolio import Reserves, effective_risk
@@ -66,11 +67,13 @@ O_STABLE = portfolio.ORACLE_KINDS.index("stable_market")
 
 Layout = collections.namedtuple(
     "Layout",
-    "q has_pool fee can_coll lt bonus pfee rf base slope1 slope2 optimal okind obase ocap ogrowth",
+    "q has_pool fee can_coll lt bonus pfee rf base slope1 slope2 optimal okind obase ocap ogrowth "
+    "fcode fdev fhb",
 )
 """Per-reserve constants of the kernel: the quote's index, ``[K]`` arrays (pools, fees,
 collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
-parameters) and the effective LT and bonus per E-mode row ``[R, K]``."""
+parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat) and the
+effective LT and bonus per E-mode row ``[R, K]``."""
 Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac max_rounds now")
 """The market parameters the kernel reads and the substep's time (hours)."""
 
@@ -80,9 +83,11 @@ Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac m
 with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
 
     @njit(cache=True)
-    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out):
+    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, in_block):
         """``portfolio_market._oracle`` for env ``e``: pool price (the fundamental where there is
-        no pool), the source blend, each reserve's oracle kind; writes ``out[e]``."""
+        no pool), the source blend, each reserve's feed (``rules.oracle_update``; a NaN answer is
+        none yet: the source, read at hour 0), each reserve's oracle kind; writes ``out[e]``,
+        ``feed[e]`` and ``feed_h[e]``."""
         k_n = f.shape[1]
         q = L.q
         for k in range(k_n):
@@ -91,28 +96,35 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             else:
                 pu = f[e, k]
             src[k] = NR.oracle_source(f[e, k], pu, w)
+            if np.isnan(feed[e, k]):
+                feed[e, k], feed_h[e, k] = src[k], 0.0
+            feed[e, k], feed_h[e, k] = NR.oracle_update(
+                L.fcode[k], feed[e, k], feed_h[e, k], hours, src[k], 0.0, 0.0, False,
+                L.fdev[k], L.fhb[k], in_block,
+            )  # fmt: skip
         for k in range(k_n):
             kind = L.okind[k]
             if kind == O_MARKET:
-                out[e, k] = src[k]
+                out[e, k] = feed[e, k]
             elif kind == O_PINNED:
                 out[e, k] = 1.0
             elif kind == O_STABLE:
-                out[e, k] = PR.stable_oracle_usd(src[k], False, L.ocap[k])
+                out[e, k] = PR.stable_oracle_usd(feed[e, k], False, L.ocap[k])
             else:
                 out[e, k] = PR.exchange_rate_oracle_usd(
-                    ratio[e, k], src[L.obase[k]], snap[e, k], hours, L.ogrowth[k]
+                    ratio[e, k], feed[e, L.obase[k]], snap[e, k], hours, L.ogrowth[k]
                 )
 
     @njit(cache=True)
-    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src):
-        """Steps 1-3: arbitrage of every pool toward ``f[e, k] / f[e, USDC]``, oracles read."""
+    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h):
+        """Steps 1-3: arbitrage of every pool toward ``f[e, k] / f[e, USDC]``, oracles read
+        (between blocks)."""
         k_n = f.shape[1]
         q = L.q
         for k in range(k_n):
             if L.has_pool[k]:
                 pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb)
-        _oracle_env(e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle)
+        _oracle_env(e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle, feed, feed_h, False)
 
     @njit(cache=True)
     def _interest_growth_env(e, debt_in, lender, L, S, growth):
@@ -213,7 +225,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         return position_health(sup_e, deb_e, n, price, L.lt, row, cm, 0)
 
     @njit(cache=True)
-    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src):  # fmt: skip
+    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h):  # fmt: skip
         """The end of a round with ``calls`` calls in env ``e``: counters, the bundled sale into
         each pool then the bundled purchase from it, the keepers' result, oracles read again."""
         k_n = f.shape[1]
@@ -240,13 +252,13 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
                 counters[C_BOUGHT, e, k] += buy
                 counters[C_PURCHASE_Q, e, k] += paid
                 usdc_out += paid
-        _oracle_env(e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle)
+        _oracle_env(e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h, True)
         pnl[e] += (usdc_in - usdc_out) * f[e, q] - S.gas * calls
 
     @njit(parallel=True, cache=True)
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
-        treasury, counters, pnl, liquidations, rounds_max, rounds, L, S,
+        treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, L, S,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -257,7 +269,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             sums = np.zeros((6, k_n))
             sup_e, deb_e, price, rows = supply[e], debt[e], oracle[e], emode_row[e]
             # 1-3. prices, arbitrage, oracles
-            _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src)
+            _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h)
             # one pass over the positions: 4. interest, (a borrower phase goes here), the first
             # round of 5. and, where the round leaves the oracle as it is, 6.
             _interest_growth_env(e, debt_in, lender, L, S, growth)
@@ -277,7 +289,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             while calls > 0:
                 _close_round(
                     e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls,
-                    src,
+                    src, feed, feed_h,
                 )  # fmt: skip
                 liquidations[e] += calls
                 r += 1
@@ -330,6 +342,12 @@ def _layout(reserves: Reserves, params: PortfolioMarketParams):
         obase=np.array(base, dtype=np.int64),
         ocap=np.array([r.oracle.price_cap_usd for r in reserves.reserves]),
         ogrowth=np.array([r.oracle.max_yearly_ratio_growth_frac for r in reserves.reserves]),
+        fcode=np.array(
+            [R.CHAINLINK if r.oracle.feed == "chainlink" else R.EXACT for r in reserves.reserves],
+            dtype=np.int64,
+        ),
+        fdev=np.array([r.oracle.deviation_frac for r in reserves.reserves]),
+        fhb=np.array([r.oracle.heartbeat_h for r in reserves.reserves]),
     )
 
 
@@ -373,9 +391,14 @@ def substep(
     rounds = np.zeros(e, dtype=np.int64)
     ratio = np.ascontiguousarray(state.exchange_ratio, dtype=np.float64)
     snap = np.ascontiguousarray(state.snapshot_ratio, dtype=np.float64)
+    if state.feed_usd is None or state.feed_updated_h is None:  # no answer yet (NaN)
+        feed, feed_h = np.full((e, k), np.nan), np.zeros((e, k))
+    else:
+        feed = state.feed_usd.astype(np.float64)
+        feed_h = state.feed_updated_h.astype(np.float64)
     _substep_kernel(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
-        treasury, counters, pnl, liquidations, rounds_max, rounds, L, S,
+        treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, L, S,
     )  # fmt: skip
     return state.replace(
         supply=supply,
@@ -391,4 +414,6 @@ def substep(
         liquidations=liquidations,
         cascade_rounds_max=rounds_max,
         time_h=now,
+        feed_usd=feed,
+        feed_updated_h=feed_h,
     ), rounds

@@ -33,13 +33,13 @@ from levgym.engine.step import substep as single_substep
 TOL = 1e-12
 
 
-def _single_params() -> EngineParams:
+def _single_params(oracle_kind: str = "exact") -> EngineParams:
     p = EngineParams()
     return dataclasses.replace(
         p,
         market=dataclasses.replace(
             p.market,
-            oracle_kind="exact",
+            oracle_kind=oracle_kind,
             keeper_capacity_per_substep=1e9,
             keeper_max_slippage_frac=1.0,
             profitability_filter=False,
@@ -58,10 +58,18 @@ def _single_params() -> EngineParams:
 
 
 def _reserves(p: EngineParams):
-    pr = p.protocol
+    pr, m = p.protocol, p.market
     res = aave_v3_ethereum_reserves(("WETH", "USDC"))
+    weth = res.reserves[res.index("WETH")]
+    feed = dataclasses.replace(
+        weth.oracle,
+        feed="chainlink" if m.oracle_kind == "chainlink" else "exact",
+        deviation_frac=m.oracle_deviation_frac,
+        heartbeat_h=m.oracle_heartbeat_h,
+    )
     res = res.replace(
         "WETH",
+        oracle=feed,
         ltv=pr.ltv,
         liquidation_threshold=pr.liquidation_threshold,
         liquidation_bonus=pr.liquidation_bonus,
@@ -105,19 +113,26 @@ def _to_portfolio(s, res, params, w, u) -> PM.PortfolioState:
     pa[:, w], pq[:, w] = s.pool_asset, s.pool_debt
     lender = st.lender_supply_asset.copy()
     lender[:, u] = s.supply_usd
-    return st.replace(pool_asset=pa, pool_quote=pq, lender_supply_asset=lender, time_h=s.time_h)
+    # the WETH feed's last answer and its time: the single-asset oracle's
+    feed, feed_h = st.feed_usd.copy(), st.feed_updated_h.copy()
+    feed[:, w], feed_h[:, w] = s.oracle_usd, s.oracle_updated_h
+    return st.replace(
+        pool_asset=pa, pool_quote=pq, lender_supply_asset=lender, time_h=s.time_h,
+        feed_usd=feed, feed_updated_h=feed_h,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("oracle_kind", ["exact", "chainlink"])
 @pytest.mark.parametrize(
     ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
 )
 def test_one_collateral_one_debt_equals_the_single_asset_substep(
-    backend, start_hour, drop_hours, drop_frac
+    backend, oracle_kind, start_hour, drop_hours, drop_frac
 ):
     """A fall over an hour (partial closes, multi-round cascades) and a 30 % jump within one
     substep (positions left without collateral: bad debt)."""
-    p = _single_params()
+    p = _single_params(oracle_kind)
     e, n, steps = 6, 64, 8
     drivers = scenarios.get("shock").drivers(
         e, steps, p, 3, {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
