@@ -16,8 +16,10 @@ One substep (:func:`substep`), in this order:
 3. **Oracles**: the oracle's market source is the single-asset blend
    :func:`levgym.engine.rules.oracle_source` of the fundamental and the pool (USDC: the
    fundamental); :func:`levgym.engine.portfolio.oracle_prices_usd` turns it into each reserve's
-   oracle (market, exchange-rate with growth cap, pinned or capped stablecoin). The oracle reads
-   at once (no Chainlink deviation / heartbeat, no TWAP on this path yet).
+   oracle (market, exchange-rate with growth cap, pinned or capped stablecoin), each reserve's
+   market source first passing its feed (:func:`feed_update`, ``OracleConfig.feed``: ``exact``
+   reads at once, ``chainlink`` updates on its deviation threshold or, between blocks, its
+   heartbeat, by :func:`levgym.engine.rules.oracle_update`; no TWAP feed yet).
 4. **Interest**: each reserve's debt grows at its kinked curve's rate
    (:func:`levgym.engine.portfolio.borrow_rates_apr` on utilization = borrowers' debt / lenders'
    supply, :func:`levgym.engine.rules.interest_growth`); the reserve factor's share goes to the
