@@ -51,7 +51,7 @@ price (CAPO's ``PriceCapAdapterBase``): a market depeg of the token against its 
 reach it. ``stable_pinned``: 1 USD. ``stable_market``: the market price capped above at
 ``price_cap_usd`` (CAPO's ``PriceCapAdapterStable``): a depeg below 1 reaches it."""
 
-FEED_KINDS = ("exact", "chainlink")
+FEED_KINDS = ("exact", "chainlink", "twap")
 """How a reserve's market price is fed to the protocol (:attr:`OracleConfig.feed`)."""
 
 Array = Any
@@ -74,7 +74,8 @@ class OracleConfig:
     """How the reserve's market price reaches the protocol (one of :data:`FEED_KINDS`; the
     multi-asset market step, :mod:`levgym.engine.portfolio_market`): ``exact`` reads it every
     time; ``chainlink`` keeps its last answer until the price deviates from it by more than
-    ``deviation_frac`` or, between blocks, ``heartbeat_h`` has passed (the single-asset rule
+    ``deviation_frac`` or, between blocks, ``heartbeat_h`` has passed; ``twap`` reads the mean
+    pool price over the market's TWAP window, never within a block (the single-asset rule
     :func:`levgym.engine.rules.oracle_update`). An exchange-rate reserve uses its base's feed."""
     deviation_frac: float = 0.005
     """``chainlink``: the deviation threshold (ETH/USD on Ethereum: 0.5 %)."""

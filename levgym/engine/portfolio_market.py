@@ -106,6 +106,8 @@ class PortfolioMarketParams:
     """Gas a keeper pays per call (USD); 0 = no gas."""
     max_round_buy_frac: float = 0.5
     """A round's purchases of one asset take at most this share of its pool's reserve."""
+    twap_window_substeps: int = 6
+    """Substeps a ``twap`` feed averages (the pool price at each, the fundamental for USDC)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_market"
@@ -123,6 +125,10 @@ class PortfolioMarketParams:
             )
         _check_range(o, "gas_usd_per_call", self.gas_usd_per_call, 0.0, 1e6)
         _check_range(o, "max_round_buy_frac", self.max_round_buy_frac, 0.0, 1.0, lo_open=True, hi_open=True)  # fmt: skip
+        if not isinstance(self.twap_window_substeps, int) or self.twap_window_substeps < 1:
+            raise ValueError(
+                f"{o}.twap_window_substeps={self.twap_window_substeps!r}; allowed an integer >= 1"
+            )
 
 
 COUNTERS = (
@@ -188,6 +194,11 @@ class PortfolioState:
     ``OracleConfig.feed``; :func:`feed_update`); None: read at once (as ``exact``)."""
     feed_updated_h: np.ndarray | None = None
     """When each feed last updated ``[E, K]`` (hours)."""
+    twap_buffer_usd: np.ndarray | None = None
+    """The TWAP window ``[E, K, W]``: the pool price (USDC: the fundamental) of the last ``W``
+    substeps, written at slot ``substep_index % W``; None: full of the last fundamental."""
+    substep_index: int = 0
+    """Substeps taken (the TWAP window's write position)."""
 
     def replace(self, **changes: Any) -> PortfolioState:
         return dataclasses.replace(self, **changes)
@@ -256,16 +267,22 @@ def initial_exchange_ratio(reserves: Reserves, num_envs: int) -> np.ndarray:
     return np.broadcast_to(r, (num_envs, reserves.k)).copy()
 
 
+FEED_CODES = {"exact": R.EXACT, "chainlink": R.CHAINLINK, "twap": R.TWAP}
+"""``OracleConfig.feed`` as :func:`levgym.engine.rules.oracle_update`'s kind codes."""
+
+
 def feed_update(
     reserves: Reserves, source_usd: np.ndarray, feed_usd: np.ndarray | None,
     feed_updated_h: np.ndarray | None, now_h: float, in_block: bool,
+    twap_usd: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(feed answer, its update time) ``[E, K]``: each reserve's market source through its feed
     (:attr:`levgym.engine.portfolio.OracleConfig.feed`), by the single-asset rule
     :func:`levgym.engine.rules.oracle_update` (``exact``: the source; ``chainlink``: the last
     answer until the source deviates by more than ``deviation_frac`` or, between blocks
-    (``in_block`` false), the heartbeat passed). Without a previous answer (``feed_usd`` None)
-    the source is the previous answer, read at hour 0."""
+    (``in_block`` false), the heartbeat passed; ``twap``: the window's mean ``twap_usd``
+    ``[E, K]``, between blocks only). Without a previous answer (``feed_usd`` None) the source
+    is the previous answer, read at hour 0."""
     source_usd = np.asarray(source_usd, dtype=np.float64)
     if feed_usd is None or feed_updated_h is None:
         feed_usd, feed_updated_h = source_usd, np.zeros_like(source_usd)
@@ -273,27 +290,40 @@ def feed_update(
     frozen = np.zeros(source_usd.shape[:-1], dtype=bool)
     for k, r in enumerate(reserves.reserves):
         o = r.oracle
-        code = R.CHAINLINK if o.feed == "chainlink" else R.EXACT
+        code = FEED_CODES[o.feed]
+        if code == R.TWAP and twap_usd is None and not in_block:
+            raise ValueError(f"reserve {r.symbol!r} has a twap feed: twap_usd is needed")
         feed[..., k], updated[..., k] = R.oracle_update(
-            code, feed_usd[..., k], feed_updated_h[..., k], now_h, source_usd[..., k], None,
-            0.0, frozen, o.deviation_frac, o.heartbeat_h, in_block,
+            code, feed_usd[..., k], feed_updated_h[..., k], now_h, source_usd[..., k],
+            None if twap_usd is None else twap_usd[..., k], 0.0, frozen, o.deviation_frac,
+            o.heartbeat_h, in_block,
         )  # fmt: skip
     return feed, updated
+
+
+def _pool_usd(
+    reserves: Reserves, params: PortfolioMarketParams, fundamental, pool_asset, pool_quote
+):
+    """USD price of each reserve in its pool ``[E, K]`` (the fundamental where there is none)."""
+    has_pool, _, _ = _pool_layout(reserves, params)
+    q = reserves.index(QUOTE_SYMBOL)
+    pool_usd = R.pool_price_usd(pool_asset, pool_quote, fundamental[:, q : q + 1])
+    return np.where(has_pool, pool_usd, fundamental)
 
 
 def _oracle(
     reserves: Reserves, params: PortfolioMarketParams, fundamental: np.ndarray, pool_asset, pool_quote,
     ratio, snapshot, time_h: float, feed_usd=None, feed_updated_h=None, in_block: bool = False,
+    twap_usd=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """(oracle, feed answer, feed update time) ``[E, K]``: the market source (the fundamental
     blended with the pool), through each reserve's feed (:func:`feed_update`), into each
     reserve's oracle kind."""
-    has_pool, _, _ = _pool_layout(reserves, params)
-    q = reserves.index(QUOTE_SYMBOL)
-    pool_usd = R.pool_price_usd(pool_asset, pool_quote, fundamental[:, q : q + 1])
-    pool_usd = np.where(has_pool, pool_usd, fundamental)
+    pool_usd = _pool_usd(reserves, params, fundamental, pool_asset, pool_quote)
     source = R.oracle_source(fundamental, pool_usd, params.oracle_pool_weight_frac)
-    feed, updated = feed_update(reserves, source, feed_usd, feed_updated_h, time_h, in_block)
+    feed, updated = feed_update(
+        reserves, source, feed_usd, feed_updated_h, time_h, in_block, twap_usd
+    )
     return oracle_prices_usd(reserves, feed, ratio, snapshot, time_h), feed, updated
 
 
@@ -327,8 +357,9 @@ def init_state(
     counters["initial_collateral_asset"] = supply.sum(axis=1)
     counters["initial_debt_asset"] = total_debt.copy()
     oracle, feed, feed_h = _oracle(
-        reserves, params, fundamental, pool_asset, pool_quote, ratio, ratio, 0.0
-    )
+        reserves, params, fundamental, pool_asset, pool_quote, ratio, ratio, 0.0,
+        twap_usd=fundamental,  # the window starts full of the start price
+    )  # fmt: skip
     return PortfolioState(
         supply=supply,
         debt=debt,
@@ -347,6 +378,7 @@ def init_state(
         cascade_rounds_max=np.zeros(e, dtype=np.int64),
         feed_usd=feed,
         feed_updated_h=feed_h,
+        twap_buffer_usd=np.repeat(fundamental[:, :, None], params.twap_window_substeps, axis=2),
     )
 
 
@@ -366,13 +398,19 @@ def market_update(
     )
     pa, pq = np.where(has_pool, pa, state.pool_asset), np.where(has_pool, pq, state.pool_quote)
     now = state.time_h + params.substep_h
+    w = params.twap_window_substeps
+    buf = state.twap_buffer_usd
+    if buf is None or buf.shape[-1] != w:
+        buf = np.repeat(state.fundamental_usd[:, :, None], w, axis=2)
+    buf = buf.copy()
+    buf[:, :, state.substep_index % w] = _pool_usd(reserves, params, f, pa, pq)
     oracle, feed, feed_h = _oracle(
         reserves, params, f, pa, pq, state.exchange_ratio, state.snapshot_ratio, now,
-        state.feed_usd, state.feed_updated_h,
+        state.feed_usd, state.feed_updated_h, False, np.mean(buf, axis=2),
     )  # fmt: skip
     return state.replace(
         fundamental_usd=f, pool_asset=pa, pool_quote=pq, oracle_usd=oracle, time_h=now,
-        feed_usd=feed, feed_updated_h=feed_h,
+        feed_usd=feed, feed_updated_h=feed_h, twap_buffer_usd=buf,
     )  # fmt: skip
 
 
@@ -534,7 +572,10 @@ def substep(
         if not calls.any():
             break
     state = write_off(state, reserves)
-    return state.replace(cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds)), rounds
+    return state.replace(
+        cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds),
+        substep_index=state.substep_index + 1,
+    ), rounds
 
 
 def run(

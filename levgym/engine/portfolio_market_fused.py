@@ -74,8 +74,8 @@ Layout = collections.namedtuple(
 collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
 parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat) and the
 effective LT and bonus per E-mode row ``[R, K]``."""
-Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac max_rounds now")
-"""The market parameters the kernel reads and the substep's time (hours)."""
+Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac max_rounds now slot")
+"""The market parameters the kernel reads, the substep's time (hours) and its TWAP slot."""
 
 
 # the kernels inline the rules of portfolio.py and portfolio_market.py and the per-position
@@ -83,7 +83,7 @@ Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac m
 with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
 
     @njit(cache=True)
-    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, in_block):
+    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, buf, in_block):
         """``portfolio_market._oracle`` for env ``e``: pool price (the fundamental where there is
         no pool), the source blend, each reserve's feed (``rules.oracle_update``; a NaN answer is
         none yet: the source, read at hour 0), each reserve's oracle kind; writes ``out[e]``,
@@ -98,8 +98,13 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             src[k] = NR.oracle_source(f[e, k], pu, w)
             if np.isnan(feed[e, k]):
                 feed[e, k], feed_h[e, k] = src[k], 0.0
+            twap = 0.0
+            if L.fcode[k] == R.TWAP and not in_block:
+                for s in range(buf.shape[2]):
+                    twap += buf[e, k, s]
+                twap = twap / buf.shape[2]
             feed[e, k], feed_h[e, k] = NR.oracle_update(
-                L.fcode[k], feed[e, k], feed_h[e, k], hours, src[k], 0.0, 0.0, False,
+                L.fcode[k], feed[e, k], feed_h[e, k], hours, src[k], twap, 0.0, False,
                 L.fdev[k], L.fhb[k], in_block,
             )  # fmt: skip
         for k in range(k_n):
@@ -116,15 +121,20 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
                 )
 
     @njit(cache=True)
-    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h):
-        """Steps 1-3: arbitrage of every pool toward ``f[e, k] / f[e, USDC]``, oracles read
-        (between blocks)."""
+    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h, buf):
+        """Steps 1-3: arbitrage of every pool toward ``f[e, k] / f[e, USDC]``, the TWAP window
+        samples the pools (USDC: its fundamental), oracles read (between blocks)."""
         k_n = f.shape[1]
         q = L.q
         for k in range(k_n):
             if L.has_pool[k]:
                 pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb)
-        _oracle_env(e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle, feed, feed_h, False)
+                buf[e, k, S.slot] = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
+            else:
+                buf[e, k, S.slot] = f[e, k]
+        _oracle_env(
+            e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle, feed, feed_h, buf, False
+        )
 
     @njit(cache=True)
     def _interest_growth_env(e, debt_in, lender, L, S, growth):
@@ -225,7 +235,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         return position_health(sup_e, deb_e, n, price, L.lt, row, cm, 0)
 
     @njit(cache=True)
-    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h):  # fmt: skip
+    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf):  # fmt: skip
         """The end of a round with ``calls`` calls in env ``e``: counters, the bundled sale into
         each pool then the bundled purchase from it, the keepers' result, oracles read again."""
         k_n = f.shape[1]
@@ -252,13 +262,15 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
                 counters[C_BOUGHT, e, k] += buy
                 counters[C_PURCHASE_Q, e, k] += paid
                 usdc_out += paid
-        _oracle_env(e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h, True)
+        _oracle_env(
+            e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h, buf, True
+        )
         pnl[e] += (usdc_in - usdc_out) * f[e, q] - S.gas * calls
 
     @njit(parallel=True, cache=True)
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
-        treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, L, S,
+        treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -269,7 +281,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             sums = np.zeros((6, k_n))
             sup_e, deb_e, price, rows = supply[e], debt[e], oracle[e], emode_row[e]
             # 1-3. prices, arbitrage, oracles
-            _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h)
+            _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf)
             # one pass over the positions: 4. interest, (a borrower phase goes here), the first
             # round of 5. and, where the round leaves the oracle as it is, 6.
             _interest_growth_env(e, debt_in, lender, L, S, growth)
@@ -289,7 +301,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             while calls > 0:
                 _close_round(
                     e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls,
-                    src, feed, feed_h,
+                    src, feed, feed_h, buf,
                 )  # fmt: skip
                 liquidations[e] += calls
                 r += 1
@@ -343,15 +355,14 @@ def _layout(reserves: Reserves, params: PortfolioMarketParams):
         ocap=np.array([r.oracle.price_cap_usd for r in reserves.reserves]),
         ogrowth=np.array([r.oracle.max_yearly_ratio_growth_frac for r in reserves.reserves]),
         fcode=np.array(
-            [R.CHAINLINK if r.oracle.feed == "chainlink" else R.EXACT for r in reserves.reserves],
-            dtype=np.int64,
+            [portfolio_market.FEED_CODES[r.oracle.feed] for r in reserves.reserves], dtype=np.int64
         ),
         fdev=np.array([r.oracle.deviation_frac for r in reserves.reserves]),
         fhb=np.array([r.oracle.heartbeat_h for r in reserves.reserves]),
     )
 
 
-def _scalars(params: PortfolioMarketParams, now: float) -> Scalars:
+def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
     return Scalars(
         float(params.arb_speed_frac),
         float(params.oracle_pool_weight_frac),
@@ -360,6 +371,7 @@ def _scalars(params: PortfolioMarketParams, now: float) -> Scalars:
         float(params.max_round_buy_frac),
         int(params.max_cascade_rounds),
         float(now),
+        int(slot),
     )
 
 
@@ -375,7 +387,12 @@ def substep(
     ).copy()
     L = _layout(reserves, params)
     now = state.time_h + params.substep_h
-    S = _scalars(params, now)
+    w = params.twap_window_substeps
+    S = _scalars(params, now, state.substep_index % w)
+    if state.twap_buffer_usd is None or state.twap_buffer_usd.shape[-1] != w:
+        buf = np.repeat(state.fundamental_usd[:, :, None].astype(np.float64), w, axis=2)
+    else:
+        buf = np.ascontiguousarray(state.twap_buffer_usd, dtype=np.float64).copy()
     supply_in = np.ascontiguousarray(state.supply, dtype=np.float64)
     debt_in = np.ascontiguousarray(state.debt, dtype=np.float64)
     supply, debt = np.empty_like(supply_in), np.empty_like(debt_in)
@@ -398,7 +415,7 @@ def substep(
         feed_h = state.feed_updated_h.astype(np.float64)
     _substep_kernel(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
-        treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, L, S,
+        treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
     )  # fmt: skip
     return state.replace(
         supply=supply,
@@ -416,4 +433,6 @@ def substep(
         time_h=now,
         feed_usd=feed,
         feed_updated_h=feed_h,
+        twap_buffer_usd=buf,
+        substep_index=state.substep_index + 1,
     ), rounds

@@ -301,6 +301,13 @@ def _ref_oracles(
             st["feed_usd"][e, k] = src[k]
             st["feed_updated_h"][e, k] = now
             continue
+        if o.feed == "twap":  # the window's mean, between blocks only
+            if not in_block:
+                st["feed_usd"][e, k] = sum(st["twap_buffer_usd"][e, k]) / len(
+                    st["twap_buffer_usd"][e, k]
+                )
+                st["feed_updated_h"][e, k] = now
+            continue
         last = float(st["feed_usd"][e, k])
         if math.isnan(last):  # no answer yet: the source, read at hour 0
             last = st["feed_usd"][e, k] = src[k]
@@ -333,6 +340,11 @@ def ref_substep(
     stable = {"USDC", "USDT", "DAI"}
     fee = [params.stable_pool_fee_frac if s in stable else params.pool_fee_frac for s in syms]
     e_n, n_n, k_n = st["supply"].shape
+    win = params.twap_window_substeps
+    buf = st.get("twap_buffer_usd")
+    if buf is None or buf.shape[-1] != win:  # a window full of the last fundamental
+        st["twap_buffer_usd"] = np.repeat(st["fundamental_usd"][:, :, None], win, axis=2)
+    slot = st.get("substep_index", 0) % win
     st["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
     st["time_h"] = st["time_h"] + params.substep_h
     for e in range(e_n):
@@ -347,6 +359,13 @@ def ref_substep(
             )
             st["pool_asset"][e, k] = math.sqrt(x * y / p_new)
             st["pool_quote"][e, k] = math.sqrt(x * y * p_new)
+        # the TWAP window samples each pool's price (USDC: its fundamental)
+        for k in range(k_n):
+            if k == q:
+                st["twap_buffer_usd"][e, k, slot] = st["fundamental_usd"][e, k]
+            else:
+                price = st["pool_quote"][e, k] / st["pool_asset"][e, k]
+                st["twap_buffer_usd"][e, k, slot] = price * st["fundamental_usd"][e, q]
         st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e)
         # interest
         for k, r in enumerate(reserves.reserves):
@@ -452,4 +471,5 @@ def ref_substep(
                     st["counter:deficit_asset"][e, k] += st["debt"][e, n, k]
                     st["debt"][e, n, k] = 0.0
     st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
+    st["substep_index"] = st.get("substep_index", 0) + 1
     return st

@@ -66,7 +66,7 @@ def _close(a, b, rtol=1e-9):
     gas=st.sampled_from([0.0, 300.0]),
     fused=st.booleans(),
     depth=st.sampled_from([2e6, 1e5]),
-    feed=st.sampled_from(["exact", "chainlink"]),
+    feed=st.sampled_from(["exact", "chainlink", "twap"]),
 )
 def test_substep_matches_reference_loop(seed, crash, weight, gas, fused, depth, feed):
     params = PM.PortfolioMarketParams(
@@ -291,7 +291,12 @@ def test_usdc_depeg_through_the_step_hits_holders_not_debtors():
     depth=st.sampled_from([2e6, 1e5]),
     rounds=st.sampled_from([1, 10]),
     feed=st.sampled_from(
-        [("exact", 0.005, 1.0), ("chainlink", 0.005, 1.0), ("chainlink", 0.03, 24.0)]
+        [
+            ("exact", 0.005, 1.0),
+            ("chainlink", 0.005, 1.0),
+            ("chainlink", 0.03, 24.0),
+            ("twap", 0.005, 1.0),
+        ]
     ),
 )
 def test_numba_substep_matches_numpy_and_reference(seed, crash, weight, gas, depth, rounds, feed):
@@ -364,3 +369,22 @@ def test_chainlink_feed_holds_within_deviation_and_updates_on_heartbeat():
     f[0, w] *= 1.003
     s, _ = PM.substep(s, f, RES, params)
     assert s.oracle_usd[0, w] == pytest.approx(3000.0 * 1.003, rel=1e-15)  # exact reads at once
+
+
+def test_twap_feed_is_the_window_mean_and_holds_within_the_cascade():
+    """A TWAP feed on every reserve: after each substep of a crash (with liquidations) a market
+    oracle is the mean of its window of pool prices (the cascade's trades do not move it), on
+    both backends."""
+    params = PM.PortfolioMarketParams(twap_window_substeps=3, volatile_pool_depth_usd=2e6)
+    res = _with_feed(RES, "twap")
+    state, f = _setup(11, 2, 16, params, 8, 0.15)
+    f[4:] = f[3]  # a fall, then flat: the window catches up and the keepers' calls pay
+    w = RES.index("WETH")
+    for backend in ("numpy", "numba"):
+        s = state
+        for t in range(1, f.shape[0]):
+            s, _ = PM.substep(s, f[t], res, params, backend=backend)
+            np.testing.assert_allclose(
+                s.oracle_usd[:, w], s.twap_buffer_usd[:, w, :].mean(axis=1), rtol=1e-14
+            )
+        assert s.substep_index == f.shape[0] - 1 and s.liquidations.sum() > 0

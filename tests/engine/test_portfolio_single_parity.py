@@ -63,7 +63,7 @@ def _reserves(p: EngineParams):
     weth = res.reserves[res.index("WETH")]
     feed = dataclasses.replace(
         weth.oracle,
-        feed="chainlink" if m.oracle_kind == "chainlink" else "exact",
+        feed=m.oracle_kind,
         deviation_frac=m.oracle_deviation_frac,
         heartbeat_h=m.oracle_heartbeat_h,
     )
@@ -96,6 +96,7 @@ def _portfolio_params(p: EngineParams, arb_speed: float) -> PM.PortfolioMarketPa
         max_cascade_rounds=m.max_cascade_rounds,
         gas_usd_per_call=0.0,
         max_round_buy_frac=0.99,  # the debt asset is the quote: nothing is bought
+        twap_window_substeps=m.twap_window_substeps,
     )
 
 
@@ -116,9 +117,12 @@ def _to_portfolio(s, res, params, w, u) -> PM.PortfolioState:
     # the WETH feed's last answer and its time: the single-asset oracle's
     feed, feed_h = st.feed_usd.copy(), st.feed_updated_h.copy()
     feed[:, w], feed_h[:, w] = s.oracle_usd, s.oracle_updated_h
+    buf = st.twap_buffer_usd.copy()  # the TWAP window and its position: the single-asset one
+    buf[:, w, :] = s.twap_buffer_usd
     return st.replace(
         pool_asset=pa, pool_quote=pq, lender_supply_asset=lender, time_h=s.time_h,
-        feed_usd=feed, feed_updated_h=feed_h,
+        feed_usd=feed, feed_updated_h=feed_h, twap_buffer_usd=buf,
+        substep_index=int(s.substep_index),
     )  # fmt: skip
 
 
