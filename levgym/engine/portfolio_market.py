@@ -19,7 +19,8 @@ One substep (:func:`substep`), in this order:
    oracle (market, exchange-rate with growth cap, pinned or capped stablecoin), each reserve's
    market source first passing its feed (:func:`feed_update`, ``OracleConfig.feed``: ``exact``
    reads at once, ``chainlink`` updates on its deviation threshold or, between blocks, its
-   heartbeat, by :func:`levgym.engine.rules.oracle_update`; no TWAP feed yet).
+   heartbeat, ``twap`` the mean pool price over ``twap_window_substeps``, never within a
+   block, all by :func:`levgym.engine.rules.oracle_update`).
 4. **Interest**: each reserve's debt grows at its kinked curve's rate
    (:func:`levgym.engine.portfolio.borrow_rates_apr` on utilization = borrowers' debt / lenders'
    supply, :func:`levgym.engine.rules.interest_growth`); the reserve factor's share goes to the
