@@ -40,6 +40,7 @@ from .engine.state import (
     concat_books,
     draw_book,
     reset_envs,
+    restarted,
     scatter_rows,
 )
 from .scenarios import EVAL_SEED_OFFSET
@@ -303,9 +304,9 @@ class MarketRunner:
             books.append(book)
         fresh = self._build(firsts, books)  # env j of `fresh` starts env idx[j]
         if self.packed is not None:
-            # the engine's reset rule on the restarting rows, written into the buffers
-            merged = reset_envs(self.packed.rows(idx), fresh, np.ones(idx.size, dtype=bool))
-            self.packed.load_rows(merged, idx)
+            # the engine's reset rule (reset_envs) on the restarting rows takes all of `fresh`
+            # but the fields that restart at the shared clock: written into the buffers
+            self.packed.load_rows(fresh.replace(**restarted(fresh, self.packed.time_h)), idx)
             self._snapshot = None
         elif self.state is None and self.packed_mode:
             if not mask.all():
@@ -323,8 +324,7 @@ class MarketRunner:
         elif isinstance(self.state.collateral_asset, np.ndarray):
             # numpy: the engine's reset rule on the k restarting rows only, then those rows are
             # written into copies of the state's arrays (no full-size gather or select)
-            old = self.state.select(idx)
-            merged = reset_envs(old, fresh, np.ones(idx.size, dtype=bool))
+            merged = fresh.replace(**restarted(fresh, self.state.time_h))
             self.state = scatter_rows(self.state, merged, idx)
         else:
             gather = np.zeros(self.num_envs, dtype=np.int64)

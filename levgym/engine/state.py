@@ -186,6 +186,13 @@ def concat_books(books: list[dict]) -> dict:
     return {k: np.concatenate([b[k] for b in books], axis=0) for k in books[0]}
 
 
+def _as_state_array(a: Any) -> np.ndarray:
+    """:func:`levgym.engine.backend.make_converter`'s numpy float64 conversion, without the copy
+    of an array that is float64 already."""
+    a = np.asarray(a)
+    return a if a.dtype.kind != "f" or a.dtype == np.float64 else a.astype(np.float64)
+
+
 def build_state(
     params: EngineParams,
     book: dict,
@@ -223,7 +230,13 @@ def build_state(
     liquidity_base = np.sqrt(pool_asset * pool_debt)
     pool_asset, pool_debt = pool_asset * liq0, pool_debt * liq0
 
-    conv = make_converter(backend, dtype, device)
+    # every array below is made here (or drawn for this book) and used once: on numpy float64
+    # they are the state's arrays as they are, not copies
+    conv = (
+        _as_state_array
+        if backend in ("numpy", "numba") and dtype == "float64"
+        else make_converter(backend, dtype, device)
+    )
     zeros = np.zeros(e)
     arrays: dict[str, Any] = {
         "collateral_asset": coll,
@@ -263,16 +276,25 @@ def build_state(
     return State(time_h=0.0, substep_index=0, **converted)
 
 
+_RESET_NOW = tuple(f.name for f in STATE_SCHEMA if f.reset == "now")
+
+
+def restarted(fresh: State, time_h: float) -> dict[str, Any]:
+    """The values that differ when the envs of ``fresh`` start at ``time_h`` on a shared clock
+    instead of at 0: fields whose schema says ``reset="now"`` (the oracle's update time) take
+    ``time_h``, so the fresh envs' heartbeat counts from now. The rest of ``fresh`` is taken
+    as it is (:func:`reset_envs`, and a packed runner writing the fresh rows in place)."""
+    return {name: getattr(fresh, name) * 0.0 + time_h for name in _RESET_NOW}
+
+
 def reset_envs(state: State, fresh: State, env_mask: Any) -> State:
     """Replace the envs of ``env_mask`` (bool ``[E]``) with those of ``fresh`` (same shapes), e.g.
-    for autoreset in a vector env. The clock is shared: fields whose schema says ``reset="now"``
-    (the oracle's update time) take ``state.time_h`` so the fresh envs' heartbeat counts from now."""
+    for autoreset in a vector env. The clock is shared (:func:`restarted`)."""
     xp = namespace(state.collateral_asset)
+    now = restarted(fresh, state.time_h)
 
     def merge(old: Any, f: Any) -> Any:
-        new = getattr(fresh, f.name)
-        if f.reset == "now":
-            new = new * 0.0 + state.time_h
+        new = now[f.name] if f.name in now else getattr(fresh, f.name)
         mask = env_mask
         for _ in range(old.ndim - 1):
             mask = mask[..., None]
