@@ -115,31 +115,70 @@ def draw_book(
     ``vol_annual`` (per env, optional): the recent realized volatility; with
     ``borrowers.hf_vol_elasticity`` it scales the median health-factor excess (the same random
     numbers are drawn either way)."""
+    return book_from_draws(params, book_draws(params, num_envs, num_positions, rng), vol_annual)
+
+
+def draw_books(params: EngineParams, num_positions: int, rngs: list[np.random.Generator]) -> dict:
+    """One book of ``len(rngs)`` envs, env ``i`` drawn from ``rngs[i]``: the same as
+    :func:`concat_books` of :func:`draw_book` of one env per generator, with the arithmetic
+    after the draws done once for the batch (it is elementwise, or per env)."""
+    draws = [book_draws(params, 1, num_positions, rng) for rng in rngs]
+    if len(draws) == 1:
+        return book_from_draws(params, draws[0])
+    return book_from_draws(
+        params, tuple(np.concatenate(d, axis=0) for d in zip(*draws, strict=True))
+    )
+
+
+def book_draws(
+    params: EngineParams, num_envs: int, num_positions: int, rng: np.random.Generator
+) -> tuple[np.ndarray, ...]:
+    """The random numbers of a book ``[E, N]`` each, in the order they are drawn: slot sizes
+    (Pareto), health-factor noise (normal), kind, trigger, reaction and target draws (uniform),
+    then the repay, in-band and active uniforms (:func:`book_from_draws` turns them into a book)."""
     b = params.borrowers
-    e, n = num_envs, num_positions
-    weights = rng.pareto(b.size_pareto_alpha, (e, n)) + 1.0
+    shape = (num_envs, num_positions)
+    return (
+        rng.pareto(b.size_pareto_alpha, shape),
+        rng.standard_normal(shape),
+        rng.random(shape),
+        rng.uniform(b.trigger_hf_min, b.trigger_hf_max, shape),
+        rng.uniform(b.react_prob_min, b.react_prob_max, shape),
+        rng.uniform(b.looper_target_hf_min, b.looper_target_hf_max, shape),
+        rng.random(shape),
+        rng.random(shape),
+        rng.random(shape),
+    )
+
+
+def book_from_draws(
+    params: EngineParams,
+    draws: tuple[np.ndarray, ...],
+    vol_annual: np.ndarray | float | None = None,
+) -> dict:
+    """The book of :func:`draw_book` from its random numbers (:func:`book_draws`)."""
+    b = params.borrowers
+    pareto, z, u_kind, trigger, react, target, u_repays, u_band, u_active = draws
+    e = pareto.shape[0]
+    weights = pareto + 1.0
     median = b.hf_median_excess
     if vol_annual is not None and b.hf_vol_elasticity != 0.0:
         ratio = (
             np.broadcast_to(np.asarray(vol_annual, dtype=np.float64), (e,)) / b.hf_vol_ref_annual
         )
         median = b.hf_median_excess * (ratio**b.hf_vol_elasticity)[:, None]
-    hf = b.hf_floor + np.exp(np.log(median) + b.hf_sigma * rng.standard_normal((e, n)))
-    u_kind = rng.random((e, n))
+    hf = b.hf_floor + np.exp(np.log(median) + b.hf_sigma * z)
     kind = np.where(
         u_kind < b.passive_frac,
         PASSIVE,
         np.where(u_kind < b.passive_frac + b.defensive_frac, DEFENSIVE, LOOPER),
     ).astype(np.int64)
-    trigger = rng.uniform(b.trigger_hf_min, b.trigger_hf_max, (e, n))
-    react = rng.uniform(b.react_prob_min, b.react_prob_max, (e, n))
-    target = rng.uniform(b.looper_target_hf_min, b.looper_target_hf_max, (e, n))
-    repays = rng.random((e, n)) < b.repay_share_frac
+    repays = u_repays < b.repay_share_frac
     # Loopers start inside their band (at their target up to the re-lever threshold), as they would
     # be after levering up, so the first substep is not a burst of re-levering.
-    in_band = target * (1.0 + b.relever_band_frac * rng.random((e, n)))
+    in_band = target * (1.0 + b.relever_band_frac * u_band)
     hf = np.where(kind == LOOPER, in_band, hf)
-    active = rng.random((e, n)) < b.initial_active_frac
+    active = u_active < b.initial_active_frac
     active[~active.any(axis=1), 0] = True
     return {
         "weights": weights,

@@ -6,6 +6,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,7 @@ class Scenario:
         return self.build(knobs, ctx)
 
 
+@cache  # every episode start of a scenario seeds its generator with it
 def _stable_hash(name: str) -> int:
     h = 0
     for ch in name.encode():
