@@ -232,6 +232,18 @@ def _as_state_array(a: Any) -> np.ndarray:
     return a if a.dtype.kind != "f" or a.dtype == np.float64 else a.astype(np.float64)
 
 
+def _per_env(x: Any, e: int) -> np.ndarray:
+    """A new float64 ``[e]`` array of ``x`` (a number or ``[e]`` values): what
+    ``np.broadcast_to(np.asarray(x, float64), (e,)).copy()`` gives, in one call for the common
+    cases (an episode start makes dozens)."""
+    a = np.array(x, dtype=np.float64)  # a copy
+    if a.shape == (e,):
+        return a
+    out = np.empty(e)
+    out[...] = a  # broadcasts, or raises as broadcast_to would
+    return out
+
+
 def build_state(
     params: EngineParams,
     book: dict,
@@ -249,10 +261,9 @@ def build_state(
     book alone."""
     p, m, b = params.protocol, params.market, params.borrowers
     e, n = book["weights"].shape
-    f0 = np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e,)).copy()
-    dp0 = np.broadcast_to(np.asarray(debt_price_usd, dtype=np.float64), (e,)).copy()
-    liq0 = np.broadcast_to(np.asarray(liquidity_frac, dtype=np.float64), (e,)).copy()
-    gas0 = np.broadcast_to(np.asarray(gas_gwei, dtype=np.float64), (e,)).copy()
+    f0, dp0, liq0, gas0 = (
+        _per_env(x, e) for x in (fundamental_usd, debt_price_usd, liquidity_frac, gas_gwei)
+    )
 
     active = book["active"]
     w = book["weights"]
@@ -308,7 +319,7 @@ def build_state(
         "pool_min_usd": f0.copy(),
     }
     for name in PARAM_FIELDS:
-        arrays[name] = np.full(e, float(getattr(p, name)))
+        arrays[name] = _per_env(float(getattr(p, name)), e)
     for name in COUNTER_FIELDS:
         arrays[name] = zeros.copy()
     converted = {k: conv(v) for k, v in arrays.items()}

@@ -419,7 +419,8 @@ class LevgymVectorEnv(VectorEnv):
         reward, terminated, batch_info = self._advance(a)
         info = unbatch_info(batch_info, 0)
         term = bool(terminated[0])
-        trunc = not term and bool(self.core.at_horizon[0])
+        core = self.core
+        trunc = not term and int(core.t[0]) >= core.horizon_substeps  # core.at_horizon[0]
         self._episode_return += reward
         self._episode_length += 1
         info["scenario"] = self._scenario_now[0]
