@@ -282,7 +282,8 @@ class MarketRunner:
                     f"scenario {name!r} returned drivers of shape {drivers.fundamental_usd.shape}; "
                     f"expected ({self.horizon_substeps}, 1)"
                 )
-        return drivers, np.random.default_rng(book_seed)
+        # default_rng(book_seed) without its Python layer (it is Generator(PCG64(seed)))
+        return drivers, np.random.Generator(np.random.PCG64(book_seed))
 
     def new_episodes(self, mask: np.ndarray) -> np.ndarray:
         """Start a new episode in every env of ``mask`` (bool ``[E]``); the others are untouched.

@@ -96,7 +96,8 @@ class Scenario:
     ) -> Drivers:
         """Drivers ``[num_substeps, num_envs]`` for this scenario, reproducible from ``seed``."""
         knobs = self.resolve_knobs(overrides)
-        rng = np.random.default_rng([int(seed), _stable_hash(self.name)])
+        # default_rng([...]) without its Python layer (it is Generator(PCG64(seed)))
+        rng = np.random.Generator(np.random.PCG64([int(seed), _stable_hash(self.name)]))
         ctx = ScenarioContext(num_envs, num_substeps, params.run.substep_h, params, rng)
         return self.build(knobs, ctx)
 
