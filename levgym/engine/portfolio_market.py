@@ -683,3 +683,4 @@ def state_to_dict(state: PortfolioState) -> dict[str, Any]:
 # (levgym.engine.multiprotocol), which runs the same pools and oracles per protocol
 pool_layout = _pool_layout
 oracle_from_pools = _oracle
+pool_usd = _pool_usd

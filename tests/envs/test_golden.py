@@ -185,7 +185,10 @@ SCENARIOS = (
     "merton_crash", "merton_jumps", "oracle_frozen", "oracle_manipulation", "perfect_storm",
     "regime_stress", "regime_switching", "shock",
 )  # fmt: skip
-EPISODE_STARTS_GOLDEN = "e272846410346b23051d1ce8514ea8e9ae5ea6c4a58b38078f647e1e95e832bd"
+# Re-recorded when the keeper venues added three state fields (keeper_cex_pending_asset and two
+# counters, all zero by default): without them the digest is the one recorded before the
+# overhead work, e272846410346b23051d1ce8514ea8e9ae5ea6c4a58b38078f647e1e95e832bd.
+EPISODE_STARTS_GOLDEN = "c9bd7ef71e0c026dd3b264b19a7f09911c3120ff0e2d4a13672c6a888dc6d293"
 
 
 def episode_starts_digest() -> str:
