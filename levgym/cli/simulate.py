@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default=None,
-        help="preset (default aave_v3_weth; aave_v3_weth, compound_v3 (single-asset, Aave-style mechanics with Comet's factors; the Comet rules are the compound_v3_usdc protocol of --protocols), conservative; aave_v2_weth also sets the book, keepers and warm-up fitted on Aave v2, see `levgym validate`; aave_v3_ethereum: the multi-asset cross-margin market on a multi-asset scenario, see docs/cross-margin.md)",
+        help="preset (default aave_v3_weth; aave_v3_weth, aave_v3_weth_comet_params (single-asset, Aave-style mechanics with Comet's WETH factors, formerly compound_v3; Comet's own rules are the compound_v3_usdc protocol of --protocols), conservative; aave_v2_weth also sets the book, keepers and warm-up fitted on Aave v2, see `levgym validate`; aave_v3_ethereum: the multi-asset cross-margin market on a multi-asset scenario, see docs/cross-margin.md)",
     )
     p.add_argument(
         "--protocols",

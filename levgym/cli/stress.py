@@ -24,7 +24,7 @@ from ..analytics.report import (
 )
 from ..analytics.risk import SE_METHODS, summarize_paths
 from ..analytics.sensitivity import run_sensitivities, sensitivity_runs, to_records
-from ..engine.params import PRESETS, EngineParams
+from ..engine.params import PRESET_ALIASES, PRESETS, EngineParams
 from ..io import write_json, write_text
 from ..naming import new_run_dir
 from ..results import checked
@@ -75,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default=None,
-        choices=[*sorted(PRESETS), "aave_v3_ethereum"],
+        choices=[*sorted(PRESETS), "aave_v3_ethereum", *PRESET_ALIASES],
         help="protocol preset (default aave_v3_weth; aave_v3_ethereum: the multi-asset cross-margin market on a "
         "multi-asset scenario, see docs/cross-margin.md)",
     )

@@ -422,10 +422,12 @@ class EngineParams:
 PRESETS: dict[str, ProtocolParams] = {
     # Aave v3 Ethereum WETH at launch.
     "aave_v3_weth": ProtocolParams(),
-    # Compound v3 (Comet) USDC market, WETH collateral: borrow CF 0.825, liquidation CF 0.895,
-    # liquidation factor 0.95 (the protocol absorbs and sells at a 5% discount). Comet absorbs the
-    # whole position, so the close factor is 1.
-    "compound_v3": ProtocolParams(
+    # Compound v3 (Comet) USDC market's WETH factors under the single-asset engine's Aave-style
+    # liquidation: borrow CF 0.825, liquidation CF 0.895, liquidation factor 0.95 (a 5%
+    # discount), close factor 1 (Comet takes the whole position). Comet's own rules (absorb,
+    # buyCollateral) are the `compound_v3_usdc` protocol of `--protocols`. Named `compound_v3`
+    # before round two (PRESET_ALIASES).
+    "aave_v3_weth_comet_params": ProtocolParams(
         ltv=0.825,
         liquidation_threshold=0.895,
         liquidation_bonus=0.05,
@@ -487,8 +489,31 @@ BOOK_PRESETS: dict[str, dict[str, dict[str, float | int | bool | str]]] = {
 a preset named here sets these too (:func:`preset_params`); the others only set the protocol."""
 
 
+PRESET_ALIASES: dict[str, str] = {"compound_v3": "aave_v3_weth_comet_params"}
+"""Old preset names still accepted, with a FutureWarning naming the new one: ``compound_v3``
+ran Aave-style mechanics with Comet's factors, so its name now says so (the output contract's
+``<rules>_<version>_<market>`` scheme), and ``compound_v3_usdc`` is Comet's own rules."""
+
+
+def resolve_preset_name(name: str) -> str:
+    """``name``, or the new name of an old one (:data:`PRESET_ALIASES`, with a FutureWarning)."""
+    if name in PRESET_ALIASES:
+        import warnings
+
+        new = PRESET_ALIASES[name]
+        warnings.warn(
+            f"preset {name!r} is renamed {new!r} (Aave-style liquidation with Comet's WETH "
+            "factors; Comet's own rules: --protocols compound_v3_usdc)",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return new
+    return name
+
+
 def preset(name: str) -> ProtocolParams:
-    """The protocol preset called ``name``."""
+    """The protocol preset called ``name`` (an old name of :data:`PRESET_ALIASES` too)."""
+    name = resolve_preset_name(name)
     if name not in PRESETS:
         raise ValueError(
             f"preset {name!r} is unknown{closest_hint(name, PRESETS)}; allowed {', '.join(sorted(PRESETS))}"
@@ -499,6 +524,7 @@ def preset(name: str) -> ProtocolParams:
 def preset_params(name: str) -> EngineParams:
     """All engine parameters of the preset ``name``: its protocol and, for a preset of
     :data:`BOOK_PRESETS`, its market, book and run values."""
+    name = resolve_preset_name(name)
     params = EngineParams(protocol=preset(name))
     sections = BOOK_PRESETS.get(name, {})
     parts = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}

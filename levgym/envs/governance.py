@@ -678,7 +678,7 @@ class GovernanceEnv(LevgymEnv):
       None takes the registered names among :data:`DEFAULT_GOVERNANCE_SCENARIOS`.
     - ``horizon_h`` (720): episode length in hours (a multiple of the 1 h step).
     - ``params`` (None): ``EngineParams``, ``ProtocolParams`` or a preset name
-      (``aave_v3_weth``, ``compound_v3``, ``conservative``); the starting parameters must lie
+      (``aave_v3_weth``, ``aave_v3_weth_comet_params``, ``conservative``); the starting parameters must lie
       within ``limits``.
     - ``limits`` (``StewardLimits()``): per-step caps and bounds of the action.
     - ``w_bad_debt`` (2.0), ``w_liquidation`` (0.5), ``w_efficiency`` (0.02), ``reward_scale``

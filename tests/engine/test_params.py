@@ -58,10 +58,14 @@ def test_presets_and_override():
         0.5,
         0.95,
     )
-    assert preset("compound_v3").liquidation_threshold == 0.895
+    assert preset("aave_v3_weth_comet_params").liquidation_threshold == 0.895
+    with pytest.warns(
+        FutureWarning, match="preset 'compound_v3' is renamed 'aave_v3_weth_comet_params'"
+    ):
+        assert preset("compound_v3") == preset("aave_v3_weth_comet_params")
     with pytest.raises(
         ValueError,
-        match=r"preset 'x' is unknown; allowed aave_v2_weth, aave_v3_weth, compound_v3, conservative",
+        match=r"preset 'x' is unknown; allowed aave_v2_weth, aave_v3_weth, aave_v3_weth_comet_params, conservative",
     ):
         preset("x")
     assert override(aave, "protocol", "liquidation_bonus", "0.06").liquidation_bonus == 0.06

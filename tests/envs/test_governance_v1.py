@@ -181,4 +181,4 @@ def test_bad_arguments_raise_one_clear_error():
 
     with pytest.raises(ValueError, match="optimal_utilization_frac=0.99 is outside lever"):
         _env(1, params=ProtocolParams(optimal_utilization_frac=0.99))
-    _env(1, params="compound_v3")  # within every lever's bounds
+    _env(1, params="aave_v3_weth_comet_params")  # within every lever's bounds
