@@ -1,5 +1,5 @@
-"""Rule-based baseline agents for ``levgym/Governance-v0``, ``levgym/Governance-v1`` and
-``levgym/Liquidator-v1``.
+"""Rule-based baseline agents for ``levgym/Governance-v0``, ``levgym/Governance-v1``,
+``levgym/PortfolioGovernance-v0``, ``levgym/Liquidator-v1`` and ``levgym/CrossProtocolHedger-v0``.
 
 Every baseline has Stable-Baselines3's ``predict(observation, state=None, episode_start=None,
 deterministic=True) -> (actions, state)``, so evaluation treats a trained model and a rule the
@@ -38,7 +38,11 @@ import numpy as np
 from gymnasium import spaces
 
 from levgym.engine.params import PRESETS, ProtocolParams
+from levgym.engine.portfolio import Reserves
 from levgym.envs.base import LevgymEnv, LevgymVectorEnv
+from levgym.envs.cross_protocol import ACTIONS as HEDGER_ACTIONS
+from levgym.envs.cross_protocol import FEATURES as HEDGER_FEATURES
+from levgym.envs.cross_protocol import SHORT_NAMES as HEDGER_LEGS
 from levgym.envs.features import VOL_PRIOR_ANNUAL, Feature, bounds, index
 from levgym.envs.governance import GOVERNANCE_ACTIONS, GOVERNANCE_FEATURES, StewardLimits
 from levgym.envs.governance_v1 import (
@@ -49,13 +53,28 @@ from levgym.envs.governance_v1 import (
     stacked_features,
 )
 from levgym.envs.liquidator import LIQUIDATOR_ACTIONS, LIQUIDATOR_FEATURES, LIQUIDATOR_V2_ACTIONS
+from levgym.envs.portfolio_governance import DEFAULT_RESERVES as PORTFOLIO_RESERVES
+from levgym.envs.portfolio_governance import (
+    PortfolioGovernanceVectorEnv,
+    portfolio_features,
+    portfolio_rows,
+)
 from levgym.envs.steward import GOVERNANCE_V1_SCHEMA, StewardSchema
 
 GOVERNANCE_ID = "levgym/Governance-v0"
 GOVERNANCE_V1_ID = "levgym/Governance-v1"
 LIQUIDATOR_ID = "levgym/Liquidator-v1"
 LIQUIDATOR_V2_ID = "levgym/Liquidator-v2"
-ENV_IDS = (GOVERNANCE_ID, GOVERNANCE_V1_ID, LIQUIDATOR_ID, LIQUIDATOR_V2_ID)
+PORTFOLIO_ID = "levgym/PortfolioGovernance-v0"
+HEDGER_ID = "levgym/CrossProtocolHedger-v0"
+ENV_IDS = (
+    GOVERNANCE_ID,
+    GOVERNANCE_V1_ID,
+    LIQUIDATOR_ID,
+    LIQUIDATOR_V2_ID,
+    PORTFOLIO_ID,
+    HEDGER_ID,
+)
 
 # A parameter closer to its target than this (in parameter units) counts as on target. The
 # observation is float32 (about 1e-7 relative resolution), so a parameter read back from it is
@@ -395,6 +414,10 @@ class RandomPolicy(BaselinePolicy):
             GOVERNANCE_V1_ID: (GovernanceV1VectorEnv.FEATURES, GovernanceV1VectorEnv.ACTIONS),
             LIQUIDATOR_ID: (LIQUIDATOR_FEATURES, LIQUIDATOR_ACTIONS),
             LIQUIDATOR_V2_ID: (LIQUIDATOR_FEATURES, LIQUIDATOR_V2_ACTIONS),
+            PORTFOLIO_ID: (
+                PortfolioGovernanceVectorEnv.FEATURES,
+                PortfolioGovernanceVectorEnv.ACTIONS,
+            ),
         }
         features, actions = spaces_of[env_id]
         if venv is not None:  # the env's own (a v1 env's depend on its schema and history)
@@ -409,6 +432,53 @@ class RandomPolicy(BaselinePolicy):
         return self.rng.uniform(
             self._act_low, self._act_high, size=(obs.shape[0], len(self.ACTIONS))
         )
+
+
+# ---------------------------------------------------------------------- steward levers
+class LeverSteps:
+    """The one mapping of the steward rules from target lever values to actions, for the levers
+    of a :class:`levgym.envs.steward.StewardSchema` (Governance-v1's, or one row group of
+    PortfolioGovernance-v0's, over any leading axes ``[..., L]``).
+
+    The action toward a target ``x*`` from ``x`` is ``sign * min(|x* - x| / step, 1)`` with
+    ``step`` the lever's largest change that way (times ``x`` for a relative lever), scaled past
+    its deadband; a lever within ``ON_TARGET_TOL`` (relative for a relative lever) of its target,
+    or whose target is NaN, gets 0; a switch gets 1 when its target is above 0.5, else -1.
+    ``unit`` (``[..., L]``, default 1) converts the schema's bounds to the units the targets are
+    in: a lever bounded by multiples of a reference known to the rule (a reserve's starting LT)
+    is read and steered in the parameter's own units."""
+
+    def __init__(self, schema: StewardSchema, unit: np.ndarray | None = None) -> None:
+        v = schema.levers
+        self.unit = None if unit is None else np.asarray(unit, dtype=np.float64)
+        low = np.array([x.low for x in v])
+        high = np.array([x.high for x in v])
+        self.low = low if self.unit is None else low * self.unit
+        self.high = high if self.unit is None else high * self.unit
+        self.up = np.array([x.step_up for x in v])
+        self.down = np.array([x.step_down for x in v])
+        self.relative = np.array([x.relative for x in v])
+        self.deadband = np.array([x.deadband for x in v])
+        self.switch = ~schema.level_columns
+
+    def current(self, position: np.ndarray) -> np.ndarray:
+        """Lever values from their positions within the bounds (the observation's features)."""
+        return self.low + position * (self.high - self.low)
+
+    def actions(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Actions ``[..., L]`` moving the levers ``x`` toward ``target`` (see the class doc)."""
+        diff = target - x
+        scale = np.where(self.relative, np.maximum(np.abs(x), 1e-12), 1.0)
+        step = np.where(diff > 0, self.up, self.down) * scale
+        frac = np.where(step > 0, np.abs(diff) / np.where(step > 0, step, 1.0), 0.0)
+        frac = np.minimum(frac, 1.0)
+        tol = np.where(self.relative, ON_TARGET_TOL * scale, ON_TARGET_TOL)
+        frac = np.where(np.isnan(diff) | (np.abs(diff) <= tol), 0.0, frac)
+        a = np.sign(diff) * (self.deadband + (1.0 - self.deadband) * frac)
+        a = np.where(frac > 0, a, 0.0)
+        on = target[..., self.switch] > 0.5
+        a[..., self.switch] = np.where(on, 1.0, -1.0)
+        return np.nan_to_num(a)
 
 
 # ---------------------------------------------------------------------- governance v1
@@ -450,14 +520,9 @@ class StewardBaseline(BaselinePolicy):
         super().__init__()
         self.fcol = index(self.frame)
         self.lev = self.schema.index()
-        v = self.schema.levers
-        self._low = np.array([x.low for x in v])
-        self._high = np.array([x.high for x in v])
-        self._up = np.array([x.step_up for x in v])
-        self._down = np.array([x.step_down for x in v])
-        self._relative = np.array([x.relative for x in v])
-        self._deadband = np.array([x.deadband for x in v])
-        self._switch = ~self.schema.level_columns
+        self.steps = LeverSteps(self.schema)
+        self._low, self._high = self.steps.low, self.steps.high
+        self._up, self._down = self.steps.up, self.steps.down
         base, tight = PRESETS["aave_v3_weth"], PRESETS["conservative"]
         self.base = self.preset_targets(base)
         self.tight = self.preset_targets(tight)
@@ -506,19 +571,7 @@ class StewardBaseline(BaselinePolicy):
         frames = self.frames(obs)
         now = frames[:, 0]
         x = self.current(now)
-        target = self._targets(frames)
-        diff = target - x
-        scale = np.where(self._relative, np.maximum(np.abs(x), 1e-12), 1.0)
-        step = np.where(diff > 0, self._up, self._down) * scale
-        frac = np.where(step > 0, np.abs(diff) / np.where(step > 0, step, 1.0), 0.0)
-        frac = np.minimum(frac, 1.0)
-        tol = np.where(self._relative, ON_TARGET_TOL * scale, ON_TARGET_TOL)
-        frac = np.where(np.isnan(diff) | (np.abs(diff) <= tol), 0.0, frac)
-        a = np.sign(diff) * (self._deadband + (1.0 - self._deadband) * frac)
-        a = np.where(frac > 0, a, 0.0)
-        on = target[:, self._switch] > 0.5
-        a[:, self._switch] = np.where(on, 1.0, -1.0)
-        return np.nan_to_num(a)
+        return self.steps.actions(x, self._targets(frames))
 
 
 class StaticSteward(StewardBaseline):
@@ -716,6 +769,199 @@ class ToxicSpiralSteward(StewardBaseline):
         return t
 
 
+# ---------------------------------------------------------------------- portfolio governance
+class PortfolioStewardBaseline(BaselinePolicy):
+    """Base of the ``levgym/PortfolioGovernance-v0`` rules: Governance-v1's rules applied per
+    row of the steward's schema (each reserve, each E-mode category), through the same
+    target-to-action mapping (:class:`LeverSteps`, one per row group).
+
+    A lever's value is read back from its position feature ``{row}.{lever}``, in the
+    parameter's own units for LT, the LTV gap, the bonus and slope2 (their bounds are multiples
+    of the row's starting value, which the rule knows from the reserves) and in multiples of the
+    episode's supply or debt for the caps. ``_targets(obs, x)`` returns target values per group
+    ``{group: [n, R, L]}`` in those units (NaN: leave the lever alone). BASE is every row at its
+    starting values (caps 1.5 x); TIGHT moves LT, gap and bonus of every row as
+    ``conservative`` moves Aave's WETH preset (LT x 0.75 / 0.86, gap + 0.015, bonus x 0.075 /
+    0.052: the ratios of the ``conservative`` and ``aave_v3_weth`` presets)."""
+
+    env_id = PORTFOLIO_ID
+    FEATURES = PortfolioGovernanceVectorEnv.FEATURES
+    ACTIONS = PortfolioGovernanceVectorEnv.ACTIONS
+    CAP_START: ClassVar[float] = 1.5
+    RISK: ClassVar[tuple[str, ...]] = ("liquidation_threshold", "ltv_gap", "liquidation_bonus")
+
+    def __init__(self, reserves: Reserves | None = None) -> None:
+        if reserves is not None and not isinstance(reserves, Reserves):
+            raise ValueError(f"reserves={reserves!r} must be a levgym.engine.portfolio.Reserves")
+        self.reserves = reserves or PORTFOLIO_RESERVES
+        self.rows = portfolio_rows(self.reserves)
+        self.FEATURES = portfolio_features(self.rows)  # type: ignore[misc]
+        self.ACTIONS = self.rows.action_features()  # type: ignore[misc]
+        super().__init__()
+        base, aave = PRESETS["conservative"], PRESETS["aave_v3_weth"]
+        self.lt_ratio = base.liquidation_threshold / aave.liquidation_threshold
+        self.gap_widen = (base.liquidation_threshold - base.ltv) - (
+            aave.liquidation_threshold - aave.ltv
+        )
+        self.bonus_ratio = base.liquidation_bonus / aave.liquidation_bonus
+        self.steps: dict[str, LeverSteps] = {}
+        self.base: dict[str, np.ndarray] = {}
+        self.tight: dict[str, np.ndarray] = {}
+        self.lev: dict[str, dict[str, int]] = {}
+        for g in self.rows.groups:
+            objs = self.reserves.reserves if g.name == "reserve" else self.reserves.emodes
+            unit = np.ones(g.shape)
+            start = np.zeros(g.shape)
+            for j, v in enumerate(g.schema.levers):
+                for r, o in enumerate(objs):
+                    ref = {
+                        "start_liquidation_threshold": o.liquidation_threshold,
+                        "start_liquidation_bonus": o.liquidation_bonus,
+                        "start_slope2_apr": getattr(o, "slope2_apr", 1.0),
+                    }
+                    unit[r, j] = ref.get(v.bounds_of, 1.0) if v.bounds_of else 1.0
+                    if v.target in ("supply_cap_asset", "borrow_cap_asset"):
+                        start[r, j] = self.CAP_START
+                    elif v.target == "ltv_gap":
+                        start[r, j] = o.liquidation_threshold - o.ltv
+                    else:
+                        start[r, j] = getattr(o, v.target)
+            self.steps[g.name] = LeverSteps(g.schema, unit)
+            self.base[g.name] = start
+            lev = g.schema.index()
+            self.lev[g.name] = lev
+            tight = start.copy()
+            tight[:, lev["liquidation_threshold"]] *= self.lt_ratio
+            tight[:, lev["ltv_gap"]] += self.gap_widen
+            tight[:, lev["liquidation_bonus"]] *= self.bonus_ratio
+            self.tight[g.name] = tight
+        self.fcol = index(self.FEATURES)
+
+    def current(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        """Lever values ``{group: [n, R, L]}`` from the observation's position features."""
+        out = {}
+        for g in self.rows.groups:
+            pos = np.stack(
+                [
+                    np.stack([obs[:, self.fcol[f"{row}.{v.name}"]] for v in g.schema.levers], -1)
+                    for row in g.rows
+                ],
+                axis=1,
+            )
+            out[g.name] = self.steps[g.name].current(pos)
+        return out
+
+    def reserve_feature(self, obs: np.ndarray, name: str) -> np.ndarray:
+        """A per-reserve feature ``[n, K]`` (``{symbol}.{name}``)."""
+        return np.stack([obs[:, self.fcol[f"{s}.{name}"]] for s in self.reserves.symbols], -1)
+
+    def _targets(self, obs: np.ndarray, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = obs.shape[0]
+        return {k: np.broadcast_to(v, (n, *v.shape)).copy() for k, v in self.base.items()}
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        x = self.current(obs)
+        t = self._targets(obs, x)
+        n = obs.shape[0]
+        parts = [
+            self.steps[g.name].actions(x[g.name], t[g.name]).reshape(n, -1)
+            for g in self.rows.groups
+        ]
+        return np.concatenate(parts, axis=1)
+
+
+class PortfolioStatic(PortfolioStewardBaseline):
+    """``static``: every reserve and E-mode category held at its starting parameters (Aave v3
+    Ethereum's), caps at their start (1.5 x the episode's supply and debt)."""
+
+    name = "static"
+
+
+class PortfolioConservative(PortfolioStewardBaseline):
+    """``conservative``: every row's LT, gap and bonus driven to TIGHT within the per-change
+    limits and held (LT x 0.872, gap + 0.015, bonus x 1.44; a category's LT stops at its lower
+    bound, 0.9 x its start); the rest as ``static``."""
+
+    name = "conservative"
+
+    def _targets(self, obs, x):
+        t = super()._targets(obs, x)
+        for g in self.rows.groups:
+            cols = [self.lev[g.name][k] for k in self.RISK]
+            t[g.name][:, :, cols] = self.tight[g.name][:, cols]
+        return t
+
+
+class PortfolioVolRule(PortfolioStewardBaseline):
+    """``vol_rule``: each reserve's LT falls linearly with its own realized volatility (v0's
+    rule per reserve), its gap held; E-mode categories and the rest as ``static``.
+
+    ``target LT_k = clip(LT0_k - 0.1 * (vol_short_k - 0.6), LT0_k - 0.16, LT0_k)``: the
+    constants of :class:`VolRuleGovernor` (``K``, ``VOL0``, and the floor ``LT0 - LT_LO``
+    below the start). Unlike v0 it never raises LT above the start: ``VOL0 = 0.6`` is an ETH
+    level and the stablecoins' calm volatility is far below it, so the calm-market side of v0's
+    rule would raise every stablecoin's LT; a depeg's volatility still cuts it."""
+
+    name = "vol_rule"
+
+    def _targets(self, obs, x):
+        t = super()._targets(obs, x)
+        j = self.lev["reserve"]["liquidation_threshold"]
+        lt0 = self.base["reserve"][:, j]
+        vol = self.reserve_feature(obs, "vol_short")
+        g = VolRuleGovernor
+        lt = lt0 - g.K * (vol - g.VOL0)
+        t["reserve"][:, :, j] = np.clip(lt, lt0 - (g.LT0 - g.LT_LO), lt0)
+        return t
+
+
+class PortfolioStewardRule(PortfolioStewardBaseline):
+    """``steward``: Governance-v1's ``steward`` rule per reserve row: tighten a stressed reserve
+    fast, relax it slowly when calm, hold in between.
+
+    A reserve's stress ``z_k = max(vol_short_k / 1.2, debt_liquidatable_10_k / 0.05)`` (its
+    own volatility; the share of the book's debt that a 10% fall of its price would make
+    liquidatable). ``z >= 1``: LT, gap and bonus to TIGHT and the reserve's caps cut to 1.1 x
+    their use; ``z < 0.75``: LT, gap and bonus back toward BASE at a fifth of their limit and
+    caps raised to 1.5 x their use; in between: hold. E-mode categories are held at BASE: their
+    loopers' collateral and debt move together (wstETH's exchange-rate oracle follows WETH),
+    so no one asset's volatility or fall says they are at risk, and tightening them liquidates
+    loopers that sit at HF 1.02-1.10 by design. Constants as Governance-v1's ``steward`` (why:
+    see :class:`StewardGovernor` and :class:`StewardRuleSteward`)."""
+
+    name = "steward"
+
+    def stress(self, obs: np.ndarray) -> np.ndarray:
+        """Stress per reserve ``[n, K]``."""
+        return np.maximum(
+            self.reserve_feature(obs, "vol_short") / StewardGovernor.VOL_TIGHT,
+            self.reserve_feature(obs, "debt_liquidatable_10") / StewardGovernor.NEAR_TIGHT,
+        )
+
+    def _targets(self, obs, x):
+        t = super()._targets(obs, x)
+        lev, xg, tg = self.lev["reserve"], x["reserve"], t["reserve"]
+        z = self.stress(obs)
+        stressed = (z >= 1.0)[..., None]
+        calm = (z < StewardGovernor.RELAX_BELOW)[..., None]
+        risk = [lev[k] for k in self.RISK]
+        steps = self.steps["reserve"]
+        goal = np.where(stressed, self.tight["reserve"][:, risk], self.base["reserve"][:, risk])
+        relax = xg[..., risk] + StewardGovernor.RELAX_SPEED * np.clip(
+            goal - xg[..., risk], -steps.down[risk], steps.up[risk]
+        )
+        tg[..., risk] = np.where(calm, relax, np.where(stressed, goal, xg[..., risk]))
+        for cap, use in (("supply_cap", "supply_cap_use"), ("borrow_cap", "borrow_cap_use")):
+            j = lev[cap]
+            used = self.reserve_feature(obs, use) * xg[..., j]
+            tg[..., j] = np.where(
+                stressed[..., 0],
+                StewardRuleSteward.CUT_HEADROOM * used,
+                np.where(calm[..., 0], StewardRuleSteward.RELAX_HEADROOM * used, xg[..., j]),
+            )
+        return t
+
+
 # ---------------------------------------------------------------------- liquidator
 class LiquidatorBaseline(BaselinePolicy):
     """Base of the liquidator rules, for ``levgym/Liquidator-v1`` (``env_id``, the default) or
@@ -845,6 +1091,91 @@ class PassiveLiquidator(LiquidatorBaseline):
         return -np.ones((obs.shape[0], 3))
 
 
+# ---------------------------------------------------------------------- cross-protocol hedger
+class HedgerBaseline(BaselinePolicy):
+    """Base of the ``levgym/CrossProtocolHedger-v0`` rules. They read the legs' health factors
+    (``hf_aave``, ``hf_compound``, ``hf_morpho``: 5 when a leg has no debt) and never hedge on
+    the perp (hedge action -1: no short). Moves and debt actions inside the env's dead zone
+    (``|a| < 0.05``) are exactly 0, so a rule that does nothing pays no gas."""
+
+    env_id = HEDGER_ID
+    FEATURES = HEDGER_FEATURES
+    ACTIONS = HEDGER_ACTIONS
+
+    def hf(self, obs: np.ndarray) -> np.ndarray:
+        """The legs' health factors ``[n, P]``."""
+        return np.stack([obs[:, self.col[f"hf_{s}"]] for s in HEDGER_LEGS], axis=1)
+
+    def _hold(self, n: int) -> np.ndarray:
+        a = np.zeros((n, len(self.ACTIONS)))
+        a[:, -1] = -1.0
+        return a
+
+
+class HoldHedger(HedgerBaseline):
+    """``hold``: does nothing (no move, no repay or borrow, no perp). The account rides the
+    stress and the keepers liquidate it where it falls below 1: the cost of inaction."""
+
+    name = "hold"
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        return self._hold(obs.shape[0])
+
+
+class ThresholdRebalancer(HedgerBaseline):
+    """``threshold_rebalancer``: when the lowest leg's HF falls below ``TRIGGER_HF``, move
+    collateral into it from every leg whose HF is above ``DONOR_HF``, each donor giving the
+    share that brings it down to ``DONOR_TARGET_HF`` (a leg's HF is proportional to its
+    collateral: one collateral asset, so the share is ``1 - target / hf``). It never repays:
+    its only tool is the collateral already in the account, moved where it is needed.
+
+    Constants: ``TRIGGER_HF = 1.10``: the steepest default stress (35 % over 6 h, about 7 % an
+    hour) moves an HF by about 7 % a step, so acting at 1.10 leaves a step before 1.0 and the
+    default start HFs (1.10-1.40) are not rebalanced at once; ``DONOR_HF = 1.25`` and
+    ``DONOR_TARGET_HF = 1.20``: a donor keeps a margin of 20 % (Compound's withdrawal check needs
+    its LT-based HF above ``liquidateCF / borrowCF = 0.88 / 0.83``, about 1.06, and a donor must
+    not become the next leg to rescue in the same step)."""
+
+    name = "threshold_rebalancer"
+    TRIGGER_HF: ClassVar[float] = 1.10
+    DONOR_HF: ClassVar[float] = 1.25
+    DONOR_TARGET_HF: ClassVar[float] = 1.20
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        hf = self.hf(obs)
+        n, p = hf.shape
+        a = self._hold(n)
+        low = np.argmin(hf, axis=1)
+        on = hf[np.arange(n), low] < self.TRIGGER_HF
+        donor = (hf > self.DONOR_HF) & (np.arange(p)[None, :] != low[:, None]) & on[:, None]
+        give = np.where(donor, 1.0 - self.DONOR_TARGET_HF / np.maximum(hf, 1e-9), 0.0)
+        for j in range(p):
+            a[:, 2 * j] = np.where(low == j, np.where(on, 1.0, 0.0), -give[:, j])
+        return a
+
+
+class DeleverageHedger(HedgerBaseline):
+    """``deleverage``: when any leg's HF falls below ``TRIGGER_HF``, repay all the debt of
+    every leg (from cash, then by selling the account's wstETH into the shared pool). With no
+    debt left there is nothing to liquidate; the cost is the slippage of one large sale at the
+    worst moment, and the upside given up.
+
+    Constant: ``TRIGGER_HF = 1.08``: below the rebalancer's trigger (it is the last resort),
+    and about one step of the steepest default stress above 1.0."""
+
+    name = "deleverage"
+    TRIGGER_HF: ClassVar[float] = 1.08
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        hf = self.hf(obs)
+        n, p = hf.shape
+        a = self._hold(n)
+        on = hf.min(axis=1) < self.TRIGGER_HF
+        for j in range(p):
+            a[:, 2 * j + 1] = np.where(on, -1.0, 0.0)
+        return a
+
+
 # ---------------------------------------------------------------------- registry
 BASELINES: dict[str, dict[str, type[BaselinePolicy]]] = {
     GOVERNANCE_ID: {
@@ -864,6 +1195,13 @@ BASELINES: dict[str, dict[str, type[BaselinePolicy]]] = {
         "toxic_spiral": ToxicSpiralSteward,
         "random": RandomPolicy,
     },
+    PORTFOLIO_ID: {
+        "static": PortfolioStatic,
+        "conservative": PortfolioConservative,
+        "vol_rule": PortfolioVolRule,
+        "steward": PortfolioStewardRule,
+        "random": RandomPolicy,
+    },
     LIQUIDATOR_ID: {
         "greedy": GreedyLiquidator,
         "greedy_hedged": GreedyHedgedLiquidator,
@@ -871,6 +1209,11 @@ BASELINES: dict[str, dict[str, type[BaselinePolicy]]] = {
     },
 }
 BASELINES[LIQUIDATOR_V2_ID] = BASELINES[LIQUIDATOR_ID]
+BASELINES[HEDGER_ID] = {
+    "hold": HoldHedger,
+    "threshold_rebalancer": ThresholdRebalancer,
+    "deleverage": DeleverageHedger,
+}
 """The baselines of each env id: ``{env_id: {name: class}}``."""
 
 
@@ -893,6 +1236,8 @@ def make_baseline(name: str, env_or_env_id: Any, seed: int = 0) -> BaselinePolic
     cls = table[name]
     if cls is RandomPolicy:
         return RandomPolicy(env_id, seed=seed, venv=venv)
+    if issubclass(cls, PortfolioStewardBaseline):
+        return cls(reserves=getattr(venv, "reserves", None) if venv is not None else None)
     if issubclass(cls, StewardBaseline):
         if venv is None:
             return cls()
@@ -920,15 +1265,25 @@ __all__ = [
     "GovernanceBaseline",
     "GreedyHedgedLiquidator",
     "GreedyLiquidator",
+    "DeleverageHedger",
+    "HedgerBaseline",
+    "HoldHedger",
     "LiquidatorBaseline",
     "PassiveLiquidator",
+    "LeverSteps",
     "PidRateSteward",
+    "PortfolioConservative",
+    "PortfolioStatic",
+    "PortfolioStewardBaseline",
+    "PortfolioStewardRule",
+    "PortfolioVolRule",
     "RandomPolicy",
     "StaticGovernor",
     "StaticSteward",
     "StewardBaseline",
     "StewardGovernor",
     "StewardRuleSteward",
+    "ThresholdRebalancer",
     "ToxicSpiralSteward",
     "VolRuleGovernor",
     "VolRuleSteward",

@@ -46,6 +46,11 @@ DEFAULT_GOVERNANCE_ENV = "levgym/Governance-v1"
 bp of TVL per episode in training, +23 bp over ``static`` on held-out seeds; see the docs'
 Governance-v1 page); ``--governance-env levgym/Governance-v0`` runs the older env."""
 LIQUIDATOR_ENV = "levgym/Liquidator-v1"
+PORTFOLIO_ENV = "levgym/PortfolioGovernance-v0"
+"""The multi-asset governance env, run with ``--portfolio`` (:meth:`BenchmarkConfig.with_portfolio`):
+not in the default job, which it would lengthen by several minutes (docs: PortfolioGovernance)."""
+PORTFOLIO_TIMESTEPS = {"quick": 4_096, "default": 32_768}
+"""PPO steps per seed on PortfolioGovernance-v0 with ``--portfolio`` (``--full``: ppo.yaml's)."""
 TRAINED = "ppo"
 """The trained policy's name in the report; it is compared with every other policy."""
 
@@ -66,6 +71,7 @@ _GOVERNANCE_TABLE = (
 TABLE_METRICS = {
     "levgym/Governance-v0": _GOVERNANCE_TABLE,
     "levgym/Governance-v1": _GOVERNANCE_TABLE,
+    PORTFOLIO_ENV: _GOVERNANCE_TABLE,
     "levgym/Liquidator-v1": (
         ("return", "return", 1.0, "return"),
         ("pnl_usd", "PnL", 1e-3, "$k"),
@@ -122,8 +128,19 @@ class BenchmarkConfig:
     with_multiagent: bool = True
     """Run the multi-agent section (alternating best response, agents/multiagent.py; its short
     form on ``--quick``)."""
+    portfolio: bool = False
+    """Also train and evaluate ``levgym/PortfolioGovernance-v0`` (``--portfolio``; its budget is
+    ``timesteps[PORTFOLIO_ENV]``)."""
+    with_hedger: bool = True
+    """Run the ``levgym/CrossProtocolHedger-v0`` section (agents/hedger_bench.py: its three
+    baselines and a short PPO on the same held-out episodes; about a minute, a shorter form on
+    ``--quick``)."""
 
     def __post_init__(self) -> None:
+        if self.portfolio and PORTFOLIO_ENV not in self.timesteps:
+            raise ValueError(
+                f"portfolio=True needs timesteps[{PORTFOLIO_ENV!r}]; use BenchmarkConfig.with_portfolio"
+            )
         if (
             isinstance(self.num_seeds, bool)
             or not isinstance(self.num_seeds, int)
@@ -137,7 +154,18 @@ class BenchmarkConfig:
 
     @property
     def env_ids(self) -> tuple[str, ...]:
-        return (self.governance_env, LIQUIDATOR_ENV)
+        return (self.governance_env, LIQUIDATOR_ENV) + ((PORTFOLIO_ENV,) if self.portfolio else ())
+
+    def with_portfolio(self, preset: str) -> BenchmarkConfig:
+        """This configuration with PortfolioGovernance-v0 added: :data:`PORTFOLIO_TIMESTEPS` of
+        the preset (``full``: ppo.yaml's ``total_timesteps``)."""
+        if preset == "full":
+            from .config import load_config
+
+            steps = int(load_config(PORTFOLIO_ENV, "ppo")["total_timesteps"])
+        else:
+            steps = PORTFOLIO_TIMESTEPS[preset]
+        return replace(self, portfolio=True, timesteps={**self.timesteps, PORTFOLIO_ENV: steps})
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -226,18 +254,22 @@ def run_benchmark(
     num_seeds: int | None = None,
     executor: Any = None,
     full: bool = False,
+    portfolio: bool = False,
 ) -> Path:
     """Train, evaluate, report. Returns the report folder. Rerun on the same folder, it reuses
     trained models and resumes interrupted training; files there that need unpickling (models
     or statistics from older versions) load only with ``trust_pickle``. ``num_seeds`` PPO seeds
     are trained per env, as tasks on ``executor`` (a :class:`levgym.distributed.Executor`:
-    a process pool or Ray; default: one after the other in this process)."""
+    a process pool or Ray; default: one after the other in this process). ``portfolio`` adds
+    ``levgym/PortfolioGovernance-v0`` (:meth:`BenchmarkConfig.with_portfolio`)."""
     if quick and full:
         raise ValueError("--quick and --full exclude each other; allowed one of them")
     preset = "quick" if quick else "full" if full else "default"
     cfg = config or preset_config(preset, governance_env)
     if num_seeds is not None and num_seeds != cfg.num_seeds:
         cfg = replace(cfg, num_seeds=num_seeds)
+    if portfolio and not cfg.portfolio:
+        cfg = cfg.with_portfolio(preset)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     out_dir = Path(out) if out else naming.new_run_dir("benchmark", cfg.suite, cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -359,7 +391,7 @@ def run_benchmark(
                     pw = gap_closed(ep, episodes["static"], best_pw, seed=cfg.seed)
                     gaps[env_id][n]["share_of_piecewise"] = pw["share"]
                     gaps[env_id][n]["share_of_piecewise_ci95"] = pw["share_ci95"]
-        if is_governance(env_id):
+        if is_governance(env_id) and env_id in PATH_KEYS:  # single-asset crash replays only
             entry = suite.for_env(env_id)
             traces[env_id] = {}
             best = max(results[env_id], key=lambda n: objective(results[env_id][n]))
@@ -388,18 +420,30 @@ def run_benchmark(
         timings["multiagent_s"] = time.perf_counter() - t0
         ma_doc = multiagent_section(ma_res, ma_dir)
         ma_md = "\n" + render_report(ma_res, heading="## Multi-agent: alternating best response")
+    hedger_doc: dict[str, Any] | None = None
+    hedger_md = ""
+    if cfg.with_hedger:
+        from .hedger_bench import HedgerBenchConfig, render_section, run_hedger_section
+
+        _say(progress, "[crossprotocolhedger-v0] the baselines and a short PPO")
+        t0 = time.perf_counter()
+        h_cfg = HedgerBenchConfig.quick(cfg.seed) if quick else HedgerBenchConfig(seed=cfg.seed)
+        hedger_doc = run_hedger_section(h_cfg, out_dir / "hedger", progress=progress)
+        timings["hedger_s"] = time.perf_counter() - t0
+        hedger_md = "\n" + render_section(hedger_doc)
     timings["total_s"] = time.perf_counter() - started
 
     meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
     meta["executor"] = describe_executor(executor)
     doc = results_document(
-        meta, results, comparisons, ceilings, gaps, lost, seed_objectives, ma_doc, liq_target
-    )
+        meta, results, comparisons, ceilings, gaps, lost, seed_objectives, ma_doc, liq_target,
+        hedger_doc,
+    )  # fmt: skip
     write_json(out_dir / "results.json", doc)
     write_text(out_dir / "results.csv", _csv(results))
     plots = _plots(out_dir, results, traces, runs, doc["objective"], meta)
     report = _report(meta, results, doc["objective"], doc["objective_ci95"], plots, doc)
-    write_text(out_dir / "report.md", report + ma_md)
+    write_text(out_dir / "report.md", report + ma_md + hedger_md)
     _say(progress, f"report written to {out_dir / 'report.md'} ({timings['total_s']:.0f} s)")
     return out_dir
 
@@ -512,6 +556,7 @@ def results_document(
     seed_objectives: dict[str, dict[str, float]] | None = None,
     multiagent: dict[str, Any] | None = None,
     liquidator_target: dict[str, Any] | None = None,
+    hedger: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results.json object (objective per env and policy, evaluate's results, meta, the
     paired comparisons, the hindsight ceiling and the share of its gap each policy closes, the
@@ -540,6 +585,8 @@ def results_document(
         doc["multiagent"] = multiagent
     if liquidator_target is not None:
         doc["liquidator_target"] = liquidator_target
+    if hedger is not None:
+        doc["cross_protocol_hedger"] = hedger
     return checked("results.json", doc)
 
 
@@ -930,7 +977,7 @@ def _plots(out_dir: Path, results, traces, runs, objectives, meta) -> dict[str, 
     plt = _plt()
     files: dict[str, str] = {}
     # Parameter paths through a crash; the policy with the best objective drawn thick.
-    gov = next((e for e in results if is_governance(e)), "levgym/Governance-v0")
+    gov = next((e for e in results if e in PATH_KEYS), "levgym/Governance-v0")
     if traces.get(gov):
         obj = objectives.get(gov, {})
         best = max(obj, key=obj.get) if obj else None

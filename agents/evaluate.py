@@ -25,6 +25,7 @@ ENV_IDS = (
     "levgym/Governance-v1",
     "levgym/Liquidator-v1",
     "levgym/Liquidator-v2",
+    "levgym/PortfolioGovernance-v0",
 )
 """The env ids evaluate knows (their per-episode metrics are ``levgym.results.METRICS``)."""
 
@@ -36,9 +37,13 @@ GOVERNANCE_METRICS = METRICS["levgym/Governance-v0"]
 LIQUIDATOR_METRICS = METRICS["levgym/Liquidator-v1"]
 
 
+MULTIASSET_ENVS = ("levgym/PortfolioGovernance-v0",)
+"""Env ids whose scenarios are multi-asset ones (:mod:`levgym.scenarios.multiasset`)."""
+
+
 def is_governance(env_id: str) -> bool:
-    """Whether ``env_id`` is a governance env (any version)."""
-    return env_id.startswith("levgym/Governance-")
+    """Whether ``env_id`` is a governance env (any version, single- or multi-asset)."""
+    return env_id.startswith("levgym/Governance-") or env_id in MULTIASSET_ENVS
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,13 @@ def load_suite(path: str | os.PathLike | None = None, name: str = "default") -> 
     envs = {}
     for env_id, block in (data.get("envs") or {}).items():
         names = tuple(block.get("scenarios", ()))
-        for n in names:
-            scenario_lib.get(n)  # unknown names fail here, with the allowed list
+        for n in names:  # unknown names fail here, with the allowed list
+            if env_id in MULTIASSET_ENVS:
+                from levgym.scenarios.multiasset import get_scenario
+
+                get_scenario(n)
+            else:
+                scenario_lib.get(n)
         envs[env_id] = EnvSuite(names, dict(block.get("env_kwargs", {})))
     return Suite(str(data.get("name", file.stem)), episodes, seed, envs)
 
@@ -126,7 +136,12 @@ def load_model_policy(
 
 def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[str, Any]):
     """The native vector env for one scenario of the suite, on held-out seeds."""
-    from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv
+    from levgym.envs import (
+        GovernanceV1VectorEnv,
+        GovernanceVectorEnv,
+        LiquidatorVectorEnv,
+        PortfolioGovernanceVectorEnv,
+    )
     from levgym.envs.liquidator import LiquidatorV2VectorEnv
 
     classes = {
@@ -134,6 +149,7 @@ def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[st
         "levgym/Governance-v1": GovernanceV1VectorEnv,
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
         "levgym/Liquidator-v2": LiquidatorV2VectorEnv,
+        "levgym/PortfolioGovernance-v0": PortfolioGovernanceVectorEnv,
     }
     if env_id not in classes:
         raise ValueError(f"--env {env_id!r} is unknown; allowed {', '.join(classes)}")

@@ -20,6 +20,7 @@ RETURN_BASIS = {
     "levgym/Governance-v1": "TVL",
     "levgym/Liquidator-v1": "initial capital",
     "levgym/Liquidator-v2": "initial capital",
+    "levgym/PortfolioGovernance-v0": "TVL",
 }
 SCALE_NAMES = {1e4: "bp", 100.0: "%", 1.0: "fraction"}
 # Per-episode metrics that are fractions of episodes: their intervals are clipped to [0, 1].
@@ -71,7 +72,12 @@ def mean_ci(mean: float, ci: float | None, rate: bool = False) -> str:
 
 def default_reward_scale(env_id: str) -> float:
     """The ``reward_scale`` default of an env's vector class (read, not restated)."""
-    from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv
+    from levgym.envs import (
+        GovernanceV1VectorEnv,
+        GovernanceVectorEnv,
+        LiquidatorVectorEnv,
+        PortfolioGovernanceVectorEnv,
+    )
     from levgym.envs.liquidator import LiquidatorV2VectorEnv
 
     cls = {
@@ -79,6 +85,7 @@ def default_reward_scale(env_id: str) -> float:
         "levgym/Governance-v1": GovernanceV1VectorEnv,
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
         "levgym/Liquidator-v2": LiquidatorV2VectorEnv,
+        "levgym/PortfolioGovernance-v0": PortfolioGovernanceVectorEnv,
     }
     return float(inspect.signature(cls[env_id].__init__).parameters["reward_scale"].default)
 

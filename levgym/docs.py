@@ -60,6 +60,14 @@ def steward_levers_table() -> str:
     return steward_table() + "\n"
 
 
+def portfolio_levers_table() -> str:
+    """PortfolioGovernance-v0's steward schema: per row group (reserves, E-mode categories) its
+    levers (bounds, per-change limit, cool-down)."""
+    from .envs.portfolio_governance import steward_rows_table
+
+    return steward_rows_table() + "\n"
+
+
 def regime_knobs_table() -> str:
     """The regime scenario's knobs and defaults (``regime_switching``)."""
     from .scenarios import get
@@ -79,6 +87,19 @@ def multiasset_scenario_table() -> str:
 
     lines = ["| name | description |", "|---|---|"]
     lines += [f"| `{s.name}` | {s.description} |" for s in SCENARIOS.values()]
+    return "\n".join(lines) + "\n"
+
+
+def multiprotocol_scenario_table() -> str:
+    """The scenarios that only the multi-protocol market takes
+    (:data:`levgym.scenarios.multiprotocol.SCENARIOS` beyond the multi-asset ones)."""
+    from .scenarios.multiasset import SCENARIOS as MULTIASSET
+    from .scenarios.multiprotocol import SCENARIOS
+
+    lines = ["| name | description |", "|---|---|"]
+    lines += [
+        f"| `{s.name}` | {s.description} |" for n, s in SCENARIOS.items() if n not in MULTIASSET
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -123,9 +144,11 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "cli-reference": cli_reference,
     "state-schema": state_schema_table,
     "steward-levers": steward_levers_table,
+    "portfolio-levers": portfolio_levers_table,
     "regime-knobs": regime_knobs_table,
     "multiasset-scenarios": multiasset_scenario_table,
     "multiasset-fit": multiasset_fit_table,
+    "multiprotocol-scenarios": multiprotocol_scenario_table,
 }
 # blocks whose generated text is also committed in the Markdown (checked by a test)
 COMMITTED = frozenset(
@@ -134,9 +157,11 @@ COMMITTED = frozenset(
         "results-table",
         "state-schema",
         "steward-levers",
+        "portfolio-levers",
         "regime-knobs",
         "multiasset-scenarios",
         "multiasset-fit",
+        "multiprotocol-scenarios",
     }
 )
 

@@ -44,6 +44,7 @@ from .engine.state import (
 )
 from .scenarios import EVAL_SEED_OFFSET
 from .scenarios import get as get_scenario
+from .warm import WARM_BOOKS, graft_book, warm_books
 
 SPLITS = ("train", "eval")
 DRIVERS_GIVEN = "custom"
@@ -94,6 +95,10 @@ class MarketRunner:
       :func:`levgym.engine.state.reset_envs` (on numpy, applied to the restarting rows only and
       written into copies of the state's arrays); the engine's clock ``state.time_h`` is shared.
 
+    ``warmup_h`` > 0: every episode starts from a warmed book (:mod:`levgym.warm`: a cached book
+    that lived through ``warmup_h`` hours of calm burn-in, chosen by the episode's book seed)
+    instead of its freshly drawn one; 0 (default) leaves every draw as it was.
+
     Give either ``scenarios`` (names) with ``scenario_weights``, or ``drivers`` (``[S, E]``,
     every episode of env ``i`` replays column ``i``). A scenario that returns fewer substeps than
     the episode needs holds its last row (replays shorter than the horizon).
@@ -114,7 +119,16 @@ class MarketRunner:
         device: str | None = None,
         drivers: Drivers | None = None,
         packed: bool = False,
+        warmup_h: float = 0.0,
     ) -> None:
+        if (
+            isinstance(warmup_h, bool)
+            or not isinstance(warmup_h, int | float)
+            or not 0.0 <= warmup_h <= 1440.0
+        ):
+            raise ValueError(
+                f"warmup_h={warmup_h!r} is out of range; allowed a number of hours in [0, 1440]"
+            )
         for name, value in (("num_envs", num_envs), ("num_positions", num_positions)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name}={value!r} is out of range; allowed an integer >= 1")
@@ -159,6 +173,9 @@ class MarketRunner:
         self.t = np.zeros(e, dtype=np.int64)
         self.scenario_index = np.zeros(e, dtype=np.int64)
         self.noise_key = np.zeros(e, dtype=np.uint64)
+        self.book_seed = np.zeros(e, dtype=np.int64)
+        # > 0: episodes start from warmed books (levgym.warm), drawn by their book seed
+        self.warmup_h = float(warmup_h)
         self.rngs: list[np.random.Generator] | None = None
         self.seeds: list[int] = []
         self._state: State | None = None
@@ -263,6 +280,7 @@ class MarketRunner:
         )
         self.noise_key[env] = key
         self.scenario_index[env] = k
+        self.book_seed[env] = book_seed
         if self.given_drivers is not None:
             drivers = self.given_drivers.slice_envs(slice(env, env + 1))
         else:
@@ -302,6 +320,9 @@ class MarketRunner:
                     rows[j, got:] = col[-1]
             books.append(book)
         fresh = self._build(firsts, books)  # env j of `fresh` starts env idx[j]
+        if self.warmup_h > 0.0:
+            cache = warm_books(self.params, self.num_positions, self.warmup_h, self.dtype)
+            fresh = graft_book(fresh, cache, self.book_seed[idx] % WARM_BOOKS, self.params)
         if self.packed is not None:
             # the engine's reset rule on the restarting rows, written into the buffers
             merged = reset_envs(self.packed.rows(idx), fresh, np.ones(idx.size, dtype=bool))

@@ -181,8 +181,13 @@ for _name, _text in (
     ("added_collateral_asset", "collateral added by defensive borrowers"),
     ("withdrawn_collateral_asset", "collateral withdrawn (deleveraging sales, exits)"),
     ("protocol_fee_asset", "protocol's share of liquidation bonuses"),
-    ("keeper_sold_asset", "collateral background keepers sold (pool and off-pool venue)"),
+    ("keeper_sold_asset", "collateral background keepers sold (pool and off-pool venues)"),
     ("keeper_venue_sold_asset", "the part of it sold off the pool (market.keeper_venue_frac)"),
+    (
+        "keeper_aggregator_sold_asset",
+        "the part of it routed through the aggregator route (market.keeper_aggregator_depth_usd)",
+    ),
+    ("keeper_cex_sold_asset", "the part of it routed to the CEX leg (market.keeper_cex_depth_usd)"),
 ):
     _add(_name, "asset", _text, SIM)
 
@@ -725,6 +730,12 @@ _add("governance_env", "label", "the governance env id the benchmark trained and
 _add("with_ceiling", "label", "true when the hindsight ceiling was run (Governance-v1)", BENCH)
 _add("with_multiagent", "label", "true when the multi-agent section was run", BENCH)
 _add(
+    "portfolio",
+    "label",
+    "true when levgym/PortfolioGovernance-v0 was trained and evaluated (`--portfolio`)",
+    BENCH,
+)
+_add(
     "episode_values",
     "as_metric",
     "every episode's value: scenario -> metric -> list (episode i seeded `seed + i`, the same "
@@ -902,6 +913,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     ),
 }
 METRICS["levgym/Liquidator-v2"] = METRICS["levgym/Liquidator-v1"]
+METRICS["levgym/PortfolioGovernance-v0"] = METRICS["levgym/Governance-v1"]
 """Per-episode metrics of each env id, in table order (agents.evaluate uses these)."""
 
 
@@ -1003,6 +1015,33 @@ for _name, _unit, _text in (
     ("exploitability", "reward", "sum of the two gains, each floored at 0 (a NashConv estimate)" ),
 ):  # fmt: skip
     _add(_name, _unit, _text, BENCH)
+# ---------------------------------------------------------------- benchmark: cross-protocol hedger section
+_add(
+    "cross_protocol_hedger",
+    "object",
+    "the levgym/CrossProtocolHedger-v0 section: its baselines and a short PPO on the same "
+    "held-out episodes (agents/hedger_bench.py)",
+    BENCH,
+)
+_add(
+    "hedger_results",
+    "object",
+    "per policy: mean and 95% interval per episode of return, liquidation_loss_usd, cost_usd "
+    "and liquidated",
+    BENCH,
+    "map",
+)
+_add(
+    "cost_usd",
+    "usd",
+    "the hedger's protection cost per episode: gas, pool slippage and perp fees paid, less "
+    "funding received",
+    BENCH,
+)
+_add("liquidated", "frac", "share of episodes that ended with the account fully liquidated", BENCH)
+_add("train_s", "s", "wall time of the section's PPO training", BENCH)
+_add("with_hedger", "label", "true when the cross-protocol hedger section was run", BENCH)
+_add("total_s", "s", "wall time of the section (training and evaluation)", BENCH)
 # ---------------------------------------------------------------- validate (levgym.analytics.validation)
 VAL = ("validate",)
 _add("warmup_h", "h", "hours each book lived before the day started", VAL)
@@ -1052,6 +1091,92 @@ _add(
 _add("big_days", "object", "the test set's biggest real days with their hourly volumes", VAL)
 _add("real_hourly_usd", "usd", "real debt repaid per UTC hour", VAL)
 _add("model_hourly_usd", "usd", "model debt repaid per UTC hour (mean over draws)", VAL)
+
+
+# ---------------------------------------------------------------- stress: several protocols
+# `levgym stress --protocols a,b,c` (levgym.analytics.multiprotocol_stress).
+_also("protocols", *ST)
+_also("margin", *ST)
+_also("contagion_bad_debt_usd_by_protocol", *ST)
+_also("contagion_liquidated_usd_by_protocol", *ST)
+_add(
+    "tvl_usd_by_protocol",
+    "usd",
+    "mean initial collateral value per path of each protocol at start prices, by protocol name",
+    ST,
+    "map",
+)
+_add(
+    "bad_debt_tail_by_protocol",
+    "object",
+    "per protocol (by name): VaR/CVaR, mean and probability of its bad debt per path and its mean "
+    "liquidated debt, shared markets, the headline margin mode (`_tvl_frac`: of its own TVL)",
+    ST,
+    "map",
+)
+for _level in RISK_LEVELS:
+    _pct = round(_level * 100)
+    _add(
+        f"cvar_{_pct}_contribution_usd_by_protocol",
+        "usd",
+        f"Euler allocation of the systemic `cvar_{_pct}_bad_debt_usd` to the protocols: each "
+        "protocol's bad debt averaged with the CVaR's tail weights, by name; sums to the CVaR",
+        ST,
+        "map",
+    )
+    _add(
+        f"cvar_{_pct}_contagion_share_frac",
+        "frac",
+        f"share of the systemic `cvar_{_pct}_bad_debt_usd` that is contagion: the Euler "
+        "contribution of (shared minus isolated markets) on the shared run's tail paths, over the "
+        "CVaR (null when the CVaR is 0)",
+        ST,
+    )
+_with_se(
+    "mean_contagion_bad_debt_usd",
+    "usd",
+    "mean per path of systemic bad debt on shared markets minus isolated markets, same paths and "
+    "books (common random numbers; paired standard error)",
+)
+_add(
+    "contagion_bad_debt_share_frac",
+    "frac",
+    "`mean_contagion_bad_debt_usd` over the mean systemic bad debt on shared markets (null when 0)",
+    ST,
+)
+_add("contagion_share_definition", "label", "the contagion share's definition in words", ST)
+_add(
+    "mean_underwater_usd_by_protocol",
+    "usd",
+    "mean per path of the shortfall (debt minus supplied assets at the horizon oracle) of positions "
+    "still open and under water at the horizon, by protocol name (shared markets, headline margin); "
+    "not in the bad debt",
+    ST,
+    "map",
+)
+_add(
+    "mean_underwater_usd",
+    "usd",
+    "mean per path of the shortfall of positions still open and under water at the horizon, all "
+    "protocols (`bad_debt_by_run`)",
+    ST,
+)
+_add(
+    "bad_debt_by_run",
+    "object",
+    "per run on the same paths and books (`shared_per_protocol`, `shared_unified`, `isolated`): "
+    "VaR/CVaR, mean and probability of systemic bad debt, mean liquidated debt",
+    ST,
+    "map",
+)
+_add(
+    "unified_minus_per_protocol",
+    "object",
+    "paired differences, unified minus per-protocol margin on the same paths: mean bad debt and "
+    "liquidated debt (analytic se of the per-path difference), VaR/CVaR of bad debt (difference "
+    "of the estimates, paired-bootstrap se)",
+    ST,
+)
 
 
 def problems(obj: Mapping[str, Any], output: str) -> list[str]:

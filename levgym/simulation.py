@@ -277,6 +277,8 @@ def per_env_summary(state: State, flows: UsdFlows) -> dict[str, np.ndarray]:
         "keeper_profit_usd",
         "keeper_sold_asset",
         "keeper_venue_sold_asset",
+        "keeper_aggregator_sold_asset",
+        "keeper_cex_sold_asset",
         "arrivals",
         "exits",
     ):

@@ -30,11 +30,13 @@ from .engine import portfolio_market as PM
 from .engine.protocol_presets import (
     COMET_INITIAL_RESERVES_FRAC_OF_DEBT,
     COMET_TARGET_RESERVES_FRAC_OF_DEBT,
+    DEFAULT_SYMBOLS,
     PROTOCOL_PRESETS,
+    THIN_SYMBOLS,
     draw_protocol_book,
     protocol_preset,
 )
-from .scenarios import multiasset as MA
+from .scenarios import multiprotocol as MPS
 from .simulation_portfolio import BY_ASSET, DEFAULT_SCENARIO, START_USD
 
 
@@ -52,9 +54,9 @@ def parse_protocols(text: str) -> tuple[str, ...]:
     return names
 
 
-def build(names: tuple[str, ...], num_envs: int, positions: int, seed: int, f0: np.ndarray, params: MP.MultiParams):  # fmt: skip
+def build(names: tuple[str, ...], num_envs: int, positions: int, seed: int, f0: np.ndarray, params: MP.MultiParams, symbols: tuple[str, ...] = DEFAULT_SYMBOLS):  # fmt: skip
     """(protocols, supplies, debts, emode rows, Compound reserves ``[E, P]``, targets ``[E, P]``)."""
-    protocols = tuple(protocol_preset(x) for x in names)
+    protocols = tuple(protocol_preset(x, symbols) for x in names)
     supplies, debts, rows = [], [], []
     rb = np.zeros((num_envs, len(names)))
     tg = np.zeros((num_envs, len(names)))
@@ -72,13 +74,35 @@ def build(names: tuple[str, ...], num_envs: int, positions: int, seed: int, f0: 
     return protocols, supplies, debts, rows, rb, tg
 
 
-def _run(names, paths_f, num_envs, positions, seed, params):
-    protocols, s, d, r, rb, tg = build(names, num_envs, positions, seed, paths_f[0], params)
-    state = MP.init_state(protocols, params, s, d, r, paths_f[0], rb, tg)
-    return protocols, MP.run(state, paths_f, protocols, params), rb
+def market_paths(
+    names: tuple[str, ...], scenario: str, num_envs: int, steps: int, seed: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(fundamentals ``[steps + 1, E, K]``, pool-drain driver ``[steps + 1, E, 2, K]`` or None)
+    of the multi-protocol ``scenario`` (:mod:`levgym.scenarios.multiprotocol`) on 1 h rows from
+    ``seed``, on the protocols' asset axis (the same paths for every protocol and every run)."""
+    sc = MPS.get_scenario(scenario)
+    reserves = protocol_preset(names[0], sc.symbols).reserves
+    return sc.build(reserves, num_envs, steps, seed)
 
 
-def _per_protocol(protocols, state: MP.MultiState, start: np.ndarray, rb0: np.ndarray):
+def run_market(
+    names: tuple[str, ...], paths_f: np.ndarray, num_envs: int, positions: int, seed: int,
+    params: MP.MultiParams, pool_reserve_frac: np.ndarray | None = None,
+) -> tuple[tuple, MP.MultiState, np.ndarray]:  # fmt: skip
+    """(protocols, final state, Compound's base reserves at the start ``[E, P]``) of the presets
+    ``names`` with their books from ``seed`` stepped through ``paths_f`` (on
+    :data:`~levgym.engine.protocol_presets.THIN_SYMBOLS` when it has their width) under
+    ``params``, with the pool-drain driver where given."""
+    symbols = THIN_SYMBOLS if paths_f.shape[-1] == len(THIN_SYMBOLS) else DEFAULT_SYMBOLS
+    protocols, s, d, r, rb, tg = build(
+        names, num_envs, positions, seed, paths_f[0], params, symbols
+    )
+    drain0 = None if pool_reserve_frac is None else pool_reserve_frac[0]
+    state = MP.init_state(protocols, params, s, d, r, paths_f[0], rb, tg, drain0)
+    return protocols, MP.run(state, paths_f, protocols, params, True, pool_reserve_frac), rb
+
+
+def per_protocol_outcomes(protocols, state: MP.MultiState, start: np.ndarray, rb0: np.ndarray):
     """Per protocol (USD at start prices, ``[E]`` each): bad debt, liquidated, revenue (Compound's
     collateral still held at the final fundamental prices: what it is worth now)."""
     out = {}
@@ -109,13 +133,11 @@ def simulate_multiprotocol(
             "--contagion compares shared markets with isolated ones; allowed without --isolated-markets"
         )
     name = scenario or DEFAULT_SCENARIO
-    sc = MA.get_scenario(name)
-    params = MP.MultiParams(market or PM.PortfolioMarketParams(), margin, isolated_markets)
-    reserves = protocol_preset(names[0]).reserves
-    paths = sc.build(num_envs, steps + 1, 1.0, seed)
-    ratio = PM.initial_exchange_ratio(reserves, num_envs)
-    f = PM.fundamentals_from_paths(paths.prices_usd, paths.symbols, reserves, ratio)
-    protocols, state, rb0 = _run(names, f, num_envs, positions, seed, params)
+    sc = MPS.get_scenario(name)
+    params = MP.MultiParams(market or sc.market_params(), margin, isolated_markets)
+    reserves = protocol_preset(names[0], sc.symbols).reserves
+    f, drain = market_paths(names, name, num_envs, steps, seed)
+    protocols, state, rb0 = run_market(names, f, num_envs, positions, seed, params, drain)
     start = f[0]
     syms = reserves.symbols
     out: dict[str, Any] = {
@@ -147,14 +169,14 @@ def simulate_multiprotocol(
     out["keeper_pnl_usd"] = float(state.keeper_pnl_usd.mean())
     for key, a in total.items():
         out[key] = {s: float(a[:, i].mean()) for i, s in enumerate(syms)}
-    vals = _per_protocol(protocols, state, start, rb0)
+    vals = per_protocol_outcomes(protocols, state, start, rb0)
     out["bad_debt_usd_by_protocol"] = {n: float(v[0].mean()) for n, v in vals.items()}
     out["liquidated_usd_by_protocol"] = {n: float(v[1].mean()) for n, v in vals.items()}
     out["revenue_usd_by_protocol"] = {n: float(v[2].mean()) for n, v in vals.items()}
     if contagion:
         iso = MP.MultiParams(params.market, margin, True)
-        p_iso, s_iso, rb_iso = _run(names, f, num_envs, positions, seed, iso)
-        v_iso = _per_protocol(p_iso, s_iso, start, rb_iso)
+        p_iso, s_iso, rb_iso = run_market(names, f, num_envs, positions, seed, iso, drain)
+        v_iso = per_protocol_outcomes(p_iso, s_iso, start, rb_iso)
         out["contagion_bad_debt_usd_by_protocol"] = {
             n: float((vals[n][0] - v_iso[n][0]).mean()) for n in vals
         }

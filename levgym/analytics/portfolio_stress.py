@@ -227,16 +227,28 @@ def run_portfolio_paths(
     """Every batch of ``config`` (on ``executor``, a :class:`levgym.distributed.Executor`; default
     in this process, in order), concatenated in batch order: one :class:`PortfolioBatch` of all
     paths (``batch`` = -1). The result does not depend on the executor."""
+    return run_batches(_batch_task, config, PortfolioBatch, executor=executor, progress=progress)
+
+
+def run_batches(
+    task: Any, config: Any, batch_type: type, *, executor: Any = None,
+    progress: Progress | None = None,
+) -> Any:  # fmt: skip
+    """Every batch of ``config`` (``config.batches`` sizes) through ``task(config, b)``, which
+    returns a dataclass ``batch_type`` with an int field ``batch`` and per-path arrays (leading
+    ``[size]`` axis) as its other fields; on ``executor`` (default: in this process, in order),
+    concatenated in batch order into one ``batch_type`` (``batch`` = -1). The stresses of the
+    multi-asset preset and of several protocols share it."""
     from ..distributed import SerialExecutor
 
     items = list(range(len(config.batches)))
-    results = (executor or SerialExecutor()).map(_batch_task, config, items, progress)
+    results = (executor or SerialExecutor()).map(task, config, items, progress)
     results = sorted(results, key=lambda b: b.batch)
     if [b.batch for b in results] != items:
         raise ValueError(f"batches {[b.batch for b in results]} are incomplete; allowed {items}")
-    fields = [f for f in PortfolioBatch.__dataclass_fields__ if f != "batch"]
+    fields = [f for f in batch_type.__dataclass_fields__ if f != "batch"]
     cat = {f: np.concatenate([getattr(b, f) for b in results]) for f in fields}
-    return PortfolioBatch(batch=-1, **cat)
+    return batch_type(batch=-1, **cat)
 
 
 def cvar_contributions(loss_by_part: np.ndarray, level: float) -> tuple[float, np.ndarray]:

@@ -82,6 +82,18 @@ FIT_STAGES: tuple[dict[str, tuple[float, ...]], ...] = (
         "market.keeper_venue_depth_usd": (2e8, 1e9, 5e9),
     },
 )
+KEEPER_STAGES: dict[str, dict[str, tuple[float, ...]]] = {
+    "share": FIT_STAGES[1],
+    # The keepers' split over three venues (levgym.engine.rules.route_split): the pool's depth
+    # from the data (POOL_DEPTH_USD); the aggregator route's and the CEX leg's depths are the two
+    # keeper parameters (0: no such venue; the CEX leg's latency moves no liquidation).
+    "split": {
+        "market.keeper_aggregator_depth_usd": (0.0, 4e7, 1.6e8),
+        "market.keeper_cex_depth_usd": (0.0, 1e7, 1e8),
+    },
+}
+"""The keeper stage of :func:`fit` by routing: a fixed share to one off-pool venue (the preset's,
+:data:`FIT_STAGES`) or the best split over the pool, an aggregator route and a CEX leg."""
 ARRIVALS_PER_EXIT = 9.0
 POOL_DEPTH_USD = 80e6
 """The on-chain pool keepers and arbitrageurs meet: the median DAI reserve of the Uniswap v2
@@ -329,13 +341,24 @@ def fit(
     seed: int = 0,
     grid: dict[str, tuple[float, ...]] | None = None,
     progress: Callable[[str], None] | None = None,
+    keepers: str = "share",
+    keepers_only: bool = False,
 ) -> dict[str, Any]:
     """Grid searches of :data:`FIT_STAGES` (or the one ``grid``) minimising :func:`fit_loss` on
     the fit-period days (the test days are never replayed); then the book's size (ETH at
     :data:`BOOK_REF_PRICE_USD`) scaled so that the model's total over the fit days equals the
-    real total."""
+    real total. ``keepers`` picks the keeper stage (:data:`KEEPER_STAGES`); ``keepers_only``
+    runs that stage alone from ``base``'s book."""
+    if keepers not in KEEPER_STAGES:
+        raise ValueError(f"keepers={keepers!r}; allowed {', '.join(KEEPER_STAGES)}")
     base = base or preset_params("aave_v2_weth")
-    stages = (grid,) if grid else FIT_STAGES
+    keeper_stage = KEEPER_STAGES[keepers]
+    if grid:
+        stages: tuple[dict[str, tuple[float, ...]], ...] = (grid,)
+    elif keepers_only:
+        stages = (keeper_stage,)
+    else:
+        stages = (FIT_STAGES[0], keeper_stage)
     days = [d for d in calibration_days() if not d.test]
     chosen: dict[str, float] = {}
     for n, stage in enumerate(stages):
@@ -373,6 +396,8 @@ def _grid_search(
         if "borrowers.exit_rate_per_h" in values:
             exit_rate = values["borrowers.exit_rate_per_h"]
             values["borrowers.arrival_rate_per_h"] = ARRIVALS_PER_EXIT * exit_rate
+        if any(k.startswith(("market.keeper_aggregator", "market.keeper_cex")) for k in values):
+            values["market.keeper_venue_frac"] = 0.0  # the split replaces the fixed share
         if "borrowers.looper_frac" in values:  # loopers replace passive positions
             rest = 1.0 - base.borrowers.defensive_frac - values["borrowers.looper_frac"]
             values["borrowers.passive_frac"] = round(rest, 12)

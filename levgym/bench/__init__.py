@@ -37,6 +37,7 @@ from .envs import (
     workload_rate,
 )
 from .machine import load_average, machine_info
+from .multiprotocol import multiprotocol_rows
 from .report import render_markdown, render_table
 
 TARGET_SPEEDUP = 300.0
@@ -136,6 +137,10 @@ class BenchConfig:
     """The short PPO run of the env-share measurement (SB3 defaults otherwise)."""
     ppo_all_backends: bool = True
     """Measure the training share on every env backend (else only the fastest)."""
+    multiprotocol_case: tuple[int, int, int] = (64, 768, 6)
+    """(envs, total positions per env, substeps) of the P = 3 vs P = 1 rows
+    (:mod:`levgym.bench.multiprotocol`)."""
+    multiprotocol_repeats: int = 3
 
     @classmethod
     def for_mode(
@@ -175,6 +180,8 @@ class BenchConfig:
             peer_rounds=1,
             ppo={"num_envs": 8, "n_steps": 16, "rollouts": 1, "n_epochs": 1, "batch_size": 64},
             ppo_all_backends=False,
+            multiprotocol_case=(4, 48, 3),
+            multiprotocol_repeats=1,
         )
 
 
@@ -200,7 +207,7 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
         if all(env_numba.values()):
             env_backends.append("numba")
     ppo_backends = env_backends if config.ppo_all_backends else env_backends[-1:]
-    tasks = (1 + len(specs)) + len(specs) * len(config.grid) + 1
+    tasks = (1 + len(specs)) + len(specs) * len(config.grid) + 1 + 1
     if have_envs:
         tasks += len(ENV_IDS) * len(env_backends) * 2 + len(ppo_backends)
         tasks += len(WORKLOAD_ENV_IDS) * len(config.workload_sizes) * len(ACTION_KINDS)
@@ -241,6 +248,13 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
         bar.set_description("copy bandwidth")
         bw = copy_bandwidth_bytes_per_s(64 * 2**20 if config.quick else 256 * 2**20)
         result["bandwidth_bound"] = bandwidth_bound(rows, bw, cuda_copy_bandwidth_bytes_per_s())
+        bar.update(1)
+
+        # 3b. several protocols: P = 3 next to P = 1 at the same total positions
+        bar.set_description("multi-protocol")
+        result["multiprotocol"] = multiprotocol_rows(
+            *config.multiprotocol_case, repeats=config.multiprotocol_repeats
+        )
         bar.update(1)
 
         # 4. the environments

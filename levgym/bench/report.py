@@ -152,6 +152,15 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
             markdown,
         )
         out.append(("Memory-bandwidth bound (largest case per backend)", lines))
+    if result.get("multiprotocol"):
+        from .multiprotocol import section_lines
+
+        out.append(
+            (
+                "Several protocols: P = 3 next to P = 1",
+                section_lines(result, markdown, _table, _rate),
+            )
+        )
     envs = result.get("env_steps_per_s", {})
     if envs:
         cfg = result.get("env_config", {})

@@ -43,6 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "steward's levers, market regimes, the hindsight ceiling) or levgym/Governance-v0",
     )
     p.add_argument(
+        "--portfolio",
+        action="store_true",
+        help="also train and evaluate levgym/PortfolioGovernance-v0 (the multi-asset steward; "
+        "4,096 PPO steps per seed with --quick, 32,768 by default, ppo.yaml's with --full); off by "
+        "default: it adds several minutes to the default job",
+    )
+    p.add_argument(
         "--seeds",
         type=count,
         default=None,
@@ -85,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{flag}={value} is out of range; allowed >= 1")
     preset = "quick" if args.quick else "full" if args.full else "default"
     cfg = preset_config(preset, args.governance_env)
+    if args.portfolio:
+        cfg = cfg.with_portfolio(preset)
     seeds = cfg.num_seeds if args.seeds is None else args.seeds
     if args.jobs is None:  # the cores, at most one per training run (env x seed)
         runs = 1 if args.quick else seeds * len(cfg.env_ids)
@@ -112,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             num_seeds=args.seeds,
             executor=executor,
             full=args.full,
+            portfolio=args.portfolio,
         )
     finally:
         if settings is not None and executor is not None:

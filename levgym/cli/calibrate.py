@@ -23,6 +23,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--draws", type=count, default=4, help="books drawn per day (default 4)")
     p.add_argument("--positions", type=count, default=1000, help="slots per book (default 1000)")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed of the books")
+    p.add_argument(
+        "--keepers",
+        choices=("share", "split"),
+        default="share",
+        help="keeper stage: a fixed share of sales to one off-pool venue (share, the preset's) "
+        "or the best split over the pool, an aggregator route and a CEX leg, fitting their two "
+        "depths (split)",
+    )
+    p.add_argument(
+        "--keepers-only",
+        action="store_true",
+        help="run the keeper stage alone, from the preset's book",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -35,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         positions=args.positions,
         seed=args.seed,
         progress=lambda m: print(m, file=sys.stderr),
+        keepers=args.keepers,
+        keepers_only=args.keepers_only,
     )
     if args.json:
         print_json(out)

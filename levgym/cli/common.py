@@ -324,11 +324,13 @@ def check_env_id(env_id: str, flag: str = "--env") -> str:
     return env_id
 
 
-def refuse_with_preset(preset: str, flags: Any, args: Any) -> None:
+def refuse_with_preset(preset: str, flags: Any, args: Any, context: str | None = None) -> None:
     """One line for the first of ``flags`` (``(flag, value)`` pairs) given with ``--preset
-    preset``, and for a backend other than numpy float64: what the multi-asset preset does not
-    take yet. The single-asset ``--price-csv`` column flags are refused too (the preset's file
-    names its columns by symbol)."""
+    preset`` (or ``context``, e.g. ``"--protocols"``), and for a backend other than numpy
+    float64: what the multi-asset preset (or the multi-protocol market) does not take yet. The
+    single-asset ``--price-csv`` column flags are refused too (the preset's file names its
+    columns by symbol)."""
+    where = context or f"--preset {preset}"
     flags = [
         *flags,
         ("--time-column", getattr(args, "time_column", None)),
@@ -337,13 +339,11 @@ def refuse_with_preset(preset: str, flags: Any, args: Any) -> None:
     ]
     for flag, value in flags:
         if value:
-            raise CliError(
-                f"{flag} is not supported with --preset {preset} yet; allowed without it"
-            )
+            raise CliError(f"{flag} is not supported with {where} yet; allowed without it")
     if args.backend != "numpy" or args.dtype != "float64" or args.device:
         raise CliError(
-            f"--backend {args.backend} --dtype {args.dtype} is not supported with --preset "
-            f"{preset}; allowed the default (numpy float64, keeper pass compiled by numba)"
+            f"--backend {args.backend} --dtype {args.dtype} is not supported with {where}; "
+            "allowed the default (numpy float64, keeper pass compiled by numba)"
         )
 
 

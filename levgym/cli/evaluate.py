@@ -144,7 +144,7 @@ def _register_csv(args: argparse.Namespace, table, bases: list[str] | None) -> l
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from agents.evaluate import evaluate, load_model_policy, load_suite
+    from agents.evaluate import MULTIASSET_ENVS, evaluate, load_model_policy, load_suite
 
     from . import sizing
 
@@ -176,9 +176,20 @@ def run(args: argparse.Namespace) -> int:
         suite.episodes,
         entry.env_kwargs,
     )
-    for s in args.scenario or []:
-        if s not in entry.scenarios:
-            lib.get(s)  # unknown names fail here with the closest and the allowed
+    if env in MULTIASSET_ENVS:
+        if args.price_csv:
+            raise CliError(
+                f"--price-csv is not supported with --env {env} (its scenarios are multi-asset "
+                "ones); allowed --scenario with the names of levgym.scenarios.multiasset"
+            )
+        from ..scenarios.multiasset import get_scenario as multiasset_scenario
+
+        for s in args.scenario or []:
+            multiasset_scenario(s)  # unknown names fail here with the allowed
+    else:
+        for s in args.scenario or []:
+            if s not in entry.scenarios:
+                lib.get(s)  # unknown names fail here with the closest and the allowed
     table = read_csv_table(args)
     scenarios = args.scenario
     registered: list[str] = []

@@ -175,8 +175,9 @@ def run_portfolio(args: argparse.Namespace) -> int:
 
 def run_multiprotocol(args: argparse.Namespace) -> int:
     """``--protocols a,b,c``: several protocols on shared markets (levgym.simulation_multiprotocol)."""
-    from ..scenarios.multiasset import get_scenario
+    from ..scenarios.multiprotocol import get_scenario
     from ..simulation_multiprotocol import parse_protocols, simulate_multiprotocol
+    from ..simulation_portfolio import DEFAULT_SCENARIO
     from .common import CliError
 
     names = parse_protocols(args.protocols)
@@ -205,16 +206,14 @@ def run_multiprotocol(args: argparse.Namespace) -> int:
             "(the multi-asset market's parameters, levgym.engine.portfolio_market)"
         )
     from ..engine.params import override_many
-    from ..engine.portfolio_market import PortfolioMarketParams
 
-    market = override_many(PortfolioMarketParams(), "market", sets["market"])
+    scenario = get_scenario(args.scenario or DEFAULT_SCENARIO)  # one line naming the scenarios
+    market = override_many(scenario.market_params(), "market", sets["market"])
     if args.backend != "numpy" or args.dtype != "float64" or args.device:
         raise CliError(
             f"--backend {args.backend} --dtype {args.dtype} is not supported with --protocols; "
             "allowed the default (numpy float64, keeper pass compiled by numba)"
         )
-    if args.scenario:
-        get_scenario(args.scenario)  # a one-line error naming the multi-asset scenarios
     check_output_file(args.out_json, "--out-json")
     runs = 2 if args.contagion else 1
     sizing.check_simulate(

@@ -52,6 +52,7 @@ from .common import (
 from .raycli import add_ray_arguments, describe, ray_settings, start_executor, warn_few_paths
 
 DEFAULT_SCENARIO = "shock"
+DEFAULT_PRESET = "aave_v3_weth"
 BAD_DEBT_TEXT = {
     "written_off": "bad debt written off during the horizon (debt left on positions whose collateral is gone)",
     "written_off_plus_underwater": (
@@ -73,10 +74,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--preset",
-        default="aave_v3_weth",
+        default=None,
         choices=[*sorted(PRESETS), "aave_v3_ethereum"],
-        help="protocol preset (aave_v3_ethereum: the multi-asset cross-margin market on a "
+        help="protocol preset (default aave_v3_weth; aave_v3_ethereum: the multi-asset cross-margin market on a "
         "multi-asset scenario, see docs/cross-margin.md)",
+    )
+    p.add_argument(
+        "--protocols",
+        default=None,
+        metavar="A,B,C",
+        help="several lending protocols on shared markets (aave_v3_ethereum, compound_v3_usdc, "
+        "morpho_wsteth_usdc; comma-separated) on a multi-asset scenario: systemic and "
+        "per-protocol VaR/CVaR, contagion (shared minus isolated markets) and both margin modes "
+        "on the same paths, see docs/interoperable-margin.md",
+    )
+    p.add_argument(
+        "--margin",
+        default=None,
+        help="with --protocols: the headline margin mode, per_protocol (default) or unified "
+        "(both are run on every path and compared)",
     )
     p.add_argument(
         "--scenario",
@@ -294,6 +310,13 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.protocols is not None:
+        from .stress_multiprotocol import run_multiprotocol
+
+        return run_multiprotocol(args)
+    if args.margin is not None:
+        raise CliError("--margin needs --protocols; allowed only with --protocols A,B,C")
+    args.preset = args.preset or DEFAULT_PRESET
     if args.preset == "aave_v3_ethereum":
         from .stress_portfolio import run_portfolio
 

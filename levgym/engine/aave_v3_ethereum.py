@@ -67,6 +67,14 @@ _CONFIG: dict[str, dict] = {
         optimal_utilization_frac=0.45, emode_category=0, debt_ceiling_usd=7_500_000.0,
         borrowable_in_isolation=False, oracle=OracleConfig("market"),
     ),
+    # CRV: the thin collateral of the CRV-style scenario (issue 17); its risk parameters are the
+    # October 2025 file's, its caps, fees and curve are assumptions (ASSUMPTIONS.md).
+    "CRV": dict(
+        supply_cap_asset=62_500_000.0, borrow_cap_asset=7_700_000.0, protocol_fee_frac=0.10,
+        reserve_factor_frac=0.35, base_rate_apr=0.03, slope1_apr=0.14, slope2_apr=3.00,
+        optimal_utilization_frac=0.70, emode_category=0, debt_ceiling_usd=0.0,
+        borrowable_in_isolation=False, oracle=OracleConfig("market"),
+    ),
 }  # fmt: skip
 
 # E-mode categories. ETH correlated (id 1): 90 % / 93 % / 1 % in S23 (members then WETH,
@@ -97,7 +105,7 @@ def risk_params_2025_10() -> dict[str, tuple[float, float, float, bool]]:
 
 
 def aave_v3_ethereum_reserves(symbols: tuple[str, ...] = DEFAULT_SYMBOLS) -> Reserves:
-    """The reserves ``symbols`` (any of WETH, wstETH, WBTC, USDC, USDT, DAI, LDO) of Aave v3
+    """The reserves ``symbols`` (any of WETH, wstETH, WBTC, USDC, USDT, DAI, LDO, CRV) of Aave v3
     Ethereum with their E-mode categories (members outside ``symbols`` dropped; a category left
     without collateral or borrowable members is dropped)."""
     symbols = tuple(symbols)

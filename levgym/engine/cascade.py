@@ -27,6 +27,49 @@ def gas_cost_usd(gas_gwei: Any, fundamental_usd: Any, params: EngineParams) -> A
     return R.gas_cost_usd(gas_gwei, params.market.gas_units_per_liquidation, fundamental_usd)
 
 
+def routes(state: State, params: EngineParams) -> tuple[Any, Any, Any, Any]:
+    """(aggregator asset, aggregator debt, CEX asset, CEX debt) reserves ``[E]`` of the keepers'
+    off-pool venues at the fundamental price (zero for a venue with no depth)."""
+    m = params.market
+    aa, ad = R.venue_reserves(
+        state.fundamental_usd, state.debt_price_usd, m.keeper_aggregator_depth_usd
+    )
+    ca, cd = R.venue_reserves(state.fundamental_usd, state.debt_price_usd, m.keeper_cex_depth_usd)
+    return aa, ad, ca, cd
+
+
+def _route_args(state: State, params: EngineParams, col: bool) -> tuple[Any, ...]:
+    """The venue arguments of :func:`levgym.engine.rules.route_split` before the amount (as
+    ``[E, 1]`` columns when ``col``)."""
+    m = params.market
+    aa, ad, ca, cd = routes(state, params)
+    pa, pd = state.pool_asset, state.pool_debt
+    if col:
+        pa, pd, aa, ad, ca, cd = (v[:, None] for v in (pa, pd, aa, ad, ca, cd))
+    return (
+        pa, pd, m.pool_fee_frac, aa, ad, m.keeper_aggregator_fee_frac, ca, cd,
+        m.keeper_cex_fee_frac,
+    )  # fmt: skip
+
+
+def _route_flags(params: EngineParams) -> tuple[bool, bool]:
+    m = params.market
+    return m.keeper_aggregator_depth_usd > 0.0, m.keeper_cex_depth_usd > 0.0
+
+
+def cex_fills(state: State, params: EngineParams) -> State:
+    """Collateral held for the CEX leg fills (a share ``market.keeper_cex_fill_frac`` of it) and
+    is sold at the current fundamental: the keepers' profit takes the proceeds."""
+    m = params.market
+    if not (m.keeper_cex_depth_usd > 0.0 and m.keeper_cex_latency_substeps > 0.0):
+        return state
+    fill = R.cex_fill_asset(state.keeper_cex_pending_asset, m.keeper_cex_fill_frac)
+    return state.replace(
+        keeper_cex_pending_asset=state.keeper_cex_pending_asset - fill,
+        keeper_profit_usd=state.keeper_profit_usd + fill * state.fundamental_usd,
+    )
+
+
 def liquidation_terms(state: State, params: EngineParams):
     """Per position: (liquidatable, repay [debt units], seize [asset], protocol fee [asset], profit [USD])."""
     xp = namespace(state.collateral_asset)
@@ -39,12 +82,18 @@ def liquidation_terms(state: State, params: EngineParams):
     liq = state.active & (d > 0) & (hf < 1.0)
     max_repay = R.INF
     if m.keeper_chunk_ratio != R.INF:
-        max_repay = R.chunk_repay(state.pool_asset[:, None], m.keeper_chunk_ratio, o, bonus, dp)
+        reserve = state.pool_asset
+        if m.keeper_split:
+            aa, _, ca, _ = routes(state, params)
+            reserve = R.route_reserve_asset(reserve, aa, ca)
+        max_repay = R.chunk_repay(reserve[:, None], m.keeper_chunk_ratio, o, bonus, dp)
     repay, seize, fee = R.liquidation_call(
         c, d, hf, o, dp, bonus, state.close_factor[:, None], p.full_close_hf,
         p.small_position_usd, max_repay, p.protocol_fee_frac,
     )  # fmt: skip
-    if m.keeper_venue_frac > 0.0:
+    if m.keeper_split:
+        out = R.route_out(*_route_args(state, params, True), seize - fee, *_route_flags(params))
+    elif m.keeper_venue_frac > 0.0:
         va, vd = R.venue_reserves(
             state.fundamental_usd, state.debt_price_usd, m.keeper_venue_depth_usd
         )
@@ -87,7 +136,12 @@ def _select(
     if m.profitability_filter:
         net_s = xp.take_along_axis(xp.where(cand, net, xp.zeros_like(net)), order, axis=1)
         repay_s = xp.take_along_axis(repay, order, axis=1)
-        if m.keeper_venue_frac > 0.0:
+        if m.keeper_split:
+            out = R.block_route_out(
+                *_route_args(state, params, True), xp.cumulative_sum(net_s, axis=1), net_s,
+                *_route_flags(params),
+            )  # fmt: skip
+        elif m.keeper_venue_frac > 0.0:
             va, vd = R.venue_reserves(
                 state.fundamental_usd, state.debt_price_usd, m.keeper_venue_depth_usd
             )
@@ -202,7 +256,29 @@ def apply_round(
     net_env = seize_env - fee_env
     keeper_sell = net_env * (1.0 - share)
     venue_changes = {}
-    if m.keeper_venue_frac > 0.0:
+    if m.keeper_split:
+        use_agg, use_cex = _route_flags(params)
+        args = _route_args(state, params, False)
+        to_pool, to_agg, to_cex = R.route_split(*args, keeper_sell, use_agg, use_cex)
+        pool_a, pool_d, out = R.sell_asset(
+            state.pool_asset, state.pool_debt, to_pool, m.pool_fee_frac
+        )
+        _, _, _, aa, ad, agg_fee, ca, cd, cex_fee = args
+        if use_agg:
+            out = out + R.swap_out(aa, ad, to_agg, agg_fee)
+            venue_changes["keeper_aggregator_sold_asset"] = (
+                state.keeper_aggregator_sold_asset + to_agg
+            )
+        if use_cex:
+            cex_out = R.swap_out(ca, cd, to_cex, cex_fee)
+            if m.keeper_cex_latency_substeps > 0.0:
+                venue_changes["keeper_cex_pending_asset"] = state.keeper_cex_pending_asset + (
+                    cex_out * state.debt_price_usd / state.fundamental_usd
+                )
+            else:
+                out = out + cex_out
+            venue_changes["keeper_cex_sold_asset"] = state.keeper_cex_sold_asset + to_cex
+    elif m.keeper_venue_frac > 0.0:
         to_venue = keeper_sell * m.keeper_venue_frac
         va, vd = R.venue_reserves(
             state.fundamental_usd, state.debt_price_usd, m.keeper_venue_depth_usd
@@ -284,6 +360,8 @@ def refresh_in_block(state: State, params: EngineParams, bias_frac: Any, frozen:
 
 __all__ = [
     "apply_round",
+    "cex_fills",
+    "routes",
     "gas_cost_usd",
     "keeper_capacity",
     "liquidation_terms",

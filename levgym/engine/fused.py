@@ -525,11 +525,21 @@ def _liquidate_env(
     gas_usd = NR.gas_cost_usd(
         env[F.gas_gwei, e], P[P_.gas_units_per_liquidation], env[F.fundamental_usd, e]
     )
-    max_repay = NR.chunk_repay(pa, chunk, o, bonus, dp) if chunk != math.inf else math.inf
     vfrac = P[P_.keeper_venue_frac]
     va = vd = 0.0
     if vfrac > 0.0:
         va, vd = NR.venue_reserves(env[F.fundamental_usd, e], dp, P[P_.keeper_venue_depth_usd])
+    split = P[P_.keeper_split] != 0.0
+    use_agg = P[P_.keeper_aggregator_depth_usd] > 0.0
+    use_cex = P[P_.keeper_cex_depth_usd] > 0.0
+    agg_fee = P[P_.keeper_aggregator_fee_frac]
+    cex_fee = P[P_.keeper_cex_fee_frac]
+    aa = ad = ca = cd = 0.0
+    if split:
+        aa, ad = NR.venue_reserves(env[F.fundamental_usd, e], dp, P[P_.keeper_aggregator_depth_usd])
+        ca, cd = NR.venue_reserves(env[F.fundamental_usd, e], dp, P[P_.keeper_cex_depth_usd])
+    reserve = NR.route_reserve_asset(pa, aa, ca) if split else pa
+    max_repay = NR.chunk_repay(reserve, chunk, o, bonus, dp) if chunk != math.inf else math.inf
     m = 0
     for k in range(ncand):
         i = cand[k]
@@ -539,7 +549,11 @@ def _liquidate_env(
         repay, seize, pf = NR.liquidation_call(
             c[i], d[i], hf, o, dp, bonus, cf, full_hf, small, max_repay, pfee
         )
-        if vfrac > 0.0:
+        if split:
+            quote = NR.route_out(
+                pa, pd, fee, aa, ad, agg_fee, ca, cd, cex_fee, seize - pf, use_agg, use_cex
+            )
+        elif vfrac > 0.0:
             quote = NR.split_sale_out(pa, pd, va, vd, seize - pf, seize - pf, fee, vfrac)
         else:
             quote = NR.swap_out(pa, pd, seize - pf, fee)
@@ -570,7 +584,11 @@ def _liquidate_env(
         take = True
         if filt:
             sold += net
-            if vfrac > 0.0:
+            if split:
+                out = NR.block_route_out(
+                    pa, pd, fee, aa, ad, agg_fee, ca, cd, cex_fee, sold, net, use_agg, use_cex
+                )
+            elif vfrac > 0.0:
                 out = NR.split_sale_out(pa, pd, va, vd, sold, net, fee, vfrac)
             else:
                 out = NR.block_sale_out(pa, pd, sold, net, fee)
@@ -591,7 +609,22 @@ def _liquidate_env(
         return 0.0, False
     net_env = seize_env - fee_env
     keeper_sell = net_env * (1.0 - share)
-    if vfrac > 0.0:
+    if split:
+        to_pool, to_agg, to_cex = NR.route_split(
+            pa, pd, fee, aa, ad, agg_fee, ca, cd, cex_fee, keeper_sell, use_agg, use_cex
+        )
+        pa1, pd1, out = NR.sell_asset(pa, pd, to_pool, fee)
+        if use_agg:
+            out += NR.swap_out(aa, ad, to_agg, agg_fee)
+            env[F.keeper_aggregator_sold_asset, e] += to_agg
+        if use_cex:
+            cex_out = NR.swap_out(ca, cd, to_cex, cex_fee)
+            if P[P_.keeper_cex_latency_substeps] > 0.0:
+                env[F.keeper_cex_pending_asset, e] += cex_out * dp / env[F.fundamental_usd, e]
+            else:
+                out += cex_out
+            env[F.keeper_cex_sold_asset, e] += to_cex
+    elif vfrac > 0.0:
         to_venue = keeper_sell * vfrac
         pa1, pd1, out = NR.sell_asset(pa, pd, keeper_sell - to_venue, fee)
         out += NR.swap_out(va, vd, to_venue, fee)
@@ -735,6 +768,11 @@ def _env_substep(
         target[e], repays[e], tmpl_c[e], tmpl_hf[e], ever_in[e], noise[e], c[e], d[e],
         active[e], ever[e], fscratch, iscratch, orders[O_.freeze_borrow, e] != 0.0,
     )  # fmt: skip
+    if P[P_.keeper_cex_depth_usd] > 0.0 and P[P_.keeper_cex_latency_substeps] > 0.0:
+        # cascade.cex_fills: the CEX leg's held collateral fills at the current fundamental
+        fill = NR.cex_fill_asset(env[F.keeper_cex_pending_asset, e], P[P_.keeper_cex_fill_frac])
+        env[F.keeper_cex_pending_asset, e] -= fill
+        env[F.keeper_profit_usd, e] += fill * env[F.fundamental_usd, e]
     # the oracle reads the pool as the block left it so far (cascade.refresh_in_block); the
     # candidates were listed at the old oracle, so list them again if it moved
     if _refresh_in_block(e, env, drv, P, now_h, held):

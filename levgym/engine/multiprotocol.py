@@ -11,6 +11,10 @@ its absorbed collateral are ``[E, P]`` and ``[E, P, K]``.
 
 One substep (:func:`substep`), in order:
 
+0. **Pool drain** (only with the driver ``pool_reserve_frac``, :func:`drain_pools`): each asset's
+   pools hold the driver's fractions of their undrained (asset, quote) reserves (liquidity
+   withdrawn, or one side taken by an exploit); the CRV-style scenario of
+   :mod:`levgym.scenarios.multiprotocol` drives it.
 1. **Prices and arbitrage**: the fundamentals ``[E, K]``; each pool group is arbitraged toward
    them with :func:`levgym.engine.rules.arbitrage` (the multi-asset step's rule); each protocol
    reads its oracles from its group's pools
@@ -125,6 +129,9 @@ class MultiState:
     cascade_rounds_max: np.ndarray
     """Most rounds one substep's cascade took ``[E]``."""
     time_h: float = 0.0
+    pool_reserve_frac: np.ndarray | None = None
+    """``[E, 2, K]``: the (asset, quote) reserves of each asset's pools as fractions of their
+    depth without a drain, as last applied (None: 1 everywhere); the pool-drain driver's level."""
 
     def replace(self, **changes: Any) -> MultiState:
         return dataclasses.replace(self, **changes)
@@ -154,11 +161,14 @@ def init_state(
     protocols: tuple[Protocol, ...], params: MultiParams, supplies: list[np.ndarray],
     debts: list[np.ndarray], emode_rows: list[Any], fundamental_usd: np.ndarray,
     reserves_base: np.ndarray | None = None, target_reserves_base: np.ndarray | None = None,
+    pool_reserve_frac: np.ndarray | None = None,
 ) -> MultiState:  # fmt: skip
     """A market of ``protocols`` at its start: each book from
     :func:`levgym.engine.portfolio_market.init_state` (pools at full depth, oracles, lenders'
     supply), then the pools shared (one group) or split by :func:`pool_shares`. Compound's base
-    reserves and targets are ``[E, P]`` overrides or the protocols' own values."""
+    reserves and targets are ``[E, P]`` overrides or the protocols' own values.
+    ``pool_reserve_frac`` ``[E, 2, K]`` (the pool-drain driver's row 0, :func:`drain_pools`)
+    scales the pools' (asset, quote) reserves at the start, before the oracles are read."""
     protocols = tuple(protocols)
     same_asset_axis(protocols)
     for pr in protocols:
@@ -194,12 +204,16 @@ def init_state(
         for b, g in zip(books, group, strict=True)
     )
 
+    if pool_reserve_frac is not None:
+        pa, pq = _scaled_pools(pa, pq, None, pool_reserve_frac)
+        books = tuple(b.replace(pool_asset=pa[:, g].copy(), pool_quote=pq[:, g].copy()) for b, g in zip(books, group, strict=True))  # fmt: skip
+
     def per_p(x, attr):
         if x is not None:
             return np.broadcast_to(np.asarray(x, dtype=np.float64), (e, p_n)).copy()
         return np.broadcast_to(np.array([getattr(pr, attr) for pr in protocols]), (e, p_n)).copy()
 
-    return MultiState(
+    state = MultiState(
         books=books,
         pool_asset=pa,
         pool_quote=pq,
@@ -210,7 +224,47 @@ def init_state(
         extra={**{x: np.zeros((e, p_n), dtype=np.int64) for x in EXTRA}, **{x: np.zeros((e, p_n, k)) for x in EXTRA_K}},
         keeper_pnl_usd=np.zeros(e),
         cascade_rounds_max=np.zeros(e, dtype=np.int64),
+        pool_reserve_frac=None if pool_reserve_frac is None else _frac(pool_reserve_frac, e, k),
     )  # fmt: skip
+    if pool_reserve_frac is None:
+        return state
+    return state.replace(books=_sync(state, protocols, params, pa, pq, books))
+
+
+def _frac(x: np.ndarray, e: int, k: int) -> np.ndarray:
+    f = np.broadcast_to(np.asarray(x, dtype=np.float64), (e, 2, k)).copy()
+    if not np.all(np.isfinite(f)) or np.any(f <= 0.0):
+        raise ValueError("pool_reserve_frac has a value <= 0 or not finite; allowed > 0")
+    return f
+
+
+def _scaled_pools(pa, pq, old, new):
+    """Pools ``[E, G, K]`` with each asset's (asset, quote) reserves moved from the fractions
+    ``old`` to ``new`` ``[E, 2, K]`` (None: 1) of their undrained depth."""
+    e, _, k = pa.shape
+    new = _frac(new, e, k)
+    old = np.ones((e, 2, k)) if old is None else old
+    ra, rq = new[:, 0] / old[:, 0], new[:, 1] / old[:, 1]
+    return pa * ra[:, None, :], pq * rq[:, None, :]
+
+
+def drain_pools(
+    state: MultiState, pool_reserve_frac: np.ndarray, protocols: tuple[Protocol, ...],
+    params: MultiParams,
+) -> MultiState:  # fmt: skip
+    """The pool-drain driver (step 0 of a substep): every pool group's (asset, quote) reserves of
+    each asset become ``pool_reserve_frac`` ``[E, 2, K]`` of their undrained depth (relative to
+    the level last applied, :attr:`MultiState.pool_reserve_frac`): liquidity providers withdraw
+    (equal fractions: the price holds) or an exploit takes one side (the price moves). Each
+    protocol's oracles are read again."""
+    pa, pq = _scaled_pools(
+        state.pool_asset, state.pool_quote, state.pool_reserve_frac, pool_reserve_frac
+    )
+    e, _, k = pa.shape
+    new = state.replace(
+        pool_asset=pa, pool_quote=pq, pool_reserve_frac=_frac(pool_reserve_frac, e, k)
+    )
+    return new.replace(books=_sync(new, protocols, params, pa, pq, new.books))
 
 
 # ----------------------------------------------------------------------------- the substep
@@ -543,10 +597,13 @@ def write_off(state: MultiState, protocols: tuple[Protocol, ...]) -> MultiState:
 
 def substep(
     state: MultiState, fundamental_usd: np.ndarray, protocols: tuple[Protocol, ...],
-    params: MultiParams, fused: bool = True,
+    params: MultiParams, fused: bool = True, pool_reserve_frac: np.ndarray | None = None,
 ) -> tuple[MultiState, np.ndarray]:  # fmt: skip
-    """One substep of every env (module docstring, steps 1-4); returns the state and the rounds
-    with calls per env ``[E]``."""
+    """One substep of every env (module docstring, steps 1-4, after the pool-drain driver
+    :func:`drain_pools` when ``pool_reserve_frac`` ``[E, 2, K]`` is given); returns the state and
+    the rounds with calls per env ``[E]``."""
+    if pool_reserve_frac is not None:
+        state = drain_pools(state, pool_reserve_frac, protocols, params)
     state = market_update(state, fundamental_usd, protocols, params)
     state = accrue_interest(state, protocols, params)
     rounds = np.zeros(state.books[0].shape[0], dtype=np.int64)
@@ -566,9 +623,12 @@ def substep(
 
 def run(
     state: MultiState, fundamentals_usd: np.ndarray, protocols: tuple[Protocol, ...],
-    params: MultiParams, fused: bool = True,
+    params: MultiParams, fused: bool = True, pool_reserve_frac: np.ndarray | None = None,
 ) -> MultiState:  # fmt: skip
-    """Step ``state`` through fundamentals ``[T, E, K]`` (row 0 is the start)."""
+    """Step ``state`` through fundamentals ``[T, E, K]`` (row 0 is the start), with the
+    pool-drain driver ``pool_reserve_frac`` ``[T, E, 2, K]`` where given (its row 0 belongs to
+    :func:`init_state`)."""
     for t in range(1, fundamentals_usd.shape[0]):
-        state, _ = substep(state, fundamentals_usd[t], protocols, params, fused)
+        drain = None if pool_reserve_frac is None else pool_reserve_frac[t]
+        state, _ = substep(state, fundamentals_usd[t], protocols, params, fused, drain)
     return state

@@ -178,6 +178,29 @@ class MarketParams:
     and that is full again at every cascade round. 0 (default): every sale goes to the pool."""
     keeper_venue_depth_usd: float = 500e6
     """Debt-asset depth of the off-pool venue (see ``keeper_venue_frac``)."""
+    keeper_aggregator_depth_usd: float = 0.0
+    """Debt-asset depth of the keepers' aggregator route (deeper on-chain liquidity reached
+    through a router): a constant-product curve at the fundamental price that the pool's price
+    never sees, full again at every cascade round. With it (or a CEX leg) keepers split every
+    sale across the pool and these venues so that it returns the most (equal marginal prices,
+    :func:`levgym.engine.rules.route_split`) instead of a fixed share. 0 (default): no route."""
+    keeper_aggregator_fee_frac: float = 0.001
+    """Fee of the aggregator route, on its input (the router's and its pools' fees)."""
+    keeper_cex_depth_usd: float = 0.0
+    """Debt-asset depth of the keepers' CEX leg: a constant-product curve at the fundamental
+    price, full again at every cascade round, whose proceeds arrive late (see
+    ``keeper_cex_latency_substeps``). 0 (default): no CEX leg."""
+    keeper_cex_fee_frac: float = 0.001
+    """Fee of the CEX leg (taker fee and the bridge / transfer cost), on its input."""
+    keeper_cex_latency_substeps: float = 1.0
+    """Mean delay, in substeps, before collateral routed to the CEX is sold there (the transfer
+    and its confirmations). The keeper holds it meanwhile and sells at the fundamental price of
+    the substep it fills in, so it bears the price move: each substep a share
+    ``1 / latency`` of the held collateral fills (a geometric delay with this mean; one state
+    field, ``keeper_cex_pending_asset``, instead of a queue). Keepers choose the split at the
+    current fundamental (risk-neutral: the price is a martingale), so the latency moves the
+    keepers' profit and inventory, not which liquidations happen. 0: sold at once; up to 1: all
+    of it at the next substep."""
 
     def __post_init__(self) -> None:
         o = "market"
@@ -204,10 +227,37 @@ class MarketParams:
         _check_range(
             o, "keeper_venue_depth_usd", self.keeper_venue_depth_usd, 0.0, MAX_USD, lo_open=True
         )
+        _check_range(
+            o, "keeper_aggregator_depth_usd", self.keeper_aggregator_depth_usd, 0.0, MAX_USD
+        )
+        _check_range(o, "keeper_aggregator_fee_frac", self.keeper_aggregator_fee_frac, 0.0, 0.1)
+        _check_range(o, "keeper_cex_depth_usd", self.keeper_cex_depth_usd, 0.0, MAX_USD)
+        _check_range(o, "keeper_cex_fee_frac", self.keeper_cex_fee_frac, 0.0, 0.1)
+        _check_range(o, "keeper_cex_latency_substeps", self.keeper_cex_latency_substeps, 0.0, 1e6)
+        if self.keeper_split and self.keeper_venue_frac > 0.0:
+            raise ValueError(
+                f"market.keeper_venue_frac={self.keeper_venue_frac:g} with "
+                "market.keeper_aggregator_depth_usd or market.keeper_cex_depth_usd > 0; allowed "
+                "one routing: the fixed share to one venue, or the split across the aggregator "
+                "route and the CEX leg (set keeper_venue_frac=0)"
+            )
         if not isinstance(self.profitability_filter, bool):
             raise ValueError(
                 f"market.profitability_filter={self.profitability_filter!r}; allowed true or false"
             )
+
+    @property
+    def keeper_split(self) -> bool:
+        """Keepers split their sales across the pool, the aggregator route and the CEX leg
+        (either has a depth)."""
+        return self.keeper_aggregator_depth_usd > 0.0 or self.keeper_cex_depth_usd > 0.0
+
+    @property
+    def keeper_cex_fill_frac(self) -> float:
+        """Share of the collateral held for the CEX that fills each substep (1 / latency; 1
+        without latency)."""
+        lat = self.keeper_cex_latency_substeps
+        return 1.0 if lat <= 1.0 else 1.0 / lat
 
     @property
     def keeper_chunk_ratio(self) -> float:
@@ -346,7 +396,8 @@ class RunParams:
     warmup_h: float = 0.0
     """Hours the drawn book lives before t = 0 (``simulate``, ``validate``): a replayed CSV's
     earlier rows, or a calm burn-in before a synthetic scenario; counters start at t = 0. The
-    envs ignore it (their episodes start from a fresh book)."""
+    envs ignore it: their own ``warmup_h`` argument (default 0) starts episodes from cached
+    warmed books (:mod:`levgym.warm`)."""
 
     def __post_init__(self) -> None:
         _check_range("run", "substeps_per_step", self.substeps_per_step, 1, 10_000)

@@ -14,6 +14,11 @@ from .protocols import Protocol, morpho_lif
 
 PROTOCOL_PRESETS = ("aave_v3_ethereum", "compound_v3_usdc", "morpho_wsteth_usdc")
 """The protocol presets by name."""
+THIN_SYMBOL = "CRV"
+"""The thin collateral asset of the CRV-style scenario (appended to the asset axis when asked)."""
+THIN_SYMBOLS = (*DEFAULT_SYMBOLS, THIN_SYMBOL)
+"""The asset axis with the thin asset: every preset lists it (Aave and Compound as collateral,
+the Morpho wstETH market not)."""
 
 _OFF = dict(can_collateral=False, can_borrow=False, ltv=0.0, liquidation_threshold=0.0,
             liquidation_bonus=0.0, protocol_fee_frac=0.0, reserve_factor_frac=0.0)  # fmt: skip
@@ -30,8 +35,12 @@ COMET_CONFIG = {
     "WETH": (0.82, 0.90, 0.95),
     "wstETH": (0.83, 0.88, 0.92),
     "WBTC": (0.70, 0.78, 0.95),
+    "CRV": (0.45, 0.55, 0.85),
 }
-"""``{symbol: (borrowCollateralFactor, liquidateCollateralFactor, liquidationFactor)}``."""
+"""``{symbol: (borrowCollateralFactor, liquidateCollateralFactor, liquidationFactor)}``. CRV is
+hypothetical (cUSDCv3 does not list it; the thin asset of the CRV-style scenario is held in
+Compound here as in Fraxlend or Inverse in 2023): factors of the order of other long-tail
+Comet collateral (assumption)."""
 COMET_STORE_FRONT_PRICE_FACTOR = 0.5
 COMET_TARGET_RESERVES_FRAC_OF_DEBT = 0.01
 """``targetReserves`` as a share of the simulated book's debt (5M USDC against about 500M of
@@ -84,18 +93,24 @@ def morpho_wsteth_usdc_reserves(symbols: tuple[str, ...] = DEFAULT_SYMBOLS) -> R
     return Reserves(tuple(out))
 
 
-def protocol_preset(name: str) -> Protocol:
-    """The protocol preset ``name`` (one of :data:`PROTOCOL_PRESETS`)."""
+def protocol_preset(name: str, symbols: tuple[str, ...] = DEFAULT_SYMBOLS) -> Protocol:
+    """The protocol preset ``name`` (one of :data:`PROTOCOL_PRESETS`) on the asset axis
+    ``symbols`` (:data:`DEFAULT_SYMBOLS`, or :data:`THIN_SYMBOLS` with the thin asset)."""
+    if tuple(symbols) not in (DEFAULT_SYMBOLS, THIN_SYMBOLS):
+        raise ValueError(
+            f"symbols={list(symbols)} is not allowed; allowed {list(DEFAULT_SYMBOLS)} or "
+            f"{list(THIN_SYMBOLS)}"
+        )
     if name == "aave_v3_ethereum":
-        return Protocol(name, "aave_v3", aave_v3_ethereum_reserves())
+        return Protocol(name, "aave_v3", aave_v3_ethereum_reserves(symbols))
     if name == "compound_v3_usdc":
         return Protocol(
-            name, "compound_v3", compound_v3_usdc_reserves(), base_symbol="USDC",
+            name, "compound_v3", compound_v3_usdc_reserves(symbols), base_symbol="USDC",
             store_front_price_factor=COMET_STORE_FRONT_PRICE_FACTOR,
         )  # fmt: skip
     if name == "morpho_wsteth_usdc":
         return Protocol(
-            name, "morpho_blue", morpho_wsteth_usdc_reserves(), base_symbol="USDC",
+            name, "morpho_blue", morpho_wsteth_usdc_reserves(symbols), base_symbol="USDC",
             collateral_symbol="wstETH",
         )  # fmt: skip
     raise ValueError(f"protocol {name!r} is unknown; allowed {', '.join(PROTOCOL_PRESETS)}")
@@ -119,11 +134,58 @@ MORPHO_HF_MARGIN = (0.12, 0.6)
 """``(median, log-sd)`` of a Morpho borrower's HF above 1 (LLTV is both its LTV and LT)."""
 
 
+THIN_SLOT_SHARE = 0.125
+"""With the thin asset: the last ``max(1, N * this)`` slots of each protocol that lists it as
+collateral are its borrowers (they replace the drawn ones)."""
+THIN_MEDIAN_COLLATERAL_USD = {"aave_v3_ethereum": 400_000.0, "compound_v3_usdc": 250_000.0}
+"""Median CRV collateral per CRV slot (assumption: concentrated holders, log-sd 1.0)."""
+THIN_HF_MARGIN = (0.10, 0.5)
+"""``(median, log-sd)`` of a CRV borrower's HF above 1 (USDC debt)."""
+
+
 def draw_protocol_book(
     name: str, oracle_usd: np.ndarray, num_envs: int, num_slots: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(supply, debt ``[E, N, K]``, E-mode rows ``[E, N]``) of preset ``name`` at its oracle
-    prices ``[K]`` at the start, reproducible from ``seed``."""
+    prices ``[K]`` at the start, reproducible from ``seed``. With ``K`` = len(:data:`THIN_SYMBOLS`)
+    the book on :data:`DEFAULT_SYMBOLS` is drawn as without it (same draws), and then the last
+    slots of a protocol that takes CRV as collateral become CRV borrowers of USDC
+    (:data:`THIN_SLOT_SHARE`, :data:`THIN_MEDIAN_COLLATERAL_USD`, :data:`THIN_HF_MARGIN`)."""
+    price = np.asarray(oracle_usd, dtype=np.float64)
+    k0 = len(DEFAULT_SYMBOLS)
+    if price.shape[-1] == k0:
+        return _draw_default(name, price, num_envs, num_slots, seed)
+    if price.shape[-1] != len(THIN_SYMBOLS):
+        raise ValueError(
+            f"oracle_usd has {price.shape[-1]} prices; allowed {k0} or {len(THIN_SYMBOLS)}"
+        )
+    s0, d0, rows = _draw_default(name, price[:k0], num_envs, num_slots, seed)
+    pad = np.zeros((*s0.shape[:2], 1))
+    supply, debt = np.concatenate([s0, pad], -1), np.concatenate([d0, pad], -1)
+    pr = protocol_preset(name, THIN_SYMBOLS)
+    res = pr.reserves
+    c = res.index(THIN_SYMBOL)
+    if not res.reserves[c].can_collateral:
+        return supply, debt, rows
+    e, n = int(num_envs), int(num_slots)
+    m = max(1, int(n * THIN_SLOT_SHARE))
+    rng = np.random.default_rng([int(seed) + BOOK_SEED_OFFSET[name], 2023])
+    med = THIN_MEDIAN_COLLATERAL_USD[name]
+    coll_usd = np.clip(med * np.exp(1.0 * rng.standard_normal((e, m))), 1_000.0, 50e6)
+    hf = 1.0 + 1e-6 + THIN_HF_MARGIN[0] * np.exp(THIN_HF_MARGIN[1] * rng.standard_normal((e, m)))
+    b = res.index("USDC")
+    supply[:, n - m :] = 0.0
+    debt[:, n - m :] = 0.0
+    supply[:, n - m :, c] = coll_usd / price[c]
+    debt[:, n - m :, b] = coll_usd * res.reserves[c].liquidation_threshold / hf / price[b]
+    rows = np.array(rows, copy=True)
+    rows[:, n - m :] = 0
+    return supply, debt, rows
+
+
+def _draw_default(
+    name: str, oracle_usd: np.ndarray, num_envs: int, num_slots: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pr = protocol_preset(name)
     res = pr.reserves
     s = int(seed) + BOOK_SEED_OFFSET[name]

@@ -48,6 +48,36 @@ def _buy(x: float, y: float, dy: float, fee: float) -> tuple[float, float, float
     return x * y / (y + eff), y + eff, out
 
 
+def _best_split(venues: list[tuple[float, float, float]], amount: float) -> list[float]:
+    """How much of ``amount`` to sell into each constant-product venue ``(x, y, fee)`` so that
+    the sale returns the most, by bisection on the common marginal price: at marginal price
+    ``lam`` a venue takes what brings its marginal price ``y e x / (x + e a)^2`` down to ``lam``
+    (nothing if it starts below); the total falls as ``lam`` rises."""
+    if amount <= 0.0:
+        return [0.0] * len(venues)
+
+    def takes(lam: float) -> list[float]:
+        out = []
+        for x, y, fee in venues:
+            e = 1.0 - fee
+            out.append(max((math.sqrt(y * e * x / lam) - x) / e, 0.0))
+        return out
+
+    hi = max(y * (1.0 - fee) / x for x, y, fee in venues)  # nobody sells above this
+    lo = hi
+    while sum(takes(lo)) < amount:
+        lo *= 0.5
+    for _ in range(400):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if sum(takes(mid)) >= amount:
+            lo = mid
+        else:
+            hi = mid
+    return takes(lo)
+
+
 def _source(f: float, pool_usd: float, w: float) -> float:
     if w == 0.0:
         return f
@@ -294,6 +324,35 @@ def reference_substep(
         frozen = bool(r["oracle_frozen"][e]) or order["pause_oracle"][e] != 0.0
         _refresh(m, params, now, src, None, bias, frozen, True)
 
+    split = mk.keeper_aggregator_depth_usd > 0.0 or mk.keeper_cex_depth_usd > 0.0
+
+    def split_out(m: dict, amount: float) -> tuple[float, list[float], list[float]]:
+        """Best split of ``amount`` over the pool, the aggregator route and the CEX leg (both at
+        the fundamental, absent without depth): (total out, out per venue, amount per venue)."""
+        dp_ = m["debt_price_usd"]
+        venues = [(m["pool_asset"], m["pool_debt"], fee)]
+        for depth, vfee in (
+            (mk.keeper_aggregator_depth_usd, mk.keeper_aggregator_fee_frac),
+            (mk.keeper_cex_depth_usd, mk.keeper_cex_fee_frac),
+        ):
+            if depth > 0.0:
+                venues.append((depth / m["fundamental_usd"], depth / dp_, vfee))
+            else:
+                venues.append((1.0, 0.0, 0.0))  # absent: its marginal price is 0
+        parts = _best_split(venues, amount)
+        outs = [
+            y * a * (1.0 - f) / (x + a * (1.0 - f))
+            for (x, y, f), a in zip(venues, parts, strict=True)
+        ]
+        return sum(outs), outs, parts
+
+    # Before the cascade the CEX leg's held collateral fills at the current fundamental.
+    if mk.keeper_cex_depth_usd > 0.0 and mk.keeper_cex_latency_substeps > 0.0:
+        lat = mk.keeper_cex_latency_substeps
+        for m in envs:
+            fill = m["keeper_cex_pending_asset"] * (1.0 if lat <= 1.0 else 1.0 / lat)
+            m["keeper_cex_pending_asset"] -= fill
+            m["keeper_profit_usd"] += fill * m["fundamental_usd"]
     for e, m in enumerate(envs):
         refresh_in_block(e, m)
     # Then rounds, shared by all envs.
@@ -323,15 +382,28 @@ def reference_substep(
                 full = hf <= pr.full_close_hf or d * dp < pr.small_position_usd
                 repay = (1.0 if full else m["close_factor"]) * d
                 if mk.keeper_chunk_ratio != math.inf:
+                    # the slippage limit: against the pool, or all the venues of a split sale
+                    depth_asset = m["pool_asset"]
+                    if split:
+                        depth_asset += (
+                            mk.keeper_aggregator_depth_usd + mk.keeper_cex_depth_usd
+                        ) / m["fundamental_usd"]
                     repay = min(
-                        repay, m["pool_asset"] * mk.keeper_chunk_ratio * o / ((1.0 + bonus) * dp)
+                        repay, depth_asset * mk.keeper_chunk_ratio * o / ((1.0 + bonus) * dp)
                     )
                 seize = repay * dp * (1.0 + bonus) / o
                 if seize > c:
                     seize = c
                     repay = c * o / ((1.0 + bonus) * dp)
                 fee_a = pr.protocol_fee_frac * max(seize - repay * dp / o, 0.0)
-                # keepers' execution: a share to the off-pool venue (fundamental price, fixed depth)
+                # keepers' execution: the best split over the pool, aggregator and CEX; or a
+                # share to the off-pool venue (fundamental price, fixed depth)
+                if split:
+                    quote = split_out(m, seize - fee_a)[0]
+                    profit = (quote - repay) * dp - gas_usd
+                    if profit > 0 or not mk.profitability_filter:
+                        cands.append((profit, i, repay, seize, fee_a))
+                    continue
                 vx = mk.keeper_venue_depth_usd / m["fundamental_usd"]
                 vy = mk.keeper_venue_depth_usd / dp
                 v = mk.keeper_venue_frac
@@ -350,7 +422,10 @@ def reference_substep(
             for cand in cands:
                 net = cand[3] - cand[4]
                 ok = True
-                if mk.profitability_filter:
+                if mk.profitability_filter and split:
+                    out = split_out(m, sold + net)[0] - split_out(m, sold)[0]
+                    ok = (out - cand[2]) * dp - gas_usd > 0
+                elif mk.profitability_filter:
                     v = mk.keeper_venue_frac
                     before = sold * (1.0 - v) * (1.0 - fee)
                     after = (sold + net) * (1.0 - v) * (1.0 - fee)
@@ -382,8 +457,24 @@ def reference_substep(
                 p["ever_liquidated"] = True
             net = seize_env - fee_env
             keeper_sell = net * (1.0 - share[e])
-            to_venue = keeper_sell * mk.keeper_venue_frac
-            x, y, out = _sell(m["pool_asset"], m["pool_debt"], keeper_sell - to_venue, fee)
+            to_venue = 0.0 if split else keeper_sell * mk.keeper_venue_frac
+            to_pool = keeper_sell - to_venue
+            if split:
+                _, outs, parts = split_out(m, keeper_sell)
+                to_pool = keeper_sell - sum(parts[1:])
+                if mk.keeper_aggregator_depth_usd > 0.0:
+                    m["keeper_aggregator_sold_asset"] += parts[1]
+                if mk.keeper_cex_depth_usd > 0.0:
+                    m["keeper_cex_sold_asset"] += parts[2]
+                    if mk.keeper_cex_latency_substeps > 0.0:
+                        # held until it fills, at what the CEX quotes now
+                        m["keeper_cex_pending_asset"] += (
+                            outs[2] * m["debt_price_usd"] / m["fundamental_usd"]
+                        )
+                        outs[2] = 0.0
+            x, y, out = _sell(m["pool_asset"], m["pool_debt"], to_pool, fee)
+            if split:
+                out += outs[1] + outs[2]
             m["pool_asset"], m["pool_debt"] = x, y
             if to_venue > 0.0:
                 vx = mk.keeper_venue_depth_usd / m["fundamental_usd"]

@@ -37,6 +37,11 @@ def ref_state(state: Any) -> dict[str, Any]:
         "keeper_pnl_usd": state.keeper_pnl_usd.copy(),
         "cascade_rounds_max": state.cascade_rounds_max.copy(),
         "time_h": state.time_h,
+        "pool_reserve_frac": (
+            np.ones((state.pool_asset.shape[0], 2, state.pool_asset.shape[2]))
+            if state.pool_reserve_frac is None
+            else state.pool_reserve_frac.copy()
+        ),
     }
 
 
@@ -63,10 +68,12 @@ def _hf_parts(pr, b, e, n) -> tuple[float, float]:
 
 
 def ref_multi_substep(
-    protocols: tuple, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any
-) -> dict[str, Any]:
+    protocols: tuple, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any,
+    pool_reserve_frac: np.ndarray | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The substep of :func:`levgym.engine.multiprotocol.substep` on ``st`` (from
-    :func:`ref_state`); ``params`` is a ``MultiParams``. Returns a new dict."""
+    :func:`ref_state`); ``params`` is a ``MultiParams``; ``pool_reserve_frac`` ``[E, 2, K]`` the
+    pool-drain driver's row (None: no drain). Returns a new dict."""
     mp = params.market
     unified = params.margin == "unified"
     st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
@@ -85,6 +92,16 @@ def ref_multi_substep(
         b["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
         b["time_h"] = st["time_h"]
     f = np.array(fundamental_usd, dtype=float)
+    if pool_reserve_frac is not None:
+        # the drain: each pool's reserves go from the last applied fractions to the new ones
+        for e in range(e_n):
+            for k in range(k_n):
+                for side, key in ((0, "pool_asset"), (1, "pool_quote")):
+                    new = float(pool_reserve_frac[e, side, k])
+                    old = float(st["pool_reserve_frac"][e, side, k])
+                    for g in range(g_n):
+                        st[key][e, g, k] = st[key][e, g, k] * new / old
+                    st["pool_reserve_frac"][e, side, k] = new
     for e in range(e_n):
         for g in range(g_n):
             for k in range(k_n):

@@ -105,6 +105,105 @@ def split_sale_out(
     return pool + venue
 
 
+def route_split(
+    pool_asset: Num, pool_debt: Num, pool_fee_frac: Num, agg_asset: Num, agg_debt: Num,
+    agg_fee_frac: float, cex_asset: Num, cex_debt: Num, cex_fee_frac: float, amount_asset: Num,
+    use_agg: bool, use_cex: bool,
+):  # fmt: skip
+    """The keepers' split of a sale of ``amount_asset`` across the on-chain pool, the aggregator
+    route and the CEX leg that returns the most: (to pool, to aggregator, to CEX), asset units.
+    A venue not used (``use_agg`` / ``use_cex`` false, a parameter) gets 0.
+
+    Each venue ``j`` is a constant-product curve ``(x_j, y_j)`` with a fee on the input
+    (``e_j = 1 - fee_j``): selling ``a_j`` returns ``y_j e_j a_j / (x_j + e_j a_j)``, whose
+    marginal price ``y_j e_j x_j / (x_j + e_j a_j)^2`` falls with ``a_j``. At the best split the
+    venues that get a share have equal marginal prices and the others a lower one at zero: with
+    ``w_j = sqrt(x_j y_j / e_j)`` and ``u_j = x_j / e_j``, ``a_j = max(w_j m - u_j, 0)``, where
+    ``m = (A + sum_S u_j) / sum_S w_j`` for the set ``S`` of venues used. That ``m`` is the least
+    of this expression over all non-empty sets (any set's value is at least the true one, since
+    its sum of ``w_j m - u_j`` never exceeds the true allocation's; the used set's equals it), so
+    no sorting is needed. The pool gets the rest of the sale, so the three add up to it."""
+    a = amount_asset
+    ep = 1.0 - pool_fee_frac
+    wp = sqrt(pool_asset * pool_debt / ep)
+    up = pool_asset / ep
+    m = (a + up) / wp
+    to_agg = a * 0.0
+    to_cex = a * 0.0
+    wa = ua = wc = uc = 0.0
+    if use_agg:
+        ea = 1.0 - agg_fee_frac
+        wa = sqrt(agg_asset * agg_debt / ea)
+        ua = agg_asset / ea
+        m = minimum(m, (a + ua) / wa)
+        m = minimum(m, (a + up + ua) / (wp + wa))
+    if use_cex:
+        ec = 1.0 - cex_fee_frac
+        wc = sqrt(cex_asset * cex_debt / ec)
+        uc = cex_asset / ec
+        m = minimum(m, (a + uc) / wc)
+        m = minimum(m, (a + up + uc) / (wp + wc))
+        if use_agg:
+            m = minimum(m, (a + ua + uc) / (wa + wc))
+            m = minimum(m, (a + up + ua + uc) / (wp + wa + wc))
+    if use_agg:
+        to_agg = minimum(maximum(wa * m - ua, 0.0), a)
+    if use_cex:
+        to_cex = minimum(maximum(wc * m - uc, 0.0), a - to_agg)
+    return maximum(a - to_agg - to_cex, 0.0), to_agg, to_cex
+
+
+def route_out(
+    pool_asset: Num, pool_debt: Num, pool_fee_frac: Num, agg_asset: Num, agg_debt: Num,
+    agg_fee_frac: float, cex_asset: Num, cex_debt: Num, cex_fee_frac: float, amount_asset: Num,
+    use_agg: bool, use_cex: bool,
+) -> Num:  # fmt: skip
+    """Debt that the best split of ``amount_asset`` (:func:`route_split`) returns, all venues
+    together (the CEX leg's at the current fundamental: what the keeper expects)."""
+    to_pool, to_agg, to_cex = route_split(
+        pool_asset, pool_debt, pool_fee_frac, agg_asset, agg_debt, agg_fee_frac, cex_asset,
+        cex_debt, cex_fee_frac, amount_asset, use_agg, use_cex,
+    )  # fmt: skip
+    out = swap_out(pool_asset, pool_debt, to_pool, pool_fee_frac)
+    if use_agg:
+        out = out + swap_out(agg_asset, agg_debt, to_agg, agg_fee_frac)
+    if use_cex:
+        out = out + swap_out(cex_asset, cex_debt, to_cex, cex_fee_frac)
+    return out
+
+
+def block_route_out(
+    pool_asset: Num, pool_debt: Num, pool_fee_frac: Num, agg_asset: Num, agg_debt: Num,
+    agg_fee_frac: float, cex_asset: Num, cex_debt: Num, cex_fee_frac: float,
+    sold_through_asset: Num, amount_asset: Num, use_agg: bool, use_cex: bool,
+) -> Num:  # fmt: skip
+    """:func:`block_sale_out` for split sales: what ``amount_asset`` adds to the best split's
+    proceeds when it is the last of the block's sales totalling ``sold_through_asset``."""
+    incl = route_out(
+        pool_asset, pool_debt, pool_fee_frac, agg_asset, agg_debt, agg_fee_frac, cex_asset,
+        cex_debt, cex_fee_frac, sold_through_asset, use_agg, use_cex,
+    )  # fmt: skip
+    excl = route_out(
+        pool_asset, pool_debt, pool_fee_frac, agg_asset, agg_debt, agg_fee_frac, cex_asset,
+        cex_debt, cex_fee_frac, maximum(sold_through_asset - amount_asset, 0.0), use_agg, use_cex,
+    )  # fmt: skip
+    return incl - excl
+
+
+def route_reserve_asset(pool_asset: Num, agg_asset: Num, cex_asset: Num) -> Num:
+    """The asset reserve a keeper's slippage limit (:func:`chunk_repay`) is measured against
+    when it splits its sales: all its venues' together. At one price the best split is pro rata
+    to the reserves, so a sale of ``chunk_ratio`` times their sum moves each venue as a sale of
+    ``chunk_ratio`` times its own reserve moves a lone pool."""
+    return pool_asset + agg_asset + cex_asset
+
+
+def cex_fill_asset(pending_asset: Num, fill_frac: float) -> Num:
+    """Collateral held for the CEX leg that fills this substep (a share ``fill_frac``, 1 /
+    latency, of what is held: a geometric delay)."""
+    return pending_asset * fill_frac
+
+
 def arbitrage(pool_asset: Num, pool_debt: Num, target_price: Num, speed_frac: Num):
     """Trade along the curve so the pool price closes ``speed_frac`` of its log-gap to
     ``target_price`` (debt units per asset): (new pool asset, new pool debt)."""
@@ -357,7 +456,8 @@ def chunk_repay(
     pool_asset: Num, chunk_ratio: float, oracle_usd: Num, bonus: Num, debt_price_usd: Num
 ) -> Num:
     """Largest repay of one keeper call: its seized collateral is at most ``chunk_ratio`` of the
-    pool's asset reserve (the keeper's slippage limit)."""
+    pool's asset reserve (the keeper's slippage limit; with split sales, ``pool_asset`` is the
+    reserve of all its venues, :func:`route_reserve_asset`)."""
     return pool_asset * chunk_ratio * oracle_usd / ((1.0 + bonus) * debt_price_usd)
 
 

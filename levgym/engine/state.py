@@ -246,6 +246,7 @@ def build_state(
         "twap_buffer_usd": np.repeat(f0[:, None], m.twap_window_substeps, axis=1),
         "debt_price_usd": dp0,
         "gas_gwei": gas0,
+        "keeper_cex_pending_asset": zeros.copy(),
         "supply_usd": total_debt / b.initial_utilization_frac,
         "reserves_usd": total_debt * b.initial_reserves_frac,
         "initial_collateral_asset": coll.sum(axis=1),

@@ -10,7 +10,7 @@ import array_api_compat
 from . import rules as R
 from .backend import namespace
 from .borrowers import act, current_rate_apr
-from .cascade import run_cascade
+from .cascade import cex_fills, run_cascade
 from .drivers import DriverRow
 from .orders import NO_ORDERS, Orders
 from .params import EngineParams
@@ -137,6 +137,7 @@ def substep(
     state = agent_orders(state, orders, params)
     state = accrue_interest(state, params)
     state = act(state, row, noise_u, params, freeze)
+    state = cex_fills(state, params)
     state, rounds = run_cascade(
         state, params, row.oracle_bias_frac, held, orders.claim_share_frac, masked
     )

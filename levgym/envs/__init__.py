@@ -1,6 +1,7 @@
 """The Gymnasium environments: single envs, native vector envs on the batched engine, and the
 Stable-Baselines3 adapter. Importing ``levgym`` registers ``levgym/Governance-v0``,
-``levgym/Governance-v1``, ``levgym/Liquidator-v1`` and ``levgym/Liquidator-v2`` (and the older
+``levgym/Governance-v1``, ``levgym/PortfolioGovernance-v0``, ``levgym/Liquidator-v1``,
+``levgym/Liquidator-v2`` and ``levgym/CrossProtocolHedger-v0`` (and the older
 ``levgym/Liquidator-v0``)."""
 
 from __future__ import annotations
@@ -8,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from .base import LevgymEnv, LevgymVectorEnv
+from .cross_protocol import CrossProtocolHedgerEnv, CrossProtocolHedgerVectorEnv
 from .features import Feature, render_table
 from .governance import GovernanceEnv, GovernanceVectorEnv, StewardLimits, project_params
 from .governance_v1 import GovernanceV1Env, GovernanceV1VectorEnv
 from .liquidator import LiquidatorEnv, LiquidatorV2Env, LiquidatorV2VectorEnv, LiquidatorVectorEnv
+from .portfolio_governance import PortfolioGovernanceEnv, PortfolioGovernanceVectorEnv
 from .registration import ENV_SPECS, register_envs
 
 register_envs()
@@ -27,6 +30,8 @@ def make_sb3_vec_env(env_id: str, num_envs: int = 8, seed: int | None = None, **
 
 __all__ = [
     "ENV_SPECS",
+    "CrossProtocolHedgerEnv",
+    "CrossProtocolHedgerVectorEnv",
     "Feature",
     "GovernanceEnv",
     "GovernanceV1Env",
@@ -38,6 +43,8 @@ __all__ = [
     "LiquidatorV2Env",
     "LiquidatorV2VectorEnv",
     "LiquidatorVectorEnv",
+    "PortfolioGovernanceEnv",
+    "PortfolioGovernanceVectorEnv",
     "StewardLimits",
     "make_sb3_vec_env",
     "project_params",

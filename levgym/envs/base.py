@@ -129,6 +129,7 @@ class LevgymVectorEnv(VectorEnv):
         device: str | None,
         render_mode: str | None,
         autoreset_mode: AutoresetMode | str,
+        warmup_h: float = 0.0,
     ) -> None:
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(
@@ -157,10 +158,17 @@ class LevgymVectorEnv(VectorEnv):
             dtype,
             device,
             packed=self.PACKED,
+            warmup_h=warmup_h,
         )
+        self._init_batch(render_mode, autoreset_mode)
+
+    def _init_batch(self, render_mode: str | None, autoreset_mode: AutoresetMode | str) -> None:
+        """The part of ``__init__`` after ``self.core`` exists: spaces from ``FEATURES`` and
+        ``ACTIONS``, render and autoreset modes, episode counters. An env on another market
+        (:mod:`levgym.envs.portfolio_governance`) builds its own core and then calls this."""
         self.num_envs = self.core.num_envs
         self.num_positions = self.core.num_positions
-        self.backend = backend
+        self.backend = self.core.backend
         self.render_mode = render_mode
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}

@@ -301,6 +301,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         device: str | None = None,
         render_mode: str | None = None,
         autoreset_mode: Any = "SameStep",
+        warmup_h: float = 0.0,
     ) -> None:
         super().__init__(
             num_envs,
@@ -316,6 +317,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
             device=device,
             render_mode=render_mode,
             autoreset_mode=autoreset_mode,
+            warmup_h=warmup_h,
         )
         if limits is not None and not isinstance(limits, StewardLimits):
             raise ValueError(f"limits={limits!r} must be a StewardLimits")
@@ -688,6 +690,10 @@ class GovernanceEnv(LevgymEnv):
       with numpy or torch), ``device`` (None): the engine's.
     - ``render_mode``: None, ``"rgb_array"`` (prices over the last 24 h, debt-weighted
       health-factor histogram, parameters) or ``"ansi"`` (a one-line summary).
+    - ``warmup_h`` (0): hours of calm burn-in the book has lived through when an episode
+      starts (:mod:`levgym.warm`: one of 32 cached warmed books, chosen by the episode's book
+      seed, grafted at the episode's first price); 0 draws a fresh book. Opt-in: it changes
+      the starting state, not the id's dynamics; ``params.run.warmup_h`` is not read here.
 
     ## Vectorized environment
 

@@ -166,6 +166,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         device: str | None = None,
         render_mode: str | None = None,
         autoreset_mode: Any = "SameStep",
+        warmup_h: float = 0.0,
     ) -> None:
         if schema is not None and not isinstance(schema, StewardSchema):
             raise ValueError(f"schema={schema!r} must be a levgym.envs.steward.StewardSchema")
@@ -204,6 +205,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
             device=device,
             render_mode=render_mode,
             autoreset_mode=autoreset_mode,
+            warmup_h=warmup_h,
         )
         every = float(history_every_h) / self.step_h
         if not (np.isfinite(every) and every >= 1 and abs(every - round(every)) < 1e-9):
@@ -754,7 +756,7 @@ class GovernanceV1Env(LevgymEnv):
     - ``num_positions`` (64), ``scenarios`` (None: the regime mixture), ``horizon_h`` (168),
       ``params`` (None: Aave v3 WETH; the starting parameters must lie within the levers'
       bounds), ``scenario_overrides``, ``split``, ``backend``, ``dtype``, ``device``,
-      ``render_mode``: as v0.
+      ``render_mode``, ``warmup_h`` (0): as v0.
     - ``schema`` (``GOVERNANCE_V1_SCHEMA``): the steward's levers
       (:class:`levgym.envs.steward.StewardSchema`); the action and the frame follow it.
     - ``supply_cap_start`` (1.5), ``borrow_cap_start`` (1.5): starting caps as multiples of the

@@ -176,6 +176,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         device: str | None = None,
         render_mode: str | None = None,
         autoreset_mode: Any = "SameStep",
+        warmup_h: float = 0.0,
     ) -> None:
         super().__init__(
             num_envs,
@@ -191,6 +192,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             device=device,
             render_mode=render_mode,
             autoreset_mode=autoreset_mode,
+            warmup_h=warmup_h,
         )
         self.initial_cash_usd = check_weight("initial_cash_usd", initial_cash_usd)
         if self.initial_cash_usd <= 0:
@@ -612,7 +614,8 @@ class LiquidatorEnv(LevgymEnv):
     - ``num_positions`` (128), ``scenarios`` (None: the registered names among
       :data:`DEFAULT_LIQUIDATOR_SCENARIOS`), ``horizon_h`` (24, a multiple of the 10-minute
       substep), ``params`` (None: Aave v3 WETH), ``scenario_overrides``, ``split``,
-      ``backend``, ``dtype``, ``device``, ``render_mode`` as in ``levgym/Governance-v0``.
+      ``backend``, ``dtype``, ``device``, ``render_mode``, ``warmup_h`` (0) as in
+      ``levgym/Governance-v0``.
     - ``initial_cash_usd`` (5e6), ``max_share_frac`` (0.5), ``max_hedge_ratio`` (1.0);
       ``max_hedge_deviation`` (1.0, allowed ``[0, 1]``) is used by v2 only.
     - ``perp_fee_frac`` (5e-4), ``basis_mean_frac`` (1e-4), ``basis_beta`` (0.5),

@@ -24,9 +24,17 @@ ENV_SPECS: dict[str, dict[str, str]] = {
         "entry_point": "levgym.envs.liquidator:LiquidatorEnv",
         "vector_entry_point": "levgym.envs.liquidator:LiquidatorVectorEnv",
     },
+    "levgym/PortfolioGovernance-v0": {
+        "entry_point": "levgym.envs.portfolio_governance:PortfolioGovernanceEnv",
+        "vector_entry_point": "levgym.envs.portfolio_governance:PortfolioGovernanceVectorEnv",
+    },
     "levgym/Liquidator-v2": {
         "entry_point": "levgym.envs.liquidator:LiquidatorV2Env",
         "vector_entry_point": "levgym.envs.liquidator:LiquidatorV2VectorEnv",
+    },
+    "levgym/CrossProtocolHedger-v0": {
+        "entry_point": "levgym.envs.cross_protocol:CrossProtocolHedgerEnv",
+        "vector_entry_point": "levgym.envs.cross_protocol:CrossProtocolHedgerVectorEnv",
     },
 }
 

@@ -33,6 +33,28 @@ from .features import Feature
 
 KINDS = ("level", "switch")
 
+RESERVE_TARGETS = (
+    "liquidation_threshold",
+    "ltv_gap",
+    "liquidation_bonus",
+    "supply_cap_asset",
+    "borrow_cap_asset",
+    "base_rate_apr",
+    "slope1_apr",
+    "slope2_apr",
+    "optimal_utilization_frac",
+)
+"""Fields a lever of scope ``reserve`` may move: a field of one reserve (or E-mode category) of
+the cross-margin market (:class:`levgym.engine.portfolio.Reserve`), or ``ltv_gap``, the LTV as
+its gap below the liquidation threshold (``LTV = LT - gap``)."""
+SCOPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "engine": (PARAM_FIELDS, SWITCHES),
+    "reserve": (RESERVE_TARGETS, ()),
+}
+"""What a lever may move, per scope: (level targets, switch targets). ``engine``: a per-env
+parameter or switch order of the single-asset engine; ``reserve``: a reserve's field, one row of
+the multi-asset schema (:class:`StewardRows`)."""
+
 
 def _finite(name: str, value: float, lo: float = 0.0) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -84,15 +106,23 @@ class Lever:
     """Name of a per-env reference value the bounds are multiples of (``None``: absolute)."""
     doc: str = ""
     """What the lever does, one line."""
+    scope: str = "engine"
+    """What ``target`` names (:data:`SCOPES`): a field of the single-asset engine (``engine``) or
+    of one reserve of the cross-margin market (``reserve``)."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"lever {self.name}: kind {self.kind!r}; allowed {', '.join(KINDS)}")
-        allowed = SWITCHES if self.kind == "switch" else PARAM_FIELDS
+        if self.scope not in SCOPES:
+            raise ValueError(
+                f"lever {self.name}: scope {self.scope!r}; allowed {', '.join(SCOPES)}"
+            )
+        levels, switches = SCOPES[self.scope]
+        allowed = switches if self.kind == "switch" else levels
         if self.target not in allowed:
             raise ValueError(
                 f"lever {self.name}: target {self.target!r}; allowed for a {self.kind} "
-                f"{', '.join(allowed)}"
+                f"{', '.join(allowed) or 'nothing'} (scope {self.scope})"
             )
         for name in ("low", "high", "step_up", "step_down", "cooldown_h"):
             _finite(f"{self.name}.{name}", getattr(self, name))
@@ -327,6 +357,9 @@ class StewardSchema:
     def _project(self, new: np.ndarray, fixed: Mapping[str, np.ndarray]) -> None:
         col = self.by_target()
         names = ("ltv", "liquidation_threshold", "liquidation_bonus")
+        if "ltv_gap" in col:
+            self._project_gap(new, fixed)
+            return
         if not any(n in col for n in names):
             return
         got = {}
@@ -347,10 +380,129 @@ class StewardSchema:
         if "liquidation_threshold" in col:
             new[..., col["liquidation_threshold"]] = lt
 
+    def _project_gap(self, new: np.ndarray, fixed: Mapping[str, np.ndarray]) -> None:
+        """The projection when the LTV is a gap below LT (``LTV = LT - gap``, so ``LTV <= LT``
+        holds by construction): LT gives way to the bonus as in :func:`project_risk`, then the
+        gap is at most LT (``LTV >= 0``)."""
+        col = self.by_target()
+        got = {}
+        for n in ("liquidation_threshold", "liquidation_bonus"):
+            if n in col:
+                got[n] = new[..., col[n]]
+            elif n in fixed:
+                got[n] = np.asarray(fixed[n], dtype=np.float64)
+            else:
+                raise ValueError(f"the steward moves ltv_gap; pass {n} in fixed")
+        lt = got["liquidation_threshold"]
+        _, lt = project_risk(lt, lt, got["liquidation_bonus"], self.margin)
+        if "liquidation_threshold" in col:
+            new[..., col["liquidation_threshold"]] = lt
+        g = col["ltv_gap"]
+        new[..., g] = np.minimum(new[..., g], lt)
+
 
 def lever_table(levers: Sequence[Lever]) -> str:
     """The Markdown table of a sequence of levers (see :meth:`StewardSchema.markdown_table`)."""
     return StewardSchema(tuple(levers)).markdown_table()
+
+
+# ---------------------------------------------------------------------- rows of one schema
+@dataclass(frozen=True)
+class RowGroup:
+    """Rows that share one :class:`StewardSchema`: the same levers, limits and cool-downs for
+    every row (each reserve of a market, each E-mode category), each row with its own values,
+    bounds and clock."""
+
+    name: str
+    """Name of the group (``reserve``, ``emode``)."""
+    schema: StewardSchema
+    rows: tuple[str, ...]
+    """Name of each row (a reserve's symbol, an E-mode category's label)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", tuple(self.rows))
+        if not self.rows:
+            raise ValueError(f"row group {self.name}: rows=() is empty; allowed one or more")
+        if len(set(self.rows)) != len(self.rows):
+            raise ValueError(f"row group {self.name}: rows {list(self.rows)} must be distinct")
+        if not isinstance(self.schema, StewardSchema):
+            raise ValueError(f"row group {self.name}: schema must be a StewardSchema")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, levers)``."""
+        return len(self.rows), len(self.schema.levers)
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) * len(self.schema.levers)
+
+
+@dataclass(frozen=True)
+class StewardRows:
+    """A steward's schema over several rows: the multi-asset form of :class:`StewardSchema`.
+
+    Each :class:`RowGroup` applies its schema per row (``[E, R, L]`` arrays: the schema's own
+    :meth:`StewardSchema.apply` over a batch of rows); the action is every group's rows, row by
+    row, flattened in order: component ``offset_g + r * L_g + j`` is lever ``j`` of row ``r`` of
+    group ``g``, named ``{row}.{lever}``."""
+
+    groups: tuple[RowGroup, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "groups", tuple(self.groups))
+        names = [g.name for g in self.groups]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"steward rows need distinct, non-empty group names; got {names}")
+        feats = [f.name for f in self.action_features()]
+        if len(set(feats)) != len(feats):
+            raise ValueError("steward rows: two rows of different groups share a name")
+
+    @property
+    def size(self) -> int:
+        """Components of the action."""
+        return sum(g.size for g in self.groups)
+
+    def slices(self) -> dict[str, slice]:
+        """Each group's components in the action."""
+        out, start = {}, 0
+        for g in self.groups:
+            out[g.name] = slice(start, start + g.size)
+            start += g.size
+        return out
+
+    def group(self, name: str) -> RowGroup:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise ValueError(f"row group {name!r} is unknown; allowed {[g.name for g in self.groups]}")
+
+    def split(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        """The action ``[..., A]`` as each group's ``[..., R, L]`` (views)."""
+        a = np.asarray(action)
+        return {
+            g.name: a[..., sl].reshape(*a.shape[:-1], *g.shape)
+            for g, sl in zip(self.groups, self.slices().values(), strict=True)
+        }
+
+    def action_features(self) -> tuple[Feature, ...]:
+        """The action components, row by row: ``{row}.{lever}``, the lever's meaning."""
+        out = []
+        for g in self.groups:
+            base = g.schema.action_features()
+            for row in g.rows:
+                out += [
+                    Feature(f"{row}.{f.name}", f"{row}: {f.description}", -1.0, 1.0) for f in base
+                ]
+        return tuple(out)
+
+    def markdown_table(self) -> str:
+        """Each group's levers as a Markdown table, headed by the rows they apply to."""
+        parts = []
+        for g in self.groups:
+            rows = ", ".join(f"`{r}`" for r in g.rows)
+            parts.append(f"Rows of group `{g.name}` ({rows}):\n\n{g.schema.markdown_table()}")
+        return "\n\n".join(parts)
 
 
 # ---------------------------------------------------------------------- Governance-v1's rows
@@ -425,7 +577,11 @@ __all__ = [
     "GOVERNANCE_V1_SCHEMA",
     "KINDS",
     "Lever",
+    "RESERVE_TARGETS",
+    "RowGroup",
+    "SCOPES",
     "StewardClock",
+    "StewardRows",
     "StewardSchema",
     "lever_table",
     "project_risk",

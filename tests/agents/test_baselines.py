@@ -33,6 +33,7 @@ GOV = "levgym/Governance-v0"
 GOV1 = "levgym/Governance-v1"
 LIQ = "levgym/Liquidator-v1"
 LIQ2 = "levgym/Liquidator-v2"
+PORT = "levgym/PortfolioGovernance-v0"
 PARAM_FIELDS = ("ltv", "liquidation_threshold", "liquidation_bonus", "slope1_apr", "slope2_apr")
 CASES = [(e, n) for e in (GOV, GOV1, LIQ, LIQ2) for n in baseline_names(e)]
 
@@ -116,7 +117,13 @@ def test_registry_names():
         "random",
     )
     assert baseline_names(LIQ2) == baseline_names(LIQ)
-    assert set(BASELINES) == {GOV, GOV1, LIQ, LIQ2}
+    assert baseline_names(PORT) == ("static", "conservative", "vol_rule", "steward", "random")
+    assert baseline_names("levgym/CrossProtocolHedger-v0") == (
+        "hold",
+        "threshold_rebalancer",
+        "deleverage",
+    )
+    assert set(BASELINES) == {GOV, GOV1, LIQ, LIQ2, PORT, "levgym/CrossProtocolHedger-v0"}
 
 
 def test_unknown_name_is_one_line_naming_allowed():
@@ -451,3 +458,77 @@ def test_v1_steward_moves_levers_in_an_episode():
         moved |= env.lever_values() != start
     col = env.schema.index()
     assert moved[:, col["liquidation_threshold"]].any()
+
+
+# ---------------------------------------------------------------------- portfolio governance
+def port_env(num_envs: int = 2, horizon_h: float = 24.0, scenario: str = "multiasset_2021"):
+    from levgym.envs import PortfolioGovernanceVectorEnv
+
+    return PortfolioGovernanceVectorEnv(
+        num_envs, num_positions=16, horizon_h=horizon_h, scenarios=scenario
+    )
+
+
+@pytest.mark.parametrize("name", baseline_names(PORT))
+def test_portfolio_baselines_act_inside_the_space_for_a_short_episode(name):
+    env = port_env()
+    policy = make_baseline(name, env, seed=1)
+    obs, _ = env.reset(seed=2)
+    for _ in range(6):
+        actions, _ = policy.predict(obs)
+        assert actions.shape == (2, len(env.ACTIONS)) and env.action_space.contains(actions)
+        single, _ = policy.predict(obs[0])
+        if name != "random":
+            np.testing.assert_array_equal(single, actions[0])
+        obs, reward, *_ = env.step(actions)
+        assert np.isfinite(reward).all()
+
+
+def test_portfolio_static_holds_every_row_and_conservative_tightens_every_row():
+    env = port_env()
+    obs, _ = env.reset(seed=0)
+    start = env.lever_values()
+    static = make_baseline("static", env)
+    assert np.all(static.predict(obs)[0] == 0.0)  # every lever at its start: no change
+    cons = make_baseline("conservative", env)
+    for _ in range(3):
+        obs, *_ = env.step(cons.predict(obs)[0])
+    end = env.lever_values()
+    for g in ("reserve", "emode"):
+        lev = env.rows.group(g).schema.index()
+        lt = lev["liquidation_threshold"]
+        step = 0.005 if g == "reserve" else 0.0025
+        # the full limit per hour, every row
+        np.testing.assert_allclose(end[g][..., lt], start[g][..., lt] - 3 * step)
+        assert (end[g][..., lev["ltv_gap"]] > start[g][..., lev["ltv_gap"]]).all()
+        assert (
+            end[g][..., lev["liquidation_bonus"]] > start[g][..., lev["liquidation_bonus"]]
+        ).all()
+        np.testing.assert_array_equal(  # caps and rates untouched
+            np.delete(end[g], [lt, lev["ltv_gap"], lev["liquidation_bonus"]], axis=-1),
+            np.delete(start[g], [lt, lev["ltv_gap"], lev["liquidation_bonus"]], axis=-1),
+        )
+
+
+def test_portfolio_vol_rule_and_steward_act_on_the_stressed_reserve_only():
+    env = port_env(1)
+    obs, _ = env.reset(seed=0)
+    col = env._fcol
+    a_col = {f.name: i for i, f in enumerate(env.ACTIONS)}
+    base = obs.copy()
+    for c in col:
+        if c.endswith(".vol_short"):
+            base[:, col[c]] = 0.3  # calm everywhere
+        if c.endswith(".debt_liquidatable_10"):
+            base[:, col[c]] = 0.0
+    hot = base.copy()
+    hot[:, col["WBTC.vol_short"]] = 2.5
+    vol = make_baseline("vol_rule", env)
+    assert vol.predict(base)[0][0, a_col["WBTC.liquidation_threshold"]] == 0.0
+    assert vol.predict(hot)[0][0, a_col["WBTC.liquidation_threshold"]] == -1.0
+    assert vol.predict(hot)[0][0, a_col["WETH.liquidation_threshold"]] == 0.0
+    steward = make_baseline("steward", env)
+    a = steward.predict(hot)[0][0]
+    assert a[a_col["WBTC.liquidation_threshold"]] == -1.0 and a[a_col["WBTC.supply_cap"]] < 0
+    assert a[a_col["WETH.liquidation_threshold"]] == 0.0  # calm rows at BASE stay
+    assert a[a_col["emode8.liquidation_threshold"]] == 0.0  # E-mode rows held

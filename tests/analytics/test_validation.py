@@ -117,3 +117,33 @@ def test_trailing_vol_of_the_may_crash_is_high():
     calm = V.trailing_vol(V.data.parse_utc("2021-04-10T00:00:00Z"))
     after = V.trailing_vol(V.data.parse_utc("2021-05-25T00:00:00Z"))
     assert 0.2 < calm < after < 5.0
+
+
+def test_the_split_keeper_stage_fits_two_depths_and_drops_the_fixed_share(monkeypatch):
+    seen: list[dict] = []
+    real_replay = V.replay
+
+    def spy(params, days, *args, **kw):
+        seen.append(
+            {
+                "frac": params.market.keeper_venue_frac,
+                "agg": params.market.keeper_aggregator_depth_usd,
+                "cex": params.market.keeper_cex_depth_usd,
+            }
+        )
+        return real_replay(params, days[:2], *args, **kw, backend="numpy").repeat(
+            len(days) // 2 + 1, axis=0
+        )[: len(days)]
+
+    monkeypatch.setattr(V, "replay", spy)
+    out = V.fit(draws=2, positions=8, keepers="split", keepers_only=True)
+    stage = V.KEEPER_STAGES["split"]
+    assert len(seen) == len(stage["market.keeper_aggregator_depth_usd"]) * len(
+        stage["market.keeper_cex_depth_usd"]
+    )
+    assert all(s["frac"] == 0.0 for s in seen)
+    assert out["market.keeper_venue_frac"] == 0.0
+    assert out["market.keeper_aggregator_depth_usd"] in stage["market.keeper_aggregator_depth_usd"]
+    assert out["market.keeper_cex_depth_usd"] in stage["market.keeper_cex_depth_usd"]
+    with pytest.raises(ValueError, match=r"keepers='pool'; allowed share, split"):
+        V.fit(keepers="pool")

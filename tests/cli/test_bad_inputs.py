@@ -113,6 +113,8 @@ CASES = [
     (["evaluate", "--baseline", "statc"], "(did you mean 'static'?)"),
     (["evaluate", "--baseline", "static", "--env", "Governance-v0"], "(did you mean 'levgym/Governance-v0'?)"),
     (EVAL + ["--scenario", "shok"], "(did you mean 'shock'?)"),
+    (EVAL + ["--env", "levgym/PortfolioGovernance-v0", "--price-csv", "{gap}"], "--price-csv is not supported with --env levgym/PortfolioGovernance-v0"),
+    (EVAL + ["--env", "levgym/PortfolioGovernance-v0", "--scenario", "calm"], "unknown multi-asset scenario 'calm'"),
 ]  # fmt: skip
 
 

@@ -143,9 +143,31 @@ def market_params(draw) -> MarketParams:
         max_cascade_rounds=draw(st.integers(1, 30)),
         keeper_max_slippage_frac=draw(st.sampled_from([0.005, 0.02, 0.1, 1.0])),
         profitability_filter=draw(st.booleans()),
-        keeper_venue_frac=draw(st.sampled_from([0.0, 0.0, 0.3, 1.0]) | st.floats(0.0, 1.0)),
         keeper_venue_depth_usd=_log_uniform(draw, 1e6, 1e10),
+        **draw(keeper_routing()),
     )
+
+
+@st.composite
+def keeper_routing(draw) -> dict:
+    """The keepers' routing: all into the pool, a fixed share to one venue, or the best split
+    over the pool, an aggregator route and a CEX leg (with or without latency)."""
+    mode = draw(st.sampled_from(["pool", "fixed", "split", "split"]))
+    if mode == "pool":
+        return {"keeper_venue_frac": 0.0}
+    if mode == "fixed":
+        return {
+            "keeper_venue_frac": draw(st.sampled_from([0.3, 1.0]) | st.floats(0.0, 1.0)),
+        }
+    agg, cex = draw(st.sampled_from([(True, False), (False, True), (True, True), (True, True)]))
+    return {
+        "keeper_venue_frac": 0.0,
+        "keeper_aggregator_depth_usd": _log_uniform(draw, 1e6, 1e10) if agg else 0.0,
+        "keeper_aggregator_fee_frac": draw(st.sampled_from([0.0, 0.001, 0.005])),
+        "keeper_cex_depth_usd": _log_uniform(draw, 1e6, 1e10) if cex else 0.0,
+        "keeper_cex_fee_frac": draw(st.sampled_from([0.0, 0.001])),
+        "keeper_cex_latency_substeps": draw(st.sampled_from([0.0, 1.0, 3.0]) | st.floats(0.0, 6.0)),
+    }
 
 
 @st.composite

@@ -271,3 +271,32 @@ def test_unified_round_leaves_accounts_solvent_everywhere_untouched(seed, crash)
     assert not (touched & (hf_u >= 1.0)).any()
     if crash == 0.2:  # the case liquidates some accounts
         assert touched.any()
+
+
+@settings(
+    max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    isolated=st.booleans(),
+    quote_left=st.sampled_from([0.05, 0.4]),
+)
+def test_step_with_a_pool_drain_matches_reference_loop(seed, isolated, quote_left):
+    from levgym.engine.reference_multiprotocol import ref_multi_substep, ref_state
+
+    mp = PM.PortfolioMarketParams(volatile_pool_depth_usd=3e6, oracle_pool_weight_frac=0.5)
+    params = MP.MultiParams(market=mp, isolated_markets=isolated)
+    e, n, steps = 2, 6, 4
+    f = _paths(seed, e, steps, 0.03)
+    protocols, s, d, r = _books(PROTOCOL_PRESETS, params, f[0], e, n, seed=seed)
+    wsteth = RES.index("wstETH")
+    drain = np.ones((steps + 1, e, 2, RES.k))
+    drain[:, :, 1, wsteth] = np.linspace(1.0, quote_left, steps + 1)[:, None]
+    drain[:, :, 0, wsteth] = np.linspace(1.0, 0.7, steps + 1)[:, None]
+    state = MP.init_state(protocols, params, s, d, r, f[0], target_reserves_base=1e9)
+    ref = ref_state(state)
+    for t in range(1, f.shape[0]):
+        state, _ = MP.substep(state, f[t], protocols, params, True, drain[t])
+        ref = ref_multi_substep(protocols, ref, f[t], params, drain[t])
+        _assert_same(ref_state(state), ref)
+    assert state.pool_quote[0, 0, wsteth] < state.pool_asset[0, 0, wsteth] * f[-1, 0, wsteth]

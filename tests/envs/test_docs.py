@@ -7,9 +7,22 @@ import re
 
 import pytest
 
-from levgym.envs import GovernanceEnv, GovernanceV1Env, LiquidatorEnv, render_table
+from levgym.envs import (
+    GovernanceEnv,
+    GovernanceV1Env,
+    LiquidatorEnv,
+    PortfolioGovernanceEnv,
+    render_table,
+)
+from levgym.envs.cross_protocol import CrossProtocolHedgerEnv
 
-CLASSES = [GovernanceEnv, GovernanceV1Env, LiquidatorEnv]
+CLASSES = [
+    GovernanceEnv,
+    GovernanceV1Env,
+    LiquidatorEnv,
+    PortfolioGovernanceEnv,
+    CrossProtocolHedgerEnv,
+]
 
 SECTIONS = (
     "Description",

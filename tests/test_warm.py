@@ -1,0 +1,115 @@
+"""Warm books for the envs (``warmup_h``, levgym.warm): opt-in, cached, grafted onto the episode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from levgym import warm
+from levgym.engine.params import EngineParams
+from levgym.engine.rules import health_factor
+from levgym.envs.governance import GovernanceVectorEnv
+from levgym.envs.liquidator import LiquidatorVectorEnv
+from levgym.market import run_markets
+
+WARM_H = 24.0
+SLOTS = 16
+
+
+def _env(cls=GovernanceVectorEnv, backend="numpy", **kw):
+    return cls(3, num_positions=SLOTS, scenarios="shock", horizon_h=6.0, backend=backend, **kw)
+
+
+def test_warmup_zero_is_the_env_as_it_was():
+    a, b = _env(), _env(warmup_h=0.0)
+    oa, _ = a.reset(seed=4)
+    ob, _ = b.reset(seed=4)
+    np.testing.assert_array_equal(oa, ob)
+    np.testing.assert_array_equal(a.core.state.debt_usd, b.core.state.debt_usd)
+
+
+@pytest.mark.parametrize(
+    ("cls", "backend"),
+    [
+        (GovernanceVectorEnv, "numpy"),
+        (LiquidatorVectorEnv, "numpy"),
+        (GovernanceVectorEnv, "numba"),
+    ],
+)
+def test_an_episode_starts_from_the_cached_book_of_its_book_seed(cls, backend):
+    if backend == "numba":
+        pytest.importorskip("numba")  # the packed buffers: the graft goes through their reset
+    env = _env(cls, backend, warmup_h=WARM_H)
+    env.reset(seed=4)
+    core = env.core
+    cache = warm.warm_books(core.params, SLOTS, WARM_H, "float64")
+    s = core.state
+    for e in range(3):
+        j = int(core.book_seed[e] % warm.WARM_BOOKS)
+        # the same positions (the cache's price is the scenario's first price here)
+        np.testing.assert_allclose(s.collateral_asset[e], cache.collateral_asset[j], rtol=1e-12)
+        np.testing.assert_allclose(s.debt_usd[e], cache.debt_usd[j], rtol=1e-12)
+        np.testing.assert_array_equal(s.kind[e], cache.kind[j])
+        np.testing.assert_array_equal(s.active[e], cache.active[j])
+    # counters start at zero, start values are the episode's
+    assert np.all(s.liquidations == 0) and np.all(s.repaid_by_liquidators_usd == 0)
+    np.testing.assert_allclose(s.initial_debt_usd, s.debt_usd.sum(axis=1))
+    assert not np.any(s.ever_liquidated)
+    # the same seed restarts from the same books; an autoreset of one env takes its next one
+    before = s.debt_usd.copy()
+    env.reset(seed=4)
+    np.testing.assert_array_equal(env.core.state.debt_usd, before)
+    core.new_episodes(np.array([False, True, False]))
+    j = int(core.book_seed[1] % warm.WARM_BOOKS)
+    np.testing.assert_allclose(core.state.debt_usd[1], cache.debt_usd[j], rtol=1e-12)
+    np.testing.assert_array_equal(core.state.debt_usd[0], before[0])
+
+
+def test_the_warm_up_changes_the_book_and_the_cache_is_built_once():
+    fresh = _env()
+    fresh.reset(seed=4)
+    warm.warm_books.cache_clear()
+    env = _env(warmup_h=WARM_H)
+    env.reset(seed=4)
+    env.reset(seed=5)
+    env2 = _env(warmup_h=WARM_H)
+    env2.reset(seed=6)
+    info = warm.warm_books.cache_info()
+    assert info.misses == 1 and info.hits >= 2
+    assert not np.array_equal(env.core.state.debt_usd, fresh.core.state.debt_usd)
+    # the cache's books lived: borrowers arrived, left or re-levered during the burn-in
+    cache = warm.warm_books(env.core.params, SLOTS, WARM_H, "float64")
+    assert cache.num_envs == warm.WARM_BOOKS
+    drawn = run_markets(EngineParams(), warm.WARM_BOOKS, SLOTS, 1, seed=warm.WARM_SEED,
+                        scenario="calm", backend="numpy")  # fmt: skip
+    assert not np.allclose(cache.debt_usd, drawn.state.debt_usd)
+
+
+def test_graft_keeps_values_and_health_factors_at_another_price():
+    params = EngineParams()
+    cache = warm.warm_books(params, SLOTS, WARM_H, "float64")
+    runner = run_markets(params, 2, SLOTS, 1, seed=1, scenario="calm", backend="numpy")
+    fresh = runner.state.replace(fundamental_usd=np.array([1000.0, 3000.0]),
+                                 oracle_usd=np.array([1000.0, 3000.0]))  # fmt: skip
+    rows = np.array([0, 5])
+    out = warm.graft_book(fresh, cache, rows, params)
+    for e, j in enumerate(rows):
+        np.testing.assert_allclose(
+            out.collateral_asset[e] * out.fundamental_usd[e],
+            cache.collateral_asset[j] * cache.fundamental_usd[j],
+            rtol=1e-12,
+        )
+        hf_out = health_factor(out.collateral_asset[e], out.debt_usd[e], out.oracle_usd[e],
+                               out.liquidation_threshold[e], out.debt_price_usd[e])  # fmt: skip
+        hf_in = health_factor(cache.collateral_asset[j], cache.debt_usd[j],
+                              cache.fundamental_usd[j], cache.liquidation_threshold[j],
+                              cache.debt_price_usd[j])  # fmt: skip
+        np.testing.assert_allclose(hf_out, hf_in, rtol=1e-12)
+    utilization = params.borrowers.initial_utilization_frac
+    np.testing.assert_allclose(out.supply_usd, out.debt_usd.sum(axis=1) / utilization)
+
+
+@pytest.mark.parametrize("value", [-1.0, 2000.0, True, "24"])
+def test_bad_warmup_is_refused(value):
+    with pytest.raises(ValueError, match=r"warmup_h=.* is out of range; allowed"):
+        _env(warmup_h=value)
