@@ -28,7 +28,7 @@ import numpy as np
 
 from .engine.backend import check_backend, make_converter, to_numpy
 from .engine.dispatch import substep_function
-from .engine.drivers import DriverRow, Drivers
+from .engine.drivers import DriverRow, Drivers, unchecked, values_ok
 from .engine.noise import splitmix_noise
 from .engine.orders import Orders
 from .engine.packed import PackedState, packed_substep
@@ -38,8 +38,9 @@ from .engine.state import (
     State,
     build_state,
     concat_books,
-    draw_book,
+    draw_books,
     reset_envs,
+    restarted,
     scatter_rows,
 )
 from .scenarios import EVAL_SEED_OFFSET
@@ -257,7 +258,9 @@ class MarketRunner:
 
     def _episode(self, env: int) -> tuple[Drivers, State]:
         """Draw env ``env``'s next episode: scenario path and a one-env book (numpy)."""
-        drivers, book = self._draw(env)
+        drivers, book_rng = self._draw(env)
+        drivers.check()
+        book = draw_books(self.params, self.num_positions, [book_rng])
         return drivers, self._build(drivers, [book])
 
     def _build(self, first: Drivers | list[Drivers], books: list[dict]) -> State:
@@ -271,9 +274,10 @@ class MarketRunner:
             self.params, concat_books(books), **row, backend="numpy", dtype=self.dtype
         )
 
-    def _draw(self, env: int) -> tuple[Drivers, dict]:
-        """Env ``env``'s next episode: its scenario path and its drawn book
-        (:func:`levgym.engine.state.draw_book` of one env from the book seed)."""
+    def _draw(self, env: int) -> tuple[Drivers, np.random.Generator]:
+        """Env ``env``'s next episode: its scenario path, whose values are not checked yet (the
+        caller checks them: :meth:`new_episodes` for all its envs in one pass), and the
+        generator of its book (``default_rng(book_seed)``, for :func:`draw_books`)."""
         assert self.rngs is not None
         k, scenario_seed, book_seed, key = draw_episode(
             self.rngs[env], self.scenario_cdf, self.split
@@ -285,48 +289,61 @@ class MarketRunner:
             drivers = self.given_drivers.slice_envs(slice(env, env + 1))
         else:
             name = self.scenarios[k]
-            drivers = get_scenario(name).drivers(
-                1, self.horizon_substeps, self.params, scenario_seed,
-                self.scenario_overrides.get(name),
-            )  # fmt: skip
+            with unchecked():
+                drivers = get_scenario(name).drivers(
+                    1, self.horizon_substeps, self.params, scenario_seed,
+                    self.scenario_overrides.get(name),
+                )  # fmt: skip
+            drivers.check_shapes()
             if drivers.num_envs != 1 or drivers.num_substeps < 1:
                 raise ValueError(
                     f"scenario {name!r} returned drivers of shape {drivers.fundamental_usd.shape}; "
                     f"expected ({self.horizon_substeps}, 1)"
                 )
-        book = draw_book(self.params, 1, self.num_positions, np.random.default_rng(book_seed))
-        return drivers, book
+        # default_rng(book_seed) without its Python layer (it is Generator(PCG64(seed)))
+        return drivers, np.random.Generator(np.random.PCG64(book_seed))
 
     def new_episodes(self, mask: np.ndarray) -> np.ndarray:
         """Start a new episode in every env of ``mask`` (bool ``[E]``); the others are untouched.
-        Returns the indices of the envs that started."""
+        Returns the indices of the envs that started.
+
+        Each env draws its path and book from its own generators; the work after the draws is
+        done once for the batch: the books' arithmetic (:func:`draw_books`), the check of the
+        paths' values (each field's minimum and maximum over the bank rows, in the pass that
+        copies them there; :meth:`Drivers.check` names a bad field), the initial states."""
         if self.rngs is None:
             raise RuntimeError("seed() must be called before the first episode")
         mask = np.asarray(mask, dtype=bool)
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return idx
-        books, firsts = [], []
+        book_rngs, firsts = [], []
         s = self.horizon_substeps
         for env in idx:
-            drivers, book = self._draw(int(env))
+            drivers, book_rng = self._draw(int(env))
             firsts.append(drivers)
             got = min(drivers.num_substeps, s)
             rows = self.bank[:, env, :]  # [F, S], contiguous per field
-            for j, f in enumerate(DRIVER_SCHEMA):
-                col = getattr(drivers, f.name)[:got, 0]
+            for j, name in enumerate(_DRIVER_NAMES):
+                col = getattr(drivers, name)[:got, 0]
                 rows[j, :got] = col
                 if got < s:
                     rows[j, got:] = col[-1]
-            books.append(book)
-        fresh = self._build(firsts, books)  # env j of `fresh` starts env idx[j]
+            if not values_ok(rows.min(axis=1), rows.max(axis=1)):
+                drivers.check()  # raises ValueError naming the field
+                raise ValueError(
+                    f"the drivers of scenario {self.scenario_of(int(env))!r} hold a bad value"
+                )
+            book_rngs.append(book_rng)
+        books = draw_books(self.params, self.num_positions, book_rngs)
+        fresh = self._build(firsts, [books])  # env j of `fresh` starts env idx[j]
         if self.warmup_h > 0.0:
             cache = warm_books(self.params, self.num_positions, self.warmup_h, self.dtype)
             fresh = graft_book(fresh, cache, self.book_seed[idx] % WARM_BOOKS, self.params)
         if self.packed is not None:
-            # the engine's reset rule on the restarting rows, written into the buffers
-            merged = reset_envs(self.packed.rows(idx), fresh, np.ones(idx.size, dtype=bool))
-            self.packed.load_rows(merged, idx)
+            # the engine's reset rule (reset_envs) on the restarting rows takes all of `fresh`
+            # but the fields that restart at the shared clock: written into the buffers
+            self.packed.load_rows(fresh.replace(**restarted(fresh, self.packed.time_h)), idx)
             self._snapshot = None
         elif self.state is None and self.packed_mode:
             if not mask.all():
@@ -344,8 +361,7 @@ class MarketRunner:
         elif isinstance(self.state.collateral_asset, np.ndarray):
             # numpy: the engine's reset rule on the k restarting rows only, then those rows are
             # written into copies of the state's arrays (no full-size gather or select)
-            old = self.state.select(idx)
-            merged = reset_envs(old, fresh, np.ones(idx.size, dtype=bool))
+            merged = fresh.replace(**restarted(fresh, self.state.time_h))
             self.state = scatter_rows(self.state, merged, idx)
         else:
             gather = np.zeros(self.num_envs, dtype=np.int64)

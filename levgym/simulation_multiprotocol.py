@@ -37,7 +37,7 @@ from .engine.protocol_presets import (
     protocol_preset,
 )
 from .scenarios import multiprotocol as MPS
-from .simulation_portfolio import BY_ASSET, DEFAULT_SCENARIO, START_USD
+from .simulation_portfolio import BY_ASSET, DEFAULT_SCENARIO, START_USD, by_asset_arrays
 
 
 def parse_protocols(text: str) -> tuple[str, ...]:
@@ -152,15 +152,7 @@ def simulate_multiprotocol(
         "isolated_markets": bool(isolated_markets),
     }
 
-    def arrays(b: PM.PortfolioState) -> dict[str, np.ndarray]:
-        return {
-            key: (PM.final_collateral(b) if key == "final_collateral_by_asset" else PM.final_debt(b))
-            if src is None
-            else b.counters[src]
-            for key, src in BY_ASSET.items()
-        }  # fmt: skip
-
-    per = [arrays(b) for b in state.books]
+    per = [by_asset_arrays(b) for b in state.books]
     total = {key: sum(a[key] for a in per) for key in BY_ASSET}
     for key, src in START_USD.items():
         out[key] = float((total[src] * start).sum(axis=1).mean())

@@ -173,6 +173,19 @@ def build_market(
     return state, f, reserves
 
 
+def by_asset_arrays(state: PM.PortfolioState) -> dict[str, np.ndarray]:
+    """The :data:`BY_ASSET` keys' ``[E, K]`` arrays of a finished run: the counters, and the
+    final balances (collateral, debt, treasury) for the keys without one."""
+    finals = {
+        "final_collateral_by_asset": PM.final_collateral(state),
+        "final_debt_by_asset": PM.final_debt(state),
+        "final_treasury_by_asset": state.treasury_asset,
+    }
+    return {
+        key: finals[key] if src is None else state.counters[src] for key, src in BY_ASSET.items()
+    }
+
+
 def simulate_portfolio(
     scenario: str | None, num_envs: int, positions: int, steps: int, seed: int,
     params: PM.PortfolioMarketParams | None = None,
@@ -187,13 +200,7 @@ def simulate_portfolio(
         name, num_envs, positions, steps, seed, params, price_table, None, book
     )
     state = PM.run(state, f, reserves, params)
-    c = state.counters
-    finals = {
-        "final_collateral_by_asset": PM.final_collateral(state),
-        "final_debt_by_asset": PM.final_debt(state),
-        "final_treasury_by_asset": state.treasury_asset,
-    }
-    arrays = {key: finals[key] if src is None else c[src] for key, src in BY_ASSET.items()}
+    arrays = by_asset_arrays(state)
     start = f[0]  # [E, K]
     out: dict[str, Any] = {
         "scenario": name if price_table is None else f"{name}+csv:{price_csv}",

@@ -108,3 +108,74 @@ def test_episode_starts_built_together_equal_one_env_books():
         for name, value in want.arrays().items():
             np.testing.assert_array_equal(getattr(got, name), value, err_msg=name)
         np.testing.assert_array_equal(runner.bank[0, env], drivers.fundamental_usd[:, 0])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("fundamental_usd", np.nan, "fundamental_usd holds NaN"),
+        ("liquidity_frac", 0.0, "liquidity_frac has a value <= 0"),
+        ("gas_gwei", -1.0, "gas_gwei and drivers.arrival_mult"),
+        ("arb_speed_frac", 1.5, "arb_speed_frac has a value outside"),
+        ("oracle_bias_frac", -1.0, "oracle_bias_frac has a value <= -1"),
+    ],
+)
+def test_episode_starts_check_a_scenarios_paths_once_and_name_the_field(field, value, message):
+    """A runner builds each episode's path unchecked and checks the values it copied into its
+    bank in one pass; a bad value still raises Drivers.check's error naming the field, at the
+    episode start of any env (here the third substep of env 1's path is bad)."""
+    from levgym.engine.drivers import Drivers, unchecked
+    from levgym.scenarios.base import Scenario, register, unregister
+
+    def build(knobs, ctx):
+        d = Drivers.from_price(np.full((ctx.num_substeps, ctx.num_envs), 2000.0))
+        bad = getattr(d, field).copy()
+        if knobs["bad"]:
+            bad[2] = value
+        with unchecked():
+            return d.replace(**{field: bad})
+
+    name = f"test_bad_{field}"
+    register(Scenario(name, "synthetic", "test", "test", build, knobs={"bad": False}))
+    try:
+        runner = MarketRunner(EngineParams(), 2, 4, 6, scenarios=[name], backend="numpy")
+        runner.seed([0, 1])
+        runner.new_episodes(np.ones(2, dtype=bool))  # good paths pass
+        runner.scenario_overrides = {name: {"bad": True}}
+        with pytest.raises(ValueError, match=message):
+            runner.new_episodes(np.array([False, True]))
+    finally:
+        unregister(name)
+
+
+def test_values_ok_agrees_with_drivers_check():
+    """values_ok (the runner's check from each field's minimum and maximum) passes exactly the
+    drivers that Drivers.check passes, value by value at each bound."""
+    from levgym.engine.drivers import Drivers, unchecked, values_ok
+    from levgym.engine.schema import DRIVER_FIELDS
+
+    cases = {
+        "fundamental_usd": [0.0, 1e-300, np.inf, np.nan],
+        "liquidity_frac": [0.0, 1e-9, -1.0],
+        "debt_price_usd": [0.0, 0.5, -np.inf],
+        "gas_gwei": [0.0, -1e-12, np.nan],
+        "arrival_mult": [0.0, -1e-12, 3.0],
+        "arb_speed_frac": [0.0, 1.0, 1.0 + 1e-12, -1e-12],
+        "oracle_bias_frac": [-1.0, -1.0 + 1e-12, 9.0, np.inf],
+    }
+    base = Drivers.from_price(np.full((5, 1), 100.0))
+    for field, values in cases.items():
+        for v in values:
+            a = getattr(base, field).copy()
+            a[3] = v
+            with unchecked():
+                d = base.replace(**{field: a})
+            try:
+                d.check()
+                expected = True
+            except ValueError:
+                expected = False
+            rows = np.stack(
+                [np.asarray(getattr(d, n), dtype=np.float64)[:, 0] for n in DRIVER_FIELDS]
+            )
+            assert values_ok(rows.min(axis=1), rows.max(axis=1)) == expected, (field, v)

@@ -141,6 +141,18 @@ class BenchConfig:
     """(envs, total positions per env, substeps) of the P = 3 vs P = 1 rows
     (:mod:`levgym.bench.multiprotocol`)."""
     multiprotocol_repeats: int = 3
+    cross_margin_size: tuple[int, int] = (256, 256)
+    """(envs, positions) of the cross-margin row (:mod:`levgym.bench.portfolio`)."""
+    cross_margin_substeps: int = 6
+    """Timed substeps of the cross-margin row (after one warm-up substep)."""
+    cross_margin_repeats: int = 3
+    """The cross-margin row and the single-asset row measured beside it are each the best of this
+    many timed runs."""
+    cross_margin_only: bool = False
+    """Measure only the cross-margin section: the single-asset row and the cross-margin row in
+    ``cross_margin_rounds`` alternating rounds (``levgym bench --cross-margin-only``)."""
+    cross_margin_rounds: int = 3
+    """Alternating rounds of ``cross_margin_only`` (medians and the median round's ratio)."""
 
     @classmethod
     def for_mode(
@@ -149,6 +161,7 @@ class BenchConfig:
         budget_s: float | None = None,
         backends: tuple[str, ...] = (),
         peer_source: str | None = None,
+        cross_margin_only: bool = False,
     ) -> BenchConfig:
         if budget_s is not None and (not math.isfinite(budget_s) or budget_s <= 0):
             raise ValueError(f"--budget-s={budget_s:g} is out of range; allowed a number > 0")
@@ -156,9 +169,19 @@ class BenchConfig:
             if name not in ALL_BACKENDS:
                 raise ValueError(f"backend {name!r} is unknown; allowed {', '.join(ALL_BACKENDS)}")
         if not quick:
-            return cls(grid_budget_s=budget_s or 120.0, backends=backends, peer_source=peer_source)
+            return cls(
+                grid_budget_s=budget_s or 120.0,
+                backends=backends,
+                peer_source=peer_source,
+                cross_margin_only=cross_margin_only,
+            )
         return cls(
             quick=True,
+            cross_margin_only=cross_margin_only,
+            cross_margin_size=(64, 256),
+            cross_margin_substeps=3,
+            cross_margin_repeats=1,
+            cross_margin_rounds=1,
             peer_source=peer_source,
             grid_budget_s=budget_s or 6.0,
             backends=backends,
@@ -197,6 +220,14 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
     t_start = time.perf_counter()
     specs = available_backends(list(config.backends) or None)
     numba_spec = next((sp for sp in specs if sp.name == "numba"), None)
+    cm_backend = "numba" if numba_spec is not None else "numpy"
+    if config.cross_margin_only:
+        result: dict[str, Any] = {"machine": machine_info(), "quick": config.quick}
+        result["cross_margin"] = _cross_margin(config, cm_backend, None)
+        result["targets"] = judge_targets(result, config)
+        result["machine"]["load_average_at_end"] = load_average()
+        result["seconds"] = time.perf_counter() - t_start
+        return result
     have_envs = envs_available()
     # the envs run the fused kernel only if they dispatch on their backend; otherwise a "numba"
     # env is the array engine again, so it is not measured twice (a projection is shown instead)
@@ -212,7 +243,8 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
         tasks += len(ENV_IDS) * len(env_backends) * 2 + len(ppo_backends)
         tasks += len(WORKLOAD_ENV_IDS) * len(config.workload_sizes) * len(ACTION_KINDS)
         tasks += len(config.episode_start_sizes) + (config.peer_source is not None) + 1
-    result: dict[str, Any] = {"machine": machine_info(), "quick": config.quick}
+    tasks += 1  # the cross-margin row
+    result = {"machine": machine_info(), "quick": config.quick}
     bar = _progress(tasks, progress)
     try:
         # 1. the batched engine against the reference loop, same work
@@ -240,6 +272,10 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
                 "position_updates_per_s"
             ]
         result["position_updates_per_s"] = per
+
+        bar.set_description("cross-margin")
+        result["cross_margin"] = _cross_margin(config, cm_backend, rows)
+        bar.update(1)
 
         bar.set_description("profile")
         result["profile"] = profile_array_engine(*((16, 64, 3) if config.quick else (256, 256, 6)))
@@ -375,6 +411,22 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
     return result
 
 
+def _cross_margin(config: BenchConfig, backend: str, grid_rows: Any) -> dict[str, Any]:
+    """The cross-margin section (:func:`levgym.bench.portfolio.cross_margin_section`)."""
+    from .portfolio import cross_margin_section
+
+    e, n = config.cross_margin_size
+    return cross_margin_section(
+        backend,
+        e,
+        n,
+        config.cross_margin_substeps,
+        config.cross_margin_repeats,
+        config.cross_margin_rounds if config.cross_margin_only else 1,
+        grid_rows,
+    )
+
+
 def peer_comparison(config: BenchConfig, backend: str) -> dict[str, Any]:
     """The peer's single env (:mod:`levgym.bench.peer`) and levgym's Governance-v0 single env
     with random actions, in alternating rounds of this run; medians of the rounds."""
@@ -430,6 +482,20 @@ def judge_targets(result: dict[str, Any], config: BenchConfig) -> dict[str, Any]
             "best_backend": best,
             "value": speed[best],
             "met": None if config.quick else bool(speed[best] >= TARGET_SPEEDUP),
+        }
+    cm = result.get("cross_margin")
+    if cm:
+        c, one = cm["cross_margin"], cm["single_asset"]
+        out["cross_margin_position_updates_per_s"] = {
+            "target": f">= {cm['target_ratio']:.3g} x the single-asset engine's position-updates "
+            f"/ s in the same run ({one['backend']}, {c['envs']} envs x {c['positions']} "
+            "positions, K = 4 collateral, J = 2 debt)",
+            "best_backend": c["backend"],
+            "value": c["position_updates_per_s"],
+            "ratio": cm["ratio_to_single_asset"],
+            "met": None
+            if config.quick
+            else bool(cm["ratio_to_single_asset"] >= cm["target_ratio"]),
         }
     gov = result.get("env_steps_per_s", {}).get("Governance-v0", {}).get("vector", {})
     if gov:

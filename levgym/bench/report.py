@@ -101,6 +101,9 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
                 + ", ".join(f"{s['backend']} {s['size']} ({s['reason']})" for s in skipped),
             ]
         out.append(("Position-updates per second", lines))
+    cm = result.get("cross_margin")
+    if cm:
+        out.append(("Cross-margin market step (K = 4, J = 2)", cross_margin_lines(cm, markdown)))
     prof = result.get("profile")
     if prof:
         rows = [[p["function"], _num(p["calls"]), f"{p['own_share']:.0%}"] for p in prof["top"]]
@@ -343,6 +346,67 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
             ("Targets", _table(["measure", "target", "best value", "status"], rows, markdown))
         )
     return out
+
+
+def cross_margin_lines(cm: dict[str, Any], markdown: bool) -> list[str]:
+    """The cross-margin section: both engines' rows, the ratio and the memory per slot."""
+    c, one = cm["cross_margin"], cm["single_asset"]
+    rows = []
+    for label, r in (("single-asset (`step.substep`)", one), ("cross-margin (`portfolio_market.substep`)", c)):  # fmt: skip
+        rows.append(
+            [
+                label,
+                r["backend"],
+                f"{r['envs']}x{r['positions']}",
+                f"{r['ms_per_substep']:.3f}",
+                _rate(r["position_updates_per_s"]),
+                f"{r['cascade_rounds_per_env_substep']:.2f}",
+                _num(r.get("liquidations")) if r.get("liquidations") is not None else "-",
+                f"{r['bytes_per_slot']:.0f} ({r['state_bytes_per_slot']:.1f})",
+            ]
+        )
+    lines = [
+        f"Workload: {c['workload']}; reserves {', '.join(c['reserves'])} on the asset axis "
+        "(`levgym.bench.portfolio`). Single-asset row: "
+        f"{one['source']}. Bytes per slot: the state's arrays with one entry per position slot "
+        "(in brackets: all state arrays over the slots), computed from the arrays.",
+        "",
+    ]
+    lines += _table(
+        [
+            "engine",
+            "backend",
+            "envs x positions",
+            "ms / substep",
+            "position-updates / s",
+            "rounds / env-substep",
+            "liquidations",
+            "bytes / slot",
+        ],
+        rows,
+        markdown,
+    )
+    ratio = cm["ratio_to_single_asset"]
+    line = (
+        f"Ratio cross-margin / single-asset: {ratio:.2f} (target >= {cm['target_ratio']:.2f}: "
+        + ("met" if ratio >= cm["target_ratio"] else "missed")
+        + ")"
+    )
+    if cm["rounds"] > 1:
+        line += (
+            f"; the median of {cm['rounds']} alternating rounds (ratios "
+            + ", ".join(f"{x:.2f}" for x in cm["ratios"])
+            + "; median rates "
+            + f"{_rate(cm['median_single_asset_position_updates_per_s'])} and "
+            + f"{_rate(cm['median_cross_margin_position_updates_per_s'])})"
+        )
+    grid = cm.get("grid_single_asset_position_updates_per_s")
+    if grid:
+        line += (
+            f". The throughput grid's single-asset row at this size in the same run: {_rate(grid)}"
+        )
+    lines += ["", line + "."]
+    return lines
 
 
 def machine_lines(m: dict[str, Any]) -> list[str]:

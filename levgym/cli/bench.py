@@ -68,6 +68,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ray-only", action="store_true", help="with --ray: measure the Ray section only"
     )
+    p.add_argument(
+        "--cross-margin-only",
+        action="store_true",
+        help="measure only the cross-margin section: the multi-asset market step (K = 4 "
+        "collateral, J = 2 debt) and the single-asset engine at the same size, in 3 alternating "
+        "rounds (medians); see levgym.bench.portfolio",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run)
 
@@ -85,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
             check_source(args.peer)
         except ValueError as err:
             raise CliError(str(err)) from None
-    config = BenchConfig.for_mode(args.quick, args.budget_s, backends, args.peer)
+    if args.cross_margin_only and args.ray is not None:
+        raise CliError("--cross-margin-only cannot be combined with --ray; allowed one of them")
+    config = BenchConfig.for_mode(
+        args.quick, args.budget_s, backends, args.peer, args.cross_margin_only
+    )
     out_dir = Path(args.out) if args.out else Path("runs/bench-quick" if args.quick else ".")
     # the full default run puts BENCHMARK.md in the working folder and its JSON under runs/
     json_dir = out_dir if args.out or args.quick else Path("runs/bench")
@@ -127,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         + (" --quick" if args.quick else "")
         + ("" if args.ray is None else " --ray" + ("" if args.ray == "local" else f" {args.ray}"))
         + (" --ray-only" if args.ray_only else "")
+        + (" --cross-margin-only" if args.cross_margin_only else "")
     )
     result["files"] = {
         "markdown": str(out_dir / "BENCHMARK.md"),

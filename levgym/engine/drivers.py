@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,51 @@ def unchecked() -> Iterator[None]:
         _UNCHECKED.reset(token)
 
 
+def checking() -> bool:
+    """Whether drivers built now are checked (False inside :func:`unchecked`)."""
+    return not _UNCHECKED.get()
+
+
+# The allowed values of each float driver field: (lowest, lowest allowed itself, highest).
+# Drivers.check raises on the first violation with its message; values_ok judges drivers from
+# each field's minimum and maximum (a market runner's episode starts).
+_BOUNDS = {
+    "fundamental_usd": (0.0, False, np.inf),
+    "liquidity_frac": (0.0, False, np.inf),
+    "debt_price_usd": (0.0, False, np.inf),
+    "gas_gwei": (0.0, True, np.inf),
+    "arrival_mult": (0.0, True, np.inf),
+    "arb_speed_frac": (0.0, True, 1.0),
+    "oracle_bias_frac": (-1.0, False, np.inf),
+}
+_FLOAT_BOUNDS = tuple(
+    (j, *_BOUNDS[f.name]) for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "float"
+)
+
+
+def values_ok(lowest: np.ndarray, highest: np.ndarray) -> bool:
+    """Whether driver values whose minimum and maximum per field are ``lowest`` and ``highest``
+    (``[F]``, fields in DRIVER_SCHEMA order, booleans as 0 / 1) pass :meth:`Drivers.check`'s
+    value checks: the float fields all finite (a NaN makes its field's minimum and maximum NaN)
+    and within their bounds (booleans are not judged). On the ``F`` numbers as Python floats:
+    numpy's per-call cost would exceed the work."""
+    lows, highs = lowest.tolist(), highest.tolist()
+    isfinite = math.isfinite
+    for j, lo, inclusive, hi in _FLOAT_BOUNDS:
+        a, b = lows[j], highs[j]
+        if not (isfinite(a) and isfinite(b)) or b > hi or a < lo or (a == lo and not inclusive):
+            return False
+    return True
+
+
+def _filled(shape: tuple[int, ...], value: Any) -> np.ndarray:
+    """A new float64 array of ``shape`` holding ``value`` (``np.full`` without its Python layer:
+    an episode start makes several)."""
+    a = np.empty(shape)
+    a[...] = value
+    return a
+
+
 class _DriversMethods:
     def __post_init__(self) -> None:
         if not _UNCHECKED.get():
@@ -37,13 +83,9 @@ class _DriversMethods:
     def check(self) -> None:
         """Raise ValueError naming the first field with a bad shape or value (array methods, not
         ``np.all`` / ``np.any``: every episode start runs this)."""
-        shape = np.shape(self.fundamental_usd)
-        if len(shape) != 2:
-            raise ValueError(f"drivers.fundamental_usd has shape {shape}; allowed [substeps, envs]")
+        self.check_shapes()
         for f in DRIVER_SCHEMA:
             name, a = f.name, getattr(self, f.name)
-            if np.shape(a) != shape:
-                raise ValueError(f"drivers.{name} has shape {np.shape(a)}; allowed {shape}")
             if f.dtype == "float" and not np.isfinite(a).all():
                 raise ValueError(
                     f"drivers.{name} holds NaN or infinite values; allowed finite numbers"
@@ -57,6 +99,18 @@ class _DriversMethods:
             raise ValueError("drivers.arb_speed_frac has a value outside [0, 1]")
         if (self.oracle_bias_frac <= -1).any():
             raise ValueError("drivers.oracle_bias_frac has a value <= -1; allowed > -1")
+
+    def check_shapes(self) -> tuple[int, ...]:
+        """The shape checks of :meth:`check` (every field ``[substeps, envs]``, the same);
+        returns the shape."""
+        shape = np.shape(self.fundamental_usd)
+        if len(shape) != 2:
+            raise ValueError(f"drivers.fundamental_usd has shape {shape}; allowed [substeps, envs]")
+        for name in DRIVER_FIELDS:
+            a = getattr(self, name)
+            if np.shape(a) != shape:
+                raise ValueError(f"drivers.{name} has shape {np.shape(a)}; allowed {shape}")
+        return shape
 
     @property
     def num_substeps(self) -> int:
@@ -72,16 +126,15 @@ class _DriversMethods:
     ) -> Drivers:
         """Drivers with the given price path ``[S, E]`` and calm everything else."""
         f = np.asarray(fundamental_usd, dtype=np.float64)
-        ones = np.ones_like(f)
         return cls(
             fundamental_usd=f,
-            liquidity_frac=ones.copy(),
-            arb_speed_frac=ones * arb_speed_frac,
-            gas_gwei=ones * gas_gwei,
-            oracle_bias_frac=np.zeros_like(f),
+            liquidity_frac=_filled(f.shape, 1.0),
+            arb_speed_frac=_filled(f.shape, arb_speed_frac),
+            gas_gwei=_filled(f.shape, gas_gwei),
+            oracle_bias_frac=np.zeros(f.shape),
             oracle_frozen=np.zeros(f.shape, dtype=bool),
-            debt_price_usd=ones.copy(),
-            arrival_mult=ones.copy(),
+            debt_price_usd=_filled(f.shape, 1.0),
+            arrival_mult=_filled(f.shape, 1.0),
         )
 
     def replace(self, **changes: Any) -> Drivers:

@@ -270,15 +270,29 @@ def drain_pools(
 # ----------------------------------------------------------------------------- the substep
 
 
-def _sync(state: MultiState, protocols: tuple[Protocol, ...], params: MultiParams, pa, pq, books):
-    """Books with their group's pools and oracles read from them."""
+def _sync(
+    state: MultiState, protocols: tuple[Protocol, ...], params: MultiParams, pa, pq, books,
+    in_block: bool = False, twaps: list | None = None,
+):  # fmt: skip
+    """Books with their group's pools and oracles read from them, through each book's feeds
+    (:func:`levgym.engine.portfolio_market.feed_update`; ``in_block``: inside a block's cascade,
+    ``twaps``: each book's TWAP window mean at a substep's start)."""
     out = []
-    for pr, b, g in zip(protocols, books, state.pool_group, strict=True):
-        oracle = PM.oracle_from_pools(
+    for i, (pr, b, g) in enumerate(zip(protocols, books, state.pool_group, strict=True)):
+        oracle, feed, updated = PM.oracle_from_pools(
             pr.reserves, params.market, b.fundamental_usd, pa[:, g], pq[:, g], b.exchange_ratio,
-            b.snapshot_ratio, b.time_h,
+            b.snapshot_ratio, b.time_h, b.feed_usd, b.feed_updated_h, in_block,
+            None if twaps is None else twaps[i],
         )  # fmt: skip
-        out.append(b.replace(pool_asset=pa[:, g], pool_quote=pq[:, g], oracle_usd=oracle))
+        out.append(
+            b.replace(
+                pool_asset=pa[:, g],
+                pool_quote=pq[:, g],
+                oracle_usd=oracle,
+                feed_usd=feed,
+                feed_updated_h=updated,
+            )  # fmt: skip
+        )
     return tuple(out)
 
 
@@ -295,8 +309,18 @@ def market_update(
     pa, pq = R.arbitrage(state.pool_asset, state.pool_quote, target, mp.arb_speed_frac)
     pa, pq = np.where(has_pool, pa, state.pool_asset), np.where(has_pool, pq, state.pool_quote)
     now = state.time_h + mp.substep_h
-    books = tuple(b.replace(fundamental_usd=f, time_h=now) for b in state.books)
-    books = _sync(state, protocols, params, pa, pq, books)
+    books, twaps = [], []
+    for pr, b, g in zip(protocols, state.books, state.pool_group, strict=True):
+        # the TWAP window as the single-protocol step keeps it (portfolio_market.market_update)
+        w = mp.twap_window_substeps
+        buf = b.twap_buffer_usd
+        if buf is None or buf.shape[-1] != w:
+            buf = np.repeat(b.fundamental_usd[:, :, None], w, axis=2)
+        buf = buf.copy()
+        buf[:, :, b.substep_index % w] = PM.pool_usd(pr.reserves, mp, f, pa[:, g], pq[:, g])
+        books.append(b.replace(fundamental_usd=f, time_h=now, twap_buffer_usd=buf))
+        twaps.append(np.mean(buf, axis=2))
+    books = _sync(state, protocols, params, pa, pq, books, False, twaps)
     return state.replace(books=books, pool_asset=pa, pool_quote=pq, time_h=now)
 
 
@@ -552,7 +576,7 @@ def cascade_round(
     new = _with(state, books, reserves_base, coll_res, extra).replace(
         pool_asset=pa_all, pool_quote=pq_all, keeper_pnl_usd=state.keeper_pnl_usd + pnl_usd
     )
-    books = _sync(new, protocols, params, pa_all, pq_all, new.books)
+    books = _sync(new, protocols, params, pa_all, pq_all, new.books, True)
     return new.replace(books=books), calls
 
 
@@ -614,7 +638,11 @@ def substep(
             break
     state = write_off(state, protocols)
     books = tuple(
-        b.replace(cascade_rounds_max=np.maximum(b.cascade_rounds_max, rounds)) for b in state.books
+        b.replace(
+            cascade_rounds_max=np.maximum(b.cascade_rounds_max, rounds),
+            substep_index=b.substep_index + 1,
+        )
+        for b in state.books
     )
     return state.replace(
         books=books, cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds)

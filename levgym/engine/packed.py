@@ -57,6 +57,9 @@ _missing = {f.name for f in STATE_SCHEMA} ^ set(FIELD_HOME)
 assert not _missing, f"packed layout and STATE_SCHEMA disagree on {sorted(_missing)}"
 
 
+_NOT_ENV = tuple(name for name, (buf, _) in FIELD_HOME.items() if buf != "env")
+
+
 class PackedState:
     """The state of a batch of E envs in packed numpy float64 buffers (see the module doc)."""
 
@@ -87,12 +90,12 @@ class PackedState:
 
     def load_rows(self, rows: State, idx: np.ndarray) -> None:
         """Write env ``j`` of ``rows`` into env ``idx[j]`` (the clock is the batch's)."""
-        for name in FIELD_HOME:
+        # the per-env fields in one scatter (the rows of `env` are ENV_FIELDS in order)
+        self.env[:, idx] = np.stack([getattr(rows, name) for name in ENV_FIELDS])
+        for name in _NOT_ENV:
             buf, row = FIELD_HOME[name]
             a = getattr(self, buf)
-            if buf == "env":
-                a[row, idx] = getattr(rows, name)
-            elif row is None:
+            if row is None:
                 a[idx] = getattr(rows, name)
             else:
                 a[row, idx] = getattr(rows, name)

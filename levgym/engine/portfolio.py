@@ -51,6 +51,9 @@ price (CAPO's ``PriceCapAdapterBase``): a market depeg of the token against its 
 reach it. ``stable_pinned``: 1 USD. ``stable_market``: the market price capped above at
 ``price_cap_usd`` (CAPO's ``PriceCapAdapterStable``): a depeg below 1 reaches it."""
 
+FEED_KINDS = ("exact", "chainlink", "twap")
+"""How a reserve's market price is fed to the protocol (:attr:`OracleConfig.feed`)."""
+
 Array = Any
 
 
@@ -67,11 +70,26 @@ class OracleConfig:
     per year (CAPO's ``maxYearlyRatioGrowthPercent``)."""
     price_cap_usd: float = 1.04
     """``stable_market``: the oracle never reports more than this."""
+    feed: str = "exact"
+    """How the reserve's market price reaches the protocol (one of :data:`FEED_KINDS`; the
+    multi-asset market step, :mod:`levgym.engine.portfolio_market`): ``exact`` reads it every
+    time; ``chainlink`` keeps its last answer until the price deviates from it by more than
+    ``deviation_frac`` or, between blocks, ``heartbeat_h`` has passed; ``twap`` reads the mean
+    pool price over the market's TWAP window, never within a block (the single-asset rule
+    :func:`levgym.engine.rules.oracle_update`). An exchange-rate reserve uses its base's feed."""
+    deviation_frac: float = 0.005
+    """``chainlink``: the deviation threshold (ETH/USD on Ethereum: 0.5 %)."""
+    heartbeat_h: float = 1.0
+    """``chainlink``: the heartbeat (ETH/USD on Ethereum: 1 hour)."""
 
     def __post_init__(self) -> None:
         o = "oracle"
         if self.kind not in ORACLE_KINDS:
             raise ValueError(f"{o}.kind={self.kind!r} is not allowed; allowed {list(ORACLE_KINDS)}")
+        if self.feed not in FEED_KINDS:
+            raise ValueError(f"{o}.feed={self.feed!r} is not allowed; allowed {list(FEED_KINDS)}")
+        _check_range(o, "deviation_frac", self.deviation_frac, 0.0, 1.0)
+        _check_range(o, "heartbeat_h", self.heartbeat_h, 0.0, 24.0 * 365.0, lo_open=True)
         if self.kind == "exchange_rate" and not self.base_symbol:
             raise ValueError(
                 f"{o}.base_symbol='' is not allowed with kind 'exchange_rate'; name the base reserve"
@@ -512,9 +530,11 @@ class AccountData:
 
 
 def health_factor(threshold_usd: Array, debt_usd: Array) -> np.ndarray:
-    """``HF = sum_i coll_i p_i LT_i / sum_j debt_j p_j``; ``inf`` where there is no debt."""
+    """``HF = sum_i coll_i p_i LT_i / sum_j debt_j p_j`` from the two sums (the threshold
+    ``sum_i coll_i p_i LT_i`` and the debt, USD); ``inf`` where there is no debt. Written with
+    :mod:`levgym.engine.ops` only (compiled for the fused kernels)."""
     ok = debt_usd > 0
-    return np.where(ok, threshold_usd / np.where(ok, debt_usd, 1.0), np.inf)
+    return where(ok, threshold_usd / where(ok, debt_usd, 1.0), math.inf)
 
 
 def account_data(
@@ -714,6 +734,7 @@ def pair_gain_usd(
 
 
 PAIR_RULE_NAMES = (
+    "health_factor",
     "exchange_rate_oracle_usd",
     "stable_oracle_usd",
     "close_factor_max_repay",

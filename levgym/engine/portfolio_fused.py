@@ -12,12 +12,120 @@ from __future__ import annotations
 import numpy as np
 
 from . import portfolio
-from .fused import compile_rules
-from .jit import njit, prange
+from .fused import _rules_cache_dir, compile_rules
+from .jit import HAVE_NUMBA, njit, numba, prange
 from .portfolio import LiquidationResult, Reserves, collateral_mask, effective_risk
+
+# The kernels below inline the rules of portfolio.py: their numba cache is keyed by its source
+# too (fused._rules_cache_dir), so a changed rule never runs stale machine code. The folder is
+# set for this module's decorations and restored at its end.
+_PREVIOUS_CACHE_DIR = numba.config.CACHE_DIR if HAVE_NUMBA else None
+if HAVE_NUMBA:
+    numba.config.CACHE_DIR = _rules_cache_dir(portfolio)
 
 PR = compile_rules(portfolio, portfolio.PAIR_RULE_NAMES)
 TIE = portfolio.PAIR_TIE_FRAC
+
+
+# The per-position functions address a position by its row ``n`` in an env's ``[N, K]`` arrays
+# (and the per-row tables by a row index), never by a row view: a view per position costs its
+# reference counting, which was most of a healthy position's cost.
+
+
+@njit(cache=True, inline="always")
+def position_health(supply, debt, n, price, lt, lrow, cm, crow):
+    """(health factor, debt in USD) of position ``n`` of an env (``supply``, ``debt`` ``[N, K]``)
+    at its oracle ``price [K]``, with the effective LT ``lt[lrow]`` and the enabled collateral
+    ``cm[crow]``: :func:`levgym.engine.portfolio.health_factor` of the sums
+    ``sum_i coll_i p_i LT_i`` and ``sum_j debt_j p_j`` (as ``account_data``)."""
+    thr = 0.0
+    debt_usd = 0.0
+    for k in range(supply.shape[1]):
+        if cm[crow, k]:
+            thr += supply[n, k] * price[k] * lt[lrow, k]
+        debt_usd += debt[n, k] * price[k]
+    return PR.health_factor(thr, debt_usd), debt_usd
+
+
+@njit(cache=True, inline="always")
+def _pair(supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd):
+    """The keeper's call on pair (i, j): (repay, collateral leaving, fee, reverts, gain)."""
+    c, d = supply[n, i], debt[n, j]
+    pi, pj, b = price[i], price[j], bonus[brow, i]
+    cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
+    rep, tot, fee, rev = PR.liquidation_call(c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover)
+    return rep, tot, fee, rev, PR.pair_gain_usd(tot, fee, rep, pi, pj)
+
+
+@njit(cache=True)
+def position_call(supply, debt, n, price, bonus, brow, fee_frac, cm, crow, hf, debt_usd):
+    """The keeper's call on position ``n`` (``supply``, ``debt`` ``[N, K]``; oracle ``[K]``;
+    effective bonus ``bonus[brow]``; protocol fees ``[K]``; enabled collateral ``cm[crow]``; its
+    health factor and debt from :func:`position_health`): (collateral index, debt index, repay,
+    collateral leaving the position, protocol fee, gain at the oracle); index -1 when there is no
+    call (HF >= 1 or no pair repays anything). The pair is
+    :func:`levgym.engine.portfolio.best_pair`'s: the largest gain, ties within
+    ``PAIR_TIE_FRAC`` to the lowest collateral, then debt, index. Callers test ``hf < 1`` first
+    (the call's code is large; skipping the call keeps a healthy position cheap)."""
+    k_n = supply.shape[1]
+    if not hf < 1.0:
+        return -1, -1, 0.0, 0.0, 0.0, 0.0
+    best = -np.inf
+    for i in range(k_n):
+        if not cm[crow, i]:
+            continue
+        for j in range(k_n):
+            if not debt[n, j] > 0.0:
+                continue
+            rep, tot, fee, rev, g = _pair(
+                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd
+            )
+            if rev or not rep > 0.0:
+                continue
+            if g > best:
+                best = g
+    if best == -np.inf:
+        return -1, -1, 0.0, 0.0, 0.0, 0.0
+    for i in range(k_n):
+        if not cm[crow, i]:
+            continue
+        for j in range(k_n):
+            if not debt[n, j] > 0.0:
+                continue
+            rep, tot, fee, rev, g = _pair(
+                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd
+            )
+            if rev or not rep > 0.0:
+                continue
+            if g < best - TIE * abs(best):
+                continue
+            return i, j, rep, tot, fee, g
+    return -1, -1, 0.0, 0.0, 0.0, 0.0
+
+
+@njit(cache=True, inline="always")
+def apply_call(supply, debt, n, price, cm, crow, i, j, rep, tot, deficit, drow):
+    """Write a call from :func:`position_call` into position ``n`` (in place): ``j``'s debt less
+    the repay; ``i``'s collateral less what leaves (0 when all of it goes); when that was the
+    position's last collateral, every debt is burnt into ``deficit[drow]`` (added; v3.3's
+    ``DeficitCreated``). Returns whether the debt was burnt."""
+    k_n = supply.shape[1]
+    c = supply[n, i]
+    debt[n, j] = debt[n, j] - rep
+    if tot >= c:
+        others = 0.0
+        for k in range(k_n):
+            if k != i and cm[crow, k]:
+                others += supply[n, k] * price[k]
+        supply[n, i] = 0.0
+        if others == 0.0:
+            for k in range(k_n):
+                deficit[drow, k] += debt[n, k]
+                debt[n, k] = 0.0
+            return True
+    else:
+        supply[n, i] = max(c - tot, 0.0)
+    return False
 
 
 @njit(parallel=True, cache=True)
@@ -26,78 +134,29 @@ def _kernel(
 ):
     e_n, n_n, k_n = supply.shape
     for e in prange(e_n):
+        s_e, d_e, p_e, lt_e, b_e, cm_e = supply[e], debt[e], price[e], lt[e], bonus[e], cm[e]
+        os_e, od_e, def_e = out_supply[e], out_debt[e], out_deficit[e]
         for n in range(n_n):
-            coll_usd = 0.0
-            thr = 0.0
-            debt_usd = 0.0
-            for k in range(k_n):
-                if cm[e, n, k]:
-                    v = supply[e, n, k] * price[e, k]
-                    coll_usd += v
-                    thr += v * lt[e, n, k]
-                debt_usd += debt[e, n, k] * price[e, k]
-            hf = thr / debt_usd if debt_usd > 0.0 else np.inf
+            hf, debt_usd = position_health(s_e, d_e, n, p_e, lt_e, n, cm_e, n)
             if not hf < 1.0:
                 continue
-            best = -np.inf
-            for i in range(k_n):
-                if not cm[e, n, i]:
-                    continue
-                for j in range(k_n):
-                    if not debt[e, n, j] > 0.0:
-                        continue
-                    c, d = supply[e, n, i], debt[e, n, j]
-                    pi, pj, b = price[e, i], price[e, j], bonus[e, n, i]
-                    cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
-                    rep, tot, fee, rev = PR.liquidation_call(
-                        c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover
-                    )
-                    if rev or not rep > 0.0:
-                        continue
-                    g = PR.pair_gain_usd(tot, fee, rep, pi, pj)
-                    if g > best:
-                        best = g
-            if best == -np.inf:
+            i, j, rep, tot, fee, g = position_call(
+                s_e, d_e, n, p_e, b_e, n, fee_frac, cm_e, n, hf, debt_usd
+            )
+            if i < 0:
                 continue
-            done = False
-            for i in range(k_n):
-                if done or not cm[e, n, i]:
-                    continue
-                for j in range(k_n):
-                    if done or not debt[e, n, j] > 0.0:
-                        continue
-                    c, d = supply[e, n, i], debt[e, n, j]
-                    pi, pj, b = price[e, i], price[e, j], bonus[e, n, i]
-                    cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
-                    rep, tot, fee, rev = PR.liquidation_call(
-                        c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover
-                    )
-                    if rev or not rep > 0.0:
-                        continue
-                    g = PR.pair_gain_usd(tot, fee, rep, pi, pj)
-                    if g < best - TIE * abs(best):
-                        continue
-                    done = True
-                    idx[e, n, 0], idx[e, n, 1] = i, j
-                    amounts[e, n, 0], amounts[e, n, 1], amounts[e, n, 2], amounts[e, n, 3] = (
-                        rep,
-                        tot - fee,
-                        fee,
-                        g,
-                    )
-                    out_debt[e, n, j] = d - rep
-                    if tot >= c:
-                        out_supply[e, n, i] = 0.0
-                        others = 0.0
-                        for k in range(k_n):
-                            if k != i and cm[e, n, k]:
-                                others += supply[e, n, k] * price[e, k]
-                        if others == 0.0:
-                            for k in range(k_n):
-                                out_deficit[e, n, k] = out_debt[e, n, k]
-                                out_debt[e, n, k] = 0.0
-                    else:
-                        out_supply[e, n, i] = max(c - tot, 0.0)
+            idx[e, n, 0], idx[e, n, 1] = i, j
+            amounts[e, n, 0], amounts[e, n, 1], amounts[e, n, 2], amounts[e, n, 3] = (
+                rep,
+                tot - fee,
+                fee,
+                g,
+            )
+            apply_call(os_e, od_e, n, p_e, cm_e, n, i, j, rep, tot, def_e, n)
+
+
+if HAVE_NUMBA:
+    numba.config.CACHE_DIR = _PREVIOUS_CACHE_DIR
 
 
 def liquidate_fused(

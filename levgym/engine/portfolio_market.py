@@ -16,8 +16,11 @@ One substep (:func:`substep`), in this order:
 3. **Oracles**: the oracle's market source is the single-asset blend
    :func:`levgym.engine.rules.oracle_source` of the fundamental and the pool (USDC: the
    fundamental); :func:`levgym.engine.portfolio.oracle_prices_usd` turns it into each reserve's
-   oracle (market, exchange-rate with growth cap, pinned or capped stablecoin). The oracle reads
-   at once (no Chainlink deviation / heartbeat, no TWAP on this path yet).
+   oracle (market, exchange-rate with growth cap, pinned or capped stablecoin), each reserve's
+   market source first passing its feed (:func:`feed_update`, ``OracleConfig.feed``: ``exact``
+   reads at once, ``chainlink`` updates on its deviation threshold or, between blocks, its
+   heartbeat, ``twap`` the mean pool price over ``twap_window_substeps``, never within a
+   block, all by :func:`levgym.engine.rules.oracle_update`).
 4. **Interest**: each reserve's debt grows at its kinked curve's rate
    (:func:`levgym.engine.portfolio.borrow_rates_apr` on utilization = borrowers' debt / lenders'
    supply, :func:`levgym.engine.rules.interest_growth`); the reserve factor's share goes to the
@@ -52,7 +55,9 @@ asset units: ``collateral: initial + added - withdrawn - seized = final`` and ``
 borrowed + interest - repaid_by_borrowers - repaid_by_liquidators - written_off = final``
 (:func:`accounting_gaps`), and the treasury's ``treasury_interest + protocol_fee -
 deficit_covered = treasury`` (:func:`levgym.engine.portfolio_treasury.treasury_gap`).
-``reference_portfolio.ref_substep`` is the naive loop twin.
+``reference_portfolio.ref_substep`` is the naive loop twin; ``substep(...,
+backend="numba")`` runs the same phases as one compiled kernel over the same rule functions
+(:mod:`levgym.engine.portfolio_market_fused`; defensive borrowers are not in it yet).
 """
 
 from __future__ import annotations
@@ -117,6 +122,8 @@ class PortfolioMarketParams:
     ``treasury_each_step``."""
     borrowers: PortfolioBorrowerParams = PortfolioBorrowerParams()
     """Borrower behaviour (:mod:`levgym.engine.portfolio_borrowers`; default passive)."""
+    twap_window_substeps: int = 6
+    """Substeps a ``twap`` feed averages (the pool price at each, the fundamental for USDC)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_market"
@@ -137,6 +144,10 @@ class PortfolioMarketParams:
         check_deficit_cover(self.deficit_cover)
         if not isinstance(self.borrowers, PortfolioBorrowerParams):
             raise ValueError(f"{o}.borrowers={self.borrowers!r} must be a PortfolioBorrowerParams")
+        if not isinstance(self.twap_window_substeps, int) or self.twap_window_substeps < 1:
+            raise ValueError(
+                f"{o}.twap_window_substeps={self.twap_window_substeps!r}; allowed an integer >= 1"
+            )
 
 
 COUNTERS = (
@@ -208,6 +219,16 @@ class PortfolioState:
     """Defensive slots that repay rather than top up ``[E, N]``."""
     defend_capacity_usd: np.ndarray | None = None
     """Outside funds left to defensive slots ``[E, N]`` (USD)."""
+    feed_usd: np.ndarray | None = None
+    """The feeds' last answers ``[E, K]`` (each reserve's market source through its
+    ``OracleConfig.feed``; :func:`feed_update`); None: read at once (as ``exact``)."""
+    feed_updated_h: np.ndarray | None = None
+    """When each feed last updated ``[E, K]`` (hours)."""
+    twap_buffer_usd: np.ndarray | None = None
+    """The TWAP window ``[E, K, W]``: the pool price (USDC: the fundamental) of the last ``W``
+    substeps, written at slot ``substep_index % W``; None: full of the last fundamental."""
+    substep_index: int = 0
+    """Substeps taken (the TWAP window's write position)."""
 
     def replace(self, **changes: Any) -> PortfolioState:
         return dataclasses.replace(self, **changes)
@@ -276,16 +297,64 @@ def initial_exchange_ratio(reserves: Reserves, num_envs: int) -> np.ndarray:
     return np.broadcast_to(r, (num_envs, reserves.k)).copy()
 
 
-def _oracle(
-    reserves: Reserves, params: PortfolioMarketParams, fundamental: np.ndarray, pool_asset, pool_quote,
-    ratio, snapshot, time_h: float,
-) -> np.ndarray:  # fmt: skip
+FEED_CODES = {"exact": R.EXACT, "chainlink": R.CHAINLINK, "twap": R.TWAP}
+"""``OracleConfig.feed`` as :func:`levgym.engine.rules.oracle_update`'s kind codes."""
+
+
+def feed_update(
+    reserves: Reserves, source_usd: np.ndarray, feed_usd: np.ndarray | None,
+    feed_updated_h: np.ndarray | None, now_h: float, in_block: bool,
+    twap_usd: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(feed answer, its update time) ``[E, K]``: each reserve's market source through its feed
+    (:attr:`levgym.engine.portfolio.OracleConfig.feed`), by the single-asset rule
+    :func:`levgym.engine.rules.oracle_update` (``exact``: the source; ``chainlink``: the last
+    answer until the source deviates by more than ``deviation_frac`` or, between blocks
+    (``in_block`` false), the heartbeat passed; ``twap``: the window's mean ``twap_usd``
+    ``[E, K]``, between blocks only). Without a previous answer (``feed_usd`` None) the source
+    is the previous answer, read at hour 0."""
+    source_usd = np.asarray(source_usd, dtype=np.float64)
+    if feed_usd is None or feed_updated_h is None:
+        feed_usd, feed_updated_h = source_usd, np.zeros_like(source_usd)
+    feed, updated = np.empty_like(source_usd), np.empty_like(source_usd)
+    frozen = np.zeros(source_usd.shape[:-1], dtype=bool)
+    for k, r in enumerate(reserves.reserves):
+        o = r.oracle
+        code = FEED_CODES[o.feed]
+        if code == R.TWAP and twap_usd is None and not in_block:
+            raise ValueError(f"reserve {r.symbol!r} has a twap feed: twap_usd is needed")
+        feed[..., k], updated[..., k] = R.oracle_update(
+            code, feed_usd[..., k], feed_updated_h[..., k], now_h, source_usd[..., k],
+            None if twap_usd is None else twap_usd[..., k], 0.0, frozen, o.deviation_frac,
+            o.heartbeat_h, in_block,
+        )  # fmt: skip
+    return feed, updated
+
+
+def _pool_usd(
+    reserves: Reserves, params: PortfolioMarketParams, fundamental, pool_asset, pool_quote
+):
+    """USD price of each reserve in its pool ``[E, K]`` (the fundamental where there is none)."""
     has_pool, _, _ = _pool_layout(reserves, params)
     q = reserves.index(QUOTE_SYMBOL)
     pool_usd = R.pool_price_usd(pool_asset, pool_quote, fundamental[:, q : q + 1])
-    pool_usd = np.where(has_pool, pool_usd, fundamental)
+    return np.where(has_pool, pool_usd, fundamental)
+
+
+def _oracle(
+    reserves: Reserves, params: PortfolioMarketParams, fundamental: np.ndarray, pool_asset, pool_quote,
+    ratio, snapshot, time_h: float, feed_usd=None, feed_updated_h=None, in_block: bool = False,
+    twap_usd=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(oracle, feed answer, feed update time) ``[E, K]``: the market source (the fundamental
+    blended with the pool), through each reserve's feed (:func:`feed_update`), into each
+    reserve's oracle kind."""
+    pool_usd = _pool_usd(reserves, params, fundamental, pool_asset, pool_quote)
     source = R.oracle_source(fundamental, pool_usd, params.oracle_pool_weight_frac)
-    return oracle_prices_usd(reserves, source, ratio, snapshot, time_h)
+    feed, updated = feed_update(
+        reserves, source, feed_usd, feed_updated_h, time_h, in_block, twap_usd
+    )
+    return oracle_prices_usd(reserves, feed, ratio, snapshot, time_h), feed, updated
 
 
 def init_state(
@@ -317,7 +386,10 @@ def init_state(
     counters = {c: zeros.copy() for c in COUNTERS}
     counters["initial_collateral_asset"] = supply.sum(axis=1)
     counters["initial_debt_asset"] = total_debt.copy()
-    oracle = _oracle(reserves, params, fundamental, pool_asset, pool_quote, ratio, ratio, 0.0)
+    oracle, feed, feed_h = _oracle(
+        reserves, params, fundamental, pool_asset, pool_quote, ratio, ratio, 0.0,
+        twap_usd=fundamental,  # the window starts full of the start price
+    )  # fmt: skip
     return PortfolioState(
         supply=supply,
         debt=debt,
@@ -334,6 +406,9 @@ def init_state(
         keeper_pnl_usd=np.zeros(e),
         liquidations=np.zeros(e, dtype=np.int64),
         cascade_rounds_max=np.zeros(e, dtype=np.int64),
+        feed_usd=feed,
+        feed_updated_h=feed_h,
+        twap_buffer_usd=np.repeat(fundamental[:, :, None], params.twap_window_substeps, axis=2),
     )
 
 
@@ -353,10 +428,20 @@ def market_update(
     )
     pa, pq = np.where(has_pool, pa, state.pool_asset), np.where(has_pool, pq, state.pool_quote)
     now = state.time_h + params.substep_h
-    oracle = _oracle(reserves, params, f, pa, pq, state.exchange_ratio, state.snapshot_ratio, now)
+    w = params.twap_window_substeps
+    buf = state.twap_buffer_usd
+    if buf is None or buf.shape[-1] != w:
+        buf = np.repeat(state.fundamental_usd[:, :, None], w, axis=2)
+    buf = buf.copy()
+    buf[:, :, state.substep_index % w] = _pool_usd(reserves, params, f, pa, pq)
+    oracle, feed, feed_h = _oracle(
+        reserves, params, f, pa, pq, state.exchange_ratio, state.snapshot_ratio, now,
+        state.feed_usd, state.feed_updated_h, False, np.mean(buf, axis=2),
+    )  # fmt: skip
     return state.replace(
-        fundamental_usd=f, pool_asset=pa, pool_quote=pq, oracle_usd=oracle, time_h=now
-    )
+        fundamental_usd=f, pool_asset=pa, pool_quote=pq, oracle_usd=oracle, time_h=now,
+        feed_usd=feed, feed_updated_h=feed_h, twap_buffer_usd=buf,
+    )  # fmt: skip
 
 
 def accrue_interest(
@@ -455,9 +540,9 @@ def cascade_round(
     c["sale_quote"] = c["sale_quote"] + sale_out
     c["bought_asset"] = c["bought_asset"] + buy
     c["purchase_quote"] = c["purchase_quote"] + paid
-    oracle = _oracle(
+    oracle, feed, feed_h = _oracle(
         reserves, params, state.fundamental_usd, pa, pq, state.exchange_ratio,
-        state.snapshot_ratio, state.time_h,
+        state.snapshot_ratio, state.time_h, state.feed_usd, state.feed_updated_h, True,
     )  # fmt: skip
     pnl_usd = (usdc_in - usdc_out) * usdc_usd[:, 0] - params.gas_usd_per_call * calls
     return state.replace(
@@ -466,6 +551,8 @@ def cascade_round(
         pool_asset=pa,
         pool_quote=pq,
         oracle_usd=oracle,
+        feed_usd=feed,
+        feed_updated_h=feed_h,
         treasury_asset=state.treasury_asset + fee_k,
         counters=c,
         keeper_pnl_usd=state.keeper_pnl_usd + pnl_usd,
@@ -483,13 +570,37 @@ def write_off(state: PortfolioState, reserves: Reserves) -> PortfolioState:
     return state.replace(debt=debt, counters=c)
 
 
+BACKENDS = ("numpy", "numba")
+"""Backends of :func:`substep`: ``numpy`` (the phase functions above) and ``numba`` (the whole
+substep in one compiled kernel, :mod:`levgym.engine.portfolio_market_fused`)."""
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not allowed; allowed {list(BACKENDS)}")
+
+
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams, fused: bool = True,
+    params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One substep of every env (module docstring, steps 1-7); returns the state and the cascade
-    rounds with calls per env ``[E]``. ``fused`` runs the keeper pass compiled by numba (same
-    results to float rounding)."""
+    rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
+    numba (same results to float rounding). ``backend="numba"`` runs steps 1-6 compiled
+    (:func:`levgym.engine.portfolio_market_fused.substep`, same phases and rule functions, same
+    results to float rounding; ``fused`` is then moot) and the deficit cover after it; it refuses
+    a book with defensive borrowers (their phase is not in the kernel yet)."""
+    _check_backend(backend)
+    if backend == "numba":
+        from . import portfolio_market_fused
+
+        if state.defend_trigger_hf is not None and bool(np.any(state.defend_trigger_hf > 0)):
+            raise ValueError(
+                "backend='numba' does not run defensive borrowers yet; allowed backend='numpy' "
+                "with borrowers.defensive_frac > 0"
+            )
+        state, rounds = portfolio_market_fused.substep(state, fundamental_usd, reserves, params)
+        return cover_deficit(state, params), rounds
     state = market_update(state, fundamental_usd, reserves, params)
     state = accrue_interest(state, reserves, params)
     state = defend(state, reserves, params)  # borrowers (levgym.engine.portfolio_borrowers)
@@ -501,17 +612,21 @@ def substep(
             break
     state = write_off(state, reserves)
     state = cover_deficit(state, params)  # treasury (levgym.engine.portfolio_treasury)
-    return state.replace(cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds)), rounds
+    return state.replace(
+        cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds),
+        substep_index=state.substep_index + 1,
+    ), rounds
 
 
 def run(
     state: PortfolioState, fundamentals_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams, fused: bool = True,
+    params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
 ) -> PortfolioState:  # fmt: skip
     """Step ``state`` through fundamentals ``[T, E, K]`` (row 0 is the start: stepping begins at
     row 1)."""
+    _check_backend(backend)
     for t in range(1, fundamentals_usd.shape[0]):
-        state, _ = substep(state, fundamentals_usd[t], reserves, params, fused)
+        state, _ = substep(state, fundamentals_usd[t], reserves, params, fused, backend)
     return state
 
 
@@ -568,3 +683,4 @@ def state_to_dict(state: PortfolioState) -> dict[str, Any]:
 # (levgym.engine.multiprotocol), which runs the same pools and oracles per protocol
 pool_layout = _pool_layout
 oracle_from_pools = _oracle
+pool_usd = _pool_usd

@@ -87,6 +87,13 @@ def ref_multi_substep(
     e_n, n_n, k_n = st["books"][0]["supply"].shape
     p_n = len(protocols)
     g_n = st["pool_asset"].shape[1]
+    win = mp.twap_window_substeps
+    slots = []
+    for b in st["books"]:  # each book's TWAP window (a window full of the last fundamental)
+        buf = b.get("twap_buffer_usd")
+        if buf is None or buf.shape[-1] != win:
+            b["twap_buffer_usd"] = np.repeat(b["fundamental_usd"][:, :, None], win, axis=2)
+        slots.append(b.get("substep_index", 0) % win)
     st["time_h"] = st["time_h"] + mp.substep_h
     for b in st["books"]:
         b["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
@@ -113,6 +120,15 @@ def ref_multi_substep(
                 p_new = math.exp(lp + mp.arb_speed_frac * (math.log(target) - lp))
                 st["pool_asset"][e, g, k] = math.sqrt(x * y / p_new)
                 st["pool_quote"][e, g, k] = math.sqrt(x * y * p_new)
+        # each book's TWAP window samples its group's pool prices (USDC: its fundamental)
+        for p, b in enumerate(st["books"]):
+            g = st["pool_group"][p]
+            for k in range(k_n):
+                if k == q:
+                    b["twap_buffer_usd"][e, k, slots[p]] = f[e, k]
+                else:
+                    price = st["pool_quote"][e, g, k] / st["pool_asset"][e, g, k]
+                    b["twap_buffer_usd"][e, k, slots[p]] = price * f[e, q]
         _reprice(protocols, st, mp, e)
         # interest per protocol and reserve
         for p, pr in enumerate(protocols):
@@ -388,4 +404,6 @@ def ref_multi_substep(
         b["cascade_rounds_max"] = np.maximum(b["cascade_rounds_max"], rounds)
         b["pool_asset"] = st["pool_asset"][:, st["pool_group"][p]].copy()
         b["pool_quote"] = st["pool_quote"][:, st["pool_group"][p]].copy()
+    for b in st["books"]:
+        b["substep_index"] = b.get("substep_index", 0) + 1
     return st

@@ -276,7 +276,13 @@ def _ref_rate(r: Any, debt_total: float, supply_total: float) -> float:
     return r.base_rate_apr + r.slope1_apr + r.slope2_apr * (u - opt) / (1.0 - opt)
 
 
-def _ref_oracles(reserves: Reserves, params: Any, st: dict, e: int) -> list[float]:
+def _ref_oracles(
+    reserves: Reserves, params: Any, st: dict, e: int, in_block: bool = False
+) -> list[float]:
+    """One env's oracle: the market source (fundamental blended with the pool), through each
+    reserve's feed (``exact``: the source; ``chainlink``: the last answer unless the source moved
+    more than the deviation threshold from it or, between blocks, the heartbeat passed; the
+    feed's answer and time kept in ``st``), into the reserve's oracle kind."""
     syms = [r.symbol for r in reserves.reserves]
     q = syms.index("USDC")
     w = params.oracle_pool_weight_frac
@@ -288,8 +294,32 @@ def _ref_oracles(reserves: Reserves, params: Any, st: dict, e: int) -> list[floa
             continue
         pool = st["pool_quote"][e, k] / st["pool_asset"][e, k] * st["fundamental_usd"][e, q]
         src.append(f ** (1.0 - w) * pool**w)
+    now = st["time_h"]
+    for k, r in enumerate(reserves.reserves):
+        o = r.oracle
+        if o.feed == "exact":
+            st["feed_usd"][e, k] = src[k]
+            st["feed_updated_h"][e, k] = now
+            continue
+        if o.feed == "twap":  # the window's mean, between blocks only
+            if not in_block:
+                st["feed_usd"][e, k] = sum(st["twap_buffer_usd"][e, k]) / len(
+                    st["twap_buffer_usd"][e, k]
+                )
+                st["feed_updated_h"][e, k] = now
+            continue
+        last = float(st["feed_usd"][e, k])
+        if math.isnan(last):  # no answer yet: the source, read at hour 0
+            last = st["feed_usd"][e, k] = src[k]
+            st["feed_updated_h"][e, k] = 0.0
+        moved = abs(src[k] / last - 1.0) > o.deviation_frac
+        stale = (not in_block) and now - st["feed_updated_h"][e, k] >= o.heartbeat_h - 1e-9
+        if moved or stale:
+            st["feed_usd"][e, k] = src[k]
+            st["feed_updated_h"][e, k] = now
+    feed = [float(st["feed_usd"][e, k]) for k in range(len(syms))]
     return ref_oracle(
-        reserves, src, list(st["exchange_ratio"][e]), list(st["snapshot_ratio"][e]), st["time_h"]
+        reserves, feed, list(st["exchange_ratio"][e]), list(st["snapshot_ratio"][e]), now
     )
 
 
@@ -302,11 +332,19 @@ def ref_substep(
     from :func:`ref_liquidate`. ``st`` holds the state's arrays by field name (``counters`` as
     ``counter:<name>``) and ``time_h``; returns a new dict of the same keys."""
     st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+    if st.get("feed_usd") is None or st.get("feed_updated_h") is None:
+        st["feed_usd"] = np.full(st["oracle_usd"].shape, np.nan)
+        st["feed_updated_h"] = np.zeros(st["oracle_usd"].shape)
     syms = [r.symbol for r in reserves.reserves]
     q = syms.index("USDC")
     stable = {"USDC", "USDT", "DAI"}
     fee = [params.stable_pool_fee_frac if s in stable else params.pool_fee_frac for s in syms]
     e_n, n_n, k_n = st["supply"].shape
+    win = params.twap_window_substeps
+    buf = st.get("twap_buffer_usd")
+    if buf is None or buf.shape[-1] != win:  # a window full of the last fundamental
+        st["twap_buffer_usd"] = np.repeat(st["fundamental_usd"][:, :, None], win, axis=2)
+    slot = st.get("substep_index", 0) % win
     st["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
     st["time_h"] = st["time_h"] + params.substep_h
     for e in range(e_n):
@@ -321,6 +359,13 @@ def ref_substep(
             )
             st["pool_asset"][e, k] = math.sqrt(x * y / p_new)
             st["pool_quote"][e, k] = math.sqrt(x * y * p_new)
+        # the TWAP window samples each pool's price (USDC: its fundamental)
+        for k in range(k_n):
+            if k == q:
+                st["twap_buffer_usd"][e, k, slot] = st["fundamental_usd"][e, k]
+            else:
+                price = st["pool_quote"][e, k] / st["pool_asset"][e, k]
+                st["twap_buffer_usd"][e, k, slot] = price * st["fundamental_usd"][e, q]
         st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e)
         # interest
         for k, r in enumerate(reserves.reserves):
@@ -413,7 +458,7 @@ def ref_substep(
                 st["counter:bought_asset"][e, k] += buys[k]
                 st["counter:purchase_quote"][e, k] += eff / (1.0 - fee[k])
             st["keeper_pnl_usd"][e] += (usdc_in - usdc_out) * usdc - params.gas_usd_per_call * calls
-            st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e)
+            st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, in_block=True)
         if not any_call:
             break
     # write-off: debt without collateral
@@ -436,6 +481,7 @@ def ref_substep(
                 st["counter:deficit_covered_asset"][e, k] += pay
                 st["treasury_asset"][e, k] -= pay
     st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
+    st["substep_index"] = st.get("substep_index", 0) + 1
     return st
 
 

@@ -115,31 +115,70 @@ def draw_book(
     ``vol_annual`` (per env, optional): the recent realized volatility; with
     ``borrowers.hf_vol_elasticity`` it scales the median health-factor excess (the same random
     numbers are drawn either way)."""
+    return book_from_draws(params, book_draws(params, num_envs, num_positions, rng), vol_annual)
+
+
+def draw_books(params: EngineParams, num_positions: int, rngs: list[np.random.Generator]) -> dict:
+    """One book of ``len(rngs)`` envs, env ``i`` drawn from ``rngs[i]``: the same as
+    :func:`concat_books` of :func:`draw_book` of one env per generator, with the arithmetic
+    after the draws done once for the batch (it is elementwise, or per env)."""
+    draws = [book_draws(params, 1, num_positions, rng) for rng in rngs]
+    if len(draws) == 1:
+        return book_from_draws(params, draws[0])
+    return book_from_draws(
+        params, tuple(np.concatenate(d, axis=0) for d in zip(*draws, strict=True))
+    )
+
+
+def book_draws(
+    params: EngineParams, num_envs: int, num_positions: int, rng: np.random.Generator
+) -> tuple[np.ndarray, ...]:
+    """The random numbers of a book ``[E, N]`` each, in the order they are drawn: slot sizes
+    (Pareto), health-factor noise (normal), kind, trigger, reaction and target draws (uniform),
+    then the repay, in-band and active uniforms (:func:`book_from_draws` turns them into a book)."""
     b = params.borrowers
-    e, n = num_envs, num_positions
-    weights = rng.pareto(b.size_pareto_alpha, (e, n)) + 1.0
+    shape = (num_envs, num_positions)
+    return (
+        rng.pareto(b.size_pareto_alpha, shape),
+        rng.standard_normal(shape),
+        rng.random(shape),
+        rng.uniform(b.trigger_hf_min, b.trigger_hf_max, shape),
+        rng.uniform(b.react_prob_min, b.react_prob_max, shape),
+        rng.uniform(b.looper_target_hf_min, b.looper_target_hf_max, shape),
+        rng.random(shape),
+        rng.random(shape),
+        rng.random(shape),
+    )
+
+
+def book_from_draws(
+    params: EngineParams,
+    draws: tuple[np.ndarray, ...],
+    vol_annual: np.ndarray | float | None = None,
+) -> dict:
+    """The book of :func:`draw_book` from its random numbers (:func:`book_draws`)."""
+    b = params.borrowers
+    pareto, z, u_kind, trigger, react, target, u_repays, u_band, u_active = draws
+    e = pareto.shape[0]
+    weights = pareto + 1.0
     median = b.hf_median_excess
     if vol_annual is not None and b.hf_vol_elasticity != 0.0:
         ratio = (
             np.broadcast_to(np.asarray(vol_annual, dtype=np.float64), (e,)) / b.hf_vol_ref_annual
         )
         median = b.hf_median_excess * (ratio**b.hf_vol_elasticity)[:, None]
-    hf = b.hf_floor + np.exp(np.log(median) + b.hf_sigma * rng.standard_normal((e, n)))
-    u_kind = rng.random((e, n))
+    hf = b.hf_floor + np.exp(np.log(median) + b.hf_sigma * z)
     kind = np.where(
         u_kind < b.passive_frac,
         PASSIVE,
         np.where(u_kind < b.passive_frac + b.defensive_frac, DEFENSIVE, LOOPER),
     ).astype(np.int64)
-    trigger = rng.uniform(b.trigger_hf_min, b.trigger_hf_max, (e, n))
-    react = rng.uniform(b.react_prob_min, b.react_prob_max, (e, n))
-    target = rng.uniform(b.looper_target_hf_min, b.looper_target_hf_max, (e, n))
-    repays = rng.random((e, n)) < b.repay_share_frac
+    repays = u_repays < b.repay_share_frac
     # Loopers start inside their band (at their target up to the re-lever threshold), as they would
     # be after levering up, so the first substep is not a burst of re-levering.
-    in_band = target * (1.0 + b.relever_band_frac * rng.random((e, n)))
+    in_band = target * (1.0 + b.relever_band_frac * u_band)
     hf = np.where(kind == LOOPER, in_band, hf)
-    active = rng.random((e, n)) < b.initial_active_frac
+    active = u_active < b.initial_active_frac
     active[~active.any(axis=1), 0] = True
     return {
         "weights": weights,
@@ -186,6 +225,25 @@ def concat_books(books: list[dict]) -> dict:
     return {k: np.concatenate([b[k] for b in books], axis=0) for k in books[0]}
 
 
+def _as_state_array(a: Any) -> np.ndarray:
+    """:func:`levgym.engine.backend.make_converter`'s numpy float64 conversion, without the copy
+    of an array that is float64 already."""
+    a = np.asarray(a)
+    return a if a.dtype.kind != "f" or a.dtype == np.float64 else a.astype(np.float64)
+
+
+def _per_env(x: Any, e: int) -> np.ndarray:
+    """A new float64 ``[e]`` array of ``x`` (a number or ``[e]`` values): what
+    ``np.broadcast_to(np.asarray(x, float64), (e,)).copy()`` gives, in one call for the common
+    cases (an episode start makes dozens)."""
+    a = np.array(x, dtype=np.float64)  # a copy
+    if a.shape == (e,):
+        return a
+    out = np.empty(e)
+    out[...] = a  # broadcasts, or raises as broadcast_to would
+    return out
+
+
 def build_state(
     params: EngineParams,
     book: dict,
@@ -203,10 +261,9 @@ def build_state(
     book alone."""
     p, m, b = params.protocol, params.market, params.borrowers
     e, n = book["weights"].shape
-    f0 = np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e,)).copy()
-    dp0 = np.broadcast_to(np.asarray(debt_price_usd, dtype=np.float64), (e,)).copy()
-    liq0 = np.broadcast_to(np.asarray(liquidity_frac, dtype=np.float64), (e,)).copy()
-    gas0 = np.broadcast_to(np.asarray(gas_gwei, dtype=np.float64), (e,)).copy()
+    f0, dp0, liq0, gas0 = (
+        _per_env(x, e) for x in (fundamental_usd, debt_price_usd, liquidity_frac, gas_gwei)
+    )
 
     active = book["active"]
     w = book["weights"]
@@ -223,7 +280,13 @@ def build_state(
     liquidity_base = np.sqrt(pool_asset * pool_debt)
     pool_asset, pool_debt = pool_asset * liq0, pool_debt * liq0
 
-    conv = make_converter(backend, dtype, device)
+    # every array below is made here (or drawn for this book) and used once: on numpy float64
+    # they are the state's arrays as they are, not copies
+    conv = (
+        _as_state_array
+        if backend in ("numpy", "numba") and dtype == "float64"
+        else make_converter(backend, dtype, device)
+    )
     zeros = np.zeros(e)
     arrays: dict[str, Any] = {
         "collateral_asset": coll,
@@ -257,23 +320,32 @@ def build_state(
         "pool_min_usd": f0.copy(),
     }
     for name in PARAM_FIELDS:
-        arrays[name] = np.full(e, float(getattr(p, name)))
+        arrays[name] = _per_env(float(getattr(p, name)), e)
     for name in COUNTER_FIELDS:
         arrays[name] = zeros.copy()
     converted = {k: conv(v) for k, v in arrays.items()}
     return State(time_h=0.0, substep_index=0, **converted)
 
 
+_RESET_NOW = tuple(f.name for f in STATE_SCHEMA if f.reset == "now")
+
+
+def restarted(fresh: State, time_h: float) -> dict[str, Any]:
+    """The values that differ when the envs of ``fresh`` start at ``time_h`` on a shared clock
+    instead of at 0: fields whose schema says ``reset="now"`` (the oracle's update time) take
+    ``time_h``, so the fresh envs' heartbeat counts from now. The rest of ``fresh`` is taken
+    as it is (:func:`reset_envs`, and a packed runner writing the fresh rows in place)."""
+    return {name: getattr(fresh, name) * 0.0 + time_h for name in _RESET_NOW}
+
+
 def reset_envs(state: State, fresh: State, env_mask: Any) -> State:
     """Replace the envs of ``env_mask`` (bool ``[E]``) with those of ``fresh`` (same shapes), e.g.
-    for autoreset in a vector env. The clock is shared: fields whose schema says ``reset="now"``
-    (the oracle's update time) take ``state.time_h`` so the fresh envs' heartbeat counts from now."""
+    for autoreset in a vector env. The clock is shared (:func:`restarted`)."""
     xp = namespace(state.collateral_asset)
+    now = restarted(fresh, state.time_h)
 
     def merge(old: Any, f: Any) -> Any:
-        new = getattr(fresh, f.name)
-        if f.reset == "now":
-            new = new * 0.0 + state.time_h
+        new = now[f.name] if f.name in now else getattr(fresh, f.name)
         mask = env_mask
         for _ in range(old.ndim - 1):
             mask = mask[..., None]

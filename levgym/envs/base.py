@@ -414,6 +414,44 @@ class LevgymVectorEnv(VectorEnv):
         info["end_counts"] = {c: v.copy() for c, v in self.end_counts.items()}
         return obs, reward, terminated, truncated, info
 
+    def _step_one(self, a: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """:meth:`_step` of a batch of one without autoreset (the single env's step), returning
+        env 0's observation, reward, terminated, truncated and :func:`unbatch_info` of the info
+        :meth:`_step` would return. The same ``_advance`` (kernel, features, rewards) and the
+        same bookkeeping, on env 0's scalars instead of ``[E]`` arrays."""
+        if self._ended[0]:
+            raise RuntimeError(
+                "env(s) [0] have ended their episode; "
+                "reset them with reset(options={'reset_mask': mask}) before stepping"
+            )
+        reward, terminated, batch_info = self._advance(a)
+        info = unbatch_info(batch_info, 0)
+        term = bool(terminated[0])
+        core = self.core
+        trunc = not term and int(core.t[0]) >= core.horizon_substeps  # core.at_horizon[0]
+        self._episode_return += reward
+        self._episode_length += 1
+        info["scenario"] = self._scenario_now[0]
+        info["episode_step"] = int(self._episode_length[0])
+        self._observe()
+        obs = self._obs[0].copy()
+        cause = ""
+        if term or trunc:
+            cause = self.TERMINAL_CAUSE if term else "horizon"
+            self.end_counts[cause][0] += 1
+            final_info = dict(info)
+            final_info["end_cause"] = cause
+            final_info["episode"] = {
+                "r": float(self._episode_return[0]),
+                "l": int(self._episode_length[0]),
+            }
+            info["final_obs"] = obs.copy()
+            info["final_info"] = final_info
+            self._ended[0] = True
+        info["end_cause"] = cause
+        info["end_counts"] = {c: int(v[0]) for c, v in self.end_counts.items()}
+        return obs, float(reward[0]), term, trunc, info
+
     def _scenario_array(self) -> np.ndarray:
         return self._scenario_names[self.core.scenario_index]
 
@@ -637,14 +675,7 @@ class LevgymEnv(gym.Env):
         # checked above: only the clip of the vector env's check is left to do (two ufuncs:
         # np.clip costs several times more on a few values)
         a = np.minimum(np.maximum(a, venv._act_low), venv._act_high)
-        obs, reward, terminated, truncated, info = venv._step(a.reshape(1, -1))
-        return (
-            obs[0],
-            float(reward[0]),
-            bool(terminated[0]),
-            bool(truncated[0]),
-            unbatch_info(info, 0),
-        )
+        return venv._step_one(a.reshape(1, -1))
 
     def render(self) -> Any:
         return self.vector_env.render_env(0)

@@ -568,8 +568,9 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         return toxic / safe_debt, toxic_10 / safe_debt
 
     def _reset_info(self, info: dict[str, Any]) -> None:
-        s = self.core.state
-        info["tvl_usd"] = to_numpy(s.initial_collateral_asset * s.fundamental_start_usd)
+        # the two fields, not core.state (in packed mode a copy of the whole batch's state)
+        field = self.core.field
+        info["tvl_usd"] = field("initial_collateral_asset") * field("fundamental_start_usd")
 
     # ------------------------------------------------------------------ rendering
     def summary_line(self, env: int) -> str:

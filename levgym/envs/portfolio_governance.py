@@ -281,9 +281,11 @@ _STATE_ARRAYS = tuple(
 def _stack(states: Sequence[PM.PortfolioState]) -> PM.PortfolioState:
     """One-env states (same engine time) as one batch, in order."""
     arrays = {
-        n: None
-        if getattr(states[0], n) is None  # optional per-slot fields (borrower behaviour)
-        else np.concatenate([getattr(s, n) for s in states])
+        # optional fields (borrower behaviour, feeds) may be None; the substep count is shared
+        # by states at one engine time
+        n: np.concatenate([getattr(s, n) for s in states])
+        if isinstance(getattr(states[0], n), np.ndarray)
+        else getattr(states[0], n)
         for n in _STATE_ARRAYS
     }
     counters = {c: np.concatenate([s.counters[c] for s in states]) for c in states[0].counters}
@@ -293,7 +295,9 @@ def _stack(states: Sequence[PM.PortfolioState]) -> PM.PortfolioState:
 def _row(state: PM.PortfolioState, j: int) -> PM.PortfolioState:
     """Env ``j`` of a batch as a one-env state."""
     arrays = {
-        n: None if getattr(state, n) is None else getattr(state, n)[j : j + 1]
+        n: getattr(state, n)[j : j + 1]
+        if isinstance(getattr(state, n), np.ndarray)
+        else getattr(state, n)
         for n in _STATE_ARRAYS
     }
     counters = {c: a[j : j + 1] for c, a in state.counters.items()}

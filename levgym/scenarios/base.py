@@ -6,6 +6,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -95,11 +96,13 @@ class Scenario:
     ) -> Drivers:
         """Drivers ``[num_substeps, num_envs]`` for this scenario, reproducible from ``seed``."""
         knobs = self.resolve_knobs(overrides)
-        rng = np.random.default_rng([int(seed), _stable_hash(self.name)])
+        # default_rng([...]) without its Python layer (it is Generator(PCG64(seed)))
+        rng = np.random.Generator(np.random.PCG64([int(seed), _stable_hash(self.name)]))
         ctx = ScenarioContext(num_envs, num_substeps, params.run.substep_h, params, rng)
         return self.build(knobs, ctx)
 
 
+@cache  # every episode start of a scenario seeds its generator with it
 def _stable_hash(name: str) -> int:
     h = 0
     for ch in name.encode():

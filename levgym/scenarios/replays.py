@@ -13,6 +13,7 @@ liquidity alike); before it starts the first value is held.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -65,8 +66,17 @@ COMPOUND_SPIKE_START_UTC_H = 8.0
 COMPOUND_SPIKE_HOURS = 1.0
 
 
+@cache
 def price_points(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(unix_s, price) of a replay's whole event window, sorted, without duplicate times."""
+    """(unix_s, price) of a replay's whole event window, sorted, without duplicate times
+    (cached, read-only: every episode of the replay starts from them)."""
+    t, p = (np.array(a, dtype=np.float64) for a in _price_points(name))  # own copies
+    t.setflags(write=False)
+    p.setflags(write=False)
+    return t, p
+
+
+def _price_points(name: str) -> tuple[np.ndarray, np.ndarray]:
     src = SOURCES[name]
     t, p = data.crash_window_hourly(src.event)
     if src.day_10min is not None:

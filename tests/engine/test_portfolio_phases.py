@@ -192,3 +192,31 @@ def test_rebalancing_withdraws_and_borrows_within_the_rules():
     assert np.all(post.debt.sum(1) <= post.lender_supply_asset * (1 + 1e-12))
     # the funds went to the borrowers' outside funds
     assert np.all(post.defend_capacity_usd[up] > pre.defend_capacity_usd[up])
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), crash=st.sampled_from([0.08, 0.2]))
+def test_numba_substep_covers_deficits_and_counts_the_treasury_as_numpy(seed, crash):
+    """The compiled substep runs the deficit cover after its kernel and counts the treasury's
+    interest: the same state as the numpy path, and the treasury identity holds."""
+    params = _params(0.0, "treasury_each_step")
+    state, f = _setup(seed, 2, 8, params, 4, crash)
+    a = b = state
+    for t in range(1, f.shape[0]):
+        a, _ = PM.substep(a, f[t], RES, params)
+        b, _ = PM.substep(b, f[t], RES, params, backend="numba")
+    da, db = PM.state_to_dict(a), PM.state_to_dict(b)
+    for key, v in da.items():
+        if isinstance(v, np.ndarray):
+            _close(db[key], v)
+    c = b.counters
+    scale = c["treasury_interest_asset"] + c["protocol_fee_asset"] + 1.0
+    assert np.all(np.abs(PT.treasury_gap(b)) <= 1e-10 * scale)
+
+
+def test_numba_substep_refuses_defensive_borrowers():
+    params = _params(1.0, "none")
+    state, f = _setup(3, 1, 8, params, 2, 0.1)
+    state = _with_behaviours(state, params, 3)
+    with pytest.raises(ValueError, match="backend='numba' does not run defensive borrowers"):
+        PM.substep(state, f[1], RES, params, backend="numba")

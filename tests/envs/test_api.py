@@ -122,6 +122,21 @@ def test_step_before_reset_and_after_the_end_raise():
         env.step(np.zeros(4))
 
 
+@pytest.mark.parametrize(("env_id", "single", "vector", "horizon"), ENVS, ids=IDS)
+def test_make_returns_the_env_itself_which_enforces_reset_first(env_id, single, vector, horizon):
+    """No OrderEnforcing / PassiveEnvChecker layers on the step (the env checks the order
+    itself); the checker is one argument away."""
+    env = gym.make(env_id, render_mode="ansi", **SMALL)
+    assert type(env) is single
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(env.action_space.sample())
+    with pytest.raises(RuntimeError, match="reset"):
+        env.render()
+    checked = gym.make(env_id, disable_env_checker=False, **SMALL)
+    assert isinstance(checked, gym.wrappers.PassiveEnvChecker)
+    assert isinstance(checked.unwrapped, single)
+
+
 def test_speed_helper_reports_env_steps_and_engine_share():
     from levgym.envs.speed import env_steps_per_second
 

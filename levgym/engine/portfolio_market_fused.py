@@ -1,0 +1,440 @@
+"""The multi-asset market substep compiled by numba: :func:`levgym.engine.portfolio_market.substep`
+with ``backend="numba"``, one parallel region over envs, the same rule texts.
+
+Every formula is a compiled copy of the function the numpy path calls: the pool, oracle and
+interest rules of :mod:`levgym.engine.rules` (``fused.NR``), the oracle and liquidation rules of
+:mod:`levgym.engine.portfolio` (``portfolio_fused.PR``) with the keeper's per-position call
+(:func:`levgym.engine.portfolio_fused.position_call` / ``apply_call``, shared with
+:func:`~levgym.engine.portfolio_fused.liquidate_fused`), and
+:func:`levgym.engine.portfolio_market.buy_exact_out`. The kernel holds the control flow only,
+in the numpy path's phases (the functions below, per env ``e`` or per position ``n``, one or
+more per step of the :mod:`~levgym.engine.portfolio_market` docstring):
+
+1-3. :func:`_market_env` (arbitrage, oracles, :func:`_oracle_env`); 4. :func:`_interest_growth_env`
+(the rates), :func:`_interest_slot` (one position), :func:`_interest_close` (treasury and
+lenders); 5. a round is :func:`_slot_health` and :func:`_call_slot` per position, then
+:func:`_close_round` (bundled trades, counters, oracles); 6. :func:`_collateral_value` and
+:func:`_write_off_slot` per position.
+
+One pass over an env's positions runs 4, the first round of 5 and 6 per position (a position's
+interest, then its call at the pools before the round, in slot order as the numpy round takes
+them, then its write-off); later rounds and a last write-off pass run only in envs whose cascade
+made a call (the oracle then moved). A borrower phase belongs in that pass between the interest
+and the call, as a per-position function of the same form. Writing off in the first pass is
+exact: without a call the env's oracle does not move again; with calls, the last pass writes
+off at the oracle the cascade left (a position written off early has no collateral and no call).
+
+Why it is faster than the numpy path: one pass over an env's positions in registers instead of
+``[E, N, K]`` temporaries per array operation; an env's cascade runs only as many rounds as it
+needs. It equals the lock-step numpy cascade: a round in which an env makes no call changes
+nothing in that env (its pools do not move and its oracle reads the same inputs again), so each
+env can run its own cascade to its end.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+
+import numpy as np
+
+from . import portfolio, portfolio_fused, portfolio_market
+from . import rules as R
+from .fused import NR, compile_rules, rules_cache_dir
+from .jit import njit, prange
+from .portfolio import Reserves, effective_risk
+from .portfolio_fused import PR, apply_call, position_call, position_health
+from .portfolio_market import COUNTERS, PortfolioMarketParams, PortfolioState
+
+MR = compile_rules(portfolio_market, ("buy_exact_out",))
+
+# counter rows of the packed counters [C, E, K]
+C_SEIZED = COUNTERS.index("seized_collateral_asset")
+C_FEE = COUNTERS.index("protocol_fee_asset")
+C_INTEREST = COUNTERS.index("interest_asset")
+C_TREASURY_INTEREST = COUNTERS.index("treasury_interest_asset")
+C_REPAID = COUNTERS.index("repaid_by_liquidators_asset")
+C_DEFICIT = COUNTERS.index("deficit_asset")
+C_SOLD = COUNTERS.index("sold_asset")
+C_SALE_Q = COUNTERS.index("sale_quote")
+C_BOUGHT = COUNTERS.index("bought_asset")
+C_PURCHASE_Q = COUNTERS.index("purchase_quote")
+
+# oracle kinds as integers (portfolio.ORACLE_KINDS order)
+O_MARKET = portfolio.ORACLE_KINDS.index("market")
+O_EXCHANGE = portfolio.ORACLE_KINDS.index("exchange_rate")
+O_PINNED = portfolio.ORACLE_KINDS.index("stable_pinned")
+O_STABLE = portfolio.ORACLE_KINDS.index("stable_market")
+
+Layout = collections.namedtuple(
+    "Layout",
+    "q has_pool fee can_coll lt bonus pfee rf base slope1 slope2 optimal okind obase ocap ogrowth "
+    "fcode fdev fhb",
+)
+"""Per-reserve constants of the kernel: the quote's index, ``[K]`` arrays (pools, fees,
+collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
+parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat) and the
+effective LT and bonus per E-mode row ``[R, K]``."""
+Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac max_rounds now slot")
+"""The market parameters the kernel reads, the substep's time (hours) and its TWAP slot."""
+
+
+# the kernels inline the rules of portfolio.py and portfolio_market.py and the per-position
+# functions of portfolio_fused.py: their numba cache is keyed by those sources too
+with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
+
+    @njit(cache=True)
+    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, buf, in_block):
+        """``portfolio_market._oracle`` for env ``e``: pool price (the fundamental where there is
+        no pool), the source blend, each reserve's feed (``rules.oracle_update``; a NaN answer is
+        none yet: the source, read at hour 0), each reserve's oracle kind; writes ``out[e]``,
+        ``feed[e]`` and ``feed_h[e]``."""
+        k_n = f.shape[1]
+        q = L.q
+        for k in range(k_n):
+            if L.has_pool[k]:
+                pu = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
+            else:
+                pu = f[e, k]
+            src[k] = NR.oracle_source(f[e, k], pu, w)
+            if np.isnan(feed[e, k]):
+                feed[e, k], feed_h[e, k] = src[k], 0.0
+            twap = 0.0
+            if L.fcode[k] == R.TWAP and not in_block:
+                for s in range(buf.shape[2]):
+                    twap += buf[e, k, s]
+                twap = twap / buf.shape[2]
+            feed[e, k], feed_h[e, k] = NR.oracle_update(
+                L.fcode[k], feed[e, k], feed_h[e, k], hours, src[k], twap, 0.0, False,
+                L.fdev[k], L.fhb[k], in_block,
+            )  # fmt: skip
+        for k in range(k_n):
+            kind = L.okind[k]
+            if kind == O_MARKET:
+                out[e, k] = feed[e, k]
+            elif kind == O_PINNED:
+                out[e, k] = 1.0
+            elif kind == O_STABLE:
+                out[e, k] = PR.stable_oracle_usd(feed[e, k], False, L.ocap[k])
+            else:
+                out[e, k] = PR.exchange_rate_oracle_usd(
+                    ratio[e, k], feed[e, L.obase[k]], snap[e, k], hours, L.ogrowth[k]
+                )
+
+    @njit(cache=True)
+    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h, buf):
+        """Steps 1-3: arbitrage of every pool toward ``f[e, k] / f[e, USDC]``, the TWAP window
+        samples the pools (USDC: its fundamental), oracles read (between blocks)."""
+        k_n = f.shape[1]
+        q = L.q
+        for k in range(k_n):
+            if L.has_pool[k]:
+                pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb)
+                buf[e, k, S.slot] = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
+            else:
+                buf[e, k, S.slot] = f[e, k]
+        _oracle_env(
+            e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle, feed, feed_h, buf, False
+        )
+
+    @njit(cache=True)
+    def _interest_growth_env(e, debt_in, lender, L, S, growth):
+        """Step 4's rate (``portfolio_market.accrue_interest``): ``growth[k]``, the debt growth of
+        reserve ``k`` over the substep at its curve's rate on utilization = debt / lenders."""
+        n_n, k_n = debt_in.shape[1], debt_in.shape[2]
+        for k in range(k_n):
+            growth[k] = 0.0
+        for n in range(n_n):
+            for k in range(k_n):
+                growth[k] += debt_in[e, n, k]
+        for k in range(k_n):
+            u = NR.utilization(growth[k], lender[e, k])
+            rate = NR.borrow_rate_apr(u, L.base[k], L.slope1[k], L.slope2[k], L.optimal[k])
+            growth[k] = NR.interest_growth(rate, S.substep_h)
+
+    @njit(cache=True, inline="always")
+    def _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest):
+        """Step 4 on one position: its debt grows by ``growth``; its balances are copied from the
+        input arrays into the output ones; the interest is summed per reserve."""
+        for k in range(supply.shape[2]):
+            d = debt_in[e, n, k]
+            added = d * growth[k]
+            interest[k] += added
+            debt[e, n, k] = d + added
+            supply[e, n, k] = supply_in[e, n, k]
+
+    @njit(cache=True)
+    def _interest_close(e, lender, treasury, counters, L, interest):
+        """Step 4's books: the reserve factor's share of the interest to the treasury, the rest
+        to the lenders."""
+        for k in range(interest.shape[0]):
+            counters[C_INTEREST, e, k] += interest[k]
+            counters[C_TREASURY_INTEREST, e, k] += interest[k] * L.rf[k]
+            lender[e, k] += interest[k] * (1.0 - L.rf[k])
+            treasury[e, k] += interest[k] * L.rf[k]
+
+    @njit(cache=True, inline="always")
+    def _collateral_value(e, n, supply, oracle, L):
+        """USD value of a position's enabled collateral at the oracle (``write_off_deficit``)."""
+        v = 0.0
+        for k in range(supply.shape[2]):
+            if supply[e, n, k] > 0.0 and L.can_coll[k]:
+                v += supply[e, n, k] * oracle[e, k]
+        return v
+
+    @njit(cache=True, inline="always")
+    def _write_off_slot(e, n, debt, counters):
+        """Step 6 on one position without collateral value: its debt burnt into the deficits."""
+        for k in range(debt.shape[2]):
+            counters[C_DEFICIT, e, k] += debt[e, n, k]
+            debt[e, n, k] = 0.0
+
+    @njit(cache=True, inline="always")
+    def _call_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, sums, hf, debt_usd):  # fmt: skip
+        """Step 5 on one liquidatable position (HF ``hf`` < 1) of env ``e`` (``sup_e``, ``deb_e``
+        ``[N, K]``, E-mode row ``row``, oracle ``price [K]``, enabled collateral ``cm[0]``) in a
+        round: the keeper's call (:func:`~levgym.engine.portfolio_fused.position_call`), made
+        when its USD result at the pools before the round (proceeds less purchase cost less gas)
+        is positive and the round's purchases of the debt asset stay within
+        ``max_round_buy_frac`` of its pool. Adds the call to the round's ``sums [6, K]``:
+        purchases asked for (before the cap), liquidators' collateral, protocol fee, repaid,
+        collateral that left, deficit. Returns 1 for a call."""
+        q = L.q
+        i, j, rep, tot, fee, _ = position_call(
+            sup_e, deb_e, n, price, L.bonus, row, L.pfee, cm, 0, hf, debt_usd
+        )
+        if i < 0:
+            return 0
+        got = tot - fee
+        if i == q:
+            proceeds = got
+        else:
+            proceeds = NR.swap_out(pa[e, i], pq[e, i], got, L.fee[i])
+        if j == q:
+            cost = rep
+        else:
+            cost = MR.buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j])[2]
+        if not (proceeds - cost) * f[e, q] - S.gas > 0.0:
+            return 0
+        sums[0, j] += rep
+        if L.has_pool[j] and sums[0, j] > S.buy_frac * pa[e, j]:
+            return 0
+        c = sup_e[n, i]
+        apply_call(sup_e, deb_e, n, price, cm, 0, i, j, rep, tot, sums, 5)
+        sums[1, i] += got
+        sums[2, i] += fee
+        sums[3, j] += rep
+        sums[4, i] += c - sup_e[n, i]
+        return 1
+
+    @njit(cache=True, inline="always")
+    def _slot_health(n, sup_e, deb_e, row, price, L, cm):
+        """(HF, debt USD) of position ``n`` at the oracle
+        (:func:`~levgym.engine.portfolio_fused.position_health`); fills ``cm[0]`` (enabled
+        collateral: supplied and a collateral reserve)."""
+        for k in range(sup_e.shape[1]):
+            cm[0, k] = sup_e[n, k] > 0.0 and L.can_coll[k]
+        return position_health(sup_e, deb_e, n, price, L.lt, row, cm, 0)
+
+    @njit(cache=True)
+    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf):  # fmt: skip
+        """The end of a round with ``calls`` calls in env ``e``: counters, the bundled sale into
+        each pool then the bundled purchase from it, the keepers' result, oracles read again."""
+        k_n = f.shape[1]
+        q = L.q
+        usdc_in = sums[1, q]
+        usdc_out = sums[3, q]
+        for k in range(k_n):
+            counters[C_SEIZED, e, k] += sums[4, k]
+            counters[C_FEE, e, k] += sums[2, k]
+            counters[C_REPAID, e, k] += sums[3, k]
+            counters[C_DEFICIT, e, k] += sums[5, k]
+            treasury[e, k] += sums[2, k]
+            if not L.has_pool[k]:
+                continue
+            sell = sums[1, k]
+            if sell > 0.0:
+                pa[e, k], pq[e, k], out = NR.sell_asset(pa[e, k], pq[e, k], sell, L.fee[k])
+                counters[C_SOLD, e, k] += sell
+                counters[C_SALE_Q, e, k] += out
+                usdc_in += out
+            buy = sums[3, k]
+            if buy > 0.0:
+                pa[e, k], pq[e, k], paid = MR.buy_exact_out(pa[e, k], pq[e, k], buy, L.fee[k])
+                counters[C_BOUGHT, e, k] += buy
+                counters[C_PURCHASE_Q, e, k] += paid
+                usdc_out += paid
+        _oracle_env(
+            e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h, buf, True
+        )
+        pnl[e] += (usdc_in - usdc_out) * f[e, q] - S.gas * calls
+
+    @njit(parallel=True, cache=True)
+    def _substep_kernel(
+        supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
+        treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
+    ):  # fmt: skip
+        e_n, n_n, k_n = supply.shape
+        for e in prange(e_n):
+            src = np.empty(k_n)
+            growth = np.empty(k_n)
+            interest = np.zeros(k_n)
+            cm = np.empty((1, k_n), dtype=np.bool_)
+            sums = np.zeros((6, k_n))
+            sup_e, deb_e, price, rows = supply[e], debt[e], oracle[e], emode_row[e]
+            # 1-3. prices, arbitrage, oracles
+            _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf)
+            # one pass over the positions: 4. interest, (a borrower phase goes here), the first
+            # round of 5. and, where the round leaves the oracle as it is, 6.
+            _interest_growth_env(e, debt_in, lender, L, S, growth)
+            calls = 0
+            for n in range(n_n):
+                _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
+                hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
+                if hf < 1.0:
+                    calls += _call_slot(
+                        e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, sums, hf,
+                        debt_usd,
+                    )  # fmt: skip
+                if _collateral_value(e, n, supply, oracle, L) == 0.0:
+                    _write_off_slot(e, n, debt, counters)
+            _interest_close(e, lender, treasury, counters, L, interest)
+            r = 0
+            while calls > 0:
+                _close_round(
+                    e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls,
+                    src, feed, feed_h, buf,
+                )  # fmt: skip
+                liquidations[e] += calls
+                r += 1
+                if r == S.max_rounds:
+                    break
+                # 5. the next round, at the oracle the round's trades left
+                sums[:] = 0.0
+                calls = 0
+                for n in range(n_n):
+                    hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
+                    if hf < 1.0:
+                        calls += _call_slot(
+                            e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, sums, hf,
+                            debt_usd,
+                        )  # fmt: skip
+            rounds[e] = r
+            rounds_max[e] = max(rounds_max[e], r)
+            if r > 0:  # 6. at the oracle the cascade left
+                for n in range(n_n):
+                    if _collateral_value(e, n, supply, oracle, L) == 0.0:
+                        _write_off_slot(e, n, debt, counters)
+
+
+@functools.lru_cache(maxsize=32)
+def _layout(reserves: Reserves, params: PortfolioMarketParams):
+    """The kernel's per-reserve constants (:data:`Layout`)."""
+    has_pool, fee, _ = portfolio_market._pool_layout(reserves, params)
+    rows = np.arange(len(reserves.emode_table["lt"]))
+    _, lt, bonus = effective_risk(reserves, rows)
+    col = reserves._col
+    kinds = [portfolio.ORACLE_KINDS.index(r.oracle.kind) for r in reserves.reserves]
+    base = [
+        reserves.index(r.oracle.base_symbol) if r.oracle.kind == "exchange_rate" else k
+        for k, r in enumerate(reserves.reserves)
+    ]
+    return Layout(
+        q=reserves.index(portfolio_market.QUOTE_SYMBOL),
+        has_pool=np.ascontiguousarray(has_pool, dtype=np.bool_),
+        fee=np.ascontiguousarray(fee, dtype=np.float64),
+        can_coll=np.ascontiguousarray(reserves.can_collateral, dtype=np.bool_),
+        lt=np.ascontiguousarray(lt, dtype=np.float64),
+        bonus=np.ascontiguousarray(bonus, dtype=np.float64),
+        pfee=np.ascontiguousarray(reserves.protocol_fee_frac, dtype=np.float64),
+        rf=np.ascontiguousarray(col("reserve_factor_frac")),
+        base=np.ascontiguousarray(col("base_rate_apr")),
+        slope1=np.ascontiguousarray(col("slope1_apr")),
+        slope2=np.ascontiguousarray(col("slope2_apr")),
+        optimal=np.ascontiguousarray(col("optimal_utilization_frac")),
+        okind=np.array(kinds, dtype=np.int64),
+        obase=np.array(base, dtype=np.int64),
+        ocap=np.array([r.oracle.price_cap_usd for r in reserves.reserves]),
+        ogrowth=np.array([r.oracle.max_yearly_ratio_growth_frac for r in reserves.reserves]),
+        fcode=np.array(
+            [portfolio_market.FEED_CODES[r.oracle.feed] for r in reserves.reserves], dtype=np.int64
+        ),
+        fdev=np.array([r.oracle.deviation_frac for r in reserves.reserves]),
+        fhb=np.array([r.oracle.heartbeat_h for r in reserves.reserves]),
+    )
+
+
+def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
+    return Scalars(
+        float(params.arb_speed_frac),
+        float(params.oracle_pool_weight_frac),
+        float(params.substep_h),
+        float(params.gas_usd_per_call),
+        float(params.max_round_buy_frac),
+        int(params.max_cascade_rounds),
+        float(now),
+        int(slot),
+    )
+
+
+def substep(
+    state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
+    params: PortfolioMarketParams,
+) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
+    """:func:`levgym.engine.portfolio_market.substep` compiled (same results to float
+    rounding): the new state (fresh arrays) and the cascade rounds with calls per env ``[E]``."""
+    e, n, k = state.shape
+    f = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e, k))
+    ).copy()
+    L = _layout(reserves, params)
+    now = state.time_h + params.substep_h
+    w = params.twap_window_substeps
+    S = _scalars(params, now, state.substep_index % w)
+    if state.twap_buffer_usd is None or state.twap_buffer_usd.shape[-1] != w:
+        buf = np.repeat(state.fundamental_usd[:, :, None].astype(np.float64), w, axis=2)
+    else:
+        buf = np.ascontiguousarray(state.twap_buffer_usd, dtype=np.float64).copy()
+    supply_in = np.ascontiguousarray(state.supply, dtype=np.float64)
+    debt_in = np.ascontiguousarray(state.debt, dtype=np.float64)
+    supply, debt = np.empty_like(supply_in), np.empty_like(debt_in)
+    emode = np.ascontiguousarray(state.emode_row, dtype=np.int64)
+    pa, pq = state.pool_asset.astype(np.float64), state.pool_quote.astype(np.float64)
+    oracle = np.empty((e, k))
+    lender = state.lender_supply_asset.astype(np.float64)
+    treasury = state.treasury_asset.astype(np.float64)
+    counters = np.stack([state.counters[c] for c in COUNTERS]).astype(np.float64)
+    pnl = state.keeper_pnl_usd.astype(np.float64)
+    liquidations = state.liquidations.astype(np.int64)
+    rounds_max = state.cascade_rounds_max.astype(np.int64)
+    rounds = np.zeros(e, dtype=np.int64)
+    ratio = np.ascontiguousarray(state.exchange_ratio, dtype=np.float64)
+    snap = np.ascontiguousarray(state.snapshot_ratio, dtype=np.float64)
+    if state.feed_usd is None or state.feed_updated_h is None:  # no answer yet (NaN)
+        feed, feed_h = np.full((e, k), np.nan), np.zeros((e, k))
+    else:
+        feed = state.feed_usd.astype(np.float64)
+        feed_h = state.feed_updated_h.astype(np.float64)
+    _substep_kernel(
+        supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
+        treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
+    )  # fmt: skip
+    return state.replace(
+        supply=supply,
+        debt=debt,
+        fundamental_usd=f,
+        oracle_usd=oracle,
+        pool_asset=pa,
+        pool_quote=pq,
+        lender_supply_asset=lender,
+        treasury_asset=treasury,
+        counters={c: counters[i] for i, c in enumerate(COUNTERS)},
+        keeper_pnl_usd=pnl,
+        liquidations=liquidations,
+        cascade_rounds_max=rounds_max,
+        time_h=now,
+        feed_usd=feed,
+        feed_updated_h=feed_h,
+        twap_buffer_usd=buf,
+        substep_index=state.substep_index + 1,
+    ), rounds
