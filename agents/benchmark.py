@@ -11,7 +11,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from .stats import ALPHA, compare, gap_closed
 from .train import git_revision, read_progress, train
 
 GOVERNANCE_ENVS = ("levgym/Governance-v0", "levgym/Governance-v1")
+GOVERNANCE_V1 = GOVERNANCE_ENVS[1]
 """The governance env the benchmark can run (``BenchmarkConfig.governance_env``)."""
 DEFAULT_GOVERNANCE_ENV = "levgym/Governance-v1"
 """The benchmark's governance env: v1 (a 300k-step PPO trial learns it: from -228 to about -9
@@ -121,6 +122,9 @@ class BenchmarkConfig:
     policy of every table; each one is evaluated on the suite and the report gives the
     objective's mean and 95% interval over seeds (3 in the default benchmark, 5 with
     ``--full``, 1 with ``--quick``)."""
+    train_hyper: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """``--hyper`` overrides of the training runs per env id (none in the default; ``--quick``
+    shrinks Governance-v1's behaviour-cloning warm start to its small budget)."""
     with_multiagent: bool = True
     """Run the multi-agent section (alternating best response, agents/multiagent.py; its short
     form on ``--quick``)."""
@@ -195,10 +199,12 @@ class BenchmarkConfig:
 
     @classmethod
     def quick(cls, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
+        warm = ("init_from_baseline.steps=2048", "init_from_baseline.epochs=20")
         return cls(
             suite="quick",
             timesteps={governance_env: 16_384, LIQUIDATOR_ENV: 16_384},
             governance_env=governance_env,
+            train_hyper={GOVERNANCE_V1: warm} if governance_env == GOVERNANCE_V1 else {},
         )
 
 
@@ -289,6 +295,7 @@ def run_benchmark(
             cfg.timesteps[env_id],
             command,
             trust_pickle,
+            cfg.train_hyper.get(env_id, ()),
         )
         for env_id in cfg.env_ids
         for seed in cfg.seeds
@@ -628,7 +635,7 @@ class TrainJob:
     command: str
     trust_pickle: bool = False
     hyper: tuple[str, ...] = ()
-    """``--hyper`` overrides (the benchmark uses none; tests make runs tiny with them)."""
+    """``--hyper`` overrides (:attr:`BenchmarkConfig.train_hyper`; tests make runs tiny with them)."""
 
 
 def train_job(job: TrainJob, progress: bool = False) -> str:

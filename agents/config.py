@@ -28,6 +28,7 @@ RUN_KEYS = (
     "torch_threads",
     "curriculum",
     "init_action_mean",
+    "init_from_baseline",
 )
 
 

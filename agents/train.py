@@ -351,6 +351,11 @@ def train(
     # the same function pins a sweep's trials and the benchmark's seed workers
     pin_threads(torch_threads=int(run.get("torch_threads", 1)))
     cls = algo_class(algo)
+    warm = None
+    if point is None and run.get("init_from_baseline") is not None:
+        from .warmstart import check_spec
+
+        warm = check_spec(run["init_from_baseline"], env_id, algo)
     # Everything that can fail on the arguments happens before the folder is made.
     venv = make_vec_env(env_id, n_envs, seed, env_kwargs)
     try:
@@ -377,6 +382,10 @@ def train(
             # a copy: SB3 edits policy_kwargs in place (A2C adds its optimizer class)
             kwargs = copy.deepcopy(algo_kwargs)
             model = cls(policy, venv, seed=seed, verbose=0, device=device, **kwargs)
+            if warm is not None:
+                from .warmstart import behaviour_clone
+
+                behaviour_clone(model, venv, env_id, warm, seed=seed, say=say)
             if run.get("init_action_mean") is not None:
                 set_initial_action_mean(model, algo, run["init_action_mean"])
     except BaseException:

@@ -730,6 +730,14 @@ _add("governance_env", "label", "the governance env id the benchmark trained and
 _add("with_ceiling", "label", "true when the hindsight ceiling was run (Governance-v1)", BENCH)
 _add("with_multiagent", "label", "true when the multi-agent section was run", BENCH)
 _add(
+    "train_hyper",
+    "label",
+    "`--hyper` overrides of the training runs per env id (none in the default; `--quick` shrinks "
+    "Governance-v1's warm start)",
+    BENCH,
+    "map",
+)
+_add(
     "portfolio",
     "label",
     "true when levgym/PortfolioGovernance-v0 was trained and evaluated (`--portfolio`)",

@@ -44,6 +44,7 @@ RUN_CHECKS: dict[str, tuple[str, float | None]] = {
     "env_kwargs": ("dict", None),
     "curriculum": ("dict", None),
     "init_action_mean": ("list", None),
+    "init_from_baseline": ("str_or_dict", None),
 }
 
 # Constructor arguments with a range beyond their type: (low, high, low open).
@@ -254,6 +255,11 @@ def _check_value(key: str, value: Any, kind: str, low: float | None = None) -> N
     ):
         raise CliError(
             f"--hyper {key}={value!r} is not a list of finite numbers; allowed e.g. [1, -0.5, -0.25]"
+        )
+    elif kind == "str_or_dict" and not isinstance(value, str | dict):
+        raise CliError(
+            f"--hyper {key}={value!r} is not a baseline name or a mapping; allowed e.g. "
+            f"{key}=vol_rule or {key}.name=vol_rule"
         )
     elif kind == "dict" and not isinstance(value, dict):
         raise CliError(f"--hyper {key}={value!r} is not a mapping; allowed {key}.KEY=VALUE")
