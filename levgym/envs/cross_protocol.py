@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
-from gymnasium.vector.utils import batch_space
 
 from ..engine import multiprotocol as MP
 from ..engine import portfolio_market as PM
@@ -21,9 +19,9 @@ from ..engine.rules import pool_price_usd, sell_asset
 from ..scenarios import EVAL_SEED_OFFSET
 from ..scenarios import multiasset as MA
 from ..simulation_multiprotocol import build
-from .base import LevgymEnv, LevgymVectorEnv, _autoreset_mode, check_weight
+from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import SPLITS, horizon_steps
-from .features import VOL_PRIOR_ANNUAL, VOL_SHORT_HALFLIFE_H, Feature, bounds
+from .features import VOL_PRIOR_ANNUAL, VOL_SHORT_HALFLIFE_H, Feature
 from .formulas import (
     annual_volatility,
     ewma_variance,
@@ -211,6 +209,8 @@ class HedgerMarket:
     ) -> None:  # fmt: skip
         self.env = env
         self.num_envs = num_envs
+        self.num_positions = env.num_positions  # background slots per protocol
+        self.backend = "numpy"
         self.scenarios = scenarios
         self.scenario_cdf = np.cumsum(weights)
         self.split = split
@@ -444,32 +444,12 @@ class CrossProtocolHedgerVectorEnv(LevgymVectorEnv):
         self.num_positions = int(num_positions)
         self.slot = self.num_positions
         self.num_envs = int(num_envs)
-        self.backend = "numpy"
-        self.render_mode = render_mode
-        self.autoreset_mode = _autoreset_mode(autoreset_mode)
-        self.metadata = {**type(self).metadata, "render_modes": ["ansi"], "autoreset_mode": self.autoreset_mode}  # fmt: skip
         names_w = np.full(len(names), 1.0 / len(names))
         self.core = HedgerMarket(self, self.num_envs, names, names_w, split)
-
-        low, high = bounds(self.FEATURES)
-        self._obs_low, self._obs_high = low.astype(np.float64), high.astype(np.float64)
-        self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        alow, ahigh = bounds(self.ACTIONS)
-        self._act_low, self._act_high = alow.astype(np.float64), ahigh.astype(np.float64)
-        self.single_action_space = spaces.Box(alow, ahigh, dtype=np.float32)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-
+        # spaces, render and autoreset modes, episode counters: the base class's, on this core
+        self._init_batch(render_mode, autoreset_mode)
+        self.metadata = {**self.metadata, "render_modes": ["ansi"]}
         e = self.num_envs
-        self._obs = np.zeros((e, len(self.FEATURES)), dtype=np.float32)
-        self._episode_return = np.zeros(e)
-        self._episode_length = np.zeros(e, dtype=np.int64)
-        self._ended = np.zeros(e, dtype=bool)
-        self._causes = (self.TERMINAL_CAUSE, "horizon")
-        self._scenario_names = np.array(self.core.scenarios, dtype=object)
-        self.end_counts = {c: np.zeros(e, dtype=np.int64) for c in self._causes}
-        self._no_cause = np.full(e, "", dtype=object)
-        self._scenario_now = np.full(e, "", dtype=object)
         # the account's books outside the protocols
         self.cash_usd = np.zeros(e)
         self.wallet_asset = np.zeros(e)
