@@ -117,6 +117,29 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def finish_stress(
+    summary: dict[str, Any], out: Path, files: dict[str, str], args: Any, t0: float,
+    print_text: Any,
+) -> int:  # fmt: skip
+    """The end of a multi-asset or multi-protocol stress: wall time, folder and files into
+    ``summary``, ``summary.json`` written (its keys checked against the output contract), the
+    summary printed (``--json``) or ``print_text(summary)``; returns the exit status 0."""
+    import time
+
+    from ..io import write_json
+    from ..results import checked
+
+    summary["wall_time_s"] = time.perf_counter() - t0
+    summary["out_dir"] = str(out)
+    summary["files"] = files
+    write_json(out / "summary.json", checked("stress", summary))
+    if args.json:
+        print_json(summary)
+    else:
+        print_text(summary)
+    return 0
+
+
 def print_json(obj: Any) -> None:
     """One JSON document on stdout; never NaN or Infinity (see :func:`finite_json`)."""
     print(json.dumps(finite_json(obj), indent=2, allow_nan=False))

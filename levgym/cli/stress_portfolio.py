@@ -14,14 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from ..io import write_json
 from ..naming import new_run_dir
-from ..results import checked
 from .common import (
     check_output_dir,
+    finish_stress,
     preset_book,
     preset_price_table,
-    print_json,
     refuse_with_preset,
 )
 from .raycli import describe, ray_settings, start_executor, warn_few_paths
@@ -143,15 +141,7 @@ def run_portfolio(args: argparse.Namespace) -> int:
         files["bad-debt distribution and liquidation heatmap per collateral"] = (
             "portfolio_stress.png"
         )
-    summary["wall_time_s"] = time.perf_counter() - t0
-    summary["out_dir"] = str(out)
-    summary["files"] = files
-    write_json(out / "summary.json", checked("stress", summary))
-    if args.json:
-        print_json(summary)
-    else:
-        _print_text(summary)
-    return 0
+    return finish_stress(summary, out, files, args, t0, _print_text)
 
 
 def _print_text(s: dict[str, Any]) -> None:
