@@ -57,6 +57,7 @@ bench call :func:`init_state` / :func:`substep` with their own books and paths.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,15 +271,27 @@ def drain_pools(
 # ----------------------------------------------------------------------------- the substep
 
 
-def _sync(state: MultiState, protocols: tuple[Protocol, ...], params: MultiParams, pa, pq, books):
-    """Books with their group's pools and oracles read from them."""
+def _sync(
+    state: MultiState, protocols: tuple[Protocol, ...], params: MultiParams, pa, pq, books,
+    in_block: bool = True, twap_usd: Sequence[np.ndarray] | None = None,
+):  # fmt: skip
+    """Books with their group's pools and oracles read from them, through each book's feeds
+    (:func:`levgym.engine.portfolio_market.feed_update`: ``in_block`` within a block, where
+    feeds hold; ``twap_usd`` each book's TWAP window mean ``[E, K]``, between blocks)."""
     out = []
-    for pr, b, g in zip(protocols, books, state.pool_group, strict=True):
-        oracle = PM.oracle_from_pools(
+    for p, (pr, b, g) in enumerate(zip(protocols, books, state.pool_group, strict=True)):
+        # (oracle, feed answer, feed update time): the book's feeds carry their state
+        oracle, feed, feed_h = PM.oracle_from_pools(
             pr.reserves, params.market, b.fundamental_usd, pa[:, g], pq[:, g], b.exchange_ratio,
-            b.snapshot_ratio, b.time_h,
+            b.snapshot_ratio, b.time_h, b.feed_usd, b.feed_updated_h, in_block,
+            None if twap_usd is None else twap_usd[p],
         )  # fmt: skip
-        out.append(b.replace(pool_asset=pa[:, g], pool_quote=pq[:, g], oracle_usd=oracle))
+        out.append(
+            b.replace(
+                pool_asset=pa[:, g], pool_quote=pq[:, g], oracle_usd=oracle, feed_usd=feed,
+                feed_updated_h=feed_h,
+            )
+        )  # fmt: skip
     return tuple(out)
 
 
@@ -295,8 +308,18 @@ def market_update(
     pa, pq = R.arbitrage(state.pool_asset, state.pool_quote, target, mp.arb_speed_frac)
     pa, pq = np.where(has_pool, pa, state.pool_asset), np.where(has_pool, pq, state.pool_quote)
     now = state.time_h + mp.substep_h
-    books = tuple(b.replace(fundamental_usd=f, time_h=now) for b in state.books)
-    books = _sync(state, protocols, params, pa, pq, books)
+    w = mp.twap_window_substeps
+    books, twaps = [], []
+    for pr, b, g in zip(protocols, state.books, state.pool_group, strict=True):
+        # each book's TWAP window, as portfolio_market.market_update keeps it
+        buf = b.twap_buffer_usd
+        if buf is None or buf.shape[-1] != w:
+            buf = np.repeat(b.fundamental_usd[:, :, None], w, axis=2)
+        buf = buf.copy()
+        buf[:, :, b.substep_index % w] = PM._pool_usd(pr.reserves, mp, f, pa[:, g], pq[:, g])
+        books.append(b.replace(fundamental_usd=f, time_h=now, twap_buffer_usd=buf))
+        twaps.append(np.mean(buf, axis=2))
+    books = _sync(state, protocols, params, pa, pq, tuple(books), False, twaps)
     return state.replace(books=books, pool_asset=pa, pool_quote=pq, time_h=now)
 
 
@@ -614,7 +637,11 @@ def substep(
             break
     state = write_off(state, protocols)
     books = tuple(
-        b.replace(cascade_rounds_max=np.maximum(b.cascade_rounds_max, rounds)) for b in state.books
+        b.replace(
+            cascade_rounds_max=np.maximum(b.cascade_rounds_max, rounds),
+            substep_index=b.substep_index + 1,
+        )
+        for b in state.books
     )
     return state.replace(
         books=books, cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds)

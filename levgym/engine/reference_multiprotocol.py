@@ -88,7 +88,11 @@ def ref_multi_substep(
     p_n = len(protocols)
     g_n = st["pool_asset"].shape[1]
     st["time_h"] = st["time_h"] + mp.substep_h
+    win = mp.twap_window_substeps
     for b in st["books"]:
+        buf = b.get("twap_buffer_usd")
+        if buf is None or buf.shape[-1] != win:  # a window full of the last fundamental
+            b["twap_buffer_usd"] = np.repeat(b["fundamental_usd"][:, :, None], win, axis=2)
         b["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
         b["time_h"] = st["time_h"]
     f = np.array(fundamental_usd, dtype=float)
@@ -113,6 +117,12 @@ def ref_multi_substep(
                 p_new = math.exp(lp + mp.arb_speed_frac * (math.log(target) - lp))
                 st["pool_asset"][e, g, k] = math.sqrt(x * y / p_new)
                 st["pool_quote"][e, g, k] = math.sqrt(x * y * p_new)
+        # each book's TWAP window samples its group's pool prices (USDC: its fundamental)
+        for p, b in enumerate(st["books"]):
+            g, slot = st["pool_group"][p], b.get("substep_index", 0) % win
+            for k in range(k_n):
+                price = 1.0 if k == q else st["pool_quote"][e, g, k] / st["pool_asset"][e, g, k]
+                b["twap_buffer_usd"][e, k, slot] = price * f[e, q]
         _reprice(protocols, st, mp, e)
         # interest per protocol and reserve
         for p, pr in enumerate(protocols):
@@ -386,6 +396,7 @@ def ref_multi_substep(
     st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
     for p, b in enumerate(st["books"]):
         b["cascade_rounds_max"] = np.maximum(b["cascade_rounds_max"], rounds)
+        b["substep_index"] = b.get("substep_index", 0) + 1
         b["pool_asset"] = st["pool_asset"][:, st["pool_group"][p]].copy()
         b["pool_quote"] = st["pool_quote"][:, st["pool_group"][p]].copy()
     return st

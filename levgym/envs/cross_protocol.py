@@ -154,7 +154,11 @@ def hedger_substep(
             break
     state = MP.write_off(state, protocols)
     books = tuple(
-        b.replace(cascade_rounds_max=np.maximum(b.cascade_rounds_max, rounds)) for b in state.books
+        b.replace(
+            cascade_rounds_max=np.maximum(b.cascade_rounds_max, rounds),
+            substep_index=b.substep_index + 1,
+        )
+        for b in state.books
     )
     state = state.replace(
         books=books, cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds)
