@@ -26,6 +26,7 @@ ENV_IDS = (
     "levgym/Liquidator-v1",
     "levgym/Liquidator-v2",
     "levgym/PortfolioGovernance-v0",
+    "levgym/CrossProtocolHedger-v0",
 )
 """The env ids evaluate knows (their per-episode metrics are ``levgym.results.METRICS``)."""
 
@@ -37,13 +38,22 @@ GOVERNANCE_METRICS = METRICS["levgym/Governance-v0"]
 LIQUIDATOR_METRICS = METRICS["levgym/Liquidator-v1"]
 
 
-MULTIASSET_ENVS = ("levgym/PortfolioGovernance-v0",)
+MULTIASSET_ENVS = ("levgym/PortfolioGovernance-v0", "levgym/CrossProtocolHedger-v0")
 """Env ids whose scenarios are multi-asset ones (:mod:`levgym.scenarios.multiasset`)."""
+
+HEDGER_ENVS = ("levgym/CrossProtocolHedger-v0",)
+"""Env ids of the cross-protocol hedger (one leveraged account kept out of liquidation)."""
 
 
 def is_governance(env_id: str) -> bool:
     """Whether ``env_id`` is a governance env (any version, single- or multi-asset)."""
-    return env_id.startswith("levgym/Governance-") or env_id in MULTIASSET_ENVS
+    return env_id.startswith(("levgym/Governance-", "levgym/PortfolioGovernance-"))
+
+
+def hedger_cost_usd(info: dict[str, Any]) -> np.ndarray:
+    """The hedger's protection cost of one step ``[E]`` (USD): gas, pool slippage and perp fees
+    paid, less perp funding received (``cost_usd`` in :mod:`levgym.results`)."""
+    return info["gas_usd"] + info["slippage_usd"] + info["perp_fee_usd"] - info["funding_usd"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,7 @@ def load_model_policy(
 def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[str, Any]):
     """The native vector env for one scenario of the suite, on held-out seeds."""
     from levgym.envs import (
+        CrossProtocolHedgerVectorEnv,
         GovernanceV1VectorEnv,
         GovernanceVectorEnv,
         LiquidatorVectorEnv,
@@ -150,6 +161,7 @@ def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[st
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
         "levgym/Liquidator-v2": LiquidatorV2VectorEnv,
         "levgym/PortfolioGovernance-v0": PortfolioGovernanceVectorEnv,
+        "levgym/CrossProtocolHedger-v0": CrossProtocolHedgerVectorEnv,
     }
     if env_id not in classes:
         raise ValueError(f"--env {env_id!r} is unknown; allowed {', '.join(classes)}")
@@ -183,12 +195,13 @@ def rollout(
     env = make_eval_env(env_id, scenario, episodes, env_kwargs)
     obs, _ = env.reset(seed=seed)
     gov = is_governance(env_id)
+    hedger = env_id in HEDGER_ENVS
     names = METRICS[env_id]
     acc = {k: np.zeros(episodes) for k in names}
     done = np.zeros(episodes, dtype=bool)
     equity_peak = np.zeros(episodes)
     trace: list[dict[str, float]] = []
-    if not gov:
+    if not gov and not hedger:
         equity_peak[:] = float(env.initial_cash_usd)
     # a recurrent policy's hidden state, reset where an episode starts (every env at first)
     state, starts = None, np.ones(episodes, dtype=bool)
@@ -205,6 +218,11 @@ def rollout(
             acc["revenue_usd"] += np.where(live, info["revenue_value_usd"], 0.0)
             acc["liquidated_usd"] += np.where(live, info["liquidated_debt_usd"], 0.0)
             acc["liquidation_loss_usd"] += np.where(live, info["liquidation_loss_usd"], 0.0)
+        elif hedger:
+            # the account's equity change, its liquidation bonus paid, its protection cost
+            acc["equity_change_usd"] += np.where(live, info["pnl_usd"], 0.0)
+            acc["liquidation_loss_usd"] += np.where(live, info["liquidation_loss_usd"], 0.0)
+            acc["cost_usd"] += np.where(live, hedger_cost_usd(info), 0.0)
         else:
             equity = info["equity_usd"]
             equity_peak = np.where(live, np.maximum(equity_peak, equity), equity_peak)
@@ -225,7 +243,7 @@ def rollout(
                 }
             )
         ended = (terminated | truncated) & live
-        key = "insolvent" if gov else "bankrupt"
+        key = "insolvent" if gov else "liquidated" if hedger else "bankrupt"
         acc[key] = np.where(ended, terminated.astype(float), acc[key])
         done |= ended
     env.close()

@@ -2,9 +2,11 @@
 ``levgym/CrossProtocolHedger-v0`` and a short PPO run, evaluated on the same held-out episodes.
 
 Kept cheap on purpose (it runs inside ``make demo``): one PPO seed of
-:attr:`HedgerBenchConfig.timesteps` steps on the native vector env through the SB3 adapter,
-then every policy on ``episodes`` held-out episodes (``split="eval"``, env ``i`` seeded
-``seed + i``: the same episodes for every policy, so differences are paired).
+:attr:`HedgerBenchConfig.timesteps` steps through :func:`agents.benchmark.train_job` (the rest of the
+benchmark's path: :func:`agents.train.train` with ``ppo.yaml``'s block for the env and
+observation normalization; a finished run folder is reused, an interrupted one resumed), then every policy on ``episodes`` held-out episodes
+(``split="eval"``, env ``i`` seeded ``seed + i``: the same episodes for every policy, so
+differences are paired).
 """
 
 from __future__ import annotations
@@ -77,22 +79,24 @@ def _summary(values: np.ndarray) -> dict[str, float]:
 def run_hedger_section(
     cfg: HedgerBenchConfig, out_dir: str | Path, progress: bool = False
 ) -> dict[str, Any]:
-    """Train the short PPO, evaluate it and the baselines; the ``cross_protocol_hedger``
-    object of results.json."""
-    from stable_baselines3 import PPO
-
-    from levgym.envs import make_sb3_vec_env
+    """Train the short PPO (``out_dir`` is its run folder), evaluate it and the baselines; the
+    ``cross_protocol_hedger`` object of results.json."""
+    from .benchmark import TrainJob, train_job
+    from .evaluate import load_model_policy
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    vec = make_sb3_vec_env(HEDGER_ENV, cfg.num_envs, seed=cfg.seed)
-    model = PPO("MlpPolicy", vec, n_steps=256, batch_size=256, seed=cfg.seed, verbose=0)
-    model.learn(total_timesteps=cfg.timesteps, progress_bar=False)
-    model.save(out / "model.zip")
-    vec.close()
+    job = TrainJob(
+        HEDGER_ENV,
+        cfg.seed,
+        str(out),
+        cfg.timesteps,
+        command=f"agents.hedger_bench: {cfg}",
+        hyper=(f"n_envs={cfg.num_envs}",),
+    )
+    run = train_job(job)
     train_s = time.perf_counter() - t0
-    policies: dict[str, Any] = {"ppo": model}
+    policies: dict[str, Any] = {"ppo": load_model_policy(run, HEDGER_ENV)}
     for name in baseline_names(HEDGER_ENV):
         policies[name] = make_baseline(name, HEDGER_ENV, seed=cfg.seed)
     results = {}

@@ -21,10 +21,11 @@ RETURN_BASIS = {
     "levgym/Liquidator-v1": "initial capital",
     "levgym/Liquidator-v2": "initial capital",
     "levgym/PortfolioGovernance-v0": "TVL",
+    "levgym/CrossProtocolHedger-v0": "initial equity",
 }
 SCALE_NAMES = {1e4: "bp", 100.0: "%", 1.0: "fraction"}
 # Per-episode metrics that are fractions of episodes: their intervals are clipped to [0, 1].
-RATE_METRICS = ("insolvent", "bankrupt")
+RATE_METRICS = ("insolvent", "bankrupt", "liquidated")
 
 
 def plain(x: float, sig: int = 3) -> str:
@@ -73,6 +74,7 @@ def mean_ci(mean: float, ci: float | None, rate: bool = False) -> str:
 def default_reward_scale(env_id: str) -> float:
     """The ``reward_scale`` default of an env's vector class (read, not restated)."""
     from levgym.envs import (
+        CrossProtocolHedgerVectorEnv,
         GovernanceV1VectorEnv,
         GovernanceVectorEnv,
         LiquidatorVectorEnv,
@@ -86,6 +88,7 @@ def default_reward_scale(env_id: str) -> float:
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
         "levgym/Liquidator-v2": LiquidatorV2VectorEnv,
         "levgym/PortfolioGovernance-v0": PortfolioGovernanceVectorEnv,
+        "levgym/CrossProtocolHedger-v0": CrossProtocolHedgerVectorEnv,
     }
     return float(inspect.signature(cls[env_id].__init__).parameters["reward_scale"].default)
 

@@ -677,7 +677,8 @@ for _name, _unit, _text in (
     (
         "liquidation_loss_usd",
         "usd",
-        "users' liquidation losses: collateral value seized beyond the debt repaid",
+        "users' liquidation losses: collateral value seized beyond the debt repaid (the "
+        "CrossProtocolHedger-v0 account's own, less Compound's refund)",
     ),
     ("insolvent", "frac", "share of episodes ended by insolvency"),
     ("pnl_usd", "usd", "liquidator's profit and loss over the episode"),
@@ -922,6 +923,13 @@ METRICS: dict[str, tuple[str, ...]] = {
 }
 METRICS["levgym/Liquidator-v2"] = METRICS["levgym/Liquidator-v1"]
 METRICS["levgym/PortfolioGovernance-v0"] = METRICS["levgym/Governance-v1"]
+METRICS["levgym/CrossProtocolHedger-v0"] = (
+    "return",
+    "equity_change_usd",
+    "liquidation_loss_usd",
+    "cost_usd",
+    "liquidated",
+)
 """Per-episode metrics of each env id, in table order (agents.evaluate uses these)."""
 
 
@@ -1047,6 +1055,16 @@ _add(
     BENCH,
 )
 _add("liquidated", "frac", "share of episodes that ended with the account fully liquidated", BENCH)
+# the same three are CrossProtocolHedger-v0's per-episode metrics in evaluate (METRICS)
+_also("cost_usd", "evaluate")
+_also("liquidated", "evaluate")
+_add(
+    "equity_change_usd",
+    "usd",
+    "the hedger's account equity at the episode's end less at its start (its summed `pnl_usd` "
+    "info: the price move, costs, interest and liquidations)",
+    EV_BENCH,
+)
 _add("train_s", "s", "wall time of the section's PPO training", BENCH)
 _add("with_hedger", "label", "true when the cross-protocol hedger section was run", BENCH)
 _add("total_s", "s", "wall time of the section (training and evaluation)", BENCH)
