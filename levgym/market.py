@@ -84,6 +84,21 @@ def draw_episode(rng: np.random.Generator, scenario_cdf: np.ndarray, split: str)
     return k, scenario_seed, book_seed, noise_key
 
 
+def env_generators(
+    seeds: Sequence[int], num_envs: int
+) -> tuple[list[int], list[np.random.Generator]]:
+    """One seed per env, each an integer >= 0 (one-line errors otherwise), and the generators
+    ``default_rng(seed)`` of the envs: how every market of the envs seeds its episodes."""
+    if len(seeds) != num_envs:
+        raise ValueError(f"got {len(seeds)} seeds for {num_envs} envs; allowed one per env")
+    clean = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+            raise ValueError(f"seed={s!r} is not allowed; allowed an integer >= 0")
+        clean.append(int(s))
+    return clean, [np.random.default_rng(s) for s in clean]
+
+
 class MarketRunner:
     """E markets on the engine with their own episodes, seeds and clocks.
 
@@ -244,17 +259,7 @@ class MarketRunner:
     # ------------------------------------------------------------------ seeding and episodes
     def seed(self, seeds: Sequence[int]) -> None:
         """Give env ``i`` the generator ``default_rng(seeds[i])``."""
-        if len(seeds) != self.num_envs:
-            raise ValueError(
-                f"got {len(seeds)} seeds for {self.num_envs} envs; allowed one per env"
-            )
-        clean = []
-        for s in seeds:
-            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-                raise ValueError(f"seed={s!r} is not allowed; allowed an integer >= 0")
-            clean.append(int(s))
-        self.seeds = clean
-        self.rngs = [np.random.default_rng(s) for s in clean]
+        self.seeds, self.rngs = env_generators(seeds, self.num_envs)
 
     def _episode(self, env: int) -> tuple[Drivers, State]:
         """Draw env ``env``'s next episode: scenario path and a one-env book (numpy)."""

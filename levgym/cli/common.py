@@ -117,6 +117,19 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def command_tail(args: Any) -> list[str]:
+    """The end of a multi-asset or multi-protocol stress's canonical command: its ``--set``
+    items, ``--out`` and ``--json``."""
+    parts: list[str] = []
+    for item in args.sets:
+        parts += ["--set", item]
+    if args.out:
+        parts += ["--out", args.out]
+    if args.json:
+        parts.append("--json")
+    return parts
+
+
 def finish_stress(
     summary: dict[str, Any], out: Path, files: dict[str, str], args: Any, t0: float,
     print_text: Any,

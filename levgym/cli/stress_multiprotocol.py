@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from ..naming import new_run_dir
-from .common import CliError, check_output_dir, finish_stress, parse_sets, refuse_with_preset
+from .common import (
+    CliError,
+    check_output_dir,
+    command_tail,
+    finish_stress,
+    parse_sets,
+    refuse_with_preset,
+)
 from .raycli import describe, ray_settings, start_executor, warn_few_paths
 
 
@@ -26,13 +33,7 @@ def canonical_command(args: argparse.Namespace, scenario: str, margin: str) -> s
         "--horizon-hours", f"{args.horizon_hours:g}", "--positions", str(args.positions),
         "--seed", str(args.seed), "--batch-size", str(args.batch_size), "--se", args.se,
     ]  # fmt: skip
-    for item in args.sets:
-        parts += ["--set", item]
-    if args.out:
-        parts += ["--out", args.out]
-    if args.json:
-        parts.append("--json")
-    return shlex.join(parts)
+    return shlex.join(parts + command_tail(args))
 
 
 def config_from_args(args: argparse.Namespace) -> Any:

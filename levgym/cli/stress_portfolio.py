@@ -17,6 +17,7 @@ import numpy as np
 from ..naming import new_run_dir
 from .common import (
     check_output_dir,
+    command_tail,
     finish_stress,
     preset_book,
     preset_price_table,
@@ -54,13 +55,7 @@ def canonical_command(args: argparse.Namespace, scenario: str) -> str:
         parts += ["--book-csv", args.book_csv]
         if args.allow_gaps:
             parts.append("--allow-gaps")
-    for item in args.sets:
-        parts += ["--set", item]
-    if args.out:
-        parts += ["--out", args.out]
-    if args.json:
-        parts.append("--json")
-    return shlex.join(parts)
+    return shlex.join(parts + command_tail(args))
 
 
 def run_portfolio(args: argparse.Namespace) -> int:

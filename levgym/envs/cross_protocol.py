@@ -16,6 +16,7 @@ from ..engine.params import HOURS_PER_YEAR
 from ..engine.portfolio import account_data
 from ..engine.protocols import comet_absorb, unified_health_factor
 from ..engine.rules import pool_price_usd, sell_asset
+from ..market import env_generators
 from ..scenarios import EVAL_SEED_OFFSET
 from ..scenarios import multiasset as MA
 from ..simulation_multiprotocol import build
@@ -232,13 +233,7 @@ class HedgerMarket:
         return self.state is not None
 
     def seed(self, seeds: Sequence[int]) -> None:
-        clean = []
-        for s in seeds:
-            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-                raise ValueError(f"seed={s!r} is not allowed; allowed an integer >= 0")
-            clean.append(int(s))
-        self.seeds = clean
-        self.rngs = [np.random.default_rng(s) for s in clean]
+        self.seeds, self.rngs = env_generators(seeds, self.num_envs)
 
     @property
     def at_horizon(self) -> np.ndarray:

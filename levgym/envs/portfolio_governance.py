@@ -23,7 +23,7 @@ from ..engine.portfolio import (
     effective_risk,
 )
 from ..engine.portfolio_books import draw_book
-from ..market import SPLITS, draw_episode
+from ..market import SPLITS, draw_episode, env_generators
 from ..scenarios import multiasset as MA
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import horizon_steps
@@ -359,17 +359,7 @@ class PortfolioMarkets:
         return all(s is not None for s in self.states)
 
     def seed(self, seeds: Sequence[int]) -> None:
-        if len(seeds) != self.num_envs:
-            raise ValueError(
-                f"got {len(seeds)} seeds for {self.num_envs} envs; allowed one per env"
-            )
-        clean = []
-        for s in seeds:
-            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-                raise ValueError(f"seed={s!r} is not allowed; allowed an integer >= 0")
-            clean.append(int(s))
-        self.seeds = clean
-        self.rngs = [np.random.default_rng(s) for s in clean]
+        self.seeds, self.rngs = env_generators(seeds, self.num_envs)
 
     def new_episodes(self, mask: np.ndarray) -> np.ndarray:
         if self.rngs is None:

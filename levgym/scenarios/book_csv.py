@@ -44,15 +44,21 @@ class BookTable:
         return int(self.collateral_asset.size)
 
 
-def _number(label: str, line: int, col: str, raw: str) -> float:
+def cell_number(
+    label: str, line: int, col: str, raw: str, allowed: str = "a finite number >= 0",
+    empty: float | None = None,
+) -> float:  # fmt: skip
+    """A book file's cell as a finite number >= 0 (``empty``: the value of an empty cell, None:
+    an empty cell is refused); one line naming the file, line and column otherwise."""
+    if empty is not None and not raw.strip():
+        return empty
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
         raise ValueError(
-            f"{label}: line {line}, column {col}: {raw.strip()!r} is not allowed; "
-            "allowed a finite number >= 0"
+            f"{label}: line {line}, column {col}: {raw.strip()!r} is not allowed; allowed {allowed}"
         )
     return value
 
@@ -90,8 +96,8 @@ def read_book_csv(path: str | Path) -> BookTable:
                 f"{label}: line {line} has {len(row)} fields but the header has {len(header)}; "
                 "allowed as many as the header"
             )
-        c = _number(label, line, "collateral_asset", row[ic])
-        d = _number(label, line, "debt_usd", row[idd])
+        c = cell_number(label, line, "collateral_asset", row[ic])
+        d = cell_number(label, line, "debt_usd", row[idd])
         if d > 0 and c == 0:
             raise ValueError(
                 f"{label}: line {line}: debt_usd {row[idd].strip()} on collateral_asset 0; "

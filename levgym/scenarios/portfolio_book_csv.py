@@ -42,7 +42,6 @@ leaves empty slots.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +50,7 @@ import numpy as np
 from ..engine.params import closest_hint
 from ..engine.portfolio import Reserves, account_data, isolation_total_debt
 from ..io import csv_reader
+from .book_csv import cell_number
 
 BEHAVIOURS = ("passive", "topup", "repay")
 """Values of the ``behaviour`` column (empty = passive)."""
@@ -81,19 +81,9 @@ class PortfolioBookTable:
 
 
 def _number(label: str, line: int, col: str, raw: str) -> float:
-    raw = raw.strip()
-    if not raw:
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f"{label}: line {line}, column {col}: {raw!r} is not allowed; allowed a finite "
-            "number >= 0 (asset units) or empty (0)"
-        )
-    return value
+    return cell_number(
+        label, line, col, raw, "a finite number >= 0 (asset units) or empty (0)", empty=0.0
+    )
 
 
 def _emode(label: str, line: int, raw: str, reserves: Reserves) -> int:
