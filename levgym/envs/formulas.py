@@ -74,6 +74,21 @@ def governance_substep_flows(
     return revenue_value, liq_loss + loss
 
 
+def governance_reward_mix(
+    revenue: Num, economic_bad: Num, liq_loss: Num, capacity: Num, tvl: Num, w_bad_debt: float,
+    w_liquidation: float, w_efficiency: float, reward_scale: float,
+) -> tuple[Num, Num, Num, Num, Num]:  # fmt: skip
+    """The governors' reward from its parts in USD (the Rewards section of Governance-v0, v1
+    and PortfolioGovernance-v0): (reward, revenue part, bad-debt part, liquidation part,
+    efficiency part), each ``reward_scale / tvl`` times its weighted USD amount."""
+    scale = reward_scale / tvl
+    r_rev = scale * revenue
+    r_bad = -scale * w_bad_debt * economic_bad
+    r_liq = -scale * w_liquidation * liq_loss
+    r_eff = scale * w_efficiency * capacity
+    return r_rev + r_bad + r_liq + r_eff, r_rev, r_bad, r_liq, r_eff
+
+
 def governance_reward(
     revenue: Num, bad: Num, shortfall: Num, shortfall0: Num, debt_price: Num, liq_loss: Num,
     ltv: Num, collateral_value: Num, tvl: Num, lender_loss: Num, reserves: Num,
@@ -85,12 +100,10 @@ def governance_reward(
     USD, borrow capacity USD, lenders' loss USD, uncovered shortfall USD, terminated)."""
     economic_bad = bad + (shortfall - shortfall0) * debt_price
     capacity = ltv * collateral_value * year_frac
-    scale = reward_scale / tvl
-    r_rev = scale * revenue
-    r_bad = -scale * w_bad_debt * economic_bad
-    r_liq = -scale * w_liquidation * liq_loss
-    r_eff = scale * w_efficiency * capacity
-    reward = r_rev + r_bad + r_liq + r_eff
+    reward, r_rev, r_bad, r_liq, r_eff = governance_reward_mix(
+        revenue, economic_bad, liq_loss, capacity, tvl, w_bad_debt, w_liquidation, w_efficiency,
+        reward_scale,
+    )  # fmt: skip
     lender_loss_usd = lender_loss * debt_price
     uncovered = maximum(shortfall * debt_price - reserves * debt_price, 0.0)
     terminated = lender_loss_usd + uncovered > insolvency_tolerance_frac * tvl

@@ -16,6 +16,7 @@ from ..engine.schema import DRIVER_SCHEMA
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index
+from .formulas import governance_reward_mix
 from .steward import GOVERNANCE_V1_SCHEMA, StewardClock, StewardSchema
 
 _BIAS_ROW = [f.name for f in DRIVER_SCHEMA].index("oracle_bias_frac")
@@ -403,12 +404,10 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         economic_bad = bad + (shortfall - shortfall0) * dp
         coll_value = agg.total_collateral_asset * to_numpy(s.oracle_usd)
         capacity = self._capacity(coll_value, dp) * (self.step_h / HOURS_PER_YEAR)
-        scale = self.reward_scale / tvl
-        r_rev = scale * revenue
-        r_bad = -scale * self.w_bad_debt * economic_bad
-        r_liq = -scale * self.w_liquidation * liq_loss
-        r_eff = scale * self.w_efficiency * capacity
-        reward = r_rev + r_bad + r_liq + r_eff
+        reward, r_rev, r_bad, r_liq, r_eff = governance_reward_mix(
+            revenue, economic_bad, liq_loss, capacity, tvl, self.w_bad_debt,
+            self.w_liquidation, self.w_efficiency, self.reward_scale,
+        )  # fmt: skip
         lender_loss = to_numpy(s.lender_loss_usd) * dp
         uncovered = np.maximum(shortfall * dp - to_numpy(s.reserves_usd) * dp, 0.0)
         terminated = lender_loss + uncovered > self.insolvency_tolerance_frac * tvl

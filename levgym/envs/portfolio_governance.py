@@ -28,6 +28,7 @@ from ..scenarios import multiasset as MA
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import horizon_steps
 from .features import Feature, PriceTracker, index
+from .formulas import governance_reward_mix
 from .steward import DAY_H, Lever, RowGroup, StewardClock, StewardRows, StewardSchema
 
 ENV_ID = "levgym/PortfolioGovernance-v0"
@@ -809,12 +810,10 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
         self._shortfall = shortfall
         liq_loss = seized - repaid
         capacity = book["capacity_usd"] * (self.step_h / HOURS_PER_YEAR)
-        scale = self.reward_scale / self._tvl
-        r_rev = scale * revenue
-        r_bad = -scale * self.w_bad_debt * economic_bad
-        r_liq = -scale * self.w_liquidation * liq_loss
-        r_eff = scale * self.w_efficiency * capacity
-        reward = r_rev + r_bad + r_liq + r_eff
+        reward, r_rev, r_bad, r_liq, r_eff = governance_reward_mix(
+            revenue, economic_bad, liq_loss, capacity, self._tvl, self.w_bad_debt,
+            self.w_liquidation, self.w_efficiency, self.reward_scale,
+        )  # fmt: skip
         uncovered = deficit_total + shortfall - treasury_total
         terminated = uncovered > self.insolvency_tolerance_frac * self._tvl
         info = {
