@@ -92,6 +92,12 @@ DEFAULT_EXCHANGE_RATIO = {"wstETH": 1.21}
 """stETH per wstETH at the start (Lido's ``stEthPerToken``, about 1.21 in late 2025)."""
 
 
+KEEPER_FILTERS = ("alone", "in_block", "off")
+"""``PortfolioMarketParams.profitability_filter``'s values (:func:`select_calls`)."""
+GAS_SYMBOL = "WETH"
+"""The reserve whose fundamental prices gas (ETH)."""
+
+
 @dataclass(frozen=True)
 class PortfolioMarketParams:
     """Market parameters of the multi-asset step (units in the names)."""
@@ -124,6 +130,24 @@ class PortfolioMarketParams:
     """Borrower behaviour (:mod:`levgym.engine.portfolio_borrowers`; default passive)."""
     twap_window_substeps: int = 6
     """Substeps a ``twap`` feed averages (the pool price at each, the fundamental for USDC)."""
+    gas_units_per_call: float = 0.0
+    """Gas one keeper call uses, paid in ETH: ``gas_price_gwei * 1e-9 * units`` times the WETH
+    fundamental (the single-asset ``market.gas_units_per_liquidation``, priced by
+    :func:`levgym.engine.rules.gas_cost_usd`); added to ``gas_usd_per_call``. 0 = none."""
+    gas_price_gwei: float = 30.0
+    """Gas price (gwei) when :func:`substep` is given none (``gas_gwei``)."""
+    keeper_capacity_per_substep: float = math.inf
+    """Keeper calls that fit in one substep at normal gas, taken by profit rank across the
+    cascade's rounds (the single-asset ``market.keeper_capacity_per_substep``, by
+    :func:`levgym.engine.rules.keeper_capacity`); ``inf`` (default) = no limit."""
+    congestion_ref_gwei: float = 100.0
+    """Above this gas price the keeper capacity falls as ``ref / gas``."""
+    profitability_filter: str = "alone"
+    """Which calls the keepers make (:func:`select_calls`): ``alone`` (default) the calls whose
+    result at the round's pools, each priced alone, is positive; ``in_block`` the single-asset
+    engine's filter: each call priced after the trades of the calls ranked above it (by their
+    result alone) in the same pools, made when that is positive; ``off`` every liquidatable
+    position's call (the single-asset ``profitability_filter=false``)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_market"
@@ -147,6 +171,15 @@ class PortfolioMarketParams:
         if not isinstance(self.twap_window_substeps, int) or self.twap_window_substeps < 1:
             raise ValueError(
                 f"{o}.twap_window_substeps={self.twap_window_substeps!r}; allowed an integer >= 1"
+            )
+        _check_range(o, "gas_units_per_call", self.gas_units_per_call, 0.0, 1e9)
+        _check_range(o, "gas_price_gwei", self.gas_price_gwei, 0.0, 1e7)
+        _check_range(o, "keeper_capacity_per_substep", self.keeper_capacity_per_substep, 0.0, allow_inf=True)  # fmt: skip
+        _check_range(o, "congestion_ref_gwei", self.congestion_ref_gwei, 0.0, 1e7, lo_open=True)
+        if self.profitability_filter not in KEEPER_FILTERS:
+            raise ValueError(
+                f"{o}.profitability_filter={self.profitability_filter!r}; allowed "
+                f"{', '.join(KEEPER_FILTERS)}"
             )
 
 
@@ -251,6 +284,22 @@ def buy_exact_out(pool_asset: Any, pool_quote: Any, amount_out: Any, fee_frac: A
     eff = pool_quote * amount_out / left
     paid = where(ok, eff / (1.0 - fee_frac), math.inf)
     return left, where(ok, pool_quote + eff, pool_quote), paid
+
+
+def block_buy_cost(
+    pool_asset: Any, pool_quote: Any, bought_through: Any, amount_out: Any, fee_frac: Any
+) -> Any:
+    """Quote paid for buying ``amount_out`` exact-out when it is the last of a block's purchases
+    from one constant-product pool totalling ``bought_through`` (itself included), all against
+    the same reserves ``x`` (asset), ``y`` (quote): the difference of :func:`buy_exact_out`'s
+    price for the total and for the purchases before it, ``y x a / ((x - B)(x - B + a)) / (1 -
+    fee)`` with ``B = bought_through``. ``inf`` when ``B`` reaches the reserve. Alone (``B =
+    a``) it is :func:`buy_exact_out`'s ``y a / (x - a) / (1 - fee)``. The purchase twin of
+    :func:`levgym.engine.rules.block_sale_out`."""
+    ok = bought_through < pool_asset
+    left = where(ok, pool_asset - bought_through, 1.0)
+    paid = pool_quote * pool_asset * amount_out / (left * (left + amount_out)) / (1.0 - fee_frac)
+    return where(ok, paid, math.inf)
 
 
 # ----------------------------------------------------------------------------- setup
@@ -471,16 +520,129 @@ def _gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take_along_axis(a, idx, axis=1)
 
 
+def gas_gwei_per_env(params: PortfolioMarketParams, gas_gwei: Any, num_envs: int) -> np.ndarray:
+    """The substep's gas price ``[E]`` (gwei): ``gas_gwei`` (a number or ``[E]``) or, when None,
+    ``params.gas_price_gwei``."""
+    g = params.gas_price_gwei if gas_gwei is None else gas_gwei
+    g = np.broadcast_to(np.asarray(g, dtype=np.float64), (num_envs,)).copy()
+    if not np.all(np.isfinite(g)) or np.any(g < 0.0):
+        raise ValueError("gas_gwei must be finite and >= 0")
+    return g
+
+
+def keeper_gas_usd(
+    reserves: Reserves, params: PortfolioMarketParams, fundamental_usd: np.ndarray, gas_gwei: Any
+) -> np.ndarray:
+    """USD gas of one keeper call ``[E]``: ``gas_usd_per_call`` plus ``gas_units_per_call`` at the
+    gas price, paid in ETH at the WETH fundamental (:func:`levgym.engine.rules.gas_cost_usd`,
+    the single-asset rule)."""
+    e = fundamental_usd.shape[0]
+    fixed = np.full(e, float(params.gas_usd_per_call))
+    if params.gas_units_per_call == 0.0:
+        return fixed
+    if GAS_SYMBOL not in reserves.symbols:
+        raise ValueError(
+            f"portfolio_market.gas_units_per_call={params.gas_units_per_call:g} prices gas in "
+            f"{GAS_SYMBOL}, which the reserves {list(reserves.symbols)} lack; allowed 0 here"
+        )
+    g = reserves.index(GAS_SYMBOL)
+    gwei = gas_gwei_per_env(params, gas_gwei, e)
+    return fixed + R.gas_cost_usd(gwei, params.gas_units_per_call, fundamental_usd[:, g])
+
+
+def keeper_capacity(params: PortfolioMarketParams, gas_gwei: Any, num_envs: int) -> np.ndarray:
+    """Keeper calls one substep can hold ``[E]`` (float; ``inf`` without a limit), by the
+    single-asset rule :func:`levgym.engine.rules.keeper_capacity` at the gas price."""
+    if math.isinf(params.keeper_capacity_per_substep):
+        return np.full(num_envs, math.inf)
+    gwei = gas_gwei_per_env(params, gas_gwei, num_envs)
+    return R.keeper_capacity(gwei, params.congestion_ref_gwei, params.keeper_capacity_per_substep)
+
+
+def select_calls(
+    on: np.ndarray, i: np.ndarray, j: np.ndarray, got: np.ndarray, repay: np.ndarray,
+    pool_asset: np.ndarray, pool_quote: np.ndarray, fee: np.ndarray, has_pool: np.ndarray, q: int,
+    usdc_usd: np.ndarray, gas_usd: np.ndarray, cap_left: np.ndarray, params: PortfolioMarketParams,
+) -> np.ndarray:  # fmt: skip
+    """Which of a round's keeper calls are made ``[E, N]`` (``on``: a call exists; pair ``i``,
+    ``j``; the liquidator's collateral ``got`` and the repay, asset units; the pools ``[E, K]``
+    before the round, their fees ``[K]``; the USDC price ``[E, 1]``, the gas of one call and the
+    capacity left ``[E]``). The single-asset engine's selection
+    (:func:`levgym.engine.cascade.select_round`) with sales into pool ``i`` and purchases from
+    pool ``j``, by the same rules:
+
+    - each call's result alone at the round's pools: the sale's proceeds
+      (:func:`levgym.engine.rules.swap_out`; USDC collateral is not sold) less the purchase's
+      cost (:func:`buy_exact_out`; a USDC debt is not bought), in USD, less gas
+      (:func:`levgym.engine.rules.liquidation_profit`);
+    - candidates: the calls with a positive result alone (``profitability_filter`` ``alone`` or
+      ``in_block``), every call (``off``);
+    - the keepers act in order of that result (highest first, ties by slot), as transactions in
+      a block; with ``in_block`` a call's sale is priced after the sales into pool ``i`` of the
+      candidates ranked above it (:func:`levgym.engine.rules.block_sale_out`) and its purchase
+      after their purchases from pool ``j`` (:func:`block_buy_cost`), and it is made when that
+      result is positive (the candidates it skips still count ahead of the later ones, as in the
+      single engine; trades in the opposite direction in the same pool are not netted);
+    - the round's purchases of one asset stay below ``max_round_buy_frac`` of its pool, in rank
+      order (a call past it waits for the next round);
+    - at most ``cap_left`` calls, in rank order (the keeper capacity)."""
+    k = pool_asset.shape[1]
+    fee_n = np.broadcast_to(fee, pool_asset.shape)
+    pa_i, pq_i, f_i = _gather(pool_asset, i), _gather(pool_quote, i), _gather(fee_n, i)
+    pa_j, pq_j, f_j = _gather(pool_asset, j), _gather(pool_quote, j), _gather(fee_n, j)
+    proceeds = np.where(i == q, got, R.swap_out(pa_i, pq_i, got, f_i))
+    cost = np.where(j == q, repay, buy_exact_out(pa_j, pq_j, repay, f_j)[2])
+    gas = gas_usd[:, None]
+    pnl = R.liquidation_profit(proceeds, cost, usdc_usd, gas)
+    mode = params.profitability_filter
+    cand = on if mode == "off" else on & (pnl > 0.0)
+    if not cand.any():
+        return cand
+    order = np.argsort(-np.where(cand, pnl, -np.inf), axis=1, kind="stable")
+
+    def ranked(a: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(a, order, axis=1)
+
+    take, i_s, j_s, rep_s = ranked(cand), ranked(i), ranked(j), ranked(repay)
+    oh_j = j_s[..., None] == np.arange(k)  # [E, N, K]
+    if mode == "in_block":
+        got_s, cand_s = ranked(got), take
+        oh_i = i_s[..., None] == np.arange(k)
+        sold = np.cumsum(np.where(oh_i & cand_s[..., None], got_s[..., None], 0.0), axis=1)
+        bought = np.cumsum(np.where(oh_j & cand_s[..., None], rep_s[..., None], 0.0), axis=1)
+        sold_through = np.take_along_axis(sold, i_s[..., None], axis=-1)[..., 0]
+        bought_through = np.take_along_axis(bought, j_s[..., None], axis=-1)[..., 0]
+        out = R.block_sale_out(ranked(pa_i), ranked(pq_i), sold_through, got_s, ranked(f_i))
+        out = np.where(i_s == q, got_s, out)
+        paid = block_buy_cost(ranked(pa_j), ranked(pq_j), bought_through, rep_s, ranked(f_j))
+        paid = np.where(j_s == q, rep_s, paid)
+        take = take & (R.liquidation_profit(out, paid, usdc_usd, gas) > 0.0)
+    # the round's purchases of each asset stay below a share of its pool (rank order)
+    oh_take = oh_j & take[..., None]
+    bought_cum = np.cumsum(np.where(oh_take, rep_s[..., None], 0.0), axis=1)
+    room = params.max_round_buy_frac * pool_asset  # [E, K]
+    take = take & ~(oh_take & has_pool & (bought_cum > room[:, None, :])).any(axis=-1)
+    take = take & (np.cumsum(take, axis=1) <= cap_left[:, None])
+    return np.take_along_axis(take, np.argsort(order, axis=1, kind="stable"), axis=1)
+
+
 def cascade_round(
-    state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams, fused: bool = True
-) -> tuple[PortfolioState, np.ndarray]:
+    state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams, fused: bool = True,
+    cap_left: np.ndarray | None = None, gas_usd: np.ndarray | None = None,
+) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One round of the cascade (see the module docstring); returns the state and the calls made
-    per env ``[E]``."""
+    per env ``[E]``. ``cap_left``: keeper calls the substep still holds ``[E]`` (default no
+    limit); ``gas_usd``: one call's gas ``[E]`` (default :func:`keeper_gas_usd` at
+    ``params.gas_price_gwei``)."""
     from .portfolio_fused import liquidate_fused
 
     e, n, k = state.shape
     has_pool, fee, _ = _pool_layout(reserves, params)
     q = reserves.index(QUOTE_SYMBOL)
+    if cap_left is None:
+        cap_left = np.full(e, math.inf)
+    if gas_usd is None:
+        gas_usd = keeper_gas_usd(reserves, params, state.fundamental_usd, None)
     if fused:
         res = liquidate_fused(state.supply, state.debt, state.oracle_usd, reserves, state.emode_row)
     else:
@@ -493,19 +655,11 @@ def cascade_round(
     i, j = np.maximum(res.collateral_index, 0), np.maximum(res.debt_index, 0)
     got, repay = res.seized, res.repay
     fee_n = np.broadcast_to(fee, (e, k))
-    proceeds = R.swap_out(_gather(state.pool_asset, i), _gather(state.pool_quote, i), got, _gather(fee_n, i))  # fmt: skip
-    proceeds = np.where(i == q, got, proceeds)
-    _, _, cost = buy_exact_out(_gather(state.pool_asset, j), _gather(state.pool_quote, j), repay, _gather(fee_n, j))  # fmt: skip
-    cost = np.where(j == q, repay, cost)
     usdc_usd = state.fundamental_usd[:, q : q + 1]
-    pnl = (proceeds - cost) * usdc_usd - params.gas_usd_per_call
-    accept = on & (pnl > 0.0)
-    # the round's purchases of each asset stay below a share of its pool (slot order)
-    oh_j = (j[..., None] == np.arange(k)) & accept[..., None]  # [E, N, K]
-    bought_cum = np.cumsum(np.where(oh_j, repay[..., None], 0.0), axis=1)
-    room = params.max_round_buy_frac * state.pool_asset  # [E, K]
-    over = (oh_j & has_pool & (bought_cum > room[:, None, :])).any(axis=-1)
-    accept = accept & ~over
+    accept = select_calls(
+        on, i, j, got, repay, state.pool_asset, state.pool_quote, fee, has_pool, q, usdc_usd,
+        gas_usd, cap_left, params,
+    )  # fmt: skip
     if not accept.any():
         return state, np.zeros(e, dtype=np.int64)
     a3 = accept[..., None]
@@ -544,7 +698,7 @@ def cascade_round(
         reserves, params, state.fundamental_usd, pa, pq, state.exchange_ratio,
         state.snapshot_ratio, state.time_h, state.feed_usd, state.feed_updated_h, True,
     )  # fmt: skip
-    pnl_usd = (usdc_in - usdc_out) * usdc_usd[:, 0] - params.gas_usd_per_call * calls
+    pnl_usd = (usdc_in - usdc_out) * usdc_usd[:, 0] - gas_usd * calls
     return state.replace(
         supply=supply,
         debt=debt,
@@ -583,13 +737,16 @@ def _check_backend(backend: str) -> None:
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
+    gas_gwei: Any = None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One substep of every env (module docstring, steps 1-7); returns the state and the cascade
     rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
     numba (same results to float rounding). ``backend="numba"`` runs steps 1-6 compiled
     (:func:`levgym.engine.portfolio_market_fused.substep`, same phases and rule functions, same
     results to float rounding; ``fused`` is then moot) and the deficit cover after it; it refuses
-    a book with defensive borrowers (their phase is not in the kernel yet)."""
+    a book with defensive borrowers (their phase is not in the kernel yet). ``gas_gwei``: the
+    substep's gas price (a number or ``[E]``; None: ``params.gas_price_gwei``), for the keepers'
+    gas (``gas_units_per_call``) and capacity."""
     _check_backend(backend)
     if backend == "numba":
         from . import portfolio_market_fused
@@ -599,14 +756,20 @@ def substep(
                 "backend='numba' does not run defensive borrowers yet; allowed backend='numpy' "
                 "with borrowers.defensive_frac > 0"
             )
-        state, rounds = portfolio_market_fused.substep(state, fundamental_usd, reserves, params)
+        state, rounds = portfolio_market_fused.substep(
+            state, fundamental_usd, reserves, params, gas_gwei
+        )
         return cover_deficit(state, params), rounds
     state = market_update(state, fundamental_usd, reserves, params)
     state = accrue_interest(state, reserves, params)
     state = defend(state, reserves, params)  # borrowers (levgym.engine.portfolio_borrowers)
-    rounds = np.zeros(state.shape[0], dtype=np.int64)
+    e = state.shape[0]
+    rounds = np.zeros(e, dtype=np.int64)
+    gas_usd = keeper_gas_usd(reserves, params, state.fundamental_usd, gas_gwei)
+    cap_left = keeper_capacity(params, gas_gwei, e)
     for _ in range(params.max_cascade_rounds):
-        state, calls = cascade_round(state, reserves, params, fused)
+        state, calls = cascade_round(state, reserves, params, fused, cap_left, gas_usd)
+        cap_left = cap_left - calls
         rounds += calls > 0
         if not calls.any():
             break

@@ -46,7 +46,7 @@ from .portfolio import Reserves, effective_risk
 from .portfolio_fused import PR, apply_call, position_call, position_health
 from .portfolio_market import COUNTERS, PortfolioMarketParams, PortfolioState
 
-MR = compile_rules(portfolio_market, ("buy_exact_out",))
+MR = compile_rules(portfolio_market, ("buy_exact_out", "block_buy_cost"))
 
 # counter rows of the packed counters [C, E, K]
 C_SEIZED = COUNTERS.index("seized_collateral_asset")
@@ -75,8 +75,14 @@ Layout = collections.namedtuple(
 collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
 parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat) and the
 effective LT and bonus per E-mode row ``[R, K]``."""
-Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac max_rounds now slot")
-"""The market parameters the kernel reads, the substep's time (hours) and its TWAP slot."""
+Scalars = collections.namedtuple(
+    "Scalars", "arb weight substep_h mode buy_frac max_rounds now slot"
+)
+"""The market parameters the kernel reads (``mode``: the keepers' ``profitability_filter`` as
+an index of ``portfolio_market.KEEPER_FILTERS``), the substep's time (hours) and its TWAP slot."""
+F_ALONE = portfolio_market.KEEPER_FILTERS.index("alone")
+F_IN_BLOCK = portfolio_market.KEEPER_FILTERS.index("in_block")
+F_OFF = portfolio_market.KEEPER_FILTERS.index("off")
 
 
 # the kernels inline the rules of portfolio.py and portfolio_market.py and the per-position
@@ -190,21 +196,21 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             debt[e, n, k] = 0.0
 
     @njit(cache=True, inline="always")
-    def _call_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, sums, hf, debt_usd):  # fmt: skip
+    def _candidate_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, hf, debt_usd, gas, cidx, cval, m):  # fmt: skip
         """Step 5 on one liquidatable position (HF ``hf`` < 1) of env ``e`` (``sup_e``, ``deb_e``
         ``[N, K]``, E-mode row ``row``, oracle ``price [K]``, enabled collateral ``cm[0]``) in a
-        round: the keeper's call (:func:`~levgym.engine.portfolio_fused.position_call`), made
-        when its USD result at the pools before the round (proceeds less purchase cost less gas)
-        is positive and the round's purchases of the debt asset stay within
-        ``max_round_buy_frac`` of its pool. Adds the call to the round's ``sums [6, K]``:
-        purchases asked for (before the cap), liquidators' collateral, protocol fee, repaid,
-        collateral that left, deficit. Returns 1 for a call."""
+        round: the keeper's call (:func:`~levgym.engine.portfolio_fused.position_call`) and its
+        USD result alone at the pools before the round (proceeds less purchase cost, less gas
+        ``gas``: :func:`levgym.engine.rules.liquidation_profit`), recorded as the round's
+        candidate ``m`` (``cidx[m]``: slot, i, j; ``cval[m]``: repay, collateral leaving, fee,
+        result) when it is one (a call with a positive result; any call with the filter off).
+        Returns the candidates recorded so far."""
         q = L.q
         i, j, rep, tot, fee, _ = position_call(
             sup_e, deb_e, n, price, L.bonus, row, L.pfee, cm, 0, hf, debt_usd
         )
         if i < 0:
-            return 0
+            return m
         got = tot - fee
         if i == q:
             proceeds = got
@@ -214,18 +220,69 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             cost = rep
         else:
             cost = MR.buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j])[2]
-        if not (proceeds - cost) * f[e, q] - S.gas > 0.0:
-            return 0
-        sums[0, j] += rep
-        if L.has_pool[j] and sums[0, j] > S.buy_frac * pa[e, j]:
-            return 0
-        c = sup_e[n, i]
-        apply_call(sup_e, deb_e, n, price, cm, 0, i, j, rep, tot, sums, 5)
-        sums[1, i] += got
-        sums[2, i] += fee
-        sums[3, j] += rep
-        sums[4, i] += c - sup_e[n, i]
-        return 1
+        pnl = NR.liquidation_profit(proceeds, cost, f[e, q], gas)
+        if S.mode != F_OFF and not pnl > 0.0:
+            return m
+        cidx[m, 0], cidx[m, 1], cidx[m, 2] = n, i, j
+        cval[m, 0], cval[m, 1], cval[m, 2], cval[m, 3] = rep, tot, fee, pnl
+        return m + 1
+
+    @njit(cache=True)
+    def _take_calls(e, m, sup_e, deb_e, f, pa, pq, price, L, S, cm, gas, cap, cidx, cval, take, sums):  # fmt: skip
+        """The round's selection among its ``m`` candidates
+        (:func:`levgym.engine.portfolio_market.select_calls`): in order of their result alone
+        (highest first, ties by slot: a stable sort), with ``in_block`` each re-priced after the
+        sales into its pool ``i`` and the purchases from its pool ``j`` of the candidates ranked
+        above (:func:`levgym.engine.rules.block_sale_out`, ``block_buy_cost``); the purchase
+        limit and the capacity ``cap`` in that order. The calls made are applied in slot order
+        and added to the round's ``sums [8, K]``: rows 1-5 the liquidators' collateral, protocol
+        fee, repaid, collateral that left, deficit (rows 0, 6, 7: the running purchases, sales
+        and purchases of the ranking). Returns the calls made."""
+        q = L.q
+        order = np.argsort(-cval[:m, 3], kind="mergesort")
+        taken = 0
+        for r in range(m):
+            c = order[r]
+            i, j = cidx[c, 1], cidx[c, 2]
+            rep, got = cval[c, 0], cval[c, 1] - cval[c, 2]
+            sums[6, i] += got
+            sums[7, j] += rep
+            ok = True
+            if S.mode == F_IN_BLOCK:
+                if i == q:
+                    out = got
+                else:
+                    out = NR.block_sale_out(pa[e, i], pq[e, i], sums[6, i], got, L.fee[i])
+                if j == q:
+                    paid = rep
+                else:
+                    paid = MR.block_buy_cost(pa[e, j], pq[e, j], sums[7, j], rep, L.fee[j])
+                ok = NR.liquidation_profit(out, paid, f[e, q], gas) > 0.0
+            if ok:
+                sums[0, j] += rep
+                if L.has_pool[j] and sums[0, j] > S.buy_frac * pa[e, j]:
+                    ok = False
+            if ok:
+                taken += 1
+                if taken > cap:
+                    ok = False
+            take[c] = ok
+        calls = 0
+        for c in range(m):  # slot order
+            if not take[c]:
+                continue
+            n, i, j = cidx[c, 0], cidx[c, 1], cidx[c, 2]
+            rep, tot, fee = cval[c, 0], cval[c, 1], cval[c, 2]
+            for k in range(sup_e.shape[1]):
+                cm[0, k] = sup_e[n, k] > 0.0 and L.can_coll[k]
+            before = sup_e[n, i]
+            apply_call(sup_e, deb_e, n, price, cm, 0, i, j, rep, tot, sums, 5)
+            sums[1, i] += tot - fee
+            sums[2, i] += fee
+            sums[3, j] += rep
+            sums[4, i] += before - sup_e[n, i]
+            calls += 1
+        return calls
 
     @njit(cache=True, inline="always")
     def _slot_health(n, sup_e, deb_e, row, price, L, cm):
@@ -237,7 +294,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         return position_health(sup_e, deb_e, n, price, L.lt, row, cm, 0)
 
     @njit(cache=True)
-    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf):  # fmt: skip
+    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf, gas):  # fmt: skip
         """The end of a round with ``calls`` calls in env ``e``: counters, the bundled sale into
         each pool then the bundled purchase from it, the keepers' result, oracles read again."""
         k_n = f.shape[1]
@@ -267,12 +324,13 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         _oracle_env(
             e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h, buf, True
         )
-        pnl[e] += (usdc_in - usdc_out) * f[e, q] - S.gas * calls
+        pnl[e] += (usdc_in - usdc_out) * f[e, q] - gas * calls
 
     @njit(parallel=True, cache=True)
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
+        gas_usd, capacity,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -280,45 +338,62 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             growth = np.empty(k_n)
             interest = np.zeros(k_n)
             cm = np.empty((1, k_n), dtype=np.bool_)
-            sums = np.zeros((6, k_n))
+            sums = np.zeros((8, k_n))
+            cidx = np.empty((n_n, 3), dtype=np.int64)  # the round's candidates
+            cval = np.empty((n_n, 4))
+            take = np.empty(n_n, dtype=np.bool_)
+            gas, cap_left = gas_usd[e], capacity[e]
             sup_e, deb_e, price, rows = supply[e], debt[e], oracle[e], emode_row[e]
             # 1-3. prices, arbitrage, oracles
             _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf)
             # one pass over the positions: 4. interest, (a borrower phase goes here), the first
-            # round of 5. and, where the round leaves the oracle as it is, 6.
+            # round's candidates of 5. and, where the round leaves the oracle as it is, 6.
             _interest_growth_env(e, debt_in, lender, L, S, growth)
-            calls = 0
+            m = 0
             for n in range(n_n):
                 _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
                 hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
                 if hf < 1.0:
-                    calls += _call_slot(
-                        e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, sums, hf,
-                        debt_usd,
+                    m = _candidate_slot(
+                        e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, hf, debt_usd,
+                        gas, cidx, cval, m,
                     )  # fmt: skip
                 if _collateral_value(e, n, supply, oracle, L) == 0.0:
                     _write_off_slot(e, n, debt, counters)
             _interest_close(e, lender, treasury, counters, L, interest)
+            calls = 0
+            if m > 0:
+                calls = _take_calls(
+                    e, m, sup_e, deb_e, f, pa, pq, price, L, S, cm, gas, cap_left, cidx, cval,
+                    take, sums,
+                )  # fmt: skip
             r = 0
             while calls > 0:
                 _close_round(
                     e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls,
-                    src, feed, feed_h, buf,
+                    src, feed, feed_h, buf, gas,
                 )  # fmt: skip
                 liquidations[e] += calls
+                cap_left -= calls
                 r += 1
                 if r == S.max_rounds:
                     break
                 # 5. the next round, at the oracle the round's trades left
                 sums[:] = 0.0
-                calls = 0
+                m = 0
                 for n in range(n_n):
                     hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
                     if hf < 1.0:
-                        calls += _call_slot(
-                            e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, sums, hf,
-                            debt_usd,
+                        m = _candidate_slot(
+                            e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, hf,
+                            debt_usd, gas, cidx, cval, m,
                         )  # fmt: skip
+                calls = 0
+                if m > 0:
+                    calls = _take_calls(
+                        e, m, sup_e, deb_e, f, pa, pq, price, L, S, cm, gas, cap_left, cidx,
+                        cval, take, sums,
+                    )  # fmt: skip
             rounds[e] = r
             rounds_max[e] = max(rounds_max[e], r)
             if r > 0:  # 6. at the oracle the cascade left
@@ -369,7 +444,7 @@ def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
         float(params.arb_speed_frac),
         float(params.oracle_pool_weight_frac),
         float(params.substep_h),
-        float(params.gas_usd_per_call),
+        portfolio_market.KEEPER_FILTERS.index(params.profitability_filter),
         float(params.max_round_buy_frac),
         int(params.max_cascade_rounds),
         float(now),
@@ -379,10 +454,12 @@ def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
 
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams,
+    params: PortfolioMarketParams, gas_gwei=None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """:func:`levgym.engine.portfolio_market.substep` compiled (same results to float
-    rounding): the new state (fresh arrays) and the cascade rounds with calls per env ``[E]``."""
+    rounding): the new state (fresh arrays) and the cascade rounds with calls per env ``[E]``.
+    ``gas_gwei``: the substep's gas price (a number or ``[E]``; None:
+    ``params.gas_price_gwei``)."""
     e, n, k = state.shape
     f = np.ascontiguousarray(
         np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e, k))
@@ -415,9 +492,12 @@ def substep(
     else:
         feed = state.feed_usd.astype(np.float64)
         feed_h = state.feed_updated_h.astype(np.float64)
+    gas_usd = portfolio_market.keeper_gas_usd(reserves, params, f, gas_gwei)
+    capacity = portfolio_market.keeper_capacity(params, gas_gwei, e)
     _substep_kernel(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
+        gas_usd, capacity,
     )  # fmt: skip
     return state.replace(
         supply=supply,

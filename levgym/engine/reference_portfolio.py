@@ -323,14 +323,81 @@ def _ref_oracles(
     )
 
 
+def _ref_gas_and_capacity(reserves: Reserves, params: Any, st: dict, gas_gwei: Any):
+    """Per env: (USD gas of one keeper call, keeper calls the substep holds). Gas: the fixed USD
+    plus ``units * gwei * 1e-9`` ETH at the WETH fundamental; capacity: all at normal gas,
+    ``ref / gas`` of it above the congestion reference, rounded down, at least one."""
+    e_n = st["supply"].shape[0]
+    syms = [r.symbol for r in reserves.reserves]
+    gwei = [float(params.gas_price_gwei)] * e_n
+    if gas_gwei is not None:
+        g = np.broadcast_to(np.asarray(gas_gwei, dtype=float), (e_n,))
+        gwei = [float(x) for x in g]
+    gas, cap = [], []
+    for e in range(e_n):
+        usd = float(params.gas_usd_per_call)
+        if params.gas_units_per_call > 0:
+            eth = st["fundamental_usd"][e, syms.index("WETH")]
+            usd = usd + gwei[e] * 1e-9 * params.gas_units_per_call * eth
+        gas.append(usd)
+        c = params.keeper_capacity_per_substep
+        if not math.isinf(c):
+            busy = min(params.congestion_ref_gwei / max(gwei[e], 1e-12), 1.0)
+            c = max(math.floor(c * busy), 1)
+        cap.append(c)
+    return gas, cap
+
+
+def _ref_pick(params: Any, cands: list, pa: Any, pq: Any, fee: list, q: int, usdc: float,
+              gas: float, cap_left: float) -> set:  # fmt: skip
+    """The slots whose calls a round makes, from the candidates ``(result alone, slot, i, j,
+    collateral got, repay)`` in slot order: ranked by their result (highest first, slot order on
+    ties); with the ``in_block`` filter a call's sale and purchase are priced as the last of the
+    ranked candidates' trades in that pool so far (the pool's output for all of them less its
+    output for those before); the round's purchases of an asset stay within the share of its
+    pool; at most ``cap_left`` calls."""
+
+    def sale(k: int, amount: float) -> float:
+        eff = amount * (1.0 - fee[k])
+        return pq[k] * eff / (pa[k] + eff)
+
+    def buy(k: int, amount: float) -> float:
+        return math.inf if amount >= pa[k] else pq[k] * amount / (pa[k] - amount) / (1.0 - fee[k])
+
+    k_n = len(fee)
+    sold_so_far, bought_so_far, bought = [0.0] * k_n, [0.0] * k_n, [0.0] * k_n
+    made, taken = set(), 0
+    for _, n, i, j, got, repay in sorted(cands, key=lambda c: -c[0]):
+        sold_so_far[i] += got
+        bought_so_far[j] += repay
+        if params.profitability_filter == "in_block":
+            out = got if i == q else sale(i, sold_so_far[i]) - sale(i, sold_so_far[i] - got)
+            if j == q:
+                paid = repay
+            else:
+                paid = buy(j, bought_so_far[j]) - buy(j, bought_so_far[j] - repay)
+            if not (out - paid) * usdc - gas > 0.0:
+                continue
+        bought[j] += repay
+        if j != q and bought[j] > params.max_round_buy_frac * pa[j]:
+            continue
+        taken += 1
+        if taken > cap_left:
+            continue
+        made.add(n)
+    return made
+
+
 def ref_substep(
-    reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any
-) -> dict[str, Any]:
+    reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any,
+    gas_gwei: Any = None,
+) -> dict[str, Any]:  # fmt: skip
     """The multi-asset market substep of :mod:`levgym.engine.portfolio_market` as plain loops over
     envs, positions and reserves, with its own formulas (pools, arbitrage, oracle blend, interest,
-    keeper gate, round buy limit, bundled sales and purchases, write-off) and the keeper's pair
-    from :func:`ref_liquidate`. ``st`` holds the state's arrays by field name (``counters`` as
-    ``counter:<name>``) and ``time_h``; returns a new dict of the same keys."""
+    keeper gate, ranking, in-block pricing, round buy limit, capacity, gas, bundled sales and
+    purchases, write-off) and the keeper's pair from :func:`ref_liquidate`. ``st`` holds the
+    state's arrays by field name (``counters`` as ``counter:<name>``) and ``time_h``; returns a
+    new dict of the same keys."""
     st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
     if st.get("feed_usd") is None or st.get("feed_updated_h") is None:
         st["feed_usd"] = np.full(st["oracle_usd"].shape, np.nan)
@@ -382,16 +449,14 @@ def ref_substep(
             st["counter:treasury_interest_asset"][e, k] += interest * r.reserve_factor_frac
         _ref_defend(reserves, st, params, e)
     rounds = np.zeros(e_n, dtype=np.int64)
+    gas_one, cap_left = _ref_gas_and_capacity(reserves, params, st, gas_gwei)
     for _ in range(params.max_cascade_rounds):
         res = ref_liquidate(reserves, st["supply"], st["debt"], st["oracle_usd"], st["emode_row"])
         any_call = False
         for e in range(e_n):
             pa, pq = st["pool_asset"][e], st["pool_quote"][e]
             usdc = st["fundamental_usd"][e, q]
-            bought = [0.0] * k_n  # running purchases of the pnl-positive calls, slot order
-            buys = [0.0] * k_n  # purchases of the calls made
-            sold = [0.0] * k_n
-            calls = 0
+            cands = []
             for n in range(n_n):
                 i, j = int(res["collateral_index"][e, n]), int(res["debt_index"][e, n])
                 if i < 0:
@@ -408,11 +473,17 @@ def ref_substep(
                     cost = math.inf
                 else:
                     cost = pq[j] * repay / (pa[j] - repay) / (1.0 - fee[j])
-                if not (proceeds - cost) * usdc - params.gas_usd_per_call > 0.0:
+                pnl = (proceeds - cost) * usdc - gas_one[e]
+                if params.profitability_filter != "off" and not pnl > 0.0:
                     continue
-                bought[j] += repay
-                if j != q and bought[j] > params.max_round_buy_frac * pa[j]:
-                    continue
+                cands.append((pnl, n, i, j, got, repay))
+            made = _ref_pick(params, cands, pa, pq, fee, q, usdc, gas_one[e], cap_left[e])
+            buys = [0.0] * k_n  # purchases of the calls made
+            sold = [0.0] * k_n
+            calls = 0
+            for n in sorted(made):
+                i, j = int(res["collateral_index"][e, n]), int(res["debt_index"][e, n])
+                got, repay = float(res["seized"][e, n]), float(res["repay"][e, n])
                 calls += 1
                 for k in range(k_n):
                     st["counter:seized_collateral_asset"][e, k] += (
@@ -457,7 +528,8 @@ def ref_substep(
                 usdc_out += eff / (1.0 - fee[k])
                 st["counter:bought_asset"][e, k] += buys[k]
                 st["counter:purchase_quote"][e, k] += eff / (1.0 - fee[k])
-            st["keeper_pnl_usd"][e] += (usdc_in - usdc_out) * usdc - params.gas_usd_per_call * calls
+            st["keeper_pnl_usd"][e] += (usdc_in - usdc_out) * usdc - gas_one[e] * calls
+            cap_left[e] = cap_left[e] - calls
             st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, in_block=True)
         if not any_call:
             break
