@@ -33,17 +33,27 @@ from levgym.engine.step import substep as single_substep
 TOL = 1e-12
 
 
-def _single_params(oracle_kind: str = "exact") -> EngineParams:
+KEEPERS = {
+    # no capacity limit, no gas, no filter (the configuration before the keepers' rules were shared)
+    "bare": dict(
+        keeper_capacity_per_substep=1e9, profitability_filter=False, gas_units_per_liquidation=0.0
+    ),
+    # the single-asset defaults: capacity 200 a substep, 400,000 gas a call, the filter on
+    "defaults": {},
+    # a capacity that binds (4 a substep, halved at 150 gwei against the 100 gwei reference)
+    "tight": dict(keeper_capacity_per_substep=4.0),
+}
+"""The single-asset keeper settings compared (``market.*``; chunking stays off:
+``keeper_max_slippage_frac=1``)."""
+GAS_GWEI = {"bare": "30", "defaults": "30", "tight": "150"}
+
+
+def _single_params(oracle_kind: str = "exact", keepers: str = "bare") -> EngineParams:
     p = EngineParams()
     return dataclasses.replace(
         p,
         market=dataclasses.replace(
-            p.market,
-            oracle_kind=oracle_kind,
-            keeper_capacity_per_substep=1e9,
-            keeper_max_slippage_frac=1.0,
-            profitability_filter=False,
-            gas_units_per_liquidation=0.0,
+            p.market, oracle_kind=oracle_kind, keeper_max_slippage_frac=1.0, **KEEPERS[keepers]
         ),
         borrowers=dataclasses.replace(
             p.borrowers,
@@ -97,6 +107,10 @@ def _portfolio_params(p: EngineParams, arb_speed: float) -> PM.PortfolioMarketPa
         gas_usd_per_call=0.0,
         max_round_buy_frac=0.99,  # the debt asset is the quote: nothing is bought
         twap_window_substeps=m.twap_window_substeps,
+        gas_units_per_call=m.gas_units_per_liquidation,
+        keeper_capacity_per_substep=m.keeper_capacity_per_substep,
+        congestion_ref_gwei=m.congestion_ref_gwei,
+        profitability_filter="in_block" if m.profitability_filter else "off",
     )
 
 
@@ -126,20 +140,32 @@ def _to_portfolio(s, res, params, w, u) -> PM.PortfolioState:
     )  # fmt: skip
 
 
+CASES = [
+    (oracle, keepers)
+    for keepers in KEEPERS
+    for oracle in ("exact", "chainlink", "twap")
+    if not (oracle == "twap" and keepers == "bare")  # docs: the TWAP lag without the filter
+]
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-@pytest.mark.parametrize("oracle_kind", ["exact", "chainlink"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), CASES)
 @pytest.mark.parametrize(
     ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
 )
 def test_one_collateral_one_debt_equals_the_single_asset_substep(
-    backend, oracle_kind, start_hour, drop_hours, drop_frac
+    backend, oracle_kind, keepers, start_hour, drop_hours, drop_frac
 ):
     """A fall over an hour (partial closes, multi-round cascades) and a 30 % jump within one
-    substep (positions left without collateral: bad debt)."""
-    p = _single_params(oracle_kind)
-    e, n, steps = 6, 64, 8
+    substep (positions left without collateral: bad debt), under the single engine's keeper
+    settings ``KEEPERS`` (capacity by profit rank, gas per call, the profitability filter priced
+    in the block) and its oracle kinds."""
+    p = _single_params(oracle_kind, keepers)
+    # a TWAP lags the fall: its calls start once the window has caught up (about 8 substeps)
+    e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 8
+    knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
     drivers = scenarios.get("shock").drivers(
-        e, steps, p, 3, {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
+        e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]}
     )
     rows = [drivers.row(t, np.asarray) for t in range(steps)]
     # the portfolio step reads one arbitrage speed, no liquidity change and no oracle bias
@@ -155,13 +181,13 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
     )  # fmt: skip
     calls = bad = 0.0
-    max_rounds = 0
+    max_rounds = most_calls = 0
     for t in range(steps):
         ps = _to_portfolio(s, res, params, w, u)
         f = np.stack([rows[t].fundamental_usd, rows[t].debt_price_usd], axis=1)
         noise = np.random.default_rng([3, 1, t]).random((e, n))
         s2, r_single = single_substep(s, rows[t], noise, p)
-        ps2, r_port = PM.substep(ps, f, res, params, backend=backend)
+        ps2, r_port = PM.substep(ps, f, res, params, backend=backend, gas_gwei=rows[t].gas_gwei)
         np.testing.assert_array_equal(r_port, r_single)
 
         def close(a, b):
@@ -183,11 +209,15 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         close(ps2.keeper_pnl_usd, s2.keeper_profit_usd - s.keeper_profit_usd)
         close(c["deficit_asset"][:, u], s2.bad_debt_usd - s.bad_debt_usd)
         calls += float(np.sum(s2.liquidations - s.liquidations))
+        most_calls = max(most_calls, int(np.max(s2.liquidations - s.liquidations)))
         max_rounds = max(max_rounds, int(r_port.max()))
         bad += float(np.sum(s2.bad_debt_usd - s.bad_debt_usd))
         s = s2
     # the cascades were compared, not only the market: calls, several rounds, and for the jump
     # positions left without collateral
-    assert calls > 0 and max_rounds >= 2
+    if keepers == "tight":  # the capacity bound: floor(4 * 100 / 150) = 2 calls a substep
+        assert most_calls == 2
+    else:
+        assert calls > 0 and max_rounds >= 2
     if drop_hours == "0.05":
         assert bad > 0
