@@ -708,12 +708,15 @@ def liquidation_terms(
 
 def keeper_debt_to_cover(
     coll_i: Array, debt_j: Array, price_i: Array, price_j: Array, bonus_i: Array, hf: Array,
-    total_debt_usd: Array,
+    total_debt_usd: Array, max_repay: Array = math.inf,
 ) -> Array:  # fmt: skip
-    """The ``debtToCover`` a keeper sends: the most the close factor allows, unless that call
-    would revert on the leftover rule; then the most that leaves $1,000 of the pair's debt and of
-    its collateral (0 when no such amount exists)."""
+    """The ``debtToCover`` a keeper sends: the most the close factor allows, at most
+    ``max_repay`` (the keeper's own limit, e.g. its slippage chunk
+    :func:`levgym.engine.rules.chunk_repay`; ``inf`` for none), unless that call would revert on
+    the leftover rule; then the most that leaves $1,000 of the pair's debt and of its collateral
+    (0 when no such amount exists)."""
     cap = close_factor_max_repay(debt_j, price_j, coll_i, price_i, hf, total_debt_usd)
+    cap = minimum(cap, max_repay)
     gross = 1.0 + bonus_i
     total = cap * price_j * gross / price_i
     clears = or_(cap >= debt_j, total >= coll_i)
@@ -769,11 +772,13 @@ class LiquidationResult:
 
 def pair_terms(
     supply: Array, debt: Array, oracle_usd: Array, reserves: Reserves, emode_row: Array = 0,
-    collateral_enabled: Array | None = None,
+    collateral_enabled: Array | None = None, max_repay: Array = math.inf,
 ) -> tuple[AccountData, LiquidationTerms, np.ndarray]:  # fmt: skip
     """The keeper's call on every (i, j) pair of every position: (account data, terms
     ``[..., K_i, K_j]``, profit ``[..., K_i, K_j]`` with ``-inf`` where no call is possible: HF
-    >= 1, ``i`` not an enabled collateral, no debt in ``j``, or the repay would be 0)."""
+    >= 1, ``i`` not an enabled collateral, no debt in ``j``, or the repay would be 0).
+    ``max_repay`` (broadcast to ``[..., K_i, K_j]``, asset units of ``j``): the keeper's own
+    limit on each pair's repay (:func:`keeper_debt_to_cover`)."""
     supply = np.asarray(supply, dtype=np.float64)
     debt = np.asarray(debt, dtype=np.float64)
     price = np.broadcast_to(np.asarray(oracle_usd, dtype=np.float64), supply.shape)
@@ -786,7 +791,7 @@ def pair_terms(
     dj, pj = debt[..., None, :], price[..., None, :]
     hf = acct.health_factor[..., None, None]
     tot = acct.debt_usd[..., None, None]
-    cover = keeper_debt_to_cover(ci, dj, pi, pj, bi, hf, tot)
+    cover = keeper_debt_to_cover(ci, dj, pi, pj, bi, hf, tot, max_repay)
     terms = liquidation_terms(ci, dj, pi, pj, bi, fi, hf, tot, cover)
     profit = pair_gain_usd(terms.seized_total, terms.protocol_fee, terms.repay, pi, pj)
     valid = (hf < 1.0) & cm[..., :, None] & (dj > 0.0) & (terms.repay > 0.0) & ~terms.reverts
@@ -815,16 +820,19 @@ def best_pair(profit: Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def liquidate(
     supply: Array, debt: Array, oracle_usd: Array, reserves: Reserves, emode_row: Array = 0,
-    collateral_enabled: Array | None = None,
+    collateral_enabled: Array | None = None, max_repay: Array = math.inf,
 ) -> LiquidationResult:  # fmt: skip
     """One keeper call on every liquidatable position (HF < 1): the most profitable pair, the
-    keeper's ``debtToCover``, and v3.3's deficit rule: when the call takes the position's last
-    collateral (the pair's collateral is all there is and all of it leaves), the rest of its debt
-    in every reserve is burnt and added to that reserve's deficit."""
+    keeper's ``debtToCover`` (within ``max_repay [..., K_i, K_j]``, :func:`pair_terms`), and
+    v3.3's deficit rule: when the call takes the position's last collateral (the pair's
+    collateral is all there is and all of it leaves), the rest of its debt in every reserve is
+    burnt and added to that reserve's deficit."""
     supply = np.asarray(supply, dtype=np.float64)
     debt = np.asarray(debt, dtype=np.float64)
     price = np.broadcast_to(np.asarray(oracle_usd, dtype=np.float64), supply.shape)
-    _, terms, profit = pair_terms(supply, debt, price, reserves, emode_row, collateral_enabled)
+    _, terms, profit = pair_terms(
+        supply, debt, price, reserves, emode_row, collateral_enabled, max_repay
+    )
     i, j, gain = best_pair(profit)
     on = i >= 0
     ii, jj = np.maximum(i, 0), np.maximum(j, 0)

@@ -48,20 +48,23 @@ def position_health(supply, debt, n, price, lt, lrow, cm, crow):
 
 
 @njit(cache=True, inline="always")
-def _pair(supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd):
+def _pair(supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd, maxrep, mrow):
     """The keeper's call on pair (i, j): (repay, collateral leaving, fee, reverts, gain)."""
     c, d = supply[n, i], debt[n, j]
     pi, pj, b = price[i], price[j], bonus[brow, i]
-    cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd)
+    cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd, maxrep[mrow, i, j])
     rep, tot, fee, rev = PR.liquidation_call(c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover)
     return rep, tot, fee, rev, PR.pair_gain_usd(tot, fee, rep, pi, pj)
 
 
 @njit(cache=True)
-def position_call(supply, debt, n, price, bonus, brow, fee_frac, cm, crow, hf, debt_usd):
+def position_call(
+    supply, debt, n, price, bonus, brow, fee_frac, cm, crow, hf, debt_usd, maxrep, mrow
+):  # fmt: skip
     """The keeper's call on position ``n`` (``supply``, ``debt`` ``[N, K]``; oracle ``[K]``;
     effective bonus ``bonus[brow]``; protocol fees ``[K]``; enabled collateral ``cm[crow]``; its
-    health factor and debt from :func:`position_health`): (collateral index, debt index, repay,
+    health factor and debt from :func:`position_health`; the keeper's limit on each pair's repay
+    ``maxrep[mrow] [K_i, K_j]``, ``inf`` for none): (collateral index, debt index, repay,
     collateral leaving the position, protocol fee, gain at the oracle); index -1 when there is no
     call (HF >= 1 or no pair repays anything). The pair is
     :func:`levgym.engine.portfolio.best_pair`'s: the largest gain, ties within
@@ -78,7 +81,7 @@ def position_call(supply, debt, n, price, bonus, brow, fee_frac, cm, crow, hf, d
             if not debt[n, j] > 0.0:
                 continue
             rep, tot, fee, rev, g = _pair(
-                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd
+                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd, maxrep, mrow
             )
             if rev or not rep > 0.0:
                 continue
@@ -93,7 +96,7 @@ def position_call(supply, debt, n, price, bonus, brow, fee_frac, cm, crow, hf, d
             if not debt[n, j] > 0.0:
                 continue
             rep, tot, fee, rev, g = _pair(
-                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd
+                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd, maxrep, mrow
             )
             if rev or not rep > 0.0:
                 continue
@@ -130,18 +133,20 @@ def apply_call(supply, debt, n, price, cm, crow, i, j, rep, tot, deficit, drow):
 
 @njit(parallel=True, cache=True)
 def _kernel(
-    supply, debt, price, lt, bonus, fee_frac, cm, out_supply, out_debt, out_deficit, idx, amounts
-):
+    supply, debt, price, lt, bonus, fee_frac, cm, out_supply, out_debt, out_deficit, idx, amounts,
+    maxrep, mrows,
+):  # fmt: skip
     e_n, n_n, k_n = supply.shape
     for e in prange(e_n):
         s_e, d_e, p_e, lt_e, b_e, cm_e = supply[e], debt[e], price[e], lt[e], bonus[e], cm[e]
+        mr_e, mrows_e = maxrep[e], mrows[e]
         os_e, od_e, def_e = out_supply[e], out_debt[e], out_deficit[e]
         for n in range(n_n):
             hf, debt_usd = position_health(s_e, d_e, n, p_e, lt_e, n, cm_e, n)
             if not hf < 1.0:
                 continue
             i, j, rep, tot, fee, g = position_call(
-                s_e, d_e, n, p_e, b_e, n, fee_frac, cm_e, n, hf, debt_usd
+                s_e, d_e, n, p_e, b_e, n, fee_frac, cm_e, n, hf, debt_usd, mr_e, mrows_e[n]
             )
             if i < 0:
                 continue
@@ -162,9 +167,12 @@ if HAVE_NUMBA:
 def liquidate_fused(
     supply: np.ndarray, debt: np.ndarray, oracle_usd: np.ndarray, reserves: Reserves,
     emode_row: np.ndarray | int = 0, collateral_enabled: np.ndarray | None = None,
+    max_repay_by_row: np.ndarray | None = None,
 ) -> LiquidationResult:  # fmt: skip
     """:func:`levgym.engine.portfolio.liquidate` on a book ``[E, N, K]`` with prices ``[E, K]``,
-    compiled (same results to float rounding)."""
+    compiled (same results to float rounding). ``max_repay_by_row``: the keeper's limit on each
+    pair's repay per E-mode row ``[E, R, K_i, K_j]`` (a position reads its row's; None: no
+    limit)."""
     supply = np.ascontiguousarray(supply, dtype=np.float64)
     debt = np.ascontiguousarray(debt, dtype=np.float64)
     e_n, n_n, k_n = supply.shape
@@ -181,6 +189,12 @@ def liquidate_fused(
     idx = np.full((e_n, n_n, 2), -1, dtype=np.int64)
     amounts = np.zeros((e_n, n_n, 4))
     fee_frac = np.ascontiguousarray(reserves.protocol_fee_frac)
+    if max_repay_by_row is None:
+        maxrep = np.full((e_n, 1, k_n, k_n), np.inf)
+        mrows = np.zeros((e_n, n_n), dtype=np.int64)
+    else:
+        maxrep = np.ascontiguousarray(max_repay_by_row, dtype=np.float64)
+        mrows = np.ascontiguousarray(rows)
     _kernel(
         supply,
         debt,
@@ -194,6 +208,8 @@ def liquidate_fused(
         out_deficit,
         idx,
         amounts,
+        maxrep,
+        mrows,
     )
     return LiquidationResult(
         supply=out_supply,

@@ -75,6 +75,7 @@ from .params import _check_range
 from .portfolio import (
     Reserves,
     borrow_rates_apr,
+    effective_risk,
     liquidate,
     oracle_prices_usd,
     write_off_deficit,
@@ -142,6 +143,12 @@ class PortfolioMarketParams:
     :func:`levgym.engine.rules.keeper_capacity`); ``inf`` (default) = no limit."""
     congestion_ref_gwei: float = 100.0
     """Above this gas price the keeper capacity falls as ``ref / gas``."""
+    keeper_max_slippage_frac: float = 1.0
+    """Keepers size each call so that selling its collateral alone moves that asset's pool by at
+    most this much (the single-asset ``market.keeper_max_slippage_frac``: the seized collateral
+    at most ``s / (1 - s)`` of the pool's asset reserve, :func:`levgym.engine.rules.chunk_repay`;
+    USDC collateral has no pool and no limit); large positions are then liquidated over several
+    calls. 1 (default) = no limit."""
     profitability_filter: str = "alone"
     """Which calls the keepers make (:func:`select_calls`): ``alone`` (default) the calls whose
     result at the round's pools, each priced alone, is positive; ``in_block`` the single-asset
@@ -176,11 +183,19 @@ class PortfolioMarketParams:
         _check_range(o, "gas_price_gwei", self.gas_price_gwei, 0.0, 1e7)
         _check_range(o, "keeper_capacity_per_substep", self.keeper_capacity_per_substep, 0.0, allow_inf=True)  # fmt: skip
         _check_range(o, "congestion_ref_gwei", self.congestion_ref_gwei, 0.0, 1e7, lo_open=True)
+        _check_range(o, "keeper_max_slippage_frac", self.keeper_max_slippage_frac, 0.0, 1.0, lo_open=True)  # fmt: skip
         if self.profitability_filter not in KEEPER_FILTERS:
             raise ValueError(
                 f"{o}.profitability_filter={self.profitability_filter!r}; allowed "
                 f"{', '.join(KEEPER_FILTERS)}"
             )
+
+    @property
+    def keeper_chunk_ratio(self) -> float:
+        """Largest seizure of one call as a multiple of the pool's asset reserve (``inf``: no
+        limit); the single-asset ``MarketParams.keeper_chunk_ratio``."""
+        s = self.keeper_max_slippage_frac
+        return math.inf if s >= 1.0 else s / (1.0 - s)
 
 
 COUNTERS = (
@@ -559,6 +574,30 @@ def keeper_capacity(params: PortfolioMarketParams, gas_gwei: Any, num_envs: int)
     return R.keeper_capacity(gwei, params.congestion_ref_gwei, params.keeper_capacity_per_substep)
 
 
+def chunk_max_repay(
+    reserves: Reserves, params: PortfolioMarketParams, pool_asset: np.ndarray,
+    oracle_usd: np.ndarray,
+) -> np.ndarray | None:  # fmt: skip
+    """The keepers' limit on one call's repay per E-mode row and pair ``[E, R, K_i, K_j]`` (asset
+    units of ``j``): the single-asset :func:`levgym.engine.rules.chunk_repay` with pool ``i``'s
+    asset reserve, ``i``'s oracle and effective bonus and ``j``'s oracle; ``inf`` where ``i`` has
+    no pool. None without a limit (``keeper_max_slippage_frac = 1``)."""
+    ratio = params.keeper_chunk_ratio
+    if math.isinf(ratio):
+        return None
+    has_pool, _, _ = _pool_layout(reserves, params)
+    _, _, bonus = effective_risk(reserves, np.arange(len(reserves.emode_table["lt"])))  # [R, K]
+    p = oracle_usd[:, None, :, None]
+    mr = R.chunk_repay(
+        pool_asset[:, None, :, None],
+        ratio,
+        p,
+        bonus[None, :, :, None],
+        oracle_usd[:, None, None, :],
+    )
+    return np.where(has_pool[:, None], mr, math.inf)
+
+
 def select_calls(
     on: np.ndarray, i: np.ndarray, j: np.ndarray, got: np.ndarray, repay: np.ndarray,
     pool_asset: np.ndarray, pool_quote: np.ndarray, fee: np.ndarray, has_pool: np.ndarray, q: int,
@@ -643,12 +682,18 @@ def cascade_round(
         cap_left = np.full(e, math.inf)
     if gas_usd is None:
         gas_usd = keeper_gas_usd(reserves, params, state.fundamental_usd, None)
+    mr = chunk_max_repay(reserves, params, state.pool_asset, state.oracle_usd)
     if fused:
-        res = liquidate_fused(state.supply, state.debt, state.oracle_usd, reserves, state.emode_row)
+        res = liquidate_fused(
+            state.supply, state.debt, state.oracle_usd, reserves, state.emode_row,
+            max_repay_by_row=mr,
+        )  # fmt: skip
     else:
+        by_slot = math.inf if mr is None else mr[np.arange(e)[:, None], state.emode_row]
         res = liquidate(
-            state.supply, state.debt, state.oracle_usd[:, None, :], reserves, state.emode_row
-        )
+            state.supply, state.debt, state.oracle_usd[:, None, :], reserves, state.emode_row,
+            max_repay=by_slot,
+        )  # fmt: skip
     on = res.collateral_index >= 0
     if not on.any():  # nothing liquidatable anywhere: the round changes nothing
         return state, np.zeros(e, dtype=np.int64)

@@ -76,10 +76,11 @@ collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and 
 parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat) and the
 effective LT and bonus per E-mode row ``[R, K]``."""
 Scalars = collections.namedtuple(
-    "Scalars", "arb weight substep_h mode buy_frac max_rounds now slot"
+    "Scalars", "arb weight substep_h mode buy_frac max_rounds now slot chunk"
 )
 """The market parameters the kernel reads (``mode``: the keepers' ``profitability_filter`` as
-an index of ``portfolio_market.KEEPER_FILTERS``), the substep's time (hours) and its TWAP slot."""
+an index of ``portfolio_market.KEEPER_FILTERS``; ``chunk``: its ``keeper_chunk_ratio``), the
+substep's time (hours) and its TWAP slot."""
 F_ALONE = portfolio_market.KEEPER_FILTERS.index("alone")
 F_IN_BLOCK = portfolio_market.KEEPER_FILTERS.index("in_block")
 F_OFF = portfolio_market.KEEPER_FILTERS.index("off")
@@ -195,8 +196,24 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             counters[C_DEFICIT, e, k] += debt[e, n, k]
             debt[e, n, k] = 0.0
 
+    @njit(cache=True)
+    def _chunk_env(e, pa, price, L, S, maxrep):
+        """The keepers' limit on a call's repay per E-mode row and pair ``maxrep [R, K_i, K_j]``
+        at the env's pools and oracle (``portfolio_market.chunk_max_repay``:
+        :func:`levgym.engine.rules.chunk_repay`; ``inf`` where ``i`` has no pool)."""
+        k_n = price.shape[0]
+        for r in range(maxrep.shape[0]):
+            for i in range(k_n):
+                for j in range(k_n):
+                    if L.has_pool[i]:
+                        maxrep[r, i, j] = NR.chunk_repay(
+                            pa[e, i], S.chunk, price[i], L.bonus[r, i], price[j]
+                        )
+                    else:
+                        maxrep[r, i, j] = np.inf
+
     @njit(cache=True, inline="always")
-    def _candidate_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, hf, debt_usd, gas, cidx, cval, m):  # fmt: skip
+    def _candidate_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, hf, debt_usd, gas, cidx, cval, m, maxrep):  # fmt: skip
         """Step 5 on one liquidatable position (HF ``hf`` < 1) of env ``e`` (``sup_e``, ``deb_e``
         ``[N, K]``, E-mode row ``row``, oracle ``price [K]``, enabled collateral ``cm[0]``) in a
         round: the keeper's call (:func:`~levgym.engine.portfolio_fused.position_call`) and its
@@ -204,10 +221,11 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         ``gas``: :func:`levgym.engine.rules.liquidation_profit`), recorded as the round's
         candidate ``m`` (``cidx[m]``: slot, i, j; ``cval[m]``: repay, collateral leaving, fee,
         result) when it is one (a call with a positive result; any call with the filter off).
-        Returns the candidates recorded so far."""
+        ``maxrep``: the keepers' repay limits (:func:`_chunk_env`). Returns the candidates
+        recorded so far."""
         q = L.q
         i, j, rep, tot, fee, _ = position_call(
-            sup_e, deb_e, n, price, L.bonus, row, L.pfee, cm, 0, hf, debt_usd
+            sup_e, deb_e, n, price, L.bonus, row, L.pfee, cm, 0, hf, debt_usd, maxrep, row
         )
         if i < 0:
             return m
@@ -342,10 +360,13 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             cidx = np.empty((n_n, 3), dtype=np.int64)  # the round's candidates
             cval = np.empty((n_n, 4))
             take = np.empty(n_n, dtype=np.bool_)
+            maxrep = np.full((L.bonus.shape[0], k_n, k_n), np.inf)  # no repay limit
             gas, cap_left = gas_usd[e], capacity[e]
             sup_e, deb_e, price, rows = supply[e], debt[e], oracle[e], emode_row[e]
             # 1-3. prices, arbitrage, oracles
             _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf)
+            if S.chunk < np.inf:
+                _chunk_env(e, pa, price, L, S, maxrep)
             # one pass over the positions: 4. interest, (a borrower phase goes here), the first
             # round's candidates of 5. and, where the round leaves the oracle as it is, 6.
             _interest_growth_env(e, debt_in, lender, L, S, growth)
@@ -356,7 +377,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
                 if hf < 1.0:
                     m = _candidate_slot(
                         e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, hf, debt_usd,
-                        gas, cidx, cval, m,
+                        gas, cidx, cval, m, maxrep,
                     )  # fmt: skip
                 if _collateral_value(e, n, supply, oracle, L) == 0.0:
                     _write_off_slot(e, n, debt, counters)
@@ -380,13 +401,15 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
                     break
                 # 5. the next round, at the oracle the round's trades left
                 sums[:] = 0.0
+                if S.chunk < np.inf:
+                    _chunk_env(e, pa, price, L, S, maxrep)
                 m = 0
                 for n in range(n_n):
                     hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
                     if hf < 1.0:
                         m = _candidate_slot(
                             e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, hf,
-                            debt_usd, gas, cidx, cval, m,
+                            debt_usd, gas, cidx, cval, m, maxrep,
                         )  # fmt: skip
                 calls = 0
                 if m > 0:
@@ -449,6 +472,7 @@ def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
         int(params.max_cascade_rounds),
         float(now),
         int(slot),
+        float(params.keeper_chunk_ratio),
     )
 
 

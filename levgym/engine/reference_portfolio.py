@@ -197,14 +197,12 @@ def ref_keeper_cover(
     i: int,
     j: int,
     enabled: list[bool] | None = None,
+    limit: float = math.inf,
 ) -> float:
-    """A keeper's ``debtToCover`` on pair (i, j): everything; if that reverts on dust, the most that
-    leaves $1,000 of the pair's debt and collateral."""
-    if (
-        ref_liquidation_call(reserves, supply, debt, price, row, i, j, math.inf, enabled)
-        is not None
-    ):
-        return math.inf
+    """A keeper's ``debtToCover`` on pair (i, j): everything up to its own ``limit``; if that
+    reverts on dust, the most that leaves $1,000 of the pair's debt and collateral."""
+    if ref_liquidation_call(reserves, supply, debt, price, row, i, j, limit, enabled) is not None:
+        return limit
     r = reserves.reserves[i]
     cat = _category(reserves, row)
     bonus = (
@@ -214,16 +212,19 @@ def ref_keeper_cover(
     )
     by_debt = (debt[j] * price[j] - LEFTOVER) / price[j]
     by_coll = (supply[i] * price[i] - LEFTOVER) / (price[j] * (1.0 + bonus))
-    return max(min(by_debt, by_coll), 0.0)
+    return max(min(by_debt, by_coll, limit), 0.0)
 
 
 def ref_liquidate(
     reserves: Reserves, supply: np.ndarray, debt: np.ndarray, price: np.ndarray, rows: np.ndarray,
-    enabled: np.ndarray | None = None,
+    enabled: np.ndarray | None = None, pool_asset: np.ndarray | None = None,
+    max_slippage_frac: float = 1.0,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """One keeper call on every liquidatable position of a book ``[E, N, K]`` (prices ``[E, K]``,
     E-mode rows ``[E, N]``, optional collateral flags ``[E, N, K]``): the pair with the largest
-    gain, first pair on ties."""
+    gain, first pair on ties. With ``max_slippage_frac`` < 1 the keeper sizes each call so that
+    what it seizes of ``i`` is at most ``s / (1 - s)`` of pool ``i``'s asset reserve
+    (``pool_asset [E, K]``; USDC has no pool)."""
     e_n, n_n, k_n = supply.shape
     out = {
         "supply": supply.astype(float).copy(),
@@ -246,7 +247,15 @@ def ref_liquidate(
             calls = []
             for i in range(k_n):
                 for j in range(k_n):
-                    cover = ref_keeper_cover(reserves, s, d, p, row, i, j, en)
+                    limit = math.inf
+                    r = reserves.reserves[i]
+                    if max_slippage_frac < 1.0 and r.symbol != "USDC":
+                        cat = _category(reserves, row)
+                        member = cat is not None and r.symbol in cat.collateral
+                        bonus = cat.liquidation_bonus if member else r.liquidation_bonus
+                        most = pool_asset[e, i] * max_slippage_frac / (1.0 - max_slippage_frac)
+                        limit = most * p[i] / (1.0 + bonus) / p[j]
+                    cover = ref_keeper_cover(reserves, s, d, p, row, i, j, en, limit)
                     res = ref_liquidation_call(reserves, s, d, p, row, i, j, cover, en)
                     if res is not None:
                         calls.append((i, j, res))
@@ -451,7 +460,10 @@ def ref_substep(
     rounds = np.zeros(e_n, dtype=np.int64)
     gas_one, cap_left = _ref_gas_and_capacity(reserves, params, st, gas_gwei)
     for _ in range(params.max_cascade_rounds):
-        res = ref_liquidate(reserves, st["supply"], st["debt"], st["oracle_usd"], st["emode_row"])
+        res = ref_liquidate(
+            reserves, st["supply"], st["debt"], st["oracle_usd"], st["emode_row"],
+            pool_asset=st["pool_asset"], max_slippage_frac=params.keeper_max_slippage_frac,
+        )  # fmt: skip
         any_call = False
         for e in range(e_n):
             pa, pq = st["pool_asset"][e], st["pool_quote"][e]

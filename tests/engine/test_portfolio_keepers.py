@@ -57,13 +57,16 @@ def _close(a, b, rtol):
     depth=st.sampled_from([2e6, 3e5]),
     rounds=st.sampled_from([1, 10]),
     feed=st.sampled_from(["exact", "chainlink"]),
+    slippage=st.sampled_from([1.0, 0.02, 0.002]),
+    fused=st.booleans(),
 )
 def test_keepers_numpy_numba_and_loop_twin_agree(
-    seed, crash, mode, capacity, gas_units, gwei, depth, rounds, feed
+    seed, crash, mode, capacity, gas_units, gwei, depth, rounds, feed, slippage, fused
 ):
     """Every state array after three substeps: numba == numpy to 1e-12, both == the loop twin
     to 1e-9, the same cascade rounds; over books, crashes, the three filters, capacities (with
-    gas prices above the congestion reference), gas per call and round caps."""
+    gas prices above the congestion reference), gas per call, chunked calls, round caps and the
+    numpy path's keeper pass (compiled or not)."""
     res = RES
     for r in RES.reserves:
         res = res.replace(r.symbol, oracle=dataclasses.replace(r.oracle, feed=feed))
@@ -71,6 +74,7 @@ def test_keepers_numpy_numba_and_loop_twin_agree(
         volatile_pool_depth_usd=depth, max_round_buy_frac=0.2, max_cascade_rounds=rounds,
         profitability_filter=mode, keeper_capacity_per_substep=capacity,
         gas_units_per_call=gas_units, congestion_ref_gwei=100.0,
+        keeper_max_slippage_frac=slippage,
     )  # fmt: skip
     e = 3
     state, f = _setup(seed, e, 10, params, 3, crash, res)
@@ -78,7 +82,7 @@ def test_keepers_numpy_numba_and_loop_twin_agree(
     total = 0
     for t in range(1, f.shape[0]):
         g = np.array([20.0, 150.0, 450.0]) * (1 + 0.1 * t) if gwei == "per_env" else gwei
-        state, r_np = PM.substep(state, f[t], res, params, backend="numpy", gas_gwei=g)
+        state, r_np = PM.substep(state, f[t], res, params, fused, backend="numpy", gas_gwei=g)
         fast, r_nb = PM.substep(fast, f[t], res, params, backend="numba", gas_gwei=g)
         ref = ref_substep(res, ref, f[t], params, gas_gwei=g)
         np.testing.assert_array_equal(r_np, r_nb)
@@ -162,6 +166,34 @@ def test_in_block_pricing_skips_a_call_the_earlier_sales_make_unprofitable(backe
     assert alone > rep > second
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_chunked_calls_seize_at_most_the_pools_share(backend):
+    """With ``keeper_max_slippage_frac`` 2 % a $3M position at HF 0.99 against a $20M pool is
+    liquidated by a call that seizes ``0.02 / 0.98`` of the pool's WETH (the single-asset
+    ``rules.chunk_repay``)."""
+    res, supply, debt, f = _book([3e6], 0.99)
+    w, u = res.index("WETH"), res.index("USDC")
+    base = dict(max_cascade_rounds=1, substep_h=1e-9, volatile_pool_depth_usd=20e6)
+    whole, _ = _round(res, supply, debt, f, PM.PortfolioMarketParams(**base), None, backend)
+    params = PM.PortfolioMarketParams(keeper_max_slippage_frac=0.02, **base)
+    s, _ = _round(res, supply, debt, f, params, None, backend)
+    s0 = PM.init_state(res, params, supply, debt, np.zeros((1, 1), dtype=np.int64), f)
+    bonus = res.reserves[w].liquidation_bonus
+    want = R.chunk_repay(s0.pool_asset[0, w], 0.02 / 0.98, s0.oracle_usd[0, w], bonus, 1.0)
+    repaid = debt[0, 0, u] - s.debt[0, 0, u]
+    assert repaid == pytest.approx(want, rel=1e-12)
+    assert supply[0, 0, w] - s.supply[0, 0, w] == pytest.approx(
+        s0.pool_asset[0, w] * 0.02 / 0.98, rel=1e-12
+    )
+    # without the limit the close factor's half would move the pool by more than the bonus: the
+    # keeper makes no call (with the filter off it repays that half)
+    assert whole.liquidations[0] == 0 and s.liquidations[0] == 1
+    off = PM.PortfolioMarketParams(profitability_filter="off", **base)
+    half, _ = _round(res, supply, debt, f, off, None, backend)
+    assert debt[0, 0, u] - half.debt[0, 0, u] == pytest.approx(debt[0, 0, u] / 2, rel=1e-12)
+    assert repaid < debt[0, 0, u] / 2
+
+
 def test_gas_per_call_is_the_single_asset_rule_at_the_weth_price():
     params = PM.PortfolioMarketParams(gas_units_per_call=400_000.0, gas_usd_per_call=5.0)
     f = np.array([[3000.0, 3630.0, 90000.0, 1.0, 1.0, 1.0], [2000.0, 2420.0, 6e4, 1.0, 1.0, 1.0]])
@@ -184,6 +216,7 @@ def test_gas_per_call_is_the_single_asset_rule_at_the_weth_price():
         ("keeper_capacity_per_substep", -1.0, "keeper_capacity_per_substep"),
         ("gas_units_per_call", -5.0, "gas_units_per_call"),
         ("congestion_ref_gwei", 0.0, "congestion_ref_gwei"),
+        ("keeper_max_slippage_frac", 0.0, "keeper_max_slippage_frac"),
     ],
 )
 def test_keeper_settings_are_checked(field, value, match):

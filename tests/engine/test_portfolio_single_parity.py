@@ -36,25 +36,28 @@ TOL = 1e-12
 KEEPERS = {
     # no capacity limit, no gas, no filter (the configuration before the keepers' rules were shared)
     "bare": dict(
-        keeper_capacity_per_substep=1e9, profitability_filter=False, gas_units_per_liquidation=0.0
-    ),
-    # the single-asset defaults: capacity 200 a substep, 400,000 gas a call, the filter on
+        keeper_capacity_per_substep=1e9,
+        profitability_filter=False,
+        gas_units_per_liquidation=0.0,
+        keeper_max_slippage_frac=1.0,
+    ),  # fmt: skip
+    # the single-asset defaults: capacity 200 a substep, 400,000 gas a call, the filter on, calls
+    # sized to move the pool by at most 2 %
     "defaults": {},
     # a capacity that binds (4 a substep, halved at 150 gwei against the 100 gwei reference)
     "tight": dict(keeper_capacity_per_substep=4.0),
+    # chunks that bind: a call seizes at most 0.1 % of the pool's asset (about $60,000)
+    "chunks": dict(keeper_max_slippage_frac=0.001),
 }
-"""The single-asset keeper settings compared (``market.*``; chunking stays off:
-``keeper_max_slippage_frac=1``)."""
-GAS_GWEI = {"bare": "30", "defaults": "30", "tight": "150"}
+"""The single-asset keeper settings compared (``market.*``)."""
+GAS_GWEI = {"bare": "30", "defaults": "30", "tight": "150", "chunks": "30"}
 
 
 def _single_params(oracle_kind: str = "exact", keepers: str = "bare") -> EngineParams:
     p = EngineParams()
     return dataclasses.replace(
         p,
-        market=dataclasses.replace(
-            p.market, oracle_kind=oracle_kind, keeper_max_slippage_frac=1.0, **KEEPERS[keepers]
-        ),
+        market=dataclasses.replace(p.market, oracle_kind=oracle_kind, **KEEPERS[keepers]),
         borrowers=dataclasses.replace(
             p.borrowers,
             passive_frac=1.0,
@@ -111,6 +114,7 @@ def _portfolio_params(p: EngineParams, arb_speed: float) -> PM.PortfolioMarketPa
         keeper_capacity_per_substep=m.keeper_capacity_per_substep,
         congestion_ref_gwei=m.congestion_ref_gwei,
         profitability_filter="in_block" if m.profitability_filter else "off",
+        keeper_max_slippage_frac=m.keeper_max_slippage_frac,
     )
 
 
@@ -182,11 +186,16 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
     )  # fmt: skip
     calls = bad = 0.0
     max_rounds = most_calls = 0
+    chunked = False
+    whole = dataclasses.replace(p, market=dataclasses.replace(p.market, keeper_max_slippage_frac=1))
     for t in range(steps):
         ps = _to_portfolio(s, res, params, w, u)
         f = np.stack([rows[t].fundamental_usd, rows[t].debt_price_usd], axis=1)
         noise = np.random.default_rng([3, 1, t]).random((e, n))
         s2, r_single = single_substep(s, rows[t], noise, p)
+        if keepers == "chunks":  # the chunks change the single engine's calls on this path
+            s_whole, _ = single_substep(s, rows[t], noise, whole)
+            chunked |= not np.allclose(s_whole.collateral_asset, s2.collateral_asset)
         ps2, r_port = PM.substep(ps, f, res, params, backend=backend, gas_gwei=rows[t].gas_gwei)
         np.testing.assert_array_equal(r_port, r_single)
 
@@ -217,6 +226,8 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
     # positions left without collateral
     if keepers == "tight":  # the capacity bound: floor(4 * 100 / 150) = 2 calls a substep
         assert most_calls == 2
+    elif keepers == "chunks":
+        assert chunked and calls > 0
     else:
         assert calls > 0 and max_rounds >= 2
     if drop_hours == "0.05":
