@@ -35,10 +35,13 @@ One substep (:func:`substep`), in this order:
    treasury and v3.3's deficit when the last collateral goes. **Routing**: the keeper sells the
    collateral it receives into pool ``i`` for USDC (nothing to sell when ``i`` is USDC) and buys
    the repaid debt ``j`` with USDC from pool ``j`` (exact-out, :func:`buy_exact_out`; nothing to
-   buy when ``j`` is USDC). A keeper makes the call only when its USD result at the pools before
-   the round (proceeds less purchase cost less ``gas_usd_per_call``) is positive, and the round's
-   purchases of one asset stay below ``max_round_buy_frac`` of that pool's reserve (later slots
-   wait for the next round). The round's sales into a pool are one bundled sale, then its
+   buy when ``j`` is USDC). Which calls are made is the single-asset engine's selection
+   (:func:`select_calls`): ranked by their USD result alone at the pools before the round,
+   filtered by ``profitability_filter`` (default: that result is positive), the round's
+   purchases of one asset below ``max_round_buy_frac`` of that pool's reserve and at most the
+   keeper capacity left, in rank order (later ones wait for the next round); calls may be
+   chunked (``keeper_max_slippage_frac``, :func:`chunk_max_repay`) and pay gas
+   (:func:`keeper_gas_usd`). The round's sales into a pool are one bundled sale, then its
    purchases one bundled purchase; the oracles are read again from the moved pools and the next
    round starts. The cascade stops when no env liquidates.
 6. **Deficits**: a position left with debt and no collateral has its debt burnt into the

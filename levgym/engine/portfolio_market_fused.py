@@ -12,17 +12,21 @@ more per step of the :mod:`~levgym.engine.portfolio_market` docstring):
 
 1-3. :func:`_market_env` (arbitrage, oracles, :func:`_oracle_env`); 4. :func:`_interest_growth_env`
 (the rates), :func:`_interest_slot` (one position), :func:`_interest_close` (treasury and
-lenders); 5. a round is :func:`_slot_health` and :func:`_call_slot` per position, then
-:func:`_close_round` (bundled trades, counters, oracles); 6. :func:`_collateral_value` and
-:func:`_write_off_slot` per position.
+lenders); 5. a round is :func:`_slot_health` and :func:`_candidate_slot` per position (the
+keeper's call and its result alone), :func:`_take_calls` (the keepers' selection,
+``portfolio_market.select_calls``: rank, filter, purchase limit, capacity; the calls made
+applied in slot order), then :func:`_close_round` (bundled trades, counters, oracles), with
+:func:`_chunk_env` for chunked calls; 6. :func:`_collateral_value` and :func:`_write_off_slot`
+per position.
 
-One pass over an env's positions runs 4, the first round of 5 and 6 per position (a position's
-interest, then its call at the pools before the round, in slot order as the numpy round takes
-them, then its write-off); later rounds and a last write-off pass run only in envs whose cascade
-made a call (the oracle then moved). A borrower phase belongs in that pass between the interest
-and the call, as a per-position function of the same form. Writing off in the first pass is
-exact: without a call the env's oracle does not move again; with calls, the last pass writes
-off at the oracle the cascade left (a position written off early has no collateral and no call).
+One pass over an env's positions runs 4, the first round's candidates of 5 and 6 per position (a
+position's interest, then its call at the pools before the round, then its write-off); the
+selection follows the pass; later rounds and a last write-off pass run only in envs whose
+cascade made a call (the oracle then moved). A borrower phase belongs in that pass between the
+interest and the call, as a per-position function of the same form. Writing off in the first
+pass is exact: without a call the env's oracle does not move again; with calls, the last pass
+writes off at the oracle the cascade left (a position with a candidate call has collateral and
+is not written off before it).
 
 Why it is faster than the numpy path: one pass over an env's positions in registers instead of
 ``[E, N, K]`` temporaries per array operation; an env's cascade runs only as many rounds as it

@@ -4,16 +4,17 @@ configured as the single-asset engine, equals a whole :func:`levgym.engine.step.
 keepers' result, bad debt), from the states the single-asset engine passes through on a shock.
 
 What the configuration aligns, and why (docs/cross-margin.md, "Agreement with the single-asset
-engine"): the single-asset engine's oracle kind ``exact`` (the portfolio path reads its market
-oracle at once); passive borrowers without arrivals or exits (the portfolio books are passive);
-no keeper capacity limit, no chunking and no profitability filter in the single engine, no gas
-in both (the portfolio keeper has no capacity and filters on its own result at the round's
-pools, which the shock's liquidations always pass: checked); the reserves' LT, LTV, bonus,
-protocol fee, rate curve and reserve factor set to the single engine's. The close factor (50 %,
-all at HF <= 0.95 or under $2,000) and the v3.3 leftover rule agree on one pair at LT 0.86 and
-bonus 5.2 % (docs). What is left different is stated where it shows: the single engine's bad
-debt is paid by its reserves, then lenders (``write_off_split``), the portfolio keeps it as the
-reserve's deficit; so the two are compared one substep at a time from the same state.
+engine"): the oracle kind (``exact``, ``chainlink`` or ``twap``: the WETH reserve's feed takes the
+single-asset oracle's settings and state); the keepers' settings (``KEEPERS``: the single-asset
+defaults with capacity, gas, chunks and the profitability filter, a binding capacity, binding
+chunks, and none of them), which both engines apply by one selection rule (profit rank, each
+call priced after the ones ranked above it); passive borrowers without arrivals or exits; the
+reserves' LT, LTV, bonus, protocol fee, rate curve and reserve factor set to the single
+engine's. The close factor (50 %, all at HF <= 0.95 or under $2,000) and the v3.3 leftover rule
+agree on one pair at LT 0.86 and bonus 5.2 % (docs). What is left different is stated where it
+shows: the single engine's bad debt is paid by its reserves, then lenders
+(``write_off_split``), the portfolio keeps it as the reserve's deficit; so the two are compared
+one substep at a time from the same state.
 """
 
 from __future__ import annotations
@@ -144,12 +145,7 @@ def _to_portfolio(s, res, params, w, u) -> PM.PortfolioState:
     )  # fmt: skip
 
 
-CASES = [
-    (oracle, keepers)
-    for keepers in KEEPERS
-    for oracle in ("exact", "chainlink", "twap")
-    if not (oracle == "twap" and keepers == "bare")  # docs: the TWAP lag without the filter
-]
+CASES = [(oracle, keepers) for keepers in KEEPERS for oracle in ("exact", "chainlink", "twap")]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -230,5 +226,5 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         assert chunked and calls > 0
     else:
         assert calls > 0 and max_rounds >= 2
-    if drop_hours == "0.05":
-        assert bad > 0
+    if drop_hours == "0.05" and (oracle_kind, keepers) != ("twap", "bare"):
+        assert bad > 0  # (the one case without: no position runs out of collateral on its path)
