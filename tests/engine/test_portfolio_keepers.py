@@ -222,3 +222,28 @@ def test_gas_per_call_is_the_single_asset_rule_at_the_weth_price():
 def test_keeper_settings_are_checked(field, value, match):
     with pytest.raises(ValueError, match=match):
         PM.PortfolioMarketParams(**{field: value})
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_the_round_purchase_limit_goes_by_profit_rank(backend):
+    """Two positions owing WETH against USDC: the keepers buy the WETH they repay from the WETH
+    pool, and one round may buy 1 % of its reserve (200 WETH of a $60M pool). Both calls pay
+    alone; together they exceed the limit. The larger, more profitable call (slot 1, 180 WETH)
+    is made and the first slot's (150 WETH) waits, as capacity goes by rank (before these
+    settings the limit went by slot and made the first)."""
+    res = aave_v3_ethereum_reserves(("WETH", "USDC"))
+    w, u = res.index("WETH"), res.index("USDC")
+    lt = res.reserves[u].liquidation_threshold
+    price = 3000.0
+    debt_weth = np.array([300.0, 360.0])
+    supply, debt = np.zeros((1, 2, 2)), np.zeros((1, 2, 2))
+    debt[0, :, w] = debt_weth
+    supply[0, :, u] = debt_weth * price * 0.99 / lt  # HF 0.99
+    f = np.array([[0.0, 0.0]])
+    f[0, w], f[0, u] = price, 1.0
+    params = PM.PortfolioMarketParams(max_round_buy_frac=0.01, max_cascade_rounds=1, substep_h=1e-9)
+    s, _ = _round(res, supply, debt, f, params, None, backend)
+    repaid = debt[0, :, w] - s.debt[0, :, w]
+    assert s.liquidations[0] == 1
+    assert abs(repaid[0]) < 1e-6 and repaid[1] == pytest.approx(180.0, rel=1e-9)
+    assert s.counters["bought_asset"][0, w] == pytest.approx(180.0, rel=1e-9)
