@@ -48,8 +48,9 @@ only when the account HF of :func:`levgym.engine.protocols.unified_health_factor
 the protocol the layer targets, :func:`levgym.engine.protocols.unified_liquidation_target`).
 
 With one Aave protocol (P = 1, shared pools) the step is the multi-asset step
-(:func:`levgym.engine.portfolio_market.substep`) up to the order of the round's purchase limit
-(here by profit, there by slot; equal whenever that limit does not bind). The naive loop twin is
+(:func:`levgym.engine.portfolio_market.substep`) at its default keeper settings (both apply the
+round's purchase limit by profit rank; the multi-asset step's capacity, gas in gwei, chunks and
+in-block filter are not in this step). The naive loop twin is
 :mod:`levgym.engine.reference_multiprotocol`. Built to carry more: a stress command, envs and a
 bench call :func:`init_state` / :func:`substep` with their own books and paths.
 """
@@ -102,6 +103,26 @@ class MultiParams:
             raise ValueError(f"margin={self.margin!r} is not allowed; allowed {list(MARGIN_MODES)}")
         if not isinstance(self.isolated_markets, bool):
             raise ValueError(f"isolated_markets={self.isolated_markets!r} must be True or False")
+        default = PM.PortfolioMarketParams()
+        for name in KEEPER_SETTINGS_NOT_HERE:  # the multi-asset keepers' settings it lacks
+            value = getattr(self.market, name)
+            if value != getattr(default, name):
+                raise ValueError(
+                    f"market.{name}={value!r} is not in the multi-protocol step; allowed "
+                    f"{getattr(default, name)!r} (its keepers rank by profit, price each call "
+                    "alone and have no capacity, gas in gwei or chunks)"
+                )
+
+
+KEEPER_SETTINGS_NOT_HERE = (
+    "profitability_filter",
+    "keeper_capacity_per_substep",
+    "gas_units_per_call",
+    "keeper_max_slippage_frac",
+)
+"""``PortfolioMarketParams`` keeper settings of the multi-asset step
+(:func:`levgym.engine.portfolio_market.select_calls`) that this step does not run: refused
+unless at their defaults."""
 
 
 @dataclass(frozen=True, eq=False)

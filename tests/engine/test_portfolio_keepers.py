@@ -247,3 +247,14 @@ def test_the_round_purchase_limit_goes_by_profit_rank(backend):
     assert s.liquidations[0] == 1
     assert abs(repaid[0]) < 1e-6 and repaid[1] == pytest.approx(180.0, rel=1e-9)
     assert s.counters["bought_asset"][0, w] == pytest.approx(180.0, rel=1e-9)
+
+
+def test_the_multi_protocol_step_refuses_keeper_settings_it_does_not_run():
+    from levgym.engine.multiprotocol import KEEPER_SETTINGS_NOT_HERE, MultiParams
+
+    MultiParams(market=PM.PortfolioMarketParams(gas_usd_per_call=5.0))  # its own gas: fine
+    for name, value in zip(
+        KEEPER_SETTINGS_NOT_HERE, ("in_block", 200.0, 400_000.0, 0.02), strict=True
+    ):
+        with pytest.raises(ValueError, match=f"market.{name}=.* is not in the multi-protocol"):
+            MultiParams(market=PM.PortfolioMarketParams(**{name: value}))
