@@ -3,16 +3,18 @@ parameters, circuit breakers) through persistent market regimes, a week at a tim
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..engine.backend import to_numpy
+from ..engine.fused import _params_packed
 from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
-from ..engine.rules import oracle_source
-from ..engine.schema import DRIVER_SCHEMA
+from ..engine.rules import oracle_source, pool_price_usd, underwater
+from ..engine.schema import DRIVER_SCHEMA, ENV_FIELDS, ORDER_FIELDS
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index
@@ -25,6 +27,7 @@ from .formulas import (
     toxic_debt,
 )
 from .steward import GOVERNANCE_V1_SCHEMA, StewardClock, StewardSchema
+from .steward_program import STEWARD_COLUMNS, STEWARD_OUTPUTS, steward_finish, steward_step
 
 _BIAS_ROW = [f.name for f in DRIVER_SCHEMA].index("oracle_bias_frac")
 # the counters whose change over a substep makes the step's flows, in the order
@@ -36,6 +39,8 @@ _FLOW_FIELDS = (
     "bad_debt_usd",
     "seized_collateral_asset",
 )
+# v0's parameter keys of the info (those that are not levers: the state's values after the step)
+_V0_KEYS = ("ltv", "liquidation_threshold", "liquidation_bonus", "slope1_apr", "slope2_apr")
 # the state fields the frame reads
 _FEATURE_FIELDS = (
     "fundamental_usd", "oracle_usd", "pool_asset", "pool_debt", "debt_price_usd", "supply_usd",
@@ -157,6 +162,9 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
     DEFAULT_SCENARIOS = DEFAULT_GOVERNANCE_V1_SCENARIOS
     TERMINAL_CAUSE = "insolvency"
     PACKED = True  # numba keeps the state in packed buffers between substeps (same numbers)
+    STEP_KERNEL: ClassVar[bool] = True
+    """On packed buffers, step with the step kernels (:mod:`levgym.envs.steward_program`: the
+    same numbers); ``False`` steps the engine substep by substep from Python."""
     SHARED_SETTABLE: ClassVar[tuple[str, ...]] = (
         "w_bad_debt",
         "w_liquidation",
@@ -258,6 +266,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         self._high = np.ones((e, nl))
         self.clock = StewardClock.new((e, nl))
         self._shortfall = np.zeros(e)
+        self._observed = False
+        self._targets = tuple(v.target for v in self.schema.levers)
         self.references = {"initial_collateral_asset": np.zeros(e), "initial_debt_usd": np.zeros(e)}
         """Per env, the values that relative lever bounds are multiples of (this episode's)."""
         self._levels = [(j, v.target) for j, v in enumerate(self.schema.levers) if not v.is_switch]
@@ -365,20 +375,29 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         scenario's bias), so that a pause hides no loss."""
         core = self.core
         short = core.aggregates(self._thresholds).shortfall.copy()
-        col = self.schema.by_target().get("pause_oracle")
-        if col is None or not self._switch[:, col].any():
+        price = self._unpaused_price()
+        if price is None:
             return short
         s = core.state
-        paused = np.flatnonzero(self._switch[:, col] != 0.0)
-        w = self.params.market.oracle_pool_weight_frac
-        fund, pool = to_numpy(s.fundamental_usd), to_numpy(s.pool_price_usd)
-        price = oracle_source(fund, pool, w) * (1.0 + self._bias())
+        paused = np.flatnonzero(~np.isnan(price))
         c = to_numpy(s.collateral_asset)[paused]
         d = to_numpy(s.debt_usd)[paused]
         dp = to_numpy(s.debt_price_usd)[paused]
-        gap = np.maximum(d - c * (price[paused] / dp)[:, None], 0.0)
-        short[paused] = gap.sum(axis=1)
+        short[paused] = underwater(c, d, price[paused, None], dp[:, None]).sum(axis=1)
         return short
+
+    def _unpaused_price(self) -> np.ndarray | None:
+        """Per env the price the oracle would report unpaused (the source price with the
+        scenario's bias) where it is paused, NaN elsewhere; ``None`` when no env is paused."""
+        col = self.schema.by_target().get("pause_oracle")
+        if col is None or not self._switch[:, col].any():
+            return None
+        field = self.core.field
+        w = self.params.market.oracle_pool_weight_frac
+        fund = field("fundamental_usd")
+        pool = pool_price_usd(field("pool_asset"), field("pool_debt"), field("debt_price_usd"))
+        price = oracle_source(fund, pool, w) * (1.0 + self._bias())
+        return np.where(self._switch[:, col] != 0.0, price, np.nan)
 
     def _bias(self) -> np.ndarray:
         """The scenario's oracle bias in each env's last substep."""
@@ -388,6 +407,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
 
     # ------------------------------------------------------------------ dynamics
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        if self.STEP_KERNEL and self.core.packed is not None:
+            return self._advance_packed(actions)
         core = self.core
         shortfall0 = self._shortfall.copy()
         values = self.lever_values()
@@ -478,8 +499,126 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
             self.w_efficiency, self.reward_scale, self.insolvency_tolerance_frac,
         )  # fmt: skip
 
+    # ------------------------------------------------------------------ the step kernels
+    def _kernel_buffers(self) -> None:
+        """Scratch and constants of the step kernels (made once, on the first packed step)."""
+        nl = len(self.schema.levers)
+        self._step_kernel_buffers(len(STEWARD_OUTPUTS) + nl, (1.0, 24.0))
+        s = self.substeps_per_step
+        self._k_ratios = np.ones((self.num_envs, s + 2))
+        self._k_logs = np.zeros((self.num_envs, s + 2))
+        self._k_table = self.schema.table()
+        rows = []
+        for v in self.schema.levers:
+            rows.append((ORDER_FIELDS if v.is_switch else ENV_FIELDS).index(v.target))
+        self._k_rows = np.array(rows, dtype=np.int64)
+        by_target = self.schema.by_target()
+        self._k_cols = np.array([by_target.get(n, -1) for n in STEWARD_COLUMNS], dtype=np.int64)
+        self._k_no_price = np.full(self.num_envs, np.nan)
+        # the info's keys in the array path's order, each with its row of the output
+        names = list(STEWARD_OUTPUTS[2:])
+        names.insert(1, "revenue_value_usd")  # the revenue, valued in USD (as revenue_usd)
+        key_rows = [STEWARD_OUTPUTS.index(n) for n in names if n != "revenue_value_usd"]
+        key_rows.insert(1, STEWARD_OUTPUTS.index("revenue_usd"))
+        self._k_keys = (*names, *self._targets)
+        self._k_key_rows = np.array(
+            key_rows + [len(STEWARD_OUTPUTS) + j for j in range(nl)], dtype=np.int64
+        )
+        self._k_extra = tuple(n for n in _V0_KEYS if n not in self._targets)
+        self._k_lags = np.ascontiguousarray(self._lags, dtype=np.int64)
+        self._k_frame_low = np.ascontiguousarray(self._frame_low)
+        self._k_frame_high = np.ascontiguousarray(self._frame_high)
+
+    def _kernel_constants(self) -> np.ndarray:
+        """The steward's constants (:data:`STEWARD_CONSTANTS`; remade when a weight changes)."""
+        cached = getattr(self, "_k_sc", None)
+        if cached is None or cached[0] != self.weights_version:
+            sc = np.array(
+                [self.step_h, self.schema.margin, self.schema.on_target_tol, *self._weights()]
+            )
+            cached = self._k_sc = (self.weights_version, sc)
+        return cached[1]
+
+    def _advance_packed(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """:meth:`_advance` and the next :meth:`_observe` in two kernel calls (backend numba)."""
+        core = self.core
+        p, tr = core.packed, core.tracker
+        if not hasattr(self, "_k_ic"):
+            self._kernel_buffers()
+        ic, fc, sc = self._k_ic, self._k_fc, self._kernel_constants()
+        ic[1] = p.substep_index % ic[2]
+        ic[3] = tr.pos
+        fc[0] = p.time_h
+        out = self._k_out
+        clock = self.clock
+        t0 = time.perf_counter()
+        steward_step(
+            p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
+            self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
+            self._k_rounds, self._k_step_rounds, tr.prices, tr.max_fundamental, tr.filled, ic,
+            fc, sc, actions, self._switch, clock.last_change_h, clock.on_since_h, self._low,
+            self._high, self._k_table, self._k_rows, self._k_cols, self._episode_length,
+            self._k_ratios, out, self._k_parallel,
+        )  # fmt: skip
+        core.engine_seconds += time.perf_counter() - t0
+        h = self.params.run.substep_h
+        for _ in range(self.substeps_per_step):
+            p.time_h = p.time_h + h  # as the kernel's clock and the engine's substep add it
+        p.substep_index += self.substeps_per_step
+        tr.pos = (tr.pos + self.substeps_per_step) % tr.length
+        core.changed()
+        core.count_rounds(self._k_step_rounds, self.substeps_per_step)
+        # the tracker's logarithms with numpy (as its array path takes them), then the rest
+        np.log(self._k_ratios, out=self._k_logs)
+        price = self._unpaused_price()
+        self._finish(self.substeps_per_step, True, self._k_no_price if price is None else price, 1)
+        self._observed = True
+        rows = out.copy()
+        extra = self._k_extra
+        if self.scalar_info:  # a single env: its info values as Python floats, in one call
+            info = dict(zip(self._k_keys, rows[self._k_key_rows, 0].tolist(), strict=True))
+            for n in extra:
+                info[n] = core.field(n).item(0)
+        else:
+            info = dict(zip(self._k_keys, rows[self._k_key_rows], strict=True))
+            for n in extra:
+                info[n] = core.field(n).copy()
+        return rows[0], rows[1] != 0.0, info
+
+    def _finish(self, nsub: int, step: bool, price: np.ndarray, offset: int) -> None:
+        p, tr = self.core.packed, self.core.tracker
+        clock = self.clock
+        steward_finish(
+            p.env, p.posf, self.core.t, tr.prices, tr._var, tr.max_fundamental, self._k_ic,
+            self._k_fc, self._kernel_constants(), self._k_thresholds, self._k_logs, nsub,
+            step, price, self._shortfall, self._switch, clock.last_change_h,
+            clock.on_since_h, self._low, self._high, self._k_table, self._k_rows,
+            self._k_cols, self._episode_length, offset, self._frame, self._frames,
+            self._k_lags, self._k_frame_low, self._k_frame_high, self._obs, self._k_out,
+            self._k_parallel,
+        )  # fmt: skip
+
+    def _observe_packed(self) -> None:
+        """:meth:`_observe` with the finishing kernel (backend numba)."""
+        if not hasattr(self, "_k_ic"):
+            self._kernel_buffers()
+        tr = self.core.tracker
+        f = tr.fundamental
+        pos = tr.pos
+        ratios = self._k_ratios[:, :2]
+        np.divide(f[:, pos], f[:, (pos - tr.lag(1.0)) % tr.length], out=ratios[:, 0])
+        np.divide(f[:, pos], f[:, (pos - tr.lag(24.0)) % tr.length], out=ratios[:, 1])
+        np.log(ratios, out=self._k_logs[:, :2])
+        self._finish(0, False, self._k_no_price, 0)
+
     # ------------------------------------------------------------------ observation
     def _observe(self) -> None:
+        if self._observed:  # the step kernel has written this step's observation
+            self._observed = False
+            return
+        if self.STEP_KERNEL and self.core.packed is not None:
+            self._observe_packed()
+            return
         core = self.core
         s = core.state
         tr = core.tracker
