@@ -268,6 +268,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         self._shortfall = np.zeros(e)
         self._observed = False
         self._targets = tuple(v.target for v in self.schema.levers)
+        self._pause_col = self.schema.by_target().get("pause_oracle")
+        self._freeze_col = self.schema.by_target().get("freeze_borrow")
         self.references = {"initial_collateral_asset": np.zeros(e), "initial_debt_usd": np.zeros(e)}
         """Per env, the values that relative lever bounds are multiples of (this episode's)."""
         self._levels = [(j, v.target) for j, v in enumerate(self.schema.levers) if not v.is_switch]
@@ -389,7 +391,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
     def _unpaused_price(self) -> np.ndarray | None:
         """Per env the price the oracle would report unpaused (the source price with the
         scenario's bias) where it is paused, NaN elsewhere; ``None`` when no env is paused."""
-        col = self.schema.by_target().get("pause_oracle")
+        col = self._pause_col
         if col is None or not self._switch[:, col].any():
             return None
         field = self.core.field
@@ -488,7 +490,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         """Borrowing the parameters allow now (USD): LTV times the collateral value, at most the
         borrow cap, none while new borrowing is frozen."""
         s = self.core.state
-        col = self.schema.by_target().get("freeze_borrow")
+        col = self._freeze_col
         frozen = 0.0 if col is None else self._switch[:, col]
         return steward_capacity(to_numpy(s.ltv), coll_value, to_numpy(s.borrow_cap_usd), dp, frozen)
 
