@@ -10,8 +10,9 @@ import numpy as np
 
 ENV_IDS = ("levgym/Governance-v0", "levgym/Liquidator-v1")
 WORKLOAD_ENV_IDS = (*ENV_IDS, "levgym/Governance-v1", "levgym/Liquidator-v0")
-"""The envs of the workload rows (Governance-v1, the benchmark's governance env, steps in Python
-over packed buffers; Liquidator-v0, one substep a step, measures the overhead)."""
+"""The envs of the workload rows (Governance-v1, the benchmark's governance env, steps with its
+two step kernels, :mod:`levgym.envs.steward_program`; Liquidator-v0, one substep a step,
+measures the overhead)."""
 ACTION_KINDS = ("zero", "random")
 """The actions of the workload rows: all zeros, or pre-drawn random samples of the action space
 (one per env per step, drawn before the clock starts)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.ops import abs_, clip, log, maximum, minimum, sqrt, where
+from ..engine.ops import abs_, and_, clip, log, maximum, minimum, not_, or_, sqrt, where
 from ..engine.rules import borrow_rate_apr, pool_price_usd, utilization
 
 Num = Any
@@ -176,6 +176,152 @@ def governance_book_features(
         slope1,
         slope2,
         time_left,
+    )
+
+
+# ----------------------------------------------------------------------------- the steward's levers
+# The rows of :class:`levgym.envs.steward.StewardSchema` (Governance-v1, PortfolioGovernance-v0):
+# one lever of one batch entry per call, on arrays (:meth:`StewardSchema.apply`) or compiled per
+# env in Governance-v1's step kernel (:mod:`levgym.envs.steward_program`).
+
+
+def steward_ready(now_h: Num, last_change_h: Num, on_since_h: Num, cooldown_h: Num) -> Num:
+    """Whether a lever may change now: its cool-down has passed since its last change, or it
+    is a switch that is on (``on_since_h`` not NaN: it may always go off)."""
+    return or_(now_h - last_change_h >= cooldown_h - 1e-9, on_since_h == on_since_h)
+
+
+def steward_switch(
+    value: Num, a: Num, now_h: Num, last_change_h: Num, on_since_h: Num, cooldown_h: Num,
+    deadband: Num, max_on_h: Num,
+) -> Num:  # fmt: skip
+    """A switch lever's new value (1 on, 0 off) after its action ``a``: on while ``a >
+    deadband``; it goes on only when ready (:func:`steward_ready`) and off by itself after
+    ``max_on_h`` hours on."""
+    was_on = value != 0.0
+    want_on = a > deadband
+    ready = steward_ready(now_h, last_change_h, on_since_h, cooldown_h)
+    expired = and_(was_on, now_h - on_since_h >= max_on_h - 1e-9)
+    on = where(was_on, and_(want_on, not_(expired)), and_(want_on, ready))
+    return where(on, 1.0, 0.0)
+
+
+def steward_level(
+    old: Num, a: Num, now_h: Num, last_change_h: Num, on_since_h: Num, cooldown_h: Num,
+    deadband: Num, step_up: Num, step_down: Num, relative: Num, low: Num, high: Num,
+) -> Num:  # fmt: skip
+    """A level lever's new value after its action ``a`` (clipped to ``[-1, 1]`` by the caller):
+    ``f = (|a| - deadband) / (1 - deadband)`` of the step up (``a > 0``) or down, times the
+    value when ``relative`` (non-zero), within ``[low, high]``; unchanged unless ready."""
+    ready = steward_ready(now_h, last_change_h, on_since_h, cooldown_h)
+    f = clip((abs_(a) - deadband) / (1.0 - deadband), 0.0, 1.0)
+    size = where(a > 0, step_up, -step_down) * f
+    delta = where(relative != 0.0, size * old, size)
+    moved = minimum(maximum(old + delta, low), high)
+    return where(and_(ready, f > 0), moved, old)
+
+
+def risk_projection(ltv: Num, lt: Num, bonus: Num, margin: float) -> tuple[Num, Num]:
+    """``(ltv, lt)`` projected so that ``LT * (1 + bonus) <= 1 - margin`` (LT gives way to the
+    bonus: liquidators stay paid) and ``LTV <= LT``."""
+    lt = minimum(lt, (1.0 - margin) / (1.0 + bonus))
+    return minimum(ltv, lt), lt
+
+
+def steward_changed(new: Num, old: Num, tol: Num) -> Num:
+    """Whether a lever moved: by more than ``tol`` relative to ``max(|old|, 1)``."""
+    return abs_(new - old) > tol * maximum(abs_(old), 1.0)
+
+
+def steward_cooldown_left(now_h: Num, last_change_h: Num, on_since_h: Num, cooldown_h: Num) -> Num:
+    """Share of a lever's cool-down still to run, in [0, 1] (0: ready; 0 while a switch is on)."""
+    left = cooldown_h - (now_h - last_change_h)
+    share = where(cooldown_h > 0, left / where(cooldown_h > 0, cooldown_h, 1.0), 0.0)
+    share = where(on_since_h == on_since_h, 0.0, share)
+    return clip(share, 0.0, 1.0)
+
+
+def lever_position(value: Num, low: Num, high: Num) -> Num:
+    """A level lever's value as its position within its bounds (0 low, 1 high; 0 if they meet)."""
+    span = high - low
+    return where(span > 0, (value - low) / where(span > 0, span, 1.0), 0.0)
+
+
+def steward_substep_flows(
+    revenue: Num, liquidated: Num, bad: Num, liq_loss: Num,
+    reserve_income0: Num, fee0: Num, repaid0: Num, bad_debt0: Num, seized0: Num,
+    reserve_income: Num, fee: Num, repaid: Num, bad_debt: Num, seized: Num, oracle: Num,
+    debt_price: Num,
+) -> tuple[Num, Num, Num, Num]:  # fmt: skip
+    """Governance-v1's running (revenue USD, debt liquidated USD, bad debt written off USD,
+    users' liquidation loss USD) after one substep: every debt-side amount in USD at this
+    substep's debt price (v0's :func:`governance_substep_flows` added reserve income in
+    debt-asset units to fees in USD)."""
+    repaid_usd = (repaid - repaid0) * debt_price
+    return (
+        revenue + ((reserve_income - reserve_income0) * debt_price + (fee - fee0)),
+        liquidated + repaid_usd,
+        bad + (bad_debt - bad_debt0) * debt_price,
+        liq_loss + ((seized - seized0) * oracle - repaid_usd),
+    )
+
+
+def steward_capacity(
+    ltv: Num, collateral_value: Num, borrow_cap: Num, debt_price: Num, frozen: Num
+) -> Num:
+    """Borrowing the parameters allow now (USD): LTV times the collateral value, at most the
+    borrow cap, none while new borrowing is frozen (``frozen`` non-zero)."""
+    cap = minimum(ltv * collateral_value, borrow_cap * debt_price)
+    return where(frozen != 0.0, 0.0, cap)
+
+
+def toxic_debt(
+    collateral: Num, debt: Num, oracle: Num, debt_price: Num, bonus: Num
+) -> tuple[Num, Num]:
+    """A position's debt value (USD) if it is toxic (collateral value at the oracle below ``1 +
+    bonus`` times the debt: a liquidation lowers its HF), else 0; and the same after a 10%
+    oracle fall."""
+    dv = debt * debt_price
+    cv = collateral * oracle
+    line = (1.0 + bonus) * dv
+    live = dv > 0
+    return where(and_(live, cv < line), dv, 0.0), where(and_(live, 0.9 * cv < line), dv, 0.0)
+
+
+def steward_book_features(
+    total_debt: Num, total_collateral: Num, debt_price: Num,
+    b_100: Num, b_105: Num, b_125: Num, b_150: Num, b_200: Num, b_shock10: Num, b_shock25: Num,
+    toxic: Num, toxic_10: Num, initial_collateral: Num, initial_debt: Num, supply_cap: Num,
+    borrow_cap: Num, bad_debt: Num, shortfall: Num, reserves: Num, tvl: Num,
+) -> tuple:  # fmt: skip
+    """Governance-v1's features 12-28 (``debt_hf_below_1`` .. ``reserves``) before clipping;
+    ``b_*`` are the debt (USD) below each health-factor threshold, ``toxic*`` the toxic debt
+    (USD, :func:`toxic_debt` summed)."""
+    debt_value = total_debt * debt_price
+    safe_debt = where(debt_value > 0, debt_value, 1.0)
+    s0 = _share(b_100, debt_value)
+    s1 = _share(b_105, debt_value)
+    s2 = _share(b_125, debt_value)
+    s3 = _share(b_150, debt_value)
+    s4 = _share(b_200, debt_value)
+    return (
+        s0,
+        s1 - s0,
+        s2 - s1,
+        s3 - s2,
+        s4 - s3,
+        where(debt_value > 0, 1.0 - s4, 0.0),
+        _share(b_shock10, debt_value),
+        _share(b_shock25, debt_value),
+        toxic / safe_debt,
+        toxic_10 / safe_debt,
+        total_collateral / where(initial_collateral > 0, initial_collateral, 1.0),
+        total_debt / where(initial_debt > 0, initial_debt, 1.0),
+        where(supply_cap > 0, total_collateral / where(supply_cap > 0, supply_cap, 1.0), 2.0),
+        where(borrow_cap > 0, total_debt / where(borrow_cap > 0, borrow_cap, 1.0), 2.0),
+        100.0 * bad_debt * debt_price / tvl,
+        100.0 * shortfall * debt_price / tvl,
+        100.0 * reserves * debt_price / tvl,
     )
 
 
@@ -343,6 +489,17 @@ __all__ = [
     "governance_market_features",
     "governance_reward",
     "governance_substep_flows",
+    "lever_position",
     "log_return",
+    "risk_projection",
+    "steward_book_features",
+    "steward_capacity",
+    "steward_changed",
+    "steward_cooldown_left",
+    "steward_level",
     "steward_projection",
+    "steward_ready",
+    "steward_substep_flows",
+    "steward_switch",
+    "toxic_debt",
 ]

@@ -3,23 +3,51 @@ parameters, circuit breakers) through persistent market regimes, a week at a tim
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..engine.backend import to_numpy
+from ..engine.fused import _params_packed
 from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
-from ..engine.rules import borrow_rate_apr, oracle_source, utilization
-from ..engine.schema import DRIVER_SCHEMA
+from ..engine.rules import oracle_source, pool_price_usd, underwater
+from ..engine.schema import DRIVER_SCHEMA, ENV_FIELDS, ORDER_FIELDS
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index
-from .formulas import governance_reward_mix
+from .formulas import (
+    governance_market_features,
+    governance_reward,
+    steward_book_features,
+    steward_capacity,
+    steward_substep_flows,
+    toxic_debt,
+)
 from .steward import GOVERNANCE_V1_SCHEMA, StewardClock, StewardSchema
+from .steward_program import STEWARD_COLUMNS, STEWARD_OUTPUTS, steward_finish, steward_step
 
 _BIAS_ROW = [f.name for f in DRIVER_SCHEMA].index("oracle_bias_frac")
+# the counters whose change over a substep makes the step's flows, in the order
+# steward_substep_flows takes them
+_FLOW_FIELDS = (
+    "reserve_income_usd",
+    "protocol_fee_usd",
+    "repaid_by_liquidators_usd",
+    "bad_debt_usd",
+    "seized_collateral_asset",
+)
+# v0's parameter keys of the info (those that are not levers: the state's values after the step)
+_V0_KEYS = ("ltv", "liquidation_threshold", "liquidation_bonus", "slope1_apr", "slope2_apr")
+# the state fields the frame reads
+_FEATURE_FIELDS = (
+    "fundamental_usd", "oracle_usd", "pool_asset", "pool_debt", "debt_price_usd", "supply_usd",
+    "base_rate_apr", "slope1_apr", "slope2_apr", "optimal_utilization_frac", "gas_gwei",
+    "initial_collateral_asset", "initial_debt_usd", "supply_cap_asset", "borrow_cap_usd",
+    "bad_debt_usd", "reserves_usd", "fundamental_start_usd",
+)  # fmt: skip
 
 # Health-factor thresholds: bucket edges, then the -10% and -25% liquidation lines (as v0).
 HF_EDGES = (1.0, 1.05, 1.25, 1.5, 2.0)
@@ -134,6 +162,9 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
     DEFAULT_SCENARIOS = DEFAULT_GOVERNANCE_V1_SCENARIOS
     TERMINAL_CAUSE = "insolvency"
     PACKED = True  # numba keeps the state in packed buffers between substeps (same numbers)
+    STEP_KERNEL: ClassVar[bool] = True
+    """On packed buffers, step with the step kernels (:mod:`levgym.envs.steward_program`: the
+    same numbers); ``False`` steps the engine substep by substep from Python."""
     SHARED_SETTABLE: ClassVar[tuple[str, ...]] = (
         "w_bad_debt",
         "w_liquidation",
@@ -235,9 +266,22 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         self._high = np.ones((e, nl))
         self.clock = StewardClock.new((e, nl))
         self._shortfall = np.zeros(e)
+        self._observed = False
+        self._targets = tuple(v.target for v in self.schema.levers)
+        self._pause_col = self.schema.by_target().get("pause_oracle")
+        self._freeze_col = self.schema.by_target().get("freeze_borrow")
         self.references = {"initial_collateral_asset": np.zeros(e), "initial_debt_usd": np.zeros(e)}
         """Per env, the values that relative lever bounds are multiples of (this episode's)."""
         self._levels = [(j, v.target) for j, v in enumerate(self.schema.levers) if not v.is_switch]
+        # the frame's columns of the levers' positions and of their cool-downs
+        self._lever_cols = np.array([self._fcol[v.name] for v in self.schema.levers])
+        self._cooldown_levers = np.array(
+            [j for j, v in enumerate(self.schema.levers) if v.cooldown_h > 0], dtype=np.int64
+        )
+        self._cooldown_cols = np.array(
+            [self._fcol[f"{self.schema.levers[j].name}_cooldown"] for j in self._cooldown_levers],
+            dtype=np.int64,
+        )
         self._switches = [(j, v.target) for j, v in enumerate(self.schema.levers) if v.is_switch]
         # starting parameters of absolute-bounded levers must lie within their bounds
         self._check_protocol(self.params.protocol)
@@ -333,20 +377,29 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         scenario's bias), so that a pause hides no loss."""
         core = self.core
         short = core.aggregates(self._thresholds).shortfall.copy()
-        col = self.schema.by_target().get("pause_oracle")
-        if col is None or not self._switch[:, col].any():
+        price = self._unpaused_price()
+        if price is None:
             return short
         s = core.state
-        paused = np.flatnonzero(self._switch[:, col] != 0.0)
-        w = self.params.market.oracle_pool_weight_frac
-        fund, pool = to_numpy(s.fundamental_usd), to_numpy(s.pool_price_usd)
-        price = oracle_source(fund, pool, w) * (1.0 + self._bias())
+        paused = np.flatnonzero(~np.isnan(price))
         c = to_numpy(s.collateral_asset)[paused]
         d = to_numpy(s.debt_usd)[paused]
         dp = to_numpy(s.debt_price_usd)[paused]
-        gap = np.maximum(d - c * (price[paused] / dp)[:, None], 0.0)
-        short[paused] = gap.sum(axis=1)
+        short[paused] = underwater(c, d, price[paused, None], dp[:, None]).sum(axis=1)
         return short
+
+    def _unpaused_price(self) -> np.ndarray | None:
+        """Per env the price the oracle would report unpaused (the source price with the
+        scenario's bias) where it is paused, NaN elsewhere; ``None`` when no env is paused."""
+        col = self._pause_col
+        if col is None or not self._switch[:, col].any():
+            return None
+        field = self.core.field
+        w = self.params.market.oracle_pool_weight_frac
+        fund = field("fundamental_usd")
+        pool = pool_price_usd(field("pool_asset"), field("pool_debt"), field("debt_price_usd"))
+        price = oracle_source(fund, pool, w) * (1.0 + self._bias())
+        return np.where(self._switch[:, col] != 0.0, price, np.nan)
 
     def _bias(self) -> np.ndarray:
         """The scenario's oracle bias in each env's last substep."""
@@ -356,6 +409,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
 
     # ------------------------------------------------------------------ dynamics
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        if self.STEP_KERNEL and self.core.packed is not None:
+            return self._advance_packed(actions)
         core = self.core
         shortfall0 = self._shortfall.copy()
         values = self.lever_values()
@@ -377,22 +432,12 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         liquidated = np.zeros(e)
         bad = np.zeros(e)
         for _ in range(self.substeps_per_step):
-            seized0 = fld("seized_collateral_asset").copy()
-            repaid0 = fld("repaid_by_liquidators_usd").copy()
-            reserve0 = fld("reserve_income_usd").copy()
-            fee0 = fld("protocol_fee_usd").copy()
-            bad_0 = fld("bad_debt_usd").copy()
+            flows0 = [fld(k).copy() for k in _FLOW_FIELDS]
             core.substep(orders)
-            dp = fld("debt_price_usd")
-            # every debt-side amount in USD at this substep's debt price (v0 added reserve
-            # income in debt-asset units to fees in USD)
-            revenue += (fld("reserve_income_usd") - reserve0) * dp + (
-                fld("protocol_fee_usd") - fee0
-            )
-            repaid = (fld("repaid_by_liquidators_usd") - repaid0) * dp
-            liquidated += repaid
-            bad += (fld("bad_debt_usd") - bad_0) * dp
-            liq_loss += (fld("seized_collateral_asset") - seized0) * fld("oracle_usd") - repaid
+            revenue, liquidated, bad, liq_loss = steward_substep_flows(
+                revenue, liquidated, bad, liq_loss, *flows0, *(fld(k) for k in _FLOW_FIELDS),
+                fld("oracle_usd"), fld("debt_price_usd"),
+            )  # fmt: skip
         s = core.state
 
         agg = core.aggregates(self._thresholds)
@@ -400,17 +445,16 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         tvl = to_numpy(s.initial_collateral_asset * s.fundamental_start_usd)
         shortfall = self._shortfall_now()
         self._shortfall = shortfall
-        # economic bad debt: written off plus the change in the underwater shortfall
-        economic_bad = bad + (shortfall - shortfall0) * dp
         coll_value = agg.total_collateral_asset * to_numpy(s.oracle_usd)
-        capacity = self._capacity(coll_value, dp) * (self.step_h / HOURS_PER_YEAR)
-        reward, r_rev, r_bad, r_liq, r_eff = governance_reward_mix(
-            revenue, economic_bad, liq_loss, capacity, tvl, self.w_bad_debt,
-            self.w_liquidation, self.w_efficiency, self.reward_scale,
+        # the capacity is the levers' (LTV times the collateral, capped, none while frozen):
+        # the reward's LTV factor is 1
+        reward, r_rev, r_bad, r_liq, r_eff, economic_bad, capacity, lender_loss, _, terminated = (
+            governance_reward(
+                revenue, bad, shortfall, shortfall0, dp, liq_loss, 1.0,
+                self._capacity(coll_value, dp), tvl, to_numpy(s.lender_loss_usd),
+                to_numpy(s.reserves_usd), *self._weights(),
+            )
         )  # fmt: skip
-        lender_loss = to_numpy(s.lender_loss_usd) * dp
-        uncovered = np.maximum(shortfall * dp - to_numpy(s.reserves_usd) * dp, 0.0)
-        terminated = lender_loss + uncovered > self.insolvency_tolerance_frac * tvl
         info = {
             "revenue_usd": revenue,
             "revenue_value_usd": revenue,
@@ -446,87 +490,167 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         """Borrowing the parameters allow now (USD): LTV times the collateral value, at most the
         borrow cap, none while new borrowing is frozen."""
         s = self.core.state
-        cap = to_numpy(s.ltv) * coll_value
-        cap = np.minimum(cap, to_numpy(s.borrow_cap_usd) * dp)
-        col = self.schema.by_target().get("freeze_borrow")
-        if col is not None:
-            cap = np.where(self._switch[:, col] != 0.0, 0.0, cap)
-        return cap
+        col = self._freeze_col
+        frozen = 0.0 if col is None else self._switch[:, col]
+        return steward_capacity(to_numpy(s.ltv), coll_value, to_numpy(s.borrow_cap_usd), dp, frozen)
+
+    def _weights(self) -> tuple[float, ...]:
+        """The reward's constants in the order :func:`governance_reward` takes them."""
+        return (
+            self.step_h / HOURS_PER_YEAR, self.w_bad_debt, self.w_liquidation,
+            self.w_efficiency, self.reward_scale, self.insolvency_tolerance_frac,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ the step kernels
+    def _kernel_buffers(self) -> None:
+        """Scratch and constants of the step kernels (made once, on the first packed step)."""
+        nl = len(self.schema.levers)
+        self._step_kernel_buffers(len(STEWARD_OUTPUTS) + nl, (1.0, 24.0))
+        s = self.substeps_per_step
+        self._k_ratios = np.ones((self.num_envs, s + 2))
+        self._k_logs = np.zeros((self.num_envs, s + 2))
+        self._k_table = self.schema.table()
+        rows = []
+        for v in self.schema.levers:
+            rows.append((ORDER_FIELDS if v.is_switch else ENV_FIELDS).index(v.target))
+        self._k_rows = np.array(rows, dtype=np.int64)
+        by_target = self.schema.by_target()
+        self._k_cols = np.array([by_target.get(n, -1) for n in STEWARD_COLUMNS], dtype=np.int64)
+        self._k_no_price = np.full(self.num_envs, np.nan)
+        # the info's keys in the array path's order, each with its row of the output
+        names = list(STEWARD_OUTPUTS[2:])
+        names.insert(1, "revenue_value_usd")  # the revenue, valued in USD (as revenue_usd)
+        key_rows = [STEWARD_OUTPUTS.index(n) for n in names if n != "revenue_value_usd"]
+        key_rows.insert(1, STEWARD_OUTPUTS.index("revenue_usd"))
+        self._k_keys = (*names, *self._targets)
+        self._k_key_rows = np.array(
+            key_rows + [len(STEWARD_OUTPUTS) + j for j in range(nl)], dtype=np.int64
+        )
+        self._k_extra = tuple(n for n in _V0_KEYS if n not in self._targets)
+        self._k_lags = np.ascontiguousarray(self._lags, dtype=np.int64)
+        self._k_frame_low = np.ascontiguousarray(self._frame_low)
+        self._k_frame_high = np.ascontiguousarray(self._frame_high)
+
+    def _kernel_constants(self) -> np.ndarray:
+        """The steward's constants (:data:`STEWARD_CONSTANTS`; remade when a weight changes)."""
+        cached = getattr(self, "_k_sc", None)
+        if cached is None or cached[0] != self.weights_version:
+            sc = np.array(
+                [self.step_h, self.schema.margin, self.schema.on_target_tol, *self._weights()]
+            )
+            cached = self._k_sc = (self.weights_version, sc)
+        return cached[1]
+
+    def _advance_packed(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """:meth:`_advance` and the next :meth:`_observe` in two kernel calls (backend numba)."""
+        core = self.core
+        p, tr = core.packed, core.tracker
+        if not hasattr(self, "_k_ic"):
+            self._kernel_buffers()
+        ic, fc, sc = self._k_ic, self._k_fc, self._kernel_constants()
+        ic[1] = p.substep_index % ic[2]
+        ic[3] = tr.pos
+        fc[0] = p.time_h
+        out = self._k_out
+        clock = self.clock
+        t0 = time.perf_counter()
+        steward_step(
+            p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
+            self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
+            self._k_rounds, self._k_step_rounds, tr.prices, tr.max_fundamental, tr.filled, ic,
+            fc, sc, actions, self._switch, clock.last_change_h, clock.on_since_h, self._low,
+            self._high, self._k_table, self._k_rows, self._k_cols, self._episode_length,
+            self._k_ratios, out, self._k_parallel,
+        )  # fmt: skip
+        core.engine_seconds += time.perf_counter() - t0
+        h = self.params.run.substep_h
+        for _ in range(self.substeps_per_step):
+            p.time_h = p.time_h + h  # as the kernel's clock and the engine's substep add it
+        p.substep_index += self.substeps_per_step
+        tr.pos = (tr.pos + self.substeps_per_step) % tr.length
+        core.changed()
+        core.count_rounds(self._k_step_rounds, self.substeps_per_step)
+        # the tracker's logarithms with numpy (as its array path takes them), then the rest
+        np.log(self._k_ratios, out=self._k_logs)
+        price = self._unpaused_price()
+        self._finish(self.substeps_per_step, True, self._k_no_price if price is None else price, 1)
+        self._observed = True
+        rows = out.copy()
+        extra = self._k_extra
+        if self.scalar_info:  # a single env: its info values as Python floats, in one call
+            info = dict(zip(self._k_keys, rows[self._k_key_rows, 0].tolist(), strict=True))
+            for n in extra:
+                info[n] = core.field(n).item(0)
+        else:
+            info = dict(zip(self._k_keys, rows[self._k_key_rows], strict=True))
+            for n in extra:
+                info[n] = core.field(n).copy()
+        return rows[0], rows[1] != 0.0, info
+
+    def _finish(self, nsub: int, step: bool, price: np.ndarray, offset: int) -> None:
+        p, tr = self.core.packed, self.core.tracker
+        clock = self.clock
+        steward_finish(
+            p.env, p.posf, self.core.t, tr.prices, tr._var, tr.max_fundamental, self._k_ic,
+            self._k_fc, self._kernel_constants(), self._k_thresholds, self._k_logs, nsub,
+            step, price, self._shortfall, self._switch, clock.last_change_h,
+            clock.on_since_h, self._low, self._high, self._k_table, self._k_rows,
+            self._k_cols, self._episode_length, offset, self._frame, self._frames,
+            self._k_lags, self._k_frame_low, self._k_frame_high, self._obs, self._k_out,
+            self._k_parallel,
+        )  # fmt: skip
+
+    def _observe_packed(self) -> None:
+        """:meth:`_observe` with the finishing kernel (backend numba)."""
+        if not hasattr(self, "_k_ic"):
+            self._kernel_buffers()
+        tr = self.core.tracker
+        f = tr.fundamental
+        pos = tr.pos
+        ratios = self._k_ratios[:, :2]
+        np.divide(f[:, pos], f[:, (pos - tr.lag(1.0)) % tr.length], out=ratios[:, 0])
+        np.divide(f[:, pos], f[:, (pos - tr.lag(24.0)) % tr.length], out=ratios[:, 1])
+        np.log(ratios, out=self._k_logs[:, :2])
+        self._finish(0, False, self._k_no_price, 0)
 
     # ------------------------------------------------------------------ observation
     def _observe(self) -> None:
+        if self._observed:  # the step kernel has written this step's observation
+            self._observed = False
+            return
+        if self.STEP_KERNEL and self.core.packed is not None:
+            self._observe_packed()
+            return
         core = self.core
         s = core.state
         tr = core.tracker
         agg = core.aggregates(self._thresholds)
-        f, c = self._frame, self._fcol
-        oracle = to_numpy(s.oracle_usd)
-        fund = to_numpy(s.fundamental_usd)
-        dp = to_numpy(s.debt_price_usd)
+        f = self._frame
+        g = {name: to_numpy(getattr(s, name)) for name in _FEATURE_FIELDS}
+        dp = g["debt_price_usd"]
         total_debt, total_coll = agg.total_debt, agg.total_collateral_asset
-        coll_value = total_coll * oracle
-        debt_value = total_debt * dp
-        safe_debt = np.where(debt_value > 0, debt_value, 1.0)
-        tvl = to_numpy(s.initial_collateral_asset * s.fundamental_start_usd)
-        share = agg.debt_below_usd / safe_debt[:, None]
-        share[debt_value <= 0] = 0.0
-        k = len(HF_EDGES)
-        supply = to_numpy(s.supply_usd)
-        util = to_numpy(utilization(total_debt, supply))
-        rate = borrow_rate_apr(
-            util,
-            to_numpy(s.base_rate_apr),
-            to_numpy(s.slope1_apr),
-            to_numpy(s.slope2_apr),
-            to_numpy(s.optimal_utilization_frac),
-        )
-        f[:, c["return_1h"]] = 10.0 * tr.log_return(1.0)
-        f[:, c["return_24h"]] = 10.0 * tr.log_return(24.0)
-        f[:, c["vol_short"]] = tr.vol_annual("short")
-        f[:, c["vol_long"]] = tr.vol_annual("long")
-        f[:, c["drawdown"]] = tr.drawdown()
-        f[:, c["oracle_deviation"]] = 10.0 * (oracle / fund - 1.0)
-        f[:, c["pool_deviation"]] = 10.0 * (to_numpy(s.pool_price_usd) / fund - 1.0)
-        f[:, c["pool_depth"]] = (
-            to_numpy(s.pool_debt) * dp / np.where(coll_value > 0, coll_value, 1.0)
-        )
-        f[:, c["gas"]] = to_numpy(s.gas_gwei) / 100.0
-        f[:, c["utilization"]] = util
-        f[:, c["borrow_rate"]] = rate
-        f[:, c["aggregate_ltv"]] = debt_value / np.where(coll_value > 0, coll_value, 1.0)
-        f[:, c["debt_hf_below_1"]] = share[:, 0]
-        for j, name in enumerate(
-            ("debt_hf_1_105", "debt_hf_105_125", "debt_hf_125_150", "debt_hf_150_200")
-        ):
-            f[:, c[name]] = share[:, j + 1] - share[:, j]
-        f[:, c["debt_hf_above_200"]] = np.where(debt_value > 0, 1.0 - share[:, k - 1], 0.0)
-        f[:, c["debt_liquidatable_10"]] = share[:, k]
-        f[:, c["debt_liquidatable_25"]] = share[:, k + 1]
-        toxic, toxic_10 = self._toxic_shares(safe_debt)
-        f[:, c["debt_toxic"]] = toxic
-        f[:, c["debt_toxic_10"]] = toxic_10
-        init_c, init_d = to_numpy(s.initial_collateral_asset), to_numpy(s.initial_debt_usd)
-        f[:, c["collateral_growth"]] = total_coll / np.where(init_c > 0, init_c, 1.0)
-        f[:, c["debt_growth"]] = total_debt / np.where(init_d > 0, init_d, 1.0)
-        scap, bcap = to_numpy(s.supply_cap_asset), to_numpy(s.borrow_cap_usd)
-        f[:, c["supply_cap_use"]] = np.where(
-            scap > 0, total_coll / np.where(scap > 0, scap, 1.0), 2.0
-        )
-        f[:, c["borrow_cap_use"]] = np.where(
-            bcap > 0, total_debt / np.where(bcap > 0, bcap, 1.0), 2.0
-        )
-        f[:, c["bad_debt"]] = 100.0 * to_numpy(s.bad_debt_usd) * dp / tvl
-        f[:, c["shortfall"]] = 100.0 * self._shortfall * dp / tvl
-        f[:, c["reserves"]] = 100.0 * to_numpy(s.reserves_usd) * dp / tvl
+        market = governance_market_features(
+            tr.log_return(1.0), tr.log_return(24.0), tr.var_short, tr.var_long, tr.max_fundamental, tr.substeps_per_year, g["fundamental_usd"],
+            g["oracle_usd"], g["pool_asset"], g["pool_debt"], dp, total_debt, total_coll,
+            g["supply_usd"], g["base_rate_apr"], g["slope1_apr"], g["slope2_apr"],
+            g["optimal_utilization_frac"],
+        )  # fmt: skip
+        toxic, toxic_10 = self._toxic_debt()
+        book = steward_book_features(
+            total_debt, total_coll, dp, *agg.debt_below_usd.T, toxic, toxic_10,
+            g["initial_collateral_asset"], g["initial_debt_usd"], g["supply_cap_asset"],
+            g["borrow_cap_usd"], g["bad_debt_usd"], self._shortfall, g["reserves_usd"],
+            g["initial_collateral_asset"] * g["fundamental_start_usd"],
+        )  # fmt: skip
+        # the frame: market features 0-7, gas, market 8-10, the book, the levers, time left
+        for j, v in enumerate((*market[:8], g["gas_gwei"] / 100.0, *market[8:], *book)):
+            f[:, j] = v
         values = self.lever_values()
-        span = self._high - self._low
-        pos = np.where(span > 0, (values - self._low) / np.where(span > 0, span, 1.0), 0.0)
-        left = self.schema.cooldown_left(self.clock, self._now_h())
-        for j, v in enumerate(self.schema.levers):
-            f[:, c[v.name]] = values[:, j] if v.is_switch else pos[:, j]
-            if v.cooldown_h > 0:
-                f[:, c[f"{v.name}_cooldown"]] = left[:, j]
-        f[:, c["time_left"]] = 1.0 - core.t / core.horizon_substeps
+        now = self._now_h()
+        f[:, self._lever_cols] = self.schema.positions(values, self._low, self._high)
+        left = self.schema.cooldown_left(self.clock, now)
+        f[:, self._cooldown_cols] = left[:, self._cooldown_levers]
+        f[:, -1] = 1.0 - core.t / core.horizon_substeps
         np.clip(f, self._frame_low, self._frame_high, out=f)
         np.copyto(f, 0.0, where=np.isnan(f))
         # the history: frame of step t at ring slot t % R; a new episode fills every slot
@@ -550,21 +674,17 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
     def _frame_high(self) -> np.ndarray:
         return self._obs_high[: len(self.FRAME_FEATURES)]
 
-    def _toxic_shares(self, safe_debt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Share of debt in toxic positions (collateral value at the oracle below ``1 + bonus``
+    def _toxic_debt(self) -> tuple[np.ndarray, np.ndarray]:
+        """Debt (USD) in toxic positions (collateral value at the oracle below ``1 + bonus``
         times the debt, where a liquidation lowers the HF: Warmuz et al. 2022) now and after a
-        10% oracle fall."""
+        10% oracle fall (:func:`levgym.envs.formulas.toxic_debt` summed over positions)."""
         s = self.core.state
-        c = to_numpy(s.collateral_asset)
-        d = to_numpy(s.debt_usd)
-        dp = to_numpy(s.debt_price_usd)[:, None]
-        cv = c * to_numpy(s.oracle_usd)[:, None]
-        dv = d * dp
-        line = (1.0 + to_numpy(s.liquidation_bonus))[:, None] * dv
-        live = dv > 0
-        toxic = np.where(live & (cv < line), dv, 0.0).sum(axis=1)
-        toxic_10 = np.where(live & (0.9 * cv < line), dv, 0.0).sum(axis=1)
-        return toxic / safe_debt, toxic_10 / safe_debt
+        toxic, toxic_10 = toxic_debt(
+            to_numpy(s.collateral_asset), to_numpy(s.debt_usd),
+            to_numpy(s.oracle_usd)[:, None], to_numpy(s.debt_price_usd)[:, None],
+            to_numpy(s.liquidation_bonus)[:, None],
+        )  # fmt: skip
+        return toxic.sum(axis=1), toxic_10.sum(axis=1)
 
     def _reset_info(self, info: dict[str, Any]) -> None:
         # the two fields, not core.state (in packed mode a copy of the whole batch's state)

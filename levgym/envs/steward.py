@@ -30,8 +30,20 @@ import numpy as np
 from ..engine.orders import SWITCHES
 from ..engine.schema import PARAM_FIELDS
 from .features import Feature
+from .formulas import (
+    lever_position,
+    risk_projection,
+    steward_changed,
+    steward_cooldown_left,
+    steward_level,
+    steward_ready,
+    steward_switch,
+)
 
 KINDS = ("level", "switch")
+LEVER_COLUMNS = ("switch", "cooldown_h", "deadband", "step_up", "step_down", "relative", "max_on_h")
+"""The columns of :meth:`StewardSchema.table` (one row per lever; ``switch`` and ``relative``
+are 0 / 1)."""
 
 RESERVE_TARGETS = (
     "liquidation_threshold",
@@ -176,11 +188,9 @@ def _per_lever(now_h: Any) -> np.ndarray:
     return now[..., None] if now.ndim else now
 
 
-def project_risk(ltv: Any, lt: Any, bonus: Any, margin: float) -> tuple[Any, Any]:
-    """``(ltv, lt)`` projected so that ``LT * (1 + bonus) <= 1 - margin`` (LT gives way to the
-    bonus: liquidators stay paid) and ``LTV <= LT``."""
-    lt = np.minimum(lt, (1.0 - margin) / (1.0 + bonus))
-    return np.minimum(ltv, lt), lt
+project_risk = risk_projection
+"""``(ltv, lt)`` projected so that ``LT * (1 + bonus) <= 1 - margin`` (LT gives way to the
+bonus: liquidators stay paid) and ``LTV <= LT`` (:func:`levgym.envs.formulas.risk_projection`)."""
 
 
 @dataclass(frozen=True)
@@ -293,16 +303,31 @@ class StewardSchema:
         """Whether each lever may change now ``[..., L]`` (its cool-down has passed; a switch
         that is on may always go off). ``now_h``: a number, or the time of each batch entry."""
         cool = np.array([v.cooldown_h for v in self.levers])
-        now = _per_lever(now_h)
-        return (now - clock.last_change_h >= cool - 1e-9) | ~np.isnan(clock.on_since_h)
+        return steward_ready(_per_lever(now_h), clock.last_change_h, clock.on_since_h, cool)
 
     def cooldown_left(self, clock: StewardClock, now_h: Any) -> np.ndarray:
         """Share of each lever's cool-down still to run ``[..., L]`` in [0, 1] (0: ready)."""
         cool = np.array([v.cooldown_h for v in self.levers])
-        left = cool - (_per_lever(now_h) - clock.last_change_h)
-        share = np.where(cool > 0, left / np.where(cool > 0, cool, 1.0), 0.0)
-        share = np.where(np.isnan(clock.on_since_h), share, 0.0)
-        return np.clip(share, 0.0, 1.0)
+        return steward_cooldown_left(_per_lever(now_h), clock.last_change_h, clock.on_since_h, cool)
+
+    def positions(self, values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Each level lever's value as its position within its bounds ``[..., L]`` (0 low,
+        1 high); switches keep their value (0 / 1)."""
+        return np.where(self.level_columns, lever_position(values, low, high), values)
+
+    def table(self) -> np.ndarray:
+        """The levers as the rows of a float64 array ``[L, len(LEVER_COLUMNS)]`` (what a
+        compiled step reads: :data:`LEVER_COLUMNS`)."""
+        return np.array(
+            [
+                [
+                    float(v.is_switch), v.cooldown_h, v.deadband, v.step_up, v.step_down,
+                    float(v.relative), v.max_on_h,
+                ]
+                for v in self.levers
+            ],
+            dtype=np.float64,
+        ).reshape(len(self.levers), len(LEVER_COLUMNS))  # fmt: skip
 
     def apply(
         self,
@@ -326,25 +351,18 @@ class StewardSchema:
         now = np.asarray(now_h, dtype=np.float64)
         old = np.asarray(values, dtype=np.float64)
         new = old.copy()
-        ready = self.ready(clock, now_h)
+        last, since = clock.last_change_h, clock.on_since_h
         for j, v in enumerate(self.levers):
-            aj = a[..., j]
+            clock_j = (now, last[..., j], since[..., j], v.cooldown_h, v.deadband)
             if v.is_switch:
-                was_on = old[..., j] != 0.0
-                want_on = aj > v.deadband
-                expired = was_on & (now - clock.on_since_h[..., j] >= v.max_on_h - 1e-9)
-                on = np.where(was_on, want_on & ~expired, want_on & ready[..., j])
-                new[..., j] = on.astype(np.float64)
-                continue
-            f = np.clip((np.abs(aj) - v.deadband) / (1.0 - v.deadband), 0.0, 1.0)
-            up = aj > 0
-            size = np.where(up, v.step_up, -v.step_down) * f
-            delta = size * old[..., j] if v.relative else size
-            moved = np.clip(old[..., j] + delta, low[..., j], high[..., j])
-            new[..., j] = np.where(ready[..., j] & (f > 0), moved, old[..., j])
+                new[..., j] = steward_switch(old[..., j], a[..., j], *clock_j, v.max_on_h)
+            else:
+                new[..., j] = steward_level(
+                    old[..., j], a[..., j], *clock_j, v.step_up, v.step_down,
+                    float(v.relative), low[..., j], high[..., j],
+                )  # fmt: skip
         self._project(new, fixed or {})
-        tol = self.on_target_tol * np.maximum(np.abs(old), 1.0)
-        changed = np.abs(new - old) > tol
+        changed = steward_changed(new, old, self.on_target_tol)
         stamp = np.broadcast_to(_per_lever(now_h), changed.shape)
         clock.last_change_h[changed] = stamp[changed]
         switch = ~self.level_columns

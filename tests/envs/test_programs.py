@@ -47,7 +47,7 @@ def _run(cls: type, backend: str, steps: int, horizon_h: float) -> list:
     ("cls", "horizon_h"),
     [
         (GovernanceVectorEnv, 4.0),
-        (GovernanceV1VectorEnv, 12.0),  # packed buffers, its step still in Python
+        (GovernanceV1VectorEnv, 12.0),  # its two step kernels (levgym.envs.steward_program)
         (LiquidatorVectorEnv, 1.0),
         (LiquidatorV0VectorEnv, 1.0),
         (LiquidatorV2VectorEnv, 1.0),
