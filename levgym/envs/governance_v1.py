@@ -582,7 +582,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         values = self.lever_values()[env]
         levers = " ".join(f"{v.name} {values[j]:.4g}" for j, v in enumerate(self.schema.levers))
         return (
-            f"Governance-v1 env {env} [{self.core.scenario_of(env)}] step "
+            f"{self.env_id.split('/')[1]} env {env} [{self.core.scenario_of(env)}] step "
             f"{int(self._episode_length[env])}/{self.max_steps}: price {g(s.fundamental_usd):.1f} "
             f"oracle {g(s.oracle_usd):.1f} | {levers} | liquidations {g(s.liquidations):.0f} "
             f"bad debt {100 * g(s.bad_debt_usd) / tvl:.3f}% TVL | return "
