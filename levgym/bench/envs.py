@@ -231,6 +231,44 @@ def episode_start_cost(
     }
 
 
+def starting_book_edge(
+    env_id: str,
+    num_envs: int = 256,
+    num_positions: int = 64,
+    seed: int = 0,
+    falls: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20, 0.30),
+    **env_kwargs: Any,
+) -> dict[str, Any]:
+    """How close to liquidation the books of ``num_envs`` first episodes of ``env_id`` start
+    (seeded ``seed``): the share of their debt (all books together) that an oracle fall of each
+    of ``falls`` makes liquidatable (health factor below ``1 / (1 - fall)``), active slots and
+    debt per book. Compares fresh books with warmed ones (``levgym/Governance-v2``)."""
+    import gymnasium as gym
+
+    import levgym.envs  # noqa: F401  (registers the ids)
+
+    from ..simulation import health_factors
+
+    venv = gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+        num_positions=num_positions, **env_kwargs,
+    )  # fmt: skip
+    try:
+        venv.reset(seed=seed)
+        state = venv.core.state.to_numpy()
+    finally:
+        venv.close()
+    hf, debt = health_factors(state)
+    out: dict[str, Any] = {"env": env_id.split("/", 1)[1], "num_envs": num_envs}
+    for fall in falls:
+        out[f"liquidatable_after_{100 * fall:g}pct_fall_frac"] = float(
+            debt[hf < 1.0 / (1.0 - fall)].sum() / debt.sum()
+        )
+    out["active_slots_mean"] = float(state.active.sum(axis=1).mean())
+    out["debt_per_book_usd"] = float(state.debt_usd.sum(axis=1).mean())
+    return out
+
+
 def sb3_env_rate(
     env_id: str, num_envs: int, num_positions: int, steps: int, backend: str, seed: int = 0
 ) -> dict[str, Any]:
@@ -365,6 +403,7 @@ __all__ = [
     "ENV_IDS",
     "WORKLOAD_ENV_IDS",
     "episode_start_cost",
+    "starting_book_edge",
     "envs_available",
     "ppo_env_share",
     "sb3_env_rate",
