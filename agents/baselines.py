@@ -65,13 +65,20 @@ GOVERNANCE_ID = "levgym/Governance-v0"
 GOVERNANCE_V1_ID = "levgym/Governance-v1"
 LIQUIDATOR_ID = "levgym/Liquidator-v1"
 LIQUIDATOR_V2_ID = "levgym/Liquidator-v2"
+# the warm-book ids: v1 / v2 whose episodes start from warmed books (the same spaces and rules)
+GOVERNANCE_V2_ID = "levgym/Governance-v2"
+LIQUIDATOR_V3_ID = "levgym/Liquidator-v3"
+HEDGE_ON_INVENTORY_IDS = (LIQUIDATOR_V2_ID, LIQUIDATOR_V3_ID)
+"""The liquidator ids whose hedge action is a correction around a short of the inventory."""
 PORTFOLIO_ID = "levgym/PortfolioGovernance-v0"
 HEDGER_ID = "levgym/CrossProtocolHedger-v0"
 ENV_IDS = (
     GOVERNANCE_ID,
     GOVERNANCE_V1_ID,
+    GOVERNANCE_V2_ID,
     LIQUIDATOR_ID,
     LIQUIDATOR_V2_ID,
+    LIQUIDATOR_V3_ID,
     PORTFOLIO_ID,
     HEDGER_ID,
 )
@@ -412,8 +419,10 @@ class RandomPolicy(BaselinePolicy):
         spaces_of = {
             GOVERNANCE_ID: (GOVERNANCE_FEATURES, GOVERNANCE_ACTIONS),
             GOVERNANCE_V1_ID: (GovernanceV1VectorEnv.FEATURES, GovernanceV1VectorEnv.ACTIONS),
+            GOVERNANCE_V2_ID: (GovernanceV1VectorEnv.FEATURES, GovernanceV1VectorEnv.ACTIONS),
             LIQUIDATOR_ID: (LIQUIDATOR_FEATURES, LIQUIDATOR_ACTIONS),
             LIQUIDATOR_V2_ID: (LIQUIDATOR_FEATURES, LIQUIDATOR_V2_ACTIONS),
+            LIQUIDATOR_V3_ID: (LIQUIDATOR_FEATURES, LIQUIDATOR_V2_ACTIONS),
             PORTFOLIO_ID: (
                 PortfolioGovernanceVectorEnv.FEATURES,
                 PortfolioGovernanceVectorEnv.ACTIONS,
@@ -986,10 +995,9 @@ class LiquidatorBaseline(BaselinePolicy):
             raise ValueError(
                 f"max_hedge_ratio={max_hedge_ratio!r} is out of range; allowed a finite number >= 0"
             )
-        if env_id not in (LIQUIDATOR_ID, LIQUIDATOR_V2_ID):
-            raise ValueError(
-                f"env_id={env_id!r} is unknown; allowed {LIQUIDATOR_ID} or {LIQUIDATOR_V2_ID}"
-            )
+        allowed = (LIQUIDATOR_ID, *HEDGE_ON_INVENTORY_IDS)
+        if env_id not in allowed:
+            raise ValueError(f"env_id={env_id!r} is unknown; allowed {', '.join(allowed)}")
         if not (np.isfinite(max_hedge_deviation) and 0 <= max_hedge_deviation <= 1):
             raise ValueError(
                 f"max_hedge_deviation={max_hedge_deviation!r} is out of range; allowed [0, 1]"
@@ -997,7 +1005,7 @@ class LiquidatorBaseline(BaselinePolicy):
         self.max_hedge_ratio = float(max_hedge_ratio)
         self.max_hedge_deviation = float(max_hedge_deviation)
         self.env_id = env_id  # type: ignore[misc]
-        if env_id == LIQUIDATOR_V2_ID:
+        if env_id in HEDGE_ON_INVENTORY_IDS:
             self.ACTIONS = LIQUIDATOR_V2_ACTIONS  # type: ignore[misc]
 
     def hedge_action(self, held: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -1008,7 +1016,7 @@ class LiquidatorBaseline(BaselinePolicy):
         clipped to ``[-1, 1]`` (``a = 0``: a short of all the inventory; none held: ``a = 0``,
         which shorts nothing)."""
         c = self.col
-        if self.env_id == LIQUIDATOR_V2_ID:
+        if self.env_id in HEDGE_ON_INVENTORY_IDS:
             inv = obs[:, c["inventory"]]
             factor = np.where(inv > 0, held / np.where(inv > 0, inv, 1.0), 1.0)
             dev = self.max_hedge_deviation
@@ -1209,6 +1217,8 @@ BASELINES: dict[str, dict[str, type[BaselinePolicy]]] = {
     },
 }
 BASELINES[LIQUIDATOR_V2_ID] = BASELINES[LIQUIDATOR_ID]
+BASELINES[LIQUIDATOR_V3_ID] = BASELINES[LIQUIDATOR_ID]
+BASELINES[GOVERNANCE_V2_ID] = BASELINES[GOVERNANCE_V1_ID]
 BASELINES[HEDGER_ID] = {
     "hold": HoldHedger,
     "threshold_rebalancer": ThresholdRebalancer,

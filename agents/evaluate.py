@@ -23,15 +23,22 @@ SUITE_DIR = config_dir("suites")
 ENV_IDS = (
     "levgym/Governance-v0",
     "levgym/Governance-v1",
+    "levgym/Governance-v2",
     "levgym/Liquidator-v1",
     "levgym/Liquidator-v2",
+    "levgym/Liquidator-v3",
     "levgym/PortfolioGovernance-v0",
     "levgym/CrossProtocolHedger-v0",
 )
 """The env ids evaluate knows (their per-episode metrics are ``levgym.results.METRICS``)."""
 
-SUITE_FALLBACK = {"levgym/Liquidator-v2": "levgym/Liquidator-v1"}
-"""The suite entry an env id without its own uses (same scenarios, settings and seeds)."""
+SUITE_FALLBACK = {
+    "levgym/Liquidator-v2": "levgym/Liquidator-v1",
+    "levgym/Liquidator-v3": "levgym/Liquidator-v1",
+    "levgym/Governance-v2": "levgym/Governance-v1",
+}
+"""The suite entry an env id without its own uses (same scenarios, settings and seeds; the
+warm-book ids keep their warm books, which the entry's ``env_kwargs`` do not name)."""
 
 # Per-episode metrics, by env (units and meanings in levgym.results).
 GOVERNANCE_METRICS = METRICS["levgym/Governance-v0"]
@@ -75,8 +82,8 @@ class Suite:
 
     def for_env(self, env_id: str) -> EnvSuite:
         """The env's entry; a suite without one for a newer version of an env it has uses that
-        env's entry (:data:`SUITE_FALLBACK`: Liquidator-v2 is evaluated on Liquidator-v1's
-        scenarios and ``env_kwargs``)."""
+        env's entry (:data:`SUITE_FALLBACK`: Liquidator-v2 and -v3 are evaluated on
+        Liquidator-v1's scenarios and ``env_kwargs``, Governance-v2 on Governance-v1's)."""
         if env_id not in self.envs and SUITE_FALLBACK.get(env_id) in self.envs:
             return self.envs[SUITE_FALLBACK[env_id]]
         if env_id not in self.envs:
@@ -149,17 +156,20 @@ def make_eval_env(env_id: str, scenario: str, episodes: int, env_kwargs: dict[st
     from levgym.envs import (
         CrossProtocolHedgerVectorEnv,
         GovernanceV1VectorEnv,
+        GovernanceV2VectorEnv,
         GovernanceVectorEnv,
         LiquidatorVectorEnv,
         PortfolioGovernanceVectorEnv,
     )
-    from levgym.envs.liquidator import LiquidatorV2VectorEnv
+    from levgym.envs.liquidator import LiquidatorV2VectorEnv, LiquidatorV3VectorEnv
 
     classes = {
         "levgym/Governance-v0": GovernanceVectorEnv,
         "levgym/Governance-v1": GovernanceV1VectorEnv,
+        "levgym/Governance-v2": GovernanceV2VectorEnv,
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
         "levgym/Liquidator-v2": LiquidatorV2VectorEnv,
+        "levgym/Liquidator-v3": LiquidatorV3VectorEnv,
         "levgym/PortfolioGovernance-v0": PortfolioGovernanceVectorEnv,
         "levgym/CrossProtocolHedger-v0": CrossProtocolHedgerVectorEnv,
     }

@@ -18,8 +18,10 @@ import numpy as np
 RETURN_BASIS = {
     "levgym/Governance-v0": "TVL",
     "levgym/Governance-v1": "TVL",
+    "levgym/Governance-v2": "TVL",
     "levgym/Liquidator-v1": "initial capital",
     "levgym/Liquidator-v2": "initial capital",
+    "levgym/Liquidator-v3": "initial capital",
     "levgym/PortfolioGovernance-v0": "TVL",
     "levgym/CrossProtocolHedger-v0": "initial equity",
 }
@@ -85,8 +87,11 @@ def default_reward_scale(env_id: str) -> float:
     cls = {
         "levgym/Governance-v0": GovernanceVectorEnv,
         "levgym/Governance-v1": GovernanceV1VectorEnv,
+        # the warm-book ids take their parents' reward arguments
+        "levgym/Governance-v2": GovernanceV1VectorEnv,
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
         "levgym/Liquidator-v2": LiquidatorV2VectorEnv,
+        "levgym/Liquidator-v3": LiquidatorV2VectorEnv,
         "levgym/PortfolioGovernance-v0": PortfolioGovernanceVectorEnv,
         "levgym/CrossProtocolHedger-v0": CrossProtocolHedgerVectorEnv,
     }

@@ -45,7 +45,7 @@ from .engine.state import (
 )
 from .scenarios import EVAL_SEED_OFFSET
 from .scenarios import get as get_scenario
-from .warm import WARM_BOOKS, graft_book, warm_books
+from .warm import WARM_BOOKS, check_pool_size, graft_book, warm_books, warm_pool
 
 SPLITS = ("train", "eval")
 DRIVERS_GIVEN = "custom"
@@ -113,7 +113,9 @@ class MarketRunner:
 
     ``warmup_h`` > 0: every episode starts from a warmed book (:mod:`levgym.warm`: a cached book
     that lived through ``warmup_h`` hours of calm burn-in, chosen by the episode's book seed)
-    instead of its freshly drawn one; 0 (default) leaves every draw as it was.
+    instead of its freshly drawn one; 0 (default) leaves every draw as it was. ``warm_pool``
+    None (default): the book comes from the shared cache of 32 books; an integer P: from a pool
+    of P books, each warmed when an episode first takes it (:class:`levgym.warm.WarmPool`).
 
     Give either ``scenarios`` (names) with ``scenario_weights``, or ``drivers`` (``[S, E]``,
     every episode of env ``i`` replays column ``i``). A scenario that returns fewer substeps than
@@ -136,6 +138,7 @@ class MarketRunner:
         drivers: Drivers | None = None,
         packed: bool = False,
         warmup_h: float = 0.0,
+        warm_pool: int | None = None,
     ) -> None:
         if (
             isinstance(warmup_h, bool)
@@ -145,6 +148,7 @@ class MarketRunner:
             raise ValueError(
                 f"warmup_h={warmup_h!r} is out of range; allowed a number of hours in [0, 1440]"
             )
+        self.warm_pool = check_pool_size(warm_pool)
         for name, value in (("num_envs", num_envs), ("num_positions", num_positions)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name}={value!r} is out of range; allowed an integer >= 1")
@@ -343,8 +347,7 @@ class MarketRunner:
         books = draw_books(self.params, self.num_positions, book_rngs)
         fresh = self._build(firsts, [books])  # env j of `fresh` starts env idx[j]
         if self.warmup_h > 0.0:
-            cache = warm_books(self.params, self.num_positions, self.warmup_h, self.dtype)
-            fresh = graft_book(fresh, cache, self.book_seed[idx] % WARM_BOOKS, self.params)
+            fresh = graft_book(fresh, *self.warm_source(idx), self.params)
         if self.packed is not None:
             # the engine's reset rule (reset_envs) on the restarting rows takes all of `fresh`
             # but the fields that restart at the shared clock: written into the buffers
@@ -375,6 +378,17 @@ class MarketRunner:
             self.state = reset_envs(self.state, full, self.convert(mask))
         self.t[idx] = 0
         return idx
+
+    def warm_source(self, idx: np.ndarray) -> tuple[Any, np.ndarray]:
+        """The warmed books of the episodes starting in envs ``idx`` (``warmup_h`` > 0): the
+        cache or pool, and each episode's row in it (its book seed modulo their number); a
+        pool's new rows are warmed now."""
+        if self.warm_pool is None:
+            cache = warm_books(self.params, self.num_positions, self.warmup_h, self.dtype)
+            return cache, self.book_seed[idx] % WARM_BOOKS
+        rows = self.book_seed[idx] % self.warm_pool
+        pool = warm_pool(self.params, self.num_positions, self.warmup_h, self.warm_pool, self.dtype)
+        return pool.ensure(rows), rows
 
     # ------------------------------------------------------------------ stepping
     def noise(self) -> np.ndarray:

@@ -922,6 +922,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     ),
 }
 METRICS["levgym/Liquidator-v2"] = METRICS["levgym/Liquidator-v1"]
+METRICS["levgym/Liquidator-v3"] = METRICS["levgym/Liquidator-v1"]
+METRICS["levgym/Governance-v2"] = METRICS["levgym/Governance-v1"]
 METRICS["levgym/PortfolioGovernance-v0"] = METRICS["levgym/Governance-v1"]
 METRICS["levgym/CrossProtocolHedger-v0"] = (
     "return",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,12 +169,19 @@ def warm_up(
 
 
 def calm_bridge(
-    fundamental_usd: np.ndarray, params: EngineParams, warmup_h: float, seed: int
+    fundamental_usd: np.ndarray,
+    params: EngineParams,
+    warmup_h: float,
+    seed: int | Sequence[int],
 ) -> Drivers:
     """The burn-in before a synthetic scenario: ``warmup_h`` hours of a log-price Brownian
     bridge at the calm volatility (``levgym.scenarios.calibration.CALIBRATED['calm_vol_annual']``)
     from each env's first price back to it (``warmup_h / substep_h + 1`` rows, the first and the
-    last at that price), with the market's normal liquidity and gas."""
+    last at that price), with the market's normal liquidity and gas.
+
+    ``seed`` an integer: the batch's steps are drawn from ``default_rng([seed, 4242])``; a
+    sequence (one per env): env ``i``'s from ``default_rng([seed[i], 4242])``, so that an env's
+    path does not depend on the other envs of the batch (:class:`levgym.warm.WarmPool`)."""
     from .scenarios.base import ScenarioContext
     from .scenarios.calibration import CALIBRATED
     from .scenarios.overlays import compose
@@ -181,10 +189,18 @@ def calm_bridge(
     f0 = np.asarray(fundamental_usd, dtype=np.float64)
     sub_h = params.run.substep_h
     s = max(1, int(round(warmup_h / sub_h)))
-    rng = np.random.default_rng([int(seed), 4242])
+    if isinstance(seed, int | np.integer):
+        rng = np.random.default_rng([int(seed), 4242])
+        z = rng.standard_normal((s, f0.size))
+    else:
+        if len(seed) != f0.size:
+            raise ValueError(f"got {len(seed)} seeds for {f0.size} envs; allowed one per env")
+        gens = [np.random.default_rng([int(k), 4242]) for k in seed]
+        z = np.concatenate([g.standard_normal((s, 1)) for g in gens], axis=1)
+        rng = gens[0] if gens else np.random.default_rng([0, 4242])
     sd = CALIBRATED["calm_vol_annual"] * np.sqrt(sub_h / (24.0 * 365.0))
     w = np.zeros((s + 1, f0.size))
-    w[1:] = np.cumsum(rng.standard_normal((s, f0.size)) * sd, axis=0)
+    w[1:] = np.cumsum(z * sd, axis=0)
     frac = (np.arange(s + 1) / s)[:, None]
     prices = f0[None, :] * np.exp(w - frac * w[-1:])  # rows 0 and s are f0 exactly
     ctx = ScenarioContext(f0.size, s + 1, sub_h, params, rng)

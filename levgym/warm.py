@@ -15,6 +15,16 @@ the envs (``warmup_h`` > 0, opt-in) draw their books from a cache instead:
   the env's random stream is unchanged) and grafts its positions onto the episode's fresh state
   (:func:`graft_book`): collateral and debt keep their USD values and health factors at the
   episode's first price, counters start at zero, the pool, oracle and prices are the episode's.
+
+That shared cache of 32 books is what the opt-in ``warmup_h`` of the ids before the warm-book
+versions uses (kept bit for bit). The warm-book ids (``levgym/Governance-v2``,
+``levgym/Liquidator-v3``) draw from a larger pool instead (``warm_pool`` books,
+:class:`WarmPool`, default :data:`WARM_POOL`): book ``j`` of the pool is seeded by ``j`` alone
+(:data:`POOL_SEED` ``+ j`` for its book, noise and burn-in path), so it is the same book whichever
+other books are warmed beside it, and it is warmed only when an episode first takes it, together
+with the other new books of that episode start, in one batched run. A pool's cost is paid per
+distinct book used (about as much as a simulation of ``warmup_h`` hours of one book), once per
+process; after that an episode start costs the graft alone.
 """
 
 from __future__ import annotations
@@ -61,7 +71,128 @@ def warm_books(
     return state.to_numpy()
 
 
-def graft_book(fresh: State, warmed: State, rows: np.ndarray, params: EngineParams) -> State:
+WARM_BOOK_H = 336.0
+"""The warm-book ids' default ``warmup_h``: two weeks, the ``run.warmup_h`` that
+``levgym calibrate`` chose for the ``aave_v2_weth`` preset (ASSUMPTIONS.md, "Fidelity")."""
+WARM_POOL = 1024
+"""Books in the pool of the warm-book ids (their ``warm_pool`` default): an episode takes book
+``book_seed % 1024``, so a book recurs every 1024 episodes on average."""
+POOL_SEED = 51_966
+"""Book ``j`` of a pool is drawn and warmed from seed ``POOL_SEED + j`` alone."""
+MAX_POOL = 65_536
+"""The largest ``warm_pool`` allowed (a pool holds up to that many books of every slot field)."""
+
+# The fields a pool keeps per book: what graft_book reads.
+POOL_FIELDS = (
+    *BOOK_FIELDS,
+    "collateral_asset",
+    "debt_usd",
+    "template_collateral_asset",
+    "fundamental_usd",
+    "debt_price_usd",
+)
+
+
+def check_pool_size(warm_pool: Any) -> int | None:
+    """``warm_pool`` as given (None: the shared cache of :data:`WARM_BOOKS`), or a one-line
+    ``ValueError`` naming the value."""
+    if warm_pool is None:
+        return None
+    if (
+        isinstance(warm_pool, bool)
+        or not isinstance(warm_pool, int | np.integer)
+        or not 1 <= warm_pool <= MAX_POOL
+    ):
+        raise ValueError(
+            f"warm_pool={warm_pool!r} is out of range; allowed None or an integer in "
+            f"[1, {MAX_POOL}]"
+        )
+    return int(warm_pool)
+
+
+def warm_rows(
+    params: EngineParams,
+    num_positions: int,
+    warmup_h: float,
+    rows: np.ndarray,
+    dtype: str = "float64",
+) -> State:
+    """Books ``rows`` of a pool (one env each, numpy): book ``j`` drawn as env ``j`` of a runner
+    seeded ``POOL_SEED + j`` draws it, then run, with the borrower noise of that env, through
+    ``warmup_h`` hours of the calm burn-in of :func:`levgym.simulation.calm_bridge` at
+    ``params.market.initial_price_usd`` (its path drawn from that seed alone), restarted as the
+    start of a run. Each book depends on its own index only, not on the other rows."""
+    from .engine.fused import HAVE_NUMBA
+    from .market import MarketRunner
+    from .simulation import calm_bridge, restart_counters
+
+    seeds = [POOL_SEED + int(j) for j in rows]
+    k = len(seeds)
+    backend = "numba" if HAVE_NUMBA and dtype == "float64" else "numpy"
+    f0 = np.full(k, params.market.initial_price_usd)
+    bridge = calm_bridge(f0, params, warmup_h, seeds)
+    runner = MarketRunner(
+        params, k, num_positions, bridge.num_substeps, drivers=bridge, backend=backend,
+        dtype=dtype, packed=True,
+    )  # fmt: skip
+    runner.seed(seeds)
+    runner.new_episodes(np.ones(k, dtype=bool))
+    for _ in range(bridge.num_substeps):
+        runner.substep()
+    return restart_counters(runner.state, bridge.num_substeps * params.run.substep_h).to_numpy()
+
+
+class WarmPool:
+    """``size`` warmed books of ``num_positions`` slots, each warmed when an episode first takes
+    it (:meth:`ensure`; :func:`warm_rows`) and kept for the process. Its per-book arrays
+    (:data:`POOL_FIELDS`, ``[size, N]`` or ``[size]``) are what :func:`graft_book` reads; the
+    rows not warmed yet hold no book."""
+
+    def __init__(
+        self, params: EngineParams, num_positions: int, warmup_h: float, size: int, dtype: str
+    ) -> None:
+        self.params = params
+        self.num_positions = int(num_positions)
+        self.warmup_h = float(warmup_h)
+        self.size = int(size)
+        self.dtype = dtype
+        self.ready = np.zeros(self.size, dtype=bool)
+        self.warmed_books = 0  # books warmed so far
+        self.warm_seconds = 0.0  # wall time spent warming them
+
+    def ensure(self, rows: np.ndarray) -> WarmPool:
+        """Warm the books of ``rows`` not warmed yet, in one batched run; returns the pool."""
+        import time
+
+        rows = np.asarray(rows, dtype=np.int64)
+        need = np.unique(rows[~self.ready[rows]])
+        if need.size == 0:
+            return self
+        t0 = time.perf_counter()
+        state = warm_rows(self.params, self.num_positions, self.warmup_h, need, self.dtype)
+        for name in POOL_FIELDS:
+            got = getattr(state, name)
+            if not hasattr(self, name):
+                setattr(self, name, np.zeros((self.size, *got.shape[1:]), dtype=got.dtype))
+            getattr(self, name)[need] = got
+        self.ready[need] = True
+        self.warmed_books += int(need.size)
+        self.warm_seconds += time.perf_counter() - t0
+        return self
+
+
+@functools.lru_cache(maxsize=8)
+def warm_pool(
+    params: EngineParams, num_positions: int, warmup_h: float, size: int, dtype: str = "float64"
+) -> WarmPool:
+    """The process's :class:`WarmPool` for (parameters, slots, warm-up, size, dtype), made empty
+    on first call and shared by every env that asks for it."""
+    return WarmPool(params, num_positions, warmup_h, size, dtype)
+
+
+def graft_book(
+    fresh: State, warmed: State | WarmPool, rows: np.ndarray, params: EngineParams
+) -> State:
     """``fresh`` (numpy, one env per episode) with the positions of ``warmed``'s envs ``rows``
     (one per env of ``fresh``): collateral scaled by the ratio of the warmed price to the fresh
     first price and debt by the ratio of the debt prices, so that every position keeps its USD
@@ -69,17 +200,22 @@ def graft_book(fresh: State, warmed: State, rows: np.ndarray, params: EnginePara
     has them; start values taken now."""
     b = params.borrowers
     fdt = fresh.collateral_asset.dtype
-    warmed = warmed.map_arrays(lambda a, f: a.astype(fdt) if a.dtype.kind == "f" else a)
-    price = (warmed.fundamental_usd[rows] / fresh.fundamental_usd)[:, None]
-    dp = (warmed.debt_price_usd[rows] / fresh.debt_price_usd)[:, None]
-    coll = warmed.collateral_asset[rows] * price
-    debt = warmed.debt_usd[rows] * dp
+
+    def take(name: str) -> np.ndarray:
+        """Rows ``rows`` of the warmed field ``name`` (a copy), floats in the fresh dtype."""
+        a = getattr(warmed, name)[rows]
+        return a.astype(fdt) if a.dtype.kind == "f" else a
+
+    price = (take("fundamental_usd") / fresh.fundamental_usd)[:, None]
+    dp = (take("debt_price_usd") / fresh.debt_price_usd)[:, None]
+    coll = take("collateral_asset") * price
+    debt = take("debt_usd") * dp
     total_debt = debt.sum(axis=1)
-    changes: dict[str, Any] = {name: getattr(warmed, name)[rows].copy() for name in BOOK_FIELDS}
+    changes: dict[str, Any] = {name: take(name) for name in BOOK_FIELDS}
     changes.update(
         collateral_asset=coll,
         debt_usd=debt,
-        template_collateral_asset=warmed.template_collateral_asset[rows] * price,
+        template_collateral_asset=take("template_collateral_asset") * price,
         ever_liquidated=np.zeros_like(fresh.ever_liquidated),
         supply_usd=total_debt / b.initial_utilization_frac,
         reserves_usd=total_debt * b.initial_reserves_frac,
@@ -89,4 +225,19 @@ def graft_book(fresh: State, warmed: State, rows: np.ndarray, params: EnginePara
     return fresh.replace(**changes)
 
 
-__all__ = ["BOOK_FIELDS", "WARM_BOOKS", "WARM_SEED", "graft_book", "warm_books"]
+__all__ = [
+    "BOOK_FIELDS",
+    "MAX_POOL",
+    "POOL_FIELDS",
+    "POOL_SEED",
+    "WARM_BOOKS",
+    "WARM_BOOK_H",
+    "WARM_POOL",
+    "WARM_SEED",
+    "WarmPool",
+    "check_pool_size",
+    "graft_book",
+    "warm_books",
+    "warm_pool",
+    "warm_rows",
+]

@@ -113,3 +113,77 @@ def test_graft_keeps_values_and_health_factors_at_another_price():
 def test_bad_warmup_is_refused(value):
     with pytest.raises(ValueError, match=r"warmup_h=.* is out of range; allowed"):
         _env(warmup_h=value)
+
+
+# ---------------------------------------------------------------- the pool of the warm-book ids
+
+
+def test_a_pool_book_depends_on_its_index_alone():
+    params = EngineParams()
+    batch = warm.warm_rows(params, SLOTS, WARM_H, np.array([3, 7, 9]))
+    alone = warm.warm_rows(params, SLOTS, WARM_H, np.array([7]))
+    for name in warm.POOL_FIELDS:
+        np.testing.assert_array_equal(getattr(batch, name)[1], getattr(alone, name)[0])
+    # and the books differ from one another, and from a fresh draw of the same seed
+    assert not np.array_equal(batch.debt_usd[0], batch.debt_usd[1])
+    drawn = run_markets(params, 1, SLOTS, 1, seed=warm.POOL_SEED + 7, scenario="calm",
+                        backend="numpy")  # fmt: skip
+    assert not np.allclose(alone.debt_usd[0], drawn.state.debt_usd[0])
+
+
+def test_a_pool_warms_only_the_books_episodes_take_and_keeps_them():
+    pool_size = 97
+    env = _env(warmup_h=WARM_H, warm_pool=pool_size)
+    env.reset(seed=4)
+    core = env.core
+    pool = warm.warm_pool(core.params, SLOTS, WARM_H, pool_size, "float64")
+    rows = core.book_seed % pool_size
+    assert set(np.flatnonzero(pool.ready)) == set(rows.tolist())
+    s = core.state
+    for e, j in enumerate(rows):
+        np.testing.assert_allclose(s.debt_usd[e], pool.debt_usd[j], rtol=1e-12)
+        np.testing.assert_array_equal(s.kind[e], pool.kind[j])
+    warmed = pool.warmed_books
+    env.reset(seed=4)  # the same books: nothing new to warm
+    assert pool.warmed_books == warmed
+    np.testing.assert_array_equal(env.core.state.debt_usd, s.debt_usd)
+    core.new_episodes(np.array([True, False, True]))  # new books for envs 0 and 2 only
+    new = set((core.book_seed % pool_size).tolist()) - set(rows.tolist())
+    assert pool.warmed_books == warmed + len(new)
+    np.testing.assert_array_equal(core.state.debt_usd[1], s.debt_usd[1])
+
+
+def test_the_warm_book_ids_are_the_previous_ids_with_warm_books():
+    import gymnasium as gym
+
+    from levgym.envs import GovernanceV2VectorEnv, LiquidatorV3VectorEnv
+
+    for new, old, cls in (
+        ("levgym/Governance-v2", "levgym/Governance-v1", GovernanceV2VectorEnv),
+        ("levgym/Liquidator-v3", "levgym/Liquidator-v2", LiquidatorV3VectorEnv),
+    ):
+        kw = {"num_envs": 2, "vectorization_mode": "vector_entry_point", "num_positions": SLOTS}
+        venv = gym.make_vec(new, **kw)
+        assert type(venv) is cls
+        assert venv.core.warmup_h == warm.WARM_BOOK_H and venv.core.warm_pool == warm.WARM_POOL
+        # with warmup_h=0 the new id is the old one, step for step
+        a = gym.make_vec(new, warmup_h=0.0, **kw)
+        b = gym.make_vec(old, **kw)
+        oa, _ = a.reset(seed=3)
+        ob, _ = b.reset(seed=3)
+        np.testing.assert_array_equal(oa, ob)
+        act = np.zeros((2, *a.single_action_space.shape))
+        for _ in range(3):
+            np.testing.assert_array_equal(a.step(act)[0], b.step(act)[0])
+        # warm books by default: the same seed starts from other books
+        venv.reset(seed=3)
+        a.reset(seed=3)
+        assert not np.array_equal(venv.core.state.debt_usd, a.core.state.debt_usd)
+        for v in (venv, a, b):
+            v.close()
+
+
+@pytest.mark.parametrize("value", [0, -3, 2**20, 1.5, True, "64"])
+def test_bad_pool_size_is_refused(value):
+    with pytest.raises(ValueError, match=r"warm_pool=.* is out of range; allowed None or"):
+        _env(warmup_h=WARM_H, warm_pool=value)

@@ -178,11 +178,24 @@ def workload_rate(
 
 
 def episode_start_cost(
-    env_id: str, num_envs: int, num_positions: int, backend: str, repeats: int = 5, seed: int = 0
+    env_id: str,
+    num_envs: int,
+    num_positions: int,
+    backend: str,
+    repeats: int = 5,
+    seed: int = 0,
+    cached: bool = False,
+    **env_kwargs: Any,
 ) -> dict[str, Any]:
     """Microseconds per env of an episode start, amortised over a batch: the best of
-    ``repeats`` resets of every env of ``gym.make_vec(env_id, num_envs)`` (drawing the scenario
-    path and the book, building the state, the first observation)."""
+    ``repeats`` resets of every env of ``gym.make_vec(env_id, num_envs, **env_kwargs)`` (drawing
+    the scenario path and the book, building the state, the first observation).
+
+    Each timed reset starts new episodes, so an env with warm books from a pool (``warm_pool``,
+    the warm-book ids) warms the books it takes for the first time inside the timed reset: the
+    first-use cost. ``cached=True`` runs the same sequence of resets twice from ``seed`` and
+    times the second pass, whose books are all warmed already: the cost once a pool holds the
+    books (for the others the two passes cost the same)."""
     import gymnasium as gym
 
     import levgym.envs  # noqa: F401  (registers the ids)
@@ -193,15 +206,18 @@ def episode_start_cost(
         vectorization_mode="vector_entry_point",
         num_positions=num_positions,
         backend=backend,
+        **env_kwargs,
     )
     try:
-        venv.reset(seed=seed)
         everyone = {"reset_mask": np.ones(num_envs, dtype=bool)}
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            venv.reset(options=everyone)
-            best = min(best, time.perf_counter() - t0)
+        for _ in range(2 if cached else 1):
+            venv.reset(seed=seed)
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                venv.reset(options=everyone)
+                best = min(best, time.perf_counter() - t0)
+        warmup_h = float(venv.core.warmup_h)
     finally:
         venv.close()
     return {
@@ -211,7 +227,47 @@ def episode_start_cost(
         "backend": backend,
         "us_per_env": 1e6 * best / num_envs,
         "repeats": repeats,
+        "warmup_h": warmup_h,
+        "cached": bool(cached),
     }
+
+
+def starting_book_edge(
+    env_id: str,
+    num_envs: int = 256,
+    num_positions: int = 64,
+    seed: int = 0,
+    falls: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20, 0.30),
+    **env_kwargs: Any,
+) -> dict[str, Any]:
+    """How close to liquidation the books of ``num_envs`` first episodes of ``env_id`` start
+    (seeded ``seed``): the share of their debt (all books together) that an oracle fall of each
+    of ``falls`` makes liquidatable (health factor below ``1 / (1 - fall)``), active slots and
+    debt per book. Compares fresh books with warmed ones (``levgym/Governance-v2``)."""
+    import gymnasium as gym
+
+    import levgym.envs  # noqa: F401  (registers the ids)
+
+    from ..simulation import health_factors
+
+    venv = gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+        num_positions=num_positions, **env_kwargs,
+    )  # fmt: skip
+    try:
+        venv.reset(seed=seed)
+        state = venv.core.state.to_numpy()
+    finally:
+        venv.close()
+    hf, debt = health_factors(state)
+    out: dict[str, Any] = {"env": env_id.split("/", 1)[1], "num_envs": num_envs}
+    for fall in falls:
+        out[f"liquidatable_after_{100 * fall:g}pct_fall_frac"] = float(
+            debt[hf < 1.0 / (1.0 - fall)].sum() / debt.sum()
+        )
+    out["active_slots_mean"] = float(state.active.sum(axis=1).mean())
+    out["debt_per_book_usd"] = float(state.debt_usd.sum(axis=1).mean())
+    return out
 
 
 def sb3_env_rate(
@@ -348,6 +404,7 @@ __all__ = [
     "ENV_IDS",
     "WORKLOAD_ENV_IDS",
     "episode_start_cost",
+    "starting_book_edge",
     "envs_available",
     "ppo_env_share",
     "sb3_env_rate",

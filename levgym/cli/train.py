@@ -90,7 +90,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--env",
         default=None,
-        help=f"env id (default {DEFAULT_ENV}): levgym/Governance-v0 or -v1, levgym/Liquidator-v1 or -v2, levgym/PortfolioGovernance-v0",
+        help=f"env id (default {DEFAULT_ENV}): levgym/Governance-v0, -v1 or -v2 (warm books), levgym/Liquidator-v1, -v2 or -v3 (warm books), levgym/PortfolioGovernance-v0",
     )
     p.add_argument(
         "--algo",

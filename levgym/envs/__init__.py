@@ -1,8 +1,8 @@
 """The Gymnasium environments: single envs, native vector envs on the batched engine, and the
 Stable-Baselines3 adapter. Importing ``levgym`` registers ``levgym/Governance-v0``,
-``levgym/Governance-v1``, ``levgym/PortfolioGovernance-v0``, ``levgym/Liquidator-v1``,
-``levgym/Liquidator-v2`` and ``levgym/CrossProtocolHedger-v0`` (and the older
-``levgym/Liquidator-v0``)."""
+``levgym/Governance-v1``, ``levgym/Governance-v2``, ``levgym/PortfolioGovernance-v0``,
+``levgym/Liquidator-v1``, ``levgym/Liquidator-v2``, ``levgym/Liquidator-v3`` and
+``levgym/CrossProtocolHedger-v0`` (and the older ``levgym/Liquidator-v0``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,20 @@ from .base import LevgymEnv, LevgymVectorEnv
 from .cross_protocol import CrossProtocolHedgerEnv, CrossProtocolHedgerVectorEnv
 from .features import Feature, render_table
 from .governance import GovernanceEnv, GovernanceVectorEnv, StewardLimits, project_params
-from .governance_v1 import GovernanceV1Env, GovernanceV1VectorEnv
-from .liquidator import LiquidatorEnv, LiquidatorV2Env, LiquidatorV2VectorEnv, LiquidatorVectorEnv
+from .governance_v1 import (
+    GovernanceV1Env,
+    GovernanceV1VectorEnv,
+    GovernanceV2Env,
+    GovernanceV2VectorEnv,
+)
+from .liquidator import (
+    LiquidatorEnv,
+    LiquidatorV2Env,
+    LiquidatorV2VectorEnv,
+    LiquidatorV3Env,
+    LiquidatorV3VectorEnv,
+    LiquidatorVectorEnv,
+)
 from .portfolio_governance import PortfolioGovernanceEnv, PortfolioGovernanceVectorEnv
 from .registration import ENV_SPECS, register_envs
 
@@ -36,12 +48,16 @@ __all__ = [
     "GovernanceEnv",
     "GovernanceV1Env",
     "GovernanceV1VectorEnv",
+    "GovernanceV2Env",
+    "GovernanceV2VectorEnv",
     "GovernanceVectorEnv",
     "LevgymEnv",
     "LevgymVectorEnv",
     "LiquidatorEnv",
     "LiquidatorV2Env",
     "LiquidatorV2VectorEnv",
+    "LiquidatorV3Env",
+    "LiquidatorV3VectorEnv",
     "LiquidatorVectorEnv",
     "PortfolioGovernanceEnv",
     "PortfolioGovernanceVectorEnv",

@@ -130,6 +130,7 @@ class LevgymVectorEnv(VectorEnv):
         render_mode: str | None,
         autoreset_mode: AutoresetMode | str,
         warmup_h: float = 0.0,
+        warm_pool: int | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(
@@ -159,6 +160,7 @@ class LevgymVectorEnv(VectorEnv):
             device,
             packed=self.PACKED,
             warmup_h=warmup_h,
+            warm_pool=warm_pool,
         )
         self._init_batch(render_mode, autoreset_mode)
 

@@ -302,6 +302,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         render_mode: str | None = None,
         autoreset_mode: Any = "SameStep",
         warmup_h: float = 0.0,
+        warm_pool: int | None = None,
     ) -> None:
         super().__init__(
             num_envs,
@@ -318,6 +319,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
             render_mode=render_mode,
             autoreset_mode=autoreset_mode,
             warmup_h=warmup_h,
+            warm_pool=warm_pool,
         )
         if limits is not None and not isinstance(limits, StewardLimits):
             raise ValueError(f"limits={limits!r} must be a StewardLimits")
@@ -695,6 +697,10 @@ class GovernanceEnv(LevgymEnv):
       starts (:mod:`levgym.warm`: one of 32 cached warmed books, chosen by the episode's book
       seed, grafted at the episode's first price); 0 draws a fresh book. Opt-in: it changes
       the starting state, not the id's dynamics; ``params.run.warmup_h`` is not read here.
+    - ``warm_pool`` (None): with ``warmup_h`` > 0, None takes the book from the 32 cached
+      books; an integer P from a pool of P books, each warmed when an episode first takes it
+      (:class:`levgym.warm.WarmPool`; what ``levgym/Governance-v2`` and ``levgym/Liquidator-v3``
+      use, P = 1024).
 
     ## Vectorized environment
 

@@ -15,6 +15,7 @@ from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from ..engine.rules import oracle_source, pool_price_usd, underwater
 from ..engine.schema import DRIVER_SCHEMA, ENV_FIELDS, ORDER_FIELDS
+from ..warm import WARM_BOOK_H, WARM_POOL
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index
@@ -199,6 +200,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         render_mode: str | None = None,
         autoreset_mode: Any = "SameStep",
         warmup_h: float = 0.0,
+        warm_pool: int | None = None,
     ) -> None:
         if schema is not None and not isinstance(schema, StewardSchema):
             raise ValueError(f"schema={schema!r} must be a levgym.envs.steward.StewardSchema")
@@ -238,6 +240,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
             render_mode=render_mode,
             autoreset_mode=autoreset_mode,
             warmup_h=warmup_h,
+            warm_pool=warm_pool,
         )
         every = float(history_every_h) / self.step_h
         if not (np.isfinite(every) and every >= 1 and abs(every - round(every)) < 1e-9):
@@ -699,7 +702,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         values = self.lever_values()[env]
         levers = " ".join(f"{v.name} {values[j]:.4g}" for j, v in enumerate(self.schema.levers))
         return (
-            f"Governance-v1 env {env} [{self.core.scenario_of(env)}] step "
+            f"{self.env_id.split('/')[1]} env {env} [{self.core.scenario_of(env)}] step "
             f"{int(self._episode_length[env])}/{self.max_steps}: price {g(s.fundamental_usd):.1f} "
             f"oracle {g(s.oracle_usd):.1f} | {levers} | liquidations {g(s.liquidations):.0f} "
             f"bad debt {100 * g(s.bad_debt_usd) / tvl:.3f}% TVL | return "
@@ -876,7 +879,7 @@ class GovernanceV1Env(LevgymEnv):
     - ``num_positions`` (64), ``scenarios`` (None: the regime mixture), ``horizon_h`` (168),
       ``params`` (None: Aave v3 WETH; the starting parameters must lie within the levers'
       bounds), ``scenario_overrides``, ``split``, ``backend``, ``dtype``, ``device``,
-      ``render_mode``, ``warmup_h`` (0): as v0.
+      ``render_mode``, ``warmup_h`` (0), ``warm_pool`` (None): as v0.
     - ``schema`` (``GOVERNANCE_V1_SCHEMA``): the steward's levers
       (:class:`levgym.envs.steward.StewardSchema`); the action and the frame follow it.
     - ``supply_cap_start`` (1.5), ``borrow_cap_start`` (1.5): starting caps as multiples of the
@@ -895,6 +898,8 @@ class GovernanceV1Env(LevgymEnv):
 
     ## Version History
 
+    - v2 (``levgym/Governance-v2``, :class:`GovernanceV2Env`): episodes start from warmed
+      books by default; the rest as v1.
     - v1: the steward's levers (supply and borrow caps, LTV, LT, bonus, close factor, slope2,
       kink, borrowing freeze, oracle pause) with per-change limits and cool-downs replace v0's
       four capped changes; Markov-switching regime scenarios; week-long episodes; a stack of
@@ -910,6 +915,57 @@ class GovernanceV1Env(LevgymEnv):
         super().__init__(render_mode=render_mode, **kwargs)
 
 
+class GovernanceV2VectorEnv(GovernanceV1VectorEnv):
+    """``levgym/Governance-v2``: :class:`GovernanceV1VectorEnv` whose episodes start from warmed
+    books by default (see :class:`GovernanceV2Env`)."""
+
+    env_id = "levgym/Governance-v2"
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        warmup_h: float = WARM_BOOK_H,
+        warm_pool: int | None = WARM_POOL,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_envs, warmup_h=warmup_h, warm_pool=warm_pool, **kwargs)
+
+
+class GovernanceV2Env(GovernanceV1Env):
+    """levgym/Governance-v2: ``levgym/Governance-v1`` whose episodes start from a book with a
+    history.
+
+    Everything is as in ``levgym/Governance-v1`` (its docstring is the spec: description,
+    actions, observations, rewards, episode end, vectorized env) except the starting state:
+
+    - Each episode's book has lived through ``warmup_h`` hours (default 336, two weeks) of a
+      calm burn-in before t = 0 (a log-price Brownian bridge at the calibrated calm volatility
+      back to the market's start price, :func:`levgym.simulation.calm_bridge`): positions that
+      a calm fortnight liquidates are gone, loopers have re-levered, borrowers have arrived and
+      left. The book is then moved onto the episode's first price, every position keeping its
+      USD value and health factor; counters start at zero.
+    - The book is book ``book_seed % warm_pool`` of a pool of ``warm_pool`` (default 1024)
+      warmed books (:class:`levgym.warm.WarmPool`): book ``j`` depends on ``j`` alone and is
+      warmed when an episode first takes it, then kept for the process. The first use of a
+      book costs about a simulation of ``warmup_h`` hours of it (about 15 ms for 64 slots
+      batched); a book already warmed costs only the graft.
+
+    ``gym.make("levgym/Governance-v2", **kwargs)`` takes v1's arguments with the defaults
+    ``warmup_h=336`` and ``warm_pool=1024``; ``warmup_h=0`` starts from fresh books as v1 does.
+    ``gym.make_vec`` returns :class:`GovernanceV2VectorEnv`.
+
+    ## Version History
+
+    - v2: episodes start from warmed books by default (``warmup_h=336`` from a pool of 1024
+      books warmed on first use); the same seed and actions give different paths than v1
+      (the starting books differ); the dynamics, actions, observations and rewards are v1's.
+    - v1, v0: see ``levgym/Governance-v1``.
+    """
+
+    vector_class = GovernanceV2VectorEnv
+
+
 __all__ = [
     "DEFAULT_GOVERNANCE_V1_SCENARIOS",
     "GOVERNANCE_V1_ACTIONS",
@@ -917,6 +973,8 @@ __all__ = [
     "GOVERNANCE_V1_FRAME",
     "GovernanceV1Env",
     "GovernanceV1VectorEnv",
+    "GovernanceV2Env",
+    "GovernanceV2VectorEnv",
     "frame_features",
     "stacked_features",
 ]

@@ -13,6 +13,7 @@ from ..engine.fused import _params_packed
 from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from ..engine.rules import sell_asset
+from ..warm import WARM_BOOK_H, WARM_POOL
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
 from .features import Feature, index
@@ -177,6 +178,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         render_mode: str | None = None,
         autoreset_mode: Any = "SameStep",
         warmup_h: float = 0.0,
+        warm_pool: int | None = None,
     ) -> None:
         super().__init__(
             num_envs,
@@ -193,6 +195,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             render_mode=render_mode,
             autoreset_mode=autoreset_mode,
             warmup_h=warmup_h,
+            warm_pool=warm_pool,
         )
         self.initial_cash_usd = check_weight("initial_cash_usd", initial_cash_usd)
         if self.initial_cash_usd <= 0:
@@ -614,8 +617,8 @@ class LiquidatorEnv(LevgymEnv):
     - ``num_positions`` (128), ``scenarios`` (None: the registered names among
       :data:`DEFAULT_LIQUIDATOR_SCENARIOS`), ``horizon_h`` (24, a multiple of the 10-minute
       substep), ``params`` (None: Aave v3 WETH), ``scenario_overrides``, ``split``,
-      ``backend``, ``dtype``, ``device``, ``render_mode``, ``warmup_h`` (0) as in
-      ``levgym/Governance-v0``.
+      ``backend``, ``dtype``, ``device``, ``render_mode``, ``warmup_h`` (0), ``warm_pool``
+      (None) as in ``levgym/Governance-v0``.
     - ``initial_cash_usd`` (5e6), ``max_share_frac`` (0.5), ``max_hedge_ratio`` (1.0);
       ``max_hedge_deviation`` (1.0, allowed ``[0, 1]``) is used by v2 only.
     - ``perp_fee_frac`` (5e-4), ``basis_mean_frac`` (1e-4), ``basis_beta`` (0.5),
@@ -633,6 +636,8 @@ class LiquidatorEnv(LevgymEnv):
 
     ## Version History
 
+    - v3 (``levgym/Liquidator-v3``, :class:`LiquidatorV3Env`): episodes start from warmed
+      books by default; the rest as v2.
     - v2 (``levgym/Liquidator-v2``, :class:`LiquidatorV2Env`): the hedge action is a correction
       around a short of the held inventory; the rest as v1.
     - v1: the agent's sale is an order inside the engine's block (after arbitrage, before the
@@ -695,6 +700,49 @@ class LiquidatorV2Env(LiquidatorEnv):
     vector_class = LiquidatorV2VectorEnv
 
 
+class LiquidatorV3VectorEnv(LiquidatorV2VectorEnv):
+    """``levgym/Liquidator-v3``: :class:`LiquidatorV2VectorEnv` whose episodes start from warmed
+    books by default (see :class:`LiquidatorV3Env`)."""
+
+    env_id = "levgym/Liquidator-v3"
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        warmup_h: float = WARM_BOOK_H,
+        warm_pool: int | None = WARM_POOL,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_envs, warmup_h=warmup_h, warm_pool=warm_pool, **kwargs)
+
+
+class LiquidatorV3Env(LiquidatorV2Env):
+    """levgym/Liquidator-v3: ``levgym/Liquidator-v2`` whose episodes start from a book with a
+    history.
+
+    Everything is as in ``levgym/Liquidator-v2`` (the hedge around the inventory; the rest is
+    ``levgym/Liquidator-v1``'s spec) except the starting state: each episode's book has lived
+    through ``warmup_h`` hours (default 336, two weeks) of a calm burn-in before t = 0, and is
+    book ``book_seed % warm_pool`` of a pool of ``warm_pool`` (default 1024) books, each warmed
+    when an episode first takes it and kept for the process (:class:`levgym.warm.WarmPool`;
+    the same starting state as ``levgym/Governance-v2``'s, described there).
+
+    ``gym.make("levgym/Liquidator-v3", **kwargs)`` takes v2's arguments with the defaults
+    ``warmup_h=336`` and ``warm_pool=1024``; ``warmup_h=0`` starts from fresh books as v2 does.
+    ``gym.make_vec`` returns :class:`LiquidatorV3VectorEnv`.
+
+    ## Version History
+
+    - v3: episodes start from warmed books by default (``warmup_h=336`` from a pool of 1024
+      books warmed on first use); the same seed and actions give different paths than v2 (the
+      starting books differ); the dynamics, actions, observations and rewards are v2's.
+    - v2, v1, v0: see ``levgym/Liquidator-v2`` and ``levgym/Liquidator-v1``.
+    """
+
+    vector_class = LiquidatorV3VectorEnv
+
+
 class LiquidatorV0VectorEnv(LiquidatorVectorEnv):
     """``levgym/Liquidator-v0``: :class:`LiquidatorVectorEnv` with the v0 sale (see the Version
     History of :class:`LiquidatorEnv`)."""
@@ -716,6 +764,8 @@ __all__ = [
     "LiquidatorV0VectorEnv",
     "LiquidatorV2Env",
     "LiquidatorV2VectorEnv",
+    "LiquidatorV3Env",
+    "LiquidatorV3VectorEnv",
     "LIQUIDATOR_V2_ACTIONS",
     "LIQUIDATOR_ACTIONS",
     "LIQUIDATOR_FEATURES",

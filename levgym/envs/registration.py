@@ -32,6 +32,14 @@ ENV_SPECS: dict[str, dict[str, str]] = {
         "entry_point": "levgym.envs.liquidator:LiquidatorV2Env",
         "vector_entry_point": "levgym.envs.liquidator:LiquidatorV2VectorEnv",
     },
+    "levgym/Governance-v2": {
+        "entry_point": "levgym.envs.governance_v1:GovernanceV2Env",
+        "vector_entry_point": "levgym.envs.governance_v1:GovernanceV2VectorEnv",
+    },
+    "levgym/Liquidator-v3": {
+        "entry_point": "levgym.envs.liquidator:LiquidatorV3Env",
+        "vector_entry_point": "levgym.envs.liquidator:LiquidatorV3VectorEnv",
+    },
     "levgym/CrossProtocolHedger-v0": {
         "entry_point": "levgym.envs.cross_protocol:CrossProtocolHedgerEnv",
         "vector_entry_point": "levgym.envs.cross_protocol:CrossProtocolHedgerVectorEnv",

@@ -123,7 +123,28 @@ def test_registry_names():
         "threshold_rebalancer",
         "deleverage",
     )
-    assert set(BASELINES) == {GOV, GOV1, LIQ, LIQ2, PORT, "levgym/CrossProtocolHedger-v0"}
+    # the warm-book ids share their parents' rules
+    assert baseline_names("levgym/Governance-v2") == baseline_names(GOV1)
+    assert baseline_names("levgym/Liquidator-v3") == baseline_names(LIQ2)
+    assert set(BASELINES) == {
+        GOV,
+        GOV1,
+        "levgym/Governance-v2",
+        LIQ,
+        LIQ2,
+        "levgym/Liquidator-v3",
+        PORT,
+        "levgym/CrossProtocolHedger-v0",
+    }
+
+
+def test_liquidator_v3_rules_hedge_as_on_v2():
+    v2 = make_baseline("greedy_hedged", LIQ2)
+    v3 = make_baseline("greedy_hedged", "levgym/Liquidator-v3")
+    assert v3.ACTIONS == v2.ACTIONS
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(0.0, 1.0, (5, len(v2.FEATURES))).astype(np.float32)
+    np.testing.assert_array_equal(v3.predict(obs)[0], v2.predict(obs)[0])
 
 
 def test_unknown_name_is_one_line_naming_allowed():

@@ -8,10 +8,14 @@ from levgym.envs import (
     GovernanceEnv,
     GovernanceV1Env,
     GovernanceV1VectorEnv,
+    GovernanceV2Env,
+    GovernanceV2VectorEnv,
     GovernanceVectorEnv,
     LiquidatorEnv,
     LiquidatorV2Env,
     LiquidatorV2VectorEnv,
+    LiquidatorV3Env,
+    LiquidatorV3VectorEnv,
     LiquidatorVectorEnv,
 )
 
@@ -21,6 +25,9 @@ ENVS = [
     ("levgym/Governance-v1", GovernanceV1Env, GovernanceV1VectorEnv, 3.0),
     ("levgym/Liquidator-v1", LiquidatorEnv, LiquidatorVectorEnv, 1.0),
     ("levgym/Liquidator-v2", LiquidatorV2Env, LiquidatorV2VectorEnv, 1.0),
+    # the warm-book ids (their episodes start from warmed books, levgym.warm.WarmPool)
+    ("levgym/Governance-v2", GovernanceV2Env, GovernanceV2VectorEnv, 3.0),
+    ("levgym/Liquidator-v3", LiquidatorV3Env, LiquidatorV3VectorEnv, 1.0),
 ]
 IDS = [e[0].split("/")[1] for e in ENVS]
 SMALL = {"num_positions": 24}

@@ -60,6 +60,8 @@ CASES = {
     "levgym/Liquidator-v0": (0.5, 60),
     "levgym/Liquidator-v1": (0.5, 60),
     "levgym/Liquidator-v2": (0.5, 60),
+    "levgym/Governance-v2": (3.0, 24),
+    "levgym/Liquidator-v3": (0.5, 60),
 }
 
 GOLDEN = {
@@ -123,6 +125,27 @@ GOLDEN = {
         "vector",
         "numba",
     ): "c1a938f0ca26a9ad1534b032bc89a2edf45c16dd06294e5f227452f28a402a91",
+    # the warm-book ids, recorded when they were added (their pools warmed with numba)
+    (
+        "levgym/Governance-v2",
+        "single",
+        "numba",
+    ): "6facb0af49e7c0e85d310ed24825073c6ba6ab66b7ce45b51a02bd5ba1b22e3a",
+    (
+        "levgym/Governance-v2",
+        "vector",
+        "numba",
+    ): "a6704e9a027adcfdb24d0c42f343ea3700b54b69ae5beb14f4ce2415cc0ef46a",
+    (
+        "levgym/Liquidator-v3",
+        "single",
+        "numba",
+    ): "2c9eb2d50fdd8e66860e7353747a3ea7efe629ddd0f2ea7d832fd64ae884910a",
+    (
+        "levgym/Liquidator-v3",
+        "vector",
+        "numba",
+    ): "5a721f386e38f75b16c346e58e821b6cf8f63b55f077ad3d4fae22301622f0b4",
 }
 
 

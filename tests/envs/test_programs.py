@@ -12,7 +12,12 @@ import pytest
 
 from levgym.engine.jit import HAVE_NUMBA
 from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv, formulas
-from levgym.envs.liquidator import LiquidatorV0VectorEnv, LiquidatorV2VectorEnv
+from levgym.envs.governance_v1 import GovernanceV2VectorEnv
+from levgym.envs.liquidator import (
+    LiquidatorV0VectorEnv,
+    LiquidatorV2VectorEnv,
+    LiquidatorV3VectorEnv,
+)
 from levgym.envs.programs import FR
 
 from .helpers import random_actions, stress_mix
@@ -51,8 +56,19 @@ def _run(cls: type, backend: str, steps: int, horizon_h: float) -> list:
         (LiquidatorVectorEnv, 1.0),
         (LiquidatorV0VectorEnv, 1.0),
         (LiquidatorV2VectorEnv, 1.0),
+        # warm books grafted through the packed buffers' restart (autoresets on the way)
+        (GovernanceV2VectorEnv, 4.0),
+        (LiquidatorV3VectorEnv, 1.0),
     ],
-    ids=["Governance-v0", "Governance-v1", "Liquidator-v1", "Liquidator-v0", "Liquidator-v2"],
+    ids=[
+        "Governance-v0",
+        "Governance-v1",
+        "Liquidator-v1",
+        "Liquidator-v0",
+        "Liquidator-v2",
+        "Governance-v2",
+        "Liquidator-v3",
+    ],
 )
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_step_kernel_equals_the_array_path(cls, horizon_h, backend):

@@ -1,0 +1,33 @@
+"""The episode-start and starting-book measures of levgym.bench.envs on the warm-book ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from levgym import warm
+from levgym.bench.envs import episode_start_cost, starting_book_edge
+from levgym.envs.core import resolve_params
+
+
+def test_episode_start_cost_times_first_use_and_cached_pools():
+    kw = {"horizon_h": 3.0, "warm_pool": 64, "warmup_h": 24.0}
+    first = episode_start_cost("levgym/Governance-v2", 3, 8, "numpy", repeats=2, **kw)
+    assert first["warmup_h"] == 24.0 and first["cached"] is False
+    pool = warm.warm_pool(resolve_params(None), 8, 24.0, 64, "float64")
+    warmed = pool.warmed_books
+    assert warmed >= 3  # the first resets warmed the books they took
+    again = episode_start_cost("levgym/Governance-v2", 3, 8, "numpy", repeats=2, cached=True, **kw)
+    assert again["cached"] is True and again["us_per_env"] > 0
+    assert pool.warmed_books == warmed  # the same resets: no book warmed twice
+    fresh = episode_start_cost("levgym/Governance-v1", 3, 8, "numpy", repeats=1, horizon_h=3.0)
+    assert fresh["warmup_h"] == 0.0
+
+
+def test_starting_book_edge_shares_are_ordered_and_warm_books_differ():
+    kw = {"horizon_h": 3.0}
+    fresh = starting_book_edge("levgym/Governance-v1", 8, 16, **kw)
+    warmed = starting_book_edge("levgym/Governance-v2", 8, 16, warmup_h=24.0, warm_pool=64, **kw)
+    for row in (fresh, warmed):
+        shares = [v for k, v in row.items() if k.startswith("liquidatable_after_")]
+        assert shares == sorted(shares) and 0.0 <= shares[0] and shares[-1] <= 1.0
+    assert fresh["debt_per_book_usd"] != pytest.approx(warmed["debt_per_book_usd"], rel=1e-9)
