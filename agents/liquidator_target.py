@@ -209,7 +209,7 @@ VALIDATION_SEED = 2_000_000
 """First evaluation seed of the validation set that :func:`select_checkpoints` selects on by
 default: held out from training, and distinct from the test set the selected model is judged on
 (``--episodes 256 --eval-seed 3000000`` in docs/agents.md)."""
-VALIDATION_EPISODES = 128
+VALIDATION_EPISODES = 512
 """Episodes per scenario of the default validation set."""
 
 
