@@ -158,11 +158,18 @@ def verdict_lines(verdict: Mapping[str, Any], label: str = "model") -> list[str]
 
 
 def model_env_id(model_path: str | Path) -> str:
-    """The env a saved model was trained on: its run folder's ``config.yaml`` ``env_id``, else
-    :data:`ENV_ID`."""
+    """The env a saved model was trained on: its run folder's ``config.yaml`` ``env_id`` (one
+    level up for a checkpoint in ``checkpoints/``), else :data:`ENV_ID`."""
     from levgym.cli.evaluate import resolve_model
 
-    return resolve_model(str(model_path), None)[1] or ENV_ID
+    from .train import _find_config
+
+    path, env_id = resolve_model(str(model_path), None)
+    if env_id is None:
+        cfg = _find_config(path)
+        if cfg is not None and isinstance(cfg.get("env_id"), str):
+            env_id = cfg["env_id"]
+    return env_id or ENV_ID
 
 
 def evaluate_target(
@@ -196,6 +203,167 @@ def evaluate_target(
     policy = load_model_policy(model_path, env_id)
     values = evaluate(policy, env_id, suite, names, progress, keep_episodes=True)
     return target_verdict(values["episode_values"], baseline_values, names, seed=suite.seed)
+
+
+VALIDATION_SEED = 2_000_000
+"""First evaluation seed of the validation set that :func:`select_checkpoints` selects on by
+default: held out from training, and distinct from the test set the selected model is judged on
+(``--episodes 256 --eval-seed 3000000`` in docs/agents.md)."""
+VALIDATION_EPISODES = 512
+"""Episodes per scenario of the default validation set."""
+
+
+def drawdown_z(model_dd: Sequence[float], baseline_dd: Sequence[float]) -> float:
+    """How far a model's mean max drawdown is below the baseline's, in standard errors of the
+    paired mean difference: ``mean(d) / (sd(d) / sqrt(n))`` with ``d = baseline - model`` per
+    episode (0 when every difference is 0; +-inf when they are all equal and not 0)."""
+    d = np.asarray(baseline_dd, dtype=np.float64) - np.asarray(model_dd, dtype=np.float64)
+    if d.size < 2:
+        raise ValueError(f"drawdown_z needs two or more episodes; got {d.size}")
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0.0:
+        return 0.0 if mean == 0.0 else math.copysign(math.inf, mean)
+    return mean / (sd / math.sqrt(d.size))
+
+
+def target_margins(
+    verdict: Mapping[str, Any],
+    model: Mapping[str, Mapping[str, Sequence[float]]],
+    baseline: Mapping[str, Mapping[str, Sequence[float]]],
+    alpha: float = ALPHA,
+) -> dict[str, dict[str, float]]:
+    """The margin of each of the target's conditions, in standard errors (>= 0: it holds),
+    per scenario of ``verdict`` (a :func:`target_verdict` of the episode values ``model`` and
+    ``baseline``):
+
+    - ``pnl``: the Holm p-value of the PnL difference as a two-sided normal quantile, signed by
+      the difference, minus the quantile of ``alpha`` (1.96 at 0.05): >= 0 exactly when the PnL
+      is significantly higher after Holm;
+    - ``drawdown``: :func:`drawdown_z` of the max drawdowns: >= 0 exactly when the model's mean
+      max drawdown is at most the baseline's."""
+    from scipy.stats import norm
+
+    crit = float(norm.isf(alpha / 2))
+    out = {}
+    for name, r in verdict["target_scenarios"].items():
+        p = float(r["pnl_p_holm"])
+        z = float(norm.isf(min(max(p, 1e-300), 1.0) / 2)) if math.isfinite(p) else 0.0
+        out[name] = {
+            "pnl": math.copysign(z, r["pnl_diff_usd"]) - crit if r["pnl_diff_usd"] else -crit,
+            "drawdown": drawdown_z(
+                model[name]["max_drawdown_usd"], baseline[name]["max_drawdown_usd"]
+            ),
+        }
+    return out
+
+
+def selection_score(margins: Mapping[str, Mapping[str, float]]) -> float:
+    """The weakest of the target's margins (:func:`target_margins`, every scenario, PnL and
+    drawdown): how many standard errors the model is from failing the target, >= 0 when it
+    meets it."""
+    return min(v for m in margins.values() for v in m.values())
+
+
+def select_checkpoint(margins: Mapping[int, Mapping[str, Mapping[str, float]]]) -> dict[str, Any]:
+    """The checkpoint to keep from its validation margins (``steps -> target_margins``): the
+    highest :func:`selection_score` (the weakest condition of the target held by the most
+    standard errors), ties to the fewest steps (nearest the warm start).
+
+    Returns ``{"steps", "score", "target_met"}`` of the choice (``target_met``: score >= 0, the
+    target holds on the validation set)."""
+    if not margins:
+        raise ValueError("no checkpoints to select from; allowed one or more")
+    scores = {int(steps): selection_score(m) for steps, m in margins.items()}
+    steps = max(scores, key=lambda s: (scores[s], -s))
+    return {"steps": steps, "score": scores[steps], "target_met": scores[steps] >= 0.0}
+
+
+def run_checkpoints(run_dir: str | Path, max_steps: int | None = None) -> dict[int, Path]:
+    """A training run's models by step count: every ``checkpoints/model_<steps>_steps.zip`` and
+    the final ``model.zip`` (its ``num_timesteps``) unless a checkpoint has the same count; only
+    those of at most ``max_steps`` when given."""
+    from .persist import inspect_model_zip
+    from .train import _checkpoints
+
+    run = Path(run_dir)
+    found = {steps: path for steps, path in _checkpoints(run)}
+    final = run / "model.zip"
+    if final.is_file():
+        steps = int(inspect_model_zip(final).get("num_timesteps", 0))
+        found.setdefault(steps, final)
+    return {s: p for s, p in sorted(found.items()) if max_steps is None or s <= max_steps}
+
+
+def select_checkpoints(
+    run_dir: str | Path,
+    suite_name: str = "default",
+    episodes: int = VALIDATION_EPISODES,
+    eval_seed: int = VALIDATION_SEED,
+    max_steps: int | None = None,
+    baseline_values: Mapping[str, Any] | None = None,
+    say: Any = None,
+) -> dict[str, Any]:
+    """Judge every model of a run (:func:`run_checkpoints`) against ``greedy_hedged`` on a
+    validation set (``episodes`` per scenario from ``eval_seed``; ``baseline_values``, the
+    baseline's episode values there, are evaluated when not given) and pick one with
+    :func:`select_checkpoint`. Returns ``{"run", "env_id", "paths": {steps: path}, "verdicts":
+    {steps: target_verdict}, "margins": {steps: target_margins}, "selected":
+    {...select_checkpoint..., "path"}}``. ``say`` (a callable) gets one line per model."""
+    from .baselines import make_baseline
+    from .evaluate import evaluate, load_model_policy
+
+    paths = run_checkpoints(run_dir, max_steps)
+    if not paths:
+        raise ValueError(
+            f"run {str(run_dir)!r} has no checkpoints or model.zip"
+            + (f" of at most {max_steps} steps" if max_steps is not None else "")
+        )
+    env_id = model_env_id(next(iter(paths.values())))
+    suite = _suite(suite_name, episodes, eval_seed)
+    names = list(SCENARIOS)
+    if baseline_values is None:
+        baseline_values = evaluate(
+            make_baseline(BASELINE, env_id), env_id, suite, names, False, keep_episodes=True
+        )["episode_values"]
+    verdicts, margins = {}, {}
+    for steps, path in paths.items():
+        policy = load_model_policy(path, env_id)
+        values = evaluate(policy, env_id, suite, names, False, keep_episodes=True)
+        verdicts[steps] = target_verdict(
+            values["episode_values"], baseline_values, names, seed=suite.seed
+        )
+        margins[steps] = target_margins(verdicts[steps], values["episode_values"], baseline_values)
+        if say is not None:
+            say(selection_line(steps, verdicts[steps], margins[steps]))
+    chosen = select_checkpoint(margins)
+    return {
+        "run": str(run_dir),
+        "env_id": env_id,
+        "paths": {s: str(p) for s, p in paths.items()},
+        "verdicts": verdicts,
+        "margins": margins,
+        "selected": {
+            **chosen,
+            "target_met": bool(verdicts[chosen["steps"]]["target_met"]),
+            "path": str(paths[chosen["steps"]]),
+        },
+    }
+
+
+def selection_line(
+    steps: int, verdict: Mapping[str, Any], margins: Mapping[str, Mapping[str, float]]
+) -> str:
+    """One model's validation result: per scenario the PnL difference with its Holm p and the
+    drawdowns, each with its margin in standard errors, then the weakest margin."""
+    parts = []
+    for name, r in verdict["target_scenarios"].items():
+        m = margins[name]
+        parts.append(
+            f"{name} {_k(r['pnl_diff_usd'])} (p {r['pnl_p_holm']:.2g}, {m['pnl']:+.1f}), "
+            f"drawdown {_k(r['max_drawdown_usd'])} of {_k(r['baseline_max_drawdown_usd'])} "
+            f"({m['drawdown']:+.1f})"
+        )
+    return f"{steps:>9,} steps: " + "; ".join(parts) + f"; score {selection_score(margins):+.2f}"
 
 
 def parse_constant(text: str) -> tuple[float, float, float]:
@@ -282,7 +450,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="first evaluation seed instead of the suite's (held-out range, >= 1,000,000): a "
         "fresh set of episodes",
     )
+    parser.add_argument(
+        "--select-checkpoints",
+        action="append",
+        default=[],
+        metavar="RUN_DIR",
+        help="judge every checkpoint of a training run (and its model.zip) on a validation set "
+        f"(--episodes, default {VALIDATION_EPISODES}; --eval-seed, default {VALIDATION_SEED:,}) "
+        "and pick the one whose weakest scenario's PnL gain is most significant among those "
+        "with drawdowns no larger than greedy_hedged's; judge it afterwards on another set "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="with --select-checkpoints: only checkpoints of at most this many steps",
+    )
     args = parser.parse_args(argv)
+    if args.select_checkpoints:
+        return _main_select(args)
+    if args.max_steps is not None:
+        print("--max-steps is for --select-checkpoints; allowed only with it", file=sys.stderr)
+        return 2
     try:
         suite = _suite(args.suite, args.episodes, args.eval_seed)
     except ValueError as exc:
@@ -341,6 +531,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"constant {','.join(f'{a:g}' for a in action)} ({args.env})")
         for line in verdict_lines(v, "constant"):
             print("  " + line)
+    return 0 if all_met else 1
+
+
+def _main_select(args: argparse.Namespace) -> int:
+    """``--select-checkpoints``: exit 0 when every run's selected model meets the target on the
+    validation set, 1 when one does not, 2 on bad input."""
+    if args.models or args.constant:
+        print(
+            "--select-checkpoints judges runs' checkpoints only; allowed without model "
+            "arguments or --constant",
+            file=sys.stderr,
+        )
+        return 2
+    episodes = VALIDATION_EPISODES if args.episodes is None else args.episodes
+    seed = VALIDATION_SEED if args.eval_seed is None else args.eval_seed
+    try:
+        _suite(args.suite, episodes, seed)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.max_steps is not None and args.max_steps < 1:
+        print(f"--max-steps {args.max_steps} is out of range; allowed >= 1", file=sys.stderr)
+        return 2
+    for run in args.select_checkpoints:
+        try:
+            found = run_checkpoints(run, args.max_steps) if Path(run).is_dir() else {}
+        except ValueError as exc:
+            print(f"--select-checkpoints {run!r}: {exc}", file=sys.stderr)
+            return 2
+        if not found:
+            print(
+                f"--select-checkpoints {run!r} is not a run folder with checkpoints"
+                + (f" of at most {args.max_steps} steps" if args.max_steps is not None else ""),
+                file=sys.stderr,
+            )
+            return 2
+    all_met = True
+    bases: dict[str, Any] = {}
+    for run in args.select_checkpoints:
+        env_id = model_env_id(next(iter(run_checkpoints(run, args.max_steps).values())))
+        if env_id not in bases:
+            from .baselines import make_baseline
+            from .evaluate import evaluate
+
+            bases[env_id] = evaluate(
+                make_baseline(BASELINE, env_id), env_id, _suite(args.suite, episodes, seed),
+                list(SCENARIOS), False, keep_episodes=True,
+            )["episode_values"]  # fmt: skip
+        print(f"{run} ({env_id}): validation set of {episodes} episodes from seed {seed:,}")
+        res = select_checkpoints(
+            run, args.suite, episodes, seed, args.max_steps, bases[env_id],
+            say=lambda line: print("  " + line, flush=True),
+        )  # fmt: skip
+        sel = res["selected"]
+        all_met &= sel["target_met"]
+        print(
+            f"  selected: {sel['path']} ({sel['steps']:,} steps, score {sel['score']:+.2f}; "
+            f"target on the validation set: {'met' if sel['target_met'] else 'not met'})"
+        )
     return 0 if all_met else 1
 
 

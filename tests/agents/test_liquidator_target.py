@@ -196,3 +196,163 @@ def test_v2_model_is_evaluated_on_v2_with_the_suites_v1_entry(tmp_path):
         make_baseline(BASELINE, "levgym/Liquidator-v2"), "levgym/Liquidator-v2", suite, None, False
     )
     assert res["env_id"] == "levgym/Liquidator-v2" and "gbm_high_vol" in res["scenarios"]
+
+
+# --- checkpoint selection on a validation set -------------------------------------------------
+
+
+def _margins(model, base):
+    from agents.liquidator_target import target_margins
+
+    return target_margins(target_verdict(model, base), model, base)
+
+
+def test_drawdown_z_is_the_paired_mean_in_standard_errors():
+    from agents.liquidator_target import drawdown_z
+
+    base = [10.0, 20.0, 30.0, 40.0]
+    model = [9.0, 18.0, 28.0, 37.0]  # differences 1, 2, 2, 3: mean 2, sd sqrt(2/3)
+    assert drawdown_z(model, base) == pytest.approx(2.0 / (np.sqrt(2 / 3) / 2))
+    assert drawdown_z(base, model) == pytest.approx(-drawdown_z(model, base))
+    assert drawdown_z(base, base) == 0.0
+    assert drawdown_z([x - 1 for x in base], base) == np.inf
+    with pytest.raises(ValueError, match="two or more episodes"):
+        drawdown_z([1.0], [2.0])
+
+
+def test_margins_are_non_negative_exactly_where_the_target_holds():
+    """Each margin's sign is its condition of the target: PnL significantly better after Holm,
+    mean drawdown no larger; the score (the weakest) is >= 0 exactly when the target is met."""
+    from agents.liquidator_target import selection_score
+
+    cases = [(5e3, -1e3), (5e3, 2e3), (0.0, -1e3), (-5e3, -1e3), (1e3, -300.0), (300.0, 0.0)]
+    for seed, (pnl_shift, dd_shift) in enumerate(cases):
+        for n in (16, 64):
+            model, base = _episodes(seed, pnl_shift, dd_shift, n)
+            v = target_verdict(model, base)
+            m = _margins(model, base)
+            for name in SCENARIOS:
+                r = v["target_scenarios"][name]
+                assert (m[name]["pnl"] >= 0) == r["pnl_better"], (seed, n, name)
+                assert (m[name]["drawdown"] >= 0) == r["drawdown_ok"], (seed, n, name)
+            assert (selection_score(m) >= 0) == v["target_met"]
+            assert selection_score(m) == min(x for d in m.values() for x in d.values())
+
+
+def test_a_loss_has_a_negative_pnl_margin_however_significant():
+    model, base = _episodes(5, pnl_shift=-5e3, dd_shift=-1e3, n=64)
+    v = target_verdict(model, base)
+    assert all(r["pnl_p_holm"] < 1e-6 for r in v["target_scenarios"].values())
+    assert all(m["pnl"] < -3 for m in _margins(model, base).values())
+
+
+def test_select_checkpoint_keeps_the_strongest_weakest_margin_then_the_fewest_steps():
+    from agents.liquidator_target import select_checkpoint
+
+    def m(pnl_a, dd_a, pnl_b, dd_b):
+        return {"a": {"pnl": pnl_a, "drawdown": dd_a}, "b": {"pnl": pnl_b, "drawdown": dd_b}}
+
+    margins = {
+        100: m(3.0, 0.2, 1.0, 1.0),  # weakest 0.2
+        200: m(0.8, 0.9, 2.0, 5.0),  # weakest 0.8: the best
+        300: m(9.0, 9.0, 9.0, -0.1),  # large gains, drawdown above in b: fails
+        400: m(0.8, 2.0, 0.8, 3.0),  # ties 200 at 0.8, more steps
+    }
+    assert select_checkpoint(margins) == {"steps": 200, "score": 0.8, "target_met": True}
+    bad = {100: m(-1.0, 2.0, 1.0, 1.0), 200: m(1.0, -0.5, 1.0, 1.0)}
+    assert select_checkpoint(bad) == {"steps": 200, "score": -0.5, "target_met": False}
+    with pytest.raises(ValueError, match="no checkpoints"):
+        select_checkpoint({})
+
+
+def test_run_checkpoints_lists_a_runs_models_by_steps(tmp_path):
+    from agents.liquidator_target import run_checkpoints
+
+    assert run_checkpoints(tmp_path) == {}
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    for steps in (50, 100, 150):
+        (ckpt / f"model_{steps}_steps.zip").write_bytes(b"")
+        (ckpt / f"model_vecnormalize_{steps}_steps.json").write_text("{}")
+    (ckpt / "notes.zip").write_bytes(b"")
+    assert list(run_checkpoints(tmp_path)) == [50, 100, 150]
+    assert list(run_checkpoints(tmp_path, max_steps=100)) == [50, 100]
+    assert run_checkpoints(tmp_path)[100] == ckpt / "model_100_steps.zip"
+    # the final model counts with its own step number unless a checkpoint has it
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "model.zip", "w") as z:
+        z.writestr("data", json.dumps({"num_timesteps": 160}))
+        z.writestr("policy.pth", b"")
+    assert list(run_checkpoints(tmp_path)) == [50, 100, 150, 160]
+    assert run_checkpoints(tmp_path)[160] == tmp_path / "model.zip"
+    assert 160 not in run_checkpoints(tmp_path, max_steps=150)
+
+
+def test_a_checkpoint_is_evaluated_on_its_runs_env(tmp_path):
+    from agents.liquidator_target import ENV_ID, model_env_id
+
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    (ckpt / "model_100_steps.zip").write_bytes(b"")
+    assert model_env_id(ckpt / "model_100_steps.zip") == ENV_ID
+    (tmp_path / "config.yaml").write_text("env_id: levgym/Liquidator-v2\nalgo: ppo\nseed: 0\n")
+    assert model_env_id(ckpt / "model_100_steps.zip") == "levgym/Liquidator-v2"
+
+
+def test_select_command_refuses_bad_input(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    assert main(["--select-checkpoints", str(run)]) == 2
+    assert "is not a run folder with checkpoints" in capsys.readouterr().err
+    assert main(["--select-checkpoints", str(tmp_path / "nowhere")]) == 2
+    assert "is not a run folder with checkpoints" in capsys.readouterr().err
+    (run / "checkpoints" / "model_100_steps.zip").write_bytes(b"")
+    assert main(["--select-checkpoints", str(run), "--max-steps", "50"]) == 2
+    assert "of at most 50 steps" in capsys.readouterr().err
+    assert main(["--select-checkpoints", str(run), "--max-steps", "0"]) == 2
+    assert "--max-steps 0 is out of range" in capsys.readouterr().err
+    assert main(["--select-checkpoints", str(run), "--constant", "1,0,0"]) == 2
+    assert "allowed without model arguments or --constant" in capsys.readouterr().err
+    assert main(["--select-checkpoints", str(run), "--eval-seed", "7"]) == 2
+    assert "--eval-seed 7 is in the training range" in capsys.readouterr().err
+    assert main(["--constant", "1,0,0", "--max-steps", "5"]) == 2
+    assert "--max-steps is for --select-checkpoints" in capsys.readouterr().err
+    # a truncated final model is named, not a traceback
+    (run / "model.zip").write_bytes(b"PK")
+    assert main(["--select-checkpoints", str(run)]) == 2
+    assert "truncated or corrupt" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_select_checkpoints_of_a_short_run(tmp_path, capsys):
+    """A short warm-started Liquidator-v2 run with three checkpoints: every one is judged on
+    the validation set and the selected one is the one with the best weakest margin."""
+    from agents.liquidator_target import select_checkpoints, selection_score
+    from agents.train import train
+
+    run = train(
+        "levgym/Liquidator-v2",
+        total_timesteps=3 * 512,
+        seed=0,
+        out=tmp_path / "run",
+        progress=False,
+        hyper=[
+            "n_envs=2",
+            "n_steps=256",
+            "batch_size=128",
+            "checkpoint_freq=512",
+            "init_action_mean=[1, -0.5, -0.25]",
+            "env_kwargs.num_positions=8",
+            "env_kwargs.horizon_h=4",
+        ],
+    )
+    res = select_checkpoints(run, episodes=4, eval_seed=2_000_000)
+    assert sorted(res["verdicts"]) == [512, 1024, 1536]
+    best = max(selection_score(m) for m in res["margins"].values())
+    assert res["selected"]["score"] == best
+    assert res["selected"]["path"] == res["paths"][res["selected"]["steps"]]
+    code = main(["--select-checkpoints", str(run), "--episodes", "4", "--max-steps", "1024"])
+    out = capsys.readouterr().out
+    assert code in (0, 1) and "selected:" in out and "1,536 steps" not in out
