@@ -1074,6 +1074,19 @@ _add("total_s", "s", "wall time of the section (training and evaluation)", BENCH
 VAL = ("validate",)
 _add("warmup_h", "h", "hours each book lived before the day started", VAL)
 _add("draws", "count", "books drawn per replayed day (the model is their mean)", VAL)
+_add(
+    "replay_gas",
+    "label",
+    "gas of the replays: `congestion` (the congestion fit on the hourly path) or `flat` (30 gwei)",
+    VAL,
+)
+_add(
+    "replay_path",
+    "label",
+    "price path of the replays: `finest` (10-minute closes on the days the data hold them) or "
+    "`hourly`",
+    VAL,
+)
 _add("fit_period", "label", "days the book was fitted on (first..last date)", VAL)
 _add("test_period", "label", "days held out of the fit (first..last date)", VAL)
 _add("book_collateral_usd", "usd", "collateral value of each drawn book", VAL)

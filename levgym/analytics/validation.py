@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.drivers import Drivers, unchecked
 from ..engine.params import EngineParams, preset_params
 from ..scenarios import data
 from ..scenarios.base import ScenarioContext
@@ -95,6 +96,12 @@ KEEPER_STAGES: dict[str, dict[str, tuple[float, ...]]] = {
 """The keeper stage of :func:`fit` by routing: a fixed share to one off-pool venue (the preset's,
 :data:`FIT_STAGES`) or the best split over the pool, an aggregator route and a CEX leg."""
 ARRIVALS_PER_EXIT = 9.0
+GASES = ("congestion", "flat")
+PATHS = ("finest", "hourly")
+DEFAULT_GAS = "congestion"
+"""Gas of the replays (:func:`replay_gas`); ``flat``: 30 gwei throughout (before fid13d)."""
+DEFAULT_PATH = "finest"
+"""Price path of the replays (:func:`replay_prices`); ``hourly``: the hourly closes only."""
 POOL_DEPTH_USD = 80e6
 """The on-chain pool keepers and arbitrageurs meet: the median DAI reserve of the Uniswap v2
 DAI/WETH pool at the start of the five 2021 stress days in the reserves file (37-108M)."""
@@ -163,19 +170,89 @@ def calibration_days(top: int = TOP_DAYS, fall_min: float = FALL_MIN_FRAC) -> li
     return [d for d in days if d.date in keep]
 
 
-def day_drivers(days: list[Day], draws: int, params: EngineParams, warmup_h: float):
-    """Drivers ``[S, days * draws]``: env ``j * draws + r`` replays day ``j``."""
+def ten_minute_closes(start_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The 10-minute ETH closes (at their bar's end) of the day starting at ``start_s``, where
+    the data hold that day (``data.stress_days``), else None."""
+    key = data.utc_text(start_s)[:10]
+    name = f"{key[5:7]}-{key[8:10]}-{key[:4]}"
+    if name not in data.stress_days():
+        return None
+    t, _, close = data.eth_10min(name)
+    return t + data.BAR_10MIN_S, close
+
+
+def replay_prices(day: Day, grid: np.ndarray, path: str = DEFAULT_PATH) -> np.ndarray:
+    """The replayed ETH price at ``grid`` (unix s): the hourly closes interpolated in log price;
+    with ``path="finest"``, inside the day the 10-minute closes where the data hold them
+    (:func:`ten_minute_closes`: 5 of the 55 days; their intra-hour lows are what the hourly
+    closes miss)."""
+    if path not in PATHS:
+        raise ValueError(f"path={path!r}; allowed {', '.join(PATHS)}")
+    t, c = close_times()
+    prices = resample_log(t, c, grid)
+    fine = ten_minute_closes(day.start_s) if path == "finest" else None
+    if fine is not None:
+        tf, cf = fine
+        inside = (grid >= max(day.start_s, tf[0])) & (grid <= tf[-1])
+        prices[inside] = resample_log(tf, cf, grid[inside])
+    return prices
+
+
+def replay_gas(hourly_prices: np.ndarray, params: EngineParams, seed: int = 0) -> np.ndarray:
+    """Gas ``[S, E]`` (gwei) of the replay: the congestion fit
+    (:class:`levgym.scenarios.overlays.Congestion`, ``CALIBRATED`` gas numbers: gas rising with
+    the trailing hour's realized volatility, AR(1) noise per env) on the hourly closes
+    interpolated onto the substeps. Their 10-minute returns are each a sixth of the hour's, so
+    the realized volatility they show is the hourly one over ``sqrt(6)``: the fit's reference
+    volatility (measured on 10-minute closes) is divided by ``sqrt(HOURLY_STEPS)`` to match."""
+    from ..scenarios.calibration import CALIBRATED as C
+    from ..scenarios.overlays import Congestion
+
+    s, e = hourly_prices.shape
+    ctx = ScenarioContext(e, s, params.run.substep_h, params, np.random.default_rng(seed))
+    steps = 1.0 / params.run.substep_h
+    congestion = Congestion(
+        C["gas_ref_gwei"],
+        C["gas_vol_elasticity"],
+        C["gas_ref_vol_annual"] / math.sqrt(steps),
+        C["gas_ar_phi"],
+        C["gas_noise_sd_log"],
+    )
+    with unchecked():
+        drivers = congestion.apply(Drivers.from_price(hourly_prices), ctx)
+    return drivers.gas_gwei
+
+
+def day_drivers(
+    days: list[Day],
+    draws: int,
+    params: EngineParams,
+    warmup_h: float,
+    gas: str = DEFAULT_GAS,
+    path: str = DEFAULT_PATH,
+):
+    """Drivers ``[S, days * draws]``: env ``j * draws + r`` replays day ``j``; ``gas``:
+    ``congestion`` (:func:`replay_gas`) or ``flat`` (30 gwei); ``path``: see
+    :func:`replay_prices`."""
+    if gas not in GASES:
+        raise ValueError(f"gas={gas!r}; allowed {', '.join(GASES)}")
     sub_h = params.run.substep_h
     warm = int(round(warmup_h / sub_h))
     s = warm + int(round(HOURS / sub_h))
     t, c = close_times()
-    cols = []
+    cols, hourly_cols = [], []
     for d in days:
         grid = d.start_s - warm * sub_h * data.HOUR_S + np.arange(s) * sub_h * data.HOUR_S
-        cols.append(resample_log(t, c, grid))
+        cols.append(replay_prices(d, grid, path))
+        hourly_cols.append(resample_log(t, c, grid))
     prices = np.repeat(np.stack(cols, axis=1), draws, axis=1)
     ctx = ScenarioContext(prices.shape[1], s, sub_h, params, np.random.default_rng(0))
-    return compose(ctx, prices), warm
+    drivers = compose(ctx, prices)
+    if gas == "congestion":
+        hourly = np.repeat(np.stack(hourly_cols, axis=1), draws, axis=1)
+        drivers = drivers.replace(gas_gwei=replay_gas(hourly, params))
+        drivers.check()
+    return drivers, warm
 
 
 def trailing_vol(at_s: float, window_h: float = VOL_WINDOW_H) -> float:
@@ -235,11 +312,14 @@ def replay(
     positions: int,
     seed: int = 0,
     backend: str = "numba",
+    gas: str = DEFAULT_GAS,
+    path: str = DEFAULT_PATH,
 ) -> np.ndarray:
-    """Model debt repaid by liquidators per hour of each day, USD ``[days, draws, 24]``."""
+    """Model debt repaid by liquidators per hour of each day, USD ``[days, draws, 24]``
+    (``gas`` and ``path``: :func:`day_drivers`)."""
     from ..simulation import Simulator  # the market runner sits above analytics' imports
 
-    drivers, warm = day_drivers(days, draws, params, warmup_h)
+    drivers, warm = day_drivers(days, draws, params, warmup_h, gas, path)
     state = day_books(params, days, draws, positions, seed, drivers, warmup_h)
     sim = Simulator(params, drivers, positions, seed, backend=backend, state=state)
     per_h = int(round(1.0 / params.run.substep_h))
@@ -343,6 +423,8 @@ def fit(
     progress: Callable[[str], None] | None = None,
     keepers: str = "share",
     keepers_only: bool = False,
+    gas: str = DEFAULT_GAS,
+    path: str = DEFAULT_PATH,
 ) -> dict[str, Any]:
     """Grid searches of :data:`FIT_STAGES` (or the one ``grid``) minimising :func:`fit_loss` on
     the fit-period days (the test days are never replayed); then the book's size (ETH at
@@ -362,7 +444,9 @@ def fit(
     days = [d for d in calibration_days() if not d.test]
     chosen: dict[str, float] = {}
     for n, stage in enumerate(stages):
-        loss, values, hourly = _grid_search(base, stage, days, draws, positions, seed, progress, n)
+        loss, values, hourly = _grid_search(
+            base, stage, days, draws, positions, seed, progress, n, gas, path
+        )
         chosen.update(values)
         base = with_values(base, values)
     model_total = float(hourly.mean(axis=1).sum())
@@ -386,6 +470,8 @@ def _grid_search(
     seed: int,
     progress: Callable[[str], None] | None,
     stage: int,
+    gas: str = DEFAULT_GAS,
+    path: str = DEFAULT_PATH,
 ) -> tuple[float, dict[str, float], np.ndarray]:
     keys = list(grid)
     combos = np.array(np.meshgrid(*[grid[k] for k in keys], indexing="ij"))
@@ -402,7 +488,9 @@ def _grid_search(
             rest = 1.0 - base.borrowers.defensive_frac - values["borrowers.looper_frac"]
             values["borrowers.passive_frac"] = round(rest, 12)
         params = with_values(base, values)
-        hourly = replay(params, days, params.run.warmup_h, draws, positions, seed)
+        hourly = replay(
+            params, days, params.run.warmup_h, draws, positions, seed, gas=gas, path=path
+        )
         loss = fit_loss(hourly, days)
         if progress:
             progress(f"stage {stage + 1} [{i + 1}/{len(combos)}] loss {loss:.3f} {values}")
@@ -429,15 +517,18 @@ def validate(
     positions: int = AAVE_SLOTS,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    gas: str = DEFAULT_GAS,
+    path: str = DEFAULT_PATH,
 ) -> dict[str, Any]:
     """Replay the calibration days warm and fresh; per-day volumes, scores on the fit and test
-    days, the test days' noise ceiling and the hourly profiles of the big test days."""
+    days, the test days' noise ceiling and the hourly profiles of the big test days (``gas``
+    and ``path``: :func:`day_drivers`)."""
     days = calibration_days()
     say = progress or (lambda _: None)
     say(f"replaying {len(days)} days x {draws} books of {positions} slots, warm-up {warmup_h:g} h")
-    warm = replay(params, days, warmup_h, draws, positions, seed)
+    warm = replay(params, days, warmup_h, draws, positions, seed, gas=gas, path=path)
     say("replaying the same days with fresh books (no warm-up)")
-    fresh = replay(params, days, 0.0, draws, positions, seed)
+    fresh = replay(params, days, 0.0, draws, positions, seed, gas=gas, path=path)
     fit_idx = [i for i, d in enumerate(days) if not d.test]
     test_idx = [i for i, d in enumerate(days) if d.test]
     scores = {
@@ -480,6 +571,8 @@ def validate(
         "draws": int(draws),
         "positions": int(positions),
         "seed": int(seed),
+        "replay_gas": gas,
+        "replay_path": path,
         "fit_period": f"{PERIOD_START}..{_day_before(TEST_START)}",
         "test_period": f"{TEST_START}..{PERIOD_END}",
         "book_collateral_usd": float(params.borrowers.total_collateral_usd),

@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from .common import count, print_json, seed_value
+from .validate import add_replay_arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run the keeper stage alone, from the preset's book",
     )
+    add_replay_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         progress=lambda m: print(m, file=sys.stderr),
         keepers=args.keepers,
         keepers_only=args.keepers_only,
+        gas=args.gas,
+        path=args.path,
     )
     if args.json:
         print_json(out)

@@ -50,11 +50,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"position slots per book (default {AAVE_SLOTS}, about Aave v2's WETH book)",
     )
     p.add_argument("--seed", type=seed_value, default=0, help="random seed of the books")
+    add_replay_arguments(p)
     add_set_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG")
     p.add_argument("--out-json", default=None, metavar="FILE", help="also write the JSON to FILE")
     p.set_defaults(run=run)
+
+
+def add_replay_arguments(p: argparse.ArgumentParser) -> None:
+    """``--gas`` and ``--path``: how the replays are built (levgym.analytics.validation)."""
+    from ..analytics.validation import DEFAULT_GAS, DEFAULT_PATH, GASES, PATHS
+
+    p.add_argument(
+        "--gas",
+        choices=GASES,
+        default=DEFAULT_GAS,
+        help="gas of the replays: the congestion fit on the hourly path (congestion, default) or "
+        "30 gwei throughout (flat, as before)",
+    )
+    p.add_argument(
+        "--path",
+        choices=PATHS,
+        default=DEFAULT_PATH,
+        help="price path: hourly closes, with the 10-minute closes inside the days the data hold "
+        "them (finest, default), or the hourly closes only (hourly, as before)",
+    )
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -81,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         positions=args.positions,
         seed=args.seed,
         progress=None if quiet else (lambda m: print(m, file=sys.stderr)),
+        gas=args.gas,
+        path=args.path,
     )
     report = {"preset": args.preset, "command": args.command_line, **report}
     checked("validate", report)
@@ -100,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
 def print_report(r: dict[str, Any]) -> None:
     print(
         f"preset {r['preset']}, warm-up {r['warmup_h']:g} h, {r['draws']} books of "
-        f"{r['positions']} slots per day, book collateral ${r['book_collateral_usd'] / 1e6:,.0f}M"
+        f"{r['positions']} slots per day, book collateral ${r['book_collateral_usd'] / 1e6:,.0f}M, "
+        f"gas {r['replay_gas']}, path {r['replay_path']}"
     )
     print(f"fit {r['fit_period']}, test {r['test_period']}")
     print(

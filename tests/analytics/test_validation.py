@@ -147,3 +147,43 @@ def test_the_split_keeper_stage_fits_two_depths_and_drops_the_fixed_share(monkey
     assert out["market.keeper_cex_depth_usd"] in stage["market.keeper_cex_depth_usd"]
     with pytest.raises(ValueError, match=r"keepers='pool'; allowed share, split"):
         V.fit(keepers="pool")
+
+
+def test_finest_path_takes_the_ten_minute_closes_inside_the_day():
+    days = {d.date: d for d in V.calibration_days()}
+    may19, june1 = days["2021-05-19"], days["2021-06-01"]
+    grid = may19.start_s - 6 * 3600.0 + np.arange(6 * 30) * 600.0  # 6 h before .. 24 h after
+    hourly = V.replay_prices(may19, grid, "hourly")
+    fine = V.replay_prices(may19, grid, "finest")
+    t, c = V.close_times()
+    np.testing.assert_allclose(hourly, V.resample_log(t, c, grid))
+    before = grid < may19.start_s
+    np.testing.assert_array_equal(fine[before], hourly[before])  # the warm-up stays hourly
+    tf, cf = V.ten_minute_closes(may19.start_s)
+    at = np.searchsorted(grid, tf[(tf > may19.start_s) & (tf <= grid[-1])])
+    np.testing.assert_allclose(fine[at], cf[(tf > may19.start_s) & (tf <= grid[-1])])
+    # the intra-hour low of 13:00-14:00 UTC (1,945) that the hourly closes (2,365, 2,494) miss
+    assert fine.min() < 2000.0 < hourly.min()
+    assert V.ten_minute_closes(june1.start_s) is None  # no 10-minute data: hourly
+    np.testing.assert_array_equal(
+        V.replay_prices(june1, grid - may19.start_s + june1.start_s, "finest"),
+        V.replay_prices(june1, grid - may19.start_s + june1.start_s, "hourly"),
+    )
+    with pytest.raises(ValueError, match="path='daily'; allowed finest, hourly"):
+        V.replay_prices(may19, grid, "daily")
+
+
+def test_replay_gas_rises_with_the_hour_s_volatility():
+    days = [d for d in V.calibration_days() if d.date in ("2021-05-19", "2021-06-01")]
+    params = preset_params("aave_v2_weth")
+    flat, _ = V.day_drivers(days, 2, params, 6.0, gas="flat", path="hourly")
+    cong, warm = V.day_drivers(days, 2, params, 6.0, gas="congestion", path="hourly")
+    np.testing.assert_array_equal(flat.gas_gwei, 30.0)
+    np.testing.assert_array_equal(flat.fundamental_usd, cong.fundamental_usd)
+    crash = cong.gas_gwei[warm + 12 * 6 : warm + 15 * 6, :2]  # May 19, 12:00-15:00
+    calm = cong.gas_gwei[warm + 12 * 6 : warm + 15 * 6, 2:]  # June 1, same hours
+    assert np.median(crash) > 2.0 * np.median(calm)
+    again, _ = V.day_drivers(days, 2, params, 6.0, gas="congestion", path="hourly")
+    np.testing.assert_array_equal(again.gas_gwei, cong.gas_gwei)
+    with pytest.raises(ValueError, match="gas='x'; allowed congestion, flat"):
+        V.day_drivers(days, 2, params, 6.0, gas="x")

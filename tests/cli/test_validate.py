@@ -13,7 +13,8 @@ from levgym.analytics import validation as V
 from levgym.cli import main
 
 
-def _fake_replay(params, days, warmup_h, draws, positions, seed=0, backend="numba"):
+def _fake_replay(params, days, warmup_h, draws, positions, seed=0, backend="numba", **replay):
+    assert set(replay) == {"gas", "path"}
     rng = np.random.default_rng(int(warmup_h) + 1)
     real = np.stack([d.real_hourly_usd for d in days])[:, None, :]
     return real * rng.lognormal(0.0, 0.5, (len(days), draws, 1)) + 1.0
@@ -43,6 +44,21 @@ def test_validate_table(monkeypatch, capsys):
     assert main(["validate", "--draws", "2", "--warmup-h", "0"]) == 0
     text = capsys.readouterr().out
     assert "2021-05-19 test" in text and "noise ceiling" in text and "fresh_test" in text
+    assert "gas congestion, path finest" in text  # the default replays
+
+
+def test_validate_passes_the_replay_choices(monkeypatch, capsys):
+    seen = []
+
+    def fake(*args, **kw):
+        seen.append((kw["gas"], kw["path"]))
+        return _fake_replay(*args, **kw)
+
+    monkeypatch.setattr(V, "replay", fake)
+    assert main(["validate", "--json", "--draws", "2", "--gas", "flat", "--path", "hourly"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["replay_gas"] == "flat" and out["replay_path"] == "hourly"
+    assert seen == [("flat", "hourly")] * 2  # warm and fresh
 
 
 @pytest.mark.parametrize(
