@@ -3,7 +3,6 @@ the verdict and its significance, smoothed curves, the TensorBoard command."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import shlex
@@ -78,24 +77,26 @@ def default_reward_scale(env_id: str) -> float:
     from levgym.envs import (
         CrossProtocolHedgerVectorEnv,
         GovernanceV1VectorEnv,
+        GovernanceV2VectorEnv,
         GovernanceVectorEnv,
+        LiquidatorV3VectorEnv,
         LiquidatorVectorEnv,
         PortfolioGovernanceVectorEnv,
     )
+    from levgym.envs.base import init_defaults
     from levgym.envs.liquidator import LiquidatorV2VectorEnv
 
     cls = {
         "levgym/Governance-v0": GovernanceVectorEnv,
         "levgym/Governance-v1": GovernanceV1VectorEnv,
-        # the warm-book ids take their parents' reward arguments
-        "levgym/Governance-v2": GovernanceV1VectorEnv,
+        "levgym/Governance-v2": GovernanceV2VectorEnv,
         "levgym/Liquidator-v1": LiquidatorVectorEnv,
         "levgym/Liquidator-v2": LiquidatorV2VectorEnv,
-        "levgym/Liquidator-v3": LiquidatorV2VectorEnv,
+        "levgym/Liquidator-v3": LiquidatorV3VectorEnv,
         "levgym/PortfolioGovernance-v0": PortfolioGovernanceVectorEnv,
         "levgym/CrossProtocolHedger-v0": CrossProtocolHedgerVectorEnv,
     }
-    return float(inspect.signature(cls[env_id].__init__).parameters["reward_scale"].default)
+    return float(init_defaults(cls[env_id])["reward_scale"])
 
 
 def return_unit(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> str:

@@ -187,3 +187,21 @@ def test_the_warm_book_ids_are_the_previous_ids_with_warm_books():
 def test_bad_pool_size_is_refused(value):
     with pytest.raises(ValueError, match=r"warm_pool=.* is out of range; allowed None or"):
         _env(warmup_h=WARM_H, warm_pool=value)
+
+
+def test_the_warm_book_ids_declare_their_parents_arguments_with_their_own_defaults():
+    from agents.reporting import default_reward_scale
+    from levgym.cli.sizing import env_defaults
+
+    gov1, gov2 = env_defaults("levgym/Governance-v1"), env_defaults("levgym/Governance-v2")
+    assert set(gov2) == set(gov1)  # train's --hyper env_kwargs and the size checks read these
+    assert gov2["warmup_h"] == warm.WARM_BOOK_H and gov1["warmup_h"] == 0.0
+    assert gov2["warm_pool"] == warm.WARM_POOL and gov1["warm_pool"] is None
+    assert {k: v for k, v in gov2.items() if not k.startswith("warm")} == {
+        k: v for k, v in gov1.items() if not k.startswith("warm")
+    }
+    liq3 = env_defaults("levgym/Liquidator-v3")
+    assert liq3["num_positions"] == env_defaults("levgym/Liquidator-v2")["num_positions"]
+    assert default_reward_scale("levgym/Liquidator-v3") == default_reward_scale(
+        "levgym/Liquidator-v2"
+    )

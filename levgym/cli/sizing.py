@@ -242,15 +242,11 @@ def env_class(env_id: str) -> type:
 
 
 def env_defaults(env_id: str) -> dict[str, object]:
-    """The vector env class's keyword defaults (``num_positions``, ``horizon_h``, ...)."""
-    import inspect
+    """The vector env class's keyword defaults (``num_positions``, ``horizon_h``, ...; a
+    version's changed defaults over its parent's, :func:`levgym.envs.base.init_defaults`)."""
+    from ..envs.base import init_defaults
 
-    cls = env_class(env_id)
-    return {
-        k: p.default
-        for k, p in inspect.signature(cls.__init__).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
+    return init_defaults(env_class(env_id))
 
 
 def check_env_kwargs(flag: str, env_id: str, num_envs: int, env_kwargs: dict) -> None:

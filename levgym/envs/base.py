@@ -587,6 +587,26 @@ class LevgymVectorEnv(VectorEnv):
         return f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs})"
 
 
+def init_defaults(cls: type) -> dict[str, Any]:
+    """The keyword defaults of ``cls.__init__``, with those of the parents' ``__init__`` that
+    a subclass passes on through ``**kwargs`` (a version that only changes some defaults, such
+    as ``levgym/Governance-v2``'s ``warmup_h``); the nearest class's default wins."""
+    import inspect
+
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        for k, p in params.items():
+            if p.default is not inspect.Parameter.empty:
+                out.setdefault(k, p.default)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            break
+    return out
+
+
 def unbatch_info(info: Mapping[str, Any], env: int) -> dict[str, Any]:
     """The info of env ``env`` from a vector info dict (arrays become Python scalars; values
     that are Python scalars already, as a single env's kernel writes them, pass through)."""
@@ -687,4 +707,4 @@ class LevgymEnv(gym.Env):
         super().close()
 
 
-__all__ = ["LevgymEnv", "LevgymVectorEnv", "check_weight", "unbatch_info"]
+__all__ = ["LevgymEnv", "LevgymVectorEnv", "check_weight", "init_defaults", "unbatch_info"]
