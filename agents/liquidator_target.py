@@ -15,6 +15,13 @@ model's mean drawdown is at most ``greedy_hedged``'s; the target is met when eve
 meets it. Run ``python -m agents.liquidator_target MODEL...`` (model files or run folders) to
 evaluate saved models on the default suite.
 
+``--select-checkpoints RUN`` judges every checkpoint of a training run on a validation set of
+held-out seeds (:data:`VALIDATION_EPISODES` episodes per scenario from :data:`VALIDATION_SEED`)
+and keeps the one whose weakest condition of the target holds by the most standard errors
+(:func:`target_margins`, :func:`select_checkpoint`); ``--pool`` keeps one across several runs.
+The kept model is then judged on another set (docs/agents.md: 256 episodes from seed
+3,000,000).
+
 The env is the one each model was trained on (its run folder's ``config.yaml`` ``env_id``;
 ``levgym/Liquidator-v1`` when there is none): a ``levgym/Liquidator-v2`` model is evaluated on
 v2, with the suite's Liquidator-v1 scenarios, ``env_kwargs`` and seeds (the suite's fallback,
