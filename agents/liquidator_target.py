@@ -15,6 +15,13 @@ model's mean drawdown is at most ``greedy_hedged``'s; the target is met when eve
 meets it. Run ``python -m agents.liquidator_target MODEL...`` (model files or run folders) to
 evaluate saved models on the default suite.
 
+``--select-checkpoints RUN`` judges every checkpoint of a training run on a validation set of
+held-out seeds (:data:`VALIDATION_EPISODES` episodes per scenario from :data:`VALIDATION_SEED`)
+and keeps the one whose weakest condition of the target holds by the most standard errors
+(:func:`target_margins`, :func:`select_checkpoint`); ``--pool`` keeps one across several runs.
+The kept model is then judged on another set (docs/agents.md: 256 episodes from seed
+3,000,000).
+
 The env is the one each model was trained on (its run folder's ``config.yaml`` ``env_id``;
 ``levgym/Liquidator-v1`` when there is none): a ``levgym/Liquidator-v2`` model is evaluated on
 v2, with the suite's Liquidator-v1 scenarios, ``env_kwargs`` and seeds (the suite's fallback,
@@ -350,6 +357,20 @@ def select_checkpoints(
     }
 
 
+def select_across(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One model across several runs (``--pool``: e.g. one seed trained with several settings)
+    from their :func:`select_checkpoints` results: the run whose selected model has the highest
+    score, ties to the fewest steps, then to the first run given. Returns that run's
+    ``selected`` with ``"run"``."""
+    if not results:
+        raise ValueError("no runs to select from; allowed one or more")
+    best = max(
+        enumerate(results),
+        key=lambda kr: (kr[1]["selected"]["score"], -kr[1]["selected"]["steps"], -kr[0]),
+    )[1]
+    return {**best["selected"], "run": best["run"]}
+
+
 def selection_line(
     steps: int, verdict: Mapping[str, Any], margins: Mapping[str, Mapping[str, float]]
 ) -> str:
@@ -467,11 +488,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="with --select-checkpoints: only checkpoints of at most this many steps",
     )
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="with --select-checkpoints: select one model across all the runs given (one "
+        "training seed run with several settings) instead of one per run",
+    )
     args = parser.parse_args(argv)
     if args.select_checkpoints:
         return _main_select(args)
-    if args.max_steps is not None:
-        print("--max-steps is for --select-checkpoints; allowed only with it", file=sys.stderr)
+    if args.max_steps is not None or args.pool:
+        flag = "--max-steps" if args.max_steps is not None else "--pool"
+        print(f"{flag} is for --select-checkpoints; allowed only with it", file=sys.stderr)
         return 2
     try:
         suite = _suite(args.suite, args.episodes, args.eval_seed)
@@ -567,10 +595,21 @@ def _main_select(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    envs = {
+        run: model_env_id(next(iter(run_checkpoints(run, args.max_steps).values())))
+        for run in args.select_checkpoints
+    }
+    if args.pool and len(set(envs.values())) > 1:
+        print(
+            f"--pool needs runs of one env; got {', '.join(sorted(set(envs.values())))}",
+            file=sys.stderr,
+        )
+        return 2
     all_met = True
     bases: dict[str, Any] = {}
+    results = []
     for run in args.select_checkpoints:
-        env_id = model_env_id(next(iter(run_checkpoints(run, args.max_steps).values())))
+        env_id = envs[run]
         if env_id not in bases:
             from .baselines import make_baseline
             from .evaluate import evaluate
@@ -584,11 +623,21 @@ def _main_select(args: argparse.Namespace) -> int:
             run, args.suite, episodes, seed, args.max_steps, bases[env_id],
             say=lambda line: print("  " + line, flush=True),
         )  # fmt: skip
+        results.append(res)
         sel = res["selected"]
         all_met &= sel["target_met"]
         print(
-            f"  selected: {sel['path']} ({sel['steps']:,} steps, score {sel['score']:+.2f}; "
-            f"target on the validation set: {'met' if sel['target_met'] else 'not met'})"
+            f"  {'best of this run' if args.pool else 'selected'}: {sel['path']} "
+            f"({sel['steps']:,} steps, score {sel['score']:+.2f}; target on the validation set: "
+            f"{'met' if sel['target_met'] else 'not met'})"
+        )
+    if args.pool:
+        sel = select_across(results)
+        all_met = sel["target_met"]
+        print(
+            f"selected across the {len(results)} runs: {sel['path']} ({sel['steps']:,} steps, "
+            f"score {sel['score']:+.2f}; target on the validation set: "
+            f"{'met' if sel['target_met'] else 'not met'})"
         )
     return 0 if all_met else 1
 

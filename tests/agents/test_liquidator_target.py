@@ -265,6 +265,21 @@ def test_select_checkpoint_keeps_the_strongest_weakest_margin_then_the_fewest_st
         select_checkpoint({})
 
 
+def test_select_across_runs_keeps_the_best_selected_model():
+    from agents.liquidator_target import select_across
+
+    def res(run, steps, score):
+        sel = {"steps": steps, "score": score, "target_met": score >= 0, "path": f"{run}/m"}
+        return {"run": run, "selected": sel}
+
+    runs = [res("a", 500, 1.2), res("b", 75, 1.9), res("c", 50, 1.9)]
+    assert select_across(runs) == {**runs[2]["selected"], "run": "c"}  # tie: fewer steps
+    assert select_across(runs[:2])["run"] == "b"
+    assert select_across([res("a", 50, -0.3), res("b", 50, -0.3)])["run"] == "a"
+    with pytest.raises(ValueError, match="no runs"):
+        select_across([])
+
+
 def test_run_checkpoints_lists_a_runs_models_by_steps(tmp_path):
     from agents.liquidator_target import run_checkpoints
 
@@ -319,6 +334,16 @@ def test_select_command_refuses_bad_input(tmp_path, capsys):
     assert "--eval-seed 7 is in the training range" in capsys.readouterr().err
     assert main(["--constant", "1,0,0", "--max-steps", "5"]) == 2
     assert "--max-steps is for --select-checkpoints" in capsys.readouterr().err
+    assert main(["--constant", "1,0,0", "--pool"]) == 2
+    assert "--pool is for --select-checkpoints" in capsys.readouterr().err
+    other = tmp_path / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "checkpoints" / "model_100_steps.zip").write_bytes(b"")
+    (other / "config.yaml").write_text("env_id: levgym/Liquidator-v2\nalgo: ppo\n")
+    assert (
+        main(["--select-checkpoints", str(run), "--select-checkpoints", str(other), "--pool"]) == 2
+    )
+    assert "--pool needs runs of one env" in capsys.readouterr().err
     # a truncated final model is named, not a traceback
     (run / "model.zip").write_bytes(b"PK")
     assert main(["--select-checkpoints", str(run)]) == 2
