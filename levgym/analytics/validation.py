@@ -10,7 +10,9 @@ ETH fall (the day's lowest hourly close under the close at 00:00 UTC) is at leas
 :data:`FALL_MIN_FRAC`. Fit period: days before :data:`TEST_START`; test period: from it on.
 
 Replay of a day: the hourly closes, interpolated in log price onto the 10-minute grid, from
-``warmup_h`` hours before 00:00 UTC to 24:00 (flat gas, the market's normal liquidity). The book
+``warmup_h`` hours before 00:00 UTC to 24:00, inside the day the 10-minute closes where the data
+hold them (:func:`replay_prices`); gas from the congestion fit (:func:`replay_gas`); the market's
+normal liquidity. The book
 is drawn at the first row and lives through the warm-up (liquidations, arrivals, exits,
 re-levering) before the day starts; the day's volume is the debt repaid by liquidators from
 00:00 to 24:00. Each day is replayed with ``draws`` books (:func:`day_books`: book ``r`` is the

@@ -195,7 +195,7 @@ def plot_validation(r: dict[str, Any], path: str) -> None:
         ax.bar(h - 0.2, real / max(real.sum(), 1e-9), width=0.4, label="Aave v2")
         ax.bar(h + 0.2, model / max(model.sum(), 1e-9), width=0.4, label="model")
         ax.set_title(
-            f"{b['date']}: ${real.sum() / 1e6:.1f}M real, ${model.sum() / 1e6:.1f}M model "
+            f"{b['date']}: \\${real.sum() / 1e6:.1f}M real, \\${model.sum() / 1e6:.1f}M model "
             f"(corr {_fmt(b['timing_corr'], 2)})",
             fontsize=9,
         )
