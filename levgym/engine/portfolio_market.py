@@ -57,7 +57,7 @@ borrowed + interest - repaid_by_borrowers - repaid_by_liquidators - written_off 
 deficit_covered = treasury`` (:func:`levgym.engine.portfolio_treasury.treasury_gap`).
 ``reference_portfolio.ref_substep`` is the naive loop twin; ``substep(...,
 backend="numba")`` runs the same phases as one compiled kernel over the same rule functions
-(:mod:`levgym.engine.portfolio_market_fused`; defensive borrowers are not in it yet).
+(:mod:`levgym.engine.portfolio_market_fused`, the borrower phase included).
 """
 
 from __future__ import annotations
@@ -588,17 +588,12 @@ def substep(
     rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
     numba (same results to float rounding). ``backend="numba"`` runs steps 1-6 compiled
     (:func:`levgym.engine.portfolio_market_fused.substep`, same phases and rule functions, same
-    results to float rounding; ``fused`` is then moot) and the deficit cover after it; it refuses
-    a book with defensive borrowers (their phase is not in the kernel yet)."""
+    results to float rounding; ``fused`` is then moot), the borrower phase included, and the
+    deficit cover after it."""
     _check_backend(backend)
     if backend == "numba":
         from . import portfolio_market_fused
 
-        if state.defend_trigger_hf is not None and bool(np.any(state.defend_trigger_hf > 0)):
-            raise ValueError(
-                "backend='numba' does not run defensive borrowers yet; allowed backend='numpy' "
-                "with borrowers.defensive_frac > 0"
-            )
         state, rounds = portfolio_market_fused.substep(state, fundamental_usd, reserves, params)
         return cover_deficit(state, params), rounds
     state = market_update(state, fundamental_usd, reserves, params)
