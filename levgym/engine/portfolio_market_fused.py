@@ -43,7 +43,7 @@ import functools
 
 import numpy as np
 
-from . import portfolio, portfolio_borrowers, portfolio_fused, portfolio_market
+from . import portfolio, portfolio_borrowers, portfolio_fused, portfolio_market, stableswap
 from . import rules as R
 from .fused import NR, compile_rules, rules_cache_dir
 from .jit import njit, prange
@@ -54,6 +54,7 @@ from .portfolio_market import COUNTERS, PortfolioMarketParams, PortfolioState
 MR = compile_rules(portfolio_market, ("buy_exact_out",))
 BR = compile_rules(portfolio_borrowers, portfolio_borrowers.BORROWER_RULE_NAMES)
 BRM = compile_rules(portfolio, ("borrow_room_asset",))
+SS = compile_rules(stableswap, stableswap.STABLESWAP_RULE_NAMES)
 
 # counter rows of the packed counters [C, E, K]
 C_SEIZED = COUNTERS.index("seized_collateral_asset")
@@ -80,11 +81,13 @@ O_STABLE = portfolio.ORACLE_KINDS.index("stable_market")
 Layout = collections.namedtuple(
     "Layout",
     "q has_pool fee can_coll lt bonus pfee rf base slope1 slope2 optimal okind obase ocap ogrowth "
-    "fcode fdev fhb",
+    "fcode fdev fhb "
+    "amp",
 )
 """Per-reserve constants of the kernel: the quote's index, ``[K]`` arrays (pools, fees,
 collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
-parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat) and the
+parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat, each leg's
+StableSwap amplification, 0 for constant product: ``portfolio_market.pool_amp``) and the
 effective LT and bonus per E-mode row ``[R, K]``."""
 BorrowerLayout = collections.namedtuple(
     "BorrowerLayout", "on rebalance gap ltv can_borrow emode_borrowable bii ceiling borrow_cap"
@@ -99,7 +102,14 @@ Scalars = collections.namedtuple("Scalars", "arb weight substep_h gas buy_frac m
 
 # the kernels inline the rules of portfolio.py and portfolio_market.py and the per-position
 # functions of portfolio_fused.py: their numba cache is keyed by those sources too
-with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_borrowers):
+with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_borrowers, stableswap):
+
+    @njit(cache=True, inline="always")
+    def _leg_price_usd(e, k, pa, pq, usdc_usd, L):
+        """USD price of reserve ``k`` in its leg (``portfolio_market.pools_price``)."""
+        if L.amp[k] > 0.0:
+            return SS.stableswap_price(pa[e, k], pq[e, k], L.amp[k]) * usdc_usd
+        return NR.pool_price_usd(pa[e, k], pq[e, k], usdc_usd)
 
     @njit(cache=True)
     def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, buf, in_block):
@@ -111,7 +121,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         q = L.q
         for k in range(k_n):
             if L.has_pool[k]:
-                pu = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
+                pu = _leg_price_usd(e, k, pa, pq, f[e, q], L)
             else:
                 pu = f[e, k]
             src[k] = NR.oracle_source(f[e, k], pu, w)
@@ -146,7 +156,12 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         k_n = f.shape[1]
         q = L.q
         for k in range(k_n):
-            if L.has_pool[k]:
+            if L.has_pool[k] and L.amp[k] > 0.0:
+                pa[e, k], pq[e, k] = SS.stableswap_arbitrage(
+                    pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb, L.amp[k]
+                )
+                buf[e, k, S.slot] = _leg_price_usd(e, k, pa, pq, f[e, q], L)
+            elif L.has_pool[k]:
                 pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb)
                 buf[e, k, S.slot] = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
             else:
@@ -226,10 +241,14 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         got = tot - fee
         if i == q:
             proceeds = got
+        elif L.amp[i] > 0.0:
+            proceeds = SS.stableswap_swap_out(pa[e, i], pq[e, i], got, L.fee[i], L.amp[i])
         else:
             proceeds = NR.swap_out(pa[e, i], pq[e, i], got, L.fee[i])
         if j == q:
             cost = rep
+        elif L.amp[j] > 0.0:
+            cost = SS.stableswap_buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j], L.amp[j])[2]
         else:
             cost = MR.buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j])[2]
         if not (proceeds - cost) * f[e, q] - S.gas > 0.0:
@@ -272,13 +291,23 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 continue
             sell = sums[1, k]
             if sell > 0.0:
-                pa[e, k], pq[e, k], out = NR.sell_asset(pa[e, k], pq[e, k], sell, L.fee[k])
+                if L.amp[k] > 0.0:
+                    pa[e, k], pq[e, k], out = SS.stableswap_sell(
+                        pa[e, k], pq[e, k], sell, L.fee[k], L.amp[k]
+                    )
+                else:
+                    pa[e, k], pq[e, k], out = NR.sell_asset(pa[e, k], pq[e, k], sell, L.fee[k])
                 counters[C_SOLD, e, k] += sell
                 counters[C_SALE_Q, e, k] += out
                 usdc_in += out
             buy = sums[3, k]
             if buy > 0.0:
-                pa[e, k], pq[e, k], paid = MR.buy_exact_out(pa[e, k], pq[e, k], buy, L.fee[k])
+                if L.amp[k] > 0.0:
+                    pa[e, k], pq[e, k], paid = SS.stableswap_buy_exact_out(
+                        pa[e, k], pq[e, k], buy, L.fee[k], L.amp[k]
+                    )
+                else:
+                    pa[e, k], pq[e, k], paid = MR.buy_exact_out(pa[e, k], pq[e, k], buy, L.fee[k])
                 counters[C_BOUGHT, e, k] += buy
                 counters[C_PURCHASE_Q, e, k] += paid
                 usdc_out += paid
@@ -514,6 +543,7 @@ def _layout(reserves: Reserves, params: PortfolioMarketParams):
         ),
         fdev=np.array([r.oracle.deviation_frac for r in reserves.reserves]),
         fhb=np.array([r.oracle.heartbeat_h for r in reserves.reserves]),
+        amp=np.ascontiguousarray(portfolio_market.pool_amp(reserves, params), dtype=np.float64),
     )
 
 
