@@ -131,7 +131,7 @@ class PortfolioMarketParams:
     """The stable pool's curve (:data:`STABLE_POOLS`): ``cpmm``, one constant-product leg per
     stablecoin against USDC (the envs' and the multi-protocol step's), or ``stableswap``, one
     two-coin Curve StableSwap leg per stablecoin (:mod:`levgym.engine.stableswap`; the
-    ``aave_v3_ethereum`` preset's, :data:`PRESET_MARKET`)."""
+    ``aave_v3_ethereum`` preset's, :data:`levgym.simulation_portfolio.PRESET_MARKET`)."""
     stable_pool_amp: float = 2000.0
     """Amplification ``A`` of the StableSwap legs (Curve's ``A()``; 3pool's, ASSUMPTIONS.md)."""
 

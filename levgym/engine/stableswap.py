@@ -105,19 +105,32 @@ def stableswap_arbitrage(x: Num, y: Num, target_price: Num, speed_frac: Num, amp
     return x2, stableswap_y(x2, d, amp)
 
 
+def stableswap_dy(x: Num, y: Num, dx: Num, d: Num, amp: Num) -> Num:
+    """``y - y(x + dx)`` at invariant ``d`` (``dx`` > ``-x``), without subtracting balances:
+    from the quadratic at both points, ``(y - y2) (K / (x y) + y2) = dx (y2 + K / (x (x + dx)))``
+    with ``K = D^3 / (4 Ann)`` and ``y2 = y(x + dx)``. Both sides are sums of positive terms, so
+    the result keeps its relative precision when the trade is small against the leg (``y -
+    y2`` would lose it: a $1,000 trade on a $200M leg keeps 5 digits)."""
+    ann = 2.0 * amp
+    x2 = x + dx
+    y2 = stableswap_y(x2, d, amp)
+    k = d * d / 4.0 * d / ann
+    return dx * (y2 + k / (x * x2)) / (k / (x * y) + y2)
+
+
 def stableswap_swap_out(x: Num, y: Num, amount_in: Num, fee_frac: Num, amp: Num) -> Num:
     """What ``amount_in`` of ``x`` buys of ``y`` (fee on the input)."""
     d = stableswap_d(x, y, amp)
-    return y - stableswap_y(x + amount_in * (1.0 - fee_frac), d, amp)
+    return stableswap_dy(x, y, amount_in * (1.0 - fee_frac), d, amp)
 
 
 def stableswap_sell(x: Num, y: Num, amount_in: Num, fee_frac: Num, amp: Num):
     """Sell ``amount_in`` of ``x`` into the leg: (new x, new y, y out); the fee is paid outside
-    the reserves, so ``D`` is unchanged."""
+    the reserves, so ``D`` is unchanged (to rounding)."""
     d = stableswap_d(x, y, amp)
-    x2 = x + amount_in * (1.0 - fee_frac)
-    y2 = stableswap_y(x2, d, amp)
-    return x2, y2, y - y2
+    eff = amount_in * (1.0 - fee_frac)
+    out = stableswap_dy(x, y, eff, d, amp)
+    return x + eff, y - out, out
 
 
 def stableswap_buy_exact_out(x: Num, y: Num, amount_out: Num, fee_frac: Num, amp: Num):
@@ -125,10 +138,10 @@ def stableswap_buy_exact_out(x: Num, y: Num, amount_out: Num, fee_frac: Num, amp
     ``inf`` paid (leg unchanged) when ``amount_out`` is all of ``x`` or more."""
     ok = amount_out < x
     d = stableswap_d(x, y, amp)
-    x2 = where(ok, x - amount_out, x)
-    y2 = stableswap_y(x2, d, amp)
-    paid = where(ok, (y2 - y) / (1.0 - fee_frac), math.inf)
-    return x2, where(ok, y2, y), paid
+    take = where(ok, amount_out, 0.0)
+    eff = -stableswap_dy(x, y, -take, d, amp)
+    paid = where(ok, eff / (1.0 - fee_frac), math.inf)
+    return x - take, y + eff, paid
 
 
 def stableswap_balances(depth: Num, price: Num, amp: Num):
@@ -145,6 +158,7 @@ STABLESWAP_RULE_NAMES = (
     "stableswap_price",
     "stableswap_x_at_price",
     "stableswap_arbitrage",
+    "stableswap_dy",
     "stableswap_swap_out",
     "stableswap_sell",
     "stableswap_buy_exact_out",
