@@ -223,7 +223,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             debt[e, n, k] = 0.0
 
     @njit(cache=True, inline="always")
-    def _call_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, sums, hf, debt_usd):  # fmt: skip
+    def _call_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, sums, hf, debt_usd, dleg):  # fmt: skip
         """Step 5 on one liquidatable position (HF ``hf`` < 1) of env ``e`` (``sup_e``, ``deb_e``
         ``[N, K]``, E-mode row ``row``, oracle ``price [K]``, enabled collateral ``cm[0]``) in a
         round: the keeper's call (:func:`~levgym.engine.portfolio_fused.position_call`), made
@@ -242,13 +242,15 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         if i == q:
             proceeds = got
         elif L.amp[i] > 0.0:
-            proceeds = SS.stableswap_swap_out(pa[e, i], pq[e, i], got, L.fee[i], L.amp[i])
+            proceeds = SS.stableswap_swap_out_at(
+                pa[e, i], pq[e, i], got, L.fee[i], dleg[i], L.amp[i]
+            )
         else:
             proceeds = NR.swap_out(pa[e, i], pq[e, i], got, L.fee[i])
         if j == q:
             cost = rep
         elif L.amp[j] > 0.0:
-            cost = SS.stableswap_buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j], L.amp[j])[2]
+            cost = SS.stableswap_buy_cost_at(pa[e, j], pq[e, j], rep, L.fee[j], dleg[j], L.amp[j])
         else:
             cost = MR.buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j])[2]
         if not (proceeds - cost) * f[e, q] - S.gas > 0.0:
@@ -263,6 +265,14 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         sums[3, j] += rep
         sums[4, i] += c - sup_e[n, i]
         return 1
+
+    @njit(cache=True, inline="always")
+    def _leg_invariants(e, pa, pq, L, dleg):
+        """``dleg[k]``: the StableSwap invariant of each StableSwap leg of env ``e`` at the
+        pools before a round (the round's calls are priced against them)."""
+        for k in range(dleg.shape[0]):
+            if L.amp[k] > 0.0:
+                dleg[k] = SS.stableswap_d(pa[e, k], pq[e, k], L.amp[k])
 
     @njit(cache=True, inline="always")
     def _slot_health(n, sup_e, deb_e, row, price, L, cm):
@@ -341,7 +351,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             if n_coll == 1 and B.ceiling[first] > 0.0:
                 iso[first] += owed
 
-    @njit(cache=True)
+    @njit(cache=True, inline="always")
     def _defend_slot(e, n, sup_e, deb_e, row, price, L, B, trig, repays, cap, counters, total, iso, want_j, want, wanted):  # fmt: skip
         """The borrower phase (:func:`levgym.engine.portfolio_borrowers.defend`) on position
         ``n`` of env ``e``, after its interest: below its trigger it tops up or repays (in
@@ -455,8 +465,10 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             total, iso, wanted = np.zeros(k_n), np.zeros(k_n), np.zeros(k_n)
             want_j = np.full(n_n if lend else 0, -1, dtype=np.int64)
             want = np.zeros(n_n if lend else 0)
+            dleg = np.zeros(k_n)
             # 1-3. prices, arbitrage, oracles
             _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf)
+            _leg_invariants(e, pa, pq, L, dleg)
             # one pass over the positions: 4. interest, 4b. borrowers, the first round of 5.
             # and, where the round leaves the oracle as it is, 6.
             _interest_growth_env(e, debt_in, lender, L, S, growth)
@@ -465,7 +477,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             calls = 0
             for n in range(n_n):
                 _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
-                if B.on:
+                if B.on and trig[e, n] > 0.0:
                     _defend_slot(
                         e, n, sup_e, deb_e, rows[n], price, L, B, trig, repays, cap, counters,
                         total, iso, want_j, want, wanted,
@@ -474,7 +486,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 if hf < 1.0:
                     calls += _call_slot(
                         e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, sums, hf,
-                        debt_usd,
+                        debt_usd, dleg,
                     )  # fmt: skip
                 if _collateral_value(e, n, supply, oracle, L) == 0.0:
                     _write_off_slot(e, n, debt, counters)
@@ -491,7 +503,8 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 r += 1
                 if r == S.max_rounds:
                     break
-                # 5. the next round, at the oracle the round's trades left
+                # 5. the next round, at the oracle and pools the round's trades left
+                _leg_invariants(e, pa, pq, L, dleg)
                 sums[:] = 0.0
                 calls = 0
                 for n in range(n_n):
@@ -499,7 +512,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                     if hf < 1.0:
                         calls += _call_slot(
                             e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, sums, hf,
-                            debt_usd,
+                            debt_usd, dleg,
                         )  # fmt: skip
             rounds[e] = r
             rounds_max[e] = max(rounds_max[e], r)

@@ -118,10 +118,23 @@ def stableswap_dy(x: Num, y: Num, dx: Num, d: Num, amp: Num) -> Num:
     return dx * (y2 + k / (x * x2)) / (k / (x * y) + y2)
 
 
+def stableswap_swap_out_at(x: Num, y: Num, amount_in: Num, fee_frac: Num, d: Num, amp: Num) -> Num:  # fmt: skip
+    """What ``amount_in`` of ``x`` buys of ``y`` (fee on the input) from a leg whose invariant
+    ``d`` is known (a keeper pricing many calls against the same leg computes it once)."""
+    return stableswap_dy(x, y, amount_in * (1.0 - fee_frac), d, amp)
+
+
+def stableswap_buy_cost_at(x: Num, y: Num, amount_out: Num, fee_frac: Num, d: Num, amp: Num) -> Num:  # fmt: skip
+    """``y`` (fee included) that buys exactly ``amount_out`` of ``x`` from a leg of invariant
+    ``d``; ``inf`` when ``amount_out`` is all of ``x`` or more."""
+    ok = amount_out < x
+    eff = -stableswap_dy(x, y, -where(ok, amount_out, 0.0), d, amp)
+    return where(ok, eff / (1.0 - fee_frac), math.inf)
+
+
 def stableswap_swap_out(x: Num, y: Num, amount_in: Num, fee_frac: Num, amp: Num) -> Num:
     """What ``amount_in`` of ``x`` buys of ``y`` (fee on the input)."""
-    d = stableswap_d(x, y, amp)
-    return stableswap_dy(x, y, amount_in * (1.0 - fee_frac), d, amp)
+    return stableswap_swap_out_at(x, y, amount_in, fee_frac, stableswap_d(x, y, amp), amp)
 
 
 def stableswap_sell(x: Num, y: Num, amount_in: Num, fee_frac: Num, amp: Num):
@@ -137,11 +150,9 @@ def stableswap_buy_exact_out(x: Num, y: Num, amount_out: Num, fee_frac: Num, amp
     """Buy exactly ``amount_out`` of ``x`` with ``y``: (new x, new y, y paid, fee included);
     ``inf`` paid (leg unchanged) when ``amount_out`` is all of ``x`` or more."""
     ok = amount_out < x
-    d = stableswap_d(x, y, amp)
+    paid = stableswap_buy_cost_at(x, y, amount_out, fee_frac, stableswap_d(x, y, amp), amp)
     take = where(ok, amount_out, 0.0)
-    eff = -stableswap_dy(x, y, -take, d, amp)
-    paid = where(ok, eff / (1.0 - fee_frac), math.inf)
-    return x - take, y + eff, paid
+    return x - take, y + where(ok, paid * (1.0 - fee_frac), 0.0), paid
 
 
 def stableswap_balances(depth: Num, price: Num, amp: Num):
@@ -159,6 +170,8 @@ STABLESWAP_RULE_NAMES = (
     "stableswap_x_at_price",
     "stableswap_arbitrage",
     "stableswap_dy",
+    "stableswap_swap_out_at",
+    "stableswap_buy_cost_at",
     "stableswap_swap_out",
     "stableswap_sell",
     "stableswap_buy_exact_out",
