@@ -25,6 +25,11 @@ from .engine.portfolio_books import draw_book
 from .scenarios import multiasset as MA
 from .scenarios.portfolio_book_csv import book_arrays
 
+PRESET_MARKET = PM.PortfolioMarketParams(stable_pool="stableswap")
+"""The preset's market: the step's defaults with the stable pool as Curve StableSwap legs
+(amplification ``stable_pool_amp``, 3pool's A; ``--set market.stable_pool=cpmm`` for the
+constant-product legs the envs and the multi-protocol step keep)."""
+
 PRESET = "aave_v3_ethereum"
 DEFAULT_SCENARIO = "multiasset_2021"
 
@@ -89,7 +94,7 @@ def params_from_sets(sets: dict[str, dict[str, str]]) -> PM.PortfolioMarketParam
                     f"--set {section}.{key} is not supported with --preset {PRESET}; {allowed}"
                 )
     borrowers = override_many(PB.PortfolioBorrowerParams(), "borrowers", sets.get("borrowers", {}))
-    market = override_many(PM.PortfolioMarketParams(), "market", sets.get("market", {}))
+    market = override_many(PRESET_MARKET, "market", sets.get("market", {}))
     return dataclasses.replace(market, borrowers=borrowers)
 
 
@@ -111,7 +116,7 @@ def start_oracle(
     reserves = aave_v3_ethereum_reserves()
     f0 = start_fundamentals(scenario, seed, price_table)
     empty = np.zeros((1, 1, reserves.k))
-    return PM.init_state(reserves, PM.PortfolioMarketParams(), empty, empty, 0, f0).oracle_usd[0]
+    return PM.init_state(reserves, PRESET_MARKET, empty, empty, 0, f0).oracle_usd[0]
 
 
 def check_price_table(table: MA.MultiAssetTable, scenario: str | None, rows: int, label: str,
@@ -148,7 +153,7 @@ def build_market(
     (``max(positions, rows)`` slots). ``reserves`` default
     :func:`~levgym.engine.aave_v3_ethereum.aave_v3_ethereum_reserves`."""
     sc = MA.get_scenario(scenario or DEFAULT_SCENARIO)
-    params = params or PM.PortfolioMarketParams()
+    params = params or PRESET_MARKET
     reserves = aave_v3_ethereum_reserves() if reserves is None else reserves
     paths = sc.build(num_envs, steps + 1, 1.0, seed, price_table)
     ratio = PM.initial_exchange_ratio(reserves, num_envs)
@@ -195,7 +200,7 @@ def simulate_portfolio(
     """The summary of ``num_envs`` markets of ``positions`` slots over ``steps`` hours
     (``price_table``: the parsed ``--price-csv`` named ``price_csv``)."""
     name = scenario or DEFAULT_SCENARIO
-    params = params or PM.PortfolioMarketParams()
+    params = params or PRESET_MARKET
     state, f, reserves = build_market(
         name, num_envs, positions, steps, seed, params, price_table, None, book
     )

@@ -36,6 +36,7 @@ Outcomes per path:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ from ..engine import portfolio_market as PM
 from ..engine.aave_v3_ethereum import aave_v3_ethereum_reserves
 from ..engine.portfolio import account_data
 from ..scenarios import multiasset as MA
-from ..simulation_portfolio import build_market
+from ..simulation_portfolio import PRESET_MARKET, build_market
 from .montecarlo import Progress, batch_seed
 from .risk import LEVELS, _sample, check_se_method, mean_estimate, probability_block, tail_block
 
@@ -85,8 +86,9 @@ class PortfolioStressConfig:
     conditionally on them (:func:`levgym.scenarios.multiasset.replay`)."""
     price_csv: str | None = None
     """The file ``price_table`` came from (labels only)."""
-    market: PM.PortfolioMarketParams = PM.PortfolioMarketParams(substep_h=ROW_H)
-    """Market parameters (deficit cover, borrower behaviour); ``substep_h`` must be ``ROW_H``."""
+    market: PM.PortfolioMarketParams = dataclasses.replace(PRESET_MARKET, substep_h=ROW_H)
+    """Market parameters (deficit cover, borrower behaviour, the preset's StableSwap legs);
+    ``substep_h`` must be ``ROW_H``."""
     book: Any = None
     """A parsed ``--book-csv`` (:class:`levgym.scenarios.portfolio_book_csv.PortfolioBookTable`)
     held by every path instead of a drawn book (``max(positions, rows)`` slots)."""

@@ -103,6 +103,11 @@ class MultiParams:
             raise ValueError(f"margin={self.margin!r} is not allowed; allowed {list(MARGIN_MODES)}")
         if not isinstance(self.isolated_markets, bool):
             raise ValueError(f"isolated_markets={self.isolated_markets!r} must be True or False")
+        if self.market.stable_pool != "cpmm":
+            raise ValueError(
+                f"market.stable_pool={self.market.stable_pool!r} is not supported by the "
+                "multi-protocol step yet; allowed 'cpmm' (its pools are constant product)"
+            )
         default = PM.PortfolioMarketParams()
         for name in KEEPER_SETTINGS_NOT_HERE:  # the multi-asset keepers' settings it lacks
             value = getattr(self.market, name)

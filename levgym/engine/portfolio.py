@@ -609,22 +609,39 @@ def max_new_borrow(
     price = np.broadcast_to(np.asarray(oracle_usd, dtype=np.float64), supply.shape)
     acct = account_data(supply, debt, price, reserves, emode_row, collateral_enabled)
     row = np.broadcast_to(np.asarray(emode_row, dtype=np.int64), acct.debt_usd.shape)
-    ok = reserves.can_borrow[j] & ((row == 0) | reserves.emode_table["borrowable"][row, j])
-    ok = ok & (acct.health_factor > 1.0) & (acct.borrow_limit_usd > 0.0)
-    ok = ok & (~acct.isolated | reserves.borrowable_in_isolation[j])
-    room = acct.available_borrows_usd / price[..., j]
+    allowed = reserves.can_borrow[j] & ((row == 0) | reserves.emode_table["borrowable"][row, j])
+    allowed = allowed & (~acct.isolated | reserves.borrowable_in_isolation[j])
+    cap_room = math.inf
     if total_debt_asset is not None:
         cap_room = np.maximum(
             reserves.borrow_cap_asset[j] - np.asarray(total_debt_asset)[..., j], 0.0
-        )
-        room = np.minimum(room, cap_room[..., None])
+        )[..., None]
+    ceil_room = math.inf
     if isolation_debt_usd is not None:
         iso = np.asarray(isolation_debt_usd, dtype=np.float64)  # [E, K]
         a = np.maximum(acct.isolation_asset, 0)
         used = np.take_along_axis(iso, a, axis=-1)
         ceil_room = np.maximum(reserves.debt_ceiling_usd[a] - used, 0.0)
-        room = np.where(acct.isolated, np.minimum(room, ceil_room), room)
-    return np.where(ok, room, 0.0)
+    return borrow_room_asset(
+        allowed, acct.health_factor, acct.borrow_limit_usd, acct.available_borrows_usd,
+        price[..., j], cap_room, acct.isolated, ceil_room,
+    )  # fmt: skip
+
+
+def borrow_room_asset(
+    allowed: Array, hf: Array, borrow_limit_usd: Array, available_borrows_usd: Array,
+    price_j: Array, cap_room_asset: Array, isolated: Array, ceiling_room_asset: Array,
+) -> Array:  # fmt: skip
+    """Most of reserve ``j`` one position may borrow (:func:`max_new_borrow`'s rule on its
+    terms): 0 unless ``allowed`` (``j`` borrowable, in the position's E-mode and, when isolated,
+    in isolation), HF above 1 and a borrowing limit above 0; then the least of the LTV room
+    ``available_borrows_usd / price_j``, the borrow cap's room and, when ``isolated``, the debt
+    ceiling's room (asset units; ``inf`` for none). Written with :mod:`levgym.engine.ops` only
+    (compiled for the multi-asset kernel's borrower phase)."""
+    ok = and_(and_(allowed, hf > 1.0), borrow_limit_usd > 0.0)
+    room = minimum(available_borrows_usd / price_j, cap_room_asset)
+    room = where(isolated, minimum(room, ceiling_room_asset), room)
+    return where(ok, room, 0.0)
 
 
 # ----------------------------------------------------------------------------- liquidation

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from .ops import and_, maximum, minimum, where
 from .params import _check_range
 from .portfolio import (
     Reserves,
@@ -147,6 +148,79 @@ def with_behaviours(state: Any, b: Behaviours) -> Any:
     )
 
 
+# ----------------------------------------------------------------------------- rules
+# Written with levgym.engine.ops only: :func:`defend` applies them to arrays, and the compiled
+# substep (levgym.engine.portfolio_market_fused) compiles the same texts per position.
+
+
+def defends(trigger_hf: Any, hf: Any, debt_usd: Any, collateral_usd: Any, capacity_usd: Any):
+    """A defensive position (trigger above 0) with debt and collateral acts below its trigger
+    while it has outside funds."""
+    base = and_(and_(trigger_hf > 0.0, debt_usd > 0.0), collateral_usd > 0.0)
+    return and_(and_(base, hf < trigger_hf), capacity_usd > 0.0)
+
+
+def rebalances_up(
+    trigger_hf: Any, hf: Any, debt_usd: Any, collateral_usd: Any, target_gap: Any, rebalance: Any
+):  # fmt: skip
+    """With ``rebalance``, a defensive position with debt and collateral above
+    ``trigger + 2 * target_gap`` goes back down to ``trigger + target_gap``."""
+    base = and_(and_(trigger_hf > 0.0, debt_usd > 0.0), collateral_usd > 0.0)
+    return and_(and_(base, hf > trigger_hf + target_gap + target_gap), rebalance)
+
+
+def defend_topup_usd(target_hf: Any, debt_usd: Any, threshold_usd: Any, lt_i: Any, capacity_usd: Any):  # fmt: skip
+    """USD of collateral ``i`` (effective threshold ``lt_i``) a defender adds to get back to
+    ``target_hf``, within its outside funds."""
+    return minimum(maximum(target_hf * debt_usd - threshold_usd, 0.0) / lt_i, capacity_usd)
+
+
+def defend_repay_usd(
+    target_hf: Any, debt_usd: Any, threshold_usd: Any, capacity_usd: Any, debt_j_usd: Any
+):  # fmt: skip
+    """USD of debt ``j`` (``debt_j_usd`` owed) a defender repays to get back to ``target_hf``,
+    within its outside funds."""
+    need = maximum(debt_usd - threshold_usd / target_hf, 0.0)
+    return minimum(minimum(need, capacity_usd), debt_j_usd)
+
+
+def rebalance_withdraw_usd(
+    target_hf: Any, debt_usd: Any, threshold_usd: Any, lt_i: Any, collateral_i_usd: Any
+):  # fmt: skip
+    """USD of collateral ``i`` a top-up defender above its band withdraws, back down to
+    ``target_hf`` (at most all of it)."""
+    return minimum(maximum(threshold_usd - target_hf * debt_usd, 0.0) / lt_i, collateral_i_usd)
+
+
+def rebalance_borrow_asset(
+    target_hf: Any, debt_usd: Any, threshold_usd: Any, price_j: Any, room_asset: Any
+):  # fmt: skip
+    """Debt ``j`` (asset units) a repaying defender above its band borrows, back down to
+    ``target_hf``, within its room (:func:`levgym.engine.portfolio.borrow_room_asset`)."""
+    return minimum(maximum(threshold_usd / target_hf - debt_usd, 0.0) / price_j, room_asset)
+
+
+def borrow_fill_frac(wanted_asset: Any, borrow_cap_asset: Any, lender_supply_asset: Any, total_debt_asset: Any):  # fmt: skip
+    """Share of an env's wanted borrowing of a reserve that is filled: all of it, or what the
+    borrow cap's room and the available liquidity (lenders' supply less debt) leave."""
+    avail = maximum(
+        minimum(borrow_cap_asset - total_debt_asset, lender_supply_asset - total_debt_asset), 0.0
+    )
+    return where(wanted_asset > avail, avail / where(wanted_asset > 0.0, wanted_asset, 1.0), 1.0)
+
+
+BORROWER_RULE_NAMES = (
+    "defends",
+    "rebalances_up",
+    "defend_topup_usd",
+    "defend_repay_usd",
+    "rebalance_withdraw_usd",
+    "rebalance_borrow_asset",
+    "borrow_fill_frac",
+)
+"""The scalar rules of the borrower phase (numpy here, compiled in the numba substep)."""
+
+
 def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
 
@@ -163,10 +237,11 @@ def defend(state: Any, reserves: Reserves, params: Any) -> Any:
     acct = account_data(state.supply, state.debt, price, reserves, state.emode_row)
     cap = state.defend_capacity_usd
     hf = acct.health_factor
-    base = (trig > 0.0) & (acct.debt_usd > 0.0) & (acct.collateral_usd > 0.0)
     target = trig + bp.target_gap
-    act = base & (hf < trig) & (cap > 0.0)
-    up = base & (hf > target + bp.target_gap) & bool(bp.rebalance)
+    act = defends(trig, hf, acct.debt_usd, acct.collateral_usd, cap)
+    up = rebalances_up(
+        trig, hf, acct.debt_usd, acct.collateral_usd, bp.target_gap, bool(bp.rebalance)
+    )
     if not (act.any() or up.any()):
         return state
     k = reserves.k
@@ -181,15 +256,14 @@ def defend(state: Any, reserves: Reserves, params: Any) -> Any:
     dv = state.debt * price
     j = np.argmax(dv, axis=-1)
     p_j = _take(np.broadcast_to(price, state.debt.shape), j)
+    thr, debt_usd = acct.threshold_usd, acct.debt_usd
     # top-up / repayment below the trigger, within the capacity
-    need_top = np.maximum(target * acct.debt_usd - acct.threshold_usd, 0.0) / lt_i
-    top_usd = np.where(act & ~repays, np.minimum(need_top, cap), 0.0)
-    need_rep = np.maximum(acct.debt_usd - acct.threshold_usd / target, 0.0)
-    rep_usd = np.minimum(np.minimum(need_rep, cap), _take(dv, j))
+    top_usd = np.where(act & ~repays, defend_topup_usd(target, debt_usd, thr, lt_i, cap), 0.0)
+    rep_usd = defend_repay_usd(target, debt_usd, thr, cap, _take(dv, j))
     rep_usd = np.where(act & repays, rep_usd, 0.0)
     # withdrawal / borrowing above the band, back to the target
-    excess = np.maximum(acct.threshold_usd - target * acct.debt_usd, 0.0) / lt_i
-    wd_usd = np.where(up & ~repays, np.minimum(excess, _take(state.supply, i) * p_i), 0.0)
+    wd_usd = rebalance_withdraw_usd(target, debt_usd, thr, lt_i, _take(state.supply, i) * p_i)
+    wd_usd = np.where(up & ~repays, wd_usd, 0.0)
     borrow = np.zeros(state.debt.shape[:2])
     if (up & repays).any():
         total = state.debt.sum(axis=1)
@@ -203,15 +277,12 @@ def defend(state: Any, reserves: Reserves, params: Any) -> Any:
             ],
             axis=-1,
         )
-        want = np.maximum(acct.threshold_usd / target - acct.debt_usd, 0.0) / p_j
-        borrow = np.where(up & repays, np.minimum(want, _take(rooms, j)), 0.0)
+        want = rebalance_borrow_asset(target, debt_usd, thr, p_j, _take(rooms, j))
+        borrow = np.where(up & repays, want, 0.0)
         # the env's borrowing of a reserve within its cap and its available liquidity
         oh = j[..., None] == np.arange(k)
         wanted = np.where(oh, borrow[..., None], 0.0).sum(axis=1)  # [E, K]
-        avail = np.maximum(
-            np.minimum(reserves.borrow_cap_asset - total, state.lender_supply_asset - total), 0.0
-        )
-        fill = np.where(wanted > avail, avail / np.where(wanted > 0.0, wanted, 1.0), 1.0)
+        fill = borrow_fill_frac(wanted, reserves.borrow_cap_asset, state.lender_supply_asset, total)
         borrow = borrow * np.take_along_axis(fill, j, axis=1)
     oh_i = i[..., None] == np.arange(k)
     oh_j = j[..., None] == np.arange(k)

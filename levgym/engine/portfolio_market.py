@@ -60,7 +60,7 @@ borrowed + interest - repaid_by_borrowers - repaid_by_liquidators - written_off 
 deficit_covered = treasury`` (:func:`levgym.engine.portfolio_treasury.treasury_gap`).
 ``reference_portfolio.ref_substep`` is the naive loop twin; ``substep(...,
 backend="numba")`` runs the same phases as one compiled kernel over the same rule functions
-(:mod:`levgym.engine.portfolio_market_fused`; defensive borrowers are not in it yet).
+(:mod:`levgym.engine.portfolio_market_fused`, the borrower phase included).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ from typing import Any
 import numpy as np
 
 from . import rules as R
+from . import stableswap as SS
 from .ops import where
 from .params import _check_range
 from .portfolio import (
@@ -94,6 +95,8 @@ LST_BASE = {"wstETH": "stETH"}
 """Reserves priced from another path symbol times their exchange ratio."""
 DEFAULT_EXCHANGE_RATIO = {"wstETH": 1.21}
 """stETH per wstETH at the start (Lido's ``stEthPerToken``, about 1.21 in late 2025)."""
+STABLE_POOLS = ("cpmm", "stableswap")
+"""Curves of the stable pool's legs (:attr:`PortfolioMarketParams.stable_pool`)."""
 
 
 KEEPER_FILTERS = ("alone", "in_block", "off")
@@ -158,6 +161,13 @@ class PortfolioMarketParams:
     engine's filter: each call priced after the trades of the calls ranked above it (by their
     result alone) in the same pools, made when that is positive; ``off`` every liquidatable
     position's call (the single-asset ``profitability_filter=false``)."""
+    stable_pool: str = "cpmm"
+    """The stable pool's curve (:data:`STABLE_POOLS`): ``cpmm``, one constant-product leg per
+    stablecoin against USDC (the envs' and the multi-protocol step's), or ``stableswap``, one
+    two-coin Curve StableSwap leg per stablecoin (:mod:`levgym.engine.stableswap`; the
+    ``aave_v3_ethereum`` preset's, :data:`levgym.simulation_portfolio.PRESET_MARKET`)."""
+    stable_pool_amp: float = 2000.0
+    """Amplification ``A`` of the StableSwap legs (Curve's ``A()``; 3pool's, ASSUMPTIONS.md)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_market"
@@ -191,6 +201,17 @@ class PortfolioMarketParams:
             raise ValueError(
                 f"{o}.profitability_filter={self.profitability_filter!r}; allowed "
                 f"{', '.join(KEEPER_FILTERS)}"
+            )
+        if self.stable_pool not in STABLE_POOLS:
+            raise ValueError(
+                f"{o}.stable_pool={self.stable_pool!r} is not allowed; allowed {list(STABLE_POOLS)}"
+            )
+        _check_range(o, "stable_pool_amp", self.stable_pool_amp, 1.0, 1e6)
+        if self.stable_pool == "stableswap" and self.profitability_filter == "in_block":
+            raise ValueError(
+                f"{o}.profitability_filter='in_block' with stable_pool='stableswap' is not "
+                "supported yet (the in-block pricing is constant product's); allowed 'alone' or "
+                "'off' with StableSwap legs, or stable_pool='cpmm'"
             )
 
     @property
@@ -320,6 +341,91 @@ def block_buy_cost(
     return where(ok, paid, math.inf)
 
 
+# ----------------------------------------------------------------------------- pools
+# Each pool is a leg against USDC: constant product, or StableSwap where ``pool_amp`` > 0 (the
+# stablecoins' legs under ``stable_pool="stableswap"``). These apply the leg's rule per column
+# (``[E, K]``) or per position (gathered ``[E, N]``); the kernel branches the same way.
+
+
+def pool_amp(reserves: Reserves, params: PortfolioMarketParams) -> np.ndarray:
+    """Amplification ``[K]`` of each reserve's leg: ``stable_pool_amp`` for the stablecoins'
+    legs under ``stable_pool="stableswap"``, 0 (constant product) elsewhere."""
+    has_pool, _, _ = _pool_layout(reserves, params)
+    stable = np.array([s in STABLE_SYMBOLS for s in reserves.symbols]) & has_pool
+    on = params.stable_pool == "stableswap"
+    return np.where(stable & on, params.stable_pool_amp, 0.0)
+
+
+def pools_arbitrage(pool_asset, pool_quote, target, speed_frac, amp):
+    """:func:`levgym.engine.rules.arbitrage` per leg ``[E, K]``, the StableSwap legs (``amp [K]``
+    > 0) by :func:`levgym.engine.stableswap.stableswap_arbitrage`."""
+    pa, pq = R.arbitrage(pool_asset, pool_quote, target, speed_frac)
+    c = np.flatnonzero(amp > 0.0)
+    if c.size:
+        pa, pq = np.array(pa), np.array(pq)
+        pa[:, c], pq[:, c] = SS.stableswap_arbitrage(
+            pool_asset[:, c], pool_quote[:, c], target[:, c], speed_frac, amp[c]
+        )
+    return pa, pq
+
+
+def pools_price(pool_asset, pool_quote, amp):
+    """Each leg's marginal price (USDC per asset) ``[E, K]``."""
+    p = pool_quote / pool_asset
+    c = np.flatnonzero(amp > 0.0)
+    if c.size:
+        p = np.array(p)
+        p[:, c] = SS.stableswap_price(pool_asset[:, c], pool_quote[:, c], amp[c])
+    return p
+
+
+def pools_sell(pool_asset, pool_quote, amount, fee_frac, amp):
+    """:func:`levgym.engine.rules.sell_asset` per leg ``[E, K]`` (StableSwap legs by
+    :func:`~levgym.engine.stableswap.stableswap_sell`)."""
+    pa, pq, out = R.sell_asset(pool_asset, pool_quote, amount, fee_frac)
+    c = np.flatnonzero(amp > 0.0)
+    if c.size:
+        pa, pq, out = np.array(pa), np.array(pq), np.array(out)
+        pa[:, c], pq[:, c], out[:, c] = SS.stableswap_sell(
+            pool_asset[:, c], pool_quote[:, c], amount[:, c], fee_frac[:, c], amp[c]
+        )
+    return pa, pq, out
+
+
+def pools_buy_exact_out(pool_asset, pool_quote, amount, fee_frac, amp):
+    """:func:`buy_exact_out` per leg ``[E, K]`` (StableSwap legs by
+    :func:`~levgym.engine.stableswap.stableswap_buy_exact_out`)."""
+    pa, pq, paid = buy_exact_out(pool_asset, pool_quote, amount, fee_frac)
+    c = np.flatnonzero(amp > 0.0)
+    if c.size:
+        pa, pq, paid = np.array(pa), np.array(pq), np.array(paid)
+        pa[:, c], pq[:, c], paid[:, c] = SS.stableswap_buy_exact_out(
+            pool_asset[:, c], pool_quote[:, c], amount[:, c], fee_frac[:, c], amp[c]
+        )
+    return pa, pq, paid
+
+
+def _legs_swap_out(pa, pq, amount, fee_frac, amp):
+    """What ``amount`` buys of USDC from the legs gathered per position ``[E, N]`` (``amp``
+    gathered likewise)."""
+    out = R.swap_out(pa, pq, amount, fee_frac)
+    ss = amp > 0.0
+    if ss.any():
+        a = np.where(ss, amp, 1.0)
+        out = np.where(ss, SS.stableswap_swap_out(pa, pq, amount, fee_frac, a), out)
+    return out
+
+
+def _legs_buy_cost(pa, pq, amount, fee_frac, amp):
+    """USDC that buys exactly ``amount`` from the legs gathered per position ``[E, N]``."""
+    cost = buy_exact_out(pa, pq, amount, fee_frac)[2]
+    ss = amp > 0.0
+    if ss.any():
+        a = np.where(ss, amp, 1.0)
+        cost = np.where(ss, SS.stableswap_buy_exact_out(pa, pq, amount, fee_frac, a)[2], cost)
+    return cost
+
+
 # ----------------------------------------------------------------------------- setup
 
 
@@ -404,8 +510,8 @@ def _pool_usd(
     """USD price of each reserve in its pool ``[E, K]`` (the fundamental where there is none)."""
     has_pool, _, _ = _pool_layout(reserves, params)
     q = reserves.index(QUOTE_SYMBOL)
-    pool_usd = R.pool_price_usd(pool_asset, pool_quote, fundamental[:, q : q + 1])
-    return np.where(has_pool, pool_usd, fundamental)
+    price = pools_price(pool_asset, pool_quote, pool_amp(reserves, params))
+    return np.where(has_pool, price * fundamental[:, q : q + 1], fundamental)
 
 
 def _oracle(
@@ -447,6 +553,12 @@ def init_state(
     q = reserves.index(QUOTE_SYMBOL)
     pool_quote = np.where(has_pool, depth / fundamental[:, q : q + 1], 1.0)
     pool_asset = np.where(has_pool, depth / fundamental, 1.0)
+    amp = pool_amp(reserves, params)
+    c = np.flatnonzero(amp > 0.0)
+    if c.size:  # StableSwap legs: balanced at the depth, moved along the curve to the price
+        pool_asset[:, c], pool_quote[:, c] = SS.stableswap_balances(
+            pool_quote[:, c], fundamental[:, c] / fundamental[:, q : q + 1], amp[c]
+        )
     total_debt = debt.sum(axis=1)
     lender = np.maximum(total_debt / params.initial_utilization_frac, total_debt)
     zeros = np.zeros((e, k))
@@ -490,9 +602,10 @@ def market_update(
     f = np.asarray(fundamental_usd, dtype=np.float64)
     has_pool, _, _ = _pool_layout(reserves, params)
     q = reserves.index(QUOTE_SYMBOL)
-    pa, pq = R.arbitrage(
-        state.pool_asset, state.pool_quote, f / f[:, q : q + 1], params.arb_speed_frac
-    )
+    pa, pq = pools_arbitrage(
+        state.pool_asset, state.pool_quote, f / f[:, q : q + 1], params.arb_speed_frac,
+        pool_amp(reserves, params),
+    )  # fmt: skip
     pa, pq = np.where(has_pool, pa, state.pool_asset), np.where(has_pool, pq, state.pool_quote)
     now = state.time_h + params.substep_h
     w = params.twap_window_substeps
@@ -605,6 +718,7 @@ def select_calls(
     on: np.ndarray, i: np.ndarray, j: np.ndarray, got: np.ndarray, repay: np.ndarray,
     pool_asset: np.ndarray, pool_quote: np.ndarray, fee: np.ndarray, has_pool: np.ndarray, q: int,
     usdc_usd: np.ndarray, gas_usd: np.ndarray, cap_left: np.ndarray, params: PortfolioMarketParams,
+    amp: np.ndarray | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Which of a round's keeper calls are made ``[E, N]`` (``on``: a call exists; pair ``i``,
     ``j``; the liquidator's collateral ``got`` and the repay, asset units; the pools ``[E, K]``
@@ -632,8 +746,12 @@ def select_calls(
     fee_n = np.broadcast_to(fee, pool_asset.shape)
     pa_i, pq_i, f_i = _gather(pool_asset, i), _gather(pool_quote, i), _gather(fee_n, i)
     pa_j, pq_j, f_j = _gather(pool_asset, j), _gather(pool_quote, j), _gather(fee_n, j)
-    proceeds = np.where(i == q, got, R.swap_out(pa_i, pq_i, got, f_i))
-    cost = np.where(j == q, repay, buy_exact_out(pa_j, pq_j, repay, f_j)[2])
+    if amp is None:
+        amp = np.zeros(k)
+    amp_n = np.broadcast_to(amp, pool_asset.shape)
+    a_i, a_j = _gather(amp_n, i), _gather(amp_n, j)
+    proceeds = np.where(i == q, got, _legs_swap_out(pa_i, pq_i, got, f_i, a_i))
+    cost = np.where(j == q, repay, _legs_buy_cost(pa_j, pq_j, repay, f_j, a_j))
     gas = gas_usd[:, None]
     pnl = R.liquidation_profit(proceeds, cost, usdc_usd, gas)
     mode = params.profitability_filter
@@ -703,10 +821,11 @@ def cascade_round(
     i, j = np.maximum(res.collateral_index, 0), np.maximum(res.debt_index, 0)
     got, repay = res.seized, res.repay
     fee_n = np.broadcast_to(fee, (e, k))
+    amp = pool_amp(reserves, params)
     usdc_usd = state.fundamental_usd[:, q : q + 1]
     accept = select_calls(
         on, i, j, got, repay, state.pool_asset, state.pool_quote, fee, has_pool, q, usdc_usd,
-        gas_usd, cap_left, params,
+        gas_usd, cap_left, params, amp,
     )  # fmt: skip
     if not accept.any():
         return state, np.zeros(e, dtype=np.int64)
@@ -723,11 +842,11 @@ def cascade_round(
     repay_k = np.where(oh_j, repay[..., None], 0.0).sum(axis=1)
     # bundled sales, then bundled purchases, per pool
     sell = np.where(has_pool, got_k, 0.0)
-    pa, pq, sale_out = R.sell_asset(state.pool_asset, state.pool_quote, sell, fee_n)
+    pa, pq, sale_out = pools_sell(state.pool_asset, state.pool_quote, sell, fee_n, amp)
     sells = sell > 0.0
     pa, pq, sale_out = np.where(sells, pa, state.pool_asset), np.where(sells, pq, state.pool_quote), np.where(sells, sale_out, 0.0)  # fmt: skip
     buy = np.where(has_pool, repay_k, 0.0)
-    pa2, pq2, paid = buy_exact_out(pa, pq, buy, fee_n)
+    pa2, pq2, paid = pools_buy_exact_out(pa, pq, buy, fee_n, amp)
     buys = buy > 0.0
     pa, pq, paid = np.where(buys, pa2, pa), np.where(buys, pq2, pq), np.where(buys, paid, 0.0)
     usdc_in = sale_out.sum(axis=1) + got_k[:, q]
@@ -791,19 +910,13 @@ def substep(
     rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
     numba (same results to float rounding). ``backend="numba"`` runs steps 1-6 compiled
     (:func:`levgym.engine.portfolio_market_fused.substep`, same phases and rule functions, same
-    results to float rounding; ``fused`` is then moot) and the deficit cover after it; it refuses
-    a book with defensive borrowers (their phase is not in the kernel yet). ``gas_gwei``: the
-    substep's gas price (a number or ``[E]``; None: ``params.gas_price_gwei``), for the keepers'
-    gas (``gas_units_per_call``) and capacity."""
+    results to float rounding; ``fused`` is then moot), the borrower phase included, and the
+    deficit cover after it. ``gas_gwei``: the substep's gas price (a number or ``[E]``; None:
+    ``params.gas_price_gwei``), for the keepers' gas (``gas_units_per_call``) and capacity."""
     _check_backend(backend)
     if backend == "numba":
         from . import portfolio_market_fused
 
-        if state.defend_trigger_hf is not None and bool(np.any(state.defend_trigger_hf > 0)):
-            raise ValueError(
-                "backend='numba' does not run defensive borrowers yet; allowed backend='numpy' "
-                "with borrowers.defensive_frac > 0"
-            )
         state, rounds = portfolio_market_fused.substep(
             state, fundamental_usd, reserves, params, gas_gwei
         )

@@ -12,21 +12,27 @@ more per step of the :mod:`~levgym.engine.portfolio_market` docstring):
 
 1-3. :func:`_market_env` (arbitrage, oracles, :func:`_oracle_env`); 4. :func:`_interest_growth_env`
 (the rates), :func:`_interest_slot` (one position), :func:`_interest_close` (treasury and
-lenders); 5. a round is :func:`_slot_health` and :func:`_candidate_slot` per position (the
-keeper's call and its result alone), :func:`_take_calls` (the keepers' selection,
-``portfolio_market.select_calls``: rank, filter, purchase limit, capacity; the calls made
-applied in slot order), then :func:`_close_round` (bundled trades, counters, oracles), with
-:func:`_chunk_env` for chunked calls; 6. :func:`_collateral_value` and :func:`_write_off_slot`
-per position.
+lenders); 4b. :func:`_defend_slot` (one position's borrower phase, the rules of
+:mod:`levgym.engine.portfolio_borrowers` compiled as ``BR``), with :func:`_borrow_totals` and
+:func:`_defend_borrows` around the pass when defenders rebalance; 5. a round is
+:func:`_slot_health` and :func:`_candidate_slot` per position (the keeper's call and its result
+alone, StableSwap legs priced at the round's invariants :func:`_leg_invariants`),
+:func:`_take_calls` (the keepers' selection, ``portfolio_market.select_calls``: rank, filter,
+purchase limit, capacity; the calls made applied in slot order), then :func:`_close_round`
+(bundled trades, counters, oracles), with :func:`_chunk_env` for chunked calls; 6.
+:func:`_collateral_value` and :func:`_write_off_slot` per position.
 
-One pass over an env's positions runs 4, the first round's candidates of 5 and 6 per position (a
-position's interest, then its call at the pools before the round, then its write-off); the
-selection follows the pass; later rounds and a last write-off pass run only in envs whose
-cascade made a call (the oracle then moved). A borrower phase belongs in that pass between the
-interest and the call, as a per-position function of the same form. Writing off in the first
-pass is exact: without a call the env's oracle does not move again; with calls, the last pass
-writes off at the oracle the cascade left (a position with a candidate call has collateral and
-is not written off before it).
+One pass over an env's positions runs 4, 4b, the first round's candidates of 5 and 6 per
+position (a position's interest, its borrower's action, then its call at the pools before the
+round, then its write-off); the selection follows the pass; later rounds and a last write-off
+pass run only in envs whose cascade made a call (the oracle then moved). The borrower phase fits
+the pass because a borrower acts on its own position only: what it may borrow is checked against
+the env's totals before the phase (:func:`_borrow_totals`, computed before the pass), and the
+env's borrowing is filled after the pass (:func:`_defend_borrows`), which changes no call of the
+first round (a position that borrows stays above its target HF, above 1). Writing off in the
+first pass is exact: without a call the env's oracle does not move again; with calls, the last
+pass writes off at the oracle the cascade left (a position with a candidate call has collateral
+and is not written off before it).
 
 Why it is faster than the numpy path: one pass over an env's positions in registers instead of
 ``[E, N, K]`` temporaries per array operation; an env's cascade runs only as many rounds as it
@@ -42,7 +48,7 @@ import functools
 
 import numpy as np
 
-from . import portfolio, portfolio_fused, portfolio_market
+from . import portfolio, portfolio_borrowers, portfolio_fused, portfolio_market, stableswap
 from . import rules as R
 from .fused import NR, compile_rules, rules_cache_dir
 from .jit import njit, prange
@@ -51,6 +57,9 @@ from .portfolio_fused import PR, apply_call, position_call, position_health
 from .portfolio_market import COUNTERS, PortfolioMarketParams, PortfolioState
 
 MR = compile_rules(portfolio_market, ("buy_exact_out", "block_buy_cost"))
+BR = compile_rules(portfolio_borrowers, portfolio_borrowers.BORROWER_RULE_NAMES)
+BRM = compile_rules(portfolio, ("borrow_room_asset",))
+SS = compile_rules(stableswap, stableswap.STABLESWAP_RULE_NAMES)
 
 # counter rows of the packed counters [C, E, K]
 C_SEIZED = COUNTERS.index("seized_collateral_asset")
@@ -63,6 +72,10 @@ C_SOLD = COUNTERS.index("sold_asset")
 C_SALE_Q = COUNTERS.index("sale_quote")
 C_BOUGHT = COUNTERS.index("bought_asset")
 C_PURCHASE_Q = COUNTERS.index("purchase_quote")
+C_ADDED = COUNTERS.index("added_collateral_asset")
+C_WITHDRAWN = COUNTERS.index("withdrawn_collateral_asset")
+C_BORROWED = COUNTERS.index("borrowed_asset")
+C_REPAID_B = COUNTERS.index("repaid_by_borrowers_asset")
 
 # oracle kinds as integers (portfolio.ORACLE_KINDS order)
 O_MARKET = portfolio.ORACLE_KINDS.index("market")
@@ -73,12 +86,21 @@ O_STABLE = portfolio.ORACLE_KINDS.index("stable_market")
 Layout = collections.namedtuple(
     "Layout",
     "q has_pool fee can_coll lt bonus pfee rf base slope1 slope2 optimal okind obase ocap ogrowth "
-    "fcode fdev fhb",
+    "fcode fdev fhb "
+    "amp",
 )
 """Per-reserve constants of the kernel: the quote's index, ``[K]`` arrays (pools, fees,
 collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
-parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat) and the
+parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat, each leg's
+StableSwap amplification, 0 for constant product: ``portfolio_market.pool_amp``) and the
 effective LT and bonus per E-mode row ``[R, K]``."""
+BorrowerLayout = collections.namedtuple(
+    "BorrowerLayout", "on rebalance gap ltv can_borrow emode_borrowable bii ceiling borrow_cap"
+)
+"""The borrower phase's constants (:mod:`levgym.engine.portfolio_borrowers`): whether any slot
+defends, ``rebalance`` and ``target_gap``, the effective LTV per E-mode row ``[R, K]``, and per
+reserve ``[K]``: borrowable, borrowable per E-mode row ``[R, K]``, borrowable in isolation,
+debt ceiling (USD), borrow cap (asset units)."""
 Scalars = collections.namedtuple(
     "Scalars", "arb weight substep_h mode buy_frac max_rounds now slot chunk"
 )
@@ -92,7 +114,14 @@ F_OFF = portfolio_market.KEEPER_FILTERS.index("off")
 
 # the kernels inline the rules of portfolio.py and portfolio_market.py and the per-position
 # functions of portfolio_fused.py: their numba cache is keyed by those sources too
-with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
+with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_borrowers, stableswap):
+
+    @njit(cache=True, inline="always")
+    def _leg_price_usd(e, k, pa, pq, usdc_usd, L):
+        """USD price of reserve ``k`` in its leg (``portfolio_market.pools_price``)."""
+        if L.amp[k] > 0.0:
+            return SS.stableswap_price(pa[e, k], pq[e, k], L.amp[k]) * usdc_usd
+        return NR.pool_price_usd(pa[e, k], pq[e, k], usdc_usd)
 
     @njit(cache=True)
     def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, buf, in_block):
@@ -104,7 +133,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         q = L.q
         for k in range(k_n):
             if L.has_pool[k]:
-                pu = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
+                pu = _leg_price_usd(e, k, pa, pq, f[e, q], L)
             else:
                 pu = f[e, k]
             src[k] = NR.oracle_source(f[e, k], pu, w)
@@ -139,7 +168,12 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         k_n = f.shape[1]
         q = L.q
         for k in range(k_n):
-            if L.has_pool[k]:
+            if L.has_pool[k] and L.amp[k] > 0.0:
+                pa[e, k], pq[e, k] = SS.stableswap_arbitrage(
+                    pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb, L.amp[k]
+                )
+                buf[e, k, S.slot] = _leg_price_usd(e, k, pa, pq, f[e, q], L)
+            elif L.has_pool[k]:
                 pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb)
                 buf[e, k, S.slot] = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
             else:
@@ -217,7 +251,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
                         maxrep[r, i, j] = np.inf
 
     @njit(cache=True, inline="always")
-    def _candidate_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, hf, debt_usd, gas, cidx, cval, m, maxrep):  # fmt: skip
+    def _candidate_slot(e, n, sup_e, deb_e, row, f, pa, pq, price, L, S, cm, hf, debt_usd, gas, cidx, cval, m, maxrep, dleg):  # fmt: skip
         """Step 5 on one liquidatable position (HF ``hf`` < 1) of env ``e`` (``sup_e``, ``deb_e``
         ``[N, K]``, E-mode row ``row``, oracle ``price [K]``, enabled collateral ``cm[0]``) in a
         round: the keeper's call (:func:`~levgym.engine.portfolio_fused.position_call`) and its
@@ -236,10 +270,16 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         got = tot - fee
         if i == q:
             proceeds = got
+        elif L.amp[i] > 0.0:
+            proceeds = SS.stableswap_swap_out_at(
+                pa[e, i], pq[e, i], got, L.fee[i], dleg[i], L.amp[i]
+            )
         else:
             proceeds = NR.swap_out(pa[e, i], pq[e, i], got, L.fee[i])
         if j == q:
             cost = rep
+        elif L.amp[j] > 0.0:
+            cost = SS.stableswap_buy_cost_at(pa[e, j], pq[e, j], rep, L.fee[j], dleg[j], L.amp[j])
         else:
             cost = MR.buy_exact_out(pa[e, j], pq[e, j], rep, L.fee[j])[2]
         pnl = NR.liquidation_profit(proceeds, cost, f[e, q], gas)
@@ -307,6 +347,14 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         return calls
 
     @njit(cache=True, inline="always")
+    def _leg_invariants(e, pa, pq, L, dleg):
+        """``dleg[k]``: the StableSwap invariant of each StableSwap leg of env ``e`` at the
+        pools before a round (the round's calls are priced against them)."""
+        for k in range(dleg.shape[0]):
+            if L.amp[k] > 0.0:
+                dleg[k] = SS.stableswap_d(pa[e, k], pq[e, k], L.amp[k])
+
+    @njit(cache=True, inline="always")
     def _slot_health(n, sup_e, deb_e, row, price, L, cm):
         """(HF, debt USD) of position ``n`` at the oracle
         (:func:`~levgym.engine.portfolio_fused.position_health`); fills ``cm[0]`` (enabled
@@ -333,13 +381,23 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
                 continue
             sell = sums[1, k]
             if sell > 0.0:
-                pa[e, k], pq[e, k], out = NR.sell_asset(pa[e, k], pq[e, k], sell, L.fee[k])
+                if L.amp[k] > 0.0:
+                    pa[e, k], pq[e, k], out = SS.stableswap_sell(
+                        pa[e, k], pq[e, k], sell, L.fee[k], L.amp[k]
+                    )
+                else:
+                    pa[e, k], pq[e, k], out = NR.sell_asset(pa[e, k], pq[e, k], sell, L.fee[k])
                 counters[C_SOLD, e, k] += sell
                 counters[C_SALE_Q, e, k] += out
                 usdc_in += out
             buy = sums[3, k]
             if buy > 0.0:
-                pa[e, k], pq[e, k], paid = MR.buy_exact_out(pa[e, k], pq[e, k], buy, L.fee[k])
+                if L.amp[k] > 0.0:
+                    pa[e, k], pq[e, k], paid = SS.stableswap_buy_exact_out(
+                        pa[e, k], pq[e, k], buy, L.fee[k], L.amp[k]
+                    )
+                else:
+                    pa[e, k], pq[e, k], paid = MR.buy_exact_out(pa[e, k], pq[e, k], buy, L.fee[k])
                 counters[C_BOUGHT, e, k] += buy
                 counters[C_PURCHASE_Q, e, k] += paid
                 usdc_out += paid
@@ -348,11 +406,131 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
         )
         pnl[e] += (usdc_in - usdc_out) * f[e, q] - gas * calls
 
+    @njit(cache=True)
+    def _borrow_totals(e, supply_in, debt_in, growth, L, B, total, iso):
+        """The env's debt per reserve after interest (``total [K]``) and its isolated debt per
+        isolation asset (``iso [K]``, :func:`levgym.engine.portfolio.isolation_total_debt`):
+        what the borrower phase's borrowing is checked against (before the phase)."""
+        n_n, k_n = debt_in.shape[1], debt_in.shape[2]
+        for k in range(k_n):
+            total[k] = 0.0
+            iso[k] = 0.0
+        for n in range(n_n):
+            owed = 0.0
+            n_coll = 0
+            first = -1
+            for k in range(k_n):
+                d = debt_in[e, n, k]
+                d = d + d * growth[k]
+                total[k] += d
+                owed += d
+                if supply_in[e, n, k] > 0.0 and L.can_coll[k]:
+                    n_coll += 1
+                    if first < 0:
+                        first = k
+            if n_coll == 1 and B.ceiling[first] > 0.0:
+                iso[first] += owed
+
+    @njit(cache=True, inline="always")
+    def _defend_slot(e, n, sup_e, deb_e, row, price, L, B, trig, repays, cap, counters, total, iso, want_j, want, wanted):  # fmt: skip
+        """The borrower phase (:func:`levgym.engine.portfolio_borrowers.defend`) on position
+        ``n`` of env ``e``, after its interest: below its trigger it tops up or repays (in
+        place, capacity ``cap[e, n]`` spent); above its band it withdraws (in place) or asks to
+        borrow (``want_j[n]``, ``want[n]``, summed in ``wanted [K]``; :func:`_defend_borrows`
+        fills it after the pass)."""
+        t = trig[e, n]
+        if not t > 0.0:
+            return
+        k_n = sup_e.shape[1]
+        coll = 0.0
+        thr = 0.0
+        lim = 0.0
+        debt_usd = 0.0
+        n_coll = 0
+        first = -1
+        i = 0
+        best_i = -1.0
+        j = 0
+        best_j = -1.0
+        for k in range(k_n):
+            if sup_e[n, k] > 0.0 and L.can_coll[k]:
+                v = sup_e[n, k] * price[k]
+                coll += v
+                thr += v * L.lt[row, k]
+                lim += v * B.ltv[row, k]
+                n_coll += 1
+                if first < 0:
+                    first = k
+                if v > best_i:
+                    best_i, i = v, k
+            dv = deb_e[n, k] * price[k]
+            debt_usd += dv
+            if dv > best_j:
+                best_j, j = dv, k
+        hf = PR.health_factor(thr, debt_usd)
+        c = cap[e, n]
+        act = BR.defends(t, hf, debt_usd, coll, c)
+        up = BR.rebalances_up(t, hf, debt_usd, coll, B.gap, B.rebalance)
+        if not (act or up):
+            return
+        target = t + B.gap
+        lt_i = L.lt[row, i]
+        if not lt_i > 0.0:
+            lt_i = 1.0
+        p_i, p_j = price[i], price[j]
+        if act and repays[e, n]:
+            usd = BR.defend_repay_usd(target, debt_usd, thr, c, deb_e[n, j] * p_j)
+            amount = min(usd / p_j, deb_e[n, j])
+            deb_e[n, j] -= amount
+            counters[C_REPAID_B, e, j] += amount
+            cap[e, n] = max(c - usd, 0.0)
+        elif act:
+            usd = BR.defend_topup_usd(target, debt_usd, thr, lt_i, c)
+            amount = usd / p_i
+            sup_e[n, i] += amount
+            counters[C_ADDED, e, i] += amount
+            cap[e, n] = max(c - usd, 0.0)
+        elif repays[e, n]:
+            isolated = n_coll == 1 and B.ceiling[first] > 0.0
+            a = first if isolated else 0
+            allowed = B.can_borrow[j] and (row == 0 or B.emode_borrowable[row, j])
+            allowed = allowed and (not isolated or B.bii[j])
+            room = BRM.borrow_room_asset(
+                allowed, hf, lim, max(lim - debt_usd, 0.0), p_j,
+                max(B.borrow_cap[j] - total[j], 0.0), isolated, max(B.ceiling[a] - iso[a], 0.0),
+            )  # fmt: skip
+            w = BR.rebalance_borrow_asset(target, debt_usd, thr, p_j, room)
+            want_j[n], want[n] = j, w
+            wanted[j] += w
+        else:
+            usd = BR.rebalance_withdraw_usd(target, debt_usd, thr, lt_i, sup_e[n, i] * p_i)
+            amount = min(usd / p_i, sup_e[n, i])
+            sup_e[n, i] -= amount
+            counters[C_WITHDRAWN, e, i] += amount
+            cap[e, n] = max(c, 0.0) + usd
+
+    @njit(cache=True)
+    def _defend_borrows(e, deb_e, price, lender, B, cap, counters, total, want_j, want, wanted):
+        """The borrower phase's borrowing in env ``e``, after the pass: each reserve's wanted
+        borrowing filled to what its cap and liquidity leave
+        (:func:`~levgym.engine.portfolio_borrowers.borrow_fill_frac`), the funds to the
+        borrowers' outside funds."""
+        for k in range(wanted.shape[0]):
+            wanted[k] = BR.borrow_fill_frac(wanted[k], B.borrow_cap[k], lender[e, k], total[k])
+        for n in range(want.shape[0]):
+            j = want_j[n]
+            if j < 0:
+                continue
+            b = want[n] * wanted[j]
+            deb_e[n, j] += b
+            counters[C_BORROWED, e, j] += b
+            cap[e, n] += b * price[j]
+
     @njit(parallel=True, cache=True)
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
-        gas_usd, capacity,
+        gas_usd, capacity, B, trig, repays, cap,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -367,25 +545,41 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
             maxrep = np.full((L.bonus.shape[0], k_n, k_n), np.inf)  # no repay limit
             gas, cap_left = gas_usd[e], capacity[e]
             sup_e, deb_e, price, rows = supply[e], debt[e], oracle[e], emode_row[e]
+            # the borrower phase's scratch: totals, isolated debt, borrowing asked for
+            lend = B.on and B.rebalance
+            total, iso, wanted = np.zeros(k_n), np.zeros(k_n), np.zeros(k_n)
+            want_j = np.full(n_n if lend else 0, -1, dtype=np.int64)
+            want = np.zeros(n_n if lend else 0)
+            dleg = np.zeros(k_n)
             # 1-3. prices, arbitrage, oracles
             _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf)
+            _leg_invariants(e, pa, pq, L, dleg)
             if S.chunk < np.inf:
                 _chunk_env(e, pa, price, L, S, maxrep)
-            # one pass over the positions: 4. interest, (a borrower phase goes here), the first
-            # round's candidates of 5. and, where the round leaves the oracle as it is, 6.
+            # one pass over the positions: 4. interest, 4b. borrowers, the first round's
+            # candidates of 5. and, where the round leaves the oracle as it is, 6.
             _interest_growth_env(e, debt_in, lender, L, S, growth)
+            if lend:
+                _borrow_totals(e, supply_in, debt_in, growth, L, B, total, iso)
             m = 0
             for n in range(n_n):
                 _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
+                if B.on and trig[e, n] > 0.0:
+                    _defend_slot(
+                        e, n, sup_e, deb_e, rows[n], price, L, B, trig, repays, cap, counters,
+                        total, iso, want_j, want, wanted,
+                    )  # fmt: skip
                 hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
                 if hf < 1.0:
                     m = _candidate_slot(
                         e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, hf, debt_usd,
-                        gas, cidx, cval, m, maxrep,
+                        gas, cidx, cval, m, maxrep, dleg,
                     )  # fmt: skip
                 if _collateral_value(e, n, supply, oracle, L) == 0.0:
                     _write_off_slot(e, n, debt, counters)
             _interest_close(e, lender, treasury, counters, L, interest)
+            if lend:  # a borrower's HF stays above its target: none of them had a call
+                _defend_borrows(e, deb_e, price, lender, B, cap, counters, total, want_j, want, wanted)  # fmt: skip
             calls = 0
             if m > 0:
                 calls = _take_calls(
@@ -403,7 +597,8 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
                 r += 1
                 if r == S.max_rounds:
                     break
-                # 5. the next round, at the oracle the round's trades left
+                # 5. the next round, at the oracle and pools the round's trades left
+                _leg_invariants(e, pa, pq, L, dleg)
                 sums[:] = 0.0
                 if S.chunk < np.inf:
                     _chunk_env(e, pa, price, L, S, maxrep)
@@ -413,7 +608,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused):
                     if hf < 1.0:
                         m = _candidate_slot(
                             e, n, sup_e, deb_e, rows[n], f, pa, pq, price, L, S, cm, hf,
-                            debt_usd, gas, cidx, cval, m, maxrep,
+                            debt_usd, gas, cidx, cval, m, maxrep, dleg,
                         )  # fmt: skip
                 calls = 0
                 if m > 0:
@@ -463,6 +658,26 @@ def _layout(reserves: Reserves, params: PortfolioMarketParams):
         ),
         fdev=np.array([r.oracle.deviation_frac for r in reserves.reserves]),
         fhb=np.array([r.oracle.heartbeat_h for r in reserves.reserves]),
+        amp=np.ascontiguousarray(portfolio_market.pool_amp(reserves, params), dtype=np.float64),
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _borrower_layout(reserves: Reserves, params: PortfolioMarketParams, on: bool) -> BorrowerLayout:
+    """The borrower phase's constants (:data:`BorrowerLayout`); ``on``: some slot defends."""
+    rows = np.arange(len(reserves.emode_table["lt"]))
+    ltv, _, _ = effective_risk(reserves, rows)
+    bp = params.borrowers
+    return BorrowerLayout(
+        on=bool(on),
+        rebalance=bool(bp.rebalance),
+        gap=float(bp.target_gap),
+        ltv=np.ascontiguousarray(ltv, dtype=np.float64),
+        can_borrow=np.ascontiguousarray(reserves.can_borrow, dtype=np.bool_),
+        emode_borrowable=np.ascontiguousarray(reserves.emode_table["borrowable"], dtype=np.bool_),
+        bii=np.ascontiguousarray(reserves.borrowable_in_isolation, dtype=np.bool_),
+        ceiling=np.ascontiguousarray(reserves.debt_ceiling_usd, dtype=np.float64),
+        borrow_cap=np.ascontiguousarray(reserves.borrow_cap_asset, dtype=np.float64),
     )
 
 
@@ -522,11 +737,21 @@ def substep(
         feed_h = state.feed_updated_h.astype(np.float64)
     gas_usd = portfolio_market.keeper_gas_usd(reserves, params, f, gas_gwei)
     capacity = portfolio_market.keeper_capacity(params, gas_gwei, e)
+    on = state.defend_trigger_hf is not None and bool(np.any(state.defend_trigger_hf > 0.0))
+    B = _borrower_layout(reserves, params, on)
+    if on:  # the borrower phase's per-slot behaviours; the capacity is written (a fresh array)
+        trig = np.ascontiguousarray(state.defend_trigger_hf, dtype=np.float64)
+        repays = np.ascontiguousarray(state.defend_repays, dtype=np.bool_)
+        cap = np.array(state.defend_capacity_usd, dtype=np.float64)
+    else:
+        trig, repays, cap = np.zeros((1, 1)), np.zeros((1, 1), dtype=np.bool_), np.zeros((1, 1))
     _substep_kernel(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
-        gas_usd, capacity,
+        gas_usd, capacity, B, trig, repays, cap,
     )  # fmt: skip
+    if on:
+        state = state.replace(defend_capacity_usd=cap)
     return state.replace(
         supply=supply,
         debt=debt,

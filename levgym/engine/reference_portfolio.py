@@ -301,7 +301,9 @@ def _ref_oracles(
         if k == q or w == 0.0:
             src.append(f)
             continue
-        pool = st["pool_quote"][e, k] / st["pool_asset"][e, k] * st["fundamental_usd"][e, q]
+        amp = _ref_amp(reserves, params)[k]
+        price = _ref_pool_price(st["pool_asset"][e, k], st["pool_quote"][e, k], amp)
+        pool = price * st["fundamental_usd"][e, q]
         src.append(f ** (1.0 - w) * pool**w)
     now = st["time_h"]
     for k, r in enumerate(reserves.reserves):
@@ -397,6 +399,71 @@ def _ref_pick(params: Any, cands: list, pa: Any, pq: Any, fee: list, q: int, usd
     return made
 
 
+# ----------------------------------------------------------------------------- StableSwap legs
+# Curve's own procedures, iterated to convergence (an independent oracle for
+# levgym.engine.stableswap, which solves get_y in closed form and the price by bisection).
+
+
+def _ref_ss_d(x: float, y: float, amp: float) -> float:
+    """Curve's ``get_D`` for two coins (``Ann = 2 A``), Newton until it stops moving."""
+    s, ann = x + y, 2.0 * amp
+    d = s
+    for _ in range(255):
+        dp = d
+        for bal in (x, y):
+            dp = dp * d / (bal * 2.0)
+        prev = d
+        d = (ann * s + dp * 2.0) * d / ((ann - 1.0) * d + 3.0 * dp)
+        if abs(d - prev) <= 1e-15 * d:
+            break
+    return d
+
+
+def _ref_ss_y(x: float, d: float, amp: float) -> float:
+    """Curve's ``get_y`` for two coins: ``y = (y^2 + c) / (2 y + b - D)`` from ``y = D``."""
+    ann = 2.0 * amp
+    c = d * d / (x * 2.0) * d / (ann * 2.0)
+    b = x + d / ann
+    y = d
+    for _ in range(255):
+        prev = y
+        y = (y * y + c) / (2.0 * y + b - d)
+        if abs(y - prev) <= 1e-15 * y:
+            break
+    return y
+
+
+def _ref_ss_price(x: float, y: float, amp: float) -> float:
+    """``-dy/dx`` on the invariant: the partial derivatives' ratio."""
+    d = _ref_ss_d(x, y, amp)
+    ann = 2.0 * amp
+    return (ann + d**3 / (4.0 * x * x * y)) / (ann + d**3 / (4.0 * x * y * y))
+
+
+def _ref_ss_x_at(d: float, price: float, amp: float) -> float:
+    """The balance ``x`` whose price is ``price`` at invariant ``d``: bisection on ``x``."""
+    lo, hi = d * 1e-12, d * 1e12
+    while hi / lo - 1.0 > 1e-15:
+        mid = math.sqrt(lo * hi)
+        if _ref_ss_price(mid, _ref_ss_y(mid, d, amp), amp) > price:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
+def _ref_amp(reserves: Reserves, params: Any) -> list[float]:
+    on = getattr(params, "stable_pool", "cpmm") == "stableswap"
+    return [
+        params.stable_pool_amp if on and r.symbol in ("USDT", "DAI") else 0.0
+        for r in reserves.reserves
+    ]
+
+
+def _ref_pool_price(pa: float, pq: float, amp: float) -> float:
+    return _ref_ss_price(pa, pq, amp) if amp > 0.0 else pq / pa
+
+
 def ref_substep(
     reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any,
     gas_gwei: Any = None,
@@ -415,6 +482,7 @@ def ref_substep(
     q = syms.index("USDC")
     stable = {"USDC", "USDT", "DAI"}
     fee = [params.stable_pool_fee_frac if s in stable else params.pool_fee_frac for s in syms]
+    amp = _ref_amp(reserves, params)
     e_n, n_n, k_n = st["supply"].shape
     win = params.twap_window_substeps
     buf = st.get("twap_buffer_usd")
@@ -430,9 +498,15 @@ def ref_substep(
                 continue
             x, y = st["pool_asset"][e, k], st["pool_quote"][e, k]
             target = st["fundamental_usd"][e, k] / st["fundamental_usd"][e, q]
+            p0 = _ref_pool_price(x, y, amp[k])
             p_new = math.exp(
-                math.log(y / x) + params.arb_speed_frac * (math.log(target) - math.log(y / x))
+                math.log(p0) + params.arb_speed_frac * (math.log(target) - math.log(p0))
             )
+            if amp[k] > 0.0:  # along the StableSwap invariant
+                d = _ref_ss_d(x, y, amp[k])
+                st["pool_asset"][e, k] = _ref_ss_x_at(d, p_new, amp[k])
+                st["pool_quote"][e, k] = _ref_ss_y(st["pool_asset"][e, k], d, amp[k])
+                continue
             st["pool_asset"][e, k] = math.sqrt(x * y / p_new)
             st["pool_quote"][e, k] = math.sqrt(x * y * p_new)
         # the TWAP window samples each pool's price (USDC: its fundamental)
@@ -440,7 +514,7 @@ def ref_substep(
             if k == q:
                 st["twap_buffer_usd"][e, k, slot] = st["fundamental_usd"][e, k]
             else:
-                price = st["pool_quote"][e, k] / st["pool_asset"][e, k]
+                price = _ref_pool_price(st["pool_asset"][e, k], st["pool_quote"][e, k], amp[k])
                 st["twap_buffer_usd"][e, k, slot] = price * st["fundamental_usd"][e, q]
         st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e)
         # interest
@@ -476,6 +550,9 @@ def ref_substep(
                 got, repay = float(res["seized"][e, n]), float(res["repay"][e, n])
                 if i == q:
                     proceeds = got
+                elif amp[i] > 0.0:
+                    d = _ref_ss_d(pa[i], pq[i], amp[i])
+                    proceeds = pq[i] - _ref_ss_y(pa[i] + got * (1.0 - fee[i]), d, amp[i])
                 else:
                     eff = got * (1.0 - fee[i])
                     proceeds = pq[i] * eff / (pa[i] + eff)
@@ -483,6 +560,9 @@ def ref_substep(
                     cost = repay
                 elif repay >= pa[j]:
                     cost = math.inf
+                elif amp[j] > 0.0:
+                    d = _ref_ss_d(pa[j], pq[j], amp[j])
+                    cost = (_ref_ss_y(pa[j] - repay, d, amp[j]) - pq[j]) / (1.0 - fee[j])
                 else:
                     cost = pq[j] * repay / (pa[j] - repay) / (1.0 - fee[j])
                 pnl = (proceeds - cost) * usdc - gas_one[e]
@@ -521,10 +601,16 @@ def ref_substep(
                 if k == q or sold[k] == 0.0:
                     continue
                 eff = sold[k] * (1.0 - fee[k])
-                out = pq[k] * eff / (pa[k] + eff)
-                new_x = pa[k] + eff
-                pq[k] = pa[k] * pq[k] / new_x
-                pa[k] = new_x
+                if amp[k] > 0.0:
+                    d = _ref_ss_d(pa[k], pq[k], amp[k])
+                    new_y = _ref_ss_y(pa[k] + eff, d, amp[k])
+                    out = pq[k] - new_y
+                    pa[k], pq[k] = pa[k] + eff, new_y
+                else:
+                    out = pq[k] * eff / (pa[k] + eff)
+                    new_x = pa[k] + eff
+                    pq[k] = pa[k] * pq[k] / new_x
+                    pa[k] = new_x
                 usdc_in += out
                 st["counter:sold_asset"][e, k] += sold[k]
                 st["counter:sale_quote"][e, k] += out
@@ -534,7 +620,12 @@ def ref_substep(
                     continue
                 if buys[k] == 0.0:
                     continue
-                eff = pq[k] * buys[k] / (pa[k] - buys[k])
+                if amp[k] > 0.0:
+                    d = _ref_ss_d(pa[k], pq[k], amp[k])
+                    new_y = _ref_ss_y(pa[k] - buys[k], d, amp[k])
+                    eff = new_y - pq[k]
+                else:
+                    eff = pq[k] * buys[k] / (pa[k] - buys[k])
                 pa[k] = pa[k] - buys[k]
                 pq[k] = pq[k] + eff
                 usdc_out += eff / (1.0 - fee[k])

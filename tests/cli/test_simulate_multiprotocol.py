@@ -22,7 +22,8 @@ def _run(capsys, *args: str) -> dict:
 
 def test_one_aave_protocol_equals_the_multi_asset_preset(capsys):
     multi = _run(capsys, "--protocols", "aave_v3_ethereum")
-    single = _run(capsys, "--preset", "aave_v3_ethereum")
+    # the multi-protocol step's stable pool is constant product; the preset's is StableSwap
+    single = _run(capsys, "--preset", "aave_v3_ethereum", "--set", "market.stable_pool=cpmm")
     # the preset's options the multi-protocol market does not take (borrower behaviour, deficit
     # cover, replays) and their keys
     preset_only = {"defensive_frac", "deficit_cover", "deficit_outstanding_start_usd", "replayed"}
@@ -98,6 +99,7 @@ def test_three_protocols_json_is_registered_and_adds_up(capsys):
         (["--protocols", ALL, "--set", "market.x=1"], "unknown key market.x"),
         (["--protocols", ALL, "--set", "market.oracle_pool_weight_frac=2"], "oracle_pool_weight_frac"),
         (["--protocols", ALL, "--scenario", "shock"], "shock"),
+        (["--protocols", ALL, "--set", "market.stable_pool=stableswap"], "allowed 'cpmm'"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_exit_2(capsys, args, message):
