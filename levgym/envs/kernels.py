@@ -68,7 +68,9 @@ def _aggregates_env(
     numbers are those of summing each quantity's row with ``_sum4``."""
     n = ce.shape[0]
     k_count = thresholds.shape[0]
-    acc[:, :] = 0.0
+    for r in range(acc.shape[0]):  # element loops: cheaper than a slice assignment
+        for q in range(acc.shape[1]):
+            acc[r, q] = 0.0
     m = n - n % 4
     for i in range(n):  # the engine's rules, compiled (levgym.engine.rules)
         lane = i % 4 if i < m else 0

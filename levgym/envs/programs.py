@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.fused import NR, O_, compile_rules, rules_cache_dir, substep_env
+from ..engine.fused import NR, O_, compile_rules, rules_cache_dir, substep_env, substep_scratch
 from ..engine.jit import njit, prange
 from ..engine.schema import ENV_ROW
 from . import formulas
@@ -115,6 +115,7 @@ def _governance_step_env(
     """One Governance step of env ``e`` (``GovernanceVectorEnv._advance`` and ``_observe``);
     the cascade rounds of its substeps are summed into ``step_rounds[e]``."""
     scratch = _scratch(thresholds)
+    fscratch, iscratch = substep_scratch(posf.shape[2])
     # the shortfall before the step (the projection changes parameters only)
     shortfall0 = shortfall_env(
         posf[0, e], posf[1, e], env[F.oracle_usd, e], env[F.debt_price_usd, e]
@@ -146,7 +147,7 @@ def _governance_step_env(
         now_h = now_h + fc[1]
         substep_env(
             e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
-            (ic[1] + k) % ic[2], now_h,
+            (ic[1] + k) % ic[2], now_h, fscratch, iscratch,
         )  # fmt: skip
         step_rounds[e] += rounds[e]
         dp = env[F.debt_price_usd, e]
@@ -208,7 +209,8 @@ def _governance_step(
     out: np.ndarray, parallel: bool,
 ) -> None:  # pragma: no cover  # fmt: skip
     num_envs = env.shape[1]
-    step_rounds[:] = 0.0
+    for e in range(num_envs):  # a loop: an array expression would be a parallel region
+        step_rounds[e] = 0.0
     if parallel:
         for e in prange(num_envs):
             _governance_step_env(
@@ -295,6 +297,7 @@ def _liquidator_step_env(
     """One Liquidator step (one substep) of env ``e`` (``LiquidatorVectorEnv._advance`` and
     ``_observe``)."""
     scratch = _scratch(thresholds)
+    fscratch, iscratch = substep_scratch(posf.shape[2])
     take, sell, hedge = FR.liquidator_action(
         actions[e, 0], actions[e, 1], actions[e, 2], lc[0], lc[1], lc[14], lc[15]
     )
@@ -336,7 +339,7 @@ def _liquidator_step_env(
     ring = ic[4]
     substep_env(
         e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
-        ic[1] % ic[2], fc[0] + fc[1],
+        ic[1] % ic[2], fc[0] + fc[1], fscratch, iscratch,
     )  # fmt: skip
     step_rounds[e] = rounds[e]
     dp = env[F.debt_price_usd, e]
