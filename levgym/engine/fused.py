@@ -474,6 +474,27 @@ def _scan_env(
 
 
 @njit(cache=True)
+def _rescan_env(
+    env: np.ndarray, e: int, c: np.ndarray, d: np.ndarray, active: np.ndarray, cand: np.ndarray,
+    ncand: int,
+) -> int:  # fmt: skip
+    """:func:`_scan_env`'s test on the listed slots ``cand[:ncand]`` only, in place (slot order
+    kept): the candidates when no position outside the list can have become one."""
+    olt = env[F.oracle_usd, e] * env[F.liquidation_threshold, e]
+    dp = env[F.debt_price_usd, e]
+    m = 0
+    for k in range(ncand):
+        i = cand[k]
+        if not active[i]:
+            continue
+        di = d[i]
+        if di > 0.0 and c[i] * olt < di * dp:
+            cand[m] = i
+            m += 1
+    return m
+
+
+@njit(cache=True)
 def _stable_order(keys: np.ndarray, m: int, order: np.ndarray) -> None:
     """``order[:m]`` = a stable argsort of ``keys[:m]`` (insertion sort when short)."""
     if m > 32:
@@ -710,9 +731,17 @@ def _cascade_rest_env(
     fscratch: np.ndarray,
     iscratch: np.ndarray,
     held: bool,
+    ncand: int,
 ) -> None:
     """Env ``e``'s cascade after round 1, given that the batch's loop went on past round 1
-    (``write_off1``: round 1 left an active position without collateral).
+    (``write_off1``: round 1 left an active position without collateral); ``iscratch[0, :ncand]``
+    holds round 1's candidates (every position that :func:`_scan_env` would list then).
+
+    A round's candidates are those of the round before that still qualify, unless the oracle's
+    answer moved in between (then all positions are scanned again): a position that was no
+    candidate was not liquidated, so its collateral and debt are unchanged, and with the same
+    oracle, threshold and debt price it still does not qualify (the write-off only removes
+    positions). The list keeps slot order, so the rounds see exactly what a full scan gives.
 
     Why an env can run alone from here: in ``run_cascade`` an env with nothing eligible in a
     round is changed by that round only through the write-off and the oracle refresh. After the
@@ -729,12 +758,16 @@ def _cascade_rest_env(
     if count1 > 0.0:
         cap_left -= count1
         rounds[e] += 1.0
-    if _refresh_in_block(e, env, drv, P, now_h, held):
+    moved = _refresh_in_block(e, env, drv, P, now_h, held)
+    if moved:
         dirty = True
     if not dirty:
         return  # round 2 would see exactly what round 1 saw after its (empty) selection
     for _r in range(1, max_rounds):
-        ncand, _ = _scan_env(env, e, c, d, active, iscratch[0])
+        if moved:
+            ncand, _ = _scan_env(env, e, c, d, active, iscratch[0])
+        else:
+            ncand = _rescan_env(env, e, c, d, active, iscratch[0], ncand)
         cnt, emptied = _liquidate_env(
             e, env, P, cap_left, share, c, d, ever, ncand, fscratch, iscratch
         )
@@ -744,7 +777,7 @@ def _cascade_rest_env(
             _write_off_env(e, env, c, d, active)
         cap_left -= cnt
         rounds[e] += 1.0
-        _refresh_in_block(e, env, drv, P, now_h, held)
+        moved = _refresh_in_block(e, env, drv, P, now_h, held)
 
 
 @njit(cache=True)
@@ -754,13 +787,12 @@ def _env_substep(
     d_in: np.ndarray, active_in: np.ndarray, kind: np.ndarray, trigger: np.ndarray,
     react: np.ndarray, target: np.ndarray, repays: np.ndarray, tmpl_c: np.ndarray,
     tmpl_hf: np.ndarray, ever_in: np.ndarray, noise: np.ndarray, c: np.ndarray, d: np.ndarray,
-    active: np.ndarray, ever: np.ndarray, rounds: np.ndarray,
+    active: np.ndarray, ever: np.ndarray, rounds: np.ndarray, fscratch: np.ndarray,
+    iscratch: np.ndarray,
 ) -> None:  # fmt: skip
     """Env ``e``'s substep up to its cascade's round 1; if it liquidated in round 1, the batch's
-    loop certainly goes on, so its whole cascade is finished here too."""
-    n = c.shape[1]
-    fscratch = np.empty((4, n))
-    iscratch = np.empty((3, n), dtype=np.int64)
+    loop certainly goes on, so its whole cascade is finished here too. ``fscratch`` ``[4, N]``
+    and ``iscratch`` ``[3, N]`` are scratch (:func:`substep_scratch`)."""
     held = NR.oracle_held(drv[D.oracle_frozen, e] != 0.0, orders[O_.pause_oracle, e] != 0.0)
     _market_env(e, env, drv, P, orders, twap_in[e], twap_out[e], slot, now_h, held)
     ncand, has_empty = _borrowers_env(
@@ -789,7 +821,15 @@ def _env_substep(
         _cascade_rest_env(
             e, env, drv, P, now_h, int(P[P_.max_cascade_rounds]), cnt, has_empty or emptied,
             cap_left, share, c[e], d[e], active[e], ever[e], rounds, fscratch, iscratch, held,
+            ncand,
         )  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def substep_scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scratch of one env's substep over ``n`` position slots (reusable between substeps:
+    nothing in it outlives a substep)."""
+    return np.empty((4, n)), np.empty((3, n), dtype=np.int64)
 
 
 @njit(parallel=True, cache=True)
@@ -804,17 +844,19 @@ def _substep_kernel(
     num_envs = c.shape[0]
     if parallel:
         for e in prange(num_envs):
+            fscratch, iscratch = substep_scratch(c.shape[1])
             _env_substep(
                 e, env, drv, P, orders, twap_in, twap_out, slot, now_h, c_in, d_in, active_in,
                 kind, trigger, react, target, repays, tmpl_c, tmpl_hf, ever_in, noise, c, d,
-                active, ever, rounds,
+                active, ever, rounds, fscratch, iscratch,
             )  # fmt: skip
     else:
         for e in range(num_envs):
+            fscratch, iscratch = substep_scratch(c.shape[1])
             _env_substep(
                 e, env, drv, P, orders, twap_in, twap_out, slot, now_h, c_in, d_in, active_in,
                 kind, trigger, react, target, repays, tmpl_c, tmpl_hf, ever_in, noise, c, d,
-                active, ever, rounds,
+                active, ever, rounds, fscratch, iscratch,
             )  # fmt: skip
     for e in range(num_envs):
         _bookkeep_env(e, env, rounds)
@@ -848,12 +890,14 @@ def substep_env(
     e: int, env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
     orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray, kind: np.ndarray,
     drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray, slot: int, now_h: float,
+    fscratch: np.ndarray, iscratch: np.ndarray,
 ) -> None:  # fmt: skip
     """One substep of env ``e`` on packed buffers, in place: the driver row of the env's own
     clock ``t[e]`` from the bank ``[F, E, S]`` (the last row held), its borrower noise
     (:mod:`levgym.engine.noise`), the substep of :func:`fused_substep` and its bookkeeping; then
     the new positions and TWAP become the inputs of the next substep and ``t[e]`` advances.
-    ``drv`` ``[F, E]`` and ``noise`` ``[E, N]`` are scratch (only row / column ``e`` is used)."""
+    ``drv`` ``[F, E]`` and ``noise`` ``[E, N]`` are scratch (only row / column ``e`` is used),
+    and so are ``fscratch`` and ``iscratch`` (:func:`substep_scratch`, for this env only)."""
     s = bank.shape[2]
     te = t[e] if t[e] < s else s - 1
     for j in range(bank.shape[0]):
@@ -862,14 +906,20 @@ def substep_env(
     _env_substep(
         e, env, drv, P, orders, twap[0], twap[1], slot, now_h, posf[0], posf[1], posb[0], kind,
         posf[4], posf[5], posf[6], posb[4], posf[7], posf[8], posb[1], noise, posf[2], posf[3],
-        posb[2], posb[3], rounds,
+        posb[2], posb[3], rounds, fscratch, iscratch,
     )  # fmt: skip
     _bookkeep_env(e, env, rounds)
-    posf[0, e, :] = posf[2, e, :]
-    posf[1, e, :] = posf[3, e, :]
-    posb[0, e, :] = posb[2, e, :]
-    posb[1, e, :] = posb[3, e, :]
-    twap[0, e, :] = twap[1, e, :]
+    # element loops: a slice assignment checks for overlap and costs several times more
+    c_in, d_in, c_out, d_out = posf[0, e], posf[1, e], posf[2, e], posf[3, e]
+    a_in, v_in, a_out, v_out = posb[0, e], posb[1, e], posb[2, e], posb[3, e]
+    for i in range(c_in.shape[0]):
+        c_in[i] = c_out[i]
+        d_in[i] = d_out[i]
+        a_in[i] = a_out[i]
+        v_in[i] = v_out[i]
+    w_in, w_out = twap[0, e], twap[1, e]
+    for j in range(w_in.shape[0]):
+        w_in[j] = w_out[j]
     t[e] += 1
 
 
@@ -884,15 +934,17 @@ def packed_substep_kernel(
     num_envs = env.shape[1]
     if parallel:
         for e in prange(num_envs):
+            fscratch, iscratch = substep_scratch(posf.shape[2])
             substep_env(
                 e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
-                slot, now_h,
+                slot, now_h, fscratch, iscratch,
             )  # fmt: skip
     else:
         for e in range(num_envs):
+            fscratch, iscratch = substep_scratch(posf.shape[2])
             substep_env(
                 e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
-                slot, now_h,
+                slot, now_h, fscratch, iscratch,
             )  # fmt: skip
 
 
@@ -1034,6 +1086,7 @@ __all__ = [
     "require_numba",
     "packed_substep_kernel",
     "substep_env",
+    "substep_scratch",
     "POSB",
     "POSF",
 ]

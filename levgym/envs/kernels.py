@@ -63,31 +63,51 @@ def _aggregates_env(
     """One env's aggregates from its position rows ``ce``, ``de``: (total debt, total
     collateral, underwater shortfall), and the debt below each threshold into ``below``.
 
-    One pass over the positions; every sum is :func:`_sum4`'s (four interleaved partial sums,
-    the tail added to the first), kept lane by lane in ``acc`` ``[3 + K, 4]`` (scratch), so the
-    numbers are those of summing each quantity's row with ``_sum4``."""
+    Every sum is :func:`_sum4`'s (four interleaved partial sums, the tail added to the first),
+    so the numbers are those of summing each quantity's row with ``_sum4``. The lanes are kept
+    in registers: one pass sums debt, collateral and shortfall; then each position's health
+    factor and debt value go into ``acc`` ``[2, >= N]`` (scratch), and one short pass per
+    threshold sums the debt below it (each lane still adds its positions in slot order)."""
     n = ce.shape[0]
     k_count = thresholds.shape[0]
-    acc[:, :] = 0.0
     m = n - n % 4
-    for i in range(n):  # the engine's rules, compiled (levgym.engine.rules)
-        lane = i % 4 if i < m else 0
-        c = ce[i]
-        d = de[i]
-        acc[0, lane] += d
-        acc[1, lane] += c
-        acc[2, lane] += NR.underwater(c, d, o, p)
-        owed = d * p
-        hf = NR.health_factor(c, d, o, lte, p)
-        for k in range(k_count):
-            acc[3 + k, lane] += owed if hf < thresholds[k] else 0.0
+    d0 = d1 = d2 = d3 = 0.0
+    c0 = c1 = c2 = c3 = 0.0
+    u0 = u1 = u2 = u3 = 0.0
+    for i in range(0, m, 4):  # the engine's rules, compiled (levgym.engine.rules)
+        d0 += de[i]
+        d1 += de[i + 1]
+        d2 += de[i + 2]
+        d3 += de[i + 3]
+        c0 += ce[i]
+        c1 += ce[i + 1]
+        c2 += ce[i + 2]
+        c3 += ce[i + 3]
+        u0 += NR.underwater(ce[i], de[i], o, p)
+        u1 += NR.underwater(ce[i + 1], de[i + 1], o, p)
+        u2 += NR.underwater(ce[i + 2], de[i + 2], o, p)
+        u3 += NR.underwater(ce[i + 3], de[i + 3], o, p)
+    for i in range(m, n):
+        d0 += de[i]
+        c0 += ce[i]
+        u0 += NR.underwater(ce[i], de[i], o, p)
+    hf = acc[0]
+    owed = acc[1]
+    for i in range(n):
+        hf[i] = NR.health_factor(ce[i], de[i], o, lte, p)
+        owed[i] = de[i] * p
     for k in range(k_count):
-        below[k] = (acc[3 + k, 0] + acc[3 + k, 1]) + (acc[3 + k, 2] + acc[3 + k, 3])
-    return (
-        (acc[0, 0] + acc[0, 1]) + (acc[0, 2] + acc[0, 3]),
-        (acc[1, 0] + acc[1, 1]) + (acc[1, 2] + acc[1, 3]),
-        (acc[2, 0] + acc[2, 1]) + (acc[2, 2] + acc[2, 3]),
-    )
+        th = thresholds[k]
+        b0 = b1 = b2 = b3 = 0.0
+        for i in range(0, m, 4):
+            b0 += owed[i] if hf[i] < th else 0.0
+            b1 += owed[i + 1] if hf[i + 1] < th else 0.0
+            b2 += owed[i + 2] if hf[i + 2] < th else 0.0
+            b3 += owed[i + 3] if hf[i + 3] < th else 0.0
+        for i in range(m, n):
+            b0 += owed[i] if hf[i] < th else 0.0
+        below[k] = (b0 + b1) + (b2 + b3)
+    return (d0 + d1) + (d2 + d3), (c0 + c1) + (c2 + c3), (u0 + u1) + (u2 + u3)
 
 
 def _shortfall_env(ce: np.ndarray, de: np.ndarray, o: float, p: float) -> float:  # pragma: no cover
@@ -122,7 +142,7 @@ def _aggregates(
     below: np.ndarray,
 ) -> None:  # pragma: no cover
     num_envs = c.shape[0]
-    acc = np.empty((3 + thresholds.shape[0], 4))
+    acc = np.empty((2, c.shape[1]))
     for e in range(num_envs):
         total_debt[e], total_coll[e], shortfall[e] = aggregates_env(
             c[e], d[e], oracle[e], lt[e], dp[e], thresholds, below[e], acc

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.fused import NR, O_, compile_rules, rules_cache_dir, substep_env
+from ..engine import fused as engine_fused
+from ..engine.fused import NR, O_, compile_rules, rules_cache_dir, substep_env, substep_scratch
 from ..engine.jit import njit, prange
 from ..engine.schema import ENV_ROW
-from . import formulas
+from . import formulas, kernels
 from .kernels import aggregates_env, shortfall_env
 
 F = ENV_ROW
@@ -36,11 +37,10 @@ ICONST = ("substeps", "slot0", "twap_window", "pos0", "ring", "lag_short", "lag_
 FCONST = ("time_h", "substep_h", "alpha_short", "alpha_long", "substeps_per_year")
 
 
-def _scratch(thresholds: np.ndarray) -> np.ndarray:  # pragma: no cover
-    """Scratch of an env's aggregates: row 0 the debt below each threshold, rows 1.. the
-    accumulators of :func:`levgym.envs.kernels.aggregates_env`."""
-    k = thresholds.shape[0]
-    return np.empty((4 + k, max(k, 4)))
+def _scratch(thresholds: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover
+    """Scratch of an env's aggregates over ``n`` positions: row 0 the debt below each
+    threshold, rows 1-2 the scratch of :func:`levgym.envs.kernels.aggregates_env`."""
+    return np.empty((3, max(thresholds.shape[0], n)))
 
 
 def _tracker_update_env(
@@ -114,7 +114,8 @@ def _governance_step_env(
 ) -> None:  # pragma: no cover  # fmt: skip
     """One Governance step of env ``e`` (``GovernanceVectorEnv._advance`` and ``_observe``);
     the cascade rounds of its substeps are summed into ``step_rounds[e]``."""
-    scratch = _scratch(thresholds)
+    scratch = _scratch(thresholds, posf.shape[2])
+    fscratch, iscratch = substep_scratch(posf.shape[2])
     # the shortfall before the step (the projection changes parameters only)
     shortfall0 = shortfall_env(
         posf[0, e], posf[1, e], env[F.oracle_usd, e], env[F.debt_price_usd, e]
@@ -146,7 +147,7 @@ def _governance_step_env(
         now_h = now_h + fc[1]
         substep_env(
             e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
-            (ic[1] + k) % ic[2], now_h,
+            (ic[1] + k) % ic[2], now_h, fscratch, iscratch,
         )  # fmt: skip
         step_rounds[e] += rounds[e]
         dp = env[F.debt_price_usd, e]
@@ -208,7 +209,8 @@ def _governance_step(
     out: np.ndarray, parallel: bool,
 ) -> None:  # pragma: no cover  # fmt: skip
     num_envs = env.shape[1]
-    step_rounds[:] = 0.0
+    for e in range(num_envs):  # a loop: an array expression would be a parallel region
+        step_rounds[e] = 0.0
     if parallel:
         for e in prange(num_envs):
             _governance_step_env(
@@ -230,7 +232,7 @@ def _governance_observe(
     max_f: np.ndarray, ic: np.ndarray, fc: np.ndarray, thresholds: np.ndarray,
     low: np.ndarray, high: np.ndarray, obs: np.ndarray,
 ) -> None:  # pragma: no cover  # fmt: skip
-    scratch = _scratch(thresholds)
+    scratch = _scratch(thresholds, posf.shape[2])
     for e in range(env.shape[1]):
         _governance_observe_env(
             e, env, posf, t, prices, var, max_f, ic, fc, thresholds, low, high, obs, scratch
@@ -294,7 +296,8 @@ def _liquidator_step_env(
 ) -> None:  # pragma: no cover  # fmt: skip
     """One Liquidator step (one substep) of env ``e`` (``LiquidatorVectorEnv._advance`` and
     ``_observe``)."""
-    scratch = _scratch(thresholds)
+    scratch = _scratch(thresholds, posf.shape[2])
+    fscratch, iscratch = substep_scratch(posf.shape[2])
     take, sell, hedge = FR.liquidator_action(
         actions[e, 0], actions[e, 1], actions[e, 2], lc[0], lc[1], lc[14], lc[15]
     )
@@ -336,7 +339,7 @@ def _liquidator_step_env(
     ring = ic[4]
     substep_env(
         e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
-        ic[1] % ic[2], fc[0] + fc[1],
+        ic[1] % ic[2], fc[0] + fc[1], fscratch, iscratch,
     )  # fmt: skip
     step_rounds[e] = rounds[e]
     dp = env[F.debt_price_usd, e]
@@ -429,7 +432,7 @@ def _liquidator_observe(
     max_f: np.ndarray, agent: np.ndarray, ic: np.ndarray, fc: np.ndarray, lc: np.ndarray,
     thresholds: np.ndarray, low: np.ndarray, high: np.ndarray, obs: np.ndarray,
 ) -> None:  # pragma: no cover  # fmt: skip
-    scratch = _scratch(thresholds)
+    scratch = _scratch(thresholds, posf.shape[2])
     for e in range(env.shape[1]):
         _liquidator_observe_env(
             e, env, posf, t, prices, var, max_f, agent, ic, fc, lc, thresholds, low, high, obs,
@@ -461,7 +464,9 @@ LIQUIDATOR_OUTPUTS = (
 )
 
 
-with rules_cache_dir(formulas):
+# the kernels below inline or link the engine's substep (fused.py) and the aggregates
+# (kernels.py); numba's cache checks only this file, so their source joins the cache's key
+with rules_cache_dir(formulas, engine_fused, kernels):
     _scratch = njit(cache=True, inline="always")(_scratch)
     _tracker_update_env = njit(cache=True, inline="always")(_tracker_update_env)
     _governance_observe_env = njit(cache=True)(_governance_observe_env)

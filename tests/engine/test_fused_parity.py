@@ -277,3 +277,36 @@ def test_state_replace_equals_dataclasses_replace():
     assert state.ltv is not new.ltv and new.time_h == 3.0
     with pytest.raises(TypeError, match="no_such_field"):
         state.replace(no_such_field=1.0)
+
+
+@pytest.mark.parametrize("pool_weight", [0.0, 1.0])
+def test_fused_later_rounds_from_the_candidate_list(pool_weight):
+    """Cascades past round 1: with an oracle that ignores the pool (weight 0) the kernel
+    re-tests only the last round's candidates, with one that reads it (weight 1) the oracle moves
+    between rounds and every position is scanned again; both equal the reference loop round for
+    round, and positions far from liquidation stay untouched."""
+    from levgym.engine.state import from_book
+
+    from .helpers import quiet_params
+
+    params = quiet_params(pool_depth_usd=2e6, oracle_pool_weight_frac=pool_weight)
+    rng = np.random.default_rng(7)
+    coll = np.full((3, 96), 10.0)
+    hf0 = rng.uniform(1.0, 1.6, size=(3, 96))  # health factors at the first price
+    debt = coll * 100.0 * 0.86 / hf0
+    prices = np.array([[100.0] * 3, [88.0, 86.0, 90.0], [80.0, 78.0, 84.0]])
+    drivers = Drivers.from_price(prices, arb_speed_frac=0.2, gas_gwei=0.0)
+    state = from_book(params, coll, debt, prices[0])
+    conv = make_converter("numpy")
+    fused = slow = state
+    most = 0.0
+    for t in range(3):
+        row = drivers.row(t, conv)
+        u = np.full((3, 96), 0.9)
+        slow, slow_rounds = reference_substep(slow, row, u, params)
+        fused, fused_rounds = fused_substep(fused, row, u, params)
+        np.testing.assert_array_equal(fused_rounds, slow_rounds)
+        _compare(fused, slow)
+        most = max(most, float(np.max(fused_rounds)))
+    assert most >= 2.0  # later rounds ran (round 2 lists its candidates, round 3 finds none)
+    assert not fused.ever_liquidated.all()  # and some positions were never candidates
