@@ -208,7 +208,8 @@ def _governance_step(
     out: np.ndarray, parallel: bool,
 ) -> None:  # pragma: no cover  # fmt: skip
     num_envs = env.shape[1]
-    step_rounds[:] = 0.0
+    for e in range(num_envs):  # a loop: an array expression here would be a parallel region
+        step_rounds[e] = 0.0
     if parallel:
         for e in prange(num_envs):
             _governance_step_env(
