@@ -273,7 +273,11 @@ def _steward_step(
     out: np.ndarray, parallel: bool,
 ) -> None:  # pragma: no cover  # fmt: skip
     num_envs = env.shape[1]
-    step_rounds[:] = 0.0
+    # a loop, not `step_rounds[:] = 0.0`: in a parallel function an array expression is a
+    # parallel loop, which would start the thread pool on every call (slow when another library
+    # in the process, such as torch after set_num_threads(1), shares the OpenMP runtime)
+    for e in range(num_envs):
+        step_rounds[e] = 0.0
     if parallel:
         for e in prange(num_envs):
             _steward_step_env(
