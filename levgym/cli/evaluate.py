@@ -155,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
         model_path, env = resolve_model(args.model, env)
     env = check_env_id(env or DEFAULT_ENV)
     if args.baseline:
-        from agents.baselines import BASELINES
+        from agents.baselines import BASELINES, teacher_names
 
-        names = list(BASELINES[env])
+        names = [*BASELINES[env], *teacher_names(env)]
         if args.baseline not in names:
             raise CliError(
                 f"--baseline {args.baseline!r} is unknown for {env}"

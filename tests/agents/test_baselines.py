@@ -18,6 +18,7 @@ from agents.baselines import (
     VolRuleGovernor,
     baseline_names,
     make_baseline,
+    teacher_names,
 )
 from levgym.engine.params import PRESETS
 from levgym.envs import (
@@ -35,7 +36,7 @@ LIQ = "levgym/Liquidator-v1"
 LIQ2 = "levgym/Liquidator-v2"
 PORT = "levgym/PortfolioGovernance-v0"
 PARAM_FIELDS = ("ltv", "liquidation_threshold", "liquidation_bonus", "slope1_apr", "slope2_apr")
-CASES = [(e, n) for e in (GOV, GOV1, LIQ, LIQ2) for n in baseline_names(e)]
+CASES = [(e, n) for e in (GOV, GOV1, LIQ, LIQ2) for n in baseline_names(e) + teacher_names(e)]
 
 
 def gov_env(num_envs: int = 4, scenario: str = "calm", horizon_h: float = 12.0, **kw):
@@ -441,6 +442,23 @@ def test_v1_vol_rule_and_steward_respond_to_stress():
     c = gov1_action("steward", vol_short=0.3, supply_cap_use=1.0, borrow_cap_use=2.0 / 3.0)
     assert c["supply_cap"] == pytest.approx(0.5, abs=1e-6)  # 2.25 / 1.5: +50% of the +100%
     assert c["borrow_cap"] == pytest.approx(0.0, abs=1e-6)  # 1.5 x (2/3 x 1.5) = 1.5: on target
+
+
+def test_v1_vol_steep_is_a_clone_target_with_its_documented_line():
+    assert "vol_steep" not in baseline_names(GOV1) and teacher_names(GOV1) == ("vol_steep",)
+    assert teacher_names(GOV) == ()
+    with pytest.raises(ValueError, match="'vol_steep' is unknown for levgym/Governance-v0"):
+        make_baseline("vol_steep", GOV)
+    policy = make_baseline("vol_steep", GOV1)
+    lev = policy.schema.index()
+    # LT = clip(0.83 - 0.2 (vol - 0.6), 0.70, 0.90), LTV 0.035 below it
+    for vol, lt in ((0.6, 0.83), (1.1, 0.73), (2.0, 0.70), (0.0, 0.90)):
+        obs, _ = gov1_obs(vol_short=vol)
+        t = policy._targets(policy.frames(obs))[0]
+        assert t[lev["liquidation_threshold"]] == pytest.approx(lt)
+        assert t[lev["ltv"]] == pytest.approx(lt - 0.035)
+    # from the start (LT 0.86) toward 0.83: a cut of more than one 0.005 step, at the limit
+    assert gov1_action("vol_steep", vol_short=0.6)["liquidation_threshold"] == -1.0
 
 
 def test_v1_pid_raises_slope2_above_target_utilization_and_lowers_it_below():

@@ -38,6 +38,17 @@ def test_mean_ci_matches_student_t():
     assert mean_ci(np.array([5.0]))["ci95"] is None
 
 
+def test_validation_suite_has_its_own_seeds_and_no_real_replays():
+    from levgym import scenarios as lib
+
+    val, default = load_suite(name="validation"), load_suite(name="default")
+    assert lib.is_eval_seed(val.seed)
+    assert val.seed >= default.seed + default.episodes  # no episode of the default suite
+    entry = val.for_env("levgym/Governance-v1")
+    assert not {"black_thursday_2020", "may19_2021"} & set(entry.scenarios)
+    assert entry.env_kwargs == default.for_env("levgym/Governance-v1").env_kwargs
+
+
 def test_suite_rejects_training_seeds_and_unknown_scenarios(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(SUITE.replace("seed: 1000000", "seed: 5"))

@@ -19,17 +19,19 @@ def test_every_run_key_has_a_check():
 def test_spec_defaults_and_errors():
     assert check_spec("vol_rule", ENV, "ppo") == {"name": "vol_rule", **DEFAULTS}
     assert check_spec({"name": "steward", "steps": 64}, ENV, "a2c")["steps"] == 64
+    assert check_spec("vol_steep", ENV, "ppo")["name"] == "vol_steep"  # a clone target only
     cases = [
         ("vol_rule", "sac", "allowed with ppo or a2c, not 'sac'"),
         ({"steps": 5}, "ppo", "allowed a baseline name or a mapping"),
         ({"name": "vol_rule", "speed": 1}, "ppo", "init_from_baseline.speed is unknown"),
         ({"name": "greedy"}, "ppo", "init_from_baseline.name='greedy' is unknown for"),
+        ("vol_steep", "ppo", "vol_steep' is unknown for levgym/Governance-v0", "v0"),
         ({"name": "vol_rule", "steps": 0}, "ppo", "init_from_baseline.steps=0 is out of range"),
         ({"name": "vol_rule", "learning_rate": -1}, "ppo", "learning_rate=-1 is out of range"),
     ]
-    for spec, algo, msg in cases:
+    for spec, algo, msg, *v0 in cases:
         with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
-            check_spec(spec, ENV, algo)
+            check_spec(spec, "levgym/Governance-v0" if v0 else ENV, algo)
 
 
 def test_discounted_returns_by_hand():
@@ -59,6 +61,38 @@ def test_cloning_moves_the_policy_to_the_rule():
         assert out["action_mse_after"] < 0.5 * out["action_mse_before"]
     finally:
         venv.close()
+
+
+def test_dagger_rounds_label_the_clones_own_states():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agents.baselines import make_baseline
+    from agents.train import make_vec_env
+    from agents.warmstart import rollout
+
+    venv = VecNormalize(make_vec_env(ENV, 4, 0, {"num_positions": 16, "horizon_h": 24}))
+    try:
+        model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, seed=0)
+        rule = make_baseline("vol_steep", ENV)
+        # played by the (untrained) policy, labelled by the rule: the labels are the rule's
+        # actions on the raw observations the policy's play led to
+        data = rollout(venv, rule, 64, actor=model)
+        assert data["act"].shape == (16, 4, 10)
+        played = rollout(venv, rule, 64)
+        assert not np.allclose(data["obs"][-1], played["obs"][-1])  # other states than the rule's
+        spec = check_spec(
+            {"name": "vol_steep", "steps": 512, "epochs": 10, "dagger_rounds": 1}, ENV, "ppo"
+        )
+        out = behaviour_clone(model, venv, ENV, spec, seed=0)
+        assert out["steps"] == 1024  # the rule's 512 steps and the clone's 512
+        assert out["action_mse_after"] < 0.5 * out["action_mse_before"]
+    finally:
+        venv.close()
+    with pytest.raises(
+        ValueError, match="dagger_rounds=-1 is out of range; allowed an integer >= 0"
+    ):
+        check_spec({"name": "vol_rule", "dagger_rounds": -1}, ENV, "ppo")
 
 
 def test_command_line_checks_before_anything_starts(capsys, tmp_path):
