@@ -258,3 +258,12 @@ def test_the_multi_protocol_step_refuses_keeper_settings_it_does_not_run():
     ):
         with pytest.raises(ValueError, match=f"market.{name}=.* is not in the multi-protocol"):
             MultiParams(market=PM.PortfolioMarketParams(**{name: value}))
+
+
+def test_in_block_pricing_is_refused_with_stableswap_legs():
+    from levgym.engine.portfolio_market import PortfolioMarketParams
+
+    with pytest.raises(ValueError, match="in_block.*stableswap"):
+        PortfolioMarketParams(stable_pool="stableswap", profitability_filter="in_block")
+    PortfolioMarketParams(stable_pool="cpmm", profitability_filter="in_block")
+    PortfolioMarketParams(stable_pool="stableswap", profitability_filter="alone")
