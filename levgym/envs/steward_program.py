@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.fused import NR, compile_rules, rules_cache_dir, substep_env  # noqa: F401
+from ..engine import fused as engine_fused
+from ..engine.fused import NR, compile_rules, rules_cache_dir, substep_env, substep_scratch  # noqa: F401
 from ..engine.jit import njit, prange
 from ..engine.schema import ENV_ROW
-from . import formulas
+from . import formulas, kernels
 from .kernels import aggregates_env
 from .programs import FR
 
@@ -219,6 +220,7 @@ def _steward_step_env(
     liq_loss = 0.0
     now_h = fc[0]
     ring = ic[4]
+    fscratch, iscratch = substep_scratch(posf.shape[2])
     for k in range(ic[0]):
         reserve0 = env[F.reserve_income_usd, e]
         fee0 = env[F.protocol_fee_usd, e]
@@ -228,7 +230,7 @@ def _steward_step_env(
         now_h = now_h + fc[1]
         substep_env(
             e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
-            (ic[1] + k) % ic[2], now_h,
+            (ic[1] + k) % ic[2], now_h, fscratch, iscratch,
         )  # fmt: skip
         step_rounds[e] += rounds[e]
         dp = env[F.debt_price_usd, e]
@@ -312,7 +314,7 @@ def _steward_finish_env(
         var[1, e] = FR.ewma_variance(var[1, e], logs[e, k], fc[3])
     n_th = thresholds.shape[0]
     below = np.empty(n_th)
-    acc = np.empty((3 + n_th, 4))
+    acc = np.empty((2, posf.shape[2]))  # aggregates_env's scratch [2, >= N]
     c = posf[0, e]
     d = posf[1, e]
     o = env[F.oracle_usd, e]
@@ -443,7 +445,9 @@ def _steward_finish(
             )  # fmt: skip
 
 
-with rules_cache_dir(formulas):
+# the kernels below link the engine's substep (fused.py) and the aggregates (kernels.py);
+# numba's cache checks only this file, so their source joins the cache's key
+with rules_cache_dir(formulas, engine_fused, kernels):
     _pairwise_block = njit(cache=True, inline="always")(_pairwise_block)
     _pairwise_sum = njit(cache=True)(_pairwise_sum)
     pairwise_sum = _pairwise_sum
