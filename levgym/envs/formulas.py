@@ -117,6 +117,31 @@ def _share(below: Num, debt_value: Num) -> Num:
     return where(debt_value > 0, below / where(debt_value > 0, debt_value, 1.0), 0.0)
 
 
+def debt_hf_shares(
+    debt_value: Num, b_100: Num, b_105: Num, b_125: Num, b_150: Num, b_200: Num,
+    b_shock10: Num, b_shock25: Num,
+) -> tuple:  # fmt: skip
+    """The book's debt by health-factor bucket as shares of its debt value ``debt_value`` (USD):
+    below 1, 1-1.05, 1.05-1.25, 1.25-1.5, 1.5-2, above 2, and below 1 after a 10% and a 25%
+    oracle fall (``b_*``: the debt, USD, below each threshold). Governance-v0's and v1's book
+    features both start with these."""
+    s0 = _share(b_100, debt_value)
+    s1 = _share(b_105, debt_value)
+    s2 = _share(b_125, debt_value)
+    s3 = _share(b_150, debt_value)
+    s4 = _share(b_200, debt_value)
+    return (
+        s0,
+        s1 - s0,
+        s2 - s1,
+        s3 - s2,
+        s4 - s3,
+        where(debt_value > 0, 1.0 - s4, 0.0),
+        _share(b_shock10, debt_value),
+        _share(b_shock25, debt_value),
+    )
+
+
 def governance_market_features(
     r_1h: Num, r_24h: Num, var_short: Num, var_long: Num, max_fundamental: Num,
     substeps_per_year: float, fundamental: Num, oracle: Num, pool_asset: Num, pool_debt: Num,
@@ -153,20 +178,7 @@ def governance_book_features(
     ``b_*`` are the debt (USD) below each health-factor threshold."""
     debt_value = total_debt * debt_price
     tvl = initial_collateral * fundamental_start
-    s0 = _share(b_100, debt_value)
-    s1 = _share(b_105, debt_value)
-    s2 = _share(b_125, debt_value)
-    s3 = _share(b_150, debt_value)
-    s4 = _share(b_200, debt_value)
-    return (
-        s0,
-        s1 - s0,
-        s2 - s1,
-        s3 - s2,
-        s4 - s3,
-        where(debt_value > 0, 1.0 - s4, 0.0),
-        _share(b_shock10, debt_value),
-        _share(b_shock25, debt_value),
+    return debt_hf_shares(debt_value, b_100, b_105, b_125, b_150, b_200, b_shock10, b_shock25) + (
         100.0 * bad_debt * debt_price / tvl,
         100.0 * reserves * debt_price / tvl,
         gas / 100.0,
@@ -299,20 +311,7 @@ def steward_book_features(
     (USD, :func:`toxic_debt` summed)."""
     debt_value = total_debt * debt_price
     safe_debt = where(debt_value > 0, debt_value, 1.0)
-    s0 = _share(b_100, debt_value)
-    s1 = _share(b_105, debt_value)
-    s2 = _share(b_125, debt_value)
-    s3 = _share(b_150, debt_value)
-    s4 = _share(b_200, debt_value)
-    return (
-        s0,
-        s1 - s0,
-        s2 - s1,
-        s3 - s2,
-        s4 - s3,
-        where(debt_value > 0, 1.0 - s4, 0.0),
-        _share(b_shock10, debt_value),
-        _share(b_shock25, debt_value),
+    return debt_hf_shares(debt_value, b_100, b_105, b_125, b_150, b_200, b_shock10, b_shock25) + (
         toxic / safe_debt,
         toxic_10 / safe_debt,
         total_collateral / where(initial_collateral > 0, initial_collateral, 1.0),
@@ -475,6 +474,7 @@ FORMULA_NAMES = tuple(
 )
 
 __all__ = [
+    "debt_hf_shares",
     "liquidator_action",
     "liquidator_carry",
     "liquidator_features",
