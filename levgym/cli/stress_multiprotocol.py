@@ -24,6 +24,7 @@ from .common import (
     refuse_with_preset,
 )
 from .raycli import describe, ray_settings, start_executor, warn_few_paths
+from .stress_portfolio import single_asset_options
 
 
 def canonical_command(args: argparse.Namespace, scenario: str, margin: str) -> str:
@@ -56,17 +57,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         raise CliError(f"--margin {margin!r} is not allowed; allowed {', '.join(MARGIN_MODES)}")
     refuse_with_preset(
         "",
-        (
-            ("--price-csv", args.price_csv),
-            ("--book-csv", args.book_csv),
-            ("--warmup-h", args.warmup_h),
-            ("--include-underwater", args.include_underwater),
-            ("--sensitivities", args.sensitivities),
-            ("--sens-paths", args.sens_paths),
-            ("--sweep", args.sweep),
-            ("--book", args.book),
-            ("--frontier-x", args.frontier_x),
-        ),
+        (("--price-csv", args.price_csv), ("--book-csv", args.book_csv))
+        + single_asset_options(args),
         args,
         context="--protocols",
     )

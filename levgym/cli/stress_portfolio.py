@@ -26,20 +26,22 @@ from .common import (
 from .raycli import describe, ray_settings, start_executor, warn_few_paths
 
 
-def _refuse_unsupported(args: argparse.Namespace, preset: str) -> None:
-    refuse_with_preset(
-        preset,
-        (
-            ("--warmup-h", args.warmup_h),
-            ("--include-underwater", args.include_underwater),
-            ("--sensitivities", args.sensitivities),
-            ("--sens-paths", args.sens_paths),
-            ("--sweep", args.sweep),
-            ("--book", args.book),
-            ("--frontier-x", args.frontier_x),
-        ),
-        args,
+def single_asset_options(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
+    """The ``stress`` options of the single-asset engine only (name, value given), which the
+    multi-asset and multi-protocol stresses refuse."""
+    return (
+        ("--warmup-h", args.warmup_h),
+        ("--include-underwater", args.include_underwater),
+        ("--sensitivities", args.sensitivities),
+        ("--sens-paths", args.sens_paths),
+        ("--sweep", args.sweep),
+        ("--book", args.book),
+        ("--frontier-x", args.frontier_x),
     )
+
+
+def _refuse_unsupported(args: argparse.Namespace, preset: str) -> None:
+    refuse_with_preset(preset, single_asset_options(args), args)
 
 
 def canonical_command(args: argparse.Namespace, scenario: str) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from ..engine.backend import to_numpy
 from ..engine.fused import _params_packed
 from ..engine.orders import Orders
-from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
+from ..engine.params import EngineParams, ProtocolParams
 from ..engine.rules import oracle_source, pool_price_usd, underwater
 from ..engine.schema import DRIVER_SCHEMA, ENV_FIELDS, ORDER_FIELDS
 from ..warm import WARM_BOOK_H, WARM_POOL
@@ -27,6 +27,7 @@ from .formulas import (
     steward_substep_flows,
     toxic_debt,
 )
+from .governance import GovernanceVectorEnv
 from .steward import GOVERNANCE_V1_SCHEMA, StewardClock, StewardSchema
 from .steward_program import STEWARD_COLUMNS, STEWARD_OUTPUTS, steward_finish, steward_step
 
@@ -497,12 +498,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         frozen = 0.0 if col is None else self._switch[:, col]
         return steward_capacity(to_numpy(s.ltv), coll_value, to_numpy(s.borrow_cap_usd), dp, frozen)
 
-    def _weights(self) -> tuple[float, ...]:
-        """The reward's constants in the order :func:`governance_reward` takes them."""
-        return (
-            self.step_h / HOURS_PER_YEAR, self.w_bad_debt, self.w_liquidation,
-            self.w_efficiency, self.reward_scale, self.insolvency_tolerance_frac,
-        )  # fmt: skip
+    _weights = GovernanceVectorEnv._weights
+    """The reward's constants in the order :func:`governance_reward` takes them (v0's)."""
 
     # ------------------------------------------------------------------ the step kernels
     def _kernel_buffers(self) -> None:

@@ -17,8 +17,10 @@ allowed; nothing is simulated before the whole file is read.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +44,20 @@ class BookTable:
     @property
     def rows(self) -> int:
         return int(self.collateral_asset.size)
+
+
+def data_rows(reader: Any, header: list[str], label: str) -> Iterator[tuple[int, list[str]]]:
+    """A book file's data rows after its header, with their line numbers (blank lines
+    skipped); a row with another number of fields than the header is refused in one line."""
+    for line, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise ValueError(
+                f"{label}: line {line} has {len(row)} fields but the header has {len(header)}; "
+                "allowed as many as the header"
+            )
+        yield line, row
 
 
 def cell_number(
@@ -88,14 +104,7 @@ def read_book_csv(path: str | Path) -> BookTable:
     coll: list[float] = []
     debt: list[float] = []
     kind: list[int] = []
-    for line, row in enumerate(reader, start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise ValueError(
-                f"{label}: line {line} has {len(row)} fields but the header has {len(header)}; "
-                "allowed as many as the header"
-            )
+    for line, row in data_rows(reader, header, label):
         c = cell_number(label, line, "collateral_asset", row[ic])
         d = cell_number(label, line, "debt_usd", row[idd])
         if d > 0 and c == 0:

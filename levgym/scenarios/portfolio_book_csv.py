@@ -50,7 +50,7 @@ import numpy as np
 from ..engine.params import closest_hint
 from ..engine.portfolio import Reserves, account_data, isolation_total_debt
 from ..io import csv_reader
-from .book_csv import cell_number
+from .book_csv import cell_number, data_rows
 
 BEHAVIOURS = ("passive", "topup", "repay")
 """Values of the ``behaviour`` column (empty = passive)."""
@@ -166,14 +166,7 @@ def read_portfolio_book_csv(path: str | Path, reserves: Reserves) -> PortfolioBo
     emode_rows: list[int] = []
     behaviour: list[int] = []
     lines: list[int] = []
-    for line, row in enumerate(reader, start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise ValueError(
-                f"{label}: line {line} has {len(row)} fields but the header has {len(header)}; "
-                "allowed as many as the header"
-            )
+    for line, row in data_rows(reader, header, label):
         s = np.zeros(reserves.k)
         d = np.zeros(reserves.k)
         for c, kind, k in amount_cols:
