@@ -23,8 +23,27 @@ from levgym.results import REGISTRY, checked, checked_columns
 
 from .baselines import baseline_names, make_baseline
 from .ceiling import CEILING_ENV, CeilingGrid, ceiling_for_suite, piecewise_ceiling_returns
-from .evaluate import evaluate, is_governance, load_model_policy, load_suite, rollout
-from .liquidator_target import benchmark_target, report_lines
+from .evaluate import (
+    SUITE_FALLBACK,
+    evaluate,
+    is_governance,
+    load_model_policy,
+    load_suite,
+    rollout,
+)
+from .liquidator_procedure import ENV_ID as LIQUIDATOR_ENV
+from .liquidator_procedure import (
+    PROCEDURES,
+    LiquidatorProcedure,
+    from_record,
+    judge,
+    pick,
+    report_section,
+    select_jobs,
+    select_task,
+    summary_lines,
+    validation_baseline,
+)
 from .reporting import (
     RATE_METRICS,
     ema,
@@ -45,7 +64,6 @@ DEFAULT_GOVERNANCE_ENV = "levgym/Governance-v1"
 """The benchmark's governance env: v1 (a 300k-step PPO trial learns it: from -228 to about -9
 bp of TVL per episode in training, +23 bp over ``static`` on held-out seeds; see the docs'
 Governance-v1 page); ``--governance-env levgym/Governance-v0`` runs the older env."""
-LIQUIDATOR_ENV = "levgym/Liquidator-v1"
 PORTFOLIO_ENV = "levgym/PortfolioGovernance-v0"
 """The multi-asset governance env, run with ``--portfolio`` (:meth:`BenchmarkConfig.with_portfolio`):
 not in the default job, which it would lengthen by several minutes (docs: PortfolioGovernance)."""
@@ -72,7 +90,7 @@ TABLE_METRICS = {
     "levgym/Governance-v0": _GOVERNANCE_TABLE,
     "levgym/Governance-v1": _GOVERNANCE_TABLE,
     PORTFOLIO_ENV: _GOVERNANCE_TABLE,
-    "levgym/Liquidator-v1": (
+    LIQUIDATOR_ENV: (
         ("return", "return", 1.0, "return"),
         ("pnl_usd", "PnL", 1e-3, "$k"),
         ("max_drawdown_usd", "max drawdown", 1e-3, "$k"),
@@ -107,6 +125,7 @@ class BenchmarkConfig:
 
     suite: str
     timesteps: dict[str, int]
+    """PPO steps per seed of each env id but the liquidator's (its runs are ``liquidator``'s)."""
     seed: int = 0
     crash_scenario: str = "black_thursday_2020"
     governance_env: str = DEFAULT_GOVERNANCE_ENV
@@ -135,8 +154,18 @@ class BenchmarkConfig:
     """Run the ``levgym/CrossProtocolHedger-v0`` section (agents/hedger_bench.py: its three
     baselines and a short PPO on the same held-out episodes; about a minute, a shorter form on
     ``--quick``)."""
+    liquidator: LiquidatorProcedure = PROCEDURES["default"]
+    """How the ``ppo`` liquidator is trained and selected, per seed (issue 14's procedure,
+    agents/liquidator_procedure.py): two warm-started runs of ``levgym/Liquidator-v2``, one
+    checkpoint selected across them on a validation set and judged on a test set (the budget
+    per run: 500,000 steps by default, 600,000 with ``--full``, a smoke run with ``--quick``)."""
 
     def __post_init__(self) -> None:
+        if LIQUIDATOR_ENV in self.timesteps:
+            raise ValueError(
+                f"timesteps[{LIQUIDATOR_ENV!r}] is not used; allowed the liquidator's budget in "
+                "liquidator.timesteps_per_run"
+            )
         if self.portfolio and PORTFOLIO_ENV not in self.timesteps:
             raise ValueError(
                 f"portfolio=True needs timesteps[{PORTFOLIO_ENV!r}]; use BenchmarkConfig.with_portfolio"
@@ -174,27 +203,32 @@ class BenchmarkConfig:
 
     @classmethod
     def default(cls, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
-        """``make demo``: :data:`DEMO_SEEDS` PPO seeds per env of :data:`DEMO_TIMESTEPS` steps
-        each, sized so the whole job stays within 25 minutes on 2 cores with two training
-        runs at once."""
-        envs = (governance_env, LIQUIDATOR_ENV)
+        """``make demo``: :data:`DEMO_SEEDS` PPO seeds of :data:`DEMO_TIMESTEPS` steps on the
+        governance env and of the liquidator's procedure (``PROCEDURES["default"]``: two runs
+        of 500,000 steps per seed), sized so the whole job stays within 25 minutes on 2 cores
+        with two training runs at once."""
         return cls(
             suite="default",
-            timesteps={e: DEMO_TIMESTEPS for e in envs},
+            timesteps={governance_env: DEMO_TIMESTEPS},
             governance_env=governance_env,
             num_seeds=DEMO_SEEDS,
+            liquidator=PROCEDURES["default"],
         )
 
     @classmethod
     def full(cls, governance_env: str = DEFAULT_GOVERNANCE_ENV) -> BenchmarkConfig:
         """``--full``: the training budgets of levgym/configs/agents/ppo.yaml (``levgym train``'s
-        defaults) and :data:`FULL_SEEDS` seeds per env."""
+        defaults; for the liquidator's two runs per seed, Liquidator-v2's 600,000 steps each) and
+        :data:`FULL_SEEDS` seeds per env."""
         from .config import load_config
 
-        envs = (governance_env, LIQUIDATOR_ENV)
-        steps = {e: int(load_config(e, "ppo")["total_timesteps"]) for e in envs}
+        steps = {governance_env: int(load_config(governance_env, "ppo")["total_timesteps"])}
         return cls(
-            suite="default", timesteps=steps, governance_env=governance_env, num_seeds=FULL_SEEDS
+            suite="default",
+            timesteps=steps,
+            governance_env=governance_env,
+            num_seeds=FULL_SEEDS,
+            liquidator=PROCEDURES["full"],
         )
 
     @classmethod
@@ -202,16 +236,18 @@ class BenchmarkConfig:
         warm = ("init_from_baseline.steps=2048", "init_from_baseline.epochs=20")
         return cls(
             suite="quick",
-            timesteps={governance_env: 16_384, LIQUIDATOR_ENV: 16_384},
+            timesteps={governance_env: 16_384},
             governance_env=governance_env,
             train_hyper={GOVERNANCE_V1: warm} if governance_env == GOVERNANCE_V1 else {},
+            liquidator=PROCEDURES["quick"],
         )
 
 
 DEMO_SEEDS = 3
 """PPO training seeds per env in the default benchmark (``make demo``)."""
 DEMO_TIMESTEPS = 300_000
-"""PPO steps per seed and env in the default benchmark."""
+"""PPO steps per seed on the governance env in the default benchmark (the liquidator's:
+``PROCEDURES["default"].timesteps_per_run`` per run, two runs per seed)."""
 FULL_SEEDS = 5
 """PPO training seeds per env in ``levgym benchmark --full``."""
 PRESETS = ("quick", "default", "full")
@@ -278,6 +314,7 @@ def run_benchmark(
     timings: dict[str, float] = {}
     results: dict[str, dict[str, Any]] = {}
     runs: dict[str, str] = {}
+    models: dict[str, str] = {}
     traces: dict[str, dict[str, list[dict[str, float]]]] = {}
     trained_on: dict[str, list[str] | None] = {}
     comparisons: dict[str, list[dict[str, Any]]] = {}
@@ -285,9 +322,10 @@ def run_benchmark(
     gaps: dict[str, dict[str, Any]] = {}
     lost: dict[str, dict[str, float]] = {}
     liq_target: dict[str, Any] | None = None
-    # every (env, seed) training run is one task: here in order, in a process pool (--jobs) or
-    # on Ray (--ray); a run's folder and numbers do not depend on which
-    jobs = [
+    # every training run is one task: here in order, in a process pool (--jobs) or on Ray
+    # (--ray); a run's folder and numbers do not depend on which. The liquidator's runs (the
+    # longest) go first.
+    jobs = liquidator_train_jobs(cfg, out_dir, command, trust_pickle) + [
         TrainJob(
             env_id,
             seed,
@@ -298,41 +336,59 @@ def run_benchmark(
             cfg.train_hyper.get(env_id, ()),
         )
         for env_id in cfg.env_ids
+        if env_id != LIQUIDATOR_ENV
         for seed in cfg.seeds
     ]
     t0 = time.perf_counter()
+    liq = cfg.liquidator
     _say(
         progress,
         "training PPO: "
-        + ", ".join(f"{_slug(e)} {cfg.timesteps[e]:,} steps" for e in cfg.env_ids)
-        + f"; seeds {', '.join(map(str, cfg.seeds))} ({describe_executor(executor)})",
-    )
-    if executor is None:
-        for job in jobs:
-            train_job(job, progress)
-    else:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=len(jobs),
-            desc="levgym benchmark training",
-            unit="run",
-            disable=not progress,
-            file=sys.stderr,
+        + ", ".join(
+            f"{_slug(e)} {cfg.timesteps[e]:,} steps" for e in cfg.env_ids if e != LIQUIDATOR_ENV
         )
-        try:
-            executor.map(_train_task, None, jobs, bar)
-        finally:
-            bar.close()
+        + f", {_slug(LIQUIDATOR_ENV)} {len(liq.risk_aversions)} runs of "
+        f"{liq.timesteps_per_run:,} steps (risk aversion "
+        + ", ".join(f"{r:g}" for r in liq.risk_aversions)
+        + f"); seeds {', '.join(map(str, cfg.seeds))} ({describe_executor(executor)})",
+    )
+    _map(executor, _train_task, None, jobs, "levgym benchmark training", progress, train_job)
     timings["train_s"] = time.perf_counter() - t0
+    # the liquidator: one checkpoint per seed, selected across its runs on the validation set
+    t0 = time.perf_counter()
+    _say(
+        progress,
+        f"[{_slug(LIQUIDATOR_ENV)}] selecting a checkpoint per seed on the validation set "
+        f"({liq.validation_episodes} episodes per scenario from seed {liq.validation_seed:,})",
+    )
+    picks = select_liquidators(cfg, out_dir, executor, progress)
+    timings["select_liquidator_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    liq_target = judge(liq, picks, progress=(lambda x: _say(progress, x)))
+    timings["test_liquidator_s"] = time.perf_counter() - t0
+    model_files = {
+        env_id: {
+            seed: Path(picks[str(seed)]["model_path"])
+            if env_id == LIQUIDATOR_ENV
+            else _run_dir(out_dir, env_id, seed) / "model.zip"
+            for seed in cfg.seeds
+        }
+        for env_id in cfg.env_ids
+    }
     seed_objectives: dict[str, dict[str, float]] = {}
     for env_id in cfg.env_ids:
         slug = _slug(env_id)
-        run_dir = _run_dir(out_dir, env_id, cfg.seed)
+        model_file = model_files[env_id][cfg.seed]
+        run_dir = (
+            Path(picks[str(cfg.seed)]["run"])
+            if env_id == LIQUIDATOR_ENV
+            else _run_dir(out_dir, env_id, cfg.seed)
+        )
         runs[env_id] = str(run_dir)
+        models[env_id] = str(model_file)
         trained_on[env_id] = _training_scenarios(run_dir)
         policies: dict[str, Any] = {
-            "ppo": load_model_policy(run_dir / "model.zip", env_id, trust_pickle=trust_pickle)
+            "ppo": load_model_policy(model_file, env_id, trust_pickle=trust_pickle)
         }
         for name in baseline_names(env_id):
             policies[name] = make_baseline(name, env_id, seed=cfg.seed)
@@ -344,18 +400,12 @@ def run_benchmark(
                 policy, env_id, suite, progress=progress, keep_episodes=True
             )
         per_seed = {str(cfg.seed): objective(results[env_id][TRAINED])}
-        seed_values = {str(cfg.seed): results[env_id][TRAINED]["episode_values"]}
         for seed in cfg.seeds[1:]:
             _say(progress, f"[{slug}] evaluating ppo seed {seed}")
-            policy = load_model_policy(
-                _run_dir(out_dir, env_id, seed) / "model.zip", env_id, trust_pickle=trust_pickle
-            )
-            res = evaluate(policy, env_id, suite, progress=progress, keep_episodes=True)
+            policy = load_model_policy(model_files[env_id][seed], env_id, trust_pickle=trust_pickle)
+            res = evaluate(policy, env_id, suite, progress=progress)
             per_seed[str(seed)] = objective(res)
-            seed_values[str(seed)] = res["episode_values"]
         seed_objectives[env_id] = per_seed
-        if env_id == LIQUIDATOR_ENV:
-            liq_target = benchmark_target(results[env_id], seed_values, seed=suite.seed)
         timings[f"evaluate_{slug}_s"] = time.perf_counter() - t0
         # paired comparisons on the same episodes (common random numbers), Holm-corrected
         episodes = {n: episode_returns(r) for n, r in results[env_id].items()}
@@ -435,6 +485,7 @@ def run_benchmark(
 
     meta = benchmark_meta(cfg, suite, command, quick, timings, runs, trained_on, list(results))
     meta["executor"] = describe_executor(executor)
+    meta["models"] = models
     doc = results_document(
         meta, results, comparisons, ceilings, gaps, lost, seed_objectives, ma_doc, liq_target,
         hedger_doc,
@@ -670,6 +721,85 @@ def _train_task(shared: Any, job: TrainJob) -> str:
     return train_job(job, progress=False)
 
 
+def liquidator_train_jobs(
+    cfg: BenchmarkConfig, out_dir: Path, command: str, trust_pickle: bool = False
+) -> list[TrainJob]:
+    """The liquidator's training runs: per seed one run per risk aversion of
+    ``cfg.liquidator`` (:meth:`LiquidatorProcedure.hyper`; ``cfg.train_hyper`` of the
+    liquidator's env after them), into ``<out_dir>/train``."""
+    proc = cfg.liquidator
+    extra = cfg.train_hyper.get(LIQUIDATOR_ENV, ())
+    return [
+        TrainJob(
+            LIQUIDATOR_ENV,
+            seed,
+            str(run),
+            proc.timesteps_per_run,
+            command,
+            trust_pickle,
+            proc.hyper(ra) + tuple(extra),
+        )
+        for seed in cfg.seeds
+        for ra, run in proc.run_dirs(out_dir / "train", seed).items()
+    ]
+
+
+def select_liquidators(
+    cfg: BenchmarkConfig, out_dir: Path, executor: Any = None, progress: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Per training seed, the checkpoint selected across its liquidator runs on the validation
+    set (:func:`agents.liquidator_procedure.pick`; each run's checkpoints judged as one task on
+    ``executor``, against ``greedy_hedged``'s validation episodes evaluated once here)."""
+    proc = cfg.liquidator
+    train_dir = out_dir / "train"
+    jobs = select_jobs(proc, train_dir, cfg.seeds)
+    results = _map(
+        executor,
+        select_task,
+        validation_baseline(proc),
+        jobs,
+        "levgym benchmark checkpoint selection",
+        progress,
+    )
+    picks, k = {}, 0
+    for seed in cfg.seeds:
+        run_dirs = proc.run_dirs(train_dir, seed)
+        picks[str(seed)] = pick(proc, run_dirs, results[k : k + len(run_dirs)])
+        k += len(run_dirs)
+        sel = picks[str(seed)]
+        _say(
+            progress,
+            f"[{_slug(LIQUIDATOR_ENV)}] seed {seed}: selected risk aversion "
+            f"{sel['risk_aversion']:g}, {sel['checkpoint_steps']:,} steps (validation margin "
+            f"{sel['validation_score']:+.2f})",
+        )
+    return picks
+
+
+def _map(
+    executor: Any,
+    fn: Any,
+    shared: Any,
+    jobs: list[Any],
+    desc: str,
+    progress: bool,
+    here: Any = None,
+) -> list[Any]:
+    """``fn(shared, job)`` for every job, on ``executor`` with a progress bar, or in this
+    process in order (``here(job, progress)`` instead when given)."""
+    if executor is None:
+        if here is not None:
+            return [here(job, progress) for job in jobs]
+        return [fn(shared, job) for job in jobs]
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc=desc, unit="task", disable=not progress, file=sys.stderr)
+    try:
+        return executor.map(fn, shared, jobs, bar)
+    finally:
+        bar.close()
+
+
 def describe_executor(executor: Any) -> str:
     """``this process``, ``process pool (J workers, spawn)`` or ``ray (...)``."""
     if executor is None:
@@ -716,7 +846,30 @@ def _fmt(v: dict[str, Any], scale: float, rate: bool = False) -> str:
 
 
 def _eval_kwargs(meta: dict[str, Any], env_id: str) -> dict[str, Any]:
-    return meta["eval_suite"]["envs"].get(env_id, {}).get("env_kwargs", {})
+    return _suite_entry(meta, env_id).get("env_kwargs", {})
+
+
+def _suite_entry(meta: dict[str, Any], env_id: str) -> dict[str, Any]:
+    """The suite's entry an env was evaluated with (its own, else :data:`SUITE_FALLBACK`'s)."""
+    envs = meta["eval_suite"]["envs"]
+    return envs.get(env_id) or envs.get(SUITE_FALLBACK.get(env_id, ""), {})
+
+
+def _model_file(meta: dict[str, Any], env_id: str) -> str:
+    """The ``ppo`` model of ``env_id``: ``meta["models"]``' (the liquidator's selected
+    checkpoint), else its run's ``model.zip``; empty when the env was not trained."""
+    model = meta.get("models", {}).get(env_id)
+    if model:
+        return str(model)
+    run = meta.get("runs", {}).get(env_id)
+    return str(Path(run) / "model.zip") if run else ""
+
+
+def _liquidator_text(config: dict[str, Any]) -> str:
+    proc = config.get("liquidator")
+    if not proc:
+        return "none"
+    return from_record(proc).describe() + " (agents/liquidator_procedure.py)"
 
 
 def _objective_rows(obj: dict[str, float], cis: dict[str, float | None]) -> list[list[str]]:
@@ -747,6 +900,7 @@ def _report(
         f"- environments (Gymnasium ids; the `-vN` suffix is the env version): {', '.join(f'`{e}`' for e in meta['env_ids'])}",
         f"- training: PPO ({', '.join(f'{k}: {v:,} steps' for k, v in meta['config']['timesteps'].items())}), {_seed_text(meta['config'])} "
         "hyperparameters from `levgym/configs/agents/ppo.yaml` (the resolved config is in each run folder)",
+        f"- the liquidator: {_liquidator_text(meta['config'])}",
         f"- evaluation: suite `{meta['eval_suite']['name']}`, {meta['eval_suite']['episodes']} episodes per scenario on held-out seeds "
         f"from {meta['eval_suite']['seed']:,} (training never uses seeds in the evaluation range); cells are mean ± half-width of a "
         "95% Student-t interval over episodes ([low, high] clipped to [0, 1] for rates)",
@@ -769,7 +923,7 @@ def _report(
         lines += _significance_lines(env_id, doc, unit, True, obj, cis)
         lines += _seed_lines(doc.get("ppo_seeds", {}).get(env_id), unit)
         if env_id == LIQUIDATOR_ENV:
-            lines += report_lines(doc.get("liquidator_target"))
+            lines += report_section(doc.get("liquidator_target"))
         metrics = TABLE_METRICS[env_id]
         trained = meta["training_scenarios"].get(env_id)
         if trained:
@@ -852,22 +1006,19 @@ def summary(out_dir: str | os.PathLike) -> str:
         lines += ["  " + x for x in _significance_lines(env_id, data, unit, False, obj, cis)]
         lines += ["  " + x for x in _seed_lines(data.get("ppo_seeds", {}).get(env_id), unit) if x]
         target = data.get("liquidator_target") if env_id == LIQUIDATOR_ENV else None
-        if target:
-            lines.append("  " + report_lines(target)[0].split(". Per scenario")[0] + ".")
-        run = meta["runs"].get(env_id)
-        if run:
-            lines.append(f"  model: {Path(run) / 'model.zip'}")
+        lines += ["  " + x for x in summary_lines(target)]
+        model = _model_file(meta, env_id)
+        if model and not target:  # the liquidator's: in its target's lines, per seed
+            lines.append(f"  model: {model}")
     lines += ["", f"report: {out / 'report.md'} (tables per scenario, plots)"]
     if meta.get("runs"):
         lines.append(f"training curves: {tensorboard_command(meta['runs'])}")
         lines.append("try next:")
         crash = meta["config"].get("crash_scenario")
-        for env_id, run in meta["runs"].items():
-            model = shlex.quote(str(Path(run) / "model.zip"))
+        for env_id in meta["runs"]:
+            model = shlex.quote(_model_file(meta, env_id))
             cmd = f"levgym evaluate --model {model} --env {env_id}"
-            if crash and crash in meta["eval_suite"]["envs"].get(env_id, {}).get(
-                "scenario_names", []
-            ):
+            if crash and crash in _suite_entry(meta, env_id).get("scenario_names", []):
                 cmd += f" --scenario {crash}"
             lines.append(f"  {cmd}")
     return "\n".join(lines).lstrip("\n") + "\n"

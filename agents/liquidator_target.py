@@ -104,45 +104,6 @@ def target_verdict(
     }
 
 
-def benchmark_target(
-    per_policy: Mapping[str, Mapping[str, Any]],
-    seed_values: Mapping[str, Mapping[str, Any]],
-    seed: int = 0,
-) -> dict[str, Any] | None:
-    """results.json's ``liquidator_target``: :func:`target_verdict` of the first PPO seed
-    (``seed_values``' first entry: seed -> its model's ``episode_values``) against
-    ``per_policy[BASELINE]`` (``evaluate`` results with ``episode_values``), plus
-    ``target_met_by_seed``. None when the baseline or a target scenario is missing."""
-    base = per_policy.get(BASELINE, {}).get("episode_values")
-    if not base or not seed_values or any(s not in base for s in SCENARIOS):
-        return None
-    by_seed = {k: target_verdict(v, base, SCENARIOS, seed=seed) for k, v in seed_values.items()}
-    first = next(iter(by_seed.values()))
-    return {**first, "target_met_by_seed": {k: v["target_met"] for k, v in by_seed.items()}}
-
-
-def report_lines(target: Mapping[str, Any] | None) -> list[str]:
-    """The benchmark report's lines for ``liquidator_target`` (none when absent)."""
-    if not target:
-        return []
-    lines = verdict_lines(target, "ppo")
-    seeds = target.get("target_met_by_seed", {})
-    met = sum(bool(v) for v in seeds.values())
-    head = lines[-1] + (
-        f" (seed {next(iter(seeds))}; met by {met} of {len(seeds)} training seeds)"
-        if len(seeds) > 1
-        else ""
-    )
-    return [
-        f"Issue 14's {head}. Per scenario (PnL paired on the same episodes, Wilcoxon, Holm over "
-        "the two scenarios; the target needs a significantly higher PnL at a mean max drawdown "
-        "no larger than greedy_hedged's; `python -m agents.liquidator_target MODEL` reruns it):",
-        "",
-        *[f"- {line}" for line in lines[:-1]],
-        "",
-    ]
-
-
 def _k(v: float) -> str:
     return f"${v / 1e3:,.1f}k" if math.isfinite(v) else "n/a"
 
@@ -177,6 +138,24 @@ def model_env_id(model_path: str | Path) -> str:
         if cfg is not None and isinstance(cfg.get("env_id"), str):
             env_id = cfg["env_id"]
     return env_id or ENV_ID
+
+
+def baseline_episode_values(
+    env_id: str,
+    suite_name: str = "default",
+    episodes: int | None = None,
+    eval_seed: int | None = None,
+) -> dict[str, Any]:
+    """``greedy_hedged``'s episode values on ``env_id`` on the target's scenarios of the suite
+    (``episodes`` and ``eval_seed`` as in :func:`evaluate_target`): the baseline side of
+    :func:`target_verdict`, to evaluate once for several models."""
+    from .baselines import make_baseline
+    from .evaluate import evaluate
+
+    suite = _suite(suite_name, episodes, eval_seed)
+    return evaluate(
+        make_baseline(BASELINE, env_id), env_id, suite, list(SCENARIOS), False, keep_episodes=True
+    )["episode_values"]
 
 
 def evaluate_target(

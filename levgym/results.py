@@ -849,8 +849,9 @@ _add(
 _add(
     "liquidator_target",
     "object",
-    "the trained liquidator against `greedy_hedged` on PnL and drawdown, per scenario of the "
-    "target (gbm_high_vol, merton_crash)",
+    "issue 14's target: the benchmark's liquidator procedure against `greedy_hedged` on PnL "
+    "and drawdown on the test set, per training seed and scenario of the target "
+    "(gbm_high_vol, merton_crash)",
     BENCH,
 )
 _add(
@@ -858,14 +859,14 @@ _add(
     "label",
     "true when the trained liquidator's PnL beats the baseline's (paired Wilcoxon, Holm over "
     "the target's scenarios, p below 0.05) at a mean max drawdown no larger than the "
-    "baseline's (overall: in every scenario)",
+    "baseline's (per seed: in every scenario; `liquidator_target`'s: for every seed)",
     BENCH,
 )
 _add("target_scenarios", "object", "per scenario of the target: its record", BENCH, "map")
 _add(
     "target_met_by_seed",
     "label",
-    "per PPO training seed: `target_met` of that seed's model",
+    "per PPO training seed: `target_met` of that seed's selected model on the test set",
     BENCH,
     "map",
 )
@@ -892,6 +893,69 @@ _add(
     "label",
     "true when the model's mean max drawdown is at most the baseline's",
     BENCH,
+)
+# the benchmark's liquidator procedure (agents/liquidator_procedure.py): its settings in the
+# config and per training seed the checkpoint it selected
+_add(
+    "liquidator",
+    "object",
+    "the benchmark's liquidator procedure (issue 14): two warm-started Liquidator-v2 runs per "
+    "seed, one checkpoint selected on a validation set, judged on a test set",
+    BENCH,
+)
+_add("procedure", "object", "the liquidator procedure the target's verdict comes from", BENCH)
+_add("timesteps_per_run", "count", "PPO training steps of each of the procedure's runs", BENCH)
+_add("checkpoint_freq", "count", "training steps between saved checkpoints", BENCH)
+_add(
+    "risk_aversions",
+    "as_param",
+    "`env_kwargs.risk_aversion` of the procedure's runs of one seed (one run each)",
+    BENCH,
+)
+_add(
+    "init_action_mean",
+    "as_param",
+    "the untrained policy's mean action (take, sell, hedge; greedy_hedged's)",
+    BENCH,
+)
+_add("log_std_init", "as_param", "`policy_kwargs.log_std_init` of the runs", BENCH)
+_add("train_scenarios", "label", "`env_kwargs.scenarios` of the training runs", BENCH)
+_add("validation_episodes", "count", "episodes per scenario of the validation set", BENCH)
+_add("validation_seed", "label", "first evaluation seed of the validation set", BENCH)
+_add("test_episodes", "count", "episodes per scenario of the test set", BENCH)
+_add("test_seed", "label", "first evaluation seed of the test set", BENCH)
+_add("extra_hyper", "label", "more `--hyper` overrides of every run of the procedure", BENCH)
+_add(
+    "by_seed",
+    "object",
+    "per training seed: the selected checkpoint and its test-set verdict",
+    BENCH,
+    "map",
+)
+_add("selected", "object", "the checkpoint the procedure selected for this seed", BENCH)
+_add("run", "label", "the training run folder of the selected checkpoint", BENCH)
+_add("risk_aversion", "as_param", "`env_kwargs.risk_aversion` of the selected run", BENCH)
+_add("checkpoint_steps", "count", "training steps of the selected checkpoint", BENCH)
+_add(
+    "validation_score",
+    "ratio",
+    "the selected checkpoint's weakest margin of the target on the validation set, in standard "
+    "errors (>= 0: the target holds there)",
+    BENCH,
+)
+_add(
+    "validation_target_met",
+    "label",
+    "true when the selected checkpoint meets the target on the validation set",
+    BENCH,
+)
+_add("model_path", "label", "the selected checkpoint's model file", BENCH)
+_add(
+    "models",
+    "label",
+    "the `ppo` model file per env id (the liquidator's: seed 0's selected checkpoint)",
+    BENCH,
+    "map",
 )
 
 # metrics of evaluate, also the values of results.csv's `metric` column

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_quick_benchmark_writes_the_report(tmp_path, capsys):
     assert results["gap_closed"]["levgym/Governance-v1"]["static"]["share"] in (0.0, None)
     assert "Hindsight ceiling" in (out / "report.md").read_text()
     assert {"ppo", "greedy", "greedy_hedged", "passive"} <= set(
-        results["objective"]["levgym/Liquidator-v1"]
+        results["objective"]["levgym/Liquidator-v2"]
     )
     ma = results["multiagent"]  # the multi-agent section, short on --quick
     assert set(ma["profiles"]) == {
@@ -72,6 +73,19 @@ def test_quick_benchmark_writes_the_report(tmp_path, capsys):
     ]
     assert len(headers) == 2 and printed.count("The trained PPO agent") == 2
     gov_run = naming.run_name(naming.env_part("levgym/Governance-v1"), "ppo", 0, time=False)
-    liq_run = naming.run_name(naming.env_part("levgym/Liquidator-v1"), "ppo", 0, time=False)
     assert f"model: {out / 'train' / gov_run / 'model.zip'}" in printed
-    assert f"levgym evaluate --model {out / 'train' / liq_run / 'model.zip'}" in printed
+    # the liquidator: issue 14's procedure, two runs per seed and the checkpoint selected
+    target = results["liquidator_target"]
+    chosen = target["by_seed"]["0"]["selected"]
+    liq_runs = {
+        str(
+            out / "train" / naming.run_name("levgym-Liquidator-v2", "ppo", 0, f"ra{ra}", time=False)
+        )
+        for ra in (30, 100)
+    }
+    assert chosen["run"] in liq_runs and all(Path(r, "model.zip").is_file() for r in liq_runs)
+    assert results["meta"]["models"]["levgym/Liquidator-v2"] == chosen["model_path"]
+    assert Path(chosen["model_path"]).is_file() and target["target_met_by_seed"].keys() == {"0"}
+    assert "Issue 14's liquidator target" in printed and "Issue 14's liquidator target" in report
+    assert f"model: {chosen['model_path']}" in printed
+    assert f"levgym evaluate --model {chosen['model_path']}" in printed

@@ -1,5 +1,5 @@
-"""Issue 14's liquidator target: the verdict from per-episode values, its results.json record,
-its report lines, and the command's refusal of a missing model."""
+"""Issue 14's liquidator target: the verdict from per-episode values, checkpoint selection, and
+the command's refusals (the benchmark's record of it: test_liquidator_procedure.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import pytest
 from agents.liquidator_target import (
     BASELINE,
     SCENARIOS,
-    benchmark_target,
     main,
-    report_lines,
     target_verdict,
     verdict_lines,
 )
@@ -72,19 +70,6 @@ def test_one_scenario_failing_fails_the_target_and_names_it():
         target_verdict({SCENARIOS[0]: model[SCENARIOS[0]]}, base)
 
 
-def test_benchmark_record_is_in_the_output_contract_with_each_seed():
-    model, base = _episodes(3, pnl_shift=5e3, dd_shift=-1e3)
-    other, _ = _episodes(3, pnl_shift=-5e3, dd_shift=-1e3)
-    per_policy = {BASELINE: {"episode_values": base}}
-    rec = benchmark_target(per_policy, {"0": model, "1": other}, seed=0)
-    assert rec["target_met"] and rec["target_met_by_seed"] == {"0": True, "1": False}
-    checked("results.json", {"liquidator_target": rec})
-    text = "\n".join(report_lines(rec))
-    assert "met by 1 of 2 training seeds" in text and "gbm_high_vol" in text
-    assert benchmark_target({}, {"0": model}) is None
-    assert report_lines(None) == []
-
-
 def test_command_refuses_a_missing_model(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "is not a model.zip" in capsys.readouterr().err
@@ -118,33 +103,6 @@ def test_episodes_replace_the_suites_count_on_the_same_seeds():
     assert (fresh.episodes, fresh.seed) == (64, 2_000_000)
 
 
-def test_benchmark_summary_states_the_target(tmp_path):
-    import json
-
-    from agents.benchmark import LIQUIDATOR_ENV, summary
-
-    model, base = _episodes(4, pnl_shift=5e3, dd_shift=-1e3)
-    rec = benchmark_target({BASELINE: {"episode_values": base}}, {"0": model, "1": base})
-    out = tmp_path / "bench"
-    out.mkdir()
-    data = {
-        "meta": {
-            "runs": {},
-            "config": {},
-            "eval_suite": {"name": "default", "episodes": 16, "envs": {}},
-        },
-        "objective": {LIQUIDATOR_ENV: {"ppo": 40.0, BASELINE: 35.0}},
-        "objective_ci95": {LIQUIDATOR_ENV: {"ppo": 5.0, BASELINE: 4.0}},
-        "liquidator_target": rec,
-    }
-    (out / "results.json").write_text(json.dumps(data))
-    text = summary(out)
-    assert (
-        "target vs greedy_hedged on gbm_high_vol, merton_crash: met (seed 0; met by 1 of 2 "
-        "training seeds)." in text
-    )
-
-
 def test_verdict_from_real_rollouts_of_two_rules():
     """``greedy`` (sells at once, no hedge) as the model on a tiny suite: the record is built from
     evaluate's episode values, and its means are evaluate's."""
@@ -159,7 +117,7 @@ def test_verdict_from_real_rollouts_of_two_rules():
         name: evaluate(make_baseline(name, env_id), env_id, suite, None, False, keep_episodes=True)
         for name in ("greedy", BASELINE)
     }
-    rec = benchmark_target(res, {"0": res["greedy"]["episode_values"]})
+    rec = target_verdict(res["greedy"]["episode_values"], res[BASELINE]["episode_values"])
     checked("results.json", {"liquidator_target": rec})
     for name in SCENARIOS:
         r = rec["target_scenarios"][name]
@@ -169,7 +127,7 @@ def test_verdict_from_real_rollouts_of_two_rules():
             res[BASELINE]["scenarios"][name]["max_drawdown_usd"]["mean"]
         )
         assert not r["pnl_better"]  # 4 episodes cannot reach p < 0.05 after Holm
-    assert rec["target_met"] is False and rec["target_met_by_seed"] == {"0": False}
+    assert rec["target_met"] is False
 
 
 def test_v2_model_is_evaluated_on_v2_with_the_suites_v1_entry(tmp_path):
