@@ -86,16 +86,18 @@ _GOVERNANCE_TABLE = (
     ("liquidated_usd", "liquidated", 1e-6, "$M"),
     ("insolvent", "insolvency rate", 1.0, ""),
 )
+_LIQUIDATOR_TABLE = (
+    ("return", "return", 1.0, "return"),
+    ("pnl_usd", "PnL", 1e-3, "$k"),
+    ("max_drawdown_usd", "max drawdown", 1e-3, "$k"),
+    ("bankrupt", "bankruptcy rate", 1.0, ""),
+)
 TABLE_METRICS = {
     "levgym/Governance-v0": _GOVERNANCE_TABLE,
     "levgym/Governance-v1": _GOVERNANCE_TABLE,
     PORTFOLIO_ENV: _GOVERNANCE_TABLE,
-    LIQUIDATOR_ENV: (
-        ("return", "return", 1.0, "return"),
-        ("pnl_usd", "PnL", 1e-3, "$k"),
-        ("max_drawdown_usd", "max drawdown", 1e-3, "$k"),
-        ("bankrupt", "bankruptcy rate", 1.0, ""),
-    ),
+    "levgym/Liquidator-v1": _LIQUIDATOR_TABLE,
+    LIQUIDATOR_ENV: _LIQUIDATOR_TABLE,
 }
 # Weight of the learning curves' exponential moving average (TensorBoard's default smoothing
 # is 0.6; rollouts are logged often, so a little more).
