@@ -15,13 +15,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="a small version: 1 seed of 16,384 steps per env (about 3 minutes; used by the tests)",
+        help="a small version: 1 seed, 16,384 PPO steps on the governor and the liquidator's "
+        "procedure on two runs of 8,192 steps (about 3 minutes; used by the tests)",
     )
     p.add_argument(
         "--full",
         action="store_true",
-        help="the longer preset: levgym train's budgets (configs/agents/ppo.yaml) and 5 seeds "
-        "per env (hours on 2 cores)",
+        help="the longer preset: levgym train's budgets (configs/agents/ppo.yaml; the "
+        "liquidator's procedure two runs of 600,000 steps per seed) and 5 seeds per env (hours "
+        "on 2 cores)",
     )
     p.add_argument(
         "--out",
@@ -95,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     if args.portfolio:
         cfg = cfg.with_portfolio(preset)
     seeds = cfg.num_seeds if args.seeds is None else args.seeds
-    if args.jobs is None:  # the cores, at most one per training run (env x seed)
-        runs = 1 if args.quick else seeds * len(cfg.env_ids)
+    if args.jobs is None:  # the cores, at most one per training run (env x seed x run)
+        per_seed = len(cfg.env_ids) - 1 + len(cfg.liquidator.risk_aversions)
+        runs = 1 if args.quick else seeds * per_seed
         args.jobs = max(1, min(os.cpu_count() or 1, runs))
     settings = ray_settings(args)
     executor = None
