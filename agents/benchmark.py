@@ -766,7 +766,7 @@ def select_liquidators(
     picks, k = {}, 0
     for seed in cfg.seeds:
         run_dirs = proc.run_dirs(train_dir, seed)
-        picks[str(seed)] = pick(proc, run_dirs, results[k : k + len(run_dirs)])
+        picks[str(seed)] = pick(run_dirs, results[k : k + len(run_dirs)])
         k += len(run_dirs)
         sel = picks[str(seed)]
         _say(

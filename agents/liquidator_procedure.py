@@ -45,12 +45,6 @@ TEST_EPISODES = 256
 TEST_SEED = 3_000_000
 """First evaluation seed of the test set (the validation set starts at
 :data:`agents.liquidator_target.VALIDATION_SEED`)."""
-DESIGN_NOTE = (
-    "The test set informed the procedure's design (the 512-episode validation set, pooling the "
-    "two risk aversions and the default budget of 500,000 steps per run were chosen after "
-    "seeing test-set results; docs/agents.md), so its verdict is not a clean hold-out."
-)
-"""The one line the report states about the test set's part in the procedure."""
 
 
 @dataclass(frozen=True)
@@ -172,8 +166,18 @@ PROCEDURES = {
 }
 """The procedure of each benchmark preset. ``default`` (``make demo``): 500,000 steps per run,
 the smallest budget of those checked whose picks met the target on all three seeds (docs/agents.md:
-capped at 200,000 to 475,000 steps seed 0's pick fails on the test set); ``full``: 600,000, the
+with a budget of 200,000 to 475,000 steps seed 0's pick fails on the test set); ``full``: 600,000, the
 budget the procedure was designed on; ``quick``: a smoke run (it need not meet the target)."""
+
+
+DESIGN_NOTE = (
+    f"The test set informed the procedure's design (the "
+    f"{PROCEDURES['default'].validation_episodes}-episode validation set, pooling the two risk "
+    f"aversions and the default budget of {PROCEDURES['default'].timesteps_per_run:,} steps per "
+    "run were chosen after seeing test-set results; docs/agents.md), so its verdict is not a "
+    "clean hold-out."
+)
+"""The one line the report states about the test set's part in the procedure."""
 
 
 @dataclass(frozen=True)
@@ -219,9 +223,7 @@ def validation_baseline(proc: LiquidatorProcedure) -> dict[str, Any]:
     )
 
 
-def pick(
-    proc: LiquidatorProcedure, run_dirs: Mapping[float, str | Path], selections: Sequence[Any]
-) -> dict[str, Any]:
+def pick(run_dirs: Mapping[float, str | Path], selections: Sequence[Any]) -> dict[str, Any]:
     """One seed's selected checkpoint from its runs' ``select_checkpoints`` results (in the
     order of ``run_dirs``, a mapping risk aversion -> run folder):
     ``{"run", "risk_aversion", "checkpoint_steps", "validation_score",

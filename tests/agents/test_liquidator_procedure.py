@@ -135,7 +135,7 @@ def test_pick_keeps_the_best_run_and_names_its_risk_aversion():
         {"run": "/r/ra100", "selected": {"steps": 49_984, "score": 1.5, "target_met": True,
                                          "path": "/r/ra100/checkpoints/model_49984_steps.zip"}},
     ]  # fmt: skip
-    chosen = pick(PROCEDURES["default"], runs, results)
+    chosen = pick(runs, results)
     assert chosen == {
         "run": "/r/ra100",
         "risk_aversion": 100,
