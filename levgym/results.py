@@ -953,7 +953,7 @@ _add("model_path", "label", "the selected checkpoint's model file", BENCH)
 _add(
     "models",
     "label",
-    "the `ppo` model file per env id (the liquidator's: seed 0's selected checkpoint)",
+    "the `ppo` model file per env id (the liquidator's: the first seed's selected checkpoint)",
     BENCH,
     "map",
 )
