@@ -138,17 +138,30 @@ def book_draws(
     then the repay, in-band and active uniforms (:func:`book_from_draws` turns them into a book)."""
     b = params.borrowers
     shape = (num_envs, num_positions)
+    pareto = rng.pareto(b.size_pareto_alpha, shape)
+    z = rng.standard_normal(shape)
+    # the seven uniform draws that follow come from one call: numpy's uniform(lo, hi) is
+    # lo + (hi - lo) * random(), the same doubles in the same order (tested bit for bit)
+    u = rng.random((7, *shape))
     return (
-        rng.pareto(b.size_pareto_alpha, shape),
-        rng.standard_normal(shape),
-        rng.random(shape),
-        rng.uniform(b.trigger_hf_min, b.trigger_hf_max, shape),
-        rng.uniform(b.react_prob_min, b.react_prob_max, shape),
-        rng.uniform(b.looper_target_hf_min, b.looper_target_hf_max, shape),
-        rng.random(shape),
-        rng.random(shape),
-        rng.random(shape),
+        pareto,
+        z,
+        u[0],
+        _scaled(u[1], b.trigger_hf_min, b.trigger_hf_max),
+        _scaled(u[2], b.react_prob_min, b.react_prob_max),
+        _scaled(u[3], b.looper_target_hf_min, b.looper_target_hf_max),
+        u[4],
+        u[5],
+        u[6],
     )
+
+
+def _scaled(u: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``rng.uniform(low, high)``'s values from the same generator's ``rng.random()`` values
+    ``u``: numpy computes ``low + (high - low) * random()`` (in place)."""
+    u *= float(high) - float(low)
+    u += float(low)
+    return u
 
 
 def book_from_draws(
