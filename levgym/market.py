@@ -76,7 +76,7 @@ def fast_converter(backend: str, dtype: str = "float64", device: str | None = No
 def draw_episode(rng: np.random.Generator, scenario_cdf: np.ndarray, split: str):
     """One episode's draws from an env's generator, in the documented order: (scenario index,
     scenario seed, book seed, noise key)."""
-    k = int(np.searchsorted(scenario_cdf, rng.random() * scenario_cdf[-1], side="right"))
+    k = int(scenario_cdf.searchsorted(rng.random() * scenario_cdf[-1], side="right"))
     k = min(k, len(scenario_cdf) - 1)
     lo = EVAL_SEED_OFFSET if split == "eval" else 0
     scenario_seed = int(rng.integers(lo, lo + EVAL_SEED_OFFSET))

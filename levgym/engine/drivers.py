@@ -117,9 +117,11 @@ class _DriversMethods:
         shape = np.shape(self.fundamental_usd)
         if len(shape) != 2:
             raise ValueError(f"drivers.fundamental_usd has shape {shape}; allowed [substeps, envs]")
+        values = self.__dict__
         for name in DRIVER_FIELDS:
-            a = getattr(self, name)
-            if np.shape(a) != shape:
+            a = values[name]
+            # an array's own shape (np.shape's Python layer only for other values)
+            if (a.shape if type(a) is np.ndarray else np.shape(a)) != shape:
                 raise ValueError(f"drivers.{name} has shape {np.shape(a)}; allowed {shape}")
         return shape
 

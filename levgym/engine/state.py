@@ -122,12 +122,13 @@ def draw_books(params: EngineParams, num_positions: int, rngs: list[np.random.Ge
     """One book of ``len(rngs)`` envs, env ``i`` drawn from ``rngs[i]``: the same as
     :func:`concat_books` of :func:`draw_book` of one env per generator, with the arithmetic
     after the draws done once for the batch (it is elementwise, or per env)."""
-    draws = [book_draws(params, 1, num_positions, rng) for rng in rngs]
-    if len(draws) == 1:
-        return book_from_draws(params, draws[0])
-    return book_from_draws(
-        params, tuple(np.concatenate(d, axis=0) for d in zip(*draws, strict=True))
-    )
+    raw = [_raw_draws(params, 1, num_positions, rng) for rng in rngs]
+    if len(raw) == 1:
+        return book_from_draws(params, _book_draws_from(params, *raw[0]))
+    pareto = np.concatenate([r[0] for r in raw], axis=0)
+    z = np.concatenate([r[1] for r in raw], axis=0)
+    u = np.concatenate([r[2] for r in raw], axis=1)
+    return book_from_draws(params, _book_draws_from(params, pareto, z, u))
 
 
 def book_draws(
@@ -136,13 +137,27 @@ def book_draws(
     """The random numbers of a book ``[E, N]`` each, in the order they are drawn: slot sizes
     (Pareto), health-factor noise (normal), kind, trigger, reaction and target draws (uniform),
     then the repay, in-band and active uniforms (:func:`book_from_draws` turns them into a book)."""
-    b = params.borrowers
+    return _book_draws_from(params, *_raw_draws(params, num_envs, num_positions, rng))
+
+
+def _raw_draws(
+    params: EngineParams, num_envs: int, num_positions: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A book's draws from ``rng`` in three calls: the Pareto sizes and the normal noise
+    ``[E, N]``, then the seven uniforms ``[7, E, N]`` in one call (numpy's ``uniform(lo, hi)`` is
+    ``lo + (hi - lo) * random()``: the same doubles in the same order, tested bit for bit)."""
     shape = (num_envs, num_positions)
-    pareto = rng.pareto(b.size_pareto_alpha, shape)
+    pareto = rng.pareto(params.borrowers.size_pareto_alpha, shape)
     z = rng.standard_normal(shape)
-    # the seven uniform draws that follow come from one call: numpy's uniform(lo, hi) is
-    # lo + (hi - lo) * random(), the same doubles in the same order (tested bit for bit)
-    u = rng.random((7, *shape))
+    return pareto, z, rng.random((7, *shape))
+
+
+def _book_draws_from(
+    params: EngineParams, pareto: np.ndarray, z: np.ndarray, u: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """:func:`book_draws`'s tuple from :func:`_raw_draws` (of one env or joined), the three
+    uniform ranges scaled in place as numpy's ``uniform`` does."""
+    b = params.borrowers
     return (
         pareto,
         z,

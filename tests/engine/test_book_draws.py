@@ -43,3 +43,15 @@ def test_book_draws_equal_nine_calls(e, n):
             old = _nine_calls(params, e, n, np.random.default_rng(seed))
             for a, b in zip(ours, old, strict=True):
                 assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_draw_books_of_many_envs_equal_one_env_each():
+    """draw_books scales the joined uniforms once: the books of one env at a time, joined."""
+    from levgym.engine.state import concat_books, draw_book, draw_books
+
+    params = EngineParams()
+    joined = draw_books(params, 9, [np.random.default_rng(s) for s in range(5)])
+    alone = concat_books([draw_book(params, 1, 9, np.random.default_rng(s)) for s in range(5)])
+    assert joined.keys() == alone.keys()
+    for key in joined:
+        assert np.array_equal(joined[key], alone[key]), key
