@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import dataclasses
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,16 +16,24 @@ _UNCHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def unchecked() -> Iterator[None]:
+class _Unchecked:
+    """The context manager of :func:`unchecked` (a class: a generator-based one costs several
+    times more, and every episode start enters two)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _UNCHECKED.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        _UNCHECKED.reset(self._token)
+
+
+def unchecked() -> _Unchecked:
     """Drivers built inside this block skip their checks: for intermediate drivers that a
     builder transforms further (a scenario's overlays), whose final drivers it then checks once
     with :meth:`Drivers.check`."""
-    token = _UNCHECKED.set(True)
-    try:
-        yield
-    finally:
-        _UNCHECKED.reset(token)
+    return _Unchecked()
 
 
 def checking() -> bool:
