@@ -24,7 +24,8 @@ versions uses (kept bit for bit). The warm-book ids (``levgym/Governance-v2``,
 other books are warmed beside it, and it is warmed only when an episode first takes it, together
 with the other new books of that episode start, in one batched run. A pool's cost is paid per
 distinct book used (about as much as a simulation of ``warmup_h`` hours of one book), once per
-process; after that an episode start costs the graft alone.
+process (and, with the disk cache below, once per machine); after that an episode start costs
+the graft alone.
 
 A pool's warmed books are also kept on disk (:class:`WarmPool`, ``disk=True``, the default), so
 that the next process starts with them: one ``.npz`` file per pool under
