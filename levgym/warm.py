@@ -39,8 +39,9 @@ it), is read with ``allow_pickle=False`` (never pickle), and is ignored when it 
 holds another key, or a field of the wrong dtype, shape or value (a stale or corrupt file is
 then overwritten by the next save). A pool writes its file when it has warmed
 :data:`SAVE_EVERY` books since the last write, when every book is warmed, and when the process
-exits; a write first takes in the books another process saved meanwhile, and replaces the
-file atomically.
+exits; a write first takes in the books another process saved meanwhile, replaces the file
+atomically, and removes the least recently written pool files beyond the :data:`KEEP_FILES`
+newest (each edit of the engine's source makes new keys).
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ POOL_FIELDS = (
 CACHE_ENV = "LEVGYM_WARM_CACHE"
 """The environment variable that moves the pools' disk cache (a folder), or turns it off
 (``off``)."""
+KEEP_FILES = 16
+"""A save leaves at most this many pool files in the folder, removing the least recently
+written others (each edit of the engine's source makes a new key, so old files would pile up)."""
 SAVE_EVERY = 32
 """A pool writes its file once it has warmed this many books since its last write (and when
 every book is warmed, and at exit): about a second of warming per write of its file."""
@@ -345,7 +349,31 @@ class WarmPool:
             tmp.unlink(missing_ok=True)
             return False
         self.unsaved_books = 0
+        prune(self.path.parent, keep=self.path)
         return True
+
+
+def prune(folder: Path, keep: Path | None = None, limit: int = KEEP_FILES) -> list[Path]:
+    """Remove the least recently written pool files of ``folder`` beyond the ``limit`` newest
+    (never ``keep``); returns the removed paths. Files another process removes first, or that
+    cannot be removed, are skipped."""
+    files = []
+    for f in folder.glob("pool-*.npz"):
+        try:
+            files.append((f.stat().st_mtime, f))
+        except OSError:
+            continue
+    files.sort(reverse=True)
+    removed = []
+    for _, f in files[limit:]:
+        if keep is not None and f == keep:
+            continue
+        try:
+            f.unlink()
+            removed.append(f)
+        except OSError:
+            continue
+    return removed
 
 
 _POOLS: weakref.WeakSet[WarmPool] = weakref.WeakSet()
@@ -406,6 +434,7 @@ def graft_book(
 __all__ = [
     "BOOK_FIELDS",
     "CACHE_ENV",
+    "KEEP_FILES",
     "SAVE_EVERY",
     "MAX_POOL",
     "POOL_FIELDS",
@@ -419,6 +448,7 @@ __all__ = [
     "check_pool_size",
     "graft_book",
     "pool_key",
+    "prune",
     "save_pools",
     "source_digest",
     "warm_books",

@@ -354,3 +354,24 @@ def test_a_pool_saves_after_save_every_books_and_off_writes_nothing(disk, monkey
     off = _pool(size=200)
     assert off.path is None and off.loaded_books == 0 and not off.save()
     assert [p.name for p in disk.iterdir()] == [pool.path.name]
+
+
+def test_a_save_keeps_only_the_newest_pool_files(disk):
+    import os
+
+    for i in range(warm.KEEP_FILES + 3):  # files of older keys, oldest first
+        old = disk / f"pool-old{i:02d}.npz"
+        old.write_bytes(b"x")
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    (disk / "other.txt").write_text("not a pool")
+    pool = _pool()
+    pool.ensure(np.array([1]))
+    assert pool.save()
+    left = sorted(p.name for p in disk.glob("pool-*.npz"))
+    assert len(left) == warm.KEEP_FILES and pool.path.name in left
+    # the newest old files stay, the oldest went
+    assert f"pool-old{warm.KEEP_FILES + 2:02d}.npz" in left and "pool-old00.npz" not in left
+    assert (disk / "other.txt").exists()
+    newest_first = sorted(disk.glob("pool-old*.npz"), reverse=True)
+    assert warm.prune(disk, keep=pool.path, limit=0) == newest_first
+    assert [p.name for p in disk.glob("pool-*.npz")] == [pool.path.name]
