@@ -34,6 +34,7 @@ from .engine.orders import Orders
 from .engine.packed import PackedState, packed_substep
 from .engine.params import EngineParams
 from .engine.schema import DRIVER_SCHEMA, ENV_FIELDS
+from .engine.seeding import generator
 from .engine.state import (
     State,
     build_state,
@@ -75,7 +76,7 @@ def fast_converter(backend: str, dtype: str = "float64", device: str | None = No
 def draw_episode(rng: np.random.Generator, scenario_cdf: np.ndarray, split: str):
     """One episode's draws from an env's generator, in the documented order: (scenario index,
     scenario seed, book seed, noise key)."""
-    k = int(np.searchsorted(scenario_cdf, rng.random() * scenario_cdf[-1], side="right"))
+    k = int(scenario_cdf.searchsorted(rng.random() * scenario_cdf[-1], side="right"))
     k = min(k, len(scenario_cdf) - 1)
     lo = EVAL_SEED_OFFSET if split == "eval" else 0
     scenario_seed = int(rng.integers(lo, lo + EVAL_SEED_OFFSET))
@@ -309,8 +310,8 @@ class MarketRunner:
                     f"scenario {name!r} returned drivers of shape {drivers.fundamental_usd.shape}; "
                     f"expected ({self.horizon_substeps}, 1)"
                 )
-        # default_rng(book_seed) without its Python layer (it is Generator(PCG64(seed)))
-        return drivers, np.random.Generator(np.random.PCG64(book_seed))
+        # default_rng(book_seed), seeded without numpy's Python layer (the same generator)
+        return drivers, generator(book_seed)
 
     def new_episodes(self, mask: np.ndarray) -> np.ndarray:
         """Start a new episode in every env of ``mask`` (bool ``[E]``); the others are untouched.
@@ -328,6 +329,7 @@ class MarketRunner:
             return idx
         book_rngs, firsts = [], []
         s = self.horizon_substeps
+        every = idx.size == self.num_envs
         for env in idx:
             drivers, book_rng = self._draw(int(env))
             firsts.append(drivers)
@@ -338,12 +340,13 @@ class MarketRunner:
                 rows[j, :got] = col
                 if got < s:
                     rows[j, got:] = col[-1]
-            if not values_ok(rows.min(axis=1), rows.max(axis=1)):
-                drivers.check()  # raises ValueError naming the field
-                raise ValueError(
-                    f"the drivers of scenario {self.scenario_of(int(env))!r} hold a bad value"
-                )
+            if not every:
+                self._check_rows(rows.min(axis=1), rows.max(axis=1), drivers, int(env))
             book_rngs.append(book_rng)
+        if every:  # each env's minimum and maximum per field, in one pass over the bank
+            lows, highs = self.bank.min(axis=2).T, self.bank.max(axis=2).T  # [E, F]
+            for env, drivers in zip(idx, firsts, strict=True):
+                self._check_rows(lows[env], highs[env], drivers, int(env))
         books = draw_books(self.params, self.num_positions, book_rngs)
         fresh = self._build(firsts, [books])  # env j of `fresh` starts env idx[j]
         if self.warmup_h > 0.0:
@@ -378,6 +381,16 @@ class MarketRunner:
             self.state = reset_envs(self.state, full, self.convert(mask))
         self.t[idx] = 0
         return idx
+
+    def _check_rows(
+        self, lowest: np.ndarray, highest: np.ndarray, drivers: Drivers, env: int
+    ) -> None:
+        """Raise ValueError (naming the field, by :meth:`Drivers.check`) when env ``env``'s new
+        bank rows, whose minimum and maximum per field are ``lowest`` and ``highest``, hold a
+        value that ``drivers`` (the path copied there) may not."""
+        if not values_ok(lowest, highest):
+            drivers.check()  # raises ValueError naming the field
+            raise ValueError(f"the drivers of scenario {self.scenario_of(env)!r} hold a bad value")
 
     def warm_source(self, idx: np.ndarray) -> tuple[Any, np.ndarray]:
         """The warmed books of the episodes starting in envs ``idx`` (``warmup_h`` > 0): the

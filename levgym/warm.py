@@ -24,12 +24,34 @@ versions uses (kept bit for bit). The warm-book ids (``levgym/Governance-v2``,
 other books are warmed beside it, and it is warmed only when an episode first takes it, together
 with the other new books of that episode start, in one batched run. A pool's cost is paid per
 distinct book used (about as much as a simulation of ``warmup_h`` hours of one book), once per
-process; after that an episode start costs the graft alone.
+process (and, with the disk cache below, once per machine); after that an episode start costs
+the graft alone.
+
+A pool's warmed books are also kept on disk (:class:`WarmPool`, ``disk=True``, the default), so
+that the next process starts with them: one ``.npz`` file per pool under
+:func:`cache_dir` (``$LEVGYM_WARM_CACHE``, default ``~/.cache/levgym/warm``; ``off`` turns the
+disk cache off), named by :func:`pool_key`, a hash of everything a warmed book depends on: the
+source of the engine, the scenarios, the market runner and the warm-up (``levgym/engine``,
+``levgym/scenarios``, ``market.py``, ``simulation.py``, ``warm.py``), the numpy and numba
+versions, the parameters, slots, warm-up hours, pool size, dtype and backend. The file holds
+the books as they were warmed (the same bits, so an env's outputs are the same with or without
+it), is read with ``allow_pickle=False`` (never pickle), and is ignored when it cannot be read,
+holds another key, or a field of the wrong dtype, shape or value (a stale or corrupt file is
+then overwritten by the next save). A pool writes its file when it has warmed
+:data:`SAVE_EVERY` books since the last write, when every book is warmed, and when the process
+exits; a write first takes in the books another process saved meanwhile, replaces the file
+atomically, and removes the least recently written pool files beyond the :data:`KEEP_FILES`
+newest (each edit of the engine's source makes new keys).
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
+import hashlib
+import os
+import weakref
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,6 +115,69 @@ POOL_FIELDS = (
 )
 
 
+CACHE_ENV = "LEVGYM_WARM_CACHE"
+"""The environment variable that moves the pools' disk cache (a folder), or turns it off
+(``off``)."""
+KEEP_FILES = 16
+"""A save leaves at most this many pool files in the folder, removing the least recently
+written others (each edit of the engine's source makes a new key, so old files would pile up)."""
+SAVE_EVERY = 32
+"""A pool writes its file once it has warmed this many books since its last write (and when
+every book is warmed, and at exit): about a second of warming per write of its file."""
+_SOURCES = ("engine", "scenarios", "market.py", "simulation.py", "warm.py")
+
+
+def cache_dir() -> Path | None:
+    """The folder of the pools' files: ``$LEVGYM_WARM_CACHE``, or ``~/.cache/levgym/warm``;
+    None when ``LEVGYM_WARM_CACHE`` is ``off``."""
+    root = os.environ.get(CACHE_ENV, "")
+    if root.strip().lower() == "off":
+        return None
+    return Path(root) if root else Path.home() / ".cache" / "levgym" / "warm"
+
+
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """A hash of the source files a warmed book depends on (:data:`_SOURCES` under the levgym
+    package, every ``.py`` file of the folders) and of the numpy and numba versions."""
+    from .engine.jit import numba
+
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in _SOURCES:
+        path = package / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for f in files:
+            digest.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes())
+    digest.update(f"numpy {np.__version__} numba {getattr(numba, '__version__', None)}".encode())
+    return digest.hexdigest()
+
+
+def pool_key(
+    params: EngineParams, num_positions: int, warmup_h: float, size: int, dtype: str
+) -> str:
+    """The name of a pool's file: a hash of :func:`source_digest`, the parameters (their
+    ``repr``, every value at full precision), slots, warm-up, size, dtype and backend."""
+    from .engine.fused import HAVE_NUMBA
+
+    backend = "numba" if HAVE_NUMBA and dtype == "float64" else "numpy"
+    what = (
+        f"{source_digest()}|{params!r}|{int(num_positions)}|{float(warmup_h)!r}|{int(size)}|"
+        f"{dtype}|{backend}|{POOL_SEED}"
+    )
+    return hashlib.sha256(what.encode()).hexdigest()[:32]
+
+
+def _field_spec(name: str, k: int, num_positions: int, dtype: str) -> tuple[tuple, np.dtype]:
+    """The shape and dtype of pool field ``name`` for ``k`` books (from the state schema)."""
+    from .engine.schema import STATE_SCHEMA
+
+    field = next(f for f in STATE_SCHEMA if f.name == name)
+    kinds = {"float": np.dtype(dtype), "bool": np.dtype(bool), "int": np.dtype(np.int64)}
+    shape = (k, num_positions) if "slot" in field.axes else (k,)
+    return shape, kinds[field.dtype]
+
+
 def check_pool_size(warm_pool: Any) -> int | None:
     """``warm_pool`` as given (None: the shared cache of :data:`WARM_BOOKS`), or a one-line
     ``ValueError`` naming the value."""
@@ -144,12 +229,19 @@ def warm_rows(
 
 class WarmPool:
     """``size`` warmed books of ``num_positions`` slots, each warmed when an episode first takes
-    it (:meth:`ensure`; :func:`warm_rows`) and kept for the process. Its per-book arrays
-    (:data:`POOL_FIELDS`, ``[size, N]`` or ``[size]``) are what :func:`graft_book` reads; the
-    rows not warmed yet hold no book."""
+    it (:meth:`ensure`; :func:`warm_rows`) and kept for the process, and on disk (``disk``:
+    the books a previous process saved are taken when the pool is made; see the module doc).
+    Its per-book arrays (:data:`POOL_FIELDS`, ``[size, N]`` or ``[size]``) are what
+    :func:`graft_book` reads; the rows not warmed yet hold no book."""
 
     def __init__(
-        self, params: EngineParams, num_positions: int, warmup_h: float, size: int, dtype: str
+        self,
+        params: EngineParams,
+        num_positions: int,
+        warmup_h: float,
+        size: int,
+        dtype: str,
+        disk: bool = True,
     ) -> None:
         self.params = params
         self.num_positions = int(num_positions)
@@ -157,8 +249,21 @@ class WarmPool:
         self.size = int(size)
         self.dtype = dtype
         self.ready = np.zeros(self.size, dtype=bool)
-        self.warmed_books = 0  # books warmed so far
+        for name in POOL_FIELDS:
+            shape, dt = _field_spec(name, self.size, self.num_positions, dtype)
+            setattr(self, name, np.zeros(shape, dtype=dt))
+        self.warmed_books = 0  # books warmed so far (by this process)
         self.warm_seconds = 0.0  # wall time spent warming them
+        self.loaded_books = 0  # books taken from the disk cache
+        self.unsaved_books = 0  # books warmed since the file was last written
+        folder = cache_dir() if disk else None
+        self.path: Path | None = None
+        if folder is not None:
+            key = pool_key(params, self.num_positions, self.warmup_h, self.size, dtype)
+            self.key = key
+            self.path = folder / f"pool-{key}.npz"
+            self.loaded_books = self._take(self.read())
+            _POOLS.add(self)
 
     def ensure(self, rows: np.ndarray) -> WarmPool:
         """Warm the books of ``rows`` not warmed yet, in one batched run; returns the pool."""
@@ -171,22 +276,123 @@ class WarmPool:
         t0 = time.perf_counter()
         state = warm_rows(self.params, self.num_positions, self.warmup_h, need, self.dtype)
         for name in POOL_FIELDS:
-            got = getattr(state, name)
-            if not hasattr(self, name):
-                setattr(self, name, np.zeros((self.size, *got.shape[1:]), dtype=got.dtype))
-            getattr(self, name)[need] = got
+            getattr(self, name)[need] = getattr(state, name)
         self.ready[need] = True
         self.warmed_books += int(need.size)
+        self.unsaved_books += int(need.size)
         self.warm_seconds += time.perf_counter() - t0
+        if self.path is not None and (self.unsaved_books >= SAVE_EVERY or self.ready.all()):
+            self.save()
         return self
+
+    # ------------------------------------------------------------------ the disk cache
+    def read(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """The books of this pool's file (rows, ``{field: [k, ...]}``), or None when there is
+        no file or it cannot be trusted: unreadable (a truncated or corrupt file), another key,
+        a missing field, or a field of the wrong dtype or shape, rows out of range or repeated,
+        or float values that are not finite."""
+        if self.path is None or not self.path.is_file():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                if z["key"].dtype.kind != "U" or str(z["key"]) != self.key:
+                    return None
+                rows = z["rows"]
+                if rows.dtype != np.int64 or rows.ndim != 1:
+                    return None
+                if rows.size and (rows.min() < 0 or rows.max() >= self.size):
+                    return None
+                if np.unique(rows).size != rows.size:
+                    return None
+                books = {}
+                for name in POOL_FIELDS:
+                    a = z[name]
+                    shape, dt = _field_spec(name, rows.size, self.num_positions, self.dtype)
+                    if a.shape != shape or a.dtype != dt:
+                        return None
+                    if dt.kind == "f" and not np.isfinite(a).all():
+                        return None
+                    books[name] = a
+        except Exception:  # unreadable: np.load's and zipfile's errors vary by damage
+            return None
+        return rows, books
+
+    def _take(self, saved: tuple[np.ndarray, dict[str, np.ndarray]] | None) -> int:
+        """Take the saved books this pool does not hold yet; returns how many."""
+        if saved is None:
+            return 0
+        rows, books = saved
+        new = ~self.ready[rows]
+        if not new.any():
+            return 0
+        for name in POOL_FIELDS:
+            getattr(self, name)[rows[new]] = books[name][new]
+        self.ready[rows[new]] = True
+        return int(new.sum())
+
+    def save(self) -> bool:
+        """Write every warmed book to the pool's file (first taking those another process saved
+        meanwhile), atomically; False when there is no disk cache or the write failed (an env
+        never fails for its cache)."""
+        if self.path is None:
+            return False
+        self.loaded_books += self._take(self.read())
+        rows = np.flatnonzero(self.ready).astype(np.int64)
+        books = {name: getattr(self, name)[rows] for name in POOL_FIELDS}
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.savez(f, key=np.array(self.key), rows=rows, **books)
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return False
+        self.unsaved_books = 0
+        prune(self.path.parent, keep=self.path)
+        return True
+
+
+def prune(folder: Path, keep: Path | None = None, limit: int = KEEP_FILES) -> list[Path]:
+    """Remove the least recently written pool files of ``folder`` beyond the ``limit`` newest
+    (never ``keep``); returns the removed paths. Files another process removes first, or that
+    cannot be removed, are skipped."""
+    files = []
+    for f in folder.glob("pool-*.npz"):
+        try:
+            files.append((f.stat().st_mtime, f))
+        except OSError:
+            continue
+    files.sort(reverse=True)
+    removed = []
+    for _, f in files[limit:]:
+        if keep is not None and f == keep:
+            continue
+        try:
+            f.unlink()
+            removed.append(f)
+        except OSError:
+            continue
+    return removed
+
+
+_POOLS: weakref.WeakSet[WarmPool] = weakref.WeakSet()
+
+
+@atexit.register
+def save_pools() -> None:
+    """Write the books each pool of the process warmed since its last write (run at exit)."""
+    for pool in list(_POOLS):
+        if pool.unsaved_books:
+            pool.save()
 
 
 @functools.lru_cache(maxsize=8)
 def warm_pool(
     params: EngineParams, num_positions: int, warmup_h: float, size: int, dtype: str = "float64"
 ) -> WarmPool:
-    """The process's :class:`WarmPool` for (parameters, slots, warm-up, size, dtype), made empty
-    on first call and shared by every env that asks for it."""
+    """The process's :class:`WarmPool` for (parameters, slots, warm-up, size, dtype), made on
+    first call (with the books of its disk cache) and shared by every env that asks for it."""
     return WarmPool(params, num_positions, warmup_h, size, dtype)
 
 
@@ -227,6 +433,9 @@ def graft_book(
 
 __all__ = [
     "BOOK_FIELDS",
+    "CACHE_ENV",
+    "KEEP_FILES",
+    "SAVE_EVERY",
     "MAX_POOL",
     "POOL_FIELDS",
     "POOL_SEED",
@@ -235,8 +444,13 @@ __all__ = [
     "WARM_POOL",
     "WARM_SEED",
     "WarmPool",
+    "cache_dir",
     "check_pool_size",
     "graft_book",
+    "pool_key",
+    "prune",
+    "save_pools",
+    "source_digest",
     "warm_books",
     "warm_pool",
     "warm_rows",

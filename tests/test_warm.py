@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,171 @@ def test_the_warm_book_ids_declare_their_parents_arguments_with_their_own_defaul
     assert default_reward_scale("levgym/Liquidator-v3") == default_reward_scale(
         "levgym/Liquidator-v2"
     )
+
+
+# ---------------------------------------------------------------- the pools' disk cache
+
+
+@pytest.fixture
+def disk(tmp_path, monkeypatch):
+    """The pools' disk cache in a temporary folder (the suite runs with it off)."""
+    monkeypatch.setenv(warm.CACHE_ENV, str(tmp_path))
+    warm.warm_pool.cache_clear()
+    yield tmp_path
+    warm.warm_pool.cache_clear()
+
+
+def _pool(size=50, params=None, slots=SLOTS, warmup_h=WARM_H):
+    return warm.WarmPool(params or EngineParams(), slots, warmup_h, size, "float64")
+
+
+def test_a_new_pool_starts_from_the_books_a_previous_one_saved(disk):
+    first = _pool()
+    first.ensure(np.array([3, 7, 3]))
+    assert first.warmed_books == 2 and first.loaded_books == 0
+    assert first.save() and first.path.parent == disk and first.unsaved_books == 0
+    second = _pool()  # as a new process makes it
+    assert second.loaded_books == 2 and second.warmed_books == 0
+    np.testing.assert_array_equal(second.ready, first.ready)
+    for name in warm.POOL_FIELDS:
+        np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
+    second.ensure(np.array([7, 11]))  # only book 11 is new
+    assert second.warmed_books == 1
+    # a save takes in what another process saved meanwhile
+    first.ensure(np.array([20]))
+    first.save()
+    second.save()
+    third = _pool()
+    assert set(np.flatnonzero(third.ready)) == {3, 7, 11, 20}
+
+
+def test_env_outputs_are_the_same_with_and_without_the_disk_cache(disk, monkeypatch):
+    def run():
+        warm.warm_pool.cache_clear()
+        env = _env(warmup_h=WARM_H, warm_pool=97)
+        obs = [env.reset(seed=4)[0]]
+        act = np.random.default_rng(0).uniform(-1, 1, (8, 3, *env.single_action_space.shape))
+        for a in act:
+            out = env.step(a)
+            obs += [out[0], out[1]]
+        pool = warm.warm_pool(env.core.params, SLOTS, WARM_H, 97, "float64")
+        env.close()
+        return obs, pool
+
+    monkeypatch.setenv(warm.CACHE_ENV, "off")
+    plain, pool = run()
+    assert pool.path is None and pool.warmed_books > 0
+    monkeypatch.setenv(warm.CACHE_ENV, str(disk))
+    _, pool = run()
+    assert pool.warmed_books > 0
+    warm.save_pools()  # what the process's exit does
+    cached, pool = run()
+    assert pool.loaded_books > 0 and pool.warmed_books == 0  # every book came from the file
+    for a, b in zip(plain, cached, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_cache_key_changes_with_whatever_a_book_depends_on(disk, monkeypatch):
+    params = EngineParams()
+    key = warm.pool_key(params, SLOTS, WARM_H, 50, "float64")
+    assert key == warm.pool_key(EngineParams(), SLOTS, WARM_H, 50, "float64")
+    other = dataclasses.replace(
+        params, protocol=dataclasses.replace(params.protocol, liquidation_bonus=0.051)
+    )
+    for changed in (
+        warm.pool_key(other, SLOTS, WARM_H, 50, "float64"),
+        warm.pool_key(params, SLOTS + 1, WARM_H, 50, "float64"),
+        warm.pool_key(params, SLOTS, WARM_H + 1e-9, 50, "float64"),
+        warm.pool_key(params, SLOTS, WARM_H, 51, "float64"),
+    ):
+        assert changed != key
+    monkeypatch.setattr(warm, "source_digest", lambda: "an edited engine")
+    assert warm.pool_key(params, SLOTS, WARM_H, 50, "float64") != key
+    monkeypatch.undo()
+    monkeypatch.setenv(warm.CACHE_ENV, str(disk))
+    # a pool of other parameters does not take the books saved for these
+    saved = _pool()
+    saved.ensure(np.array([1, 2]))
+    saved.save()
+    changed = _pool(params=other)
+    assert changed.loaded_books == 0 and not changed.ready.any()
+    # not even from a file under its own name that holds another key (a stale file)
+    changed.path.write_bytes(saved.path.read_bytes())
+    assert _pool(params=other).loaded_books == 0
+
+
+def _corrupt(path, how):
+    data = path.read_bytes()
+    if how == "garbage":
+        path.write_bytes(b"not a zip file at all" * 10)
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "flipped":  # a byte of the books' data changed: the zip's checksum fails
+        b = bytearray(data)
+        b[len(b) // 2] ^= 0xFF
+        path.write_bytes(bytes(b))
+    else:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if how == "dtype":
+            arrays["kind"] = arrays["kind"].astype(np.float64)
+        elif how == "shape":
+            arrays["debt_usd"] = arrays["debt_usd"][:, :-1]
+        elif how == "rows":
+            arrays["rows"] = arrays["rows"] + 1000
+        elif how == "nan":
+            arrays["debt_usd"][0, 0] = np.nan
+        elif how == "missing":
+            del arrays["target_hf"]
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize(
+    "how", ["garbage", "truncated", "flipped", "dtype", "shape", "rows", "nan", "missing"]
+)
+def test_a_corrupt_cache_file_is_ignored_and_rebuilt(disk, how):
+    good = _pool()
+    good.ensure(np.array([1, 2]))
+    good.save()
+    _corrupt(good.path, how)
+    pool = _pool()
+    assert pool.loaded_books == 0 and not pool.ready.any()
+    pool.ensure(np.array([1, 2]))  # warmed again, the same books
+    for name in warm.POOL_FIELDS:
+        np.testing.assert_array_equal(getattr(pool, name)[[1, 2]], getattr(good, name)[[1, 2]])
+    assert pool.save()  # and the file is whole again
+    assert _pool().loaded_books == 2
+
+
+def test_a_pool_saves_after_save_every_books_and_off_writes_nothing(disk, monkeypatch):
+    pool = _pool(size=200)
+    pool.ensure(np.arange(warm.SAVE_EVERY - 1))
+    assert not pool.path.exists() and pool.unsaved_books == warm.SAVE_EVERY - 1
+    pool.ensure(np.array([warm.SAVE_EVERY - 1]))
+    assert pool.path.exists() and pool.unsaved_books == 0
+    monkeypatch.setenv(warm.CACHE_ENV, "off")
+    off = _pool(size=200)
+    assert off.path is None and off.loaded_books == 0 and not off.save()
+    assert [p.name for p in disk.iterdir()] == [pool.path.name]
+
+
+def test_a_save_keeps_only_the_newest_pool_files(disk):
+    import os
+
+    for i in range(warm.KEEP_FILES + 3):  # files of older keys, oldest first
+        old = disk / f"pool-old{i:02d}.npz"
+        old.write_bytes(b"x")
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    (disk / "other.txt").write_text("not a pool")
+    pool = _pool()
+    pool.ensure(np.array([1]))
+    assert pool.save()
+    left = sorted(p.name for p in disk.glob("pool-*.npz"))
+    assert len(left) == warm.KEEP_FILES and pool.path.name in left
+    # the newest old files stay, the oldest went
+    assert f"pool-old{warm.KEEP_FILES + 2:02d}.npz" in left and "pool-old00.npz" not in left
+    assert (disk / "other.txt").exists()
+    newest_first = sorted(disk.glob("pool-old*.npz"), reverse=True)
+    assert warm.prune(disk, keep=pool.path, limit=0) == newest_first
+    assert [p.name for p in disk.glob("pool-*.npz")] == [pool.path.name]

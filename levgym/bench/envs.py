@@ -195,7 +195,9 @@ def episode_start_cost(
     the warm-book ids) warms the books it takes for the first time inside the timed reset: the
     first-use cost. ``cached=True`` runs the same sequence of resets twice from ``seed`` and
     times the second pass, whose books are all warmed already: the cost once a pool holds the
-    books (for the others the two passes cost the same)."""
+    books (for the others the two passes cost the same). A pool starts with the books earlier
+    processes saved (:mod:`levgym.warm`'s disk cache): time a first use with
+    ``LEVGYM_WARM_CACHE=off`` or an empty folder there."""
     import gymnasium as gym
 
     import levgym.envs  # noqa: F401  (registers the ids)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import dataclasses
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,16 +16,24 @@ _UNCHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def unchecked() -> Iterator[None]:
+class _Unchecked:
+    """The context manager of :func:`unchecked` (a class: a generator-based one costs several
+    times more, and every episode start enters two)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _UNCHECKED.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        _UNCHECKED.reset(self._token)
+
+
+def unchecked() -> _Unchecked:
     """Drivers built inside this block skip their checks: for intermediate drivers that a
     builder transforms further (a scenario's overlays), whose final drivers it then checks once
     with :meth:`Drivers.check`."""
-    token = _UNCHECKED.set(True)
-    try:
-        yield
-    finally:
-        _UNCHECKED.reset(token)
+    return _Unchecked()
 
 
 def checking() -> bool:
@@ -47,6 +53,7 @@ _BOUNDS = {
     "arb_speed_frac": (0.0, True, 1.0),
     "oracle_bias_frac": (-1.0, False, np.inf),
 }
+_FIELD_SET = frozenset(DRIVER_FIELDS)
 _FLOAT_BOUNDS = tuple(
     (j, *_BOUNDS[f.name]) for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "float"
 )
@@ -65,6 +72,16 @@ def values_ok(lowest: np.ndarray, highest: np.ndarray) -> bool:
         if not (isfinite(a) and isfinite(b)) or b > hi or a < lo or (a == lo and not inclusive):
             return False
     return True
+
+
+def _made(cls: type, values: dict[str, Any]) -> Any:
+    """``cls(**values)`` for a frozen dataclass whose fields are exactly ``values`` (Drivers),
+    without the frozen ``__init__``'s one ``object.__setattr__`` per field (an episode start
+    makes several); ``__post_init__`` (the checks) runs as in ``__init__``."""
+    out = object.__new__(cls)
+    out.__dict__.update(values)
+    out.__post_init__()
+    return out
 
 
 def _filled(shape: tuple[int, ...], value: Any) -> np.ndarray:
@@ -106,9 +123,11 @@ class _DriversMethods:
         shape = np.shape(self.fundamental_usd)
         if len(shape) != 2:
             raise ValueError(f"drivers.fundamental_usd has shape {shape}; allowed [substeps, envs]")
+        values = self.__dict__
         for name in DRIVER_FIELDS:
-            a = getattr(self, name)
-            if np.shape(a) != shape:
+            a = values[name]
+            # an array's own shape (np.shape's Python layer only for other values)
+            if (a.shape if type(a) is np.ndarray else np.shape(a)) != shape:
                 raise ValueError(f"drivers.{name} has shape {np.shape(a)}; allowed {shape}")
         return shape
 
@@ -126,19 +145,28 @@ class _DriversMethods:
     ) -> Drivers:
         """Drivers with the given price path ``[S, E]`` and calm everything else."""
         f = np.asarray(fundamental_usd, dtype=np.float64)
-        return cls(
-            fundamental_usd=f,
-            liquidity_frac=_filled(f.shape, 1.0),
-            arb_speed_frac=_filled(f.shape, arb_speed_frac),
-            gas_gwei=_filled(f.shape, gas_gwei),
-            oracle_bias_frac=np.zeros(f.shape),
-            oracle_frozen=np.zeros(f.shape, dtype=bool),
-            debt_price_usd=_filled(f.shape, 1.0),
-            arrival_mult=_filled(f.shape, 1.0),
+        return _made(
+            cls,
+            {
+                "fundamental_usd": f,
+                "liquidity_frac": _filled(f.shape, 1.0),
+                "arb_speed_frac": _filled(f.shape, arb_speed_frac),
+                "gas_gwei": _filled(f.shape, gas_gwei),
+                "oracle_bias_frac": np.zeros(f.shape),
+                "oracle_frozen": np.zeros(f.shape, dtype=bool),
+                "debt_price_usd": _filled(f.shape, 1.0),
+                "arrival_mult": _filled(f.shape, 1.0),
+            },
         )
 
     def replace(self, **changes: Any) -> Drivers:
-        return dataclasses.replace(self, **changes)
+        """These drivers with ``changes`` (``dataclasses.replace``: checked unless inside
+        :func:`unchecked`; an unknown field raises its TypeError)."""
+        if not _FIELD_SET.issuperset(changes):
+            return dataclasses.replace(self, **changes)  # raises, naming the field
+        values = dict(self.__dict__)
+        values.update(changes)
+        return _made(type(self), values)
 
     def row(self, t: int, convert) -> DriverRow:
         """Substep ``t`` as ``[E]`` arrays of the engine's backend (``convert`` from backend.make_converter)."""

@@ -122,12 +122,13 @@ def draw_books(params: EngineParams, num_positions: int, rngs: list[np.random.Ge
     """One book of ``len(rngs)`` envs, env ``i`` drawn from ``rngs[i]``: the same as
     :func:`concat_books` of :func:`draw_book` of one env per generator, with the arithmetic
     after the draws done once for the batch (it is elementwise, or per env)."""
-    draws = [book_draws(params, 1, num_positions, rng) for rng in rngs]
-    if len(draws) == 1:
-        return book_from_draws(params, draws[0])
-    return book_from_draws(
-        params, tuple(np.concatenate(d, axis=0) for d in zip(*draws, strict=True))
-    )
+    raw = [_raw_draws(params, 1, num_positions, rng) for rng in rngs]
+    if len(raw) == 1:
+        return book_from_draws(params, _book_draws_from(params, *raw[0]))
+    pareto = np.concatenate([r[0] for r in raw], axis=0)
+    z = np.concatenate([r[1] for r in raw], axis=0)
+    u = np.concatenate([r[2] for r in raw], axis=1)
+    return book_from_draws(params, _book_draws_from(params, pareto, z, u))
 
 
 def book_draws(
@@ -136,19 +137,46 @@ def book_draws(
     """The random numbers of a book ``[E, N]`` each, in the order they are drawn: slot sizes
     (Pareto), health-factor noise (normal), kind, trigger, reaction and target draws (uniform),
     then the repay, in-band and active uniforms (:func:`book_from_draws` turns them into a book)."""
-    b = params.borrowers
+    return _book_draws_from(params, *_raw_draws(params, num_envs, num_positions, rng))
+
+
+def _raw_draws(
+    params: EngineParams, num_envs: int, num_positions: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A book's draws from ``rng`` in three calls: the Pareto sizes and the normal noise
+    ``[E, N]``, then the seven uniforms ``[7, E, N]`` in one call (numpy's ``uniform(lo, hi)`` is
+    ``lo + (hi - lo) * random()``: the same doubles in the same order, tested bit for bit)."""
     shape = (num_envs, num_positions)
+    pareto = rng.pareto(params.borrowers.size_pareto_alpha, shape)
+    z = rng.standard_normal(shape)
+    return pareto, z, rng.random((7, *shape))
+
+
+def _book_draws_from(
+    params: EngineParams, pareto: np.ndarray, z: np.ndarray, u: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """:func:`book_draws`'s tuple from :func:`_raw_draws` (of one env or joined), the three
+    uniform ranges scaled in place as numpy's ``uniform`` does."""
+    b = params.borrowers
     return (
-        rng.pareto(b.size_pareto_alpha, shape),
-        rng.standard_normal(shape),
-        rng.random(shape),
-        rng.uniform(b.trigger_hf_min, b.trigger_hf_max, shape),
-        rng.uniform(b.react_prob_min, b.react_prob_max, shape),
-        rng.uniform(b.looper_target_hf_min, b.looper_target_hf_max, shape),
-        rng.random(shape),
-        rng.random(shape),
-        rng.random(shape),
+        pareto,
+        z,
+        u[0],
+        _scaled(u[1], b.trigger_hf_min, b.trigger_hf_max),
+        _scaled(u[2], b.react_prob_min, b.react_prob_max),
+        _scaled(u[3], b.looper_target_hf_min, b.looper_target_hf_max),
+        u[4],
+        u[5],
+        u[6],
     )
+
+
+def _scaled(u: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``rng.uniform(low, high)``'s values from the same generator's ``rng.random()`` values
+    ``u``: numpy computes ``low + (high - low) * random()`` (in place)."""
+    u *= float(high) - float(low)
+    u += float(low)
+    return u
 
 
 def book_from_draws(

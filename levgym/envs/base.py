@@ -21,6 +21,10 @@ from ..scenarios.base import get as get_scenario
 from .core import BatchedMarket, ScenarioSpec, horizon_steps, resolve_params, resolve_scenarios
 from .features import Feature, bounds
 
+# np.clip(a, low, high) on float arrays is this ufunc behind three Python layers (np.clip,
+# ndarray.clip, numpy._core._methods._clip); called directly it gives the same array
+_clip = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None) or np.clip
+
 RENDER_MODES = ("rgb_array", "ansi")
 AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
 
@@ -294,12 +298,12 @@ class LevgymVectorEnv(VectorEnv):
             raise ValueError(
                 f"actions have shape {a.shape}; allowed {self.action_space.shape} (num_envs, {len(self.ACTIONS)})"
             )
-        if not np.all(np.isfinite(a)):
+        if not np.isfinite(a).all():
             bad = np.argwhere(~np.isfinite(a))[0]
             raise ValueError(
                 f"actions contain NaN or infinite values (first at env {bad[0]}, component {bad[1]}); allowed finite numbers"
             )
-        return np.clip(a, self._act_low, self._act_high)
+        return _clip(a, self._act_low, self._act_high)
 
     def reset(
         self,

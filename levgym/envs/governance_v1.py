@@ -944,9 +944,10 @@ class GovernanceV2Env(GovernanceV1Env):
       USD value and health factor; counters start at zero.
     - The book is book ``book_seed % warm_pool`` of a pool of ``warm_pool`` (default 1024)
       warmed books (:class:`levgym.warm.WarmPool`): book ``j`` depends on ``j`` alone and is
-      warmed when an episode first takes it, then kept for the process. The first use of a
-      book costs about a simulation of ``warmup_h`` hours of it (about 15 ms for 64 slots
-      batched); a book already warmed costs only the graft.
+      warmed when an episode first takes it, then kept for the process and on disk for the
+      next one (``~/.cache/levgym/warm``; ``LEVGYM_WARM_CACHE`` moves it or, ``off``, turns
+      it off). The first use of a book costs about a simulation of ``warmup_h`` hours of it
+      (about 15 ms for 64 slots batched); a book already warmed costs only the graft.
 
     ``gym.make("levgym/Governance-v2", **kwargs)`` takes v1's arguments with the defaults
     ``warmup_h=336`` and ``warm_pool=1024``; ``warmup_h=0`` starts from fresh books as v1 does.

@@ -725,8 +725,9 @@ class LiquidatorV3Env(LiquidatorV2Env):
     ``levgym/Liquidator-v1``'s spec) except the starting state: each episode's book has lived
     through ``warmup_h`` hours (default 336, two weeks) of a calm burn-in before t = 0, and is
     book ``book_seed % warm_pool`` of a pool of ``warm_pool`` (default 1024) books, each warmed
-    when an episode first takes it and kept for the process (:class:`levgym.warm.WarmPool`;
-    the same starting state as ``levgym/Governance-v2``'s, described there).
+    when an episode first takes it and kept for the process and on disk
+    (:class:`levgym.warm.WarmPool`; the same starting state as ``levgym/Governance-v2``'s,
+    described there).
 
     ``gym.make("levgym/Liquidator-v3", **kwargs)`` takes v2's arguments with the defaults
     ``warmup_h=336`` and ``warm_pool=1024``; ``warmup_h=0`` starts from fresh books as v2 does.

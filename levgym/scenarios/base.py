@@ -13,6 +13,7 @@ import numpy as np
 
 from ..engine.drivers import Drivers
 from ..engine.params import EngineParams, closest_hint
+from ..engine.seeding import generator
 
 # Train and evaluation seeds are drawn from disjoint ranges so a policy is never evaluated on
 # the paths it trained on: training seeds are below EVAL_SEED_OFFSET, evaluation seeds above.
@@ -96,8 +97,8 @@ class Scenario:
     ) -> Drivers:
         """Drivers ``[num_substeps, num_envs]`` for this scenario, reproducible from ``seed``."""
         knobs = self.resolve_knobs(overrides)
-        # default_rng([...]) without its Python layer (it is Generator(PCG64(seed)))
-        rng = np.random.Generator(np.random.PCG64([int(seed), _stable_hash(self.name)]))
+        # default_rng([...]), seeded without numpy's Python layer (the same generator)
+        rng = generator([int(seed), _stable_hash(self.name)])
         ctx = ScenarioContext(num_envs, num_substeps, params.run.substep_h, params, rng)
         return self.build(knobs, ctx)
 

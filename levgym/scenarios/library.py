@@ -9,6 +9,7 @@ Price processes: ``gbm_calm``, ``gbm_high_vol``, ``merton_jumps``, ``merton_cras
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -233,13 +234,27 @@ def fall_path(name: str, knobs: dict[str, Any], ctx: ScenarioContext) -> np.ndar
     check_knob(name, "drop_hours", knobs["drop_hours"], 0.0, 1000.0)
     check_knob(name, "start_hour", knobs["start_hour"], 0.0, 10_000.0)
     check_knob(name, "vol_annual", knobs["vol_annual"], 0.0, 10.0)
-    t = np.arange(ctx.num_substeps) * ctx.substep_h
-    progress = np.clip((t - knobs["start_hour"]) / max(knobs["drop_hours"], 1e-9), 0.0, 1.0)
-    level = np.exp(np.log1p(-knobs["drop_frac"]) * progress)
+    level = _fall_level(
+        knobs["drop_frac"], knobs["drop_hours"], knobs["start_hour"], ctx.num_substeps,
+        ctx.substep_h,
+    )  # fmt: skip
     noise = processes.gbm(
         ctx.rng, ctx.num_substeps, ctx.num_envs, ctx.substep_h, 1.0, knobs["vol_annual"]
     )
     return start_price(knobs, ctx) * level[:, None] * noise
+
+
+@functools.lru_cache(maxsize=64)
+def _fall_level(
+    drop_frac: float, drop_hours: float, start_hour: float, num_substeps: int, substep_h: float
+) -> np.ndarray:
+    """The fall of :func:`fall_path` without its noise, ``[S]`` (cached, read-only: it depends
+    on the knobs and the length only)."""
+    t = np.arange(num_substeps) * substep_h
+    progress = np.clip((t - start_hour) / max(drop_hours, 1e-9), 0.0, 1.0)
+    level = np.exp(np.log1p(-drop_frac) * progress)
+    level.setflags(write=False)
+    return level
 
 
 def _congestion(knobs: dict[str, Any]) -> Congestion:

@@ -13,6 +13,7 @@ Conventions shared by every generator here:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -246,6 +247,17 @@ def resample_log(times: np.ndarray, prices: np.ndarray, grid: np.ndarray) -> np.
     return np.exp(np.interp(grid, times, np.log(prices)))
 
 
+@functools.lru_cache(maxsize=32)
+def _window_counts(s: int, w: int) -> np.ndarray:
+    """The returns in each row's trailing window, ``[S, 1]`` floats (row 0 counts 1), cached
+    read-only."""
+    count = np.minimum(np.arange(s), w).astype(np.float64)
+    count[0] = 1.0
+    count = count[:, None]
+    count.setflags(write=False)
+    return count
+
+
 def trailing_realized_vol(prices: np.ndarray, dt_h: float, window_h: float = 1.0) -> np.ndarray:
     """Annualized realized volatility over the trailing ``window_h`` hours, ``[S, E]``.
 
@@ -255,14 +267,12 @@ def trailing_realized_vol(prices: np.ndarray, dt_h: float, window_h: float = 1.0
     logp = np.log(prices)
     s = logp.shape[0]
     r2 = np.zeros_like(logp)
-    r2[1:] = np.diff(logp, axis=0) ** 2
+    r2[1:] = np.square(logp[1:] - logp[:-1])  # np.diff's subtraction, squared as ** 2 is
     w = max(1, int(round(window_h / dt_h)))
     c = np.cumsum(r2, axis=0)
     lagged = np.zeros_like(c)
     lagged[w:] = c[:-w]
-    count = np.minimum(np.arange(s), w).astype(np.float64)
-    count[0] = 1.0
-    rv = np.sqrt((c - lagged) / count[:, None] / dt_h * HOURS_PER_YEAR)
+    rv = np.sqrt((c - lagged) / _window_counts(s, w) / dt_h * HOURS_PER_YEAR)
     if s > 1:
         rv[0] = rv[1]
     return rv

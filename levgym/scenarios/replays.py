@@ -13,7 +13,7 @@ liquidity alike); before it starts the first value is held.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -91,17 +91,57 @@ def _price_points(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def window_times(name: str, knobs: dict[str, Any], ctx: ScenarioContext) -> np.ndarray:
-    """Unix seconds of each driver row for this replay and its knobs, ``[S]``."""
+    """Unix seconds of each driver row for this replay and its knobs, ``[S]`` (cached,
+    read-only: every episode of a replay with the same knobs and length has the same rows)."""
+    return _window_times(
+        name, knobs["start_offset_h"], knobs["speed"], ctx.num_substeps, ctx.substep_h
+    )
+
+
+@lru_cache(maxsize=64)
+def _window_times(
+    name: str, start_offset_h: float, speed: float, num_substeps: int, substep_h: float
+) -> np.ndarray:
     t, _ = price_points(name)
-    start = data.parse_utc(SOURCES[name].start_utc) + knobs["start_offset_h"] * data.HOUR_S
+    start = data.parse_utc(SOURCES[name].start_utc) + start_offset_h * data.HOUR_S
     if not (t[0] <= start < t[-1]):
         lo = (t[0] - data.parse_utc(SOURCES[name].start_utc)) / data.HOUR_S
         hi = (t[-1] - data.parse_utc(SOURCES[name].start_utc)) / data.HOUR_S
         raise ValueError(
-            f"scenario.start_offset_h={knobs['start_offset_h']:g} starts {name} outside its data "
+            f"scenario.start_offset_h={start_offset_h:g} starts {name} outside its data "
             f"({data.utc_text(t[0])} .. {data.utc_text(t[-1])}); allowed [{lo:g}, {hi:g})"
         )
-    return start + np.arange(ctx.num_substeps) * ctx.substep_h * knobs["speed"] * data.HOUR_S
+    grid = start + np.arange(num_substeps) * substep_h * speed * data.HOUR_S
+    grid.setflags(write=False)
+    return grid
+
+
+@lru_cache(maxsize=64)
+def _on_grid(series: str, grid_bytes: bytes) -> np.ndarray:
+    """A replayed series at the row times ``grid_bytes`` (a grid's float64 bytes), cached
+    read-only: ``price:<replay>`` (:func:`resample_log` of its price points), ``gas:<day>``,
+    ``dai`` (the DAI 10-minute closes) or ``liquidity:<day>`` (the pool's liquidity relative to
+    the first row)."""
+    grid = np.frombuffer(grid_bytes, dtype=np.float64)
+    kind, _, arg = series.partition(":")
+    if kind == "price":
+        out = resample_log(*price_points(arg), grid)
+    elif kind == "gas":
+        bucket, gwei = data.gas_10min(arg)
+        out = np.interp(grid, bucket + data.BAR_10MIN_S, gwei)
+    elif kind == "dai":
+        bar, open_, _, close = data.dai_10min()
+        dt = np.concatenate([bar[:1], bar + data.BAR_10MIN_S])
+        dp = np.concatenate([open_[:1], close])
+        out = np.interp(grid, dt, dp)
+    elif kind == "liquidity":
+        t, dai, weth = data.reserves_10min(arg)
+        liq = np.sqrt(dai * weth)
+        out = np.interp(grid, t, liq) / np.interp(grid[0], t, liq)
+    else:
+        raise ValueError(f"series={series!r} is unknown; allowed price:, gas:, dai, liquidity:")
+    out.setflags(write=False)
+    return out
 
 
 def replay_price(
@@ -109,8 +149,7 @@ def replay_price(
 ) -> np.ndarray:
     """The replayed price ``[S, E]``: rescaled if ``start_price_usd > 0``, jittered per env if
     ``jitter_vol_annual > 0`` (a driftless multiplicative GBM factor, 1 at row 0)."""
-    t, p = price_points(name)
-    path = resample_log(t, p, grid)
+    path = _on_grid(f"price:{name}", grid.tobytes())
     if knobs["start_price_usd"] > 0:
         path = path * (knobs["start_price_usd"] / path[0])
     prices = np.repeat(path[:, None], ctx.num_envs, axis=1)
@@ -129,8 +168,7 @@ def _check_common(name: str, knobs: dict[str, Any]) -> None:
 
 
 def _gas_path(day: str, grid: np.ndarray) -> np.ndarray:
-    bucket, gwei = data.gas_10min(day)
-    return np.interp(grid, bucket + data.BAR_10MIN_S, gwei)
+    return _on_grid(f"gas:{day}", grid.tobytes())
 
 
 def _black_thursday(knobs: dict[str, Any], ctx: ScenarioContext) -> Drivers:
@@ -145,10 +183,7 @@ def _black_thursday(knobs: dict[str, Any], ctx: ScenarioContext) -> Drivers:
         # no pool reserves for 2020-03-12 in the data: the calibrated drought response instead
         overlays.append(Drought(knobs["drought_elasticity"], knobs["arb_exponent"]))
     if knobs["depeg"]:
-        bar, open_, _, close = data.dai_10min()
-        dt = np.concatenate([bar[:1], bar + data.BAR_10MIN_S])
-        dp = np.concatenate([open_[:1], close])
-        overlays.append(DebtPricePath(np.interp(grid, dt, dp)))
+        overlays.append(DebtPricePath(_on_grid("dai", grid.tobytes())))
     return compose(ctx, price, *overlays, gas_gwei=knobs["gas_gwei"])
 
 
@@ -161,9 +196,7 @@ def _may19(knobs: dict[str, Any], ctx: ScenarioContext) -> Drivers:
     if knobs["gas"]:
         overlays.append(GasPath(_gas_path("05-19-2021", grid)))
     if knobs["liquidity"]:
-        t, dai, weth = data.reserves_10min("05-19-2021")
-        liq = np.sqrt(dai * weth)
-        rel = np.interp(grid, t, liq) / np.interp(grid[0], t, liq)
+        rel = _on_grid("liquidity:05-19-2021", grid.tobytes())
         overlays.append(LiquidityPath(rel, knobs["arb_exponent"]))
     return compose(ctx, price, *overlays, gas_gwei=knobs["gas_gwei"])
 
