@@ -1114,6 +1114,18 @@ _add(
     VAL,
 )
 _add("all_days_loss", "ratio", "its fit loss on all days", VAL)
+_add(
+    "grid",
+    "object",
+    "held-out protocols: one record per grid point, replayed at the grid's size",
+    VAL,
+)
+_add(
+    "test_scores",
+    "object",
+    "the grid point's scores on the test days (a diagnostic: no choice reads them)",
+    VAL,
+)
 _add("grid_draws", "count", "books per day in the grid's replays", VAL)
 _add("grid_positions", "count", "slots per book in the grid's replays", VAL)
 _add("draws", "count", "books drawn per replayed day (the model is their mean)", VAL)

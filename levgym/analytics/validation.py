@@ -710,6 +710,17 @@ def validate(
             **_short(points[all_days]),
             "all_days_loss": fit_loss(hourly[all_days], days),
         }
+        test_i = [i for i, d in enumerate(days) if d.test]
+        extra["grid"] = [
+            {
+                **_short(v),
+                "all_days_loss": fit_loss(h, days),
+                "test_scores": {
+                    n: x for n, x in _scores(h, days, test_i).items() if n in ("days",) + SCORE_KEYS
+                },
+            }
+            for v, h in zip(points, hourly, strict=True)
+        ]
         extra["grid_draws"] = int(grid_draws)
         extra["grid_positions"] = int(grid_positions)
         warmup_h = float(point_replay_args(params, points[all_days], arrival_drawdown)[1])

@@ -182,8 +182,9 @@ def print_report(r: dict[str, Any]) -> None:
     else:
         print(
             f"protocol {r['protocol']}: each {'day' if 'day' in r['protocol'] else 'month'} "
-            "replayed with the grid point that fits the other calibration days best ({r['grid_draws']} books of {r['grid_positions']} slots "
-            "per grid point); the warm-up and scores below are that replay's"
+            "replayed with the grid point that fits the other calibration days best "
+            f"({r['grid_draws']} books of {r['grid_positions']} slots per grid point); the "
+            "warm-up and scores below are that replay's"
         )
         by_point: dict[str, list[str]] = {}
         for h in r["held_out"]:

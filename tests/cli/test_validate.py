@@ -134,6 +134,7 @@ def test_validate_table_states_the_protocol(monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "protocol leave-one-month-out: each month replayed with the grid point" in text
     assert "2021-06" in text and "all days: warmup_h" in text
+    assert f"({V.HELD_OUT_DRAWS} books of {V.HELD_OUT_POSITIONS} slots per grid point)" in text
 
 
 def test_calibrate_passes_the_drawdown_response(monkeypatch, capsys):
