@@ -29,6 +29,12 @@ Scores (:func:`score`), on a set of days:
 - hourly timing: Pearson correlation of the 24 hourly volumes on the :data:`BIG_DAYS` days of the
   set with the largest real volume, averaged over those days.
 
+Protocols (:data:`PROTOCOLS`): ``split`` replays every day with the given parameters (the preset
+fitted on the fit period: the test days are out of sample); ``leave-one-day-out`` /
+``leave-one-month-out`` replay each day (month) with the point of :data:`HELD_OUT_GRID` (warm-up,
+and the arrivals' response to the trailing drawdown, :func:`arrival_mult`) that fits the other
+days' (months') calibration days best (:func:`held_out_choices`): every day is out of sample.
+
 Noise ceiling (:func:`noise_ceiling`): the same scores of the model (mean over the other draws)
 against one draw of its own book of :data:`AAVE_SLOTS` slots, averaged over the draws: how well
 a perfect model of this kind can do against a single real history dominated by whales.
