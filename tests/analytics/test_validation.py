@@ -247,3 +247,18 @@ def test_held_out_days_choose_without_their_own_day():
         hourly.append(h)
     choice, _ = V.held_out_choices(hourly, days, V.HELD_OUT_GROUPS["leave-one-day-out"])
     assert choice == {d.date: j for j, d in enumerate(days)}
+
+
+@pytest.mark.slow
+def test_held_out_validate_runs_the_engine():
+    params = preset_params("aave_v2_weth")
+    grid = {"run.warmup_h": (24.0,), "replay.arrival_drawdown": (0.0, 8.0)}
+    r = V.validate(
+        params, 24.0, draws=2, positions=16, protocol="leave-one-day-out",
+        grid=grid, grid_draws=2, grid_positions=16,
+    )  # fmt: skip
+    assert r["protocol"] == "leave-one-day-out"
+    assert len(r["held_out"]) == len(r["calibration_days"]) == len(V.calibration_days())
+    assert {h["arrival_drawdown"] for h in r["held_out"]} <= {0.0, 8.0}
+    assert len(r["grid"]) == 2 and all(g["warmup_h"] == 24.0 for g in r["grid"])
+    assert all(d["warmup_h"] == 24.0 for d in r["calibration_days"])
