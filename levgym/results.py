@@ -1136,7 +1136,62 @@ _add("with_hedger", "label", "true when the cross-protocol hedger section was ru
 _add("total_s", "s", "wall time of the section (training and evaluation)", BENCH)
 # ---------------------------------------------------------------- validate (levgym.analytics.validation)
 VAL = ("validate",)
-_add("warmup_h", "h", "hours each book lived before the day started", VAL)
+_add(
+    "warmup_h",
+    "h",
+    "hours each book lived before the day started (top level under the held-out protocols: the "
+    "grid point chosen on all days; each day's own in its record)",
+    VAL,
+)
+_add(
+    "protocol",
+    "label",
+    "how the scores stay out of sample: `split` (fit period, then test period) or "
+    "`leave-one-day-out` / `leave-one-month-out` (each day or month replayed with the grid point "
+    "chosen on the others)",
+    VAL,
+)
+_add(
+    "arrival_drawdown",
+    "ratio",
+    "elasticity of arrivals to the trailing 30-day drawdown: arrivals x (close / peak) ** it",
+    VAL,
+)
+_add(
+    "held_out",
+    "object",
+    "leave-one-day-out / leave-one-month-out: one record per held-out day or month, the grid "
+    "point chosen on the other days or months",
+    VAL,
+)
+_add(
+    "group",
+    "label",
+    "the held-out group: a UTC month (YYYY-MM) or day (YYYY-MM-DD)",
+    VAL,
+)
+_add("held_out_loss", "ratio", "the fit loss of the chosen point on the other months' days", VAL)
+_add(
+    "all_days_choice",
+    "object",
+    "held-out protocols: the grid point that fits all days best (what a preset would take)",
+    VAL,
+)
+_add("all_days_loss", "ratio", "its fit loss on all days", VAL)
+_add(
+    "grid",
+    "object",
+    "held-out protocols: one record per grid point, replayed at the grid's size",
+    VAL,
+)
+_add(
+    "test_scores",
+    "object",
+    "the grid point's scores on the test days (a diagnostic: no choice reads them)",
+    VAL,
+)
+_add("grid_draws", "count", "books per day in the grid's replays", VAL)
+_add("grid_positions", "count", "slots per book in the grid's replays", VAL)
 _add("draws", "count", "books drawn per replayed day (the model is their mean)", VAL)
 _add(
     "replay_gas",

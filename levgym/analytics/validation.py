@@ -29,6 +29,12 @@ Scores (:func:`score`), on a set of days:
 - hourly timing: Pearson correlation of the 24 hourly volumes on the :data:`BIG_DAYS` days of the
   set with the largest real volume, averaged over those days.
 
+Protocols (:data:`PROTOCOLS`): ``split`` replays every day with the given parameters (the preset
+fitted on the fit period: the test days are out of sample); ``leave-one-day-out`` /
+``leave-one-month-out`` replay each day (month) with the point of :data:`HELD_OUT_GRID` (warm-up,
+and the arrivals' response to the trailing drawdown, :func:`arrival_mult`) that fits the other
+days' (months') calibration days best (:func:`held_out_choices`): every day is out of sample.
+
 Noise ceiling (:func:`noise_ceiling`): the same scores of the model (mean over the other draws)
 against one draw of its own book of :data:`AAVE_SLOTS` slots, averaged over the draws: how well
 a perfect model of this kind can do against a single real history dominated by whales.
@@ -104,6 +110,12 @@ DEFAULT_GAS = "congestion"
 """Gas of the replays (:func:`replay_gas`); ``flat``: 30 gwei throughout (before fid13d)."""
 DEFAULT_PATH = "finest"
 """Price path of the replays (:func:`replay_prices`); ``hourly``: the hourly closes only."""
+DRAWDOWN_WINDOW_H = 30 * 24.0
+"""Window of the trailing peak that new borrowing responds to (:func:`arrival_mult`)."""
+ARRIVAL_DRAWDOWN_MAX = 20.0
+DEFAULT_ARRIVAL_DRAWDOWN = 0.0
+"""Elasticity of arrivals to the trailing drawdown in the replays (:func:`arrival_mult`); 0:
+arrivals at the preset's rate throughout (the fit period, one rally, does not identify it)."""
 POOL_DEPTH_USD = 80e6
 """The on-chain pool keepers and arbitrageurs meet: the median DAI reserve of the Uniswap v2
 DAI/WETH pool at the start of the five 2021 stress days in the reserves file (37-108M)."""
@@ -225,6 +237,29 @@ def replay_gas(hourly_prices: np.ndarray, params: EngineParams, seed: int = 0) -
     return drivers.gas_gwei
 
 
+def arrival_mult(
+    grid: np.ndarray, elasticity: float, window_h: float = DRAWDOWN_WINDOW_H
+) -> np.ndarray:
+    """Arrival multiplier at ``grid`` (unix s): ``(close / trailing peak) ** elasticity``, the last
+    hourly close known at that time over the highest close of the ``window_h`` hours before it.
+    New borrowing dries up after a crash and comes back as the price recovers its peak (or the
+    peak leaves the window); 1 at a new high. ``elasticity`` 0: 1 throughout."""
+    if not (math.isfinite(elasticity) and 0.0 <= elasticity <= ARRIVAL_DRAWDOWN_MAX):
+        raise ValueError(
+            f"arrival_drawdown={elasticity!r} is out of range; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}]"
+        )
+    if elasticity == 0.0:
+        return np.ones(grid.shape)
+    from scipy.ndimage import maximum_filter1d
+
+    t, c = close_times()
+    w = max(1, int(round(window_h)))
+    # trailing window [i - w + 1, i] (hourly rows; the data have a few gaps, ignored)
+    peak = maximum_filter1d(c, size=w, origin=(w - 1) // 2, mode="nearest")
+    i = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, t.size - 1)
+    return (c[i] / peak[i]) ** elasticity
+
+
 def day_drivers(
     days: list[Day],
     draws: int,
@@ -232,24 +267,30 @@ def day_drivers(
     warmup_h: float,
     gas: str = DEFAULT_GAS,
     path: str = DEFAULT_PATH,
+    arrival_drawdown: float = DEFAULT_ARRIVAL_DRAWDOWN,
 ):
     """Drivers ``[S, days * draws]``: env ``j * draws + r`` replays day ``j``; ``gas``:
     ``congestion`` (:func:`replay_gas`) or ``flat`` (30 gwei); ``path``: see
-    :func:`replay_prices`."""
+    :func:`replay_prices`; ``arrival_drawdown``: the arrivals' multiplier
+    (:func:`arrival_mult`, warm-up included)."""
     if gas not in GASES:
         raise ValueError(f"gas={gas!r}; allowed {', '.join(GASES)}")
     sub_h = params.run.substep_h
     warm = int(round(warmup_h / sub_h))
     s = warm + int(round(HOURS / sub_h))
     t, c = close_times()
-    cols, hourly_cols = [], []
+    cols, hourly_cols, mult_cols = [], [], []
     for d in days:
         grid = d.start_s - warm * sub_h * data.HOUR_S + np.arange(s) * sub_h * data.HOUR_S
         cols.append(replay_prices(d, grid, path))
         hourly_cols.append(resample_log(t, c, grid))
+        mult_cols.append(arrival_mult(grid, arrival_drawdown))
     prices = np.repeat(np.stack(cols, axis=1), draws, axis=1)
     ctx = ScenarioContext(prices.shape[1], s, sub_h, params, np.random.default_rng(0))
     drivers = compose(ctx, prices)
+    if arrival_drawdown != 0.0:
+        mult = np.repeat(np.stack(mult_cols, axis=1), draws, axis=1)
+        drivers = drivers.replace(arrival_mult=drivers.arrival_mult * mult)
     if gas == "congestion":
         hourly = np.repeat(np.stack(hourly_cols, axis=1), draws, axis=1)
         drivers = drivers.replace(gas_gwei=replay_gas(hourly, params))
@@ -316,12 +357,13 @@ def replay(
     backend: str = "numba",
     gas: str = DEFAULT_GAS,
     path: str = DEFAULT_PATH,
+    arrival_drawdown: float = DEFAULT_ARRIVAL_DRAWDOWN,
 ) -> np.ndarray:
     """Model debt repaid by liquidators per hour of each day, USD ``[days, draws, 24]``
-    (``gas`` and ``path``: :func:`day_drivers`)."""
+    (``gas``, ``path`` and ``arrival_drawdown``: :func:`day_drivers`)."""
     from ..simulation import Simulator  # the market runner sits above analytics' imports
 
-    drivers, warm = day_drivers(days, draws, params, warmup_h, gas, path)
+    drivers, warm = day_drivers(days, draws, params, warmup_h, gas, path, arrival_drawdown)
     state = day_books(params, days, draws, positions, seed, drivers, warmup_h)
     sim = Simulator(params, drivers, positions, seed, backend=backend, state=state)
     per_h = int(round(1.0 / params.run.substep_h))
@@ -427,6 +469,7 @@ def fit(
     keepers_only: bool = False,
     gas: str = DEFAULT_GAS,
     path: str = DEFAULT_PATH,
+    arrival_drawdown: float = DEFAULT_ARRIVAL_DRAWDOWN,
 ) -> dict[str, Any]:
     """Grid searches of :data:`FIT_STAGES` (or the one ``grid``) minimising :func:`fit_loss` on
     the fit-period days (the test days are never replayed); then the book's size (ETH at
@@ -447,7 +490,7 @@ def fit(
     chosen: dict[str, float] = {}
     for n, stage in enumerate(stages):
         loss, values, hourly = _grid_search(
-            base, stage, days, draws, positions, seed, progress, n, gas, path
+            base, stage, days, draws, positions, seed, progress, n, gas, path, arrival_drawdown
         )
         chosen.update(values)
         base = with_values(base, values)
@@ -463,6 +506,22 @@ def fit(
     }
 
 
+def tied(values: dict[str, float], base: EngineParams) -> dict[str, float]:
+    """``values`` of a grid point with the values tied to them: arrivals follow exits
+    (:data:`ARRIVALS_PER_EXIT`), the split routing drops the fixed share, loopers replace passive
+    positions."""
+    values = dict(values)
+    if "borrowers.exit_rate_per_h" in values:
+        exit_rate = values["borrowers.exit_rate_per_h"]
+        values["borrowers.arrival_rate_per_h"] = ARRIVALS_PER_EXIT * exit_rate
+    if any(k.startswith(("market.keeper_aggregator", "market.keeper_cex")) for k in values):
+        values["market.keeper_venue_frac"] = 0.0  # the split replaces the fixed share
+    if "borrowers.looper_frac" in values:  # loopers replace passive positions
+        rest = 1.0 - base.borrowers.defensive_frac - values["borrowers.looper_frac"]
+        values["borrowers.passive_frac"] = round(rest, 12)
+    return values
+
+
 def _grid_search(
     base: EngineParams,
     grid: dict[str, tuple[float, ...]],
@@ -474,24 +533,25 @@ def _grid_search(
     stage: int,
     gas: str = DEFAULT_GAS,
     path: str = DEFAULT_PATH,
+    arrival_drawdown: float = DEFAULT_ARRIVAL_DRAWDOWN,
 ) -> tuple[float, dict[str, float], np.ndarray]:
     keys = list(grid)
     combos = np.array(np.meshgrid(*[grid[k] for k in keys], indexing="ij"))
     combos = combos.reshape(len(keys), -1).T
     best: tuple[float, dict[str, float], np.ndarray] | None = None
     for i, combo in enumerate(combos):
-        values = {k: float(v) for k, v in zip(keys, combo, strict=True)}
-        if "borrowers.exit_rate_per_h" in values:
-            exit_rate = values["borrowers.exit_rate_per_h"]
-            values["borrowers.arrival_rate_per_h"] = ARRIVALS_PER_EXIT * exit_rate
-        if any(k.startswith(("market.keeper_aggregator", "market.keeper_cex")) for k in values):
-            values["market.keeper_venue_frac"] = 0.0  # the split replaces the fixed share
-        if "borrowers.looper_frac" in values:  # loopers replace passive positions
-            rest = 1.0 - base.borrowers.defensive_frac - values["borrowers.looper_frac"]
-            values["borrowers.passive_frac"] = round(rest, 12)
+        values = tied({k: float(v) for k, v in zip(keys, combo, strict=True)}, base)
         params = with_values(base, values)
         hourly = replay(
-            params, days, params.run.warmup_h, draws, positions, seed, gas=gas, path=path
+            params,
+            days,
+            params.run.warmup_h,
+            draws,
+            positions,
+            seed,
+            gas=gas,
+            path=path,
+            arrival_drawdown=arrival_drawdown,
         )
         loss = fit_loss(hourly, days)
         if progress:
@@ -512,6 +572,75 @@ def _scores(hourly: np.ndarray, days: list[Day], idx: list[int]) -> dict[str, An
     return score(m.sum(axis=1), real_d, m, real_h)
 
 
+PROTOCOLS = ("split", "leave-one-day-out", "leave-one-month-out")
+DEFAULT_PROTOCOL = "split"
+"""How :func:`validate` keeps its scores out of sample: ``split``, the preset as fitted on the
+fit period, judged on the test period; ``leave-one-day-out`` (``leave-one-month-out``), every
+day (month) replayed with the point of :data:`HELD_OUT_GRID` that fits the other days' (months')
+calibration days best (:func:`held_out_choices`), so the choice sees post-crash days but never
+the day it is scored on."""
+HELD_OUT_GRID: dict[str, tuple[float, ...]] = {
+    "run.warmup_h": (336.0, 1440.0),
+    "replay.arrival_drawdown": (0.0, 4.0, 8.0, 16.0),
+}
+"""The grid of the held-out protocols: the warm-up (two weeks, or 60 days: the book lives
+through the crash before a post-crash day) and the arrivals' response to the trailing drawdown
+(:func:`arrival_mult`); the rest is the preset's. (A slower turnover, exits 0.0005/h with
+arrivals 9x, never won a held-out choice in exploration: docs/fidelity.md.)"""
+HELD_OUT_DRAWS = 4
+HELD_OUT_POSITIONS = 500
+"""Books and slots of the grid's replays (the chosen points are then replayed at ``validate``'s
+own size)."""
+
+
+def month_of(day: Day) -> str:
+    """``YYYY-MM`` of a calibration day."""
+    return day.date[:7]
+
+
+def grid_points(grid: dict[str, tuple[float, ...]], base: EngineParams) -> list[dict[str, float]]:
+    """Every point of ``grid`` (``section.key`` or ``replay.arrival_drawdown``), with the values
+    tied to it (:func:`tied`)."""
+    keys = list(grid)
+    combos = np.array(np.meshgrid(*[grid[k] for k in keys], indexing="ij"))
+    combos = combos.reshape(len(keys), -1).T
+    return [tied({k: float(v) for k, v in zip(keys, c, strict=True)}, base) for c in combos]
+
+
+def point_replay_args(
+    base: EngineParams, values: dict[str, float], arrival_drawdown: float
+) -> tuple[EngineParams, float, float]:
+    """(params, warmup_h, arrival_drawdown) of a grid point (``replay.*`` keys are replay
+    options, the others parameters)."""
+    v = dict(values)
+    a = v.pop("replay.arrival_drawdown", arrival_drawdown)
+    p = with_values(base, v) if v else base
+    return p, p.run.warmup_h, a
+
+
+HELD_OUT_GROUPS: dict[str, Callable[[Day], str]] = {
+    "leave-one-day-out": lambda d: d.date,
+    "leave-one-month-out": month_of,
+}
+
+
+def held_out_choices(
+    hourly: list[np.ndarray], days: list[Day], group: Callable[[Day], str] = month_of
+) -> tuple[dict[str, int], dict[str, list[float]]]:
+    """For each group of ``days`` (``group``: a day's month, or its date): the index ``k`` of the
+    grid point whose replays ``hourly[k]`` (``[days, draws, 24]``) have the lowest
+    :func:`fit_loss` on the days of the other groups (the group's own days never enter its
+    choice), and every point's loss there."""
+    choice: dict[str, int] = {}
+    losses: dict[str, list[float]] = {}
+    for m in sorted({group(d) for d in days}):
+        keep = [i for i, d in enumerate(days) if group(d) != m]
+        kept = [days[i] for i in keep]
+        losses[m] = [fit_loss(h[keep], kept) for h in hourly]
+        choice[m] = int(np.argmin(losses[m]))
+    return choice, losses
+
+
 def validate(
     params: EngineParams,
     warmup_h: float,
@@ -521,16 +650,88 @@ def validate(
     progress: Callable[[str], None] | None = None,
     gas: str = DEFAULT_GAS,
     path: str = DEFAULT_PATH,
+    arrival_drawdown: float = DEFAULT_ARRIVAL_DRAWDOWN,
+    protocol: str = DEFAULT_PROTOCOL,
+    grid: dict[str, tuple[float, ...]] | None = None,
+    grid_draws: int = HELD_OUT_DRAWS,
+    grid_positions: int = HELD_OUT_POSITIONS,
 ) -> dict[str, Any]:
     """Replay the calibration days warm and fresh; per-day volumes, scores on the fit and test
-    days, the test days' noise ceiling and the hourly profiles of the big test days (``gas``
-    and ``path``: :func:`day_drivers`)."""
+    days, the test days' noise ceiling and the hourly profiles of the big test days (``gas``,
+    ``path`` and ``arrival_drawdown``: :func:`day_drivers`). ``protocol``
+    (:data:`PROTOCOLS`): ``split`` replays every day with ``params`` and ``warmup_h``;
+    ``leave-one-day-out`` / ``leave-one-month-out`` first replay every day at every point of
+    ``grid`` (:data:`HELD_OUT_GRID`; ``grid_draws`` books of ``grid_positions`` slots), then each
+    day (month) at the point chosen on the other days (months) (:func:`held_out_choices`)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r}; allowed {', '.join(PROTOCOLS)}")
     days = calibration_days()
     say = progress or (lambda _: None)
-    say(f"replaying {len(days)} days x {draws} books of {positions} slots, warm-up {warmup_h:g} h")
-    warm = replay(params, days, warmup_h, draws, positions, seed, gas=gas, path=path)
-    say("replaying the same days with fresh books (no warm-up)")
-    fresh = replay(params, days, 0.0, draws, positions, seed, gas=gas, path=path)
+    extra: dict[str, Any] = {}
+    if protocol == "split":
+        say(
+            f"replaying {len(days)} days x {draws} books of {positions} slots, "
+            f"warm-up {warmup_h:g} h"
+        )
+        warm = replay(params, days, warmup_h, draws, positions, seed, gas=gas, path=path,
+                      arrival_drawdown=arrival_drawdown)  # fmt: skip
+        say("replaying the same days with fresh books (no warm-up)")
+        fresh = replay(params, days, 0.0, draws, positions, seed, gas=gas, path=path,
+                       arrival_drawdown=arrival_drawdown)  # fmt: skip
+        day_warmup = [float(warmup_h)] * len(days)
+        fit_period = f"{PERIOD_START}..{_day_before(TEST_START)}"
+    else:
+        points = grid_points(grid or HELD_OUT_GRID, params)
+        hourly = []
+        for k, values in enumerate(points):
+            p, w, a = point_replay_args(params, values, arrival_drawdown)
+            say(
+                f"grid [{k + 1}/{len(points)}] {_short(values)}: {len(days)} days x "
+                f"{grid_draws} books of {grid_positions} slots"
+            )
+            hourly.append(replay(p, days, w, grid_draws, grid_positions, seed, gas=gas,
+                                 path=path, arrival_drawdown=a))  # fmt: skip
+        group = HELD_OUT_GROUPS[protocol]
+        choice, losses = held_out_choices(hourly, days, group)
+        all_days = int(np.argmin([fit_loss(h, days) for h in hourly]))
+        warm = np.zeros((len(days), draws, HOURS))
+        fresh = np.zeros_like(warm)
+        day_warmup = [0.0] * len(days)
+        for k in sorted(set(choice.values())):
+            idx = [i for i, d in enumerate(days) if choice[group(d)] == k]
+            p, w, a = point_replay_args(params, points[k], arrival_drawdown)
+            sub = [days[i] for i in idx]
+            say(f"replaying {len(sub)} days with {_short(points[k])}, warm and fresh")
+            warm[idx] = replay(p, sub, w, draws, positions, seed, gas=gas, path=path,
+                               arrival_drawdown=a)  # fmt: skip
+            fresh[idx] = replay(p, sub, 0.0, draws, positions, seed, gas=gas, path=path,
+                                arrival_drawdown=a)  # fmt: skip
+            for i in idx:
+                day_warmup[i] = float(w)
+        extra["held_out"] = [
+            {"group": m, **_short(points[k]), "held_out_loss": losses[m][k]}
+            for m, k in choice.items()
+        ]
+        extra["all_days_choice"] = {
+            **_short(points[all_days]),
+            "all_days_loss": fit_loss(hourly[all_days], days),
+        }
+        test_i = [i for i, d in enumerate(days) if d.test]
+        extra["grid"] = [
+            {
+                **_short(v),
+                "all_days_loss": fit_loss(h, days),
+                "test_scores": {
+                    n: x for n, x in _scores(h, days, test_i).items() if n in ("days",) + SCORE_KEYS
+                },
+            }
+            for v, h in zip(points, hourly, strict=True)
+        ]
+        extra["grid_draws"] = int(grid_draws)
+        extra["grid_positions"] = int(grid_positions)
+        warmup_h = float(point_replay_args(params, points[all_days], arrival_drawdown)[1])
+        own = "day" if protocol == "leave-one-day-out" else "month"
+        fit_period = f"{PERIOD_START}..{PERIOD_END} less the day's own {own}"
     fit_idx = [i for i, d in enumerate(days) if not d.test]
     test_idx = [i for i, d in enumerate(days) if d.test]
     scores = {
@@ -549,6 +750,7 @@ def validate(
                     "date": d.date,
                     "split": split,
                     "fall_frac": d.fall_frac,
+                    "warmup_h": day_warmup[i],
                     "real_usd": d.real_usd,
                     "model_usd": float(warm[i].mean(axis=0).sum()),
                     "model_fresh_usd": float(fresh[i].mean(axis=0).sum()),
@@ -569,20 +771,34 @@ def validate(
         for i in big
     ]
     return {
+        "protocol": protocol,
         "warmup_h": float(warmup_h),
         "draws": int(draws),
         "positions": int(positions),
         "seed": int(seed),
         "replay_gas": gas,
         "replay_path": path,
-        "fit_period": f"{PERIOD_START}..{_day_before(TEST_START)}",
+        "arrival_drawdown": float(arrival_drawdown),
+        "fit_period": fit_period,
         "test_period": f"{TEST_START}..{PERIOD_END}",
         "book_collateral_usd": float(params.borrowers.total_collateral_usd),
+        **extra,
         "calibration_days": rows,
         "scores": {k: {n: v[n] for n in ("days",) + SCORE_KEYS} for k, v in scores.items()},
         "noise_ceiling": noise_ceiling(warm[test_idx]),
         "big_days": timing,
     }
+
+
+def _short(values: dict[str, float]) -> dict[str, float]:
+    """A grid point's own values by their short names (``run.warmup_h`` -> ``warmup_h``), the
+    tied ones left out."""
+    tied_keys = {
+        "borrowers.arrival_rate_per_h",
+        "borrowers.passive_frac",
+        "market.keeper_venue_frac",
+    }
+    return {k.split(".", 1)[1]: v for k, v in values.items() if k not in tied_keys}
 
 
 def _day_before(date: str) -> str:

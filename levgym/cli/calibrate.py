@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from .common import count, print_json, seed_value
-from .validate import add_replay_arguments
+from .validate import add_replay_arguments, arrival_drawdown_value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         keepers_only=args.keepers_only,
         gas=args.gas,
         path=args.path,
+        arrival_drawdown=arrival_drawdown_value(args),
     )
     if args.json:
         print_json(out)

@@ -24,7 +24,7 @@ DEFAULT_PRESET = "aave_v2_weth"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..analytics.validation import AAVE_SLOTS
+    from ..analytics.validation import AAVE_SLOTS, DEFAULT_PROTOCOL, PROTOCOLS
 
     p = sub.add_parser(
         "validate",
@@ -50,6 +50,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"position slots per book (default {AAVE_SLOTS}, about Aave v2's WETH book)",
     )
     p.add_argument("--seed", type=seed_value, default=0, help="random seed of the books")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=DEFAULT_PROTOCOL,
+        help="how the scores stay out of sample: split (default: the preset, fitted on "
+        "2020-12 .. 2021-03, judged on 2021-04 .. 06), leave-one-day-out or leave-one-month-out "
+        "(each day, or month, replayed with the warm-up and drawdown response that fit the other "
+        "days' calibration days best; the grid's replays take several minutes more)",
+    )
     add_replay_arguments(p)
     add_set_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -60,7 +69,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_replay_arguments(p: argparse.ArgumentParser) -> None:
     """``--gas`` and ``--path``: how the replays are built (levgym.analytics.validation)."""
-    from ..analytics.validation import DEFAULT_GAS, DEFAULT_PATH, GASES, PATHS
+    from ..analytics.validation import (
+        ARRIVAL_DRAWDOWN_MAX,
+        DEFAULT_ARRIVAL_DRAWDOWN,
+        DEFAULT_GAS,
+        DEFAULT_PATH,
+        GASES,
+        PATHS,
+    )
 
     p.add_argument(
         "--gas",
@@ -76,6 +92,27 @@ def add_replay_arguments(p: argparse.ArgumentParser) -> None:
         help="price path: hourly closes, with the 10-minute closes inside the days the data hold "
         "them (finest, default), or the hourly closes only (hourly, as before)",
     )
+    p.add_argument(
+        "--arrival-drawdown",
+        type=float,
+        default=None,
+        metavar="K",
+        help="new borrowers arrive at the preset's rate times (close / highest close of the "
+        f"30 days before) ** K, warm-up included (default {DEFAULT_ARRIVAL_DRAWDOWN:g}: no "
+        f"response; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}])",
+    )
+
+
+def arrival_drawdown_value(args: argparse.Namespace) -> float:
+    """``--arrival-drawdown`` (its default when not given), checked: one line, exit 2."""
+    from ..analytics.validation import ARRIVAL_DRAWDOWN_MAX, DEFAULT_ARRIVAL_DRAWDOWN
+
+    k = DEFAULT_ARRIVAL_DRAWDOWN if args.arrival_drawdown is None else args.arrival_drawdown
+    if not (math.isfinite(k) and 0.0 <= k <= ARRIVAL_DRAWDOWN_MAX):
+        raise ValueError(
+            f"--arrival-drawdown={k:g} is out of range; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}]"
+        )
+    return k
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -94,6 +131,17 @@ def run(args: argparse.Namespace) -> int:
     warmup_h = params.run.warmup_h if args.warmup_h is None else args.warmup_h
     if not (math.isfinite(warmup_h) and 0.0 <= warmup_h <= 24.0 * 60):
         raise ValueError(f"--warmup-h={warmup_h:g} is out of range; allowed [0, 1440]")
+    arrival_drawdown = arrival_drawdown_value(args)
+    if args.protocol != "split":
+        for flag, given in (
+            ("--warmup-h", args.warmup_h),
+            ("--arrival-drawdown", args.arrival_drawdown),
+        ):
+            if given is not None:
+                raise ValueError(
+                    f"{flag} is chosen per month by --protocol {args.protocol}; allowed only "
+                    "with --protocol split"
+                )
     quiet = args.json
     report = V.validate(
         params,
@@ -104,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         progress=None if quiet else (lambda m: print(m, file=sys.stderr)),
         gas=args.gas,
         path=args.path,
+        arrival_drawdown=arrival_drawdown,
+        protocol=args.protocol,
     )
     report = {"preset": args.preset, "command": args.command_line, **report}
     checked("validate", report)
@@ -127,6 +177,26 @@ def print_report(r: dict[str, Any]) -> None:
         f"gas {r['replay_gas']}, path {r['replay_path']}"
     )
     print(f"fit {r['fit_period']}, test {r['test_period']}")
+    if r["protocol"] == "split":
+        print(f"protocol split, arrival drawdown elasticity {r['arrival_drawdown']:g}")
+    else:
+        print(
+            f"protocol {r['protocol']}: each {'day' if 'day' in r['protocol'] else 'month'} "
+            "replayed with the grid point that fits the other calibration days best "
+            f"({r['grid_draws']} books of {r['grid_positions']} slots per grid point); the "
+            "warm-up and scores below are that replay's"
+        )
+        by_point: dict[str, list[str]] = {}
+        for h in r["held_out"]:
+            vals = ", ".join(
+                f"{k} {v:g}" for k, v in h.items() if k not in ("group", "held_out_loss")
+            )
+            by_point.setdefault(vals, []).append(h["group"])
+        for vals, groups in by_point.items():
+            shown = ", ".join(groups) if len(groups) <= 8 else f"{len(groups)} of them"
+            print(f"  {vals}: {shown}")
+        a = r["all_days_choice"]
+        print("  all days: " + ", ".join(f"{k} {v:g}" for k, v in a.items()))
     print(
         f"{'date':<10} {'set':<4} {'fall':>5} {'real $M':>8} {'model $M':>9} {'fresh $M':>9} "
         f"{'real sh':>7} {'model sh':>8} {'log2':>6}"

@@ -7,6 +7,7 @@ import pytest
 
 from levgym.analytics import validation as V
 from levgym.engine.params import preset_params
+from levgym.scenarios import data
 
 
 def test_real_days_come_from_the_events():
@@ -187,3 +188,77 @@ def test_replay_gas_rises_with_the_hour_s_volatility():
     np.testing.assert_array_equal(again.gas_gwei, cong.gas_gwei)
     with pytest.raises(ValueError, match="gas='x'; allowed congestion, flat"):
         V.day_drivers(days, 2, params, 6.0, gas="x")
+
+
+def test_arrival_mult_follows_the_trailing_drawdown():
+    t, c = V.close_times()
+    s = data.parse_utc("2021-05-19T00:00:00Z")
+    grid = np.array([s - 60 * 86400.0, s + 14 * 3600.0, s + 30 * 86400.0])
+    assert np.all(V.arrival_mult(grid, 0.0) == 1.0)
+    m = V.arrival_mult(grid, 4.0)
+    # the last close known at each time over the highest close of the 30 days before, ** 4
+    for g, got in zip(grid, m, strict=True):
+        i = np.searchsorted(t, g, side="right") - 1
+        peak = c[(t > t[i] - 720 * 3600.0) & (t <= t[i])].max()
+        assert got == pytest.approx((c[i] / peak) ** 4.0)
+    assert m[1] < 0.2 < m[0]  # May 19 afternoon: ETH some 40% under its May 12 high
+    with pytest.raises(
+        ValueError, match=r"arrival_drawdown=-1.0 is out of range; allowed \[0, 20\]"
+    ):
+        V.arrival_mult(grid, -1.0)
+
+
+def test_the_drawdown_response_thins_arrivals_in_the_replay():
+    params = preset_params("aave_v2_weth")
+    days = [d for d in V.calibration_days() if d.date == "2021-06-21"]
+    plain, _ = V.day_drivers(days, 1, params, 48.0)
+    thin, _ = V.day_drivers(days, 1, params, 48.0, arrival_drawdown=8.0)
+    assert np.all(plain.arrival_mult == 1.0)
+    assert np.all(thin.arrival_mult < 0.5)  # June 2021: ETH half its May high
+    assert np.array_equal(thin.fundamental_usd, plain.fundamental_usd)
+
+
+def test_held_out_choices_never_see_the_month_they_choose_for():
+    days = V.calibration_days()
+    real = np.stack([d.real_hourly_usd for d in days])[:, None, :] + 1.0
+    months = sorted({V.month_of(d) for d in days})
+    # point k is exact on every month but month k, where it is reversed; a point that is wrong
+    # only on the held-out month must win there (the choice never looks at that month)
+    hourly = []
+    for m in months:
+        h = real.copy()
+        bad = [i for i, d in enumerate(days) if V.month_of(d) == m]
+        h[bad] = h[bad][::-1, :, ::-1] * 50.0
+        hourly.append(h)
+    choice, losses = V.held_out_choices(hourly, days)
+    assert list(choice) == months
+    for k, m in enumerate(months):
+        assert choice[m] == k
+        assert losses[m][k] == pytest.approx(min(losses[m]))
+
+
+def test_held_out_days_choose_without_their_own_day():
+    days = V.calibration_days()[:6]
+    real = np.stack([d.real_hourly_usd for d in days])[:, None, :] + 1.0
+    hourly = []
+    for j in range(len(days)):  # point j is wrong on day j only
+        h = real.copy()
+        h[j] *= 50.0
+        hourly.append(h)
+    choice, _ = V.held_out_choices(hourly, days, V.HELD_OUT_GROUPS["leave-one-day-out"])
+    assert choice == {d.date: j for j, d in enumerate(days)}
+
+
+@pytest.mark.slow
+def test_held_out_validate_runs_the_engine():
+    params = preset_params("aave_v2_weth")
+    grid = {"run.warmup_h": (24.0,), "replay.arrival_drawdown": (0.0, 8.0)}
+    r = V.validate(
+        params, 24.0, draws=2, positions=16, protocol="leave-one-day-out",
+        grid=grid, grid_draws=2, grid_positions=16,
+    )  # fmt: skip
+    assert r["protocol"] == "leave-one-day-out"
+    assert len(r["held_out"]) == len(r["calibration_days"]) == len(V.calibration_days())
+    assert {h["arrival_drawdown"] for h in r["held_out"]} <= {0.0, 8.0}
+    assert len(r["grid"]) == 2 and all(g["warmup_h"] == 24.0 for g in r["grid"])
+    assert all(d["warmup_h"] == 24.0 for d in r["calibration_days"])

@@ -14,7 +14,7 @@ from levgym.cli import main
 
 
 def _fake_replay(params, days, warmup_h, draws, positions, seed=0, backend="numba", **replay):
-    assert set(replay) == {"gas", "path"}
+    assert set(replay) == {"gas", "path", "arrival_drawdown"}
     rng = np.random.default_rng(int(warmup_h) + 1)
     real = np.stack([d.real_hourly_usd for d in days])[:, None, :]
     return real * rng.lognormal(0.0, 0.5, (len(days), draws, 1)) + 1.0
@@ -68,11 +68,87 @@ def test_validate_passes_the_replay_choices(monkeypatch, capsys):
         (["--warmup-h", "-3"], "--warmup-h=-3 is out of range; allowed [0, 1440]"),
         (["--preset", "nope"], "preset 'nope' is unknown"),
         (["--plot", "x.txt"], "--plot"),
+        (["--arrival-drawdown", "-1"], "--arrival-drawdown=-1 is out of range; allowed [0, 20]"),
+        (["--arrival-drawdown", "nan"], "--arrival-drawdown=nan is out of range"),
+        (
+            ["--protocol", "leave-one-month-out", "--warmup-h", "24"],
+            "--warmup-h is chosen per month by --protocol leave-one-month-out; allowed only "
+            "with --protocol split",
+        ),
+        (
+            ["--protocol", "leave-one-month-out", "--arrival-drawdown", "2"],
+            "--arrival-drawdown is chosen per month",
+        ),
     ],
 )
 def test_validate_bad_values(capsys, args, message):
     assert main(["validate", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_validate_unknown_protocol(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["validate", "--protocol", "nope"])
+    assert e.value.code == 2
+    assert "--protocol: invalid choice: 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("protocol", "groups"),
+    [("leave-one-month-out", lambda d: d[:7]), ("leave-one-day-out", lambda d: d)],
+)
+def test_validate_held_out_protocols(monkeypatch, capsys, protocol, groups):
+    calls = []
+
+    def fake(params, days, warmup_h, draws, positions, seed=0, backend="numba", **replay):
+        calls.append((warmup_h, replay["arrival_drawdown"], len(days), draws, positions))
+        # the grid point with the drawdown response fits every month: real volumes times noise
+        h = _fake_replay(params, days, warmup_h, draws, positions, seed, **replay)
+        return h if replay["arrival_drawdown"] == 8.0 else h[::-1].copy()
+
+    monkeypatch.setattr(V, "replay", fake)
+    assert main(["validate", "--json", "--draws", "2", "--protocol", protocol]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert not R.problems(out, "validate")
+    assert out["protocol"] == protocol
+    grid = V.HELD_OUT_GRID
+    n_points = int(np.prod([len(v) for v in grid.values()]))
+    grid_calls = calls[:n_points]
+    assert {(c[3], c[4]) for c in grid_calls} == {(V.HELD_OUT_DRAWS, V.HELD_OUT_POSITIONS)}
+    assert all(c[2] == len(out["calibration_days"]) for c in grid_calls)
+    held = sorted({groups(d["date"]) for d in out["calibration_days"]})
+    assert [h["group"] for h in out["held_out"]] == held
+    assert all(h["arrival_drawdown"] == 8.0 for h in out["held_out"])
+    assert out["all_days_choice"]["arrival_drawdown"] == 8.0
+    # then each chosen point's months at validate's own size, warm and fresh
+    final = calls[n_points:]
+    assert {(c[3], c[4]) for c in final} == {(2, V.AAVE_SLOTS)}
+    assert sum(c[2] for c in final) == 2 * len(out["calibration_days"])
+    assert "less the day's own " + ("day" if "day" in protocol else "month") in out["fit_period"]
+    assert all(d["warmup_h"] in grid["run.warmup_h"] for d in out["calibration_days"])
+
+
+def test_validate_table_states_the_protocol(monkeypatch, capsys):
+    monkeypatch.setattr(V, "replay", _fake_replay)
+    assert main(["validate", "--draws", "2", "--protocol", "leave-one-month-out"]) == 0
+    text = capsys.readouterr().out
+    assert "protocol leave-one-month-out: each month replayed with the grid point" in text
+    assert "2021-06" in text and "all days: warmup_h" in text
+    assert f"({V.HELD_OUT_DRAWS} books of {V.HELD_OUT_POSITIONS} slots per grid point)" in text
+
+
+def test_calibrate_passes_the_drawdown_response(monkeypatch, capsys):
+    seen = {}
+
+    def fake_fit(**kw):
+        seen.update(kw)
+        return {"fit_days": 22, "loss": 1.0}
+
+    monkeypatch.setattr(V, "fit", fake_fit)
+    assert main(["calibrate", "--json", "--arrival-drawdown", "4"]) == 0
+    assert seen["arrival_drawdown"] == 4.0
+    assert main(["calibrate", "--arrival-drawdown", "25"]) == 2
+    assert "--arrival-drawdown=25 is out of range" in capsys.readouterr().err
 
 
 @pytest.mark.slow
