@@ -84,3 +84,27 @@ def test_presets_train_several_seeds_except_quick():
         assert steps == int(load_config(env_id, "ppo")["total_timesteps"]) > DEMO_TIMESTEPS
     with pytest.raises(ValueError, match="preset='long' is unknown; allowed quick, default, full"):
         preset_config("long")
+
+
+def test_pinned_env_versions_do_not_print_gymnasiums_out_of_date_notice():
+    # The benchmark runs Liquidator-v2 and Governance-v1 on purpose; a newer version of each is
+    # registered, so Gymnasium would tell every worker to upgrade. Importing the benchmark hides
+    # that notice for levgym ids only.
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "import gymnasium as gym, levgym\n"
+        "{imp}"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    gym.make('levgym/Liquidator-v2').close()\n"
+        "print(sum('out of date' in str(w.message) for w in seen))\n"
+    )
+    counts = [
+        subprocess.run(
+            [sys.executable, "-c", code.format(imp=imp)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for imp in ("", "import agents.benchmark\n")
+    ]
+    assert counts == ["1", "0"]
