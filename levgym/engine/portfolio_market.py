@@ -49,8 +49,10 @@ One substep (:func:`substep`), in this order:
    ``deficit_asset``.
 7. **Deficit coverage** (:func:`levgym.engine.portfolio_treasury.cover_deficit`, v3.3's
    ``eliminateReserveDeficit``): with ``deficit_cover = "treasury_each_step"`` the treasury's
-   revenue of each reserve covers that reserve's outstanding deficit; with ``"none"`` (the
-   default) a deficit stays on the books.
+   revenue of each reserve covers that reserve's outstanding deficit; with
+   ``"reserves_then_lenders"`` (the single-asset engine's accounting) the treasury of the
+   reserve pays what it can and its lenders the rest; with ``"none"`` (the default) a deficit
+   stays on the books.
 
 Defensive borrowers add collateral and repay (step 4b), and with ``borrowers.rebalance`` also
 withdraw and borrow. Accounting per asset, in
@@ -131,8 +133,9 @@ class PortfolioMarketParams:
     max_round_buy_frac: float = 0.5
     """A round's purchases of one asset take at most this share of its pool's reserve."""
     deficit_cover: str = "none"
-    """When the treasury covers deficits (:mod:`levgym.engine.portfolio_treasury`): ``none`` or
-    ``treasury_each_step``."""
+    """When the treasury covers deficits (:mod:`levgym.engine.portfolio_treasury`): ``none``,
+    ``treasury_each_step`` or ``reserves_then_lenders`` (the single-asset engine's accounting:
+    the treasury of the reserve first, then its lenders, whose supply falls)."""
     borrowers: PortfolioBorrowerParams = PortfolioBorrowerParams()
     """Borrower behaviour (:mod:`levgym.engine.portfolio_borrowers`; default passive)."""
     twap_window_substeps: int = 6
@@ -240,13 +243,15 @@ COUNTERS = (
     "purchase_quote",
     "treasury_interest_asset",
     "deficit_covered_asset",
+    "lender_loss_asset",
 )
 """Per-asset counters ``[E, K]`` (asset units; ``sale_quote`` / ``purchase_quote`` in USDC):
 ``seized_collateral_asset`` is all collateral that left positions (the liquidator's and the
 protocol fee); ``deficit_asset`` the debt written off (v3.3 deficit); ``sold_asset`` the
 liquidators' sales into the asset's pool, ``bought_asset`` their purchases of it;
 ``treasury_interest_asset`` the reserve factor's share of the interest, ``deficit_covered_asset``
-the deficit the treasury covered (:mod:`levgym.engine.portfolio_treasury`)."""
+the deficit the treasury covered and ``lender_loss_asset`` the part the lenders paid
+(``deficit_cover="reserves_then_lenders"``, :mod:`levgym.engine.portfolio_treasury`)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -647,14 +647,24 @@ def ref_substep(
                 for k in range(k_n):
                     st["counter:deficit_asset"][e, k] += st["debt"][e, n, k]
                     st["debt"][e, n, k] = 0.0
-    # deficit coverage from the treasury's revenue of the same reserve
-    if params.deficit_cover == "treasury_each_step":
+    # deficit coverage from the treasury's revenue of the same reserve; with
+    # reserves_then_lenders (the single-asset engine's accounting) the lenders pay what is left
+    if params.deficit_cover in ("treasury_each_step", "reserves_then_lenders"):
+        lenders_pay = params.deficit_cover == "reserves_then_lenders"
         for e in range(e_n):
             for k in range(k_n):
-                owed = st["counter:deficit_asset"][e, k] - st["counter:deficit_covered_asset"][e, k]
-                pay = min(max(owed, 0.0), max(st["treasury_asset"][e, k], 0.0))
+                owed = (
+                    st["counter:deficit_asset"][e, k]
+                    - st["counter:deficit_covered_asset"][e, k]
+                    - st["counter:lender_loss_asset"][e, k]
+                )
+                owed = max(owed, 0.0)
+                pay = min(owed, max(st["treasury_asset"][e, k], 0.0))
                 st["counter:deficit_covered_asset"][e, k] += pay
                 st["treasury_asset"][e, k] -= pay
+                if lenders_pay:
+                    st["counter:lender_loss_asset"][e, k] += owed - pay
+                    st["lender_supply_asset"][e, k] -= owed - pay
     st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
     st["substep_index"] = st.get("substep_index", 0) + 1
     return st

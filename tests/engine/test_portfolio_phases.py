@@ -81,6 +81,12 @@ def test_identities_hold_with_behaviours_and_cover(seed, crash, defensive, cover
     )
     assert np.all(state.treasury_asset >= -1e-12)
     assert np.all(c["deficit_covered_asset"] <= c["deficit_asset"] * (1 + 1e-12) + 1e-15)
+    if cover == "reserves_then_lenders":  # the treasury, then the lenders, pay all of it
+        paid = c["deficit_covered_asset"] + c["lender_loss_asset"]
+        assert np.allclose(paid, c["deficit_asset"], rtol=1e-12, atol=1e-9)
+        assert np.all(c["lender_loss_asset"] >= 0.0)
+    else:
+        assert np.all(c["lender_loss_asset"] == 0.0)
     assert np.all(state.defend_capacity_usd >= 0)
     if crash == 0.2:
         assert c["added_collateral_asset"].sum() + c["repaid_by_borrowers_asset"].sum() > 0
@@ -150,6 +156,36 @@ def test_treasury_covers_the_deficit_it_can_from_the_same_reserve():
     assert PT.cover_deficit(state, none) is state
 
 
+def test_reserves_then_lenders_pays_the_deficit_as_the_single_engine():
+    """A hand-made state: USDC deficit 10 (3 of it covered already), the USDC treasury holds 4:
+    the treasury pays 4 and the lenders 3 (their supply falls by 3, the single engine's
+    ``write_off_split``); a WETH deficit of 2 against a treasury of 5 WETH is paid by the
+    treasury alone. Nothing stays outstanding; the treasury identity holds."""
+    params = _params(0.0, "reserves_then_lenders")
+    state, _ = _setup(1, 1, 2, params, 1, 0.0)
+    w, q = RES.index("WETH"), RES.index("USDC")
+    c = {k: v.copy() for k, v in state.counters.items()}
+    c["deficit_asset"][0, q], c["deficit_covered_asset"][0, q] = 10.0, 3.0
+    c["deficit_asset"][0, w] = 2.0
+    c["treasury_interest_asset"][0, q], c["treasury_interest_asset"][0, w] = 7.0, 5.0
+    tre = np.zeros_like(state.treasury_asset)
+    tre[0, w], tre[0, q] = 5.0, 4.0
+    lend = state.lender_supply_asset.copy()
+    s = PT.cover_deficit(state.replace(counters=c, treasury_asset=tre), params)
+    assert s.counters["deficit_covered_asset"][0, q] == pytest.approx(7.0)
+    assert s.counters["lender_loss_asset"][0, q] == pytest.approx(3.0)
+    assert s.lender_supply_asset[0, q] == pytest.approx(lend[0, q] - 3.0)
+    assert s.treasury_asset[0, q] == 0.0 and s.treasury_asset[0, w] == pytest.approx(3.0)
+    assert s.counters["lender_loss_asset"][0, w] == 0.0
+    assert s.lender_supply_asset[0, w] == lend[0, w]
+    assert np.all(PT.outstanding_deficit(s) == 0.0)
+    assert np.allclose(PT.treasury_gap(s), 0.0)
+    # a second cover finds nothing left to pay
+    s2 = PT.cover_deficit(s, params)
+    assert np.array_equal(s2.lender_supply_asset, s.lender_supply_asset)
+    assert np.array_equal(s2.treasury_asset, s.treasury_asset)
+
+
 def test_param_errors_name_the_field():
     with pytest.raises(ValueError, match="deficit_cover='always' is not allowed"):
         PM.PortfolioMarketParams(deficit_cover="always")
@@ -196,11 +232,15 @@ def test_rebalancing_withdraws_and_borrows_within_the_rules():
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), crash=st.sampled_from([0.08, 0.2]))
-def test_numba_substep_covers_deficits_and_counts_the_treasury_as_numpy(seed, crash):
+@given(
+    seed=st.integers(0, 10_000),
+    crash=st.sampled_from([0.08, 0.2]),
+    cover=st.sampled_from(["treasury_each_step", "reserves_then_lenders"]),
+)
+def test_numba_substep_covers_deficits_and_counts_the_treasury_as_numpy(seed, crash, cover):
     """The compiled substep runs the deficit cover after its kernel and counts the treasury's
     interest: the same state as the numpy path, and the treasury identity holds."""
-    params = _params(0.0, "treasury_each_step")
+    params = _params(0.0, cover)
     state, f = _setup(seed, 2, 8, params, 4, crash)
     a = b = state
     for t in range(1, f.shape[0]):

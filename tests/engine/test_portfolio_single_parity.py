@@ -145,6 +145,32 @@ def _to_portfolio(s, res, params, w, u) -> PM.PortfolioState:
     )  # fmt: skip
 
 
+def _case(oracle_kind, keepers, start_hour, drop_hours, drop_frac, deficit_cover="none"):
+    """The single engine's parameters, its driver rows on the shock, the matching reserves and
+    market parameters, and its start state."""
+    p = _single_params(oracle_kind, keepers)
+    # a TWAP lags the fall: its calls start once the window has caught up (about 8 substeps)
+    e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 8
+    knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
+    drivers = scenarios.get("shock").drivers(
+        e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]}
+    )
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    # the portfolio step reads one arbitrage speed, no liquidity change and no oracle bias
+    assert np.all(drivers.arb_speed_frac == drivers.arb_speed_frac[0, 0])
+    assert np.all(drivers.liquidity_frac == 1.0) and np.all(drivers.oracle_bias_frac == 0.0)
+    assert not np.any(drivers.oracle_frozen)
+    res = _reserves(p)
+    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    params = dataclasses.replace(params, deficit_cover=deficit_cover)
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    return p, rows, res, params, s
+
+
 CASES = [(oracle, keepers) for keepers in KEEPERS for oracle in ("exact", "chainlink", "twap")]
 
 
@@ -160,26 +186,10 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
     substep (positions left without collateral: bad debt), under the single engine's keeper
     settings ``KEEPERS`` (capacity by profit rank, gas per call, the profitability filter priced
     in the block) and its oracle kinds."""
-    p = _single_params(oracle_kind, keepers)
-    # a TWAP lags the fall: its calls start once the window has caught up (about 8 substeps)
-    e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 8
-    knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
-    drivers = scenarios.get("shock").drivers(
-        e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]}
-    )
-    rows = [drivers.row(t, np.asarray) for t in range(steps)]
-    # the portfolio step reads one arbitrage speed, no liquidity change and no oracle bias
-    assert np.all(drivers.arb_speed_frac == drivers.arb_speed_frac[0, 0])
-    assert np.all(drivers.liquidity_frac == 1.0) and np.all(drivers.oracle_bias_frac == 0.0)
-    assert not np.any(drivers.oracle_frozen)
-    res = _reserves(p)
+    p, rows, res, params, s = _case(oracle_kind, keepers, start_hour, drop_hours, drop_frac)
+    e, n = s.collateral_asset.shape
+    steps = len(rows)
     w, u = res.index("WETH"), res.index("USDC")
-    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
     calls = bad = 0.0
     max_rounds = most_calls = 0
     chunked = False
@@ -228,3 +238,67 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         assert calls > 0 and max_rounds >= 2
     if drop_hours == "0.05" and (oracle_kind, keepers) != ("twap", "bare"):
         assert bad > 0  # (the one case without: no position runs out of collateral on its path)
+
+
+RUN_CASES = [("exact", "bare"), ("chainlink", "defaults"), ("twap", "defaults"), ("chainlink", "chunks")]  # fmt: skip
+"""Oracle kinds and keeper settings of the chained runs (a subset of :data:`CASES`)."""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), RUN_CASES)
+@pytest.mark.parametrize(
+    ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
+)
+def test_a_run_with_reserves_then_lenders_equals_the_single_asset_run(
+    backend, oracle_kind, keepers, start_hour, drop_hours, drop_frac
+):
+    """With ``deficit_cover="reserves_then_lenders"`` (the single engine's bad-debt accounting:
+    the reserve's treasury first, then its lenders) the portfolio state is converted once, at the
+    start, and stepped on its own: after every substep it equals the single engine's state to
+    1e-12, the lenders' supply, the treasury (the single engine's ``reserves_usd``) and who paid
+    the bad debt included, so the next substep's utilization and interest agree too."""
+    p, rows, res, params, s = _case(
+        oracle_kind, keepers, start_hour, drop_hours, drop_frac, "reserves_then_lenders"
+    )
+    e, n = s.collateral_asset.shape
+    w, u = res.index("WETH"), res.index("USDC")
+    # reserves of 0.001 % of the debt (not 1 %), so that the jump's bad debt exhausts them and
+    # the lenders pay the rest
+    s = s.replace(reserves_usd=s.reserves_usd * 1e-3)
+    ps = _to_portfolio(s, res, params, w, u)
+    tre = ps.treasury_asset.copy()
+    tre[:, u] = s.reserves_usd  # the single engine's reserves at the start
+    ps = ps.replace(treasury_asset=tre)
+    s0 = s
+
+    def close(a, b, scale=1.0):
+        atol = TOL * max(np.max(np.abs(b)), scale)
+        np.testing.assert_allclose(a, b, rtol=TOL, atol=atol)
+
+    for t, row in enumerate(rows):
+        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+        noise = np.random.default_rng([3, 1, t]).random((e, n))
+        s, r_single = single_substep(s, row, noise, p)
+        ps, r_port = PM.substep(ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei)
+        np.testing.assert_array_equal(r_port, r_single)
+        c = ps.counters
+        close(ps.oracle_usd[:, w], s.oracle_usd)
+        close(ps.pool_asset[:, w], s.pool_asset)
+        close(ps.pool_quote[:, w], s.pool_debt)
+        close(ps.supply[..., w], s.collateral_asset)
+        close(ps.debt[..., u], s.debt_usd)
+        close(ps.lender_supply_asset[:, u], s.supply_usd)
+        # the treasury is what is left of the reserves after paying: rounding of the amounts
+        # paid out of it (the bad debt) stays in it
+        close(ps.treasury_asset[:, u], s.reserves_usd, np.max(s.bad_debt_usd - s0.bad_debt_usd))
+        close(ps.liquidations, s.liquidations - s0.liquidations)
+        close(ps.keeper_pnl_usd, s.keeper_profit_usd - s0.keeper_profit_usd)
+        close(c["interest_asset"][:, u], s.interest_usd - s0.interest_usd)
+        close(c["protocol_fee_asset"][:, w], s.protocol_fee_asset - s0.protocol_fee_asset)
+        close(c["deficit_asset"][:, u], s.bad_debt_usd - s0.bad_debt_usd)
+        close(c["deficit_covered_asset"][:, u], s.bad_debt_from_reserves_usd - s0.bad_debt_from_reserves_usd)  # fmt: skip
+        close(c["lender_loss_asset"][:, u], s.lender_loss_usd - s0.lender_loss_usd)
+    assert s.liquidations.sum() > 0
+    if drop_hours == "0.05":  # the jump leaves positions without collateral: both payers pay
+        assert np.sum(s.bad_debt_from_reserves_usd - s0.bad_debt_from_reserves_usd) > 0
+        assert np.sum(s.lender_loss_usd - s0.lender_loss_usd) > 0
