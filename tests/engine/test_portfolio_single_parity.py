@@ -240,31 +240,14 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         assert bad > 0  # (the one case without: no position runs out of collateral on its path)
 
 
-RUN_CASES = [("exact", "bare"), ("chainlink", "defaults"), ("twap", "defaults"), ("chainlink", "chunks")]  # fmt: skip
-"""Oracle kinds and keeper settings of the chained runs (a subset of :data:`CASES`)."""
-
-
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
-@pytest.mark.parametrize(("oracle_kind", "keepers"), RUN_CASES)
-@pytest.mark.parametrize(
-    ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
-)
-def test_a_run_with_reserves_then_lenders_equals_the_single_asset_run(
-    backend, oracle_kind, keepers, start_hour, drop_hours, drop_frac
-):
-    """With ``deficit_cover="reserves_then_lenders"`` (the single engine's bad-debt accounting:
-    the reserve's treasury first, then its lenders) the portfolio state is converted once, at the
-    start, and stepped on its own: after every substep it equals the single engine's state to
-    1e-12, the lenders' supply, the treasury (the single engine's ``reserves_usd``) and who paid
-    the bad debt included, so the next substep's utilization and interest agree too."""
-    p, rows, res, params, s = _case(
-        oracle_kind, keepers, start_hour, drop_hours, drop_frac, "reserves_then_lenders"
-    )
+def _run_both(p, rows, res, params, s, backend):
+    """Step the single state ``s`` and its portfolio twin (converted once, the USDC treasury at
+    the single engine's ``reserves_usd``, ``params.deficit_cover="reserves_then_lenders"``)
+    through ``rows``, comparing them after every substep to 1e-12; returns (the single state at
+    the start, at the end, the portfolio state at the end)."""
+    assert params.deficit_cover == "reserves_then_lenders"
     e, n = s.collateral_asset.shape
     w, u = res.index("WETH"), res.index("USDC")
-    # reserves of 0.001 % of the debt (not 1 %), so that the jump's bad debt exhausts them and
-    # the lenders pay the rest
-    s = s.replace(reserves_usd=s.reserves_usd * 1e-3)
     ps = _to_portfolio(s, res, params, w, u)
     tre = ps.treasury_asset.copy()
     tre[:, u] = s.reserves_usd  # the single engine's reserves at the start
@@ -298,7 +281,82 @@ def test_a_run_with_reserves_then_lenders_equals_the_single_asset_run(
         close(c["deficit_asset"][:, u], s.bad_debt_usd - s0.bad_debt_usd)
         close(c["deficit_covered_asset"][:, u], s.bad_debt_from_reserves_usd - s0.bad_debt_from_reserves_usd)  # fmt: skip
         close(c["lender_loss_asset"][:, u], s.lender_loss_usd - s0.lender_loss_usd)
+    return s0, s, ps
+
+
+RUN_CASES = [("exact", "bare"), ("chainlink", "defaults"), ("twap", "defaults"), ("chainlink", "chunks")]  # fmt: skip
+"""Oracle kinds and keeper settings of the chained runs (a subset of :data:`CASES`)."""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), RUN_CASES)
+@pytest.mark.parametrize(
+    ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
+)
+def test_a_run_with_reserves_then_lenders_equals_the_single_asset_run(
+    backend, oracle_kind, keepers, start_hour, drop_hours, drop_frac
+):
+    """With ``deficit_cover="reserves_then_lenders"`` (the single engine's bad-debt accounting:
+    the reserve's treasury first, then its lenders) the portfolio state is converted once, at the
+    start, and stepped on its own: after every substep it equals the single engine's state to
+    1e-12, the lenders' supply, the treasury (the single engine's ``reserves_usd``) and who paid
+    the bad debt included, so the next substep's utilization and interest agree too."""
+    p, rows, res, params, s = _case(
+        oracle_kind, keepers, start_hour, drop_hours, drop_frac, "reserves_then_lenders"
+    )
+    # reserves of 0.001 % of the debt (not 1 %), so that the jump's bad debt exhausts them and
+    # the lenders pay the rest
+    s0, s, _ = _run_both(
+        p, rows, res, params, s.replace(reserves_usd=s.reserves_usd * 1e-3), backend
+    )
     assert s.liquidations.sum() > 0
     if drop_hours == "0.05":  # the jump leaves positions without collateral: both payers pay
         assert np.sum(s.bad_debt_from_reserves_usd - s0.bad_debt_from_reserves_usd) > 0
         assert np.sum(s.lender_loss_usd - s0.lender_loss_usd) > 0
+
+
+def _usdc_market_oracle(res):
+    """The USDC reserve priced at its market price as it is (no CAPO cap): the single engine
+    uses the debt asset's price without an oracle."""
+    usdc = res.reserves[res.index("USDC")]
+    return res.replace("USDC", oracle=dataclasses.replace(usdc.oracle, kind="market"))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults")])
+def test_a_debt_depeg_above_the_stablecoin_cap_with_a_market_usdc_oracle(
+    backend, oracle_kind, keepers
+):
+    """``dai_depeg`` (the debt asset trades up to 1.126 USD, here within the first hours): the
+    single engine prices the debt at 1.126, above CAPO's 1.04 cap of the preset's USDC oracle
+    (``stable_market``). With the USDC reserve's oracle ``kind="market"`` the run equals the
+    single engine's to 1e-12 (liquidations from the debt's rise included); with the capped
+    oracle it does not."""
+    p = _single_params(oracle_kind, keepers)
+    e, n, steps = 6, 64, 12
+    knobs = {"start_h": "0", "rise_h": "0.5", "hold_h": "1", "fall_h": "0.5"}
+    drivers = scenarios.get("dai_depeg").drivers(e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]})  # fmt: skip
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    assert np.all(drivers.arb_speed_frac == drivers.arb_speed_frac[0, 0])
+    assert np.all(drivers.liquidity_frac == 1.0) and np.all(drivers.oracle_bias_frac == 0.0)
+    assert drivers.debt_price_usd.max() > 1.1  # above the cap of 1.04
+    capped = _reserves(p)
+    assert capped.reserves[capped.index("USDC")].oracle.kind == "stable_market"
+    res = _usdc_market_oracle(capped)
+    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    assert np.sum(s1.liquidations - s0.liquidations) > 0  # the debt's rise liquidated positions
+    # the preset's capped USDC oracle sees the debt at 1.04 and liquidates less
+    w, u = capped.index("WETH"), capped.index("USDC")
+    pc = _to_portfolio(s0, capped, params, w, u)
+    for row in rows:
+        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+        pc, _ = PM.substep(pc, f, capped, params, backend=backend, gas_gwei=row.gas_gwei)
+    assert pc.oracle_usd[:, u].max() == pytest.approx(1.04)
+    assert pc.liquidations.sum() < ps.liquidations.sum()
