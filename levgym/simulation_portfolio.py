@@ -204,7 +204,7 @@ def simulate_portfolio(
     state, f, reserves = build_market(
         name, num_envs, positions, steps, seed, params, price_table, None, book
     )
-    state = PM.run(state, f, reserves, params)
+    state = PM.run(state, f, reserves, params, noise_seed=seed)
     arrays = by_asset_arrays(state)
     start = f[0]  # [E, K]
     out: dict[str, Any] = {

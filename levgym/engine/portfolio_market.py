@@ -296,6 +296,9 @@ class PortfolioState:
     """Defensive slots that repay rather than top up ``[E, N]``."""
     defend_capacity_usd: np.ndarray | None = None
     """Outside funds left to defensive slots ``[E, N]`` (USD)."""
+    defend_react_prob: np.ndarray | None = None
+    """Per-substep reaction probability of each slot ``[E, N]``; None: defenders act every
+    substep (:func:`levgym.engine.portfolio_borrowers.phase_trigger_hf`)."""
     feed_usd: np.ndarray | None = None
     """The feeds' last answers ``[E, K]`` (each reserve's market source through its
     ``OracleConfig.feed``; :func:`feed_update`); None: read at once (as ``exact``)."""
@@ -909,7 +912,7 @@ def _check_backend(backend: str) -> None:
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
-    gas_gwei: Any = None,
+    gas_gwei: Any = None, noise_u: Any = None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One substep of every env (module docstring, steps 1-7); returns the state and the cascade
     rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
@@ -917,19 +920,22 @@ def substep(
     (:func:`levgym.engine.portfolio_market_fused.substep`, same phases and rule functions, same
     results to float rounding; ``fused`` is then moot), the borrower phase included, and the
     deficit cover after it. ``gas_gwei``: the substep's gas price (a number or ``[E]``; None:
-    ``params.gas_price_gwei``), for the keepers' gas (``gas_units_per_call``) and capacity."""
+    ``params.gas_price_gwei``), for the keepers' gas (``gas_units_per_call``) and capacity and
+    the borrowers' reactions. ``noise_u``: uniforms ``[E, N]``, one per slot, read only when the
+    state has reaction probabilities (``defend_react_prob``: who reacts this substep)."""
     _check_backend(backend)
     if backend == "numba":
         from . import portfolio_market_fused
 
         state, rounds = portfolio_market_fused.substep(
-            state, fundamental_usd, reserves, params, gas_gwei
+            state, fundamental_usd, reserves, params, gas_gwei, noise_u
         )
         return cover_deficit(state, params), rounds
     state = market_update(state, fundamental_usd, reserves, params)
     state = accrue_interest(state, reserves, params)
-    state = defend(state, reserves, params)  # borrowers (levgym.engine.portfolio_borrowers)
     e = state.shape[0]
+    gwei = gas_gwei_per_env(params, gas_gwei, e)
+    state = defend(state, reserves, params, noise_u, gwei)  # levgym.engine.portfolio_borrowers
     rounds = np.zeros(e, dtype=np.int64)
     gas_usd = keeper_gas_usd(reserves, params, state.fundamental_usd, gas_gwei)
     cap_left = keeper_capacity(params, gas_gwei, e)
@@ -950,12 +956,19 @@ def substep(
 def run(
     state: PortfolioState, fundamentals_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
+    noise_seed: int = 0,
 ) -> PortfolioState:  # fmt: skip
     """Step ``state`` through fundamentals ``[T, E, K]`` (row 0 is the start: stepping begins at
-    row 1)."""
+    row 1). With reaction probabilities in the state, substep ``t`` draws its uniforms from
+    ``numpy.random.default_rng([noise_seed, 1518, t])`` (none are drawn otherwise)."""
     _check_backend(backend)
     for t in range(1, fundamentals_usd.shape[0]):
-        state, _ = substep(state, fundamentals_usd[t], reserves, params, fused, backend)
+        noise = None
+        if state.defend_react_prob is not None:
+            noise = np.random.default_rng([int(noise_seed), 1518, t]).random(state.shape[:2])
+        state, _ = substep(
+            state, fundamentals_usd[t], reserves, params, fused, backend, noise_u=noise
+        )
     return state
 
 

@@ -697,12 +697,14 @@ def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
 
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams, gas_gwei=None,
+    params: PortfolioMarketParams, gas_gwei=None, noise_u=None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """:func:`levgym.engine.portfolio_market.substep` compiled (same results to float
     rounding): the new state (fresh arrays) and the cascade rounds with calls per env ``[E]``.
     ``gas_gwei``: the substep's gas price (a number or ``[E]``; None:
-    ``params.gas_price_gwei``)."""
+    ``params.gas_price_gwei``); ``noise_u``: the slots' uniforms ``[E, N]`` (read with reaction
+    probabilities: :func:`levgym.engine.portfolio_borrowers.phase_trigger_hf` zeroes the
+    triggers of the slots that do not react, before the kernel)."""
     e, n, k = state.shape
     f = np.ascontiguousarray(
         np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e, k))
@@ -737,10 +739,12 @@ def substep(
         feed_h = state.feed_updated_h.astype(np.float64)
     gas_usd = portfolio_market.keeper_gas_usd(reserves, params, f, gas_gwei)
     capacity = portfolio_market.keeper_capacity(params, gas_gwei, e)
-    on = state.defend_trigger_hf is not None and bool(np.any(state.defend_trigger_hf > 0.0))
+    gwei = portfolio_market.gas_gwei_per_env(params, gas_gwei, e)
+    acting = portfolio_borrowers.phase_trigger_hf(state, params, noise_u, gwei)
+    on = acting is not None and bool(np.any(acting > 0.0))
     B = _borrower_layout(reserves, params, on)
     if on:  # the borrower phase's per-slot behaviours; the capacity is written (a fresh array)
-        trig = np.ascontiguousarray(state.defend_trigger_hf, dtype=np.float64)
+        trig = np.ascontiguousarray(acting, dtype=np.float64)
         repays = np.ascontiguousarray(state.defend_repays, dtype=np.bool_)
         cap = np.array(state.defend_capacity_usd, dtype=np.float64)
     else:

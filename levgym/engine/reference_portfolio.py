@@ -466,7 +466,7 @@ def _ref_pool_price(pa: float, pq: float, amp: float) -> float:
 
 def ref_substep(
     reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any,
-    gas_gwei: Any = None,
+    gas_gwei: Any = None, noise_u: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The multi-asset market substep of :mod:`levgym.engine.portfolio_market` as plain loops over
     envs, positions and reserves, with its own formulas (pools, arbitrage, oracle blend, interest,
@@ -530,7 +530,7 @@ def ref_substep(
             st["lender_supply_asset"][e, k] += interest * (1.0 - r.reserve_factor_frac)
             st["treasury_asset"][e, k] += interest * r.reserve_factor_frac
             st["counter:treasury_interest_asset"][e, k] += interest * r.reserve_factor_frac
-        _ref_defend(reserves, st, params, e)
+        _ref_defend(reserves, st, params, e, gas_gwei, noise_u)
     rounds = np.zeros(e_n, dtype=np.int64)
     gas_one, cap_left = _ref_gas_and_capacity(reserves, params, st, gas_gwei)
     for _ in range(params.max_cascade_rounds):
@@ -670,13 +670,29 @@ def ref_substep(
     return st
 
 
-def _ref_defend(reserves: Reserves, st: dict[str, Any], params: Any, e: int) -> None:
+def _ref_defend(
+    reserves: Reserves, st: dict[str, Any], params: Any, e: int, gas_gwei: Any, noise_u: Any
+) -> None:  # fmt: skip
     """Defensive borrowers of env ``e`` (``portfolio_borrowers``), in place: each position from
     its own balances; borrowing within the caps and liquidity left before the phase, scaled
-    down together when the env's positions want more."""
+    down together when the env's positions want more. With reaction probabilities a slot acts
+    only when its uniform is below its probability over ``1 + gas / reaction_gas_ref_gwei``."""
     trig_all = st.get("defend_trigger_hf")
     if trig_all is None:
         return
+    react = st.get("defend_react_prob")
+    if react is not None:
+        if noise_u is None:
+            raise ValueError("noise_u is needed with reaction probabilities")
+        gwei = float(params.gas_price_gwei)
+        if gas_gwei is not None:
+            e_n = st["supply"].shape[0]
+            gwei = float(np.broadcast_to(np.asarray(gas_gwei, dtype=float), (e_n,))[e])
+        odds = 1.0 / (1.0 + gwei / params.borrowers.reaction_gas_ref_gwei)
+        trig_all = np.array(trig_all, dtype=float)
+        for n in range(trig_all.shape[1]):
+            if not noise_u[e, n] < react[e, n] * odds:
+                trig_all[e, n] = 0.0  # does not watch its position this substep
     bp = params.borrowers
     gap = bp.target_gap
     p = [float(x) for x in st["oracle_usd"][e]]

@@ -362,3 +362,90 @@ def test_numba_borrowing_in_isolation_and_under_caps_matches_numpy(ceiling_usd, 
     assert np.all(nb.debt[..., q].sum(axis=1) <= cap_plus_interest * (1 + 1e-12))
     # WETH and LDO are not borrowable in isolation
     assert np.all(nb.debt[:, ::2, :][..., [res.index("WETH"), ldo]] == 0.0)
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 10_000),
+    crash=st.sampled_from([0.05, 0.15]),
+    react=st.sampled_from([(0.05, 0.5), (0.0, 0.2), (0.5, 1.0)]),
+    gas=st.sampled_from([0.0, 30.0, 400.0]),
+    rebalance=st.booleans(),
+)
+def test_reaction_probabilities_numpy_numba_and_loop_agree(seed, crash, react, gas, rebalance):
+    """Defenders that react with a probability (the single engine's ``react_prob`` over
+    ``1 + gas / reaction_gas_ref_gwei``), on uniforms given per substep: numpy and numba to
+    1e-12, and the loop twin, over a path; the uniforms decide (a slot whose uniform is above its
+    probability does not act, so the run differs from one where every defender acts)."""
+    lo, hi = react
+    params = _params(
+        0.6, "reserves_then_lenders", react_prob_min=lo, react_prob_max=hi, rebalance=rebalance
+    )
+    state, f = _setup(seed, 2, 8, params, 4, crash)
+    state = _with_behaviours(state, params, seed)
+    assert state.defend_react_prob is not None
+    a = b = state
+    ref = PM.state_to_dict(state)
+    for t in range(1, f.shape[0]):
+        noise = np.random.default_rng([seed, t]).random(state.shape[:2])
+        a, _ = PM.substep(a, f[t], RES, params, gas_gwei=gas, noise_u=noise)
+        b, _ = PM.substep(b, f[t], RES, params, backend="numba", gas_gwei=gas, noise_u=noise)
+        ref = ref_substep(RES, ref, f[t], params, gas_gwei=gas, noise_u=noise)
+    da, db = PM.state_to_dict(a), PM.state_to_dict(b)
+    for key, v in da.items():
+        if isinstance(v, np.ndarray):
+            _close(db[key], v, rtol=1e-12)
+            _close(v, ref[key])
+
+
+def test_reaction_probabilities_decide_who_acts():
+    """Hand-made: every slot defensive, a fall; with probability 0 nobody acts (the step equals
+    the passive one), with 1 everyone acts (the step equals the one without probabilities), and
+    the gas factor divides the probability (a uniform of 0.4 against 0.5 reacts at 0 gwei and
+    not at 150 gwei with the reference at 150: 0.5 / 2 = 0.25)."""
+    base = _params(1.0, "none", capacity_frac=1.0)
+    state, f = _setup(5, 2, 16, base, 2, 0.15)
+    b = PB.assign(base.borrowers, state.supply, state.oracle_usd, 5, RES)
+    s_beh = PB.with_behaviours(state, b)
+    noise = np.full(state.shape[:2], 0.4)
+
+    def step(s, gas=0.0):
+        return PM.substep(s, f[1], RES, base, gas_gwei=gas, noise_u=noise)[0]
+
+    passive = PM.substep(state, f[1], RES, base)[0]
+    every = PM.substep(s_beh, f[1], RES, base)[0]
+    assert every.counters["added_collateral_asset"].sum() > 0
+    never = step(s_beh.replace(defend_react_prob=np.zeros(state.shape[:2])))
+    assert np.array_equal(never.supply, passive.supply) and np.array_equal(never.debt, passive.debt)
+    sure = step(s_beh.replace(defend_react_prob=np.ones(state.shape[:2])))
+    assert np.array_equal(sure.supply, every.supply) and np.array_equal(sure.debt, every.debt)
+    half = s_beh.replace(defend_react_prob=np.full(state.shape[:2], 0.5))
+    assert np.array_equal(step(half, 0.0).supply, every.supply)
+    cold = step(half, 150.0)
+    assert np.array_equal(cold.supply, passive.supply) and np.array_equal(cold.debt, passive.debt)
+    with pytest.raises(ValueError, match="noise_u=None with reaction probabilities"):
+        PM.substep(half, f[1], RES, base)
+    with pytest.raises(ValueError, match="react_prob_max=0.1 is below"):
+        PB.PortfolioBorrowerParams(react_prob_min=0.2, react_prob_max=0.1)
+
+
+def test_reaction_probabilities_leave_the_other_draws_and_run_draws_noise():
+    """The reaction probabilities are drawn after the triggers, kinds and capacities (the same
+    with or without them); ``run`` draws the uniforms from its ``noise_seed``."""
+    plain = _params(0.5, "none")
+    react = _params(0.5, "none", react_prob_min=0.1, react_prob_max=0.3)
+    state, f = _setup(9, 2, 16, plain, 3, 0.1)
+    b0 = PB.assign(plain.borrowers, state.supply, state.oracle_usd, 9, RES)
+    b1 = PB.assign(react.borrowers, state.supply, state.oracle_usd, 9, RES)
+    assert b0.react_prob is None
+    assert np.array_equal(b0.trigger_hf, b1.trigger_hf) and np.array_equal(b0.repays, b1.repays)
+    assert np.all((b1.react_prob >= 0.1) & (b1.react_prob <= 0.3))
+    s = PB.with_behaviours(state, b1)
+    r1 = PM.run(s, f, RES, react, noise_seed=1)
+    r2 = PM.run(s, f, RES, react, noise_seed=1)
+    assert np.array_equal(r1.supply, r2.supply)
+    manual = s
+    for t in range(1, f.shape[0]):
+        noise = np.random.default_rng([1, 1518, t]).random(s.shape[:2])
+        manual, _ = PM.substep(manual, f[t], RES, react, noise_u=noise)
+    assert np.array_equal(manual.supply, r1.supply) and np.array_equal(manual.debt, r1.debt)

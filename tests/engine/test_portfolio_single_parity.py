@@ -25,9 +25,11 @@ import numpy as np
 import pytest
 
 from levgym import scenarios
+from levgym.engine import portfolio_borrowers as PB
 from levgym.engine import portfolio_market as PM
 from levgym.engine.aave_v3_ethereum import aave_v3_ethereum_reserves
 from levgym.engine.params import EngineParams
+from levgym.engine.rules import DEFENSIVE
 from levgym.engine.state import init_state
 from levgym.engine.step import substep as single_substep
 
@@ -54,15 +56,17 @@ KEEPERS = {
 GAS_GWEI = {"bare": "30", "defaults": "30", "tight": "150", "chunks": "30"}
 
 
-def _single_params(oracle_kind: str = "exact", keepers: str = "bare") -> EngineParams:
+def _single_params(
+    oracle_kind: str = "exact", keepers: str = "bare", defensive_frac: float = 0.0
+) -> EngineParams:
     p = EngineParams()
     return dataclasses.replace(
         p,
         market=dataclasses.replace(p.market, oracle_kind=oracle_kind, **KEEPERS[keepers]),
         borrowers=dataclasses.replace(
             p.borrowers,
-            passive_frac=1.0,
-            defensive_frac=0.0,
+            passive_frac=1.0 - defensive_frac,
+            defensive_frac=defensive_frac,
             looper_frac=0.0,
             arrival_rate_per_h=0.0,
             exit_rate_per_h=0.0,
@@ -116,6 +120,10 @@ def _portfolio_params(p: EngineParams, arb_speed: float) -> PM.PortfolioMarketPa
         congestion_ref_gwei=m.congestion_ref_gwei,
         profitability_filter="in_block" if m.profitability_filter else "off",
         keeper_max_slippage_frac=m.keeper_max_slippage_frac,
+        borrowers=PB.PortfolioBorrowerParams(
+            target_gap=p.borrowers.defend_target_gap,
+            reaction_gas_ref_gwei=p.borrowers.reaction_gas_ref_gwei,
+        ),
     )
 
 
@@ -145,10 +153,13 @@ def _to_portfolio(s, res, params, w, u) -> PM.PortfolioState:
     )  # fmt: skip
 
 
-def _case(oracle_kind, keepers, start_hour, drop_hours, drop_frac, deficit_cover="none"):
+def _case(
+    oracle_kind, keepers, start_hour, drop_hours, drop_frac, deficit_cover="none",
+    defensive_frac=0.0,
+):  # fmt: skip
     """The single engine's parameters, its driver rows on the shock, the matching reserves and
     market parameters, and its start state."""
-    p = _single_params(oracle_kind, keepers)
+    p = _single_params(oracle_kind, keepers, defensive_frac)
     # a TWAP lags the fall: its calls start once the window has caught up (about 8 substeps)
     e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 8
     knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
@@ -240,15 +251,32 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         assert bad > 0  # (the one case without: no position runs out of collateral on its path)
 
 
+def _with_single_defenders(ps, s):
+    """The portfolio state ``ps`` with the single state's defensive slots: their triggers,
+    whether they repay, their reaction probabilities, and unlimited outside funds (the single
+    engine's defenders have no budget)."""
+    defensive = s.active & (s.kind == DEFENSIVE)
+    return PB.with_behaviours(
+        ps,
+        PB.Behaviours(
+            trigger_hf=np.where(defensive, s.trigger_hf, 0.0),
+            repays=defensive & s.repays,
+            capacity_usd=np.where(defensive, np.inf, 0.0),
+            react_prob=np.array(s.react_prob, dtype=np.float64),
+        ),
+    )
+
+
 def _run_both(p, rows, res, params, s, backend):
     """Step the single state ``s`` and its portfolio twin (converted once, the USDC treasury at
-    the single engine's ``reserves_usd``, ``params.deficit_cover="reserves_then_lenders"``)
-    through ``rows``, comparing them after every substep to 1e-12; returns (the single state at
-    the start, at the end, the portfolio state at the end)."""
+    the single engine's ``reserves_usd``, the single engine's defensive slots,
+    ``params.deficit_cover="reserves_then_lenders"``) through ``rows`` with the same uniforms,
+    comparing them after every substep to 1e-12; returns (the single state at the start, at the
+    end, the portfolio state at the end)."""
     assert params.deficit_cover == "reserves_then_lenders"
     e, n = s.collateral_asset.shape
     w, u = res.index("WETH"), res.index("USDC")
-    ps = _to_portfolio(s, res, params, w, u)
+    ps = _with_single_defenders(_to_portfolio(s, res, params, w, u), s)
     tre = ps.treasury_asset.copy()
     tre[:, u] = s.reserves_usd  # the single engine's reserves at the start
     ps = ps.replace(treasury_asset=tre)
@@ -262,9 +290,13 @@ def _run_both(p, rows, res, params, s, backend):
         f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
         noise = np.random.default_rng([3, 1, t]).random((e, n))
         s, r_single = single_substep(s, row, noise, p)
-        ps, r_port = PM.substep(ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei)
+        ps, r_port = PM.substep(
+            ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise
+        )
         np.testing.assert_array_equal(r_port, r_single)
         c = ps.counters
+        close(c["added_collateral_asset"][:, w], s.added_collateral_asset - s0.added_collateral_asset)  # fmt: skip
+        close(c["repaid_by_borrowers_asset"][:, u], s.repaid_by_borrowers_usd - s0.repaid_by_borrowers_usd)  # fmt: skip
         close(ps.oracle_usd[:, w], s.oracle_usd)
         close(ps.pool_asset[:, w], s.pool_asset)
         close(ps.pool_quote[:, w], s.pool_debt)
@@ -360,3 +392,39 @@ def test_a_debt_depeg_above_the_stablecoin_cap_with_a_market_usdc_oracle(
         pc, _ = PM.substep(pc, f, capped, params, backend=backend, gas_gwei=row.gas_gwei)
     assert pc.oracle_usd[:, u].max() == pytest.approx(1.04)
     assert pc.liquidations.sum() < ps.liquidations.sum()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), RUN_CASES)
+@pytest.mark.parametrize(
+    ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
+)
+def test_a_run_with_the_single_engines_defensive_borrowers(
+    backend, oracle_kind, keepers, start_hour, drop_hours, drop_frac
+):
+    """The single engine's defensive borrowers (30 % of the slots, the rest passive): each
+    defender below its trigger reacts with its probability (uniform 0.05-0.5) over
+    ``1 + gas / 150 gwei``, on the substep's uniform, and tops up or repays to
+    ``trigger + 0.3`` with unlimited funds. Given the same uniforms and the single state's
+    behaviours, the portfolio step's borrower phase makes the same top-ups and repayments, and
+    the run equals the single engine's to 1e-12."""
+    p, rows, res, params, s = _case(
+        oracle_kind, keepers, start_hour, drop_hours, drop_frac, "reserves_then_lenders", 0.3
+    )
+    assert np.any(s.kind == DEFENSIVE)
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    # the defenders acted, on both sides: both kinds of defence
+    assert np.sum(s1.added_collateral_asset - s0.added_collateral_asset) > 0
+    assert np.sum(s1.repaid_by_borrowers_usd - s0.repaid_by_borrowers_usd) > 0
+    assert s1.liquidations.sum() > 0
+    # the probabilities bind: with every defender reacting every substep the borrowers do more
+    w, u = res.index("WETH"), res.index("USDC")
+    always = _with_single_defenders(_to_portfolio(s0, res, params, w, u), s0)
+    always = always.replace(defend_react_prob=None)
+    for row in rows:
+        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+        always, _ = PM.substep(always, f, res, params, backend=backend, gas_gwei=row.gas_gwei)
+    c, ca = ps.counters, always.counters
+    done = c["added_collateral_asset"][:, w].sum() + c["repaid_by_borrowers_asset"][:, u].sum()
+    more = ca["added_collateral_asset"][:, w].sum() + ca["repaid_by_borrowers_asset"][:, u].sum()
+    assert more > done * 1.01
