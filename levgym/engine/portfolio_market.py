@@ -101,6 +101,8 @@ STABLE_POOLS = ("cpmm", "stableswap")
 """Curves of the stable pool's legs (:attr:`PortfolioMarketParams.stable_pool`)."""
 
 
+MIN_CLOSE_BY = ("pair", "position_debt")
+"""``PortfolioMarketParams.min_close_by``'s values."""
 KEEPER_FILTERS = ("alone", "in_block", "off")
 """``PortfolioMarketParams.profitability_filter``'s values (:func:`select_calls`)."""
 GAS_SYMBOL = "WETH"
@@ -171,6 +173,23 @@ class PortfolioMarketParams:
     ``aave_v3_ethereum`` preset's, :data:`levgym.simulation_portfolio.PRESET_MARKET`)."""
     stable_pool_amp: float = 2000.0
     """Amplification ``A`` of the StableSwap legs (Curve's ``A()``; 3pool's, ASSUMPTIONS.md)."""
+    close_factor: float = 0.5
+    """Share of the position's total debt (USD) one call may repay while the close factor binds
+    (v3.3's 50 %; the single-asset ``protocol.close_factor``: 1 for ``aave_v3_weth_comet_params``)."""
+    full_close_hf: float = 0.95
+    """At or below this HF a call may repay all of the pair's debt (v3.3's 0.95; the single-asset
+    ``protocol.full_close_hf``: 0 for ``aave_v2_weth``, no full close)."""
+    min_close_usd: float = 2000.0
+    """Below this size a call may repay all of the pair's debt (v3.3's $2,000; the single-asset
+    ``protocol.small_position_usd``: 0 for ``aave_v2_weth``)."""
+    min_close_by: str = "pair"
+    """What ``min_close_usd`` is compared with (:data:`MIN_CLOSE_BY`): ``pair``, the pair's
+    collateral and its debt (v3.3), or ``position_debt``, the position's total debt (the
+    single-asset engine's ``small_position_usd``)."""
+    leftover_usd: float = 1000.0
+    """v3.3's leftover rule: a call that clears neither the pair's debt nor its collateral must
+    leave at least this much (USD) of each (``MUST_NOT_LEAVE_DUST``); 0 = no rule (the
+    single-asset engine's)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_market"
@@ -210,12 +229,31 @@ class PortfolioMarketParams:
                 f"{o}.stable_pool={self.stable_pool!r} is not allowed; allowed {list(STABLE_POOLS)}"
             )
         _check_range(o, "stable_pool_amp", self.stable_pool_amp, 1.0, 1e6)
+        _check_range(o, "close_factor", self.close_factor, 0.0, 1.0, lo_open=True)
+        _check_range(o, "full_close_hf", self.full_close_hf, 0.0, 1.0)
+        _check_range(o, "min_close_usd", self.min_close_usd, 0.0, 1e12)
+        if self.min_close_by not in MIN_CLOSE_BY:
+            raise ValueError(
+                f"{o}.min_close_by={self.min_close_by!r} is not allowed; allowed "
+                f"{', '.join(MIN_CLOSE_BY)}"
+            )
+        _check_range(o, "leftover_usd", self.leftover_usd, 0.0, 1e12)
         if self.stable_pool == "stableswap" and self.profitability_filter == "in_block":
             raise ValueError(
                 f"{o}.profitability_filter='in_block' with stable_pool='stableswap' is not "
                 "supported yet (the in-block pricing is constant product's); allowed 'alone' or "
                 "'off' with StableSwap legs, or stable_pool='cpmm'"
             )
+
+    @property
+    def close_terms(self) -> tuple[float, float, float, float, float]:
+        """The call's close-factor and leftover terms in
+        :data:`levgym.engine.portfolio.V33_CLOSE_TERMS`' form (equal to it by default)."""
+        by_pair = 1.0 if self.min_close_by == "pair" else 0.0
+        return (
+            float(self.close_factor), float(self.full_close_hf), float(self.min_close_usd),
+            by_pair, float(self.leftover_usd),
+        )  # fmt: skip
 
     @property
     def keeper_chunk_ratio(self) -> float:
@@ -815,13 +853,13 @@ def cascade_round(
     if fused:
         res = liquidate_fused(
             state.supply, state.debt, state.oracle_usd, reserves, state.emode_row,
-            max_repay_by_row=mr,
+            max_repay_by_row=mr, close_terms=params.close_terms,
         )  # fmt: skip
     else:
         by_slot = math.inf if mr is None else mr[np.arange(e)[:, None], state.emode_row]
         res = liquidate(
             state.supply, state.debt, state.oracle_usd[:, None, :], reserves, state.emode_row,
-            max_repay=by_slot,
+            max_repay=by_slot, close_terms=params.close_terms,
         )  # fmt: skip
     on = res.collateral_index >= 0
     if not on.any():  # nothing liquidatable anywhere: the round changes nothing

@@ -87,13 +87,14 @@ Layout = collections.namedtuple(
     "Layout",
     "q has_pool fee can_coll lt bonus pfee rf base slope1 slope2 optimal okind obase ocap ogrowth "
     "fcode fdev fhb "
-    "amp",
+    "amp close",
 )
 """Per-reserve constants of the kernel: the quote's index, ``[K]`` arrays (pools, fees,
 collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
 parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat, each leg's
-StableSwap amplification, 0 for constant product: ``portfolio_market.pool_amp``) and the
-effective LT and bonus per E-mode row ``[R, K]``."""
+StableSwap amplification, 0 for constant product: ``portfolio_market.pool_amp``), the
+effective LT and bonus per E-mode row ``[R, K]`` and the calls' close terms ``[5]``
+(``PortfolioMarketParams.close_terms``)."""
 BorrowerLayout = collections.namedtuple(
     "BorrowerLayout", "on rebalance gap ltv can_borrow emode_borrowable bii ceiling borrow_cap"
 )
@@ -263,8 +264,9 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         recorded so far."""
         q = L.q
         i, j, rep, tot, fee, _ = position_call(
-            sup_e, deb_e, n, price, L.bonus, row, L.pfee, cm, 0, hf, debt_usd, maxrep, row
-        )
+            sup_e, deb_e, n, price, L.bonus, row, L.pfee, cm, 0, hf, debt_usd, maxrep, row,
+            L.close,
+        )  # fmt: skip
         if i < 0:
             return m
         got = tot - fee
@@ -659,6 +661,7 @@ def _layout(reserves: Reserves, params: PortfolioMarketParams):
         fdev=np.array([r.oracle.deviation_frac for r in reserves.reserves]),
         fhb=np.array([r.oracle.heartbeat_h for r in reserves.reserves]),
         amp=np.ascontiguousarray(portfolio_market.pool_amp(reserves, params), dtype=np.float64),
+        close=np.array(params.close_terms, dtype=np.float64),
     )
 
 

@@ -121,9 +121,16 @@ def ref_max_borrow(
 def ref_liquidation_call(
     reserves: Reserves, supply: list[float], debt: list[float], price: list[float], row: int,
     i: int, j: int, debt_to_cover: float, enabled: list[bool] | None = None,
+    close: tuple | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """``executeLiquidationCall(collateral i, debt j, debtToCover)``; None when it reverts
-    (HF not below 1, nothing to seize or repay, or dust left)."""
+    (HF not below 1, nothing to seize or repay, or dust left). ``close``: (close factor,
+    full-close HF, small-size USD, 1 if the size test is the pair's collateral and debt else the
+    position's debt, leftover USD with 0 for no leftover rule); None: v3.3's."""
+    factor, full_hf, small, by_pair, leftover = (
+        (0.5, 0.95, SMALL, 1.0, LEFTOVER) if close is None else close
+    )
+    floor = leftover * (1.0 - 1e-9)
     a = ref_account(reserves, supply, debt, price, row, enabled)
     r = reserves.reserves[i]
     if enabled is not None and not enabled[i]:
@@ -142,8 +149,9 @@ def ref_liquidation_call(
     debt_base = user_debt * price[j]
     coll_base = user_coll * price[i]
     max_liq = user_debt
-    if coll_base >= SMALL and debt_base >= SMALL and a["health_factor"] > 0.95:
-        half = a["debt_usd"] * 0.5
+    big = coll_base >= small and debt_base >= small if by_pair else a["debt_usd"] >= small
+    if big and a["health_factor"] > full_hf:
+        half = a["debt_usd"] * factor
         if debt_base > half:
             max_liq = half / price[j]
     actual = debt_to_cover if debt_to_cover < max_liq else max_liq
@@ -157,9 +165,7 @@ def ref_liquidation_call(
     bonus_coll = coll_amount - coll_amount / (1.0 + bonus)
     fee = bonus_coll * r.protocol_fee_frac
     if actual < user_debt and coll_amount < user_coll:
-        if (user_debt - actual) * price[j] < LEFTOVER_FLOOR or (user_coll - coll_amount) * price[
-            i
-        ] < LEFTOVER_FLOOR:
+        if (user_debt - actual) * price[j] < floor or (user_coll - coll_amount) * price[i] < floor:
             return None
     if actual <= 0:
         return None
@@ -198,11 +204,15 @@ def ref_keeper_cover(
     j: int,
     enabled: list[bool] | None = None,
     limit: float = math.inf,
+    close: tuple | None = None,
 ) -> float:
     """A keeper's ``debtToCover`` on pair (i, j): everything up to its own ``limit``; if that
-    reverts on dust, the most that leaves $1,000 of the pair's debt and collateral."""
-    if ref_liquidation_call(reserves, supply, debt, price, row, i, j, limit, enabled) is not None:
+    reverts on dust, the most that leaves the leftover ($1,000) of the pair's debt and
+    collateral (``close``: :func:`ref_liquidation_call`'s)."""
+    call = ref_liquidation_call(reserves, supply, debt, price, row, i, j, limit, enabled, close)
+    if call is not None:
         return limit
+    leftover = LEFTOVER if close is None else close[4]
     r = reserves.reserves[i]
     cat = _category(reserves, row)
     bonus = (
@@ -210,15 +220,15 @@ def ref_keeper_cover(
         if cat is not None and r.symbol in cat.collateral
         else r.liquidation_bonus
     )
-    by_debt = (debt[j] * price[j] - LEFTOVER) / price[j]
-    by_coll = (supply[i] * price[i] - LEFTOVER) / (price[j] * (1.0 + bonus))
+    by_debt = (debt[j] * price[j] - leftover) / price[j]
+    by_coll = (supply[i] * price[i] - leftover) / (price[j] * (1.0 + bonus))
     return max(min(by_debt, by_coll, limit), 0.0)
 
 
 def ref_liquidate(
     reserves: Reserves, supply: np.ndarray, debt: np.ndarray, price: np.ndarray, rows: np.ndarray,
     enabled: np.ndarray | None = None, pool_asset: np.ndarray | None = None,
-    max_slippage_frac: float = 1.0,
+    max_slippage_frac: float = 1.0, close: tuple | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """One keeper call on every liquidatable position of a book ``[E, N, K]`` (prices ``[E, K]``,
     E-mode rows ``[E, N]``, optional collateral flags ``[E, N, K]``): the pair with the largest
@@ -255,8 +265,8 @@ def ref_liquidate(
                         bonus = cat.liquidation_bonus if member else r.liquidation_bonus
                         most = pool_asset[e, i] * max_slippage_frac / (1.0 - max_slippage_frac)
                         limit = most * p[i] / (1.0 + bonus) / p[j]
-                    cover = ref_keeper_cover(reserves, s, d, p, row, i, j, en, limit)
-                    res = ref_liquidation_call(reserves, s, d, p, row, i, j, cover, en)
+                    cover = ref_keeper_cover(reserves, s, d, p, row, i, j, en, limit, close)
+                    res = ref_liquidation_call(reserves, s, d, p, row, i, j, cover, en, close)
                     if res is not None:
                         calls.append((i, j, res))
             if not calls:
@@ -464,6 +474,15 @@ def _ref_pool_price(pa: float, pq: float, amp: float) -> float:
     return _ref_ss_price(pa, pq, amp) if amp > 0.0 else pq / pa
 
 
+def _ref_close(params: Any) -> tuple:
+    """The market's close terms in :func:`ref_liquidation_call`'s form (v3.3's by default)."""
+    by_pair = 1.0 if getattr(params, "min_close_by", "pair") == "pair" else 0.0
+    return (
+        getattr(params, "close_factor", 0.5), getattr(params, "full_close_hf", 0.95),
+        getattr(params, "min_close_usd", SMALL), by_pair, getattr(params, "leftover_usd", LEFTOVER),
+    )  # fmt: skip
+
+
 def ref_substep(
     reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any,
     gas_gwei: Any = None, noise_u: Any = None,
@@ -537,6 +556,7 @@ def ref_substep(
         res = ref_liquidate(
             reserves, st["supply"], st["debt"], st["oracle_usd"], st["emode_row"],
             pool_asset=st["pool_asset"], max_slippage_frac=params.keeper_max_slippage_frac,
+            close=_ref_close(params),
         )  # fmt: skip
         any_call = False
         for e in range(e_n):

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from levgym.engine import portfolio
 from levgym.engine import portfolio_borrowers as PB
 from levgym.engine import portfolio_market as PM
 from levgym.engine import portfolio_treasury as PT
@@ -449,3 +450,53 @@ def test_reaction_probabilities_leave_the_other_draws_and_run_draws_noise():
         noise = np.random.default_rng([1, 1518, t]).random(s.shape[:2])
         manual, _ = PM.substep(manual, f[t], RES, react, noise_u=noise)
     assert np.array_equal(manual.supply, r1.supply) and np.array_equal(manual.debt, r1.debt)
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 10_000),
+    crash=st.sampled_from([0.08, 0.2]),
+    close=st.sampled_from(
+        [
+            (0.5, 0.0, 0.0, "position_debt", 0.0),
+            (1.0, 1.0, 2000.0, "position_debt", 0.0),
+            (0.25, 0.9, 50_000.0, "pair", 1000.0),
+            (0.5, 0.95, 2000.0, "pair", 20_000.0),
+        ]
+    ),  # fmt: skip
+)
+def test_close_terms_numpy_numba_and_loop_agree(seed, crash, close):
+    """The close-factor and leftover options (the single-asset presets' terms, and v3.3's with
+    other sizes) on multi-asset books: numpy and numba to 1e-12, the loop twin to 1e-9."""
+    cf, full_hf, small, by, leftover = close
+    params = dataclasses.replace(
+        _params(0.0, "none"), close_factor=cf, full_close_hf=full_hf, min_close_usd=small,
+        min_close_by=by, leftover_usd=leftover,
+    )  # fmt: skip
+    state, f = _setup(seed, 2, 8, params, 4, crash)
+    a = b = state
+    ref = PM.state_to_dict(state)
+    for t in range(1, f.shape[0]):
+        a, _ = PM.substep(a, f[t], RES, params)
+        b, _ = PM.substep(b, f[t], RES, params, backend="numba")
+        ref = ref_substep(RES, ref, f[t], params)
+    da, db = PM.state_to_dict(a), PM.state_to_dict(b)
+    for key, v in da.items():
+        if isinstance(v, np.ndarray):
+            _close(db[key], v, rtol=1e-12)
+            _close(v, ref[key])
+
+
+def test_close_terms_default_to_v33_and_refuse_bad_values():
+    assert PM.PortfolioMarketParams().close_terms == portfolio.V33_CLOSE_TERMS
+    with pytest.raises(ValueError, match="min_close_by='debt' is not allowed"):
+        PM.PortfolioMarketParams(min_close_by="debt")
+    with pytest.raises(ValueError, match="close_factor=0 is out of range"):
+        PM.PortfolioMarketParams(close_factor=0.0)
+    # a hand-made call: 50 % always (no full close at HF 0.5, no small-position rule)
+    c, d = 1.0, 2_500.0  # 1 WETH at $3,000 against $2,500: HF 3000 * 0.8 / 2500 = 0.96
+    v2 = (0.5, 0.0, 0.0, 0.0, 0.0)
+    rep, tot, fee, rev = portfolio.liquidation_call(c, d, 3000.0, 1.0, 0.05, 0.0, 0.5, d, d, *v2)
+    assert rep == pytest.approx(1_250.0) and not rev
+    rep33, *_ = portfolio.liquidation_call(c, d, 3000.0, 1.0, 0.05, 0.0, 0.5, d, d)
+    assert rep33 == pytest.approx(d)  # v3.3: all of it at HF <= 0.95

@@ -28,7 +28,7 @@ from levgym import scenarios
 from levgym.engine import portfolio_borrowers as PB
 from levgym.engine import portfolio_market as PM
 from levgym.engine.aave_v3_ethereum import aave_v3_ethereum_reserves
-from levgym.engine.params import EngineParams
+from levgym.engine.params import PRESETS, EngineParams
 from levgym.engine.rules import DEFENSIVE
 from levgym.engine.state import init_state
 from levgym.engine.step import substep as single_substep
@@ -428,3 +428,65 @@ def test_a_run_with_the_single_engines_defensive_borrowers(
     done = c["added_collateral_asset"][:, w].sum() + c["repaid_by_borrowers_asset"][:, u].sum()
     more = ca["added_collateral_asset"][:, w].sum() + ca["repaid_by_borrowers_asset"][:, u].sum()
     assert more > done * 1.01
+
+
+def _single_close(params: PM.PortfolioMarketParams, p: EngineParams) -> PM.PortfolioMarketParams:
+    """``params`` with the single engine's close factor: its ``close_factor``, ``full_close_hf``
+    and ``small_position_usd`` on the position's debt, and no leftover rule."""
+    pr = p.protocol
+    return dataclasses.replace(
+        params,
+        close_factor=pr.close_factor,
+        full_close_hf=pr.full_close_hf,
+        min_close_usd=pr.small_position_usd,
+        min_close_by="position_debt",
+        leftover_usd=0.0,
+    )
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("preset", ["aave_v2_weth", "aave_v3_weth_comet_params", "conservative"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults")])
+@pytest.mark.parametrize(
+    ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
+)
+def test_a_run_under_the_single_presets_close_factors(
+    backend, preset, oracle_kind, keepers, start_hour, drop_hours, drop_frac
+):
+    """The single-asset protocol presets' liquidation terms (``params.PRESETS``:
+    ``aave_v2_weth``: 50 % always, no full close, no small-position rule, no protocol fee;
+    ``aave_v3_weth_comet_params``: the whole debt in one call; ``conservative``: LT 0.75, bonus
+    7.5 %), with the single engine's defensive borrowers: the asset-axis step with the
+    preset's ``close_factor``, ``full_close_hf``, ``min_close_usd`` on the position's debt and no
+    leftover rule equals the single engine's run to 1e-12 (the preset's LT, LTV, bonus, fee and
+    rate curve on the reserves as in the other cases). v3.3's own close factor does not (the
+    calls differ), so the options are what makes these presets agree."""
+    p0 = _single_params(oracle_kind, keepers, 0.3)
+    p = dataclasses.replace(p0, protocol=PRESETS[preset])
+    e, n, steps = 6, 64, 8
+    knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
+    drivers = scenarios.get("shock").drivers(
+        e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]}
+    )
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    res = _reserves(p)
+    base = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    base = dataclasses.replace(base, deficit_cover="reserves_then_lenders")
+    params = _single_close(base, p)
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    assert np.sum(s1.liquidations - s0.liquidations) > 0
+    if preset != "conservative":  # v3.3's close factor makes other calls on these presets
+        w, u = res.index("WETH"), res.index("USDC")
+        v33 = _with_single_defenders(_to_portfolio(s0, res, base, w, u), s0)
+        for t, row in enumerate(rows):
+            f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+            noise = np.random.default_rng([3, 1, t]).random((e, n))
+            v33, _ = PM.substep(
+                v33, f, res, base, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise
+            )
+        assert not np.allclose(v33.counters["repaid_by_liquidators_asset"][:, u], ps.counters["repaid_by_liquidators_asset"][:, u], rtol=1e-6)  # fmt: skip
