@@ -523,7 +523,8 @@ FEED_CODES = {"exact": R.EXACT, "chainlink": R.CHAINLINK, "twap": R.TWAP}
 def feed_update(
     reserves: Reserves, source_usd: np.ndarray, feed_usd: np.ndarray | None,
     feed_updated_h: np.ndarray | None, now_h: float, in_block: bool,
-    twap_usd: np.ndarray | None = None,
+    twap_usd: np.ndarray | None = None, bias_frac: np.ndarray | None = None,
+    held: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(feed answer, its update time) ``[E, K]``: each reserve's market source through its feed
     (:attr:`levgym.engine.portfolio.OracleConfig.feed`), by the single-asset rule
@@ -531,20 +532,25 @@ def feed_update(
     answer until the source deviates by more than ``deviation_frac`` or, between blocks
     (``in_block`` false), the heartbeat passed; ``twap``: the window's mean ``twap_usd``
     ``[E, K]``, between blocks only). Without a previous answer (``feed_usd`` None) the source
-    is the previous answer, read at hour 0."""
+    is the previous answer, read at hour 0. ``bias_frac`` and ``held`` ``[E, K]`` (None: 0 and
+    false): the single-asset engine's oracle drivers, a manipulation of each reported answer
+    (``source * (1 + bias)``) and a feed that keeps its last answer (a stale feed or the
+    governor's pause), by the same rule."""
     source_usd = np.asarray(source_usd, dtype=np.float64)
     if feed_usd is None or feed_updated_h is None:
         feed_usd, feed_updated_h = source_usd, np.zeros_like(source_usd)
     feed, updated = np.empty_like(source_usd), np.empty_like(source_usd)
-    frozen = np.zeros(source_usd.shape[:-1], dtype=bool)
+    no_hold = np.zeros(source_usd.shape[:-1], dtype=bool)
     for k, r in enumerate(reserves.reserves):
+        frozen = no_hold if held is None else held[..., k]
+        bias = 0.0 if bias_frac is None else bias_frac[..., k]
         o = r.oracle
         code = FEED_CODES[o.feed]
         if code == R.TWAP and twap_usd is None and not in_block:
             raise ValueError(f"reserve {r.symbol!r} has a twap feed: twap_usd is needed")
         feed[..., k], updated[..., k] = R.oracle_update(
             code, feed_usd[..., k], feed_updated_h[..., k], now_h, source_usd[..., k],
-            None if twap_usd is None else twap_usd[..., k], 0.0, frozen, o.deviation_frac,
+            None if twap_usd is None else twap_usd[..., k], bias, frozen, o.deviation_frac,
             o.heartbeat_h, in_block,
         )  # fmt: skip
     return feed, updated
@@ -563,15 +569,15 @@ def _pool_usd(
 def _oracle(
     reserves: Reserves, params: PortfolioMarketParams, fundamental: np.ndarray, pool_asset, pool_quote,
     ratio, snapshot, time_h: float, feed_usd=None, feed_updated_h=None, in_block: bool = False,
-    twap_usd=None,
+    twap_usd=None, bias_frac=None, held=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """(oracle, feed answer, feed update time) ``[E, K]``: the market source (the fundamental
-    blended with the pool), through each reserve's feed (:func:`feed_update`), into each
-    reserve's oracle kind."""
+    blended with the pool), through each reserve's feed (:func:`feed_update`, with the oracle
+    drivers ``bias_frac`` and ``held``), into each reserve's oracle kind."""
     pool_usd = _pool_usd(reserves, params, fundamental, pool_asset, pool_quote)
     source = R.oracle_source(fundamental, pool_usd, params.oracle_pool_weight_frac)
     feed, updated = feed_update(
-        reserves, source, feed_usd, feed_updated_h, time_h, in_block, twap_usd
+        reserves, source, feed_usd, feed_updated_h, time_h, in_block, twap_usd, bias_frac, held
     )
     return oracle_prices_usd(reserves, feed, ratio, snapshot, time_h), feed, updated
 
@@ -640,11 +646,28 @@ def init_state(
 # ----------------------------------------------------------------------------- the substep
 
 
+def oracle_drivers(
+    oracle_bias_frac: Any, oracle_held: Any, shape: tuple[int, int]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The substep's oracle drivers as ``[E, K]`` arrays (None where not given): a manipulation
+    of each reported answer and which feeds keep their last answer (the single-asset drivers
+    ``oracle_bias_frac`` and ``oracle_frozen`` or the governor's ``pause_oracle``, per reserve)."""
+    bias = held = None
+    if oracle_bias_frac is not None:
+        bias = np.broadcast_to(np.asarray(oracle_bias_frac, dtype=np.float64), shape)
+        if not np.all(np.isfinite(bias)) or np.any(bias <= -1.0):
+            raise ValueError("oracle_bias_frac must be finite and > -1")
+    if oracle_held is not None:
+        held = np.broadcast_to(np.asarray(oracle_held, dtype=bool), shape)
+    return bias, held
+
+
 def market_update(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams,
+    params: PortfolioMarketParams, oracle_bias_frac: Any = None, oracle_held: Any = None,
 ) -> PortfolioState:  # fmt: skip
-    """Steps 1-3: new fundamentals, arbitrage of every pool toward them, oracles read."""
+    """Steps 1-3: new fundamentals, arbitrage of every pool toward them, oracles read (with the
+    oracle drivers ``[E, K]``, :func:`oracle_drivers`)."""
     f = np.asarray(fundamental_usd, dtype=np.float64)
     has_pool, _, _ = _pool_layout(reserves, params)
     q = reserves.index(QUOTE_SYMBOL)
@@ -662,7 +685,8 @@ def market_update(
     buf[:, :, state.substep_index % w] = _pool_usd(reserves, params, f, pa, pq)
     oracle, feed, feed_h = _oracle(
         reserves, params, f, pa, pq, state.exchange_ratio, state.snapshot_ratio, now,
-        state.feed_usd, state.feed_updated_h, False, np.mean(buf, axis=2),
+        state.feed_usd, state.feed_updated_h, False, np.mean(buf, axis=2), oracle_bias_frac,
+        oracle_held,
     )  # fmt: skip
     return state.replace(
         fundamental_usd=f, pool_asset=pa, pool_quote=pq, oracle_usd=oracle, time_h=now,
@@ -835,11 +859,13 @@ def select_calls(
 def cascade_round(
     state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams, fused: bool = True,
     cap_left: np.ndarray | None = None, gas_usd: np.ndarray | None = None,
+    oracle_bias_frac: Any = None, oracle_held: Any = None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One round of the cascade (see the module docstring); returns the state and the calls made
     per env ``[E]``. ``cap_left``: keeper calls the substep still holds ``[E]`` (default no
     limit); ``gas_usd``: one call's gas ``[E]`` (default :func:`keeper_gas_usd` at
-    ``params.gas_price_gwei``)."""
+    ``params.gas_price_gwei``); the oracle drivers ``[E, K]`` (:func:`oracle_drivers`) apply to
+    the oracles' reads after the round."""
     from .portfolio_fused import liquidate_fused
 
     e, n, k = state.shape
@@ -909,7 +935,8 @@ def cascade_round(
     c["purchase_quote"] = c["purchase_quote"] + paid
     oracle, feed, feed_h = _oracle(
         reserves, params, state.fundamental_usd, pa, pq, state.exchange_ratio,
-        state.snapshot_ratio, state.time_h, state.feed_usd, state.feed_updated_h, True,
+        state.snapshot_ratio, state.time_h, state.feed_usd, state.feed_updated_h, True, None,
+        oracle_bias_frac, oracle_held,
     )  # fmt: skip
     pnl_usd = (usdc_in - usdc_out) * usdc_usd[:, 0] - gas_usd * calls
     return state.replace(
@@ -950,7 +977,8 @@ def _check_backend(backend: str) -> None:
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
-    gas_gwei: Any = None, noise_u: Any = None,
+    gas_gwei: Any = None, noise_u: Any = None, oracle_bias_frac: Any = None,
+    oracle_held: Any = None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One substep of every env (module docstring, steps 1-7); returns the state and the cascade
     rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
@@ -960,16 +988,20 @@ def substep(
     deficit cover after it. ``gas_gwei``: the substep's gas price (a number or ``[E]``; None:
     ``params.gas_price_gwei``), for the keepers' gas (``gas_units_per_call``) and capacity and
     the borrowers' reactions. ``noise_u``: uniforms ``[E, N]``, one per slot, read only when the
-    state has reaction probabilities (``defend_react_prob``: who reacts this substep)."""
+    state has reaction probabilities (``defend_react_prob``: who reacts this substep).
+    ``oracle_bias_frac`` and ``oracle_held`` (``[E, K]``, broadcast; None: none): the
+    single-asset engine's oracle drivers per reserve (:func:`oracle_drivers`), applied to every
+    oracle read of the substep, between blocks and within the cascade."""
     _check_backend(backend)
+    bias, held = oracle_drivers(oracle_bias_frac, oracle_held, state.oracle_usd.shape)
     if backend == "numba":
         from . import portfolio_market_fused
 
         state, rounds = portfolio_market_fused.substep(
-            state, fundamental_usd, reserves, params, gas_gwei, noise_u
+            state, fundamental_usd, reserves, params, gas_gwei, noise_u, bias, held
         )
         return cover_deficit(state, params), rounds
-    state = market_update(state, fundamental_usd, reserves, params)
+    state = market_update(state, fundamental_usd, reserves, params, bias, held)
     state = accrue_interest(state, reserves, params)
     e = state.shape[0]
     gwei = gas_gwei_per_env(params, gas_gwei, e)
@@ -978,7 +1010,7 @@ def substep(
     gas_usd = keeper_gas_usd(reserves, params, state.fundamental_usd, gas_gwei)
     cap_left = keeper_capacity(params, gas_gwei, e)
     for _ in range(params.max_cascade_rounds):
-        state, calls = cascade_round(state, reserves, params, fused, cap_left, gas_usd)
+        state, calls = cascade_round(state, reserves, params, fused, cap_left, gas_usd, bias, held)
         cap_left = cap_left - calls
         rounds += calls > 0
         if not calls.any():

@@ -125,11 +125,12 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         return NR.pool_price_usd(pa[e, k], pq[e, k], usdc_usd)
 
     @njit(cache=True)
-    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, buf, in_block):
+    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, buf, in_block, bias, held):  # fmt: skip
         """``portfolio_market._oracle`` for env ``e``: pool price (the fundamental where there is
-        no pool), the source blend, each reserve's feed (``rules.oracle_update``; a NaN answer is
-        none yet: the source, read at hour 0), each reserve's oracle kind; writes ``out[e]``,
-        ``feed[e]`` and ``feed_h[e]``."""
+        no pool), the source blend, each reserve's feed (``rules.oracle_update``, with the
+        oracle drivers ``bias``, ``held`` ``[E, K]``; a NaN answer is none yet: the source, read
+        at hour 0), each reserve's oracle kind; writes ``out[e]``, ``feed[e]`` and
+        ``feed_h[e]``."""
         k_n = f.shape[1]
         q = L.q
         for k in range(k_n):
@@ -146,8 +147,8 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                     twap += buf[e, k, s]
                 twap = twap / buf.shape[2]
             feed[e, k], feed_h[e, k] = NR.oracle_update(
-                L.fcode[k], feed[e, k], feed_h[e, k], hours, src[k], twap, 0.0, False,
-                L.fdev[k], L.fhb[k], in_block,
+                L.fcode[k], feed[e, k], feed_h[e, k], hours, src[k], twap, bias[e, k],
+                held[e, k], L.fdev[k], L.fhb[k], in_block,
             )  # fmt: skip
         for k in range(k_n):
             kind = L.okind[k]
@@ -163,7 +164,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 )
 
     @njit(cache=True)
-    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h, buf):
+    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h, buf, bias, held):  # fmt: skip
         """Steps 1-3: arbitrage of every pool toward ``f[e, k] / f[e, USDC]``, the TWAP window
         samples the pools (USDC: its fundamental), oracles read (between blocks)."""
         k_n = f.shape[1]
@@ -180,8 +181,9 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             else:
                 buf[e, k, S.slot] = f[e, k]
         _oracle_env(
-            e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle, feed, feed_h, buf, False
-        )
+            e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle, feed, feed_h, buf, False,
+            bias, held,
+        )  # fmt: skip
 
     @njit(cache=True)
     def _interest_growth_env(e, debt_in, lender, L, S, growth):
@@ -366,7 +368,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         return position_health(sup_e, deb_e, n, price, L.lt, row, cm, 0)
 
     @njit(cache=True)
-    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf, gas):  # fmt: skip
+    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf, gas, bias, held):  # fmt: skip
         """The end of a round with ``calls`` calls in env ``e``: counters, the bundled sale into
         each pool then the bundled purchase from it, the keepers' result, oracles read again."""
         k_n = f.shape[1]
@@ -404,8 +406,9 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 counters[C_PURCHASE_Q, e, k] += paid
                 usdc_out += paid
         _oracle_env(
-            e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h, buf, True
-        )
+            e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h, buf, True,
+            bias, held,
+        )  # fmt: skip
         pnl[e] += (usdc_in - usdc_out) * f[e, q] - gas * calls
 
     @njit(cache=True)
@@ -532,7 +535,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
-        gas_usd, capacity, B, trig, repays, cap,
+        gas_usd, capacity, B, trig, repays, cap, bias, held,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -554,7 +557,9 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             want = np.zeros(n_n if lend else 0)
             dleg = np.zeros(k_n)
             # 1-3. prices, arbitrage, oracles
-            _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf)
+            _market_env(
+                e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf, bias, held
+            )
             _leg_invariants(e, pa, pq, L, dleg)
             if S.chunk < np.inf:
                 _chunk_env(e, pa, price, L, S, maxrep)
@@ -592,7 +597,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             while calls > 0:
                 _close_round(
                     e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls,
-                    src, feed, feed_h, buf, gas,
+                    src, feed, feed_h, buf, gas, bias, held,
                 )  # fmt: skip
                 liquidations[e] += calls
                 cap_left -= calls
@@ -700,14 +705,17 @@ def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
 
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams, gas_gwei=None, noise_u=None,
+    params: PortfolioMarketParams, gas_gwei=None, noise_u=None, oracle_bias_frac=None,
+    oracle_held=None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """:func:`levgym.engine.portfolio_market.substep` compiled (same results to float
     rounding): the new state (fresh arrays) and the cascade rounds with calls per env ``[E]``.
     ``gas_gwei``: the substep's gas price (a number or ``[E]``; None:
     ``params.gas_price_gwei``); ``noise_u``: the slots' uniforms ``[E, N]`` (read with reaction
     probabilities: :func:`levgym.engine.portfolio_borrowers.phase_trigger_hf` zeroes the
-    triggers of the slots that do not react, before the kernel)."""
+    triggers of the slots that do not react, before the kernel); ``oracle_bias_frac``,
+    ``oracle_held``: the oracle drivers ``[E, K]`` (None: none;
+    :func:`levgym.engine.portfolio_market.oracle_drivers`)."""
     e, n, k = state.shape
     f = np.ascontiguousarray(
         np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e, k))
@@ -743,6 +751,9 @@ def substep(
     gas_usd = portfolio_market.keeper_gas_usd(reserves, params, f, gas_gwei)
     capacity = portfolio_market.keeper_capacity(params, gas_gwei, e)
     gwei = portfolio_market.gas_gwei_per_env(params, gas_gwei, e)
+    bias_a, held_a = portfolio_market.oracle_drivers(oracle_bias_frac, oracle_held, (e, k))
+    bias_a = np.zeros((e, k)) if bias_a is None else np.ascontiguousarray(bias_a)
+    held_a = np.zeros((e, k), dtype=np.bool_) if held_a is None else np.ascontiguousarray(held_a)
     acting = portfolio_borrowers.phase_trigger_hf(state, params, noise_u, gwei)
     on = acting is not None and bool(np.any(acting > 0.0))
     B = _borrower_layout(reserves, params, on)
@@ -755,7 +766,7 @@ def substep(
     _substep_kernel(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
-        gas_usd, capacity, B, trig, repays, cap,
+        gas_usd, capacity, B, trig, repays, cap, bias_a, held_a,
     )  # fmt: skip
     if on:
         state = state.replace(defend_capacity_usd=cap)

@@ -296,12 +296,15 @@ def _ref_rate(r: Any, debt_total: float, supply_total: float) -> float:
 
 
 def _ref_oracles(
-    reserves: Reserves, params: Any, st: dict, e: int, in_block: bool = False
-) -> list[float]:
+    reserves: Reserves, params: Any, st: dict, e: int, in_block: bool = False,
+    bias: Any = None, held: Any = None,
+) -> list[float]:  # fmt: skip
     """One env's oracle: the market source (fundamental blended with the pool), through each
     reserve's feed (``exact``: the source; ``chainlink``: the last answer unless the source moved
     more than the deviation threshold from it or, between blocks, the heartbeat passed; the
-    feed's answer and time kept in ``st``), into the reserve's oracle kind."""
+    feed's answer and time kept in ``st``), into the reserve's oracle kind. ``bias [E, K]``: the
+    reported answer is the candidate times ``1 + bias``; ``held [E, K]``: the feed keeps its
+    answer."""
     syms = [r.symbol for r in reserves.reserves]
     q = syms.index("USDC")
     w = params.oracle_pool_weight_frac
@@ -318,25 +321,28 @@ def _ref_oracles(
     now = st["time_h"]
     for k, r in enumerate(reserves.reserves):
         o = r.oracle
+        b = 0.0 if bias is None else float(bias[e, k])
+        frozen = False if held is None else bool(held[e, k])
         if o.feed == "exact":
-            st["feed_usd"][e, k] = src[k]
-            st["feed_updated_h"][e, k] = now
+            if not frozen:
+                st["feed_usd"][e, k] = src[k] * (1.0 + b)
+                st["feed_updated_h"][e, k] = now
             continue
         if o.feed == "twap":  # the window's mean, between blocks only
-            if not in_block:
-                st["feed_usd"][e, k] = sum(st["twap_buffer_usd"][e, k]) / len(
-                    st["twap_buffer_usd"][e, k]
-                )
+            if not in_block and not frozen:
+                window = st["twap_buffer_usd"][e, k]
+                st["feed_usd"][e, k] = sum(window) / len(window) * (1.0 + b)
                 st["feed_updated_h"][e, k] = now
             continue
         last = float(st["feed_usd"][e, k])
         if math.isnan(last):  # no answer yet: the source, read at hour 0
             last = st["feed_usd"][e, k] = src[k]
             st["feed_updated_h"][e, k] = 0.0
-        moved = abs(src[k] / last - 1.0) > o.deviation_frac
+        candidate = src[k] * (1.0 + b)
+        moved = abs(candidate / last - 1.0) > o.deviation_frac
         stale = (not in_block) and now - st["feed_updated_h"][e, k] >= o.heartbeat_h - 1e-9
-        if moved or stale:
-            st["feed_usd"][e, k] = src[k]
+        if (moved or stale) and not frozen:
+            st["feed_usd"][e, k] = candidate
             st["feed_updated_h"][e, k] = now
     feed = [float(st["feed_usd"][e, k]) for k in range(len(syms))]
     return ref_oracle(
@@ -485,7 +491,8 @@ def _ref_close(params: Any) -> tuple:
 
 def ref_substep(
     reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any,
-    gas_gwei: Any = None, noise_u: Any = None,
+    gas_gwei: Any = None, noise_u: Any = None, oracle_bias_frac: Any = None,
+    oracle_held: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The multi-asset market substep of :mod:`levgym.engine.portfolio_market` as plain loops over
     envs, positions and reserves, with its own formulas (pools, arbitrage, oracle blend, interest,
@@ -494,6 +501,9 @@ def ref_substep(
     state's arrays by field name (``counters`` as ``counter:<name>``) and ``time_h``; returns a
     new dict of the same keys."""
     st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+    shape = st["oracle_usd"].shape
+    bias = None if oracle_bias_frac is None else np.broadcast_to(oracle_bias_frac, shape)
+    held = None if oracle_held is None else np.broadcast_to(oracle_held, shape)
     if st.get("feed_usd") is None or st.get("feed_updated_h") is None:
         st["feed_usd"] = np.full(st["oracle_usd"].shape, np.nan)
         st["feed_updated_h"] = np.zeros(st["oracle_usd"].shape)
@@ -535,7 +545,7 @@ def ref_substep(
             else:
                 price = _ref_pool_price(st["pool_asset"][e, k], st["pool_quote"][e, k], amp[k])
                 st["twap_buffer_usd"][e, k, slot] = price * st["fundamental_usd"][e, q]
-        st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e)
+        st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, False, bias, held)
         # interest
         for k, r in enumerate(reserves.reserves):
             tot = float(st["debt"][e, :, k].sum())
@@ -653,7 +663,7 @@ def ref_substep(
                 st["counter:purchase_quote"][e, k] += eff / (1.0 - fee[k])
             st["keeper_pnl_usd"][e] += (usdc_in - usdc_out) * usdc - gas_one[e] * calls
             cap_left[e] = cap_left[e] - calls
-            st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, in_block=True)
+            st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, True, bias, held)
         if not any_call:
             break
     # write-off: debt without collateral

@@ -290,9 +290,13 @@ def _run_both(p, rows, res, params, s, backend):
         f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
         noise = np.random.default_rng([3, 1, t]).random((e, n))
         s, r_single = single_substep(s, row, noise, p)
+        # the single engine's oracle drivers (manipulation, a stale feed) on the WETH feed
+        bias, held = np.zeros((e, 2)), np.zeros((e, 2), dtype=bool)
+        bias[:, w], held[:, w] = row.oracle_bias_frac, row.oracle_frozen
         ps, r_port = PM.substep(
-            ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise
-        )
+            ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise,
+            oracle_bias_frac=bias, oracle_held=held,
+        )  # fmt: skip
         np.testing.assert_array_equal(r_port, r_single)
         c = ps.counters
         close(c["added_collateral_asset"][:, w], s.added_collateral_asset - s0.added_collateral_asset)  # fmt: skip
@@ -490,3 +494,58 @@ def test_a_run_under_the_single_presets_close_factors(
                 v33, f, res, base, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise
             )
         assert not np.allclose(v33.counters["repaid_by_liquidators_asset"][:, u], ps.counters["repaid_by_liquidators_asset"][:, u], rtol=1e-6)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults"), ("twap", "defaults")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("scenario", "knobs"),
+    [
+        ("oracle_manipulation", {"bias_start_h": "0.5", "bias_hours": "0.5"}),
+        (
+            "oracle_frozen",
+            {
+                "start_hour": "0",
+                "drop_hours": "1",
+                "drop_frac": "0.4",
+                "freeze_start_h": "0.2",
+                "freeze_hours": "0.6",
+            },
+        ),  # fmt: skip
+    ],
+)
+def test_a_run_with_the_single_engines_oracle_drivers(
+    backend, oracle_kind, keepers, scenario, knobs
+):
+    """``oracle_manipulation`` (the collateral oracle reports 23 % low for half an hour) and
+    ``oracle_frozen`` (a 40 % fall while the feed is stale for 0.6 h, then it catches up): the
+    single engine's ``oracle_bias_frac`` and ``oracle_frozen`` drivers given to the WETH feed
+    (``substep(oracle_bias_frac=, oracle_held=)``), with its defensive borrowers: the run equals
+    the single engine's to 1e-12, and without the drivers it does not."""
+    p = _single_params(oracle_kind, keepers, 0.3)
+    e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 10
+    drivers = scenarios.get(scenario).drivers(e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]})  # fmt: skip
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    assert np.all(drivers.arb_speed_frac == drivers.arb_speed_frac[0, 0])
+    assert np.all(drivers.liquidity_frac == 1.0)
+    assert np.any(drivers.oracle_bias_frac != 0.0) or np.any(drivers.oracle_frozen)
+    res = _reserves(p)
+    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    w, u = res.index("WETH"), res.index("USDC")
+    # without the drivers the oracle, and with it the run, is another
+    plain = _with_single_defenders(_to_portfolio(s0, res, params, w, u), s0)
+    for t, row in enumerate(rows):
+        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+        noise = np.random.default_rng([3, 1, t]).random((e, n))
+        plain, _ = PM.substep(
+            plain, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise
+        )
+    if oracle_kind != "twap" or scenario == "oracle_manipulation":
+        assert not np.allclose(plain.counters["repaid_by_liquidators_asset"][:, u] + plain.counters["added_collateral_asset"][:, w], ps.counters["repaid_by_liquidators_asset"][:, u] + ps.counters["added_collateral_asset"][:, w], rtol=1e-9)  # fmt: skip
