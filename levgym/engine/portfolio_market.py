@@ -347,6 +347,10 @@ class PortfolioState:
     substeps, written at slot ``substep_index % W``; None: full of the last fundamental."""
     substep_index: int = 0
     """Substeps taken (the TWAP window's write position)."""
+    pool_liquidity_base: np.ndarray | None = None
+    """``sqrt(asset * quote)`` of each pool at liquidity 1 ``[E, K]`` (the single-asset
+    ``pool_liquidity_base``; the pools at the start), read with a ``liquidity_frac`` driver
+    (:func:`pool_drivers`)."""
 
     def replace(self, **changes: Any) -> PortfolioState:
         return dataclasses.replace(self, **changes)
@@ -409,8 +413,9 @@ def pools_arbitrage(pool_asset, pool_quote, target, speed_frac, amp):
     c = np.flatnonzero(amp > 0.0)
     if c.size:
         pa, pq = np.array(pa), np.array(pq)
+        speed = speed_frac[:, c] if np.ndim(speed_frac) == 2 else speed_frac
         pa[:, c], pq[:, c] = SS.stableswap_arbitrage(
-            pool_asset[:, c], pool_quote[:, c], target[:, c], speed_frac, amp[c]
+            pool_asset[:, c], pool_quote[:, c], target[:, c], speed, amp[c]
         )
     return pa, pq
 
@@ -640,10 +645,33 @@ def init_state(
         feed_usd=feed,
         feed_updated_h=feed_h,
         twap_buffer_usd=np.repeat(fundamental[:, :, None], params.twap_window_substeps, axis=2),
+        pool_liquidity_base=np.sqrt(pool_asset * pool_quote),
     )
 
 
 # ----------------------------------------------------------------------------- the substep
+
+
+def pool_drivers(
+    liquidity_frac: Any, arb_speed_frac: Any, state: PortfolioState, params: PortfolioMarketParams
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The substep's pool drivers as ``[E, K]`` arrays: the pools' liquidity relative to
+    ``pool_liquidity_base`` (None: not set; the single-asset ``liquidity_frac``, a drought < 1)
+    and the arbitrage speed (``params.arb_speed_frac`` where not given; the single-asset
+    ``arb_speed_frac`` per env and step)."""
+    shape = state.oracle_usd.shape
+    liq = None
+    if liquidity_frac is not None:
+        if state.pool_liquidity_base is None:
+            raise ValueError("liquidity_frac needs state.pool_liquidity_base (init_state sets it)")
+        liq = np.broadcast_to(np.asarray(liquidity_frac, dtype=np.float64), shape)
+        if not np.all(np.isfinite(liq)) or np.any(liq <= 0.0):
+            raise ValueError("liquidity_frac must be finite and > 0")
+    a = params.arb_speed_frac if arb_speed_frac is None else arb_speed_frac
+    arb = np.broadcast_to(np.asarray(a, dtype=np.float64), shape)
+    if np.any(arb < 0.0) or np.any(arb > 1.0):
+        raise ValueError("arb_speed_frac must be in [0, 1]")
+    return liq, arb
 
 
 def oracle_drivers(
@@ -665,17 +693,25 @@ def oracle_drivers(
 def market_update(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, oracle_bias_frac: Any = None, oracle_held: Any = None,
+    liquidity_frac: Any = None, arb_speed_frac: Any = None,
 ) -> PortfolioState:  # fmt: skip
-    """Steps 1-3: new fundamentals, arbitrage of every pool toward them, oracles read (with the
-    oracle drivers ``[E, K]``, :func:`oracle_drivers`)."""
+    """Steps 1-3: new fundamentals, the pools' liquidity set (with a ``liquidity_frac`` driver:
+    :func:`levgym.engine.rules.set_liquidity` to ``pool_liquidity_base * liquidity_frac``, as
+    the single-asset step does), arbitrage of every pool toward them (at ``arb_speed_frac``,
+    :func:`pool_drivers`), oracles read (with the oracle drivers ``[E, K]``,
+    :func:`oracle_drivers`)."""
     f = np.asarray(fundamental_usd, dtype=np.float64)
     has_pool, _, _ = _pool_layout(reserves, params)
     q = reserves.index(QUOTE_SYMBOL)
+    liq, arb = pool_drivers(liquidity_frac, arb_speed_frac, state, params)
+    pa0, pq0 = state.pool_asset, state.pool_quote
+    if liq is not None:
+        la, lq = R.set_liquidity(pa0, pq0, state.pool_liquidity_base * liq)
+        pa0, pq0 = np.where(has_pool, la, pa0), np.where(has_pool, lq, pq0)
     pa, pq = pools_arbitrage(
-        state.pool_asset, state.pool_quote, f / f[:, q : q + 1], params.arb_speed_frac,
-        pool_amp(reserves, params),
+        pa0, pq0, f / f[:, q : q + 1], arb, pool_amp(reserves, params),
     )  # fmt: skip
-    pa, pq = np.where(has_pool, pa, state.pool_asset), np.where(has_pool, pq, state.pool_quote)
+    pa, pq = np.where(has_pool, pa, pa0), np.where(has_pool, pq, pq0)
     now = state.time_h + params.substep_h
     w = params.twap_window_substeps
     buf = state.twap_buffer_usd
@@ -978,7 +1014,7 @@ def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
     gas_gwei: Any = None, noise_u: Any = None, oracle_bias_frac: Any = None,
-    oracle_held: Any = None,
+    oracle_held: Any = None, liquidity_frac: Any = None, arb_speed_frac: Any = None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One substep of every env (module docstring, steps 1-7); returns the state and the cascade
     rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
@@ -991,17 +1027,22 @@ def substep(
     state has reaction probabilities (``defend_react_prob``: who reacts this substep).
     ``oracle_bias_frac`` and ``oracle_held`` (``[E, K]``, broadcast; None: none): the
     single-asset engine's oracle drivers per reserve (:func:`oracle_drivers`), applied to every
-    oracle read of the substep, between blocks and within the cascade."""
+    oracle read of the substep, between blocks and within the cascade. ``liquidity_frac`` and
+    ``arb_speed_frac`` (``[E, K]``, broadcast; None: the pools as they are and
+    ``params.arb_speed_frac``): the single-asset pool drivers (:func:`pool_drivers`)."""
     _check_backend(backend)
     bias, held = oracle_drivers(oracle_bias_frac, oracle_held, state.oracle_usd.shape)
     if backend == "numba":
         from . import portfolio_market_fused
 
         state, rounds = portfolio_market_fused.substep(
-            state, fundamental_usd, reserves, params, gas_gwei, noise_u, bias, held
-        )
+            state, fundamental_usd, reserves, params, gas_gwei, noise_u, bias, held,
+            liquidity_frac, arb_speed_frac,
+        )  # fmt: skip
         return cover_deficit(state, params), rounds
-    state = market_update(state, fundamental_usd, reserves, params, bias, held)
+    state = market_update(
+        state, fundamental_usd, reserves, params, bias, held, liquidity_frac, arb_speed_frac
+    )
     state = accrue_interest(state, reserves, params)
     e = state.shape[0]
     gwei = gas_gwei_per_env(params, gas_gwei, e)

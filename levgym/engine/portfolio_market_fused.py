@@ -164,19 +164,23 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 )
 
     @njit(cache=True)
-    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h, buf, bias, held):  # fmt: skip
-        """Steps 1-3: arbitrage of every pool toward ``f[e, k] / f[e, USDC]``, the TWAP window
-        samples the pools (USDC: its fundamental), oracles read (between blocks)."""
+    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h, buf, bias, held, arb, liq, base, use_liq):  # fmt: skip
+        """Steps 1-3: with ``use_liq`` each pool's liquidity set to ``base * liq``
+        (``rules.set_liquidity``), arbitrage of every pool toward ``f[e, k] / f[e, USDC]`` at
+        ``arb[e, k]``, the TWAP window samples the pools (USDC: its fundamental), oracles read
+        (between blocks)."""
         k_n = f.shape[1]
         q = L.q
         for k in range(k_n):
+            if use_liq and L.has_pool[k]:
+                pa[e, k], pq[e, k] = NR.set_liquidity(pa[e, k], pq[e, k], base[e, k] * liq[e, k])
             if L.has_pool[k] and L.amp[k] > 0.0:
                 pa[e, k], pq[e, k] = SS.stableswap_arbitrage(
-                    pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb, L.amp[k]
+                    pa[e, k], pq[e, k], f[e, k] / f[e, q], arb[e, k], L.amp[k]
                 )
                 buf[e, k, S.slot] = _leg_price_usd(e, k, pa, pq, f[e, q], L)
             elif L.has_pool[k]:
-                pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb)
+                pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], arb[e, k])
                 buf[e, k, S.slot] = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
             else:
                 buf[e, k, S.slot] = f[e, k]
@@ -535,7 +539,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
-        gas_usd, capacity, B, trig, repays, cap, bias, held,
+        gas_usd, capacity, B, trig, repays, cap, bias, held, arb, liq, base, use_liq,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -558,8 +562,9 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             dleg = np.zeros(k_n)
             # 1-3. prices, arbitrage, oracles
             _market_env(
-                e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf, bias, held
-            )
+                e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf, bias, held,
+                arb, liq, base, use_liq,
+            )  # fmt: skip
             _leg_invariants(e, pa, pq, L, dleg)
             if S.chunk < np.inf:
                 _chunk_env(e, pa, price, L, S, maxrep)
@@ -706,7 +711,7 @@ def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, gas_gwei=None, noise_u=None, oracle_bias_frac=None,
-    oracle_held=None,
+    oracle_held=None, liquidity_frac=None, arb_speed_frac=None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """:func:`levgym.engine.portfolio_market.substep` compiled (same results to float
     rounding): the new state (fresh arrays) and the cascade rounds with calls per env ``[E]``.
@@ -715,7 +720,8 @@ def substep(
     probabilities: :func:`levgym.engine.portfolio_borrowers.phase_trigger_hf` zeroes the
     triggers of the slots that do not react, before the kernel); ``oracle_bias_frac``,
     ``oracle_held``: the oracle drivers ``[E, K]`` (None: none;
-    :func:`levgym.engine.portfolio_market.oracle_drivers`)."""
+    :func:`levgym.engine.portfolio_market.oracle_drivers`); ``liquidity_frac``,
+    ``arb_speed_frac``: the pool drivers (:func:`levgym.engine.portfolio_market.pool_drivers`)."""
     e, n, k = state.shape
     f = np.ascontiguousarray(
         np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e, k))
@@ -754,6 +760,11 @@ def substep(
     bias_a, held_a = portfolio_market.oracle_drivers(oracle_bias_frac, oracle_held, (e, k))
     bias_a = np.zeros((e, k)) if bias_a is None else np.ascontiguousarray(bias_a)
     held_a = np.zeros((e, k), dtype=np.bool_) if held_a is None else np.ascontiguousarray(held_a)
+    liq_a, arb_a = portfolio_market.pool_drivers(liquidity_frac, arb_speed_frac, state, params)
+    arb_a = np.ascontiguousarray(arb_a)
+    use_liq = liq_a is not None
+    liq_a = np.ascontiguousarray(liq_a) if use_liq else np.ones((e, k))
+    base_a = np.ones((e, k)) if not use_liq else np.ascontiguousarray(state.pool_liquidity_base, dtype=np.float64)  # fmt: skip
     acting = portfolio_borrowers.phase_trigger_hf(state, params, noise_u, gwei)
     on = acting is not None and bool(np.any(acting > 0.0))
     B = _borrower_layout(reserves, params, on)
@@ -766,7 +777,7 @@ def substep(
     _substep_kernel(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
-        gas_usd, capacity, B, trig, repays, cap, bias_a, held_a,
+        gas_usd, capacity, B, trig, repays, cap, bias_a, held_a, arb_a, liq_a, base_a, use_liq,
     )  # fmt: skip
     if on:
         state = state.replace(defend_capacity_usd=cap)

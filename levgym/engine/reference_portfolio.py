@@ -492,7 +492,7 @@ def _ref_close(params: Any) -> tuple:
 def ref_substep(
     reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any,
     gas_gwei: Any = None, noise_u: Any = None, oracle_bias_frac: Any = None,
-    oracle_held: Any = None,
+    oracle_held: Any = None, liquidity_frac: Any = None, arb_speed_frac: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The multi-asset market substep of :mod:`levgym.engine.portfolio_market` as plain loops over
     envs, positions and reserves, with its own formulas (pools, arbitrage, oracle blend, interest,
@@ -504,6 +504,8 @@ def ref_substep(
     shape = st["oracle_usd"].shape
     bias = None if oracle_bias_frac is None else np.broadcast_to(oracle_bias_frac, shape)
     held = None if oracle_held is None else np.broadcast_to(oracle_held, shape)
+    liq = None if liquidity_frac is None else np.broadcast_to(liquidity_frac, shape)
+    arb = None if arb_speed_frac is None else np.broadcast_to(arb_speed_frac, shape)
     if st.get("feed_usd") is None or st.get("feed_updated_h") is None:
         st["feed_usd"] = np.full(st["oracle_usd"].shape, np.nan)
         st["feed_updated_h"] = np.zeros(st["oracle_usd"].shape)
@@ -521,16 +523,21 @@ def ref_substep(
     st["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
     st["time_h"] = st["time_h"] + params.substep_h
     for e in range(e_n):
-        # arbitrage: close a share of the log gap, keep x * y
+        # with a liquidity driver: both reserves scaled so that sqrt(x * y) = base * frac; then
+        # arbitrage: close a share (the env's speed) of the log gap, keep x * y
         for k in range(k_n):
             if k == q:
                 continue
+            if liquidity_frac is not None:
+                x, y = st["pool_asset"][e, k], st["pool_quote"][e, k]
+                want = float(st["pool_liquidity_base"][e, k]) * float(liq[e, k])
+                scale = want / math.sqrt(x * y)
+                st["pool_asset"][e, k], st["pool_quote"][e, k] = x * scale, y * scale
             x, y = st["pool_asset"][e, k], st["pool_quote"][e, k]
             target = st["fundamental_usd"][e, k] / st["fundamental_usd"][e, q]
             p0 = _ref_pool_price(x, y, amp[k])
-            p_new = math.exp(
-                math.log(p0) + params.arb_speed_frac * (math.log(target) - math.log(p0))
-            )
+            speed = params.arb_speed_frac if arb_speed_frac is None else float(arb[e, k])
+            p_new = math.exp(math.log(p0) + speed * (math.log(target) - math.log(p0)))
             if amp[k] > 0.0:  # along the StableSwap invariant
                 d = _ref_ss_d(x, y, amp[k])
                 st["pool_asset"][e, k] = _ref_ss_x_at(d, p_new, amp[k])

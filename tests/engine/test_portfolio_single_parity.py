@@ -146,9 +146,11 @@ def _to_portfolio(s, res, params, w, u) -> PM.PortfolioState:
     feed[:, w], feed_h[:, w] = s.oracle_usd, s.oracle_updated_h
     buf = st.twap_buffer_usd.copy()  # the TWAP window and its position: the single-asset one
     buf[:, w, :] = s.twap_buffer_usd
+    base = st.pool_liquidity_base.copy()  # the pool's liquidity at 1: the single-asset one
+    base[:, w] = s.pool_liquidity_base
     return st.replace(
         pool_asset=pa, pool_quote=pq, lender_supply_asset=lender, time_h=s.time_h,
-        feed_usd=feed, feed_updated_h=feed_h, twap_buffer_usd=buf,
+        feed_usd=feed, feed_updated_h=feed_h, twap_buffer_usd=buf, pool_liquidity_base=base,
         substep_index=int(s.substep_index),
     )  # fmt: skip
 
@@ -293,9 +295,12 @@ def _run_both(p, rows, res, params, s, backend):
         # the single engine's oracle drivers (manipulation, a stale feed) on the WETH feed
         bias, held = np.zeros((e, 2)), np.zeros((e, 2), dtype=bool)
         bias[:, w], held[:, w] = row.oracle_bias_frac, row.oracle_frozen
+        # and its pool drivers (a liquidity drought, a slower arbitrage) on the WETH pool
+        liq, arb = np.ones((e, 2)), np.full((e, 2), params.arb_speed_frac)
+        liq[:, w], arb[:, w] = row.liquidity_frac, row.arb_speed_frac
         ps, r_port = PM.substep(
             ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise,
-            oracle_bias_frac=bias, oracle_held=held,
+            oracle_bias_frac=bias, oracle_held=held, liquidity_frac=liq, arb_speed_frac=arb,
         )  # fmt: skip
         np.testing.assert_array_equal(r_port, r_single)
         c = ps.counters
@@ -549,3 +554,29 @@ def test_a_run_with_the_single_engines_oracle_drivers(
         )
     if oracle_kind != "twap" or scenario == "oracle_manipulation":
         assert not np.allclose(plain.counters["repaid_by_liquidators_asset"][:, u] + plain.counters["added_collateral_asset"][:, w], ps.counters["repaid_by_liquidators_asset"][:, u] + ps.counters["added_collateral_asset"][:, w], rtol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults"), ("twap", "defaults")])  # fmt: skip
+def test_a_run_with_the_single_engines_pool_drivers(backend, oracle_kind, keepers):
+    """``liquidity_drought`` (the pool's liquidity falls to a fraction over hours and arbitrage
+    slows with it) during a fall: the single engine's ``liquidity_frac`` and ``arb_speed_frac``
+    drivers given to the WETH pool (``substep(liquidity_frac=, arb_speed_frac=)``, the pool
+    reset to ``pool_liquidity_base * liquidity_frac`` each substep by ``rules.set_liquidity``),
+    with its defensive borrowers: the run equals the single engine's to 1e-12."""
+    p = _single_params(oracle_kind, keepers, 0.3)
+    e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 10
+    knobs = {"start_hour": "0", "drop_hours": "1.5", "drop_frac": "0.4"}
+    drivers = scenarios.get("liquidity_drought").drivers(e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]})  # fmt: skip
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    assert drivers.liquidity_frac.min() < 0.9 and drivers.arb_speed_frac.min() < p.market.arb_speed_frac  # fmt: skip
+    res = _reserves(p)
+    params = _portfolio_params(p, p.market.arb_speed_frac)
+    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    assert np.sum(s1.liquidations - s0.liquidations) > 0
