@@ -273,13 +273,25 @@ for _name, _text in (
     ("borrowed_start_usd", "debt borrowed by rebalancing defenders"),
     ("deficit_covered_start_usd", "deficit covered by the treasury"),
     ("deficit_outstanding_start_usd", "deficit written off and not covered"),
+    (
+        "lender_loss_start_usd",
+        "deficit the lenders paid (only with market.deficit_cover=reserves_then_lenders)",
+    ),
 ):
     _add(_name, "usd", f"{_text}, all assets valued at the start prices (multi-asset preset)", SIM)
 _add(
+    "lender_loss_by_asset",
+    "asset_by_symbol",
+    "deficit the lenders of the reserve paid, their supply falling by it (only with "
+    "market.deficit_cover=reserves_then_lenders), per asset (multi-asset preset)",
+    SIM,
+    "map",
+)
+_add(
     "deficit_cover",
     "label",
-    "when the treasury covers deficits: `none` or `treasury_each_step` (multi-asset preset, "
-    "`--set market.deficit_cover=...`)",
+    "when deficits are covered: `none`, `treasury_each_step` or `reserves_then_lenders` "
+    "(multi-asset preset, `--set market.deficit_cover=...`)",
     ("simulate", "stress"),
 )
 _add(

@@ -204,7 +204,7 @@ def simulate_portfolio(
     state, f, reserves = build_market(
         name, num_envs, positions, steps, seed, params, price_table, None, book
     )
-    state = PM.run(state, f, reserves, params)
+    state = PM.run(state, f, reserves, params, noise_seed=seed)
     arrays = by_asset_arrays(state)
     start = f[0]  # [E, K]
     out: dict[str, Any] = {
@@ -218,10 +218,17 @@ def simulate_portfolio(
     }
     for key, src in START_USD.items():
         out[key] = float((arrays[src] * start).sum(axis=1).mean())
+    lender_loss = state.counters["lender_loss_asset"]  # 0 unless reserves_then_lenders
+    lender_loss_usd = float((lender_loss * start).sum(axis=1).mean())
     out["deficit_outstanding_start_usd"] = (
-        out["bad_debt_start_usd"] - out["deficit_covered_start_usd"]
+        out["bad_debt_start_usd"] - out["deficit_covered_start_usd"] - lender_loss_usd
     )
     out["deficit_cover"] = params.deficit_cover
+    if params.deficit_cover == "reserves_then_lenders":  # the lenders' part of the bad debt
+        out["lender_loss_start_usd"] = lender_loss_usd
+        out["lender_loss_by_asset"] = {
+            s: float(lender_loss[:, i].mean()) for i, s in enumerate(reserves.symbols)
+        }
     out["defensive_frac"] = params.borrowers.defensive_frac
     out["liquidations"] = float(state.liquidations.mean())
     out["cascade_rounds_max"] = int(state.cascade_rounds_max.max())

@@ -192,7 +192,7 @@ def run_batch(config: PortfolioStressConfig, batch: int) -> PortfolioBatch:
         config.scenario, size, config.positions, config.steps, seed_b, params, config.price_table,
         aave_v3_ethereum_reserves(), config.book,
     )  # fmt: skip
-    state = PM.run(state, f, reserves, params)
+    state = PM.run(state, f, reserves, params, noise_seed=seed_b)
     c = state.counters
     start = f[0]
     deficit = c["deficit_asset"] * start

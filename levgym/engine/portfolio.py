@@ -39,6 +39,16 @@ MIN_BASE_MAX_CLOSE_FACTOR_USD = 2000.0
 MIN_LEFTOVER_USD = MIN_BASE_MAX_CLOSE_FACTOR_USD / 2.0
 """A call that clears neither the debt nor the collateral of its pair must leave at least this
 much (USD) of each (``MIN_LEFTOVER_BASE``), else it reverts (``MUST_NOT_LEAVE_DUST``)."""
+V33_CLOSE_TERMS = (
+    DEFAULT_CLOSE_FACTOR,
+    CLOSE_FACTOR_HF_THRESHOLD,
+    MIN_BASE_MAX_CLOSE_FACTOR_USD,
+    1.0,
+    MIN_LEFTOVER_USD,
+)
+"""The close-factor and leftover terms of a call, ``(close_factor, full_close_hf, min_close_usd,
+min_close_by_pair, leftover_usd)`` (:func:`liquidation_call`), as v3.3 has them; the multi-asset
+step takes others from ``PortfolioMarketParams`` (the single-asset engine's at K = 1)."""
 LEFTOVER_TOL_FRAC = 1e-9
 """Float slack of the leftover check: a leftover counts as $1,000 from ``1000 * (1 - 1e-9)`` on,
 so a keeper's call sized to leave exactly $1,000 is not refused by rounding (Aave's amounts are
@@ -648,18 +658,21 @@ def borrow_room_asset(
 
 
 def close_factor_max_repay(
-    debt_j: Array, price_j: Array, coll_i: Array, price_i: Array, hf: Array, total_debt_usd: Array
-) -> Array:
-    """Most debt of reserve ``j`` one call may repay (v3.3): all of it, unless the pair's
-    collateral and debt are both at least $2,000 and HF > 0.95; then at most 50 % of the
-    position's total debt (USD) worth of ``j``, if the reserve's debt exceeds that."""
+    debt_j: Array, price_j: Array, coll_i: Array, price_i: Array, hf: Array, total_debt_usd: Array,
+    close_factor: Any = DEFAULT_CLOSE_FACTOR, full_close_hf: Any = CLOSE_FACTOR_HF_THRESHOLD,
+    min_close_usd: Any = MIN_BASE_MAX_CLOSE_FACTOR_USD, min_close_by_pair: Any = 1.0,
+) -> Array:  # fmt: skip
+    """Most debt of reserve ``j`` one call may repay (v3.3 with the defaults): all of it, unless
+    the pair's collateral and debt are both at least ``min_close_usd`` ($2,000) and HF >
+    ``full_close_hf`` (0.95); then at most ``close_factor`` (50 %) of the position's total debt
+    (USD) worth of ``j``, if the reserve's debt exceeds that. ``min_close_by_pair = 0``: the
+    small-position test is on the position's total debt instead (the single-asset engine's
+    ``small_position_usd``, :func:`levgym.engine.rules.liquidation_call`)."""
     debt_usd = debt_j * price_j
-    limited = and_(
-        coll_i * price_i >= MIN_BASE_MAX_CLOSE_FACTOR_USD,
-        debt_usd >= MIN_BASE_MAX_CLOSE_FACTOR_USD,
-    )
-    limited = and_(limited, hf > CLOSE_FACTOR_HF_THRESHOLD)
-    half_usd = DEFAULT_CLOSE_FACTOR * total_debt_usd
+    by_pair = and_(coll_i * price_i >= min_close_usd, debt_usd >= min_close_usd)
+    limited = where(min_close_by_pair > 0.0, by_pair, total_debt_usd >= min_close_usd)
+    limited = and_(limited, hf > full_close_hf)
+    half_usd = close_factor * total_debt_usd
     return where(and_(limited, debt_usd > half_usd), half_usd / price_j, debt_j)
 
 
@@ -685,6 +698,9 @@ class LiquidationTerms:
 def liquidation_call(
     coll_i: Array, debt_j: Array, price_i: Array, price_j: Array, bonus_i: Array,
     protocol_fee_frac_i: Array, hf: Array, total_debt_usd: Array, debt_to_cover: Array,
+    close_factor: Any = DEFAULT_CLOSE_FACTOR, full_close_hf: Any = CLOSE_FACTOR_HF_THRESHOLD,
+    min_close_usd: Any = MIN_BASE_MAX_CLOSE_FACTOR_USD, min_close_by_pair: Any = 1.0,
+    leftover_usd: Any = MIN_LEFTOVER_USD,
 ):  # fmt: skip
     """``executeLiquidationCall`` (v3.3) for a pair: (repay, collateral leaving the position,
     protocol fee, reverts). The repay is ``debt_to_cover`` within the close factor
@@ -692,10 +708,15 @@ def liquidation_call(
     ``repay * p_j * (1 + bonus) / p_i``, at most the balance (then the repay shrinks to
     ``coll * p_i / ((1 + bonus) p_j)``); the treasury takes ``fee * (seized_total -
     seized_total / (1 + bonus))``; a call that repays less than the reserve's debt and takes less
-    than all the collateral reverts (all outputs 0) unless it leaves at least $1,000 of both.
-    ``bonus_i`` is the effective bonus (E-mode's for the category's collateral). Written with
-    :mod:`levgym.engine.ops` only: it runs on numpy and torch and compiles with numba."""
-    cap = close_factor_max_repay(debt_j, price_j, coll_i, price_i, hf, total_debt_usd)
+    than all the collateral reverts (all outputs 0) unless it leaves at least ``leftover_usd``
+    ($1,000; 0 = no leftover rule, the single-asset engine's) of both. ``bonus_i`` is the
+    effective bonus (E-mode's for the category's collateral); the close-factor arguments are
+    :func:`close_factor_max_repay`'s. Written with :mod:`levgym.engine.ops` only: it runs on
+    numpy and torch and compiles with numba."""
+    cap = close_factor_max_repay(
+        debt_j, price_j, coll_i, price_i, hf, total_debt_usd, close_factor, full_close_hf,
+        min_close_usd, min_close_by_pair,
+    )  # fmt: skip
     repay = minimum(debt_to_cover, cap)
     gross = 1.0 + bonus_i
     total = repay * price_j * gross / price_i
@@ -704,7 +725,7 @@ def liquidation_call(
     repay = where(capped, coll_i * price_i / (price_j * gross), repay)
     fee = protocol_fee_frac_i * (total - total / gross)
     partial = and_(repay < debt_j, total < coll_i)
-    floor_usd = MIN_LEFTOVER_USD * (1.0 - LEFTOVER_TOL_FRAC)
+    floor_usd = leftover_usd * (1.0 - LEFTOVER_TOL_FRAC)
     dust = or_((debt_j - repay) * price_j < floor_usd, (coll_i - total) * price_i < floor_usd)
     reverts = and_(partial, dust)
     return where(reverts, 0.0, repay), where(reverts, 0.0, total), where(reverts, 0.0, fee), reverts
@@ -713,12 +734,13 @@ def liquidation_call(
 def liquidation_terms(
     coll_i: Array, debt_j: Array, price_i: Array, price_j: Array, bonus_i: Array,
     protocol_fee_frac_i: Array, hf: Array, total_debt_usd: Array, debt_to_cover: Array = math.inf,
+    close_terms: tuple = V33_CLOSE_TERMS,
 ) -> LiquidationTerms:  # fmt: skip
     """:func:`liquidation_call` as a :class:`LiquidationTerms` (``debt_to_cover`` defaults to
-    everything)."""
+    everything; ``close_terms``: :data:`V33_CLOSE_TERMS`' form)."""
     repay, total, fee, reverts = liquidation_call(
         coll_i, debt_j, price_i, price_j, bonus_i, protocol_fee_frac_i, hf, total_debt_usd,
-        debt_to_cover,
+        debt_to_cover, *close_terms,
     )  # fmt: skip
     return LiquidationTerms(repay=repay, seized_total=total, protocol_fee=fee, reverts=reverts)
 
@@ -726,22 +748,29 @@ def liquidation_terms(
 def keeper_debt_to_cover(
     coll_i: Array, debt_j: Array, price_i: Array, price_j: Array, bonus_i: Array, hf: Array,
     total_debt_usd: Array, max_repay: Array = math.inf,
+    close_factor: Any = DEFAULT_CLOSE_FACTOR, full_close_hf: Any = CLOSE_FACTOR_HF_THRESHOLD,
+    min_close_usd: Any = MIN_BASE_MAX_CLOSE_FACTOR_USD, min_close_by_pair: Any = 1.0,
+    leftover_usd: Any = MIN_LEFTOVER_USD,
 ) -> Array:  # fmt: skip
     """The ``debtToCover`` a keeper sends: the most the close factor allows, at most
     ``max_repay`` (the keeper's own limit, e.g. its slippage chunk
     :func:`levgym.engine.rules.chunk_repay`; ``inf`` for none), unless that call would revert on
     the leftover rule; then the most that leaves $1,000 of the pair's debt and of its collateral
-    (0 when no such amount exists)."""
-    cap = close_factor_max_repay(debt_j, price_j, coll_i, price_i, hf, total_debt_usd)
+    (0 when no such amount exists). The close-factor and leftover arguments are
+    :func:`liquidation_call`'s."""
+    cap = close_factor_max_repay(
+        debt_j, price_j, coll_i, price_i, hf, total_debt_usd, close_factor, full_close_hf,
+        min_close_usd, min_close_by_pair,
+    )  # fmt: skip
     cap = minimum(cap, max_repay)
     gross = 1.0 + bonus_i
     total = cap * price_j * gross / price_i
     clears = or_(cap >= debt_j, total >= coll_i)
-    floor_usd = MIN_LEFTOVER_USD * (1.0 - LEFTOVER_TOL_FRAC)
+    floor_usd = leftover_usd * (1.0 - LEFTOVER_TOL_FRAC)
     left_ok = and_((debt_j - cap) * price_j >= floor_usd, (coll_i - total) * price_i >= floor_usd)
     keep = minimum(
-        (debt_j * price_j - MIN_LEFTOVER_USD) / price_j,
-        (coll_i * price_i - MIN_LEFTOVER_USD) / (price_j * gross),
+        (debt_j * price_j - leftover_usd) / price_j,
+        (coll_i * price_i - leftover_usd) / (price_j * gross),
     )
     return where(or_(clears, left_ok), cap, maximum(minimum(keep, cap), 0.0))
 
@@ -790,6 +819,7 @@ class LiquidationResult:
 def pair_terms(
     supply: Array, debt: Array, oracle_usd: Array, reserves: Reserves, emode_row: Array = 0,
     collateral_enabled: Array | None = None, max_repay: Array = math.inf,
+    close_terms: tuple = V33_CLOSE_TERMS,
 ) -> tuple[AccountData, LiquidationTerms, np.ndarray]:  # fmt: skip
     """The keeper's call on every (i, j) pair of every position: (account data, terms
     ``[..., K_i, K_j]``, profit ``[..., K_i, K_j]`` with ``-inf`` where no call is possible: HF
@@ -808,8 +838,8 @@ def pair_terms(
     dj, pj = debt[..., None, :], price[..., None, :]
     hf = acct.health_factor[..., None, None]
     tot = acct.debt_usd[..., None, None]
-    cover = keeper_debt_to_cover(ci, dj, pi, pj, bi, hf, tot, max_repay)
-    terms = liquidation_terms(ci, dj, pi, pj, bi, fi, hf, tot, cover)
+    cover = keeper_debt_to_cover(ci, dj, pi, pj, bi, hf, tot, max_repay, *close_terms)
+    terms = liquidation_terms(ci, dj, pi, pj, bi, fi, hf, tot, cover, close_terms)
     profit = pair_gain_usd(terms.seized_total, terms.protocol_fee, terms.repay, pi, pj)
     valid = (hf < 1.0) & cm[..., :, None] & (dj > 0.0) & (terms.repay > 0.0) & ~terms.reverts
     return acct, terms, np.where(valid, profit, -np.inf)
@@ -838,6 +868,7 @@ def best_pair(profit: Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def liquidate(
     supply: Array, debt: Array, oracle_usd: Array, reserves: Reserves, emode_row: Array = 0,
     collateral_enabled: Array | None = None, max_repay: Array = math.inf,
+    close_terms: tuple = V33_CLOSE_TERMS,
 ) -> LiquidationResult:  # fmt: skip
     """One keeper call on every liquidatable position (HF < 1): the most profitable pair, the
     keeper's ``debtToCover`` (within ``max_repay [..., K_i, K_j]``, :func:`pair_terms`), and
@@ -848,7 +879,7 @@ def liquidate(
     debt = np.asarray(debt, dtype=np.float64)
     price = np.broadcast_to(np.asarray(oracle_usd, dtype=np.float64), supply.shape)
     _, terms, profit = pair_terms(
-        supply, debt, price, reserves, emode_row, collateral_enabled, max_repay
+        supply, debt, price, reserves, emode_row, collateral_enabled, max_repay, close_terms
     )
     i, j, gain = best_pair(profit)
     on = i >= 0

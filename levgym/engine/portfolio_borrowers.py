@@ -13,8 +13,13 @@ carried over to portfolios:
   at the start (USD at the start oracle). Passive slots have trigger 0 and never act.
 - **When**: every substep, after interest and before the liquidation cascade (a borrower watching
   its position acts on the oracle the keepers see, before them), a defensive position with debt,
-  ``HF < trigger`` and capacity left acts; no reaction probability or gas on this path (the
-  single-asset engine's ``react_prob``; stated in ASSUMPTIONS.md).
+  ``HF < trigger`` and capacity left acts. By default every defender watches every substep.
+  With reaction probabilities (``react_prob_min`` / ``react_prob_max`` below 1, or a state's
+  ``defend_react_prob``) a slot acts in a substep only when it reacts, as in the single-asset
+  engine (:func:`levgym.engine.rules.reacts`): its uniform ``noise_u`` (one per slot and
+  substep, given to the substep) is below its probability divided by
+  ``1 + gas / reaction_gas_ref_gwei`` (:func:`levgym.engine.rules.reaction_gas_factor`); a slot
+  that does not react is passive for the substep (:func:`acting_trigger_hf`).
 - **How much**: it aims at ``HF = trigger + target_gap`` (the single-asset
   ``defend_target_gap``). A top-up adds collateral in the asset it holds most of (USD at the
   oracle; first reserve on ties), ``(target * debt_usd - threshold_usd) / LT_i`` USD worth with
@@ -46,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from . import rules as R
 from .ops import and_, maximum, minimum, where
 from .params import _check_range
 from .portfolio import (
@@ -80,6 +86,15 @@ class PortfolioBorrowerParams:
     """Defenders also rebalance upward: above ``trigger + 2 * target_gap`` one that tops up
     withdraws collateral and one that repays borrows, back to ``trigger + target_gap``; the
     funds go to its outside funds (False: they only defend)."""
+    react_prob_min: float = 1.0
+    """Per-substep reaction probabilities of defensive slots are uniform in [react_prob_min,
+    react_prob_max] (the single-asset ``borrowers.react_prob_min`` / ``react_prob_max``,
+    0.05 / 0.5 there); both 1 (default): every defender acts every substep."""
+    react_prob_max: float = 1.0
+    """See ``react_prob_min``."""
+    reaction_gas_ref_gwei: float = 150.0
+    """Reaction probabilities are divided by ``1 + gas / reaction_gas_ref_gwei`` (the
+    single-asset default); read only with reaction probabilities."""
 
     def __post_init__(self) -> None:
         o = "portfolio_borrowers"
@@ -94,6 +109,14 @@ class PortfolioBorrowerParams:
         _check_range(o, "target_gap", self.target_gap, 0.0, 10.0, lo_open=True)
         _check_range(o, "repay_share_frac", self.repay_share_frac, 0.0, 1.0)
         _check_range(o, "capacity_frac", self.capacity_frac, 0.0, 100.0)
+        _check_range(o, "react_prob_min", self.react_prob_min, 0.0, 1.0)
+        _check_range(o, "react_prob_max", self.react_prob_max, 0.0, 1.0)
+        if self.react_prob_max < self.react_prob_min:
+            raise ValueError(
+                f"{o}.react_prob_max={self.react_prob_max:g} is below {o}.react_prob_min="
+                f"{self.react_prob_min:g}; allowed react_prob_max >= react_prob_min"
+            )
+        _check_range(o, "reaction_gas_ref_gwei", self.reaction_gas_ref_gwei, 0.0, 1e7, lo_open=True)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -106,6 +129,8 @@ class Behaviours:
     """Defensive slots that repay (the others top up)."""
     capacity_usd: np.ndarray
     """Outside funds left (USD)."""
+    react_prob: np.ndarray | None = None
+    """Per-substep reaction probability of each slot; None: every slot acts every substep."""
 
 
 KINDS = ("passive", "topup", "repay")
@@ -132,10 +157,15 @@ def assign(
     trigger = params.trigger_hf_min + (params.trigger_hf_max - params.trigger_hf_min) * v
     cm = collateral_mask(supply, reserves)
     coll_usd = np.where(cm, supply * oracle_usd[:, None, :], 0.0).sum(axis=-1)
+    react = None  # drawn after the others, so they are the same with or without it
+    if params.react_prob_min < 1.0:
+        lo, hi = params.react_prob_min, params.react_prob_max
+        react = lo + (hi - lo) * rng.random((e, n))
     return Behaviours(
         trigger_hf=np.where(defensive, trigger, 0.0),
         repays=repays,
         capacity_usd=np.where(defensive, params.capacity_frac * coll_usd, 0.0),
+        react_prob=react,
     )
 
 
@@ -145,12 +175,42 @@ def with_behaviours(state: Any, b: Behaviours) -> Any:
         defend_trigger_hf=np.array(b.trigger_hf, dtype=np.float64),
         defend_repays=np.array(b.repays, dtype=bool),
         defend_capacity_usd=np.array(b.capacity_usd, dtype=np.float64),
+        defend_react_prob=None
+        if b.react_prob is None
+        else np.array(b.react_prob, dtype=np.float64),
     )
 
 
 # ----------------------------------------------------------------------------- rules
 # Written with levgym.engine.ops only: :func:`defend` applies them to arrays, and the compiled
 # substep (levgym.engine.portfolio_market_fused) compiles the same texts per position.
+
+
+def acting_trigger_hf(trigger_hf: Any, noise_u: Any, react_prob: Any, gas_factor: Any) -> Any:
+    """The trigger a slot acts on in this substep: its own when it reacts (its uniform below its
+    probability times the gas factor, :func:`levgym.engine.rules.reacts`), 0 (passive for the
+    substep) otherwise."""
+    return where(R.reacts(noise_u, react_prob, gas_factor), trigger_hf, 0.0)
+
+
+def phase_trigger_hf(state: Any, params: Any, noise_u: Any, gas_gwei: np.ndarray) -> Any:
+    """``[E, N]`` triggers the borrower phase acts on (None without behaviours): the state's,
+    each zeroed for the substep where its slot does not react (:func:`acting_trigger_hf`, with
+    ``noise_u [E, N]`` and the gas price ``[E]`` in gwei) when the state has reaction
+    probabilities. One computation for the numpy phase and the compiled substep."""
+    trig = state.defend_trigger_hf
+    if trig is None or state.defend_react_prob is None:
+        return trig
+    if noise_u is None:
+        raise ValueError(
+            "noise_u=None with reaction probabilities (state.defend_react_prob); allowed a "
+            "uniform [E, N] array per substep"
+        )
+    noise_u = np.asarray(noise_u, dtype=np.float64)
+    if noise_u.shape != trig.shape:
+        raise ValueError(f"noise_u has shape {noise_u.shape}; allowed {trig.shape} ([E, N])")
+    factor = R.reaction_gas_factor(gas_gwei, params.borrowers.reaction_gas_ref_gwei)
+    return acting_trigger_hf(trig, noise_u, state.defend_react_prob, factor[:, None])
 
 
 def defends(trigger_hf: Any, hf: Any, debt_usd: Any, collateral_usd: Any, capacity_usd: Any):
@@ -225,11 +285,15 @@ def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
 
 
-def defend(state: Any, reserves: Reserves, params: Any) -> Any:
+def defend(
+    state: Any, reserves: Reserves, params: Any, noise_u: Any = None, gas_gwei: Any = None
+) -> Any:
     """The borrower phase (module docstring, "When", "How much"): defensive positions below
     their trigger top up or repay; with ``rebalance``, above ``trigger + 2 * target_gap`` they
-    withdraw or borrow back to the target. A state without behaviours is returned unchanged."""
-    trig = state.defend_trigger_hf
+    withdraw or borrow back to the target. A state without behaviours is returned unchanged.
+    ``noise_u [E, N]`` and ``gas_gwei [E]``: the substep's uniforms and gas price, read when the
+    state has reaction probabilities (:func:`phase_trigger_hf`)."""
+    trig = phase_trigger_hf(state, params, noise_u, gas_gwei)
     if trig is None or not np.any(trig > 0.0):
         return state
     bp = params.borrowers

@@ -48,24 +48,29 @@ def position_health(supply, debt, n, price, lt, lrow, cm, crow):
 
 
 @njit(cache=True, inline="always")
-def _pair(supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd, maxrep, mrow):
-    """The keeper's call on pair (i, j): (repay, collateral leaving, fee, reverts, gain)."""
+def _pair(supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd, maxrep, mrow, ct):
+    """The keeper's call on pair (i, j): (repay, collateral leaving, fee, reverts, gain);
+    ``ct``: the close terms ``[5]`` (:data:`levgym.engine.portfolio.V33_CLOSE_TERMS`' form)."""
     c, d = supply[n, i], debt[n, j]
     pi, pj, b = price[i], price[j], bonus[brow, i]
-    cover = PR.keeper_debt_to_cover(c, d, pi, pj, b, hf, debt_usd, maxrep[mrow, i, j])
-    rep, tot, fee, rev = PR.liquidation_call(c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover)
+    cover = PR.keeper_debt_to_cover(
+        c, d, pi, pj, b, hf, debt_usd, maxrep[mrow, i, j], ct[0], ct[1], ct[2], ct[3], ct[4]
+    )
+    rep, tot, fee, rev = PR.liquidation_call(
+        c, d, pi, pj, b, fee_frac[i], hf, debt_usd, cover, ct[0], ct[1], ct[2], ct[3], ct[4]
+    )
     return rep, tot, fee, rev, PR.pair_gain_usd(tot, fee, rep, pi, pj)
 
 
 @njit(cache=True)
 def position_call(
-    supply, debt, n, price, bonus, brow, fee_frac, cm, crow, hf, debt_usd, maxrep, mrow
+    supply, debt, n, price, bonus, brow, fee_frac, cm, crow, hf, debt_usd, maxrep, mrow, ct
 ):  # fmt: skip
     """The keeper's call on position ``n`` (``supply``, ``debt`` ``[N, K]``; oracle ``[K]``;
     effective bonus ``bonus[brow]``; protocol fees ``[K]``; enabled collateral ``cm[crow]``; its
     health factor and debt from :func:`position_health`; the keeper's limit on each pair's repay
-    ``maxrep[mrow] [K_i, K_j]``, ``inf`` for none): (collateral index, debt index, repay,
-    collateral leaving the position, protocol fee, gain at the oracle); index -1 when there is no
+    ``maxrep[mrow] [K_i, K_j]``, ``inf`` for none; the close terms ``ct [5]``): (collateral
+    index, debt index, repay, collateral leaving the position, protocol fee, gain at the oracle); index -1 when there is no
     call (HF >= 1 or no pair repays anything). The pair is
     :func:`levgym.engine.portfolio.best_pair`'s: the largest gain, ties within
     ``PAIR_TIE_FRAC`` to the lowest collateral, then debt, index. Callers test ``hf < 1`` first
@@ -81,8 +86,9 @@ def position_call(
             if not debt[n, j] > 0.0:
                 continue
             rep, tot, fee, rev, g = _pair(
-                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd, maxrep, mrow
-            )
+                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd, maxrep, mrow,
+                ct,
+            )  # fmt: skip
             if rev or not rep > 0.0:
                 continue
             if g > best:
@@ -96,8 +102,9 @@ def position_call(
             if not debt[n, j] > 0.0:
                 continue
             rep, tot, fee, rev, g = _pair(
-                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd, maxrep, mrow
-            )
+                supply, debt, n, price, bonus, brow, fee_frac, i, j, hf, debt_usd, maxrep, mrow,
+                ct,
+            )  # fmt: skip
             if rev or not rep > 0.0:
                 continue
             if g < best - TIE * abs(best):
@@ -134,7 +141,7 @@ def apply_call(supply, debt, n, price, cm, crow, i, j, rep, tot, deficit, drow):
 @njit(parallel=True, cache=True)
 def _kernel(
     supply, debt, price, lt, bonus, fee_frac, cm, out_supply, out_debt, out_deficit, idx, amounts,
-    maxrep, mrows,
+    maxrep, mrows, ct,
 ):  # fmt: skip
     e_n, n_n, k_n = supply.shape
     for e in prange(e_n):
@@ -146,7 +153,7 @@ def _kernel(
             if not hf < 1.0:
                 continue
             i, j, rep, tot, fee, g = position_call(
-                s_e, d_e, n, p_e, b_e, n, fee_frac, cm_e, n, hf, debt_usd, mr_e, mrows_e[n]
+                s_e, d_e, n, p_e, b_e, n, fee_frac, cm_e, n, hf, debt_usd, mr_e, mrows_e[n], ct
             )
             if i < 0:
                 continue
@@ -167,12 +174,12 @@ if HAVE_NUMBA:
 def liquidate_fused(
     supply: np.ndarray, debt: np.ndarray, oracle_usd: np.ndarray, reserves: Reserves,
     emode_row: np.ndarray | int = 0, collateral_enabled: np.ndarray | None = None,
-    max_repay_by_row: np.ndarray | None = None,
+    max_repay_by_row: np.ndarray | None = None, close_terms: tuple = portfolio.V33_CLOSE_TERMS,
 ) -> LiquidationResult:  # fmt: skip
     """:func:`levgym.engine.portfolio.liquidate` on a book ``[E, N, K]`` with prices ``[E, K]``,
     compiled (same results to float rounding). ``max_repay_by_row``: the keeper's limit on each
     pair's repay per E-mode row ``[E, R, K_i, K_j]`` (a position reads its row's; None: no
-    limit)."""
+    limit); ``close_terms``: :data:`levgym.engine.portfolio.V33_CLOSE_TERMS`' form."""
     supply = np.ascontiguousarray(supply, dtype=np.float64)
     debt = np.ascontiguousarray(debt, dtype=np.float64)
     e_n, n_n, k_n = supply.shape
@@ -210,6 +217,7 @@ def liquidate_fused(
         amounts,
         maxrep,
         mrows,
+        np.array(close_terms, dtype=np.float64),
     )
     return LiquidationResult(
         supply=out_supply,

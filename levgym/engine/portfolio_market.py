@@ -49,8 +49,10 @@ One substep (:func:`substep`), in this order:
    ``deficit_asset``.
 7. **Deficit coverage** (:func:`levgym.engine.portfolio_treasury.cover_deficit`, v3.3's
    ``eliminateReserveDeficit``): with ``deficit_cover = "treasury_each_step"`` the treasury's
-   revenue of each reserve covers that reserve's outstanding deficit; with ``"none"`` (the
-   default) a deficit stays on the books.
+   revenue of each reserve covers that reserve's outstanding deficit; with
+   ``"reserves_then_lenders"`` (the single-asset engine's accounting) the treasury of the
+   reserve pays what it can and its lenders the rest; with ``"none"`` (the default) a deficit
+   stays on the books.
 
 Defensive borrowers add collateral and repay (step 4b), and with ``borrowers.rebalance`` also
 withdraw and borrow. Accounting per asset, in
@@ -99,6 +101,8 @@ STABLE_POOLS = ("cpmm", "stableswap")
 """Curves of the stable pool's legs (:attr:`PortfolioMarketParams.stable_pool`)."""
 
 
+MIN_CLOSE_BY = ("pair", "position_debt")
+"""``PortfolioMarketParams.min_close_by``'s values."""
 KEEPER_FILTERS = ("alone", "in_block", "off")
 """``PortfolioMarketParams.profitability_filter``'s values (:func:`select_calls`)."""
 GAS_SYMBOL = "WETH"
@@ -131,8 +135,9 @@ class PortfolioMarketParams:
     max_round_buy_frac: float = 0.5
     """A round's purchases of one asset take at most this share of its pool's reserve."""
     deficit_cover: str = "none"
-    """When the treasury covers deficits (:mod:`levgym.engine.portfolio_treasury`): ``none`` or
-    ``treasury_each_step``."""
+    """When the treasury covers deficits (:mod:`levgym.engine.portfolio_treasury`): ``none``,
+    ``treasury_each_step`` or ``reserves_then_lenders`` (the single-asset engine's accounting:
+    the treasury of the reserve first, then its lenders, whose supply falls)."""
     borrowers: PortfolioBorrowerParams = PortfolioBorrowerParams()
     """Borrower behaviour (:mod:`levgym.engine.portfolio_borrowers`; default passive)."""
     twap_window_substeps: int = 6
@@ -168,6 +173,23 @@ class PortfolioMarketParams:
     ``aave_v3_ethereum`` preset's, :data:`levgym.simulation_portfolio.PRESET_MARKET`)."""
     stable_pool_amp: float = 2000.0
     """Amplification ``A`` of the StableSwap legs (Curve's ``A()``; 3pool's, ASSUMPTIONS.md)."""
+    close_factor: float = 0.5
+    """Share of the position's total debt (USD) one call may repay while the close factor binds
+    (v3.3's 50 %; the single-asset ``protocol.close_factor``: 1 for ``aave_v3_weth_comet_params``)."""
+    full_close_hf: float = 0.95
+    """At or below this HF a call may repay all of the pair's debt (v3.3's 0.95; the single-asset
+    ``protocol.full_close_hf``: 0 for ``aave_v2_weth``, no full close)."""
+    min_close_usd: float = 2000.0
+    """Below this size a call may repay all of the pair's debt (v3.3's $2,000; the single-asset
+    ``protocol.small_position_usd``: 0 for ``aave_v2_weth``)."""
+    min_close_by: str = "pair"
+    """What ``min_close_usd`` is compared with (:data:`MIN_CLOSE_BY`): ``pair``, the pair's
+    collateral and its debt (v3.3), or ``position_debt``, the position's total debt (the
+    single-asset engine's ``small_position_usd``)."""
+    leftover_usd: float = 1000.0
+    """v3.3's leftover rule: a call that clears neither the pair's debt nor its collateral must
+    leave at least this much (USD) of each (``MUST_NOT_LEAVE_DUST``); 0 = no rule (the
+    single-asset engine's)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_market"
@@ -207,12 +229,31 @@ class PortfolioMarketParams:
                 f"{o}.stable_pool={self.stable_pool!r} is not allowed; allowed {list(STABLE_POOLS)}"
             )
         _check_range(o, "stable_pool_amp", self.stable_pool_amp, 1.0, 1e6)
+        _check_range(o, "close_factor", self.close_factor, 0.0, 1.0, lo_open=True)
+        _check_range(o, "full_close_hf", self.full_close_hf, 0.0, 1.0)
+        _check_range(o, "min_close_usd", self.min_close_usd, 0.0, 1e12)
+        if self.min_close_by not in MIN_CLOSE_BY:
+            raise ValueError(
+                f"{o}.min_close_by={self.min_close_by!r} is not allowed; allowed "
+                f"{', '.join(MIN_CLOSE_BY)}"
+            )
+        _check_range(o, "leftover_usd", self.leftover_usd, 0.0, 1e12)
         if self.stable_pool == "stableswap" and self.profitability_filter == "in_block":
             raise ValueError(
                 f"{o}.profitability_filter='in_block' with stable_pool='stableswap' is not "
                 "supported yet (the in-block pricing is constant product's); allowed 'alone' or "
                 "'off' with StableSwap legs, or stable_pool='cpmm'"
             )
+
+    @property
+    def close_terms(self) -> tuple[float, float, float, float, float]:
+        """The call's close-factor and leftover terms in
+        :data:`levgym.engine.portfolio.V33_CLOSE_TERMS`' form (equal to it by default)."""
+        by_pair = 1.0 if self.min_close_by == "pair" else 0.0
+        return (
+            float(self.close_factor), float(self.full_close_hf), float(self.min_close_usd),
+            by_pair, float(self.leftover_usd),
+        )  # fmt: skip
 
     @property
     def keeper_chunk_ratio(self) -> float:
@@ -240,13 +281,15 @@ COUNTERS = (
     "purchase_quote",
     "treasury_interest_asset",
     "deficit_covered_asset",
+    "lender_loss_asset",
 )
 """Per-asset counters ``[E, K]`` (asset units; ``sale_quote`` / ``purchase_quote`` in USDC):
 ``seized_collateral_asset`` is all collateral that left positions (the liquidator's and the
 protocol fee); ``deficit_asset`` the debt written off (v3.3 deficit); ``sold_asset`` the
 liquidators' sales into the asset's pool, ``bought_asset`` their purchases of it;
 ``treasury_interest_asset`` the reserve factor's share of the interest, ``deficit_covered_asset``
-the deficit the treasury covered (:mod:`levgym.engine.portfolio_treasury`)."""
+the deficit the treasury covered and ``lender_loss_asset`` the part the lenders paid
+(``deficit_cover="reserves_then_lenders"``, :mod:`levgym.engine.portfolio_treasury`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,6 +334,9 @@ class PortfolioState:
     """Defensive slots that repay rather than top up ``[E, N]``."""
     defend_capacity_usd: np.ndarray | None = None
     """Outside funds left to defensive slots ``[E, N]`` (USD)."""
+    defend_react_prob: np.ndarray | None = None
+    """Per-substep reaction probability of each slot ``[E, N]``; None: defenders act every
+    substep (:func:`levgym.engine.portfolio_borrowers.phase_trigger_hf`)."""
     feed_usd: np.ndarray | None = None
     """The feeds' last answers ``[E, K]`` (each reserve's market source through its
     ``OracleConfig.feed``; :func:`feed_update`); None: read at once (as ``exact``)."""
@@ -301,6 +347,10 @@ class PortfolioState:
     substeps, written at slot ``substep_index % W``; None: full of the last fundamental."""
     substep_index: int = 0
     """Substeps taken (the TWAP window's write position)."""
+    pool_liquidity_base: np.ndarray | None = None
+    """``sqrt(asset * quote)`` of each pool at liquidity 1 ``[E, K]`` (the single-asset
+    ``pool_liquidity_base``; the pools at the start), read with a ``liquidity_frac`` driver
+    (:func:`pool_drivers`)."""
 
     def replace(self, **changes: Any) -> PortfolioState:
         return dataclasses.replace(self, **changes)
@@ -363,8 +413,9 @@ def pools_arbitrage(pool_asset, pool_quote, target, speed_frac, amp):
     c = np.flatnonzero(amp > 0.0)
     if c.size:
         pa, pq = np.array(pa), np.array(pq)
+        speed = speed_frac[:, c] if np.ndim(speed_frac) == 2 else speed_frac
         pa[:, c], pq[:, c] = SS.stableswap_arbitrage(
-            pool_asset[:, c], pool_quote[:, c], target[:, c], speed_frac, amp[c]
+            pool_asset[:, c], pool_quote[:, c], target[:, c], speed, amp[c]
         )
     return pa, pq
 
@@ -477,7 +528,8 @@ FEED_CODES = {"exact": R.EXACT, "chainlink": R.CHAINLINK, "twap": R.TWAP}
 def feed_update(
     reserves: Reserves, source_usd: np.ndarray, feed_usd: np.ndarray | None,
     feed_updated_h: np.ndarray | None, now_h: float, in_block: bool,
-    twap_usd: np.ndarray | None = None,
+    twap_usd: np.ndarray | None = None, bias_frac: np.ndarray | None = None,
+    held: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(feed answer, its update time) ``[E, K]``: each reserve's market source through its feed
     (:attr:`levgym.engine.portfolio.OracleConfig.feed`), by the single-asset rule
@@ -485,20 +537,25 @@ def feed_update(
     answer until the source deviates by more than ``deviation_frac`` or, between blocks
     (``in_block`` false), the heartbeat passed; ``twap``: the window's mean ``twap_usd``
     ``[E, K]``, between blocks only). Without a previous answer (``feed_usd`` None) the source
-    is the previous answer, read at hour 0."""
+    is the previous answer, read at hour 0. ``bias_frac`` and ``held`` ``[E, K]`` (None: 0 and
+    false): the single-asset engine's oracle drivers, a manipulation of each reported answer
+    (``source * (1 + bias)``) and a feed that keeps its last answer (a stale feed or the
+    governor's pause), by the same rule."""
     source_usd = np.asarray(source_usd, dtype=np.float64)
     if feed_usd is None or feed_updated_h is None:
         feed_usd, feed_updated_h = source_usd, np.zeros_like(source_usd)
     feed, updated = np.empty_like(source_usd), np.empty_like(source_usd)
-    frozen = np.zeros(source_usd.shape[:-1], dtype=bool)
+    no_hold = np.zeros(source_usd.shape[:-1], dtype=bool)
     for k, r in enumerate(reserves.reserves):
+        frozen = no_hold if held is None else held[..., k]
+        bias = 0.0 if bias_frac is None else bias_frac[..., k]
         o = r.oracle
         code = FEED_CODES[o.feed]
         if code == R.TWAP and twap_usd is None and not in_block:
             raise ValueError(f"reserve {r.symbol!r} has a twap feed: twap_usd is needed")
         feed[..., k], updated[..., k] = R.oracle_update(
             code, feed_usd[..., k], feed_updated_h[..., k], now_h, source_usd[..., k],
-            None if twap_usd is None else twap_usd[..., k], 0.0, frozen, o.deviation_frac,
+            None if twap_usd is None else twap_usd[..., k], bias, frozen, o.deviation_frac,
             o.heartbeat_h, in_block,
         )  # fmt: skip
     return feed, updated
@@ -517,15 +574,15 @@ def _pool_usd(
 def _oracle(
     reserves: Reserves, params: PortfolioMarketParams, fundamental: np.ndarray, pool_asset, pool_quote,
     ratio, snapshot, time_h: float, feed_usd=None, feed_updated_h=None, in_block: bool = False,
-    twap_usd=None,
+    twap_usd=None, bias_frac=None, held=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """(oracle, feed answer, feed update time) ``[E, K]``: the market source (the fundamental
-    blended with the pool), through each reserve's feed (:func:`feed_update`), into each
-    reserve's oracle kind."""
+    blended with the pool), through each reserve's feed (:func:`feed_update`, with the oracle
+    drivers ``bias_frac`` and ``held``), into each reserve's oracle kind."""
     pool_usd = _pool_usd(reserves, params, fundamental, pool_asset, pool_quote)
     source = R.oracle_source(fundamental, pool_usd, params.oracle_pool_weight_frac)
     feed, updated = feed_update(
-        reserves, source, feed_usd, feed_updated_h, time_h, in_block, twap_usd
+        reserves, source, feed_usd, feed_updated_h, time_h, in_block, twap_usd, bias_frac, held
     )
     return oracle_prices_usd(reserves, feed, ratio, snapshot, time_h), feed, updated
 
@@ -588,25 +645,73 @@ def init_state(
         feed_usd=feed,
         feed_updated_h=feed_h,
         twap_buffer_usd=np.repeat(fundamental[:, :, None], params.twap_window_substeps, axis=2),
+        pool_liquidity_base=np.sqrt(pool_asset * pool_quote),
     )
 
 
 # ----------------------------------------------------------------------------- the substep
 
 
+def pool_drivers(
+    liquidity_frac: Any, arb_speed_frac: Any, state: PortfolioState, params: PortfolioMarketParams
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The substep's pool drivers as ``[E, K]`` arrays: the pools' liquidity relative to
+    ``pool_liquidity_base`` (None: not set; the single-asset ``liquidity_frac``, a drought < 1)
+    and the arbitrage speed (``params.arb_speed_frac`` where not given; the single-asset
+    ``arb_speed_frac`` per env and step)."""
+    shape = state.oracle_usd.shape
+    liq = None
+    if liquidity_frac is not None:
+        if state.pool_liquidity_base is None:
+            raise ValueError("liquidity_frac needs state.pool_liquidity_base (init_state sets it)")
+        liq = np.broadcast_to(np.asarray(liquidity_frac, dtype=np.float64), shape)
+        if not np.all(np.isfinite(liq)) or np.any(liq <= 0.0):
+            raise ValueError("liquidity_frac must be finite and > 0")
+    a = params.arb_speed_frac if arb_speed_frac is None else arb_speed_frac
+    arb = np.broadcast_to(np.asarray(a, dtype=np.float64), shape)
+    if np.any(arb < 0.0) or np.any(arb > 1.0):
+        raise ValueError("arb_speed_frac must be in [0, 1]")
+    return liq, arb
+
+
+def oracle_drivers(
+    oracle_bias_frac: Any, oracle_held: Any, shape: tuple[int, int]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The substep's oracle drivers as ``[E, K]`` arrays (None where not given): a manipulation
+    of each reported answer and which feeds keep their last answer (the single-asset drivers
+    ``oracle_bias_frac`` and ``oracle_frozen`` or the governor's ``pause_oracle``, per reserve)."""
+    bias = held = None
+    if oracle_bias_frac is not None:
+        bias = np.broadcast_to(np.asarray(oracle_bias_frac, dtype=np.float64), shape)
+        if not np.all(np.isfinite(bias)) or np.any(bias <= -1.0):
+            raise ValueError("oracle_bias_frac must be finite and > -1")
+    if oracle_held is not None:
+        held = np.broadcast_to(np.asarray(oracle_held, dtype=bool), shape)
+    return bias, held
+
+
 def market_update(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams,
+    params: PortfolioMarketParams, oracle_bias_frac: Any = None, oracle_held: Any = None,
+    liquidity_frac: Any = None, arb_speed_frac: Any = None,
 ) -> PortfolioState:  # fmt: skip
-    """Steps 1-3: new fundamentals, arbitrage of every pool toward them, oracles read."""
+    """Steps 1-3: new fundamentals, the pools' liquidity set (with a ``liquidity_frac`` driver:
+    :func:`levgym.engine.rules.set_liquidity` to ``pool_liquidity_base * liquidity_frac``, as
+    the single-asset step does), arbitrage of every pool toward them (at ``arb_speed_frac``,
+    :func:`pool_drivers`), oracles read (with the oracle drivers ``[E, K]``,
+    :func:`oracle_drivers`)."""
     f = np.asarray(fundamental_usd, dtype=np.float64)
     has_pool, _, _ = _pool_layout(reserves, params)
     q = reserves.index(QUOTE_SYMBOL)
+    liq, arb = pool_drivers(liquidity_frac, arb_speed_frac, state, params)
+    pa0, pq0 = state.pool_asset, state.pool_quote
+    if liq is not None:
+        la, lq = R.set_liquidity(pa0, pq0, state.pool_liquidity_base * liq)
+        pa0, pq0 = np.where(has_pool, la, pa0), np.where(has_pool, lq, pq0)
     pa, pq = pools_arbitrage(
-        state.pool_asset, state.pool_quote, f / f[:, q : q + 1], params.arb_speed_frac,
-        pool_amp(reserves, params),
+        pa0, pq0, f / f[:, q : q + 1], arb, pool_amp(reserves, params),
     )  # fmt: skip
-    pa, pq = np.where(has_pool, pa, state.pool_asset), np.where(has_pool, pq, state.pool_quote)
+    pa, pq = np.where(has_pool, pa, pa0), np.where(has_pool, pq, pq0)
     now = state.time_h + params.substep_h
     w = params.twap_window_substeps
     buf = state.twap_buffer_usd
@@ -616,7 +721,8 @@ def market_update(
     buf[:, :, state.substep_index % w] = _pool_usd(reserves, params, f, pa, pq)
     oracle, feed, feed_h = _oracle(
         reserves, params, f, pa, pq, state.exchange_ratio, state.snapshot_ratio, now,
-        state.feed_usd, state.feed_updated_h, False, np.mean(buf, axis=2),
+        state.feed_usd, state.feed_updated_h, False, np.mean(buf, axis=2), oracle_bias_frac,
+        oracle_held,
     )  # fmt: skip
     return state.replace(
         fundamental_usd=f, pool_asset=pa, pool_quote=pq, oracle_usd=oracle, time_h=now,
@@ -789,11 +895,13 @@ def select_calls(
 def cascade_round(
     state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams, fused: bool = True,
     cap_left: np.ndarray | None = None, gas_usd: np.ndarray | None = None,
+    oracle_bias_frac: Any = None, oracle_held: Any = None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One round of the cascade (see the module docstring); returns the state and the calls made
     per env ``[E]``. ``cap_left``: keeper calls the substep still holds ``[E]`` (default no
     limit); ``gas_usd``: one call's gas ``[E]`` (default :func:`keeper_gas_usd` at
-    ``params.gas_price_gwei``)."""
+    ``params.gas_price_gwei``); the oracle drivers ``[E, K]`` (:func:`oracle_drivers`) apply to
+    the oracles' reads after the round."""
     from .portfolio_fused import liquidate_fused
 
     e, n, k = state.shape
@@ -807,13 +915,13 @@ def cascade_round(
     if fused:
         res = liquidate_fused(
             state.supply, state.debt, state.oracle_usd, reserves, state.emode_row,
-            max_repay_by_row=mr,
+            max_repay_by_row=mr, close_terms=params.close_terms,
         )  # fmt: skip
     else:
         by_slot = math.inf if mr is None else mr[np.arange(e)[:, None], state.emode_row]
         res = liquidate(
             state.supply, state.debt, state.oracle_usd[:, None, :], reserves, state.emode_row,
-            max_repay=by_slot,
+            max_repay=by_slot, close_terms=params.close_terms,
         )  # fmt: skip
     on = res.collateral_index >= 0
     if not on.any():  # nothing liquidatable anywhere: the round changes nothing
@@ -863,7 +971,8 @@ def cascade_round(
     c["purchase_quote"] = c["purchase_quote"] + paid
     oracle, feed, feed_h = _oracle(
         reserves, params, state.fundamental_usd, pa, pq, state.exchange_ratio,
-        state.snapshot_ratio, state.time_h, state.feed_usd, state.feed_updated_h, True,
+        state.snapshot_ratio, state.time_h, state.feed_usd, state.feed_updated_h, True, None,
+        oracle_bias_frac, oracle_held,
     )  # fmt: skip
     pnl_usd = (usdc_in - usdc_out) * usdc_usd[:, 0] - gas_usd * calls
     return state.replace(
@@ -904,7 +1013,8 @@ def _check_backend(backend: str) -> None:
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
-    gas_gwei: Any = None,
+    gas_gwei: Any = None, noise_u: Any = None, oracle_bias_frac: Any = None,
+    oracle_held: Any = None, liquidity_frac: Any = None, arb_speed_frac: Any = None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One substep of every env (module docstring, steps 1-7); returns the state and the cascade
     rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
@@ -912,24 +1022,36 @@ def substep(
     (:func:`levgym.engine.portfolio_market_fused.substep`, same phases and rule functions, same
     results to float rounding; ``fused`` is then moot), the borrower phase included, and the
     deficit cover after it. ``gas_gwei``: the substep's gas price (a number or ``[E]``; None:
-    ``params.gas_price_gwei``), for the keepers' gas (``gas_units_per_call``) and capacity."""
+    ``params.gas_price_gwei``), for the keepers' gas (``gas_units_per_call``) and capacity and
+    the borrowers' reactions. ``noise_u``: uniforms ``[E, N]``, one per slot, read only when the
+    state has reaction probabilities (``defend_react_prob``: who reacts this substep).
+    ``oracle_bias_frac`` and ``oracle_held`` (``[E, K]``, broadcast; None: none): the
+    single-asset engine's oracle drivers per reserve (:func:`oracle_drivers`), applied to every
+    oracle read of the substep, between blocks and within the cascade. ``liquidity_frac`` and
+    ``arb_speed_frac`` (``[E, K]``, broadcast; None: the pools as they are and
+    ``params.arb_speed_frac``): the single-asset pool drivers (:func:`pool_drivers`)."""
     _check_backend(backend)
+    bias, held = oracle_drivers(oracle_bias_frac, oracle_held, state.oracle_usd.shape)
     if backend == "numba":
         from . import portfolio_market_fused
 
         state, rounds = portfolio_market_fused.substep(
-            state, fundamental_usd, reserves, params, gas_gwei
-        )
+            state, fundamental_usd, reserves, params, gas_gwei, noise_u, bias, held,
+            liquidity_frac, arb_speed_frac,
+        )  # fmt: skip
         return cover_deficit(state, params), rounds
-    state = market_update(state, fundamental_usd, reserves, params)
+    state = market_update(
+        state, fundamental_usd, reserves, params, bias, held, liquidity_frac, arb_speed_frac
+    )
     state = accrue_interest(state, reserves, params)
-    state = defend(state, reserves, params)  # borrowers (levgym.engine.portfolio_borrowers)
     e = state.shape[0]
+    gwei = gas_gwei_per_env(params, gas_gwei, e)
+    state = defend(state, reserves, params, noise_u, gwei)  # levgym.engine.portfolio_borrowers
     rounds = np.zeros(e, dtype=np.int64)
     gas_usd = keeper_gas_usd(reserves, params, state.fundamental_usd, gas_gwei)
     cap_left = keeper_capacity(params, gas_gwei, e)
     for _ in range(params.max_cascade_rounds):
-        state, calls = cascade_round(state, reserves, params, fused, cap_left, gas_usd)
+        state, calls = cascade_round(state, reserves, params, fused, cap_left, gas_usd, bias, held)
         cap_left = cap_left - calls
         rounds += calls > 0
         if not calls.any():
@@ -945,12 +1067,19 @@ def substep(
 def run(
     state: PortfolioState, fundamentals_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
+    noise_seed: int = 0,
 ) -> PortfolioState:  # fmt: skip
     """Step ``state`` through fundamentals ``[T, E, K]`` (row 0 is the start: stepping begins at
-    row 1)."""
+    row 1). With reaction probabilities in the state, substep ``t`` draws its uniforms from
+    ``numpy.random.default_rng([noise_seed, 1518, t])`` (none are drawn otherwise)."""
     _check_backend(backend)
     for t in range(1, fundamentals_usd.shape[0]):
-        state, _ = substep(state, fundamentals_usd[t], reserves, params, fused, backend)
+        noise = None
+        if state.defend_react_prob is not None:
+            noise = np.random.default_rng([int(noise_seed), 1518, t]).random(state.shape[:2])
+        state, _ = substep(
+            state, fundamentals_usd[t], reserves, params, fused, backend, noise_u=noise
+        )
     return state
 
 

@@ -87,13 +87,14 @@ Layout = collections.namedtuple(
     "Layout",
     "q has_pool fee can_coll lt bonus pfee rf base slope1 slope2 optimal okind obase ocap ogrowth "
     "fcode fdev fhb "
-    "amp",
+    "amp close",
 )
 """Per-reserve constants of the kernel: the quote's index, ``[K]`` arrays (pools, fees,
 collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
 parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat, each leg's
-StableSwap amplification, 0 for constant product: ``portfolio_market.pool_amp``) and the
-effective LT and bonus per E-mode row ``[R, K]``."""
+StableSwap amplification, 0 for constant product: ``portfolio_market.pool_amp``), the
+effective LT and bonus per E-mode row ``[R, K]`` and the calls' close terms ``[5]``
+(``PortfolioMarketParams.close_terms``)."""
 BorrowerLayout = collections.namedtuple(
     "BorrowerLayout", "on rebalance gap ltv can_borrow emode_borrowable bii ceiling borrow_cap"
 )
@@ -124,11 +125,12 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         return NR.pool_price_usd(pa[e, k], pq[e, k], usdc_usd)
 
     @njit(cache=True)
-    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, buf, in_block):
+    def _oracle_env(e, f, pa, pq, ratio, snap, hours, L, w, src, out, feed, feed_h, buf, in_block, bias, held):  # fmt: skip
         """``portfolio_market._oracle`` for env ``e``: pool price (the fundamental where there is
-        no pool), the source blend, each reserve's feed (``rules.oracle_update``; a NaN answer is
-        none yet: the source, read at hour 0), each reserve's oracle kind; writes ``out[e]``,
-        ``feed[e]`` and ``feed_h[e]``."""
+        no pool), the source blend, each reserve's feed (``rules.oracle_update``, with the
+        oracle drivers ``bias``, ``held`` ``[E, K]``; a NaN answer is none yet: the source, read
+        at hour 0), each reserve's oracle kind; writes ``out[e]``, ``feed[e]`` and
+        ``feed_h[e]``."""
         k_n = f.shape[1]
         q = L.q
         for k in range(k_n):
@@ -145,8 +147,8 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                     twap += buf[e, k, s]
                 twap = twap / buf.shape[2]
             feed[e, k], feed_h[e, k] = NR.oracle_update(
-                L.fcode[k], feed[e, k], feed_h[e, k], hours, src[k], twap, 0.0, False,
-                L.fdev[k], L.fhb[k], in_block,
+                L.fcode[k], feed[e, k], feed_h[e, k], hours, src[k], twap, bias[e, k],
+                held[e, k], L.fdev[k], L.fhb[k], in_block,
             )  # fmt: skip
         for k in range(k_n):
             kind = L.okind[k]
@@ -162,25 +164,30 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 )
 
     @njit(cache=True)
-    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h, buf):
-        """Steps 1-3: arbitrage of every pool toward ``f[e, k] / f[e, USDC]``, the TWAP window
-        samples the pools (USDC: its fundamental), oracles read (between blocks)."""
+    def _market_env(e, f, pa, pq, ratio, snap, oracle, now, L, S, src, feed, feed_h, buf, bias, held, arb, liq, base, use_liq):  # fmt: skip
+        """Steps 1-3: with ``use_liq`` each pool's liquidity set to ``base * liq``
+        (``rules.set_liquidity``), arbitrage of every pool toward ``f[e, k] / f[e, USDC]`` at
+        ``arb[e, k]``, the TWAP window samples the pools (USDC: its fundamental), oracles read
+        (between blocks)."""
         k_n = f.shape[1]
         q = L.q
         for k in range(k_n):
+            if use_liq and L.has_pool[k]:
+                pa[e, k], pq[e, k] = NR.set_liquidity(pa[e, k], pq[e, k], base[e, k] * liq[e, k])
             if L.has_pool[k] and L.amp[k] > 0.0:
                 pa[e, k], pq[e, k] = SS.stableswap_arbitrage(
-                    pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb, L.amp[k]
+                    pa[e, k], pq[e, k], f[e, k] / f[e, q], arb[e, k], L.amp[k]
                 )
                 buf[e, k, S.slot] = _leg_price_usd(e, k, pa, pq, f[e, q], L)
             elif L.has_pool[k]:
-                pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], S.arb)
+                pa[e, k], pq[e, k] = NR.arbitrage(pa[e, k], pq[e, k], f[e, k] / f[e, q], arb[e, k])
                 buf[e, k, S.slot] = NR.pool_price_usd(pa[e, k], pq[e, k], f[e, q])
             else:
                 buf[e, k, S.slot] = f[e, k]
         _oracle_env(
-            e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle, feed, feed_h, buf, False
-        )
+            e, f, pa, pq, ratio, snap, now, L, S.weight, src, oracle, feed, feed_h, buf, False,
+            bias, held,
+        )  # fmt: skip
 
     @njit(cache=True)
     def _interest_growth_env(e, debt_in, lender, L, S, growth):
@@ -263,8 +270,9 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         recorded so far."""
         q = L.q
         i, j, rep, tot, fee, _ = position_call(
-            sup_e, deb_e, n, price, L.bonus, row, L.pfee, cm, 0, hf, debt_usd, maxrep, row
-        )
+            sup_e, deb_e, n, price, L.bonus, row, L.pfee, cm, 0, hf, debt_usd, maxrep, row,
+            L.close,
+        )  # fmt: skip
         if i < 0:
             return m
         got = tot - fee
@@ -364,7 +372,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         return position_health(sup_e, deb_e, n, price, L.lt, row, cm, 0)
 
     @njit(cache=True)
-    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf, gas):  # fmt: skip
+    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf, gas, bias, held):  # fmt: skip
         """The end of a round with ``calls`` calls in env ``e``: counters, the bundled sale into
         each pool then the bundled purchase from it, the keepers' result, oracles read again."""
         k_n = f.shape[1]
@@ -402,8 +410,9 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 counters[C_PURCHASE_Q, e, k] += paid
                 usdc_out += paid
         _oracle_env(
-            e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h, buf, True
-        )
+            e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h, buf, True,
+            bias, held,
+        )  # fmt: skip
         pnl[e] += (usdc_in - usdc_out) * f[e, q] - gas * calls
 
     @njit(cache=True)
@@ -530,7 +539,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
-        gas_usd, capacity, B, trig, repays, cap,
+        gas_usd, capacity, B, trig, repays, cap, bias, held, arb, liq, base, use_liq,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -552,7 +561,10 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             want = np.zeros(n_n if lend else 0)
             dleg = np.zeros(k_n)
             # 1-3. prices, arbitrage, oracles
-            _market_env(e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf)
+            _market_env(
+                e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf, bias, held,
+                arb, liq, base, use_liq,
+            )  # fmt: skip
             _leg_invariants(e, pa, pq, L, dleg)
             if S.chunk < np.inf:
                 _chunk_env(e, pa, price, L, S, maxrep)
@@ -590,7 +602,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             while calls > 0:
                 _close_round(
                     e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls,
-                    src, feed, feed_h, buf, gas,
+                    src, feed, feed_h, buf, gas, bias, held,
                 )  # fmt: skip
                 liquidations[e] += calls
                 cap_left -= calls
@@ -659,6 +671,7 @@ def _layout(reserves: Reserves, params: PortfolioMarketParams):
         fdev=np.array([r.oracle.deviation_frac for r in reserves.reserves]),
         fhb=np.array([r.oracle.heartbeat_h for r in reserves.reserves]),
         amp=np.ascontiguousarray(portfolio_market.pool_amp(reserves, params), dtype=np.float64),
+        close=np.array(params.close_terms, dtype=np.float64),
     )
 
 
@@ -697,12 +710,18 @@ def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
 
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
-    params: PortfolioMarketParams, gas_gwei=None,
+    params: PortfolioMarketParams, gas_gwei=None, noise_u=None, oracle_bias_frac=None,
+    oracle_held=None, liquidity_frac=None, arb_speed_frac=None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """:func:`levgym.engine.portfolio_market.substep` compiled (same results to float
     rounding): the new state (fresh arrays) and the cascade rounds with calls per env ``[E]``.
     ``gas_gwei``: the substep's gas price (a number or ``[E]``; None:
-    ``params.gas_price_gwei``)."""
+    ``params.gas_price_gwei``); ``noise_u``: the slots' uniforms ``[E, N]`` (read with reaction
+    probabilities: :func:`levgym.engine.portfolio_borrowers.phase_trigger_hf` zeroes the
+    triggers of the slots that do not react, before the kernel); ``oracle_bias_frac``,
+    ``oracle_held``: the oracle drivers ``[E, K]`` (None: none;
+    :func:`levgym.engine.portfolio_market.oracle_drivers`); ``liquidity_frac``,
+    ``arb_speed_frac``: the pool drivers (:func:`levgym.engine.portfolio_market.pool_drivers`)."""
     e, n, k = state.shape
     f = np.ascontiguousarray(
         np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e, k))
@@ -737,10 +756,20 @@ def substep(
         feed_h = state.feed_updated_h.astype(np.float64)
     gas_usd = portfolio_market.keeper_gas_usd(reserves, params, f, gas_gwei)
     capacity = portfolio_market.keeper_capacity(params, gas_gwei, e)
-    on = state.defend_trigger_hf is not None and bool(np.any(state.defend_trigger_hf > 0.0))
+    gwei = portfolio_market.gas_gwei_per_env(params, gas_gwei, e)
+    bias_a, held_a = portfolio_market.oracle_drivers(oracle_bias_frac, oracle_held, (e, k))
+    bias_a = np.zeros((e, k)) if bias_a is None else np.ascontiguousarray(bias_a)
+    held_a = np.zeros((e, k), dtype=np.bool_) if held_a is None else np.ascontiguousarray(held_a)
+    liq_a, arb_a = portfolio_market.pool_drivers(liquidity_frac, arb_speed_frac, state, params)
+    arb_a = np.ascontiguousarray(arb_a)
+    use_liq = liq_a is not None
+    liq_a = np.ascontiguousarray(liq_a) if use_liq else np.ones((e, k))
+    base_a = np.ones((e, k)) if not use_liq else np.ascontiguousarray(state.pool_liquidity_base, dtype=np.float64)  # fmt: skip
+    acting = portfolio_borrowers.phase_trigger_hf(state, params, noise_u, gwei)
+    on = acting is not None and bool(np.any(acting > 0.0))
     B = _borrower_layout(reserves, params, on)
     if on:  # the borrower phase's per-slot behaviours; the capacity is written (a fresh array)
-        trig = np.ascontiguousarray(state.defend_trigger_hf, dtype=np.float64)
+        trig = np.ascontiguousarray(acting, dtype=np.float64)
         repays = np.ascontiguousarray(state.defend_repays, dtype=np.bool_)
         cap = np.array(state.defend_capacity_usd, dtype=np.float64)
     else:
@@ -748,7 +777,7 @@ def substep(
     _substep_kernel(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
-        gas_usd, capacity, B, trig, repays, cap,
+        gas_usd, capacity, B, trig, repays, cap, bias_a, held_a, arb_a, liq_a, base_a, use_liq,
     )  # fmt: skip
     if on:
         state = state.replace(defend_capacity_usd=cap)

@@ -121,9 +121,16 @@ def ref_max_borrow(
 def ref_liquidation_call(
     reserves: Reserves, supply: list[float], debt: list[float], price: list[float], row: int,
     i: int, j: int, debt_to_cover: float, enabled: list[bool] | None = None,
+    close: tuple | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """``executeLiquidationCall(collateral i, debt j, debtToCover)``; None when it reverts
-    (HF not below 1, nothing to seize or repay, or dust left)."""
+    (HF not below 1, nothing to seize or repay, or dust left). ``close``: (close factor,
+    full-close HF, small-size USD, 1 if the size test is the pair's collateral and debt else the
+    position's debt, leftover USD with 0 for no leftover rule); None: v3.3's."""
+    factor, full_hf, small, by_pair, leftover = (
+        (0.5, 0.95, SMALL, 1.0, LEFTOVER) if close is None else close
+    )
+    floor = leftover * (1.0 - 1e-9)
     a = ref_account(reserves, supply, debt, price, row, enabled)
     r = reserves.reserves[i]
     if enabled is not None and not enabled[i]:
@@ -142,8 +149,9 @@ def ref_liquidation_call(
     debt_base = user_debt * price[j]
     coll_base = user_coll * price[i]
     max_liq = user_debt
-    if coll_base >= SMALL and debt_base >= SMALL and a["health_factor"] > 0.95:
-        half = a["debt_usd"] * 0.5
+    big = coll_base >= small and debt_base >= small if by_pair else a["debt_usd"] >= small
+    if big and a["health_factor"] > full_hf:
+        half = a["debt_usd"] * factor
         if debt_base > half:
             max_liq = half / price[j]
     actual = debt_to_cover if debt_to_cover < max_liq else max_liq
@@ -157,9 +165,7 @@ def ref_liquidation_call(
     bonus_coll = coll_amount - coll_amount / (1.0 + bonus)
     fee = bonus_coll * r.protocol_fee_frac
     if actual < user_debt and coll_amount < user_coll:
-        if (user_debt - actual) * price[j] < LEFTOVER_FLOOR or (user_coll - coll_amount) * price[
-            i
-        ] < LEFTOVER_FLOOR:
+        if (user_debt - actual) * price[j] < floor or (user_coll - coll_amount) * price[i] < floor:
             return None
     if actual <= 0:
         return None
@@ -198,11 +204,15 @@ def ref_keeper_cover(
     j: int,
     enabled: list[bool] | None = None,
     limit: float = math.inf,
+    close: tuple | None = None,
 ) -> float:
     """A keeper's ``debtToCover`` on pair (i, j): everything up to its own ``limit``; if that
-    reverts on dust, the most that leaves $1,000 of the pair's debt and collateral."""
-    if ref_liquidation_call(reserves, supply, debt, price, row, i, j, limit, enabled) is not None:
+    reverts on dust, the most that leaves the leftover ($1,000) of the pair's debt and
+    collateral (``close``: :func:`ref_liquidation_call`'s)."""
+    call = ref_liquidation_call(reserves, supply, debt, price, row, i, j, limit, enabled, close)
+    if call is not None:
         return limit
+    leftover = LEFTOVER if close is None else close[4]
     r = reserves.reserves[i]
     cat = _category(reserves, row)
     bonus = (
@@ -210,15 +220,15 @@ def ref_keeper_cover(
         if cat is not None and r.symbol in cat.collateral
         else r.liquidation_bonus
     )
-    by_debt = (debt[j] * price[j] - LEFTOVER) / price[j]
-    by_coll = (supply[i] * price[i] - LEFTOVER) / (price[j] * (1.0 + bonus))
+    by_debt = (debt[j] * price[j] - leftover) / price[j]
+    by_coll = (supply[i] * price[i] - leftover) / (price[j] * (1.0 + bonus))
     return max(min(by_debt, by_coll, limit), 0.0)
 
 
 def ref_liquidate(
     reserves: Reserves, supply: np.ndarray, debt: np.ndarray, price: np.ndarray, rows: np.ndarray,
     enabled: np.ndarray | None = None, pool_asset: np.ndarray | None = None,
-    max_slippage_frac: float = 1.0,
+    max_slippage_frac: float = 1.0, close: tuple | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """One keeper call on every liquidatable position of a book ``[E, N, K]`` (prices ``[E, K]``,
     E-mode rows ``[E, N]``, optional collateral flags ``[E, N, K]``): the pair with the largest
@@ -255,8 +265,8 @@ def ref_liquidate(
                         bonus = cat.liquidation_bonus if member else r.liquidation_bonus
                         most = pool_asset[e, i] * max_slippage_frac / (1.0 - max_slippage_frac)
                         limit = most * p[i] / (1.0 + bonus) / p[j]
-                    cover = ref_keeper_cover(reserves, s, d, p, row, i, j, en, limit)
-                    res = ref_liquidation_call(reserves, s, d, p, row, i, j, cover, en)
+                    cover = ref_keeper_cover(reserves, s, d, p, row, i, j, en, limit, close)
+                    res = ref_liquidation_call(reserves, s, d, p, row, i, j, cover, en, close)
                     if res is not None:
                         calls.append((i, j, res))
             if not calls:
@@ -286,12 +296,15 @@ def _ref_rate(r: Any, debt_total: float, supply_total: float) -> float:
 
 
 def _ref_oracles(
-    reserves: Reserves, params: Any, st: dict, e: int, in_block: bool = False
-) -> list[float]:
+    reserves: Reserves, params: Any, st: dict, e: int, in_block: bool = False,
+    bias: Any = None, held: Any = None,
+) -> list[float]:  # fmt: skip
     """One env's oracle: the market source (fundamental blended with the pool), through each
     reserve's feed (``exact``: the source; ``chainlink``: the last answer unless the source moved
     more than the deviation threshold from it or, between blocks, the heartbeat passed; the
-    feed's answer and time kept in ``st``), into the reserve's oracle kind."""
+    feed's answer and time kept in ``st``), into the reserve's oracle kind. ``bias [E, K]``: the
+    reported answer is the candidate times ``1 + bias``; ``held [E, K]``: the feed keeps its
+    answer."""
     syms = [r.symbol for r in reserves.reserves]
     q = syms.index("USDC")
     w = params.oracle_pool_weight_frac
@@ -308,25 +321,28 @@ def _ref_oracles(
     now = st["time_h"]
     for k, r in enumerate(reserves.reserves):
         o = r.oracle
+        b = 0.0 if bias is None else float(bias[e, k])
+        frozen = False if held is None else bool(held[e, k])
         if o.feed == "exact":
-            st["feed_usd"][e, k] = src[k]
-            st["feed_updated_h"][e, k] = now
+            if not frozen:
+                st["feed_usd"][e, k] = src[k] * (1.0 + b)
+                st["feed_updated_h"][e, k] = now
             continue
         if o.feed == "twap":  # the window's mean, between blocks only
-            if not in_block:
-                st["feed_usd"][e, k] = sum(st["twap_buffer_usd"][e, k]) / len(
-                    st["twap_buffer_usd"][e, k]
-                )
+            if not in_block and not frozen:
+                window = st["twap_buffer_usd"][e, k]
+                st["feed_usd"][e, k] = sum(window) / len(window) * (1.0 + b)
                 st["feed_updated_h"][e, k] = now
             continue
         last = float(st["feed_usd"][e, k])
         if math.isnan(last):  # no answer yet: the source, read at hour 0
             last = st["feed_usd"][e, k] = src[k]
             st["feed_updated_h"][e, k] = 0.0
-        moved = abs(src[k] / last - 1.0) > o.deviation_frac
+        candidate = src[k] * (1.0 + b)
+        moved = abs(candidate / last - 1.0) > o.deviation_frac
         stale = (not in_block) and now - st["feed_updated_h"][e, k] >= o.heartbeat_h - 1e-9
-        if moved or stale:
-            st["feed_usd"][e, k] = src[k]
+        if (moved or stale) and not frozen:
+            st["feed_usd"][e, k] = candidate
             st["feed_updated_h"][e, k] = now
     feed = [float(st["feed_usd"][e, k]) for k in range(len(syms))]
     return ref_oracle(
@@ -464,9 +480,19 @@ def _ref_pool_price(pa: float, pq: float, amp: float) -> float:
     return _ref_ss_price(pa, pq, amp) if amp > 0.0 else pq / pa
 
 
+def _ref_close(params: Any) -> tuple:
+    """The market's close terms in :func:`ref_liquidation_call`'s form (v3.3's by default)."""
+    by_pair = 1.0 if getattr(params, "min_close_by", "pair") == "pair" else 0.0
+    return (
+        getattr(params, "close_factor", 0.5), getattr(params, "full_close_hf", 0.95),
+        getattr(params, "min_close_usd", SMALL), by_pair, getattr(params, "leftover_usd", LEFTOVER),
+    )  # fmt: skip
+
+
 def ref_substep(
     reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any,
-    gas_gwei: Any = None,
+    gas_gwei: Any = None, noise_u: Any = None, oracle_bias_frac: Any = None,
+    oracle_held: Any = None, liquidity_frac: Any = None, arb_speed_frac: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The multi-asset market substep of :mod:`levgym.engine.portfolio_market` as plain loops over
     envs, positions and reserves, with its own formulas (pools, arbitrage, oracle blend, interest,
@@ -475,6 +501,11 @@ def ref_substep(
     state's arrays by field name (``counters`` as ``counter:<name>``) and ``time_h``; returns a
     new dict of the same keys."""
     st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+    shape = st["oracle_usd"].shape
+    bias = None if oracle_bias_frac is None else np.broadcast_to(oracle_bias_frac, shape)
+    held = None if oracle_held is None else np.broadcast_to(oracle_held, shape)
+    liq = None if liquidity_frac is None else np.broadcast_to(liquidity_frac, shape)
+    arb = None if arb_speed_frac is None else np.broadcast_to(arb_speed_frac, shape)
     if st.get("feed_usd") is None or st.get("feed_updated_h") is None:
         st["feed_usd"] = np.full(st["oracle_usd"].shape, np.nan)
         st["feed_updated_h"] = np.zeros(st["oracle_usd"].shape)
@@ -492,16 +523,21 @@ def ref_substep(
     st["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
     st["time_h"] = st["time_h"] + params.substep_h
     for e in range(e_n):
-        # arbitrage: close a share of the log gap, keep x * y
+        # with a liquidity driver: both reserves scaled so that sqrt(x * y) = base * frac; then
+        # arbitrage: close a share (the env's speed) of the log gap, keep x * y
         for k in range(k_n):
             if k == q:
                 continue
+            if liquidity_frac is not None:
+                x, y = st["pool_asset"][e, k], st["pool_quote"][e, k]
+                want = float(st["pool_liquidity_base"][e, k]) * float(liq[e, k])
+                scale = want / math.sqrt(x * y)
+                st["pool_asset"][e, k], st["pool_quote"][e, k] = x * scale, y * scale
             x, y = st["pool_asset"][e, k], st["pool_quote"][e, k]
             target = st["fundamental_usd"][e, k] / st["fundamental_usd"][e, q]
             p0 = _ref_pool_price(x, y, amp[k])
-            p_new = math.exp(
-                math.log(p0) + params.arb_speed_frac * (math.log(target) - math.log(p0))
-            )
+            speed = params.arb_speed_frac if arb_speed_frac is None else float(arb[e, k])
+            p_new = math.exp(math.log(p0) + speed * (math.log(target) - math.log(p0)))
             if amp[k] > 0.0:  # along the StableSwap invariant
                 d = _ref_ss_d(x, y, amp[k])
                 st["pool_asset"][e, k] = _ref_ss_x_at(d, p_new, amp[k])
@@ -516,7 +552,7 @@ def ref_substep(
             else:
                 price = _ref_pool_price(st["pool_asset"][e, k], st["pool_quote"][e, k], amp[k])
                 st["twap_buffer_usd"][e, k, slot] = price * st["fundamental_usd"][e, q]
-        st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e)
+        st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, False, bias, held)
         # interest
         for k, r in enumerate(reserves.reserves):
             tot = float(st["debt"][e, :, k].sum())
@@ -530,13 +566,14 @@ def ref_substep(
             st["lender_supply_asset"][e, k] += interest * (1.0 - r.reserve_factor_frac)
             st["treasury_asset"][e, k] += interest * r.reserve_factor_frac
             st["counter:treasury_interest_asset"][e, k] += interest * r.reserve_factor_frac
-        _ref_defend(reserves, st, params, e)
+        _ref_defend(reserves, st, params, e, gas_gwei, noise_u)
     rounds = np.zeros(e_n, dtype=np.int64)
     gas_one, cap_left = _ref_gas_and_capacity(reserves, params, st, gas_gwei)
     for _ in range(params.max_cascade_rounds):
         res = ref_liquidate(
             reserves, st["supply"], st["debt"], st["oracle_usd"], st["emode_row"],
             pool_asset=st["pool_asset"], max_slippage_frac=params.keeper_max_slippage_frac,
+            close=_ref_close(params),
         )  # fmt: skip
         any_call = False
         for e in range(e_n):
@@ -633,7 +670,7 @@ def ref_substep(
                 st["counter:purchase_quote"][e, k] += eff / (1.0 - fee[k])
             st["keeper_pnl_usd"][e] += (usdc_in - usdc_out) * usdc - gas_one[e] * calls
             cap_left[e] = cap_left[e] - calls
-            st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, in_block=True)
+            st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, True, bias, held)
         if not any_call:
             break
     # write-off: debt without collateral
@@ -647,26 +684,52 @@ def ref_substep(
                 for k in range(k_n):
                     st["counter:deficit_asset"][e, k] += st["debt"][e, n, k]
                     st["debt"][e, n, k] = 0.0
-    # deficit coverage from the treasury's revenue of the same reserve
-    if params.deficit_cover == "treasury_each_step":
+    # deficit coverage from the treasury's revenue of the same reserve; with
+    # reserves_then_lenders (the single-asset engine's accounting) the lenders pay what is left
+    if params.deficit_cover in ("treasury_each_step", "reserves_then_lenders"):
+        lenders_pay = params.deficit_cover == "reserves_then_lenders"
         for e in range(e_n):
             for k in range(k_n):
-                owed = st["counter:deficit_asset"][e, k] - st["counter:deficit_covered_asset"][e, k]
-                pay = min(max(owed, 0.0), max(st["treasury_asset"][e, k], 0.0))
+                owed = (
+                    st["counter:deficit_asset"][e, k]
+                    - st["counter:deficit_covered_asset"][e, k]
+                    - st["counter:lender_loss_asset"][e, k]
+                )
+                owed = max(owed, 0.0)
+                pay = min(owed, max(st["treasury_asset"][e, k], 0.0))
                 st["counter:deficit_covered_asset"][e, k] += pay
                 st["treasury_asset"][e, k] -= pay
+                if lenders_pay:
+                    st["counter:lender_loss_asset"][e, k] += owed - pay
+                    st["lender_supply_asset"][e, k] -= owed - pay
     st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
     st["substep_index"] = st.get("substep_index", 0) + 1
     return st
 
 
-def _ref_defend(reserves: Reserves, st: dict[str, Any], params: Any, e: int) -> None:
+def _ref_defend(
+    reserves: Reserves, st: dict[str, Any], params: Any, e: int, gas_gwei: Any, noise_u: Any
+) -> None:  # fmt: skip
     """Defensive borrowers of env ``e`` (``portfolio_borrowers``), in place: each position from
     its own balances; borrowing within the caps and liquidity left before the phase, scaled
-    down together when the env's positions want more."""
+    down together when the env's positions want more. With reaction probabilities a slot acts
+    only when its uniform is below its probability over ``1 + gas / reaction_gas_ref_gwei``."""
     trig_all = st.get("defend_trigger_hf")
     if trig_all is None:
         return
+    react = st.get("defend_react_prob")
+    if react is not None:
+        if noise_u is None:
+            raise ValueError("noise_u is needed with reaction probabilities")
+        gwei = float(params.gas_price_gwei)
+        if gas_gwei is not None:
+            e_n = st["supply"].shape[0]
+            gwei = float(np.broadcast_to(np.asarray(gas_gwei, dtype=float), (e_n,))[e])
+        odds = 1.0 / (1.0 + gwei / params.borrowers.reaction_gas_ref_gwei)
+        trig_all = np.array(trig_all, dtype=float)
+        for n in range(trig_all.shape[1]):
+            if not noise_u[e, n] < react[e, n] * odds:
+                trig_all[e, n] = 0.0  # does not watch its position this substep
     bp = params.borrowers
     gap = bp.target_gap
     p = [float(x) for x in st["oracle_usd"][e]]

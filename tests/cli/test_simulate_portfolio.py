@@ -121,3 +121,26 @@ def test_set_errors_exit_2_with_one_line(capsys, item, match):
     assert main([*BASE, "--steps", "2", "--set", item]) == 2
     err = capsys.readouterr().err.strip()
     assert match in err and "\n" not in err
+
+
+def test_reserves_then_lenders_from_the_json(capsys):
+    """May 2021 replayed with the single-asset engine's bad-debt accounting: the treasury of each
+    reserve pays what it can, the lenders the rest, and nothing stays outstanding; the keys are
+    registered and absent under the other settings."""
+    from importlib import resources
+
+    sample = str(resources.files("levgym") / "data" / "example_multiasset_hourly_2021-05-18_20.csv")
+    args = [*BASE, "--steps", "40", "--price-csv", sample, "--json"]
+    assert main([*args, "--set", "market.deficit_cover=reserves_then_lenders"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert R.problems(d, "simulate") == []
+    assert d["deficit_cover"] == "reserves_then_lenders"
+    assert d["bad_debt_start_usd"] > 0 and d["lender_loss_start_usd"] > 0
+    assert abs(d["deficit_outstanding_start_usd"]) <= 1e-9 * d["bad_debt_start_usd"]
+    for s in d["reserves"]:
+        paid = d["deficit_covered_by_asset"][s] + d["lender_loss_by_asset"][s]
+        assert abs(paid - d["bad_debt_by_asset"][s]) <= 1e-9 * (1.0 + d["bad_debt_by_asset"][s])
+    assert main([*args]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert "lender_loss_start_usd" not in plain and "lender_loss_by_asset" not in plain
+    assert plain["bad_debt_start_usd"] == d["bad_debt_start_usd"]

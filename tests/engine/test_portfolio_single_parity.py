@@ -25,9 +25,11 @@ import numpy as np
 import pytest
 
 from levgym import scenarios
+from levgym.engine import portfolio_borrowers as PB
 from levgym.engine import portfolio_market as PM
 from levgym.engine.aave_v3_ethereum import aave_v3_ethereum_reserves
-from levgym.engine.params import EngineParams
+from levgym.engine.params import PRESETS, EngineParams
+from levgym.engine.rules import DEFENSIVE
 from levgym.engine.state import init_state
 from levgym.engine.step import substep as single_substep
 
@@ -54,15 +56,17 @@ KEEPERS = {
 GAS_GWEI = {"bare": "30", "defaults": "30", "tight": "150", "chunks": "30"}
 
 
-def _single_params(oracle_kind: str = "exact", keepers: str = "bare") -> EngineParams:
+def _single_params(
+    oracle_kind: str = "exact", keepers: str = "bare", defensive_frac: float = 0.0
+) -> EngineParams:
     p = EngineParams()
     return dataclasses.replace(
         p,
         market=dataclasses.replace(p.market, oracle_kind=oracle_kind, **KEEPERS[keepers]),
         borrowers=dataclasses.replace(
             p.borrowers,
-            passive_frac=1.0,
-            defensive_frac=0.0,
+            passive_frac=1.0 - defensive_frac,
+            defensive_frac=defensive_frac,
             looper_frac=0.0,
             arrival_rate_per_h=0.0,
             exit_rate_per_h=0.0,
@@ -116,6 +120,10 @@ def _portfolio_params(p: EngineParams, arb_speed: float) -> PM.PortfolioMarketPa
         congestion_ref_gwei=m.congestion_ref_gwei,
         profitability_filter="in_block" if m.profitability_filter else "off",
         keeper_max_slippage_frac=m.keeper_max_slippage_frac,
+        borrowers=PB.PortfolioBorrowerParams(
+            target_gap=p.borrowers.defend_target_gap,
+            reaction_gas_ref_gwei=p.borrowers.reaction_gas_ref_gwei,
+        ),
     )
 
 
@@ -138,11 +146,42 @@ def _to_portfolio(s, res, params, w, u) -> PM.PortfolioState:
     feed[:, w], feed_h[:, w] = s.oracle_usd, s.oracle_updated_h
     buf = st.twap_buffer_usd.copy()  # the TWAP window and its position: the single-asset one
     buf[:, w, :] = s.twap_buffer_usd
+    base = st.pool_liquidity_base.copy()  # the pool's liquidity at 1: the single-asset one
+    base[:, w] = s.pool_liquidity_base
     return st.replace(
         pool_asset=pa, pool_quote=pq, lender_supply_asset=lender, time_h=s.time_h,
-        feed_usd=feed, feed_updated_h=feed_h, twap_buffer_usd=buf,
+        feed_usd=feed, feed_updated_h=feed_h, twap_buffer_usd=buf, pool_liquidity_base=base,
         substep_index=int(s.substep_index),
     )  # fmt: skip
+
+
+def _case(
+    oracle_kind, keepers, start_hour, drop_hours, drop_frac, deficit_cover="none",
+    defensive_frac=0.0,
+):  # fmt: skip
+    """The single engine's parameters, its driver rows on the shock, the matching reserves and
+    market parameters, and its start state."""
+    p = _single_params(oracle_kind, keepers, defensive_frac)
+    # a TWAP lags the fall: its calls start once the window has caught up (about 8 substeps)
+    e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 8
+    knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
+    drivers = scenarios.get("shock").drivers(
+        e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]}
+    )
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    # the portfolio step reads one arbitrage speed, no liquidity change and no oracle bias
+    assert np.all(drivers.arb_speed_frac == drivers.arb_speed_frac[0, 0])
+    assert np.all(drivers.liquidity_frac == 1.0) and np.all(drivers.oracle_bias_frac == 0.0)
+    assert not np.any(drivers.oracle_frozen)
+    res = _reserves(p)
+    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    params = dataclasses.replace(params, deficit_cover=deficit_cover)
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    return p, rows, res, params, s
 
 
 CASES = [(oracle, keepers) for keepers in KEEPERS for oracle in ("exact", "chainlink", "twap")]
@@ -160,26 +199,10 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
     substep (positions left without collateral: bad debt), under the single engine's keeper
     settings ``KEEPERS`` (capacity by profit rank, gas per call, the profitability filter priced
     in the block) and its oracle kinds."""
-    p = _single_params(oracle_kind, keepers)
-    # a TWAP lags the fall: its calls start once the window has caught up (about 8 substeps)
-    e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 8
-    knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
-    drivers = scenarios.get("shock").drivers(
-        e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]}
-    )
-    rows = [drivers.row(t, np.asarray) for t in range(steps)]
-    # the portfolio step reads one arbitrage speed, no liquidity change and no oracle bias
-    assert np.all(drivers.arb_speed_frac == drivers.arb_speed_frac[0, 0])
-    assert np.all(drivers.liquidity_frac == 1.0) and np.all(drivers.oracle_bias_frac == 0.0)
-    assert not np.any(drivers.oracle_frozen)
-    res = _reserves(p)
+    p, rows, res, params, s = _case(oracle_kind, keepers, start_hour, drop_hours, drop_frac)
+    e, n = s.collateral_asset.shape
+    steps = len(rows)
     w, u = res.index("WETH"), res.index("USDC")
-    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
     calls = bad = 0.0
     max_rounds = most_calls = 0
     chunked = False
@@ -228,3 +251,332 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         assert calls > 0 and max_rounds >= 2
     if drop_hours == "0.05" and (oracle_kind, keepers) != ("twap", "bare"):
         assert bad > 0  # (the one case without: no position runs out of collateral on its path)
+
+
+def _with_single_defenders(ps, s):
+    """The portfolio state ``ps`` with the single state's defensive slots: their triggers,
+    whether they repay, their reaction probabilities, and unlimited outside funds (the single
+    engine's defenders have no budget)."""
+    defensive = s.active & (s.kind == DEFENSIVE)
+    return PB.with_behaviours(
+        ps,
+        PB.Behaviours(
+            trigger_hf=np.where(defensive, s.trigger_hf, 0.0),
+            repays=defensive & s.repays,
+            capacity_usd=np.where(defensive, np.inf, 0.0),
+            react_prob=np.array(s.react_prob, dtype=np.float64),
+        ),
+    )
+
+
+def _run_both(p, rows, res, params, s, backend):
+    """Step the single state ``s`` and its portfolio twin (converted once, the USDC treasury at
+    the single engine's ``reserves_usd``, the single engine's defensive slots,
+    ``params.deficit_cover="reserves_then_lenders"``) through ``rows`` with the same uniforms,
+    comparing them after every substep to 1e-12; returns (the single state at the start, at the
+    end, the portfolio state at the end)."""
+    assert params.deficit_cover == "reserves_then_lenders"
+    e, n = s.collateral_asset.shape
+    w, u = res.index("WETH"), res.index("USDC")
+    ps = _with_single_defenders(_to_portfolio(s, res, params, w, u), s)
+    tre = ps.treasury_asset.copy()
+    tre[:, u] = s.reserves_usd  # the single engine's reserves at the start
+    ps = ps.replace(treasury_asset=tre)
+    s0 = s
+
+    def close(a, b, scale=1.0):
+        atol = TOL * max(np.max(np.abs(b)), scale)
+        np.testing.assert_allclose(a, b, rtol=TOL, atol=atol)
+
+    for t, row in enumerate(rows):
+        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+        noise = np.random.default_rng([3, 1, t]).random((e, n))
+        s, r_single = single_substep(s, row, noise, p)
+        # the single engine's oracle drivers (manipulation, a stale feed) on the WETH feed
+        bias, held = np.zeros((e, 2)), np.zeros((e, 2), dtype=bool)
+        bias[:, w], held[:, w] = row.oracle_bias_frac, row.oracle_frozen
+        # and its pool drivers (a liquidity drought, a slower arbitrage) on the WETH pool
+        liq, arb = np.ones((e, 2)), np.full((e, 2), params.arb_speed_frac)
+        liq[:, w], arb[:, w] = row.liquidity_frac, row.arb_speed_frac
+        ps, r_port = PM.substep(
+            ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise,
+            oracle_bias_frac=bias, oracle_held=held, liquidity_frac=liq, arb_speed_frac=arb,
+        )  # fmt: skip
+        np.testing.assert_array_equal(r_port, r_single)
+        c = ps.counters
+        close(c["added_collateral_asset"][:, w], s.added_collateral_asset - s0.added_collateral_asset)  # fmt: skip
+        close(c["repaid_by_borrowers_asset"][:, u], s.repaid_by_borrowers_usd - s0.repaid_by_borrowers_usd)  # fmt: skip
+        close(ps.oracle_usd[:, w], s.oracle_usd)
+        close(ps.pool_asset[:, w], s.pool_asset)
+        close(ps.pool_quote[:, w], s.pool_debt)
+        close(ps.supply[..., w], s.collateral_asset)
+        close(ps.debt[..., u], s.debt_usd)
+        close(ps.lender_supply_asset[:, u], s.supply_usd)
+        # the treasury is what is left of the reserves after paying: rounding of the amounts
+        # paid out of it (the bad debt) stays in it
+        close(ps.treasury_asset[:, u], s.reserves_usd, np.max(s.bad_debt_usd - s0.bad_debt_usd))
+        close(ps.liquidations, s.liquidations - s0.liquidations)
+        close(ps.keeper_pnl_usd, s.keeper_profit_usd - s0.keeper_profit_usd)
+        close(c["interest_asset"][:, u], s.interest_usd - s0.interest_usd)
+        close(c["protocol_fee_asset"][:, w], s.protocol_fee_asset - s0.protocol_fee_asset)
+        close(c["deficit_asset"][:, u], s.bad_debt_usd - s0.bad_debt_usd)
+        close(c["deficit_covered_asset"][:, u], s.bad_debt_from_reserves_usd - s0.bad_debt_from_reserves_usd)  # fmt: skip
+        close(c["lender_loss_asset"][:, u], s.lender_loss_usd - s0.lender_loss_usd)
+    return s0, s, ps
+
+
+RUN_CASES = [("exact", "bare"), ("chainlink", "defaults"), ("twap", "defaults"), ("chainlink", "chunks")]  # fmt: skip
+"""Oracle kinds and keeper settings of the chained runs (a subset of :data:`CASES`)."""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), RUN_CASES)
+@pytest.mark.parametrize(
+    ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
+)
+def test_a_run_with_reserves_then_lenders_equals_the_single_asset_run(
+    backend, oracle_kind, keepers, start_hour, drop_hours, drop_frac
+):
+    """With ``deficit_cover="reserves_then_lenders"`` (the single engine's bad-debt accounting:
+    the reserve's treasury first, then its lenders) the portfolio state is converted once, at the
+    start, and stepped on its own: after every substep it equals the single engine's state to
+    1e-12, the lenders' supply, the treasury (the single engine's ``reserves_usd``) and who paid
+    the bad debt included, so the next substep's utilization and interest agree too."""
+    p, rows, res, params, s = _case(
+        oracle_kind, keepers, start_hour, drop_hours, drop_frac, "reserves_then_lenders"
+    )
+    # reserves of 0.001 % of the debt (not 1 %), so that the jump's bad debt exhausts them and
+    # the lenders pay the rest
+    s0, s, _ = _run_both(
+        p, rows, res, params, s.replace(reserves_usd=s.reserves_usd * 1e-3), backend
+    )
+    assert s.liquidations.sum() > 0
+    if drop_hours == "0.05":  # the jump leaves positions without collateral: both payers pay
+        assert np.sum(s.bad_debt_from_reserves_usd - s0.bad_debt_from_reserves_usd) > 0
+        assert np.sum(s.lender_loss_usd - s0.lender_loss_usd) > 0
+
+
+def _usdc_market_oracle(res):
+    """The USDC reserve priced at its market price as it is (no CAPO cap): the single engine
+    uses the debt asset's price without an oracle."""
+    usdc = res.reserves[res.index("USDC")]
+    return res.replace("USDC", oracle=dataclasses.replace(usdc.oracle, kind="market"))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults")])
+def test_a_debt_depeg_above_the_stablecoin_cap_with_a_market_usdc_oracle(
+    backend, oracle_kind, keepers
+):
+    """``dai_depeg`` (the debt asset trades up to 1.126 USD, here within the first hours): the
+    single engine prices the debt at 1.126, above CAPO's 1.04 cap of the preset's USDC oracle
+    (``stable_market``). With the USDC reserve's oracle ``kind="market"`` the run equals the
+    single engine's to 1e-12 (liquidations from the debt's rise included); with the capped
+    oracle it does not."""
+    p = _single_params(oracle_kind, keepers)
+    e, n, steps = 6, 64, 12
+    knobs = {"start_h": "0", "rise_h": "0.5", "hold_h": "1", "fall_h": "0.5"}
+    drivers = scenarios.get("dai_depeg").drivers(e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]})  # fmt: skip
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    assert np.all(drivers.arb_speed_frac == drivers.arb_speed_frac[0, 0])
+    assert np.all(drivers.liquidity_frac == 1.0) and np.all(drivers.oracle_bias_frac == 0.0)
+    assert drivers.debt_price_usd.max() > 1.1  # above the cap of 1.04
+    capped = _reserves(p)
+    assert capped.reserves[capped.index("USDC")].oracle.kind == "stable_market"
+    res = _usdc_market_oracle(capped)
+    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    assert np.sum(s1.liquidations - s0.liquidations) > 0  # the debt's rise liquidated positions
+    # the preset's capped USDC oracle sees the debt at 1.04 and liquidates less
+    w, u = capped.index("WETH"), capped.index("USDC")
+    pc = _to_portfolio(s0, capped, params, w, u)
+    for row in rows:
+        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+        pc, _ = PM.substep(pc, f, capped, params, backend=backend, gas_gwei=row.gas_gwei)
+    assert pc.oracle_usd[:, u].max() == pytest.approx(1.04)
+    assert pc.liquidations.sum() < ps.liquidations.sum()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), RUN_CASES)
+@pytest.mark.parametrize(
+    ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
+)
+def test_a_run_with_the_single_engines_defensive_borrowers(
+    backend, oracle_kind, keepers, start_hour, drop_hours, drop_frac
+):
+    """The single engine's defensive borrowers (30 % of the slots, the rest passive): each
+    defender below its trigger reacts with its probability (uniform 0.05-0.5) over
+    ``1 + gas / 150 gwei``, on the substep's uniform, and tops up or repays to
+    ``trigger + 0.3`` with unlimited funds. Given the same uniforms and the single state's
+    behaviours, the portfolio step's borrower phase makes the same top-ups and repayments, and
+    the run equals the single engine's to 1e-12."""
+    p, rows, res, params, s = _case(
+        oracle_kind, keepers, start_hour, drop_hours, drop_frac, "reserves_then_lenders", 0.3
+    )
+    assert np.any(s.kind == DEFENSIVE)
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    # the defenders acted, on both sides: both kinds of defence
+    assert np.sum(s1.added_collateral_asset - s0.added_collateral_asset) > 0
+    assert np.sum(s1.repaid_by_borrowers_usd - s0.repaid_by_borrowers_usd) > 0
+    assert s1.liquidations.sum() > 0
+    # the probabilities bind: with every defender reacting every substep the borrowers do more
+    w, u = res.index("WETH"), res.index("USDC")
+    always = _with_single_defenders(_to_portfolio(s0, res, params, w, u), s0)
+    always = always.replace(defend_react_prob=None)
+    for row in rows:
+        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+        always, _ = PM.substep(always, f, res, params, backend=backend, gas_gwei=row.gas_gwei)
+    c, ca = ps.counters, always.counters
+    done = c["added_collateral_asset"][:, w].sum() + c["repaid_by_borrowers_asset"][:, u].sum()
+    more = ca["added_collateral_asset"][:, w].sum() + ca["repaid_by_borrowers_asset"][:, u].sum()
+    assert more > done * 1.01
+
+
+def _single_close(params: PM.PortfolioMarketParams, p: EngineParams) -> PM.PortfolioMarketParams:
+    """``params`` with the single engine's close factor: its ``close_factor``, ``full_close_hf``
+    and ``small_position_usd`` on the position's debt, and no leftover rule."""
+    pr = p.protocol
+    return dataclasses.replace(
+        params,
+        close_factor=pr.close_factor,
+        full_close_hf=pr.full_close_hf,
+        min_close_usd=pr.small_position_usd,
+        min_close_by="position_debt",
+        leftover_usd=0.0,
+    )
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("preset", ["aave_v2_weth", "aave_v3_weth_comet_params", "conservative"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults")])
+@pytest.mark.parametrize(
+    ("start_hour", "drop_hours", "drop_frac"), [("0", "1", "0.4"), ("0.4", "0.05", "0.3")]
+)
+def test_a_run_under_the_single_presets_close_factors(
+    backend, preset, oracle_kind, keepers, start_hour, drop_hours, drop_frac
+):
+    """The single-asset protocol presets' liquidation terms (``params.PRESETS``:
+    ``aave_v2_weth``: 50 % always, no full close, no small-position rule, no protocol fee;
+    ``aave_v3_weth_comet_params``: the whole debt in one call; ``conservative``: LT 0.75, bonus
+    7.5 %), with the single engine's defensive borrowers: the asset-axis step with the
+    preset's ``close_factor``, ``full_close_hf``, ``min_close_usd`` on the position's debt and no
+    leftover rule equals the single engine's run to 1e-12 (the preset's LT, LTV, bonus, fee and
+    rate curve on the reserves as in the other cases). v3.3's own close factor does not (the
+    calls differ), so the options are what makes these presets agree."""
+    p0 = _single_params(oracle_kind, keepers, 0.3)
+    p = dataclasses.replace(p0, protocol=PRESETS[preset])
+    e, n, steps = 6, 64, 8
+    knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
+    drivers = scenarios.get("shock").drivers(
+        e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]}
+    )
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    res = _reserves(p)
+    base = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    base = dataclasses.replace(base, deficit_cover="reserves_then_lenders")
+    params = _single_close(base, p)
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    assert np.sum(s1.liquidations - s0.liquidations) > 0
+    if preset != "conservative":  # v3.3's close factor makes other calls on these presets
+        w, u = res.index("WETH"), res.index("USDC")
+        v33 = _with_single_defenders(_to_portfolio(s0, res, base, w, u), s0)
+        for t, row in enumerate(rows):
+            f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+            noise = np.random.default_rng([3, 1, t]).random((e, n))
+            v33, _ = PM.substep(
+                v33, f, res, base, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise
+            )
+        assert not np.allclose(v33.counters["repaid_by_liquidators_asset"][:, u], ps.counters["repaid_by_liquidators_asset"][:, u], rtol=1e-6)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults"), ("twap", "defaults")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("scenario", "knobs"),
+    [
+        ("oracle_manipulation", {"bias_start_h": "0.5", "bias_hours": "0.5"}),
+        (
+            "oracle_frozen",
+            {
+                "start_hour": "0",
+                "drop_hours": "1",
+                "drop_frac": "0.4",
+                "freeze_start_h": "0.2",
+                "freeze_hours": "0.6",
+            },
+        ),  # fmt: skip
+    ],
+)
+def test_a_run_with_the_single_engines_oracle_drivers(
+    backend, oracle_kind, keepers, scenario, knobs
+):
+    """``oracle_manipulation`` (the collateral oracle reports 23 % low for half an hour) and
+    ``oracle_frozen`` (a 40 % fall while the feed is stale for 0.6 h, then it catches up): the
+    single engine's ``oracle_bias_frac`` and ``oracle_frozen`` drivers given to the WETH feed
+    (``substep(oracle_bias_frac=, oracle_held=)``), with its defensive borrowers: the run equals
+    the single engine's to 1e-12, and without the drivers it does not."""
+    p = _single_params(oracle_kind, keepers, 0.3)
+    e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 10
+    drivers = scenarios.get(scenario).drivers(e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]})  # fmt: skip
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    assert np.all(drivers.arb_speed_frac == drivers.arb_speed_frac[0, 0])
+    assert np.all(drivers.liquidity_frac == 1.0)
+    assert np.any(drivers.oracle_bias_frac != 0.0) or np.any(drivers.oracle_frozen)
+    res = _reserves(p)
+    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    w, u = res.index("WETH"), res.index("USDC")
+    # without the drivers the oracle, and with it the run, is another
+    plain = _with_single_defenders(_to_portfolio(s0, res, params, w, u), s0)
+    for t, row in enumerate(rows):
+        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+        noise = np.random.default_rng([3, 1, t]).random((e, n))
+        plain, _ = PM.substep(
+            plain, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise
+        )
+    if oracle_kind != "twap" or scenario == "oracle_manipulation":
+        assert not np.allclose(plain.counters["repaid_by_liquidators_asset"][:, u] + plain.counters["added_collateral_asset"][:, w], ps.counters["repaid_by_liquidators_asset"][:, u] + ps.counters["added_collateral_asset"][:, w], rtol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults"), ("twap", "defaults")])  # fmt: skip
+def test_a_run_with_the_single_engines_pool_drivers(backend, oracle_kind, keepers):
+    """``liquidity_drought`` (the pool's liquidity falls to a fraction over hours and arbitrage
+    slows with it) during a fall: the single engine's ``liquidity_frac`` and ``arb_speed_frac``
+    drivers given to the WETH pool (``substep(liquidity_frac=, arb_speed_frac=)``, the pool
+    reset to ``pool_liquidity_base * liquidity_frac`` each substep by ``rules.set_liquidity``),
+    with its defensive borrowers: the run equals the single engine's to 1e-12."""
+    p = _single_params(oracle_kind, keepers, 0.3)
+    e, n, steps = 6, 64, 16 if oracle_kind == "twap" else 10
+    knobs = {"start_hour": "0", "drop_hours": "1.5", "drop_frac": "0.4"}
+    drivers = scenarios.get("liquidity_drought").drivers(e, steps, p, 3, {**knobs, "gas_gwei": GAS_GWEI[keepers]})  # fmt: skip
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    assert drivers.liquidity_frac.min() < 0.9 and drivers.arb_speed_frac.min() < p.market.arb_speed_frac  # fmt: skip
+    res = _reserves(p)
+    params = _portfolio_params(p, p.market.arb_speed_frac)
+    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    s0, s1, ps = _run_both(p, rows, res, params, s, backend)
+    assert np.sum(s1.liquidations - s0.liquidations) > 0
