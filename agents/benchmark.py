@@ -11,7 +11,6 @@ import platform
 import shlex
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,13 +56,6 @@ from .reporting import (
 )
 from .stats import ALPHA, compare, gap_closed
 from .train import git_revision, read_progress, train
-
-# The benchmark runs the env versions its report names (Governance-v1, Liquidator-v2) on purpose;
-# Gymnasium's notice that a newer version is registered (Governance-v2, Liquidator-v3: the warm
-# books) is not addressed to it. Set at import, so the spawned training workers have it too.
-warnings.filterwarnings(
-    "ignore", message=r".*The environment levgym/\S+ is out of date", category=DeprecationWarning
-)
 
 GOVERNANCE_ENVS = ("levgym/Governance-v0", "levgym/Governance-v1")
 GOVERNANCE_V1 = GOVERNANCE_ENVS[1]
