@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from agents.evaluate import load_suite, mean_ci
+from agents.evaluate import evaluate, load_suite, mean_ci
 from agents.train import train
 from levgym.cli import main
 
@@ -158,3 +158,37 @@ def test_evaluate_errors(capsys, suite_file):
     assert "baseline 'nope' is unknown" in capsys.readouterr().err
     assert main(["evaluate", "--model", "/nonexistent/model.zip", "--suite", str(suite_file)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_model_is_scored_on_the_suites_reward_not_its_training_one(tmp_path):
+    """A model trained with a shaped reward (here a 25x efficiency weight) is evaluated with
+    the suite's env settings, so its score is the env's own reward (docs/governance-v1.md,
+    "Reward shaping (honest)"): the rollout under the training weights scores differently."""
+    from agents.evaluate import load_model_policy, rollout
+
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(
+        "name: tiny\nepisodes: 2\nseed: 1000000\nenvs:\n  levgym/Governance-v1:\n"
+        "    env_kwargs: {num_positions: 16, horizon_h: 6}\n    scenarios: [regime_stress]\n"
+    )
+    shaped = {"num_positions": 16, "horizon_h": 6, "w_efficiency": 0.5}
+    run = train(
+        "levgym/Governance-v1",
+        "ppo",
+        total_timesteps=64,
+        seed=0,
+        out=tmp_path / "run",
+        hyper=["n_envs=2", "n_steps=32", "batch_size=64", "n_epochs=1", "init_from_baseline=null"]
+        + [f"env_kwargs.{k}={v}" for k, v in shaped.items()],
+        progress=False,
+        command="pytest",
+    )
+    suite = load_suite(suite_file)
+    policy = load_model_policy(run / "model.zip", "levgym/Governance-v1")
+    scored = evaluate(policy, "levgym/Governance-v1", suite, progress=False, keep_episodes=True)
+    got = scored["episode_values"]["regime_stress"]["return"]
+    env_kwargs = suite.for_env("levgym/Governance-v1").env_kwargs
+    own = rollout(policy, "levgym/Governance-v1", "regime_stress", 2, suite.seed, env_kwargs)
+    trained = rollout(policy, "levgym/Governance-v1", "regime_stress", 2, suite.seed, shaped)
+    np.testing.assert_allclose(got, own["metrics"]["return"], rtol=0, atol=0)
+    assert not np.allclose(got, trained["metrics"]["return"])
