@@ -51,7 +51,7 @@ GREEDY_HEDGED_ACTION = (1.0, -0.5, -0.25)
 """``greedy_hedged`` on Liquidator-v2 as a constant action (take, sell, hedge): the warm start."""
 TEST_EPISODES = 256
 """Episodes per scenario of the test set the selected checkpoint is judged on."""
-TEST_SEED = 3_000_000
+TEST_SEED = 4_000_000
 """First evaluation seed of the test set (the validation set starts at
 :data:`agents.liquidator_target.VALIDATION_SEED`)."""
 
@@ -180,11 +180,12 @@ budget the procedure was designed on; ``quick``: a smoke run (it need not meet t
 
 
 DESIGN_NOTE = (
-    f"The test set informed the procedure's design (the "
+    "The test set played no part in any choice. An earlier test set (256 episodes per scenario "
+    f"from seed 3,000,000) informed the procedure's design (the "
     f"{PROCEDURES['default'].validation_episodes}-episode validation set, pooling the two risk "
     f"aversions and the default budget of {PROCEDURES['default'].timesteps_per_run:,} steps per "
-    "run were chosen after seeing test-set results; docs/agents.md), so its verdict is not a "
-    "clean hold-out."
+    "run were chosen after seeing its results; the picks meet the target there too: "
+    "docs/agents.md)."
 )
 """The one line the report states about the test set's part in the procedure."""
 

@@ -19,8 +19,8 @@ evaluate saved models on the default suite.
 held-out seeds (:data:`VALIDATION_EPISODES` episodes per scenario from :data:`VALIDATION_SEED`)
 and keeps the one whose weakest condition of the target holds by the most standard errors
 (:func:`target_margins`, :func:`select_checkpoint`); ``--pool`` keeps one across several runs.
-The kept model is then judged on another set (docs/agents.md: 256 episodes from seed
-3,000,000).
+The kept model is then judged on another set (the benchmark's: 256 episodes from seed
+4,000,000; docs/agents.md).
 
 The env is the one each model was trained on (its run folder's ``config.yaml`` ``env_id``;
 ``levgym/Liquidator-v1`` when there is none): a ``levgym/Liquidator-v2`` model is evaluated on
