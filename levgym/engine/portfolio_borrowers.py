@@ -101,22 +101,22 @@ class PortfolioBorrowerParams:
         _check_range(o, "defensive_frac", self.defensive_frac, 0.0, 1.0)
         _check_range(o, "trigger_hf_min", self.trigger_hf_min, 1.0, 10.0)
         _check_range(o, "trigger_hf_max", self.trigger_hf_max, 1.0, 10.0)
-        if self.trigger_hf_max < self.trigger_hf_min:
-            raise ValueError(
-                f"{o}.trigger_hf_max={self.trigger_hf_max:g} is below {o}.trigger_hf_min="
-                f"{self.trigger_hf_min:g}; allowed trigger_hf_max >= trigger_hf_min"
-            )
+        self._check_order("trigger_hf_min", "trigger_hf_max")
         _check_range(o, "target_gap", self.target_gap, 0.0, 10.0, lo_open=True)
         _check_range(o, "repay_share_frac", self.repay_share_frac, 0.0, 1.0)
         _check_range(o, "capacity_frac", self.capacity_frac, 0.0, 100.0)
         _check_range(o, "react_prob_min", self.react_prob_min, 0.0, 1.0)
         _check_range(o, "react_prob_max", self.react_prob_max, 0.0, 1.0)
-        if self.react_prob_max < self.react_prob_min:
-            raise ValueError(
-                f"{o}.react_prob_max={self.react_prob_max:g} is below {o}.react_prob_min="
-                f"{self.react_prob_min:g}; allowed react_prob_max >= react_prob_min"
-            )
+        self._check_order("react_prob_min", "react_prob_max")
         _check_range(o, "reaction_gas_ref_gwei", self.reaction_gas_ref_gwei, 0.0, 1e7, lo_open=True)  # fmt: skip
+
+    def _check_order(self, low: str, high: str) -> None:
+        lo, hi = getattr(self, low), getattr(self, high)
+        if hi < lo:
+            o = "portfolio_borrowers"
+            raise ValueError(
+                f"{o}.{high}={hi:g} is below {o}.{low}={lo:g}; allowed {high} >= {low}"
+            )
 
 
 @dataclass(frozen=True)
