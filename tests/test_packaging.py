@@ -118,6 +118,10 @@ def test_installed_quick_benchmark_runs_from_another_folder(installed):
     )
     _ok(proc)
     results = json.loads((out / "results.json").read_text())
-    assert set(results["objective"]) == {"levgym/Governance-v1", "levgym/Liquidator-v1"}
+    from agents.benchmark import DEFAULT_GOVERNANCE_ENV, LIQUIDATOR_ENV
+
+    # the installed package's envs: the governor's and the liquidator procedure's (Liquidator-v2)
+    assert set(results["objective"]) == {DEFAULT_GOVERNANCE_ENV, LIQUIDATOR_ENV}
+    assert LIQUIDATOR_ENV == "levgym/Liquidator-v2"
     assert (out / "report.md").is_file()
     assert "levgym evaluate --model" in proc.stdout
