@@ -34,7 +34,6 @@ from .engine.orders import Orders
 from .engine.packed import PackedState, packed_substep
 from .engine.params import EngineParams
 from .engine.schema import DRIVER_SCHEMA, ENV_FIELDS
-from .engine.seeding import generator
 from .engine.state import (
     State,
     build_state,
@@ -311,7 +310,7 @@ class MarketRunner:
                     f"expected ({self.horizon_substeps}, 1)"
                 )
         # default_rng(book_seed), seeded without numpy's Python layer (the same generator)
-        return drivers, generator(book_seed)
+        return drivers, np.random.default_rng(book_seed)
 
     def new_episodes(self, mask: np.ndarray) -> np.ndarray:
         """Start a new episode in every env of ``mask`` (bool ``[E]``); the others are untouched.

@@ -13,7 +13,6 @@ import numpy as np
 
 from ..engine.drivers import Drivers
 from ..engine.params import EngineParams, closest_hint
-from ..engine.seeding import generator
 
 # Train and evaluation seeds are drawn from disjoint ranges so a policy is never evaluated on
 # the paths it trained on: training seeds are below EVAL_SEED_OFFSET, evaluation seeds above.
@@ -98,7 +97,7 @@ class Scenario:
         """Drivers ``[num_substeps, num_envs]`` for this scenario, reproducible from ``seed``."""
         knobs = self.resolve_knobs(overrides)
         # default_rng([...]), seeded without numpy's Python layer (the same generator)
-        rng = generator([int(seed), _stable_hash(self.name)])
+        rng = np.random.default_rng([int(seed), _stable_hash(self.name)])
         ctx = ScenarioContext(num_envs, num_substeps, params.run.substep_h, params, rng)
         return self.build(knobs, ctx)
 
