@@ -41,7 +41,8 @@ then overwritten by the next save). A pool writes its file when it has warmed
 :data:`SAVE_EVERY` books since the last write, when every book is warmed, and when the process
 exits; a write first takes in the books another process saved meanwhile, replaces the file
 atomically, and removes the least recently written pool files beyond the :data:`KEEP_FILES`
-newest (each edit of the engine's source makes new keys).
+newest (each edit of the engine's source makes new keys) and any temporary file of a save older
+than :data:`STALE_TMP_S` (left by a process killed mid-write).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import atexit
 import functools
 import hashlib
 import os
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,9 @@ CACHE_ENV = "LEVGYM_WARM_CACHE"
 """The environment variable that moves the pools' disk cache (a folder), or turns it off
 (``off``)."""
 KEEP_FILES = 16
+# A temporary file of a save older than this was left by a process killed mid-write (a save
+# takes well under a second), so prune removes it.
+STALE_TMP_S = 3600.0
 """A save leaves at most this many pool files in the folder, removing the least recently
 written others (each edit of the engine's source makes a new key, so old files would pile up)."""
 SAVE_EVERY = 32
@@ -355,8 +360,9 @@ class WarmPool:
 
 def prune(folder: Path, keep: Path | None = None, limit: int = KEEP_FILES) -> list[Path]:
     """Remove the least recently written pool files of ``folder`` beyond the ``limit`` newest
-    (never ``keep``); returns the removed paths. Files another process removes first, or that
-    cannot be removed, are skipped."""
+    (never ``keep``), and the temporary files of saves older than :data:`STALE_TMP_S` (left by a
+    process killed mid-write); returns the removed paths. Files another process removes first,
+    or that cannot be removed, are skipped."""
     files = []
     for f in folder.glob("pool-*.npz"):
         try:
@@ -365,6 +371,14 @@ def prune(folder: Path, keep: Path | None = None, limit: int = KEEP_FILES) -> li
             continue
     files.sort(reverse=True)
     removed = []
+    now = time.time()
+    for f in folder.glob(".pool-*.tmp"):  # left by a process killed mid-save
+        try:
+            if now - f.stat().st_mtime > STALE_TMP_S:
+                f.unlink()
+                removed.append(f)
+        except OSError:
+            continue
     for _, f in files[limit:]:
         if keep is not None and f == keep:
             continue

@@ -375,3 +375,21 @@ def test_a_save_keeps_only_the_newest_pool_files(disk):
     newest_first = sorted(disk.glob("pool-old*.npz"), reverse=True)
     assert warm.prune(disk, keep=pool.path, limit=0) == newest_first
     assert [p.name for p in disk.glob("pool-*.npz")] == [pool.path.name]
+
+
+def test_prune_removes_only_stale_temporary_files(tmp_path):
+    """A save's temporary file older than STALE_TMP_S (its writer was killed) goes; a recent one
+    (a save in progress in another process) and other files stay."""
+    import os
+    import time
+
+    stale = tmp_path / ".pool-abc.npz.123.tmp"
+    fresh = tmp_path / ".pool-abc.npz.456.tmp"
+    other = tmp_path / ".other.tmp"
+    for f in (stale, fresh, other):
+        f.write_bytes(b"partial")
+    old = time.time() - warm.STALE_TMP_S - 60
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    assert warm.prune(tmp_path) == [stale]
+    assert not stale.exists() and fresh.exists() and other.exists()
