@@ -18,7 +18,6 @@ holds one per benchmark preset (they differ in the training budget, and ``quick`
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,14 +34,6 @@ from .liquidator_target import (
     evaluate_target,
     select_across,
     select_checkpoints,
-)
-
-# The benchmark runs the env versions its report names (Governance-v1, Liquidator-v2) on purpose;
-# Gymnasium's notice that a newer version is registered (Governance-v2, Liquidator-v3: the warm
-# books) is not addressed to it. Set at import of this module, which
-# the benchmark imports: its spawned training and selection workers have it too.
-warnings.filterwarnings(
-    "ignore", message=r".*The environment levgym/\S+ is out of date", category=DeprecationWarning
 )
 
 ENV_ID = "levgym/Liquidator-v2"
