@@ -57,15 +57,16 @@ def gbm(
     return np.asarray(start, dtype=np.float64) * np.exp(logp)
 
 
-# Draws per path from which the compiled kernels below are used. Passing a fresh generator into
-# a compiled function costs about 20 microseconds (numba reads its bit generator's ctypes
-# interface), more than NumPy's few calls on a one-day path of 144 substeps; on a 30-day path
-# (4,320 substeps) the kernels are cheaper. Both give the same numbers.
-COMPILED_MIN_DRAWS = 1024
+# Draws per path from which the compiled kernels below are used, per process. Passing a fresh
+# generator into a compiled function costs about 20 microseconds (numba reads its bit
+# generator's ctypes interface), more than NumPy's few calls on a one-day path of 144 substeps;
+# on a 30-day path (4,320 substeps) the kernels are cheaper (a Merton path, three draws, from
+# shorter paths than a GBM path, one draw). Both ways give the same numbers.
+COMPILED_MIN_DRAWS = {"gbm": 2048, "merton": 1024}
 
 
-def _compiled(steps: int, num_envs: int) -> bool:
-    return HAVE_NUMBA and steps * num_envs >= COMPILED_MIN_DRAWS
+def _compiled(process: str, steps: int, num_envs: int) -> bool:
+    return HAVE_NUMBA and steps * num_envs >= COMPILED_MIN_DRAWS[process]
 
 
 def gbm_log_path(
@@ -81,7 +82,7 @@ def gbm_log_path(
     after a row of zeros when ``lead_zero`` (``[steps + 1, E]``). Long paths are drawn and summed
     by a compiled kernel from the same generator (:data:`COMPILED_MIN_DRAWS`): the same bits,
     and ``rng`` is left in the same state."""
-    if _compiled(steps, num_envs):
+    if _compiled("gbm", steps, num_envs):
         return _gbm_log_kernel(rng, steps, num_envs, float(mean_log), float(sd_log), lead_zero)
     z = rng.standard_normal((steps, num_envs))
     incr = mean_log + sd_log * z
@@ -128,7 +129,7 @@ def merton_log_path(
     ``zj = standard_normal``, each ``(steps, E)``; the increments ``mean_log + sd_log * z +
     (n * jump_mean_log + sqrt(n) * jump_sd_log * zj)``. Long paths are drawn by a compiled
     kernel from the same generator (:data:`COMPILED_MIN_DRAWS`): the same bits and state."""
-    if _compiled(steps, num_envs):
+    if _compiled("merton", steps, num_envs):
         return _merton_log_kernel(
             rng, steps, num_envs, float(mean_log), float(sd_log), float(jumps_per_step),
             float(jump_mean_log), float(jump_sd_log),

@@ -22,18 +22,25 @@ def _state(rng: np.random.Generator) -> dict:
     return rng.bit_generator.state
 
 
+NUMPY_ONLY = {"gbm": 10**12, "merton": 10**12}
+
+
 def _numpy_only(monkeypatch) -> None:
-    monkeypatch.setattr(processes, "COMPILED_MIN_DRAWS", 10**12)
+    monkeypatch.setattr(processes, "COMPILED_MIN_DRAWS", NUMPY_ONLY)
 
 
 def _compiled_always(monkeypatch) -> None:
-    monkeypatch.setattr(processes, "COMPILED_MIN_DRAWS", 1)
+    monkeypatch.setattr(processes, "COMPILED_MIN_DRAWS", {"gbm": 1, "merton": 1})
 
 
-def test_long_paths_use_the_kernels_and_short_ones_numpy():
-    assert processes._compiled(processes.COMPILED_MIN_DRAWS, 1)
-    assert not processes._compiled(processes.COMPILED_MIN_DRAWS - 1, 1)
-    assert processes._compiled(processes.COMPILED_MIN_DRAWS // 4, 4)
+@pytest.mark.parametrize("process", ["gbm", "merton"])
+def test_long_paths_use_the_kernels_and_short_ones_numpy(process):
+    n = processes.COMPILED_MIN_DRAWS[process]
+    assert processes._compiled(process, n, 1)
+    assert not processes._compiled(process, n - 1, 1)
+    assert processes._compiled(process, n // 4, 4)
+    assert not processes._compiled(process, 144, 1)  # a one-day path (Liquidator-v0)
+    assert processes._compiled(process, 4319, 1)  # a 30-day path (Governance-v0)
 
 
 @settings(max_examples=40, deadline=None)
@@ -50,7 +57,7 @@ def test_gbm_kernel_equals_numpy(steps, envs, seed, mean_log, sd_log, lead_zero)
     got = processes._gbm_log_kernel(a, steps, envs, mean_log, sd_log, lead_zero)
     old = processes.COMPILED_MIN_DRAWS
     try:
-        processes.COMPILED_MIN_DRAWS = 10**12
+        processes.COMPILED_MIN_DRAWS = NUMPY_ONLY
         want = processes.gbm_log_path(b, steps, envs, mean_log, sd_log, lead_zero)
     finally:
         processes.COMPILED_MIN_DRAWS = old
@@ -74,7 +81,7 @@ def test_merton_kernel_equals_numpy(steps, envs, seed, jumps, jump_mean_log, jum
     got = processes._merton_log_kernel(a, *args)
     old = processes.COMPILED_MIN_DRAWS
     try:
-        processes.COMPILED_MIN_DRAWS = 10**12
+        processes.COMPILED_MIN_DRAWS = NUMPY_ONLY
         want = processes.merton_log_path(b, *args)
     finally:
         processes.COMPILED_MIN_DRAWS = old
