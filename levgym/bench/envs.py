@@ -234,6 +234,49 @@ def episode_start_cost(
     }
 
 
+def scenario_path_cost(
+    env_id: str, seeds: int = 30, repeats: int = 7, **env_kwargs: Any
+) -> dict[str, Any]:
+    """Microseconds of one env's scenario path at an episode start, alone: for each scenario of
+    the env's mixture, the best of ``repeats`` timings of drawing its drivers for one env and
+    the env's episode length from ``seeds`` seeds (values not checked, as the market runner
+    draws them), averaged over the scenarios with equal weight; and each scenario's figure."""
+    import gymnasium as gym
+
+    import levgym.envs  # noqa: F401  (registers the ids)
+
+    from ..engine.drivers import unchecked
+    from ..scenarios import get
+
+    venv = gym.make_vec(
+        env_id, num_envs=1, vectorization_mode="vector_entry_point", num_positions=8, **env_kwargs
+    )
+    try:
+        core = venv.unwrapped.core
+        names, s, params = list(core.scenarios), int(core.horizon_substeps), core.params
+    finally:
+        venv.close()
+    each: dict[str, float] = {}
+    for name in names:
+        scenario = get(name)
+        with unchecked():
+            scenario.drivers(1, s, params, 0)  # compile or load any kernels first
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            with unchecked():
+                for seed in range(seeds):
+                    scenario.drivers(1, s, params, seed)
+            best = min(best, (time.perf_counter() - t0) / seeds)
+        each[name] = 1e6 * best
+    return {
+        "env": env_id.split("/", 1)[1],
+        "num_substeps": s,
+        "us_per_path": sum(each.values()) / len(each),
+        "us_per_path_by_scenario": each,
+    }
+
+
 def starting_book_edge(
     env_id: str,
     num_envs: int = 256,

@@ -9,6 +9,7 @@ import numpy as np
 from ..engine.drivers import Drivers
 from ..engine.params import HOURS_PER_YEAR
 from .base import Scenario, ScenarioContext, calm_drivers, check_knob, register
+from .processes import gbm_log_path
 
 
 def gbm_paths(
@@ -16,9 +17,11 @@ def gbm_paths(
 ) -> np.ndarray:
     """Geometric Brownian motion ``[S, E]`` sampled at the end of each substep."""
     dt = ctx.substep_h / HOURS_PER_YEAR
-    z = ctx.rng.standard_normal((ctx.num_substeps, ctx.num_envs))
-    incr = (drift_annual - 0.5 * vol_annual**2) * dt + vol_annual * np.sqrt(dt) * z
-    return start * np.exp(np.cumsum(incr, axis=0))
+    mean_log = (drift_annual - 0.5 * vol_annual**2) * dt
+    logp = gbm_log_path(
+        ctx.rng, ctx.num_substeps, ctx.num_envs, mean_log, vol_annual * np.sqrt(dt), False
+    )
+    return start * np.exp(logp)
 
 
 def _calm(knobs: dict[str, Any], ctx: ScenarioContext) -> Drivers:

@@ -31,3 +31,15 @@ def test_starting_book_edge_shares_are_ordered_and_warm_books_differ():
         shares = [v for k, v in row.items() if k.startswith("liquidatable_after_")]
         assert shares == sorted(shares) and 0.0 <= shares[0] and shares[-1] <= 1.0
     assert fresh["debt_per_book_usd"] != pytest.approx(warmed["debt_per_book_usd"], rel=1e-9)
+
+
+def test_scenario_path_cost_times_each_scenario_of_the_mixture():
+    from levgym.bench.envs import scenario_path_cost
+
+    got = scenario_path_cost(
+        "levgym/Liquidator-v0", seeds=2, repeats=1, scenarios=["calm", "shock"]
+    )
+    assert got["num_substeps"] == 144
+    assert sorted(got["us_per_path_by_scenario"]) == ["calm", "shock"]
+    assert all(v > 0 for v in got["us_per_path_by_scenario"].values())
+    assert got["us_per_path"] == sum(got["us_per_path_by_scenario"].values()) / 2
