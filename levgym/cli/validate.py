@@ -90,7 +90,9 @@ def add_replay_arguments(p: argparse.ArgumentParser) -> None:
         choices=PATHS,
         default=DEFAULT_PATH,
         help="price path: hourly closes, with the 10-minute closes inside the days the data hold "
-        "them (finest, default), or the hourly closes only (hourly, as before)",
+        "them (finest, default), the hourly closes only (hourly, as before), or finest with a "
+        "Brownian bridge between the hourly closes at the hour's volatility, one per book "
+        "(bridge: the intra-hour lows the closes do not show)",
     )
     p.add_argument(
         "--arrival-drawdown",
