@@ -55,7 +55,11 @@ from ..engine.params import EngineParams, preset_params
 from ..scenarios import data
 from ..scenarios.base import ScenarioContext
 from ..scenarios.overlays import compose
-from ..scenarios.processes import resample_log
+from ..scenarios.processes import (
+    DRAWDOWN_WINDOW_H,
+    drawdown_mult,
+    resample_log,
+)
 
 PERIOD_START = "2020-12-17"
 PERIOD_END = "2021-06-30"
@@ -108,15 +112,14 @@ GASES = ("congestion", "flat")
 PATHS = ("finest", "hourly", "bridge")
 DEFAULT_GAS = "congestion"
 """Gas of the replays (:func:`replay_gas`); ``flat``: 30 gwei throughout (before fid13d)."""
-DEFAULT_PATH = "finest"
-"""Price path of the replays (:func:`replay_prices`); ``hourly``: the hourly closes only;
-``bridge``: ``finest`` with a Brownian bridge between the hourly closes (:func:`bridge_log`)."""
+DEFAULT_PATH = "bridge"
+"""Price path of the replays (:func:`replay_paths`): ``bridge``, the hourly closes with a
+Brownian bridge between them (:func:`bridge_log`; every day of the 16-point held-out grid chose
+it: docs/fidelity.md), the 10-minute closes inside the days the data hold them; ``finest``:
+the same without the bridge (the default before fid13f); ``hourly``: the hourly closes only."""
 BRIDGE_VOL_WINDOW_H = 3
 """Hours of hourly log returns, centred on an hour, whose RMS is that hour's volatility in the
 bridge (:func:`bridge_log`): the hour itself and its two neighbours."""
-DRAWDOWN_WINDOW_H = 30 * 24.0
-"""Window of the trailing peak that new borrowing responds to (:func:`arrival_mult`)."""
-ARRIVAL_DRAWDOWN_MAX = 20.0
 DEFAULT_ARRIVAL_DRAWDOWN = 0.0
 """Elasticity of arrivals to the trailing drawdown in the replays (:func:`arrival_mult`); 0:
 arrivals at the preset's rate throughout (the fit period, one rally, does not identify it)."""
@@ -199,7 +202,7 @@ def ten_minute_closes(start_s: float) -> tuple[np.ndarray, np.ndarray] | None:
     return t + data.BAR_10MIN_S, close
 
 
-def replay_prices(day: Day, grid: np.ndarray, path: str = DEFAULT_PATH) -> np.ndarray:
+def replay_prices(day: Day, grid: np.ndarray, path: str = "finest") -> np.ndarray:
     """The replayed ETH price at ``grid`` (unix s): the hourly closes interpolated in log price;
     with ``path="finest"``, inside the day the 10-minute closes where the data hold them
     (:func:`ten_minute_closes`: 5 of the 55 days; their intra-hour lows are what the hourly
@@ -306,24 +309,16 @@ def replay_gas(hourly_prices: np.ndarray, params: EngineParams, seed: int = 0) -
 def arrival_mult(
     grid: np.ndarray, elasticity: float, window_h: float = DRAWDOWN_WINDOW_H
 ) -> np.ndarray:
-    """Arrival multiplier at ``grid`` (unix s): ``(close / trailing peak) ** elasticity``, the last
-    hourly close known at that time over the highest close of the ``window_h`` hours before it.
-    New borrowing dries up after a crash and comes back as the price recovers its peak (or the
-    peak leaves the window); 1 at a new high. ``elasticity`` 0: 1 throughout."""
-    if not (math.isfinite(elasticity) and 0.0 <= elasticity <= ARRIVAL_DRAWDOWN_MAX):
-        raise ValueError(
-            f"arrival_drawdown={elasticity!r} is out of range; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}]"
-        )
+    """Arrival multiplier at ``grid`` (unix s): :func:`levgym.scenarios.processes.drawdown_mult`
+    of the hourly closes, ``(close / trailing peak) ** elasticity``, the last hourly close known
+    at that time over the highest close of the ``window_h`` hourly rows up to it (the data have
+    a few gaps, ignored). ``elasticity`` 0: 1 throughout."""
+    m = drawdown_mult(close_times()[1], int(round(window_h)), elasticity)
     if elasticity == 0.0:
         return np.ones(grid.shape)
-    from scipy.ndimage import maximum_filter1d
-
-    t, c = close_times()
-    w = max(1, int(round(window_h)))
-    # trailing window [i - w + 1, i] (hourly rows; the data have a few gaps, ignored)
-    peak = maximum_filter1d(c, size=w, origin=(w - 1) // 2, mode="nearest")
+    t = close_times()[0]
     i = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, t.size - 1)
-    return (c[i] / peak[i]) ** elasticity
+    return m[i]
 
 
 def day_drivers(
