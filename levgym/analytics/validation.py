@@ -10,8 +10,10 @@ ETH fall (the day's lowest hourly close under the close at 00:00 UTC) is at leas
 :data:`FALL_MIN_FRAC`. Fit period: days before :data:`TEST_START`; test period: from it on.
 
 Replay of a day: the hourly closes, interpolated in log price onto the 10-minute grid, from
-``warmup_h`` hours before 00:00 UTC to 24:00, inside the day the 10-minute closes where the data
-hold them (:func:`replay_prices`); gas from the congestion fit (:func:`replay_gas`); the market's
+``warmup_h`` hours before 00:00 UTC to 24:00, with a Brownian bridge between the closes drawn
+per book (``path="bridge"``, :func:`bridge_log`), inside the day the 10-minute closes where the
+data hold them (:func:`replay_paths`); arrivals times the trailing drawdown's response
+(:func:`arrival_mult`); gas from the congestion fit (:func:`replay_gas`); the market's
 normal liquidity. The book
 is drawn at the first row and lives through the warm-up (liquidations, arrivals, exits,
 re-levering) before the day starts; the day's volume is the debt repaid by liquidators from
@@ -121,8 +123,10 @@ BRIDGE_VOL_WINDOW_H = 3
 """Hours of hourly log returns, centred on an hour, whose RMS is that hour's volatility in the
 bridge (:func:`bridge_log`): the hour itself and its two neighbours."""
 DEFAULT_ARRIVAL_DRAWDOWN = 0.0
-"""Elasticity of arrivals to the trailing drawdown in the replays (:func:`arrival_mult`); 0:
-arrivals at the preset's rate throughout (the fit period, one rally, does not identify it)."""
+"""Elasticity of arrivals to the trailing drawdown in the replays (:func:`arrival_mult`) when a
+caller gives none; 0: arrivals at the preset's rate throughout (the fit period, one rally, does
+not identify it). ``levgym validate`` and ``calibrate`` pass the preset's
+``run.arrival_drawdown`` (``aave_v2_weth``: 8, the held-out choice)."""
 POOL_DEPTH_USD = 80e6
 """The on-chain pool keepers and arbitrageurs meet: the median DAI reserve of the Uniswap v2
 DAI/WETH pool at the start of the five 2021 stress days in the reserves file (37-108M)."""
