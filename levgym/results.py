@@ -1170,6 +1170,13 @@ _add(
     VAL,
 )
 _add(
+    "bridge",
+    "label",
+    "held-out grid point: 1 replays with a Brownian bridge between the hourly closes "
+    "(`--path bridge`), 0 without",
+    VAL,
+)
+_add(
     "held_out",
     "object",
     "leave-one-day-out / leave-one-month-out: one record per held-out day or month, the grid "
@@ -1214,8 +1221,8 @@ _add(
 _add(
     "replay_path",
     "label",
-    "price path of the replays: `finest` (10-minute closes on the days the data hold them) or "
-    "`hourly`",
+    "price path of the replays: `finest` (10-minute closes on the days the data hold them), "
+    "`hourly`, or `bridge` (finest with a Brownian bridge between the hourly closes)",
     VAL,
 )
 _add("fit_period", "label", "days the book was fitted on (first..last date)", VAL)

@@ -10,8 +10,10 @@ ETH fall (the day's lowest hourly close under the close at 00:00 UTC) is at leas
 :data:`FALL_MIN_FRAC`. Fit period: days before :data:`TEST_START`; test period: from it on.
 
 Replay of a day: the hourly closes, interpolated in log price onto the 10-minute grid, from
-``warmup_h`` hours before 00:00 UTC to 24:00, inside the day the 10-minute closes where the data
-hold them (:func:`replay_prices`); gas from the congestion fit (:func:`replay_gas`); the market's
+``warmup_h`` hours before 00:00 UTC to 24:00, with a Brownian bridge between the closes drawn
+per book (``path="bridge"``, :func:`bridge_log`), inside the day the 10-minute closes where the
+data hold them (:func:`replay_paths`); arrivals times the trailing drawdown's response
+(:func:`arrival_mult`); gas from the congestion fit (:func:`replay_gas`); the market's
 normal liquidity. The book
 is drawn at the first row and lives through the warm-up (liquidations, arrivals, exits,
 re-levering) before the day starts; the day's volume is the debt repaid by liquidators from
@@ -55,7 +57,11 @@ from ..engine.params import EngineParams, preset_params
 from ..scenarios import data
 from ..scenarios.base import ScenarioContext
 from ..scenarios.overlays import compose
-from ..scenarios.processes import resample_log
+from ..scenarios.processes import (
+    DRAWDOWN_WINDOW_H,
+    drawdown_mult,
+    resample_log,
+)
 
 PERIOD_START = "2020-12-17"
 PERIOD_END = "2021-06-30"
@@ -105,17 +111,22 @@ KEEPER_STAGES: dict[str, dict[str, tuple[float, ...]]] = {
 :data:`FIT_STAGES`) or the best split over the pool, an aggregator route and a CEX leg."""
 ARRIVALS_PER_EXIT = 9.0
 GASES = ("congestion", "flat")
-PATHS = ("finest", "hourly")
+PATHS = ("finest", "hourly", "bridge")
 DEFAULT_GAS = "congestion"
 """Gas of the replays (:func:`replay_gas`); ``flat``: 30 gwei throughout (before fid13d)."""
-DEFAULT_PATH = "finest"
-"""Price path of the replays (:func:`replay_prices`); ``hourly``: the hourly closes only."""
-DRAWDOWN_WINDOW_H = 30 * 24.0
-"""Window of the trailing peak that new borrowing responds to (:func:`arrival_mult`)."""
-ARRIVAL_DRAWDOWN_MAX = 20.0
+DEFAULT_PATH = "bridge"
+"""Price path of the replays (:func:`replay_paths`): ``bridge``, the hourly closes with a
+Brownian bridge between them (:func:`bridge_log`; every day of the 16-point held-out grid chose
+it: docs/fidelity.md), the 10-minute closes inside the days the data hold them; ``finest``:
+the same without the bridge (the default before fid13f); ``hourly``: the hourly closes only."""
+BRIDGE_VOL_WINDOW_H = 3
+"""Hours of hourly log returns, centred on an hour, whose RMS is that hour's volatility in the
+bridge (:func:`bridge_log`): the hour itself and its two neighbours."""
 DEFAULT_ARRIVAL_DRAWDOWN = 0.0
-"""Elasticity of arrivals to the trailing drawdown in the replays (:func:`arrival_mult`); 0:
-arrivals at the preset's rate throughout (the fit period, one rally, does not identify it)."""
+"""Elasticity of arrivals to the trailing drawdown in the replays (:func:`arrival_mult`) when a
+caller gives none; 0: arrivals at the preset's rate throughout (the fit period, one rally, does
+not identify it). ``levgym validate`` and ``calibrate`` pass the preset's
+``run.arrival_drawdown`` (``aave_v2_weth``: 8, the held-out choice)."""
 POOL_DEPTH_USD = 80e6
 """The on-chain pool keepers and arbitrageurs meet: the median DAI reserve of the Uniswap v2
 DAI/WETH pool at the start of the five 2021 stress days in the reserves file (37-108M)."""
@@ -195,13 +206,13 @@ def ten_minute_closes(start_s: float) -> tuple[np.ndarray, np.ndarray] | None:
     return t + data.BAR_10MIN_S, close
 
 
-def replay_prices(day: Day, grid: np.ndarray, path: str = DEFAULT_PATH) -> np.ndarray:
+def replay_prices(day: Day, grid: np.ndarray, path: str = "finest") -> np.ndarray:
     """The replayed ETH price at ``grid`` (unix s): the hourly closes interpolated in log price;
     with ``path="finest"``, inside the day the 10-minute closes where the data hold them
     (:func:`ten_minute_closes`: 5 of the 55 days; their intra-hour lows are what the hourly
     closes miss)."""
-    if path not in PATHS:
-        raise ValueError(f"path={path!r}; allowed {', '.join(PATHS)}")
+    if path not in PATHS or path == "bridge":
+        raise ValueError(f"path={path!r}; allowed finest, hourly (bridge: replay_paths)")
     t, c = close_times()
     prices = resample_log(t, c, grid)
     fine = ten_minute_closes(day.start_s) if path == "finest" else None
@@ -209,6 +220,68 @@ def replay_prices(day: Day, grid: np.ndarray, path: str = DEFAULT_PATH) -> np.nd
         tf, cf = fine
         inside = (grid >= max(day.start_s, tf[0])) & (grid <= tf[-1])
         prices[inside] = resample_log(tf, cf, grid[inside])
+    return prices
+
+
+def bridge_log(
+    grid: np.ndarray,
+    draws: int,
+    rng: np.random.Generator,
+    window_h: int = BRIDGE_VOL_WINDOW_H,
+) -> np.ndarray:
+    """Log-price deviations ``[len(grid), draws]`` of a Brownian bridge between the hourly
+    closes: between two consecutive hour marks the log price is a Brownian motion pinned at both
+    closes, with the hour's volatility (the RMS of the hourly log returns of the ``window_h``
+    hours centred on it, of the hourly closes interpolated onto the hour marks). Added to the
+    log-linear interpolation it keeps every hourly close and draws the intra-hour path the
+    closes do not show (its expected lowest point ``sqrt(pi / 8)`` hourly sigmas under the
+    chord). ``grid`` (unix s) must be evenly spaced, start on an hour mark and divide the hour;
+    each draw is its own path."""
+    dt = float(grid[1] - grid[0]) if grid.size > 1 else data.HOUR_S
+    n = int(round(data.HOUR_S / dt))
+    if (
+        n < 1
+        or abs(n * dt - data.HOUR_S) > 1e-6
+        or abs(grid[0] % data.HOUR_S) > 1e-6
+        or not np.allclose(np.diff(grid), dt)
+    ):
+        raise ValueError("the bridge needs an even grid that starts on an hour mark")
+    if window_h < 1:
+        raise ValueError(f"window_h={window_h}; allowed >= 1")
+    t, c = close_times()
+    segs = int(math.ceil(grid.size / n))
+    marks = grid[0] + np.arange(segs + 1) * data.HOUR_S
+    r = np.diff(np.log(resample_log(t, c, marks)))
+    from scipy.ndimage import uniform_filter1d
+
+    var = uniform_filter1d(r * r, size=window_h, mode="nearest")  # running sums: clip rounding
+    sigma = np.sqrt(np.maximum(var, 0.0))  # [segs]
+    z = rng.standard_normal((segs, n, draws)) * (sigma[:, None, None] / math.sqrt(n))
+    w = np.cumsum(z, axis=1)  # W at u = 1/n .. 1
+    u = np.arange(1, n) / n
+    b = np.zeros((segs, n, draws))
+    b[:, 1:] = w[:, :-1] - u[None, :, None] * w[:, -1:]
+    return b.reshape(segs * n, draws)[: grid.size]
+
+
+def replay_paths(
+    day: Day, grid: np.ndarray, draws: int, path: str = DEFAULT_PATH, seed: int = 0
+) -> np.ndarray:
+    """The replayed ETH prices ``[len(grid), draws]``: :func:`replay_prices` for every draw;
+    with ``path="bridge"`` each draw its own Brownian bridge between the hourly closes
+    (:func:`bridge_log`, ``default_rng([seed, day start, 1])``: the same day gets the same
+    bridges whichever days are replayed with it), the 10-minute closes kept where the data hold
+    them."""
+    if path != "bridge":
+        return np.repeat(replay_prices(day, grid, path)[:, None], draws, axis=1)
+    t, c = close_times()
+    rng = np.random.default_rng([seed, int(day.start_s), 1])
+    prices = resample_log(t, c, grid)[:, None] * np.exp(bridge_log(grid, draws, rng))
+    fine = ten_minute_closes(day.start_s)
+    if fine is not None:
+        tf, cf = fine
+        inside = (grid >= max(day.start_s, tf[0])) & (grid <= tf[-1])
+        prices[inside] = resample_log(tf, cf, grid[inside])[:, None]
     return prices
 
 
@@ -240,24 +313,16 @@ def replay_gas(hourly_prices: np.ndarray, params: EngineParams, seed: int = 0) -
 def arrival_mult(
     grid: np.ndarray, elasticity: float, window_h: float = DRAWDOWN_WINDOW_H
 ) -> np.ndarray:
-    """Arrival multiplier at ``grid`` (unix s): ``(close / trailing peak) ** elasticity``, the last
-    hourly close known at that time over the highest close of the ``window_h`` hours before it.
-    New borrowing dries up after a crash and comes back as the price recovers its peak (or the
-    peak leaves the window); 1 at a new high. ``elasticity`` 0: 1 throughout."""
-    if not (math.isfinite(elasticity) and 0.0 <= elasticity <= ARRIVAL_DRAWDOWN_MAX):
-        raise ValueError(
-            f"arrival_drawdown={elasticity!r} is out of range; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}]"
-        )
+    """Arrival multiplier at ``grid`` (unix s): :func:`levgym.scenarios.processes.drawdown_mult`
+    of the hourly closes, ``(close / trailing peak) ** elasticity``, the last hourly close known
+    at that time over the highest close of the ``window_h`` hourly rows up to it (the data have
+    a few gaps, ignored). ``elasticity`` 0: 1 throughout."""
+    m = drawdown_mult(close_times()[1], int(round(window_h)), elasticity)
     if elasticity == 0.0:
         return np.ones(grid.shape)
-    from scipy.ndimage import maximum_filter1d
-
-    t, c = close_times()
-    w = max(1, int(round(window_h)))
-    # trailing window [i - w + 1, i] (hourly rows; the data have a few gaps, ignored)
-    peak = maximum_filter1d(c, size=w, origin=(w - 1) // 2, mode="nearest")
+    t = close_times()[0]
     i = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, t.size - 1)
-    return (c[i] / peak[i]) ** elasticity
+    return m[i]
 
 
 def day_drivers(
@@ -268,6 +333,7 @@ def day_drivers(
     gas: str = DEFAULT_GAS,
     path: str = DEFAULT_PATH,
     arrival_drawdown: float = DEFAULT_ARRIVAL_DRAWDOWN,
+    seed: int = 0,
 ):
     """Drivers ``[S, days * draws]``: env ``j * draws + r`` replays day ``j``; ``gas``:
     ``congestion`` (:func:`replay_gas`) or ``flat`` (30 gwei); ``path``: see
@@ -282,10 +348,10 @@ def day_drivers(
     cols, hourly_cols, mult_cols = [], [], []
     for d in days:
         grid = d.start_s - warm * sub_h * data.HOUR_S + np.arange(s) * sub_h * data.HOUR_S
-        cols.append(replay_prices(d, grid, path))
+        cols.append(replay_paths(d, grid, draws, path, seed))
         hourly_cols.append(resample_log(t, c, grid))
         mult_cols.append(arrival_mult(grid, arrival_drawdown))
-    prices = np.repeat(np.stack(cols, axis=1), draws, axis=1)
+    prices = np.concatenate(cols, axis=1)
     ctx = ScenarioContext(prices.shape[1], s, sub_h, params, np.random.default_rng(0))
     drivers = compose(ctx, prices)
     if arrival_drawdown != 0.0:
@@ -363,7 +429,7 @@ def replay(
     (``gas``, ``path`` and ``arrival_drawdown``: :func:`day_drivers`)."""
     from ..simulation import Simulator  # the market runner sits above analytics' imports
 
-    drivers, warm = day_drivers(days, draws, params, warmup_h, gas, path, arrival_drawdown)
+    drivers, warm = day_drivers(days, draws, params, warmup_h, gas, path, arrival_drawdown, seed)
     state = day_books(params, days, draws, positions, seed, drivers, warmup_h)
     sim = Simulator(params, drivers, positions, seed, backend=backend, state=state)
     per_h = int(round(1.0 / params.run.substep_h))
@@ -599,7 +665,8 @@ def month_of(day: Day) -> str:
 
 
 def grid_points(grid: dict[str, tuple[float, ...]], base: EngineParams) -> list[dict[str, float]]:
-    """Every point of ``grid`` (``section.key`` or ``replay.arrival_drawdown``), with the values
+    """Every point of ``grid`` (``section.key``, ``replay.arrival_drawdown`` or
+    ``replay.bridge``), with the values
     tied to it (:func:`tied`)."""
     keys = list(grid)
     combos = np.array(np.meshgrid(*[grid[k] for k in keys], indexing="ij"))
@@ -608,14 +675,18 @@ def grid_points(grid: dict[str, tuple[float, ...]], base: EngineParams) -> list[
 
 
 def point_replay_args(
-    base: EngineParams, values: dict[str, float], arrival_drawdown: float
-) -> tuple[EngineParams, float, float]:
-    """(params, warmup_h, arrival_drawdown) of a grid point (``replay.*`` keys are replay
-    options, the others parameters)."""
+    base: EngineParams, values: dict[str, float], arrival_drawdown: float, path: str = DEFAULT_PATH
+) -> tuple[EngineParams, float, float, str]:
+    """(params, warmup_h, arrival_drawdown, path) of a grid point (``replay.*`` keys are replay
+    options, the others parameters; ``replay.bridge`` 1: ``path="bridge"``, 0: ``path``, or
+    ``finest`` if that is ``bridge``)."""
     v = dict(values)
     a = v.pop("replay.arrival_drawdown", arrival_drawdown)
+    if "replay.bridge" in v:
+        on = v.pop("replay.bridge")
+        path = "bridge" if on else ("finest" if path == "bridge" else path)
     p = with_values(base, v) if v else base
-    return p, p.run.warmup_h, a
+    return p, p.run.warmup_h, a, path
 
 
 HELD_OUT_GROUPS: dict[str, Callable[[Day], str]] = {
@@ -684,13 +755,13 @@ def validate(
         points = grid_points(grid or HELD_OUT_GRID, params)
         hourly = []
         for k, values in enumerate(points):
-            p, w, a = point_replay_args(params, values, arrival_drawdown)
+            p, w, a, pth = point_replay_args(params, values, arrival_drawdown, path)
             say(
                 f"grid [{k + 1}/{len(points)}] {_short(values)}: {len(days)} days x "
                 f"{grid_draws} books of {grid_positions} slots"
             )
             hourly.append(replay(p, days, w, grid_draws, grid_positions, seed, gas=gas,
-                                 path=path, arrival_drawdown=a))  # fmt: skip
+                                 path=pth, arrival_drawdown=a))  # fmt: skip
         group = HELD_OUT_GROUPS[protocol]
         choice, losses = held_out_choices(hourly, days, group)
         all_days = int(np.argmin([fit_loss(h, days) for h in hourly]))
@@ -699,12 +770,12 @@ def validate(
         day_warmup = [0.0] * len(days)
         for k in sorted(set(choice.values())):
             idx = [i for i, d in enumerate(days) if choice[group(d)] == k]
-            p, w, a = point_replay_args(params, points[k], arrival_drawdown)
+            p, w, a, pth = point_replay_args(params, points[k], arrival_drawdown, path)
             sub = [days[i] for i in idx]
             say(f"replaying {len(sub)} days with {_short(points[k])}, warm and fresh")
-            warm[idx] = replay(p, sub, w, draws, positions, seed, gas=gas, path=path,
+            warm[idx] = replay(p, sub, w, draws, positions, seed, gas=gas, path=pth,
                                arrival_drawdown=a)  # fmt: skip
-            fresh[idx] = replay(p, sub, 0.0, draws, positions, seed, gas=gas, path=path,
+            fresh[idx] = replay(p, sub, 0.0, draws, positions, seed, gas=gas, path=pth,
                                 arrival_drawdown=a)  # fmt: skip
             for i in idx:
                 day_warmup[i] = float(w)
@@ -729,7 +800,7 @@ def validate(
         ]
         extra["grid_draws"] = int(grid_draws)
         extra["grid_positions"] = int(grid_positions)
-        warmup_h = float(point_replay_args(params, points[all_days], arrival_drawdown)[1])
+        warmup_h = float(point_replay_args(params, points[all_days], arrival_drawdown, path)[1])
         own = "day" if protocol == "leave-one-day-out" else "month"
         fit_period = f"{PERIOD_START}..{PERIOD_END} less the day's own {own}"
     fit_idx = [i for i, d in enumerate(days) if not d.test]

@@ -44,7 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analytics import validation as V
+    from ..engine.params import preset_params
 
+    k = arrival_drawdown_value(args, preset_params("aave_v2_weth"))
     out = V.fit(
         draws=args.draws,
         positions=args.positions,
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         keepers_only=args.keepers_only,
         gas=args.gas,
         path=args.path,
-        arrival_drawdown=arrival_drawdown_value(args),
+        arrival_drawdown=k,
     )
     if args.json:
         print_json(out)

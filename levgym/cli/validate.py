@@ -69,14 +69,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_replay_arguments(p: argparse.ArgumentParser) -> None:
     """``--gas`` and ``--path``: how the replays are built (levgym.analytics.validation)."""
-    from ..analytics.validation import (
-        ARRIVAL_DRAWDOWN_MAX,
-        DEFAULT_ARRIVAL_DRAWDOWN,
-        DEFAULT_GAS,
-        DEFAULT_PATH,
-        GASES,
-        PATHS,
-    )
+    from ..analytics.validation import DEFAULT_GAS, DEFAULT_PATH, GASES, PATHS
+    from ..scenarios.processes import ARRIVAL_DRAWDOWN_MAX
 
     p.add_argument(
         "--gas",
@@ -89,8 +83,10 @@ def add_replay_arguments(p: argparse.ArgumentParser) -> None:
         "--path",
         choices=PATHS,
         default=DEFAULT_PATH,
-        help="price path: hourly closes, with the 10-minute closes inside the days the data hold "
-        "them (finest, default), or the hourly closes only (hourly, as before)",
+        help="price path: the hourly closes with a Brownian bridge between them at the hour's "
+        "volatility, one per book (the intra-hour lows the closes do not show), and the "
+        "10-minute closes inside the days the data hold them (bridge, default); the same "
+        "without the bridge (finest, the default before), or the hourly closes only (hourly)",
     )
     p.add_argument(
         "--arrival-drawdown",
@@ -98,16 +94,17 @@ def add_replay_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="K",
         help="new borrowers arrive at the preset's rate times (close / highest close of the "
-        f"30 days before) ** K, warm-up included (default {DEFAULT_ARRIVAL_DRAWDOWN:g}: no "
-        f"response; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}])",
+        "30 days before) ** K, warm-up included (default the preset's run.arrival_drawdown; "
+        f"0: no response; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}])",
     )
 
 
-def arrival_drawdown_value(args: argparse.Namespace) -> float:
-    """``--arrival-drawdown`` (its default when not given), checked: one line, exit 2."""
-    from ..analytics.validation import ARRIVAL_DRAWDOWN_MAX, DEFAULT_ARRIVAL_DRAWDOWN
+def arrival_drawdown_value(args: argparse.Namespace, params: Any) -> float:
+    """``--arrival-drawdown`` (when not given, the preset's ``run.arrival_drawdown``), checked:
+    one line, exit 2."""
+    from ..scenarios.processes import ARRIVAL_DRAWDOWN_MAX
 
-    k = DEFAULT_ARRIVAL_DRAWDOWN if args.arrival_drawdown is None else args.arrival_drawdown
+    k = params.run.arrival_drawdown if args.arrival_drawdown is None else args.arrival_drawdown
     if not (math.isfinite(k) and 0.0 <= k <= ARRIVAL_DRAWDOWN_MAX):
         raise ValueError(
             f"--arrival-drawdown={k:g} is out of range; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}]"
@@ -131,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     warmup_h = params.run.warmup_h if args.warmup_h is None else args.warmup_h
     if not (math.isfinite(warmup_h) and 0.0 <= warmup_h <= 24.0 * 60):
         raise ValueError(f"--warmup-h={warmup_h:g} is out of range; allowed [0, 1440]")
-    arrival_drawdown = arrival_drawdown_value(args)
+    arrival_drawdown = arrival_drawdown_value(args, params)
     if args.protocol != "split":
         for flag, given in (
             ("--warmup-h", args.warmup_h),

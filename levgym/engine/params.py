@@ -398,11 +398,18 @@ class RunParams:
     earlier rows, or a calm burn-in before a synthetic scenario; counters start at t = 0. The
     envs ignore it: their own ``warmup_h`` argument (default 0) starts episodes from cached
     warmed books (:mod:`levgym.warm`)."""
+    arrival_drawdown: float = 0.0
+    """Elasticity of new borrowing to the trailing drawdown in replays of real prices
+    (``--price-csv`` in ``simulate`` and ``stress``, and ``validate``'s days): the arrival rate
+    times ``(price / highest price of the 720 h before) ** arrival_drawdown``
+    (:func:`levgym.scenarios.processes.drawdown_mult`), warm-up included. 0: no response.
+    Synthetic scenarios and the envs ignore it."""
 
     def __post_init__(self) -> None:
         _check_range("run", "substeps_per_step", self.substeps_per_step, 1, 10_000)
         _check_range("run", "substep_h", self.substep_h, 0.0, 24.0, lo_open=True)
         _check_range("run", "warmup_h", self.warmup_h, 0.0, 1440.0)
+        _check_range("run", "arrival_drawdown", self.arrival_drawdown, 0.0, 20.0)
 
     @property
     def step_h(self) -> float:
@@ -478,11 +485,11 @@ BOOK_PRESETS: dict[str, dict[str, dict[str, float | int | bool | str]]] = {
             "size_pareto_alpha": 1.6,
             "arrival_rate_per_h": 0.018,
             "exit_rate_per_h": 0.002,
-            "total_collateral_usd": 54.3e6,
+            "total_collateral_usd": 56.8e6,
             "looper_frac": 0.2,
             "passive_frac": 0.5,
         },
-        "run": {"warmup_h": 336.0},
+        "run": {"warmup_h": 336.0, "arrival_drawdown": 8.0},
     },
 }
 """Non-protocol sections of a preset (market, borrowers, run), as ``section -> key -> value``:

@@ -39,7 +39,7 @@ from ..io import csv_reader
 from .base import Scenario, ScenarioContext, check_knob
 from .data import parse_utc
 from .overlays import compose
-from .processes import gbm, resample_log
+from .processes import DRAWDOWN_WINDOW_H, drawdown_mult, gbm, resample_log
 
 MS_THRESHOLD = 1e11
 
@@ -397,7 +397,14 @@ def drivers_from_csv(
         prices = prices * gbm(
             rng, num_substeps, num_envs, substep_h, 1.0, knobs["jitter_vol_annual"]
         )
-    return compose(ctx, prices, gas_gwei=knobs["gas_gwei"])
+    drivers = compose(ctx, prices, gas_gwei=knobs["gas_gwei"])
+    k = params.run.arrival_drawdown
+    if k > 0.0:  # new borrowing dries up under the path's own trailing peak
+        window = int(round(DRAWDOWN_WINDOW_H / substep_h))
+        drivers = drivers.replace(
+            arrival_mult=drivers.arrival_mult * drawdown_mult(prices, window, k)
+        )
+    return drivers
 
 
 def coverage_message(
@@ -448,10 +455,14 @@ def split_knobs(overrides: dict[str, str] | None) -> tuple[dict[str, str], dict[
 
 def over_scenario(base: Drivers, replay: Drivers) -> Drivers:
     """``base`` (a named scenario's drivers) with its fundamental price path replaced by the CSV's:
-    the scenario's liquidity, arbitrage, gas, oracle and debt-price paths are kept."""
+    the scenario's liquidity, arbitrage, gas, oracle and debt-price paths are kept; its arrival
+    multiplier times the CSV's (``run.arrival_drawdown``'s response to the replayed path)."""
     if base.fundamental_usd.shape != replay.fundamental_usd.shape:
         raise ValueError(
             f"the scenario's drivers have shape {base.fundamental_usd.shape} and the CSV's "
             f"{replay.fundamental_usd.shape}; allowed equal shapes"
         )
-    return base.replace(fundamental_usd=replay.fundamental_usd)
+    return base.replace(
+        fundamental_usd=replay.fundamental_usd,
+        arrival_mult=base.arrival_mult * replay.arrival_mult,
+    )

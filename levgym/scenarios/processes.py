@@ -364,6 +364,34 @@ def resample_log(times: np.ndarray, prices: np.ndarray, grid: np.ndarray) -> np.
     return np.exp(np.interp(grid, times, np.log(prices)))
 
 
+DRAWDOWN_WINDOW_H = 30 * 24.0
+"""Window of the trailing peak that new borrowing responds to (:func:`drawdown_mult`)."""
+ARRIVAL_DRAWDOWN_MAX = 20.0
+"""The largest elasticity :func:`drawdown_mult` accepts (``run.arrival_drawdown``)."""
+
+
+def drawdown_mult(prices: np.ndarray, window_rows: int, elasticity: float) -> np.ndarray:
+    """The arrivals' response to the trailing drawdown, the same shape as ``prices``:
+    ``(price / highest price of the window_rows rows up to and including it) ** elasticity``
+    along axis 0 (the first rows use what exists). New borrowing dries up after a crash and
+    comes back as the price recovers its peak (or the peak leaves the window); 1 at a new
+    high; ``elasticity`` 0: 1 throughout. ``levgym validate`` applies it to the hourly closes
+    (:func:`levgym.analytics.validation.arrival_mult`), a ``--price-csv`` replay to its own
+    path (``run.arrival_drawdown``, :func:`levgym.scenarios.csv_replay.drivers_from_csv`)."""
+    if not (math.isfinite(elasticity) and 0.0 <= elasticity <= ARRIVAL_DRAWDOWN_MAX):
+        raise ValueError(
+            f"arrival_drawdown={elasticity!r} is out of range; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}]"
+        )
+    if elasticity == 0.0:
+        return np.ones(prices.shape)
+    from scipy.ndimage import maximum_filter1d
+
+    w = max(1, int(window_rows))
+    # trailing window [i - w + 1, i]
+    peak = maximum_filter1d(prices, size=w, axis=0, origin=(w - 1) // 2, mode="nearest")
+    return (prices / peak) ** elasticity
+
+
 @functools.lru_cache(maxsize=32)
 def _window_counts(s: int, w: int) -> np.ndarray:
     """The returns in each row's trailing window, ``[S, 1]`` floats (row 0 counts 1), cached

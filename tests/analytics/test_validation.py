@@ -174,6 +174,49 @@ def test_finest_path_takes_the_ten_minute_closes_inside_the_day():
         V.replay_prices(may19, grid, "daily")
 
 
+def test_bridge_keeps_the_closes_and_dips_between_them_with_the_hour_s_volatility():
+    days = {d.date: d for d in V.calibration_days()}
+    may13, may19 = days["2021-05-13"], days["2021-05-19"]
+    grid = may13.start_s - 24 * 3600.0 + np.arange(48 * 6) * 600.0  # a day before .. the day
+    chord = V.replay_prices(may13, grid, "hourly")
+    paths = V.replay_paths(may13, grid, 400, "bridge", seed=3)
+    assert paths.shape == (grid.size, 400)
+    on_hour = (grid % 3600.0) == 0.0
+    np.testing.assert_allclose(paths[on_hour], np.repeat(chord[on_hour][:, None], 400, axis=1))
+    assert np.all(paths[~on_hour] != chord[~on_hour][:, None])  # each draw its own path
+    np.testing.assert_array_equal(paths, V.replay_paths(may13, grid, 400, "bridge", seed=3))
+    assert not np.array_equal(paths, V.replay_paths(may13, grid, 400, "bridge", seed=4))
+    # the deviation at mid-hour has the bridge's variance sigma^2 / 4, sigma the RMS of the
+    # hourly log returns of the hour and its neighbours; 00:00-01:00 UTC on May 13 follows the
+    # hour that fell 10%: its intra-hour lows are 1-4% under the chord, as Aave's
+    # liquidations at 00:05-00:07 (oracle price about 3,680 against closes 3,823 and 3,896)
+    dev = np.log(paths / chord[:, None])
+    t, c = V.close_times()
+    marks = grid[0] + np.arange(49) * 3600.0
+    r = np.diff(np.log(V.resample_log(t, c, marks)))
+    k = 24  # the hour 00:00-01:00 of May 13
+    sigma = np.sqrt(np.mean(r[k - 1 : k + 2] ** 2))
+    mid = int(np.searchsorted(grid, may13.start_s + 1800.0))
+    assert np.std(dev[mid]) == pytest.approx(sigma / 2.0, rel=0.15)
+    hour0 = (grid >= may13.start_s) & (grid < may13.start_s + 3600.0)
+    assert np.median(paths[hour0].min(axis=0)) < 0.995 * chord[hour0].min()
+    assert np.quantile(paths[hour0].min(axis=0), 0.25) < 0.98 * chord[hour0].min()
+    quiet = slice(0, 6)  # a calm hour of May 12: small dips
+    assert np.median(np.abs(dev[quiet]).max(axis=0)) < 0.01
+    # days with 10-minute closes keep them inside the day, for every draw
+    g19 = may19.start_s - 6 * 3600.0 + np.arange(30 * 6) * 600.0
+    fine = V.replay_prices(may19, g19, "finest")
+    b19 = V.replay_paths(may19, g19, 3, "bridge")
+    inside = g19 >= may19.start_s
+    np.testing.assert_allclose(b19[inside], np.repeat(fine[inside][:, None], 3, axis=1))
+    between = ~inside & ((g19 % 3600.0) != 0.0)  # the warm-up: bridged
+    assert np.all(b19[between] != fine[between][:, None])
+    with pytest.raises(ValueError, match="an even grid that starts on an hour mark"):
+        V.bridge_log(grid + 60.0, 2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="path='bridge'; allowed finest, hourly"):
+        V.replay_prices(may13, grid, "bridge")
+
+
 def test_replay_gas_rises_with_the_hour_s_volatility():
     days = [d for d in V.calibration_days() if d.date in ("2021-05-19", "2021-06-01")]
     params = preset_params("aave_v2_weth")

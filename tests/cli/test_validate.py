@@ -28,6 +28,7 @@ def test_validate_json_and_plot(monkeypatch, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert not R.problems(out, "validate")
     assert out["warmup_h"] == 336.0  # the preset's fitted warm-up
+    assert out["arrival_drawdown"] == 8.0  # and its drawdown response (run.arrival_drawdown)
     days = out["calibration_days"]
     assert len(days) == out["scores"]["fit"]["days"] + out["scores"]["test"]["days"]
     assert {d["split"] for d in days} == {"fit", "test"}
@@ -44,7 +45,7 @@ def test_validate_table(monkeypatch, capsys):
     assert main(["validate", "--draws", "2", "--warmup-h", "0"]) == 0
     text = capsys.readouterr().out
     assert "2021-05-19 test" in text and "noise ceiling" in text and "fresh_test" in text
-    assert "gas congestion, path finest" in text  # the default replays
+    assert "gas congestion, path bridge" in text  # the default replays
 
 
 def test_validate_passes_the_replay_choices(monkeypatch, capsys):
@@ -147,6 +148,8 @@ def test_calibrate_passes_the_drawdown_response(monkeypatch, capsys):
     monkeypatch.setattr(V, "fit", fake_fit)
     assert main(["calibrate", "--json", "--arrival-drawdown", "4"]) == 0
     assert seen["arrival_drawdown"] == 4.0
+    assert main(["calibrate", "--json"]) == 0
+    assert seen["arrival_drawdown"] == 8.0  # the preset's run.arrival_drawdown
     assert main(["calibrate", "--arrival-drawdown", "25"]) == 2
     assert "--arrival-drawdown=25 is out of range" in capsys.readouterr().err
 

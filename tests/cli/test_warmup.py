@@ -92,3 +92,18 @@ def test_a_csv_too_short_for_its_warmup_says_so(capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert "too short for a warm-up of 336 h" in err and "allowed --warmup-h 0" in err
+
+
+def test_aave_v2_weth_replays_take_the_drawdown_response(capsys):
+    """The preset's run.arrival_drawdown (8): fewer arrivals while a replayed CSV sits under its
+    own trailing peak (May 19, 2021); 0 restores the rate; a scenario ignores it."""
+    args = BASE + ["--preset", "aave_v2_weth", "--price-csv", str(EXAMPLE), "--steps", "18",
+                   "--positions", "256", "--num-envs", "4",
+                   "--warmup-h", "4"]  # fmt: skip
+    thin = _run(capsys, args)
+    plain = _run(capsys, args + ["--set", "run.arrival_drawdown=0"])
+    assert thin["arrivals"] < 0.5 * plain["arrivals"]
+    assert thin["borrowed_usd"] < plain["borrowed_usd"]
+    synth = BASE + ["--preset", "aave_v2_weth", "--scenario", "shock", "--steps", "4",
+                    "--warmup-h", "4"]  # fmt: skip
+    assert _run(capsys, synth) == _run(capsys, synth + ["--set", "run.arrival_drawdown=0"])

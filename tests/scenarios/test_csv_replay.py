@@ -71,6 +71,33 @@ def test_resampling_reproduces_rows_and_interpolates_in_log(tmp_path: Path) -> N
     np.testing.assert_allclose(f[3, 0], np.sqrt(prices[0] * prices[1]), rtol=1e-12)
 
 
+def test_arrivals_respond_to_the_replayed_path_s_own_drawdown(tmp_path: Path) -> None:
+    import dataclasses
+
+    from levgym.scenarios.processes import drawdown_mult
+
+    path, _ = hourly_crash_csv(tmp_path)
+    plain = drivers_from_csv(path, 2, 144, PARAMS)
+    assert np.all(plain.arrival_mult == 1.0)  # run.arrival_drawdown 0: no response
+    run = dataclasses.replace(PARAMS.run, arrival_drawdown=8.0)
+    thin = drivers_from_csv(path, 2, 144, dataclasses.replace(PARAMS, run=run))
+    np.testing.assert_array_equal(thin.fundamental_usd, plain.fundamental_usd)
+    f = plain.fundamental_usd[:, 0]
+    peak = np.maximum.accumulate(f)  # the file spans a day: its trailing 720 h peak so far
+    np.testing.assert_allclose(thin.arrival_mult[:, 0], (f / peak) ** 8.0, rtol=1e-12)
+    assert thin.arrival_mult.min() < 0.2 and thin.arrival_mult[0, 0] == 1.0
+    # the trailing window: a peak older than it no longer counts
+    x = np.array([[2.0], [1.0], [1.0], [1.5], [1.0]])
+    np.testing.assert_allclose(drawdown_mult(x, 2, 1.0)[:, 0], [1.0, 0.5, 1.0, 1.0, 1.0 / 1.5])
+    np.testing.assert_array_equal(drawdown_mult(x, 2, 0.0), np.ones(x.shape))
+    with pytest.raises(
+        ValueError, match=r"arrival_drawdown=21.0 is out of range; allowed \[0, 20\]"
+    ):
+        drawdown_mult(x, 2, 21.0)
+    with pytest.raises(ValueError, match="run.arrival_drawdown"):
+        dataclasses.replace(PARAMS.run, arrival_drawdown=-1.0)
+
+
 def test_custom_columns_and_knobs(tmp_path: Path) -> None:
     path, prices = hourly_crash_csv(tmp_path, time_col="ts", price_col="close")
     d = drivers_from_csv(
