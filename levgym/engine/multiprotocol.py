@@ -115,7 +115,7 @@ class MultiParams:
                 raise ValueError(
                     f"market.{name}={value!r} is not in the multi-protocol step; allowed "
                     f"{getattr(default, name)!r} (its keepers rank by profit, price each call "
-                    "alone and have no capacity, gas in gwei or chunks)"
+                    "alone and have no capacity, gas in gwei, chunks or off-pool venues)"
                 )
 
 
@@ -124,6 +124,9 @@ KEEPER_SETTINGS_NOT_HERE = (
     "keeper_capacity_per_substep",
     "gas_units_per_call",
     "keeper_max_slippage_frac",
+    "keeper_venue_frac",
+    "keeper_aggregator_depth_usd",
+    "keeper_cex_depth_usd",
 )
 """``PortfolioMarketParams`` keeper settings of the multi-asset step
 (:func:`levgym.engine.portfolio_market.select_calls`) that this step does not run: refused
