@@ -303,8 +303,8 @@ for _name, _text in (
         "map",
     )
 for _name, _text in (
-    ("fundamental_min_over_start_by_asset", "lowest fundamental price over the start price"),
-    ("pool_min_over_start_by_asset", "lowest pool price (USD) over the start pool price"),
+    ("fundamental_min_over_start_by_reserve", "lowest fundamental price over the start price"),
+    ("pool_min_over_start_by_reserve", "lowest pool price (USD) over the start pool price"),
 ):
     _add(
         _name,

@@ -272,8 +272,10 @@ def optional_outputs(
         if state.keeper_cex_pending_asset is not None:
             out["keeper_cex_pending_by_asset"] = by_asset(state.keeper_cex_pending_asset)
     if params.statistics and state.fundamental_min_usd is not None:
-        out["fundamental_min_over_start_by_asset"] = by_asset(state.fundamental_min_usd / start_usd)
-        out["pool_min_over_start_by_asset"] = by_asset(state.pool_min_usd / pool_start_usd)
+        out["fundamental_min_over_start_by_reserve"] = by_asset(
+            state.fundamental_min_usd / start_usd
+        )
+        out["pool_min_over_start_by_reserve"] = by_asset(state.pool_min_usd / pool_start_usd)
         out["positions_liquidated"] = float(state.ever_liquidated.sum(axis=1).mean())
         out["protocol_fee_usd"] = float(state.counters["protocol_fee_usd"].sum(axis=1).mean())
     return out

@@ -554,6 +554,7 @@ def cascade_round(
         if pr.kind == "aave_v3":
             fee_k = np.where(oh_i, res.protocol_fee[..., None], 0.0).sum(axis=1)
             c["protocol_fee_asset"] = c["protocol_fee_asset"] + fee_k
+            c["protocol_fee_usd"] = c["protocol_fee_usd"] + fee_k * b.oracle_usd
             c["deficit_asset"] = c["deficit_asset"] + np.where(a3, res.deficit, 0.0).sum(axis=1)
             treasury = treasury + fee_k
         else:

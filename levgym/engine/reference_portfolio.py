@@ -609,7 +609,7 @@ def ref_substep(
                 for e in range(e_n)
             ]
         ),
-    }  # fmt: skip
+    } if getattr(params, "statistics", False) else {}  # fmt: skip
     st["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
     st["time_h"] = st["time_h"] + params.substep_h
     for e in range(e_n):

@@ -17,8 +17,8 @@ EXTRA = (
     "keeper_aggregator_sold_by_asset",
     "keeper_cex_sold_by_asset",
     "keeper_cex_pending_by_asset",
-    "fundamental_min_over_start_by_asset",
-    "pool_min_over_start_by_asset",
+    "fundamental_min_over_start_by_reserve",
+    "pool_min_over_start_by_reserve",
     "positions_liquidated",
     "protocol_fee_usd",
 )
@@ -46,8 +46,8 @@ def test_venue_and_statistics_keys_are_registered_and_consistent(capsys):
         off = d["keeper_aggregator_sold_by_asset"][s] + d["keeper_cex_sold_by_asset"][s]
         assert off <= d["keeper_sold_by_asset"][s] * (1 + 1e-12) + 1e-12
         assert d["keeper_venue_sold_by_asset"][s] == 0.0  # the split, not the fixed share
-        assert 0 < d["fundamental_min_over_start_by_asset"][s] <= 1.0
-        assert 0 < d["pool_min_over_start_by_asset"][s] <= 1.0 + 1e-12
+        assert 0 < d["fundamental_min_over_start_by_reserve"][s] <= 1.0
+        assert 0 < d["pool_min_over_start_by_reserve"][s] <= 1.0 + 1e-12
     assert sum(d["keeper_aggregator_sold_by_asset"].values()) > 0
     assert d["protocol_fee_usd"] > 0
 
