@@ -287,6 +287,32 @@ _add(
     SIM,
     "map",
 )
+for _name, _text in (
+    ("keeper_sold_by_asset", "collateral the background keepers sold (pool and off-pool venues)"),
+    ("keeper_venue_sold_by_asset", "the part of it sold to the fixed-share venue"),
+    ("keeper_aggregator_sold_by_asset", "the part of it sold through the aggregator route"),
+    ("keeper_cex_sold_by_asset", "the part of it routed to the CEX leg"),
+    ("keeper_cex_pending_by_asset", "collateral the keepers still hold for the CEX leg at the end"),
+):
+    _add(
+        _name,
+        "asset_by_symbol",
+        f"{_text}, per asset (multi-asset preset; only with off-pool venues: "
+        "market.keeper_venue_frac, keeper_aggregator_depth_usd or keeper_cex_depth_usd)",
+        SIM,
+        "map",
+    )
+for _name, _text in (
+    ("fundamental_min_over_start_by_reserve", "lowest fundamental price over the start price"),
+    ("pool_min_over_start_by_reserve", "lowest pool price (USD) over the start pool price"),
+):
+    _add(
+        _name,
+        "ratio",
+        f"{_text}, per asset (multi-asset preset; only with market.statistics=true)",
+        SIM,
+        "map",
+    )
 _add(
     "deficit_cover",
     "label",

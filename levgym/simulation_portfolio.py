@@ -204,6 +204,7 @@ def simulate_portfolio(
     state, f, reserves = build_market(
         name, num_envs, positions, steps, seed, params, price_table, None, book
     )
+    pool_start = PM.pool_usd(reserves, params, f[0], state.pool_asset, state.pool_quote)
     state = PM.run(state, f, reserves, params, noise_seed=seed)
     arrays = by_asset_arrays(state)
     start = f[0]  # [E, K]
@@ -235,4 +236,46 @@ def simulate_portfolio(
     out["keeper_pnl_usd"] = float(state.keeper_pnl_usd.mean())
     for key, a in arrays.items():
         out[key] = {s: float(a[:, i].mean()) for i, s in enumerate(reserves.symbols)}
+    out.update(optional_outputs(state, params, reserves, f[0], pool_start))
+    return out
+
+
+VENUE_BY_ASSET = {
+    "keeper_sold_by_asset": "sold_asset",
+    "keeper_venue_sold_by_asset": "venue_sold_asset",
+    "keeper_aggregator_sold_by_asset": "aggregator_sold_asset",
+    "keeper_cex_sold_by_asset": "cex_sold_asset",
+}
+"""The keepers' sales by route (asset units) and the counter each comes from: emitted when the
+keepers have off-pool venues (``--set market.keeper_venue_frac=...`` or an aggregator / CEX
+depth)."""
+
+
+def optional_outputs(
+    state: PM.PortfolioState, params: PM.PortfolioMarketParams, reserves: Any,
+    start_usd: np.ndarray, pool_start_usd: np.ndarray,
+) -> dict[str, Any]:  # fmt: skip
+    """The single-asset engine's statistics where the options that keep them are on (none by
+    default, so the default output is as before): the keepers' sales by route and the
+    collateral still held for the CEX leg (with off-pool venues), and with
+    ``market.statistics``: each reserve's lowest fundamental and pool price over the start,
+    the positions liquidated at least once and the protocol fee in USD at the oracle."""
+    out: dict[str, Any] = {}
+    syms = reserves.symbols
+
+    def by_asset(a: np.ndarray) -> dict[str, float]:
+        return {s: float(a[:, i].mean()) for i, s in enumerate(syms)}
+
+    if params.keeper_routing != "pool":
+        for key, src in VENUE_BY_ASSET.items():
+            out[key] = by_asset(state.counters[src])
+        if state.keeper_cex_pending_asset is not None:
+            out["keeper_cex_pending_by_asset"] = by_asset(state.keeper_cex_pending_asset)
+    if params.statistics and state.fundamental_min_usd is not None:
+        out["fundamental_min_over_start_by_reserve"] = by_asset(
+            state.fundamental_min_usd / start_usd
+        )
+        out["pool_min_over_start_by_reserve"] = by_asset(state.pool_min_usd / pool_start_usd)
+        out["positions_liquidated"] = float(state.ever_liquidated.sum(axis=1).mean())
+        out["protocol_fee_usd"] = float(state.counters["protocol_fee_usd"].sum(axis=1).mean())
     return out

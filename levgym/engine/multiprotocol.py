@@ -115,7 +115,7 @@ class MultiParams:
                 raise ValueError(
                     f"market.{name}={value!r} is not in the multi-protocol step; allowed "
                     f"{getattr(default, name)!r} (its keepers rank by profit, price each call "
-                    "alone and have no capacity, gas in gwei or chunks)"
+                    "alone and have no capacity, gas in gwei, chunks or off-pool venues)"
                 )
 
 
@@ -124,6 +124,9 @@ KEEPER_SETTINGS_NOT_HERE = (
     "keeper_capacity_per_substep",
     "gas_units_per_call",
     "keeper_max_slippage_frac",
+    "keeper_venue_frac",
+    "keeper_aggregator_depth_usd",
+    "keeper_cex_depth_usd",
 )
 """``PortfolioMarketParams`` keeper settings of the multi-asset step
 (:func:`levgym.engine.portfolio_market.select_calls`) that this step does not run: refused
@@ -551,6 +554,7 @@ def cascade_round(
         if pr.kind == "aave_v3":
             fee_k = np.where(oh_i, res.protocol_fee[..., None], 0.0).sum(axis=1)
             c["protocol_fee_asset"] = c["protocol_fee_asset"] + fee_k
+            c["protocol_fee_usd"] = c["protocol_fee_usd"] + fee_k * b.oracle_usd
             c["deficit_asset"] = c["deficit_asset"] + np.where(a3, res.deficit, 0.0).sum(axis=1)
             treasury = treasury + fee_k
         else:

@@ -43,7 +43,11 @@ One substep (:func:`substep`), in this order:
    chunked (``keeper_max_slippage_frac``, :func:`chunk_max_repay`) and pay gas
    (:func:`keeper_gas_usd`). The round's sales into a pool are one bundled sale, then its
    purchases one bundled purchase; the oracles are read again from the moved pools and the next
-   round starts. The cascade stops when no env liquidates.
+   round starts. The cascade stops when no env liquidates. With off-pool venues
+   (``keeper_venue_frac``, or an aggregator route or CEX leg: :func:`keeper_routes`) each sale
+   is priced and made across the pool and the venues by the single-asset rules
+   (:func:`routed_sale_out`, :func:`route_sales`); collateral held for a CEX leg with latency
+   fills before the cascade (:func:`cex_fills`).
 6. **Deficits**: a position left with debt and no collateral has its debt burnt into the
    reserves' deficits (:func:`levgym.engine.portfolio.write_off_deficit`), counted in
    ``deficit_asset``.
@@ -53,6 +57,8 @@ One substep (:func:`substep`), in this order:
    ``"reserves_then_lenders"`` (the single-asset engine's accounting) the treasury of the
    reserve pays what it can and its lenders the rest; with ``"none"`` (the default) a deficit
    stays on the books.
+8. **Statistics** (``statistics``, off by default: :func:`keep_statistics`): each reserve's
+   lowest fundamental and pool price so far, the positions liquidated at least once.
 
 Defensive borrowers add collateral and repay (step 4b), and with ``borrowers.rebalance`` also
 withdraw and borrow. Accounting per asset, in
@@ -190,6 +196,37 @@ class PortfolioMarketParams:
     """v3.3's leftover rule: a call that clears neither the pair's debt nor its collateral must
     leave at least this much (USD) of each (``MUST_NOT_LEAVE_DUST``); 0 = no rule (the
     single-asset engine's)."""
+    keeper_venue_frac: float = 0.0
+    """Share of the keepers' sale of each collateral routed off its pool, to a constant-product
+    venue of depth ``keeper_venue_depth_usd`` at the fundamental price that the pool never sees,
+    full again every round (the single-asset ``market.keeper_venue_frac``,
+    :func:`keeper_routes`); 0 (default): every sale goes to the pool. Sales only: the debt
+    bought back comes from its pool."""
+    keeper_venue_depth_usd: float = 500e6
+    """USDC depth of that venue (per collateral asset; the single-asset
+    ``market.keeper_venue_depth_usd``)."""
+    keeper_aggregator_depth_usd: float = 0.0
+    """USDC depth of the keepers' aggregator route per collateral asset (the single-asset
+    ``market.keeper_aggregator_depth_usd``): with it or a CEX leg the keepers split each sale
+    across the pool, the route and the leg where it returns the most
+    (:func:`levgym.engine.rules.route_split`). 0 (default): none."""
+    keeper_aggregator_fee_frac: float = 0.001
+    """Fee of the aggregator route, on its input."""
+    keeper_cex_depth_usd: float = 0.0
+    """USDC depth of the keepers' CEX leg per collateral asset (the single-asset
+    ``market.keeper_cex_depth_usd``); its proceeds arrive late (``keeper_cex_latency_substeps``:
+    the collateral is held in ``PortfolioState.keeper_cex_pending_asset`` and sold at the
+    fundamental of the substep it fills in). 0 (default): none."""
+    keeper_cex_fee_frac: float = 0.001
+    """Fee of the CEX leg, on its input."""
+    keeper_cex_latency_substeps: float = 1.0
+    """Mean delay (substeps) of the CEX leg: each substep ``keeper_cex_fill_frac`` of what is held
+    fills (:func:`levgym.engine.rules.cex_fill_asset`); 0: sold at once."""
+    statistics: bool = False
+    """Keep the single-asset engine's run statistics in the state (:func:`keep_statistics`):
+    each reserve's lowest fundamental and pool price so far (``fundamental_min_usd``,
+    ``pool_min_usd`` ``[E, K]``) and the positions liquidated at least once
+    (``ever_liquidated`` ``[E, N]``). False (default): not kept (None)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_market"
@@ -238,6 +275,27 @@ class PortfolioMarketParams:
                 f"{', '.join(MIN_CLOSE_BY)}"
             )
         _check_range(o, "leftover_usd", self.leftover_usd, 0.0, 1e12)
+        _check_range(o, "keeper_venue_frac", self.keeper_venue_frac, 0.0, 1.0)
+        _check_range(o, "keeper_venue_depth_usd", self.keeper_venue_depth_usd, 0.0, 1e13, lo_open=True)  # fmt: skip
+        _check_range(o, "keeper_aggregator_depth_usd", self.keeper_aggregator_depth_usd, 0.0, 1e13)  # fmt: skip
+        _check_range(o, "keeper_aggregator_fee_frac", self.keeper_aggregator_fee_frac, 0.0, 0.1)
+        _check_range(o, "keeper_cex_depth_usd", self.keeper_cex_depth_usd, 0.0, 1e13)
+        _check_range(o, "keeper_cex_fee_frac", self.keeper_cex_fee_frac, 0.0, 0.1)
+        _check_range(o, "keeper_cex_latency_substeps", self.keeper_cex_latency_substeps, 0.0, 1e6)
+        if not isinstance(self.statistics, bool):
+            raise ValueError(f"{o}.statistics={self.statistics!r}; allowed true or false")
+        if self.keeper_split and self.keeper_venue_frac > 0.0:
+            raise ValueError(
+                f"{o}.keeper_venue_frac={self.keeper_venue_frac:g} with "
+                f"{o}.keeper_aggregator_depth_usd or keeper_cex_depth_usd > 0; allowed one "
+                "routing: the fixed share to one venue, or the split (set keeper_venue_frac=0)"
+            )
+        if self.stable_pool == "stableswap" and self.keeper_routing != "pool":
+            raise ValueError(
+                f"{o}.keeper_venue_frac / keeper_aggregator_depth_usd / keeper_cex_depth_usd "
+                "with stable_pool='stableswap' are not supported yet (the venues' pricing is "
+                "constant product's); allowed stable_pool='cpmm' with off-pool venues"
+            )
         if self.stable_pool == "stableswap" and self.profitability_filter == "in_block":
             raise ValueError(
                 f"{o}.profitability_filter='in_block' with stable_pool='stableswap' is not "
@@ -254,6 +312,31 @@ class PortfolioMarketParams:
             float(self.close_factor), float(self.full_close_hf), float(self.min_close_usd),
             by_pair, float(self.leftover_usd),
         )  # fmt: skip
+
+    @property
+    def keeper_split(self) -> bool:
+        """Keepers split their sales across the pool, the aggregator route and the CEX leg
+        (either has a depth; the single-asset ``market.keeper_split``)."""
+        return self.keeper_aggregator_depth_usd > 0.0 or self.keeper_cex_depth_usd > 0.0
+
+    @property
+    def keeper_routing(self) -> str:
+        """``pool`` (every sale into the pool), ``venue`` (a fixed share off it) or ``split``."""
+        if self.keeper_split:
+            return "split"
+        return "venue" if self.keeper_venue_frac > 0.0 else "pool"
+
+    @property
+    def keeper_cex_latent(self) -> bool:
+        """The CEX leg's collateral is held and fills over the next substeps."""
+        return self.keeper_cex_depth_usd > 0.0 and self.keeper_cex_latency_substeps > 0.0
+
+    @property
+    def keeper_cex_fill_frac(self) -> float:
+        """Share of the collateral held for the CEX that fills each substep (1 / latency; 1
+        without latency; the single-asset ``market.keeper_cex_fill_frac``)."""
+        lat = self.keeper_cex_latency_substeps
+        return 1.0 if lat <= 1.0 else 1.0 / lat
 
     @property
     def keeper_chunk_ratio(self) -> float:
@@ -282,6 +365,10 @@ COUNTERS = (
     "treasury_interest_asset",
     "deficit_covered_asset",
     "lender_loss_asset",
+    "venue_sold_asset",
+    "aggregator_sold_asset",
+    "cex_sold_asset",
+    "protocol_fee_usd",
 )
 """Per-asset counters ``[E, K]`` (asset units; ``sale_quote`` / ``purchase_quote`` in USDC):
 ``seized_collateral_asset`` is all collateral that left positions (the liquidator's and the
@@ -289,7 +376,12 @@ protocol fee); ``deficit_asset`` the debt written off (v3.3 deficit); ``sold_ass
 liquidators' sales into the asset's pool, ``bought_asset`` their purchases of it;
 ``treasury_interest_asset`` the reserve factor's share of the interest, ``deficit_covered_asset``
 the deficit the treasury covered and ``lender_loss_asset`` the part the lenders paid
-(``deficit_cover="reserves_then_lenders"``, :mod:`levgym.engine.portfolio_treasury`)."""
+(``deficit_cover="reserves_then_lenders"``, :mod:`levgym.engine.portfolio_treasury`);
+``venue_sold_asset``, ``aggregator_sold_asset`` and ``cex_sold_asset`` the parts of
+``sold_asset`` the keepers sold off the pool (:func:`keeper_routes`), the single-asset
+``keeper_venue_sold_asset``, ``keeper_aggregator_sold_asset`` and ``keeper_cex_sold_asset``;
+``protocol_fee_usd`` the protocol fee in USD at the oracle of the round that took it (the
+single-asset ``protocol_fee_usd``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,6 +443,16 @@ class PortfolioState:
     """``sqrt(asset * quote)`` of each pool at liquidity 1 ``[E, K]`` (the single-asset
     ``pool_liquidity_base``; the pools at the start), read with a ``liquidity_frac`` driver
     (:func:`pool_drivers`)."""
+    keeper_cex_pending_asset: np.ndarray | None = None
+    """Collateral the keepers hold for their CEX leg ``[E, K]`` (the single-asset
+    ``keeper_cex_pending_asset`` per reserve; :func:`cex_fills`); None: none held."""
+    fundamental_min_usd: np.ndarray | None = None
+    """Each reserve's lowest fundamental so far ``[E, K]`` (with ``params.statistics``;
+    :func:`keep_statistics`); None: not kept."""
+    pool_min_usd: np.ndarray | None = None
+    """Each reserve's lowest pool price so far ``[E, K]`` (USD; USDC: its fundamental)."""
+    ever_liquidated: np.ndarray | None = None
+    """Positions liquidated at least once ``[E, N]`` (with ``params.statistics``)."""
 
     def replace(self, **changes: Any) -> PortfolioState:
         return dataclasses.replace(self, **changes)
@@ -820,11 +922,113 @@ def chunk_max_repay(
     return np.where(has_pool[:, None], mr, math.inf)
 
 
+def keeper_routes(
+    params: PortfolioMarketParams, fundamental_usd: np.ndarray, q: int
+) -> tuple[np.ndarray, ...] | None:
+    """The keepers' off-pool venues of each asset ``[E, K]`` at the fundamental against USDC at
+    its own (the single-asset :func:`levgym.engine.cascade.routes`, by
+    :func:`levgym.engine.rules.venue_reserves`): ``(venue asset, venue quote)`` with a fixed
+    share (``keeper_venue_frac``), ``(aggregator asset, aggregator quote, CEX asset, CEX quote)``
+    with the split; None when every sale goes to the pool (the default)."""
+    mode = params.keeper_routing
+    if mode == "pool":
+        return None
+    f = np.asarray(fundamental_usd, dtype=np.float64)
+    fq = np.broadcast_to(f[:, q : q + 1], f.shape)
+    if mode == "venue":
+        return R.venue_reserves(f, fq, params.keeper_venue_depth_usd)
+    aa, ad = R.venue_reserves(f, fq, params.keeper_aggregator_depth_usd)
+    ca, cd = R.venue_reserves(f, fq, params.keeper_cex_depth_usd)
+    return aa, ad, ca, cd
+
+
+def _route_flags(params: PortfolioMarketParams) -> tuple[bool, bool]:
+    return params.keeper_aggregator_depth_usd > 0.0, params.keeper_cex_depth_usd > 0.0
+
+
+def routed_sale_out(
+    pool_asset: Any, pool_quote: Any, fee_frac: Any, routes: tuple, sold_through: Any,
+    amount: Any, params: PortfolioMarketParams, alone: bool,
+) -> Any:  # fmt: skip
+    """USDC a keeper's sale of ``amount`` returns across its pool and the off-pool venues
+    ``routes`` (:func:`keeper_routes`' arrays, gathered like the pool's), by the single-asset
+    rules: alone (``alone``) :func:`levgym.engine.rules.split_sale_out` or
+    :func:`~levgym.engine.rules.route_out`, else as the last of the block's sales totalling
+    ``sold_through`` (:func:`~levgym.engine.rules.split_sale_out`,
+    :func:`~levgym.engine.rules.block_route_out`). The venues take the pool's fee (the
+    single-asset engine's)."""
+    if params.keeper_routing == "venue":
+        va, vq = routes
+        through = amount if alone else sold_through
+        return R.split_sale_out(
+            pool_asset, pool_quote, va, vq, through, amount, fee_frac, params.keeper_venue_frac
+        )
+    aa, ad, ca, cd = routes
+    args = (
+        pool_asset, pool_quote, fee_frac, aa, ad, params.keeper_aggregator_fee_frac, ca, cd,
+        params.keeper_cex_fee_frac,
+    )  # fmt: skip
+    if alone:
+        return R.route_out(*args, amount, *_route_flags(params))
+    return R.block_route_out(*args, sold_through, amount, *_route_flags(params))
+
+
+def route_sales(
+    pool_asset: np.ndarray, pool_quote: np.ndarray, fee_frac: np.ndarray, routes: tuple,
+    sell: np.ndarray, params: PortfolioMarketParams,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:  # fmt: skip
+    """The round's bundled sale of each asset ``sell [E, K]`` split as the single-asset
+    :func:`levgym.engine.cascade.apply_round` splits it: (into the pool, USDC the off-pool
+    venues return now, the amounts sold off the pool by counter name, USDC the CEX leg returns
+    late: held as collateral until it fills, :func:`cex_fills`)."""
+    zero = np.zeros_like(sell)
+    if params.keeper_routing == "venue":
+        va, vq = routes
+        to_venue = sell * params.keeper_venue_frac
+        out = R.swap_out(va, vq, to_venue, fee_frac)
+        return sell - to_venue, out, {"venue_sold_asset": to_venue}, zero
+    aa, ad, ca, cd = routes
+    use_agg, use_cex = _route_flags(params)
+    to_pool, to_agg, to_cex = R.route_split(
+        pool_asset, pool_quote, fee_frac, aa, ad, params.keeper_aggregator_fee_frac, ca, cd,
+        params.keeper_cex_fee_frac, sell, use_agg, use_cex,
+    )  # fmt: skip
+    out, late, parts = zero, zero, {}
+    if use_agg:
+        out = out + R.swap_out(aa, ad, to_agg, params.keeper_aggregator_fee_frac)
+        parts["aggregator_sold_asset"] = to_agg
+    if use_cex:
+        cex_out = R.swap_out(ca, cd, to_cex, params.keeper_cex_fee_frac)
+        if params.keeper_cex_latent:
+            late = cex_out
+        else:
+            out = out + cex_out
+        parts["cex_sold_asset"] = to_cex
+    return to_pool, out, parts, late
+
+
+def cex_fills(state: PortfolioState, params: PortfolioMarketParams) -> PortfolioState:
+    """The collateral held for the CEX leg fills (a share ``keeper_cex_fill_frac`` of each
+    asset's, :func:`levgym.engine.rules.cex_fill_asset`) and is sold at the current
+    fundamental: the keepers' result takes the proceeds (the single-asset
+    :func:`levgym.engine.cascade.cex_fills`, per reserve)."""
+    if not params.keeper_cex_latent:
+        return state
+    pend = state.keeper_cex_pending_asset
+    if pend is None:  # nothing held yet
+        pend = np.zeros_like(state.fundamental_usd)
+    fill = R.cex_fill_asset(pend, params.keeper_cex_fill_frac)
+    return state.replace(
+        keeper_cex_pending_asset=pend - fill,
+        keeper_pnl_usd=state.keeper_pnl_usd + (fill * state.fundamental_usd).sum(axis=1),
+    )
+
+
 def select_calls(
     on: np.ndarray, i: np.ndarray, j: np.ndarray, got: np.ndarray, repay: np.ndarray,
     pool_asset: np.ndarray, pool_quote: np.ndarray, fee: np.ndarray, has_pool: np.ndarray, q: int,
     usdc_usd: np.ndarray, gas_usd: np.ndarray, cap_left: np.ndarray, params: PortfolioMarketParams,
-    amp: np.ndarray | None = None,
+    amp: np.ndarray | None = None, routes: tuple | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Which of a round's keeper calls are made ``[E, N]`` (``on``: a call exists; pair ``i``,
     ``j``; the liquidator's collateral ``got`` and the repay, asset units; the pools ``[E, K]``
@@ -847,7 +1051,11 @@ def select_calls(
       single engine; trades in the opposite direction in the same pool are not netted);
     - the round's purchases of one asset stay below ``max_round_buy_frac`` of its pool, in rank
       order (a call past it waits for the next round);
-    - at most ``cap_left`` calls, in rank order (the keeper capacity)."""
+    - at most ``cap_left`` calls, in rank order (the keeper capacity).
+
+    ``routes`` (:func:`keeper_routes`, ``[E, K]``): the keepers' off-pool venues; each sale is
+    then priced across the pool and the venues (:func:`routed_sale_out`), alone and in the
+    block, as the single-asset engine prices it."""
     k = pool_asset.shape[1]
     fee_n = np.broadcast_to(fee, pool_asset.shape)
     pa_i, pq_i, f_i = _gather(pool_asset, i), _gather(pool_quote, i), _gather(fee_n, i)
@@ -856,7 +1064,12 @@ def select_calls(
         amp = np.zeros(k)
     amp_n = np.broadcast_to(amp, pool_asset.shape)
     a_i, a_j = _gather(amp_n, i), _gather(amp_n, j)
-    proceeds = np.where(i == q, got, _legs_swap_out(pa_i, pq_i, got, f_i, a_i))
+    if routes is None:
+        proceeds = np.where(i == q, got, _legs_swap_out(pa_i, pq_i, got, f_i, a_i))
+    else:
+        r_i = tuple(_gather(v, i) for v in routes)
+        alone = routed_sale_out(pa_i, pq_i, f_i, r_i, got, got, params, True)
+        proceeds = np.where(i == q, got, alone)
     cost = np.where(j == q, repay, _legs_buy_cost(pa_j, pq_j, repay, f_j, a_j))
     gas = gas_usd[:, None]
     pnl = R.liquidation_profit(proceeds, cost, usdc_usd, gas)
@@ -878,7 +1091,13 @@ def select_calls(
         bought = np.cumsum(np.where(oh_j & cand_s[..., None], rep_s[..., None], 0.0), axis=1)
         sold_through = np.take_along_axis(sold, i_s[..., None], axis=-1)[..., 0]
         bought_through = np.take_along_axis(bought, j_s[..., None], axis=-1)[..., 0]
-        out = R.block_sale_out(ranked(pa_i), ranked(pq_i), sold_through, got_s, ranked(f_i))
+        if routes is None:
+            out = R.block_sale_out(ranked(pa_i), ranked(pq_i), sold_through, got_s, ranked(f_i))
+        else:
+            out = routed_sale_out(
+                ranked(pa_i), ranked(pq_i), ranked(f_i), tuple(ranked(v) for v in r_i),
+                sold_through, got_s, params, False,
+            )  # fmt: skip
         out = np.where(i_s == q, got_s, out)
         paid = block_buy_cost(ranked(pa_j), ranked(pq_j), bought_through, rep_s, ranked(f_j))
         paid = np.where(j_s == q, rep_s, paid)
@@ -911,7 +1130,11 @@ def cascade_round(
         cap_left = np.full(e, math.inf)
     if gas_usd is None:
         gas_usd = keeper_gas_usd(reserves, params, state.fundamental_usd, None)
-    mr = chunk_max_repay(reserves, params, state.pool_asset, state.oracle_usd)
+    routes = keeper_routes(params, state.fundamental_usd, q)
+    reserve = state.pool_asset
+    if params.keeper_routing == "split":  # the chunks are measured against every venue
+        reserve = R.route_reserve_asset(reserve, routes[0], routes[2])
+    mr = chunk_max_repay(reserves, params, reserve, state.oracle_usd)
     if fused:
         res = liquidate_fused(
             state.supply, state.debt, state.oracle_usd, reserves, state.emode_row,
@@ -933,7 +1156,7 @@ def cascade_round(
     usdc_usd = state.fundamental_usd[:, q : q + 1]
     accept = select_calls(
         on, i, j, got, repay, state.pool_asset, state.pool_quote, fee, has_pool, q, usdc_usd,
-        gas_usd, cap_left, params, amp,
+        gas_usd, cap_left, params, amp, routes,
     )  # fmt: skip
     if not accept.any():
         return state, np.zeros(e, dtype=np.int64)
@@ -950,9 +1173,14 @@ def cascade_round(
     repay_k = np.where(oh_j, repay[..., None], 0.0).sum(axis=1)
     # bundled sales, then bundled purchases, per pool
     sell = np.where(has_pool, got_k, 0.0)
-    pa, pq, sale_out = pools_sell(state.pool_asset, state.pool_quote, sell, fee_n, amp)
+    to_pool, off_out, off_parts, late = sell, 0.0, {}, None
+    if routes is not None:  # the off-pool venues' shares (keeper_routes)
+        to_pool, off_out, off_parts, late = route_sales(
+            state.pool_asset, state.pool_quote, fee_n, routes, sell, params
+        )
+    pa, pq, sale_out = pools_sell(state.pool_asset, state.pool_quote, to_pool, fee_n, amp)
     sells = sell > 0.0
-    pa, pq, sale_out = np.where(sells, pa, state.pool_asset), np.where(sells, pq, state.pool_quote), np.where(sells, sale_out, 0.0)  # fmt: skip
+    pa, pq, sale_out = np.where(sells, pa, state.pool_asset), np.where(sells, pq, state.pool_quote), np.where(sells, sale_out + off_out, 0.0)  # fmt: skip
     buy = np.where(has_pool, repay_k, 0.0)
     pa2, pq2, paid = pools_buy_exact_out(pa, pq, buy, fee_n, amp)
     buys = buy > 0.0
@@ -963,12 +1191,23 @@ def cascade_round(
     c = dict(state.counters)
     c["seized_collateral_asset"] = c["seized_collateral_asset"] + seized_k
     c["protocol_fee_asset"] = c["protocol_fee_asset"] + fee_k
+    c["protocol_fee_usd"] = c["protocol_fee_usd"] + fee_k * state.oracle_usd
     c["repaid_by_liquidators_asset"] = c["repaid_by_liquidators_asset"] + repay_k
     c["deficit_asset"] = c["deficit_asset"] + deficit
     c["sold_asset"] = c["sold_asset"] + sell
     c["sale_quote"] = c["sale_quote"] + sale_out
     c["bought_asset"] = c["bought_asset"] + buy
     c["purchase_quote"] = c["purchase_quote"] + paid
+    extra = {}
+    if state.ever_liquidated is not None:
+        extra["ever_liquidated"] = state.ever_liquidated | accept
+    for name, part in off_parts.items():
+        c[name] = c[name] + np.where(sells, part, 0.0)
+    if late is not None and params.keeper_cex_latent:  # held at the fundamental until it fills
+        pend = state.keeper_cex_pending_asset
+        pend = np.zeros_like(sell) if pend is None else pend
+        held_k = np.where(sells, late * usdc_usd / state.fundamental_usd, 0.0)
+        extra["keeper_cex_pending_asset"] = pend + held_k
     oracle, feed, feed_h = _oracle(
         reserves, params, state.fundamental_usd, pa, pq, state.exchange_ratio,
         state.snapshot_ratio, state.time_h, state.feed_usd, state.feed_updated_h, True, None,
@@ -987,7 +1226,37 @@ def cascade_round(
         counters=c,
         keeper_pnl_usd=state.keeper_pnl_usd + pnl_usd,
         liquidations=state.liquidations + calls,
+        **extra,
     ), calls
+
+
+def keep_statistics(
+    state: PortfolioState, before: PortfolioState, reserves: Reserves, params: PortfolioMarketParams
+) -> PortfolioState:  # fmt: skip
+    """With ``params.statistics``: each reserve's lowest fundamental and pool price so far after
+    the substep (the single-asset step's ``fundamental_min_usd`` and ``pool_min_usd``, per
+    reserve), from ``before``'s (the state the substep started from; where it has none, its own
+    prices: a run's start)."""
+    if not params.statistics:
+        return state
+    pool = _pool_usd(reserves, params, state.fundamental_usd, state.pool_asset, state.pool_quote)
+    fmin, pmin = before.fundamental_min_usd, before.pool_min_usd
+    if fmin is None:
+        fmin = before.fundamental_usd
+    if pmin is None:
+        pmin = _pool_usd(reserves, params, before.fundamental_usd, before.pool_asset, before.pool_quote)  # fmt: skip
+    return state.replace(
+        fundamental_min_usd=np.minimum(fmin, state.fundamental_usd),
+        pool_min_usd=np.minimum(pmin, pool),
+    )
+
+
+def start_statistics(state: PortfolioState, params: PortfolioMarketParams) -> PortfolioState:
+    """``ever_liquidated`` all false where ``params.statistics`` asks for it and the state has
+    none yet."""
+    if not params.statistics or state.ever_liquidated is not None:
+        return state
+    return state.replace(ever_liquidated=np.zeros(state.shape[:2], dtype=bool))
 
 
 def write_off(state: PortfolioState, reserves: Reserves) -> PortfolioState:
@@ -1032,6 +1301,7 @@ def substep(
     ``params.arb_speed_frac``): the single-asset pool drivers (:func:`pool_drivers`)."""
     _check_backend(backend)
     bias, held = oracle_drivers(oracle_bias_frac, oracle_held, state.oracle_usd.shape)
+    before = state = start_statistics(state, params)
     if backend == "numba":
         from . import portfolio_market_fused
 
@@ -1039,6 +1309,7 @@ def substep(
             state, fundamental_usd, reserves, params, gas_gwei, noise_u, bias, held,
             liquidity_frac, arb_speed_frac,
         )  # fmt: skip
+        state = keep_statistics(state, before, reserves, params)
         return cover_deficit(state, params), rounds
     state = market_update(
         state, fundamental_usd, reserves, params, bias, held, liquidity_frac, arb_speed_frac
@@ -1047,6 +1318,7 @@ def substep(
     e = state.shape[0]
     gwei = gas_gwei_per_env(params, gas_gwei, e)
     state = defend(state, reserves, params, noise_u, gwei)  # levgym.engine.portfolio_borrowers
+    state = cex_fills(state, params)
     rounds = np.zeros(e, dtype=np.int64)
     gas_usd = keeper_gas_usd(reserves, params, state.fundamental_usd, gas_gwei)
     cap_left = keeper_capacity(params, gas_gwei, e)
@@ -1058,6 +1330,7 @@ def substep(
             break
     state = write_off(state, reserves)
     state = cover_deficit(state, params)  # treasury (levgym.engine.portfolio_treasury)
+    state = keep_statistics(state, before, reserves, params)
     return state.replace(
         cascade_rounds_max=np.maximum(state.cascade_rounds_max, rounds),
         substep_index=state.substep_index + 1,

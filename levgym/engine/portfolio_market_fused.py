@@ -76,6 +76,10 @@ C_ADDED = COUNTERS.index("added_collateral_asset")
 C_WITHDRAWN = COUNTERS.index("withdrawn_collateral_asset")
 C_BORROWED = COUNTERS.index("borrowed_asset")
 C_REPAID_B = COUNTERS.index("repaid_by_borrowers_asset")
+C_VENUE = COUNTERS.index("venue_sold_asset")
+C_AGG = COUNTERS.index("aggregator_sold_asset")
+C_CEX = COUNTERS.index("cex_sold_asset")
+C_FEE_USD = COUNTERS.index("protocol_fee_usd")
 
 # oracle kinds as integers (portfolio.ORACLE_KINDS order)
 O_MARKET = portfolio.ORACLE_KINDS.index("market")
@@ -87,14 +91,16 @@ Layout = collections.namedtuple(
     "Layout",
     "q has_pool fee can_coll lt bonus pfee rf base slope1 slope2 optimal okind obase ocap ogrowth "
     "fcode fdev fhb "
-    "amp close",
+    "amp close route",
 )
 """Per-reserve constants of the kernel: the quote's index, ``[K]`` arrays (pools, fees,
 collateral flags, protocol fees, reserve factors, rate curves, oracle kinds and their
 parameters, feed kinds as ``rules`` oracle codes with their deviation and heartbeat, each leg's
 StableSwap amplification, 0 for constant product: ``portfolio_market.pool_amp``), the
-effective LT and bonus per E-mode row ``[R, K]`` and the calls' close terms ``[5]``
-(``PortfolioMarketParams.close_terms``)."""
+effective LT and bonus per E-mode row ``[R, K]``, the calls' close terms ``[5]``
+(``PortfolioMarketParams.close_terms``) and the keepers' routing ``[9]`` (:func:`_route_terms`:
+0 pool, 1 a fixed share to a venue, 2 the split; the venue's share and depth, the aggregator's
+depth and fee, the CEX leg's depth and fee, 1 when its collateral is held, its fill share)."""
 BorrowerLayout = collections.namedtuple(
     "BorrowerLayout", "on rebalance gap ltv can_borrow emode_borrowable bii ceiling borrow_cap"
 )
@@ -241,18 +247,58 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             counters[C_DEFICIT, e, k] += debt[e, n, k]
             debt[e, n, k] = 0.0
 
+    @njit(cache=True, inline="always")
+    def _venues(e, i, f, L):
+        """Asset ``i``'s off-pool venues at the fundamental (``portfolio_market.keeper_routes``,
+        :func:`levgym.engine.rules.venue_reserves`): (venue or aggregator asset, its quote, CEX
+        asset, its quote)."""
+        rt = L.route
+        fq = f[e, L.q]
+        if rt[0] == 1.0:
+            a1, q1 = NR.venue_reserves(f[e, i], fq, rt[2])
+            return a1, q1, 0.0, 0.0
+        a1, q1 = NR.venue_reserves(f[e, i], fq, rt[3])
+        a2, q2 = NR.venue_reserves(f[e, i], fq, rt[5])
+        return a1, q1, a2, q2
+
+    @njit(cache=True, inline="always")
+    def _routed_out(e, i, f, pa, pq, L, through, amount, alone):
+        """``portfolio_market.routed_sale_out`` for asset ``i`` of env ``e``."""
+        rt = L.route
+        a1, q1, a2, q2 = _venues(e, i, f, L)
+        if rt[0] == 1.0:
+            if alone:
+                through = amount
+            return NR.split_sale_out(pa[e, i], pq[e, i], a1, q1, through, amount, L.fee[i], rt[1])
+        use_agg, use_cex = rt[3] > 0.0, rt[5] > 0.0
+        if alone:
+            return NR.route_out(
+                pa[e, i], pq[e, i], L.fee[i], a1, q1, rt[4], a2, q2, rt[6], amount, use_agg,
+                use_cex,
+            )  # fmt: skip
+        return NR.block_route_out(
+            pa[e, i], pq[e, i], L.fee[i], a1, q1, rt[4], a2, q2, rt[6], through, amount, use_agg,
+            use_cex,
+        )  # fmt: skip
+
     @njit(cache=True)
-    def _chunk_env(e, pa, price, L, S, maxrep):
+    def _chunk_env(e, f, pa, price, L, S, maxrep):
         """The keepers' limit on a call's repay per E-mode row and pair ``maxrep [R, K_i, K_j]``
         at the env's pools and oracle (``portfolio_market.chunk_max_repay``:
-        :func:`levgym.engine.rules.chunk_repay`; ``inf`` where ``i`` has no pool)."""
+        :func:`levgym.engine.rules.chunk_repay`; ``inf`` where ``i`` has no pool), measured
+        against the pool and the off-pool venues when the keepers split
+        (:func:`levgym.engine.rules.route_reserve_asset`)."""
         k_n = price.shape[0]
         for r in range(maxrep.shape[0]):
             for i in range(k_n):
+                reserve = pa[e, i]
+                if L.route[0] == 2.0:
+                    a1, _, a2, _ = _venues(e, i, f, L)
+                    reserve = NR.route_reserve_asset(reserve, a1, a2)
                 for j in range(k_n):
                     if L.has_pool[i]:
                         maxrep[r, i, j] = NR.chunk_repay(
-                            pa[e, i], S.chunk, price[i], L.bonus[r, i], price[j]
+                            reserve, S.chunk, price[i], L.bonus[r, i], price[j]
                         )
                     else:
                         maxrep[r, i, j] = np.inf
@@ -282,6 +328,8 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             proceeds = SS.stableswap_swap_out_at(
                 pa[e, i], pq[e, i], got, L.fee[i], dleg[i], L.amp[i]
             )
+        elif L.route[0] > 0.0:
+            proceeds = _routed_out(e, i, f, pa, pq, L, got, got, True)
         else:
             proceeds = NR.swap_out(pa[e, i], pq[e, i], got, L.fee[i])
         if j == q:
@@ -298,7 +346,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         return m + 1
 
     @njit(cache=True)
-    def _take_calls(e, m, sup_e, deb_e, f, pa, pq, price, L, S, cm, gas, cap, cidx, cval, take, sums):  # fmt: skip
+    def _take_calls(e, m, sup_e, deb_e, f, pa, pq, price, L, S, cm, gas, cap, cidx, cval, take, sums, ever):  # fmt: skip
         """The round's selection among its ``m`` candidates
         (:func:`levgym.engine.portfolio_market.select_calls`): in order of their result alone
         (highest first, ties by slot: a stable sort), with ``in_block`` each re-priced after the
@@ -307,7 +355,8 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         limit and the capacity ``cap`` in that order. The calls made are applied in slot order
         and added to the round's ``sums [8, K]``: rows 1-5 the liquidators' collateral, protocol
         fee, repaid, collateral that left, deficit (rows 0, 6, 7: the running purchases, sales
-        and purchases of the ranking). Returns the calls made."""
+        and purchases of the ranking), and marked in ``ever [E, N]`` (an empty array: not kept).
+        Returns the calls made."""
         q = L.q
         order = np.argsort(-cval[:m, 3], kind="mergesort")
         taken = 0
@@ -321,6 +370,8 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             if S.mode == F_IN_BLOCK:
                 if i == q:
                     out = got
+                elif L.route[0] > 0.0:
+                    out = _routed_out(e, i, f, pa, pq, L, sums[6, i], got, False)
                 else:
                     out = NR.block_sale_out(pa[e, i], pq[e, i], sums[6, i], got, L.fee[i])
                 if j == q:
@@ -351,6 +402,8 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             sums[2, i] += fee
             sums[3, j] += rep
             sums[4, i] += before - sup_e[n, i]
+            if ever.shape[0] > 0:
+                ever[e, n] = True
             calls += 1
         return calls
 
@@ -372,9 +425,11 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         return position_health(sup_e, deb_e, n, price, L.lt, row, cm, 0)
 
     @njit(cache=True)
-    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf, gas, bias, held):  # fmt: skip
+    def _close_round(e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls, src, feed, feed_h, buf, gas, bias, held, pend):  # fmt: skip
         """The end of a round with ``calls`` calls in env ``e``: counters, the bundled sale into
-        each pool then the bundled purchase from it, the keepers' result, oracles read again."""
+        each pool (with the keepers' off-pool venues: ``portfolio_market.route_sales``, the CEX
+        leg's late proceeds held in ``pend``) then the bundled purchase from it, the keepers'
+        result, oracles read again."""
         k_n = f.shape[1]
         q = L.q
         usdc_in = sums[1, q]
@@ -382,6 +437,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         for k in range(k_n):
             counters[C_SEIZED, e, k] += sums[4, k]
             counters[C_FEE, e, k] += sums[2, k]
+            counters[C_FEE_USD, e, k] += sums[2, k] * oracle[e, k]
             counters[C_REPAID, e, k] += sums[3, k]
             counters[C_DEFICIT, e, k] += sums[5, k]
             treasury[e, k] += sums[2, k]
@@ -389,10 +445,37 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 continue
             sell = sums[1, k]
             if sell > 0.0:
+                rt = L.route
                 if L.amp[k] > 0.0:
                     pa[e, k], pq[e, k], out = SS.stableswap_sell(
                         pa[e, k], pq[e, k], sell, L.fee[k], L.amp[k]
                     )
+                elif rt[0] == 1.0:
+                    a1, q1, _, _ = _venues(e, k, f, L)
+                    to_venue = sell * rt[1]
+                    pa[e, k], pq[e, k], out = NR.sell_asset(
+                        pa[e, k], pq[e, k], sell - to_venue, L.fee[k]
+                    )
+                    out += NR.swap_out(a1, q1, to_venue, L.fee[k])
+                    counters[C_VENUE, e, k] += to_venue
+                elif rt[0] == 2.0:
+                    a1, q1, a2, q2 = _venues(e, k, f, L)
+                    use_agg, use_cex = rt[3] > 0.0, rt[5] > 0.0
+                    to_pool, to_agg, to_cex = NR.route_split(
+                        pa[e, k], pq[e, k], L.fee[k], a1, q1, rt[4], a2, q2, rt[6], sell,
+                        use_agg, use_cex,
+                    )  # fmt: skip
+                    pa[e, k], pq[e, k], out = NR.sell_asset(pa[e, k], pq[e, k], to_pool, L.fee[k])
+                    if use_agg:
+                        out += NR.swap_out(a1, q1, to_agg, rt[4])
+                        counters[C_AGG, e, k] += to_agg
+                    if use_cex:
+                        cex_out = NR.swap_out(a2, q2, to_cex, rt[6])
+                        if rt[7] > 0.0:
+                            pend[e, k] += cex_out * f[e, q] / f[e, k]
+                        else:
+                            out += cex_out
+                        counters[C_CEX, e, k] += to_cex
                 else:
                     pa[e, k], pq[e, k], out = NR.sell_asset(pa[e, k], pq[e, k], sell, L.fee[k])
                 counters[C_SOLD, e, k] += sell
@@ -539,7 +622,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
-        gas_usd, capacity, B, trig, repays, cap, bias, held, arb, liq, base, use_liq,
+        gas_usd, capacity, B, trig, repays, cap, bias, held, arb, liq, base, use_liq, pend, ever,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -565,9 +648,14 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 e, f, pa, pq, ratio, snap, oracle, S.now, L, S, src, feed, feed_h, buf, bias, held,
                 arb, liq, base, use_liq,
             )  # fmt: skip
+            if L.route[7] > 0.0:  # portfolio_market.cex_fills: the CEX leg's held collateral fills
+                for k in range(k_n):
+                    fill = NR.cex_fill_asset(pend[e, k], L.route[8])
+                    pend[e, k] -= fill
+                    pnl[e] += fill * f[e, k]
             _leg_invariants(e, pa, pq, L, dleg)
             if S.chunk < np.inf:
-                _chunk_env(e, pa, price, L, S, maxrep)
+                _chunk_env(e, f, pa, price, L, S, maxrep)
             # one pass over the positions: 4. interest, 4b. borrowers, the first round's
             # candidates of 5. and, where the round leaves the oracle as it is, 6.
             _interest_growth_env(e, debt_in, lender, L, S, growth)
@@ -596,13 +684,13 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             if m > 0:
                 calls = _take_calls(
                     e, m, sup_e, deb_e, f, pa, pq, price, L, S, cm, gas, cap_left, cidx, cval,
-                    take, sums,
+                    take, sums, ever,
                 )  # fmt: skip
             r = 0
             while calls > 0:
                 _close_round(
                     e, f, pa, pq, ratio, snap, oracle, treasury, counters, pnl, L, S, sums, calls,
-                    src, feed, feed_h, buf, gas, bias, held,
+                    src, feed, feed_h, buf, gas, bias, held, pend,
                 )  # fmt: skip
                 liquidations[e] += calls
                 cap_left -= calls
@@ -613,7 +701,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 _leg_invariants(e, pa, pq, L, dleg)
                 sums[:] = 0.0
                 if S.chunk < np.inf:
-                    _chunk_env(e, pa, price, L, S, maxrep)
+                    _chunk_env(e, f, pa, price, L, S, maxrep)
                 m = 0
                 for n in range(n_n):
                     hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
@@ -626,7 +714,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 if m > 0:
                     calls = _take_calls(
                         e, m, sup_e, deb_e, f, pa, pq, price, L, S, cm, gas, cap_left, cidx,
-                        cval, take, sums,
+                        cval, take, sums, ever,
                     )  # fmt: skip
             rounds[e] = r
             rounds_max[e] = max(rounds_max[e], r)
@@ -672,7 +760,22 @@ def _layout(reserves: Reserves, params: PortfolioMarketParams):
         fhb=np.array([r.oracle.heartbeat_h for r in reserves.reserves]),
         amp=np.ascontiguousarray(portfolio_market.pool_amp(reserves, params), dtype=np.float64),
         close=np.array(params.close_terms, dtype=np.float64),
+        route=_route_terms(params),
     )
+
+
+def _route_terms(params: PortfolioMarketParams) -> np.ndarray:
+    """The keepers' routing as the kernel reads it (:data:`Layout`'s ``route``)."""
+    mode = ("pool", "venue", "split").index(params.keeper_routing)
+    return np.array(
+        [
+            mode, params.keeper_venue_frac, params.keeper_venue_depth_usd,
+            params.keeper_aggregator_depth_usd, params.keeper_aggregator_fee_frac,
+            params.keeper_cex_depth_usd, params.keeper_cex_fee_frac,
+            1.0 if params.keeper_cex_latent else 0.0, params.keeper_cex_fill_frac,
+        ],
+        dtype=np.float64,
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=32)
@@ -768,6 +871,15 @@ def substep(
     acting = portfolio_borrowers.phase_trigger_hf(state, params, noise_u, gwei)
     on = acting is not None and bool(np.any(acting > 0.0))
     B = _borrower_layout(reserves, params, on)
+    if state.ever_liquidated is not None:  # the positions liquidated so far (statistics)
+        ever = np.array(state.ever_liquidated, dtype=np.bool_)
+    else:
+        ever = np.zeros((0, 0), dtype=np.bool_)
+    latent = params.keeper_cex_latent  # the CEX leg's held collateral (cex_fills)
+    if latent and state.keeper_cex_pending_asset is not None:
+        pend = np.array(state.keeper_cex_pending_asset, dtype=np.float64)
+    else:
+        pend = np.zeros((e, k))
     if on:  # the borrower phase's per-slot behaviours; the capacity is written (a fresh array)
         trig = np.ascontiguousarray(acting, dtype=np.float64)
         repays = np.ascontiguousarray(state.defend_repays, dtype=np.bool_)
@@ -778,9 +890,14 @@ def substep(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
         gas_usd, capacity, B, trig, repays, cap, bias_a, held_a, arb_a, liq_a, base_a, use_liq,
+        pend, ever,
     )  # fmt: skip
+    if state.ever_liquidated is not None:
+        state = state.replace(ever_liquidated=ever)
     if on:
         state = state.replace(defend_capacity_usd=cap)
+    if latent:
+        state = state.replace(keeper_cex_pending_asset=pend)
     return state.replace(
         supply=supply,
         debt=debt,

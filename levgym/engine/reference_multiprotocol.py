@@ -321,6 +321,9 @@ def ref_multi_substep(
                     b["supply"][e, n] = res["supply"][e, n]
                     b["debt"][e, n] = res["debt"][e, n]
                     b["counter:protocol_fee_asset"][e, i] += res["protocol_fee"][e, n]
+                    b["counter:protocol_fee_usd"][e, i] += (
+                        res["protocol_fee"][e, n] * b["oracle_usd"][e, i]
+                    )
                     b["treasury_asset"][e, i] += res["protocol_fee"][e, n]
                 else:
                     bad = detail

@@ -376,15 +376,18 @@ def _ref_gas_and_capacity(reserves: Reserves, params: Any, st: dict, gas_gwei: A
 
 
 def _ref_pick(params: Any, cands: list, pa: Any, pq: Any, fee: list, q: int, usdc: float,
-              gas: float, cap_left: float) -> set:  # fmt: skip
+              gas: float, cap_left: float, routed: Any = None) -> set:  # fmt: skip
     """The slots whose calls a round makes, from the candidates ``(result alone, slot, i, j,
     collateral got, repay)`` in slot order: ranked by their result (highest first, slot order on
     ties); with the ``in_block`` filter a call's sale and purchase are priced as the last of the
     ranked candidates' trades in that pool so far (the pool's output for all of them less its
     output for those before); the round's purchases of an asset stay within the share of its
-    pool; at most ``cap_left`` calls."""
+    pool; at most ``cap_left`` calls. ``routed(k, amount)``: what a sale returns across the pool
+    and the keepers' off-pool venues (:func:`_ref_route`); None: the pool alone."""
 
     def sale(k: int, amount: float) -> float:
+        if routed is not None:
+            return routed(k, amount)
         eff = amount * (1.0 - fee[k])
         return pq[k] * eff / (pa[k] + eff)
 
@@ -480,6 +483,79 @@ def _ref_pool_price(pa: float, pq: float, amp: float) -> float:
     return _ref_ss_price(pa, pq, amp) if amp > 0.0 else pq / pa
 
 
+def _ref_best_split(venues: list, amount: float) -> list[float]:
+    """The split of a sale of ``amount`` across constant-product venues ``(x, y, 1 - fee)`` that
+    returns the most, by bisection on the common marginal price ``lam``: venue ``j`` takes
+    ``a_j(lam) = max((sqrt(y e x / lam) - x) / e, 0)`` (its marginal price ``y e x / (x + e a)^2``
+    equals ``lam``), ``sum a_j(lam) = amount``; the first venue (the pool) takes the rest."""
+    if not amount > 0.0:
+        return [0.0] * len(venues)
+
+    def take(lam: float) -> list[float]:
+        return [max((math.sqrt(y * e * x / lam) - x) / e, 0.0) for x, y, e in venues]
+
+    hi = max(y * e / x for x, y, e in venues)  # nothing is sold above the best start price
+    lo = hi
+    while sum(take(lo)) < amount:
+        lo *= 0.5
+    for _ in range(400):
+        mid = math.sqrt(lo * hi)
+        if mid in (lo, hi):
+            break
+        if sum(take(mid)) < amount:
+            hi = mid
+        else:
+            lo = mid
+    parts = take(math.sqrt(lo * hi))
+    rest = amount
+    out = []
+    for a in parts[1:]:
+        a = min(a, rest)
+        out.append(a)
+        rest -= a
+    return [max(rest, 0.0), *out]
+
+
+def _ref_route(
+    params: Any, x: float, y: float, fee: float, f_k: float, f_q: float, amount: float
+) -> tuple[float, list]:  # fmt: skip
+    """A keeper's sale of ``amount`` of an asset (its pool ``x`` asset, ``y`` USDC, fee ``fee``;
+    fundamentals ``f_k``, USDC ``f_q``) across the pool and the off-pool venues: (into the pool,
+    ``[(counter, amount, USDC out, arrives late)]``). A fixed share ``keeper_venue_frac`` goes to
+    a curve of ``keeper_venue_depth_usd`` USD a side at the fundamental (the pool's fee); with an
+    aggregator route or a CEX leg (their own depths and fees) the sale is split where it returns
+    the most (:func:`_ref_best_split`); the CEX leg's USDC arrives late when it has latency."""
+
+    def out(vx: float, vy: float, e: float, a: float) -> float:
+        return vy * e * a / (vx + e * a)
+
+    agg = getattr(params, "keeper_aggregator_depth_usd", 0.0)
+    cex = getattr(params, "keeper_cex_depth_usd", 0.0)
+    if agg > 0.0 or cex > 0.0:
+        venues, names = [(x, y, 1.0 - fee)], []
+        if agg > 0.0:
+            venues.append((agg / f_k, agg / f_q, 1.0 - params.keeper_aggregator_fee_frac))
+            names.append("aggregator_sold_asset")
+        if cex > 0.0:
+            venues.append((cex / f_k, cex / f_q, 1.0 - params.keeper_cex_fee_frac))
+            names.append("cex_sold_asset")
+        parts = _ref_best_split(venues, amount)
+        late = params.keeper_cex_latency_substeps > 0.0
+        legs = [
+            (name, a, out(*v, a), name == "cex_sold_asset" and late)
+            for name, a, v in zip(names, parts[1:], venues[1:], strict=True)
+        ]
+        return parts[0], legs
+    frac = getattr(params, "keeper_venue_frac", 0.0)
+    if frac > 0.0:
+        d = params.keeper_venue_depth_usd
+        to_venue = amount * frac
+        return amount - to_venue, [
+            ("venue_sold_asset", to_venue, out(d / f_k, d / f_q, 1.0 - fee, to_venue), False)
+        ]
+    return amount, []
+
+
 def _ref_close(params: Any) -> tuple:
     """The market's close terms in :func:`ref_liquidation_call`'s form (v3.3's by default)."""
     by_pair = 1.0 if getattr(params, "min_close_by", "pair") == "pair" else 0.0
@@ -520,6 +596,20 @@ def ref_substep(
     if buf is None or buf.shape[-1] != win:  # a window full of the last fundamental
         st["twap_buffer_usd"] = np.repeat(st["fundamental_usd"][:, :, None], win, axis=2)
     slot = st.get("substep_index", 0) % win
+    start = {  # the prices before the substep: a run's start when no statistics are kept yet
+        "fundamental_min_usd": np.array(st["fundamental_usd"], dtype=float),
+        "pool_min_usd": np.array(
+            [
+                [
+                    st["fundamental_usd"][e, k] if k == q else _ref_pool_price(
+                        st["pool_asset"][e, k], st["pool_quote"][e, k], amp[k]
+                    ) * st["fundamental_usd"][e, q]
+                    for k in range(k_n)
+                ]
+                for e in range(e_n)
+            ]
+        ),
+    } if getattr(params, "statistics", False) else {}  # fmt: skip
     st["fundamental_usd"] = np.array(fundamental_usd, dtype=float)
     st["time_h"] = st["time_h"] + params.substep_h
     for e in range(e_n):
@@ -567,18 +657,46 @@ def ref_substep(
             st["treasury_asset"][e, k] += interest * r.reserve_factor_frac
             st["counter:treasury_interest_asset"][e, k] += interest * r.reserve_factor_frac
         _ref_defend(reserves, st, params, e, gas_gwei, noise_u)
+        # the CEX leg's held collateral: a share (1 / latency) fills at the fundamental
+        lat = getattr(params, "keeper_cex_latency_substeps", 0.0)
+        if getattr(params, "keeper_cex_depth_usd", 0.0) > 0.0 and lat > 0.0:
+            if st.get("keeper_cex_pending_asset") is None:
+                st["keeper_cex_pending_asset"] = np.zeros((e_n, k_n))
+            for k in range(k_n):
+                fill = st["keeper_cex_pending_asset"][e, k] * (1.0 if lat <= 1.0 else 1.0 / lat)
+                st["keeper_cex_pending_asset"][e, k] -= fill
+                st["keeper_pnl_usd"][e] += fill * st["fundamental_usd"][e, k]
     rounds = np.zeros(e_n, dtype=np.int64)
+    stats = getattr(params, "statistics", False)
+    if stats and st.get("ever_liquidated") is None:
+        st["ever_liquidated"] = np.zeros((e_n, n_n), dtype=bool)
+    split = (
+        getattr(params, "keeper_aggregator_depth_usd", 0.0) > 0.0
+        or getattr(params, "keeper_cex_depth_usd", 0.0) > 0.0
+    )
+    routed_on = split or getattr(params, "keeper_venue_frac", 0.0) > 0.0
     gas_one, cap_left = _ref_gas_and_capacity(reserves, params, st, gas_gwei)
     for _ in range(params.max_cascade_rounds):
+        chunk_reserve = st["pool_asset"]
+        if split:  # the keepers' size limit counts every venue's asset reserve
+            depth = params.keeper_aggregator_depth_usd + params.keeper_cex_depth_usd
+            chunk_reserve = st["pool_asset"] + depth / st["fundamental_usd"]
         res = ref_liquidate(
             reserves, st["supply"], st["debt"], st["oracle_usd"], st["emode_row"],
-            pool_asset=st["pool_asset"], max_slippage_frac=params.keeper_max_slippage_frac,
+            pool_asset=chunk_reserve, max_slippage_frac=params.keeper_max_slippage_frac,
             close=_ref_close(params),
         )  # fmt: skip
         any_call = False
         for e in range(e_n):
             pa, pq = st["pool_asset"][e], st["pool_quote"][e]
             usdc = st["fundamental_usd"][e, q]
+            f_e = st["fundamental_usd"][e]
+
+            def routed(k: int, amount: float, pa=pa, pq=pq, f_e=f_e) -> float:
+                to_pool, legs = _ref_route(params, pa[k], pq[k], fee[k], f_e[k], f_e[q], amount)
+                eff = to_pool * (1.0 - fee[k])
+                return pq[k] * eff / (pa[k] + eff) + sum(leg[2] for leg in legs)
+
             cands = []
             for n in range(n_n):
                 i, j = int(res["collateral_index"][e, n]), int(res["debt_index"][e, n])
@@ -590,6 +708,8 @@ def ref_substep(
                 elif amp[i] > 0.0:
                     d = _ref_ss_d(pa[i], pq[i], amp[i])
                     proceeds = pq[i] - _ref_ss_y(pa[i] + got * (1.0 - fee[i]), d, amp[i])
+                elif routed_on:
+                    proceeds = routed(i, got)
                 else:
                     eff = got * (1.0 - fee[i])
                     proceeds = pq[i] * eff / (pa[i] + eff)
@@ -606,7 +726,10 @@ def ref_substep(
                 if params.profitability_filter != "off" and not pnl > 0.0:
                     continue
                 cands.append((pnl, n, i, j, got, repay))
-            made = _ref_pick(params, cands, pa, pq, fee, q, usdc, gas_one[e], cap_left[e])
+            made = _ref_pick(
+                params, cands, pa, pq, fee, q, usdc, gas_one[e], cap_left[e],
+                routed if routed_on else None,
+            )  # fmt: skip
             buys = [0.0] * k_n  # purchases of the calls made
             sold = [0.0] * k_n
             calls = 0
@@ -622,6 +745,11 @@ def ref_substep(
                 st["supply"][e, n] = res["supply"][e, n]
                 st["debt"][e, n] = res["debt"][e, n]
                 st["counter:protocol_fee_asset"][e, i] += res["protocol_fee"][e, n]
+                st["counter:protocol_fee_usd"][e, i] += (
+                    res["protocol_fee"][e, n] * st["oracle_usd"][e, i]
+                )
+                if stats:
+                    st["ever_liquidated"][e, n] = True
                 st["treasury_asset"][e, i] += res["protocol_fee"][e, n]
                 st["counter:repaid_by_liquidators_asset"][e, j] += repay
                 buys[j] += repay
@@ -637,7 +765,15 @@ def ref_substep(
             for k in range(k_n):
                 if k == q or sold[k] == 0.0:
                     continue
-                eff = sold[k] * (1.0 - fee[k])
+                to_pool, legs = _ref_route(params, pa[k], pq[k], fee[k], f_e[k], f_e[q], sold[k])
+                for name, amount, leg_out, late in legs:
+                    st[f"counter:{name}"][e, k] += amount
+                    if late:  # held as collateral at the fundamental until it fills
+                        st["keeper_cex_pending_asset"][e, k] += leg_out * f_e[q] / f_e[k]
+                    else:
+                        usdc_in += leg_out
+                        st["counter:sale_quote"][e, k] += leg_out
+                eff = to_pool * (1.0 - fee[k])
                 if amp[k] > 0.0:
                     d = _ref_ss_d(pa[k], pq[k], amp[k])
                     new_y = _ref_ss_y(pa[k] + eff, d, amp[k])
@@ -702,6 +838,19 @@ def ref_substep(
                 if lenders_pay:
                     st["counter:lender_loss_asset"][e, k] += owed - pay
                     st["lender_supply_asset"][e, k] -= owed - pay
+    if stats:  # the lowest fundamental and pool price of each reserve so far
+        for name in ("fundamental_min_usd", "pool_min_usd"):
+            if st.get(name) is None:
+                st[name] = start[name]
+        for e in range(e_n):
+            for k in range(k_n):
+                f_k = st["fundamental_usd"][e, k]
+                price = f_k
+                if k != q:
+                    pool = _ref_pool_price(st["pool_asset"][e, k], st["pool_quote"][e, k], amp[k])
+                    price = pool * st["fundamental_usd"][e, q]
+                st["fundamental_min_usd"][e, k] = min(st["fundamental_min_usd"][e, k], f_k)
+                st["pool_min_usd"][e, k] = min(st["pool_min_usd"][e, k], price)
     st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
     st["substep_index"] = st.get("substep_index", 0) + 1
     return st

@@ -254,7 +254,9 @@ def test_the_multi_protocol_step_refuses_keeper_settings_it_does_not_run():
 
     MultiParams(market=PM.PortfolioMarketParams(gas_usd_per_call=5.0))  # its own gas: fine
     for name, value in zip(
-        KEEPER_SETTINGS_NOT_HERE, ("in_block", 200.0, 400_000.0, 0.02), strict=True
+        KEEPER_SETTINGS_NOT_HERE,
+        ("in_block", 200.0, 400_000.0, 0.02, 0.5, 1e6, 1e6),
+        strict=True,
     ):
         with pytest.raises(ValueError, match=f"market.{name}=.* is not in the multi-protocol"):
             MultiParams(market=PM.PortfolioMarketParams(**{name: value}))
