@@ -41,6 +41,25 @@ carried over to portfolios:
   identities of :func:`levgym.engine.portfolio_market.accounting_gaps` hold; a repayment returns
   liquidity to the reserve and a borrow takes it (debt moves, lenders' supply unchanged).
 
+- **Loopers** (:func:`loop`, after the defenders; ``looper_frac`` of the slots, default 0, or a
+  state's ``looper_target_hf``): the single-asset engine's loopers
+  (:mod:`levgym.engine.borrowers`) on positions that hold exactly one collateral reserve with a
+  constant-product pool against USDC and owe only USDC (others do not loop: routes through two
+  pools, StableSwap legs and multi-asset loops are not modelled). A looper that reacts (as a
+  defender does, with the same reaction probability and gas factor) re-levers above
+  ``target * (1 + relever_band_frac)``: it borrows USDC back down to its target, within its LTV
+  counting the collateral it buys (:func:`levgym.engine.rules.looper_borrow_debt`), and buys
+  collateral in the pool; it deleverages below ``1 + delever_frac * (target - 1)`` (at HF >= 1):
+  it sells collateral into the pool back up to its target
+  (:func:`levgym.engine.rules.looper_sell_asset`) and repays USDC with the proceeds (at most its
+  debt). Per env and pool the sales are one sale, then the env's borrowing is scaled down to the
+  USDC reserve's available liquidity and borrow cap (:func:`levgym.engine.rules.fill_ratio`,
+  :func:`~levgym.engine.rules.borrow_available`) and the purchases are one purchase; proceeds
+  and purchases are shared pro rata. The oracles then read the moved pools within the block
+  (``portfolio_market.read_in_block``), as the single-asset cascade does before its first round.
+  Supply caps on the purchases are not checked. Counters: ``withdrawn_collateral_asset``,
+  ``added_collateral_asset``, ``repaid_by_borrowers_asset``, ``borrowed_asset``.
+
 ``reference_portfolio.ref_substep`` is the naive loop twin.
 """
 
@@ -62,6 +81,7 @@ from .portfolio import (
     isolation_total_debt,
     max_new_borrow,
 )
+from .rules import delevers, health_factor, looper_borrow_debt, looper_sell_asset, relevers
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,19 @@ class PortfolioBorrowerParams:
     reaction_gas_ref_gwei: float = 150.0
     """Reaction probabilities are divided by ``1 + gas / reaction_gas_ref_gwei`` (the
     single-asset default); read only with reaction probabilities."""
+    looper_frac: float = 0.0
+    """Share of slots that loop (module docstring, "Loopers"); 0 (default): none. Drawn from the
+    slots that do not defend (``defensive_frac + looper_frac <= 1``)."""
+    looper_target_hf_min: float = 1.15
+    """Loopers' target HFs are uniform in [looper_target_hf_min, looper_target_hf_max] (the
+    single-asset defaults)."""
+    looper_target_hf_max: float = 1.40
+    """See ``looper_target_hf_min``."""
+    relever_band_frac: float = 0.15
+    """Loopers re-lever when ``HF > target * (1 + relever_band_frac)`` (single-asset default)."""
+    delever_frac: float = 0.5
+    """Loopers deleverage when ``1 <= HF < 1 + delever_frac * (target - 1)`` (single-asset
+    default)."""
 
     def __post_init__(self) -> None:
         o = "portfolio_borrowers"
@@ -109,6 +142,12 @@ class PortfolioBorrowerParams:
         _check_range(o, "react_prob_max", self.react_prob_max, 0.0, 1.0)
         self._check_order("react_prob_min", "react_prob_max")
         _check_range(o, "reaction_gas_ref_gwei", self.reaction_gas_ref_gwei, 0.0, 1e7, lo_open=True)  # fmt: skip
+        _check_range(o, "looper_frac", self.looper_frac, 0.0, 1.0 - self.defensive_frac)
+        _check_range(o, "looper_target_hf_min", self.looper_target_hf_min, 1.0, 10.0, lo_open=True)  # fmt: skip
+        _check_range(o, "looper_target_hf_max", self.looper_target_hf_max, 1.0, 10.0, lo_open=True)  # fmt: skip
+        self._check_order("looper_target_hf_min", "looper_target_hf_max")
+        _check_range(o, "relever_band_frac", self.relever_band_frac, 0.0, 10.0)
+        _check_range(o, "delever_frac", self.delever_frac, 0.0, 1.0)
 
     def _check_order(self, low: str, high: str) -> None:
         lo, hi = getattr(self, low), getattr(self, high)
@@ -131,6 +170,8 @@ class Behaviours:
     """Outside funds left (USD)."""
     react_prob: np.ndarray | None = None
     """Per-substep reaction probability of each slot; None: every slot acts every substep."""
+    looper_target_hf: np.ndarray | None = None
+    """Target HF of looping slots, 0 for the others; None: no loopers."""
 
 
 KINDS = ("passive", "topup", "repay")
@@ -161,11 +202,19 @@ def assign(
     if params.react_prob_min < 1.0:
         lo, hi = params.react_prob_min, params.react_prob_max
         react = lo + (hi - lo) * rng.random((e, n))
+    target = None  # drawn last, so the draws above are the same with or without loopers
+    if params.looper_frac > 0.0:
+        lo, hi = params.looper_target_hf_min, params.looper_target_hf_max
+        looper = (u >= params.defensive_frac) & (u < params.defensive_frac + params.looper_frac)
+        if kinds is not None:
+            looper = looper & (kinds < 0)
+        target = np.where(looper, lo + (hi - lo) * rng.random((e, n)), 0.0)
     return Behaviours(
         trigger_hf=np.where(defensive, trigger, 0.0),
         repays=repays,
         capacity_usd=np.where(defensive, params.capacity_frac * coll_usd, 0.0),
         react_prob=react,
+        looper_target_hf=target,
     )
 
 
@@ -178,6 +227,9 @@ def with_behaviours(state: Any, b: Behaviours) -> Any:
         defend_react_prob=None
         if b.react_prob is None
         else np.array(b.react_prob, dtype=np.float64),
+        looper_target_hf=None
+        if b.looper_target_hf is None
+        else np.array(b.looper_target_hf, dtype=np.float64),
     )
 
 
@@ -193,12 +245,15 @@ def acting_trigger_hf(trigger_hf: Any, noise_u: Any, react_prob: Any, gas_factor
     return where(R.reacts(noise_u, react_prob, gas_factor), trigger_hf, 0.0)
 
 
-def phase_trigger_hf(state: Any, params: Any, noise_u: Any, gas_gwei: np.ndarray) -> Any:
-    """``[E, N]`` triggers the borrower phase acts on (None without behaviours): the state's,
-    each zeroed for the substep where its slot does not react (:func:`acting_trigger_hf`, with
-    ``noise_u [E, N]`` and the gas price ``[E]`` in gwei) when the state has reaction
-    probabilities. One computation for the numpy phase and the compiled substep."""
-    trig = state.defend_trigger_hf
+def phase_trigger_hf(
+    state: Any, params: Any, noise_u: Any, gas_gwei: np.ndarray, trigger: Any = None
+) -> Any:  # fmt: skip
+    """``[E, N]`` triggers the borrower phase acts on (None without behaviours): the state's
+    (``trigger``: other per-slot thresholds, the loopers' targets), each zeroed for the substep
+    where its slot does not react (:func:`acting_trigger_hf`, with ``noise_u [E, N]`` and the
+    gas price ``[E]`` in gwei) when the state has reaction probabilities. One computation for
+    the numpy phase and the compiled substep."""
+    trig = state.defend_trigger_hf if trigger is None else trigger
     if trig is None or state.defend_react_prob is None:
         return trig
     if noise_u is None:
@@ -267,6 +322,30 @@ def borrow_fill_frac(wanted_asset: Any, borrow_cap_asset: Any, lender_supply_ass
         minimum(borrow_cap_asset - total_debt_asset, lender_supply_asset - total_debt_asset), 0.0
     )
     return where(wanted_asset > avail, avail / where(wanted_asset > 0.0, wanted_asset, 1.0), 1.0)
+
+
+def looper_trade(
+    target_hf: Any, collateral_asset: Any, debt_asset: Any, oracle_usd: Any, debt_price_usd: Any,
+    lt: Any, ltv: Any, band_frac: Any, delever_frac: Any,
+):  # fmt: skip
+    """(collateral sold, debt wanted) of a looper (target above 0) holding one collateral against
+    one debt asset: the single-asset engine's rules (:func:`levgym.engine.rules.relevers`,
+    :func:`~levgym.engine.rules.delevers`, :func:`~levgym.engine.rules.looper_borrow_debt`,
+    :func:`~levgym.engine.rules.looper_sell_asset`) on its balances; 0 and 0 without debt or in
+    its band."""
+    cv = collateral_asset * oracle_usd
+    dv = debt_asset * debt_price_usd
+    hf = health_factor(collateral_asset, debt_asset, oracle_usd, lt, debt_price_usd)
+    on = and_(target_hf > 0.0, debt_asset > 0.0)
+    up = and_(on, relevers(hf, target_hf, band_frac))
+    down = and_(on, delevers(hf, target_hf, delever_frac))
+    want = where(up, looper_borrow_debt(cv, dv, lt, ltv, target_hf, debt_price_usd), 0.0)
+    sell = where(down, looper_sell_asset(cv, dv, lt, target_hf, oracle_usd), 0.0)
+    return sell, want
+
+
+LOOPER_RULE_NAMES = ("looper_trade",)
+"""The loopers' rule, compiled for the numba substep over the compiled single-asset rules."""
 
 
 BORROWER_RULE_NAMES = (
@@ -365,3 +444,79 @@ def defend(
         defend_capacity_usd=np.maximum(cap - top_usd - rep_usd, 0.0) + wd_usd + borrow * p_j,
         counters=c,
     )
+
+
+def looper_slots(supply: Any, debt: Any, reserves: Reserves, tradable: np.ndarray, quote: int):
+    """(collateral index ``i [E, N]``, whether the slot can loop ``[E, N]``): a position loops
+    when it holds exactly one collateral reserve ``i``, with a constant-product pool against the
+    quote (``tradable [K]``), and owes only the quote (USDC)."""
+    cm = collateral_mask(supply, reserves)
+    i = np.argmax(cm, axis=-1)
+    others = np.delete(np.asarray(debt), quote, axis=-1)
+    ok = (cm.sum(axis=-1) == 1) & tradable[i] & ~np.any(others > 0.0, axis=-1)
+    return i, ok
+
+
+def loop(
+    state: Any, reserves: Reserves, params: Any, noise_u: Any, gas_gwei: Any,
+    fee_frac: np.ndarray, tradable: np.ndarray, quote: int,
+) -> Any:  # fmt: skip
+    """The loopers of the borrower phase (module docstring, "Loopers"), after the defenders: a
+    state without looper targets (``looper_target_hf``) is returned unchanged. ``fee_frac [K]``:
+    each pool's fee; ``tradable [K]``: reserves a looper may hold (:func:`looper_slots`);
+    ``quote``: the USDC column."""
+    if state.looper_target_hf is None:
+        return state
+    tgt = phase_trigger_hf(state, params, noise_u, gas_gwei, state.looper_target_hf)
+    if not np.any(tgt > 0.0):
+        return state
+    bp = params.borrowers
+    i, ok = looper_slots(state.supply, state.debt, reserves, tradable, quote)
+    tgt = np.where(ok, tgt, 0.0)
+    if not np.any(tgt > 0.0):
+        return state
+    k = reserves.k
+    ltv, lt, _ = effective_risk(reserves, state.emode_row)
+    price = state.oracle_usd
+    c_i, d_q = _take(state.supply, i), state.debt[..., quote]
+    p_i, p_q = np.take_along_axis(price, i, axis=1), price[:, quote : quote + 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sell, want = looper_trade(
+            tgt, c_i, d_q, p_i, p_q, _take(lt, i), _take(ltv, i), bp.relever_band_frac,
+            bp.delever_frac,
+        )  # fmt: skip
+    oh = i[..., None] == np.arange(k)
+    pa, pq = state.pool_asset, state.pool_quote
+    # the deleveraging sales, one sale into each pool; proceeds pro rata, repaying the quote
+    total_sell = np.where(oh, sell[..., None], 0.0).sum(axis=1)  # [E, K]
+    sells = total_sell > 0.0
+    pa2, pq2, out = R.sell_asset(pa, pq, total_sell, fee_frac)
+    pa, pq = np.where(sells, pa2, pa), np.where(sells, pq2, pq)
+    proceeds = sell * np.take_along_axis(R.per_unit(out, total_sell), i, axis=1)
+    repaid = np.minimum(proceeds, d_q)
+    supply = state.supply - np.where(oh, sell[..., None], 0.0)
+    debt = state.debt.copy()
+    debt[..., quote] = d_q - repaid
+    # the re-levering borrows within the quote's liquidity and borrow cap, one purchase a pool
+    avail = R.borrow_available(
+        state.lender_supply_asset[:, quote], reserves.borrow_cap_asset[quote],
+        debt[..., quote].sum(axis=1),
+    )  # fmt: skip
+    borrow = want * R.fill_ratio(avail, want.sum(axis=1))[:, None]
+    total_buy = np.where(oh, borrow[..., None], 0.0).sum(axis=1)
+    buys = total_buy > 0.0
+    pa3, pq3, got = R.buy_asset(pa, pq, total_buy, fee_frac)
+    pa, pq = np.where(buys, pa3, pa), np.where(buys, pq3, pq)
+    bought = borrow * np.take_along_axis(R.per_unit(got, total_buy), i, axis=1)
+    supply = supply + np.where(oh, bought[..., None], 0.0)
+    debt[..., quote] = debt[..., quote] + borrow
+    c = dict(state.counters)
+    c["withdrawn_collateral_asset"] = c["withdrawn_collateral_asset"] + total_sell
+    c["added_collateral_asset"] = c["added_collateral_asset"] + np.where(
+        oh, bought[..., None], 0.0
+    ).sum(axis=1)
+    rep_q, bor_q = np.zeros_like(total_sell), np.zeros_like(total_sell)
+    rep_q[:, quote], bor_q[:, quote] = repaid.sum(axis=1), borrow.sum(axis=1)
+    c["repaid_by_borrowers_asset"] = c["repaid_by_borrowers_asset"] + rep_q
+    c["borrowed_asset"] = c["borrowed_asset"] + bor_q
+    return state.replace(supply=supply, debt=debt, pool_asset=pa, pool_quote=pq, counters=c)

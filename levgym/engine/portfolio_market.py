@@ -27,7 +27,10 @@ One substep (:func:`substep`), in this order:
    treasury, the rest to the lenders' supply.
 4b. **Borrowers** (:func:`levgym.engine.portfolio_borrowers.defend`): defensive positions below
    their trigger HF top up collateral or repay debt within their outside funds (default
-   ``borrowers.defensive_frac = 0``: none, the books are passive).
+   ``borrowers.defensive_frac = 0``: none, the books are passive); then loopers
+   (:func:`levgym.engine.portfolio_borrowers.loop`, default ``borrowers.looper_frac = 0``:
+   none) re-lever or deleverage through the pools, and the oracles read the moved pools within
+   the block (:func:`read_in_block`).
 5. **Liquidation cascade**: up to ``max_cascade_rounds`` rounds. In a round every position with
    HF < 1 gets the keeper's call (:func:`levgym.engine.portfolio.liquidate`, or its numba twin
    :func:`levgym.engine.portfolio_fused.liquidate_fused`): the most profitable (collateral i,
@@ -92,7 +95,7 @@ from .portfolio import (
     oracle_prices_usd,
     write_off_deficit,
 )
-from .portfolio_borrowers import PortfolioBorrowerParams, defend
+from .portfolio_borrowers import PortfolioBorrowerParams, defend, loop
 from .portfolio_treasury import check_deficit_cover, cover_deficit
 
 QUOTE_SYMBOL = "USDC"
@@ -453,6 +456,9 @@ class PortfolioState:
     """Each reserve's lowest pool price so far ``[E, K]`` (USD; USDC: its fundamental)."""
     ever_liquidated: np.ndarray | None = None
     """Positions liquidated at least once ``[E, N]`` (with ``params.statistics``)."""
+    looper_target_hf: np.ndarray | None = None
+    """Target HF of looping slots ``[E, N]`` (0 = not a looper); None: no loopers
+    (:func:`levgym.engine.portfolio_borrowers.loop`)."""
 
     def replace(self, **changes: Any) -> PortfolioState:
         return dataclasses.replace(self, **changes)
@@ -580,6 +586,13 @@ def _legs_buy_cost(pa, pq, amount, fee_frac, amp):
 
 
 # ----------------------------------------------------------------------------- setup
+
+
+def looper_tradable(reserves: Reserves, params: PortfolioMarketParams) -> np.ndarray:
+    """Reserves ``[K]`` a looper may hold as its collateral: collateral reserves with a
+    constant-product pool against USDC (:func:`levgym.engine.portfolio_borrowers.looper_slots`)."""
+    has_pool, _, _ = _pool_layout(reserves, params)
+    return has_pool & (pool_amp(reserves, params) == 0.0) & np.asarray(reserves.can_collateral)
 
 
 def _pool_layout(reserves: Reserves, params: PortfolioMarketParams):
@@ -1259,6 +1272,21 @@ def start_statistics(state: PortfolioState, params: PortfolioMarketParams) -> Po
     return state.replace(ever_liquidated=np.zeros(state.shape[:2], dtype=bool))
 
 
+def read_in_block(
+    state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams,
+    oracle_bias_frac: Any = None, oracle_held: Any = None,
+) -> PortfolioState:  # fmt: skip
+    """The oracles read the pools as the block left them so far (within the block, as after a
+    cascade round; the single-asset ``cascade.refresh_in_block`` before the first round): after
+    the loopers' trades. Reading pools that did not move changes nothing."""
+    oracle, feed, feed_h = _oracle(
+        reserves, params, state.fundamental_usd, state.pool_asset, state.pool_quote,
+        state.exchange_ratio, state.snapshot_ratio, state.time_h, state.feed_usd,
+        state.feed_updated_h, True, None, oracle_bias_frac, oracle_held,
+    )  # fmt: skip
+    return state.replace(oracle_usd=oracle, feed_usd=feed, feed_updated_h=feed_h)
+
+
 def write_off(state: PortfolioState, reserves: Reserves) -> PortfolioState:
     """Step 6: positions with debt and no collateral have their debt burnt into the deficits."""
     debt, deficit = write_off_deficit(
@@ -1318,6 +1346,12 @@ def substep(
     e = state.shape[0]
     gwei = gas_gwei_per_env(params, gas_gwei, e)
     state = defend(state, reserves, params, noise_u, gwei)  # levgym.engine.portfolio_borrowers
+    if state.looper_target_hf is not None:  # loopers trade through the pools
+        _, fee, _ = _pool_layout(reserves, params)
+        q = reserves.index(QUOTE_SYMBOL)
+        looped = loop(state, reserves, params, noise_u, gwei, fee, looper_tradable(reserves, params), q)  # fmt: skip
+        if looped is not state:  # the oracles read the pools the loopers moved, in the block
+            state = read_in_block(looped, reserves, params, bias, held)
     state = cex_fills(state, params)
     rounds = np.zeros(e, dtype=np.int64)
     gas_usd = keeper_gas_usd(reserves, params, state.fundamental_usd, gas_gwei)

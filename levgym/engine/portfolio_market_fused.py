@@ -22,7 +22,10 @@ purchase limit, capacity; the calls made applied in slot order), then :func:`_cl
 (bundled trades, counters, oracles), with :func:`_chunk_env` for chunked calls; 6.
 :func:`_collateral_value` and :func:`_write_off_slot` per position.
 
-One pass over an env's positions runs 4, 4b, the first round's candidates of 5 and 6 per
+With loopers (:func:`_loop_env`: the rules of
+:func:`levgym.engine.portfolio_borrowers.loop`, ``LR``, over the compiled single-asset rules) 4
+and 4b run in a pass of their own, then the loopers' bundled trades, the oracles' read in the
+block and the first round's pass. Otherwise one pass over an env's positions runs 4, 4b, the first round's candidates of 5 and 6 per
 position (a position's interest, its borrower's action, then its call at the pools before the
 round, then its write-off); the selection follows the pass; later rounds and a last write-off
 pass run only in envs whose cascade made a call (the oracle then moved). The borrower phase fits
@@ -59,6 +62,7 @@ from .portfolio_market import COUNTERS, PortfolioMarketParams, PortfolioState
 MR = compile_rules(portfolio_market, ("buy_exact_out", "block_buy_cost"))
 BR = compile_rules(portfolio_borrowers, portfolio_borrowers.BORROWER_RULE_NAMES)
 BRM = compile_rules(portfolio, ("borrow_room_asset",))
+LR = compile_rules(portfolio_borrowers, portfolio_borrowers.LOOPER_RULE_NAMES, base=NR)
 SS = compile_rules(stableswap, stableswap.STABLESWAP_RULE_NAMES)
 
 # counter rows of the packed counters [C, E, K]
@@ -108,6 +112,10 @@ BorrowerLayout = collections.namedtuple(
 defends, ``rebalance`` and ``target_gap``, the effective LTV per E-mode row ``[R, K]``, and per
 reserve ``[K]``: borrowable, borrowable per E-mode row ``[R, K]``, borrowable in isolation,
 debt ceiling (USD), borrow cap (asset units)."""
+LooperLayout = collections.namedtuple("LooperLayout", "on band dfrac tradable")
+"""The loopers' constants (:func:`levgym.engine.portfolio_borrowers.loop`): whether any slot
+loops this substep, ``relever_band_frac``, ``delever_frac`` and the reserves a looper may hold
+``[K]`` (:func:`levgym.engine.portfolio_market.looper_tradable`)."""
 Scalars = collections.namedtuple(
     "Scalars", "arb weight substep_h mode buy_frac max_rounds now slot chunk"
 )
@@ -618,11 +626,92 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             counters[C_BORROWED, e, j] += b
             cap[e, n] += b * price[j]
 
+    @njit(cache=True)
+    def _loop_env(e, sup_e, deb_e, rows, price, pa, pq, lender, counters, L, B, LP, ltgt, li, sell, want, tot):  # fmt: skip
+        """The loopers of env ``e`` (:func:`levgym.engine.portfolio_borrowers.loop`), after the
+        defenders: each looper's sale or wanted borrowing (:func:`looper_trade`), the sales into
+        each pool as one sale, the repayments, the borrowing filled within the quote's liquidity
+        and borrow cap, the purchases from each pool as one purchase. Returns whether a pool
+        moved."""
+        n_n, k_n = sup_e.shape
+        q = L.q
+        for k in range(k_n):
+            tot[0, k] = 0.0
+            tot[1, k] = 0.0
+        for n in range(n_n):
+            li[n] = -1
+            t = ltgt[e, n]
+            if not t > 0.0:
+                continue
+            i = -1
+            n_coll = 0
+            other_debt = False
+            for k in range(k_n):
+                if sup_e[n, k] > 0.0 and L.can_coll[k]:
+                    n_coll += 1
+                    i = k
+                if k != q and deb_e[n, k] > 0.0:
+                    other_debt = True
+            if n_coll != 1 or other_debt or not LP.tradable[i]:
+                continue
+            row = rows[n]
+            s_n, w_n = LR.looper_trade(
+                t, sup_e[n, i], deb_e[n, q], price[i], price[q], L.lt[row, i], B.ltv[row, i],
+                LP.band, LP.dfrac,
+            )  # fmt: skip
+            li[n], sell[n], want[n] = i, s_n, w_n
+            tot[0, i] += s_n
+        moved = False
+        for k in range(k_n):  # one sale into each pool: what a unit sold gets
+            total = tot[0, k]
+            if total > 0.0:
+                pa[e, k], pq[e, k], out = NR.sell_asset(pa[e, k], pq[e, k], total, L.fee[k])
+                tot[1, k] = NR.per_unit(out, total)
+                counters[C_WITHDRAWN, e, k] += total
+                moved = True
+        wanted = 0.0
+        debt_q = 0.0
+        for n in range(n_n):
+            i = li[n]
+            if i >= 0:
+                if sell[n] > 0.0:
+                    rep = min(sell[n] * tot[1, i], deb_e[n, q])
+                    sup_e[n, i] -= sell[n]
+                    deb_e[n, q] -= rep
+                    counters[C_REPAID_B, e, q] += rep
+                wanted += want[n]
+            debt_q += deb_e[n, q]
+        avail = NR.borrow_available(lender[e, q], B.borrow_cap[q], debt_q)
+        fill = NR.fill_ratio(avail, wanted)
+        for k in range(k_n):
+            tot[0, k] = 0.0
+        for n in range(n_n):
+            if li[n] >= 0:
+                want[n] = want[n] * fill
+                tot[0, li[n]] += want[n]
+        for k in range(k_n):  # one purchase from each pool: what a unit paid gets
+            total = tot[0, k]
+            tot[1, k] = 0.0
+            if total > 0.0:
+                pa[e, k], pq[e, k], got = NR.buy_asset(pa[e, k], pq[e, k], total, L.fee[k])
+                tot[1, k] = NR.per_unit(got, total)
+                moved = True
+        for n in range(n_n):
+            i = li[n]
+            if i >= 0 and want[n] > 0.0:
+                bought = want[n] * tot[1, i]
+                sup_e[n, i] += bought
+                deb_e[n, q] += want[n]
+                counters[C_ADDED, e, i] += bought
+                counters[C_BORROWED, e, q] += want[n]
+        return moved
+
     @njit(parallel=True, cache=True)
     def _substep_kernel(
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
         gas_usd, capacity, B, trig, repays, cap, bias, held, arb, liq, base, use_liq, pend, ever,
+        LP, ltgt,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -661,14 +750,39 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             _interest_growth_env(e, debt_in, lender, L, S, growth)
             if lend:
                 _borrow_totals(e, supply_in, debt_in, growth, L, B, total, iso)
+            if LP.on:  # loopers trade through the pools: their own pass, before the candidates
+                for n in range(n_n):
+                    _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
+                    if B.on and trig[e, n] > 0.0:
+                        _defend_slot(
+                            e, n, sup_e, deb_e, rows[n], price, L, B, trig, repays, cap,
+                            counters, total, iso, want_j, want, wanted,
+                        )  # fmt: skip
+                _interest_close(e, lender, treasury, counters, L, interest)
+                if lend:
+                    _defend_borrows(e, deb_e, price, lender, B, cap, counters, total, want_j, want, wanted)  # fmt: skip
+                li = np.empty(n_n, dtype=np.int64)
+                moved = _loop_env(
+                    e, sup_e, deb_e, rows, price, pa, pq, lender, counters, L, B, LP, ltgt, li,
+                    np.zeros(n_n), np.zeros(n_n), np.zeros((2, k_n)),
+                )  # fmt: skip
+                if moved:  # the oracles read the moved pools, in the block
+                    _oracle_env(
+                        e, f, pa, pq, ratio, snap, S.now, L, S.weight, src, oracle, feed, feed_h,
+                        buf, True, bias, held,
+                    )  # fmt: skip
+                    _leg_invariants(e, pa, pq, L, dleg)
+                    if S.chunk < np.inf:
+                        _chunk_env(e, f, pa, price, L, S, maxrep)
             m = 0
             for n in range(n_n):
-                _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
-                if B.on and trig[e, n] > 0.0:
-                    _defend_slot(
-                        e, n, sup_e, deb_e, rows[n], price, L, B, trig, repays, cap, counters,
-                        total, iso, want_j, want, wanted,
-                    )  # fmt: skip
+                if not LP.on:
+                    _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
+                    if B.on and trig[e, n] > 0.0:
+                        _defend_slot(
+                            e, n, sup_e, deb_e, rows[n], price, L, B, trig, repays, cap,
+                            counters, total, iso, want_j, want, wanted,
+                        )  # fmt: skip
                 hf, debt_usd = _slot_health(n, sup_e, deb_e, rows[n], price, L, cm)
                 if hf < 1.0:
                     m = _candidate_slot(
@@ -677,8 +791,9 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                     )  # fmt: skip
                 if _collateral_value(e, n, supply, oracle, L) == 0.0:
                     _write_off_slot(e, n, debt, counters)
-            _interest_close(e, lender, treasury, counters, L, interest)
-            if lend:  # a borrower's HF stays above its target: none of them had a call
+            if not LP.on:
+                _interest_close(e, lender, treasury, counters, L, interest)
+            if lend and not LP.on:  # a borrower's HF stays above its target: no call
                 _defend_borrows(e, deb_e, price, lender, B, cap, counters, total, want_j, want, wanted)  # fmt: skip
             calls = 0
             if m > 0:
@@ -797,6 +912,20 @@ def _borrower_layout(reserves: Reserves, params: PortfolioMarketParams, on: bool
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _looper_layout(reserves: Reserves, params: PortfolioMarketParams, on: bool) -> LooperLayout:
+    """The loopers' constants (:data:`LooperLayout`); ``on``: some slot loops this substep."""
+    bp = params.borrowers
+    return LooperLayout(
+        on=bool(on),
+        band=float(bp.relever_band_frac),
+        dfrac=float(bp.delever_frac),
+        tradable=np.ascontiguousarray(
+            portfolio_market.looper_tradable(reserves, params), dtype=np.bool_
+        ),
+    )
+
+
 def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
     return Scalars(
         float(params.arb_speed_frac),
@@ -886,11 +1015,16 @@ def substep(
         cap = np.array(state.defend_capacity_usd, dtype=np.float64)
     else:
         trig, repays, cap = np.zeros((1, 1)), np.zeros((1, 1), dtype=np.bool_), np.zeros((1, 1))
+    looping = state.looper_target_hf  # the loopers' targets, zeroed where a slot does not react
+    if looping is not None:
+        looping = portfolio_borrowers.phase_trigger_hf(state, params, noise_u, gwei, looping)
+    LP = _looper_layout(reserves, params, looping is not None and bool(np.any(looping > 0.0)))
+    ltgt = np.zeros((1, 1)) if not LP.on else np.ascontiguousarray(looping, dtype=np.float64)
     _substep_kernel(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
         gas_usd, capacity, B, trig, repays, cap, bias_a, held_a, arb_a, liq_a, base_a, use_liq,
-        pend, ever,
+        pend, ever, LP, ltgt,
     )  # fmt: skip
     if state.ever_liquidated is not None:
         state = state.replace(ever_liquidated=ever)

@@ -657,6 +657,8 @@ def ref_substep(
             st["treasury_asset"][e, k] += interest * r.reserve_factor_frac
             st["counter:treasury_interest_asset"][e, k] += interest * r.reserve_factor_frac
         _ref_defend(reserves, st, params, e, gas_gwei, noise_u)
+        if _ref_loop(reserves, st, params, e, gas_gwei, noise_u, fee, amp, q):
+            st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, True, bias, held)
         # the CEX leg's held collateral: a share (1 / latency) fills at the fundamental
         lat = getattr(params, "keeper_cex_latency_substeps", 0.0)
         if getattr(params, "keeper_cex_depth_usd", 0.0) > 0.0 and lat > 0.0:
@@ -854,6 +856,103 @@ def ref_substep(
     st["cascade_rounds_max"] = np.maximum(st["cascade_rounds_max"], rounds)
     st["substep_index"] = st.get("substep_index", 0) + 1
     return st
+
+
+def _ref_loop(
+    reserves: Reserves, st: dict[str, Any], params: Any, e: int, gas_gwei: Any, noise_u: Any,
+    fee: list[float], amp: list[float], q: int,
+) -> bool:  # fmt: skip
+    """Loopers of env ``e`` (``portfolio_borrowers.loop``), in place: a slot with a target that
+    reacts (as a defender does), holding one collateral reserve with a constant-product pool and
+    owing only USDC, sells collateral below ``1 + delever_frac (target - 1)`` to reach its target
+    (at most its debt's and its collateral's worth) and borrows above ``target (1 + band)`` to
+    reach it (at most what its LTV allows counting what it buys); all sales into a pool as one,
+    then borrowing scaled to the USDC reserve's liquidity and cap, then all purchases from a
+    pool as one. Returns whether a pool moved."""
+    tgt_all = st.get("looper_target_hf")
+    if tgt_all is None:
+        return False
+    bp = params.borrowers
+    react = st.get("defend_react_prob")
+    odds = 1.0
+    if react is not None:
+        gwei = float(params.gas_price_gwei)
+        if gas_gwei is not None:
+            e_n = st["supply"].shape[0]
+            gwei = float(np.broadcast_to(np.asarray(gas_gwei, dtype=float), (e_n,))[e])
+        odds = 1.0 / (1.0 + gwei / bp.reaction_gas_ref_gwei)
+    p = [float(x) for x in st["oracle_usd"][e]]
+    k_n, n_n = len(p), st["supply"].shape[1]
+    plans = []  # (n, i, sold, wanted borrowing)
+    sold = [0.0] * k_n
+    for n in range(n_n):
+        t = float(tgt_all[e, n])
+        if t <= 0.0 or (react is not None and not noise_u[e, n] < react[e, n] * odds):
+            continue
+        s = [float(x) for x in st["supply"][e, n]]
+        d = [float(x) for x in st["debt"][e, n]]
+        held = [k for k, r in enumerate(reserves.reserves) if s[k] > 0 and r.liquidation_threshold > 0]  # fmt: skip
+        if len(held) != 1 or any(d[k] > 0 for k in range(k_n) if k != q) or d[q] <= 0:
+            continue
+        i = held[0]
+        if i == q or amp[i] > 0.0:
+            continue
+        r = reserves.reserves[i]
+        cat = _category(reserves, int(st["emode_row"][e, n]))
+        member = cat is not None and r.symbol in cat.collateral
+        lt = cat.liquidation_threshold if member else r.liquidation_threshold
+        ltv = 0.0 if r.ltv == 0.0 else (cat.ltv if member else r.ltv)
+        coll, owed = s[i] * p[i], d[q] * p[q]
+        hf = coll * lt / owed
+        if hf > t * (1.0 + bp.relever_band_frac):
+            # borrow x: (coll + x) lt = t (owed + x), within (coll + x) ltv >= owed + x
+            x = min((coll * lt - t * owed) / (t - lt), (coll * ltv - owed) / (1.0 - ltv))
+            plans.append((n, i, 0.0, max(x, 0.0) / p[q]))
+        elif 1.0 <= hf < 1.0 + bp.delever_frac * (t - 1.0):
+            # sell y: (coll - y) lt = t (owed - y), at most the debt and the collateral
+            y = min(max((t * owed - coll * lt) / (t - lt), 0.0), coll, owed)
+            plans.append((n, i, y / p[i], 0.0))
+            sold[i] += y / p[i]
+    if not plans:
+        return False
+    moved = False
+    per_sold = [0.0] * k_n
+    for k in range(k_n):
+        if sold[k] > 0.0:
+            x, y = st["pool_asset"][e, k], st["pool_quote"][e, k]
+            into = sold[k] * (1.0 - fee[k])
+            st["pool_asset"][e, k], st["pool_quote"][e, k] = x + into, x * y / (x + into)
+            per_sold[k] = (y - x * y / (x + into)) / sold[k]
+            st["counter:withdrawn_collateral_asset"][e, k] += sold[k]
+            moved = True
+    for n, i, y, _ in plans:
+        if y > 0.0:
+            paid = min(y * per_sold[i], st["debt"][e, n, q])
+            st["supply"][e, n, i] -= y
+            st["debt"][e, n, q] -= paid
+            st["counter:repaid_by_borrowers_asset"][e, q] += paid
+    asked = sum(w for _, _, _, w in plans)
+    owed_all = float(st["debt"][e, :, q].sum())
+    free = min(st["lender_supply_asset"][e, q] - owed_all, reserves.reserves[q].borrow_cap_asset - owed_all)  # fmt: skip
+    share = 1.0 if asked <= max(free, 0.0) else max(free, 0.0) / asked
+    paid_in = [0.0] * k_n
+    for _, i, _, w in plans:
+        paid_in[i] += w * share
+    per_paid = [0.0] * k_n
+    for k in range(k_n):
+        if paid_in[k] > 0.0:
+            x, y = st["pool_asset"][e, k], st["pool_quote"][e, k]
+            into = paid_in[k] * (1.0 - fee[k])
+            st["pool_asset"][e, k], st["pool_quote"][e, k] = x * y / (y + into), y + into
+            per_paid[k] = (x - x * y / (y + into)) / paid_in[k]
+            moved = True
+    for n, i, _, w in plans:
+        if w > 0.0:
+            st["supply"][e, n, i] += w * share * per_paid[i]
+            st["debt"][e, n, q] += w * share
+            st["counter:added_collateral_asset"][e, i] += w * share * per_paid[i]
+            st["counter:borrowed_asset"][e, q] += w * share
+    return moved
 
 
 def _ref_defend(
