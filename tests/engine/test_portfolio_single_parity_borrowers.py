@@ -111,6 +111,39 @@ def test_a_run_with_the_single_engines_loopers(
         assert sold.sum() > 0
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("route", ["v2_venue", "aggregator_cex"])
+@pytest.mark.parametrize("knobs", [FALL, JUMP], ids=["fall", "jump"])
+def test_loopers_beside_the_keepers_off_pool_venues(loopers_mapped, backend, route, knobs):
+    """Rows 9 and 15 together, as the single engine runs them: its default book's loopers trade
+    through the pool while the keepers sell seized collateral to the off-pool venues
+    (``aave_v2_weth``'s book venue, or the aggregator / CEX split with a latency), with the
+    single engine's close terms: the run equals the single engine's to 1e-12 after every
+    substep, and so do the venue counters and the CEX leg's held collateral."""
+    from . import test_portfolio_single_parity_venues as V
+
+    p = _single_params("chainlink", "defaults")
+    p = dataclasses.replace(p, market=dataclasses.replace(p.market, **V.ROUTES[route]))
+    e, n, steps = 6, 64, 8
+    knobs = {**knobs, "gas_gwei": SP.GAS_GWEI["defaults"]}
+    drivers = scenarios.get("shock").drivers(e, steps, p, 3, knobs)
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    res = SP._reserves(p)
+    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    params = V.single_routes(SP._single_close(params, p), p)
+    s = init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+    assert np.any(s.active & (s.kind == LOOPER))
+    s0, s1, ps = SP._run_both(p, rows, res, params, s, backend)
+    V._venue_counters_agree(s0, s1, ps, res)
+    sold_by_loopers = s1.withdrawn_collateral_asset - s0.withdrawn_collateral_asset
+    off = s1.keeper_venue_sold_asset + s1.keeper_aggregator_sold_asset + s1.keeper_cex_sold_asset
+    assert sold_by_loopers.sum() > 0 and off.sum() > 0 and s1.liquidations.sum() > 0
+
+
 # ----------------------------------------------------------------------------- multi-asset books
 
 
