@@ -218,6 +218,8 @@ class SimulationResult:
     hf_after: np.ndarray | None = None
     weights_before: np.ndarray | None = None
     weights_after: np.ndarray | None = None
+    final_state: State | None = None
+    """The batch's state after the last substep."""
 
 
 def health_factors(state: State) -> tuple[np.ndarray, np.ndarray]:
@@ -452,7 +454,7 @@ class RunRecord:
             sub = len(self.series["rounds"])
             xs["time_h"] = (np.arange(sub) + 1) * params.run.substep_h
         return SimulationResult(
-            summary, per_env, xs, self.hf_before, hf_after, self.w_before, w_after
+            summary, per_env, xs, self.hf_before, hf_after, self.w_before, w_after, final
         )
 
 

@@ -128,13 +128,17 @@ class K1Market:
             ps, f, self.reserves, self.market, backend=self.backend, noise_u=noise(t), **kw
         )
 
+    def to_single_at(self, ps: PM.PortfolioState, like: State, drivers: Drivers, t: int) -> State:
+        """:meth:`to_single` after substep ``t`` of ``drivers`` (its gas price in the state)."""
+        return PS.to_single_state(ps, like, self.reserves, drivers.gas_gwei[t])
+
     def warm_up(self, start: State, drivers: Drivers, noise: Noise) -> State:
         """:func:`levgym.simulation.warm_up` on the asset-axis step: ``start`` after every row of
         ``drivers``, restarted as the start of a run (:func:`levgym.simulation.restart_counters`)."""
         ps = self.to_portfolio(start)
         for t in range(drivers.num_substeps):
             ps, _ = self.substep(ps, drivers, t, noise)
-        lived = self.to_single(ps, start)
+        lived = self.to_single_at(ps, start, drivers, drivers.num_substeps - 1)
         return restart_counters(lived, drivers.num_substeps * self.params.run.substep_h)
 
 
@@ -172,7 +176,7 @@ def simulate_asset_axis(
     s = start
     for t in range(sub):
         ps, rounds = k1.substep(ps, rows, t, noise)
-        s = k1.to_single(ps, start)
+        s = k1.to_single_at(ps, start, rows, t)
         run.update(s, rounds.astype(np.float64))
     return run.result(s, params, scenario, seed, num_positions, steps, backend, dtype)
 

@@ -219,13 +219,16 @@ def from_single_state(
     return PB.with_behaviours(ps.replace(**changes), single_behaviours(s))
 
 
-def to_single_state(ps: PM.PortfolioState, like: State, reserves: Reserves) -> State:
+def to_single_state(
+    ps: PM.PortfolioState, like: State, reserves: Reserves, gas_gwei: Any = None
+) -> State:
     """The K = 1 portfolio state ``ps`` as the single engine's state: what it holds (positions,
     pool, oracle, TWAP window, lenders' supply, reserves, clock, keepers' CEX holdings and, when
     kept, the run statistics) and its counters, added to ``like``'s (the single state it was
     mapped from by :func:`from_single_state`); the rest (behaviours, parameters, start values)
     is ``like``'s. A slot holds a position while it has collateral (the single engine frees a
-    slot when its debt is written off)."""
+    slot when its debt is written off). ``gas_gwei``: the last substep's gas price (the state's
+    ``gas_gwei``; None: ``like``'s)."""
     w, u = reserves.index(COLLATERAL), reserves.index(DEBT)
     c = ps.counters
     coll = ps.supply[..., w]
@@ -269,6 +272,10 @@ def to_single_state(ps: PM.PortfolioState, like: State, reserves: Reserves) -> S
         time_h=float(ps.time_h),
         substep_index=int(ps.substep_index),
     )
+    if gas_gwei is not None:
+        changes["gas_gwei"] = np.broadcast_to(
+            np.asarray(gas_gwei, dtype=np.float64), coll.shape[:1]
+        ).copy()
     if ps.keeper_cex_pending_asset is not None:
         changes["keeper_cex_pending_asset"] = ps.keeper_cex_pending_asset[:, w]
     if ps.fundamental_min_usd is not None:
