@@ -145,15 +145,16 @@ def single_behaviours(state: State) -> PB.Behaviours:
     """The single book's behaviours as the asset-axis step's: defensive slots with their
     triggers, whether they repay and unlimited outside funds (the single engine's defenders have
     no budget); loopers with their targets (None when no slot loops); every slot's reaction
-    probability."""
+    probability (None when no slot acts)."""
     s = state.to_numpy() if not isinstance(state.kind, np.ndarray) else state
     defensive = s.active & (s.kind == DEFENSIVE)
     looper = s.active & (s.kind == LOOPER)
+    acts = bool(defensive.any() or looper.any())
     return PB.Behaviours(
         trigger_hf=np.where(defensive, s.trigger_hf, 0.0),
         repays=defensive & s.repays,
         capacity_usd=np.where(defensive, np.inf, 0.0),
-        react_prob=np.array(s.react_prob, dtype=np.float64),
+        react_prob=np.array(s.react_prob, dtype=np.float64) if acts else None,
         looper_target_hf=np.where(looper, s.target_hf, 0.0) if looper.any() else None,
     )
 
