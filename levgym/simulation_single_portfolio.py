@@ -115,9 +115,6 @@ class K1Market:
     def to_portfolio(self, s: State) -> PM.PortfolioState:
         return PS.from_single_state(s, self.reserves, self.market)
 
-    def to_single(self, ps: PM.PortfolioState, like: State) -> State:
-        return PS.to_single_state(ps, like, self.reserves)
-
     def substep(
         self, ps: PM.PortfolioState, drivers: Drivers, t: int, noise: Noise
     ) -> tuple[PM.PortfolioState, np.ndarray]:
@@ -129,7 +126,8 @@ class K1Market:
         )
 
     def to_single_at(self, ps: PM.PortfolioState, like: State, drivers: Drivers, t: int) -> State:
-        """:meth:`to_single` after substep ``t`` of ``drivers`` (its gas price in the state)."""
+        """``ps`` mapped back onto ``like`` (:func:`levgym.engine.portfolio_single.to_single_state`)
+        after substep ``t`` of ``drivers`` (its gas price in the state)."""
         return PS.to_single_state(ps, like, self.reserves, drivers.gas_gwei[t])
 
     def warm_up(self, start: State, drivers: Drivers, noise: Noise) -> State:
