@@ -218,6 +218,8 @@ class SimulationResult:
     hf_after: np.ndarray | None = None
     weights_before: np.ndarray | None = None
     weights_after: np.ndarray | None = None
+    final_state: State | None = None
+    """The batch's state after the last substep."""
 
 
 def health_factors(state: State) -> tuple[np.ndarray, np.ndarray]:
@@ -387,53 +389,80 @@ def simulate(
             state = warm_up(params, head, first.state, seed, backend, dtype, device)
             drivers = drivers.slice_substeps(slice(warm, drivers.num_substeps))
         sim = Simulator(params, drivers, num_positions, seed, backend, dtype, device, state)
-    flows = UsdFlows(sim.state)
-    hf_before, w_before = health_factors(sim.state)
-    series: dict[str, list[np.ndarray]] = {
-        k: []
-        for k in (
-            "fundamental_usd",
-            "pool_usd",
-            "oracle_usd",
-            "liquidations",
-            "bad_debt_value_usd",
-            "rounds",
-        )
-    }
+    run = RunRecord(sim.state, record)
     for _ in range(sub):
         rounds = sim.substep()
-        flows.update(sim.state)
-        if record:
-            s = sim.state
+        run.update(sim.state, rounds)
+    return run.result(sim.state, params, scenario, seed, num_positions, steps, backend, dtype)
+
+
+SERIES_KEYS = (
+    "fundamental_usd",
+    "pool_usd",
+    "oracle_usd",
+    "liquidations",
+    "bad_debt_value_usd",
+    "rounds",
+)
+"""The time series of a recorded run (:attr:`SimulationResult.series`, besides ``time_h``)."""
+
+
+class RunRecord:
+    """What a run of ``simulate`` keeps as it goes, from its start state: the USD flows
+    (:class:`UsdFlows`), the health factors at the start, and with ``record`` the time series
+    (:data:`SERIES_KEYS`). Call :meth:`update` after every substep, :meth:`result` at the end."""
+
+    def __init__(self, start: State, record: bool) -> None:
+        self.flows = UsdFlows(start)
+        self.hf_before, self.w_before = health_factors(start)
+        self.record = record
+        self.series: dict[str, list[np.ndarray]] = {k: [] for k in SERIES_KEYS}
+
+    def update(self, s: State, rounds: Any) -> None:
+        self.flows.update(s)
+        if self.record:
+            series = self.series
             series["fundamental_usd"].append(to_numpy(s.fundamental_usd))
             series["pool_usd"].append(to_numpy(s.pool_price_usd))
             series["oracle_usd"].append(to_numpy(s.oracle_usd))
             series["liquidations"].append(to_numpy(s.liquidations))
-            series["bad_debt_value_usd"].append(to_numpy(flows.usd["bad_debt_usd"]))
+            series["bad_debt_value_usd"].append(to_numpy(self.flows.usd["bad_debt_usd"]))
             series["rounds"].append(to_numpy(rounds))
-    hf_after, w_after = health_factors(sim.state)
-    per_env = per_env_summary(sim.state, flows)
-    summary: dict[str, Any] = {
-        "scenario": scenario,
-        "seed": int(seed),
-        "num_envs": sim.num_envs,
-        "positions": num_positions,
-        "steps": steps,
-        "backend": backend,
-        "dtype": dtype,
-    }
-    for key, values in per_env.items():
-        summary[key] = float(np.mean(values))
-    summary["cascade_rounds_max"] = float(np.max(per_env["cascade_rounds_max"]))
-    xs = {k: np.stack(v) if v else np.zeros((0, sim.num_envs)) for k, v in series.items()}
-    if record:
-        xs["time_h"] = (np.arange(sub) + 1) * params.run.substep_h
-    return SimulationResult(summary, per_env, xs, hf_before, hf_after, w_before, w_after)
+
+    def result(
+        self, final: State, params: EngineParams, scenario: str, seed: int, num_positions: int,
+        steps: int, backend: str, dtype: str,
+    ) -> SimulationResult:  # fmt: skip
+        """The run's :class:`SimulationResult` from its final state."""
+        hf_after, w_after = health_factors(final)
+        per_env = per_env_summary(final, self.flows)
+        num_envs = final.num_envs
+        summary: dict[str, Any] = {
+            "scenario": scenario,
+            "seed": int(seed),
+            "num_envs": num_envs,
+            "positions": num_positions,
+            "steps": steps,
+            "backend": backend,
+            "dtype": dtype,
+        }
+        for key, values in per_env.items():
+            summary[key] = float(np.mean(values))
+        summary["cascade_rounds_max"] = float(np.max(per_env["cascade_rounds_max"]))
+        xs = {k: np.stack(v) if v else np.zeros((0, num_envs)) for k, v in self.series.items()}
+        if self.record:
+            sub = len(self.series["rounds"])
+            xs["time_h"] = (np.arange(sub) + 1) * params.run.substep_h
+        return SimulationResult(
+            summary, per_env, xs, self.hf_before, hf_after, self.w_before, w_after, final
+        )
 
 
 __all__ = [
     "SUMMARY_KEYS",
+    "SERIES_KEYS",
     "DEBT_FLOW_COUNTERS",
+    "RunRecord",
     "Simulator",
     "UsdFlows",
     "SimulationResult",
