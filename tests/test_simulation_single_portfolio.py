@@ -1,4 +1,4 @@
-"""The K = 1 runner (:func:`levgym.simulation_single_portfolio.simulate_asset_axis`): a
+"""The K = 1 runner (:func:`levgym.simulation.simulate` with ``engine="portfolio"``): a
 single-asset preset's ``simulate`` run through the asset-axis step (its book, behaviours,
 scenario rows, substeps and warm-up mapped by :mod:`levgym.engine.portfolio_single`) equals the
 single engine's run to 1e-12: the final state, field by field, and every per-env quantity of
@@ -15,7 +15,6 @@ from levgym import scenarios
 from levgym.engine.params import EngineParams, preset_params
 from levgym.engine.schema import STATE_SCHEMA
 from levgym.simulation import simulate
-from levgym.simulation_single_portfolio import simulate_asset_axis
 
 TOL = 1e-12
 
@@ -62,7 +61,7 @@ def _same_runs(single, k1) -> None:
 def _both(params, backend, drivers=None, scenario="custom", knobs=None, steps=4, n=64, seed=5):
     kw = dict(scenario=scenario, scenario_knobs=knobs, num_envs=3, record=True)
     single = simulate(drivers, params, n, seed, steps, backend=backend, **kw)
-    k1 = simulate_asset_axis(drivers, params, n, seed, steps, backend=backend, **kw)
+    k1 = simulate(drivers, params, n, seed, steps, backend=backend, engine="portfolio", **kw)
     _same_runs(single, k1)
     return single
 
@@ -142,20 +141,20 @@ def test_aave_v2_weths_own_warm_up():
 def test_unsupported_settings_are_refused_in_one_line():
     """Arrivals and exits (rows 10-11), a supply cap with loopers, torch or float32: one line
     naming the setting, before anything runs."""
-    d = dict(scenario="shock", num_envs=1)
+    d = dict(scenario="shock", num_envs=1, engine="portfolio")
     with pytest.raises(ValueError, match=r"^borrowers.arrival_rate_per_h=0.01 is not yet supported by the asset-axis step \(docs/cross-margin.md, rows 10-11\); allowed 0$"):  # fmt: skip
-        simulate_asset_axis(None, preset_params("aave_v3_weth"), 8, 0, 1, **d)
+        simulate(None, preset_params("aave_v3_weth"), 8, 0, 1, **d)
     p = _params("aave_v3_weth")
     with pytest.raises(ValueError, match="^borrowers.exit_rate_per_h=0.5 "):
         b = dataclasses.replace(p.borrowers, exit_rate_per_h=0.5)
-        simulate_asset_axis(None, dataclasses.replace(p, borrowers=b), 8, 0, 1, **d)
+        simulate(None, dataclasses.replace(p, borrowers=b), 8, 0, 1, **d)
     with pytest.raises(ValueError, match="^protocol.supply_cap_asset=1000 with borrowers.looper_frac=0.2 "):  # fmt: skip
         pr = dataclasses.replace(p.protocol, supply_cap_asset=1000.0)
-        simulate_asset_axis(None, dataclasses.replace(p, protocol=pr), 8, 0, 1, **d)
+        simulate(None, dataclasses.replace(p, protocol=pr), 8, 0, 1, **d)
     with pytest.raises(ValueError, match="^--backend torch --dtype float64 is not supported"):
-        simulate_asset_axis(None, p, 8, 0, 1, backend="torch", **d)
+        simulate(None, p, 8, 0, 1, backend="torch", **d)
     with pytest.raises(ValueError, match="^--backend numpy --dtype float32 is not supported"):
-        simulate_asset_axis(None, p, 8, 0, 1, dtype="float32", **d)
+        simulate(None, p, 8, 0, 1, dtype="float32", **d)
 
 
 def test_a_borrow_cap_that_binds_the_loopers():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import scenarios
+from ..engine.portfolio_single import check_engine_options, check_supported
 from ..io import write_json
 from ..results import checked
 from ..simulation import SUMMARY_KEYS, simulate
@@ -272,13 +273,7 @@ def run(args: argparse.Namespace) -> int:
         if value < 1:
             raise ValueError(f"{flag}={value} is out of range; allowed >= 1")
     check_device(args.backend, args.device)
-    run_fn = simulate
-    if args.engine == "portfolio":
-        from ..engine.portfolio_single import check_supported
-        from ..simulation_single_portfolio import check_engine_options, simulate_asset_axis
-
-        check_engine_options(args.backend, args.dtype, args.device)
-        run_fn = simulate_asset_axis
+    check_engine_options(args.engine, args.backend, args.dtype, args.device)
     check_output_file(args.plot, "--plot", ".png")
     check_output_file(args.out_json, "--out-json")
     sets = parse_sets(args.sets)
@@ -316,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
             "step(s); allowed --warmup-h 0 or a smaller one, fewer --steps, or a file that starts "
             "earlier"
         ) from None
-    result = run_fn(
+    result = simulate(
         drivers,
         params,
         args.positions,
@@ -330,6 +325,7 @@ def run(args: argparse.Namespace) -> int:
         scenario_knobs=dict(sets["scenario"]),
         num_envs=args.num_envs,
         book=book,
+        engine=args.engine,
     )
     summary = checked("simulate", result.summary)
     if args.plot:

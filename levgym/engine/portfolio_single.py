@@ -5,7 +5,8 @@ collateral, and USDC, the debt asset) of :mod:`levgym.engine.portfolio_market`, 
 docs/cross-margin.md, "What a single-asset preset uses that the asset-axis step lacks" (row 21):
 every option below is one the asset-axis step has, set to the single engine's rule, so that a
 K = 1 market stepped by :func:`levgym.engine.portfolio_market.substep` equals the single engine's
-run to 1e-12 (``levgym.simulation_single_portfolio`` runs a whole ``simulate``). A single-engine
+run to 1e-12 (:class:`AssetAxisSteps` steps a market runner's markets so;
+``levgym.simulation.simulate(..., engine="portfolio")`` runs a whole ``simulate``). A single-engine
 setting the asset-axis step cannot represent yet raises one line naming it
 (:func:`check_supported`).
 """
@@ -21,7 +22,8 @@ import numpy as np
 from . import portfolio_borrowers as PB
 from . import portfolio_market as PM
 from .aave_v3_ethereum import aave_v3_ethereum_reserves
-from .drivers import DriverRow
+from .drivers import DriverRow, Drivers
+from .noise import splitmix_noise
 from .params import EngineParams
 from .portfolio import OracleConfig, Reserves
 from .rules import DEFENSIVE, LOOPER
@@ -306,10 +308,69 @@ def substep_drivers(row: DriverRow, reserves: Reserves, params: PM.PortfolioMark
     )  # fmt: skip
 
 
+ENGINES = ("single", "portfolio")
+"""What ``simulate`` steps a single-asset preset's markets with: the single engine's step, or the
+asset-axis step on their K = 1 market (:class:`AssetAxisSteps`)."""
+
+
+def check_engine_options(engine: str, backend: str, dtype: str, device: str | None) -> None:
+    """One line when ``engine`` is unknown, or is the asset-axis step and these options are ones
+    it cannot run (it runs numpy and numba arrays in float64)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} is unknown; allowed {', '.join(ENGINES)}")
+    if engine == "portfolio" and (
+        backend not in PM.BACKENDS or dtype != "float64" or device is not None
+    ):
+        raise ValueError(
+            f"--backend {backend} --dtype {dtype} is not supported by the asset-axis step; "
+            f"allowed --backend {' or '.join(PM.BACKENDS)} with --dtype float64"
+        )
+
+
+class AssetAxisSteps:
+    """The substeps of a market runner's markets (:class:`levgym.market.MarketRunner`, a
+    single-asset preset) made by the asset-axis step on their K = 1 market: call it as the
+    runner's ``substep``. It starts from the runner's state, reads ``drivers`` (the runner's,
+    ``[S, E]``) row by row with the runner's borrower noise, and after every substep writes the
+    state mapped back (:func:`to_single_state`) into ``runner.state``. ``backend``: ``numpy``
+    or ``numba`` (the asset-axis kernel). Settings it cannot represent yet raise one line
+    (:func:`check_supported`)."""
+
+    def __init__(self, runner: Any, drivers: Drivers, backend: str = "numpy") -> None:
+        check_supported(runner.params)
+        self.runner = runner
+        self.drivers = drivers
+        self.backend = backend
+        self.reserves = single_reserves(runner.params)
+        self.market = single_market_params(runner.params, statistics=True)
+        self.start: State = runner.state
+        self.state = from_single_state(self.start, self.reserves, self.market)
+        self.noise_key = np.array(runner.noise_key, copy=True)
+        self.t = 0
+
+    def __call__(self) -> np.ndarray:
+        """One substep; returns the cascade rounds per env (float64, as the runner's)."""
+        t = self.t
+        e, n = self.start.num_envs, self.start.num_positions
+        u = splitmix_noise(self.noise_key, np.full(e, t, dtype=np.int64), np.empty((e, n)))
+        kw = substep_drivers(self.drivers.row(t, np.asarray), self.reserves, self.market)
+        f = kw.pop("fundamental_usd")
+        self.state, rounds = PM.substep(
+            self.state, f, self.reserves, self.market, backend=self.backend, noise_u=u, **kw
+        )
+        gas = self.drivers.gas_gwei[t]
+        self.runner.state = to_single_state(self.state, self.start, self.reserves, gas)
+        self.t = t + 1
+        return np.asarray(rounds, dtype=np.float64)
+
+
 __all__ = [
+    "ENGINES",
+    "AssetAxisSteps",
     "COLLATERAL",
     "DEBT",
     "SYMBOLS",
+    "check_engine_options",
     "check_supported",
     "from_single_state",
     "single_behaviours",
