@@ -150,8 +150,13 @@ def _loop_run(cls: type, mode: str, steps: int, horizon_h: float) -> list:
 
 @pytest.mark.parametrize(
     ("cls", "horizon_h"),
-    [(GovernanceVectorEnv, 4.0), (LiquidatorV0VectorEnv, 1.0), (LiquidatorVectorEnv, 1.0)],
-    ids=["Governance-v0", "Liquidator-v0", "Liquidator-v1"],
+    [
+        (GovernanceVectorEnv, 4.0),
+        (GovernanceV1VectorEnv, 12.0),
+        (LiquidatorV0VectorEnv, 1.0),
+        (LiquidatorVectorEnv, 1.0),
+    ],
+    ids=["Governance-v0", "Governance-v1", "Liquidator-v0", "Liquidator-v1"],
 )
 def test_the_step_kernels_loop_over_envs_gives_the_same_bits_each_way(cls, horizon_h):
     want = _loop_run(cls, "plain", 10, horizon_h)  # episodes end and restart on the way
