@@ -263,10 +263,11 @@ class LevgymVectorEnv(VectorEnv):
         work = e * n * self.substeps_per_step
         self._k_parallel = e > 1 and work >= PARALLEL_MIN_POSITIONS
         # Below it a batch still runs the kernel's parallel loop, with numba's threads set to
-        # one for the call (:meth:`_kernel_threads`): numba compiles a parallel loop's body
-        # with its arrays marked as not aliasing, which made the 16 x 256 Liquidator-v0 kernel
-        # about an eighth cheaper than the plain loop (the same numbers, env by env); setting
-        # the threads costs about 2 us, more than that saves for a small batch.
+        # one for the call (:meth:`_kernel_threads`): numba compiles a parallel loop's body as
+        # a function of its own, and the same per-env code called from it cost about an eighth
+        # less CPU time at 16 x 256 (Liquidator-v0) than from the plain loop (why was not
+        # established); the numbers are the same, env by env. Setting the threads costs a few
+        # microseconds, more than that saves for a single env.
         self._k_one_thread = not self._k_parallel and work >= ONE_THREAD_MIN_POSITIONS
 
     def _kernel_threads(self) -> int:
