@@ -269,12 +269,13 @@ def _with_single_defenders(ps, s):
     )
 
 
-def _run_both(p, rows, res, params, s, backend):
+def _run_both(p, rows, res, params, s, backend, block=None):
     """Step the single state ``s`` and its portfolio twin (converted once, the USDC treasury at
     the single engine's ``reserves_usd``, the single engine's defensive slots,
     ``params.deficit_cover="reserves_then_lenders"``) through ``rows`` with the same uniforms,
     comparing them after every substep to 1e-12; returns (the single state at the start, at the
-    end, the portfolio state at the end)."""
+    end, the portfolio state at the end). ``block(t, row)``: the single engine's orders and the
+    portfolio substep's extra arguments for substep ``t`` (None: none)."""
     assert params.deficit_cover == "reserves_then_lenders"
     e, n = s.collateral_asset.shape
     w, u = res.index("WETH"), res.index("USDC")
@@ -291,7 +292,8 @@ def _run_both(p, rows, res, params, s, backend):
     for t, row in enumerate(rows):
         f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
         noise = np.random.default_rng([3, 1, t]).random((e, n))
-        s, r_single = single_substep(s, row, noise, p)
+        orders, extra = (None, {}) if block is None else block(t, row)
+        s, r_single = single_substep(s, row, noise, p, orders)
         # the single engine's oracle drivers (manipulation, a stale feed) on the WETH feed
         bias, held = np.zeros((e, 2)), np.zeros((e, 2), dtype=bool)
         bias[:, w], held[:, w] = row.oracle_bias_frac, row.oracle_frozen
@@ -301,8 +303,13 @@ def _run_both(p, rows, res, params, s, backend):
         ps, r_port = PM.substep(
             ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise,
             oracle_bias_frac=bias, oracle_held=held, liquidity_frac=liq, arb_speed_frac=arb,
+            **extra,
         )  # fmt: skip
         np.testing.assert_array_equal(r_port, r_single)
+        if ps.active is not None:  # exits and arrivals: the same slots left and came
+            np.testing.assert_array_equal(ps.active, s.active)
+            np.testing.assert_array_equal(ps.arrivals, s.arrivals - s0.arrivals)
+            np.testing.assert_array_equal(ps.exits, s.exits - s0.exits)
         c = ps.counters
         close(c["added_collateral_asset"][:, w], s.added_collateral_asset - s0.added_collateral_asset)  # fmt: skip
         close(c["repaid_by_borrowers_asset"][:, u], s.repaid_by_borrowers_usd - s0.repaid_by_borrowers_usd)  # fmt: skip

@@ -1,0 +1,199 @@
+"""K = 1 parity of the asset-axis step's exits, arrivals and new-supply limits with the
+single-asset engine (docs/cross-margin.md, rows 10 and 11 of "What a single-asset preset uses
+that the asset-axis step lacks"): the single engine's default book (30 % defensive, 20 %
+loopers, 10 % of the slots free at the start) with exits and arrivals, a supply cap that binds
+and a freeze, mapped onto the asset-axis state by hand (its ``active`` flags and templates
+through :func:`levgym.engine.portfolio_borrowers.with_turnover`), stepped with the same
+uniforms and compared after every substep to 1e-12 on numpy and numba."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from levgym import scenarios
+from levgym.engine import portfolio_borrowers as PB
+from levgym.engine import portfolio_market as PM
+from levgym.engine.orders import Orders
+from levgym.engine.rules import DEFENSIVE, LOOPER
+from levgym.engine.state import init_state
+
+from . import test_portfolio_single_parity as SP
+from . import test_portfolio_single_parity_borrowers as SB
+
+ARRIVAL_RATE_PER_H = 1.0
+EXIT_RATE_PER_H = 0.4
+"""Rates above the single engine's defaults (1 %/h, 0.2 %/h) so that a short run on a small
+book sees arrivals and exits in most envs."""
+
+
+def _single_params(oracle_kind: str, keepers: str, supply_cap_asset: float = np.inf):
+    p = SB._single_params(oracle_kind, keepers)
+    b = dataclasses.replace(
+        p.borrowers, arrival_rate_per_h=ARRIVAL_RATE_PER_H, exit_rate_per_h=EXIT_RATE_PER_H
+    )
+    pr = dataclasses.replace(p.protocol, supply_cap_asset=supply_cap_asset)
+    return dataclasses.replace(p, borrowers=b, protocol=pr)
+
+
+def _portfolio_params(p) -> PM.PortfolioMarketParams:
+    params = SB._portfolio_params(p, p.market.arb_speed_frac)
+    b = p.borrowers
+    pb = dataclasses.replace(
+        params.borrowers,
+        exit_rate_per_h=b.exit_rate_per_h,
+        arrival_rate_per_h=b.arrival_rate_per_h,
+        ltv_elasticity=b.ltv_elasticity,
+        ltv_ref=b.ltv_ref,
+        rate_elasticity=b.rate_elasticity,
+        rate_ref_apr=b.rate_ref_apr,
+        supply_cap_new_supply=True,
+    )
+    return dataclasses.replace(params, borrowers=pb)
+
+
+def _reserves(p):
+    return SP._reserves(p).replace("WETH", supply_cap_asset=p.protocol.supply_cap_asset)
+
+
+def _with_single_book(ps, s):
+    """``ps`` with the single state's behaviours on every slot (a free slot's kind acts once a
+    borrower arrives in it), its ``active`` flags and its templates (WETH collateral)."""
+    defensive = s.kind == DEFENSIVE
+    ps = PB.with_behaviours(
+        ps,
+        PB.Behaviours(
+            trigger_hf=np.where(defensive, s.trigger_hf, 0.0),
+            repays=defensive & s.repays,
+            capacity_usd=np.where(defensive, np.inf, 0.0),
+            react_prob=np.array(s.react_prob, dtype=np.float64),
+            looper_target_hf=np.where(s.kind == LOOPER, s.target_hf, 0.0),
+        ),
+    )
+    w = int(np.argmax(ps.supply.sum(axis=(0, 1))))  # the one collateral column
+    return PB.with_turnover(ps, s.active, w, s.template_collateral_asset, s.template_hf)
+
+
+@pytest.fixture
+def book_mapped(monkeypatch):
+    """``SP._run_both`` maps the single state's whole book: behaviours, flags and templates."""
+    monkeypatch.setattr(SP, "_with_single_defenders", _with_single_book)
+
+
+def _case(oracle_kind, keepers, knobs, scenario="shock", cap_frac=None, steps=8):
+    """The single engine's start state on ``scenario``; with ``cap_frac`` a WETH supply cap of
+    ``cap_frac`` times the median env's collateral at the start (some envs start above it)."""
+    e, n = 6, 64
+    p = _single_params(oracle_kind, keepers)
+    gas = SP.GAS_GWEI[keepers]
+    drivers = scenarios.get(scenario).drivers(e, steps, p, 3, {**knobs, "gas_gwei": gas})
+
+    def start(p):
+        return init_state(
+            p, e, n, np.random.default_rng([3, 0]),
+            fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+            liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+        )  # fmt: skip
+
+    s = start(p)
+    if cap_frac is not None:
+        cap = float(cap_frac * np.median(s.collateral_asset.sum(axis=1)))
+        p = _single_params(oracle_kind, keepers, cap)
+        s = start(p)
+    rows = [drivers.row(t, np.asarray) for t in range(steps)]
+    return p, rows, _reserves(p), _portfolio_params(p), s
+
+
+def _block(rows, freeze_at=()):
+    """Each substep's ``arrival_mult`` driver, and the governor's freeze in substeps
+    ``freeze_at`` of envs 0-2 (the single engine's ``freeze_borrow`` order)."""
+
+    def block(t, row):
+        extra = {"arrival_mult": row.arrival_mult}
+        if t not in freeze_at:
+            return None, extra
+        frz = np.arange(row.arrival_mult.shape[0]) < 3
+        return Orders(freeze_borrow=frz), {**extra, "freeze": frz}
+
+    return block
+
+
+def _agree(s0, s1, ps, res):
+    """What ``SP._run_both`` does not compare: the borrowers' withdrawals and borrowing."""
+    w, u = res.index("WETH"), res.index("USDC")
+    c = ps.counters
+    np.testing.assert_allclose(
+        c["withdrawn_collateral_asset"][:, w],
+        s1.withdrawn_collateral_asset - s0.withdrawn_collateral_asset,
+        rtol=1e-12, atol=1e-9,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        c["borrowed_asset"][:, u], s1.borrowed_usd - s0.borrowed_usd, rtol=1e-12, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults")])
+@pytest.mark.parametrize("knobs", [SB.FALL, SB.RISE], ids=["fall", "rise"])
+def test_a_run_with_the_single_engines_exits_and_arrivals(
+    book_mapped, backend, oracle_kind, keepers, knobs
+):
+    """The single engine's default book with exits and arrivals: one uniform per slot decides
+    reaction, exit (healthy, the top ``p_exit``) and arrival (a free slot, below
+    ``p_arrive``), both odds from the LTV and the USDC rate; an arrival brings its template's
+    collateral and borrows to its template HF, with the loopers' re-levering within the
+    liquidity. The run equals the single engine's to 1e-12 after every substep, the ``active``
+    flags and the counts of arrivals and exits exactly."""
+    scenario = "gbm_calm" if knobs is SB.RISE else "shock"
+    p, rows, res, params, s = _case(oracle_kind, keepers, knobs, scenario)
+    assert np.any(~s.active)  # 10 % of the slots free at the start
+    s0, s1, ps = SP._run_both(p, rows, res, params, s, backend, _block(rows))
+    _agree(s0, s1, ps, res)
+    assert ps.arrivals.sum() > 0 and ps.exits.sum() > 0
+    assert np.any(s1.active & ~s0.active) and np.any(s0.active & ~s1.active)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_binding_supply_cap_and_a_freeze(book_mapped, backend):
+    """A WETH supply cap near the book's collateral (the arrivals' collateral and the
+    loopers' purchases scaled to its room, an arrival scaled to nothing stays out) and the
+    governor's freeze in some substeps of half the envs (no new supply or borrowing there): the
+    run equals the single engine's to 1e-12 after every substep; without the cap the arrivals
+    bring more collateral, and without the freeze the frozen envs borrow more."""
+    p, rows, res, params, s = _case("chainlink", "defaults", SB.RISE, "gbm_calm", cap_frac=1.02)
+    frozen_at = (2, 3, 4)
+    s0, s1, ps = SP._run_both(p, rows, res, params, s, backend, _block(rows, frozen_at))
+    _agree(s0, s1, ps, res)
+    w = res.index("WETH")
+    open_params = dataclasses.replace(
+        params, borrowers=dataclasses.replace(params.borrowers, supply_cap_new_supply=False)
+    )
+    po = _portfolio_only(s0, rows, res, open_params, backend, _block(rows, frozen_at))
+    pf = _portfolio_only(s0, rows, res, params, backend, _block(rows))
+    np.testing.assert_allclose(_portfolio_only(s0, rows, res, params, backend, _block(rows, frozen_at)).supply, ps.supply, rtol=1e-12)  # fmt: skip
+    added = ps.counters["added_collateral_asset"][:, w].sum()
+    assert po.counters["added_collateral_asset"][:, w].sum() > added
+    u = res.index("USDC")
+    b, bf = ps.counters["borrowed_asset"][:3, u], pf.counters["borrowed_asset"][:3, u]
+    assert bf.sum() > b.sum()
+
+
+def _portfolio_only(s0, rows, res, params, backend, block):
+    """The asset-axis run alone from the mapped single state ``s0`` (as ``SP._run_both`` maps
+    it), on the same uniforms and drivers."""
+    w, u = res.index("WETH"), res.index("USDC")
+    ps = _with_single_book(SP._to_portfolio(s0, res, params, w, u), s0)
+    tre = ps.treasury_asset.copy()
+    tre[:, u] = s0.reserves_usd
+    ps = ps.replace(treasury_asset=tre)
+    e, n = s0.collateral_asset.shape
+    for t, row in enumerate(rows):
+        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
+        noise = np.random.default_rng([3, 1, t]).random((e, n))
+        _, extra = block(t, row)
+        ps, _ = PM.substep(
+            ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise, **extra
+        )
+    return ps
