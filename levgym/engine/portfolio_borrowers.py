@@ -523,7 +523,9 @@ def with_turnover(
     thf = np.array(np.broadcast_to(np.asarray(template_hf, dtype=np.float64), shape))
     k = state.shape[2]
     if np.any((tres < 0) | (tres >= k)):
-        raise ValueError(f"template_reserve has values outside [0, {k - 1}]; allowed reserve indices")
+        raise ValueError(
+            f"template_reserve has values outside [0, {k - 1}]; allowed reserve indices"
+        )
     if np.any(tc < 0.0) or not np.all(np.isfinite(tc)):
         raise ValueError("template_collateral_asset must be finite and >= 0")
     if np.any(~(thf > 0.0)) or not np.all(np.isfinite(thf)):
@@ -571,7 +573,9 @@ def turnover_odds(state: Any, reserves: Reserves, params: Any, arrival_mult: Any
         bp.rate_ref_apr,
     )  # fmt: skip
     p_exit = R.exit_prob(bp.exit_rate_per_h, params.substep_h, attract)
-    p_arrive = R.arrival_prob(bp.arrival_rate_per_h, params.substep_h, arrival_mult[:, None], attract)
+    p_arrive = R.arrival_prob(
+        bp.arrival_rate_per_h, params.substep_h, arrival_mult[:, None], attract
+    )
     return p_exit, p_arrive
 
 
