@@ -57,7 +57,8 @@ carried over to portfolios:
   :func:`~levgym.engine.rules.borrow_available`) and the purchases are one purchase; proceeds
   and purchases are shared pro rata. The oracles then read the moved pools within the block
   (``portfolio_market.read_in_block``), as the single-asset cascade does before its first round.
-  Supply caps on the purchases are not checked. Counters: ``withdrawn_collateral_asset``,
+  Supply caps on the purchases are checked with ``supply_cap_new_supply`` ("Exits and
+  arrivals"). Counters: ``withdrawn_collateral_asset``,
   ``added_collateral_asset``, ``repaid_by_borrowers_asset``, ``borrowed_asset``.
 
 - **Exits and arrivals** (:func:`exit_and_arrive`, first in the phase; ``exit_rate_per_h`` and
