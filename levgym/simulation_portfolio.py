@@ -94,6 +94,12 @@ def params_from_sets(sets: dict[str, dict[str, str]]) -> PM.PortfolioMarketParam
                     f"--set {section}.{key} is not supported with --preset {PRESET}; {allowed}"
                 )
     borrowers = override_many(PB.PortfolioBorrowerParams(), "borrowers", sets.get("borrowers", {}))
+    for key in ("exit_rate_per_h", "arrival_rate_per_h"):
+        if getattr(borrowers, key) > 0.0:  # the preset's books have no free slots or templates
+            raise ValueError(
+                f"--set borrowers.{key} is not supported with --preset {PRESET} (its books have "
+                f"no free slots or templates); allowed 0"
+            )
     market = override_many(PRESET_MARKET, "market", sets.get("market", {}))
     return dataclasses.replace(market, borrowers=borrowers)
 

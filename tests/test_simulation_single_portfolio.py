@@ -20,13 +20,11 @@ TOL = 1e-12
 
 
 def _params(preset: str, warmup_h: float | None = None, **market) -> EngineParams:
-    """The preset with arrivals and exits off (rows 10-11 are not in the asset-axis step yet)."""
+    """The preset as it is (its book's exits and arrivals included), with ``warmup_h`` and
+    ``market`` changes."""
     p = preset_params(preset)
-    b = dataclasses.replace(p.borrowers, arrival_rate_per_h=0.0, exit_rate_per_h=0.0)
     run = p.run if warmup_h is None else dataclasses.replace(p.run, warmup_h=warmup_h)
-    return dataclasses.replace(
-        p, borrowers=b, run=run, market=dataclasses.replace(p.market, **market)
-    )
+    return dataclasses.replace(p, run=run, market=dataclasses.replace(p.market, **market))
 
 
 def _close(a, b, name: str) -> None:
@@ -89,11 +87,12 @@ CASES = [
 @pytest.mark.parametrize(("preset", "scenario", "knobs"), CASES, ids=[c[1] for c in CASES])
 def test_a_scenario_run_equals_the_single_engines(backend, preset, scenario, knobs):
     """Each env's scenario path, book and noise as ``simulate`` draws them, six substeps a
-    step, the preset's keepers, close factor and bad-debt accounting: the run through the
-    asset-axis step equals the single engine's to 1e-12."""
+    step, the preset's book (exits and arrivals), keepers, close factor and bad-debt accounting:
+    the run through the asset-axis step equals the single engine's to 1e-12."""
     single = _both(_params(preset, 0.0), backend, scenario=scenario, knobs=knobs)
     pe = single.per_env
     assert pe["added_collateral_asset"].sum() + pe["repaid_by_borrowers_usd"].sum() > 0
+    assert pe["arrivals"].sum() + pe["exits"].sum() > 0  # the book turned over
     if scenario == "gbm_calm":
         assert pe["borrowed_usd"].sum() > 0  # the loopers re-levered
     else:
@@ -138,23 +137,29 @@ def test_aave_v2_weths_own_warm_up():
     assert single.per_env["liquidations"].sum() > 0
 
 
-def test_unsupported_settings_are_refused_in_one_line():
-    """Arrivals and exits (rows 10-11), a supply cap with loopers, torch or float32: one line
-    naming the setting, before anything runs."""
+def test_unsupported_options_are_refused_in_one_line():
+    """Torch or float32: one line naming the option, before anything runs."""
     d = dict(scenario="shock", num_envs=1, engine="portfolio")
-    with pytest.raises(ValueError, match=r"^borrowers.arrival_rate_per_h=0.01 is not yet supported by the asset-axis step \(docs/cross-margin.md, rows 10-11\); allowed 0$"):  # fmt: skip
-        simulate(None, preset_params("aave_v3_weth"), 8, 0, 1, **d)
     p = _params("aave_v3_weth")
-    with pytest.raises(ValueError, match="^borrowers.exit_rate_per_h=0.5 "):
-        b = dataclasses.replace(p.borrowers, exit_rate_per_h=0.5)
-        simulate(None, dataclasses.replace(p, borrowers=b), 8, 0, 1, **d)
-    with pytest.raises(ValueError, match="^protocol.supply_cap_asset=1000 with borrowers.looper_frac=0.2 "):  # fmt: skip
-        pr = dataclasses.replace(p.protocol, supply_cap_asset=1000.0)
-        simulate(None, dataclasses.replace(p, protocol=pr), 8, 0, 1, **d)
     with pytest.raises(ValueError, match="^--backend torch --dtype float64 is not supported"):
         simulate(None, p, 8, 0, 1, backend="torch", **d)
     with pytest.raises(ValueError, match="^--backend numpy --dtype float32 is not supported"):
         simulate(None, p, 8, 0, 1, dtype="float32", **d)
+    with pytest.raises(ValueError, match="^engine='both' is unknown; allowed single, portfolio$"):
+        simulate(None, p, 8, 0, 1, **{**d, "engine": "both"})
+
+
+def test_a_supply_cap_that_binds_the_arrivals_and_loopers():
+    """The single engine's supply cap (``protocol.supply_cap_asset``) as the WETH reserve's, on
+    new supply only: a cap just above the book's collateral scales the arrivals' collateral and
+    the loopers' purchases down alike."""
+    p = _params("aave_v3_weth", 0.0)
+    probe = simulate(None, p, 64, 5, 1, "gbm_calm", num_envs=3)
+    cap = float(probe.per_env["initial_collateral_asset"].max()) * 1.001
+    p = dataclasses.replace(p, protocol=dataclasses.replace(p.protocol, supply_cap_asset=cap))
+    capped = _both(p, "numpy", scenario="gbm_calm")
+    free = simulate(None, _params("aave_v3_weth", 0.0), 64, 5, 4, "gbm_calm", num_envs=3)
+    assert capped.per_env["added_collateral_asset"].sum() < free.per_env["added_collateral_asset"].sum()  # fmt: skip
 
 
 def test_a_borrow_cap_that_binds_the_loopers():

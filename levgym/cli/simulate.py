@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import scenarios
-from ..engine.portfolio_single import check_engine_options, check_supported
+from ..engine.portfolio_single import check_engine_options
 from ..io import write_json
 from ..results import checked
 from ..simulation import SUMMARY_KEYS, simulate
@@ -99,8 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=["single", "portfolio"],
         help="the step a single-asset preset runs on: single (default) or portfolio, the "
         "asset-axis step with one collateral and one debt asset (the same results to 1e-12; "
-        "arrivals and exits not yet: set borrowers.arrival_rate_per_h=0 and "
-        "borrowers.exit_rate_per_h=0; --backend numpy or numba), see docs/cross-margin.md",
+        "--backend numpy or numba), see docs/cross-margin.md",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
@@ -278,8 +277,6 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.out_json, "--out-json")
     sets = parse_sets(args.sets)
     params = apply_warmup(build_params(args.preset, sets), args.warmup_h)
-    if args.engine == "portfolio":
-        check_supported(params)
     book = None
     if args.book_csv:
         from ..scenarios.book_csv import read_book_csv

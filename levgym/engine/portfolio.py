@@ -925,13 +925,21 @@ def write_off_deficit(
     debt burnt into the reserves' deficits. v3.3 does this inside the liquidation that takes the
     last collateral (:func:`liquidate`); a position that is already empty cannot be liquidated in
     v3.3 (no collateral to name) and keeps its debt; a simulator writes it off here."""
-    supply = np.asarray(supply, dtype=np.float64)
     debt = np.asarray(debt, dtype=np.float64)
-    price = np.broadcast_to(np.asarray(oracle_usd, dtype=np.float64), supply.shape)
-    cm = collateral_mask(supply, reserves, collateral_enabled)
-    empty = (np.where(cm, supply * price, 0.0).sum(axis=-1) == 0.0)[..., None]
+    empty = no_collateral_value(supply, oracle_usd, reserves, collateral_enabled)[..., None]
     deficit = np.where(empty, debt, 0.0)
     return np.where(empty, 0.0, debt), deficit
+
+
+def no_collateral_value(
+    supply: Array, oracle_usd: Array, reserves: Reserves, collateral_enabled: Array | None = None
+) -> np.ndarray:
+    """``[...]``: positions whose enabled collateral is worth nothing at the oracle (what
+    :func:`write_off_deficit` writes off; with exits and arrivals such a slot is free again)."""
+    supply = np.asarray(supply, dtype=np.float64)
+    price = np.broadcast_to(np.asarray(oracle_usd, dtype=np.float64), supply.shape)
+    cm = collateral_mask(supply, reserves, collateral_enabled)
+    return np.where(cm, supply * price, 0.0).sum(axis=-1) == 0.0
 
 
 # ----------------------------------------------------------------------------- interest

@@ -57,8 +57,33 @@ carried over to portfolios:
   :func:`~levgym.engine.rules.borrow_available`) and the purchases are one purchase; proceeds
   and purchases are shared pro rata. The oracles then read the moved pools within the block
   (``portfolio_market.read_in_block``), as the single-asset cascade does before its first round.
-  Supply caps on the purchases are not checked. Counters: ``withdrawn_collateral_asset``,
+  Supply caps on the purchases are checked with ``supply_cap_new_supply`` ("Exits and
+  arrivals"). Counters: ``withdrawn_collateral_asset``,
   ``added_collateral_asset``, ``repaid_by_borrowers_asset``, ``borrowed_asset``.
+
+- **Exits and arrivals** (:func:`exit_and_arrive`, first in the phase; ``exit_rate_per_h`` and
+  ``arrival_rate_per_h``, default 0, and a state's ``active`` flags, :func:`with_turnover`):
+  the single-asset engine's turnover (:func:`levgym.engine.borrowers.act`). One uniform per slot
+  (``noise_u``) decides: an active position with ``HF >= 1`` exits when it is above
+  ``1 - p_exit`` (:func:`levgym.engine.rules.exits`): it repays all its debt and withdraws all
+  its collateral, and its slot is free; a free slot receives a new borrower when its uniform is
+  below ``p_arrive``. Both come from :func:`~levgym.engine.rules.attractiveness` on the LTV of
+  the slot's template collateral (E-mode row of the slot) and the USDC borrow rate after
+  interest (:func:`~levgym.engine.rules.exit_prob`, :func:`~levgym.engine.rules.arrival_prob`
+  with the substep's ``arrival_mult`` driver). Exits come before the defenders and loopers (an
+  exiting slot neither defends nor loops); an arrival brings its template's collateral
+  (``template_collateral_asset`` of ``template_reserve``) and borrows USDC to ``template_hf``
+  within its LTV (:func:`~levgym.engine.rules.arrival_debt`, the slot's effective LT and LTV),
+  together with the loopers' re-levering (:func:`loop`): new supply (arrivals' collateral,
+  loopers' purchases at the oracle, :func:`~levgym.engine.rules.relever_collateral_asset`) is
+  scaled per reserve to the room the supply cap leaves (``supply_cap_new_supply``; borrowers'
+  and lenders' supply count; :func:`~levgym.engine.rules.supply_room`,
+  :func:`~levgym.engine.rules.fill_ratio`), none in an env where the substep's ``freeze`` holds;
+  an arrival scaled to nothing does not arrive; then the loopers' and arrivals' USDC borrowing
+  is scaled jointly to the liquidity and the borrow cap
+  (:func:`~levgym.engine.rules.borrow_available`). Counters ``arrivals``, ``exits`` (state,
+  ``[E]``); the amounts in ``withdrawn_collateral_asset``, ``repaid_by_borrowers_asset``,
+  ``added_collateral_asset``, ``borrowed_asset``.
 
 ``reference_portfolio.ref_substep`` is the naive loop twin.
 """
@@ -76,6 +101,7 @@ from .params import _check_range
 from .portfolio import (
     Reserves,
     account_data,
+    borrow_rates_apr,
     collateral_mask,
     effective_risk,
     isolation_total_debt,
@@ -128,6 +154,26 @@ class PortfolioBorrowerParams:
     delever_frac: float = 0.5
     """Loopers deleverage when ``1 <= HF < 1 + delever_frac * (target - 1)`` (single-asset
     default)."""
+    exit_rate_per_h: float = 0.0
+    """Hourly probability that an active healthy position repays everything and leaves, at the
+    reference LTV and rate (module docstring, "Exits and arrivals"; single-asset 0.002); 0
+    (default): none. Read only with a state's ``active`` flags."""
+    arrival_rate_per_h: float = 0.0
+    """Hourly probability that a free slot receives a new borrower (its template), at the
+    reference LTV and rate (single-asset 0.01); 0 (default): none."""
+    ltv_elasticity: float = 20.0
+    """Arrival odds scale by ``exp(ltv_elasticity * (ltv - ltv_ref))``, exits by the inverse
+    (single-asset default)."""
+    ltv_ref: float = 0.825
+    """LTV at which arrival and exit rates take their base values (single-asset default)."""
+    rate_elasticity: float = 10.0
+    """Arrival odds scale by ``exp(-rate_elasticity * (rate - rate_ref_apr))`` on the USDC
+    borrow rate (single-asset default)."""
+    rate_ref_apr: float = 0.05
+    """Borrow rate at which arrival and exit rates take their base values."""
+    supply_cap_new_supply: bool = False
+    """New supply (arrivals' collateral, loopers' purchases) is scaled down to the room each
+    reserve's supply cap leaves (the single-asset rule); False (default): caps not checked."""
 
     def __post_init__(self) -> None:
         o = "portfolio_borrowers"
@@ -148,6 +194,12 @@ class PortfolioBorrowerParams:
         self._check_order("looper_target_hf_min", "looper_target_hf_max")
         _check_range(o, "relever_band_frac", self.relever_band_frac, 0.0, 10.0)
         _check_range(o, "delever_frac", self.delever_frac, 0.0, 1.0)
+        _check_range(o, "exit_rate_per_h", self.exit_rate_per_h, 0.0, 1.0)
+        _check_range(o, "arrival_rate_per_h", self.arrival_rate_per_h, 0.0, 1.0)
+        _check_range(o, "ltv_elasticity", self.ltv_elasticity, -1e3, 1e3)
+        _check_range(o, "ltv_ref", self.ltv_ref, 0.0, 1.0)
+        _check_range(o, "rate_elasticity", self.rate_elasticity, -1e3, 1e3)
+        _check_range(o, "rate_ref_apr", self.rate_ref_apr, 0.0, 10.0)
 
     def _check_order(self, low: str, high: str) -> None:
         lo, hi = getattr(self, low), getattr(self, high)
@@ -457,23 +509,135 @@ def looper_slots(supply: Any, debt: Any, reserves: Reserves, tradable: np.ndarra
     return i, ok
 
 
+def with_turnover(
+    state: Any, active: Any, template_reserve: Any, template_collateral_asset: Any,
+    template_hf: Any,
+) -> Any:  # fmt: skip
+    """``state`` with exits and arrivals (module docstring, "Exits and arrivals"): which slots
+    hold a position ``[E, N]`` (a free slot must hold nothing) and each slot's template, the
+    collateral reserve ``[E, N]`` and amount (asset units) an arrival brings and the HF it
+    borrows to; counters ``arrivals`` and ``exits`` at 0."""
+    shape = state.shape[:2]
+    act = np.array(np.broadcast_to(np.asarray(active, dtype=bool), shape))
+    tres = np.array(np.broadcast_to(np.asarray(template_reserve, dtype=np.int64), shape))
+    tc = np.array(np.broadcast_to(np.asarray(template_collateral_asset, dtype=np.float64), shape))
+    thf = np.array(np.broadcast_to(np.asarray(template_hf, dtype=np.float64), shape))
+    k = state.shape[2]
+    if np.any((tres < 0) | (tres >= k)):
+        raise ValueError(
+            f"template_reserve has values outside [0, {k - 1}]; allowed reserve indices"
+        )
+    if np.any(tc < 0.0) or not np.all(np.isfinite(tc)):
+        raise ValueError("template_collateral_asset must be finite and >= 0")
+    if np.any(~(thf > 0.0)) or not np.all(np.isfinite(thf)):
+        raise ValueError("template_hf must be finite and > 0")
+    held = (state.supply > 0.0).any(axis=-1) | (state.debt > 0.0).any(axis=-1)
+    if np.any(held & ~act):
+        raise ValueError("active=False on slots that hold a position; allowed only on empty slots")
+    e = shape[0]
+    return state.replace(
+        active=act, template_reserve=tres, template_collateral_asset=tc, template_hf=thf,
+        arrivals=np.zeros(e), exits=np.zeros(e),
+    )  # fmt: skip
+
+
+def turnover_on(state: Any, params: Any) -> bool:
+    """Whether the substep runs exits and arrivals: the state has ``active`` flags and an exit
+    or arrival rate is above 0."""
+    bp = params.borrowers
+    return state.active is not None and (bp.exit_rate_per_h > 0.0 or bp.arrival_rate_per_h > 0.0)
+
+
+def turnover_drivers(arrival_mult: Any, freeze: Any, num_envs: int):
+    """The substep's ``arrival_mult`` (``[E]``, default 1) and ``freeze`` (``[E]`` bool or
+    None) as arrays."""
+    mult = np.ones(num_envs)
+    if arrival_mult is not None:
+        mult = np.array(np.broadcast_to(np.asarray(arrival_mult, dtype=np.float64), (num_envs,)))
+        if not np.all(np.isfinite(mult)) or np.any(mult < 0.0):
+            raise ValueError("arrival_mult must be finite and >= 0")
+    frz = None
+    if freeze is not None:
+        frz = np.array(np.broadcast_to(np.asarray(freeze, dtype=bool), (num_envs,)))
+    return mult, frz
+
+
+def turnover_odds(state: Any, reserves: Reserves, params: Any, arrival_mult: Any, quote: int):
+    """(``p_exit``, ``p_arrive``) ``[E, N]``: the single-asset rules on the LTV of each slot's
+    template reserve (its E-mode row) and the USDC borrow rate of the state."""
+    bp = params.borrowers
+    ltv, _, _ = effective_risk(reserves, state.emode_row)
+    ltv_t = _take(ltv, state.template_reserve)
+    rate = borrow_rates_apr(reserves, state.debt.sum(axis=1), state.lender_supply_asset)
+    attract = R.attractiveness(
+        ltv_t, rate[:, quote, None], bp.ltv_elasticity, bp.ltv_ref, bp.rate_elasticity,
+        bp.rate_ref_apr,
+    )  # fmt: skip
+    p_exit = R.exit_prob(bp.exit_rate_per_h, params.substep_h, attract)
+    p_arrive = R.arrival_prob(
+        bp.arrival_rate_per_h, params.substep_h, arrival_mult[:, None], attract
+    )
+    return p_exit, p_arrive
+
+
+def exit_and_arrive(
+    state: Any, reserves: Reserves, params: Any, noise_u: Any, arrival_mult: np.ndarray,
+    quote: int,
+):  # fmt: skip
+    """Exits and the arrivals' draw, first in the borrower phase (module docstring, "Exits and
+    arrivals"): returns the state after the exits and which free slots receive a new borrower
+    ``[E, N]`` (:func:`loop` brings them in)."""
+    if noise_u is None:
+        raise ValueError("noise_u=None with exits or arrivals; allowed a uniform [E, N] array")
+    u = np.asarray(noise_u, dtype=np.float64)
+    if u.shape != state.shape[:2]:
+        raise ValueError(f"noise_u has shape {u.shape}; allowed {state.shape[:2]} ([E, N])")
+    p_exit, p_arrive = turnover_odds(state, reserves, params, arrival_mult, quote)
+    price = state.oracle_usd[:, None, :]
+    hf = account_data(state.supply, state.debt, price, reserves, state.emode_row).health_factor
+    active = state.active
+    exits = active & R.exits(u, p_exit, hf)
+    arrives = ~active & (u < p_arrive)
+    if not exits.any():
+        return state, arrives
+    wd = np.where(exits[..., None], state.supply, 0.0)
+    rep = np.where(exits[..., None], state.debt, 0.0)
+    c = dict(state.counters)
+    c["withdrawn_collateral_asset"] = c["withdrawn_collateral_asset"] + wd.sum(axis=1)
+    c["repaid_by_borrowers_asset"] = c["repaid_by_borrowers_asset"] + rep.sum(axis=1)
+    return state.replace(
+        supply=np.where(exits[..., None], 0.0, state.supply),
+        debt=np.where(exits[..., None], 0.0, state.debt),
+        active=active & ~exits,
+        exits=state.exits + exits.sum(axis=1),
+        counters=c,
+    ), arrives
+
+
 def loop(
     state: Any, reserves: Reserves, params: Any, noise_u: Any, gas_gwei: Any,
-    fee_frac: np.ndarray, tradable: np.ndarray, quote: int,
+    fee_frac: np.ndarray, tradable: np.ndarray, quote: int, arrives: Any = None,
+    freeze: Any = None,
 ) -> Any:  # fmt: skip
-    """The loopers of the borrower phase (module docstring, "Loopers"), after the defenders: a
-    state without looper targets (``looper_target_hf``) is returned unchanged. ``fee_frac [K]``:
-    each pool's fee; ``tradable [K]``: reserves a looper may hold (:func:`looper_slots`);
-    ``quote``: the USDC column."""
-    if state.looper_target_hf is None:
+    """The loopers of the borrower phase (module docstring, "Loopers"), after the defenders, and
+    the arrivals ``arrives [E, N]`` (:func:`exit_and_arrive`; None: none) with them: a state
+    without looper targets (``looper_target_hf``) or arrivals is returned unchanged.
+    ``fee_frac [K]``: each pool's fee; ``tradable [K]``: reserves a looper may hold
+    (:func:`looper_slots`); ``quote``: the USDC column; ``freeze [E]`` (None: none): no new
+    supply or borrowing in those envs."""
+    some_arrive = arrives is not None and bool(np.any(arrives))
+    if state.looper_target_hf is None and not some_arrive:
         return state
-    tgt = phase_trigger_hf(state, params, noise_u, gas_gwei, state.looper_target_hf)
-    if not np.any(tgt > 0.0):
+    if state.looper_target_hf is None:
+        tgt = np.zeros(state.shape[:2])
+    else:
+        tgt = phase_trigger_hf(state, params, noise_u, gas_gwei, state.looper_target_hf)
+    if not np.any(tgt > 0.0) and not some_arrive:
         return state
     bp = params.borrowers
     i, ok = looper_slots(state.supply, state.debt, reserves, tradable, quote)
     tgt = np.where(ok, tgt, 0.0)
-    if not np.any(tgt > 0.0):
+    if not np.any(tgt > 0.0) and not some_arrive:
         return state
     k = reserves.k
     ltv, lt, _ = effective_risk(reserves, state.emode_row)
@@ -497,12 +661,42 @@ def loop(
     supply = state.supply - np.where(oh, sell[..., None], 0.0)
     debt = state.debt.copy()
     debt[..., quote] = d_q - repaid
-    # the re-levering borrows within the quote's liquidity and borrow cap, one purchase a pool
+    arr_c = arr_d = None
+    if arrives is not None or bp.supply_cap_new_supply or freeze is not None:
+        # new supply within each reserve's supply cap (none while frozen): arrivals, re-levering
+        tres = np.zeros_like(i) if state.template_reserve is None else state.template_reserve
+        oh_t = tres[..., None] == np.arange(k)
+        arr_c = np.zeros(tgt.shape) if arrives is None else np.where(arrives, state.template_collateral_asset, 0.0)  # fmt: skip
+        cap = reserves.supply_cap_asset if bp.supply_cap_new_supply else np.full(k, np.inf)
+        frozen = False if freeze is None else np.asarray(freeze)[:, None]
+        room = R.supply_room(cap, supply.sum(axis=1) + state.lender_supply_asset, frozen)
+        relever_c = R.relever_collateral_asset(want, p_q, p_i)
+        wanted_c = np.where(oh_t, arr_c[..., None], 0.0) + np.where(oh, relever_c[..., None], 0.0)
+        sfill = R.fill_ratio(room, wanted_c.sum(axis=1))  # [E, K]
+        fill_t = np.take_along_axis(sfill, tres, axis=1)
+        if arrives is not None:
+            arrives = arrives & (fill_t > 0.0)
+        arr_c = arr_c * fill_t
+        want = want * np.take_along_axis(sfill, i, axis=1)
+        if arrives is not None:  # the arrivals' USDC debt at their template HF, within the LTV
+            ltv, lt, _ = effective_risk(reserves, state.emode_row)
+            ltv_t, lt_t = _take(ltv, tres), _take(lt, tres)
+            p_t = np.take_along_axis(price, tres, axis=1)
+            safe = np.where(ltv_t > 0.0, ltv_t, 1.0)
+            arr_d = np.where(
+                arrives & (ltv_t > 0.0),
+                R.arrival_debt(arr_c, p_t, lt_t, safe, state.template_hf, p_q),
+                0.0,
+            )
+    # the re-levering (and the arrivals) borrow within the quote's liquidity and borrow cap, one
+    # purchase a pool
     avail = R.borrow_available(
         state.lender_supply_asset[:, quote], reserves.borrow_cap_asset[quote],
         debt[..., quote].sum(axis=1),
     )  # fmt: skip
-    borrow = want * R.fill_ratio(avail, want.sum(axis=1))[:, None]
+    asked = want.sum(axis=1) if arr_d is None else want.sum(axis=1) + arr_d.sum(axis=1)
+    scale = R.fill_ratio(avail, asked)[:, None]
+    borrow = want * scale
     total_buy = np.where(oh, borrow[..., None], 0.0).sum(axis=1)
     buys = total_buy > 0.0
     pa3, pq3, got = R.buy_asset(pa, pq, total_buy, fee_frac)
@@ -519,4 +713,16 @@ def loop(
     rep_q[:, quote], bor_q[:, quote] = repaid.sum(axis=1), borrow.sum(axis=1)
     c["repaid_by_borrowers_asset"] = c["repaid_by_borrowers_asset"] + rep_q
     c["borrowed_asset"] = c["borrowed_asset"] + bor_q
-    return state.replace(supply=supply, debt=debt, pool_asset=pa, pool_quote=pq, counters=c)
+    out = state.replace(supply=supply, debt=debt, pool_asset=pa, pool_quote=pq, counters=c)
+    if arrives is None:
+        return out
+    arr_d = arr_d * scale
+    add_c = np.where(oh_t, arr_c[..., None], 0.0)
+    supply = supply + add_c
+    debt[..., quote] = debt[..., quote] + arr_d
+    c["added_collateral_asset"] = c["added_collateral_asset"] + add_c.sum(axis=1)
+    c["borrowed_asset"][:, quote] = c["borrowed_asset"][:, quote] + arr_d.sum(axis=1)
+    return out.replace(
+        supply=supply, debt=debt, active=state.active | arrives,
+        arrivals=state.arrivals + arrives.sum(axis=1), counters=c,
+    )  # fmt: skip

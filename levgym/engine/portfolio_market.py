@@ -25,7 +25,10 @@ One substep (:func:`substep`), in this order:
    (:func:`levgym.engine.portfolio.borrow_rates_apr` on utilization = borrowers' debt / lenders'
    supply, :func:`levgym.engine.rules.interest_growth`); the reserve factor's share goes to the
    treasury, the rest to the lenders' supply.
-4b. **Borrowers** (:func:`levgym.engine.portfolio_borrowers.defend`): defensive positions below
+4b. **Borrowers**: with ``active`` flags in the state and an exit or arrival rate, exits first
+   and the arrivals' draw (:func:`levgym.engine.portfolio_borrowers.exit_and_arrive`; the
+   arrivals come in with the loopers' purchases); then
+   (:func:`levgym.engine.portfolio_borrowers.defend`) defensive positions below
    their trigger HF top up collateral or repay debt within their outside funds (default
    ``borrowers.defensive_frac = 0``: none, the books are passive); then loopers
    (:func:`levgym.engine.portfolio_borrowers.loop`, default ``borrowers.looper_frac = 0``:
@@ -92,10 +95,18 @@ from .portfolio import (
     borrow_rates_apr,
     effective_risk,
     liquidate,
+    no_collateral_value,
     oracle_prices_usd,
     write_off_deficit,
 )
-from .portfolio_borrowers import PortfolioBorrowerParams, defend, loop
+from .portfolio_borrowers import (
+    PortfolioBorrowerParams,
+    defend,
+    exit_and_arrive,
+    loop,
+    turnover_drivers,
+    turnover_on,
+)
 from .portfolio_treasury import check_deficit_cover, cover_deficit
 
 QUOTE_SYMBOL = "USDC"
@@ -459,6 +470,20 @@ class PortfolioState:
     looper_target_hf: np.ndarray | None = None
     """Target HF of looping slots ``[E, N]`` (0 = not a looper); None: no loopers
     (:func:`levgym.engine.portfolio_borrowers.loop`)."""
+    active: np.ndarray | None = None
+    """Slots holding a position ``[E, N]`` (bool; a free slot holds nothing and may receive an
+    arrival); None: every slot active, no exits or arrivals
+    (:func:`levgym.engine.portfolio_borrowers.with_turnover`)."""
+    template_reserve: np.ndarray | None = None
+    """The collateral reserve an arrival into each slot brings ``[E, N]`` (int)."""
+    template_collateral_asset: np.ndarray | None = None
+    """The collateral an arrival into each slot brings ``[E, N]`` (asset units)."""
+    template_hf: np.ndarray | None = None
+    """The health factor an arrival into each slot borrows to ``[E, N]`` (within its LTV)."""
+    arrivals: np.ndarray | None = None
+    """Arrivals so far ``[E]`` (with ``active``)."""
+    exits: np.ndarray | None = None
+    """Exits so far ``[E]`` (with ``active``)."""
 
     def replace(self, **changes: Any) -> PortfolioState:
         return dataclasses.replace(self, **changes)
@@ -1287,14 +1312,20 @@ def read_in_block(
     return state.replace(oracle_usd=oracle, feed_usd=feed, feed_updated_h=feed_h)
 
 
-def write_off(state: PortfolioState, reserves: Reserves) -> PortfolioState:
-    """Step 6: positions with debt and no collateral have their debt burnt into the deficits."""
-    debt, deficit = write_off_deficit(
-        state.supply, state.debt, state.oracle_usd[:, None, :], reserves
-    )
+def write_off(
+    state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams
+) -> PortfolioState:
+    """Step 6: positions with debt and no collateral have their debt burnt into the deficits;
+    with exits and arrivals (:func:`levgym.engine.portfolio_borrowers.turnover_on`) a slot
+    without collateral is free again (the single engine's ``cascade.write_off``)."""
+    price = state.oracle_usd[:, None, :]
+    debt, deficit = write_off_deficit(state.supply, state.debt, price, reserves)
     c = dict(state.counters)
     c["deficit_asset"] = c["deficit_asset"] + deficit.sum(axis=1)
-    return state.replace(debt=debt, counters=c)
+    if not turnover_on(state, params):
+        return state.replace(debt=debt, counters=c)
+    freed = no_collateral_value(state.supply, price, reserves)
+    return state.replace(debt=debt, counters=c, active=state.active & ~freed)
 
 
 BACKENDS = ("numpy", "numba")
@@ -1312,6 +1343,7 @@ def substep(
     params: PortfolioMarketParams, fused: bool = True, backend: str = "numpy",
     gas_gwei: Any = None, noise_u: Any = None, oracle_bias_frac: Any = None,
     oracle_held: Any = None, liquidity_frac: Any = None, arb_speed_frac: Any = None,
+    arrival_mult: Any = None, freeze: Any = None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """One substep of every env (module docstring, steps 1-7); returns the state and the cascade
     rounds with calls per env ``[E]``. ``fused`` runs the numpy path's keeper pass compiled by
@@ -1326,7 +1358,11 @@ def substep(
     single-asset engine's oracle drivers per reserve (:func:`oracle_drivers`), applied to every
     oracle read of the substep, between blocks and within the cascade. ``liquidity_frac`` and
     ``arb_speed_frac`` (``[E, K]``, broadcast; None: the pools as they are and
-    ``params.arb_speed_frac``): the single-asset pool drivers (:func:`pool_drivers`)."""
+    ``params.arb_speed_frac``): the single-asset pool drivers (:func:`pool_drivers`).
+    ``arrival_mult`` (``[E]``, default 1): the single-asset driver scaling the arrivals' odds;
+    ``freeze`` (``[E]`` bool, None: none): the governor's ``freeze_borrow``, no new supply or
+    borrowing by loopers and arrivals in those envs (:mod:`levgym.engine.portfolio_borrowers`,
+    "Exits and arrivals"); ``noise_u`` is then read for exits and arrivals too."""
     _check_backend(backend)
     bias, held = oracle_drivers(oracle_bias_frac, oracle_held, state.oracle_usd.shape)
     before = state = start_statistics(state, params)
@@ -1335,7 +1371,7 @@ def substep(
 
         state, rounds = portfolio_market_fused.substep(
             state, fundamental_usd, reserves, params, gas_gwei, noise_u, bias, held,
-            liquidity_frac, arb_speed_frac,
+            liquidity_frac, arb_speed_frac, arrival_mult, freeze,
         )  # fmt: skip
         state = keep_statistics(state, before, reserves, params)
         return cover_deficit(state, params), rounds
@@ -1345,11 +1381,18 @@ def substep(
     state = accrue_interest(state, reserves, params)
     e = state.shape[0]
     gwei = gas_gwei_per_env(params, gas_gwei, e)
+    q = reserves.index(QUOTE_SYMBOL)
+    mult, frz = turnover_drivers(arrival_mult, freeze, e)
+    arrives = None
+    if turnover_on(state, params):  # exits first, the arrivals' draw (they come with the loopers)
+        state, arrives = exit_and_arrive(state, reserves, params, noise_u, mult, q)
     state = defend(state, reserves, params, noise_u, gwei)  # levgym.engine.portfolio_borrowers
-    if state.looper_target_hf is not None:  # loopers trade through the pools
+    if state.looper_target_hf is not None or arrives is not None:  # loopers trade in the pools
         _, fee, _ = _pool_layout(reserves, params)
-        q = reserves.index(QUOTE_SYMBOL)
-        looped = loop(state, reserves, params, noise_u, gwei, fee, looper_tradable(reserves, params), q)  # fmt: skip
+        looped = loop(
+            state, reserves, params, noise_u, gwei, fee, looper_tradable(reserves, params), q,
+            arrives, frz,
+        )  # fmt: skip
         if looped is not state:  # the oracles read the pools the loopers moved, in the block
             state = read_in_block(looped, reserves, params, bias, held)
     state = cex_fills(state, params)
@@ -1362,7 +1405,7 @@ def substep(
         rounds += calls > 0
         if not calls.any():
             break
-    state = write_off(state, reserves)
+    state = write_off(state, reserves, params)
     state = cover_deficit(state, params)  # treasury (levgym.engine.portfolio_treasury)
     state = keep_statistics(state, before, reserves, params)
     return state.replace(
@@ -1377,12 +1420,13 @@ def run(
     noise_seed: int = 0,
 ) -> PortfolioState:  # fmt: skip
     """Step ``state`` through fundamentals ``[T, E, K]`` (row 0 is the start: stepping begins at
-    row 1). With reaction probabilities in the state, substep ``t`` draws its uniforms from
+    row 1). With reaction probabilities or exits and arrivals in the state, substep ``t`` draws
+    its uniforms from
     ``numpy.random.default_rng([noise_seed, 1518, t])`` (none are drawn otherwise)."""
     _check_backend(backend)
     for t in range(1, fundamentals_usd.shape[0]):
         noise = None
-        if state.defend_react_prob is not None:
+        if state.defend_react_prob is not None or turnover_on(state, params):
             noise = np.random.default_rng([int(noise_seed), 1518, t]).random(state.shape[:2])
         state, _ = substep(
             state, fundamentals_usd[t], reserves, params, fused, backend, noise_u=noise

@@ -116,6 +116,14 @@ LooperLayout = collections.namedtuple("LooperLayout", "on band dfrac tradable")
 """The loopers' constants (:func:`levgym.engine.portfolio_borrowers.loop`): whether any slot
 loops this substep, ``relever_band_frac``, ``delever_frac`` and the reserves a looper may hold
 ``[K]`` (:func:`levgym.engine.portfolio_market.looper_tradable`)."""
+TurnoverLayout = collections.namedtuple(
+    "TurnoverLayout",
+    "on room cap exit_rate arrival_rate ltv_el ltv_ref rate_el rate_ref dt",
+)
+"""Exits and arrivals (:func:`levgym.engine.portfolio_borrowers.exit_and_arrive`): whether they
+run this substep, whether the loopers' and arrivals' new supply is scaled to the supply caps'
+room (``room``: arrivals, ``supply_cap_new_supply`` or a ``freeze``), the caps ``[K]`` (``inf``
+where not checked), the rates, elasticities and references, the substep (hours)."""
 Scalars = collections.namedtuple(
     "Scalars", "arb weight substep_h mode buy_frac max_rounds now slot chunk"
 )
@@ -627,12 +635,48 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             cap[e, n] += b * price[j]
 
     @njit(cache=True)
-    def _loop_env(e, sup_e, deb_e, rows, price, pa, pq, lender, counters, L, B, LP, ltgt, li, sell, want, tot):  # fmt: skip
+    def _turnover_env(e, sup_e, deb_e, rows, price, lender, counters, L, B, T, cm, active, tres, noise, mult, arrive, exits):  # fmt: skip
+        """Exits and the arrivals' draw of env ``e``
+        (:func:`levgym.engine.portfolio_borrowers.exit_and_arrive`), after interest: the odds
+        from the template reserve's LTV and the USDC rate; an exiting position repays and
+        withdraws everything (in place); ``arrive[n]``: the free slots that receive a borrower."""
+        n_n, k_n = sup_e.shape
+        q = L.q
+        owed = 0.0
+        for n in range(n_n):
+            owed += deb_e[n, q]
+        u_q = NR.utilization(owed, lender[e, q])
+        rate = NR.borrow_rate_apr(u_q, L.base[q], L.slope1[q], L.slope2[q], L.optimal[q])
+        for n in range(n_n):
+            arrive[n] = False
+            row = rows[n]
+            attract = NR.attractiveness(
+                B.ltv[row, tres[e, n]], rate, T.ltv_el, T.ltv_ref, T.rate_el, T.rate_ref
+            )
+            u = noise[e, n]
+            if active[e, n]:
+                hf, _ = _slot_health(n, sup_e, deb_e, row, price, L, cm)
+                if NR.exits(u, NR.exit_prob(T.exit_rate, T.dt, attract), hf):
+                    for k in range(k_n):
+                        counters[C_WITHDRAWN, e, k] += sup_e[n, k]
+                        counters[C_REPAID_B, e, k] += deb_e[n, k]
+                        sup_e[n, k] = 0.0
+                        deb_e[n, k] = 0.0
+                    active[e, n] = False
+                    exits[e] += 1.0
+            else:
+                arrive[n] = u < NR.arrival_prob(T.arrival_rate, T.dt, mult[e], attract)
+
+    @njit(cache=True)
+    def _loop_env(e, sup_e, deb_e, rows, price, pa, pq, lender, counters, L, B, LP, ltgt, li, sell, want, tot, T, arrive, tres, tcoll, thf, frz, active, arrivals, ac, ad):  # fmt: skip
         """The loopers of env ``e`` (:func:`levgym.engine.portfolio_borrowers.loop`), after the
         defenders: each looper's sale or wanted borrowing (:func:`looper_trade`), the sales into
         each pool as one sale, the repayments, the borrowing filled within the quote's liquidity
-        and borrow cap, the purchases from each pool as one purchase. Returns whether a pool
-        moved."""
+        and borrow cap, the purchases from each pool as one purchase. With ``T.room`` the new
+        supply (purchases at the oracle, the arrivals ``arrive [N]``) is first scaled to each
+        reserve's room (``tot[2]``, ``tot[3]`` scratch), the arrivals borrow with the loopers
+        and come in after the purchases (``ac``, ``ad``: their collateral and debt). Returns
+        whether a pool moved."""
         n_n, k_n = sup_e.shape
         q = L.q
         for k in range(k_n):
@@ -681,6 +725,40 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                     counters[C_REPAID_B, e, q] += rep
                 wanted += want[n]
             debt_q += deb_e[n, q]
+        if T.room:  # new supply within each reserve's supply cap, none while frozen
+            for k in range(k_n):
+                tot[2, k] = 0.0
+                tot[3, k] = 0.0
+            for n in range(n_n):
+                for k in range(k_n):
+                    tot[2, k] += sup_e[n, k]
+                i = li[n]
+                if i >= 0 and want[n] > 0.0:
+                    tot[3, i] += NR.relever_collateral_asset(want[n], price[q], price[i])
+                if T.on and arrive[n]:
+                    tot[3, tres[e, n]] += tcoll[e, n]
+            for k in range(k_n):
+                room = NR.supply_room(T.cap[k], tot[2, k] + lender[e, k], frz[e])
+                tot[2, k] = NR.fill_ratio(room, tot[3, k])
+            wanted = 0.0
+            for n in range(n_n):
+                i = li[n]
+                if i >= 0:
+                    want[n] = want[n] * tot[2, i]
+                    wanted += want[n]
+            for n in range(n_n):
+                if T.on and arrive[n]:
+                    t = tres[e, n]
+                    if tot[2, t] > 0.0:
+                        ac[n] = tcoll[e, n] * tot[2, t]
+                        row = rows[n]
+                        if B.ltv[row, t] > 0.0:
+                            ad[n] = NR.arrival_debt(
+                                ac[n], price[t], L.lt[row, t], B.ltv[row, t], thf[e, n], price[q]
+                            )
+                        wanted += ad[n]
+                    else:  # scaled to nothing: does not arrive
+                        arrive[n] = False
         avail = NR.borrow_available(lender[e, q], B.borrow_cap[q], debt_q)
         fill = NR.fill_ratio(avail, wanted)
         for k in range(k_n):
@@ -704,6 +782,17 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 deb_e[n, q] += want[n]
                 counters[C_ADDED, e, i] += bought
                 counters[C_BORROWED, e, q] += want[n]
+        if T.on:  # the arrivals: their collateral and their debt, filled with the loopers'
+            for n in range(n_n):
+                if arrive[n]:
+                    t = tres[e, n]
+                    d = ad[n] * fill
+                    sup_e[n, t] += ac[n]
+                    deb_e[n, q] += d
+                    counters[C_ADDED, e, t] += ac[n]
+                    counters[C_BORROWED, e, q] += d
+                    active[e, n] = True
+                    arrivals[e] += 1.0
         return moved
 
     @njit(parallel=True, cache=True)
@@ -711,7 +800,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
         supply_in, debt_in, emode_row, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
         gas_usd, capacity, B, trig, repays, cap, bias, held, arb, liq, base, use_liq, pend, ever,
-        LP, ltgt,
+        LP, ltgt, T, active, tres, tcoll, thf, noise, mult, frz, arrivals, exits,
     ):  # fmt: skip
         e_n, n_n, k_n = supply.shape
         for e in prange(e_n):
@@ -750,7 +839,25 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
             _interest_growth_env(e, debt_in, lender, L, S, growth)
             if lend:
                 _borrow_totals(e, supply_in, debt_in, growth, L, B, total, iso)
-            if LP.on:  # loopers trade through the pools: their own pass, before the candidates
+            sep = LP.on or T.on
+            arrive = np.zeros(n_n if T.on else 0, dtype=np.bool_)
+            if sep and T.on:  # exits and arrivals: interest, then exits, then the defenders
+                for n in range(n_n):
+                    _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
+                _interest_close(e, lender, treasury, counters, L, interest)
+                _turnover_env(
+                    e, sup_e, deb_e, rows, price, lender, counters, L, B, T, cm, active, tres,
+                    noise, mult, arrive, exits,
+                )  # fmt: skip
+                if lend:  # the totals before the defenders: after the exits
+                    _borrow_totals(e, supply, debt, np.zeros(k_n), L, B, total, iso)
+                for n in range(n_n):
+                    if B.on and trig[e, n] > 0.0:
+                        _defend_slot(
+                            e, n, sup_e, deb_e, rows[n], price, L, B, trig, repays, cap,
+                            counters, total, iso, want_j, want, wanted,
+                        )  # fmt: skip
+            elif sep:  # loopers trade through the pools: their own pass, before the candidates
                 for n in range(n_n):
                     _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
                     if B.on and trig[e, n] > 0.0:
@@ -759,12 +866,14 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                             counters, total, iso, want_j, want, wanted,
                         )  # fmt: skip
                 _interest_close(e, lender, treasury, counters, L, interest)
+            if sep:
                 if lend:
                     _defend_borrows(e, deb_e, price, lender, B, cap, counters, total, want_j, want, wanted)  # fmt: skip
                 li = np.empty(n_n, dtype=np.int64)
                 moved = _loop_env(
                     e, sup_e, deb_e, rows, price, pa, pq, lender, counters, L, B, LP, ltgt, li,
-                    np.zeros(n_n), np.zeros(n_n), np.zeros((2, k_n)),
+                    np.zeros(n_n), np.zeros(n_n), np.zeros((4, k_n)), T, arrive, tres, tcoll,
+                    thf, frz, active, arrivals, np.zeros(n_n), np.zeros(n_n),
                 )  # fmt: skip
                 if moved:  # the oracles read the moved pools, in the block
                     _oracle_env(
@@ -776,7 +885,7 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                         _chunk_env(e, f, pa, price, L, S, maxrep)
             m = 0
             for n in range(n_n):
-                if not LP.on:
+                if not sep:
                     _interest_slot(e, n, supply_in, debt_in, supply, debt, growth, interest)
                     if B.on and trig[e, n] > 0.0:
                         _defend_slot(
@@ -791,9 +900,11 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                     )  # fmt: skip
                 if _collateral_value(e, n, supply, oracle, L) == 0.0:
                     _write_off_slot(e, n, debt, counters)
-            if not LP.on:
+                    if T.on:  # a slot without collateral is free again
+                        active[e, n] = False
+            if not sep:
                 _interest_close(e, lender, treasury, counters, L, interest)
-            if lend and not LP.on:  # a borrower's HF stays above its target: no call
+            if lend and not sep:  # a borrower's HF stays above its target: no call
                 _defend_borrows(e, deb_e, price, lender, B, cap, counters, total, want_j, want, wanted)  # fmt: skip
             calls = 0
             if m > 0:
@@ -837,6 +948,8 @@ with rules_cache_dir(portfolio, portfolio_market, portfolio_fused, portfolio_bor
                 for n in range(n_n):
                     if _collateral_value(e, n, supply, oracle, L) == 0.0:
                         _write_off_slot(e, n, debt, counters)
+                        if T.on:
+                            active[e, n] = False
 
 
 @functools.lru_cache(maxsize=32)
@@ -926,6 +1039,29 @@ def _looper_layout(reserves: Reserves, params: PortfolioMarketParams, on: bool) 
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _turnover_layout(
+    reserves: Reserves, params: PortfolioMarketParams, on: bool, frozen: bool
+) -> TurnoverLayout:
+    """Exits' and arrivals' constants (:data:`TurnoverLayout`); ``on``: they run this substep;
+    ``frozen``: the substep has a ``freeze``."""
+    bp = params.borrowers
+    k = reserves.k
+    cap = reserves.supply_cap_asset if bp.supply_cap_new_supply else np.full(k, np.inf)
+    return TurnoverLayout(
+        on=bool(on),
+        room=bool(on or bp.supply_cap_new_supply or frozen),
+        cap=np.ascontiguousarray(cap, dtype=np.float64),
+        exit_rate=float(bp.exit_rate_per_h),
+        arrival_rate=float(bp.arrival_rate_per_h),
+        ltv_el=float(bp.ltv_elasticity),
+        ltv_ref=float(bp.ltv_ref),
+        rate_el=float(bp.rate_elasticity),
+        rate_ref=float(bp.rate_ref_apr),
+        dt=float(params.substep_h),
+    )
+
+
 def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
     return Scalars(
         float(params.arb_speed_frac),
@@ -943,7 +1079,7 @@ def _scalars(params: PortfolioMarketParams, now: float, slot: int) -> Scalars:
 def substep(
     state: PortfolioState, fundamental_usd: np.ndarray, reserves: Reserves,
     params: PortfolioMarketParams, gas_gwei=None, noise_u=None, oracle_bias_frac=None,
-    oracle_held=None, liquidity_frac=None, arb_speed_frac=None,
+    oracle_held=None, liquidity_frac=None, arb_speed_frac=None, arrival_mult=None, freeze=None,
 ) -> tuple[PortfolioState, np.ndarray]:  # fmt: skip
     """:func:`levgym.engine.portfolio_market.substep` compiled (same results to float
     rounding): the new state (fresh arrays) and the cascade rounds with calls per env ``[E]``.
@@ -953,7 +1089,9 @@ def substep(
     triggers of the slots that do not react, before the kernel); ``oracle_bias_frac``,
     ``oracle_held``: the oracle drivers ``[E, K]`` (None: none;
     :func:`levgym.engine.portfolio_market.oracle_drivers`); ``liquidity_frac``,
-    ``arb_speed_frac``: the pool drivers (:func:`levgym.engine.portfolio_market.pool_drivers`)."""
+    ``arb_speed_frac``: the pool drivers (:func:`levgym.engine.portfolio_market.pool_drivers`);
+    ``arrival_mult``, ``freeze``: the arrivals' driver and the governor's freeze ``[E]``
+    (:func:`levgym.engine.portfolio_borrowers.turnover_drivers`)."""
     e, n, k = state.shape
     f = np.ascontiguousarray(
         np.broadcast_to(np.asarray(fundamental_usd, dtype=np.float64), (e, k))
@@ -1019,13 +1157,38 @@ def substep(
     if looping is not None:
         looping = portfolio_borrowers.phase_trigger_hf(state, params, noise_u, gwei, looping)
     LP = _looper_layout(reserves, params, looping is not None and bool(np.any(looping > 0.0)))
-    ltgt = np.zeros((1, 1)) if not LP.on else np.ascontiguousarray(looping, dtype=np.float64)
+    mult, frz = portfolio_borrowers.turnover_drivers(arrival_mult, freeze, e)
+    turnover = portfolio_borrowers.turnover_on(state, params)
+    if turnover and noise_u is None:
+        raise ValueError("noise_u=None with exits or arrivals; allowed a uniform [E, N] array")
+    T = _turnover_layout(reserves, params, turnover, frz is not None)
+    if not LP.on:
+        ltgt = np.zeros((e, n) if T.on else (1, 1))
+    else:
+        ltgt = np.ascontiguousarray(looping, dtype=np.float64)
+    frz = np.zeros(e, dtype=np.bool_) if frz is None else np.ascontiguousarray(frz)
+    if turnover:  # the flags and counters are written (fresh arrays)
+        active = np.array(state.active, dtype=np.bool_)
+        tres = np.ascontiguousarray(state.template_reserve, dtype=np.int64)
+        tcoll = np.ascontiguousarray(state.template_collateral_asset, dtype=np.float64)
+        thf = np.ascontiguousarray(state.template_hf, dtype=np.float64)
+        noise = np.ascontiguousarray(noise_u, dtype=np.float64)
+        if noise.shape != (e, n):
+            raise ValueError(f"noise_u has shape {noise.shape}; allowed {(e, n)} ([E, N])")
+        arrivals = np.array(state.arrivals, dtype=np.float64)
+        exits = np.array(state.exits, dtype=np.float64)
+    else:
+        active, tres = np.ones((1, 1), dtype=np.bool_), np.zeros((1, 1), dtype=np.int64)
+        tcoll, thf, noise = np.zeros((1, 1)), np.ones((1, 1)), np.zeros((1, 1))
+        arrivals, exits = np.zeros(1), np.zeros(1)
     _substep_kernel(
         supply_in, debt_in, emode, f, supply, debt, pa, pq, ratio, snap, oracle, lender,
         treasury, counters, pnl, liquidations, rounds_max, rounds, feed, feed_h, buf, L, S,
         gas_usd, capacity, B, trig, repays, cap, bias_a, held_a, arb_a, liq_a, base_a, use_liq,
-        pend, ever, LP, ltgt,
+        pend, ever, LP, ltgt, T, active, tres, tcoll, thf, noise, mult, frz, arrivals, exits,
     )  # fmt: skip
+    if turnover:
+        state = state.replace(active=active, arrivals=arrivals, exits=exits)
     if state.ever_liquidated is not None:
         state = state.replace(ever_liquidated=ever)
     if on:

@@ -6,9 +6,10 @@ docs/cross-margin.md, "What a single-asset preset uses that the asset-axis step 
 every option below is one the asset-axis step has, set to the single engine's rule, so that a
 K = 1 market stepped by :func:`levgym.engine.portfolio_market.substep` equals the single engine's
 run to 1e-12 (:class:`AssetAxisSteps` steps a market runner's markets so;
-``levgym.simulation.simulate(..., engine="portfolio")`` runs a whole ``simulate``). A single-engine
-setting the asset-axis step cannot represent yet raises one line naming it
-(:func:`check_supported`).
+``levgym.simulation.simulate(..., engine="portfolio")`` runs a whole ``simulate``). Every
+single-asset preset and borrower setting has its counterpart (rows 1-4, 7-16, 18, 19, 21, 22,
+24); what stays with the single engine is the envs' (agent orders, an outside liquidator's claim,
+per-env governed parameters) and the torch backend.
 """
 
 from __future__ import annotations
@@ -44,24 +45,6 @@ KEEPER_ROUTE_KEYS = (
 )
 """``market.*`` keeper routing fields that the asset-axis step takes under the same names."""
 
-NOT_YET = "is not yet supported by the asset-axis step (docs/cross-margin.md, rows 10-11)"
-
-
-def check_supported(params: EngineParams) -> None:
-    """Raise one ValueError line naming the first setting of ``params`` that the asset-axis step
-    cannot represent yet: borrowers arriving into free slots or exiting (row 10: the ``active``
-    flag and the templates) and a supply cap on loopers' purchases (row 11)."""
-    b, pr = params.borrowers, params.protocol
-    for name in ("arrival_rate_per_h", "exit_rate_per_h"):
-        value = getattr(b, name)
-        if value != 0.0:
-            raise ValueError(f"borrowers.{name}={value:g} {NOT_YET}; allowed 0")
-    if math.isfinite(pr.supply_cap_asset) and b.looper_frac > 0.0:
-        raise ValueError(
-            f"protocol.supply_cap_asset={pr.supply_cap_asset:g} with borrowers.looper_frac="
-            f"{b.looper_frac:g} {NOT_YET}; allowed inf, or looper_frac=0"
-        )
-
 
 def single_reserves(params: EngineParams) -> Reserves:
     """WETH and USDC of Aave v3 Ethereum set to the single engine's protocol: WETH's LTV, LT,
@@ -85,8 +68,8 @@ def single_reserves(params: EngineParams) -> Reserves:
         liquidation_threshold=pr.liquidation_threshold,
         liquidation_bonus=pr.liquidation_bonus,
         protocol_fee_frac=pr.protocol_fee_frac,
-        # a supply cap acts on new supply only (loopers' purchases, refused by check_supported)
-        supply_cap_asset=pr.supply_cap_asset if pr.supply_cap_asset > 0.0 else math.inf,
+        # a supply cap acts on new supply only (arrivals, loopers' purchases: supply_cap_new_supply)
+        supply_cap_asset=_supply_cap(params),
     )
     return res.replace(
         DEBT,
@@ -100,6 +83,12 @@ def single_reserves(params: EngineParams) -> Reserves:
     )
 
 
+def _supply_cap(params: EngineParams) -> float:
+    """The single engine's supply cap on WETH (0: none)."""
+    cap = params.protocol.supply_cap_asset
+    return cap if cap > 0.0 else math.inf
+
+
 def single_market_params(
     params: EngineParams, statistics: bool = False
 ) -> PM.PortfolioMarketParams:
@@ -108,7 +97,8 @@ def single_market_params(
     chunks, the profitability filter priced in the block, the off-pool routing); its close factor
     (``close_factor``, ``full_close_hf``, ``small_position_usd`` on the position's debt, no
     leftover rule); its bad-debt accounting (reserves, then lenders); its defenders' and loopers'
-    bands. ``statistics``: keep the run statistics that ``simulate`` reports."""
+    bands; its exits and arrivals (rates and the odds' elasticities) and its supply cap on new
+    supply. ``statistics``: keep the run statistics that ``simulate`` reports."""
     pr, m, b = params.protocol, params.market, params.borrowers
     return PM.PortfolioMarketParams(
         substep_h=params.run.substep_h,
@@ -126,6 +116,13 @@ def single_market_params(
             reaction_gas_ref_gwei=b.reaction_gas_ref_gwei,
             relever_band_frac=b.relever_band_frac,
             delever_frac=b.delever_frac,
+            exit_rate_per_h=b.exit_rate_per_h,
+            arrival_rate_per_h=b.arrival_rate_per_h,
+            ltv_elasticity=b.ltv_elasticity,
+            ltv_ref=b.ltv_ref,
+            rate_elasticity=b.rate_elasticity,
+            rate_ref_apr=b.rate_ref_apr,
+            supply_cap_new_supply=math.isfinite(_supply_cap(params)),
         ),
         twap_window_substeps=m.twap_window_substeps,
         gas_units_per_call=m.gas_units_per_liquidation,
@@ -143,14 +140,16 @@ def single_market_params(
     )
 
 
-def single_behaviours(state: State) -> PB.Behaviours:
+def single_behaviours(state: State, free_slots_act: bool = False) -> PB.Behaviours:
     """The single book's behaviours as the asset-axis step's: defensive slots with their
     triggers, whether they repay and unlimited outside funds (the single engine's defenders have
     no budget); loopers with their targets (None when no slot loops); every slot's reaction
-    probability (None when no slot acts)."""
+    probability (None when no slot acts). ``free_slots_act``: a free slot keeps its kind (the
+    borrower who arrives in it has it, as in the single engine); else only held slots act."""
     s = state.to_numpy() if not isinstance(state.kind, np.ndarray) else state
-    defensive = s.active & (s.kind == DEFENSIVE)
-    looper = s.active & (s.kind == LOOPER)
+    held = np.ones_like(s.active) if free_slots_act else s.active
+    defensive = held & (s.kind == DEFENSIVE)
+    looper = held & (s.kind == LOOPER)
     acts = bool(defensive.any() or looper.any())
     return PB.Behaviours(
         trigger_hf=np.where(defensive, s.trigger_hf, 0.0),
@@ -159,6 +158,12 @@ def single_behaviours(state: State) -> PB.Behaviours:
         react_prob=np.array(s.react_prob, dtype=np.float64) if acts else None,
         looper_target_hf=np.where(looper, s.target_hf, 0.0) if looper.any() else None,
     )
+
+
+def _turns_over(params: PM.PortfolioMarketParams) -> bool:
+    """Whether the market's book turns over (an exit or arrival rate above 0)."""
+    b = params.borrowers
+    return b.exit_rate_per_h > 0.0 or b.arrival_rate_per_h > 0.0
 
 
 def _pair(collateral: Any, debt: Any) -> np.ndarray:
@@ -175,8 +180,10 @@ def from_single_state(
     (:func:`single_reserves`): positions ``[E, N, 2]``, the pool, the oracle's last answer and
     time, the TWAP window and its position, the pool's liquidity base, the lenders' supply, the
     reserves as the USDC treasury, the clock, the keepers' CEX holdings, the behaviours
-    (:func:`single_behaviours`) and, with ``params.statistics``, the run statistics. Counters
-    start at 0 (the initial balances are the state's)."""
+    (:func:`single_behaviours`), with an exit or arrival rate in ``params.borrowers`` the slots'
+    ``active`` flags and templates (WETH collateral, template HF;
+    :func:`levgym.engine.portfolio_borrowers.with_turnover`) and, with ``params.statistics``,
+    the run statistics. Counters start at 0 (the initial balances are the state's)."""
     s = state.to_numpy() if not isinstance(state.collateral_asset, np.ndarray) else state
     if reserves.symbols != SYMBOLS:
         raise ValueError(f"reserves {list(reserves.symbols)}; allowed {list(SYMBOLS)}")
@@ -219,7 +226,11 @@ def from_single_state(
             pool_min_usd=_pair(s.pool_min_usd, s.debt_price_usd),
             ever_liquidated=np.array(s.ever_liquidated, dtype=bool),
         )
-    return PB.with_behaviours(ps.replace(**changes), single_behaviours(s))
+    turns = _turns_over(params)
+    ps = PB.with_behaviours(ps.replace(**changes), single_behaviours(s, free_slots_act=turns))
+    if not turns:
+        return ps
+    return PB.with_turnover(ps, s.active, w, s.template_collateral_asset, s.template_hf)
 
 
 def to_single_state(
@@ -229,8 +240,9 @@ def to_single_state(
     pool, oracle, TWAP window, lenders' supply, reserves, clock, keepers' CEX holdings and, when
     kept, the run statistics) and its counters, added to ``like``'s (the single state it was
     mapped from by :func:`from_single_state`); the rest (behaviours, parameters, start values)
-    is ``like``'s. A slot holds a position while it has collateral (the single engine frees a
-    slot when its debt is written off). ``gas_gwei``: the last substep's gas price (the state's
+    is ``like``'s. The ``active`` flags are ``ps``'s when it carries them (exits and arrivals);
+    else a slot holds a position while it has collateral (the single engine frees a slot when
+    its debt is written off). ``gas_gwei``: the last substep's gas price (the state's
     ``gas_gwei``; None: ``like``'s)."""
     w, u = reserves.index(COLLATERAL), reserves.index(DEBT)
     c = ps.counters
@@ -256,11 +268,13 @@ def to_single_state(
         "keeper_cex_sold_asset": c["cex_sold_asset"][:, w],
         "keeper_profit_usd": ps.keeper_pnl_usd,
     }
+    if ps.active is not None:
+        counters.update(arrivals=ps.arrivals, exits=ps.exits)
     changes: dict[str, Any] = {k: getattr(like, k) + v for k, v in counters.items()}
     changes.update(
         collateral_asset=coll,
         debt_usd=ps.debt[..., u],
-        active=like.active & (coll > 0.0),
+        active=like.active & (coll > 0.0) if ps.active is None else ps.active,
         fundamental_usd=ps.fundamental_usd[:, w],
         debt_price_usd=ps.fundamental_usd[:, u],
         pool_asset=ps.pool_asset[:, w],
@@ -293,8 +307,8 @@ def substep_drivers(row: DriverRow, reserves: Reserves, params: PM.PortfolioMark
     """The single engine's driver row as :func:`levgym.engine.portfolio_market.substep`'s
     arguments: the fundamentals ``[E, 2]`` (WETH's, and the debt price as USDC's), gas, and on
     the WETH feed and pool the oracle drivers (``oracle_bias_frac``, ``oracle_frozen``) and the
-    pool drivers (``liquidity_frac``, ``arb_speed_frac``); USDC has none. ``arrival_mult`` is
-    not read (no arrivals: :func:`check_supported`)."""
+    pool drivers (``liquidity_frac``, ``arb_speed_frac``); USDC has none; ``arrival_mult`` when
+    the book turns over (exits or arrivals in ``params.borrowers``)."""
     w = reserves.index(COLLATERAL)
     f = _pair(row.fundamental_usd, row.debt_price_usd)
     e = f.shape[0]
@@ -302,10 +316,13 @@ def substep_drivers(row: DriverRow, reserves: Reserves, params: PM.PortfolioMark
     liq, arb = np.ones((e, 2)), np.full((e, 2), params.arb_speed_frac)
     bias[:, w], held[:, w] = row.oracle_bias_frac, row.oracle_frozen
     liq[:, w], arb[:, w] = row.liquidity_frac, row.arb_speed_frac
-    return dict(
+    out = dict(
         fundamental_usd=f, gas_gwei=np.asarray(row.gas_gwei, dtype=np.float64),
         oracle_bias_frac=bias, oracle_held=held, liquidity_frac=liq, arb_speed_frac=arb,
     )  # fmt: skip
+    if _turns_over(params):
+        out["arrival_mult"] = np.asarray(row.arrival_mult, dtype=np.float64)
+    return out
 
 
 ENGINES = ("single", "portfolio")
@@ -333,11 +350,9 @@ class AssetAxisSteps:
     runner's ``substep``. It starts from the runner's state, reads ``drivers`` (the runner's,
     ``[S, E]``) row by row with the runner's borrower noise, and after every substep writes the
     state mapped back (:func:`to_single_state`) into ``runner.state``. ``backend``: ``numpy``
-    or ``numba`` (the asset-axis kernel). Settings it cannot represent yet raise one line
-    (:func:`check_supported`)."""
+    or ``numba`` (the asset-axis kernel)."""
 
     def __init__(self, runner: Any, drivers: Drivers, backend: str = "numpy") -> None:
-        check_supported(runner.params)
         self.runner = runner
         self.drivers = drivers
         self.backend = backend
@@ -371,7 +386,6 @@ __all__ = [
     "DEBT",
     "SYMBOLS",
     "check_engine_options",
-    "check_supported",
     "from_single_state",
     "single_behaviours",
     "single_market_params",

@@ -569,6 +569,7 @@ def ref_substep(
     reserves: Reserves, st: dict[str, Any], fundamental_usd: np.ndarray, params: Any,
     gas_gwei: Any = None, noise_u: Any = None, oracle_bias_frac: Any = None,
     oracle_held: Any = None, liquidity_frac: Any = None, arb_speed_frac: Any = None,
+    arrival_mult: Any = None, freeze: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The multi-asset market substep of :mod:`levgym.engine.portfolio_market` as plain loops over
     envs, positions and reserves, with its own formulas (pools, arbitrage, oracle blend, interest,
@@ -656,8 +657,11 @@ def ref_substep(
             st["lender_supply_asset"][e, k] += interest * (1.0 - r.reserve_factor_frac)
             st["treasury_asset"][e, k] += interest * r.reserve_factor_frac
             st["counter:treasury_interest_asset"][e, k] += interest * r.reserve_factor_frac
+        mult = 1.0 if arrival_mult is None else float(np.broadcast_to(arrival_mult, (e_n,))[e])
+        frozen = freeze is not None and bool(np.broadcast_to(freeze, (e_n,))[e])
+        arrive = _ref_turnover(reserves, st, params, e, noise_u, mult, q)
         _ref_defend(reserves, st, params, e, gas_gwei, noise_u)
-        if _ref_loop(reserves, st, params, e, gas_gwei, noise_u, fee, amp, q):
+        if _ref_loop(reserves, st, params, e, gas_gwei, noise_u, fee, amp, q, arrive, frozen):
             st["oracle_usd"][e] = _ref_oracles(reserves, params, st, e, True, bias, held)
         # the CEX leg's held collateral: a share (1 / latency) fills at the fundamental
         lat = getattr(params, "keeper_cex_latency_substeps", 0.0)
@@ -812,6 +816,10 @@ def ref_substep(
         if not any_call:
             break
     # write-off: debt without collateral
+    bp = params.borrowers
+    turnover = st.get("active") is not None and (
+        bp.exit_rate_per_h > 0.0 or bp.arrival_rate_per_h > 0.0
+    )
     for e in range(e_n):
         for n in range(n_n):
             coll = 0.0
@@ -822,6 +830,8 @@ def ref_substep(
                 for k in range(k_n):
                     st["counter:deficit_asset"][e, k] += st["debt"][e, n, k]
                     st["debt"][e, n, k] = 0.0
+                if turnover:  # with exits and arrivals the slot is free again
+                    st["active"][e, n] = False
     # deficit coverage from the treasury's revenue of the same reserve; with
     # reserves_then_lenders (the single-asset engine's accounting) the lenders pay what is left
     if params.deficit_cover in ("treasury_each_step", "reserves_then_lenders"):
@@ -858,9 +868,64 @@ def ref_substep(
     return st
 
 
+def _ref_risk(reserves: Reserves, row: int, k: int) -> tuple[float, float]:
+    """(LTV, LT) of reserve ``k`` for a position in E-mode row ``row``."""
+    cat = _category(reserves, row)
+    r = reserves.reserves[k]
+    member = cat is not None and r.symbol in cat.collateral
+    lt = cat.liquidation_threshold if member else r.liquidation_threshold
+    ltv = 0.0 if r.ltv == 0.0 else (cat.ltv if member else r.ltv)
+    return ltv, lt
+
+
+def _ref_turnover(
+    reserves: Reserves, st: dict[str, Any], params: Any, e: int, noise_u: Any, mult: float,
+    q: int,
+) -> list[int]:  # fmt: skip
+    """Exits of env ``e``, in place, and the free slots that receive a borrower
+    (``portfolio_borrowers.exit_and_arrive``): with the odds at the reference LTV and rate
+    multiplied by ``exp(ltv_el (LTV - ref) - rate_el (rate - ref))`` (the template reserve's
+    LTV, the USDC rate), capped at 1/2, a healthy active position whose uniform is in the top
+    ``p_exit`` repays and withdraws everything; a free slot whose uniform is below ``p_arrive``
+    receives a borrower."""
+    bp = params.borrowers
+    if st.get("active") is None or (bp.exit_rate_per_h <= 0.0 and bp.arrival_rate_per_h <= 0.0):
+        return []
+    if noise_u is None:
+        raise ValueError("noise_u is needed with exits or arrivals")
+    r_q = reserves.reserves[q]
+    rate = _ref_rate(r_q, float(st["debt"][e, :, q].sum()), st["lender_supply_asset"][e, q])
+    p = [float(x) for x in st["oracle_usd"][e]]
+    arrive = []
+    for n in range(st["supply"].shape[1]):
+        row = int(st["emode_row"][e, n])
+        ltv, _ = _ref_risk(reserves, row, int(st["template_reserve"][e, n]))
+        odds = math.exp(
+            bp.ltv_elasticity * (ltv - bp.ltv_ref) - bp.rate_elasticity * (rate - bp.rate_ref_apr)
+        )
+        u = float(noise_u[e, n])
+        if st["active"][e, n]:
+            p_exit = min(max(bp.exit_rate_per_h * params.substep_h / odds, 0.0), 0.5)
+            a = ref_account(reserves, list(st["supply"][e, n]), list(st["debt"][e, n]), p, row)
+            if u > 1.0 - p_exit and a["health_factor"] >= 1.0:
+                for k in range(len(p)):
+                    st["counter:withdrawn_collateral_asset"][e, k] += st["supply"][e, n, k]
+                    st["counter:repaid_by_borrowers_asset"][e, k] += st["debt"][e, n, k]
+                    st["supply"][e, n, k] = 0.0
+                    st["debt"][e, n, k] = 0.0
+                st["active"][e, n] = False
+                st["exits"][e] += 1.0
+        else:
+            p_arrive = min(max(bp.arrival_rate_per_h * params.substep_h * mult * odds, 0.0), 0.5)
+            if u < p_arrive:
+                arrive.append(n)
+    return arrive
+
+
 def _ref_loop(
     reserves: Reserves, st: dict[str, Any], params: Any, e: int, gas_gwei: Any, noise_u: Any,
-    fee: list[float], amp: list[float], q: int,
+    fee: list[float], amp: list[float], q: int, arrive: list[int] | None = None,
+    frozen: bool = False,
 ) -> bool:  # fmt: skip
     """Loopers of env ``e`` (``portfolio_borrowers.loop``), in place: a slot with a target that
     reacts (as a defender does), holding one collateral reserve with a constant-product pool and
@@ -868,9 +933,15 @@ def _ref_loop(
     (at most its debt's and its collateral's worth) and borrows above ``target (1 + band)`` to
     reach it (at most what its LTV allows counting what it buys); all sales into a pool as one,
     then borrowing scaled to the USDC reserve's liquidity and cap, then all purchases from a
-    pool as one. Returns whether a pool moved."""
+    pool as one. Arrivals ``arrive`` (free slots) bring their template's collateral; with them
+    and the purchases counted at the oracle, each reserve's new supply is scaled to what its
+    supply cap leaves above the borrowers' and lenders' supply (with
+    ``supply_cap_new_supply``; nothing when ``frozen``), an arrival scaled to nothing stays
+    out; an arrival borrows USDC to its template HF within its LTV, scaled with the loopers'
+    borrowing. Returns whether a pool moved."""
+    arrive = arrive or []
     tgt_all = st.get("looper_target_hf")
-    if tgt_all is None:
+    if tgt_all is None and not arrive:
         return False
     bp = params.borrowers
     react = st.get("defend_react_prob")
@@ -885,7 +956,7 @@ def _ref_loop(
     k_n, n_n = len(p), st["supply"].shape[1]
     plans = []  # (n, i, sold, wanted borrowing)
     sold = [0.0] * k_n
-    for n in range(n_n):
+    for n in range(n_n if tgt_all is not None else 0):
         t = float(tgt_all[e, n])
         if t <= 0.0 or (react is not None and not noise_u[e, n] < react[e, n] * odds):
             continue
@@ -913,7 +984,7 @@ def _ref_loop(
             y = min(max((t * owed - coll * lt) / (t - lt), 0.0), coll, owed)
             plans.append((n, i, y / p[i], 0.0))
             sold[i] += y / p[i]
-    if not plans:
+    if not plans and not arrive:
         return False
     moved = False
     per_sold = [0.0] * k_n
@@ -931,7 +1002,32 @@ def _ref_loop(
             st["supply"][e, n, i] -= y
             st["debt"][e, n, q] -= paid
             st["counter:repaid_by_borrowers_asset"][e, q] += paid
-    asked = sum(w for _, _, _, w in plans)
+    comes = []  # (n, reserve, collateral, debt) of the arrivals
+    if arrive or bp.supply_cap_new_supply or frozen:
+        new = [0.0] * k_n
+        for _, i, _, w in plans:
+            new[i] += w * p[q] / p[i]
+        for n in arrive:
+            new[int(st["template_reserve"][e, n])] += float(st["template_collateral_asset"][e, n])
+        share_new = []
+        for k, r in enumerate(reserves.reserves):
+            held = float(st["supply"][e, :, k].sum()) + st["lender_supply_asset"][e, k]
+            cap = r.supply_cap_asset if bp.supply_cap_new_supply else math.inf
+            room = 0.0 if frozen else max(cap - held, 0.0)
+            share_new.append(1.0 if new[k] <= room else room / new[k])
+        plans = [(n, i, y, w * share_new[i]) for n, i, y, w in plans]
+        for n in arrive:
+            t = int(st["template_reserve"][e, n])
+            if share_new[t] <= 0.0:
+                continue
+            c = float(st["template_collateral_asset"][e, n]) * share_new[t]
+            row = int(st["emode_row"][e, n])
+            ltv, lt = _ref_risk(reserves, row, t)
+            d = 0.0
+            if ltv > 0.0:  # HF = c p lt / (d p_q) at the template HF, at most the LTV's limit
+                d = c * p[t] * lt / (max(float(st["template_hf"][e, n]), lt / ltv) * p[q])
+            comes.append((n, t, c, d))
+    asked = sum(w for _, _, _, w in plans) + sum(d for _, _, _, d in comes)
     owed_all = float(st["debt"][e, :, q].sum())
     free = min(st["lender_supply_asset"][e, q] - owed_all, reserves.reserves[q].borrow_cap_asset - owed_all)  # fmt: skip
     share = 1.0 if asked <= max(free, 0.0) else max(free, 0.0) / asked
@@ -952,6 +1048,13 @@ def _ref_loop(
             st["debt"][e, n, q] += w * share
             st["counter:added_collateral_asset"][e, i] += w * share * per_paid[i]
             st["counter:borrowed_asset"][e, q] += w * share
+    for n, t, c, d in comes:
+        st["supply"][e, n, t] += c
+        st["debt"][e, n, q] += d * share
+        st["counter:added_collateral_asset"][e, t] += c
+        st["counter:borrowed_asset"][e, q] += d * share
+        st["active"][e, n] = True
+        st["arrivals"][e] += 1.0
     return moved
 
 

@@ -104,22 +104,20 @@ def test_version(capsys):
     assert capsys.readouterr().out.startswith("levgym ")
 
 
-NO_ARRIVALS = ["--set", "borrowers.arrival_rate_per_h=0", "--set", "borrowers.exit_rate_per_h=0"]
-
-
 @pytest.mark.parametrize(
     "extra",
     [
         ["--preset", "aave_v3_weth", "--backend", "numba"],
         ["--preset", "aave_v2_weth", "--warmup-h", "6", "--steps", "3"],
         ["--preset", "conservative", "--scenario", "liquidity_drought"],
+        ["--preset", "aave_v3_weth_comet_params", "--steps", "6"],
     ],
-    ids=["aave_v3_weth-numba", "aave_v2_weth-warmup", "conservative-drought"],
+    ids=["aave_v3_weth-numba", "aave_v2_weth-warmup", "conservative-drought", "comet"],
 )
 def test_engine_portfolio_equals_the_single_engine(capsys, extra):
-    """``--engine portfolio``: the same run through the asset-axis step (K = 1), the same JSON
-    keys and values to 1e-12."""
-    args = ARGS[:-1] + NO_ARRIVALS + extra + ["--json"]
+    """``--engine portfolio``: the same run through the asset-axis step (K = 1), the preset as it
+    is (its book's exits and arrivals included), the same JSON keys and values to 1e-12."""
+    args = ARGS[:-1] + extra + ["--json"]
     single = _run_json(capsys, args)
     k1 = _run_json(capsys, args + ["--engine", "portfolio"])
     assert k1.keys() == single.keys()
@@ -134,14 +132,13 @@ def test_engine_portfolio_equals_the_single_engine(capsys, extra):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ([], "borrowers.arrival_rate_per_h=0.01 is not yet supported by the asset-axis step"),
-        (NO_ARRIVALS + ["--backend", "torch"], "--backend torch --dtype float64 is not supported"),
-        (NO_ARRIVALS + ["--dtype", "float32"], "--backend numpy --dtype float32 is not supported"),
+        (["--backend", "torch"], "--backend torch --dtype float64 is not supported"),
+        (["--dtype", "float32"], "--backend numpy --dtype float32 is not supported"),
         (["--preset", "aave_v3_ethereum"], "--engine portfolio is not allowed with --preset"),
     ],
 )
 def test_engine_portfolio_refuses_in_one_line(capsys, extra, message):
-    """Settings the asset-axis step does not take yet: exit 2, one line naming them."""
+    """Options the asset-axis step does not run with: exit 2, one line naming them."""
     assert main(ARGS + extra + ["--engine", "portfolio"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err

@@ -115,6 +115,7 @@ def test_cover_and_defenders_from_the_json(capsys):
         ("market.deficit_cover=always", "deficit_cover='always' is not allowed"),
         ("borrowers.defensive_frac=2", "defensive_frac"),
         ("borrowers.nope=1", "unknown key borrowers.nope"),
+        ("borrowers.exit_rate_per_h=0.01", "--set borrowers.exit_rate_per_h is not supported"),
     ],
 )
 def test_set_errors_exit_2_with_one_line(capsys, item, match):

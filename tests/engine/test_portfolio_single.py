@@ -55,10 +55,16 @@ def test_a_state_maps_there_and_back_unchanged(preset, statistics):
     np.testing.assert_array_equal(ps.lender_supply_asset[:, u], s.supply_usd)
     np.testing.assert_array_equal(ps.feed_updated_h[:, w], s.oracle_updated_h)
     assert ps.time_h == 12.0 and ps.substep_index == 7
-    defensive = s.active & (s.kind == DEFENSIVE)
+    # the presets' books turn over: a free slot keeps its kind for the borrower who arrives
+    assert p.borrowers.arrival_rate_per_h > 0 and np.any(~s.active)
+    np.testing.assert_array_equal(ps.active, s.active)
+    np.testing.assert_array_equal(ps.template_reserve, w)
+    np.testing.assert_array_equal(ps.template_collateral_asset, s.template_collateral_asset)
+    np.testing.assert_array_equal(ps.template_hf, s.template_hf)
+    defensive = s.kind == DEFENSIVE
     np.testing.assert_array_equal(ps.defend_trigger_hf > 0, defensive)
     assert np.all(np.isinf(ps.defend_capacity_usd[defensive]))
-    np.testing.assert_array_equal(ps.looper_target_hf > 0, s.active & (s.kind == LOOPER))
+    np.testing.assert_array_equal(ps.looper_target_hf > 0, s.kind == LOOPER)
     assert (ps.fundamental_min_usd is not None) == statistics
     back = PS.to_single_state(ps, s, res)
     for f in STATE_SCHEMA:
@@ -95,23 +101,23 @@ def test_a_passive_book_has_no_reaction_probabilities():
     assert not beh.trigger_hf.any()
 
 
-def test_unsupported_settings_name_their_field():
-    """Arrivals, exits (rows 10-11) and a supply cap on loopers' purchases: one line each."""
+def test_the_books_turnover_and_supply_cap_reach_the_step():
+    """The single book's exit and arrival rates, their odds' elasticities and its supply cap on
+    new supply land on the asset-axis borrower parameters; a book without turnover carries no
+    ``active`` flags; reserves in another order are refused in one line."""
     p = preset_params("aave_v3_weth")
-    with pytest.raises(ValueError, match=r"^borrowers.arrival_rate_per_h=0.01 .*rows 10-11"):
-        PS.check_supported(p)
-    b = dataclasses.replace(p.borrowers, arrival_rate_per_h=0.0)
-    with pytest.raises(ValueError, match=r"^borrowers.exit_rate_per_h=0.002 .*allowed 0$"):
-        PS.check_supported(dataclasses.replace(p, borrowers=b))
-    b = dataclasses.replace(b, exit_rate_per_h=0.0)
-    PS.check_supported(dataclasses.replace(p, borrowers=b))
+    pb = PS.single_market_params(p).borrowers
+    b = p.borrowers
+    assert (pb.exit_rate_per_h, pb.arrival_rate_per_h) == (b.exit_rate_per_h, b.arrival_rate_per_h)
+    assert (pb.ltv_elasticity, pb.ltv_ref) == (b.ltv_elasticity, b.ltv_ref)
+    assert (pb.rate_elasticity, pb.rate_ref_apr) == (b.rate_elasticity, b.rate_ref_apr)
+    assert not pb.supply_cap_new_supply  # no cap in the preset
     pr = dataclasses.replace(p.protocol, supply_cap_asset=5.0)
-    with pytest.raises(
-        ValueError, match=r"^protocol.supply_cap_asset=5 with borrowers.looper_frac"
-    ):
-        PS.check_supported(dataclasses.replace(p, borrowers=b, protocol=pr))
-    b0 = dataclasses.replace(b, looper_frac=0.0, passive_frac=0.7)
-    PS.check_supported(dataclasses.replace(p, borrowers=b0, protocol=pr))
+    assert PS.single_market_params(dataclasses.replace(p, protocol=pr)).borrowers.supply_cap_new_supply  # fmt: skip
+    still = dataclasses.replace(b, arrival_rate_per_h=0.0, exit_rate_per_h=0.0)
+    q = dataclasses.replace(p, borrowers=still)
+    ps = PS.from_single_state(_state(q), PS.single_reserves(q), PS.single_market_params(q))
+    assert ps.active is None
     swapped = aave_v3_ethereum_reserves(("USDC", "WETH"))
     with pytest.raises(
         ValueError, match=r"^reserves \['USDC', 'WETH'\]; allowed \['WETH', 'USDC'\]$"

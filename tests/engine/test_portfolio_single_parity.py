@@ -196,14 +196,15 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         assert bad > 0  # (the one case without: no position runs out of collateral on its path)
 
 
-def _run_both(p, rows, res, params, s, backend):
+def _run_both(p, rows, res, params, s, backend, block=None):
     """Step the single state ``s`` and its portfolio twin (converted once by
     :func:`levgym.engine.portfolio_single.from_single_state`: the USDC treasury at the single
     engine's ``reserves_usd``, its defensive and looping slots;
     ``params.deficit_cover="reserves_then_lenders"``) through ``rows`` with the same uniforms
     and the rows' drivers (:func:`levgym.engine.portfolio_single.substep_drivers`), comparing
     them after every substep to 1e-12; returns (the single state at the start, at the end, the
-    portfolio state at the end)."""
+    portfolio state at the end). ``block(t, row)``: the single engine's orders and the
+    portfolio substep's extra arguments for substep ``t`` (None: none)."""
     assert params.deficit_cover == "reserves_then_lenders"
     e, n = s.collateral_asset.shape
     w, u = res.index("WETH"), res.index("USDC")
@@ -216,13 +217,20 @@ def _run_both(p, rows, res, params, s, backend):
 
     for t, row in enumerate(rows):
         noise = np.random.default_rng([3, 1, t]).random((e, n))
-        s, r_single = single_substep(s, row, noise, p)
+        orders, extra = (None, {}) if block is None else block(t, row)
+        s, r_single = single_substep(s, row, noise, p, orders)
         # the single engine's oracle drivers (manipulation, a stale feed) on the WETH feed and
         # its pool drivers (a liquidity drought, a slower arbitrage) on the WETH pool
         kw = PS.substep_drivers(row, res, params)
         f = kw.pop("fundamental_usd")
-        ps, r_port = PM.substep(ps, f, res, params, backend=backend, noise_u=noise, **kw)
+        ps, r_port = PM.substep(
+            ps, f, res, params, backend=backend, noise_u=noise, **{**kw, **extra}
+        )
         np.testing.assert_array_equal(r_port, r_single)
+        if ps.active is not None:  # exits and arrivals: the same slots left and came
+            np.testing.assert_array_equal(ps.active, s.active)
+            np.testing.assert_array_equal(ps.arrivals, s.arrivals - s0.arrivals)
+            np.testing.assert_array_equal(ps.exits, s.exits - s0.exits)
         c = ps.counters
         close(c["added_collateral_asset"][:, w], s.added_collateral_asset - s0.added_collateral_asset)  # fmt: skip
         close(c["repaid_by_borrowers_asset"][:, u], s.repaid_by_borrowers_usd - s0.repaid_by_borrowers_usd)  # fmt: skip
