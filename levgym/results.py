@@ -1196,6 +1196,13 @@ _add(
     VAL,
 )
 _add(
+    "hf_path",
+    "ratio",
+    "elasticity of new borrowers' health-factor margin to the trailing 30-day return: their drawn "
+    "excess over the floor x (close / close 30 days before) ** -it (0: off)",
+    VAL,
+)
+_add(
     "bridge",
     "label",
     "held-out grid point: 1 replays with a Brownian bridge between the hourly closes "

@@ -14,9 +14,10 @@ from .engine.drivers import Drivers
 from .engine.noise import splitmix_noise
 from .engine.orders import Orders
 from .engine.params import EngineParams
+from .engine.portfolio_single import AssetAxisSteps, check_engine_options
 from .engine.schema import DRIVER_SCHEMA
 from .engine.state import State
-from .market import MarketRunner, run_markets
+from .market import MarketRunner, episode_drivers, run_markets
 
 SUMMARY_KEYS = (
     "scenario",
@@ -156,16 +157,35 @@ def warm_up(
     backend: str = "numpy",
     dtype: str = "float64",
     device: str | None = None,
+    engine: str = "single",
 ) -> State:
     """``state`` after living through every row of ``drivers`` (the warm-up), restarted as the
-    start of a run (:func:`restart_counters`)."""
+    start of a run (:func:`restart_counters`); ``engine`` as in :func:`simulate`."""
     sim = Simulator(
-        params, drivers, state.num_positions, seed + WARMUP_SEED_OFFSET, backend, dtype, device,
-        state=state,
+        params, drivers, state.num_positions, seed + WARMUP_SEED_OFFSET,
+        *_runner_options(engine, backend, dtype, device), state=state,
     )  # fmt: skip
+    step = _stepper(sim, drivers, engine, backend)
     for _ in range(drivers.num_substeps):
-        sim.substep()
+        step()
     return restart_counters(sim.state, drivers.num_substeps * params.run.substep_h)
+
+
+def _runner_options(
+    engine: str, backend: str, dtype: str, device: str | None
+) -> tuple[str, str, str | None]:
+    """The market runner's (backend, dtype, device): ``simulate``'s, or numpy for the
+    asset-axis step, which keeps its own arrays and writes the runner's state back as numpy."""
+    return (backend, dtype, device) if engine == "single" else ("numpy", "float64", None)
+
+
+def _stepper(sim: MarketRunner, drivers: Drivers | None, engine: str, backend: str) -> Any:
+    """What makes ``sim``'s substeps: its own step, or the asset-axis step on its K = 1 market
+    (:class:`levgym.engine.portfolio_single.AssetAxisSteps`, over ``drivers``, its rows)."""
+    if engine == "single":
+        return sim.substep
+    assert drivers is not None
+    return AssetAxisSteps(sim, drivers, backend)
 
 
 def calm_bridge(
@@ -218,6 +238,8 @@ class SimulationResult:
     hf_after: np.ndarray | None = None
     weights_before: np.ndarray | None = None
     weights_after: np.ndarray | None = None
+    final_state: State | None = None
+    """The batch's state after the last substep."""
 
 
 def health_factors(state: State) -> tuple[np.ndarray, np.ndarray]:
@@ -340,6 +362,7 @@ def simulate(
     scenario_knobs: dict[str, Any] | None = None,
     num_envs: int | None = None,
     book: Any = None,
+    engine: str = "single",
 ) -> SimulationResult:
     """Run ``steps`` governance periods (``steps * substeps_per_step`` substeps) of ``drivers``,
     or, with ``drivers=None``, of ``num_envs`` markets of the registered ``scenario`` (with its
@@ -350,26 +373,34 @@ def simulate(
     Warm-up (``params.run.warmup_h`` > 0): the book lives through that many hours before t = 0.
     With ``drivers``, they are the first rows of ``drivers`` (a replayed CSV's earlier rows: the
     run starts ``warmup_h`` hours after the first row, and ``drivers`` must cover both); with a
-    scenario, a calm burn-in (:func:`calm_bridge`) from each env's first price back to it."""
+    scenario, a calm burn-in (:func:`calm_bridge`) from each env's first price back to it.
+
+    ``engine``: ``single`` (the single engine's step) or ``portfolio``: every substep, the
+    warm-up's included, made by the asset-axis step on the preset's K = 1 market (WETH and USDC,
+    :mod:`levgym.engine.portfolio_single`; ``backend`` numpy or numba, float64), the same draws
+    and the same result to 1e-12 (docs/cross-margin.md, rows 21-22)."""
     sub = steps * params.run.substeps_per_step
     if steps < 1:
         raise ValueError(f"steps={steps} is out of range; allowed >= 1")
+    check_engine_options(engine, backend, dtype, device)
     warm = int(round(params.run.warmup_h / params.run.substep_h))
+    opts = _runner_options(engine, backend, dtype, device)
     sim: MarketRunner
     if drivers is None:
         if num_envs is None:
             raise ValueError("simulate needs drivers or num_envs with a scenario")
         sim = run_markets(
             params, num_envs, num_positions, sub, seed, scenario=scenario,
-            scenario_knobs=scenario_knobs, backend=backend, dtype=dtype, device=device,
+            scenario_knobs=scenario_knobs, backend=opts[0], dtype=opts[1], device=opts[2],
         )  # fmt: skip
         if book is not None:
-            sim.state = _book_state(params, book, sim.state, num_positions, backend, dtype, device)
+            sim.state = _book_state(params, book, sim.state, num_positions, *opts)
         if warm > 0:
             start = sim.state
             f0 = to_numpy(start.fundamental_usd)
             bridge = calm_bridge(f0, params, params.run.warmup_h, seed)
-            sim.state = warm_up(params, bridge, start, seed, backend, dtype, device)
+            sim.state = warm_up(params, bridge, start, seed, backend, dtype, device, engine)
+        rows = episode_drivers(sim) if engine != "single" else None
     else:
         if drivers.num_substeps < warm + sub:
             raise ValueError(
@@ -378,62 +409,91 @@ def simulate(
             )
         state = None
         if book is not None:
-            probe = Simulator(params, drivers, num_positions, seed, backend, dtype, device)
-            state = _book_state(params, book, probe.state, num_positions, backend, dtype, device)
+            probe = Simulator(params, drivers, num_positions, seed, *opts)
+            state = _book_state(params, book, probe.state, num_positions, *opts)
         if warm > 0:
-            first = Simulator(params, drivers, num_positions, seed, backend, dtype, device, state)
+            first = Simulator(params, drivers, num_positions, seed, *opts, state)
             # rows 0 .. warm: the run's t = 0 is row `warm` (its first substep stays there)
             head = drivers.slice_substeps(slice(0, warm + 1))
-            state = warm_up(params, head, first.state, seed, backend, dtype, device)
+            state = warm_up(params, head, first.state, seed, backend, dtype, device, engine)
             drivers = drivers.slice_substeps(slice(warm, drivers.num_substeps))
-        sim = Simulator(params, drivers, num_positions, seed, backend, dtype, device, state)
-    flows = UsdFlows(sim.state)
-    hf_before, w_before = health_factors(sim.state)
-    series: dict[str, list[np.ndarray]] = {
-        k: []
-        for k in (
-            "fundamental_usd",
-            "pool_usd",
-            "oracle_usd",
-            "liquidations",
-            "bad_debt_value_usd",
-            "rounds",
-        )
-    }
+        sim = Simulator(params, drivers, num_positions, seed, *opts, state)
+        rows = drivers
+    run = RunRecord(sim.state, record)
+    step = _stepper(sim, rows, engine, backend)
     for _ in range(sub):
-        rounds = sim.substep()
-        flows.update(sim.state)
-        if record:
-            s = sim.state
+        rounds = step()
+        run.update(sim.state, rounds)
+    return run.result(sim.state, params, scenario, seed, num_positions, steps, backend, dtype)
+
+
+SERIES_KEYS = (
+    "fundamental_usd",
+    "pool_usd",
+    "oracle_usd",
+    "liquidations",
+    "bad_debt_value_usd",
+    "rounds",
+)
+"""The time series of a recorded run (:attr:`SimulationResult.series`, besides ``time_h``)."""
+
+
+class RunRecord:
+    """What a run of ``simulate`` keeps as it goes, from its start state: the USD flows
+    (:class:`UsdFlows`), the health factors at the start, and with ``record`` the time series
+    (:data:`SERIES_KEYS`). Call :meth:`update` after every substep, :meth:`result` at the end."""
+
+    def __init__(self, start: State, record: bool) -> None:
+        self.flows = UsdFlows(start)
+        self.hf_before, self.w_before = health_factors(start)
+        self.record = record
+        self.series: dict[str, list[np.ndarray]] = {k: [] for k in SERIES_KEYS}
+
+    def update(self, s: State, rounds: Any) -> None:
+        self.flows.update(s)
+        if self.record:
+            series = self.series
             series["fundamental_usd"].append(to_numpy(s.fundamental_usd))
             series["pool_usd"].append(to_numpy(s.pool_price_usd))
             series["oracle_usd"].append(to_numpy(s.oracle_usd))
             series["liquidations"].append(to_numpy(s.liquidations))
-            series["bad_debt_value_usd"].append(to_numpy(flows.usd["bad_debt_usd"]))
+            series["bad_debt_value_usd"].append(to_numpy(self.flows.usd["bad_debt_usd"]))
             series["rounds"].append(to_numpy(rounds))
-    hf_after, w_after = health_factors(sim.state)
-    per_env = per_env_summary(sim.state, flows)
-    summary: dict[str, Any] = {
-        "scenario": scenario,
-        "seed": int(seed),
-        "num_envs": sim.num_envs,
-        "positions": num_positions,
-        "steps": steps,
-        "backend": backend,
-        "dtype": dtype,
-    }
-    for key, values in per_env.items():
-        summary[key] = float(np.mean(values))
-    summary["cascade_rounds_max"] = float(np.max(per_env["cascade_rounds_max"]))
-    xs = {k: np.stack(v) if v else np.zeros((0, sim.num_envs)) for k, v in series.items()}
-    if record:
-        xs["time_h"] = (np.arange(sub) + 1) * params.run.substep_h
-    return SimulationResult(summary, per_env, xs, hf_before, hf_after, w_before, w_after)
+
+    def result(
+        self, final: State, params: EngineParams, scenario: str, seed: int, num_positions: int,
+        steps: int, backend: str, dtype: str,
+    ) -> SimulationResult:  # fmt: skip
+        """The run's :class:`SimulationResult` from its final state."""
+        hf_after, w_after = health_factors(final)
+        per_env = per_env_summary(final, self.flows)
+        num_envs = final.num_envs
+        summary: dict[str, Any] = {
+            "scenario": scenario,
+            "seed": int(seed),
+            "num_envs": num_envs,
+            "positions": num_positions,
+            "steps": steps,
+            "backend": backend,
+            "dtype": dtype,
+        }
+        for key, values in per_env.items():
+            summary[key] = float(np.mean(values))
+        summary["cascade_rounds_max"] = float(np.max(per_env["cascade_rounds_max"]))
+        xs = {k: np.stack(v) if v else np.zeros((0, num_envs)) for k, v in self.series.items()}
+        if self.record:
+            sub = len(self.series["rounds"])
+            xs["time_h"] = (np.arange(sub) + 1) * params.run.substep_h
+        return SimulationResult(
+            summary, per_env, xs, self.hf_before, hf_after, self.w_before, w_after, final
+        )
 
 
 __all__ = [
     "SUMMARY_KEYS",
+    "SERIES_KEYS",
     "DEBT_FLOW_COUNTERS",
+    "RunRecord",
     "Simulator",
     "UsdFlows",
     "SimulationResult",

@@ -59,7 +59,9 @@ from ..scenarios.base import ScenarioContext
 from ..scenarios.overlays import compose
 from ..scenarios.processes import (
     DRAWDOWN_WINDOW_H,
+    HF_PATH_WINDOW_H,
     drawdown_mult,
+    hf_margin_mult,
     resample_log,
 )
 
@@ -127,6 +129,9 @@ DEFAULT_ARRIVAL_DRAWDOWN = 0.0
 caller gives none; 0: arrivals at the preset's rate throughout (the fit period, one rally, does
 not identify it). ``levgym validate`` and ``calibrate`` pass the preset's
 ``run.arrival_drawdown`` (``aave_v2_weth``: 8, the held-out choice)."""
+DEFAULT_HF_PATH = 0.0
+"""Elasticity of new borrowers' health-factor margin to the trailing 30-day return in the
+replays (:func:`arrival_hf_mult`) when a caller gives none; 0: the drawn margins throughout."""
 POOL_DEPTH_USD = 80e6
 """The on-chain pool keepers and arbitrageurs meet: the median DAI reserve of the Uniswap v2
 DAI/WETH pool at the start of the five 2021 stress days in the reserves file (37-108M)."""
@@ -325,6 +330,27 @@ def arrival_mult(
     return m[i]
 
 
+def arrival_hf_mult(
+    grid: np.ndarray, elasticity: float, window_h: float = HF_PATH_WINDOW_H
+) -> np.ndarray:
+    """Multiplier at ``grid`` (unix s) on new borrowers' health-factor excess over the floor:
+    :func:`levgym.scenarios.processes.hf_margin_mult` of the hourly closes, ``(close / close
+    window_h hourly rows before) ** -elasticity``, the last hourly close known at that time.
+    ``elasticity`` 0: 1 throughout."""
+    m = hf_margin_mult(close_times()[1], int(round(window_h)), elasticity)
+    if elasticity == 0.0:
+        return np.ones(grid.shape)
+    t = close_times()[0]
+    i = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, t.size - 1)
+    return m[i]
+
+
+def _day_grid(day: Day, warm: int, s: int, sub_h: float) -> np.ndarray:
+    """The replay's substep times (unix s) of ``day``: ``warm`` substeps before 00:00, ``s`` in
+    all."""
+    return day.start_s - warm * sub_h * data.HOUR_S + np.arange(s) * sub_h * data.HOUR_S
+
+
 def day_drivers(
     days: list[Day],
     draws: int,
@@ -347,7 +373,7 @@ def day_drivers(
     t, c = close_times()
     cols, hourly_cols, mult_cols = [], [], []
     for d in days:
-        grid = d.start_s - warm * sub_h * data.HOUR_S + np.arange(s) * sub_h * data.HOUR_S
+        grid = _day_grid(d, warm, s, sub_h)
         cols.append(replay_paths(d, grid, draws, path, seed))
         hourly_cols.append(resample_log(t, c, grid))
         mult_cols.append(arrival_mult(grid, arrival_drawdown))
@@ -424,17 +450,32 @@ def replay(
     gas: str = DEFAULT_GAS,
     path: str = DEFAULT_PATH,
     arrival_drawdown: float = DEFAULT_ARRIVAL_DRAWDOWN,
+    hf_path: float = DEFAULT_HF_PATH,
 ) -> np.ndarray:
     """Model debt repaid by liquidators per hour of each day, USD ``[days, draws, 24]``
-    (``gas``, ``path`` and ``arrival_drawdown``: :func:`day_drivers`)."""
+    (``gas``, ``path`` and ``arrival_drawdown``: :func:`day_drivers`). ``hf_path``: new
+    borrowers open with their slot's drawn health-factor excess over ``borrowers.hf_floor``
+    times :func:`arrival_hf_mult` of that substep (warm-up included; the drawn book is not
+    rescaled)."""
     from ..simulation import Simulator  # the market runner sits above analytics' imports
 
     drivers, warm = day_drivers(days, draws, params, warmup_h, gas, path, arrival_drawdown, seed)
     state = day_books(params, days, draws, positions, seed, drivers, warmup_h)
     sim = Simulator(params, drivers, positions, seed, backend=backend, state=state)
     per_h = int(round(1.0 / params.run.substep_h))
+    hf_mult = None
+    if hf_path != 0.0:
+        grids = [_day_grid(d, warm, drivers.num_substeps, params.run.substep_h) for d in days]
+        hf_mult = np.repeat(
+            np.stack([arrival_hf_mult(g, hf_path) for g in grids], axis=1), draws, axis=1
+        )  # [S, E]
+        floor = params.borrowers.hf_floor
+        drawn_excess = np.asarray(state.template_hf, dtype=np.float64) - floor
     marks = []
     for k in range(drivers.num_substeps):
+        if hf_mult is not None and (k == 0 or np.any(hf_mult[k] != hf_mult[k - 1])):
+            # the one place arrivals read their margin: the slot's template health factor
+            sim.state = sim.state.replace(template_hf=floor + drawn_excess * hf_mult[k][:, None])
         if k == warm or (k > warm and (k - warm) % per_h == 0):
             marks.append(np.asarray(sim.state.repaid_by_liquidators_usd, dtype=np.float64).copy())
         sim.substep()
@@ -675,18 +716,26 @@ def grid_points(grid: dict[str, tuple[float, ...]], base: EngineParams) -> list[
 
 
 def point_replay_args(
-    base: EngineParams, values: dict[str, float], arrival_drawdown: float, path: str = DEFAULT_PATH
-) -> tuple[EngineParams, float, float, str]:
-    """(params, warmup_h, arrival_drawdown, path) of a grid point (``replay.*`` keys are replay
-    options, the others parameters; ``replay.bridge`` 1: ``path="bridge"``, 0: ``path``, or
-    ``finest`` if that is ``bridge``)."""
+    base: EngineParams,
+    values: dict[str, float],
+    arrival_drawdown: float,
+    path: str = DEFAULT_PATH,
+    hf_path: float = DEFAULT_HF_PATH,
+) -> tuple[EngineParams, float, dict[str, Any]]:
+    """(params, warmup_h, replay options) of a grid point: ``replay.*`` keys are the options of
+    :func:`replay` (``arrival_drawdown``, ``hf_path``; ``replay.bridge`` 1: ``path="bridge"``,
+    0: ``path``, or ``finest`` if that is ``bridge``), the others parameters."""
     v = dict(values)
-    a = v.pop("replay.arrival_drawdown", arrival_drawdown)
+    opts: dict[str, Any] = {
+        "arrival_drawdown": v.pop("replay.arrival_drawdown", arrival_drawdown),
+        "hf_path": v.pop("replay.hf_path", hf_path),
+        "path": path,
+    }
     if "replay.bridge" in v:
         on = v.pop("replay.bridge")
-        path = "bridge" if on else ("finest" if path == "bridge" else path)
+        opts["path"] = "bridge" if on else ("finest" if path == "bridge" else path)
     p = with_values(base, v) if v else base
-    return p, p.run.warmup_h, a, path
+    return p, p.run.warmup_h, opts
 
 
 HELD_OUT_GROUPS: dict[str, Callable[[Day], str]] = {
@@ -723,6 +772,7 @@ def validate(
     path: str = DEFAULT_PATH,
     arrival_drawdown: float = DEFAULT_ARRIVAL_DRAWDOWN,
     protocol: str = DEFAULT_PROTOCOL,
+    hf_path: float = DEFAULT_HF_PATH,
     grid: dict[str, tuple[float, ...]] | None = None,
     grid_draws: int = HELD_OUT_DRAWS,
     grid_positions: int = HELD_OUT_POSITIONS,
@@ -745,23 +795,22 @@ def validate(
             f"warm-up {warmup_h:g} h"
         )
         warm = replay(params, days, warmup_h, draws, positions, seed, gas=gas, path=path,
-                      arrival_drawdown=arrival_drawdown)  # fmt: skip
+                      arrival_drawdown=arrival_drawdown, hf_path=hf_path)  # fmt: skip
         say("replaying the same days with fresh books (no warm-up)")
         fresh = replay(params, days, 0.0, draws, positions, seed, gas=gas, path=path,
-                       arrival_drawdown=arrival_drawdown)  # fmt: skip
+                       arrival_drawdown=arrival_drawdown, hf_path=hf_path)  # fmt: skip
         day_warmup = [float(warmup_h)] * len(days)
         fit_period = f"{PERIOD_START}..{_day_before(TEST_START)}"
     else:
         points = grid_points(grid or HELD_OUT_GRID, params)
         hourly = []
         for k, values in enumerate(points):
-            p, w, a, pth = point_replay_args(params, values, arrival_drawdown, path)
+            p, w, opts = point_replay_args(params, values, arrival_drawdown, path, hf_path)
             say(
                 f"grid [{k + 1}/{len(points)}] {_short(values)}: {len(days)} days x "
                 f"{grid_draws} books of {grid_positions} slots"
             )
-            hourly.append(replay(p, days, w, grid_draws, grid_positions, seed, gas=gas,
-                                 path=pth, arrival_drawdown=a))  # fmt: skip
+            hourly.append(replay(p, days, w, grid_draws, grid_positions, seed, gas=gas, **opts))
         group = HELD_OUT_GROUPS[protocol]
         choice, losses = held_out_choices(hourly, days, group)
         all_days = int(np.argmin([fit_loss(h, days) for h in hourly]))
@@ -770,13 +819,11 @@ def validate(
         day_warmup = [0.0] * len(days)
         for k in sorted(set(choice.values())):
             idx = [i for i, d in enumerate(days) if choice[group(d)] == k]
-            p, w, a, pth = point_replay_args(params, points[k], arrival_drawdown, path)
+            p, w, opts = point_replay_args(params, points[k], arrival_drawdown, path, hf_path)
             sub = [days[i] for i in idx]
             say(f"replaying {len(sub)} days with {_short(points[k])}, warm and fresh")
-            warm[idx] = replay(p, sub, w, draws, positions, seed, gas=gas, path=pth,
-                               arrival_drawdown=a)  # fmt: skip
-            fresh[idx] = replay(p, sub, 0.0, draws, positions, seed, gas=gas, path=pth,
-                                arrival_drawdown=a)  # fmt: skip
+            warm[idx] = replay(p, sub, w, draws, positions, seed, gas=gas, **opts)
+            fresh[idx] = replay(p, sub, 0.0, draws, positions, seed, gas=gas, **opts)
             for i in idx:
                 day_warmup[i] = float(w)
         extra["held_out"] = [
@@ -850,6 +897,7 @@ def validate(
         "replay_gas": gas,
         "replay_path": path,
         "arrival_drawdown": float(arrival_drawdown),
+        "hf_path": float(hf_path),
         "fit_period": fit_period,
         "test_period": f"{TEST_START}..{PERIOD_END}",
         "book_collateral_usd": float(params.borrowers.total_collateral_usd),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import scenarios
+from ..engine.portfolio_single import check_engine_options, check_supported
 from ..io import write_json
 from ..results import checked
 from ..simulation import SUMMARY_KEYS, simulate
@@ -92,6 +93,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_book_arguments(p)
     add_set_argument(p)
     add_backend_arguments(p)
+    p.add_argument(
+        "--engine",
+        default="single",
+        choices=["single", "portfolio"],
+        help="the step a single-asset preset runs on: single (default) or portfolio, the "
+        "asset-axis step with one collateral and one debt asset (the same results to 1e-12; "
+        "arrivals and exits not yet: set borrowers.arrival_rate_per_h=0 and "
+        "borrowers.exit_rate_per_h=0; --backend numpy or numba), see docs/cross-margin.md",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--plot",
@@ -236,6 +246,14 @@ def run_multiprotocol(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine != "single" and (
+        args.protocols is not None or args.preset == "aave_v3_ethereum"
+    ):
+        where = "--protocols" if args.protocols is not None else "--preset aave_v3_ethereum"
+        raise ValueError(
+            f"--engine {args.engine} is not allowed with {where} (its markets run on their own "
+            "step); allowed with a single-asset preset"
+        )
     if args.protocols is not None:
         return run_multiprotocol(args)
     for flag, value in (
@@ -255,10 +273,13 @@ def run(args: argparse.Namespace) -> int:
         if value < 1:
             raise ValueError(f"{flag}={value} is out of range; allowed >= 1")
     check_device(args.backend, args.device)
+    check_engine_options(args.engine, args.backend, args.dtype, args.device)
     check_output_file(args.plot, "--plot", ".png")
     check_output_file(args.out_json, "--out-json")
     sets = parse_sets(args.sets)
     params = apply_warmup(build_params(args.preset, sets), args.warmup_h)
+    if args.engine == "portfolio":
+        check_supported(params)
     book = None
     if args.book_csv:
         from ..scenarios.book_csv import read_book_csv
@@ -304,6 +325,7 @@ def run(args: argparse.Namespace) -> int:
         scenario_knobs=dict(sets["scenario"]),
         num_envs=args.num_envs,
         book=book,
+        engine=args.engine,
     )
     summary = checked("simulate", result.summary)
     if args.plot:

@@ -60,6 +60,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "days' calibration days best; the grid's replays take several minutes more)",
     )
     add_replay_arguments(p)
+    p.add_argument(
+        "--hf-path",
+        type=float,
+        default=0.0,
+        metavar="A",
+        help="new borrowers open with their drawn health-factor excess times (close / close 30 "
+        "days before) ** -A, warm-up included: nearer the edge after a rally, farther after a "
+        f"crash (default 0: off; allowed [0, {_hf_path_max():g}])",
+    )
     add_set_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG")
@@ -112,6 +121,12 @@ def arrival_drawdown_value(args: argparse.Namespace, params: Any) -> float:
     return k
 
 
+def _hf_path_max() -> float:
+    from ..scenarios.processes import HF_PATH_MAX
+
+    return HF_PATH_MAX
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -129,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     if not (math.isfinite(warmup_h) and 0.0 <= warmup_h <= 24.0 * 60):
         raise ValueError(f"--warmup-h={warmup_h:g} is out of range; allowed [0, 1440]")
     arrival_drawdown = arrival_drawdown_value(args, params)
+    if not (math.isfinite(args.hf_path) and 0.0 <= args.hf_path <= _hf_path_max()):
+        raise ValueError(
+            f"--hf-path={args.hf_path:g} is out of range; allowed [0, {_hf_path_max():g}]"
+        )
     if args.protocol != "split":
         for flag, given in (
             ("--warmup-h", args.warmup_h),
@@ -151,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         path=args.path,
         arrival_drawdown=arrival_drawdown,
         protocol=args.protocol,
+        hf_path=args.hf_path,
     )
     report = {"preset": args.preset, "command": args.command_line, **report}
     checked("validate", report)
@@ -175,7 +195,8 @@ def print_report(r: dict[str, Any]) -> None:
     )
     print(f"fit {r['fit_period']}, test {r['test_period']}")
     if r["protocol"] == "split":
-        print(f"protocol split, arrival drawdown elasticity {r['arrival_drawdown']:g}")
+        margin = f", arrivals' margin path elasticity {r['hf_path']:g}" if r["hf_path"] else ""
+        print(f"protocol split, arrival drawdown elasticity {r['arrival_drawdown']:g}{margin}")
     else:
         print(
             f"protocol {r['protocol']}: each {'day' if 'day' in r['protocol'] else 'month'} "

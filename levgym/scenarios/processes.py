@@ -392,6 +392,30 @@ def drawdown_mult(prices: np.ndarray, window_rows: int, elasticity: float) -> np
     return (prices / peak) ** elasticity
 
 
+HF_PATH_WINDOW_H = 30 * 24.0
+"""Window of the trailing return that new borrowers' health-factor margin responds to
+(:func:`hf_margin_mult`)."""
+HF_PATH_MAX = 4.0
+"""The largest elasticity :func:`hf_margin_mult` accepts."""
+
+
+def hf_margin_mult(prices: np.ndarray, window_rows: int, elasticity: float) -> np.ndarray:
+    """The response of new borrowers' health-factor margin to the recent path, the same shape
+    as ``prices``: ``(price / price window_rows rows before) ** -elasticity`` along axis 0 (the
+    first rows use the first price), i.e. ``exp(-elasticity * trailing log return)``. After a
+    rally new positions open closer to the liquidation edge (a multiplier under 1 on their
+    excess over the floor), after a crash farther from it; ``elasticity`` 0: 1 throughout."""
+    if not (math.isfinite(elasticity) and 0.0 <= elasticity <= HF_PATH_MAX):
+        raise ValueError(
+            f"hf_path_elasticity={elasticity!r} is out of range; allowed [0, {HF_PATH_MAX:g}]"
+        )
+    if elasticity == 0.0:
+        return np.ones(prices.shape)
+    w = max(1, int(window_rows))
+    idx = np.maximum(np.arange(prices.shape[0]) - w, 0)
+    return (prices / prices[idx]) ** -elasticity
+
+
 @functools.lru_cache(maxsize=32)
 def _window_counts(s: int, w: int) -> np.ndarray:
     """The returns in each row's trailing window, ``[S, 1]`` floats (row 0 counts 1), cached

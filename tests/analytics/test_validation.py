@@ -305,3 +305,72 @@ def test_held_out_validate_runs_the_engine():
     assert {h["arrival_drawdown"] for h in r["held_out"]} <= {0.0, 8.0}
     assert len(r["grid"]) == 2 and all(g["warmup_h"] == 24.0 for g in r["grid"])
     assert all(d["warmup_h"] == 24.0 for d in r["calibration_days"])
+
+
+def test_arrival_hf_mult_follows_the_trailing_30_day_return():
+    t, c = V.close_times()
+    rally = data.parse_utc("2021-05-10T00:00:00Z")  # ETH up some 60% over 30 days
+    crash = data.parse_utc("2021-06-21T12:00:00Z")  # some 30% under its level 30 days before
+    grid = np.array([rally, crash])
+    assert np.all(V.arrival_hf_mult(grid, 0.0) == 1.0)
+    m = V.arrival_hf_mult(grid, 1.0)
+    for g, got in zip(grid, m, strict=True):
+        i = np.searchsorted(t, g, side="right") - 1
+        assert got == pytest.approx(c[i - 720] / c[i])  # rows of hourly closes
+    assert m[0] < 0.75 and m[1] > 1.2  # closer to the edge after the rally, farther after the crash
+    with pytest.raises(
+        ValueError, match=r"hf_path_elasticity=5.0 is out of range; allowed \[0, 4\]"
+    ):
+        V.arrival_hf_mult(grid, 5.0)
+
+
+def test_arrivals_take_the_path_scaled_margin_in_the_replay(monkeypatch):
+    import levgym.simulation as S
+
+    seen: list[np.ndarray] = []
+
+    class Spy(S.Simulator):
+        def substep(self, orders=None):
+            seen.append(np.asarray(self.state.template_hf).copy())
+            return super().substep(orders)
+
+    monkeypatch.setattr(S, "Simulator", Spy)
+    params = preset_params("aave_v2_weth")
+    days = [d for d in V.calibration_days() if d.date in ("2021-05-12", "2021-06-21")]
+    plain = V.replay(params, days, 24.0, 2, 40, seed=3, backend="numpy")
+    drawn = seen[0]
+    assert all(np.array_equal(h, drawn) for h in seen)  # off: the drawn margins throughout
+    seen.clear()
+    moved = V.replay(params, days, 24.0, 2, 40, seed=3, backend="numpy", hf_path=2.0)
+    floor = params.borrowers.hf_floor
+    sub_h = params.run.substep_h
+    for k in (0, 150, len(seen) - 1):
+        for j, d in enumerate(days):
+            g = d.start_s + (k - int(round(24.0 / sub_h))) * sub_h * 3600.0
+            want = floor + (drawn[2 * j : 2 * j + 2] - floor) * V.arrival_hf_mult(
+                np.array([g]), 2.0
+            )
+            np.testing.assert_allclose(seen[k][2 * j : 2 * j + 2], want, rtol=1e-12)
+    assert seen[0][:2].mean() < drawn[:2].mean()  # May 12: after the rally, nearer the edge
+    assert seen[0][2:].mean() > drawn[2:].mean()  # June 21: after the crash, farther from it
+    assert not np.array_equal(plain, moved)
+
+
+def test_a_grid_point_s_replay_keys_become_replay_options():
+    params = preset_params("aave_v2_weth")
+    grid = {"run.warmup_h": (336.0, 1440.0), "replay.hf_path": (0.0, 1.0)}
+    points = V.grid_points(grid, params)
+    assert len(points) == 4
+    got = [V.point_replay_args(params, v, 8.0, "bridge", hf_path=0.5) for v in points]
+    assert [(w, o["hf_path"]) for _, w, o in got] == [
+        (336.0, 0.0),
+        (336.0, 1.0),
+        (1440.0, 0.0),
+        (1440.0, 1.0),
+    ]
+    assert all(o["arrival_drawdown"] == 8.0 and o["path"] == "bridge" for _, _, o in got)
+    # without the key, the caller's value
+    _, _, o = V.point_replay_args(params, {"run.warmup_h": 336.0}, 8.0, "bridge", hf_path=0.5)
+    assert o["hf_path"] == 0.5
+    _, _, o = V.point_replay_args(params, {"replay.bridge": 0.0}, 8.0, "bridge")
+    assert o["path"] == "finest" and o["hf_path"] == 0.0

@@ -14,7 +14,7 @@ from levgym.cli import main
 
 
 def _fake_replay(params, days, warmup_h, draws, positions, seed=0, backend="numba", **replay):
-    assert set(replay) == {"gas", "path", "arrival_drawdown"}
+    assert set(replay) == {"gas", "path", "arrival_drawdown", "hf_path"}
     rng = np.random.default_rng(int(warmup_h) + 1)
     real = np.stack([d.real_hourly_usd for d in days])[:, None, :]
     return real * rng.lognormal(0.0, 0.5, (len(days), draws, 1)) + 1.0
@@ -62,6 +62,21 @@ def test_validate_passes_the_replay_choices(monkeypatch, capsys):
     assert seen == [("flat", "hourly")] * 2  # warm and fresh
 
 
+def test_validate_passes_the_arrivals_margin_response(monkeypatch, capsys):
+    seen = []
+
+    def fake(*args, **kw):
+        seen.append(kw["hf_path"])
+        return _fake_replay(*args, **kw)
+
+    monkeypatch.setattr(V, "replay", fake)
+    assert main(["validate", "--json", "--draws", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["hf_path"] == 0.0  # off by default
+    assert main(["validate", "--json", "--draws", "2", "--hf-path", "1.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["hf_path"] == 1.5
+    assert seen == [0.0, 0.0, 1.5, 1.5]  # warm and fresh
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -71,6 +86,8 @@ def test_validate_passes_the_replay_choices(monkeypatch, capsys):
         (["--plot", "x.txt"], "--plot"),
         (["--arrival-drawdown", "-1"], "--arrival-drawdown=-1 is out of range; allowed [0, 20]"),
         (["--arrival-drawdown", "nan"], "--arrival-drawdown=nan is out of range"),
+        (["--hf-path", "5"], "--hf-path=5 is out of range; allowed [0, 4]"),
+        (["--hf-path", "-1"], "--hf-path=-1 is out of range; allowed [0, 4]"),
         (
             ["--protocol", "leave-one-month-out", "--warmup-h", "24"],
             "--warmup-h is chosen per month by --protocol leave-one-month-out; allowed only "

@@ -3,8 +3,9 @@ configured as the single-asset engine, equals a whole :func:`levgym.engine.step.
 1e-12 (prices, pool, oracle, interest, the cascade's calls, seized and repaid amounts, the
 keepers' result, bad debt), from the states the single-asset engine passes through on a shock.
 
-What the configuration aligns, and why (docs/cross-margin.md, "Agreement with the single-asset
-engine"): the oracle kind (``exact``, ``chainlink`` or ``twap``: the WETH reserve's feed takes the
+The mapping is :mod:`levgym.engine.portfolio_single` (``single_reserves``,
+``single_market_params``, ``from_single_state``, ``substep_drivers``). What it aligns, and why
+(docs/cross-margin.md, "Agreement with the single-asset engine"): the oracle kind (``exact``, ``chainlink`` or ``twap``: the WETH reserve's feed takes the
 single-asset oracle's settings and state); the keepers' settings (``KEEPERS``: the single-asset
 defaults with capacity, gas, chunks and the profitability filter, a binding capacity, binding
 chunks, and none of them), which both engines apply by one selection rule (profit rank, each
@@ -25,8 +26,8 @@ import numpy as np
 import pytest
 
 from levgym import scenarios
-from levgym.engine import portfolio_borrowers as PB
 from levgym.engine import portfolio_market as PM
+from levgym.engine import portfolio_single as PS
 from levgym.engine.aave_v3_ethereum import aave_v3_ethereum_reserves
 from levgym.engine.params import PRESETS, EngineParams
 from levgym.engine.rules import DEFENSIVE
@@ -76,83 +77,25 @@ def _single_params(
 
 
 def _reserves(p: EngineParams):
-    pr, m = p.protocol, p.market
-    res = aave_v3_ethereum_reserves(("WETH", "USDC"))
-    weth = res.reserves[res.index("WETH")]
-    feed = dataclasses.replace(
-        weth.oracle,
-        feed=m.oracle_kind,
-        deviation_frac=m.oracle_deviation_frac,
-        heartbeat_h=m.oracle_heartbeat_h,
-    )
-    res = res.replace(
-        "WETH",
-        oracle=feed,
-        ltv=pr.ltv,
-        liquidation_threshold=pr.liquidation_threshold,
-        liquidation_bonus=pr.liquidation_bonus,
-        protocol_fee_frac=pr.protocol_fee_frac,
-    )
-    return res.replace(
-        "USDC",
-        base_rate_apr=pr.base_rate_apr,
-        slope1_apr=pr.slope1_apr,
-        slope2_apr=pr.slope2_apr,
-        optimal_utilization_frac=pr.optimal_utilization_frac,
-        reserve_factor_frac=pr.reserve_factor_frac,
-    )
+    """The K = 1 reserves of ``p`` (:func:`levgym.engine.portfolio_single.single_reserves`)."""
+    return PS.single_reserves(p)
 
 
 def _portfolio_params(p: EngineParams, arb_speed: float) -> PM.PortfolioMarketParams:
-    m = p.market
-    return PM.PortfolioMarketParams(
-        substep_h=p.run.substep_h,
-        volatile_pool_depth_usd=m.pool_depth_usd,
-        pool_fee_frac=m.pool_fee_frac,
-        arb_speed_frac=arb_speed,
-        oracle_pool_weight_frac=m.oracle_pool_weight_frac,
-        max_cascade_rounds=m.max_cascade_rounds,
-        gas_usd_per_call=0.0,
-        max_round_buy_frac=0.99,  # the debt asset is the quote: nothing is bought
-        twap_window_substeps=m.twap_window_substeps,
-        gas_units_per_call=m.gas_units_per_liquidation,
-        keeper_capacity_per_substep=m.keeper_capacity_per_substep,
-        congestion_ref_gwei=m.congestion_ref_gwei,
-        profitability_filter="in_block" if m.profitability_filter else "off",
-        keeper_max_slippage_frac=m.keeper_max_slippage_frac,
-        borrowers=PB.PortfolioBorrowerParams(
-            target_gap=p.borrowers.defend_target_gap,
-            reaction_gas_ref_gwei=p.borrowers.reaction_gas_ref_gwei,
-        ),
-    )
+    """The asset-axis step's market parameters under ``p``'s rules
+    (:func:`levgym.engine.portfolio_single.single_market_params`), arbitrage at ``arb_speed``."""
+    return dataclasses.replace(PS.single_market_params(p), arb_speed_frac=arb_speed)
 
 
-def _to_portfolio(s, res, params, w, u) -> PM.PortfolioState:
-    """The single-asset state ``s`` as a portfolio state (WETH column ``w``, USDC ``u``)."""
-    e, n = s.collateral_asset.shape
-    supply = np.zeros((e, n, 2))
-    debt = np.zeros((e, n, 2))
-    supply[..., w] = s.collateral_asset
-    debt[..., u] = s.debt_usd
-    f = np.zeros((e, 2))
-    f[:, w], f[:, u] = s.fundamental_usd, s.debt_price_usd
-    st = PM.init_state(res, params, supply, debt, np.zeros((e, n), dtype=np.int64), f)
-    pa, pq = st.pool_asset.copy(), st.pool_quote.copy()
-    pa[:, w], pq[:, w] = s.pool_asset, s.pool_debt
-    lender = st.lender_supply_asset.copy()
-    lender[:, u] = s.supply_usd
-    # the WETH feed's last answer and its time: the single-asset oracle's
-    feed, feed_h = st.feed_usd.copy(), st.feed_updated_h.copy()
-    feed[:, w], feed_h[:, w] = s.oracle_usd, s.oracle_updated_h
-    buf = st.twap_buffer_usd.copy()  # the TWAP window and its position: the single-asset one
-    buf[:, w, :] = s.twap_buffer_usd
-    base = st.pool_liquidity_base.copy()  # the pool's liquidity at 1: the single-asset one
-    base[:, w] = s.pool_liquidity_base
-    return st.replace(
-        pool_asset=pa, pool_quote=pq, lender_supply_asset=lender, time_h=s.time_h,
-        feed_usd=feed, feed_updated_h=feed_h, twap_buffer_usd=buf, pool_liquidity_base=base,
-        substep_index=int(s.substep_index),
-    )  # fmt: skip
+V33_CLOSE = ("close_factor", "full_close_hf", "min_close_usd", "min_close_by", "leftover_usd")
+"""The asset-axis step's close terms, v3.3's by default."""
+
+
+def _v33_close(params: PM.PortfolioMarketParams) -> PM.PortfolioMarketParams:
+    """``params`` with v3.3's close factor and leftover rule (the step's defaults) instead of
+    the single engine's."""
+    v33 = PM.PortfolioMarketParams()
+    return dataclasses.replace(params, **{k: getattr(v33, k) for k in V33_CLOSE})
 
 
 def _case(
@@ -208,7 +151,7 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
     chunked = False
     whole = dataclasses.replace(p, market=dataclasses.replace(p.market, keeper_max_slippage_frac=1))
     for t in range(steps):
-        ps = _to_portfolio(s, res, params, w, u)
+        ps = PS.from_single_state(s, res, params)
         f = np.stack([rows[t].fundamental_usd, rows[t].debt_price_usd], axis=1)
         noise = np.random.default_rng([3, 1, t]).random((e, n))
         s2, r_single = single_substep(s, rows[t], noise, p)
@@ -228,7 +171,7 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         close(ps2.debt[..., u], s2.debt_usd)
         c = ps2.counters
         close(c["interest_asset"][:, u], s2.interest_usd - s.interest_usd)
-        close(ps2.treasury_asset[:, u], s2.reserve_income_usd - s.reserve_income_usd)
+        close(c["treasury_interest_asset"][:, u], s2.reserve_income_usd - s.reserve_income_usd)
         close(ps2.liquidations, s2.liquidations - s.liquidations)
         close(c["seized_collateral_asset"][:, w], s2.seized_collateral_asset - s.seized_collateral_asset)  # fmt: skip
         close(c["protocol_fee_asset"][:, w], s2.protocol_fee_asset - s.protocol_fee_asset)
@@ -253,36 +196,19 @@ def test_one_collateral_one_debt_equals_the_single_asset_substep(
         assert bad > 0  # (the one case without: no position runs out of collateral on its path)
 
 
-def _with_single_defenders(ps, s):
-    """The portfolio state ``ps`` with the single state's defensive slots: their triggers,
-    whether they repay, their reaction probabilities, and unlimited outside funds (the single
-    engine's defenders have no budget)."""
-    defensive = s.active & (s.kind == DEFENSIVE)
-    return PB.with_behaviours(
-        ps,
-        PB.Behaviours(
-            trigger_hf=np.where(defensive, s.trigger_hf, 0.0),
-            repays=defensive & s.repays,
-            capacity_usd=np.where(defensive, np.inf, 0.0),
-            react_prob=np.array(s.react_prob, dtype=np.float64),
-        ),
-    )
-
-
 def _run_both(p, rows, res, params, s, backend, block=None):
-    """Step the single state ``s`` and its portfolio twin (converted once, the USDC treasury at
-    the single engine's ``reserves_usd``, the single engine's defensive slots,
-    ``params.deficit_cover="reserves_then_lenders"``) through ``rows`` with the same uniforms,
-    comparing them after every substep to 1e-12; returns (the single state at the start, at the
-    end, the portfolio state at the end). ``block(t, row)``: the single engine's orders and the
-    portfolio substep's extra arguments for substep ``t`` (None: none)."""
+    """Step the single state ``s`` and its portfolio twin (converted once by
+    :func:`levgym.engine.portfolio_single.from_single_state`: the USDC treasury at the single
+    engine's ``reserves_usd``, its defensive and looping slots;
+    ``params.deficit_cover="reserves_then_lenders"``) through ``rows`` with the same uniforms
+    and the rows' drivers (:func:`levgym.engine.portfolio_single.substep_drivers`), comparing
+    them after every substep to 1e-12; returns (the single state at the start, at the end, the
+    portfolio state at the end). ``block(t, row)``: the single engine's orders and the portfolio
+    substep's extra arguments for substep ``t`` (None: none)."""
     assert params.deficit_cover == "reserves_then_lenders"
     e, n = s.collateral_asset.shape
     w, u = res.index("WETH"), res.index("USDC")
-    ps = _with_single_defenders(_to_portfolio(s, res, params, w, u), s)
-    tre = ps.treasury_asset.copy()
-    tre[:, u] = s.reserves_usd  # the single engine's reserves at the start
-    ps = ps.replace(treasury_asset=tre)
+    ps = PS.from_single_state(s, res, params)
     s0 = s
 
     def close(a, b, scale=1.0):
@@ -290,21 +216,14 @@ def _run_both(p, rows, res, params, s, backend, block=None):
         np.testing.assert_allclose(a, b, rtol=TOL, atol=atol)
 
     for t, row in enumerate(rows):
-        f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
         noise = np.random.default_rng([3, 1, t]).random((e, n))
         orders, extra = (None, {}) if block is None else block(t, row)
         s, r_single = single_substep(s, row, noise, p, orders)
-        # the single engine's oracle drivers (manipulation, a stale feed) on the WETH feed
-        bias, held = np.zeros((e, 2)), np.zeros((e, 2), dtype=bool)
-        bias[:, w], held[:, w] = row.oracle_bias_frac, row.oracle_frozen
-        # and its pool drivers (a liquidity drought, a slower arbitrage) on the WETH pool
-        liq, arb = np.ones((e, 2)), np.full((e, 2), params.arb_speed_frac)
-        liq[:, w], arb[:, w] = row.liquidity_frac, row.arb_speed_frac
-        ps, r_port = PM.substep(
-            ps, f, res, params, backend=backend, gas_gwei=row.gas_gwei, noise_u=noise,
-            oracle_bias_frac=bias, oracle_held=held, liquidity_frac=liq, arb_speed_frac=arb,
-            **extra,
-        )  # fmt: skip
+        # the single engine's oracle drivers (manipulation, a stale feed) on the WETH feed and
+        # its pool drivers (a liquidity drought, a slower arbitrage) on the WETH pool
+        kw = PS.substep_drivers(row, res, params)
+        f = kw.pop("fundamental_usd")
+        ps, r_port = PM.substep(ps, f, res, params, backend=backend, noise_u=noise, **kw, **extra)
         np.testing.assert_array_equal(r_port, r_single)
         if ps.active is not None:  # exits and arrivals: the same slots left and came
             np.testing.assert_array_equal(ps.active, s.active)
@@ -363,13 +282,6 @@ def test_a_run_with_reserves_then_lenders_equals_the_single_asset_run(
         assert np.sum(s.lender_loss_usd - s0.lender_loss_usd) > 0
 
 
-def _usdc_market_oracle(res):
-    """The USDC reserve priced at its market price as it is (no CAPO cap): the single engine
-    uses the debt asset's price without an oracle."""
-    usdc = res.reserves[res.index("USDC")]
-    return res.replace("USDC", oracle=dataclasses.replace(usdc.oracle, kind="market"))
-
-
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize(("oracle_kind", "keepers"), [("exact", "bare"), ("chainlink", "defaults")])
 def test_a_debt_depeg_above_the_stablecoin_cap_with_a_market_usdc_oracle(
@@ -388,11 +300,12 @@ def test_a_debt_depeg_above_the_stablecoin_cap_with_a_market_usdc_oracle(
     assert np.all(drivers.arb_speed_frac == drivers.arb_speed_frac[0, 0])
     assert np.all(drivers.liquidity_frac == 1.0) and np.all(drivers.oracle_bias_frac == 0.0)
     assert drivers.debt_price_usd.max() > 1.1  # above the cap of 1.04
-    capped = _reserves(p)
-    assert capped.reserves[capped.index("USDC")].oracle.kind == "stable_market"
-    res = _usdc_market_oracle(capped)
+    res = _reserves(p)
+    assert res.reserves[res.index("USDC")].oracle.kind == "market"
+    preset_usdc = aave_v3_ethereum_reserves(("USDC",)).reserves[0].oracle
+    assert preset_usdc.kind == "stable_market"
+    capped = res.replace("USDC", oracle=preset_usdc)
     params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
     s = init_state(
         p, e, n, np.random.default_rng([3, 0]),
         fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
@@ -401,8 +314,8 @@ def test_a_debt_depeg_above_the_stablecoin_cap_with_a_market_usdc_oracle(
     s0, s1, ps = _run_both(p, rows, res, params, s, backend)
     assert np.sum(s1.liquidations - s0.liquidations) > 0  # the debt's rise liquidated positions
     # the preset's capped USDC oracle sees the debt at 1.04 and liquidates less
-    w, u = capped.index("WETH"), capped.index("USDC")
-    pc = _to_portfolio(s0, capped, params, w, u)
+    u = capped.index("USDC")
+    pc = PS.from_single_state(s0, capped, params)
     for row in rows:
         f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
         pc, _ = PM.substep(pc, f, capped, params, backend=backend, gas_gwei=row.gas_gwei)
@@ -435,8 +348,7 @@ def test_a_run_with_the_single_engines_defensive_borrowers(
     assert s1.liquidations.sum() > 0
     # the probabilities bind: with every defender reacting every substep the borrowers do more
     w, u = res.index("WETH"), res.index("USDC")
-    always = _with_single_defenders(_to_portfolio(s0, res, params, w, u), s0)
-    always = always.replace(defend_react_prob=None)
+    always = PS.from_single_state(s0, res, params).replace(defend_react_prob=None)
     for row in rows:
         f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
         always, _ = PM.substep(always, f, res, params, backend=backend, gas_gwei=row.gas_gwei)
@@ -444,20 +356,6 @@ def test_a_run_with_the_single_engines_defensive_borrowers(
     done = c["added_collateral_asset"][:, w].sum() + c["repaid_by_borrowers_asset"][:, u].sum()
     more = ca["added_collateral_asset"][:, w].sum() + ca["repaid_by_borrowers_asset"][:, u].sum()
     assert more > done * 1.01
-
-
-def _single_close(params: PM.PortfolioMarketParams, p: EngineParams) -> PM.PortfolioMarketParams:
-    """``params`` with the single engine's close factor: its ``close_factor``, ``full_close_hf``
-    and ``small_position_usd`` on the position's debt, and no leftover rule."""
-    pr = p.protocol
-    return dataclasses.replace(
-        params,
-        close_factor=pr.close_factor,
-        full_close_hf=pr.full_close_hf,
-        min_close_usd=pr.small_position_usd,
-        min_close_by="position_debt",
-        leftover_usd=0.0,
-    )
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -486,9 +384,8 @@ def test_a_run_under_the_single_presets_close_factors(
     )
     rows = [drivers.row(t, np.asarray) for t in range(steps)]
     res = _reserves(p)
-    base = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    base = dataclasses.replace(base, deficit_cover="reserves_then_lenders")
-    params = _single_close(base, p)
+    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
+    base = _v33_close(params)
     s = init_state(
         p, e, n, np.random.default_rng([3, 0]),
         fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
@@ -497,8 +394,8 @@ def test_a_run_under_the_single_presets_close_factors(
     s0, s1, ps = _run_both(p, rows, res, params, s, backend)
     assert np.sum(s1.liquidations - s0.liquidations) > 0
     if preset != "conservative":  # v3.3's close factor makes other calls on these presets
-        w, u = res.index("WETH"), res.index("USDC")
-        v33 = _with_single_defenders(_to_portfolio(s0, res, base, w, u), s0)
+        u = res.index("USDC")
+        v33 = PS.from_single_state(s0, res, base)
         for t, row in enumerate(rows):
             f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
             noise = np.random.default_rng([3, 1, t]).random((e, n))
@@ -543,7 +440,6 @@ def test_a_run_with_the_single_engines_oracle_drivers(
     assert np.any(drivers.oracle_bias_frac != 0.0) or np.any(drivers.oracle_frozen)
     res = _reserves(p)
     params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
     s = init_state(
         p, e, n, np.random.default_rng([3, 0]),
         fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
@@ -552,7 +448,7 @@ def test_a_run_with_the_single_engines_oracle_drivers(
     s0, s1, ps = _run_both(p, rows, res, params, s, backend)
     w, u = res.index("WETH"), res.index("USDC")
     # without the drivers the oracle, and with it the run, is another
-    plain = _with_single_defenders(_to_portfolio(s0, res, params, w, u), s0)
+    plain = PS.from_single_state(s0, res, params)
     for t, row in enumerate(rows):
         f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
         noise = np.random.default_rng([3, 1, t]).random((e, n))
@@ -579,7 +475,6 @@ def test_a_run_with_the_single_engines_pool_drivers(backend, oracle_kind, keeper
     assert drivers.liquidity_frac.min() < 0.9 and drivers.arb_speed_frac.min() < p.market.arb_speed_frac  # fmt: skip
     res = _reserves(p)
     params = _portfolio_params(p, p.market.arb_speed_frac)
-    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
     s = init_state(
         p, e, n, np.random.default_rng([3, 0]),
         fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],

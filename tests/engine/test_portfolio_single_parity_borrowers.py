@@ -3,7 +3,8 @@ book behaviours (docs/cross-margin.md, rows 9-11 of "What a single-asset preset 
 asset-axis step lacks"): the single engine's loopers re-lever through the pool and deleverage
 into it (:func:`levgym.engine.portfolio_borrowers.loop`). Runs are chained over the substeps and
 compared after every one to 1e-12, on numpy and numba, with the helpers of
-``test_portfolio_single_parity``."""
+``test_portfolio_single_parity`` (the loopers' targets and bands mapped by
+:mod:`levgym.engine.portfolio_single`)."""
 
 from __future__ import annotations
 
@@ -33,33 +34,6 @@ def _single_params(oracle_kind: str, keepers: str, looper_frac: float = 0.2):
     return dataclasses.replace(p, borrowers=b)
 
 
-def _portfolio_params(p, arb_speed: float) -> PM.PortfolioMarketParams:
-    """``test_portfolio_single_parity``'s market parameters with the single engine's looper
-    bands and its bad-debt accounting."""
-    params = SP._portfolio_params(p, arb_speed)
-    b = dataclasses.replace(
-        params.borrowers,
-        relever_band_frac=p.borrowers.relever_band_frac,
-        delever_frac=p.borrowers.delever_frac,
-    )
-    return dataclasses.replace(params, borrowers=b, deficit_cover="reserves_then_lenders")
-
-
-def _with_single_loopers(ps, s):
-    """``ps`` with the single state's looping slots and their targets."""
-    looper = s.active & (s.kind == LOOPER)
-    return ps.replace(looper_target_hf=np.where(looper, s.target_hf, 0.0).astype(np.float64))
-
-
-@pytest.fixture
-def loopers_mapped(monkeypatch):
-    """``SP._run_both`` maps the single state's loopers too (besides its defenders)."""
-    defenders = SP._with_single_defenders
-    monkeypatch.setattr(
-        SP, "_with_single_defenders", lambda ps, s: _with_single_loopers(defenders(ps, s), s)
-    )
-
-
 def _shock_case(oracle_kind, keepers, knobs, scenario="shock", looper_frac=0.2, steps=8):
     p = _single_params(oracle_kind, keepers, looper_frac)
     e, n = 6, 64
@@ -67,7 +41,7 @@ def _shock_case(oracle_kind, keepers, knobs, scenario="shock", looper_frac=0.2, 
     drivers = scenarios.get(scenario).drivers(e, steps, p, 3, {**knobs, "gas_gwei": gas})
     rows = [drivers.row(t, np.asarray) for t in range(steps)]
     res = SP._reserves(p)
-    params = _portfolio_params(p, p.market.arb_speed_frac)
+    params = SP._portfolio_params(p, p.market.arb_speed_frac)
     s = init_state(
         p, e, n, np.random.default_rng([3, 0]),
         fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
@@ -84,9 +58,7 @@ RISE = {"drift_annual": "100", "vol_annual": "0.4"}
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize(("oracle_kind", "keepers"), SP.RUN_CASES)
 @pytest.mark.parametrize("knobs", [FALL, JUMP, RISE], ids=["fall", "jump", "rise"])
-def test_a_run_with_the_single_engines_loopers(
-    loopers_mapped, backend, oracle_kind, keepers, knobs
-):
+def test_a_run_with_the_single_engines_loopers(backend, oracle_kind, keepers, knobs):
     """The single engine's default book (30 % defensive, 20 % loopers, each reacting with its
     probability over ``1 + gas / 150 gwei``): loopers above ``target (1 + band)`` borrow and buy
     collateral in the pool, loopers below ``1 + delever_frac (target - 1)`` sell collateral into
@@ -114,7 +86,7 @@ def test_a_run_with_the_single_engines_loopers(
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("route", ["v2_venue", "aggregator_cex"])
 @pytest.mark.parametrize("knobs", [FALL, JUMP], ids=["fall", "jump"])
-def test_loopers_beside_the_keepers_off_pool_venues(loopers_mapped, backend, route, knobs):
+def test_loopers_beside_the_keepers_off_pool_venues(backend, route, knobs):
     """Rows 9 and 15 together, as the single engine runs them: its default book's loopers trade
     through the pool while the keepers sell seized collateral to the off-pool venues
     (``aave_v2_weth``'s book venue, or the aggregator / CEX split with a latency), with the
@@ -129,8 +101,8 @@ def test_loopers_beside_the_keepers_off_pool_venues(loopers_mapped, backend, rou
     drivers = scenarios.get("shock").drivers(e, steps, p, 3, knobs)
     rows = [drivers.row(t, np.asarray) for t in range(steps)]
     res = SP._reserves(p)
-    params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    params = V.single_routes(SP._single_close(params, p), p)
+    # the single engine's looper bands, close factor, bad-debt accounting and keeper routing
+    params = SP._portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
     s = init_state(
         p, e, n, np.random.default_rng([3, 0]),
         fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from levgym import scenarios
 from levgym.engine import portfolio_borrowers as PB
 from levgym.engine import portfolio_market as PM
+from levgym.engine import portfolio_single as PS
 from levgym.engine.orders import Orders
 from levgym.engine.portfolio import collateral_mask
 from levgym.engine.reference_portfolio import ref_substep
@@ -44,7 +45,7 @@ def _single_params(oracle_kind: str, keepers: str, supply_cap_asset: float = np.
 
 
 def _portfolio_params(p) -> PM.PortfolioMarketParams:
-    params = SB._portfolio_params(p, p.market.arb_speed_frac)
+    params = SP._portfolio_params(p, p.market.arb_speed_frac)
     b = p.borrowers
     pb = dataclasses.replace(
         params.borrowers,
@@ -84,7 +85,10 @@ def _with_single_book(ps, s):
 @pytest.fixture
 def book_mapped(monkeypatch):
     """``SP._run_both`` maps the single state's whole book: behaviours, flags and templates."""
-    monkeypatch.setattr(SP, "_with_single_defenders", _with_single_book)
+    mapped = PS.from_single_state
+    monkeypatch.setattr(
+        PS, "from_single_state", lambda s, res, params: _with_single_book(mapped(s, res, params), s)
+    )
 
 
 def _case(oracle_kind, keepers, knobs, scenario="shock", cap_frac=None, steps=8):
@@ -188,11 +192,7 @@ def test_a_binding_supply_cap_and_a_freeze(book_mapped, backend):
 def _portfolio_only(s0, rows, res, params, backend, block):
     """The asset-axis run alone from the mapped single state ``s0`` (as ``SP._run_both`` maps
     it), on the same uniforms and drivers."""
-    w, u = res.index("WETH"), res.index("USDC")
-    ps = _with_single_book(SP._to_portfolio(s0, res, params, w, u), s0)
-    tre = ps.treasury_asset.copy()
-    tre[:, u] = s0.reserves_usd
-    ps = ps.replace(treasury_asset=tre)
+    ps = _with_single_book(PS.from_single_state(s0, res, params), s0)
     e, n = s0.collateral_asset.shape
     for t, row in enumerate(rows):
         f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)

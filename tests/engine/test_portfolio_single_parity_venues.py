@@ -5,7 +5,8 @@ venue (``keeper_venue_frac``, ``aave_v2_weth``'s book preset: 90 % to a $200M ve
 it across the pool, an aggregator route and a CEX leg with latency (``keeper_aggregator_depth_usd``,
 ``keeper_cex_depth_usd``; the CEX leg's collateral held per reserve in
 ``PortfolioState.keeper_cex_pending_asset`` and filled by ``portfolio_market.cex_fills``), equals
-the single engine's run to 1e-12 after every substep, numpy and numba. The helpers are
+the single engine's run to 1e-12 after every substep, numpy and numba. The keepers' routing is
+mapped by :func:`levgym.engine.portfolio_single.single_market_params`; the helpers are
 ``test_portfolio_single_parity``'s."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from levgym import scenarios
 from levgym.engine import portfolio_market as PM
+from levgym.engine import portfolio_single as PS
 from levgym.engine.params import BOOK_PRESETS, PRESETS
 from levgym.engine.state import init_state
 from levgym.engine.step import substep as single_substep
@@ -27,10 +29,7 @@ from .test_portfolio_single_parity import (
     _portfolio_params,
     _reserves,
     _run_both,
-    _single_close,
     _single_params,
-    _to_portfolio,
-    _with_single_defenders,
 )
 
 V2_MARKET = BOOK_PRESETS["aave_v2_weth"]["market"]
@@ -54,20 +53,6 @@ ROUTES = {
     "cex_now": dict(pool_depth_usd=4e6, keeper_cex_depth_usd=20e6, keeper_cex_latency_substeps=0.0),
 }
 """The single engine's routings compared (``market.*``)."""
-PORTFOLIO_KEYS = (
-    "keeper_venue_frac",
-    "keeper_venue_depth_usd",
-    "keeper_aggregator_depth_usd",
-    "keeper_aggregator_fee_frac",
-    "keeper_cex_depth_usd",
-    "keeper_cex_fee_frac",
-    "keeper_cex_latency_substeps",
-)
-
-
-def single_routes(params: PM.PortfolioMarketParams, p) -> PM.PortfolioMarketParams:
-    """``params`` with the single engine's keeper routing (``p.market``'s venue settings)."""
-    return dataclasses.replace(params, **{k: getattr(p.market, k) for k in PORTFOLIO_KEYS})
 
 
 def _case(route, oracle_kind, keepers, knobs, preset=None, steps=8):
@@ -81,9 +66,8 @@ def _case(route, oracle_kind, keepers, knobs, preset=None, steps=8):
     )
     rows = [drivers.row(t, np.asarray) for t in range(steps)]
     res = _reserves(p)
+    # the single engine's close factor (no leftover rule), bad-debt accounting and routing
     params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    params = dataclasses.replace(params, deficit_cover="reserves_then_lenders")
-    params = _single_close(params, p)  # the single engine's close factor, no leftover rule
     s = init_state(
         p, e, n, np.random.default_rng([3, 0]),
         fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
@@ -127,7 +111,6 @@ def test_a_run_with_the_single_engines_keeper_routing(
     and the CEX leg's held collateral; the routes carried sales."""
     knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
     p, rows, res, params, s = _case(route, oracle_kind, keepers, knobs)
-    params = single_routes(params, p)
     assert params.keeper_routing == ("venue" if route == "v2_venue" else "split")
     s0, s1, ps = _run_both(p, rows, res, params, s, backend)
     _venue_counters_agree(s0, s1, ps, res)
@@ -146,12 +129,11 @@ def test_aave_v2_weths_book_preset_venue_and_close_factor(backend, oracle_kind, 
     default routing) gives another run."""
     knobs = {"start_hour": "0", "drop_hours": "1", "drop_frac": "0.4"}
     p, rows, res, params, s = _case("v2_venue", oracle_kind, keepers, knobs, "aave_v2_weth")
-    params = single_routes(params, p)
     s0, s1, ps = _run_both(p, rows, res, params, s, backend)
     _venue_counters_agree(s0, s1, ps, res)
-    w, u = res.index("WETH"), res.index("USDC")
+    w = res.index("WETH")
     plain_params = dataclasses.replace(params, keeper_venue_frac=0.0)
-    plain = _with_single_defenders(_to_portfolio(s0, res, plain_params, w, u), s0)
+    plain = PS.from_single_state(s0, res, plain_params)
     e, n = s0.collateral_asset.shape
     for t, row in enumerate(rows):
         f = np.stack([row.fundamental_usd, row.debt_price_usd], axis=1)
@@ -177,13 +159,10 @@ def test_the_single_engines_statistics_fields(
     borrowers); without the option they are not kept."""
     knobs = {"start_hour": start_hour, "drop_hours": drop_hours, "drop_frac": drop_frac}
     p, rows, res, params, s = _case(route, oracle_kind, keepers, knobs, "aave_v3_weth")
-    params = dataclasses.replace(single_routes(params, p), statistics=True)
+    params = dataclasses.replace(params, statistics=True)
     e, n = s.collateral_asset.shape
     w, u = res.index("WETH"), res.index("USDC")
-    ps = _with_single_defenders(_to_portfolio(s, res, params, w, u), s)
-    tre = ps.treasury_asset.copy()
-    tre[:, u] = s.reserves_usd
-    ps = ps.replace(treasury_asset=tre)
+    ps = PS.from_single_state(s, res, params)
     s0 = s
 
     def close(a, b):
@@ -204,5 +183,7 @@ def test_the_single_engines_statistics_fields(
         assert np.all(ps.fundamental_min_usd[:, u] == 1.0)
     assert s.ever_liquidated.sum() > 0 and s.protocol_fee_usd.sum() > 0
     assert np.all(s.pool_min_usd < s0.pool_min_usd)
-    plain = PM.substep(_to_portfolio(s0, res, params, w, u), f, res, dataclasses.replace(params, statistics=False), backend=backend)[0]  # fmt: skip
+    off = dataclasses.replace(params, statistics=False)
+    noise = np.random.default_rng([3, 1, 0]).random((e, n))
+    plain = PM.substep(PS.from_single_state(s0, res, off), f, res, off, backend=backend, noise_u=noise)[0]  # fmt: skip
     assert plain.fundamental_min_usd is None and plain.ever_liquidated is None

@@ -119,3 +119,68 @@ def test_a_weight_set_between_steps_reaches_the_step_kernel(cls):
         ra = a.step(actions)[1]
         rb = b.step(actions)[1]
         np.testing.assert_allclose(rb, ra * (2.0 if k >= 2 else 1.0), rtol=1e-12)
+
+
+def _loop_run(cls: type, mode: str, steps: int, horizon_h: float) -> list:
+    """``_run``'s rollout with the step kernel's loop over envs forced to ``mode``: the plain
+    loop, the parallel loop on one thread, or the parallel loop on numba's threads."""
+    import numba
+
+    venv = cls(4, num_positions=24, horizon_h=horizon_h, scenarios=stress_mix())
+    obs, _ = venv.reset(seed=7)
+    rng = np.random.default_rng(2)
+    out = [obs]
+    threads = numba.get_num_threads()
+    for k in range(steps):
+        obs, reward, terminated, truncated, info = venv.step(
+            random_actions(rng, venv.action_space.shape)
+        )
+        if k == 0:  # the kernel's buffers and flags are made on the first step
+            venv._k_parallel = mode == "parallel"
+            venv._k_one_thread = mode == "one thread"
+        assert numba.get_num_threads() == threads  # restored after every call
+        numeric = {
+            k: np.asarray(v, dtype=np.float64)
+            for k, v in info.items()
+            if isinstance(v, np.ndarray) and v.dtype.kind in "fbiu"
+        }
+        out.append((obs, reward, terminated, truncated, numeric))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("cls", "horizon_h"),
+    [
+        (GovernanceVectorEnv, 4.0),
+        (GovernanceV1VectorEnv, 12.0),
+        (LiquidatorV0VectorEnv, 1.0),
+        (LiquidatorVectorEnv, 1.0),
+    ],
+    ids=["Governance-v0", "Governance-v1", "Liquidator-v0", "Liquidator-v1"],
+)
+def test_the_step_kernels_loop_over_envs_gives_the_same_bits_each_way(cls, horizon_h):
+    want = _loop_run(cls, "plain", 10, horizon_h)  # episodes end and restart on the way
+    for mode in ("one thread", "parallel"):
+        got = _loop_run(cls, mode, 10, horizon_h)
+        np.testing.assert_array_equal(got[0], want[0])
+        for g, w in zip(got[1:], want[1:], strict=True):
+            for a, b in zip(g[:4], w[:4], strict=True):
+                np.testing.assert_array_equal(a, b, err_msg=mode)
+            assert set(g[4]) == set(w[4])
+            for key in g[4]:
+                np.testing.assert_array_equal(g[4][key], w[4][key], err_msg=f"{mode}: {key}")
+
+
+def test_a_serial_batch_of_16_x_256_runs_the_parallel_loop_on_one_thread():
+    """The batch of the bench's 16-env Liquidator-v0 row is below the parallel threshold and
+    runs the kernel's parallel loop on one thread; a single env runs the plain loop."""
+    import numba
+
+    for num_envs, one_thread in ((16, True), (1, False)):
+        venv = LiquidatorV0VectorEnv(num_envs, num_positions=256)
+        venv.reset(seed=0)
+        threads = numba.get_num_threads()
+        venv.step(np.zeros(venv.action_space.shape, dtype=np.float32))
+        assert not venv._k_parallel
+        assert venv._k_one_thread is one_thread
+        assert numba.get_num_threads() == threads

@@ -238,3 +238,17 @@ def test_short_file_runs_with_fewer_steps(
     )
     out = json.loads(capsys.readouterr().out)
     assert out["fundamental_min_over_start"] == pytest.approx(np.exp(np.log(0.9) * 5 / 6), rel=1e-9)
+
+
+def test_hf_margin_mult_responds_to_the_trailing_return() -> None:
+    from levgym.scenarios.processes import HF_PATH_MAX, hf_margin_mult
+
+    x = np.array([[1.0, 2.0], [2.0, 2.0], [1.0, 1.0], [0.5, 4.0]])
+    got = hf_margin_mult(x, 2, 1.0)
+    # the price 2 rows before over the price now (the first rows: the first price)
+    np.testing.assert_allclose(got, [[1.0, 1.0], [0.5, 1.0], [1.0, 2.0], [4.0, 0.5]])
+    np.testing.assert_allclose(hf_margin_mult(x, 2, 2.0), got**2)
+    np.testing.assert_array_equal(hf_margin_mult(x, 2, 0.0), np.ones(x.shape))
+    for bad in (-0.5, HF_PATH_MAX + 1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"hf_path_elasticity=.* is out of range; allowed"):
+            hf_margin_mult(x, 2, bad)
