@@ -226,15 +226,19 @@ def _turnover_params(looper: float, exit_rate: float, arrival_rate: float, caps:
     rates=st.sampled_from([(0.3, 0.5), (0.0, 0.9), (0.9, 0.0)]),
     caps=st.sampled_from([None, 1.0, 1.02]),
     react=st.sampled_from([(1.0, 1.0), (0.05, 0.5)]),
+    rebalance=st.booleans(),
 )
-def test_exits_and_arrivals_numpy_numba_and_loop_agree(seed, crash, looper, rates, caps, react):
+def test_exits_and_arrivals_numpy_numba_and_loop_agree(
+    seed, crash, looper, rates, caps, react, rebalance
+):
     """Exits and arrivals over multi-asset books, beside defenders and loopers, with and
     without supply caps on new supply (caps at or just above the start's supply: they bind),
-    reaction probabilities and a freeze in one substep: numpy and numba agree to 1e-12 and the
-    loop twin to 1e-9 (balances, pools, counters, ``active`` flags, arrivals and exits)."""
+    reaction probabilities, defenders that rebalance (borrowing against the totals after the
+    exits) and a freeze in one substep: numpy and numba agree to 1e-12 and the loop twin to
+    1e-9 (balances, pools, counters, ``active`` flags, arrivals and exits)."""
     params = _turnover_params(
         looper, rates[0], rates[1], caps is not None, react_prob_min=react[0],
-        react_prob_max=react[1],
+        react_prob_max=react[1], rebalance=rebalance,
     )  # fmt: skip
     state, f = _turnover_book(seed, params, crash)
     res = RES if caps is None else _capped(state, caps)
