@@ -323,11 +323,7 @@ def arrival_mult(
     at that time over the highest close of the ``window_h`` hourly rows up to it (the data have
     a few gaps, ignored). ``elasticity`` 0: 1 throughout."""
     m = drawdown_mult(close_times()[1], int(round(window_h)), elasticity)
-    if elasticity == 0.0:
-        return np.ones(grid.shape)
-    t = close_times()[0]
-    i = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, t.size - 1)
-    return m[i]
+    return np.ones(grid.shape) if elasticity == 0.0 else _last_close_value(m, grid)
 
 
 def arrival_hf_mult(
@@ -338,11 +334,14 @@ def arrival_hf_mult(
     window_h hourly rows before) ** -elasticity``, the last hourly close known at that time.
     ``elasticity`` 0: 1 throughout."""
     m = hf_margin_mult(close_times()[1], int(round(window_h)), elasticity)
-    if elasticity == 0.0:
-        return np.ones(grid.shape)
+    return np.ones(grid.shape) if elasticity == 0.0 else _last_close_value(m, grid)
+
+
+def _last_close_value(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """``values`` (one per hourly close) at ``grid`` (unix s): the last close's known then."""
     t = close_times()[0]
     i = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, t.size - 1)
-    return m[i]
+    return values[i]
 
 
 def _day_grid(day: Day, warm: int, s: int, sub_h: float) -> np.ndarray:

@@ -29,8 +29,33 @@ _clip = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None
 RENDER_MODES = ("rgb_array", "ansi")
 AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
 # a serial step kernel with at least this many position-substeps runs as a one-thread parallel
-# loop (LevgymVectorEnv._kernel_threads)
+# loop (KernelThreads)
 ONE_THREAD_MIN_POSITIONS = 2048
+
+
+class KernelThreads:
+    """The threads of one step kernel's call, as a context: ``with env._k_threads as parallel``
+    gives the kernel's ``parallel`` argument, true for a parallel batch
+    (``env._k_parallel``) and for one that runs its parallel loop on one thread
+    (``env._k_one_thread``: numba's threads set to one for the call, restored after it)."""
+
+    __slots__ = ("env", "saved")
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.saved = 0
+
+    def __enter__(self) -> bool:
+        if not self.env._k_one_thread:
+            return bool(self.env._k_parallel)
+        self.saved = numba.get_num_threads()
+        numba.set_num_threads(1)
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved:
+            numba.set_num_threads(self.saved)
+            self.saved = 0
 
 
 def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
@@ -263,22 +288,13 @@ class LevgymVectorEnv(VectorEnv):
         work = e * n * self.substeps_per_step
         self._k_parallel = e > 1 and work >= PARALLEL_MIN_POSITIONS
         # Below it a batch still runs the kernel's parallel loop, with numba's threads set to
-        # one for the call (:meth:`_kernel_threads`): numba compiles a parallel loop's body as
+        # one for the call (:class:`KernelThreads`): numba compiles a parallel loop's body as
         # a function of its own, and the same per-env code called from it cost about an eighth
         # less CPU time at 16 x 256 (Liquidator-v0) than from the plain loop (why was not
         # established); the numbers are the same, env by env. Setting the threads costs a few
         # microseconds, more than that saves for a single env.
         self._k_one_thread = not self._k_parallel and work >= ONE_THREAD_MIN_POSITIONS
-
-    def _kernel_threads(self) -> int:
-        """Before a step kernel's call: 0 when it runs as decided by ``_k_parallel``; else set
-        numba's threads (for this thread) to one and return the number to restore after the
-        call (the kernel is then called with ``parallel=True``)."""
-        if not self._k_one_thread:
-            return 0
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)
-        return threads
+        self._k_threads = KernelThreads(self)
 
     def _store_observation(self, f: np.ndarray) -> None:
         """Clip the features ``f`` ``[E, F]`` (float64, in place) to the observation bounds, zero

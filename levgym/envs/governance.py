@@ -12,7 +12,6 @@ import numpy as np
 
 from ..engine.backend import to_numpy
 from ..engine.fused import _params_packed, pack_orders
-from ..engine.jit import numba
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from .base import LevgymEnv, LevgymVectorEnv, check_weight
 from .core import ScenarioSpec
@@ -451,20 +450,16 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         ic[3] = tr.pos
         fc[0] = p.time_h
         out = self._k_out
-        threads = self._kernel_threads()
         t0 = time.perf_counter()
-        try:
+        with self._k_threads as parallel:
             governance_step(
                 p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
                 self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
                 self._k_rounds, self._k_step_rounds, tr.prices, tr._var, tr.max_fundamental, tr.filled, ic, fc,
                 actions, *self._kernel_constants(),
                 self._k_thresholds, self._obs_low, self._obs_high, self._obs, out,
-                self._k_parallel or threads > 0,
+                parallel,
             )  # fmt: skip
-        finally:
-            if threads:
-                numba.set_num_threads(threads)
         core.engine_seconds += time.perf_counter() - t0
         h = self.params.run.substep_h
         for _ in range(self.substeps_per_step):

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..engine.backend import to_numpy
 from ..engine.fused import _params_packed
-from ..engine.jit import numba
 from ..engine.orders import Orders
 from ..engine.params import EngineParams, ProtocolParams
 from ..engine.rules import oracle_source, pool_price_usd, underwater
@@ -554,20 +553,16 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         fc[0] = p.time_h
         out = self._k_out
         clock = self.clock
-        threads = self._kernel_threads()
         t0 = time.perf_counter()
-        try:
+        with self._k_threads as parallel:
             steward_step(
                 p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
                 self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
                 self._k_rounds, self._k_step_rounds, tr.prices, tr.max_fundamental, tr.filled, ic,
                 fc, sc, actions, self._switch, clock.last_change_h, clock.on_since_h, self._low,
                 self._high, self._k_table, self._k_rows, self._k_cols, self._episode_length,
-                self._k_ratios, out, self._k_parallel or threads > 0,
+                self._k_ratios, out, parallel,
             )  # fmt: skip
-        finally:
-            if threads:
-                numba.set_num_threads(threads)
         core.engine_seconds += time.perf_counter() - t0
         h = self.params.run.substep_h
         for _ in range(self.substeps_per_step):

@@ -10,7 +10,6 @@ import numpy as np
 
 from ..engine.backend import to_numpy
 from ..engine.fused import _params_packed
-from ..engine.jit import numba
 from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from ..engine.rules import sell_asset
@@ -414,20 +413,16 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         ic[3] = tr.pos
         fc[0] = p.time_h
         out = self._k_out
-        threads = self._kernel_threads()
         t0 = time.perf_counter()
-        try:
+        with self._k_threads as parallel:
             liquidator_step(
                 p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
                 self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
                 self._k_rounds, self._k_step_rounds, tr.prices, tr._var, tr.max_fundamental,
                 tr.filled, self._agent, ic, fc, self._kernel_constants(), actions,
                 self._k_thresholds, self._obs_low, self._obs_high, self._obs, out,
-                self._k_parallel or threads > 0,
+                parallel,
             )  # fmt: skip
-        finally:
-            if threads:
-                numba.set_num_threads(threads)
         core.engine_seconds += time.perf_counter() - t0
         p.time_h = p.time_h + self.params.run.substep_h
         p.substep_index += 1
