@@ -1313,16 +1313,17 @@ def read_in_block(
 
 
 def write_off(
-    state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams
+    state: PortfolioState, reserves: Reserves, params: PortfolioMarketParams | None = None
 ) -> PortfolioState:
     """Step 6: positions with debt and no collateral have their debt burnt into the deficits;
-    with exits and arrivals (:func:`levgym.engine.portfolio_borrowers.turnover_on`) a slot
-    without collateral is free again (the single engine's ``cascade.write_off``)."""
+    with exits and arrivals in ``params`` (:func:`levgym.engine.portfolio_borrowers.turnover_on`;
+    None: none) a slot without collateral is free again (the single engine's
+    ``cascade.write_off``)."""
     price = state.oracle_usd[:, None, :]
     debt, deficit = write_off_deficit(state.supply, state.debt, price, reserves)
     c = dict(state.counters)
     c["deficit_asset"] = c["deficit_asset"] + deficit.sum(axis=1)
-    if not turnover_on(state, params):
+    if params is None or not turnover_on(state, params):
         return state.replace(debt=debt, counters=c)
     freed = no_collateral_value(state.supply, price, reserves)
     return state.replace(debt=debt, counters=c, active=state.active & ~freed)
