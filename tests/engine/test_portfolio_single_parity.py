@@ -98,6 +98,16 @@ def _v33_close(params: PM.PortfolioMarketParams) -> PM.PortfolioMarketParams:
     return dataclasses.replace(params, **{k: getattr(v33, k) for k in V33_CLOSE})
 
 
+def _start_state(p: EngineParams, drivers, e: int, n: int):
+    """The single engine's start state of ``e`` envs x ``n`` slots at ``drivers``' first row
+    (the book of seed ``[3, 0]``)."""
+    return init_state(
+        p, e, n, np.random.default_rng([3, 0]),
+        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
+        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
+    )  # fmt: skip
+
+
 def _case(
     oracle_kind, keepers, start_hour, drop_hours, drop_frac, deficit_cover="none",
     defensive_frac=0.0,
@@ -119,11 +129,7 @@ def _case(
     res = _reserves(p)
     params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
     params = dataclasses.replace(params, deficit_cover=deficit_cover)
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
+    s = _start_state(p, drivers, e, n)
     return p, rows, res, params, s
 
 
@@ -308,11 +314,7 @@ def test_a_debt_depeg_above_the_stablecoin_cap_with_a_market_usdc_oracle(
     assert preset_usdc.kind == "stable_market"
     capped = res.replace("USDC", oracle=preset_usdc)
     params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
+    s = _start_state(p, drivers, e, n)
     s0, s1, ps = _run_both(p, rows, res, params, s, backend)
     assert np.sum(s1.liquidations - s0.liquidations) > 0  # the debt's rise liquidated positions
     # the preset's capped USDC oracle sees the debt at 1.04 and liquidates less
@@ -388,11 +390,7 @@ def test_a_run_under_the_single_presets_close_factors(
     res = _reserves(p)
     params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
     base = _v33_close(params)
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
+    s = _start_state(p, drivers, e, n)
     s0, s1, ps = _run_both(p, rows, res, params, s, backend)
     assert np.sum(s1.liquidations - s0.liquidations) > 0
     if preset != "conservative":  # v3.3's close factor makes other calls on these presets
@@ -442,11 +440,7 @@ def test_a_run_with_the_single_engines_oracle_drivers(
     assert np.any(drivers.oracle_bias_frac != 0.0) or np.any(drivers.oracle_frozen)
     res = _reserves(p)
     params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
+    s = _start_state(p, drivers, e, n)
     s0, s1, ps = _run_both(p, rows, res, params, s, backend)
     w, u = res.index("WETH"), res.index("USDC")
     # without the drivers the oracle, and with it the run, is another
@@ -477,10 +471,6 @@ def test_a_run_with_the_single_engines_pool_drivers(backend, oracle_kind, keeper
     assert drivers.liquidity_frac.min() < 0.9 and drivers.arb_speed_frac.min() < p.market.arb_speed_frac  # fmt: skip
     res = _reserves(p)
     params = _portfolio_params(p, p.market.arb_speed_frac)
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
+    s = _start_state(p, drivers, e, n)
     s0, s1, ps = _run_both(p, rows, res, params, s, backend)
     assert np.sum(s1.liquidations - s0.liquidations) > 0

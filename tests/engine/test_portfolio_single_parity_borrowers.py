@@ -20,7 +20,6 @@ from levgym.engine import portfolio_borrowers as PB
 from levgym.engine import portfolio_market as PM
 from levgym.engine.reference_portfolio import ref_substep
 from levgym.engine.rules import LOOPER
-from levgym.engine.state import init_state
 
 from . import test_portfolio_single_parity as SP
 from .test_portfolio_market import RES, SETTINGS, _close, _setup
@@ -42,11 +41,7 @@ def _shock_case(oracle_kind, keepers, knobs, scenario="shock", looper_frac=0.2, 
     rows = [drivers.row(t, np.asarray) for t in range(steps)]
     res = SP._reserves(p)
     params = SP._portfolio_params(p, p.market.arb_speed_frac)
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
+    s = SP._start_state(p, drivers, e, n)
     return p, rows, res, params, s
 
 
@@ -103,11 +98,7 @@ def test_loopers_beside_the_keepers_off_pool_venues(backend, route, knobs):
     res = SP._reserves(p)
     # the single engine's looper bands, close factor, bad-debt accounting and keeper routing
     params = SP._portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
+    s = SP._start_state(p, drivers, e, n)
     assert np.any(s.active & (s.kind == LOOPER))
     s0, s1, ps = SP._run_both(p, rows, res, params, s, backend)
     V._venue_counters_agree(s0, s1, ps, res)

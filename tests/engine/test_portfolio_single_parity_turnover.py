@@ -23,7 +23,6 @@ from levgym.engine import portfolio_single as PS
 from levgym.engine.orders import Orders
 from levgym.engine.portfolio import collateral_mask
 from levgym.engine.reference_portfolio import ref_substep
-from levgym.engine.state import init_state
 
 from . import test_portfolio_single_parity as SP
 from . import test_portfolio_single_parity_borrowers as SB
@@ -58,18 +57,11 @@ def _case(oracle_kind, keepers, knobs, scenario="shock", cap_frac=None, steps=8)
     gas = SP.GAS_GWEI[keepers]
     drivers = scenarios.get(scenario).drivers(e, steps, p, 3, {**knobs, "gas_gwei": gas})
 
-    def start(p):
-        return init_state(
-            p, e, n, np.random.default_rng([3, 0]),
-            fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-            liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-        )  # fmt: skip
-
-    s = start(p)
+    s = SP._start_state(p, drivers, e, n)
     if cap_frac is not None:
         cap = float(cap_frac * np.median(s.collateral_asset.sum(axis=1)))
         p = _single_params(oracle_kind, keepers, cap)
-        s = start(p)
+        s = SP._start_state(p, drivers, e, n)
     rows = [drivers.row(t, np.asarray) for t in range(steps)]
     return p, rows, SP._reserves(p), _portfolio_params(p), s
 

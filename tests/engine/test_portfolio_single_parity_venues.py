@@ -20,7 +20,6 @@ from levgym import scenarios
 from levgym.engine import portfolio_market as PM
 from levgym.engine import portfolio_single as PS
 from levgym.engine.params import BOOK_PRESETS, PRESETS
-from levgym.engine.state import init_state
 from levgym.engine.step import substep as single_substep
 
 from .test_portfolio_single_parity import (
@@ -30,6 +29,7 @@ from .test_portfolio_single_parity import (
     _reserves,
     _run_both,
     _single_params,
+    _start_state,
 )
 
 V2_MARKET = BOOK_PRESETS["aave_v2_weth"]["market"]
@@ -68,11 +68,7 @@ def _case(route, oracle_kind, keepers, knobs, preset=None, steps=8):
     res = _reserves(p)
     # the single engine's close factor (no leftover rule), bad-debt accounting and routing
     params = _portfolio_params(p, float(drivers.arb_speed_frac[0, 0]))
-    s = init_state(
-        p, e, n, np.random.default_rng([3, 0]),
-        fundamental_usd=drivers.fundamental_usd[0], debt_price_usd=drivers.debt_price_usd[0],
-        liquidity_frac=drivers.liquidity_frac[0], gas_gwei=drivers.gas_gwei[0],
-    )  # fmt: skip
+    s = _start_state(p, drivers, e, n)
     return p, rows, res, params, s
 
 
