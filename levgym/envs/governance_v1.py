@@ -409,7 +409,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         """The scenario's oracle bias in each env's last substep."""
         core = self.core
         t = np.clip(core.t - 1, 0, core.horizon_substeps - 1)
-        return core.bank[_BIAS_ROW, np.arange(self.num_envs), t].astype(np.float64)
+        return core.bank[_BIAS_ROW, core.bank_rows, t].astype(np.float64)
 
     # ------------------------------------------------------------------ dynamics
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -556,7 +556,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         t0 = time.perf_counter()
         with self._k_threads as parallel:
             steward_step(
-                p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
+                p.env, core.bank, core.bank_rows, core.t, core.noise_key, _params_packed(self.params),
                 self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
                 self._k_rounds, self._k_step_rounds, tr.prices, tr.max_fundamental, tr.filled, ic,
                 fc, sc, actions, self._switch, clock.last_change_h, clock.on_since_h, self._low,

@@ -416,7 +416,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         t0 = time.perf_counter()
         with self._k_threads as parallel:
             liquidator_step(
-                p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
+                p.env, core.bank, core.bank_rows, core.t, core.noise_key, _params_packed(self.params),
                 self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
                 self._k_rounds, self._k_step_rounds, tr.prices, tr._var, tr.max_fundamental,
                 tr.filled, self._agent, ic, fc, self._kernel_constants(), actions,
