@@ -202,6 +202,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         autoreset_mode: Any = "SameStep",
         warmup_h: float = 0.0,
         warm_pool: int | None = None,
+        path_pool: int | None = None,
+        book_pool: int | None = None,
     ) -> None:
         if schema is not None and not isinstance(schema, StewardSchema):
             raise ValueError(f"schema={schema!r} must be a levgym.envs.steward.StewardSchema")
@@ -242,6 +244,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
             autoreset_mode=autoreset_mode,
             warmup_h=warmup_h,
             warm_pool=warm_pool,
+            path_pool=path_pool,
+            book_pool=book_pool,
         )
         every = float(history_every_h) / self.step_h
         if not (np.isfinite(every) and every >= 1 and abs(every - round(every)) < 1e-9):
@@ -877,7 +881,8 @@ class GovernanceV1Env(LevgymEnv):
     - ``num_positions`` (64), ``scenarios`` (None: the regime mixture), ``horizon_h`` (168),
       ``params`` (None: Aave v3 WETH; the starting parameters must lie within the levers'
       bounds), ``scenario_overrides``, ``split``, ``backend``, ``dtype``, ``device``,
-      ``render_mode``, ``warmup_h`` (0), ``warm_pool`` (None): as v0.
+      ``render_mode``, ``warmup_h`` (0), ``warm_pool`` (None), ``path_pool`` (None),
+      ``book_pool`` (None): as v0.
     - ``schema`` (``GOVERNANCE_V1_SCHEMA``): the steward's levers
       (:class:`levgym.envs.steward.StewardSchema`); the action and the frame follow it.
     - ``supply_cap_start`` (1.5), ``borrow_cap_start`` (1.5): starting caps as multiples of the

@@ -179,6 +179,8 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         autoreset_mode: Any = "SameStep",
         warmup_h: float = 0.0,
         warm_pool: int | None = None,
+        path_pool: int | None = None,
+        book_pool: int | None = None,
     ) -> None:
         super().__init__(
             num_envs,
@@ -196,6 +198,8 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             autoreset_mode=autoreset_mode,
             warmup_h=warmup_h,
             warm_pool=warm_pool,
+            path_pool=path_pool,
+            book_pool=book_pool,
         )
         self.initial_cash_usd = check_weight("initial_cash_usd", initial_cash_usd)
         if self.initial_cash_usd <= 0:
@@ -619,7 +623,7 @@ class LiquidatorEnv(LevgymEnv):
       :data:`DEFAULT_LIQUIDATOR_SCENARIOS`), ``horizon_h`` (24, a multiple of the 10-minute
       substep), ``params`` (None: Aave v3 WETH), ``scenario_overrides``, ``split``,
       ``backend``, ``dtype``, ``device``, ``render_mode``, ``warmup_h`` (0), ``warm_pool``
-      (None) as in ``levgym/Governance-v0``.
+      (None), ``path_pool`` (None), ``book_pool`` (None) as in ``levgym/Governance-v0``.
     - ``initial_cash_usd`` (5e6), ``max_share_frac`` (0.5), ``max_hedge_ratio`` (1.0);
       ``max_hedge_deviation`` (1.0, allowed ``[0, 1]``) is used by v2 only.
     - ``perp_fee_frac`` (5e-4), ``basis_mean_frac`` (1e-4), ``basis_beta`` (0.5),
