@@ -402,13 +402,16 @@ class MarketRunner:
         """Env ``env``'s next episode: its scenario path, whose values are not checked yet (the
         caller checks them: :meth:`new_episodes` for all its envs in one pass), and the
         generator of its book (``default_rng(book_seed)``, for :func:`draw_books`)."""
+        drivers, book_seed = self._draw_path(env)
+        return drivers, np.random.default_rng(book_seed)
+
+    def _draw_path(self, env: int) -> tuple[Drivers, int]:
+        """Env ``env``'s next episode's draws: its scenario path (values not checked yet) and
+        its book seed."""
         k, scenario_seed, book_seed = self._draw_ids(env)
         if self.given_drivers is not None:
-            drivers = self.given_drivers.slice_envs(slice(env, env + 1))
-        else:
-            drivers = self._path(k, scenario_seed)
-        # default_rng(book_seed), seeded without numpy's Python layer (the same generator)
-        return drivers, np.random.default_rng(book_seed)
+            return self.given_drivers.slice_envs(slice(env, env + 1)), book_seed
+        return self._path(k, scenario_seed), book_seed
 
     def _draw_ids(self, env: int) -> tuple[int, int, int]:
         """Env ``env``'s next episode's draws (:func:`draw_episode`), its noise key, scenario
@@ -547,12 +550,13 @@ class MarketRunner:
         book_rngs, firsts = [], []
         every = idx.size == self.num_envs
         for env in idx:
-            drivers, book_rng = self._draw(int(env))
+            drivers, book_seed = self._draw_path(int(env))
             firsts.append(drivers)
             rows = self._write_path(int(env), drivers)
             if not every:
                 self._check_rows(rows.min(axis=1), rows.max(axis=1), drivers, int(env))
-            book_rngs.append(book_rng)
+            if self.book_pool is None:
+                book_rngs.append(np.random.default_rng(book_seed))
         if every:  # each env's minimum and maximum per field, in one pass over the bank
             lows, highs = self.bank.min(axis=2).T, self.bank.max(axis=2).T  # [E, F]
             for env, drivers in zip(idx, firsts, strict=True):

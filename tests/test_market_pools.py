@@ -76,14 +76,16 @@ def test_a_pooled_episode_is_the_episode_of_its_pool_path(backend, packed):
     assert float(np.sum(a.liquidations)) >= 0.0
 
 
-def test_a_book_pool_book_is_the_book_of_its_seed():
+@pytest.mark.parametrize("path_pool", [3, None])
+def test_a_book_pool_book_is_the_book_of_its_seed(path_pool):
     """With a book pool of P, env e's starting state is init_state of the book drawn from
-    default_rng(book_seed % P) at its path's first row, bit for bit; without, of book_seed."""
+    default_rng(book_seed % P) at its path's first row, bit for bit; without, of book_seed
+    (with or without a path pool)."""
     from levgym.engine.state import init_state
 
     e, p = 5, 4
     for book_pool in (p, None):
-        runner = _runner(e, path_pool=3, book_pool=book_pool, backend="numpy")
+        runner = _runner(e, path_pool=path_pool, book_pool=book_pool, backend="numpy")
         runner.seed([40 + i for i in range(e)])
         for _ in range(2):
             runner.new_episodes(np.ones(e, dtype=bool))
