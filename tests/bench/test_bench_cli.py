@@ -72,7 +72,8 @@ def _check(out, tmp_path, backends):
     starts = out["episode_starts"]
     assert starts and all(_positive_finite(r["us_per_env"]) for r in starts)
     pooled = [r for r in starts if "pools" in r]  # the row from filled pools, beside the others
-    assert len(pooled) == 1 and pooled[0]["cached"] is True and len(starts) == 3
+    assert [r["env"] for r in pooled] == ["Governance-v0", "Liquidator-v0"] and len(starts) == 5
+    assert all(r["cached"] is True for r in pooled)
     assert "peer" not in out  # measured only with --peer DIR
     shares = out["env_share_of_training"]
     assert shares and all(0.0 < v < 1.0 for v in shares.values())

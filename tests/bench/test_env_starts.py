@@ -49,7 +49,11 @@ def test_the_start_target_is_judged_on_the_default_row_not_the_pooled_one():
     from levgym.bench import BenchConfig, judge_targets
 
     row = {"env": "Governance-v0", "num_envs": 256, "backend": "numba"}
-    starts = [{**row, "us_per_env": 300.0}, {**row, "us_per_env": 16.0, "pools": "path_pool=64"}]
+    starts = [
+        {**row, "us_per_env": 300.0},
+        {**row, "us_per_env": 16.0, "pools": "path_pool=64"},
+        {**row, "env": "Liquidator-v0", "num_envs": 256, "us_per_env": 120.0},
+    ]
     got = judge_targets({"episode_starts": starts}, BenchConfig())
     target = got["episode start per env (amortised)"]
     assert target["value"] == 300.0 and target["met"] is False
