@@ -16,6 +16,10 @@ Governance vector env with ``num_envs=E``, ``scenarios="X"``, ``horizon_h=T * st
 
 A runner may instead be given its drivers (a CSV replay, a stress batch, a hand-built case):
 then env ``i`` still draws its book seed and noise key as above, and its path is column ``i``.
+
+With the opt-in pools (``path_pool``, ``book_pool``: :class:`MarketRunner`) an episode makes the
+same draws in the same order; its path is then the pool's path of slot ``scenario_seed % P``
+and its fresh book the pool's book ``book_seed % P``.
 """
 
 from __future__ import annotations
