@@ -58,7 +58,6 @@ _BOOL_DRIVERS = tuple(j for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "bool
 _DRIVER_NAMES = tuple(f.name for f in DRIVER_SCHEMA)
 ENV_ROW_INDEX = {name: i for i, name in enumerate(ENV_FIELDS)}
 _FIRST_ROW = ("fundamental_usd", "debt_price_usd", "liquidity_frac", "gas_gwei")
-_FIRST_ROW_INDEX = [_DRIVER_NAMES.index(name) for name in _FIRST_ROW]
 POOL_BYTES_FALLBACK = 4 * 2**30
 """The cap on a path pool's bytes where the physical memory cannot be read (4 GiB)."""
 
