@@ -16,10 +16,15 @@ Governance vector env with ``num_envs=E``, ``scenarios="X"``, ``horizon_h=T * st
 
 A runner may instead be given its drivers (a CSV replay, a stress batch, a hand-built case):
 then env ``i`` still draws its book seed and noise key as above, and its path is column ``i``.
+
+With the opt-in pools (``path_pool``, ``book_pool``: :class:`MarketRunner`) an episode makes the
+same draws in the same order; its path is then the pool's path of slot ``scenario_seed % P``
+and its fresh book the pool's book ``book_seed % P``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,6 +57,28 @@ DRIVERS_GIVEN = "custom"
 _BOOL_DRIVERS = tuple(j for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "bool")
 _DRIVER_NAMES = tuple(f.name for f in DRIVER_SCHEMA)
 ENV_ROW_INDEX = {name: i for i, name in enumerate(ENV_FIELDS)}
+_FIRST_ROW = ("fundamental_usd", "debt_price_usd", "liquidity_frac", "gas_gwei")
+POOL_BYTES_FALLBACK = 4 * 2**30
+"""The cap on a path pool's bytes where the physical memory cannot be read (4 GiB)."""
+
+
+def pool_bytes_cap() -> int:
+    """The most bytes a runner's path pool may hold: a quarter of the physical memory
+    (:data:`POOL_BYTES_FALLBACK` where ``os.sysconf`` cannot tell it)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES")) // 4
+    except (AttributeError, ValueError, OSError):
+        return POOL_BYTES_FALLBACK
+
+
+def check_pool_option(name: str, value: Any) -> int | None:
+    """``value`` of the option ``name`` (``path_pool``, ``book_pool``): None or an integer >= 1
+    (a one-line ValueError otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name}={value!r} is out of range; allowed None or an integer >= 1")
+    return int(value)
 
 
 def fast_converter(backend: str, dtype: str = "float64", device: str | None = None):
@@ -102,14 +129,25 @@ def env_generators(
 class MarketRunner:
     """E markets on the engine with their own episodes, seeds and clocks.
 
-    - Drivers: one bank ``[F, E, S]`` (driver field, env, substep; ``S`` is the episode length
-      in substeps; boolean drivers stored as 0 / 1); an env's row is replaced when it starts an
-      episode, and each substep's :class:`DriverRow` gathers ``bank[:, e, t_e]`` with the env's
-      own clock ``t_e`` in one indexing operation.
+    - Drivers: one bank ``[F, R, S]`` (driver field, bank row, substep; ``S`` is the episode
+      length in substeps; boolean drivers stored as 0 / 1) and each env's bank row
+      :attr:`bank_rows` ``[E]``. Without a path pool R = E and env ``e`` owns row ``e``, replaced
+      when it starts an episode; each substep's :class:`DriverRow` gathers
+      ``bank[:, bank_rows[e], t_e]`` with the env's own clock ``t_e`` in one indexing operation.
     - Randomness: see the module doc (seed mapping).
     - Autoreset: :meth:`new_episodes` builds fresh one-env states and swaps them in with
       :func:`levgym.engine.state.reset_envs` (on numpy, applied to the restarting rows only and
       written into copies of the state's arrays); the engine's clock ``state.time_h`` is shared.
+
+    ``path_pool`` None (default): each episode draws its own path. An integer P: the bank holds
+    a pool of ``K * P`` paths (K scenarios); an episode of scenario ``k`` with scenario seed
+    ``x`` runs path ``x % P`` of its scenario, bank row ``k * P + x % P``, the scenario's drivers
+    drawn with seed ``x % P`` (``EVAL_SEED_OFFSET + x % P`` for ``split="eval"``) and checked the
+    first time an episode takes it, then kept: a start only points the env at its row
+    (:attr:`bank_rows`). ``book_pool`` None (default): each episode draws its book; an integer
+    P: its fresh book is book ``book_seed % P`` of a pool of P books, book ``b`` drawn (on first
+    use, then kept) from ``default_rng(b)``. Both keep the episode's draws and their order; they
+    trade the diversity of paths and books for cheaper starts.
 
     ``warmup_h`` > 0: every episode starts from a warmed book (:mod:`levgym.warm`: a cached book
     that lived through ``warmup_h`` hours of calm burn-in, chosen by the episode's book seed)
@@ -139,6 +177,8 @@ class MarketRunner:
         packed: bool = False,
         warmup_h: float = 0.0,
         warm_pool: int | None = None,
+        path_pool: int | None = None,
+        book_pool: int | None = None,
     ) -> None:
         if (
             isinstance(warmup_h, bool)
@@ -149,6 +189,13 @@ class MarketRunner:
                 f"warmup_h={warmup_h!r} is out of range; allowed a number of hours in [0, 1440]"
             )
         self.warm_pool = check_pool_size(warm_pool)
+        self.path_pool = check_pool_option("path_pool", path_pool)
+        self.book_pool = check_pool_option("book_pool", book_pool)
+        if drivers is not None and self.path_pool is not None:
+            raise ValueError(
+                f"path_pool={self.path_pool} needs scenarios; a runner given its drivers allows "
+                "path_pool=None"
+            )
         for name, value in (("num_envs", num_envs), ("num_positions", num_positions)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name}={value!r} is out of range; allowed an integer >= 1")
@@ -178,7 +225,7 @@ class MarketRunner:
         self.scenarios = list(scenarios)
         weights = np.ones(1) if scenario_weights is None else np.asarray(scenario_weights, float)
         self.scenario_cdf = np.cumsum(weights)
-        self.scenario_overrides = overrides
+        self._overrides = overrides
         self.split = split
         self.backend, self.dtype, self.device = backend, dtype, device
         self.convert = fast_converter(backend, dtype, device)
@@ -189,7 +236,30 @@ class MarketRunner:
         self.fdtype = np.dtype(dtype)
 
         e, s = self.num_envs, self.horizon_substeps
-        self.bank = np.zeros((len(DRIVER_SCHEMA), e, s), dtype=self.fdtype)
+        nf = len(DRIVER_SCHEMA)
+        if self.path_pool is None:
+            self.bank = np.zeros((nf, e, s), dtype=self.fdtype)
+        else:
+            rows = len(self.scenarios) * self.path_pool
+            need = nf * s * rows * self.fdtype.itemsize
+            if need > pool_bytes_cap():
+                raise ValueError(
+                    f"path_pool={self.path_pool} needs {need} bytes ({len(self.scenarios)} "
+                    f"scenarios x {self.path_pool} paths x {s} substeps x {nf} fields x "
+                    f"{self.fdtype.itemsize} bytes); allowed at most {pool_bytes_cap()} bytes "
+                    "(a quarter of the physical memory)"
+                )
+            self.bank = np.zeros((nf, rows, s), dtype=self.fdtype)
+        # each pool row: whether its path is drawn, and its first row in float64 (what a fresh
+        # path's first row gives the initial state)
+        self._pool_ready = np.zeros(self.bank.shape[1], dtype=bool)
+        self._pool_first = np.zeros((len(_FIRST_ROW), self.bank.shape[1]))
+        self._books: dict[str, np.ndarray] | None = None  # the book pool, made on first use
+        self._books_ready = np.zeros(self.book_pool or 0, dtype=bool)
+        # the bank row of each env (the kernels and driver_row read bank[:, bank_rows[e], t_e])
+        self.bank_rows = (
+            np.arange(e, dtype=np.int64) if self.path_pool is None else np.zeros(e, np.int64)
+        )
         self.t = np.zeros(e, dtype=np.int64)
         self.scenario_index = np.zeros(e, dtype=np.int64)
         self.noise_key = np.zeros(e, dtype=np.uint64)
@@ -209,7 +279,6 @@ class MarketRunner:
         # timed stretch did); backend arrays, summed without a host sync
         self.rounds_total: Any = None
         self.substeps_run = 0
-        self._envs = np.arange(e)
         self._u = np.empty((e, self.num_positions), dtype=np.float64)
 
     # ------------------------------------------------------------------ the state
@@ -260,6 +329,51 @@ class MarketRunner:
             return self.packed.env[ENV_ROW_INDEX[name]]
         return to_numpy(getattr(self._state, name))
 
+    @property
+    def scenario_overrides(self) -> dict[str, dict[str, Any]]:
+        """``{scenario: {knob: value}}`` of the episodes that start from now on."""
+        return self._overrides
+
+    @scenario_overrides.setter
+    def scenario_overrides(self, value: Mapping[str, Mapping[str, Any]]) -> None:
+        new = {str(k): dict(v) for k, v in value.items()}
+        if self.path_pool is not None:
+            changed = [
+                k for k, name in enumerate(self.scenarios)
+                if new.get(name) != self._overrides.get(name)
+            ]  # fmt: skip
+            if changed:
+                self._drop_pool_paths(changed)
+        self._overrides = new
+
+    def _drop_pool_paths(self, scenarios: list[int]) -> None:
+        """Forget the pool's paths of the scenarios ``scenarios`` (their knobs changed): they
+        are drawn again when next taken. Episodes under way keep their paths: the rows they
+        read move to rows after the pool's (the bank is rebuilt, rarely)."""
+        p = int(self.path_pool or 0)
+        pool_rows = len(self.scenarios) * p
+        stale = np.zeros(self.bank.shape[1], dtype=bool)
+        stale[pool_rows:] = True
+        for k in scenarios:
+            stale[k * p : (k + 1) * p] = True
+        keep = np.unique(self.bank_rows[stale[self.bank_rows] & self._pool_ready[self.bank_rows]])
+        bank = np.zeros(
+            (self.bank.shape[0], pool_rows + keep.size, self.bank.shape[2]), self.fdtype
+        )
+        bank[:, :pool_rows] = self.bank[:, :pool_rows]
+        bank[:, pool_rows:] = self.bank[:, keep]
+        ready = np.zeros(bank.shape[1], dtype=bool)
+        ready[:pool_rows] = self._pool_ready[:pool_rows] & ~stale[:pool_rows]
+        ready[pool_rows:] = True
+        first = np.zeros((len(_FIRST_ROW), bank.shape[1]))
+        first[:, :pool_rows] = self._pool_first[:, :pool_rows]
+        first[:, pool_rows:] = self._pool_first[:, keep]
+        moved = np.full(self.bank.shape[1], -1, dtype=np.int64)
+        moved[keep] = pool_rows + np.arange(keep.size)
+        on_kept = moved[self.bank_rows] >= 0
+        self.bank_rows[on_kept] = moved[self.bank_rows[on_kept]]
+        self.bank, self._pool_ready, self._pool_first = bank, ready, first
+
     # ------------------------------------------------------------------ seeding and episodes
     def seed(self, seeds: Sequence[int]) -> None:
         """Give env ``i`` the generator ``default_rng(seeds[i])``."""
@@ -272,13 +386,17 @@ class MarketRunner:
         book = draw_books(self.params, self.num_positions, [book_rng])
         return drivers, self._build(drivers, [book])
 
-    def _build(self, first: Drivers | list[Drivers], books: list[dict]) -> State:
-        """The initial state of ``books`` (one per env) at the first row of each env's drivers."""
-        firsts = [first] if isinstance(first, Drivers) else first
-        row = {
-            name: np.concatenate([getattr(d, name)[0] for d in firsts])
-            for name in ("fundamental_usd", "debt_price_usd", "liquidity_frac", "gas_gwei")
-        }
+    def _build(self, first: Drivers | list[Drivers] | np.ndarray, books: list[dict]) -> State:
+        """The initial state of ``books`` (one per env) at the first row of each env's drivers
+        (or of the first rows ``[4, E]`` given as an array, float64, in :data:`_FIRST_ROW`'s
+        order)."""
+        if isinstance(first, np.ndarray):
+            row = dict(zip(_FIRST_ROW, first, strict=True))
+        else:
+            firsts = [first] if isinstance(first, Drivers) else first
+            row = {
+                name: np.concatenate([getattr(d, name)[0] for d in firsts]) for name in _FIRST_ROW
+            }
         return build_state(
             self.params, concat_books(books), **row, backend="numpy", dtype=self.dtype
         )
@@ -287,6 +405,20 @@ class MarketRunner:
         """Env ``env``'s next episode: its scenario path, whose values are not checked yet (the
         caller checks them: :meth:`new_episodes` for all its envs in one pass), and the
         generator of its book (``default_rng(book_seed)``, for :func:`draw_books`)."""
+        drivers, book_seed = self._draw_path(env)
+        return drivers, np.random.default_rng(book_seed)
+
+    def _draw_path(self, env: int) -> tuple[Drivers, int]:
+        """Env ``env``'s next episode's draws: its scenario path (values not checked yet) and
+        its book seed."""
+        k, scenario_seed, book_seed = self._draw_ids(env)
+        if self.given_drivers is not None:
+            return self.given_drivers.slice_envs(slice(env, env + 1)), book_seed
+        return self._path(k, scenario_seed), book_seed
+
+    def _draw_ids(self, env: int) -> tuple[int, int, int]:
+        """Env ``env``'s next episode's draws (:func:`draw_episode`), its noise key, scenario
+        and book seed stored: returns (scenario index, scenario seed, book seed)."""
         assert self.rngs is not None
         k, scenario_seed, book_seed, key = draw_episode(
             self.rngs[env], self.scenario_cdf, self.split
@@ -294,23 +426,75 @@ class MarketRunner:
         self.noise_key[env] = key
         self.scenario_index[env] = k
         self.book_seed[env] = book_seed
-        if self.given_drivers is not None:
-            drivers = self.given_drivers.slice_envs(slice(env, env + 1))
-        else:
-            name = self.scenarios[k]
-            with unchecked():
-                drivers = get_scenario(name).drivers(
-                    1, self.horizon_substeps, self.params, scenario_seed,
-                    self.scenario_overrides.get(name),
-                )  # fmt: skip
-            drivers.check_shapes()
-            if drivers.num_envs != 1 or drivers.num_substeps < 1:
-                raise ValueError(
-                    f"scenario {name!r} returned drivers of shape {drivers.fundamental_usd.shape}; "
-                    f"expected ({self.horizon_substeps}, 1)"
-                )
-        # default_rng(book_seed), seeded without numpy's Python layer (the same generator)
-        return drivers, np.random.default_rng(book_seed)
+        return k, scenario_seed, book_seed
+
+    def _path(self, k: int, scenario_seed: int) -> Drivers:
+        """Scenario ``k``'s path of seed ``scenario_seed`` for one env, the runner's horizon
+        and knobs (values not checked yet)."""
+        name = self.scenarios[k]
+        with unchecked():
+            drivers = get_scenario(name).drivers(
+                1, self.horizon_substeps, self.params, scenario_seed,
+                self.scenario_overrides.get(name),
+            )  # fmt: skip
+        drivers.check_shapes()
+        if drivers.num_envs != 1 or drivers.num_substeps < 1:
+            raise ValueError(
+                f"scenario {name!r} returned drivers of shape {drivers.fundamental_usd.shape}; "
+                f"expected ({self.horizon_substeps}, 1)"
+            )
+        return drivers
+
+    def _write_path(self, row: int, drivers: Drivers) -> np.ndarray:
+        """Copy one env's ``drivers`` into bank row ``row`` (a short path holds its last
+        substep); returns the row's view ``[F, S]``."""
+        s = self.horizon_substeps
+        got = min(drivers.num_substeps, s)
+        rows = self.bank[:, row, :]  # [F, S], contiguous per field
+        for j, name in enumerate(_DRIVER_NAMES):
+            col = getattr(drivers, name)[:got, 0]
+            rows[j, :got] = col
+            if got < s:
+                rows[j, got:] = col[-1]
+        return rows
+
+    def _pool_row(self, k: int, scenario_seed: int) -> int:
+        """The bank row of the pool path of scenario ``k`` that an episode of scenario seed
+        ``scenario_seed`` runs, drawn and checked now if no episode took it before."""
+        p = int(self.path_pool or 0)
+        slot = scenario_seed % p
+        row = k * p + slot
+        if not self._pool_ready[row]:
+            lo = EVAL_SEED_OFFSET if self.split == "eval" else 0
+            drivers = self._path(k, lo + slot)
+            values = self._write_path(row, drivers)
+            if not values_ok(values.min(axis=1), values.max(axis=1)):
+                drivers.check()  # raises ValueError naming the field
+                raise ValueError(f"the drivers of scenario {self.scenarios[k]!r} hold a bad value")
+            self._pool_first[:, row] = [getattr(drivers, name)[0, 0] for name in _FIRST_ROW]
+            self._pool_ready[row] = True
+        return row
+
+    def _pool_books(self, seeds: np.ndarray) -> dict:
+        """The fresh books of the episodes of book seeds ``seeds`` from the book pool: book
+        ``seed % book_pool``, drawn from ``default_rng(b)`` on first use."""
+        p = int(self.book_pool or 0)
+        ids = seeds % p
+        missing = np.unique(ids[~self._books_ready[ids]])
+        if missing.size:
+            drawn = draw_books(
+                self.params, self.num_positions, [np.random.default_rng(int(b)) for b in missing]
+            )
+            if self._books is None:
+                self._books = {
+                    name: np.zeros((p, *np.shape(a)[1:]), dtype=np.asarray(a).dtype)
+                    for name, a in drawn.items()
+                }
+            for name, a in drawn.items():
+                self._books[name][missing] = a
+            self._books_ready[missing] = True
+        assert self._books is not None
+        return {name: a[ids] for name, a in self._books.items()}
 
     def new_episodes(self, mask: np.ndarray) -> np.ndarray:
         """Start a new episode in every env of ``mask`` (bool ``[E]``); the others are untouched.
@@ -326,28 +510,10 @@ class MarketRunner:
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return idx
-        book_rngs, firsts = [], []
-        s = self.horizon_substeps
-        every = idx.size == self.num_envs
-        for env in idx:
-            drivers, book_rng = self._draw(int(env))
-            firsts.append(drivers)
-            got = min(drivers.num_substeps, s)
-            rows = self.bank[:, env, :]  # [F, S], contiguous per field
-            for j, name in enumerate(_DRIVER_NAMES):
-                col = getattr(drivers, name)[:got, 0]
-                rows[j, :got] = col
-                if got < s:
-                    rows[j, got:] = col[-1]
-            if not every:
-                self._check_rows(rows.min(axis=1), rows.max(axis=1), drivers, int(env))
-            book_rngs.append(book_rng)
-        if every:  # each env's minimum and maximum per field, in one pass over the bank
-            lows, highs = self.bank.min(axis=2).T, self.bank.max(axis=2).T  # [E, F]
-            for env, drivers in zip(idx, firsts, strict=True):
-                self._check_rows(lows[env], highs[env], drivers, int(env))
-        books = draw_books(self.params, self.num_positions, book_rngs)
-        fresh = self._build(firsts, [books])  # env j of `fresh` starts env idx[j]
+        if self.path_pool is not None:
+            fresh = self._pool_starts(idx)
+        else:
+            fresh = self._fresh_starts(idx)
         if self.warmup_h > 0.0:
             fresh = graft_book(fresh, *self.warm_source(idx), self.params)
         if self.packed is not None:
@@ -381,6 +547,46 @@ class MarketRunner:
         self.t[idx] = 0
         return idx
 
+    def _fresh_starts(self, idx: np.ndarray) -> State:
+        """The episodes of envs ``idx`` without a path pool: each env's path copied into its
+        bank row and checked; the initial states (env j of the result starts env ``idx[j]``)."""
+        book_rngs, firsts = [], []
+        every = idx.size == self.num_envs
+        for env in idx:
+            drivers, book_seed = self._draw_path(int(env))
+            firsts.append(drivers)
+            rows = self._write_path(int(env), drivers)
+            if not every:
+                self._check_rows(rows.min(axis=1), rows.max(axis=1), drivers, int(env))
+            if self.book_pool is None:
+                book_rngs.append(np.random.default_rng(book_seed))
+        if every:  # each env's minimum and maximum per field, in one pass over the bank
+            lows, highs = self.bank.min(axis=2).T, self.bank.max(axis=2).T  # [E, F]
+            for env, drivers in zip(idx, firsts, strict=True):
+                self._check_rows(lows[env], highs[env], drivers, int(env))
+        if self.book_pool is None:
+            books = draw_books(self.params, self.num_positions, book_rngs)
+        else:
+            books = self._pool_books(self.book_seed[idx])
+        return self._build(firsts, [books])
+
+    def _pool_starts(self, idx: np.ndarray) -> State:
+        """The episodes of envs ``idx`` with a path pool: each env pointed at its pool row (no
+        copy, no check: a pool path is checked when first drawn); the initial states."""
+        rows = np.empty(idx.size, dtype=np.int64)
+        for i, env in enumerate(idx):
+            k, scenario_seed, _ = self._draw_ids(int(env))
+            rows[i] = self._pool_row(k, scenario_seed)
+        self.bank_rows[idx] = rows
+        seeds = self.book_seed[idx]
+        if self.book_pool is None:
+            books = draw_books(
+                self.params, self.num_positions, [np.random.default_rng(int(b)) for b in seeds]
+            )
+        else:
+            books = self._pool_books(seeds)
+        return self._build(self._pool_first[:, rows], [books])
+
     def _check_rows(
         self, lowest: np.ndarray, highest: np.ndarray, drivers: Drivers, env: int
     ) -> None:
@@ -411,7 +617,7 @@ class MarketRunner:
     def driver_row(self) -> DriverRow:
         """Each env's drivers at its own substep ``t_e`` (clamped to the last row)."""
         t = np.minimum(self.t, self.horizon_substeps - 1)
-        rows = self.bank[:, self._envs, t]  # [F, E], one gather
+        rows = self.bank[:, self.bank_rows, t]  # [F, E], one gather
         values = dict(zip(_DRIVER_NAMES, rows, strict=True))
         for j in _BOOL_DRIVERS:
             values[_DRIVER_NAMES[j]] = rows[j] != 0
@@ -450,7 +656,9 @@ class MarketRunner:
         p = self.packed
         assert p is not None
         t0 = time.perf_counter()
-        rounds = packed_substep(p, self.bank, self.t, self.noise_key, self.params, orders)
+        rounds = packed_substep(
+            p, self.bank, self.bank_rows, self.t, self.noise_key, self.params, orders
+        )
         self.engine_seconds += time.perf_counter() - t0
         self._snapshot = None
         self.count_rounds(rounds)
@@ -494,7 +702,7 @@ def run_markets(
 
 def episode_drivers(runner: MarketRunner) -> Drivers:
     """The drivers of the runner's current episodes, ``[S, E]`` numpy."""
-    bank = runner.bank
+    bank = runner.bank[:, runner.bank_rows]
     values = {
         f.name: (bank[j].T != 0) if j in _BOOL_DRIVERS else bank[j].T.astype(np.float64)
         for j, f in enumerate(DRIVER_SCHEMA)

@@ -103,8 +103,10 @@ def workload_rate(
     backend: str,
     seed: int = 0,
     warmup: int = 2,
+    **env_kwargs: Any,
 ) -> dict[str, Any]:
-    """Env-steps per second of one named workload, with the work it did.
+    """Env-steps per second of one named workload, with the work it did (``env_kwargs`` go to
+    the env, e.g. ``path_pool``).
 
     ``num_envs=None`` is the single env (``gym.make(env_id)``, reset by the loop when an episode
     ends, as a user's loop does); an integer is ``gym.make_vec(env_id, num_envs)`` (same-step
@@ -122,7 +124,7 @@ def workload_rate(
         raise ValueError(f"actions={actions!r} is unknown; allowed {', '.join(ACTION_KINDS)}")
     single = num_envs is None
     if single:
-        env = gym.make(env_id, num_positions=num_positions, backend=backend)
+        env = gym.make(env_id, num_positions=num_positions, backend=backend, **env_kwargs)
         space, e = env.action_space, 1
     else:
         env = gym.make_vec(
@@ -131,6 +133,7 @@ def workload_rate(
             vectorization_mode="vector_entry_point",
             num_positions=num_positions,
             backend=backend,
+            **env_kwargs,
         )
         space, e = env.single_action_space, int(num_envs)
     try:

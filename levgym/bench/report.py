@@ -255,7 +255,7 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
     if starts:
         rows = [
             [
-                r["env"],
+                r["env"] + (f" ({r['pools']})" if "pools" in r else ""),
                 str(r["num_envs"]),
                 str(r["positions"]),
                 r["backend"],
@@ -266,7 +266,9 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
         lines = [
             "An episode start as the env does it (`reset` of every env: the scenario path and the "
             "book drawn, the state built, the first observation), best of "
-            f"{starts[0]['repeats']}, per env of the batch.",
+            f"{starts[0]['repeats']}, per env of the batch. A row with pools (`path_pool`, "
+            "`book_pool`: docs/performance.md) is timed once its pools are filled (the second "
+            "pass of `episode_start_cost(..., cached=True)`).",
             "",
         ]
         lines += _table(

@@ -887,21 +887,23 @@ def _bookkeep_env(e: int, env: np.ndarray, rounds: np.ndarray) -> None:
 
 @njit(cache=True)
 def substep_env(
-    e: int, env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    e: int, env: np.ndarray, bank: np.ndarray, bank_rows: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
     orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray, kind: np.ndarray,
     drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray, slot: int, now_h: float,
     fscratch: np.ndarray, iscratch: np.ndarray,
 ) -> None:  # fmt: skip
     """One substep of env ``e`` on packed buffers, in place: the driver row of the env's own
-    clock ``t[e]`` from the bank ``[F, E, S]`` (the last row held), its borrower noise
+    clock ``t[e]`` from the bank ``[F, R, S]`` at the env's bank row ``bank_rows[e]`` (the last
+    substep held), its borrower noise
     (:mod:`levgym.engine.noise`), the substep of :func:`fused_substep` and its bookkeeping; then
     the new positions and TWAP become the inputs of the next substep and ``t[e]`` advances.
     ``drv`` ``[F, E]`` and ``noise`` ``[E, N]`` are scratch (only row / column ``e`` is used),
     and so are ``fscratch`` and ``iscratch`` (:func:`substep_scratch`, for this env only)."""
     s = bank.shape[2]
     te = t[e] if t[e] < s else s - 1
+    row = bank_rows[e]
     for j in range(bank.shape[0]):
-        drv[j, e] = bank[j, e, te]
+        drv[j, e] = bank[j, row, te]
     noise_row(key[e], t[e], noise[e])
     _env_substep(
         e, env, drv, P, orders, twap[0], twap[1], slot, now_h, posf[0], posf[1], posb[0], kind,
@@ -925,7 +927,7 @@ def substep_env(
 
 @njit(parallel=True, cache=True)
 def packed_substep_kernel(
-    env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    env: np.ndarray, bank: np.ndarray, bank_rows: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
     orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray, kind: np.ndarray,
     drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray, slot: int, now_h: float,
     parallel: bool,
@@ -936,14 +938,14 @@ def packed_substep_kernel(
         for e in prange(num_envs):
             fscratch, iscratch = substep_scratch(posf.shape[2])
             substep_env(
-                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
                 slot, now_h, fscratch, iscratch,
             )  # fmt: skip
     else:
         for e in range(num_envs):
             fscratch, iscratch = substep_scratch(posf.shape[2])
             substep_env(
-                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
                 slot, now_h, fscratch, iscratch,
             )  # fmt: skip
 

@@ -130,20 +130,21 @@ class PackedState:
 def packed_substep(
     p: PackedState,
     bank: np.ndarray,
+    bank_rows: np.ndarray,
     t: np.ndarray,
     key: np.ndarray,
     params: EngineParams,
     orders: Orders | None = None,
 ) -> np.ndarray:
     """One substep of every env of ``p`` in place (what :func:`levgym.engine.fused.fused_substep`
-    computes): drivers from ``bank`` ``[F, E, S]`` at each env's clock ``t`` (advanced here),
-    noise from the keys ``key``. Returns the cascade rounds per env."""
+    computes): drivers from ``bank`` ``[F, R, S]`` at each env's bank row ``bank_rows`` and clock
+    ``t`` (advanced here), noise from the keys ``key``. Returns the cascade rounds per env."""
     e, n = p.num_envs, p.num_positions
     rounds = np.empty(e)
     slot = p.substep_index % int(params.market.twap_window_substeps)
     now_h = p.time_h + params.run.substep_h
     packed_substep_kernel(
-        p.env, bank, t, key, _params_packed(params), pack_orders(orders, e), p.twap, p.posf,
+        p.env, bank, bank_rows, t, key, _params_packed(params), pack_orders(orders, e), p.twap, p.posf,
         p.posb, p.kind, np.empty((len(DRIVER_FIELDS), e)), np.empty((e, n)), rounds, slot, now_h,
         e * n >= PARALLEL_MIN_POSITIONS,
     )  # fmt: skip

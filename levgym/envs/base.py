@@ -164,6 +164,8 @@ class LevgymVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str,
         warmup_h: float = 0.0,
         warm_pool: int | None = None,
+        path_pool: int | None = None,
+        book_pool: int | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(
@@ -194,6 +196,8 @@ class LevgymVectorEnv(VectorEnv):
             packed=self.PACKED,
             warmup_h=warmup_h,
             warm_pool=warm_pool,
+            path_pool=path_pool,
+            book_pool=book_pool,
         )
         self._init_batch(render_mode, autoreset_mode)
 

@@ -303,6 +303,8 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         autoreset_mode: Any = "SameStep",
         warmup_h: float = 0.0,
         warm_pool: int | None = None,
+        path_pool: int | None = None,
+        book_pool: int | None = None,
     ) -> None:
         super().__init__(
             num_envs,
@@ -320,6 +322,8 @@ class GovernanceVectorEnv(LevgymVectorEnv):
             autoreset_mode=autoreset_mode,
             warmup_h=warmup_h,
             warm_pool=warm_pool,
+            path_pool=path_pool,
+            book_pool=book_pool,
         )
         if limits is not None and not isinstance(limits, StewardLimits):
             raise ValueError(f"limits={limits!r} must be a StewardLimits")
@@ -453,7 +457,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
         t0 = time.perf_counter()
         with self._k_threads as parallel:
             governance_step(
-                p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
+                p.env, core.bank, core.bank_rows, core.t, core.noise_key, _params_packed(self.params),
                 self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
                 self._k_rounds, self._k_step_rounds, tr.prices, tr._var, tr.max_fundamental, tr.filled, ic, fc,
                 actions, *self._kernel_constants(),
@@ -702,6 +706,16 @@ class GovernanceEnv(LevgymEnv):
       books; an integer P from a pool of P books, each warmed when an episode first takes it
       (:class:`levgym.warm.WarmPool`; what ``levgym/Governance-v2`` and ``levgym/Liquidator-v3``
       use, P = 1024).
+    - ``path_pool`` (None): None draws each episode's scenario path; an integer P keeps P paths
+      per scenario, drawn and checked on first use: an episode of scenario seed ``x`` runs path
+      ``x % P`` (drawn with seed ``x % P``, or ``EVAL_SEED_OFFSET + x % P`` on the eval split),
+      and its start copies nothing (:class:`levgym.market.MarketRunner`). Memory: 8 bytes x 8
+      fields x substeps x scenarios x P, refused above a quarter of the physical memory.
+    - ``book_pool`` (None): None draws each episode's fresh book; an integer P takes book
+      ``book_seed % P`` of a pool of P books, book ``b`` drawn from ``default_rng(b)`` on first
+      use (with ``warmup_h`` > 0 the warmed books come from the warm cache or pool as before).
+      Both pools are opt-in: fewer distinct paths and books for cheaper episode starts
+      (docs/performance.md, "Episode starts from pools").
 
     ## Vectorized environment
 

@@ -202,6 +202,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         autoreset_mode: Any = "SameStep",
         warmup_h: float = 0.0,
         warm_pool: int | None = None,
+        path_pool: int | None = None,
+        book_pool: int | None = None,
     ) -> None:
         if schema is not None and not isinstance(schema, StewardSchema):
             raise ValueError(f"schema={schema!r} must be a levgym.envs.steward.StewardSchema")
@@ -242,6 +244,8 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
             autoreset_mode=autoreset_mode,
             warmup_h=warmup_h,
             warm_pool=warm_pool,
+            path_pool=path_pool,
+            book_pool=book_pool,
         )
         every = float(history_every_h) / self.step_h
         if not (np.isfinite(every) and every >= 1 and abs(every - round(every)) < 1e-9):
@@ -409,7 +413,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         """The scenario's oracle bias in each env's last substep."""
         core = self.core
         t = np.clip(core.t - 1, 0, core.horizon_substeps - 1)
-        return core.bank[_BIAS_ROW, np.arange(self.num_envs), t].astype(np.float64)
+        return core.bank[_BIAS_ROW, core.bank_rows, t].astype(np.float64)
 
     # ------------------------------------------------------------------ dynamics
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -556,7 +560,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         t0 = time.perf_counter()
         with self._k_threads as parallel:
             steward_step(
-                p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
+                p.env, core.bank, core.bank_rows, core.t, core.noise_key, _params_packed(self.params),
                 self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
                 self._k_rounds, self._k_step_rounds, tr.prices, tr.max_fundamental, tr.filled, ic,
                 fc, sc, actions, self._switch, clock.last_change_h, clock.on_since_h, self._low,
@@ -877,7 +881,8 @@ class GovernanceV1Env(LevgymEnv):
     - ``num_positions`` (64), ``scenarios`` (None: the regime mixture), ``horizon_h`` (168),
       ``params`` (None: Aave v3 WETH; the starting parameters must lie within the levers'
       bounds), ``scenario_overrides``, ``split``, ``backend``, ``dtype``, ``device``,
-      ``render_mode``, ``warmup_h`` (0), ``warm_pool`` (None): as v0.
+      ``render_mode``, ``warmup_h`` (0), ``warm_pool`` (None), ``path_pool`` (None),
+      ``book_pool`` (None): as v0.
     - ``schema`` (``GOVERNANCE_V1_SCHEMA``): the steward's levers
       (:class:`levgym.envs.steward.StewardSchema`); the action and the frame follow it.
     - ``supply_cap_start`` (1.5), ``borrow_cap_start`` (1.5): starting caps as multiples of the

@@ -179,6 +179,8 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         autoreset_mode: Any = "SameStep",
         warmup_h: float = 0.0,
         warm_pool: int | None = None,
+        path_pool: int | None = None,
+        book_pool: int | None = None,
     ) -> None:
         super().__init__(
             num_envs,
@@ -196,6 +198,8 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             autoreset_mode=autoreset_mode,
             warmup_h=warmup_h,
             warm_pool=warm_pool,
+            path_pool=path_pool,
+            book_pool=book_pool,
         )
         self.initial_cash_usd = check_weight("initial_cash_usd", initial_cash_usd)
         if self.initial_cash_usd <= 0:
@@ -416,7 +420,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         t0 = time.perf_counter()
         with self._k_threads as parallel:
             liquidator_step(
-                p.env, core.bank, core.t, core.noise_key, _params_packed(self.params),
+                p.env, core.bank, core.bank_rows, core.t, core.noise_key, _params_packed(self.params),
                 self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
                 self._k_rounds, self._k_step_rounds, tr.prices, tr._var, tr.max_fundamental,
                 tr.filled, self._agent, ic, fc, self._kernel_constants(), actions,
@@ -619,7 +623,7 @@ class LiquidatorEnv(LevgymEnv):
       :data:`DEFAULT_LIQUIDATOR_SCENARIOS`), ``horizon_h`` (24, a multiple of the 10-minute
       substep), ``params`` (None: Aave v3 WETH), ``scenario_overrides``, ``split``,
       ``backend``, ``dtype``, ``device``, ``render_mode``, ``warmup_h`` (0), ``warm_pool``
-      (None) as in ``levgym/Governance-v0``.
+      (None), ``path_pool`` (None), ``book_pool`` (None) as in ``levgym/Governance-v0``.
     - ``initial_cash_usd`` (5e6), ``max_share_frac`` (0.5), ``max_hedge_ratio`` (1.0);
       ``max_hedge_deviation`` (1.0, allowed ``[0, 1]``) is used by v2 only.
     - ``perp_fee_frac`` (5e-4), ``basis_mean_frac`` (1e-4), ``basis_beta`` (0.5),

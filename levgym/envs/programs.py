@@ -104,7 +104,7 @@ def _governance_observe_env(
 
 
 def _governance_step_env(
-    e: int, env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    e: int, env: np.ndarray, bank: np.ndarray, bank_rows: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
     orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray,
     kind: np.ndarray, drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray,
     step_rounds: np.ndarray, prices: np.ndarray, var: np.ndarray, max_f: np.ndarray, filled: np.ndarray,
@@ -146,7 +146,7 @@ def _governance_step_env(
         fee0 = env[F.protocol_fee_usd, e]
         now_h = now_h + fc[1]
         substep_env(
-            e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+            e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
             (ic[1] + k) % ic[2], now_h, fscratch, iscratch,
         )  # fmt: skip
         step_rounds[e] += rounds[e]
@@ -200,7 +200,7 @@ def _governance_step_env(
 
 
 def _governance_step(
-    env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    env: np.ndarray, bank: np.ndarray, bank_rows: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
     orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray,
     kind: np.ndarray, drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray,
     step_rounds: np.ndarray, prices: np.ndarray, var: np.ndarray, max_f: np.ndarray, filled: np.ndarray,
@@ -214,14 +214,14 @@ def _governance_step(
     if parallel:
         for e in prange(num_envs):
             _governance_step_env(
-                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
                 step_rounds, prices, var, max_f, filled, ic, fc, actions, lim, w, thresholds, low, high,
                 obs, out,
             )  # fmt: skip
     else:
         for e in range(num_envs):
             _governance_step_env(
-                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
                 step_rounds, prices, var, max_f, filled, ic, fc, actions, lim, w, thresholds, low, high,
                 obs, out,
             )  # fmt: skip
@@ -286,7 +286,7 @@ def _liquidator_observe_env(
 
 
 def _liquidator_step_env(
-    e: int, env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    e: int, env: np.ndarray, bank: np.ndarray, bank_rows: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
     orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray,
     kind: np.ndarray, drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray,
     step_rounds: np.ndarray, prices: np.ndarray, var: np.ndarray, max_f: np.ndarray,
@@ -338,7 +338,7 @@ def _liquidator_step_env(
     gas0 = env[F.agent_gas_usd, e]
     ring = ic[4]
     substep_env(
-        e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+        e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
         ic[1] % ic[2], fc[0] + fc[1], fscratch, iscratch,
     )  # fmt: skip
     step_rounds[e] = rounds[e]
@@ -402,7 +402,7 @@ def _liquidator_step_env(
 
 
 def _liquidator_step(
-    env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    env: np.ndarray, bank: np.ndarray, bank_rows: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
     orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray,
     kind: np.ndarray, drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray,
     step_rounds: np.ndarray, prices: np.ndarray, var: np.ndarray, max_f: np.ndarray,
@@ -414,14 +414,14 @@ def _liquidator_step(
     if parallel:
         for e in prange(num_envs):
             _liquidator_step_env(
-                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
                 step_rounds, prices, var, max_f, filled, agent, ic, fc, lc, actions,
                 thresholds, low, high, obs, out,
             )  # fmt: skip
     else:
         for e in range(num_envs):
             _liquidator_step_env(
-                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
                 step_rounds, prices, var, max_f, filled, agent, ic, fc, lc, actions,
                 thresholds, low, high, obs, out,
             )  # fmt: skip

@@ -161,7 +161,7 @@ def _row_sum(a: np.ndarray) -> float:  # pragma: no cover
 
 
 def _steward_step_env(
-    e: int, env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    e: int, env: np.ndarray, bank: np.ndarray, bank_rows: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
     orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray,
     kind: np.ndarray, drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray,
     step_rounds: np.ndarray, prices: np.ndarray, max_f: np.ndarray, filled: np.ndarray,
@@ -229,7 +229,7 @@ def _steward_step_env(
         seized0 = env[F.seized_collateral_asset, e]
         now_h = now_h + fc[1]
         substep_env(
-            e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+            e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
             (ic[1] + k) % ic[2], now_h, fscratch, iscratch,
         )  # fmt: skip
         step_rounds[e] += rounds[e]
@@ -265,7 +265,7 @@ def _steward_step_env(
 
 
 def _steward_step(
-    env: np.ndarray, bank: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
+    env: np.ndarray, bank: np.ndarray, bank_rows: np.ndarray, t: np.ndarray, key: np.ndarray, P: np.ndarray,
     orders: np.ndarray, twap: np.ndarray, posf: np.ndarray, posb: np.ndarray,
     kind: np.ndarray, drv: np.ndarray, noise: np.ndarray, rounds: np.ndarray,
     step_rounds: np.ndarray, prices: np.ndarray, max_f: np.ndarray, filled: np.ndarray,
@@ -283,14 +283,14 @@ def _steward_step(
     if parallel:
         for e in prange(num_envs):
             _steward_step_env(
-                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
                 step_rounds, prices, max_f, filled, ic, fc, sc, actions, switch, last, since,
                 low, high, table, rows, cols, length, ratios, out,
             )  # fmt: skip
     else:
         for e in range(num_envs):
             _steward_step_env(
-                e, env, bank, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
+                e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
                 step_rounds, prices, max_f, filled, ic, fc, sc, actions, switch, last, since,
                 low, high, table, rows, cols, length, ratios, out,
             )  # fmt: skip

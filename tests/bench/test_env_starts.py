@@ -43,3 +43,17 @@ def test_scenario_path_cost_times_each_scenario_of_the_mixture():
     assert sorted(got["us_per_path_by_scenario"]) == ["calm", "shock"]
     assert all(v > 0 for v in got["us_per_path_by_scenario"].values())
     assert got["us_per_path"] == sum(got["us_per_path_by_scenario"].values()) / 2
+
+
+def test_the_start_target_is_judged_on_the_default_row_not_the_pooled_one():
+    from levgym.bench import BenchConfig, judge_targets
+
+    row = {"env": "Governance-v0", "num_envs": 256, "backend": "numba"}
+    starts = [
+        {**row, "us_per_env": 300.0},
+        {**row, "us_per_env": 16.0, "pools": "path_pool=64"},
+        {**row, "env": "Liquidator-v0", "num_envs": 256, "us_per_env": 120.0},
+    ]
+    got = judge_targets({"episode_starts": starts}, BenchConfig())
+    target = got["episode start per env (amortised)"]
+    assert target["value"] == 300.0 and target["met"] is False
