@@ -256,6 +256,7 @@ class MarketRunner:
         self._pool_first = np.zeros((len(_FIRST_ROW), self.bank.shape[1]))
         self._books: dict[str, np.ndarray] | None = None  # the book pool, made on first use
         self._books_ready = np.zeros(self.book_pool or 0, dtype=bool)
+        self._stand_in: dict[str, np.ndarray] | None = None  # _starting_books, warmup_h > 0
         # the bank row of each env (the kernels and driver_row read bank[:, bank_rows[e], t_e])
         self.bank_rows = (
             np.arange(e, dtype=np.int64) if self.path_pool is None else np.zeros(e, np.int64)
@@ -550,25 +551,19 @@ class MarketRunner:
     def _fresh_starts(self, idx: np.ndarray) -> State:
         """The episodes of envs ``idx`` without a path pool: each env's path copied into its
         bank row and checked; the initial states (env j of the result starts env ``idx[j]``)."""
-        book_rngs, firsts = [], []
+        firsts = []
         every = idx.size == self.num_envs
         for env in idx:
-            drivers, book_seed = self._draw_path(int(env))
+            drivers, _ = self._draw_path(int(env))
             firsts.append(drivers)
             rows = self._write_path(int(env), drivers)
             if not every:
                 self._check_rows(rows.min(axis=1), rows.max(axis=1), drivers, int(env))
-            if self.book_pool is None:
-                book_rngs.append(np.random.default_rng(book_seed))
         if every:  # each env's minimum and maximum per field, in one pass over the bank
             lows, highs = self.bank.min(axis=2).T, self.bank.max(axis=2).T  # [E, F]
             for env, drivers in zip(idx, firsts, strict=True):
                 self._check_rows(lows[env], highs[env], drivers, int(env))
-        if self.book_pool is None:
-            books = draw_books(self.params, self.num_positions, book_rngs)
-        else:
-            books = self._pool_books(self.book_seed[idx])
-        return self._build(firsts, [books])
+        return self._build(firsts, [self._starting_books(self.book_seed[idx])])
 
     def _pool_starts(self, idx: np.ndarray) -> State:
         """The episodes of envs ``idx`` with a path pool: each env pointed at its pool row (no
@@ -578,14 +573,24 @@ class MarketRunner:
             k, scenario_seed, _ = self._draw_ids(int(env))
             rows[i] = self._pool_row(k, scenario_seed)
         self.bank_rows[idx] = rows
-        seeds = self.book_seed[idx]
-        if self.book_pool is None:
-            books = draw_books(
-                self.params, self.num_positions, [np.random.default_rng(int(b)) for b in seeds]
-            )
-        else:
-            books = self._pool_books(seeds)
-        return self._build(self._pool_first[:, rows], [books])
+        return self._build(self._pool_first[:, rows], [self._starting_books(self.book_seed[idx])])
+
+    def _starting_books(self, seeds: np.ndarray) -> dict:
+        """The fresh books of the episodes of book seeds ``seeds``: each drawn from
+        ``default_rng(seed)``, or from the book pool. With ``warmup_h`` > 0 the warmed book
+        replaces every field a fresh book gives the state (:func:`graft_book`), so none is
+        drawn: one book, drawn once, stands in for each (the same states)."""
+        if self.warmup_h > 0.0:
+            if self._stand_in is None:
+                self._stand_in = draw_books(
+                    self.params, self.num_positions, [np.random.default_rng(0)]
+                )
+            return {k: np.repeat(a, seeds.size, axis=0) for k, a in self._stand_in.items()}
+        if self.book_pool is not None:
+            return self._pool_books(seeds)
+        return draw_books(
+            self.params, self.num_positions, [np.random.default_rng(int(b)) for b in seeds]
+        )
 
     def _check_rows(
         self, lowest: np.ndarray, highest: np.ndarray, drivers: Drivers, env: int

@@ -67,6 +67,35 @@ def test_an_episode_starts_from_the_cached_book_of_its_book_seed(cls, backend):
     np.testing.assert_array_equal(core.state.debt_usd[0], before[0])
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_warmed_start_draws_no_fresh_book_and_starts_the_same(backend, monkeypatch):
+    if backend == "numba":
+        pytest.importorskip("numba")
+    import levgym.market as market
+
+    def drawn_books(runner, seeds):  # the fresh books a start without the stand-in draws
+        rngs = [np.random.default_rng(int(b)) for b in seeds]
+        return market.draw_books(runner.params, runner.num_positions, rngs)
+
+    def started(env):
+        env.reset(seed=4)
+        env.core.new_episodes(np.array([False, True, True]))
+        return env.core.state
+
+    env = _env(backend=backend, warmup_h=WARM_H)
+    started(env)  # the warm cache built and the stand-in book drawn
+    calls = []
+    real = market.draw_books
+    monkeypatch.setattr(market, "draw_books", lambda *a: calls.append(1) or real(*a))
+    a = started(env)
+    assert not calls  # no book drawn for the 5 episodes started
+    monkeypatch.setattr(market, "draw_books", real)
+    monkeypatch.setattr(market.MarketRunner, "_starting_books", drawn_books)
+    b = started(_env(backend=backend, warmup_h=WARM_H))
+    for f in dataclasses.fields(a):
+        np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name), err_msg=f.name)
+
+
 def test_the_warm_up_changes_the_book_and_the_cache_is_built_once():
     fresh = _env()
     fresh.reset(seed=4)

@@ -713,7 +713,7 @@ class GovernanceEnv(LevgymEnv):
       fields x substeps x scenarios x P, refused above a quarter of the physical memory.
     - ``book_pool`` (None): None draws each episode's fresh book; an integer P takes book
       ``book_seed % P`` of a pool of P books, book ``b`` drawn from ``default_rng(b)`` on first
-      use (with ``warmup_h`` > 0 the warmed books come from the warm cache or pool as before).
+      use (with ``warmup_h`` > 0 no fresh book is drawn: the warmed book replaces it).
       Both pools are opt-in: fewer distinct paths and books for cheaper episode starts
       (docs/performance.md, "Episode starts from pools").
 
