@@ -552,14 +552,17 @@ def judge_targets(result: dict[str, Any], config: BenchConfig) -> dict[str, Any]
             "value": w["env_steps_per_s"],
             "met": None if config.quick else bool(w["env_steps_per_s"] >= want),
         }
-    starts = [
-        r for r in result.get("episode_starts", [])
-        if "pools" not in r and r["env"] == "Governance-v0"
-    ]  # fmt: skip
-    if starts:
+    all_starts = result.get("episode_starts", [])
+    for label, pooled in (("", False), (" from pools (opt-in)", True)):
+        # the default Governance-v0 start, and the same start from filled pools (its label
+        # names them): judged apart, so the default never borrows the pools' figure
+        starts = [r for r in all_starts if ("pools" in r) == pooled and r["env"] == "Governance-v0"]
+        if not starts:
+            continue
         big = max(starts, key=lambda r: r["num_envs"])
-        out["episode start per env (amortised)"] = {
-            "target": f"<= {TARGET_EPISODE_START_US:g} us at {big['num_envs']} envs",
+        pools = f" ({big['pools']})" if pooled else ""
+        out[f"episode start per env (amortised){label}"] = {
+            "target": f"<= {TARGET_EPISODE_START_US:g} us at {big['num_envs']} envs{pools}",
             "best_backend": big["backend"],
             "value": big["us_per_env"],
             "met": None if config.quick else bool(big["us_per_env"] <= TARGET_EPISODE_START_US),

@@ -57,3 +57,6 @@ def test_the_start_target_is_judged_on_the_default_row_not_the_pooled_one():
     got = judge_targets({"episode_starts": starts}, BenchConfig())
     target = got["episode start per env (amortised)"]
     assert target["value"] == 300.0 and target["met"] is False
+    pooled = got["episode start per env (amortised) from pools (opt-in)"]
+    assert pooled["value"] == 16.0 and pooled["met"] is True
+    assert "path_pool=64" in pooled["target"]
