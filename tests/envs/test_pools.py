@@ -1,5 +1,6 @@
-"""The envs' ``path_pool`` and ``book_pool`` options: env i of a vector env is still a single
-env seeded s + i, the backends agree, the eval split takes eval seeds, bad values are refused."""
+"""The envs' ``path_pool`` and ``book_pool`` options: the backends agree, the eval split takes
+eval seeds, bad values are refused (env i of a vector env equals a single env seeded s + i with
+them too: tests/envs/test_vector.py)."""
 
 from __future__ import annotations
 
@@ -9,38 +10,9 @@ import pytest
 from levgym.scenarios import EVAL_SEED_OFFSET
 from levgym.scenarios import get as get_scenario
 
-from .helpers import ENVS, IDS, SMALL, random_actions, stress_mix
+from .helpers import SMALL, random_actions, stress_mix
 
 POOLS = {"path_pool": 2, "book_pool": 3}
-
-
-@pytest.mark.parametrize(("env_id", "single", "vector", "horizon"), ENVS, ids=IDS)
-def test_vector_env_with_pools_equals_single_envs_step_by_step(env_id, single, vector, horizon):
-    """Env i of a vector env seeded s is a single env seeded s + i, with the same pools, across
-    autoresets (observations and rewards bit for bit)."""
-    e = 3
-    kw = {**SMALL, "horizon_h": horizon, "scenarios": stress_mix(), **POOLS}
-    venv = vector(e, **kw)
-    singles = [single(**kw) for _ in range(e)]
-    vobs, _ = venv.reset(seed=100)
-    for i, env in enumerate(singles):
-        obs, _ = env.reset(seed=100 + i)
-        np.testing.assert_array_equal(vobs[i], obs)
-    rng = np.random.default_rng(5)
-    ended = 0
-    for _ in range(2 * venv.max_steps + 2):  # through two autoresets
-        actions = random_actions(rng, venv.action_space.shape)
-        vobs, vrew, vterm, vtrunc, _ = venv.step(actions)
-        for i, env in enumerate(singles):
-            obs, rew, term, trunc, _ = env.step(actions[i])
-            assert (term, trunc) == (bool(vterm[i]), bool(vtrunc[i]))
-            assert rew == vrew[i]
-            if term or trunc:
-                ended += 1
-                obs, _ = env.reset()
-            np.testing.assert_array_equal(vobs[i], obs)
-    assert ended >= 2 * e
-    assert venv.core.bank.shape[1] == len(venv.core.scenarios) * POOLS["path_pool"]
 
 
 def test_numpy_and_numba_backends_agree_with_pools():

@@ -31,11 +31,13 @@ def test_same_seed_same_rollout_and_different_seeds_differ(env_id, single, vecto
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("pools", [{}, {"path_pool": 2, "book_pool": 3}], ids=["", "pools"])
 @pytest.mark.parametrize(("env_id", "single", "vector", "horizon"), ENVS, ids=IDS)
-def test_vector_env_equals_single_envs_step_by_step(env_id, single, vector, horizon):
-    """Env i of a vector env seeded s is a single env seeded s + i, across autoresets."""
+def test_vector_env_equals_single_envs_step_by_step(env_id, single, vector, horizon, pools):
+    """Env i of a vector env seeded s is a single env seeded s + i, across autoresets; also
+    with the opt-in path and book pools (the same pools in each)."""
     e = 3
-    kw = {**SMALL, "horizon_h": horizon, "scenarios": stress_mix()}
+    kw = {**SMALL, "horizon_h": horizon, "scenarios": stress_mix(), **pools}
     venv = vector(e, **kw)
     singles = [single(**kw) for _ in range(e)]
     vobs, vinfo = venv.reset(seed=100)
@@ -60,6 +62,8 @@ def test_vector_env_equals_single_envs_step_by_step(env_id, single, vector, hori
                 obs, _ = env.reset()
             np.testing.assert_array_equal(vobs[i], obs)
     assert ended_seen >= 2 * e
+    if pools:  # the bank is the pool: path_pool paths per scenario
+        assert venv.core.bank.shape[1] == len(venv.core.scenarios) * pools["path_pool"]
 
 
 @pytest.mark.parametrize(("env_id", "single", "vector", "horizon"), ENVS, ids=IDS)
