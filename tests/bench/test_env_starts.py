@@ -60,3 +60,18 @@ def test_the_start_target_is_judged_on_the_default_row_not_the_pooled_one():
     pooled = got["episode start per env (amortised) from pools (opt-in)"]
     assert pooled["value"] == 16.0 and pooled["met"] is True
     assert "path_pool=64" in pooled["target"]
+
+
+def test_the_256_env_governance_target_says_what_its_figure_is():
+    from levgym.bench import BenchConfig, judge_targets
+
+    row = {"via": "gym.make_vec", "positions": 256, "actions": "random", "backend": "numba"}
+    rows = [
+        {**row, "env": "Governance-v0", "num_envs": 256, "env_steps_per_s": 70_000.0},
+        {**row, "env": "Governance-v0", "num_envs": 16, "env_steps_per_s": 30_000.0},
+    ]
+    got = judge_targets({"env_workloads": rows}, BenchConfig())
+    big = got["Governance-v0 256 envs x 256 positions, random actions"]
+    assert big["met"] is True and "no-loss figure" in big["target"]
+    small = got["Governance-v0 16 envs x 256 positions, random actions"]
+    assert small["met"] is False and small["target"] == ">= 40,000 env-steps / s"
