@@ -50,7 +50,14 @@ from .engine.state import (
 )
 from .scenarios import EVAL_SEED_OFFSET
 from .scenarios import get as get_scenario
-from .warm import WARM_BOOKS, check_pool_size, graft_book, warm_books, warm_pool
+from .warm import (
+    WARM_BOOKS,
+    check_pool_count,
+    check_pool_size,
+    graft_book,
+    warm_books,
+    warm_pool,
+)
 
 SPLITS = ("train", "eval")
 DRIVERS_GIVEN = "custom"
@@ -69,16 +76,6 @@ def pool_bytes_cap() -> int:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES")) // 4
     except (AttributeError, ValueError, OSError):
         return POOL_BYTES_FALLBACK
-
-
-def check_pool_option(name: str, value: Any) -> int | None:
-    """``value`` of the option ``name`` (``path_pool``, ``book_pool``): None or an integer >= 1
-    (a one-line ValueError otherwise)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name}={value!r} is out of range; allowed None or an integer >= 1")
-    return int(value)
 
 
 def fast_converter(backend: str, dtype: str = "float64", device: str | None = None):
@@ -189,8 +186,8 @@ class MarketRunner:
                 f"warmup_h={warmup_h!r} is out of range; allowed a number of hours in [0, 1440]"
             )
         self.warm_pool = check_pool_size(warm_pool)
-        self.path_pool = check_pool_option("path_pool", path_pool)
-        self.book_pool = check_pool_option("book_pool", book_pool)
+        self.path_pool = check_pool_count("path_pool", path_pool)
+        self.book_pool = check_pool_count("book_pool", book_pool)
         if drivers is not None and self.path_pool is not None:
             raise ValueError(
                 f"path_pool={self.path_pool} needs scenarios; a runner given its drivers allows "

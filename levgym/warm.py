@@ -183,21 +183,27 @@ def _field_spec(name: str, k: int, num_positions: int, dtype: str) -> tuple[tupl
     return shape, kinds[field.dtype]
 
 
+def check_pool_count(name: str, value: Any, most: int | None = None) -> int | None:
+    """The option ``name`` of a pool's size (``warm_pool``, ``path_pool``, ``book_pool``) as
+    given: None, or an integer >= 1 (and <= ``most`` where given); a one-line ``ValueError``
+    naming the value otherwise."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or value < 1
+        or (most is not None and value > most)
+    ):
+        allowed = "an integer >= 1" if most is None else f"an integer in [1, {most}]"
+        raise ValueError(f"{name}={value!r} is out of range; allowed None or {allowed}")
+    return int(value)
+
+
 def check_pool_size(warm_pool: Any) -> int | None:
     """``warm_pool`` as given (None: the shared cache of :data:`WARM_BOOKS`), or a one-line
     ``ValueError`` naming the value."""
-    if warm_pool is None:
-        return None
-    if (
-        isinstance(warm_pool, bool)
-        or not isinstance(warm_pool, int | np.integer)
-        or not 1 <= warm_pool <= MAX_POOL
-    ):
-        raise ValueError(
-            f"warm_pool={warm_pool!r} is out of range; allowed None or an integer in "
-            f"[1, {MAX_POOL}]"
-        )
-    return int(warm_pool)
+    return check_pool_count("warm_pool", warm_pool, MAX_POOL)
 
 
 def warm_rows(
@@ -459,6 +465,7 @@ __all__ = [
     "WARM_SEED",
     "WarmPool",
     "cache_dir",
+    "check_pool_count",
     "check_pool_size",
     "graft_book",
     "pool_key",

@@ -149,26 +149,29 @@ def test_unsupported_options_are_refused_in_one_line():
         simulate(None, p, 8, 0, 1, **{**d, "engine": "both"})
 
 
+def _capped_and_free(cap_field: str, start_key: str, margin: float):
+    """aave_v3_weth on gbm_calm with ``protocol.<cap_field>`` just above the book's start
+    (``margin`` x the largest ``per_env[start_key]``), run on both engines (:func:`_both`, the
+    single engine's result), and the same run without the cap."""
+    p = _params("aave_v3_weth", 0.0)
+    probe = simulate(None, p, 64, 5, 1, "gbm_calm", num_envs=3)
+    cap = float(probe.per_env[start_key].max()) * margin
+    p = dataclasses.replace(p, protocol=dataclasses.replace(p.protocol, **{cap_field: cap}))
+    capped = _both(p, "numpy", scenario="gbm_calm")
+    free = simulate(None, _params("aave_v3_weth", 0.0), 64, 5, 4, "gbm_calm", num_envs=3)
+    return capped, free
+
+
 def test_a_supply_cap_that_binds_the_arrivals_and_loopers():
     """The single engine's supply cap (``protocol.supply_cap_asset``) as the WETH reserve's, on
     new supply only: a cap just above the book's collateral scales the arrivals' collateral and
     the loopers' purchases down alike."""
-    p = _params("aave_v3_weth", 0.0)
-    probe = simulate(None, p, 64, 5, 1, "gbm_calm", num_envs=3)
-    cap = float(probe.per_env["initial_collateral_asset"].max()) * 1.001
-    p = dataclasses.replace(p, protocol=dataclasses.replace(p.protocol, supply_cap_asset=cap))
-    capped = _both(p, "numpy", scenario="gbm_calm")
-    free = simulate(None, _params("aave_v3_weth", 0.0), 64, 5, 4, "gbm_calm", num_envs=3)
+    capped, free = _capped_and_free("supply_cap_asset", "initial_collateral_asset", 1.001)
     assert capped.per_env["added_collateral_asset"].sum() < free.per_env["added_collateral_asset"].sum()  # fmt: skip
 
 
 def test_a_borrow_cap_that_binds_the_loopers():
     """The single engine's borrow cap (``protocol.borrow_cap_usd``) as the USDC reserve's: a cap
     just above the book's debt scales the loopers' borrowing down alike."""
-    p = _params("aave_v3_weth", 0.0)
-    probe = simulate(None, p, 64, 5, 1, "gbm_calm", num_envs=3)
-    cap = float(probe.per_env["initial_debt_usd"].max()) * 1.0005
-    p = dataclasses.replace(p, protocol=dataclasses.replace(p.protocol, borrow_cap_usd=cap))
-    single = _both(p, "numpy", scenario="gbm_calm")
-    free = simulate(None, _params("aave_v3_weth", 0.0), 64, 5, 4, "gbm_calm", num_envs=3)
+    single, free = _capped_and_free("borrow_cap_usd", "initial_debt_usd", 1.0005)
     assert single.per_env["borrowed_usd"].sum() < free.per_env["borrowed_usd"].sum()

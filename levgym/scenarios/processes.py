@@ -370,6 +370,12 @@ ARRIVAL_DRAWDOWN_MAX = 20.0
 """The largest elasticity :func:`drawdown_mult` accepts (``run.arrival_drawdown``)."""
 
 
+def _check_elasticity(name: str, value: float, most: float) -> None:
+    """A path response's elasticity: finite, in [0, ``most``] (a one-line ``ValueError``)."""
+    if not (math.isfinite(value) and 0.0 <= value <= most):
+        raise ValueError(f"{name}={value!r} is out of range; allowed [0, {most:g}]")
+
+
 def drawdown_mult(prices: np.ndarray, window_rows: int, elasticity: float) -> np.ndarray:
     """The arrivals' response to the trailing drawdown, the same shape as ``prices``:
     ``(price / highest price of the window_rows rows up to and including it) ** elasticity``
@@ -378,10 +384,7 @@ def drawdown_mult(prices: np.ndarray, window_rows: int, elasticity: float) -> np
     high; ``elasticity`` 0: 1 throughout. ``levgym validate`` applies it to the hourly closes
     (:func:`levgym.analytics.validation.arrival_mult`), a ``--price-csv`` replay to its own
     path (``run.arrival_drawdown``, :func:`levgym.scenarios.csv_replay.drivers_from_csv`)."""
-    if not (math.isfinite(elasticity) and 0.0 <= elasticity <= ARRIVAL_DRAWDOWN_MAX):
-        raise ValueError(
-            f"arrival_drawdown={elasticity!r} is out of range; allowed [0, {ARRIVAL_DRAWDOWN_MAX:g}]"
-        )
+    _check_elasticity("arrival_drawdown", elasticity, ARRIVAL_DRAWDOWN_MAX)
     if elasticity == 0.0:
         return np.ones(prices.shape)
     from scipy.ndimage import maximum_filter1d
@@ -405,10 +408,7 @@ def hf_margin_mult(prices: np.ndarray, window_rows: int, elasticity: float) -> n
     first rows use the first price), i.e. ``exp(-elasticity * trailing log return)``. After a
     rally new positions open closer to the liquidation edge (a multiplier under 1 on their
     excess over the floor), after a crash farther from it; ``elasticity`` 0: 1 throughout."""
-    if not (math.isfinite(elasticity) and 0.0 <= elasticity <= HF_PATH_MAX):
-        raise ValueError(
-            f"hf_path_elasticity={elasticity!r} is out of range; allowed [0, {HF_PATH_MAX:g}]"
-        )
+    _check_elasticity("hf_path_elasticity", elasticity, HF_PATH_MAX)
     if elasticity == 0.0:
         return np.ones(prices.shape)
     w = max(1, int(window_rows))

@@ -30,6 +30,15 @@ def _array_path(cls: type) -> type:
     return type(cls.__name__ + "ArrayPath", (cls,), {"PACKED": False})
 
 
+def _numeric(info: dict) -> dict:
+    """The info's numeric arrays, as float64 (what the comparisons read)."""
+    return {
+        k: np.asarray(v, dtype=np.float64)
+        for k, v in info.items()
+        if isinstance(v, np.ndarray) and v.dtype.kind in "fbiu"
+    }
+
+
 def _run(cls: type, backend: str, steps: int, horizon_h: float) -> list:
     venv = cls(3, num_positions=24, horizon_h=horizon_h, scenarios=stress_mix(), backend=backend)
     obs, _ = venv.reset(seed=5)
@@ -39,12 +48,7 @@ def _run(cls: type, backend: str, steps: int, horizon_h: float) -> list:
         obs, reward, terminated, truncated, info = venv.step(
             random_actions(rng, venv.action_space.shape)
         )
-        numeric = {
-            k: np.asarray(v, dtype=np.float64)
-            for k, v in info.items()
-            if isinstance(v, np.ndarray) and v.dtype.kind in "fbiu"
-        }
-        out.append((obs, reward, terminated, truncated, numeric))
+        out.append((obs, reward, terminated, truncated, _numeric(info)))
     return out
 
 
@@ -139,12 +143,7 @@ def _loop_run(cls: type, mode: str, steps: int, horizon_h: float) -> list:
             venv._k_parallel = mode == "parallel"
             venv._k_one_thread = mode == "one thread"
         assert numba.get_num_threads() == threads  # restored after every call
-        numeric = {
-            k: np.asarray(v, dtype=np.float64)
-            for k, v in info.items()
-            if isinstance(v, np.ndarray) and v.dtype.kind in "fbiu"
-        }
-        out.append((obs, reward, terminated, truncated, numeric))
+        out.append((obs, reward, terminated, truncated, _numeric(info)))
     return out
 
 
