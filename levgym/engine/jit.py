@@ -6,7 +6,7 @@ from typing import Any
 
 try:  # numba is a dependency of levgym; the numpy and torch backends never need it
     import numba
-    from numba import njit, prange
+    from numba import get_num_threads, njit, prange, set_num_threads
 
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only where numba is missing
@@ -21,4 +21,26 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 
     prange = range  # type: ignore[assignment]
 
-__all__ = ["HAVE_NUMBA", "njit", "numba", "prange"]
+    def get_num_threads() -> int:  # type: ignore[misc]
+        return 1
+
+    def set_num_threads(n: int) -> None:  # type: ignore[misc]
+        pass
+
+
+# A step kernel's ``threads`` argument: its plain loop over envs, its parallel loop on one thread
+# (numba's threads set to one inside the call and restored before it returns), or its parallel
+# loop on numba's threads (levgym.envs.base sets it per env batch).
+SERIAL, ONE_THREAD, ALL_THREADS = 0, 1, 2
+
+__all__ = [
+    "ALL_THREADS",
+    "HAVE_NUMBA",
+    "ONE_THREAD",
+    "SERIAL",
+    "get_num_threads",
+    "njit",
+    "numba",
+    "prange",
+    "set_num_threads",
+]

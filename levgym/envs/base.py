@@ -15,7 +15,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..engine.backend import to_numpy
-from ..engine.jit import numba
+from ..engine.jit import ALL_THREADS, ONE_THREAD, SERIAL
 from ..engine.params import EngineParams, ProtocolParams
 from ..engine.state import PARAM_FIELDS, set_protocol_params
 from ..scenarios.base import get as get_scenario
@@ -28,34 +28,9 @@ _clip = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None
 
 RENDER_MODES = ("rgb_array", "ansi")
 AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
-# a serial step kernel with at least this many position-substeps runs as a one-thread parallel
-# loop (KernelThreads)
+# a serial step kernel with at least this many position-substeps runs its parallel loop on one
+# thread (levgym.engine.jit.ONE_THREAD)
 ONE_THREAD_MIN_POSITIONS = 2048
-
-
-class KernelThreads:
-    """The threads of one step kernel's call, as a context: ``with env._k_threads as parallel``
-    gives the kernel's ``parallel`` argument, true for a parallel batch
-    (``env._k_parallel``) and for one that runs its parallel loop on one thread
-    (``env._k_one_thread``: numba's threads set to one for the call, restored after it)."""
-
-    __slots__ = ("env", "saved")
-
-    def __init__(self, env: Any) -> None:
-        self.env = env
-        self.saved = 0
-
-    def __enter__(self) -> bool:
-        if not self.env._k_one_thread:
-            return bool(self.env._k_parallel)
-        self.saved = numba.get_num_threads()
-        numba.set_num_threads(1)
-        return True
-
-    def __exit__(self, *exc: object) -> None:
-        if self.saved:
-            numba.set_num_threads(self.saved)
-            self.saved = 0
 
 
 def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
@@ -292,13 +267,12 @@ class LevgymVectorEnv(VectorEnv):
         work = e * n * self.substeps_per_step
         self._k_parallel = e > 1 and work >= PARALLEL_MIN_POSITIONS
         # Below it a batch still runs the kernel's parallel loop, with numba's threads set to
-        # one for the call (:class:`KernelThreads`): numba compiles a parallel loop's body as
-        # a function of its own, and the same per-env code called from it cost about an eighth
-        # less CPU time at 16 x 256 (Liquidator-v0) than from the plain loop (why was not
-        # established); the numbers are the same, env by env. Setting the threads costs a few
-        # microseconds, more than that saves for a single env.
-        self._k_one_thread = not self._k_parallel and work >= ONE_THREAD_MIN_POSITIONS
-        self._k_threads = KernelThreads(self)
+        # one inside the call (ONE_THREAD): numba compiles a parallel loop's body as a function
+        # of its own, and the same per-env code called from it cost about an eighth less CPU
+        # time at 16 x 256 (Liquidator-v0) than from the plain loop (why was not established);
+        # the numbers are the same, env by env. A single env keeps the plain loop.
+        one_thread = not self._k_parallel and work >= ONE_THREAD_MIN_POSITIONS
+        self._k_threads = ALL_THREADS if self._k_parallel else ONE_THREAD if one_thread else SERIAL
 
     def _store_observation(self, f: np.ndarray) -> None:
         """Clip the features ``f`` ``[E, F]`` (float64, in place) to the observation bounds, zero

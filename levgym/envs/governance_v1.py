@@ -558,15 +558,14 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         out = self._k_out
         clock = self.clock
         t0 = time.perf_counter()
-        with self._k_threads as parallel:
-            steward_step(
-                p.env, core.bank, core.bank_rows, core.t, core.noise_key, _params_packed(self.params),
-                self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
-                self._k_rounds, self._k_step_rounds, tr.prices, tr.max_fundamental, tr.filled, ic,
-                fc, sc, actions, self._switch, clock.last_change_h, clock.on_since_h, self._low,
-                self._high, self._k_table, self._k_rows, self._k_cols, self._episode_length,
-                self._k_ratios, out, parallel,
-            )  # fmt: skip
+        steward_step(
+            p.env, core.bank, core.bank_rows, core.t, core.noise_key, _params_packed(self.params),
+            self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
+            self._k_rounds, self._k_step_rounds, tr.prices, tr.max_fundamental, tr.filled, ic,
+            fc, sc, actions, self._switch, clock.last_change_h, clock.on_since_h, self._low,
+            self._high, self._k_table, self._k_rows, self._k_cols, self._episode_length,
+            self._k_ratios, out, self._k_threads,
+        )  # fmt: skip
         core.engine_seconds += time.perf_counter() - t0
         h = self.params.run.substep_h
         for _ in range(self.substeps_per_step):

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..engine import fused as engine_fused
 from ..engine.fused import NR, O_, compile_rules, rules_cache_dir, substep_env, substep_scratch
-from ..engine.jit import njit, prange
+from ..engine.jit import ONE_THREAD, SERIAL, get_num_threads, njit, prange, set_num_threads
 from ..engine.schema import ENV_ROW
 from . import formulas, kernels
 from .kernels import aggregates_env, shortfall_env
@@ -206,12 +206,15 @@ def _governance_step(
     step_rounds: np.ndarray, prices: np.ndarray, var: np.ndarray, max_f: np.ndarray, filled: np.ndarray,
     ic: np.ndarray, fc: np.ndarray, actions: np.ndarray, lim: np.ndarray, w: np.ndarray,
     thresholds: np.ndarray, low: np.ndarray, high: np.ndarray, obs: np.ndarray,
-    out: np.ndarray, parallel: bool,
+    out: np.ndarray, threads: int,
 ) -> None:  # pragma: no cover  # fmt: skip
     num_envs = env.shape[1]
     for e in range(num_envs):  # a loop: an array expression would be a parallel region
         step_rounds[e] = 0.0
-    if parallel:
+    saved = get_num_threads()
+    if threads == ONE_THREAD:
+        set_num_threads(1)
+    if threads != SERIAL:
         for e in prange(num_envs):
             _governance_step_env(
                 e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
@@ -225,6 +228,8 @@ def _governance_step(
                 step_rounds, prices, var, max_f, filled, ic, fc, actions, lim, w, thresholds, low, high,
                 obs, out,
             )  # fmt: skip
+    if threads == ONE_THREAD:
+        set_num_threads(saved)
 
 
 def _governance_observe(
@@ -408,10 +413,13 @@ def _liquidator_step(
     step_rounds: np.ndarray, prices: np.ndarray, var: np.ndarray, max_f: np.ndarray,
     filled: np.ndarray, agent: np.ndarray, ic: np.ndarray, fc: np.ndarray, lc: np.ndarray,
     actions: np.ndarray, thresholds: np.ndarray, low: np.ndarray, high: np.ndarray,
-    obs: np.ndarray, out: np.ndarray, parallel: bool,
+    obs: np.ndarray, out: np.ndarray, threads: int,
 ) -> None:  # pragma: no cover  # fmt: skip
     num_envs = env.shape[1]
-    if parallel:
+    saved = get_num_threads()
+    if threads == ONE_THREAD:
+        set_num_threads(1)
+    if threads != SERIAL:
         for e in prange(num_envs):
             _liquidator_step_env(
                 e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
@@ -425,6 +433,8 @@ def _liquidator_step(
                 step_rounds, prices, var, max_f, filled, agent, ic, fc, lc, actions,
                 thresholds, low, high, obs, out,
             )  # fmt: skip
+    if threads == ONE_THREAD:
+        set_num_threads(saved)
 
 
 def _liquidator_observe(

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..engine import fused as engine_fused
 from ..engine.fused import NR, compile_rules, rules_cache_dir, substep_env, substep_scratch  # noqa: F401
-from ..engine.jit import njit, prange
+from ..engine.jit import ONE_THREAD, SERIAL, get_num_threads, njit, prange, set_num_threads
 from ..engine.schema import ENV_ROW
 from . import formulas, kernels
 from .kernels import aggregates_env
@@ -272,7 +272,7 @@ def _steward_step(
     ic: np.ndarray, fc: np.ndarray, sc: np.ndarray, actions: np.ndarray, switch: np.ndarray,
     last: np.ndarray, since: np.ndarray, low: np.ndarray, high: np.ndarray, table: np.ndarray,
     rows: np.ndarray, cols: np.ndarray, length: np.ndarray, ratios: np.ndarray,
-    out: np.ndarray, parallel: bool,
+    out: np.ndarray, threads: int,
 ) -> None:  # pragma: no cover  # fmt: skip
     num_envs = env.shape[1]
     # a loop, not `step_rounds[:] = 0.0`: in a parallel function an array expression is a
@@ -280,7 +280,10 @@ def _steward_step(
     # in the process, such as torch after set_num_threads(1), shares the OpenMP runtime)
     for e in range(num_envs):
         step_rounds[e] = 0.0
-    if parallel:
+    saved = get_num_threads()
+    if threads == ONE_THREAD:
+        set_num_threads(1)
+    if threads != SERIAL:
         for e in prange(num_envs):
             _steward_step_env(
                 e, env, bank, bank_rows, t, key, P, orders, twap, posf, posb, kind, drv, noise, rounds,
@@ -294,6 +297,8 @@ def _steward_step(
                 step_rounds, prices, max_f, filled, ic, fc, sc, actions, switch, last, since,
                 low, high, table, rows, cols, length, ratios, out,
             )  # fmt: skip
+    if threads == ONE_THREAD:
+        set_num_threads(saved)
 
 
 def _steward_finish_env(

@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from levgym.engine.jit import HAVE_NUMBA
+from levgym.engine.jit import ALL_THREADS, HAVE_NUMBA, ONE_THREAD, SERIAL
 from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv, formulas
 from levgym.envs.governance_v1 import GovernanceV2VectorEnv
 from levgym.envs.liquidator import (
@@ -141,7 +141,9 @@ def _loop_run(cls: type, mode: str, steps: int, horizon_h: float) -> list:
         )
         if k == 0:  # the kernel's buffers and flags are made on the first step
             venv._k_parallel = mode == "parallel"
-            venv._k_one_thread = mode == "one thread"
+            venv._k_threads = {"plain": SERIAL, "one thread": ONE_THREAD, "parallel": ALL_THREADS}[
+                mode
+            ]
         assert numba.get_num_threads() == threads  # restored after every call
         out.append((obs, reward, terminated, truncated, _numeric(info)))
     return out
@@ -181,5 +183,5 @@ def test_a_serial_batch_of_16_x_256_runs_the_parallel_loop_on_one_thread():
         threads = numba.get_num_threads()
         venv.step(np.zeros(venv.action_space.shape, dtype=np.float32))
         assert not venv._k_parallel
-        assert venv._k_one_thread is one_thread
+        assert venv._k_threads == (ONE_THREAD if one_thread else SERIAL)
         assert numba.get_num_threads() == threads
