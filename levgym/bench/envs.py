@@ -112,7 +112,10 @@ def workload_rate(
     ends, as a user's loop does); an integer is ``gym.make_vec(env_id, num_envs)`` (same-step
     autoreset). ``actions`` is ``"zero"`` or ``"random"`` (pre-drawn, not timed). Besides the
     rate the row states the cascade rounds the timed steps ran (the sum over envs and substeps
-    of the rounds the engine returned), so overhead can be told from the cost of cascades.
+    of the rounds the engine returned), so overhead can be told from the cost of cascades, and
+    the share of the timed steps spent outside the engine's calls (``outside_kernel_share``:
+    the Python around the step kernel, episode starts included; ``kernel_seconds`` is the time
+    inside them, the runner's ``engine_seconds``).
     """
     import gymnasium as gym
 
@@ -151,6 +154,7 @@ def workload_rate(
                 env.reset()
         rounds0 = float(np.sum(to_numpy(core.rounds_total)))
         substeps0 = core.substeps_run
+        kernel0 = core.engine_seconds
         t0 = time.perf_counter()
         if single:
             for k in range(warmup, warmup + steps):
@@ -161,6 +165,7 @@ def workload_rate(
             for k in range(warmup, warmup + steps):
                 env.step(drawn[k])
         seconds = time.perf_counter() - t0
+        kernel = core.engine_seconds - kernel0
         rounds = float(np.sum(to_numpy(core.rounds_total))) - rounds0
         substeps = core.substeps_run - substeps0
     finally:
@@ -177,6 +182,8 @@ def workload_rate(
         "substeps": substeps,
         "cascade_rounds": rounds,
         "cascade_rounds_per_env_substep": rounds / max(e * substeps, 1),
+        "kernel_seconds": kernel,
+        "outside_kernel_share": 1.0 - kernel / seconds,
     }
 
 

@@ -225,6 +225,7 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
                 _num(w["env_steps_per_s"]),
                 f"{w['steps']} x {w['num_envs']}",
                 f"{w['cascade_rounds']:,.0f} ({w['cascade_rounds_per_env_substep']:.2f})",
+                f"{w['outside_kernel_share']:.0%}" if "outside_kernel_share" in w else "-",
             ]
             for w in workloads
         ]
@@ -233,7 +234,9 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
             "episode ends) or a vector env of `gym.make_vec` (same-step autoreset); zero actions or "
             "random actions drawn before the clock starts; and the cascade rounds the engine ran "
             "in the timed steps (sum over envs and substeps, and per env-substep), so the cost of "
-            "cascades can be told from the Python around the kernel.",
+            "cascades can be told from the Python around the kernel; and the share of the timed "
+            "steps spent outside the engine's calls (the step kernel with backend numba): the "
+            "Python around it, episode starts included.",
             "",
         ]
         lines += _table(
@@ -246,6 +249,7 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
                 "env-steps / s",
                 "timed steps x envs",
                 "cascade rounds (per env-substep)",
+                "outside the kernel",
             ],
             rows,
             markdown,

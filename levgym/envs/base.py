@@ -220,8 +220,10 @@ class LevgymVectorEnv(VectorEnv):
         """Apply clipped actions ``[E, A]`` and run one env step. Returns (reward, terminated, info)."""
         raise NotImplementedError
 
-    def _observe(self) -> None:
-        """Fill ``self._obs`` ``[E, F]`` from the current state."""
+    def _observe(self, envs: np.ndarray | None = None) -> None:
+        """Fill ``self._obs`` ``[E, F]`` from the current state. ``envs`` (env indices, after
+        an autoreset: the envs that restarted) says that only those rows are wanted; the other
+        rows may be left as they are (an env may compute every row anyway)."""
         raise NotImplementedError
 
     def _step_kernel_buffers(self, outputs: int, lags_h: tuple[float, float]) -> None:
@@ -254,6 +256,7 @@ class LevgymVectorEnv(VectorEnv):
             ic[ICONST.index(name)] = v
         self._k_ic = ic
         self._k_ic_obs = ic.copy()
+        self._all_envs = np.arange(self.num_envs, dtype=np.int64)  # the observe kernels' envs
         self._k_ic_obs[ICONST.index("substeps")] = 0
         self._k_fc = np.zeros(len(FCONST))
         for name, v in dict(
@@ -428,7 +431,7 @@ class LevgymVectorEnv(VectorEnv):
             info["_final_info"] = ended.copy()
             if self.autoreset_mode is AutoresetMode.SAME_STEP:
                 self._start_episodes(ended)
-                self._observe()
+                self._observe(np.flatnonzero(ended))
                 obs[ended] = self._obs[ended]
             else:
                 self._ended |= ended

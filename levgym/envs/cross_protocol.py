@@ -694,7 +694,7 @@ class CrossProtocolHedgerVectorEnv(LevgymVectorEnv):
         info["credit_interest_usd"] = -credit
         return reward, terminated, info
 
-    def _observe(self) -> None:
+    def _observe(self, envs: np.ndarray | None = None) -> None:
         s = self.core.state
         thr, dusd, _, coll = self._leg_values(s)
         ok = dusd > 0

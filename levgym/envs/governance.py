@@ -479,7 +479,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
             info = dict(zip(GOVERNANCE_OUTPUTS[2:], rows[2:], strict=True))
         return rows[0], rows[1] != 0.0, info
 
-    def _observe(self) -> None:
+    def _observe(self, envs: np.ndarray | None = None) -> None:
         if self._observed:  # the step kernel has written this step's observation
             self._observed = False
             return
@@ -493,6 +493,7 @@ class GovernanceVectorEnv(LevgymVectorEnv):
             governance_observe(
                 p.env, p.posf, core.t, tr.prices, tr._var, tr.max_fundamental, ic, self._k_fc,
                 self._k_thresholds, self._obs_low, self._obs_high, self._obs,
+                self._all_envs if envs is None else envs,
             )  # fmt: skip
             return
         s = core.state

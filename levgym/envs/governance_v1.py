@@ -618,7 +618,7 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         self._finish(0, False, self._k_no_price, 0)
 
     # ------------------------------------------------------------------ observation
-    def _observe(self) -> None:
+    def _observe(self, envs: np.ndarray | None = None) -> None:
         if self._observed:  # the step kernel has written this step's observation
             self._observed = False
             return

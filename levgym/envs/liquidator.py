@@ -440,7 +440,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             info = dict(zip(LIQUIDATOR_OUTPUTS[2:], rows[2:], strict=True))
         return rows[0], rows[1] != 0.0, info
 
-    def _observe(self) -> None:
+    def _observe(self, envs: np.ndarray | None = None) -> None:
         if self._observed:  # the step kernel has written this step's observation
             self._observed = False
             return
@@ -455,7 +455,7 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
             liquidator_observe(
                 p.env, p.posf, core.t, tr.prices, tr._var, tr.max_fundamental, self._agent, ic,
                 self._k_fc, self._kernel_constants(), self._k_thresholds, self._obs_low,
-                self._obs_high, self._obs,
+                self._obs_high, self._obs, self._all_envs if envs is None else envs,
             )  # fmt: skip
             return
         s = core.state

@@ -837,7 +837,7 @@ class PortfolioGovernanceVectorEnv(LevgymVectorEnv):
         return reward, terminated, info
 
     # ------------------------------------------------------------------ observation
-    def _observe(self) -> None:
+    def _observe(self, envs: np.ndarray | None = None) -> None:
         core = self.core
         e, k = self.num_envs, self.reserves.k
         f, c = self._features, self._fcol

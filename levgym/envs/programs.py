@@ -235,10 +235,10 @@ def _governance_step(
 def _governance_observe(
     env: np.ndarray, posf: np.ndarray, t: np.ndarray, prices: np.ndarray, var: np.ndarray,
     max_f: np.ndarray, ic: np.ndarray, fc: np.ndarray, thresholds: np.ndarray,
-    low: np.ndarray, high: np.ndarray, obs: np.ndarray,
+    low: np.ndarray, high: np.ndarray, obs: np.ndarray, envs: np.ndarray,
 ) -> None:  # pragma: no cover  # fmt: skip
     scratch = _scratch(thresholds, posf.shape[2])
-    for e in range(env.shape[1]):
+    for e in envs:  # the envs whose observation is wanted (all, or those that restarted)
         _governance_observe_env(
             e, env, posf, t, prices, var, max_f, ic, fc, thresholds, low, high, obs, scratch
         )
@@ -440,10 +440,10 @@ def _liquidator_step(
 def _liquidator_observe(
     env: np.ndarray, posf: np.ndarray, t: np.ndarray, prices: np.ndarray, var: np.ndarray,
     max_f: np.ndarray, agent: np.ndarray, ic: np.ndarray, fc: np.ndarray, lc: np.ndarray,
-    thresholds: np.ndarray, low: np.ndarray, high: np.ndarray, obs: np.ndarray,
+    thresholds: np.ndarray, low: np.ndarray, high: np.ndarray, obs: np.ndarray, envs: np.ndarray,
 ) -> None:  # pragma: no cover  # fmt: skip
     scratch = _scratch(thresholds, posf.shape[2])
-    for e in range(env.shape[1]):
+    for e in envs:  # the envs whose observation is wanted (all, or those that restarted)
         _liquidator_observe_env(
             e, env, posf, t, prices, var, max_f, agent, ic, fc, lc, thresholds, low, high, obs,
             scratch,

@@ -75,3 +75,28 @@ def test_the_256_env_governance_target_says_what_its_figure_is():
     assert big["met"] is True and "no-loss figure" in big["target"]
     small = got["Governance-v0 16 envs x 256 positions, random actions"]
     assert small["met"] is False and small["target"] == ">= 40,000 env-steps / s"
+
+
+def test_a_workload_row_splits_its_time_at_the_kernel_and_the_16_env_target_judges_it():
+    from levgym.bench import BenchConfig, judge_targets
+    from levgym.bench.envs import workload_rate
+
+    got = workload_rate("levgym/Liquidator-v0", 2, 16, "random", 20, "numba")
+    assert 0.0 < got["kernel_seconds"] < got["seconds"]
+    assert got["outside_kernel_share"] == pytest.approx(
+        1.0 - got["kernel_seconds"] / got["seconds"]
+    )
+    row = {"via": "gym.make_vec", "positions": 256, "actions": "random", "backend": "numba"}
+    rows = [
+        {
+            **row,
+            "env": "Governance-v0",
+            "num_envs": 16,
+            "env_steps_per_s": 5e4,
+            "outside_kernel_share": s,
+        }
+        for s in (0.3, 0.1)
+    ]
+    name = "Governance-v0 16 envs x 256 positions, time outside the kernel"
+    judged = [judge_targets({"env_workloads": [r]}, BenchConfig())[name] for r in rows]
+    assert [j["met"] for j in judged] == [False, True] and "<= 25% of a step" in judged[0]["target"]
