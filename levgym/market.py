@@ -65,6 +65,7 @@ _BOOL_DRIVERS = tuple(j for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "bool
 _DRIVER_NAMES = tuple(f.name for f in DRIVER_SCHEMA)
 ENV_ROW_INDEX = {name: i for i, name in enumerate(ENV_FIELDS)}
 _FIRST_ROW = ("fundamental_usd", "debt_price_usd", "liquidity_frac", "gas_gwei")
+_FIRST_ROW_INDEX = [_DRIVER_NAMES.index(name) for name in _FIRST_ROW]
 POOL_BYTES_FALLBACK = 4 * 2**30
 """The cap on a path pool's bytes where the physical memory cannot be read (4 GiB)."""
 
@@ -498,10 +499,10 @@ class MarketRunner:
         """Start a new episode in every env of ``mask`` (bool ``[E]``); the others are untouched.
         Returns the indices of the envs that started.
 
-        Each env draws its path and book from its own generators; the work after the draws is
-        done once for the batch: the books' arithmetic (:func:`draw_books`), the check of the
-        paths' values (each field's minimum and maximum over the bank rows, in the pass that
-        copies them there; :meth:`Drivers.check` names a bad field), the initial states."""
+        Each env draws its path and book from its own generators. Each path is checked by its
+        fields' minimum and maximum over the bank row it was just copied into
+        (:meth:`Drivers.check` names a bad field); the books' arithmetic
+        (:func:`draw_books`) and the initial states are done once for the batch."""
         if self.rngs is None:
             raise RuntimeError("seed() must be called before the first episode")
         mask = np.asarray(mask, dtype=bool)
@@ -547,20 +548,16 @@ class MarketRunner:
 
     def _fresh_starts(self, idx: np.ndarray) -> State:
         """The episodes of envs ``idx`` without a path pool: each env's path copied into its
-        bank row and checked; the initial states (env j of the result starts env ``idx[j]``)."""
-        firsts = []
-        every = idx.size == self.num_envs
+        bank row and checked there, while the row is in the cache (the path itself is dropped
+        at once: keeping every env's path alive until all are drawn cost each start fresh
+        memory); the initial states (env j of the result starts env ``idx[j]``), at the first
+        row of each env's bank row."""
         for env in idx:
             drivers, _ = self._draw_path(int(env))
-            firsts.append(drivers)
             rows = self._write_path(int(env), drivers)
-            if not every:
-                self._check_rows(rows.min(axis=1), rows.max(axis=1), drivers, int(env))
-        if every:  # each env's minimum and maximum per field, in one pass over the bank
-            lows, highs = self.bank.min(axis=2).T, self.bank.max(axis=2).T  # [E, F]
-            for env, drivers in zip(idx, firsts, strict=True):
-                self._check_rows(lows[env], highs[env], drivers, int(env))
-        return self._build(firsts, [self._starting_books(self.book_seed[idx])])
+            self._check_rows(rows.min(axis=1), rows.max(axis=1), drivers, int(env))
+        first = self.bank[_FIRST_ROW_INDEX][:, idx, 0]
+        return self._build(first, [self._starting_books(self.book_seed[idx])])
 
     def _pool_starts(self, idx: np.ndarray) -> State:
         """The episodes of envs ``idx`` with a path pool: each env pointed at its pool row (no

@@ -122,9 +122,9 @@ def test_episode_starts_built_together_equal_one_env_books():
 )
 def test_episode_starts_check_a_scenarios_paths_once_and_name_the_field(field, value, message):
     """A runner builds each episode's path unchecked and checks the values it copied into its
-    bank in one pass; a bad value still raises Drivers.check's error naming the field, at the
-    episode start of any env (here the third substep of env 1's path is bad), whether some envs
-    or all start (the runner then takes each env's minimum and maximum in one pass)."""
+    bank row (each field's minimum and maximum there); a bad value still raises Drivers.check's
+    error naming the field, at the episode start of any env (here the third substep of env 1's
+    path is bad), whether some envs or all start."""
     from levgym.engine.drivers import Drivers, unchecked
     from levgym.scenarios.base import Scenario, register, unregister
 
@@ -145,7 +145,7 @@ def test_episode_starts_check_a_scenarios_paths_once_and_name_the_field(field, v
         runner.scenario_overrides = {name: {"bad": True}}
         with pytest.raises(ValueError, match=message):
             runner.new_episodes(np.array([False, True]))
-        with pytest.raises(ValueError, match=message):  # every env at once: one pass
+        with pytest.raises(ValueError, match=message):  # every env at once
             runner.new_episodes(np.ones(2, dtype=bool))
     finally:
         unregister(name)
