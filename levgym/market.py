@@ -556,7 +556,7 @@ class MarketRunner:
             drivers, _ = self._draw_path(int(env))
             rows = self._write_path(int(env), drivers)
             self._check_rows(rows.min(axis=1), rows.max(axis=1), drivers, int(env))
-        first = self.bank[_FIRST_ROW_INDEX][:, idx, 0]
+        first = self.bank[:, idx, 0][_FIRST_ROW_INDEX]  # [4, k], not a copy of whole fields
         return self._build(first, [self._starting_books(self.book_seed[idx])])
 
     def _pool_starts(self, idx: np.ndarray) -> State:
