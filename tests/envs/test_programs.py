@@ -185,3 +185,19 @@ def test_a_serial_batch_of_16_x_256_runs_the_parallel_loop_on_one_thread():
         assert not venv._k_parallel
         assert venv._k_threads == (ONE_THREAD if one_thread else SERIAL)
         assert numba.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("cls", [GovernanceVectorEnv, LiquidatorV0VectorEnv])
+def test_an_observation_of_some_envs_writes_their_rows_only_and_as_a_full_one_would(cls):
+    """After an autoreset the step observes only the restarted envs: the observe kernel with
+    ``envs`` writes exactly those rows, with the values a full observation gives them."""
+    venv = cls(4, num_positions=24, horizon_h=4.0, scenarios=stress_mix())
+    venv.reset(seed=3)
+    venv.step(random_actions(np.random.default_rng(0), venv.action_space.shape))
+    venv._observed = False
+    venv._observe()
+    full = venv._obs.copy()
+    venv._obs[:] = -7.0
+    venv._observe(np.array([1, 3]))
+    np.testing.assert_array_equal(venv._obs[[1, 3]], full[[1, 3]])
+    assert (venv._obs[[0, 2]] == -7.0).all()
