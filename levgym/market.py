@@ -65,7 +65,6 @@ _BOOL_DRIVERS = tuple(j for j, f in enumerate(DRIVER_SCHEMA) if f.dtype == "bool
 _DRIVER_NAMES = tuple(f.name for f in DRIVER_SCHEMA)
 ENV_ROW_INDEX = {name: i for i, name in enumerate(ENV_FIELDS)}
 _FIRST_ROW = ("fundamental_usd", "debt_price_usd", "liquidity_frac", "gas_gwei")
-_FIRST_ROW_INDEX = [_DRIVER_NAMES.index(name) for name in _FIRST_ROW]
 POOL_BYTES_FALLBACK = 4 * 2**30
 """The cap on a path pool's bytes where the physical memory cannot be read (4 GiB)."""
 
@@ -465,12 +464,7 @@ class MarketRunner:
         row = k * p + slot
         if not self._pool_ready[row]:
             lo = EVAL_SEED_OFFSET if self.split == "eval" else 0
-            drivers = self._path(k, lo + slot)
-            values = self._write_path(row, drivers)
-            if not values_ok(values.min(axis=1), values.max(axis=1)):
-                drivers.check()  # raises ValueError naming the field
-                raise ValueError(f"the drivers of scenario {self.scenarios[k]!r} hold a bad value")
-            self._pool_first[:, row] = [getattr(drivers, name)[0, 0] for name in _FIRST_ROW]
+            self._pool_first[:, row] = self._store_path(row, self._path(k, lo + slot), k)
             self._pool_ready[row] = True
         return row
 
@@ -547,16 +541,14 @@ class MarketRunner:
         return idx
 
     def _fresh_starts(self, idx: np.ndarray) -> State:
-        """The episodes of envs ``idx`` without a path pool: each env's path copied into its
-        bank row and checked there, while the row is in the cache (the path itself is dropped
-        at once: keeping every env's path alive until all are drawn cost each start fresh
-        memory); the initial states (env j of the result starts env ``idx[j]``), at the first
-        row of each env's bank row."""
-        for env in idx:
+        """The episodes of envs ``idx`` without a path pool: each env's path stored in its bank
+        row (:meth:`_store_path`) and dropped at once (keeping every env's path alive until all
+        are drawn cost each start fresh memory); the initial states (env j of the result
+        starts env ``idx[j]``)."""
+        first = np.empty((len(_FIRST_ROW), idx.size))
+        for j, env in enumerate(idx):
             drivers, _ = self._draw_path(int(env))
-            rows = self._write_path(int(env), drivers)
-            self._check_rows(rows.min(axis=1), rows.max(axis=1), drivers, int(env))
-        first = self.bank[:, idx, 0][_FIRST_ROW_INDEX]  # [4, k], not a copy of whole fields
+            first[:, j] = self._store_path(int(env), drivers, int(self.scenario_index[env]))
         return self._build(first, [self._starting_books(self.book_seed[idx])])
 
     def _pool_starts(self, idx: np.ndarray) -> State:
@@ -586,15 +578,16 @@ class MarketRunner:
             self.params, self.num_positions, [np.random.default_rng(int(b)) for b in seeds]
         )
 
-    def _check_rows(
-        self, lowest: np.ndarray, highest: np.ndarray, drivers: Drivers, env: int
-    ) -> None:
-        """Raise ValueError (naming the field, by :meth:`Drivers.check`) when env ``env``'s new
-        bank rows, whose minimum and maximum per field are ``lowest`` and ``highest``, hold a
-        value that ``drivers`` (the path copied there) may not."""
-        if not values_ok(lowest, highest):
+    def _store_path(self, row: int, drivers: Drivers, k: int) -> list[float]:
+        """Copy ``drivers`` (a path of scenario ``k``) into bank row ``row`` and check it there,
+        by its fields' minimum and maximum while the row is in the cache (ValueError naming the
+        field, by :meth:`Drivers.check`); returns its first row in float64, in
+        :data:`_FIRST_ROW`'s order (what the initial state starts from)."""
+        values = self._write_path(row, drivers)
+        if not values_ok(values.min(axis=1), values.max(axis=1)):
             drivers.check()  # raises ValueError naming the field
-            raise ValueError(f"the drivers of scenario {self.scenario_of(env)!r} hold a bad value")
+            raise ValueError(f"the drivers of scenario {self.scenarios[k]!r} hold a bad value")
+        return [getattr(drivers, name)[0, 0] for name in _FIRST_ROW]
 
     def warm_source(self, idx: np.ndarray) -> tuple[Any, np.ndarray]:
         """The warmed books of the episodes starting in envs ``idx`` (``warmup_h`` > 0): the
