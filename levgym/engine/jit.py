@@ -29,15 +29,32 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 
 
 # A step kernel's ``threads`` argument: its plain loop over envs, its parallel loop on one thread
-# (numba's threads set to one inside the call and restored before it returns), or its parallel
-# loop on numba's threads (levgym.envs.base sets it per env batch).
+# (numba's threads set to one for the call by `call_kernel`), or its parallel loop on numba's
+# threads (levgym.envs.base sets it per env batch).
 SERIAL, ONE_THREAD, ALL_THREADS = 0, 1, 2
+
+
+def call_kernel(kernel: Any, threads: int, *args: Any) -> Any:
+    """``kernel(*args, threads)``, with numba's threads set to one for the call and restored
+    after it when ``threads`` is ``ONE_THREAD`` (about 2 us). The kernels cannot set them
+    themselves: numba's thread functions, called from compiled code, are a dynamic global,
+    which its cache refuses, so every process would compile the kernel again (seconds)."""
+    if threads != ONE_THREAD:
+        return kernel(*args, threads)
+    saved = get_num_threads()
+    set_num_threads(1)
+    try:
+        return kernel(*args, threads)
+    finally:
+        set_num_threads(saved)
+
 
 __all__ = [
     "ALL_THREADS",
     "HAVE_NUMBA",
     "ONE_THREAD",
     "SERIAL",
+    "call_kernel",
     "get_num_threads",
     "njit",
     "numba",

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..engine.backend import to_numpy
 from ..engine.fused import _params_packed
+from ..engine.jit import call_kernel
 from ..engine.orders import Orders
 from ..engine.params import EngineParams, ProtocolParams
 from ..engine.rules import oracle_source, pool_price_usd, underwater
@@ -558,13 +559,14 @@ class GovernanceV1VectorEnv(LevgymVectorEnv):
         out = self._k_out
         clock = self.clock
         t0 = time.perf_counter()
-        steward_step(
+        call_kernel(
+            steward_step, self._k_threads,
             p.env, core.bank, core.bank_rows, core.t, core.noise_key, _params_packed(self.params),
             self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
             self._k_rounds, self._k_step_rounds, tr.prices, tr.max_fundamental, tr.filled, ic,
             fc, sc, actions, self._switch, clock.last_change_h, clock.on_since_h, self._low,
             self._high, self._k_table, self._k_rows, self._k_cols, self._episode_length,
-            self._k_ratios, out, self._k_threads,
+            self._k_ratios, out,
         )  # fmt: skip
         core.engine_seconds += time.perf_counter() - t0
         h = self.params.run.substep_h

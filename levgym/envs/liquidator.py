@@ -10,6 +10,7 @@ import numpy as np
 
 from ..engine.backend import to_numpy
 from ..engine.fused import _params_packed
+from ..engine.jit import call_kernel
 from ..engine.orders import Orders
 from ..engine.params import HOURS_PER_YEAR, EngineParams, ProtocolParams
 from ..engine.rules import sell_asset
@@ -418,13 +419,13 @@ class LiquidatorVectorEnv(LevgymVectorEnv):
         fc[0] = p.time_h
         out = self._k_out
         t0 = time.perf_counter()
-        liquidator_step(
+        call_kernel(
+            liquidator_step, self._k_threads,
             p.env, core.bank, core.bank_rows, core.t, core.noise_key, _params_packed(self.params),
             self._k_orders, p.twap, p.posf, p.posb, p.kind, self._k_drv, self._k_noise,
             self._k_rounds, self._k_step_rounds, tr.prices, tr._var, tr.max_fundamental,
             tr.filled, self._agent, ic, fc, self._kernel_constants(), actions,
             self._k_thresholds, self._obs_low, self._obs_high, self._obs, out,
-            self._k_threads,
         )  # fmt: skip
         core.engine_seconds += time.perf_counter() - t0
         p.time_h = p.time_h + self.params.run.substep_h

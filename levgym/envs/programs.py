@@ -22,7 +22,7 @@ import numpy as np
 
 from ..engine import fused as engine_fused
 from ..engine.fused import NR, O_, compile_rules, rules_cache_dir, substep_env, substep_scratch
-from ..engine.jit import ONE_THREAD, SERIAL, get_num_threads, njit, prange, set_num_threads
+from ..engine.jit import SERIAL, njit, prange
 from ..engine.schema import ENV_ROW
 from . import formulas, kernels
 from .kernels import aggregates_env, shortfall_env
@@ -211,9 +211,6 @@ def _governance_step(
     num_envs = env.shape[1]
     for e in range(num_envs):  # a loop: an array expression would be a parallel region
         step_rounds[e] = 0.0
-    saved = get_num_threads()
-    if threads == ONE_THREAD:
-        set_num_threads(1)
     if threads != SERIAL:
         for e in prange(num_envs):
             _governance_step_env(
@@ -228,8 +225,6 @@ def _governance_step(
                 step_rounds, prices, var, max_f, filled, ic, fc, actions, lim, w, thresholds, low, high,
                 obs, out,
             )  # fmt: skip
-    if threads == ONE_THREAD:
-        set_num_threads(saved)
 
 
 def _governance_observe(
@@ -416,9 +411,6 @@ def _liquidator_step(
     obs: np.ndarray, out: np.ndarray, threads: int,
 ) -> None:  # pragma: no cover  # fmt: skip
     num_envs = env.shape[1]
-    saved = get_num_threads()
-    if threads == ONE_THREAD:
-        set_num_threads(1)
     if threads != SERIAL:
         for e in prange(num_envs):
             _liquidator_step_env(
@@ -433,8 +425,6 @@ def _liquidator_step(
                 step_rounds, prices, var, max_f, filled, agent, ic, fc, lc, actions,
                 thresholds, low, high, obs, out,
             )  # fmt: skip
-    if threads == ONE_THREAD:
-        set_num_threads(saved)
 
 
 def _liquidator_observe(

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..engine import fused as engine_fused
 from ..engine.fused import NR, compile_rules, rules_cache_dir, substep_env, substep_scratch  # noqa: F401
-from ..engine.jit import ONE_THREAD, SERIAL, get_num_threads, njit, prange, set_num_threads
+from ..engine.jit import SERIAL, njit, prange
 from ..engine.schema import ENV_ROW
 from . import formulas, kernels
 from .kernels import aggregates_env
@@ -280,9 +280,6 @@ def _steward_step(
     # in the process, such as torch after set_num_threads(1), shares the OpenMP runtime)
     for e in range(num_envs):
         step_rounds[e] = 0.0
-    saved = get_num_threads()
-    if threads == ONE_THREAD:
-        set_num_threads(1)
     if threads != SERIAL:
         for e in prange(num_envs):
             _steward_step_env(
@@ -297,8 +294,6 @@ def _steward_step(
                 step_rounds, prices, max_f, filled, ic, fc, sc, actions, switch, last, since,
                 low, high, table, rows, cols, length, ratios, out,
             )  # fmt: skip
-    if threads == ONE_THREAD:
-        set_num_threads(saved)
 
 
 def _steward_finish_env(

@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from levgym.engine.jit import ALL_THREADS, HAVE_NUMBA, ONE_THREAD, SERIAL
+from levgym.engine.jit import ALL_THREADS, HAVE_NUMBA, ONE_THREAD, SERIAL, call_kernel
 from levgym.envs import GovernanceV1VectorEnv, GovernanceVectorEnv, LiquidatorVectorEnv, formulas
 from levgym.envs.governance_v1 import GovernanceV2VectorEnv
 from levgym.envs.liquidator import (
@@ -18,7 +18,8 @@ from levgym.envs.liquidator import (
     LiquidatorV2VectorEnv,
     LiquidatorV3VectorEnv,
 )
-from levgym.envs.programs import FR
+from levgym.envs.programs import FR, governance_step, liquidator_step
+from levgym.envs.steward_program import steward_step
 
 from .helpers import random_actions, stress_mix
 
@@ -185,6 +186,47 @@ def test_a_serial_batch_of_16_x_256_runs_the_parallel_loop_on_one_thread():
         assert not venv._k_parallel
         assert venv._k_threads == (ONE_THREAD if one_thread else SERIAL)
         assert numba.get_num_threads() == threads
+
+
+def test_call_kernel_runs_a_one_thread_call_on_one_thread_and_restores_numba_s_threads():
+    import numba
+
+    seen = []
+
+    def kernel(x, threads):
+        seen.append((x, threads, numba.get_num_threads()))
+
+    n = numba.get_num_threads()
+    for threads in (SERIAL, ONE_THREAD, ALL_THREADS):
+        call_kernel(kernel, threads, 5)
+    assert seen == [(5, SERIAL, n), (5, ONE_THREAD, 1), (5, ALL_THREADS, n)]
+
+    def fails(threads):
+        raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        call_kernel(fails, ONE_THREAD)
+    assert numba.get_num_threads() == n
+
+
+@pytest.mark.parametrize(
+    ("cls", "kernel"),
+    [
+        (GovernanceVectorEnv, governance_step),
+        (GovernanceV1VectorEnv, steward_step),
+        (LiquidatorV0VectorEnv, liquidator_step),
+    ],
+    ids=["Governance-v0", "Governance-v1", "Liquidator-v0"],
+)
+def test_the_step_kernels_are_kept_in_numba_s_disk_cache(cls, kernel):
+    """A kernel numba cannot cache (one that calls numba's thread functions, a dynamic global)
+    is compiled again in every process: seconds before an env's first step."""
+    venv = cls(2, num_positions=8)
+    venv.reset(seed=0)
+    venv.step(np.zeros(venv.action_space.shape, dtype=venv.action_space.dtype))
+    assert kernel.signatures
+    for sig in kernel.signatures:
+        assert kernel._cache.load_overload(sig, kernel.targetctx) is not None, sig
 
 
 @pytest.mark.parametrize("cls", [GovernanceVectorEnv, LiquidatorV0VectorEnv])
