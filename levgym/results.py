@@ -1300,6 +1300,15 @@ _add(
     "test-set scores of the model against one draw of its own book, mean over draws",
     VAL,
 )
+_add(
+    "noise_ceiling_events",
+    "object",
+    "test-set scores of the model's expected volumes against histories made of Aave's own "
+    "liquidations (the test days' real borrower-days: their sizes and count), mean over draws",
+    VAL,
+)
+_add("borrower_days", "count", "real liquidated borrowers summed over the set's days", VAL)
+_add("sims", "count", "histories drawn", VAL)
 _add("big_days", "object", "the test set's biggest real days with their hourly volumes", VAL)
 _add("real_hourly_usd", "usd", "real debt repaid per UTC hour", VAL)
 _add("model_hourly_usd", "usd", "model debt repaid per UTC hour (mean over draws)", VAL)

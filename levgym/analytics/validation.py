@@ -37,9 +37,12 @@ fitted on the fit period: the test days are out of sample); ``leave-one-day-out`
 and the arrivals' response to the trailing drawdown, :func:`arrival_mult`) that fits the other
 days' (months') calibration days best (:func:`held_out_choices`): every day is out of sample.
 
-Noise ceiling (:func:`noise_ceiling`): the same scores of the model (mean over the other draws)
-against one draw of its own book of :data:`AAVE_SLOTS` slots, averaged over the draws: how well
-a perfect model of this kind can do against a single real history dominated by whales.
+Noise ceilings, how well a perfect model of this kind can do against a single real history:
+:func:`noise_ceiling`, the same scores of the model (mean over the other draws) against one draw
+of its own book of :data:`AAVE_SLOTS` slots, averaged over the draws; and
+:func:`event_noise_ceiling`, the model's expected volumes against histories made of Aave's own
+liquidations (the set's real borrowers' sizes and count), which are dominated by whales as the
+real days are and the model's book is not.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ VOL_WINDOW_H = 14 * 24.0
 """Realized volatility that the book's health factors respond to: the 14 days before its draw."""
 BOOK_REF_PRICE_USD = 2000.0
 """The book holds ``total_collateral_usd / BOOK_REF_PRICE_USD`` ETH on every replayed day."""
-DAY_S = 86400.0
+DAY_S = data.DAY_S
 HOURS = 24
 
 # The grids of :func:`fit`, searched one after the other, each from the best of the one before:
@@ -542,6 +545,54 @@ def noise_ceiling(hourly: np.ndarray) -> dict[str, float]:
     return {k: float(np.nanmean(v)) for k, v in out.items()}
 
 
+EVENT_CEILING_SIMS = 1000
+"""Histories drawn by :func:`event_noise_ceiling`."""
+
+
+def event_noise_ceiling(
+    model_hourly: np.ndarray, days: list[Day], sims: int = EVENT_CEILING_SIMS, seed: int = 0
+) -> dict[str, float]:
+    """The scores of the model's expected volumes against histories at Aave's granularity,
+    averaged over ``sims`` of them; ``model_hourly`` is ``[days, 24]`` (the mean over draws).
+
+    Such a history is what a perfect model's day looks like once whales are real: the set's
+    real liquidations summed per borrower and day (:func:`levgym.scenarios.data.aave_borrower_days`,
+    ``C`` of them) give the sizes, normalised to mean one; day ``d`` liquidates a Poisson
+    number of borrowers with mean ``C * m_d / sum(m)`` (``m``: the model's daily volumes), each
+    a size drawn from the set's with replacement and scaled so that the day's expected volume is
+    ``m_d``, in an hour drawn from the model's hourly profile of that day. Where the real days'
+    largest borrower is half of a day's volume (the test days' median), the model's book of
+    :data:`AAVE_SLOTS` small slots is not, so :func:`noise_ceiling` sits above this one."""
+    if sims < 1:
+        raise ValueError(f"sims={sims}; allowed >= 1")
+    m_h = np.asarray(model_hourly, dtype=np.float64)
+    m = m_h.sum(axis=1)
+    b_day, b_usd = data.aave_borrower_days()
+    sizes = b_usd[np.isin(b_day, [d.start_s for d in days])]
+    out = {"spearman": math.nan, "within_2x_frac": math.nan, "timing_corr": math.nan}
+    out |= {"borrower_days": int(sizes.size), "sims": int(sims)}
+    if sizes.size == 0 or m.sum() <= 0.0:
+        return out
+    s = sizes / sizes.mean()
+    lam = sizes.size * m / m.sum()
+    per = np.divide(m, lam, out=np.zeros_like(m), where=lam > 0)  # USD per unit size
+    cum = np.cumsum(m_h / np.maximum(m, 1e-300)[:, None], axis=1)
+    rng = np.random.default_rng([seed, 2])
+    acc: dict[str, list[float]] = {k: [] for k in ("spearman", "within_2x_frac", "timing_corr")}
+    n_days = m.size
+    for _ in range(sims):
+        n = rng.poisson(lam)
+        day = np.repeat(np.arange(n_days), n)
+        usd = s[rng.integers(0, s.size, day.size)] * per[day]
+        hour = np.minimum((rng.random(day.size)[:, None] > cum[day]).sum(axis=1), HOURS - 1)
+        drawn = np.bincount(day * HOURS + hour, weights=usd, minlength=n_days * HOURS)
+        drawn = drawn.reshape(n_days, HOURS)
+        sc = score(m, drawn.sum(axis=1), m_h, drawn)
+        for k in acc:
+            acc[k].append(sc[k])
+    return out | {k: float(np.nanmean(v)) for k, v in acc.items()}
+
+
 def with_values(params: EngineParams, values: dict[str, float]) -> EngineParams:
     """``params`` with ``section.key`` values replaced (validated by the dataclasses)."""
     parts = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
@@ -904,6 +955,9 @@ def validate(
         "calibration_days": rows,
         "scores": {k: {n: v[n] for n in ("days",) + SCORE_KEYS} for k, v in scores.items()},
         "noise_ceiling": noise_ceiling(warm[test_idx]),
+        "noise_ceiling_events": event_noise_ceiling(
+            warm[test_idx].mean(axis=1), [days[i] for i in test_idx], seed=seed
+        ),
         "big_days": timing,
     }
 

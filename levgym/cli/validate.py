@@ -235,12 +235,23 @@ def print_report(r: dict[str, Any]) -> None:
         **r["noise_ceiling"],
         "rms_log2": math.nan,
     }
+    rows["events ceiling"] = {
+        "days": rows["test"]["days"],
+        **r["noise_ceiling_events"],
+        "rms_log2": math.nan,
+    }
     for name, s in rows.items():
         print(
             f"{name:<14} {s['days']:>4} {_fmt(s['spearman']):>8} {_fmt(s['within_2x_frac']):>9} "
             f"{_fmt(s['rms_log2']):>8} {_fmt(s['timing_corr']):>7}"
         )
     print()
+    e = r["noise_ceiling_events"]
+    print(
+        "noise ceiling: the model against one draw of its own book; events ceiling: its expected "
+        f"volumes against histories of Aave's own liquidations ({e['borrower_days']} borrower-days "
+        f"of the test days, {e['sims']} draws)"
+    )
     print(
         "big test days, hourly timing correlation: "
         + ", ".join(f"{b['date']} {_fmt(b['timing_corr'], 2)}" for b in r["big_days"])

@@ -22,6 +22,7 @@ GAS_10MIN = "gas_price_10min_crash_days_2020-2021.csv"
 RESERVES_10MIN = "uniswap_v2_dai_weth_reserves_10min_2020-2021.csv"
 
 HOUR_S = 3600.0
+DAY_S = 86400.0
 BAR_10MIN_S = 600.0
 
 
@@ -150,3 +151,22 @@ def aave_liquidations() -> tuple[np.ndarray, np.ndarray]:
     ts, v = _floats(t["unix_ts"]), _floats(t["debt_repaid"])
     order = np.argsort(ts, kind="stable")
     return ts[order], v[order]
+
+
+@cache
+def aave_borrower_days() -> tuple[np.ndarray, np.ndarray]:
+    """The same liquidations summed per UTC day and borrower: (the day's 00:00 UTC in unix s,
+    debt repaid by that borrower's liquidations that day), sorted by day, then by amount
+    (largest first). One row is what a day's volume is made of at Aave's granularity: on the
+    test days of ``levgym validate`` the largest borrower is half of the day's debt repaid (the
+    median day)."""
+    t = read_table(AAVE_LIQUIDATIONS)
+    day = np.floor(_floats(t["unix_ts"]) / DAY_S) * DAY_S
+    totals: dict[tuple[float, str], float] = {}
+    for d, who, v in zip(day, t["borrower"], _floats(t["debt_repaid"]), strict=True):
+        totals[(float(d), who)] = totals.get((float(d), who), 0.0) + float(v)
+    keys = sorted(totals, key=lambda k: (k[0], -totals[k]))
+    return (
+        np.array([k[0] for k in keys], dtype=np.float64),
+        np.array([totals[k] for k in keys], dtype=np.float64),
+    )

@@ -61,6 +61,52 @@ def test_noise_ceiling_of_identical_draws_is_perfect():
     assert V.noise_ceiling(noisy)["within_2x_frac"] < 1.0
 
 
+def test_borrower_days_sum_the_events_per_day_and_borrower():
+    b_day, b_usd = data.aave_borrower_days()
+    ts, v = data.aave_liquidations()
+    assert b_usd.sum() == pytest.approx(v.sum())
+    assert 1_000 < b_day.size < ts.size  # some borrowers are liquidated several times a day
+    may12 = b_usd[b_day == data.parse_utc("2021-05-12T00:00:00Z")]
+    assert may12.size == 2 and may12[0] > 0.98 * may12.sum()  # one whale is the whole day
+    for d in V.calibration_days():
+        mine = b_usd[b_day == d.start_s]
+        assert mine.sum() == pytest.approx(d.real_usd)
+        assert np.all(np.diff(mine) <= 0)  # largest first
+
+
+def _fake_borrowers(monkeypatch, days, sizes_per_day):
+    b_day = np.repeat([d.start_s for d in days], len(sizes_per_day))
+    b_usd = np.tile(np.asarray(sizes_per_day, dtype=np.float64), len(days))
+    monkeypatch.setattr(data, "aave_borrower_days", lambda: (b_day, b_usd))
+
+
+def test_event_ceiling_is_perfect_when_a_day_is_many_small_liquidations(monkeypatch):
+    days = [d for d in V.calibration_days() if d.test]
+    rng = np.random.default_rng(3)
+    model_h = rng.gamma(0.5, 1.0, (len(days), 24)) * 10.0 ** rng.uniform(0, 3, (len(days), 1))
+    _fake_borrowers(monkeypatch, days, [1.0] * 3000)  # 3,000 equal liquidations a day
+    c = V.event_noise_ceiling(model_h, days, sims=20)
+    assert c["borrower_days"] == 3000 * len(days) and c["sims"] == 20
+    assert c["spearman"] > 0.99 and c["within_2x_frac"] == 1.0 and c["timing_corr"] > 0.95
+    assert V.event_noise_ceiling(model_h, days, sims=20) == c  # seeded
+    _fake_borrowers(monkeypatch, days, [1.0] * 5 + [500.0])  # a few liquidations and a whale
+    whales = V.event_noise_ceiling(model_h, days, sims=20)
+    assert whales["spearman"] < 0.9 and whales["within_2x_frac"] < 0.8
+    assert whales["timing_corr"] < c["timing_corr"]
+    with pytest.raises(ValueError, match="sims=0"):
+        V.event_noise_ceiling(model_h, days, sims=0)
+
+
+def test_aave_s_own_liquidations_put_the_ceiling_under_the_model_book_s():
+    # The real test days as a perfect model's expected volumes: the histories drawn from their
+    # own borrower-days are whale-dominated, so within 2x falls well under the book's 0.92-0.95.
+    days = [d for d in V.calibration_days() if d.test]
+    real_h = np.stack([d.real_hourly_usd for d in days])
+    c = V.event_noise_ceiling(real_h, days, sims=200)
+    assert c["borrower_days"] == 1185
+    assert 0.5 < c["within_2x_frac"] < 0.85 and 0.8 < c["spearman"] < 0.97
+
+
 def test_replay_is_reproducible_and_a_warm_book_differs():
     days = [d for d in V.calibration_days() if d.date in ("2021-05-19", "2021-06-01")]
     params = preset_params("aave_v2_weth")

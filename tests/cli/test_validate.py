@@ -37,6 +37,9 @@ def test_validate_json_and_plot(monkeypatch, tmp_path, capsys):
         assert sum(shares) == pytest.approx(1.0)
     assert len(out["big_days"]) == V.BIG_DAYS
     assert set(out["noise_ceiling"]) == {"spearman", "within_2x_frac", "timing_corr"}
+    events = out["noise_ceiling_events"]
+    assert set(events) == {"spearman", "within_2x_frac", "timing_corr", "borrower_days", "sims"}
+    assert events["borrower_days"] == 1185 and events["sims"] == V.EVENT_CEILING_SIMS
     assert png.stat().st_size > 10_000
 
 
@@ -45,6 +48,7 @@ def test_validate_table(monkeypatch, capsys):
     assert main(["validate", "--draws", "2", "--warmup-h", "0"]) == 0
     text = capsys.readouterr().out
     assert "2021-05-19 test" in text and "noise ceiling" in text and "fresh_test" in text
+    assert "events ceiling" in text and "1185 borrower-days" in text
     assert "gas congestion, path bridge" in text  # the default replays
 
 
