@@ -561,7 +561,7 @@ def event_noise_ceiling(
     number of borrowers with mean ``C * m_d / sum(m)`` (``m``: the model's daily volumes), each
     a size drawn from the set's with replacement and scaled so that the day's expected volume is
     ``m_d``, in an hour drawn from the model's hourly profile of that day. Where the real days'
-    largest borrower is half of a day's volume (the test days' median), the model's book of
+    largest borrower is 60% of a day's volume (the test days' median), the model's book of
     :data:`AAVE_SLOTS` small slots is not, so :func:`noise_ceiling` sits above this one."""
     if sims < 1:
         raise ValueError(f"sims={sims}; allowed >= 1")

@@ -158,8 +158,8 @@ def aave_borrower_days() -> tuple[np.ndarray, np.ndarray]:
     """The same liquidations summed per UTC day and borrower: (the day's 00:00 UTC in unix s,
     debt repaid by that borrower's liquidations that day), sorted by day, then by amount
     (largest first). One row is what a day's volume is made of at Aave's granularity: on the
-    test days of ``levgym validate`` the largest borrower is half of the day's debt repaid (the
-    median day)."""
+    test days of ``levgym validate`` the largest borrower repaid 60% of the day's debt (the median
+    day)."""
     t = read_table(AAVE_LIQUIDATIONS)
     day = np.floor(_floats(t["unix_ts"]) / DAY_S) * DAY_S
     totals: dict[tuple[float, str], float] = {}
