@@ -29,6 +29,7 @@ from .envs import (
     env_dispatches_numba,
     envs_available,
     episode_start_cost,
+    episode_start_floor,
     multiagent_rate,
     ppo_env_share,
     projected_rate,
@@ -142,6 +143,9 @@ class BenchConfig:
     """Each workload row is the median of this many timed runs."""
     episode_start_sizes: tuple[int, ...] = (1, 256)
     """Env counts of the episode-start measurement (Governance-v0)."""
+    start_floor_seeds: int = 30
+    start_floor_repeats: int = 7
+    """Seeds and repeats (best of) of the start's floor (:func:`~levgym.bench.envs.episode_start_floor`)."""
     peer_source: str | None = None
     """A checkout of the peer env (``levgym bench --peer DIR``, :mod:`levgym.bench.peer`)."""
     peer_steps: int = 5000
@@ -222,6 +226,8 @@ class BenchConfig:
             workload_steps={},  # 3 steps each
             workload_repeats=1,
             episode_start_sizes=(1, 4),
+            start_floor_seeds=2,
+            start_floor_repeats=1,
             peer_steps=200,
             peer_rounds=1,
             ppo={"num_envs": 8, "n_steps": 16, "rollouts": 1, "n_epochs": 1, "batch_size": 64},
@@ -265,7 +271,7 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
     if have_envs:
         tasks += len(ENV_IDS) * len(env_backends) * 2 + len(ppo_backends)
         tasks += len(WORKLOAD_ENV_IDS) * len(config.workload_sizes) * len(ACTION_KINDS)
-        tasks += len(config.episode_start_sizes) + 1 + (config.peer_source is not None) + 1
+        tasks += len(config.episode_start_sizes) + 2 + (config.peer_source is not None) + 1
     tasks += 1  # the cross-margin row
     result = {"machine": machine_info(), "quick": config.quick}
     bar = _progress(tasks, progress)
@@ -390,6 +396,16 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
                 starts.append({**row, "pools": _pool_label(pools)} if pools else row)
             bar.update(1)
             result["episode_starts"] = starts
+            # the draws alone of the default start: what it cannot cost less than
+            bar.set_description("episode start floor")
+            result["episode_start_floor"] = episode_start_floor(
+                "levgym/Governance-v0",
+                big,
+                config.workload_positions,
+                seeds=config.start_floor_seeds,
+                repeats=config.start_floor_repeats,
+            )
+            bar.update(1)
             if config.peer_source is not None:
                 bar.set_description("peer")
                 result["peer"] = peer_comparison(config, wl_backend)
@@ -582,6 +598,9 @@ def judge_targets(result: dict[str, Any], config: BenchConfig) -> dict[str, Any]
             continue
         big = max(starts, key=lambda r: r["num_envs"])
         pools = f" ({big['pools']})" if pooled else ""
+        floor = result.get("episode_start_floor")
+        if floor and not pooled:  # what the default start's own draws cost, in the same run
+            pools = f" (its own draws alone cost {floor['floor_us']:.1f}: Episode starts)"
         out[f"episode start per env (amortised){label}"] = {
             "target": f"<= {TARGET_EPISODE_START_US:g} us at {big['num_envs']} envs{pools}",
             "best_backend": big["backend"],

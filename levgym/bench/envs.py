@@ -287,6 +287,60 @@ def scenario_path_cost(
     }
 
 
+def episode_start_floor(
+    env_id: str,
+    num_envs: int,
+    num_positions: int,
+    seeds: int = 30,
+    repeats: int = 7,
+    **env_kwargs: Any,
+) -> dict[str, Any]:
+    """What a fresh episode start of ``env_id`` costs in its own draws alone, without the market
+    runner around them: the scenario paths (:func:`scenario_path_cost`: the cheapest scenario
+    of the mixture and the mean), the random numbers of the cheapest kind of path (one standard
+    normal per substep from the env's fresh generator, a GBM path's draws; ``normals_us``), and
+    a book of ``num_positions`` slots per env (:func:`levgym.engine.state.draw_books` of
+    ``num_envs`` fresh generators, as a batch start draws them; best of ``repeats``).
+    ``floor_us`` is the cheapest path plus a book: what a start drawing a new path and book
+    costs at the least, whatever the Python around it."""
+    from ..engine.state import draw_books
+
+    paths = scenario_path_cost(env_id, seeds=seeds, repeats=repeats, **env_kwargs)
+    import gymnasium as gym
+
+    venv = gym.make_vec(
+        env_id, num_envs=1, vectorization_mode="vector_entry_point", num_positions=8, **env_kwargs
+    )
+    try:
+        params = venv.unwrapped.core.params
+    finally:
+        venv.close()
+    s = int(paths["num_substeps"])
+    normals = book = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for seed in range(seeds):
+            np.random.default_rng(seed).standard_normal(s)
+        normals = min(normals, (time.perf_counter() - t0) / seeds)
+        t0 = time.perf_counter()
+        draw_books(params, num_positions, [np.random.default_rng(i) for i in range(num_envs)])
+        book = min(book, (time.perf_counter() - t0) / num_envs)
+    by_scenario = paths["us_per_path_by_scenario"]
+    cheapest = min(by_scenario, key=by_scenario.get)
+    return {
+        "env": paths["env"],
+        "num_envs": num_envs,
+        "positions": num_positions,
+        "num_substeps": s,
+        "cheapest_scenario": cheapest,
+        "path_us_min": by_scenario[cheapest],
+        "path_us_mean": paths["us_per_path"],
+        "normals_us": 1e6 * normals,
+        "book_us_per_env": 1e6 * book,
+        "floor_us": by_scenario[cheapest] + 1e6 * book,
+    }
+
+
 def starting_book_edge(
     env_id: str,
     num_envs: int = 256,
@@ -459,6 +513,8 @@ __all__ = [
     "ENV_IDS",
     "WORKLOAD_ENV_IDS",
     "episode_start_cost",
+    "episode_start_floor",
+    "scenario_path_cost",
     "starting_book_edge",
     "envs_available",
     "ppo_env_share",

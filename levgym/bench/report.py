@@ -278,6 +278,9 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
         lines += _table(
             ["env", "envs", "positions", "engine backend", "us per env"], rows, markdown
         )
+        floor = result.get("episode_start_floor")
+        if floor:
+            lines += ["", *_start_floor_lines(floor)]
         out.append(("Episode starts", lines))
     peer = result.get("peer")
     if peer:
@@ -501,6 +504,21 @@ def render_markdown(result: dict[str, Any], command: str = "levgym bench") -> st
         "",
     ]
     return "\n".join(lines)
+
+
+def _start_floor_lines(floor: dict) -> list[str]:
+    """The default start's own draws (:func:`levgym.bench.envs.episode_start_floor`) in words."""
+    return [
+        f"A fresh {floor['env']} start's own draws, timed alone without the market runner "
+        f"(`episode_start_floor`): the cheapest scenario path of its mixture "
+        f"({floor['cheapest_scenario']}, {floor['num_substeps']:,} substeps) "
+        f"{floor['path_us_min']:.1f} us (the mixture's mean {floor['path_us_mean']:.1f}), of "
+        f"which one standard normal per substep from a fresh generator is "
+        f"{floor['normals_us']:.1f} us; a {floor['positions']}-position book "
+        f"{floor['book_us_per_env']:.1f} us per env of {floor['num_envs']}. A start that "
+        f"draws a new path and book costs at least {floor['floor_us']:.1f} us per env "
+        f"(the cheapest path and a book) before any Python around them.",
+    ]
 
 
 __all__ = ["render_markdown", "render_table", "sections"]

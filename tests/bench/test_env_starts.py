@@ -45,6 +45,18 @@ def test_scenario_path_cost_times_each_scenario_of_the_mixture():
     assert got["us_per_path"] == sum(got["us_per_path_by_scenario"].values()) / 2
 
 
+def test_episode_start_floor_is_the_cheapest_path_and_a_book():
+    from levgym.bench.envs import episode_start_floor
+
+    got = episode_start_floor(
+        "levgym/Liquidator-v0", 3, 16, seeds=2, repeats=1, scenarios=["calm", "shock"]
+    )
+    assert got["num_substeps"] == 144 and got["cheapest_scenario"] in ("calm", "shock")
+    assert 0 < got["path_us_min"] <= got["path_us_mean"]
+    assert got["normals_us"] > 0 and got["book_us_per_env"] > 0
+    assert got["floor_us"] == got["path_us_min"] + got["book_us_per_env"]
+
+
 def test_the_start_target_is_judged_on_the_default_row_not_the_pooled_one():
     from levgym.bench import BenchConfig, judge_targets
 
@@ -60,6 +72,10 @@ def test_the_start_target_is_judged_on_the_default_row_not_the_pooled_one():
     pooled = got["episode start per env (amortised) from pools (opt-in)"]
     assert pooled["value"] == 16.0 and pooled["met"] is True
     assert "path_pool=64" in pooled["target"]
+    floor = {"floor_us": 80.25}  # the default row's target names the start's own draws
+    got = judge_targets({"episode_starts": starts, "episode_start_floor": floor}, BenchConfig())
+    assert "own draws alone cost 80.2" in got["episode start per env (amortised)"]["target"]
+    assert "own draws" not in got["episode start per env (amortised) from pools (opt-in)"]["target"]
 
 
 def test_the_256_env_governance_target_says_what_its_figure_is():
