@@ -429,7 +429,8 @@ def ppo_env_share(
     The adapter is wrapped so that ``reset``, ``step_async`` and ``step_wait`` are timed;
     the rest of ``model.learn`` is the policy's forward passes during rollouts and the
     gradient updates. PPO runs with SB3's defaults except ``n_steps``, ``n_epochs`` and
-    ``batch_size`` (given), on the CPU.
+    ``batch_size`` (given), on the CPU, after one untimed reset of the env (``learn`` resets it
+    again, timed).
     """
     import torch
     from stable_baselines3 import PPO
@@ -482,6 +483,10 @@ def ppo_env_share(
             verbose=0,
         )
         total = n_steps * num_envs * rollouts
+        # One untimed reset first: the process's first writes into the driver bank (tens of MB
+        # at 256 envs) fault its pages in, on hosts with transparent huge pages a compaction
+        # that moves by 0.1 s between runs: a one-time cost, as compiling the kernels is.
+        venv.reset()
         venv.env_seconds = 0.0
         t0 = time.perf_counter()
         model.learn(total_timesteps=total)

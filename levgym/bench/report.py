@@ -327,7 +327,13 @@ def sections(result: dict[str, Any], markdown: bool) -> list[tuple[str, list[str
         lines = _table(
             ["env backend", "share in env", "env s", "learn s", "PPO run"], rows, markdown
         )
-        lines += ["", "PPO runs on one torch thread (the fastest setting for its 64x64 MLP here)."]
+        lines += [
+            "",
+            "PPO runs on one torch thread (the fastest setting for its 64x64 MLP here), after "
+            "one untimed reset of its env: a process's first writes into the driver bank fault "
+            "its pages in, a one-time cost that moves between runs (docs/performance.md, round "
+            "eight); `learn`'s own reset is timed.",
+        ]
         for backend, t in train.items():
             if "projected_share_with_fused_kernel" in t:
                 lines.append(

@@ -116,3 +116,37 @@ def test_a_workload_row_splits_its_time_at_the_kernel_and_the_16_env_target_judg
     name = "Governance-v0 16 envs x 256 positions, time outside the kernel"
     judged = [judge_targets({"env_workloads": [r]}, BenchConfig())[name] for r in rows]
     assert [j["met"] for j in judged] == [False, True] and "<= 25% of a step" in judged[0]["target"]
+
+
+def test_ppo_share_resets_once_before_the_clock_and_times_learn_s_reset(monkeypatch):
+    import stable_baselines3
+
+    import levgym.envs
+    from levgym.bench.envs import ppo_env_share
+
+    resets = []
+    make = levgym.envs.make_sb3_vec_env
+
+    def counting(*args, **kwargs):
+        venv = make(*args, **kwargs)
+        reset = venv.reset
+
+        def counted():
+            resets.append("reset")
+            return reset()
+
+        venv.reset = counted
+        return venv
+
+    learn = stable_baselines3.PPO.learn
+    seen = {}
+
+    def timed_learn(self, *args, **kwargs):
+        seen["resets_before"], seen["env_s_before"] = len(resets), self.env.env_seconds
+        return learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(levgym.envs, "make_sb3_vec_env", counting)
+    monkeypatch.setattr(stable_baselines3.PPO, "learn", timed_learn)
+    got = ppo_env_share("levgym/Liquidator-v0", 2, 8, 8, 1, 1, 8, "numpy")
+    assert seen == {"resets_before": 1, "env_s_before": 0.0}  # the untimed reset
+    assert len(resets) == 2 and 0.0 < got["env_seconds"] < got["learn_seconds"]  # learn's, timed
