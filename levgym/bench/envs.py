@@ -244,6 +244,23 @@ def episode_start_cost(
     }
 
 
+def _mixture(env_id: str, **env_kwargs: Any) -> tuple[list[str], int, Any]:
+    """The scenario names, episode length in substeps and engine parameters of ``env_id``'s
+    episodes (an env of 8 positions built to read them)."""
+    import gymnasium as gym
+
+    import levgym.envs  # noqa: F401  (registers the ids)
+
+    venv = gym.make_vec(
+        env_id, num_envs=1, vectorization_mode="vector_entry_point", num_positions=8, **env_kwargs
+    )
+    try:
+        core = venv.unwrapped.core
+        return list(core.scenarios), int(core.horizon_substeps), core.params
+    finally:
+        venv.close()
+
+
 def scenario_path_cost(
     env_id: str, seeds: int = 30, repeats: int = 7, **env_kwargs: Any
 ) -> dict[str, Any]:
@@ -251,21 +268,10 @@ def scenario_path_cost(
     the env's mixture, the best of ``repeats`` timings of drawing its drivers for one env and
     the env's episode length from ``seeds`` seeds (values not checked, as the market runner
     draws them), averaged over the scenarios with equal weight; and each scenario's figure."""
-    import gymnasium as gym
-
-    import levgym.envs  # noqa: F401  (registers the ids)
-
     from ..engine.drivers import unchecked
     from ..scenarios import get
 
-    venv = gym.make_vec(
-        env_id, num_envs=1, vectorization_mode="vector_entry_point", num_positions=8, **env_kwargs
-    )
-    try:
-        core = venv.unwrapped.core
-        names, s, params = list(core.scenarios), int(core.horizon_substeps), core.params
-    finally:
-        venv.close()
+    names, s, params = _mixture(env_id, **env_kwargs)
     each: dict[str, float] = {}
     for name in names:
         scenario = get(name)
@@ -306,16 +312,7 @@ def episode_start_floor(
     from ..engine.state import draw_books
 
     paths = scenario_path_cost(env_id, seeds=seeds, repeats=repeats, **env_kwargs)
-    import gymnasium as gym
-
-    venv = gym.make_vec(
-        env_id, num_envs=1, vectorization_mode="vector_entry_point", num_positions=8, **env_kwargs
-    )
-    try:
-        params = venv.unwrapped.core.params
-    finally:
-        venv.close()
-    s = int(paths["num_substeps"])
+    _, s, params = _mixture(env_id, **env_kwargs)
     normals = book = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
