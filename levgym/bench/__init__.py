@@ -597,12 +597,15 @@ def judge_targets(result: dict[str, Any], config: BenchConfig) -> dict[str, Any]
         if not starts:
             continue
         big = max(starts, key=lambda r: r["num_envs"])
-        pools = f" ({big['pools']})" if pooled else ""
         floor = result.get("episode_start_floor")
-        if floor and not pooled:  # what the default start's own draws cost, in the same run
-            pools = f" (its own draws alone cost {floor['floor_us']:.1f}: Episode starts)"
+        if pooled:  # the pools it starts from
+            note = f" ({big['pools']})"
+        elif floor:  # what the default start's own draws cost, in the same run
+            note = f" (its own draws alone cost {floor['floor_us']:.1f}: Episode starts)"
+        else:
+            note = ""
         out[f"episode start per env (amortised){label}"] = {
-            "target": f"<= {TARGET_EPISODE_START_US:g} us at {big['num_envs']} envs{pools}",
+            "target": f"<= {TARGET_EPISODE_START_US:g} us at {big['num_envs']} envs{note}",
             "best_backend": big["backend"],
             "value": big["us_per_env"],
             "met": None if config.quick else bool(big["us_per_env"] <= TARGET_EPISODE_START_US),

@@ -270,10 +270,11 @@ class LevgymVectorEnv(VectorEnv):
         work = e * n * self.substeps_per_step
         self._k_parallel = e > 1 and work >= PARALLEL_MIN_POSITIONS
         # Below it a batch still runs the kernel's parallel loop, with numba's threads set to
-        # one around the call (ONE_THREAD, by engine.jit.call_kernel): numba compiles a parallel loop's body as a function
-        # of its own, and the same per-env code called from it cost about an eighth less CPU
-        # time at 16 x 256 (Liquidator-v0) than from the plain loop (why was not established);
-        # the numbers are the same, env by env. A single env keeps the plain loop.
+        # one around the call (ONE_THREAD, by engine.jit.call_kernel): numba compiles a parallel
+        # loop's body as a function of its own, and the same per-env code called from it cost
+        # about an eighth less CPU time at 16 x 256 (Liquidator-v0) than from the plain loop
+        # (why was not established); the numbers are the same, env by env. A single env keeps
+        # the plain loop.
         one_thread = not self._k_parallel and work >= ONE_THREAD_MIN_POSITIONS
         self._k_threads = ALL_THREADS if self._k_parallel else ONE_THREAD if one_thread else SERIAL
 
