@@ -1281,6 +1281,29 @@ _add("model_fresh_usd", "usd", "the same with a fresh book (no warm-up)", VAL)
 _add("real_share", "frac", "the day's real volume over the sum over its set's days", VAL)
 _add("model_share", "frac", "the day's model volume over the sum over its set's days", VAL)
 _add("log2_ratio", "ratio", "log2 of model share over real share, both floored at 0.05 / days", VAL)
+_add("real_accounts", "count", "Aave accounts (borrowers) liquidated that day", VAL)
+_add(
+    "real_top_account_share",
+    "frac",
+    "the largest account's share of the day's real volume (0 on a day without liquidations)",
+    VAL,
+)
+_add(
+    "real_repeat_share",
+    "frac",
+    "share of the day's real volume repaid by accounts liquidated on an earlier day of the data "
+    "(from 2020-12-17)",
+    VAL,
+)
+_add(
+    "largest_account",
+    "object",
+    "the account that repaid the most over the test days: address, volume_share, dates",
+    VAL,
+)
+_add("address", "label", "a borrower account's address", VAL)
+_add("volume_share", "frac", "its share of the test days' real volume", VAL)
+_add("dates", "label", "the test days it was liquidated on (UTC dates)", VAL)
 _add("scores", "object", "scores by set: fit, test, fresh_fit, fresh_test", VAL, "map")
 _add("days", "count", "days in the set", VAL)
 _add("spearman", "ratio", "Spearman rank correlation of daily model and real volumes", VAL)

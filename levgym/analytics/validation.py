@@ -593,6 +593,43 @@ def event_noise_ceiling(
     return out | {k: float(np.nanmean(v)) for k, v in acc.items()}
 
 
+def account_days(days: list[Day]) -> list[dict[str, float]]:
+    """How Aave's real volume of each of ``days`` is made up by borrower account (a diagnostic
+    of the history the model is scored against; never an input): the accounts liquidated, the
+    largest one's share of the day, and the share repaid by accounts already liquidated on an
+    earlier day of the data (from 2020-12-17)."""
+    b_day, b_usd, b_acct, _ = data.aave_account_days()
+    out = []
+    for d in days:
+        on = b_day == d.start_s
+        usd, acct = b_usd[on], b_acct[on]
+        total = float(usd.sum())
+        again = np.isin(acct, b_acct[b_day < d.start_s])
+        out.append(
+            {
+                "real_accounts": int(usd.size),
+                "real_top_account_share": float(usd[0]) / total if total > 0 else 0.0,
+                "real_repeat_share": float(usd[again].sum()) / total if total > 0 else 0.0,
+            }
+        )
+    return out
+
+
+def largest_account(days: list[Day]) -> dict[str, Any]:
+    """The account that repaid the most over ``days``: its address, its share of their real
+    volume and the dates it was liquidated on."""
+    b_day, b_usd, b_acct, names = data.aave_account_days()
+    on = np.isin(b_day, [d.start_s for d in days])
+    sums = np.bincount(b_acct[on], weights=b_usd[on], minlength=len(names))
+    top = int(np.argmax(sums))
+    mine = set(b_day[on & (b_acct == top)].tolist())
+    return {
+        "address": names[top],
+        "volume_share": float(sums[top] / sums.sum()) if sums.sum() > 0 else 0.0,
+        "dates": [d.date for d in days if d.start_s in mine],
+    }
+
+
 def with_values(params: EngineParams, values: dict[str, float]) -> EngineParams:
     """``params`` with ``section.key`` values replaced (validated by the dataclasses)."""
     parts = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
@@ -908,6 +945,7 @@ def validate(
         "fresh_fit": _scores(fresh, days, fit_idx),
         "fresh_test": _scores(fresh, days, test_idx),
     }
+    mix = account_days(days)
     rows = []
     for split, idx in (("fit", fit_idx), ("test", test_idx)):
         s = scores[split]
@@ -925,6 +963,7 @@ def validate(
                     "real_share": float(s["real_share"][j]),
                     "model_share": float(s["model_share"][j]),
                     "log2_ratio": float(s["log2_ratio"][j]),
+                    **mix[i],
                 }
             )
     rows.sort(key=lambda r: r["date"])
@@ -959,6 +998,7 @@ def validate(
             warm[test_idx].mean(axis=1), [days[i] for i in test_idx], seed=seed
         ),
         "big_days": timing,
+        "largest_account": largest_account([days[i] for i in test_idx]),
     }
 
 

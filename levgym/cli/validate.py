@@ -217,14 +217,23 @@ def print_report(r: dict[str, Any]) -> None:
         print("  all days: " + ", ".join(f"{k} {v:g}" for k, v in a.items()))
     print(
         f"{'date':<10} {'set':<4} {'fall':>5} {'real $M':>8} {'model $M':>9} {'fresh $M':>9} "
-        f"{'real sh':>7} {'model sh':>8} {'log2':>6}"
+        f"{'real sh':>7} {'model sh':>8} {'log2':>6} {'accts':>5} {'top':>4} {'again':>5}"
     )
     for d in r["calibration_days"]:
         print(
             f"{d['date']:<10} {d['split']:<4} {d['fall_frac']:>5.1%} {d['real_usd'] / 1e6:>8.2f} "
             f"{d['model_usd'] / 1e6:>9.2f} {d['model_fresh_usd'] / 1e6:>9.2f} "
-            f"{d['real_share']:>7.3f} {d['model_share']:>8.3f} {d['log2_ratio']:>6.2f}"
+            f"{d['real_share']:>7.3f} {d['model_share']:>8.3f} {d['log2_ratio']:>6.2f} "
+            f"{d['real_accounts']:>5} {d['real_top_account_share']:>4.0%} "
+            f"{d['real_repeat_share']:>5.0%}"
         )
+    a = r["largest_account"]
+    print(
+        "accts: Aave accounts liquidated that day; top: the largest one's share of the day's real "
+        "volume; again: the share repaid by accounts liquidated on an earlier day. The test days' "
+        f"largest account ({a['address'][:10]}...) repaid {a['volume_share']:.0%} of their real "
+        f"volume, on {len(a['dates'])} of them: {', '.join(x[5:] for x in a['dates'])}"
+    )
     print()
     print(
         f"{'scores':<14} {'days':>4} {'spearman':>8} {'within 2x':>9} {'rms log2':>8} {'timing':>7}"

@@ -154,19 +154,35 @@ def aave_liquidations() -> tuple[np.ndarray, np.ndarray]:
 
 
 @cache
-def aave_borrower_days() -> tuple[np.ndarray, np.ndarray]:
-    """The same liquidations summed per UTC day and borrower: (the day's 00:00 UTC in unix s,
-    debt repaid by that borrower's liquidations that day), sorted by day, then by amount
-    (largest first). One row is what a day's volume is made of at Aave's granularity: on the
-    test days of ``levgym validate`` the largest borrower repaid 60% of the day's debt (the median
-    day)."""
+def aave_account_days() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The same liquidations summed per UTC day and borrower account: (the day's 00:00 UTC in
+    unix s, debt repaid by that account's liquidations that day, the account's index into the
+    fourth element, the accounts' addresses in order of first liquidation), sorted by day, then by
+    amount (largest first). One row is what a day's volume is made of at Aave's granularity: on
+    the test days of ``levgym validate`` the largest account repaid 60% of the day's debt (the
+    median day), and one account, liquidated on 11 days, repaid 22% of the test period's."""
     t = read_table(AAVE_LIQUIDATIONS)
     day = np.floor(_floats(t["unix_ts"]) / DAY_S) * DAY_S
     totals: dict[tuple[float, str], float] = {}
-    for d, who, v in zip(day, t["borrower"], _floats(t["debt_repaid"]), strict=True):
+    first: dict[str, float] = {}
+    for d, who, ts, v in zip(
+        day, t["borrower"], _floats(t["unix_ts"]), _floats(t["debt_repaid"]), strict=True
+    ):
         totals[(float(d), who)] = totals.get((float(d), who), 0.0) + float(v)
+        first[who] = min(first.get(who, ts), ts)
+    accounts = tuple(sorted(first, key=lambda who: (first[who], who)))
+    index = {who: i for i, who in enumerate(accounts)}
     keys = sorted(totals, key=lambda k: (k[0], -totals[k]))
     return (
         np.array([k[0] for k in keys], dtype=np.float64),
         np.array([totals[k] for k in keys], dtype=np.float64),
+        np.array([index[k[1]] for k in keys], dtype=np.int64),
+        accounts,
     )
+
+
+def aave_borrower_days() -> tuple[np.ndarray, np.ndarray]:
+    """The first two elements of :func:`aave_account_days`: (day, debt repaid) per day and
+    borrower account."""
+    day, usd, _, _ = aave_account_days()
+    return day, usd

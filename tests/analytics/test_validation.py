@@ -74,6 +74,45 @@ def test_borrower_days_sum_the_events_per_day_and_borrower():
         assert np.all(np.diff(mine) <= 0)  # largest first
 
 
+def test_account_days_name_the_accounts_behind_each_day(monkeypatch):
+    day, usd, acct, names = data.aave_account_days()
+    assert np.array_equal(data.aave_borrower_days()[0], day)
+    assert len(set(zip(day.tolist(), acct.tolist(), strict=True))) == day.size  # one row each
+    days = V.calibration_days()
+    by_date = {d.date: m for d, m in zip(days, V.account_days(days), strict=True)}
+    assert by_date["2021-05-12"]["real_accounts"] == 2
+    assert by_date["2021-05-12"]["real_top_account_share"] > 0.98
+    assert by_date["2021-05-12"]["real_repeat_share"] == 1.0  # the whale of April 7 again
+    assert by_date["2021-04-16"] == {
+        "real_accounts": 0,
+        "real_top_account_share": 0.0,
+        "real_repeat_share": 0.0,
+    }
+    assert by_date["2020-12-21"]["real_repeat_share"] == 0.0  # nothing liquidated before it
+    top = V.largest_account([d for d in days if d.test])
+    assert top["address"].startswith("0x208b") and 0.2 < top["volume_share"] < 0.23
+    assert top["dates"][:2] == ["2021-04-07", "2021-04-18"] and len(top["dates"]) == 9
+    # the same logic on a made-up history: account 1 on both days, account 0 on the second
+    d0, d1 = days[0], days[1]
+    fake = (
+        np.array([d0.start_s, d1.start_s, d1.start_s]),
+        np.array([5.0, 6.0, 2.0]),
+        np.array([1, 0, 1]),
+        ("0xa", "0xb"),
+    )
+    monkeypatch.setattr(data, "aave_account_days", lambda: fake)
+    assert V.account_days([d0, d1])[1] == {
+        "real_accounts": 2,
+        "real_top_account_share": 0.75,
+        "real_repeat_share": 0.25,
+    }
+    assert V.largest_account([d0, d1]) == {
+        "address": "0xb",
+        "volume_share": 7.0 / 13.0,
+        "dates": [d0.date, d1.date],
+    }
+
+
 def _fake_borrowers(monkeypatch, days, sizes_per_day):
     b_day = np.repeat([d.start_s for d in days], len(sizes_per_day))
     b_usd = np.tile(np.asarray(sizes_per_day, dtype=np.float64), len(days))

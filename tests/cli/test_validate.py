@@ -40,6 +40,9 @@ def test_validate_json_and_plot(monkeypatch, tmp_path, capsys):
     events = out["noise_ceiling_events"]
     assert set(events) == {"spearman", "within_2x_frac", "timing_corr", "borrower_days", "sims"}
     assert events["borrower_days"] == 1185 and events["sims"] == V.EVENT_CEILING_SIMS
+    may19 = next(d for d in days if d["date"] == "2021-05-19")
+    assert may19["real_accounts"] == 152 and may19["real_top_account_share"] < 0.11
+    assert out["largest_account"]["dates"][0] == "2021-04-07"
     assert png.stat().st_size > 10_000
 
 
@@ -50,6 +53,9 @@ def test_validate_table(monkeypatch, capsys):
     assert "2021-05-19 test" in text and "noise ceiling" in text and "fresh_test" in text
     assert "events ceiling" in text and "1185 borrower-days" in text
     assert "gas congestion, path bridge" in text  # the default replays
+    may18 = next(line for line in text.splitlines() if line.startswith("2021-05-18 test"))
+    assert may18.split()[-3:] == ["3", "99%", "100%"]  # one account, liquidated before
+    assert "largest account (0x208b82b0...) repaid 21% of their real volume, on 9 of them" in text
 
 
 def test_validate_passes_the_replay_choices(monkeypatch, capsys):
