@@ -485,9 +485,13 @@ BOOK_PRESETS: dict[str, dict[str, dict[str, float | int | bool | str]]] = {
             "size_pareto_alpha": 1.6,
             "arrival_rate_per_h": 0.018,
             "exit_rate_per_h": 0.002,
-            "total_collateral_usd": 56.8e6,
+            "total_collateral_usd": 50.2e6,
             "looper_frac": 0.2,
             "passive_frac": 0.5,
+            # Loopers that ride nearer the edge (targets 1.10-1.40, re-lever 5% above target):
+            # the held-out protocol's choice (docs/fidelity.md, "Loopers nearer the edge").
+            "looper_target_hf_min": 1.10,
+            "relever_band_frac": 0.05,
         },
         "run": {"warmup_h": 336.0, "arrival_drawdown": 8.0},
     },
