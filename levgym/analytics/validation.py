@@ -43,6 +43,11 @@ of its own book of :data:`AAVE_SLOTS` slots, averaged over the draws; and
 :func:`event_noise_ceiling`, the model's expected volumes against histories made of Aave's own
 liquidations (the set's real borrowers' sizes and count), which are dominated by whales as the
 real days are and the model's book is not.
+
+The accounts behind the real days (:func:`account_days`, :func:`largest_account`; a diagnostic of
+the history, never an input): per day the accounts liquidated, the largest one's share and the
+share repaid by accounts liquidated on an earlier day; over the test days, the account that
+repaid the most.
 """
 
 from __future__ import annotations
