@@ -268,10 +268,16 @@ def scenario_path_cost(
     the env's mixture, the best of ``repeats`` timings of drawing its drivers for one env and
     the env's episode length from ``seeds`` seeds (values not checked, as the market runner
     draws them), averaged over the scenarios with equal weight; and each scenario's figure."""
+    return _path_costs(env_id, *_mixture(env_id, **env_kwargs), seeds, repeats)
+
+
+def _path_costs(
+    env_id: str, names: list[str], s: int, params: Any, seeds: int, repeats: int
+) -> dict[str, Any]:
+    """:func:`scenario_path_cost` of a mixture already read (:func:`_mixture`)."""
     from ..engine.drivers import unchecked
     from ..scenarios import get
 
-    names, s, params = _mixture(env_id, **env_kwargs)
     each: dict[str, float] = {}
     for name in names:
         scenario = get(name)
@@ -311,8 +317,8 @@ def episode_start_floor(
     costs at the least, whatever the Python around it."""
     from ..engine.state import draw_books
 
-    paths = scenario_path_cost(env_id, seeds=seeds, repeats=repeats, **env_kwargs)
-    _, s, params = _mixture(env_id, **env_kwargs)
+    names, s, params = _mixture(env_id, **env_kwargs)  # the env is built once
+    paths = _path_costs(env_id, names, s, params, seeds, repeats)
     normals = book = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
